@@ -1,0 +1,94 @@
+import type { Device } from '../../contract/registry.ts';
+import type { RegistryIndex } from '../../contract/registry-index.ts';
+import type { MetricName } from '../../contract/metrics.ts';
+import type { AlertCategory, EventPayload, Severity, SignalClass } from '../../contract/payloads.ts';
+
+/**
+ * The interface between the rules (pure functions, no I/O, no clock reads) and the alerts
+ * engine that feeds them and turns their signals into alerts.
+ *
+ * The engine calls `evaluate` for every valid device message and for a periodic `tick` (time-based
+ * rules: verification windows, heartbeat budgets, overdue turns). A rule returns its new state and
+ * the signals it asserts or clears. Rule state must be plain JSON (no Map, no class instances) so
+ * the engine can persist it and restore it after a restart (issue 3: windows survive restarts).
+ */
+
+export interface InputBase {
+  /** Platform clock when the engine evaluates (ms). Rules never read a clock themselves. */
+  readonly now: number;
+}
+
+export type RuleInput =
+  | (InputBase & {
+      readonly type: 'telemetry';
+      readonly device: Device;
+      /** Device timestamp of the reading. */
+      readonly ts: number;
+      readonly receivedTs: number;
+      readonly metrics: Readonly<Partial<Record<MetricName, number | boolean>>>;
+    })
+  | (InputBase & { readonly type: 'event'; readonly device: Device; readonly ts: number; readonly receivedTs: number; readonly event: EventPayload })
+  | (InputBase & { readonly type: 'status'; readonly device: Device; readonly ts: number; readonly receivedTs: number; readonly online: boolean; readonly reason?: string })
+  /** A care action recorded by staff (turned, changed, checked, called_doctor) or a staff-entered observation. */
+  | (InputBase & {
+      readonly type: 'care_action';
+      readonly residentId: string;
+      readonly homeId: string;
+      readonly action: string;
+      readonly by: string;
+      readonly ts: number;
+      /** Staff-recorded observations for NEWS2: supplemental oxygen, consciousness (ACVPU). */
+      readonly observation?: { readonly onOxygen?: boolean; readonly consciousness?: 'A' | 'C' | 'V' | 'P' | 'U' };
+    })
+  | (InputBase & { readonly type: 'tick' });
+
+export interface RuleContext {
+  readonly registry: RegistryIndex;
+}
+
+/** A condition a rule asserts (`active: true`) or clears (`active: false`). */
+export interface Signal {
+  /** Identity of the condition: the engine keeps at most one open alert per key (e.g. `smoke_alarm:h01-sd-r101`). */
+  readonly key: string;
+  readonly rule: string;
+  readonly category: AlertCategory;
+  readonly signal: SignalClass;
+  readonly severity: Severity;
+  readonly homeId: string;
+  readonly deviceId?: string;
+  readonly roomId?: string;
+  readonly residentId?: string;
+  readonly active: boolean;
+  /** Device timestamp of the reading/event that caused this signal. */
+  readonly sourceTs: number;
+  readonly receivedTs?: number;
+  readonly value?: number;
+  readonly message: { readonly zh: string; readonly en: string };
+  /**
+   * Latching signals (fire alarms, as a fire-alarm control panel latches them) are not resolved
+   * when the condition clears: a person must resolve them. Non-latching ones resolve automatically.
+   */
+  readonly latching?: boolean;
+  /** Escalate at once (e.g. a confirmed multi-criteria fire goes straight to the bureau). */
+  readonly escalateNow?: boolean;
+}
+
+export interface RuleResult<S> {
+  readonly state: S;
+  readonly signals: readonly Signal[];
+}
+
+export interface Rule<S = unknown> {
+  readonly id: string;
+  initialState(): S;
+  evaluate(input: RuleInput, state: S, ctx: RuleContext): RuleResult<S>;
+}
+
+export function deviceLabel(device: Device, ctx: RuleContext): { zh: string; en: string } {
+  const room = ctx.registry.room(device.homeId, device.roomId);
+  const home = ctx.registry.home(device.homeId);
+  return {
+    zh: `${home?.name ?? device.homeId} ${room?.name ?? device.roomId}`,
+    en: `${home?.nameEn ?? device.homeId}, ${room?.nameEn ?? device.roomId}`,
+  };
+}

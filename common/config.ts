@@ -1,0 +1,62 @@
+import { type TObject, type Static, type TSchema, Kind } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/**
+ * Reads a process's configuration from environment variables with the CAREWATCH_ prefix, once, in
+ * its main.ts. Each property of `schema` in camelCase maps to CAREWATCH_SNAKE_CASE; numbers and
+ * booleans are converted, defaults applied, and any problem is reported naming the variable and
+ * what it expects. The result is frozen.
+ */
+export const ENV_PREFIX = 'CAREWATCH_';
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+export function envName(key: string): string {
+  return ENV_PREFIX + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+function describe(schema: TSchema): string {
+  if (typeof schema.description === 'string') return schema.description;
+  const kind = String(schema[Kind]);
+  if (kind === 'Union' && Array.isArray(schema.anyOf)) return `one of ${schema.anyOf.map((s: TSchema) => JSON.stringify(s.const)).join(', ')}`;
+  const bounds = [schema.minimum !== undefined ? `>= ${schema.minimum}` : '', schema.maximum !== undefined ? `<= ${schema.maximum}` : ''].filter(Boolean).join(' and ');
+  return `${kind.toLowerCase()}${bounds ? ` ${bounds}` : ''}${schema.pattern ? ` matching ${schema.pattern}` : ''}`;
+}
+
+function coerce(raw: string, schema: TSchema): unknown {
+  const kind = String(schema[Kind]);
+  if (kind === 'Integer' || kind === 'Number') return raw.trim() === '' ? raw : Number(raw);
+  if (kind === 'Boolean') {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+  }
+  return raw;
+}
+
+export function loadConfig<T extends TObject>(schema: T, env: Readonly<Record<string, string | undefined>>): Readonly<Static<T>> {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [key, prop] of Object.entries(schema.properties) as [string, TSchema][]) {
+    const name = envName(key);
+    const raw = env[name];
+    if (raw === undefined || raw === '') {
+      if (prop.default !== undefined) out[key] = prop.default;
+      else if (!(schema.required ?? []).includes(key)) continue;
+      else problems.push(`${name} is missing: expected ${describe(prop)}`);
+      continue;
+    }
+    const value = coerce(raw, prop);
+    if (!Value.Check(prop, value)) {
+      problems.push(`${name}=${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw)} is invalid: expected ${describe(prop)}`);
+      continue;
+    }
+    out[key] = value;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as Readonly<Static<T>>;
+}

@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+
+/**
+ * Starts a private InfluxDB 1.x server (Debian's `influxdb` package) on 127.0.0.1 with its own
+ * config and data directory, for tests, benchmarks and the demo. `stop()`/`start()` let tests make
+ * an outage and recover from it on the same port and data.
+ */
+export interface InfluxServer {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const INFLUXD_BIN = '/usr/bin/influxd';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface InfluxServerOptions {
+  bin?: string;
+  dir?: string;
+  port?: number;
+  keepData?: boolean;
+}
+
+export async function createInfluxServer(opts: InfluxServerOptions = {}): Promise<InfluxServer> {
+  const bin = opts.bin ?? INFLUXD_BIN;
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} not found: install Debian's influxdb package (apt-get install -y influxdb)`);
+  }
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'carewatch-influx-')));
+  await mkdir(dir, { recursive: true });
+  const port = opts.port ?? (await freePort());
+  const rpcPort = await freePort();
+  const config = `reporting-disabled = true
+bind-address = "127.0.0.1:${rpcPort}"
+[meta]
+  dir = "${dir}/meta"
+[data]
+  dir = "${dir}/data"
+  wal-dir = "${dir}/wal"
+  query-log-enabled = false
+  wal-fsync-delay = "0s"
+[coordinator]
+  write-timeout = "10s"
+[retention]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:${port}"
+  log-enabled = false
+  max-body-size = 0
+  max-connection-limit = 0
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+`;
+  const configPath = join(dir, 'influxdb.conf');
+  await writeFile(configPath, config);
+  const url = `http://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  let stderrTail = '';
+
+  async function waitReady(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (child?.exitCode !== null && child?.exitCode !== undefined) throw new Error(`influxd exited with ${child.exitCode}: ${stderrTail}`);
+      try {
+        const res = await fetch(`${url}/ping`);
+        if (res.status === 204) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`influxd did not answer /ping within 30 s: ${stderrTail}`);
+  }
+
+  const server: InfluxServer = {
+    url,
+    port,
+    dataDir: dir,
+    async start() {
+      if (child && child.exitCode === null) return;
+      child = spawn(bin, ['-config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr?.on('data', (d: Buffer) => {
+        stderrTail = (stderrTail + d.toString()).slice(-2000);
+      });
+      await waitReady();
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGKILL');
+      });
+    },
+    async close() {
+      await server.stop();
+      if (!opts.keepData && opts.dir === undefined) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}

@@ -1,0 +1,166 @@
+/**
+ * Generates config/demo-site.json, the demo site: 9 care homes of one district, their floors and
+ * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, and
+ * demo accounts. Deterministic (salts derive from ids) so regenerating yields the same file.
+ *
+ *   npx tsx config/demo-site.ts            # rewrite config/demo-site.json
+ *
+ * Demo secrets (documented in README and docs/registry.md, refused when NODE_ENV=production):
+ *   device or service account X:  demo-X        user U:  demo-U
+ */
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DEVICE_COST, USER_COST, hashSecret } from '../common/secrets.ts';
+import type { Device, Floor, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../contract/registry.ts';
+import type { DeviceKind } from '../contract/device-kinds.ts';
+
+export function demoSecret(id: string): string {
+  return `demo-${id}`;
+}
+
+function salt(id: string): Buffer {
+  return createHash('sha256').update(`carewatch-demo-salt:${id}`).digest().subarray(0, 16);
+}
+
+const HOMES: Array<[string, string, string, number, number]> = [
+  // id, name, English name, floors, residents
+  ['h01', '阳光颐养院', 'Sunshine Care Home', 3, 6],
+  ['h02', '福寿康养中心', 'Fushou Wellness Centre', 2, 5],
+  ['h03', '松鹤养老院', 'Pine and Crane Nursing Home', 2, 5],
+  ['h04', '夕阳红护理院', 'Sunset Glow Nursing Home', 3, 5],
+  ['h05', '康宁敬老院', 'Kangning Elderly Home', 2, 5],
+  ['h06', '仁爱颐养院', 'Renai Care Home', 2, 5],
+  ['h07', '长青养老中心', 'Evergreen Senior Centre', 3, 5],
+  ['h08', '安泰护理院', 'Antai Nursing Home', 2, 5],
+  ['h09', '和美敬老院', 'Hemei Elderly Home', 2, 5],
+];
+const STREETS = ['解放路', '人民路', '建设路', '和平街', '文化路', '中山路', '新华街', '青年路', '长安街'];
+const SURNAMES = ['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴', '徐', '孙', '胡', '朱', '高', '林'];
+const GIVEN = ['秀英', '桂兰', '玉兰', '建国', '德明', '淑珍', '国华', '凤英', '志强', '秀兰', '文华', '玉珍', '振华', '桂芳', '永福', '金凤'];
+const BEDROOMS_PER_FLOOR = 5;
+
+function roomsOfFloor(level: number): Room[] {
+  const rooms: Room[] = [];
+  const corridor = `f${level}-corridor`;
+  const bedrooms: string[] = [];
+  for (let i = 1; i <= BEDROOMS_PER_FLOOR; i++) bedrooms.push(`r${level}0${i}`);
+  rooms.push({ id: corridor, name: `${level}楼走廊`, nameEn: `Floor ${level} corridor`, kind: 'corridor', adjacent: [...bedrooms] });
+  bedrooms.forEach((id, i) => {
+    const adjacent = [corridor];
+    if (i > 0) adjacent.push(bedrooms[i - 1] as string);
+    if (i < bedrooms.length - 1) adjacent.push(bedrooms[i + 1] as string);
+    rooms.push({ id, name: `${id.slice(1)}室`, nameEn: `Room ${id.slice(1)}`, kind: 'bedroom', adjacent });
+  });
+  if (level === 1) {
+    const corr = rooms[0] as Room;
+    // EN 54-5 class A1R heat detectors suit kitchens where smoke detectors would false-alarm;
+    // the kitchen's own higher threshold is set here (a kitchen is not a bedroom).
+    rooms.push({ id: 'kitchen', name: '厨房', nameEn: 'Kitchen', kind: 'kitchen', adjacent: ['dining', corridor], thresholds: { heat_fixed_c: 65 } });
+    rooms.push({ id: 'dining', name: '餐厅', nameEn: 'Dining room', kind: 'dining', adjacent: ['kitchen', corridor] });
+    rooms.push({ id: 'plant', name: '配电及消防水泵房', nameEn: 'Switch room and fire pump room', kind: 'plant', adjacent: [corridor] });
+    rooms.push({ id: 'office', name: '值班室', nameEn: 'Duty office', kind: 'office', adjacent: [corridor] });
+    corr.adjacent.push('kitchen', 'dining', 'plant', 'office');
+  }
+  return rooms;
+}
+
+export function buildDemoSite(): SiteRegistry {
+  const homes: Home[] = [];
+  const devices: Device[] = [];
+  const residents: Resident[] = [];
+  const users: User[] = [];
+  let personIndex = 0;
+
+  const addDevice = (homeId: string, roomId: string, kind: DeviceKind, suffix: string, residentId?: string): void => {
+    const id = `${homeId}-${suffix}`;
+    const dev: Device = { id, homeId, roomId, kind, secretHash: hashSecret(demoSecret(id), DEVICE_COST, salt(id)), demoSecret: true };
+    if (residentId !== undefined) dev.residentId = residentId;
+    devices.push(dev);
+  };
+
+  HOMES.forEach(([homeId, name, nameEn, floorCount, residentCount], hi) => {
+    const floors: Floor[] = [];
+    for (let level = 1; level <= floorCount; level++) {
+      floors.push({ id: `f${level}`, name: `${level}楼`, nameEn: `Floor ${level}`, level, rooms: roomsOfFloor(level) });
+    }
+    homes.push({ id: homeId, name, nameEn, address: `示范区${STREETS[hi]}${(hi + 1) * 12}号`, floors });
+
+    for (const floor of floors) {
+      for (const room of floor.rooms) {
+        switch (room.kind) {
+          case 'kitchen':
+            addDevice(homeId, room.id, 'heat_detector', `hd-${room.id}`);
+            addDevice(homeId, room.id, 'gas_detector', `gd-${room.id}`);
+            break;
+          case 'plant':
+            addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
+            addDevice(homeId, room.id, 'electrical_fire_monitor', `ef-${room.id}`);
+            addDevice(homeId, room.id, 'water_pressure_sensor', `wp-${room.id}`);
+            break;
+          case 'corridor':
+            addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
+            addDevice(homeId, room.id, 'manual_call_point', `mcp-${room.id}`);
+            break;
+          default:
+            addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
+        }
+      }
+    }
+
+    const bedrooms = floors.flatMap((f) => f.rooms.filter((r) => r.kind === 'bedroom'));
+    for (let i = 0; i < residentCount; i++) {
+      const room = bedrooms[Math.floor(i / 2)] as Room;
+      const id = `${homeId}-p${String(i + 1).padStart(2, '0')}`;
+      const n = personIndex++;
+      residents.push({
+        id,
+        homeId,
+        roomId: room.id,
+        bed: i % 2 === 0 ? 'A' : 'B',
+        name: `${SURNAMES[n % SURNAMES.length]}${GIVEN[(n * 7) % GIVEN.length]}`,
+        age: 72 + ((n * 13) % 24),
+        hypercapnic: n % 9 === 4,
+        fallRisk: n % 3 === 0,
+        turnIntervalMin: [120, 120, 180, 90, 240, 120][n % 6] as number,
+      });
+      addDevice(homeId, room.id, 'vital_signs_monitor', `vs-p${String(i + 1).padStart(2, '0')}`, id);
+      addDevice(homeId, room.id, 'bed_sensor', `bed-p${String(i + 1).padStart(2, '0')}`, id);
+      addDevice(homeId, room.id, 'wetness_sensor', `wet-p${String(i + 1).padStart(2, '0')}`, id);
+    }
+
+    const user = (username: string, displayName: string, role: User['role']): User => ({
+      username,
+      displayName,
+      role,
+      homeId,
+      passwordHash: hashSecret(demoSecret(username), USER_COST, salt(username)),
+      demoSecret: true,
+    });
+    users.push(user(`staff-${homeId}`, `${name}值班员`, 'staff'));
+    users.push(user(`director-${homeId}`, `${name}院长`, 'director'));
+  });
+
+  for (const [username, displayName, role] of [
+    ['bureau', '区民政局值班员', 'bureau'],
+    ['admin', '系统管理员', 'admin'],
+  ] as const) {
+    users.push({ username, displayName, role, passwordHash: hashSecret(demoSecret(username), USER_COST, salt(username)), demoSecret: true });
+  }
+
+  const services: ServiceAccount[] = (['ingest', 'alerts', 'integration', 'simulator'] as const).map((role) => ({
+    id: `svc-${role}`,
+    role,
+    secretHash: hashSecret(demoSecret(`svc-${role}`), DEVICE_COST, salt(`svc-${role}`)),
+    demoSecret: true,
+  }));
+
+  return { version: 1, name: '示范区民政局 demo district', homes, devices, residents, services, users };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const site = buildDemoSite();
+  const out = fileURLToPath(new URL('./demo-site.json', import.meta.url));
+  writeFileSync(out, `${JSON.stringify(site, null, 1)}\n`);
+  console.log(`wrote ${out}: ${site.homes.length} homes, ${site.devices.length} devices, ${site.residents.length} residents, ${site.users.length} users`);
+}

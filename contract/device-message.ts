@@ -1,0 +1,103 @@
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { METRICS, isMetricName, type MetricName } from './metrics.ts';
+import { DEVICE_KINDS } from './device-kinds.ts';
+import { EventPayload, MAX_DEVICE_PAYLOAD_BYTES, StatusPayload, TelemetryPayload } from './payloads.ts';
+import { parseTopic } from './topics.ts';
+import type { RegistryIndex } from './registry-index.ts';
+import type { Device } from './registry.ts';
+
+/**
+ * Decoding and validation of one device message against the contract and the registry. Pure; used
+ * by ingest (what it stores) and alerts (what it evaluates), so both accept exactly the same input.
+ */
+
+export const REJECT_CODES = [
+  'BAD_TOPIC',
+  'OVERSIZED',
+  'MALFORMED_JSON',
+  'SCHEMA',
+  'UNKNOWN_DEVICE',
+  'WRONG_HOME',
+  'UNKNOWN_METRIC',
+  'METRIC_NOT_ALLOWED',
+  'WRONG_TYPE',
+  'OUT_OF_RANGE',
+  'EVENT_NOT_ALLOWED',
+] as const;
+export type RejectCode = (typeof REJECT_CODES)[number];
+
+export interface Rejection {
+  readonly ok: false;
+  readonly code: RejectCode;
+  readonly reason: string;
+  readonly homeId?: string;
+  readonly deviceId?: string;
+}
+
+export type DeviceMessage =
+  | { readonly ok: true; readonly channel: 'telemetry'; readonly device: Device; readonly payload: TelemetryPayload & { metrics: Partial<Record<MetricName, number | boolean>> } }
+  | { readonly ok: true; readonly channel: 'event'; readonly device: Device; readonly payload: EventPayload }
+  | { readonly ok: true; readonly channel: 'status'; readonly device: Device; readonly payload: StatusPayload };
+
+const checkTelemetry = TypeCompiler.Compile(TelemetryPayload);
+const checkEvent = TypeCompiler.Compile(EventPayload);
+const checkStatus = TypeCompiler.Compile(StatusPayload);
+
+function firstSchemaError(errors: Iterable<{ path: string; message: string }>): string {
+  for (const e of errors) return `${e.path || '/'}: ${e.message}`;
+  return 'does not match the schema';
+}
+
+export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry: RegistryIndex): DeviceMessage | Rejection {
+  const parsed = parseTopic(topic);
+  if (parsed === null || parsed.kind !== 'device' || parsed.channel === 'command') {
+    return { ok: false, code: 'BAD_TOPIC', reason: `topic "${topic.slice(0, 200)}" is not a v1 device telemetry/event/status topic` };
+  }
+  const ids = { homeId: parsed.homeId, deviceId: parsed.deviceId };
+  if (payload.byteLength > MAX_DEVICE_PAYLOAD_BYTES) {
+    return { ok: false, code: 'OVERSIZED', reason: `payload of ${payload.byteLength} bytes exceeds ${MAX_DEVICE_PAYLOAD_BYTES}`, ...ids };
+  }
+  const device = registry.device(parsed.deviceId);
+  if (device === undefined) return { ok: false, code: 'UNKNOWN_DEVICE', reason: `device "${parsed.deviceId}" is not in the registry`, ...ids };
+  if (device.homeId !== parsed.homeId) {
+    return { ok: false, code: 'WRONG_HOME', reason: `device "${device.id}" belongs to home "${device.homeId}", not "${parsed.homeId}"`, ...ids };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+  } catch (err) {
+    return { ok: false, code: 'MALFORMED_JSON', reason: `payload is not JSON: ${(err as Error).message}`, ...ids };
+  }
+  const kind = DEVICE_KINDS[device.kind];
+  switch (parsed.channel) {
+    case 'telemetry': {
+      if (!checkTelemetry.Check(json)) return { ok: false, code: 'SCHEMA', reason: `telemetry ${firstSchemaError(checkTelemetry.Errors(json))}`, ...ids };
+      for (const [name, value] of Object.entries(json.metrics)) {
+        if (!isMetricName(name)) return { ok: false, code: 'UNKNOWN_METRIC', reason: `unknown metric "${name.slice(0, 64)}"`, ...ids };
+        if (!(kind.metrics as readonly string[]).includes(name)) {
+          return { ok: false, code: 'METRIC_NOT_ALLOWED', reason: `a ${device.kind} does not send "${name}"`, ...ids };
+        }
+        const spec = METRICS[name];
+        if (typeof value !== spec.type) return { ok: false, code: 'WRONG_TYPE', reason: `metric "${name}" must be a ${spec.type}, got ${typeof value}`, ...ids };
+        if (typeof value === 'number') {
+          if (!Number.isFinite(value)) return { ok: false, code: 'WRONG_TYPE', reason: `metric "${name}" must be finite`, ...ids };
+          if (('min' in spec && value < spec.min) || ('max' in spec && value > spec.max)) {
+            return { ok: false, code: 'OUT_OF_RANGE', reason: `metric "${name}"=${value} outside the physical range ${'min' in spec ? spec.min : ''}..${'max' in spec ? spec.max : ''} ${spec.unit}`, ...ids };
+          }
+        }
+      }
+      return { ok: true, channel: 'telemetry', device, payload: json };
+    }
+    case 'event': {
+      if (!checkEvent.Check(json)) return { ok: false, code: 'SCHEMA', reason: `event ${firstSchemaError(checkEvent.Errors(json))}`, ...ids };
+      if (!(kind.events as readonly string[]).includes(json.type)) {
+        return { ok: false, code: 'EVENT_NOT_ALLOWED', reason: `a ${device.kind} does not send "${json.type}" events`, ...ids };
+      }
+      return { ok: true, channel: 'event', device, payload: json };
+    }
+    case 'status': {
+      if (!checkStatus.Check(json)) return { ok: false, code: 'SCHEMA', reason: `status ${firstSchemaError(checkStatus.Errors(json))}`, ...ids };
+      return { ok: true, channel: 'status', device, payload: json };
+    }
+  }
+}

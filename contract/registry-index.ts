@@ -1,0 +1,99 @@
+import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from './registry.ts';
+
+/** Read-only lookups over a validated registry. Pure: built once at start, shared by reference. */
+export interface RegistryIndex {
+  readonly site: SiteRegistry;
+  home(id: string): Home | undefined;
+  room(homeId: string, roomId: string): (Room & { floorId: string; floorName: string; floorNameEn: string }) | undefined;
+  device(id: string): Device | undefined;
+  resident(id: string): Resident | undefined;
+  service(id: string): ServiceAccount | undefined;
+  user(username: string): User | undefined;
+  devicesOfHome(homeId: string): readonly Device[];
+  devicesOfRoom(homeId: string, roomId: string): readonly Device[];
+  residentsOfHome(homeId: string): readonly Resident[];
+  devicesOfResident(residentId: string): readonly Device[];
+}
+
+/** Checks the cross-references a schema cannot express. Returns human-readable problems. */
+export function registryProblems(site: SiteRegistry): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const unique = (what: string, id: string): void => {
+    const key = `${what}:${id}`;
+    if (seen.has(key)) problems.push(`duplicate ${what} id "${id}"`);
+    seen.add(key);
+  };
+  const rooms = new Map<string, Set<string>>();
+  for (const home of site.homes) {
+    unique('home', home.id);
+    const set = new Set<string>();
+    rooms.set(home.id, set);
+    for (const floor of home.floors) for (const room of floor.rooms) {
+      if (set.has(room.id)) problems.push(`home "${home.id}": duplicate room id "${room.id}"`);
+      set.add(room.id);
+    }
+    for (const floor of home.floors) for (const room of floor.rooms) for (const adj of room.adjacent) {
+      if (!set.has(adj)) problems.push(`home "${home.id}" room "${room.id}": adjacent room "${adj}" does not exist`);
+    }
+  }
+  const residentIds = new Set(site.residents.map((r) => r.id));
+  // Device ids, service ids and usernames share the MQTT username space.
+  for (const d of site.devices) {
+    unique('account', d.id);
+    if (!rooms.get(d.homeId)?.has(d.roomId)) problems.push(`device "${d.id}": room "${d.roomId}" not in home "${d.homeId}"`);
+    if (d.residentId !== undefined && !residentIds.has(d.residentId)) problems.push(`device "${d.id}": unknown resident "${d.residentId}"`);
+  }
+  for (const s of site.services) unique('account', s.id);
+  for (const r of site.residents) {
+    unique('resident', r.id);
+    if (!rooms.get(r.homeId)?.has(r.roomId)) problems.push(`resident "${r.id}": room "${r.roomId}" not in home "${r.homeId}"`);
+  }
+  for (const u of site.users) {
+    unique('user', u.username);
+    if ((u.role === 'staff' || u.role === 'director') && u.homeId === undefined) problems.push(`user "${u.username}": role ${u.role} needs a homeId`);
+    if (u.homeId !== undefined && !rooms.has(u.homeId)) problems.push(`user "${u.username}": unknown home "${u.homeId}"`);
+  }
+  return problems;
+}
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string | undefined): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    if (k === undefined) continue;
+    const list = map.get(k);
+    if (list) list.push(item);
+    else map.set(k, [item]);
+  }
+  return map;
+}
+
+export function indexRegistry(site: SiteRegistry): RegistryIndex {
+  const homes = new Map(site.homes.map((h) => [h.id, h]));
+  const rooms = new Map<string, Room & { floorId: string; floorName: string; floorNameEn: string }>();
+  for (const h of site.homes) for (const f of h.floors) for (const r of f.rooms) {
+    rooms.set(`${h.id}/${r.id}`, { ...r, floorId: f.id, floorName: f.name, floorNameEn: f.nameEn });
+  }
+  const devices = new Map(site.devices.map((d) => [d.id, d]));
+  const residents = new Map(site.residents.map((r) => [r.id, r]));
+  const services = new Map(site.services.map((s) => [s.id, s]));
+  const users = new Map(site.users.map((u) => [u.username, u]));
+  const byHome = groupBy(site.devices, (d) => d.homeId);
+  const byRoom = groupBy(site.devices, (d) => `${d.homeId}/${d.roomId}`);
+  const byResident = groupBy(site.devices, (d) => d.residentId);
+  const residentsByHome = groupBy(site.residents, (r) => r.homeId);
+  return {
+    site,
+    home: (id) => homes.get(id),
+    room: (homeId, roomId) => rooms.get(`${homeId}/${roomId}`),
+    device: (id) => devices.get(id),
+    resident: (id) => residents.get(id),
+    service: (id) => services.get(id),
+    user: (username) => users.get(username),
+    devicesOfHome: (homeId) => byHome.get(homeId) ?? [],
+    devicesOfRoom: (homeId, roomId) => byRoom.get(`${homeId}/${roomId}`) ?? [],
+    residentsOfHome: (homeId) => residentsByHome.get(homeId) ?? [],
+    devicesOfResident: (residentId) => byResident.get(residentId) ?? [],
+  };
+}

@@ -1,0 +1,132 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { ID_PATTERN } from './topics.ts';
+import { DEVICE_KIND_NAMES, type DeviceKind } from './device-kinds.ts';
+
+/**
+ * The site registry: homes, their floors and rooms, devices, residents, service accounts and
+ * users. One JSON file (config/demo-site.json for the demo; docs/registry.md documents it). Secrets
+ * appear only as hashes (common/secrets.ts format `scrypt$N$r$p$salt$hash`).
+ */
+const Id = Type.String({ pattern: ID_PATTERN });
+const SecretHash = Type.String({ pattern: '^scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/=]+$' });
+
+export const ROOM_KINDS = ['bedroom', 'corridor', 'kitchen', 'dining', 'activity', 'bathroom', 'office', 'stairwell', 'plant', 'laundry'] as const;
+
+export const Room = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1 }),
+    nameEn: Type.String({ minLength: 1 }),
+    kind: Type.Union(ROOM_KINDS.map((k) => Type.Literal(k))),
+    /** Rooms sharing a wall or door: used for multi-detector confirmation. */
+    adjacent: Type.Array(Id, { default: [] }),
+    /** Per-room overrides of rule thresholds (e.g. a kitchen's heat threshold). */
+    thresholds: Type.Optional(Type.Record(Type.String(), Type.Number())),
+  },
+  { additionalProperties: false },
+);
+export type Room = Static<typeof Room>;
+
+export const Floor = Type.Object(
+  { id: Id, name: Type.String(), nameEn: Type.String(), level: Type.Integer(), rooms: Type.Array(Room) },
+  { additionalProperties: false },
+);
+export type Floor = Static<typeof Floor>;
+
+export const Home = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1 }),
+    nameEn: Type.String({ minLength: 1 }),
+    address: Type.String(),
+    floors: Type.Array(Floor, { minItems: 1 }),
+    /** Per-home alarm-handling deadlines (NFPA 72 positive alarm sequence defaults 15 s / 180 s). */
+    ackDeadlineS: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })),
+    confirmDeadlineS: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+  },
+  { additionalProperties: false },
+);
+export type Home = Static<typeof Home>;
+
+export const Device = Type.Object(
+  {
+    id: Id,
+    homeId: Id,
+    roomId: Id,
+    kind: Type.Union(DEVICE_KIND_NAMES.map((k) => Type.Literal(k))),
+    /** Resident the device is attached to (care devices). */
+    residentId: Type.Optional(Id),
+    secretHash: SecretHash,
+    /** True for the demo site's documented secrets: refused when NODE_ENV=production. */
+    demoSecret: Type.Optional(Type.Boolean()),
+    thresholds: Type.Optional(Type.Record(Type.String(), Type.Number())),
+  },
+  { additionalProperties: false },
+);
+export type Device = Omit<Static<typeof Device>, 'kind'> & { kind: DeviceKind };
+
+export const Resident = Type.Object(
+  {
+    id: Id,
+    homeId: Id,
+    roomId: Id,
+    bed: Type.String({ minLength: 1 }),
+    name: Type.String({ minLength: 1 }),
+    age: Type.Integer({ minimum: 0, maximum: 130 }),
+    /** NEWS2 SpO2 Scale 2 applies (hypercapnic respiratory failure, confirmed by a clinician). */
+    hypercapnic: Type.Boolean({ default: false }),
+    fallRisk: Type.Boolean({ default: false }),
+    /** Repositioning interval, minutes (1–4 h; default 2 h). */
+    turnIntervalMin: Type.Integer({ minimum: 60, maximum: 240, default: 120 }),
+    /** Personal limits set by staff, e.g. { heart_rate_bpm_low: 45 }. */
+    limits: Type.Optional(Type.Record(Type.String(), Type.Number())),
+  },
+  { additionalProperties: false },
+);
+export type Resident = Static<typeof Resident>;
+
+export const SERVICE_ROLES = ['ingest', 'alerts', 'integration', 'simulator'] as const;
+export type ServiceRole = (typeof SERVICE_ROLES)[number];
+
+/** A platform process's MQTT account. */
+export const ServiceAccount = Type.Object(
+  {
+    id: Id,
+    role: Type.Union(SERVICE_ROLES.map((r) => Type.Literal(r))),
+    secretHash: SecretHash,
+    demoSecret: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type ServiceAccount = Static<typeof ServiceAccount>;
+
+export const USER_ROLES = ['staff', 'director', 'bureau', 'admin'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+export const User = Type.Object(
+  {
+    username: Id,
+    displayName: Type.String({ minLength: 1 }),
+    role: Type.Union(USER_ROLES.map((r) => Type.Literal(r))),
+    /** Required for staff and director; bureau and admin see every home. */
+    homeId: Type.Optional(Id),
+    passwordHash: SecretHash,
+    demoSecret: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type User = Static<typeof User>;
+
+export const SiteRegistry = Type.Object(
+  {
+    version: Type.Literal(1),
+    name: Type.String(),
+    homes: Type.Array(Home, { minItems: 1 }),
+    devices: Type.Array(Device),
+    residents: Type.Array(Resident),
+    services: Type.Array(ServiceAccount),
+    users: Type.Array(User),
+  },
+  { additionalProperties: false },
+);
+export type SiteRegistry = Omit<Static<typeof SiteRegistry>, 'devices'> & { devices: Device[] };

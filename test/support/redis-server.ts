@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../common/influxd.ts';
+
+/** A private redis-server (Debian's redis-server package) on 127.0.0.1 for broker persistence tests. */
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BIN = '/usr/bin/redis-server';
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('error', () => resolve(false));
+    s.once('connect', () => s.write('PING\r\n'));
+    s.once('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+  });
+}
+
+export async function createRedisServer(): Promise<RedisServer> {
+  if (!existsSync(BIN)) throw new Error(`${BIN} not found: install Debian's redis-server package`);
+  const dir = await mkdtemp(join(tmpdir(), 'carewatch-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const server: RedisServer = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async start() {
+      if (child && child.exitCode === null) return;
+      child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--daemonize', 'no'], { stdio: 'ignore' });
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        if (await ping(port)) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error('redis-server did not start within 15 s');
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM');
+      });
+    },
+    async close() {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
