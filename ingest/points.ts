@@ -1,0 +1,129 @@
+import type { DeviceMessage, RejectCode, Rejection } from '../contract/device-message.ts';
+
+/**
+ * Pure mapping from decoded device messages to InfluxDB 1.x line protocol, per the schema in
+ * docs/architecture.md. Lines are built as plain strings: formatting through node-influx's point
+ * objects cost ~13 ms per 5,000-point batch on the event loop (issue 6), string building a fraction.
+ */
+
+/** Stored with the `rejected` measurement; a raw payload is cut to this many bytes. */
+export const REJECTED_PAYLOAD_BYTES = 512;
+
+/** Code for a point InfluxDB itself refused (field type conflict, unparsable line). */
+export const INFLUX_REJECTED = 'INFLUX_REJECTED';
+export type IngestRejectCode = RejectCode | typeof INFLUX_REJECTED;
+
+/**
+ * InfluxDB 1.x stores time as int64 ns: 1677-09-21 … 2262-04-11. A device ts beyond that cannot be
+ * stored at all; the point mapper turns it into an OUT_OF_RANGE rejection instead of a 400.
+ */
+export const MAX_INFLUX_MS = 9_223_372_036_853;
+
+// Non-global twins for the cheap test, so no `lastIndex` state leaks between calls.
+const MEASUREMENT_RE = /[, \\]/g;
+const MEASUREMENT_TEST = /[, \\]/;
+const KEY_RE = /[,= \\]/g;
+const KEY_TEST = /[,= \\]/;
+const FIELD_STRING_RE = /["\\]/g;
+const FIELD_STRING_TEST = /["\\]/;
+
+/** Measurement names: escape comma and space (and backslash so the escape itself stays unambiguous). */
+export function escapeMeasurement(s: string): string {
+  return MEASUREMENT_TEST.test(s) ? s.replace(MEASUREMENT_RE, '\\$&') : s;
+}
+
+/** Tag keys, tag values and field keys: escape comma, equals sign and space. */
+export function escapeKey(s: string): string {
+  return KEY_TEST.test(s) ? s.replace(KEY_RE, '\\$&') : s;
+}
+
+/** String field values: double-quoted, with `"` and `\` escaped (newlines are allowed inside quotes). */
+export function fieldString(s: string): string {
+  return `"${FIELD_STRING_TEST.test(s) ? s.replace(FIELD_STRING_RE, '\\$&') : s}"`;
+}
+
+function fieldNumber(n: number): string {
+  // Always a float field (no `i`), so an integral reading never conflicts with a fractional one.
+  return String(n);
+}
+
+/** Device `ts` (ms) plus `seq mod 1e6` as ns, built as decimal text: ts*1e6 exceeds 2^53. */
+export function deviceTimeNs(tsMs: number, seq: number): string {
+  const sub = seq % 1_000_000;
+  if (tsMs === 0) return String(sub);
+  return `${tsMs}${String(sub).padStart(6, '0')}`;
+}
+
+export function msToNs(ms: number): string {
+  return ms === 0 ? '0' : `${ms}000000`;
+}
+
+function tag(key: string, value: string | undefined): string {
+  return value === undefined || value === '' ? '' : `,${key}=${escapeKey(value)}`;
+}
+
+type Ok = Extract<DeviceMessage, { ok: true }>;
+
+export type LineResult = { ok: true; line: string } | { ok: false; rejection: Rejection };
+
+/** Line protocol of one valid message; tags sorted by key as InfluxDB prefers. */
+export function messageLine(msg: Ok): LineResult {
+  const d = msg.device;
+  const p = msg.payload;
+  if (p.ts > MAX_INFLUX_MS) {
+    return { ok: false, rejection: { ok: false, code: 'OUT_OF_RANGE', reason: `ts ${p.ts} is beyond InfluxDB's time range (year 2262)`, homeId: d.homeId, deviceId: d.id } };
+  }
+  const baseTags = `,device=${escapeKey(d.id)},home=${escapeKey(d.homeId)},kind=${escapeKey(d.kind)}`;
+  switch (msg.channel) {
+    case 'telemetry': {
+      const tp = msg.payload;
+      let fields = '';
+      for (const name in tp.metrics) {
+        const v = tp.metrics[name as keyof typeof tp.metrics];
+        if (v === undefined) continue;
+        fields += `${escapeKey(name)}=${typeof v === 'boolean' ? (v ? 'true' : 'false') : fieldNumber(v)},`;
+      }
+      fields += `seq=${tp.seq}i`;
+      return { ok: true, line: `telemetry${baseTags}${tag('resident', d.residentId)}${tag('room', d.roomId)} ${fields} ${deviceTimeNs(tp.ts, tp.seq)}` };
+    }
+    case 'event': {
+      const ep = msg.payload;
+      let fields = `seq=${ep.seq}i`;
+      if (ep.code !== undefined) fields += `,code=${fieldString(ep.code)}`;
+      if (ep.detail !== undefined) fields += `,detail=${fieldString(ep.detail)}`;
+      if (ep.ok !== undefined) fields += `,ok=${ep.ok ? 'true' : 'false'}`;
+      return { ok: true, line: `event${baseTags}${tag('resident', d.residentId)}${tag('room', d.roomId)}${tag('type', ep.type)} ${fields} ${deviceTimeNs(ep.ts, ep.seq)}` };
+    }
+    case 'status': {
+      const sp = msg.payload;
+      let fields = `online=${sp.online ? 'true' : 'false'}`;
+      if (sp.reason !== undefined) fields += `,reason=${fieldString(sp.reason)}`;
+      if (sp.firmware !== undefined) fields += `,firmware=${fieldString(sp.firmware)}`;
+      return { ok: true, line: `status${baseTags} ${fields} ${msToNs(sp.ts)}` };
+    }
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+export interface RejectedInput {
+  readonly code: IngestRejectCode;
+  readonly reason: string;
+  readonly homeId?: string;
+  readonly deviceId?: string;
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly receivedMs: number;
+  /**
+   * A number unique to this message that stays the same when it is replayed (its spool position):
+   * its `mod 1e6` is the ns part of the time, so two rejections in one ms stay distinct while a
+   * replay overwrites itself.
+   */
+  readonly uniq: number;
+}
+
+export function rejectedLine(r: RejectedInput): string {
+  const cut = r.payload.byteLength > REJECTED_PAYLOAD_BYTES ? r.payload.subarray(0, REJECTED_PAYLOAD_BYTES) : r.payload;
+  const fields = `payload=${fieldString(utf8.decode(cut))},reason=${fieldString(r.reason)},topic=${fieldString(r.topic.slice(0, 512))}`;
+  return `rejected,code=${escapeKey(r.code)}${tag('device', r.deviceId)}${tag('home', r.homeId)} ${fields} ${deviceTimeNs(r.receivedMs, r.uniq)}`;
+}
