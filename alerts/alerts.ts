@@ -1,0 +1,230 @@
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { systemClock, type Clock, type ClockTimer } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
+import type { RegistryIndex } from '../contract/registry-index.ts';
+import type { CareActionInput } from './care-action.ts';
+import type { AlertsConfig } from './config.ts';
+import { createEngine, type Engine, type RuleStates } from './engine.ts';
+import type { EscalationPolicy } from './escalation.ts';
+import { buildApp } from './http/app.ts';
+import { createTokenService } from './http/token.ts';
+import { createLifecycle, type AlertChange, type Lifecycle, type StoredAlert } from './lifecycle.ts';
+import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
+import { createAlertStore, type AlertStore } from './persistence/alert-store.ts';
+import type { Rule, RuleInput } from './rules/types.ts';
+import { createSocketHub, type SocketHub } from './socket.ts';
+import { readJson, writeJsonAtomic } from './state-file.ts';
+
+/** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
+const SNAPSHOT_EVERY_MS = 3000;
+const SNAPSHOT_FILE = 'rule-states.json';
+const JOURNAL_FILE = 'alert-journal.jsonl';
+
+export interface AlertsDeps {
+  readonly config: Omit<AlertsConfig, 'registry' | 'logLevel'> & Partial<Pick<AlertsConfig, 'registry' | 'logLevel'>>;
+  readonly registry: RegistryIndex;
+  readonly logger: Logger;
+  readonly rules: readonly Rule[];
+  readonly clock?: Clock;
+  /** NODE_ENV=production: demo logins refused, a token secret required. */
+  readonly production?: boolean;
+  readonly policy?: EscalationPolicy;
+  /** Off in tests that drive inputs directly. */
+  readonly mqtt?: boolean;
+}
+
+export interface Alerts {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  readonly app: FastifyInstance;
+  readonly port: number;
+  readonly lifecycle: Lifecycle;
+  readonly engine: Engine;
+  /** Feeds one input through the rules into the lifecycle (what MQTT messages and care actions do). */
+  handleInput(input: RuleInput): void;
+  /** Everything sent to InfluxDB so far is acknowledged. */
+  drained(): Promise<void>;
+  stats(): Record<string, unknown>;
+}
+
+interface Snapshot {
+  readonly version: 1;
+  readonly savedAt: number;
+  readonly rules: RuleStates;
+  /** Open alerts too, as a fallback when InfluxDB is unreachable at start. */
+  readonly open: StoredAlert[];
+}
+
+export function createAlerts(deps: AlertsDeps): Alerts {
+  const { config, registry } = deps;
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger.child({ component: 'alerts' });
+  if (deps.production === true && config.tokenSecret === undefined) {
+    throw new Error('CAREWATCH_TOKEN_SECRET is required in production mode (at least 32 characters)');
+  }
+  const stateDir = resolve(config.stateDir);
+  const snapshotPath = join(stateDir, SNAPSHOT_FILE);
+  const engine = createEngine({ rules: deps.rules, registry, logger });
+  const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
+  let hub: SocketHub | undefined;
+  let mqttAdapter: MqttAdapter | undefined;
+  let inputs = 0;
+
+  function onChange(change: AlertChange): void {
+    // Each sink is separate: a failing one cannot stop the others.
+    try {
+      store.record(change);
+    } catch (err) {
+      logger.error({ err, code: 'ALERTS_PERSIST_FAILED', alertId: change.alert.id }, 'could not journal an alert change');
+    }
+    if (!change.changed) return;
+    try {
+      hub?.publish(change.alert);
+    } catch (err) {
+      logger.error({ err, code: 'ALERTS_SOCKET_FAILED', alertId: change.alert.id }, 'socket.io emit failed');
+    }
+    mqttAdapter?.publishAlert(change.alert);
+  }
+
+  const lifecycle = createLifecycle({ clock, registry, onChange, logger, ...(deps.policy ? { policy: deps.policy } : {}) });
+
+  function handleInput(input: RuleInput): void {
+    inputs++;
+    lifecycle.applySignals(engine.evaluate(input));
+  }
+
+  function onCareAction(a: CareActionInput): void {
+    store.recordCareAction(a);
+    handleInput({
+      type: 'care_action',
+      now: clock.now(),
+      residentId: a.residentId,
+      homeId: a.homeId,
+      action: a.action,
+      by: a.by,
+      ts: a.ts,
+      ...(a.observation !== undefined ? { observation: a.observation } : {}),
+    });
+  }
+
+  const tokens = createTokenService(config.tokenSecret, config.tokenTtlS);
+  const app = buildApp({
+    registry,
+    lifecycle,
+    tokens,
+    clock,
+    logger,
+    production: deps.production === true,
+    dashboardDir: resolve(config.dashboardDir),
+    store,
+    onCareAction,
+    health: () => ({ mqtt: mqttAdapter?.stats().connected ?? false, journalPending: store.stats().pending }),
+  });
+
+  let tickTimer: ClockTimer | undefined;
+  let snapshotTimer: ClockTimer | undefined;
+  let saving: Promise<void> = Promise.resolve();
+  let started = false;
+  let closed = false;
+
+  function saveSnapshot(): Promise<void> {
+    const snap: Snapshot = { version: 1, savedAt: clock.now(), rules: engine.snapshot(), open: lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []) };
+    saving = saving
+      .then(() => writeJsonAtomic(snapshotPath, snap))
+      .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
+    return saving;
+  }
+
+  function scheduleTick(): void {
+    tickTimer = clock.setTimeout(() => {
+      tickTimer = undefined;
+      if (closed) return;
+      try {
+        lifecycle.applySignals(engine.tick(clock.now()));
+      } catch (err) {
+        logger.error({ err, code: 'ALERTS_TICK_FAILED' }, 'tick failed');
+      }
+      scheduleTick();
+    }, config.tickMs);
+  }
+
+  function scheduleSnapshot(): void {
+    snapshotTimer = clock.setTimeout(() => {
+      snapshotTimer = undefined;
+      if (closed) return;
+      if (engine.dirty()) void saveSnapshot();
+      scheduleSnapshot();
+    }, SNAPSHOT_EVERY_MS);
+  }
+
+  async function loadSnapshot(): Promise<Snapshot | undefined> {
+    try {
+      const snap = (await readJson(snapshotPath)) as Snapshot | undefined;
+      if (snap === undefined) return undefined;
+      if (snap.version !== 1 || typeof snap.rules !== 'object') throw new Error('unknown snapshot format');
+      return snap;
+    } catch (err) {
+      // A corrupt snapshot costs the rule windows, not the process: start them afresh.
+      logger.error({ err, code: 'ALERTS_SNAPSHOT_UNREADABLE', path: snapshotPath }, 'ignoring the rule-state snapshot');
+      return undefined;
+    }
+  }
+
+  const self: Alerts = {
+    app,
+    lifecycle,
+    engine,
+    handleInput,
+    get port() {
+      const addr = app.server.address();
+      return typeof addr === 'object' && addr !== null ? addr.port : 0;
+    },
+    async start() {
+      if (started) throw new Error('alerts already started');
+      started = true;
+      const snap = await loadSnapshot();
+      if (snap) engine.restore(snap.rules);
+      await store.start();
+      let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit'] } = { alerts: [], audit: [] };
+      try {
+        restored = await store.loadOpen(clock.now() - config.restoreDays * 86_400_000);
+      } catch (err) {
+        logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open alerts from InfluxDB; using the local snapshot');
+      }
+      // Newest version per id wins across InfluxDB, the journal and the local snapshot.
+      const merged = new Map<string, StoredAlert>();
+      for (const s of [...(snap?.open ?? []), ...restored.alerts]) {
+        const prior = merged.get(s.alert.id);
+        if (prior === undefined || prior.alert.version < s.alert.version) merged.set(s.alert.id, s);
+      }
+      lifecycle.restore([...merged.values()], restored.audit);
+      logger.info({ openAlerts: lifecycle.open().length, ruleStates: snap !== undefined }, 'alerts restored');
+      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger });
+      await app.listen({ host: config.httpHost, port: config.httpPort });
+      if (deps.mqtt !== false) {
+        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput });
+        await mqttAdapter.start();
+      }
+      scheduleTick();
+      scheduleSnapshot();
+      logger.info({ port: self.port }, 'alerts started');
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (tickTimer) clock.clearTimeout(tickTimer);
+      if (snapshotTimer) clock.clearTimeout(snapshotTimer);
+      await mqttAdapter?.close();
+      lifecycle.close();
+      await hub?.close();
+      await app.close();
+      if (started) await saveSnapshot();
+      await saving;
+      await store.close();
+    },
+    drained: () => store.drained(),
+    stats: () => ({ inputs, ruleFailures: engine.failures(), mqtt: mqttAdapter?.stats(), store: store.stats(), sockets: hub?.connections() ?? 0 }),
+  };
+  return self;
+}

@@ -1,0 +1,21 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/** The alerts process's configuration; main.ts reads it from CAREWATCH_* variables with loadConfig. */
+export const AlertsConfigSchema = Type.Object({
+  registry: Type.String({ minLength: 1, default: 'config/demo-site.json', description: 'path to the site registry JSON' }),
+  mqttUrl: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', default: 'mqtt://127.0.0.1:1883', description: 'an mqtt:// or ws:// URL' }),
+  alertsPassword: Type.String({ minLength: 1, default: 'demo-svc-alerts', description: "the svc-alerts account's MQTT password" }),
+  influxUrl: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:8086', description: 'an http:// URL of InfluxDB 1.x' }),
+  influxDb: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'carewatch', description: 'an InfluxDB database name ([A-Za-z0-9_-])' }),
+  httpHost: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  stateDir: Type.String({ minLength: 1, default: '.tmp/state/alerts', description: 'a directory for rule snapshots and the alert journal' }),
+  tokenSecret: Type.Optional(Type.String({ minLength: 32, description: 'a secret of at least 32 characters for signing login tokens' })),
+  tokenTtlS: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: 12 * 3600 }),
+  dashboardDir: Type.String({ minLength: 1, default: 'dashboards/public' }),
+  tickMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+  /** How far back restore looks for open alerts, days. */
+  restoreDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+});
+export type AlertsConfig = Static<typeof AlertsConfigSchema>;

@@ -1,0 +1,37 @@
+/**
+ * The alerts process's error catalogue: one stable code per failure, shared by logs, the HTTP API
+ * (contract/api.ts ApiError { code, message }) and socket.io replies (AckResult).
+ */
+export const ALERT_ERRORS = {
+  API_BAD_REQUEST: { status: 400, message: 'the request does not match the schema' },
+  API_NOT_FOUND: { status: 404, message: 'no such resource' },
+  API_INTERNAL: { status: 500, message: 'internal error' },
+  AUTH_REQUIRED: { status: 401, message: 'a valid bearer token is required' },
+  AUTH_INVALID_CREDENTIALS: { status: 401, message: 'wrong username or password' },
+  AUTH_DEMO_SECRET_REFUSED: { status: 403, message: 'demo credentials are refused in production mode' },
+  AUTH_FORBIDDEN: { status: 403, message: 'your role may not do this' },
+  ALERT_NOT_FOUND: { status: 404, message: 'no such alert' },
+  ALERT_ALREADY_ACKNOWLEDGED: { status: 409, message: 'the alert is already acknowledged' },
+  ALERT_NOT_ACKNOWLEDGED: { status: 409, message: 'acknowledge the alert before confirming it' },
+  ALERT_ALREADY_CONFIRMED: { status: 409, message: 'the alert is already confirmed' },
+  ALERT_NOT_CONFIRMED: { status: 409, message: 'a fire alarm must be confirmed (real_fire, false_alarm, test or fault) before it is resolved' },
+  ALERT_RESOLVED: { status: 409, message: 'the alert is already resolved' },
+  RESIDENT_NOT_FOUND: { status: 404, message: 'no such resident' },
+  HOME_NOT_FOUND: { status: 404, message: 'no such home' },
+} as const;
+
+export type AlertErrorCode = keyof typeof ALERT_ERRORS;
+
+export class AlertsError extends Error {
+  readonly status: number;
+  constructor(readonly code: AlertErrorCode, message?: string) {
+    super(message ?? ALERT_ERRORS[code].message);
+    this.status = ALERT_ERRORS[code].status;
+  }
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; code: AlertErrorCode; message: string };
+
+export function fail<T>(code: AlertErrorCode, message?: string): Outcome<T> {
+  return { ok: false, code, message: message ?? ALERT_ERRORS[code].message };
+}

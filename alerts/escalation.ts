@@ -1,0 +1,85 @@
+import type { AlertMessage, Severity } from '../contract/payloads.ts';
+import type { Home } from '../contract/registry.ts';
+import { BUREAU_LEVEL } from './access.ts';
+
+/**
+ * When an open alert next needs the platform to act, computed only from the alert itself (its
+ * timestamps, level and acknowledgement) so that after a restart every deadline re-arms from the
+ * stored message: nothing re-fires as new and nothing is forgotten (issue 3, "Restarts").
+ */
+
+/** NFPA 72 §23.8.1.3 positive alarm sequence: acknowledge within 15 s, investigate within 180 s. */
+export const PAS_ACK_DEADLINE_S = 15;
+export const PAS_CONFIRM_DEADLINE_S = 180;
+
+export interface LadderStep {
+  /** Seconds after raising an unacknowledged alert before it goes to the home director (level 1). */
+  readonly directorAfterS?: number;
+  /** Seconds after raising an unacknowledged alert before it goes to the bureau (level 2). */
+  readonly bureauAfterS?: number;
+  /** Reminder period while nobody has acknowledged; absent = no reminders. */
+  readonly remindEveryS?: number;
+}
+
+export interface EscalationPolicy {
+  readonly bySeverity: Readonly<Record<Severity, LadderStep>>;
+}
+
+/**
+ * carewatch's defaults. Critical care emergencies (NEWS2 ≥ 7, a fall) reach the director within a
+ * minute and the bureau within three, mirroring the fire timeline; trouble signals of low severity
+ * only nag the duty staff.
+ */
+export const DEFAULT_POLICY: EscalationPolicy = {
+  bySeverity: {
+    critical: { directorAfterS: 60, bureauAfterS: 180, remindEveryS: 30 },
+    high: { directorAfterS: 300, bureauAfterS: 900, remindEveryS: 60 },
+    medium: { directorAfterS: 900, remindEveryS: 300 },
+    low: { remindEveryS: 1800 },
+  },
+};
+
+export type DueAction =
+  | { readonly kind: 'escalate'; readonly at: number; readonly level: number; readonly reason: EscalationReason }
+  | { readonly kind: 'remind'; readonly at: number };
+
+export type EscalationReason = 'ack_deadline' | 'confirm_deadline' | 'ladder' | 'second_detector' | 'real_fire';
+
+/** The NFPA 72 positive alarm sequence applies to fire alarm signals (not supervisory or trouble). */
+export function usesPositiveAlarmSequence(alert: Pick<AlertMessage, 'category' | 'signal'>): boolean {
+  return alert.category === 'fire' && alert.signal === 'alarm';
+}
+
+export function homeDeadlines(home: Home | undefined): { ackS: number; confirmS: number } {
+  return { ackS: home?.ackDeadlineS ?? PAS_ACK_DEADLINE_S, confirmS: home?.confirmDeadlineS ?? PAS_CONFIRM_DEADLINE_S };
+}
+
+/** The earliest action due for an open alert, or undefined when nothing is pending. */
+export function nextDue(alert: AlertMessage, policy: EscalationPolicy, home: Home | undefined): DueAction | undefined {
+  if (alert.state === 'resolved') return undefined;
+  const level = alert.escalationLevel ?? 0;
+  const acked = alert.acknowledgedAt !== undefined;
+  const candidates: DueAction[] = [];
+  const step = policy.bySeverity[alert.severity];
+  if (usesPositiveAlarmSequence(alert)) {
+    const { ackS, confirmS } = homeDeadlines(home);
+    if (level < BUREAU_LEVEL) {
+      if (!acked) candidates.push({ kind: 'escalate', at: alert.raisedAt + ackS * 1000, level: BUREAU_LEVEL, reason: 'ack_deadline' });
+      else if (alert.confirmation === undefined) {
+        // NFPA 72: the 180 s investigation phase starts at acknowledgement.
+        candidates.push({ kind: 'escalate', at: (alert.acknowledgedAt ?? alert.raisedAt) + confirmS * 1000, level: BUREAU_LEVEL, reason: 'confirm_deadline' });
+      }
+    }
+  } else if (!acked) {
+    if (level < 1 && step.directorAfterS !== undefined) candidates.push({ kind: 'escalate', at: alert.raisedAt + step.directorAfterS * 1000, level: 1, reason: 'ladder' });
+    else if (level < BUREAU_LEVEL && step.bureauAfterS !== undefined) {
+      candidates.push({ kind: 'escalate', at: alert.raisedAt + step.bureauAfterS * 1000, level: BUREAU_LEVEL, reason: 'ladder' });
+    }
+  }
+  // Reminders repeat until someone acts: the next one is due a period after the last change.
+  const remindS = usesPositiveAlarmSequence(alert) ? (step.remindEveryS ?? PAS_ACK_DEADLINE_S) : step.remindEveryS;
+  if (!acked && remindS !== undefined) candidates.push({ kind: 'remind', at: alert.ts + remindS * 1000 });
+  let best: DueAction | undefined;
+  for (const c of candidates) if (best === undefined || c.at < best.at || (c.at === best.at && c.kind === 'escalate')) best = c;
+  return best;
+}

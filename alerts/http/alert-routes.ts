@@ -1,0 +1,82 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import type { FastifyInstance } from 'fastify';
+import { AckRequest } from '../../contract/api.ts';
+import { CONFIRMATIONS, type AlertMessage } from '../../contract/payloads.ts';
+import { canSeeAlert, canSeeHome } from '../access.ts';
+import { AlertsError, type Outcome } from '../errors.ts';
+import type { AuditEntry } from '../lifecycle.ts';
+import type { RouteContext } from './app.ts';
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+type IdParams = Static<typeof IdParams>;
+const ListQuery = Type.Object({ homeId: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
+const ConfirmRequest = Type.Object(
+  { confirmation: Type.Union(CONFIRMATIONS.map((c) => Type.Literal(c))), comment: Type.Optional(Type.String({ maxLength: 1000 })) },
+  { additionalProperties: false },
+);
+type ConfirmRequest = Static<typeof ConfirmRequest>;
+const ResolveRequest = Type.Object({ comment: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false });
+
+function unwrap(r: Outcome<AlertMessage>): AlertMessage {
+  if (!r.ok) throw new AlertsError(r.code, r.message);
+  return r.value;
+}
+
+/** Bodies are optional for ack/resolve (a button press sends none), so they are checked here. */
+function optionalBody<T>(schema: Parameters<typeof Value.Check>[0], body: unknown): T {
+  const value = body ?? {};
+  if (!Value.Check(schema, value)) throw new AlertsError('API_BAD_REQUEST', [...Value.Errors(schema, value)].map((e) => `${e.path || '/'} ${e.message}`)[0]);
+  return value as T;
+}
+
+export function registerAlertRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/api/alerts', { schema: { querystring: ListQuery } }, async (req) => {
+    const actor = ctx.actor(req);
+    const home = req.query.homeId;
+    return ctx.lifecycle
+      .open()
+      .filter((a) => canSeeAlert(actor, a) && (home === undefined || a.homeId === home))
+      .sort((a, b) => b.raisedAt - a.raisedAt);
+  });
+
+  async function findVisible(id: string, req: Parameters<RouteContext['actor']>[0]): Promise<AlertMessage> {
+    const actor = ctx.actor(req);
+    const alert = ctx.lifecycle.get(id) ?? (await ctx.store?.latest(id));
+    // Another home's alert is reported as not found: its existence is not disclosed.
+    if (alert === undefined || !canSeeAlert(actor, alert)) throw new AlertsError('ALERT_NOT_FOUND');
+    return alert;
+  }
+
+  app.get<{ Params: IdParams }>('/api/alerts/:id', { schema: { params: IdParams } }, async (req) => findVisible(req.params.id, req));
+
+  app.get<{ Params: IdParams }>('/api/alerts/:id/audit', { schema: { params: IdParams } }, async (req): Promise<readonly AuditEntry[]> => {
+    await findVisible(req.params.id, req);
+    return ctx.lifecycle.audit(req.params.id) ?? (await ctx.store?.audit({ alertId: req.params.id })) ?? [];
+  });
+
+  app.post<{ Params: IdParams }>('/api/alerts/:id/ack', { schema: { params: IdParams } }, async (req) => {
+    const actor = ctx.actor(req);
+    const body = optionalBody<AckRequest>(AckRequest, req.body);
+    return unwrap(ctx.lifecycle.ack(req.params.id, actor, body.comment));
+  });
+
+  app.post<{ Params: IdParams; Body: ConfirmRequest }>('/api/alerts/:id/confirm', { schema: { params: IdParams, body: ConfirmRequest } }, async (req) => {
+    const actor = ctx.actor(req);
+    return unwrap(ctx.lifecycle.confirm(req.params.id, actor, req.body.confirmation, req.body.comment));
+  });
+
+  app.post<{ Params: IdParams }>('/api/alerts/:id/resolve', { schema: { params: IdParams } }, async (req) => {
+    const actor = ctx.actor(req);
+    const body = optionalBody<Static<typeof ResolveRequest>>(ResolveRequest, req.body);
+    return unwrap(ctx.lifecycle.resolve(req.params.id, actor, body.comment));
+  });
+
+  /** Issue 3: the audit trail is queryable per home too. */
+  app.get<{ Params: IdParams }>('/api/homes/:id/audit', { schema: { params: IdParams } }, async (req) => {
+    const actor = ctx.actor(req);
+    if (ctx.registry.home(req.params.id) === undefined || !canSeeHome(actor, req.params.id)) throw new AlertsError('HOME_NOT_FOUND');
+    if (ctx.store === undefined) return [];
+    return ctx.store.audit({ homeId: req.params.id });
+  });
+}

@@ -1,0 +1,47 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { canSeeHome, seesAllHomes } from '../access.ts';
+import { CareActionRequest } from '../care-action.ts';
+import { AlertsError } from '../errors.ts';
+import type { RouteContext } from './app.ts';
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+type IdParams = Static<typeof IdParams>;
+
+export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  /** A registry summary of the homes the user may see. */
+  app.get('/api/homes', async (req) => {
+    const actor = ctx.actor(req);
+    const open = ctx.lifecycle.open();
+    return ctx.registry.site.homes
+      .filter((h) => seesAllHomes(actor) || h.id === actor.homeId)
+      .map((h) => ({
+        id: h.id,
+        name: h.name,
+        nameEn: h.nameEn,
+        address: h.address,
+        floors: h.floors.map((f) => ({ id: f.id, name: f.name, nameEn: f.nameEn, level: f.level, rooms: f.rooms.map((r) => ({ id: r.id, name: r.name, nameEn: r.nameEn, kind: r.kind })) })),
+        devices: ctx.registry.devicesOfHome(h.id).length,
+        residents: ctx.registry.residentsOfHome(h.id).map((r) => ({ id: r.id, name: r.name, roomId: r.roomId, bed: r.bed })),
+        openAlerts: open.filter((a) => a.homeId === h.id).length,
+      }));
+  });
+
+  /** Issue 4 workflow: staff record what they did; the care rules see it as a `care_action` input. */
+  app.post<{ Params: IdParams; Body: CareActionRequest }>('/api/residents/:id/actions', { schema: { params: IdParams, body: CareActionRequest } }, async (req, reply) => {
+    const actor = ctx.actor(req);
+    const resident = ctx.registry.resident(req.params.id);
+    if (resident === undefined || !canSeeHome(actor, resident.homeId)) throw new AlertsError('RESIDENT_NOT_FOUND');
+    const ts = ctx.clock.now();
+    ctx.onCareAction({
+      residentId: resident.id,
+      homeId: resident.homeId,
+      action: req.body.action,
+      by: actor.username,
+      ts,
+      ...(req.body.observation !== undefined ? { observation: req.body.observation } : {}),
+      ...(req.body.comment !== undefined ? { comment: req.body.comment } : {}),
+    });
+    return reply.status(202).send({ accepted: true, residentId: resident.id, action: req.body.action, ts });
+  });
+}

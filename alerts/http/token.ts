@@ -1,0 +1,51 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { USER_ROLES, type UserRole } from '../../contract/registry.ts';
+import type { Actor } from '../access.ts';
+
+/**
+ * Login tokens: base64url(JSON claims) "." base64url(HMAC-SHA256(secret, claims)). Stateless and
+ * expiring; the role and home come from the registry at login, so a token can never widen them.
+ */
+export interface TokenClaims {
+  readonly sub: string;
+  readonly role: UserRole;
+  readonly homeId?: string;
+  /** Expiry, ms since the epoch (platform clock). */
+  readonly exp: number;
+}
+
+export interface TokenService {
+  issue(actor: Actor, now: number): { token: string; expiresAt: number };
+  verify(token: string, now: number): Actor | undefined;
+}
+
+export function createTokenService(secret: string | undefined, ttlS: number): TokenService {
+  // Without a configured secret (development only) a random one per start: old tokens die with the process.
+  const key = secret ?? randomBytes(32).toString('base64');
+  const sign = (body: string): string => createHmac('sha256', key).update(body).digest('base64url');
+  return {
+    issue(actor, now) {
+      const exp = now + ttlS * 1000;
+      const claims: TokenClaims = { sub: actor.username, role: actor.role, ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}), exp };
+      const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+      return { token: `${body}.${sign(body)}`, expiresAt: exp };
+    },
+    verify(token, now) {
+      if (typeof token !== 'string' || token.length > 4096) return undefined;
+      const [body, mac, extra] = token.split('.');
+      if (body === undefined || mac === undefined || extra !== undefined) return undefined;
+      const expected = Buffer.from(sign(body));
+      const given = Buffer.from(mac);
+      if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+      let claims: Partial<TokenClaims>;
+      try {
+        claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Partial<TokenClaims>;
+      } catch {
+        return undefined;
+      }
+      if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
+      if (!(USER_ROLES as readonly string[]).includes(claims.role ?? '')) return undefined;
+      return { username: claims.sub, role: claims.role as UserRole, ...(typeof claims.homeId === 'string' ? { homeId: claims.homeId } : {}) };
+    },
+  };
+}

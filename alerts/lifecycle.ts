@@ -1,0 +1,317 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, ClockTimer } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
+import { CONFIRMATIONS, SEVERITIES, type AlertMessage, type AlertState, type Confirmation } from '../contract/payloads.ts';
+import type { RegistryIndex } from '../contract/registry-index.ts';
+import type { Signal } from './rules/types.ts';
+import { BUREAU_LEVEL, canSeeAlert, type Actor } from './access.ts';
+import { DEFAULT_POLICY, nextDue, type EscalationPolicy, type EscalationReason } from './escalation.ts';
+import { fail, type Outcome } from './errors.ts';
+
+/**
+ * The alert store and state machine (issue 2 "alerts", issue 3 "Handling"):
+ *
+ *   raised → acknowledged (who, when) → confirmed (real_fire | false_alarm | test | fault) → resolved
+ *   any open state → escalated (level 0 duty staff, 1 home director, 2 bureau / call 119)
+ *
+ * At most one open alert per signal key (dedup). A cleared condition resolves a non-latching alert;
+ * a latching one (a fire alarm, latched as a fire-alarm control panel latches it) waits for a
+ * person. Every change bumps `version` by one, is appended to the audit trail and handed to
+ * `onChange` (MQTT, socket.io, InfluxDB). Deadlines run on the injected Clock.
+ */
+
+export const AUDIT_ACTIONS = ['raised', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditEntry {
+  readonly alertId: string;
+  readonly homeId: string;
+  /** 1, 2, 3… per alert: the trail is append-only. */
+  readonly seq: number;
+  readonly ts: number;
+  readonly action: AuditAction;
+  /** Username, or `system` for the platform's own transitions. */
+  readonly by: string;
+  readonly fromState: AlertState;
+  readonly toState: AlertState;
+  readonly version: number;
+  readonly escalationLevel?: number;
+  readonly confirmation?: Confirmation;
+  readonly comment?: string;
+  readonly reason?: string;
+}
+
+/** What persistence stores and restores: the message plus the two facts it does not carry. */
+export interface StoredAlert {
+  readonly alert: AlertMessage;
+  readonly key: string;
+  readonly latching: boolean;
+}
+
+export interface AlertChange extends StoredAlert {
+  readonly audit: AuditEntry;
+  /** False for audit-only entries (a latched alarm whose condition cleared): no new message version. */
+  readonly changed: boolean;
+}
+
+export const SYSTEM_ACTOR = 'system';
+const MAX_COMMENT = 1000;
+
+export interface LifecycleDeps {
+  readonly clock: Clock;
+  readonly registry: RegistryIndex;
+  readonly onChange: (change: AlertChange) => void;
+  readonly logger?: Logger;
+  readonly policy?: EscalationPolicy;
+  readonly newId?: () => string;
+  /** How many resolved alerts stay in memory for GET /api/alerts/:id and its audit. */
+  readonly keepResolved?: number;
+}
+
+export interface Lifecycle {
+  applySignals(signals: readonly Signal[]): void;
+  ack(id: string, actor: Actor, comment?: string): Outcome<AlertMessage>;
+  confirm(id: string, actor: Actor, confirmation: Confirmation, comment?: string): Outcome<AlertMessage>;
+  resolve(id: string, actor: Actor, comment?: string): Outcome<AlertMessage>;
+  get(id: string): AlertMessage | undefined;
+  stored(id: string): StoredAlert | undefined;
+  open(): AlertMessage[];
+  audit(id: string): readonly AuditEntry[] | undefined;
+  /** Re-installs open alerts after a restart and re-arms their deadlines; emits nothing. */
+  restore(alerts: readonly StoredAlert[], audit?: readonly AuditEntry[]): void;
+  close(): void;
+}
+
+interface Rec {
+  alert: AlertMessage;
+  readonly key: string;
+  readonly latching: boolean;
+  readonly audit: AuditEntry[];
+  timer?: ClockTimer;
+  conditionCleared: boolean;
+}
+
+function compact<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+const severityRank = (s: string): number => SEVERITIES.length - SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
+
+export function createLifecycle(deps: LifecycleDeps): Lifecycle {
+  const { clock, registry } = deps;
+  const policy = deps.policy ?? DEFAULT_POLICY;
+  const newId = deps.newId ?? randomUUID;
+  const keepResolved = deps.keepResolved ?? 1000;
+  const byId = new Map<string, Rec>();
+  const openByKey = new Map<string, Rec>();
+  const resolvedOrder: string[] = [];
+  let closed = false;
+
+  function emit(rec: Rec, audit: AuditEntry, changed: boolean): void {
+    try {
+      deps.onChange({ alert: rec.alert, key: rec.key, latching: rec.latching, audit, changed });
+    } catch (err) {
+      deps.logger?.error({ err, alertId: rec.alert.id, code: 'ALERTS_SINK_FAILED' }, 'alert change sink failed');
+    }
+  }
+
+  function appendAudit(rec: Rec, action: AuditAction, by: string, fromState: AlertState, extra: Partial<AuditEntry> = {}): AuditEntry {
+    const entry = compact<AuditEntry>({
+      alertId: rec.alert.id,
+      homeId: rec.alert.homeId,
+      seq: (rec.audit.at(-1)?.seq ?? 0) + 1,
+      ts: clock.now(),
+      action,
+      by,
+      fromState,
+      toState: rec.alert.state,
+      version: rec.alert.version,
+      escalationLevel: rec.alert.escalationLevel,
+      ...extra,
+    });
+    rec.audit.push(entry);
+    return entry;
+  }
+
+  /** Applies one change: new version, audit entry, emission, re-armed deadline. */
+  function commit(rec: Rec, patch: Partial<AlertMessage>, action: AuditAction, by: string, extra: Partial<AuditEntry> = {}): AlertMessage {
+    const from = rec.alert.state;
+    rec.alert = compact<AlertMessage>({ ...rec.alert, ...patch, version: rec.alert.version + 1, ts: clock.now() });
+    const entry = appendAudit(rec, action, by, from, extra);
+    if (rec.alert.state === 'resolved') retire(rec);
+    else schedule(rec);
+    emit(rec, entry, true);
+    return rec.alert;
+  }
+
+  function retire(rec: Rec): void {
+    if (rec.timer) clock.clearTimeout(rec.timer);
+    rec.timer = undefined;
+    if (openByKey.get(rec.key) === rec) openByKey.delete(rec.key);
+    resolvedOrder.push(rec.alert.id);
+    while (resolvedOrder.length > keepResolved) byId.delete(resolvedOrder.shift() ?? '');
+  }
+
+  function schedule(rec: Rec): void {
+    if (rec.timer) clock.clearTimeout(rec.timer);
+    rec.timer = undefined;
+    if (closed) return;
+    const due = nextDue(rec.alert, policy, registry.home(rec.alert.homeId));
+    if (due === undefined) return;
+    rec.timer = clock.setTimeout(() => onDue(rec), Math.max(0, due.at - clock.now()));
+  }
+
+  function onDue(rec: Rec): void {
+    rec.timer = undefined;
+    if (closed || rec.alert.state === 'resolved') return;
+    const due = nextDue(rec.alert, policy, registry.home(rec.alert.homeId));
+    if (due === undefined) return;
+    if (due.at > clock.now()) return schedule(rec);
+    if (due.kind === 'escalate') escalate(rec, due.level, due.reason, SYSTEM_ACTOR);
+    else commit(rec, {}, 'reminder', SYSTEM_ACTOR);
+  }
+
+  function escalate(rec: Rec, level: number, reason: EscalationReason, by: string): void {
+    if ((rec.alert.escalationLevel ?? 0) >= level) return;
+    deps.logger?.warn({ alertId: rec.alert.id, homeId: rec.alert.homeId, level, reason }, 'alert escalated');
+    commit(rec, { state: 'escalated', escalationLevel: level }, 'escalated', by, { reason });
+  }
+
+  function raise(s: Signal): void {
+    const now = clock.now();
+    const alert = compact<AlertMessage>({
+      id: newId(),
+      homeId: s.homeId,
+      deviceId: s.deviceId,
+      residentId: s.residentId,
+      roomId: s.roomId,
+      rule: s.rule,
+      category: s.category,
+      signal: s.signal,
+      severity: s.severity,
+      state: 'raised',
+      ts: now,
+      sourceTs: s.sourceTs,
+      receivedTs: s.receivedTs,
+      raisedAt: now,
+      message: { zh: s.message.zh, en: s.message.en },
+      version: 1,
+      value: s.value,
+      escalationLevel: 0,
+    });
+    const rec: Rec = { alert, key: s.key, latching: s.latching === true, audit: [], conditionCleared: false };
+    byId.set(alert.id, rec);
+    openByKey.set(s.key, rec);
+    const entry = appendAudit(rec, 'raised', SYSTEM_ACTOR, 'raised', { reason: s.rule });
+    schedule(rec);
+    emit(rec, entry, true);
+    // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence.
+    if (s.escalateNow === true) escalate(rec, BUREAU_LEVEL, 'second_detector', SYSTEM_ACTOR);
+  }
+
+  function onSignal(s: Signal): void {
+    const rec = openByKey.get(s.key);
+    if (s.active) {
+      if (rec === undefined) return raise(s);
+      rec.conditionCleared = false;
+      if (s.escalateNow === true) return escalate(rec, BUREAU_LEVEL, 'second_detector', SYSTEM_ACTOR);
+      if (severityRank(s.severity) > severityRank(rec.alert.severity)) {
+        commit(rec, { severity: s.severity, signal: s.signal, message: { zh: s.message.zh, en: s.message.en }, value: s.value }, 'updated', SYSTEM_ACTOR, {
+          reason: `severity ${rec.alert.severity} → ${s.severity}`,
+        });
+      }
+      return;
+    }
+    if (rec === undefined) return;
+    if (!rec.latching) {
+      commit(rec, { state: 'resolved', resolvedAt: clock.now(), resolvedBy: SYSTEM_ACTOR }, 'resolved', SYSTEM_ACTOR, { reason: 'condition_cleared' });
+    } else if (!rec.conditionCleared) {
+      // A latched alarm stays until a person resolves it; the restoral is still on record.
+      rec.conditionCleared = true;
+      emit(rec, appendAudit(rec, 'condition_cleared', SYSTEM_ACTOR, rec.alert.state), false);
+    }
+  }
+
+  function visible(id: string, actor: Actor): Outcome<Rec> {
+    const rec = byId.get(id);
+    // Another home's alert is "not found", not "forbidden": its existence is not disclosed.
+    if (rec === undefined || !canSeeAlert(actor, rec.alert)) return fail('ALERT_NOT_FOUND');
+    if (rec.alert.state === 'resolved') return fail('ALERT_RESOLVED');
+    return { ok: true, value: rec };
+  }
+
+  const cut = (c: string | undefined): string | undefined => (c === undefined || c === '' ? undefined : c.slice(0, MAX_COMMENT));
+
+  return {
+    applySignals(signals) {
+      for (const s of signals) {
+        try {
+          onSignal(s);
+        } catch (err) {
+          deps.logger?.error({ err, key: s.key, code: 'ALERTS_SIGNAL_FAILED' }, 'could not apply a signal');
+        }
+      }
+    },
+    ack(id, actor, comment) {
+      const r = visible(id, actor);
+      if (!r.ok) return r;
+      if (r.value.alert.acknowledgedAt !== undefined) return fail('ALERT_ALREADY_ACKNOWLEDGED', `already acknowledged by ${r.value.alert.acknowledgedBy ?? '?'}`);
+      const now = clock.now();
+      const alert = commit(r.value, { state: 'acknowledged', acknowledgedBy: actor.username, acknowledgedAt: now, comment: cut(comment) ?? r.value.alert.comment }, 'acknowledged', actor.username, {
+        comment: cut(comment),
+      });
+      return { ok: true, value: alert };
+    },
+    confirm(id, actor, confirmation, comment) {
+      const r = visible(id, actor);
+      if (!r.ok) return r;
+      if (!(CONFIRMATIONS as readonly string[]).includes(confirmation)) return fail('API_BAD_REQUEST', `confirmation must be one of ${CONFIRMATIONS.join(', ')}`);
+      const rec = r.value;
+      if (rec.alert.acknowledgedAt === undefined) return fail('ALERT_NOT_ACKNOWLEDGED');
+      if (rec.alert.confirmation !== undefined) return fail('ALERT_ALREADY_CONFIRMED', `already confirmed as ${rec.alert.confirmation} by ${rec.alert.confirmedBy ?? '?'}`);
+      commit(rec, { state: 'confirmed', confirmation, confirmedBy: actor.username, confirmedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'confirmed', actor.username, {
+        confirmation,
+        comment: cut(comment),
+      });
+      // NFPA 72 positive alarm sequence: a fire verified as real goes to the bureau (call 119) at once.
+      if (confirmation === 'real_fire') escalate(rec, BUREAU_LEVEL, 'real_fire', actor.username);
+      return { ok: true, value: rec.alert };
+    },
+    resolve(id, actor, comment) {
+      const r = visible(id, actor);
+      if (!r.ok) return r;
+      const rec = r.value;
+      if (rec.latching && rec.alert.confirmation === undefined) return fail('ALERT_NOT_CONFIRMED');
+      const alert = commit(rec, { state: 'resolved', resolvedBy: actor.username, resolvedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'resolved', actor.username, {
+        comment: cut(comment),
+      });
+      return { ok: true, value: alert };
+    },
+    get: (id) => byId.get(id)?.alert,
+    stored(id) {
+      const rec = byId.get(id);
+      return rec && { alert: rec.alert, key: rec.key, latching: rec.latching };
+    },
+    open: () => [...openByKey.values()].map((r) => r.alert),
+    audit: (id) => byId.get(id)?.audit,
+    restore(alerts, audit = []) {
+      const trail = new Map<string, AuditEntry[]>();
+      for (const e of audit) (trail.get(e.alertId) ?? trail.set(e.alertId, []).get(e.alertId))?.push(e);
+      for (const s of alerts) {
+        if (s.alert.state === 'resolved' || byId.has(s.alert.id)) continue;
+        const prior = openByKey.get(s.key);
+        if (prior !== undefined && prior.alert.raisedAt >= s.alert.raisedAt) continue;
+        const entries = (trail.get(s.alert.id) ?? []).sort((a, b) => a.seq - b.seq);
+        const rec: Rec = { alert: s.alert, key: s.key, latching: s.latching, audit: entries, conditionCleared: false };
+        byId.set(s.alert.id, rec);
+        openByKey.set(s.key, rec);
+        schedule(rec);
+      }
+    },
+    close() {
+      closed = true;
+      for (const rec of byId.values()) if (rec.timer) clock.clearTimeout(rec.timer);
+    },
+  };
+}

@@ -1,0 +1,181 @@
+import type { Clock } from '../../common/clock.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { AlertMessage } from '../../contract/payloads.ts';
+import type { AlertChange, AuditEntry, StoredAlert } from '../lifecycle.ts';
+import { createInfluxHttp, rows, type InfluxHttp } from './influx-http.ts';
+import { createJournalWriter, type JournalRecord, type JournalWriter } from './journal-writer.ts';
+import { fnv1a, nsTime, toLine } from './line-protocol.ts';
+
+/**
+ * Alerts in InfluxDB (docs/architecture.md schema):
+ *   alert        tags home, category, rule, state   fields id, version, json (the AlertMessage), key, latching
+ *   alert_audit  tags home, action                  fields alert_id, seq, json (the AuditEntry)
+ *   care_action  tags home, resident, action        fields by, json
+ * Point times are the change time in ms plus a sub-ms offset from the alert id and version (or
+ * audit seq), so two alerts changing in the same millisecond never overwrite each other, and a
+ * replayed journal record overwrites only itself.
+ */
+export type StoreMeta = { kind: 'alert'; stored: StoredAlert } | { kind: 'audit'; entry: AuditEntry } | { kind: 'other' };
+
+export interface CareActionRecord {
+  readonly homeId: string;
+  readonly residentId: string;
+  readonly action: string;
+  readonly by: string;
+  readonly ts: number;
+  readonly observation?: unknown;
+}
+
+export interface AlertStore {
+  start(): Promise<void>;
+  record(change: AlertChange): void;
+  recordCareAction(a: CareActionRecord): void;
+  /** Latest version of every alert changed since `sinceMs`, merged with the unsent journal. */
+  loadOpen(sinceMs: number): Promise<{ alerts: StoredAlert[]; audit: AuditEntry[] }>;
+  /** The audit trail of one alert, or of one home (issue 3: queryable per alert and per home). */
+  audit(filter: { alertId?: string; homeId?: string; sinceMs?: number; limit?: number }): Promise<AuditEntry[]>;
+  /** Latest stored version of one alert (for resolved alerts no longer in memory). */
+  latest(alertId: string): Promise<AlertMessage | undefined>;
+  drained(): Promise<void>;
+  stats(): { pending: number; written: number; failures: number };
+  close(): Promise<void>;
+}
+
+export interface AlertStoreDeps {
+  readonly influxUrl: string;
+  readonly database: string;
+  readonly journalPath: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly influx?: InfluxHttp;
+}
+
+const quoteString = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+export function alertRecord(s: StoredAlert): JournalRecord<StoreMeta> {
+  const a = s.alert;
+  const lp = toLine({
+    measurement: 'alert',
+    tags: { home: a.homeId, category: a.category, rule: a.rule, state: a.state },
+    fields: { id: a.id, version: { int: a.version }, json: JSON.stringify(a), key: s.key, latching: s.latching },
+    timeNs: nsTime(a.ts, (fnv1a(a.id) % 1000) * 1000 + (a.version % 1000)),
+  });
+  return { lp, meta: { kind: 'alert', stored: s } };
+}
+
+export function auditRecord(e: AuditEntry): JournalRecord<StoreMeta> {
+  const lp = toLine({
+    measurement: 'alert_audit',
+    tags: { home: e.homeId, action: e.action },
+    fields: { alert_id: e.alertId, seq: { int: e.seq }, json: JSON.stringify(e) },
+    timeNs: nsTime(e.ts, (fnv1a(e.alertId) % 1000) * 1000 + (e.seq % 1000)),
+  });
+  return { lp, meta: { kind: 'audit', entry: e } };
+}
+
+function parseJson<T>(v: unknown): T | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export function createAlertStore(deps: AlertStoreDeps): AlertStore {
+  const influx = deps.influx ?? createInfluxHttp(deps.influxUrl, deps.database);
+  const writer: JournalWriter<StoreMeta> = createJournalWriter<StoreMeta>({ path: deps.journalPath, influx, clock: deps.clock, logger: deps.logger });
+  let careSeq = 0;
+
+  return {
+    async start() {
+      try {
+        await influx.createDatabase();
+      } catch (err) {
+        deps.logger.warn({ err, code: 'ALERTS_INFLUX_UNREACHABLE' }, 'could not create the InfluxDB database; writes stay in the journal');
+      }
+      await writer.start();
+    },
+    record(change) {
+      const recs = [auditRecord(change.audit)];
+      if (change.changed) recs.unshift(alertRecord(change));
+      writer.append(recs);
+    },
+    recordCareAction(a) {
+      writer.append([
+        {
+          lp: toLine({
+            measurement: 'care_action',
+            tags: { home: a.homeId, resident: a.residentId, action: a.action },
+            fields: { by: a.by, json: JSON.stringify(a) },
+            timeNs: nsTime(a.ts, careSeq++ % 1_000_000),
+          }),
+          meta: { kind: 'other' },
+        },
+      ]);
+    },
+    async loadOpen(sinceMs) {
+      const latest = new Map<string, StoredAlert>();
+      const consider = (s: StoredAlert): void => {
+        const prior = latest.get(s.alert.id);
+        if (prior === undefined || prior.alert.version < s.alert.version) latest.set(s.alert.id, s);
+      };
+      const since = Math.max(0, Math.trunc(sinceMs));
+      const series = await influx.query(`SELECT "json","key","latching" FROM "alert" WHERE time >= ${since}ms`);
+      for (const r of rows(series)) {
+        const alert = parseJson<AlertMessage>(r.json);
+        if (alert === undefined || typeof r.key !== 'string') continue;
+        consider({ alert, key: r.key, latching: r.latching === true });
+      }
+      const journalAudit: AuditEntry[] = [];
+      for (const rec of writer.pending()) {
+        if (rec.meta?.kind === 'alert') consider(rec.meta.stored);
+        else if (rec.meta?.kind === 'audit') journalAudit.push(rec.meta.entry);
+      }
+      const alerts = [...latest.values()].filter((s) => s.alert.state !== 'resolved');
+      const openIds = new Set(alerts.map((s) => s.alert.id));
+      const audit = new Map<string, AuditEntry>();
+      const auditSeries = openIds.size === 0 ? [] : await influx.query(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
+      for (const r of rows(auditSeries)) {
+        const e = parseJson<AuditEntry>(r.json);
+        if (e && openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
+      }
+      for (const e of journalAudit) if (openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
+      return { alerts, audit: [...audit.values()] };
+    },
+    async audit(filter) {
+      const where = [`time >= ${Math.max(0, Math.trunc(filter.sinceMs ?? 0))}ms`];
+      if (filter.alertId !== undefined) where.push(`"alert_id" = ${quoteString(filter.alertId)}`);
+      if (filter.homeId !== undefined) where.push(`"home" = ${quoteString(filter.homeId)}`);
+      const limit = Math.min(10_000, Math.max(1, filter.limit ?? 1000));
+      const series = await influx.query(`SELECT "json" FROM "alert_audit" WHERE ${where.join(' AND ')} ORDER BY time DESC LIMIT ${limit}`);
+      const found = new Map<string, AuditEntry>();
+      for (const r of rows(series)) {
+        const e = parseJson<AuditEntry>(r.json);
+        if (e) found.set(`${e.alertId}#${e.seq}`, e);
+      }
+      // Entries still in the journal are part of the trail too.
+      for (const rec of writer.pending()) {
+        if (rec.meta?.kind !== 'audit') continue;
+        const e = rec.meta.entry;
+        if ((filter.alertId === undefined || e.alertId === filter.alertId) && (filter.homeId === undefined || e.homeId === filter.homeId)) found.set(`${e.alertId}#${e.seq}`, e);
+      }
+      return [...found.values()].sort((a, b) => a.ts - b.ts || a.seq - b.seq);
+    },
+    async latest(alertId) {
+      const series = await influx.query(`SELECT "json" FROM "alert" WHERE "id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
+      let best: AlertMessage | undefined;
+      for (const r of rows(series)) {
+        const a = parseJson<AlertMessage>(r.json);
+        if (a && (best === undefined || a.version > best.version)) best = a;
+      }
+      for (const rec of writer.pending()) {
+        if (rec.meta?.kind === 'alert' && rec.meta.stored.alert.id === alertId && (best === undefined || rec.meta.stored.alert.version > best.version)) best = rec.meta.stored.alert;
+      }
+      return best;
+    },
+    drained: () => writer.drained(),
+    stats: () => writer.stats(),
+    close: () => writer.close(),
+  };
+}

@@ -1,0 +1,116 @@
+import { DEVICE_KINDS } from '../../../contract/device-kinds.ts';
+import type { Device } from '../../../contract/registry.ts';
+import type { Rule, RuleInput, RuleResult, Signal } from '../types.ts';
+import { residentLabel, trackBed, type BedState, type CareRuleContext } from './care-context.ts';
+import { NO_DATA_RULE_DEFAULTS, type NoDataRuleConfig } from './config.ts';
+
+/**
+ * A care monitor (vital signs, bed, wetness) attached to a resident that sends nothing while the
+ * resident is in bed (or not known to be out of it) is a device alert (`care_no_data:<deviceId>`,
+ * trouble, high: an unmonitored bedridden resident is a care risk). It is raised at a tick, at the
+ * latest by the device kind's heartbeat budget (contract/device-kinds.ts `heartbeatBudgetS`), and
+ * cleared by the next message from the device. Timed on the platform clock (`now`), since a silent
+ * device has no timestamps of its own to offer.
+ */
+
+export const NO_DATA_RULE_ID = 'care_no_data';
+
+export interface NoDataState {
+  /** Platform time of the first input the rule saw: a device never heard from is silent since then. */
+  startedAt?: number;
+  /** Platform time / device time of each device's last message. */
+  lastSeen: Record<string, number>;
+  lastSourceTs: Record<string, number>;
+  beds: Record<string, BedState>;
+  open: Record<string, true>;
+}
+
+const KIND_NAME: Readonly<Partial<Record<Device['kind'], { zh: string; en: string }>>> = {
+  vital_signs_monitor: { zh: '生命体征监测仪', en: 'vital-signs monitor' },
+  bed_sensor: { zh: '床垫传感器', en: 'bed sensor' },
+  wetness_sensor: { zh: '尿湿传感器', en: 'wetness sensor' },
+};
+
+function isCareMonitor(d: Device): boolean {
+  return DEVICE_KINDS[d.kind].category === 'care' && d.residentId !== undefined;
+}
+
+export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<NoDataState> {
+  const cfg = { ...NO_DATA_RULE_DEFAULTS, ...config };
+  return {
+    id: NO_DATA_RULE_ID,
+    initialState: () => ({ lastSeen: {}, lastSourceTs: {}, beds: {}, open: {} }),
+    evaluate(input: RuleInput, state: NoDataState, ctx: CareRuleContext): RuleResult<NoDataState> {
+      const signals: Signal[] = [];
+      const startedAt = state.startedAt ?? input.now;
+      if (input.type === 'tick') {
+        const next: NoDataState = { ...state, startedAt, open: { ...state.open } };
+        for (const d of ctx.registry.site.devices) {
+          if (!isCareMonitor(d) || next.open[d.id] === true) continue;
+          const resident = ctx.registry.resident(d.residentId as string);
+          if (resident === undefined || state.beds[resident.id]?.inBed === false) continue;
+          const last = state.lastSeen[d.id] ?? startedAt;
+          // Raised once silence exceeds the budget less one tick, so it is out by the budget itself.
+          if (input.now - last < DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000 - cfg.tickMs) continue;
+          next.open[d.id] = true;
+          const label = residentLabel(resident, ctx);
+          const kind = KIND_NAME[d.kind] ?? { zh: d.kind, en: d.kind };
+          const secs = Math.round((input.now - last) / 1000);
+          signals.push({
+            key: `${NO_DATA_RULE_ID}:${d.id}`,
+            rule: NO_DATA_RULE_ID,
+            category: 'device',
+            signal: 'trouble',
+            severity: 'high',
+            homeId: d.homeId,
+            deviceId: d.id,
+            roomId: d.roomId,
+            residentId: resident.id,
+            active: true,
+            sourceTs: state.lastSourceTs[d.id] ?? input.now,
+            message: {
+              zh: `${label.zh}：${kind.zh}${d.id}已${secs}秒无数据，住户在床，请检查设备`,
+              en: `${label.en}: no data from ${kind.en} ${d.id} for ${secs} s while the resident is in bed: check the device`,
+            },
+          });
+        }
+        return { state: signals.length > 0 || state.startedAt === undefined ? next : state, signals };
+      }
+      const unchanged = state.startedAt === undefined ? { ...state, startedAt } : state;
+      if (input.type === 'care_action') return { state: unchanged, signals };
+      const d = input.device;
+      // An offline status is the device saying it has gone; it does not count as hearing from it.
+      if (!isCareMonitor(d) || (input.type === 'status' && !input.online)) return { state: unchanged, signals };
+      const next: NoDataState = {
+        ...state,
+        startedAt,
+        lastSeen: { ...state.lastSeen, [d.id]: input.now },
+        lastSourceTs: { ...state.lastSourceTs, [d.id]: input.ts },
+        beds: { ...state.beds },
+        open: { ...state.open },
+      };
+      trackBed(next.beds, input);
+      if (next.open[d.id] === true) {
+        delete next.open[d.id];
+        const resident = ctx.registry.resident(d.residentId as string);
+        const label = resident !== undefined ? residentLabel(resident, ctx) : { zh: d.id, en: d.id };
+        signals.push({
+          key: `${NO_DATA_RULE_ID}:${d.id}`,
+          rule: NO_DATA_RULE_ID,
+          category: 'device',
+          signal: 'trouble',
+          severity: 'high',
+          homeId: d.homeId,
+          deviceId: d.id,
+          roomId: d.roomId,
+          ...(d.residentId !== undefined ? { residentId: d.residentId } : {}),
+          active: false,
+          sourceTs: input.ts,
+          receivedTs: input.receivedTs,
+          message: { zh: `${label.zh}：${d.id}已恢复数据`, en: `${label.en}: data from ${d.id} again` },
+        });
+      }
+      return { state: next, signals };
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { newLatch, stepAbove, type Latch } from './latch.ts';
+
+/**
+ * Smoke detection of one detector: pre-alarm and alarm levels of obscuration, and NFPA 72 alarm
+ * verification (§23.8.5.4.1): a reading at alarm level starts a verification window; only if the
+ * detector stays at alarm level through the window is the alarm accepted. If it falls back before,
+ * the event stays an unverified pre-alarm. A confirmed multi-criteria fire supersedes the window.
+ * Pure step over one reading, plus a tick step that completes windows when readings stop.
+ */
+export interface SmokeState {
+  /** Pre-alarm latch (set 2 %/m, clear 1.5 %/m held 60 s). */
+  pre: Latch;
+  /** Alarm-level latch (set 4 %/m, clear 3 %/m): the detector is "at alarm level". */
+  lvl: Latch;
+  /** Verification window start (platform ms), -1 when none. */
+  v: number;
+  /** 0 no alarm; 1 verified alarm raised; 2 superseded by a confirmed fire. */
+  ok: 0 | 1 | 2;
+  /** Platform ms since when the alarm level has been gone while ok ≠ 0; -1 otherwise. */
+  off: number;
+  /** Peak reading of a failed verification during the current (or last) pre-alarm, -1 when none. */
+  u: number;
+  /** Last reading, its device ts and receive time. */
+  x: number;
+  t: number;
+  rt: number;
+}
+
+export interface SmokeLimits {
+  readonly preAt: number;
+  readonly preClear: number;
+  readonly alarmAt: number;
+  readonly alarmClear: number;
+  readonly verifyMs: number;
+}
+
+/** Two consecutive readings for a pre-alarm (a single dust particle is not smoke). */
+const PRE_SET_COUNT = 2;
+/** A pre-alarm or verified alarm condition must be gone 60 s before its clear is reported. */
+export const SMOKE_CLEAR_HOLD_MS = 60_000;
+
+export type SmokeEvent = 'pre_set' | 'pre_clear' | 'verify_start' | 'verified' | 'unverified' | 'alarm_clear';
+
+export function newSmokeState(): SmokeState {
+  return { pre: newLatch(), lvl: newLatch(), v: -1, ok: 0, off: -1, u: -1, x: 0, t: 0, rt: 0 };
+}
+
+export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: number, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
+  const events: SmokeEvent[] = [];
+  const lvl = stepAbove(prev.lvl, x, lim.alarmAt, lim.alarmClear, now, {});
+  let pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { setCount: PRE_SET_COUNT, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
+  let { v, ok, off, u } = prev;
+  if (v >= 0) u = Math.max(u, x); // peak while verifying
+  if (lvl.edge === 'set' && !pre.latch.on) pre = { latch: { on: true, n: 0, p: -1 }, edge: 'set' };
+  if (pre.edge === 'set') {
+    events.push('pre_set');
+    u = -1; // a new pre-alarm episode
+  }
+  if (lvl.edge === 'set') {
+    if (ok === 0 && v < 0) {
+      v = now;
+      u = Math.max(u, x);
+      events.push('verify_start');
+    }
+    off = -1;
+  } else if (lvl.edge === 'clear') {
+    if (v >= 0) {
+      // Fell back inside the window: NFPA 72 verification not passed, an unverified pre-alarm.
+      v = -1;
+      events.push('unverified');
+    }
+    if (ok !== 0) off = now;
+  }
+  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs };
+  const timed = stepSmokeTime(state, now, lim);
+  state = timed.state;
+  events.push(...timed.events);
+  // `u` stays until the next episode so the clear can say the alarm was unverified.
+  if (pre.edge === 'clear') events.push('pre_clear');
+  return { state, events };
+}
+
+/** Time-driven part (also called on `tick`): window completion and the verified alarm's clear. */
+export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
+  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs) {
+    return { state: { ...s, v: -1, ok: 1, off: -1, u: -1 }, events: ['verified'] };
+  }
+  if (s.ok !== 0 && !s.lvl.on && s.off >= 0 && now - s.off >= SMOKE_CLEAR_HOLD_MS) {
+    return { state: { ...s, ok: 0, off: -1 }, events: s.ok === 1 ? ['alarm_clear'] : [] };
+  }
+  return { state: s, events: [] };
+}
+
+/** At alarm level (verified or not) — what multi-detector confirmation counts. */
+export function smokeInAlarm(s: SmokeState | undefined): boolean {
+  return s !== undefined && s.lvl.on;
+}
+
+/** Smoke seen at pre-alarm or above — what smoke-plus-heat confirmation counts. */
+export function smokeSeen(s: SmokeState | undefined): boolean {
+  return s !== undefined && (s.pre.on || s.lvl.on);
+}

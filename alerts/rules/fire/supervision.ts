@@ -1,0 +1,162 @@
+import { DEVICE_KINDS } from '../../../contract/device-kinds.ts';
+import type { Device } from '../../../contract/registry.ts';
+import type { Rule, RuleContext, RuleResult, Signal } from '../types.ts';
+import { newLatch, stepLatch, type Latch } from './latch.ts';
+import { troubleSignal } from './signals.ts';
+
+/**
+ * Supervision of communication (NFPA 72 §23.16.2: loss of a low-power radio device reported as
+ * trouble within 200 s; §12.6 / §10.6.9 monitoring for integrity), for every device kind:
+ *
+ * - per device `device_offline:<id>` (trouble): the device sent nothing within its kind's
+ *   `heartbeatBudgetS` (contract/device-kinds.ts), or reported `online: false` (raised after a
+ *   10 s grace so a burst of offline statuses can be recognised as a whole home going down);
+ * - per home `home_comm_loss:<home>` (trouble, critical): at least 80 % of the home's devices are
+ *   down at once (its gateway or network died). While it is active, per-device offline troubles of
+ *   that home are not raised, and those already raised are cleared (the home alert stands for them);
+ *   when it clears, devices still silent are raised one by one.
+ *
+ * A device counts as "down" for the home check once it has missed two reports (2 × telemetry
+ * interval) — earlier than its heartbeat budget — so a home-wide loss is recognised before the
+ * per-device budgets run out. While ≥ 50 % of a home is down but not yet 80 %, per-device troubles
+ * are held back for up to 60 s (never past NFPA 72's 200 s) to let the home picture settle.
+ *
+ * All times are the engine's clock (`input.now`): device clocks may be skewed; silence is about
+ * when messages arrived. State per device is four numbers.
+ */
+export interface SupervisionState {
+  /** Per device `[lastSeen, offlineSince | -1, raised 0|1, backSince | -1]`, platform ms. */
+  d: Record<string, [number, number, number, number]>;
+  /** Per home comm-loss latch. */
+  h: Record<string, Latch>;
+  /** Platform ms of the last evaluation, -1 before the first. */
+  last: number;
+}
+
+/** NFPA 72 §23.16.2: 200 s to report the loss of a device. */
+const REPORT_LIMIT_MS = 200_000;
+const OFFLINE_GRACE_MS = 10_000;
+const HOME_SET_FRACTION = 0.8;
+const HOME_CLEAR_FRACTION = 0.5;
+const HOME_MIN_DEVICES = 3;
+const HOME_CLEAR_HOLD_MS = 30_000;
+const MAX_DEFERRAL_MS = 60_000;
+/** A device must stay back this long before its offline trouble clears (no flapping). */
+const RESTORE_HOLD_MS = 30_000;
+/** If the rule was not evaluated this long, the engine was down: restart the budgets, do not flood. */
+const RESTART_GAP_MS = 60_000;
+
+function budgetMs(d: Device): number {
+  return DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000;
+}
+function quietMs(d: Device): number {
+  return Math.min(2 * DEVICE_KINDS[d.kind].telemetryIntervalS * 1000, budgetMs(d));
+}
+function deferralMs(d: Device): number {
+  return Math.max(0, Math.min(MAX_DEFERRAL_MS, REPORT_LIMIT_MS - budgetMs(d)));
+}
+
+function offlineSignal(d: Device, ctx: RuleContext, active: boolean, sourceTs: number, why: 'silent' | 'offline' | 'back'): Signal {
+  const budgetS = DEVICE_KINDS[d.kind].heartbeatBudgetS;
+  const text =
+    why === 'silent'
+      ? { zh: `设备失联（超过 ${budgetS} 秒无消息）`, en: `device silent (no message for over ${budgetS} s)` }
+      : why === 'offline'
+        ? { zh: '设备离线', en: 'device offline' }
+        : { zh: '设备通信恢复', en: 'device communicating again' };
+  const severity = DEVICE_KINDS[d.kind].category === 'fire' ? 'high' : 'medium';
+  return troubleSignal('device_offline', severity, { device: d, ctx, active, sourceTs }, text);
+}
+
+function homeSignal(homeId: string, ctx: RuleContext, active: boolean, now: number, down: number, total: number): Signal {
+  const home = ctx.registry.home(homeId);
+  const name = { zh: home?.name ?? homeId, en: home?.nameEn ?? homeId };
+  return {
+    key: `home_comm_loss:${homeId}`,
+    rule: 'home_comm_loss',
+    category: 'device',
+    signal: 'trouble',
+    severity: 'critical',
+    homeId,
+    active,
+    sourceTs: now,
+    value: down,
+    message: active
+      ? { zh: `${name.zh}：全院通信中断（${down}/${total} 台设备失联），消防监控失效`, en: `${name.en}: home communication failure (${down}/${total} devices silent), fire monitoring lost` }
+      : { zh: `${name.zh}：全院通信恢复（${down}/${total} 台仍失联）`, en: `${name.en}: home communication restored (${down}/${total} still silent)` },
+  };
+}
+
+/** After a gap in evaluation (the engine was down) every budget restarts from now. */
+function rearm(state: SupervisionState, now: number): SupervisionState {
+  if (state.last < 0 || now - state.last <= RESTART_GAP_MS) return state;
+  const d: SupervisionState['d'] = {};
+  for (const [id, e] of Object.entries(state.d)) d[id] = [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3]];
+  return { d, h: state.h, last: now };
+}
+
+function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResult<SupervisionState> {
+  const d = { ...state.d };
+  const h = { ...state.h };
+  const signals: Signal[] = [];
+  for (const home of ctx.registry.site.homes) {
+    const devices = ctx.registry.devicesOfHome(home.id);
+    let down = 0;
+    for (const dev of devices) {
+      const e = (d[dev.id] ??= [now, -1, 0, -1]);
+      if (e[1] >= 0 || now - e[0] > quietMs(dev)) down++;
+    }
+    const frac = devices.length === 0 ? 0 : down / devices.length;
+    const latch = h[home.id] ?? newLatch();
+    const step = stepLatch(latch, frac >= HOME_SET_FRACTION && devices.length >= HOME_MIN_DEVICES, frac < HOME_CLEAR_FRACTION, now, { clearHoldMs: HOME_CLEAR_HOLD_MS });
+    h[home.id] = step.latch;
+    if (step.edge !== undefined) signals.push(homeSignal(home.id, ctx, step.edge === 'set', now, down, devices.length));
+    for (const dev of devices) {
+      const e = d[dev.id] as [number, number, number, number];
+      const [seen, off, raised, back] = e;
+      const offlineFor = off >= 0 ? now - off - OFFLINE_GRACE_MS : -1;
+      const silentFor = now - seen - budgetMs(dev);
+      const overdue = Math.max(offlineFor, silentFor);
+      if (step.latch.on) {
+        // The home alert stands for every device of the home.
+        if (raised === 1) {
+          d[dev.id] = [seen, off, 0, -1];
+          signals.push(offlineSignal(dev, ctx, false, now, 'back'));
+        }
+        continue;
+      }
+      if (raised === 0) {
+        if (overdue >= 0 && (frac < HOME_CLEAR_FRACTION || overdue >= deferralMs(dev))) {
+          d[dev.id] = [seen, off, 1, -1];
+          signals.push(offlineSignal(dev, ctx, true, seen, offlineFor >= 0 ? 'offline' : 'silent'));
+        }
+      } else if (overdue >= 0 || off >= 0) {
+        if (back >= 0) d[dev.id] = [seen, off, 1, -1];
+      } else if (back < 0) {
+        d[dev.id] = [seen, off, 1, now];
+      } else if (now - back >= RESTORE_HOLD_MS) {
+        d[dev.id] = [seen, off, 0, -1];
+        signals.push(offlineSignal(dev, ctx, false, seen, 'back'));
+      }
+    }
+  }
+  return { state: { d, h, last: now }, signals };
+}
+
+export const supervisionRule: Rule<SupervisionState> = {
+  id: 'supervision',
+  initialState: () => ({ d: {}, h: {}, last: -1 }),
+  evaluate(input, prevState, ctx) {
+    const state = rearm(prevState, input.now);
+    if (input.type === 'tick') return tick(input.now, state, ctx);
+    if (input.type !== 'telemetry' && input.type !== 'event' && input.type !== 'status') return { state: prevState, signals: [] };
+    const id = input.device.id;
+    const prev = state.d[id];
+    const wentOffline = input.type === 'status' && !input.online;
+    const off = wentOffline ? (prev !== undefined && prev[1] >= 0 ? prev[1] : input.now) : -1;
+    const raised = prev?.[2] ?? 0;
+    // Back once it speaks again; the clear waits RESTORE_HOLD_MS at the tick.
+    const back = raised === 1 && !wentOffline ? (prev !== undefined && prev[3] >= 0 ? prev[3] : input.now) : -1;
+    return { state: { d: { ...state.d, [id]: [input.now, off, raised, back] }, h: state.h, last: Math.max(state.last, input.now) }, signals: [] };
+  },
+};

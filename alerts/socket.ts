@@ -1,0 +1,113 @@
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import type { Clock } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
+import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
+import { BUREAU_ROOM, homeRoom, type AckResult, type ClientToServerEvents, type ServerToClientEvents, type SocketData } from '../contract/socket-events.ts';
+import { USER_ROLES, type UserRole } from '../contract/registry.ts';
+import { canSeeAlert, goesToBureau, seesAllHomes, type Actor } from './access.ts';
+import type { Outcome } from './errors.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import type { TokenService } from './http/token.ts';
+
+/**
+ * socket.io attached by hand to fastify's HTTP server. The token from POST /api/login is verified
+ * at the handshake; rooms follow from it (there is no join event, so a staff socket can never get
+ * into another home's room): `home:{id}` for staff and directors, `bureau` for bureau and admin.
+ */
+type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface SocketHubDeps {
+  readonly server: HttpServer;
+  readonly tokens: TokenService;
+  readonly lifecycle: Lifecycle;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export interface SocketHub {
+  readonly io: IoServer;
+  /** Sends one alert change to its home room, and to the bureau room for fire and escalated alerts. */
+  publish(alert: AlertMessage): void;
+  connections(): number;
+  close(): Promise<void>;
+}
+
+function actorOf(data: SocketData): Actor {
+  return { username: data.username, role: data.role as UserRole, ...(data.homeId !== undefined ? { homeId: data.homeId } : {}) };
+}
+
+/** What this socket's live stream carries, so that the snapshot matches it. */
+function inStream(actor: Actor, alert: AlertMessage): boolean {
+  return seesAllHomes(actor) ? goesToBureau(alert) : canSeeAlert(actor, alert);
+}
+
+export function createSocketHub(deps: SocketHubDeps): SocketHub {
+  const log = deps.logger.child({ component: 'socket' });
+  const io: IoServer = new Server(deps.server, { serveClient: true, cors: { origin: false }, maxHttpBufferSize: 16 * 1024 });
+
+  io.use((socket, next) => {
+    const auth: unknown = socket.handshake.auth;
+    const token = typeof auth === 'object' && auth !== null && 'token' in auth ? (auth as { token: unknown }).token : undefined;
+    const actor = typeof token === 'string' ? deps.tokens.verify(token, deps.clock.now()) : undefined;
+    if (actor === undefined || !(USER_ROLES as readonly string[]).includes(actor.role)) {
+      const err = new Error('AUTH_REQUIRED') as Error & { data?: unknown };
+      err.data = { code: 'AUTH_REQUIRED' };
+      return next(err);
+    }
+    socket.data = { username: actor.username, role: actor.role, ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}) };
+    next();
+  });
+
+  function replyWith(reply: unknown, r: Outcome<AlertMessage>): void {
+    if (typeof reply !== 'function') return;
+    const result: AckResult = r.ok ? { ok: true, alert: r.value } : { ok: false, code: r.code, error: r.message };
+    (reply as (x: AckResult) => void)(result);
+  }
+
+  const bad = (message: string): Outcome<AlertMessage> => ({ ok: false, code: 'API_BAD_REQUEST', message });
+  const str = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v.length <= max ? v : undefined);
+
+  io.on('connection', (socket: IoSocket) => {
+    const actor = actorOf(socket.data);
+    if (seesAllHomes(actor)) void socket.join(BUREAU_ROOM);
+    else if (actor.homeId !== undefined) void socket.join(homeRoom(actor.homeId));
+    socket.emit(
+      'snapshot',
+      deps.lifecycle.open().filter((a) => inStream(actor, a)),
+    );
+    log.debug({ username: actor.username, role: actor.role }, 'socket connected');
+
+    // Each handler checks its arguments itself: a socket client is outside input.
+    socket.on('ack', (id: unknown, reply: unknown) => {
+      const alertId = str(id, 128);
+      replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.ack(alertId, actor));
+    });
+    socket.on('confirm', (id: unknown, confirmation: unknown, comment: unknown, reply: unknown) => {
+      const alertId = str(id, 128);
+      if (alertId === undefined || !(CONFIRMATIONS as readonly unknown[]).includes(confirmation)) {
+        return replyWith(reply, bad(`confirm(alertId, one of ${CONFIRMATIONS.join('|')}, comment)`));
+      }
+      replyWith(reply, deps.lifecycle.confirm(alertId, actor, confirmation as Confirmation, str(comment, 1000)));
+    });
+    socket.on('resolve', (id: unknown, comment: unknown, reply: unknown) => {
+      const alertId = str(id, 128);
+      replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.resolve(alertId, actor, str(comment, 1000)));
+    });
+  });
+
+  return {
+    io,
+    publish(alert) {
+      const rooms = goesToBureau(alert) ? [homeRoom(alert.homeId), BUREAU_ROOM] : [homeRoom(alert.homeId)];
+      io.to(rooms).emit('alert', alert);
+    },
+    connections: () => io.engine.clientsCount,
+    async close() {
+      io.disconnectSockets(true);
+      // io.close() would also close fastify's server; fastify closes that itself.
+      io.engine.close();
+    },
+  };
+}

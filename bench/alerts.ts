@@ -1,0 +1,176 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DEVICE_SECRET, BENCH_SERVICE_SECRET, BENCH_USER_PASSWORD, benchRegistry } from './lib/registry.ts';
+import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
+import { startAlerts, startBroker, startIngest } from './lib/services.ts';
+import { createInfluxServer } from './lib/influx.ts';
+import { percentiles, median, type Percentiles } from './lib/stats.ts';
+import { sharedResults, type BenchContext, type BenchResult, type Benchmark, type Row } from './lib/context.ts';
+import type { BenchRegistry } from './lib/registry.ts';
+
+/**
+ * 3. Alert latency (device publish → socket.io receipt) and 6. dashboard fan-out share one stack:
+ * InfluxDB + broker + ingest + alerts, a load generator for background telemetry and another that
+ * holds the alerting devices and the socket.io clients (so publish and receipt share one clock).
+ * Fire: a manual call point event raises a fire alert at once (latching, so each call point is
+ * used once). Care: a systolic blood pressure ≤ 90 mmHg (NEWS2 3-point band, no duration window)
+ * raises a care alert at once; a normal reading resolves it so the monitor can be reused.
+ */
+export interface AlertStack {
+  readonly reg: BenchRegistry;
+  readonly load: Loadgen;
+  readonly probe: Loadgen;
+  close(): Promise<void>;
+}
+
+export async function startAlertStack(ctx: BenchContext, o: { homes: number; loadDevices: number; dashboards: number }): Promise<AlertStack> {
+  const reg = benchRegistry(ctx.root, ctx.quick ? 2_000 : 10_000, ctx.quick ? 20 : 100);
+  const closers: Array<() => Promise<unknown>> = [];
+  const close = async (): Promise<void> => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const influx = await createInfluxServer();
+    closers.push(() => influx.close());
+    await influx.start();
+    const db = `bench_alerts_${Date.now()}`;
+    const tmp = join(ctx.root, '.tmp', 'bench', `alerts-${process.pid}-${Date.now()}`);
+    mkdirSync(tmp, { recursive: true });
+    closers.push(async () => rmSync(tmp, { recursive: true, force: true }));
+    const broker = await startBroker(reg.path);
+    closers.push(() => broker.close());
+    const ingest = await startIngest({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
+    closers.push(() => ingest.close());
+    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
+    closers.push(() => alerts.close());
+    const load = await startLoadgen();
+    closers.push(() => load.close());
+    const probe = await startLoadgen();
+    closers.push(() => probe.close());
+    const homes = reg.homes.slice(0, o.homes);
+    const probeDevices = [...reg.callPoints, ...reg.vitalMonitors].filter((d) => homes.includes(d.homeId));
+    const c1 = await probe.connect({ host: '127.0.0.1', port: broker.port, devices: probeDevices, secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: [], concurrency: 20, reconnect: false, timeoutMs: 60_000 });
+    if (c1.connected < probeDevices.length) throw new Error(`probe devices: ${c1.connected}/${probeDevices.length} (${c1.firstError ?? ''})`);
+    const c2 = await load.connect({ host: '127.0.0.1', port: broker.port, devices: reg.loadDevices.slice(0, o.loadDevices), secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: [], concurrency: 50, reconnect: false, timeoutMs: 120_000 });
+    if (c2.connected < o.loadDevices) throw new Error(`load devices: ${c2.connected}/${o.loadDevices} (${c2.firstError ?? ''})`);
+    // Dashboard clients spread over the homes (staff of each home), plus bureau clients.
+    const users: Array<{ username: string; password: string }> = [];
+    for (let i = 0; users.length < o.dashboards; i++) {
+      users.push({ username: i % 10 === 9 ? 'bureau' : `staff-${homes[i % homes.length] as string}`, password: BENCH_USER_PASSWORD });
+    }
+    const d = await probe.dashboards(alerts.url, users, 120_000);
+    if (d.connected < users.length) throw new Error(`dashboards: ${d.connected}/${users.length}`);
+    return { reg: { ...reg, homes }, load, probe, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+export interface TrialSet {
+  readonly fire: number[];
+  readonly care: number[];
+  readonly missedReceipts: number;
+}
+
+/** Fires `n` fire trials (one per call point) and `n` care trials; latency per receiving client. */
+export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<string>): Promise<TrialSet> {
+  const fire: number[] = [];
+  const care: number[] = [];
+  let missed = 0;
+  const cps = s.reg.callPoints.filter((d) => s.reg.homes.includes(d.homeId) && !usedCallPoints.has(d.id));
+  const vms = s.reg.vitalMonitors.filter((d) => s.reg.homes.includes(d.homeId));
+  for (let i = 0; i < n; i++) {
+    const cp = cps[i];
+    if (cp !== undefined) {
+      usedCallPoints.add(cp.id);
+      const r = await s.probe.trigger({ deviceId: cp.id, homeId: cp.homeId, channel: 'event', body: { type: 'manual_call_point' }, bureauToo: false, timeoutMs: 10_000 });
+      fire.push(...r.latenciesMs);
+      missed += r.expected - r.latenciesMs.length;
+    }
+    const vm = vms[i % vms.length];
+    if (vm !== undefined) {
+      const r = await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 80, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 10_000 });
+      care.push(...r.latenciesMs);
+      missed += r.expected - r.latenciesMs.length;
+      // Back to normal: resolves the care alert so the next trial on this monitor raises a new one.
+      await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 125, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 300 });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { fire, care, missedReceipts: missed };
+}
+
+function latencyRows(bench: string, label: string, p: Percentiles, target?: { p99: number; text: string }): Row[] {
+  return [
+    { bench, metric: `${label} p50`, value: p.p50, unit: 'ms' },
+    { bench, metric: `${label} p99`, value: p.p99, unit: 'ms', ...(target ? { target: target.text, met: p.p99 <= target.p99 } : {}) },
+    { bench, metric: `${label} max`, value: p.max, unit: 'ms', note: `${p.count} receipts` },
+  ];
+}
+
+
+export const alertsBenchmark: Benchmark = {
+  name: 'alerts',
+  title: 'Alert latency: device publish → socket.io receipt, idle and at half the max rate',
+  async run(ctx: BenchContext): Promise<BenchResult> {
+    const trials = ctx.quick ? 5 : 30;
+    const half = Math.round((sharedResults.maxSustained ?? (ctx.quick ? 4_000 : 10_000)) / 2);
+    const perRun: Array<{ idle: TrialSet; loaded: TrialSet; halfRate: number; loadResult: unknown }> = [];
+    for (let r = 0; r < ctx.runs; r++) {
+      ctx.log(`alerts run ${r + 1}/${ctx.runs} (half rate ${half} msg/s)`);
+      const s = await startAlertStack(ctx, { homes: ctx.quick ? 20 : 100, loadDevices: ctx.quick ? 200 : 2_000, dashboards: ctx.quick ? 20 : 100 });
+      try {
+        const used = new Set<string>();
+        const idle = await alertTrials(s, trials, used);
+        const bg = s.load.run({ rate: half, warmupMs: 0, durationMs: 600_000, drainMs: 5_000, qos: 1, window: 100, expectDeliveries: false });
+        await new Promise((res) => setTimeout(res, 2_000));
+        const loaded = await alertTrials(s, trials, used);
+        await s.load.stopRun();
+        const loadResult = await bg;
+        perRun.push({ idle, loaded, halfRate: half, loadResult });
+      } finally {
+        await s.close();
+      }
+    }
+    const all = (f: (x: (typeof perRun)[number]) => number[]): number[] => perRun.flatMap(f);
+    const rows: Row[] = [
+      ...latencyRows('alerts', 'fire, idle', percentiles(all((x) => x.idle.fire)), { p99: 20, text: 'p99 ≤ 20 ms' }),
+      ...latencyRows('alerts', 'care, idle', percentiles(all((x) => x.idle.care)), { p99: 20, text: 'p99 ≤ 20 ms' }),
+      ...latencyRows('alerts', `fire, at ${half} msg/s`, percentiles(all((x) => x.loaded.fire)), { p99: 100, text: 'p99 ≤ 100 ms' }),
+      ...latencyRows('alerts', `care, at ${half} msg/s`, percentiles(all((x) => x.loaded.care)), { p99: 100, text: 'p99 ≤ 100 ms' }),
+      { bench: 'alerts', metric: 'receipts missing (10 s bound)', value: median(perRun.map((x) => x.idle.missedReceipts + x.loaded.missedReceipts)), unit: 'receipts' },
+    ];
+    return { rows, detail: { trials, halfRate: half, halfRateSource: sharedResults.maxSustained !== undefined ? 'ingest benchmark, same invocation' : 'default (ingest benchmark not run)', perRun } };
+  },
+};
+
+export const fanoutBenchmark: Benchmark = {
+  name: 'fanout',
+  title: 'Dashboard fan-out: 500 socket.io clients across the homes, alert delivery p99',
+  async run(ctx: BenchContext): Promise<BenchResult> {
+    const clients = ctx.quick ? 100 : 500;
+    const homes = ctx.quick ? 20 : 50;
+    const trials = ctx.quick ? 10 : 40;
+    const lat: number[] = [];
+    let missed = 0;
+    for (let r = 0; r < ctx.runs; r++) {
+      ctx.log(`fanout run ${r + 1}/${ctx.runs}: ${clients} clients over ${homes} homes`);
+      const s = await startAlertStack(ctx, { homes, loadDevices: 10, dashboards: clients });
+      try {
+        const t = await alertTrials(s, trials, new Set());
+        lat.push(...t.fire, ...t.care);
+        missed += t.missedReceipts;
+      } finally {
+        await s.close();
+      }
+    }
+    const p = percentiles(lat);
+    const rows: Row[] = [
+      { bench: 'fanout', metric: `alert delivery p50, ${clients} clients`, value: p.p50, unit: 'ms' },
+      { bench: 'fanout', metric: `alert delivery p99, ${clients} clients`, value: p.p99, unit: 'ms', target: 'p99 ≤ 20 ms (idle target)', met: p.p99 <= 20 },
+      { bench: 'fanout', metric: 'alert delivery max', value: p.max, unit: 'ms', note: `${p.count} receipts, ${missed} missing` },
+    ];
+    return { rows, detail: { clients, homes, trials, latencies: p, missed } };
+  },
+};

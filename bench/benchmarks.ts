@@ -1,0 +1,9 @@
+import type { Benchmark } from './lib/context.ts';
+import { relayBenchmark } from './relay.ts';
+import { ingestBenchmark } from './ingest.ts';
+import { drainBenchmark } from './drain.ts';
+import { alertsBenchmark, fanoutBenchmark } from './alerts.ts';
+import { connectionsBenchmark } from './connections.ts';
+
+/** The suite, in the order `npm run bench` runs it (2 before 3 and 5: they use its maximum). */
+export const BENCHMARKS: readonly Benchmark[] = [relayBenchmark, ingestBenchmark, drainBenchmark, alertsBenchmark, fanoutBenchmark, connectionsBenchmark];

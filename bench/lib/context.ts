@@ -1,0 +1,36 @@
+/** What every benchmark gets from the runner, and what it returns. */
+export interface BenchContext {
+  readonly root: string;
+  readonly quick: boolean;
+  readonly runs: number;
+  log(msg: string): void;
+}
+
+export interface Row {
+  readonly bench: string;
+  readonly metric: string;
+  readonly value: number;
+  readonly unit: string;
+  /** The reference measured in the same run on the same load generator. */
+  readonly reference?: { readonly name: string; readonly value: number };
+  /** value / reference (or as documented per row). */
+  readonly ratio?: number;
+  readonly target?: string;
+  readonly met?: boolean;
+  readonly note?: string;
+}
+
+export interface BenchResult {
+  readonly rows: Row[];
+  /** Everything measured, per run, for the JSON file. */
+  readonly detail: unknown;
+}
+
+export interface Benchmark {
+  readonly name: string;
+  readonly title: string;
+  run(ctx: BenchContext): Promise<BenchResult>;
+}
+
+/** Figures one benchmark hands to a later one in the same invocation (benchmark 2's max → 3 and 5). */
+export const sharedResults: { maxSustained?: number } = {};

@@ -1,0 +1,105 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEVICE_COST, USER_COST, hashSecret } from '../../common/secrets.ts';
+import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../../contract/registry.ts';
+
+/**
+ * A generated bench registry: `devices` devices across `homes` homes (one floor each, a corridor
+ * and ten bedrooms). Per home: one manual call point (fire alerts at once), one vital-signs monitor
+ * worn by one resident (care alerts), the rest smoke detectors (the telemetry load).
+ *
+ * Every device has its own id but all share ONE secret and therefore one salt+hash string. Hashing
+ * 100,000 secrets at DEVICE_COST would take minutes for no benchmark value; sharing the hash does not
+ * change what the broker does per connection (one scrypt verification per device id, cached by
+ * username + password), so it is fair for a benchmark — never do this in a real site.
+ *
+ * The file is cached under .tmp/bench/ keyed by size, so runs reuse it.
+ */
+export const BENCH_DEVICE_SECRET = 'bench-device-secret-0f3a';
+export const BENCH_SERVICE_SECRET = 'bench-service-secret-77c1';
+export const BENCH_USER_PASSWORD = 'bench-user-password-5e2d';
+export const BENCH_SUBSCRIBER = 'svc-bench';
+export const BENCH_INTEGRATION = 'svc-bench-integration';
+const FORMAT_VERSION = 1;
+const BEDROOMS = 10;
+
+export interface BenchDevice {
+  readonly id: string;
+  readonly homeId: string;
+  readonly kind: 'smoke_detector' | 'manual_call_point' | 'vital_signs_monitor';
+}
+
+export interface BenchRegistry {
+  readonly path: string;
+  readonly homes: readonly string[];
+  /** Smoke detectors: the telemetry load. */
+  readonly loadDevices: readonly BenchDevice[];
+  readonly callPoints: readonly BenchDevice[];
+  readonly vitalMonitors: readonly BenchDevice[];
+  readonly all: readonly BenchDevice[];
+}
+
+export function homeId(i: number): string {
+  return `b${String(i).padStart(4, '0')}`;
+}
+
+function buildSite(devices: number, homes: number): SiteRegistry {
+  const perHome = Math.max(3, Math.ceil(devices / homes));
+  const deviceHash = hashSecret(BENCH_DEVICE_SECRET, DEVICE_COST);
+  const serviceHash = hashSecret(BENCH_SERVICE_SECRET, DEVICE_COST);
+  const userHash = hashSecret(BENCH_USER_PASSWORD, USER_COST);
+  const site: SiteRegistry = { version: 1, name: `bench ${devices} devices / ${homes} homes`, homes: [], devices: [], residents: [], services: [], users: [] };
+  let made = 0;
+  for (let h = 1; h <= homes && made < devices; h++) {
+    const hid = homeId(h);
+    const bedrooms = Array.from({ length: BEDROOMS }, (_, i) => `r${String(i + 1).padStart(2, '0')}`);
+    const rooms: Room[] = [{ id: 'corridor', name: '走廊', nameEn: 'Corridor', kind: 'corridor', adjacent: bedrooms }];
+    for (const r of bedrooms) rooms.push({ id: r, name: `${r}室`, nameEn: `Room ${r}`, kind: 'bedroom', adjacent: ['corridor'] });
+    const home: Home = { id: hid, name: `测试院${h}`, nameEn: `Bench home ${h}`, address: 'bench', floors: [{ id: 'f1', name: '1楼', nameEn: 'Floor 1', level: 1, rooms }] };
+    site.homes.push(home);
+    const resident: Resident = { id: `${hid}-p1`, homeId: hid, roomId: 'r01', bed: 'A', name: '测试', age: 80, hypercapnic: false, fallRisk: false, turnIntervalMin: 120 };
+    site.residents.push(resident);
+    const add = (d: Omit<Device, 'secretHash'>): void => {
+      if (made >= devices) return;
+      site.devices.push({ ...d, secretHash: deviceHash });
+      made++;
+    };
+    add({ id: `${hid}-mcp`, homeId: hid, roomId: 'corridor', kind: 'manual_call_point' });
+    add({ id: `${hid}-vs-p1`, homeId: hid, roomId: 'r01', kind: 'vital_signs_monitor', residentId: resident.id });
+    for (let i = 0; i < perHome - 2; i++) add({ id: `${hid}-sd-${String(i).padStart(4, '0')}`, homeId: hid, roomId: bedrooms[i % BEDROOMS] as string, kind: 'smoke_detector' });
+    const staff: User = { username: `staff-${hid}`, displayName: `staff ${hid}`, role: 'staff', homeId: hid, passwordHash: userHash };
+    site.users.push(staff);
+  }
+  site.users.push({ username: 'bureau', displayName: 'bureau', role: 'bureau', passwordHash: userHash });
+  const services: ServiceAccount[] = [
+    { id: 'svc-ingest', role: 'ingest', secretHash: serviceHash },
+    { id: 'svc-alerts', role: 'alerts', secretHash: serviceHash },
+    { id: BENCH_SUBSCRIBER, role: 'ingest', secretHash: serviceHash },
+    { id: BENCH_INTEGRATION, role: 'integration', secretHash: serviceHash },
+  ];
+  site.services.push(...services);
+  return site;
+}
+
+function summarise(path: string, site: SiteRegistry): BenchRegistry {
+  const all: BenchDevice[] = site.devices.map((d) => ({ id: d.id, homeId: d.homeId, kind: d.kind as BenchDevice['kind'] }));
+  return {
+    path,
+    homes: site.homes.map((h) => h.id),
+    loadDevices: all.filter((d) => d.kind === 'smoke_detector'),
+    callPoints: all.filter((d) => d.kind === 'manual_call_point'),
+    vitalMonitors: all.filter((d) => d.kind === 'vital_signs_monitor'),
+    all,
+  };
+}
+
+/** Returns the cached registry file for this size, generating it on first use. */
+export function benchRegistry(root: string, devices: number, homes: number): BenchRegistry {
+  const dir = join(root, '.tmp', 'bench');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `registry-v${FORMAT_VERSION}-${devices}d-${homes}h.json`);
+  if (existsSync(path)) return summarise(path, JSON.parse(readFileSync(path, 'utf8')) as SiteRegistry);
+  const site = buildSite(devices, homes);
+  writeFileSync(path, JSON.stringify(site));
+  return summarise(path, site);
+}

@@ -1,0 +1,109 @@
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { freePort, nodeArgs, spawnWithUlimit, waitForPort, type Child } from './processes.ts';
+
+/**
+ * Our processes started as children exactly as in production (`node --import tsx X/main.ts`, env
+ * config), each with its own pid so /proc gives its CPU and memory.
+ */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface BrokerProc {
+  readonly port: number;
+  readonly child: Child;
+  close(): Promise<void>;
+}
+
+export async function startBroker(registryPath: string, opts: { port?: number; cpuProf?: string; maxOldSpaceMb?: number } = {}): Promise<BrokerProc> {
+  const port = opts.port ?? (await freePort());
+  const extra: string[] = [];
+  if (opts.maxOldSpaceMb) extra.push(`--max-old-space-size=${opts.maxOldSpaceMb}`);
+  if (opts.cpuProf) extra.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`);
+  const child = spawnWithUlimit('broker', nodeArgs(join(ROOT, 'broker/main.ts'), extra), {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      CAREWATCH_REGISTRY: registryPath,
+      CAREWATCH_BROKER_HOST: '127.0.0.1',
+      CAREWATCH_BROKER_PORT: String(port),
+      CAREWATCH_BROKER_WS_PORT: '0',
+      CAREWATCH_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitForPort(port, 60_000, child);
+  return { port, child, close: () => child.stop('SIGTERM', 15_000) };
+}
+
+export interface IngestProc {
+  readonly child: Child;
+  readonly httpPort: number;
+  stats(): Promise<IngestStatsView>;
+  close(): Promise<void>;
+}
+
+export interface IngestStatsView {
+  readonly received: number;
+  readonly acked: number;
+  readonly written: number;
+  readonly rejectedTotal: number;
+  readonly spool: { readonly bytes: number };
+  readonly mqtt: { readonly subscribed: boolean; readonly paused: boolean };
+  readonly influx: { readonly failures: number; readonly batches: number };
+}
+
+export async function startIngest(o: { registryPath: string; brokerPort: number; influxUrl: string; db: string; spoolDir: string; password: string; cpuProf?: string }): Promise<IngestProc> {
+  const httpPort = await freePort();
+  const extra = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [];
+  const child = spawnWithUlimit('ingest', nodeArgs(join(ROOT, 'ingest/main.ts'), extra), {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      CAREWATCH_REGISTRY: o.registryPath,
+      CAREWATCH_MQTT_URL: `mqtt://127.0.0.1:${o.brokerPort}`,
+      CAREWATCH_INGEST_PASSWORD: o.password,
+      CAREWATCH_INFLUX_URL: o.influxUrl,
+      CAREWATCH_INFLUX_DB: o.db,
+      CAREWATCH_SPOOL_DIR: o.spoolDir,
+      CAREWATCH_INGEST_HTTP_PORT: String(httpPort),
+      CAREWATCH_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitForPort(httpPort, 60_000, child);
+  const stats = async (): Promise<IngestStatsView> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}/stats`);
+    return (await res.json()) as IngestStatsView;
+  };
+  // Subscribed means the broker will route to us; before that, messages would be dropped (QoS 1 to no session).
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !(await stats()).mqtt.subscribed) await new Promise((r) => setTimeout(r, 50));
+  return { child, httpPort, stats, close: () => child.stop('SIGTERM', 15_000) };
+}
+
+export interface AlertsProc {
+  readonly child: Child;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startAlerts(o: { registryPath: string; brokerPort: number; influxUrl: string; db: string; stateDir: string; password: string; cpuProf?: string }): Promise<AlertsProc> {
+  const port = await freePort();
+  const extra = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [];
+  const child = spawnWithUlimit('alerts', nodeArgs(join(ROOT, 'alerts/main.ts'), extra), {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      CAREWATCH_REGISTRY: o.registryPath,
+      CAREWATCH_MQTT_URL: `mqtt://127.0.0.1:${o.brokerPort}`,
+      CAREWATCH_ALERTS_PASSWORD: o.password,
+      CAREWATCH_INFLUX_URL: o.influxUrl,
+      CAREWATCH_INFLUX_DB: o.db,
+      CAREWATCH_HTTP_HOST: '127.0.0.1',
+      CAREWATCH_HTTP_PORT: String(port),
+      CAREWATCH_STATE_DIR: o.stateDir,
+      CAREWATCH_TOKEN_SECRET: 'bench-token-secret-bench-token-secret-0123',
+      CAREWATCH_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitForPort(port, 60_000, child);
+  return { child, url: `http://127.0.0.1:${port}`, close: () => child.stop('SIGTERM', 15_000) };
+}

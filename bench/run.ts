@@ -1,0 +1,98 @@
+/**
+ * `npm run bench` — runs the benchmark suite (issue 6), prints a table, writes
+ * bench/results/latest.json and bench/results/<timestamp>.json.
+ *
+ *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout] [--quick] [--runs N]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { machineInfo } from './lib/proc.ts';
+import { formatTable } from './lib/table.ts';
+import type { BenchContext, Benchmark, Row } from './lib/context.ts';
+import { BENCHMARKS } from './benchmarks.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export interface Args {
+  readonly only: readonly string[] | undefined;
+  readonly quick: boolean;
+  readonly runs: number;
+}
+
+export function parseArgs(argv: readonly string[], known: readonly string[]): Args {
+  let only: string[] | undefined;
+  let quick = false;
+  let runs = 3;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const value = (): string => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick') quick = true;
+    else if (a.startsWith('--only')) only = value().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (a.startsWith('--runs')) {
+      runs = Number(value());
+      if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs expects an integer 1..20');
+    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N]`);
+  }
+  for (const o of only ?? []) if (!known.includes(o)) throw new Error(`--only: unknown benchmark "${o}"; known: ${known.join(', ')}`);
+  return { only, quick, runs };
+}
+
+async function main(): Promise<void> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2), BENCHMARKS.map((b) => b.name));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const started = new Date();
+  const ctx: BenchContext = {
+    root: ROOT,
+    quick: args.quick,
+    runs: args.runs,
+    log: (m) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${m}\n`),
+  };
+  const selected: Benchmark[] = BENCHMARKS.filter((b) => args.only === undefined || args.only.includes(b.name));
+  const rows: Row[] = [];
+  const details: Record<string, unknown> = {};
+  const errors: Record<string, string> = {};
+  for (const b of selected) {
+    ctx.log(`${b.name}: ${b.title}`);
+    try {
+      const res = await b.run(ctx);
+      rows.push(...res.rows);
+      details[b.name] = res.detail;
+    } catch (err) {
+      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      errors[b.name] = msg;
+      ctx.log(`${b.name} FAILED: ${msg}`);
+    }
+  }
+  const report = {
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    options: args,
+    machine: machineInfo(),
+    rows,
+    errors,
+    details,
+  };
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const json = JSON.stringify(report, null, 2);
+  writeFileSync(join(dir, 'latest.json'), json);
+  writeFileSync(join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`), json);
+  process.stdout.write(`${formatTable(rows)}\n`);
+  for (const [name, msg] of Object.entries(errors)) process.stdout.write(`\n${name} FAILED: ${msg.split('\n')[0]}\n`);
+  process.stdout.write(`\nresults: ${join('bench', 'results', 'latest.json')}\n`);
+  // Children are all stopped by now; exit explicitly so a stray handle cannot keep the run alive.
+  process.exit(Object.keys(errors).length > 0 ? 1 : 0);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) void main();

@@ -1,0 +1,401 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { Aedes, type AedesOptions, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Logger } from '../common/logger.ts';
+import type { RegistryIndex } from '../contract/registry-index.ts';
+import { DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.ts';
+import { createCredentialVerifier } from './credentials.ts';
+import { guardPacketSize } from './packet-size-guard.ts';
+import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
+import { createRedisPersistence, type ClosablePersistence } from './redis-persistence.ts';
+import { offlineStatus, stampWill, type OfflineReason } from './status.ts';
+import { guardMqRecursion } from './mq-recursion-guard.ts';
+
+export interface BrokerDeps {
+  readonly config: BrokerConfig;
+  readonly registry: RegistryIndex;
+  readonly logger: Logger;
+  /** Platform clock for broker-stamped status timestamps. */
+  readonly now?: () => number;
+}
+
+export interface BrokerStats {
+  readonly connectedClients: number;
+  readonly refusals: Readonly<Record<RefusalCode, number>>;
+  readonly offlinePublished: number;
+  readonly willsPublished: number;
+  readonly clientErrors: number;
+  readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
+}
+
+export interface Broker {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Actual ports after start() (config may say 0). */
+  readonly tcpPort: number;
+  readonly wsPort: number;
+  /** The aedes instance (in-process subscribers, tests); undefined before start(). */
+  readonly aedes: Aedes;
+  stats(): BrokerStats;
+}
+
+/** What we know of a connection, from CONNECT to its end. */
+interface Session {
+  readonly credentials: Credentials | Refusal;
+  identity?: Identity;
+  /** The accepted will packet object (aedes publishes this very object on an unclean close). */
+  will?: unknown;
+}
+
+/** aedes keeps these on its objects without declaring them; read them through one narrow door. */
+interface AedesInternals {
+  clients: Record<string, Client | undefined>;
+}
+interface ClientInternals {
+  _disconnected?: boolean;
+}
+
+function asRefusalError(refusal: Refusal): Error & { returnCode: number } {
+  return Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode ?? 5, code: refusal.code });
+}
+
+export function createBroker(deps: BrokerDeps): Broker {
+  const { config, registry } = deps;
+  const log = deps.logger.child({ component: 'broker' });
+  const now = deps.now ?? Date.now;
+  const limits: BrokerLimits = { ...DEFAULT_LIMITS, ...config.limits };
+  const ctx: PolicyContext = { registry, production: config.production };
+  const verifier = createCredentialVerifier(limits.credentialCacheSize);
+  const sessions = new WeakMap<Client, Session>();
+  const refusals = Object.fromEntries(REFUSAL_CODES.map((c) => [c, 0])) as Record<RefusalCode, number>;
+  let offlinePublished = 0;
+  let willsPublished = 0;
+  let clientErrors = 0;
+  let closing = false;
+
+  let aedes: Aedes | undefined;
+  let persistence: ClosablePersistence | undefined;
+  let tcp: TcpServer | undefined;
+  let http: HttpServer | undefined;
+  let wss: WebSocketServer | undefined;
+  let tcpPort = 0;
+  let wsPort = 0;
+  const sockets = new Set<Socket>();
+
+  function refused(refusal: Refusal, client: Client | null, extra?: Record<string, unknown>): void {
+    refusals[refusal.code]++;
+    log.warn({ code: refusal.code, clientId: client?.id ?? undefined, ...extra }, refusal.reason);
+  }
+
+  // ---- offline statuses the broker publishes on a device's behalf --------------------------
+  // Spread over event-loop turns (limits.offlineBatch per turn): when 10,000 devices drop at once
+  // (a site's network fails) this keeps the storm from arriving at aedes in one synchronous burst.
+  const offlineQueue: Array<{ deviceId: string; topic: string; reason: OfflineReason }> = [];
+  let offlineScheduled = false;
+  function queueOffline(deviceId: string, topic: string, reason: OfflineReason): void {
+    offlineQueue.push({ deviceId, topic, reason });
+    if (!offlineScheduled) {
+      offlineScheduled = true;
+      setImmediate(drainOffline);
+    }
+  }
+  function drainOffline(): void {
+    offlineScheduled = false;
+    const broker = aedes;
+    if (broker === undefined || closing) {
+      offlineQueue.length = 0;
+      return;
+    }
+    const internals = broker as unknown as AedesInternals;
+    for (let n = 0; n < limits.offlineBatch && offlineQueue.length > 0; n++) {
+      const item = offlineQueue.shift();
+      if (item === undefined) break;
+      // Session takeover [MQTT-3.1.4-2]: the same client id is connected again, so the device
+      // is not offline (the new connection publishes its own online status).
+      const current = internals.clients[item.deviceId];
+      if (current !== undefined && !current.closed) continue;
+      const packet: PublishPacket = { cmd: 'publish', topic: item.topic, payload: offlineStatus(now(), item.reason), qos: 1, retain: true, dup: false };
+      broker.publish(packet, (err) => {
+        if (err) log.error({ err, deviceId: item.deviceId }, 'offline status publish failed');
+        else offlinePublished++;
+      });
+    }
+    if (offlineQueue.length > 0) {
+      offlineScheduled = true;
+      setImmediate(drainOffline);
+    }
+  }
+
+  // ---- aedes hooks ----------------------------------------------------------------------
+  const preConnect: AedesOptions['preConnect'] = (client, packet: ConnectPacket, callback) => {
+    const credentials = checkConnect(ctx, {
+      clientId: packet.clientId,
+      username: packet.username,
+      password: packet.password,
+      protocolVersion: packet.protocolVersion ?? 4,
+      will: packet.will,
+    });
+    const session: Session = { credentials };
+    if (credentials.ok && packet.will != null) {
+      if (credentials.willAllowed) session.will = packet.will;
+      else {
+        // aedes copies packet.will into the session right after this hook; dropping it here
+        // means it is never stored nor published. The broker's own offline status replaces it.
+        const refusal = checkWill(credentials.identity, packet.will.topic);
+        if (!refusal.ok) refused(refusal, null, { clientId: packet.clientId });
+        delete packet.will;
+      }
+    }
+    sessions.set(client, session);
+    callback(null, true);
+  };
+
+  const authenticate: AedesOptions['authenticate'] = (client, _username, _password, done) => {
+    const session = sessions.get(client);
+    const credentials = session?.credentials;
+    if (session === undefined || credentials === undefined) {
+      done(asRefusalError({ ok: false, code: 'BROKER_CLIENT_ERROR', reason: 'no CONNECT seen', returnCode: 5 }) as never, false);
+      return;
+    }
+    if (!credentials.ok) {
+      refused(credentials, client);
+      done(asRefusalError(credentials) as never, false);
+      return;
+    }
+    verifier.verify(credentials.identity.id, credentials.password, credentials.secretHash).then(
+      (ok) => {
+        if (!ok) {
+          const refusal: Refusal = { ok: false, code: 'BROKER_BAD_PASSWORD', reason: `wrong password for "${credentials.identity.id}"`, returnCode: 4 };
+          refused(refusal, client);
+          done(asRefusalError(refusal) as never, false);
+          return;
+        }
+        session.identity = credentials.identity;
+        done(null, true);
+      },
+      (err: unknown) => {
+        log.error({ err, clientId: client.id }, 'password verification failed');
+        done(asRefusalError({ ok: false, code: 'BROKER_BAD_PASSWORD', reason: 'password verification failed', returnCode: 4 }) as never, false);
+      },
+    );
+  };
+
+  const authorizePublishHook: AedesOptions['authorizePublish'] = (client, packet, callback) => {
+    const session = client === null ? undefined : sessions.get(client);
+    const identity = session?.identity;
+    const brokerId = (packet as { brokerId?: unknown }).brokerId;
+    // A will stored by an earlier broker process (Redis persistence), published by this one.
+    const storedWill = typeof brokerId === 'string' && brokerId !== aedes?.id;
+    const isWill = storedWill || (session?.will !== undefined && session.will === packet);
+    if (isWill || client === null) {
+      // A will: published by aedes when the connection died without DISCONNECT [MQTT-3.1.2-8].
+      if (closing) {
+        // Graceful broker shutdown: the devices are not dead, they will reconnect to the next
+        // broker; publishing 10,000 offline statuses would raise 10,000 device alerts. A device
+        // that does not come back is caught by the alerts' heartbeat budget.
+        callback(new Error('broker closing: will not published'));
+        return;
+      }
+      if (storedWill && client !== null) {
+        // The device is connected again (aedes looked it up by client id): its old will is stale.
+        callback(new Error('stale will of a reconnected client'));
+        return;
+      }
+      const clientId = (packet as { clientId?: unknown }).clientId;
+      const device = registry.device(identity?.id ?? (typeof clientId === 'string' ? clientId : ''));
+      const willIdentity = identity ?? (device !== undefined ? deviceIdentity(device.id, device.homeId) : undefined);
+      const check = willIdentity !== undefined ? checkWill(willIdentity, packet.topic) : null;
+      if (check === null || !check.ok) {
+        refused(check ?? { ok: false, code: 'BROKER_WILL_NOT_OWN_STATUS', reason: `will on "${packet.topic.slice(0, 200)}" of an unknown client refused` }, client);
+        callback(new Error('will refused'));
+        return;
+      }
+      packet.payload = stampWill(Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), now());
+      // The contract: status is retained QoS 1, so the offline state is what a late subscriber sees.
+      packet.retain = true;
+      packet.qos = 1;
+      willsPublished++;
+      callback(null);
+      return;
+    }
+    if (identity === undefined) {
+      callback(new Error('not authenticated'));
+      return;
+    }
+    const decision = authorizePublish(ctx, identity, { topic: packet.topic, payloadBytes: packet.payload.length, retain: packet.retain });
+    if (decision.ok) {
+      callback(null);
+      return;
+    }
+    refused(decision, client, { topic: packet.topic.slice(0, 200) });
+    // aedes closes the connection on a refused PUBLISH, without forwarding it [MQTT-3.3.5-2].
+    callback(Object.assign(new Error(decision.reason), { code: decision.code }));
+  };
+
+  const authorizeSubscribeHook: AedesOptions['authorizeSubscribe'] = (client, sub: Subscription, callback) => {
+    const identity = sessions.get(client)?.identity;
+    if (identity === undefined) {
+      callback(new Error('not authenticated'));
+      return;
+    }
+    const decision = authorizeSubscribe(ctx, identity, sub.topic);
+    if (decision.ok) {
+      callback(null, sub);
+      return;
+    }
+    refused(decision, client, { filter: sub.topic.slice(0, 200) });
+    // SUBACK 0x80 for this filter [MQTT-3.9.3]; the connection stays up.
+    callback(null, null);
+  };
+
+  const authorizeForward: AedesOptions['authorizeForward'] = (client, packet) => {
+    const identity = sessions.get(client)?.identity;
+    if (identity !== undefined && mayReceive(identity, packet.topic)) return packet;
+    refusals.BROKER_FORWARD_DENIED++;
+    return null;
+  };
+
+  function onClientDisconnect(client: Client): void {
+    const session = sessions.get(client);
+    const identity = session?.identity;
+    if (closing || identity === undefined || identity.kind !== 'device') return;
+    const clean = (client as unknown as ClientInternals)._disconnected === true;
+    if (clean) queueOffline(identity.id, identity.statusTopic, 'disconnected');
+    else if (session?.will === undefined) queueOffline(identity.id, identity.statusTopic, 'connection_lost');
+    // else: aedes publishes the device's will (stamped in authorizePublish).
+  }
+
+  function accept(conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void {
+    const broker = aedes;
+    if (broker === undefined || closing) {
+      conn.destroy();
+      return;
+    }
+    const client = broker.handle(conn, req);
+    if (!guardPacketSize(client, limits.maxPacketBytes)) log.warn('aedes client has no parser to guard: packet size not bounded');
+  }
+
+  return {
+    get tcpPort() {
+      return tcpPort;
+    },
+    get wsPort() {
+      return wsPort;
+    },
+    get aedes(): Aedes {
+      if (aedes === undefined) throw new Error('broker not started');
+      return aedes;
+    },
+    stats: () => ({
+      connectedClients: aedes?.connectedClients ?? 0,
+      refusals: { ...refusals },
+      offlinePublished,
+      willsPublished,
+      clientErrors,
+      credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
+    }),
+
+    async start() {
+      if (aedes !== undefined) throw new Error('broker already started');
+      closing = false;
+      persistence = config.redisUrl !== undefined ? createRedisPersistence(config.redisUrl) : undefined;
+      const broker = new Aedes({
+        persistence,
+        concurrency: limits.mqConcurrency,
+        heartbeatInterval: limits.heartbeatIntervalMs,
+        connectTimeout: limits.connectTimeoutMs,
+        drainTimeout: limits.drainTimeoutMs,
+        queueLimit: limits.queueLimit,
+        // Our topics have 4–5 levels; anything deeper is refused before it reaches qlobber.
+        maxTopicLevels: 16,
+        preConnect,
+        authenticate,
+        authorizePublish: authorizePublishHook,
+        authorizeSubscribe: authorizeSubscribeHook,
+        authorizeForward,
+      });
+      aedes = broker;
+      guardMqRecursion(broker);
+      broker.on('clientDisconnect', onClientDisconnect);
+      broker.on('clientError', (client, err) => {
+        clientErrors++;
+        const code = (err as { code?: unknown }).code === 'BROKER_PACKET_TOO_LARGE' ? 'BROKER_PACKET_TOO_LARGE' : undefined;
+        if (code !== undefined) refusals[code]++;
+        log.info({ code: code ?? 'BROKER_CLIENT_ERROR', clientId: client.id, err: err.message }, 'client connection closed on error');
+      });
+      broker.on('connectionError', (_client, err) => {
+        clientErrors++;
+        const code = (err as { code?: unknown }).code === 'BROKER_PACKET_TOO_LARGE' ? 'BROKER_PACKET_TOO_LARGE' : 'BROKER_CLIENT_ERROR';
+        refusals[code]++;
+        log.info({ code, err: err.message }, 'connection closed before CONNECT completed');
+      });
+      // Persistence failures surface as aedes 'error' (not in its typings); log, never crash.
+      (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'aedes error'));
+      await broker.listen();
+
+      tcp = createTcpServer({ noDelay: true }, (socket) => {
+        // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
+        // stalls at load (measured by the team, issue 6).
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        accept(socket);
+      });
+      tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+      await listen(tcp, config.port, config.host);
+      tcpPort = (tcp.address() as AddressInfo).port;
+
+      http = createHttpServer((_req, res) => {
+        res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to /mqtt\n');
+      });
+      // One MQTT packet per frame is what clients send; the frame bound keeps ws from buffering
+      // 100 MiB (its default) before our packet guard sees a byte.
+      wss = new WebSocketServer({ server: http, path: '/mqtt', maxPayload: limits.maxPacketBytes + 16 });
+      wss.on('connection', (ws, req) => {
+        const stream = createWebSocketStream(ws);
+        stream.on('error', () => stream.destroy());
+        accept(stream, req);
+      });
+      wss.on('error', (err) => log.error({ err }, 'websocket server error'));
+      await listen(http, config.wsPort, config.host);
+      wsPort = (http.address() as AddressInfo).port;
+      log.info({ tcpPort, wsPort, persistence: config.redisUrl !== undefined ? 'redis' : 'memory', production: config.production }, 'broker listening');
+    },
+
+    async close() {
+      closing = true;
+      offlineQueue.length = 0;
+      const broker = aedes;
+      // Stop accepting first, then close every client, then the servers' remaining sockets.
+      const tcpClosed = closed(tcp);
+      const httpClosed = closed(http);
+      wss?.close();
+      if (broker !== undefined) await new Promise<void>((resolve) => broker.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      for (const ws of wss?.clients ?? []) ws.terminate();
+      http?.closeAllConnections();
+      await Promise.all([tcpClosed, httpClosed]);
+      await persistence?.destroy();
+      aedes = undefined;
+      persistence = undefined;
+      tcp = undefined;
+      http = undefined;
+      wss = undefined;
+    },
+  };
+}
+
+function listen(server: TcpServer | HttpServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closed(server: TcpServer | HttpServer | undefined): Promise<void> {
+  if (server === undefined || !server.listening) return Promise.resolve();
+  return new Promise((resolve) => server.close(() => resolve()));
+}

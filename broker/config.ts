@@ -1,0 +1,58 @@
+import { Type } from '@sinclair/typebox';
+import { MAX_DEVICE_PAYLOAD_BYTES } from '../contract/payloads.ts';
+
+/** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
+export const BrokerEnv = Type.Object({
+  registry: Type.String({ minLength: 1, default: 'config/demo-site.json', description: 'path to the site registry JSON' }),
+  brokerHost: Type.String({ minLength: 1, default: '127.0.0.1', description: 'interface to listen on, e.g. 127.0.0.1 or 0.0.0.0' }),
+  brokerPort: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+  brokerWsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8083 }),
+  brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+});
+
+export interface BrokerConfig {
+  readonly host: string;
+  /** 0 picks a free port (tests); the broker's tcpPort/wsPort report the actual one. */
+  readonly port: number;
+  readonly wsPort: number;
+  /** Redis persistence (sessions, queued QoS 1 messages, retained statuses, wills) when set. */
+  readonly redisUrl?: string | undefined;
+  /** NODE_ENV=production: demo secrets refused. */
+  readonly production: boolean;
+  readonly limits?: Partial<BrokerLimits>;
+}
+
+export interface BrokerLimits {
+  /**
+   * Largest MQTT packet (Remaining Length) accepted from any client. Devices are further held to
+   * MAX_DEVICE_PAYLOAD_BYTES of payload; this bound is for services (alert messages) and for the
+   * memory one connection can pin before its packet is parsed.
+   */
+  readonly maxPacketBytes: number;
+  /** Successful scrypt verifications kept in memory (one per device that reconnects). */
+  readonly credentialCacheSize: number;
+  /** CONNECT must arrive this soon after TCP accept, or the socket is dropped. */
+  readonly connectTimeoutMs: number;
+  /** A client whose socket stays full this long is dropped, so one frozen reader cannot stall delivery. */
+  readonly drainTimeoutMs: number;
+  /** Messages in flight inside aedes' mqemitter at once. */
+  readonly mqConcurrency: number;
+  /** aedes $SYS heartbeat; stale wills of dead brokers are published after 4 of these. */
+  readonly heartbeatIntervalMs: number;
+  /** Packets a client may pipeline before its CONNACK. */
+  readonly queueLimit: number;
+  /** Broker-published offline statuses per event-loop turn during a mass disconnect. */
+  readonly offlineBatch: number;
+}
+
+export const DEFAULT_LIMITS: BrokerLimits = {
+  maxPacketBytes: Math.max(64 * 1024, MAX_DEVICE_PAYLOAD_BYTES + 1024),
+  credentialCacheSize: 250_000,
+  connectTimeoutMs: 10_000,
+  drainTimeoutMs: 30_000,
+  mqConcurrency: 100,
+  heartbeatIntervalMs: 60_000,
+  queueLimit: 42,
+  offlineBatch: 200,
+};

@@ -1,0 +1,90 @@
+// Client-side alert state: one entry per alert id, highest `version` wins (contract/payloads.ts),
+// so a stale copy arriving late (socket after a REST re-sync, or the reverse) never undoes a newer one.
+
+const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
+/** NFPA 72 positive alarm sequence defaults: acknowledge within 15 s, investigate within 180 s. */
+export const PAS_ACK_S = 15;
+export const PAS_CONFIRM_S = 180;
+/** Ladder level at which an alert is with the bureau (alerts/access.ts BUREAU_LEVEL). */
+export const BUREAU_LEVEL = 2;
+
+export function createAlertModel(onChange) {
+  const byId = new Map();
+
+  function upsert(a) {
+    const prev = byId.get(a.id);
+    if (prev && prev.version >= a.version) return false;
+    byId.set(a.id, a);
+    return true;
+  }
+
+  return {
+    /** One change from the socket. */
+    apply(a) {
+      if (upsert(a)) onChange();
+    },
+    /**
+     * The full open set from the server (snapshot or GET /api/alerts). Anything open locally but
+     * absent from it was resolved while we were away; anything new is added.
+     */
+    replaceOpen(list, keep = () => false) {
+      const ids = new Set(list.map((a) => a.id));
+      for (const [id, a] of byId) if (!ids.has(id) && a.state !== 'resolved' && !keep(a)) byId.delete(id);
+      for (const a of list) upsert(a);
+      onChange();
+    },
+    get: (id) => byId.get(id),
+    all: () => [...byId.values()],
+    open: () => [...byId.values()].filter((a) => a.state !== 'resolved'),
+    clear() {
+      byId.clear();
+    },
+  };
+}
+
+export function isFireAlarm(a) {
+  return a.category === 'fire' && a.signal === 'alarm';
+}
+
+/** A fire alarm with the bureau for a call to 119, until it is found false / a test / a fault, or resolved. */
+export function isCall119(a) {
+  if (!isFireAlarm(a) || a.state === 'resolved') return false;
+  if (a.confirmation !== undefined && a.confirmation !== 'real_fire') return false;
+  return (a.escalationLevel ?? 0) >= BUREAU_LEVEL || a.state === 'escalated' || a.confirmation === 'real_fire';
+}
+
+/** Most severe first, then newest first (issue 5). */
+export function bySeverityThenNewest(a, b) {
+  return (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) || b.raisedAt - a.raisedAt;
+}
+
+/** Where the alert is in its positive alarm sequence, for the countdown. */
+export function pasPhase(a, now) {
+  if (!isFireAlarm(a) || a.state === 'resolved') return undefined;
+  if (a.acknowledgedAt === undefined) return { phase: 'ack', remainingMs: a.raisedAt + PAS_ACK_S * 1000 - now };
+  if (a.confirmation === undefined) return { phase: 'confirm', remainingMs: a.acknowledgedAt + PAS_CONFIRM_S * 1000 - now };
+  return undefined;
+}
+
+/** A device's state on the floor plan from its open alerts and its live status. */
+export function deviceState(deviceId, openAlerts, live) {
+  const mine = openAlerts.filter((a) => a.deviceId === deviceId);
+  if (mine.some((a) => a.signal === 'alarm' && !/prealarm|unverified/.test(a.rule))) return 'alarm';
+  if (mine.some((a) => a.signal === 'alarm')) return 'prealarm';
+  if (mine.some((a) => a.signal === 'supervisory')) return 'supervisory';
+  if (live && live.online === false) return 'offline';
+  if (mine.some((a) => /offline|silent|no_data|comm/.test(a.rule))) return 'offline';
+  if (mine.some((a) => a.signal === 'trouble')) return 'trouble';
+  if (!live || live.lastSeen === null) return live && live.online === true ? 'normal' : 'unknown';
+  return 'normal';
+}
+
+/** A home's state on the bureau grid. */
+export function homeState(homeAlerts) {
+  const open = homeAlerts.filter((a) => a.state !== 'resolved');
+  if (open.some(isCall119)) return 'escalated';
+  if (open.some(isFireAlarm)) return 'fire';
+  if (open.some((a) => /comm|home_offline|home_silent/.test(a.rule))) return 'comm';
+  if (open.some((a) => a.signal === 'trouble' || a.signal === 'supervisory')) return 'trouble';
+  return 'normal';
+}

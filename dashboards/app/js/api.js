@@ -1,0 +1,57 @@
+// REST client: bearer token from POST /api/login, kept for the browser session only.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function createApi(onUnauthorized) {
+  let session = JSON.parse(sessionStorage.getItem('cw.session') ?? 'null');
+  if (session && session.expiresAt <= Date.now()) session = null;
+
+  async function request(method, path, body) {
+    const headers = { accept: 'application/json' };
+    if (session) headers.authorization = `Bearer ${session.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (res.status === 401 && session && path !== '/api/login') onUnauthorized();
+    const type = res.headers.get('content-type') ?? '';
+    const data = type.includes('json') ? await res.json() : await res.text();
+    if (!res.ok) throw new ApiError(res.status, data?.code ?? 'HTTP_' + res.status, data?.message ?? String(data));
+    return data;
+  }
+
+  return {
+    get session() {
+      return session;
+    },
+    async login(username, password) {
+      const r = await request('POST', '/api/login', { username, password });
+      session = r;
+      sessionStorage.setItem('cw.session', JSON.stringify(r));
+      return r;
+    },
+    logout() {
+      session = null;
+      sessionStorage.removeItem('cw.session');
+    },
+    get: (path) => request('GET', path),
+    post: (path, body) => request('POST', path, body ?? {}),
+    /** A file download needs the bearer header, so it goes through fetch and a blob URL. */
+    async download(path, filename) {
+      const res = await fetch(path, { headers: { authorization: `Bearer ${session?.token}` } });
+      if (!res.ok) throw new ApiError(res.status, 'DOWNLOAD_FAILED', await res.text());
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = filename;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import { h, render } from './dom.js';
+import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
+import { whereText } from './alert-card.js';
+import { homeState, isCall119, isFireAlarm } from './alert-model.js';
+
+const HOME_ICON = { normal: '✓', fire: '🔥', escalated: '☎119', trouble: '🔧', comm: '📡✕' };
+const CLASSES = ['alarm', 'supervisory', 'trouble', 'care'];
+
+/**
+ * Bureau view: the nine homes at a glance, every fire alarm with its escalation and step timings
+ * (call-119 on top), and monthly statistics with a CSV download.
+ */
+export function createBureauView(root, ctx) {
+  let summary = null;
+  const grid = h('div', { class: 'home-grid', 'data-testid': 'home-grid' });
+  const fires = h('div', { class: 'fire-list', 'data-testid': 'fire-list' });
+  const statsBody = h('div', { class: 'stats', 'data-testid': 'stats' });
+  const now = new Date(ctx.now() + 8 * 3_600_000);
+  const month = h('input', { type: 'month', 'data-testid': 'stats-month', value: `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}` });
+
+  render(root,
+    h('section', { class: 'panel' }, h('h2', {}, t('homes')), grid),
+    h('section', { class: 'panel' }, h('h2', {}, t('fireAlerts')), fires),
+    h('section', { class: 'panel' },
+      h('h2', {}, t('statistics')),
+      h('div', { class: 'stats-bar' },
+        h('label', {}, `${t('month')} `, month),
+        h('button', { class: 'btn', 'data-testid': 'stats-load', onclick: () => void loadStats() }, '↻'),
+        h('button', { class: 'btn primary', 'data-testid': 'stats-csv', onclick: () => void ctx.api.download(`/api/stats.csv?month=${month.value}`, `carewatch-stats-${month.value}.csv`) }, `⬇ ${t('downloadCsv')}`),
+      ),
+      statsBody,
+    ),
+  );
+  month.addEventListener('change', () => void loadStats());
+
+  function renderGrid() {
+    const all = ctx.model.open();
+    render(grid, [...ctx.homes.values()].map((home) => {
+      const mine = all.filter((a) => a.homeId === home.id);
+      const state = homeState(mine);
+      const s = summary?.homes.find((x) => x.homeId === home.id);
+      return h('div', { class: `home-card hs-${state}`, 'data-testid': `home-card-${home.id}`, 'data-state': state },
+        h('div', { class: 'hc-head' }, h('strong', {}, nm(home)), h('span', { class: 'hc-state', 'data-testid': 'home-state' }, `${HOME_ICON[state]} ${t(`home_${state}`)}`)),
+        h('div', { class: 'hc-classes' }, CLASSES.map((c) => {
+          const n = mine.filter((a) => a.signal === c).length;
+          return h('span', { class: `cls c-${c}${n ? ' on' : ''}`, 'data-testid': `open-${c}` }, `${t(`cls_${c}`)} ${n}`);
+        })),
+        h('div', { class: 'hc-foot' },
+          h('span', { 'data-testid': 'devices-online' }, `${t('devicesOnline')} ${s ? `${s.devicesOnline}/${s.devicesTotal}` : `—/${home.devices}`}`),
+          h('span', { 'data-testid': 'news2-high' }, `${t('news2High')} ${s ? s.residentsNews2AtLeast5 : '—'}`),
+        ),
+      );
+    }));
+  }
+
+  function renderFires() {
+    const list = ctx.model.all().filter(isFireAlarm)
+      .sort((a, b) => Number(isCall119(b)) - Number(isCall119(a)) || Number(a.state === 'resolved') - Number(b.state === 'resolved') || b.raisedAt - a.raisedAt);
+    const n = ctx.now();
+    if (list.length === 0) return render(fires, h('p', { class: 'empty' }, t('noAlerts')));
+    render(fires, h('table', { class: 'fires' },
+      h('thead', {}, h('tr', {}, [t('home'), t('where'), t('since'), t('level'), t('raisedToAck'), t('ackToConfirm'), t('toResolve'), t('delivery'), ''].map((x) => h('th', {}, x)))),
+      h('tbody', {}, list.map((a) => h('tr', { class: `${isCall119(a) ? 'row119' : ''} st-${a.state}`, 'data-testid': 'fire-row', 'data-alert-id': a.id, 'data-state': a.state, 'data-confirmation': a.confirmation ?? '' },
+        h('td', {}, nm(ctx.homes.get(a.homeId)) || a.homeId),
+        h('td', {}, whereText(a, ctx.homes), h('div', { class: 'dim' }, bi(a.message))),
+        h('td', {}, fmtTime(a.raisedAt)),
+        h('td', { 'data-testid': 'fire-escalation' }, isCall119(a) ? h('span', { class: 'badge call119' }, t('escalated119')) : `L${a.escalationLevel ?? 0}`),
+        h('td', { 'data-testid': 'fire-ack' }, a.acknowledgedAt ? `${fmtDuration(a.acknowledgedAt - a.raisedAt)} ${a.acknowledgedBy ?? ''}` : a.state === 'resolved' ? '—' : `⏳ ${fmtDuration(n - a.raisedAt)}`),
+        h('td', { 'data-testid': 'fire-confirm' }, a.confirmedAt ? `${fmtDuration(a.confirmedAt - (a.acknowledgedAt ?? a.raisedAt))} ${t({ real_fire: 'realFire', false_alarm: 'falseAlarm', test: 'test', fault: 'fault' }[a.confirmation] ?? '')}` : '—'),
+        h('td', {}, a.resolvedAt ? fmtDuration(a.resolvedAt - a.raisedAt) : '—'),
+        // GB 50440 / GB 26875: a fire alarm must reach the monitoring centre within 10 s.
+        h('td', {}, a.receivedTs ? fmtDuration(a.receivedTs - a.sourceTs) : '—'),
+        h('td', {}, h('span', { class: `badge state-${a.state}` }, t(`state_${a.state}`))),
+      ))),
+    ));
+  }
+
+  async function loadStats() {
+    render(statsBody, h('p', {}, t('loading')));
+    try {
+      const r = await ctx.api.get(`/api/stats?month=${month.value}`);
+      const pct = (v) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
+      const sec = (v) => (v === null ? '—' : `${v} ${t('sec')}`);
+      render(statsBody, h('div', { class: 'table-wrap' }, h('table', { class: 'stats-table', 'data-testid': 'stats-table' },
+        h('thead', {}, h('tr', {}, [t('home'), t('alertsCount'), ...CLASSES.map((c) => t(`cls_${c}`)), t('falseAlarmRate'), t('ackMedian'), t('ackP95'), t('resolveMedian'), t('resolveP95'), t('onlineRate'), t('turnsOnTime')].map((x) => h('th', {}, x)))),
+        h('tbody', {}, r.homes.map((s) => h('tr', { 'data-testid': `stats-row-${s.homeId}` },
+          h('td', {}, nm(ctx.homes.get(s.homeId)) || s.homeId), h('td', { 'data-col': 'alerts' }, s.alerts), CLASSES.map((c) => h('td', { 'data-col': c }, s.byClass[c])),
+          h('td', { 'data-col': 'false_alarm_rate' }, pct(s.falseAlarmRate)), h('td', {}, sec(s.timeToAcknowledge.medianS)), h('td', {}, sec(s.timeToAcknowledge.p95S)),
+          h('td', {}, sec(s.timeToResolve.medianS)), h('td', {}, sec(s.timeToResolve.p95S)), h('td', {}, pct(s.deviceOnlineRate)), h('td', {}, pct(s.turnsOnTimeRate)),
+        ))),
+      )));
+    } catch (err) {
+      render(statsBody, h('p', { class: 'error' }, `${t('error')}: ${err.message}`));
+    }
+  }
+
+  async function refreshLive() {
+    try {
+      summary = await ctx.api.get('/api/live/homes');
+      ctx.syncClock(summary.now);
+    } catch {
+      // The grid still shows alert-derived state without the live summary.
+    }
+    renderGrid();
+  }
+
+  void loadStats();
+  return {
+    renderAlerts() {
+      renderGrid();
+      renderFires();
+      ctx.setSound(ctx.model.open().filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined));
+    },
+    refreshLive,
+    tick() {},
+  };
+}

@@ -1,0 +1,82 @@
+// zh-CN first, English as a switch (issue 5). Strings only; alert texts come bilingual from the server.
+
+const STRINGS = {
+  zh: {
+    title: '颐养守护 · 实时监控', login: '登录', username: '用户名', password: '密码', loginFailed: '用户名或密码错误',
+    logout: '退出', lang: 'English', connected: '实时连接正常', disconnected: '连接已断开 — 正在重连，期间的警报将在恢复后同步',
+    resynced: '已重新连接并同步', floors: '楼层与房间', residents: '卧床长者', alerts: '当前警报', noAlerts: '暂无警报',
+    ack: '确认收到', confirm: '核实', realFire: '真实火警', falseAlarm: '误报', test: '测试', fault: '故障', resolve: '解除',
+    comment: '备注', careAction: '护理记录', turned: '已翻身', changed: '已更换', checked: '已查看', calledDoctor: '已呼叫医生',
+    since: '发生于', where: '位置', ackIn: '请在 {s} 秒内确认收到', confirmIn: '请在 {s} 内核实现场', overdue: '已超时 — 已上报民政局/119',
+    escalated119: '已升级 119', escalated: '已升级', level: '升级级别', state_raised: '新警报', state_acknowledged: '已确认收到',
+    state_confirmed: '已核实', state_escalated: '已升级', state_resolved: '已解除',
+    dev_normal: '正常', dev_prealarm: '预警', dev_alarm: '火警', dev_supervisory: '监管', dev_trouble: '故障', dev_offline: '离线', dev_unknown: '无数据',
+    hr: '心率', spo2: '血氧', rr: '呼吸', temp: '体温', news2: 'NEWS2', partial: '不完整', inBed: '在床', outOfBed: '离床', bedUnknown: '床位未知',
+    wet: '湿度', nextTurn: '下次翻身', turnOverdue: '翻身已超时', min: '分钟', history: '近期趋势', close: '关闭',
+    bureau: '民政局总览', homes: '各养老机构', fireAlerts: '火警与升级', statistics: '月度统计', month: '月份', downloadCsv: '下载 CSV',
+    home_normal: '正常', home_fire: '火警', home_escalated: '已升级 119', home_trouble: '故障', home_comm: '通讯中断',
+    devicesOnline: '在线设备', news2High: 'NEWS2≥5', openByClass: '未结警报', cls_alarm: '火警', cls_supervisory: '监管', cls_trouble: '故障', cls_care: '护理',
+    raisedToAck: '响应', ackToConfirm: '核实', toResolve: '解除', delivery: '送达', home: '机构', enableSound: '点击启用警报声音',
+    alertsCount: '警报数', falseAlarmRate: '误报率', ackMedian: '确认中位数', ackP95: '确认P95', resolveMedian: '解除中位数', resolveP95: '解除P95',
+    onlineRate: '设备在线率', turnsOnTime: '按时翻身率', loading: '加载中…', error: '出错', sec: '秒', all: '全部', bed: '{b}床', soundOn: '声音已启用', staffView: '值班视图',
+  },
+  en: {
+    title: 'CareWatch · Live monitor', login: 'Sign in', username: 'Username', password: 'Password', loginFailed: 'Wrong username or password',
+    logout: 'Sign out', lang: '中文', connected: 'Live connection OK', disconnected: 'Connection lost — reconnecting; alerts raised meanwhile will be synced',
+    resynced: 'Reconnected and re-synced', floors: 'Floors and rooms', residents: 'Bedridden residents', alerts: 'Active alerts', noAlerts: 'No active alerts',
+    ack: 'Acknowledge', confirm: 'Confirm', realFire: 'Real fire', falseAlarm: 'False alarm', test: 'Test', fault: 'Fault', resolve: 'Resolve',
+    comment: 'Comment', careAction: 'Care action', turned: 'Turned', changed: 'Changed', checked: 'Checked', calledDoctor: 'Called doctor',
+    since: 'Since', where: 'Where', ackIn: 'Acknowledge within {s} s', confirmIn: 'Investigate and confirm within {s}', overdue: 'Deadline missed — escalated to the bureau / 119',
+    escalated119: 'Escalated: call 119', escalated: 'Escalated', level: 'Level', state_raised: 'New', state_acknowledged: 'Acknowledged',
+    state_confirmed: 'Confirmed', state_escalated: 'Escalated', state_resolved: 'Resolved',
+    dev_normal: 'Normal', dev_prealarm: 'Pre-alarm', dev_alarm: 'ALARM', dev_supervisory: 'Supervisory', dev_trouble: 'Trouble', dev_offline: 'Offline', dev_unknown: 'No data',
+    hr: 'HR', spo2: 'SpO₂', rr: 'RR', temp: 'Temp', news2: 'NEWS2', partial: 'partial', inBed: 'In bed', outOfBed: 'Out of bed', bedUnknown: 'Bed unknown',
+    wet: 'Wetness', nextTurn: 'Next turn', turnOverdue: 'Turn overdue', min: 'min', history: 'Recent history', close: 'Close',
+    bureau: 'Bureau overview', homes: 'Care homes', fireAlerts: 'Fire alarms and escalations', statistics: 'Monthly statistics', month: 'Month', downloadCsv: 'Download CSV',
+    home_normal: 'Normal', home_fire: 'FIRE', home_escalated: 'Call 119', home_trouble: 'Trouble', home_comm: 'Comms lost',
+    devicesOnline: 'Devices online', news2High: 'NEWS2≥5', openByClass: 'Open alerts', cls_alarm: 'Fire', cls_supervisory: 'Superv.', cls_trouble: 'Trouble', cls_care: 'Care',
+    raisedToAck: 'Ack', ackToConfirm: 'Confirm', toResolve: 'Resolve', delivery: 'Delivery', home: 'Home', enableSound: 'Click to enable alarm sound',
+    alertsCount: 'Alerts', falseAlarmRate: 'False-alarm rate', ackMedian: 'Ack median', ackP95: 'Ack p95', resolveMedian: 'Resolve median', resolveP95: 'Resolve p95',
+    onlineRate: 'Device online', turnsOnTime: 'Turns on time', loading: 'Loading…', error: 'Error', sec: 's', all: 'All', bed: 'bed {b}', soundOn: 'Sound on', staffView: 'Duty view',
+  },
+};
+
+let lang = localStorage.getItem('cw.lang') === 'en' ? 'en' : 'zh';
+
+export function getLang() {
+  return lang;
+}
+
+export function setLang(next) {
+  lang = next === 'en' ? 'en' : 'zh';
+  localStorage.setItem('cw.lang', lang);
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+}
+
+export function t(key, vars = {}) {
+  const s = STRINGS[lang][key] ?? STRINGS.zh[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+}
+
+/** Picks the language of a server-side bilingual text ({ zh, en }). */
+export function bi(text) {
+  return text ? (lang === 'zh' ? text.zh : text.en) : '';
+}
+
+/** Chinese or English name of a registry object ({ name, nameEn }). */
+export function nm(o) {
+  return o ? (lang === 'zh' ? o.name : o.nameEn ?? o.name) : '';
+}
+
+export function fmtTime(ms) {
+  if (!ms) return '—';
+  return new Date(ms).toLocaleTimeString(lang === 'zh' ? 'zh-CN' : 'en-GB', { hour12: false });
+}
+
+export function fmtDuration(ms) {
+  if (ms === undefined || ms === null || Number.isNaN(ms)) return '—';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}${lang === 'zh' ? '秒' : ' s'}`;
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, '0')}`;
+}

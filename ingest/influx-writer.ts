@@ -1,0 +1,233 @@
+import type { Logger } from '../common/logger.ts';
+import { decodeDeviceMessage } from '../contract/device-message.ts';
+import type { RegistryIndex } from '../contract/registry-index.ts';
+import type { InfluxHttp } from './influx-http.ts';
+import { INFLUX_REJECTED, messageLine, rejectedLine, type IngestRejectCode } from './points.ts';
+import type { RejectionLog } from './rejections.ts';
+import type { Spool, SpoolRecord } from './spool.ts';
+
+/**
+ * Drains the spool into InfluxDB: reads records after the checkpoint, decodes and validates them,
+ * writes one line-protocol body per batch, and advances the checkpoint on success. InfluxDB being
+ * down only delays the drain (capped exponential backoff); a point InfluxDB refuses (400) is
+ * isolated by bisecting the batch and stored as `rejected` with code INFLUX_REJECTED.
+ */
+
+export interface InfluxWriterDeps {
+  readonly spool: Spool;
+  readonly http: InfluxHttp;
+  readonly registry: RegistryIndex;
+  readonly rejections: RejectionLog;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Called after every checkpoint advance (ingest resumes MQTT reading if the spool has room). */
+  readonly onProgress?: () => void;
+  readonly maxPoints?: number;
+  readonly lingerMs?: number;
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+export interface InfluxWriterStats {
+  /** Points InfluxDB accepted (device points and rejected-measurement points). */
+  readonly written: number;
+  readonly batches: number;
+  /** Failed write attempts that will be retried. */
+  readonly failures: number;
+  /** Since when writes have been failing (platform ms), or null. */
+  readonly failingSince: number | null;
+  readonly lastError: string | null;
+}
+
+export interface InfluxWriter {
+  start(): void;
+  close(): Promise<void>;
+  stats(): InfluxWriterStats;
+}
+
+interface Item {
+  readonly line: string;
+  readonly rec: SpoolRecord;
+  readonly homeId?: string;
+  readonly deviceId?: string;
+  /** A `rejected` point itself: if InfluxDB refuses it, log and drop instead of recursing. */
+  readonly isRejection: boolean;
+}
+
+export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
+  const { spool, http, registry, rejections, logger, now } = deps;
+  const maxPoints = deps.maxPoints ?? 5_000;
+  const lingerMs = deps.lingerMs ?? 50;
+  const retryMin = deps.retryMinMs ?? 100;
+  const retryMax = deps.retryMaxMs ?? 5_000;
+
+  let closed = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let closedResolve: () => void = () => undefined;
+  const closedPromise = new Promise<void>((r) => (closedResolve = r));
+  let dbReady = false;
+  let lastFailureLog = -Infinity;
+  const st = { written: 0, batches: 0, failures: 0, failingSince: null as number | null, lastError: null as string | null };
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+  }
+
+  function reject(code: IngestRejectCode, reason: string, rec: SpoolRecord, ids: { homeId?: string; deviceId?: string }, out: Item[]): void {
+    rejections.record(code, rec.topic, reason);
+    out.push({
+      line: rejectedLine({ code, reason, ...ids, topic: rec.topic, payload: rec.payload, receivedMs: rec.receivedMs, uniq: rec.position }),
+      rec,
+      ...ids,
+      isRejection: true,
+    });
+  }
+
+  function toItems(records: readonly SpoolRecord[]): Item[] {
+    const out: Item[] = [];
+    for (const rec of records) {
+      const msg = decodeDeviceMessage(rec.topic, rec.payload, registry);
+      if (!msg.ok) {
+        reject(msg.code, msg.reason, rec, msg, out);
+        continue;
+      }
+      const r = messageLine(msg);
+      if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false });
+      else reject(r.rejection.code, r.rejection.reason, rec, r.rejection, out);
+    }
+    return out;
+  }
+
+  function failed(error: string): void {
+    st.failures++;
+    st.lastError = error;
+    const t = now();
+    st.failingSince ??= t;
+    // One line when the outage starts, then one every 30 s: an outage of hours stays readable.
+    if (t - lastFailureLog >= 30_000) {
+      lastFailureLog = t;
+      logger.error({ code: 'INGEST_INFLUX_UNAVAILABLE', error, failingForMs: t - st.failingSince, spoolBytes: spool.stats().bytes }, 'InfluxDB write failed; spooling and retrying');
+    }
+  }
+
+  function recovered(): void {
+    if (st.failingSince !== null) logger.info({ downForMs: now() - st.failingSince }, 'InfluxDB writes succeed again; draining the spool');
+    st.failingSince = null;
+    lastFailureLog = -Infinity;
+  }
+
+  async function ensureDatabase(): Promise<boolean> {
+    let delay = retryMin;
+    while (!closed) {
+      try {
+        await http.createDatabase();
+        dbReady = true;
+        return true;
+      } catch (err) {
+        failed((err as Error).message);
+        await sleep(delay);
+        delay = Math.min(delay * 2, retryMax);
+      }
+    }
+    return false;
+  }
+
+  /** Writes `items` until stored or refused; false only when closing interrupted it. */
+  async function writeItems(items: readonly Item[], influxRejected: Item[]): Promise<boolean> {
+    if (items.length === 0) return true;
+    let delay = retryMin;
+    const body = items.map((i) => i.line).join('\n');
+    while (!closed) {
+      if (!dbReady && !(await ensureDatabase())) return false;
+      const out = await http.write(body);
+      if (out.kind === 'ok') {
+        recovered();
+        st.written += items.length;
+        return true;
+      }
+      if (out.kind === 'retry') {
+        if (out.databaseMissing) dbReady = false;
+        failed(out.error);
+        await sleep(delay);
+        delay = Math.min(delay * 2, retryMax);
+        continue;
+      }
+      recovered();
+      if (items.length > 1) {
+        // InfluxDB 1.x wrote the valid points already; bisect to find the refused ones (rewriting
+        // the valid ones is harmless: same series and timestamp).
+        const mid = items.length >> 1;
+        return (await writeItems(items.slice(0, mid), influxRejected)) && (await writeItems(items.slice(mid), influxRejected));
+      }
+      const item = items[0] as Item;
+      if (item.isRejection) {
+        logger.error({ code: INFLUX_REJECTED, error: out.error, topic: item.rec.topic }, 'InfluxDB refused a rejected-message point; dropping it');
+        return true;
+      }
+      const reason = `InfluxDB refused the point: ${out.error}`.slice(0, 1000);
+      reject(INFLUX_REJECTED, reason, item.rec, item, influxRejected);
+      return true;
+    }
+    return false;
+  }
+
+  async function run(): Promise<void> {
+    // Create the database before the first message, so readers can query it at once; retried until
+    // InfluxDB answers (the spool keeps accepting meanwhile).
+    if (!(await ensureDatabase())) return;
+    let pos = spool.checkpoint();
+    while (!closed) {
+      const batch = await spool.read(pos, maxPoints);
+      if (batch.records.length === 0) {
+        if (batch.end !== pos) pos = batch.end;
+        else {
+          await Promise.race([spool.waitForData(), closedPromise]);
+          // Let a batch build up: up to `maxPoints` or `lingerMs`, whichever first.
+          if (!closed && lingerMs > 0 && spool.end() - pos < maxPoints * 64) await sleep(lingerMs);
+        }
+        continue;
+      }
+      const items = toItems(batch.records);
+      const influxRejected: Item[] = [];
+      if (!(await writeItems(items, influxRejected))) break;
+      if (!(await writeItems(influxRejected, []))) break;
+      st.batches++;
+      await spool.advance(batch.end);
+      pos = batch.end;
+      deps.onProgress?.();
+    }
+  }
+
+  return {
+    start() {
+      if (loop !== undefined) return;
+      loop = run().catch((err: unknown) => {
+        // A bug or a dead disk: say so loudly; the process's health endpoint turns 503.
+        st.lastError = (err as Error).message;
+        st.failingSince ??= now();
+        logger.fatal({ err, code: 'INGEST_WRITER_STOPPED' }, 'spool drain stopped');
+      });
+    },
+    async close() {
+      closed = true;
+      closedResolve();
+      wake?.();
+      if (loop === undefined) return;
+      // Give an in-flight write a moment to finish so its checkpoint is kept; then cut it.
+      const grace = new Promise<void>((r) => setTimeout(r, 2_000).unref());
+      await Promise.race([loop, grace]);
+      http.close();
+      await loop;
+    },
+    stats: () => ({ ...st }),
+  };
+}

@@ -1,0 +1,239 @@
+import { createServer, type Server } from 'node:http';
+import type { Logger } from '../common/logger.ts';
+import type { RegistryIndex } from '../contract/registry-index.ts';
+import { FILTERS } from '../contract/topics.ts';
+import { createInfluxHttp, type InfluxHttp } from './influx-http.ts';
+import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
+import { createMqttSession, type MqttSession, type ReceivedMessage } from './mqtt-session.ts';
+import type { IngestRejectCode } from './points.ts';
+import { createRejectionLog } from './rejections.ts';
+import { createSpool, type Spool } from './spool.ts';
+
+/**
+ * The ingest process: MQTT (persistent QoS 1 session) → WAL spool → InfluxDB. A message is
+ * acknowledged to the broker only after it is fdatasync'ed in the spool; many messages share one
+ * write, one fdatasync and one socket write of PUBACKs (group commit).
+ */
+
+export interface IngestConfig {
+  readonly mqttUrl: string;
+  readonly username: string;
+  readonly password: string;
+  readonly clientId: string;
+  readonly influxUrl: string;
+  readonly influxDb: string;
+  readonly spoolDir: string;
+  readonly spoolMaxBytes: number;
+  readonly spoolSegmentBytes?: number;
+  /** Health endpoint port; 0 picks a free one, undefined disables it. */
+  readonly httpPort?: number;
+  readonly keepaliveS?: number;
+  /** /health turns 503 after InfluxDB writes have failed this long. */
+  readonly influxUnhealthyMs?: number;
+  readonly batchMaxPoints?: number;
+  readonly batchLingerMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+export interface IngestDeps {
+  readonly config: IngestConfig;
+  readonly registry: RegistryIndex;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export interface IngestStats {
+  readonly received: number;
+  readonly acked: number;
+  readonly written: number;
+  readonly rejected: Readonly<Partial<Record<IngestRejectCode, number>>>;
+  readonly rejectedTotal: number;
+  readonly spool: { readonly bytes: number; readonly segments: number; readonly checkpoint: number; readonly end: number; readonly commits: number; readonly truncatedTailBytes: number; readonly corruptSkipped: number };
+  readonly mqtt: { readonly connected: boolean; readonly subscribed: boolean; readonly paused: boolean; readonly connections: number };
+  readonly influx: { readonly failures: number; readonly failingSince: number | null; readonly lastError: string | null; readonly batches: number };
+}
+
+export interface Ingest {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  stats(): IngestStats;
+  /** Resolves when the broker has confirmed the first subscription. */
+  subscribed(): Promise<void>;
+  /** The health endpoint's port, once started. */
+  httpPort(): number | undefined;
+}
+
+/** Reading resumes once the spool is below this share of its bound (hysteresis against flapping). */
+const RESUME_RATIO = 0.9;
+
+export function createIngest(deps: IngestDeps): Ingest {
+  const { config, registry } = deps;
+  const logger = deps.logger;
+  const now = deps.now ?? Date.now;
+  let spool: Spool | undefined;
+  let session: MqttSession | undefined;
+  let writer: InfluxWriter | undefined;
+  let http: InfluxHttp | undefined;
+  let server: Server | undefined;
+  const rejections = createRejectionLog(logger.child({ component: 'rejections' }), now);
+  let received = 0;
+  let closing = false;
+  let committing: Promise<void> | undefined;
+  let commitAgain = false;
+  let toAck = new Map<number, number[]>();
+
+  function onMessages(msgs: ReceivedMessage[]): void {
+    const s = spool;
+    if (s === undefined || closing) return;
+    const t = now();
+    for (const m of msgs) {
+      s.append(m.topic, m.payload, t);
+      if (m.qos === 1) {
+        const list = toAck.get(m.connection);
+        if (list === undefined) toAck.set(m.connection, [m.messageId]);
+        else list.push(m.messageId);
+      }
+    }
+    received += msgs.length;
+    if (s.isFull() && session !== undefined && !session.stats().paused) {
+      session.pause();
+      logger.warn({ code: 'INGEST_BACKPRESSURE', spoolBytes: s.stats().bytes, maxBytes: config.spoolMaxBytes }, 'spool full: stopped reading from the broker, which keeps the messages in our session');
+    }
+    groupCommit();
+  }
+
+  /** One commit at a time; whatever arrives meanwhile goes into the next one. */
+  function groupCommit(): void {
+    if (committing !== undefined) {
+      commitAgain = true;
+      return;
+    }
+    const acks = toAck;
+    toAck = new Map();
+    committing = (spool as Spool)
+      .commit()
+      .then(
+        () => {
+          for (const [conn, ids] of acks) session?.ack(conn, ids);
+        },
+        (err: unknown) => logger.error({ err, code: 'INGEST_SPOOL_IO' }, 'spool commit failed; messages stay unacknowledged and will be redelivered'),
+      )
+      .finally(() => {
+        committing = undefined;
+        if (commitAgain) {
+          commitAgain = false;
+          groupCommit();
+        }
+      });
+  }
+
+  function onProgress(): void {
+    const s = spool;
+    if (s !== undefined && !closing && session?.stats().paused && s.stats().bytes < config.spoolMaxBytes * RESUME_RATIO) {
+      session.resume();
+      logger.info({ spoolBytes: s.stats().bytes }, 'spool has room again: resumed reading from the broker');
+    }
+  }
+
+  function stats(): IngestStats {
+    const sp = spool?.stats();
+    const ms = session?.stats();
+    const ws = writer?.stats();
+    return {
+      received,
+      acked: ms?.acked ?? 0,
+      written: ws?.written ?? 0,
+      rejected: rejections.counts(),
+      rejectedTotal: rejections.total(),
+      spool: {
+        bytes: sp?.bytes ?? 0,
+        segments: sp?.segments ?? 0,
+        checkpoint: sp?.checkpoint ?? 0,
+        end: sp?.end ?? 0,
+        commits: sp?.commits ?? 0,
+        truncatedTailBytes: sp?.truncatedTailBytes ?? 0,
+        corruptSkipped: sp?.corruptSkipped ?? 0,
+      },
+      mqtt: { connected: ms?.connected ?? false, subscribed: ms?.subscribed ?? false, paused: ms?.paused ?? false, connections: ms?.connections ?? 0 },
+      influx: { failures: ws?.failures ?? 0, failingSince: ws?.failingSince ?? null, lastError: ws?.lastError ?? null, batches: ws?.batches ?? 0 },
+    };
+  }
+
+  function healthy(s: IngestStats): boolean {
+    const limit = config.influxUnhealthyMs ?? 60_000;
+    return s.influx.failingSince === null || now() - s.influx.failingSince < limit;
+  }
+
+  async function startHttp(port: number): Promise<void> {
+    const srv = createServer((req, res) => {
+      if (req.method === 'GET' && (req.url === '/health' || req.url === '/stats')) {
+        const s = stats();
+        res.writeHead(healthy(s) ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(s));
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{"error":"not found"}');
+    });
+    server = srv;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => resolve());
+    });
+  }
+
+  const ingest: Ingest = {
+    async start() {
+      spool = createSpool({ dir: config.spoolDir, maxBytes: config.spoolMaxBytes, segmentBytes: config.spoolSegmentBytes, logger: logger.child({ component: 'spool' }) });
+      await spool.open();
+      http = createInfluxHttp({ url: config.influxUrl, database: config.influxDb, logger });
+      writer = createInfluxWriter({
+        spool,
+        http,
+        registry,
+        rejections,
+        logger: logger.child({ component: 'influx-writer' }),
+        now,
+        onProgress,
+        maxPoints: config.batchMaxPoints,
+        lingerMs: config.batchLingerMs,
+        retryMaxMs: config.retryMaxMs,
+      });
+      writer.start();
+      session = createMqttSession({
+        url: config.mqttUrl,
+        clientId: config.clientId,
+        username: config.username,
+        password: config.password,
+        keepaliveS: config.keepaliveS,
+        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status],
+        logger: logger.child({ component: 'mqtt' }),
+        onMessages,
+      });
+      if (spool.isFull()) session.pause();
+      session.start();
+      if (config.httpPort !== undefined) await startHttp(config.httpPort);
+    },
+    async close() {
+      // Stop taking new messages, make what arrived durable and acknowledge it, then leave.
+      closing = true;
+      session?.pause();
+      while (committing !== undefined) await committing;
+      await session?.close();
+      await writer?.close();
+      await spool?.close();
+      const srv = server;
+      if (srv !== undefined) {
+        srv.closeAllConnections();
+        await new Promise<void>((r) => srv.close(() => r()));
+      }
+    },
+    stats,
+    subscribed: () => session?.whenSubscribed() ?? Promise.reject(new Error('ingest not started')),
+    httpPort() {
+      const a = server?.address();
+      return typeof a === 'object' && a !== null ? a.port : undefined;
+    },
+  };
+  return ingest;
+}

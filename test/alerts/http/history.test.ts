@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dashboardFixture, NOW, telemetryLine, type DashboardFixture } from './dashboard-fixture.ts';
+import type { HistoryResponse } from '../../../alerts/http/history.ts';
+
+let fx: DashboardFixture;
+const MIN = 60_000;
+
+beforeAll(async () => {
+  fx = await dashboardFixture();
+  const lines: string[] = [];
+  // Two hours of vitals at one reading a minute: heart rate 60..179, SpO2 steady 97.
+  for (let i = 0; i < 120; i++) {
+    lines.push(telemetryLine('h01-vs-p01', NOW - 120 * MIN + i * MIN, { heart_rate_bpm: 60 + i, spo2_pct: 97, resp_rate_bpm: 16, body_temp_c: 36.6 }));
+  }
+  lines.push(telemetryLine('h01-bed-p01', NOW - 10 * MIN, { bed_occupied: true, movement_index: 3 }));
+  lines.push(telemetryLine('h01-vs-p01', NOW - 8 * 3_600_000, { heart_rate_bpm: 250 })); // outside a 6 h range
+  await fx.write(lines);
+});
+afterAll(() => fx.close());
+
+async function get(url: string, user = 'staff-h01'): Promise<{ status: number; body: unknown }> {
+  const res = await fx.app.inject({ method: 'GET', url, headers: fx.auth(user) });
+  return { status: res.statusCode, body: res.json() };
+}
+
+describe('GET /api/history', () => {
+  it("returns a device's metric bucketed over the range, nothing older", async () => {
+    const { status, body } = await get('/api/history?device=h01-vs-p01&metric=heart_rate_bpm&range=6h');
+    expect(status).toBe(200);
+    const r = body as HistoryResponse;
+    expect(r.to).toBe(NOW);
+    expect(r.from).toBe(NOW - 6 * 3_600_000);
+    expect(r.series).toHaveLength(1);
+    const s = r.series[0]!;
+    expect(s).toMatchObject({ deviceId: 'h01-vs-p01', metric: 'heart_rate_bpm', unit: 'bpm' });
+    const values = s.points.map((p) => p.v as number);
+    expect(Math.min(...values)).toBeGreaterThanOrEqual(60);
+    expect(Math.max(...values)).toBeLessThanOrEqual(179);
+    // The mean of all buckets weighted by their readings is the mean of 60..179.
+    expect(s.points.length).toBeGreaterThan(50);
+    expect(s.points.length).toBeLessThanOrEqual(241);
+  });
+
+  it("gives a resident's vitals from the vital-signs monitor, and booleans from the bed sensor", async () => {
+    const r = (await get('/api/history?resident=h01-p01&range=1h')).body as HistoryResponse;
+    expect(r.series.map((s) => s.metric)).toEqual(['heart_rate_bpm', 'spo2_pct', 'resp_rate_bpm', 'body_temp_c']);
+    expect(r.series.every((s) => s.deviceId === 'h01-vs-p01')).toBe(true);
+    expect(r.series[1]!.points.every((p) => p.v === 97)).toBe(true);
+    const bed = (await get('/api/history?resident=h01-p01&metric=bed_occupied&range=1h')).body as HistoryResponse;
+    expect(bed.series[0]).toMatchObject({ deviceId: 'h01-bed-p01', metric: 'bed_occupied' });
+    expect(bed.series[0]!.points.map((p) => p.v)).toEqual([true]);
+  });
+
+  it('keeps staff to their own home and requires a token', async () => {
+    expect(await get('/api/history?device=h01-vs-p01&metric=heart_rate_bpm', 'staff-h02')).toMatchObject({ status: 403, body: { code: 'AUTH_FORBIDDEN' } });
+    expect(await get('/api/history?resident=h01-p01', 'director-h02')).toMatchObject({ status: 403 });
+    expect((await get('/api/history?resident=h01-p01', 'bureau')).status).toBe(200);
+    const anon = await fx.app.inject({ method: 'GET', url: '/api/history?resident=h01-p01' });
+    expect(anon.statusCode).toBe(401);
+    expect(anon.json()).toMatchObject({ code: 'AUTH_REQUIRED' });
+  });
+
+  it.each([
+    ['/api/history?device=h01-vs-p01&metric=drop_table', 400],
+    ['/api/history?device=h01-vs-p01&metric=smoke_obscuration_pct_per_m', 400],
+    ['/api/history?device=h01-vs-p01&resident=h01-p01', 400],
+    ['/api/history?metric=heart_rate_bpm', 400],
+    ["/api/history?device=h01'%20OR%201=1", 400],
+    ['/api/history?device=h01-vs-p01&range=99y', 400],
+    ['/api/history?device=h01-nope', 404],
+    ['/api/history?resident=h01-p99', 404],
+  ])('refuses %s with %i and a stable code', async (url, status) => {
+    const r = await get(url);
+    expect(r.status).toBe(status);
+    expect((r.body as { code: string }).code).toBe(status === 400 ? 'API_BAD_REQUEST' : 'API_NOT_FOUND');
+  });
+});

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { latestVersions, monthOf, monthWindow, onlineFraction, percentile } from '../../../alerts/http/stats-compute.ts';
+import type { AlertMessage } from '../../../contract/payloads.ts';
+
+describe('stats core', () => {
+  it('takes months in China Standard Time (UTC+8)', () => {
+    const w = monthWindow('2026-11');
+    expect(new Date(w.start).toISOString()).toBe('2026-10-31T16:00:00.000Z');
+    expect(new Date(w.end).toISOString()).toBe('2026-11-30T16:00:00.000Z');
+    expect(monthOf(w.start)).toBe('2026-11');
+    expect(monthOf(w.start - 1)).toBe('2026-10');
+    expect(monthWindow('2026-12').end).toBe(Date.UTC(2027, 0, 1) - 8 * 3_600_000);
+    expect(() => monthWindow('2026-00')).toThrow(/YYYY-MM/);
+  });
+
+  it('uses nearest-rank percentiles', () => {
+    expect(percentile([], 50)).toBeNull();
+    expect(percentile([5], 95)).toBe(5);
+    expect(percentile([4, 1, 3, 2], 50)).toBe(2);
+    const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(hundred, 95)).toBe(95);
+    expect(percentile(hundred, 50)).toBe(50);
+  });
+
+  it('integrates online time from the state before the window and the changes inside it', () => {
+    expect(onlineFraction(undefined, [], 0, 100)).toBeNull();
+    expect(onlineFraction(true, [], 0, 100)).toBe(1);
+    expect(onlineFraction(undefined, [{ ts: 25, online: true }], 0, 100)).toBe(0.75);
+    expect(onlineFraction(true, [{ ts: 60, online: false }, { ts: 40, online: false }, { ts: 50, online: true }], 0, 100)).toBe(0.5);
+    expect(onlineFraction(true, [{ ts: 150, online: false }], 0, 100)).toBe(1);
+  });
+
+  it('keeps the highest version of each alert', () => {
+    const a = (id: string, version: number) => ({ id, version }) as AlertMessage;
+    expect(latestVersions([a('x', 1), a('x', 3), a('y', 1), a('x', 2)]).map((v) => `${v.id}${v.version}`).sort()).toEqual(['x3', 'y1']);
+  });
+});

@@ -1,0 +1,232 @@
+import { Value } from '@sinclair/typebox/value';
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../common/clock.ts';
+import { AlertMessage } from '../../contract/payloads.ts';
+import { indexRegistry } from '../../contract/registry-index.ts';
+import type { Actor } from '../../alerts/access.ts';
+import { createLifecycle, type AlertChange, type StoredAlert } from '../../alerts/lifecycle.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { careSignal, fireSignal } from './support/signals.ts';
+
+const staff1: Actor = { username: 'staff-h01', role: 'staff', homeId: 'h01' };
+const staff2: Actor = { username: 'staff-h02', role: 'staff', homeId: 'h02' };
+const bureau: Actor = { username: 'bureau', role: 'bureau' };
+
+function setup(registry = demoRegistry()) {
+  const clock = createManualClock();
+  const changes: AlertChange[] = [];
+  let n = 0;
+  const lc = createLifecycle({ clock, registry, onChange: (c) => changes.push(c), newId: () => `a${++n}` });
+  const messages = () => changes.filter((c) => c.changed).map((c) => c.alert);
+  return { clock, lc, changes, messages };
+}
+
+describe('lifecycle: raising, dedup and resolving', () => {
+  it('a repeated active signal does not open a second alert', () => {
+    const { lc, messages } = setup();
+    lc.applySignals([fireSignal(), fireSignal({ value: 20 }), fireSignal()]);
+    expect(lc.open()).toHaveLength(1);
+    expect(messages()).toHaveLength(1);
+    const a = messages()[0];
+    expect(a).toMatchObject({ id: 'a1', state: 'raised', version: 1, homeId: 'h01', category: 'fire', escalationLevel: 0 });
+    expect(a?.message.zh).toContain('烟雾');
+    expect(Value.Check(AlertMessage, a)).toBe(true);
+  });
+
+  it('a non-latching alert resolves itself when its condition clears, and a new episode is a new alert', () => {
+    const { lc, messages, clock } = setup();
+    lc.applySignals([careSignal()]);
+    clock.advance(1000);
+    lc.applySignals([careSignal({ active: false })]);
+    expect(lc.open()).toHaveLength(0);
+    expect(messages().map((m) => [m.id, m.state, m.version, m.resolvedBy])).toEqual([
+      ['a1', 'raised', 1, undefined],
+      ['a1', 'resolved', 2, 'system'],
+    ]);
+    lc.applySignals([careSignal()]);
+    expect(lc.open().map((a) => a.id)).toEqual(['a2']);
+  });
+
+  it('a latching fire alarm stays open when the condition clears and needs a person, after confirmation', () => {
+    const { lc, messages, changes } = setup();
+    lc.applySignals([fireSignal()]);
+    lc.applySignals([fireSignal({ active: false }), fireSignal({ active: false })]);
+    expect(lc.open()).toHaveLength(1);
+    expect(messages()).toHaveLength(1);
+    expect(changes.filter((c) => !c.changed).map((c) => c.audit.action)).toEqual(['condition_cleared']);
+    expect(lc.resolve('a1', staff1)).toMatchObject({ ok: false, code: 'ALERT_NOT_CONFIRMED' });
+    expect(lc.ack('a1', staff1).ok).toBe(true);
+    expect(lc.confirm('a1', staff1, 'false_alarm', 'burnt toast').ok).toBe(true);
+    const r = lc.resolve('a1', staff1, 'reset');
+    expect(r).toMatchObject({ ok: true, value: { state: 'resolved', resolvedBy: 'staff-h01', confirmation: 'false_alarm', version: 4 } });
+    expect(lc.open()).toHaveLength(0);
+  });
+
+  it('versions go up by one per change and every message fits the contract', () => {
+    const { lc, messages, clock } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(3000);
+    lc.ack('a1', staff1, '在路上');
+    clock.advance(10_000);
+    lc.confirm('a1', staff1, 'test');
+    lc.resolve('a1', staff1);
+    const ms = messages();
+    expect(ms.map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect(ms.map((m) => m.state)).toEqual(['raised', 'acknowledged', 'confirmed', 'resolved']);
+    expect(ms[1]).toMatchObject({ acknowledgedBy: 'staff-h01', acknowledgedAt: ms[0]!.raisedAt + 3000, comment: '在路上' });
+    for (const m of ms) expect(Value.Check(AlertMessage, m)).toBe(true);
+  });
+});
+
+describe('lifecycle: who may act', () => {
+  it('another home cannot see or act on an alert; the bureau can', () => {
+    const { lc } = setup();
+    lc.applySignals([fireSignal()]);
+    expect(lc.ack('a1', staff2)).toMatchObject({ ok: false, code: 'ALERT_NOT_FOUND' });
+    expect(lc.resolve('a1', staff2)).toMatchObject({ ok: false, code: 'ALERT_NOT_FOUND' });
+    expect(lc.ack('nope', staff1)).toMatchObject({ ok: false, code: 'ALERT_NOT_FOUND' });
+    expect(lc.confirm('a1', staff1, 'test')).toMatchObject({ ok: false, code: 'ALERT_NOT_ACKNOWLEDGED' });
+    expect(lc.ack('a1', bureau)).toMatchObject({ ok: true, value: { acknowledgedBy: 'bureau' } });
+    expect(lc.ack('a1', staff1)).toMatchObject({ ok: false, code: 'ALERT_ALREADY_ACKNOWLEDGED' });
+    expect(lc.confirm('a1', staff1, 'fault').ok).toBe(true);
+    expect(lc.confirm('a1', staff1, 'test')).toMatchObject({ ok: false, code: 'ALERT_ALREADY_CONFIRMED' });
+    expect(lc.resolve('a1', staff1).ok).toBe(true);
+    expect(lc.ack('a1', staff1)).toMatchObject({ ok: false, code: 'ALERT_RESOLVED' });
+  });
+});
+
+describe('lifecycle: NFPA 72 positive alarm sequence', () => {
+  it('an alarm not acknowledged within 15 s goes to the bureau', () => {
+    const { lc, clock, messages } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(14_999);
+    expect(lc.get('a1')?.escalationLevel).toBe(0);
+    clock.advance(1);
+    expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2 });
+    expect(lc.audit('a1')?.at(-1)).toMatchObject({ action: 'escalated', reason: 'ack_deadline', by: 'system' });
+    expect(messages()[1]!.ts - messages()[0]!.raisedAt).toBe(15_000);
+  });
+
+  it('an acknowledged alarm not confirmed within 180 s of acknowledgement goes to the bureau', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(5000);
+    lc.ack('a1', staff1);
+    clock.advance(179_999);
+    expect(lc.get('a1')).toMatchObject({ state: 'acknowledged', escalationLevel: 0 });
+    clock.advance(1);
+    expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2, acknowledgedBy: 'staff-h01' });
+    expect(lc.audit('a1')?.at(-1)).toMatchObject({ reason: 'confirm_deadline' });
+  });
+
+  it('acknowledging in time and confirming a false alarm in time never escalates', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(10_000);
+    lc.ack('a1', staff1);
+    clock.advance(100_000);
+    lc.confirm('a1', staff1, 'false_alarm');
+    clock.advance(3_600_000);
+    expect(lc.get('a1')).toMatchObject({ state: 'confirmed', escalationLevel: 0, version: 3 });
+  });
+
+  it('the deadlines are per home (registry ackDeadlineS / confirmDeadlineS)', () => {
+    const site = structuredClone(demoRegistry().site);
+    site.homes[0]!.ackDeadlineS = 30;
+    const { lc, clock } = setup(indexRegistry(site));
+    lc.applySignals([fireSignal()]);
+    clock.advance(29_999);
+    expect(lc.get('a1')?.escalationLevel).toBe(0);
+    clock.advance(1);
+    expect(lc.get('a1')?.escalationLevel).toBe(2);
+  });
+
+  it('a real_fire confirmation escalates to the bureau at once', () => {
+    const { lc, clock, messages } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(4000);
+    lc.ack('a1', staff1);
+    clock.advance(20_000);
+    const r = lc.confirm('a1', staff1, 'real_fire', '厨房起火');
+    expect(r).toMatchObject({ ok: true, value: { state: 'escalated', escalationLevel: 2, confirmation: 'real_fire', version: 4 } });
+    expect(messages().map((m) => m.state)).toEqual(['raised', 'acknowledged', 'confirmed', 'escalated']);
+    expect(lc.audit('a1')?.at(-1)).toMatchObject({ action: 'escalated', reason: 'real_fire', by: 'staff-h01' });
+  });
+
+  it('a second detector (escalateNow) escalates a new or an open alarm at once', () => {
+    const { lc, messages } = setup();
+    lc.applySignals([fireSignal({ key: 'multi:h01:r101', escalateNow: true })]);
+    expect(messages().map((m) => [m.state, m.escalationLevel])).toEqual([
+      ['raised', 0],
+      ['escalated', 2],
+    ]);
+    lc.applySignals([fireSignal()]);
+    lc.applySignals([fireSignal({ escalateNow: true })]);
+    expect(lc.get('a2')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2 });
+    expect(lc.audit('a2')?.at(-1)).toMatchObject({ reason: 'second_detector' });
+  });
+});
+
+describe('lifecycle: escalation ladder and reminders', () => {
+  it('an unacknowledged high care alert reminds every minute, goes to the director at 5 min and the bureau at 15 min', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([careSignal()]);
+    clock.advance(299_999);
+    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(4);
+    expect(lc.get('a1')?.escalationLevel).toBe(0);
+    clock.advance(1);
+    expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 1 });
+    clock.advance(600_000);
+    expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2 });
+    const actions = lc.audit('a1')?.map((e) => e.action) ?? [];
+    expect(actions.filter((a) => a === 'escalated')).toHaveLength(2);
+    expect(actions.filter((a) => a === 'reminder').length).toBeGreaterThan(10);
+  });
+
+  it('acknowledging stops reminders and the ladder', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([careSignal()]);
+    clock.advance(61_000);
+    lc.ack('a1', staff1);
+    const version = lc.get('a1')?.version;
+    clock.advance(24 * 3_600_000);
+    expect(lc.get('a1')).toMatchObject({ state: 'acknowledged', escalationLevel: 0, version });
+  });
+
+  it('the audit trail records every transition in order, append-only', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(16_000);
+    lc.ack('a1', staff1);
+    lc.confirm('a1', bureau, 'test', 'monthly test');
+    lc.resolve('a1', staff1, 'done');
+    const trail = lc.audit('a1') ?? [];
+    expect(trail.map((e) => [e.seq, e.action, e.by, e.fromState, e.toState])).toEqual([
+      [1, 'raised', 'system', 'raised', 'raised'],
+      [2, 'escalated', 'system', 'raised', 'escalated'],
+      [3, 'acknowledged', 'staff-h01', 'escalated', 'acknowledged'],
+      [4, 'confirmed', 'bureau', 'acknowledged', 'confirmed'],
+      [5, 'resolved', 'staff-h01', 'confirmed', 'resolved'],
+    ]);
+    expect(trail[3]).toMatchObject({ confirmation: 'test', comment: 'monthly test' });
+  });
+});
+
+describe('lifecycle: restore', () => {
+  it('re-arms deadlines from the stored timestamps and emits nothing on restore', () => {
+    const first = setup();
+    first.lc.applySignals([fireSignal()]);
+    const stored: StoredAlert = { alert: first.lc.get('a1')!, key: 'smoke:h01-sd-r101', latching: true };
+    const second = setup();
+    second.clock.set(stored.alert.raisedAt + 10_000);
+    second.lc.restore([stored], first.lc.audit('a1'));
+    expect(second.changes).toHaveLength(0);
+    second.lc.applySignals([fireSignal()]);
+    expect(second.changes).toHaveLength(0);
+    second.clock.advance(4999);
+    expect(second.lc.get('a1')?.escalationLevel).toBe(0);
+    second.clock.advance(1);
+    expect(second.lc.get('a1')).toMatchObject({ escalationLevel: 2, version: 2 });
+    expect(second.lc.audit('a1')?.map((e) => e.seq)).toEqual([1, 2]);
+  });
+});

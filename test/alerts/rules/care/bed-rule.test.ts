@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { createBedRule } from '../../../../alerts/rules/care/bed-rule.ts';
+import { DAY, MIN, NIGHT, S, active, cleared, event, merge, run, stream, telemetry, ticks } from './streams.ts';
+
+const rule = createBedRule();
+// h01-p01 is marked at risk of falls in config/demo-site.json; h01-p02 is not.
+const BED = 'h01-bed-p01';
+const BED2 = 'h01-bed-p02';
+
+function inBed(device: string, from: number, seconds = 30) {
+  return stream(device, from, from + seconds * S, () => ({ bed_occupied: true, movement_index: 5 }));
+}
+
+describe('bed exit at night', () => {
+  it('alerts at once for a fall-risk resident, and clears when they are back in bed', () => {
+    const inputs = [...inBed(BED, NIGHT - 30 * S), event(BED, NIGHT, 'bed_exit'), telemetry(BED, NIGHT + 5 * S, { bed_occupied: false }), event(BED, NIGHT + 4 * MIN, 'bed_return')];
+    const { log } = run(rule, inputs);
+    expect(log.map((l) => [l.now, l.signal.key, l.signal.active])).toEqual([
+      [NIGHT, 'bed_exit:h01-p01', true],
+      [NIGHT + 4 * MIN, 'bed_exit:h01-p01', false],
+    ]);
+    expect(log[0]?.signal).toMatchObject({ category: 'care', signal: 'care', severity: 'high', residentId: 'h01-p01', deviceId: BED });
+    expect(log[0]?.signal.message.en).toContain('out of bed at night (23:00)');
+  });
+
+  it('bed_occupied telemetry alone is enough: false is an exit, true a return', () => {
+    const inputs = [...inBed(BED, NIGHT - 30 * S), ...stream(BED, NIGHT, NIGHT + 60 * S, () => ({ bed_occupied: false })), ...inBed(BED, NIGHT + 60 * S, 10)];
+    const { signals } = run(rule, inputs);
+    expect(signals.map((s) => [s.rule, s.active])).toEqual([['bed_exit', true], ['bed_exit', false]]);
+  });
+
+  it('does not alert by day, nor at once at night for a resident not at risk of falls', () => {
+    expect(run(rule, [...inBed(BED, DAY - 30 * S), event(BED, DAY, 'bed_exit')]).signals).toEqual([]);
+    expect(run(rule, [...inBed(BED2, NIGHT - 30 * S), event(BED2, NIGHT, 'bed_exit')]).signals).toEqual([]);
+  });
+
+  it('takes the night window and the time zone as parameters', () => {
+    // 23:00 in China is 15:00 UTC: by day for a home on UTC.
+    const utc = createBedRule({ utcOffsetMin: 0 });
+    expect(run(utc, [...inBed(BED, NIGHT - 30 * S), event(BED, NIGHT, 'bed_exit')]).signals).toEqual([]);
+    const early = createBedRule({ nightStartMin: 9 * 60, nightEndMin: 11 * 60 });
+    expect(active(run(early, [...inBed(BED, DAY - 30 * S), event(BED, DAY, 'bed_exit')]).signals)).toHaveLength(1);
+  });
+});
+
+describe('not back in bed', () => {
+  it('escalates after 30 min: a second, critical signal (it climbs the escalation ladder)', () => {
+    const inputs = merge([...inBed(BED, NIGHT - 30 * S), event(BED, NIGHT, 'bed_exit')], ticks(NIGHT, NIGHT + 31 * MIN, 30 * S));
+    const { log } = run(rule, inputs, { persist: true });
+    expect(log.map((l) => [l.now, l.signal.key])).toEqual([
+      [NIGHT, 'bed_exit:h01-p01'],
+      [NIGHT + 30 * MIN, 'bed_exit_long:h01-p01'],
+    ]);
+    expect(log[1]?.signal).toMatchObject({ severity: 'critical', escalateNow: false, active: true });
+    expect(log[1]?.signal.message.en).toContain('not back after 30 min');
+    // Back in bed clears both.
+    const back = run(rule, [event(BED, NIGHT + 40 * MIN, 'bed_return')], { state: run(rule, inputs).state });
+    expect(cleared(back.signals).map((s) => s.key).sort()).toEqual(['bed_exit:h01-p01', 'bed_exit_long:h01-p01']);
+  });
+
+  it('a resident not at risk of falls, out of bed at night for 30 min, is an emergency too (with no earlier alert)', () => {
+    const inputs = merge([...inBed(BED2, NIGHT - 30 * S), event(BED2, NIGHT, 'bed_exit')], ticks(NIGHT, NIGHT + 31 * MIN, 60 * S));
+    const { signals } = run(rule, inputs);
+    expect(signals.map((s) => [s.key, s.severity, s.escalateNow])).toEqual([['bed_exit_long:h01-p02', 'critical', false]]);
+  });
+
+  it('a short daytime absence raises nothing', () => {
+    const inputs = merge([...inBed(BED, DAY - 30 * S), event(BED, DAY, 'bed_exit')], ticks(DAY, DAY + 45 * MIN, 60 * S));
+    expect(run(rule, inputs).signals).toEqual([]);
+  });
+});
+
+describe('fall', () => {
+  it('a fall event is an emergency: critical, escalated at once, latching', () => {
+    const { signals } = run(rule, [...inBed(BED2, DAY - 30 * S), event(BED2, DAY, 'fall')]);
+    expect(signals).toHaveLength(1);
+    expect(signals[0]).toMatchObject({ key: 'fall:h01-p02', rule: 'fall', category: 'care', severity: 'critical', escalateNow: true, latching: true, active: true });
+  });
+});

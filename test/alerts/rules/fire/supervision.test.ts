@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { DEVICE_KINDS } from '../../../../contract/device-kinds.ts';
+import { indexRegistry } from '../../../../contract/registry-index.ts';
+import type { Device } from '../../../../contract/registry.ts';
+import { supervisionRule, type SupervisionState } from '../../../../alerts/rules/fire/supervision.ts';
+import type { RuleContext, RuleInput } from '../../../../alerts/rules/types.ts';
+import { demoRegistry } from '../../../support/registry.ts';
+import { byRule, clears, raises, run } from './harness.ts';
+import { T0, heartbeats, merge, status, ticks } from './shapes.ts';
+
+/** The demo site cut to two homes, so the other seven need no heartbeats in these tests. */
+function twoHomes(): RuleContext {
+  const site = demoRegistry().site;
+  const homes = new Set(['h01', 'h02']);
+  return { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => homes.has(h.id)), devices: site.devices.filter((d) => homes.has(d.homeId)), residents: site.residents.filter((r) => homes.has(r.homeId)), users: [] }) };
+}
+
+const interval = (d: Device): number => DEVICE_KINDS[d.kind].telemetryIntervalS;
+const upTo = (inputs: RuleInput[], until: number): RuleInput[] => inputs.filter((i) => i.now < until);
+const from = (inputs: RuleInput[], since: number): RuleInput[] => inputs.filter((i) => i.now >= since);
+
+describe('supervision: heartbeat budgets and home communication loss', () => {
+  const ctx = twoHomes();
+  const h01 = ctx.registry.devicesOfHome('h01');
+  const h02 = ctx.registry.devicesOfHome('h02');
+
+  it('healthy homes for 10 min → no signal', () => {
+    const { signals } = run([supervisionRule], merge(heartbeats([...h01, ...h02], interval, T0, 600), ticks(T0, 600, 5)), { ctx });
+    expect(signals).toEqual([]);
+  });
+
+  it('a whole home going silent → one home-level alert, no per-device alert; restored → one clear', () => {
+    const lossAt = T0 + 300_000;
+    const backAt = T0 + 900_000;
+    const beats = heartbeats([...h01, ...h02], interval, T0, 1500);
+    const inputs = merge(
+      beats.filter((i) => i.type !== 'telemetry' || i.device.homeId !== 'h01' || i.now < lossAt || i.now >= backAt),
+      ticks(T0, 1500, 5),
+    );
+    const { signals } = run([supervisionRule], inputs, { ctx });
+    expect(raises(signals, byRule('device_offline'))).toEqual([]);
+    const home = signals.filter(byRule('home_comm_loss'));
+    expect(home.map((s) => s.active)).toEqual([true, false]);
+    expect(home[0]).toMatchObject({ key: 'home_comm_loss:h01', category: 'device', signal: 'trouble', severity: 'critical', homeId: 'h01' });
+    expect(home[0]!.deviceId).toBeUndefined();
+    // Recognised before NFPA 72 §23.16.2's 200 s, and before the 90 s budget of the fire devices.
+    expect(home[0]!.sourceTs - lossAt).toBeLessThanOrEqual(90_000);
+    expect(home[1]!.sourceTs).toBeGreaterThan(backAt);
+  });
+
+  it('a burst of broker-published offline statuses for a whole home → one home-level alert', () => {
+    const lossAt = T0 + 300_000;
+    const beats = heartbeats([...h01, ...h02], interval, T0, 900);
+    const offline = h01.map((d, i) => status(d, lossAt + i * 50, false));
+    const inputs = merge(
+      beats.filter((i) => i.type !== 'telemetry' || i.device.homeId !== 'h01' || i.now < lossAt),
+      offline,
+      ticks(T0, 900, 5),
+    );
+    const { signals } = run([supervisionRule], inputs, { ctx });
+    expect(raises(signals, byRule('device_offline'))).toEqual([]);
+    expect(raises(signals, byRule('home_comm_loss'))).toHaveLength(1);
+    expect(raises(signals, byRule('home_comm_loss'))[0]!.sourceTs - lossAt).toBeLessThanOrEqual(10_000);
+  });
+
+  it('one device reporting offline → its own trouble after the 10 s grace; back → cleared after 30 s', () => {
+    const dev = h01.find((d) => d.id === 'h01-mcp-f2-corridor')!;
+    const offAt = T0 + 120_000;
+    const backAt = T0 + 400_000;
+    const beats = heartbeats([...h01, ...h02], interval, T0, 700).filter((i) => i.type !== 'telemetry' || i.device.id !== dev.id || i.now < offAt || i.now >= backAt);
+    const { signals } = run([supervisionRule], merge(beats, [status(dev, offAt, false), status(dev, backAt, true)], ticks(T0, 700, 5)), { ctx });
+    expect(signals.map((s) => [s.key, s.active])).toEqual([
+      ['device_offline:h01-mcp-f2-corridor', true],
+      ['device_offline:h01-mcp-f2-corridor', false],
+    ]);
+    expect(signals[0]).toMatchObject({ category: 'device', signal: 'trouble', severity: 'high' });
+    const raisedAfter = signals[0]!.sourceTs; // last message seen
+    expect(raisedAfter).toBe(offAt + 40);
+    expect(clears(signals)[0]!.message.en).toContain('again');
+  });
+
+  it('one silent device → trouble once its heartbeat budget (90 s for a smoke detector) runs out', () => {
+    const dev = h02.find((d) => d.kind === 'smoke_detector')!;
+    const stopAt = T0 + 120_000;
+    const beats = heartbeats([...h01, ...h02], interval, T0, 600).filter((i) => i.type !== 'telemetry' || i.device.id !== dev.id || i.now < stopAt);
+    const inputs = merge(beats, ticks(T0, 600, 5));
+    const { signals, states } = run([supervisionRule], inputs, { ctx });
+    expect(signals.map((s) => [s.key, s.active])).toEqual([[`device_offline:${dev.id}`, true]]);
+    const state = states[0] as SupervisionState;
+    const lastSeen = state.d[dev.id]![0];
+    // Raised at the first tick after the budget ran out (ticks every 5 s).
+    const raisedTick = inputs.find((i) => i.type === 'tick' && i.now - lastSeen > 90_000)!;
+    expect(run([supervisionRule], upTo(inputs, raisedTick.now + 1), { ctx }).signals).toHaveLength(1);
+    expect(run([supervisionRule], upTo(inputs, raisedTick.now), { ctx }).signals).toHaveLength(0);
+  });
+
+  it('after an engine restart (state restored, a 10 min gap) nothing re-fires as silent', () => {
+    const all = merge(heartbeats([...h01, ...h02], interval, T0, 1800), ticks(T0, 1800, 5));
+    const before = run([supervisionRule], upTo(all, T0 + 300_000), { ctx });
+    const saved = JSON.parse(JSON.stringify(before.states[0])) as SupervisionState;
+    const after = run([supervisionRule], from(all, T0 + 900_000), { ctx, states: [saved] });
+    expect(before.signals).toEqual([]);
+    expect(after.signals).toEqual([]);
+  });
+
+  it('per-device state stays four numbers', () => {
+    const { states } = run([supervisionRule], merge(heartbeats(h01, interval, T0, 60), ticks(T0, 60, 5)), { ctx });
+    const state = states[0] as SupervisionState;
+    expect(Object.keys(state.d)).toHaveLength(h01.length + h02.length);
+    for (const e of Object.values(state.d)) expect(e).toHaveLength(4);
+  });
+});

@@ -1,0 +1,68 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { createLogger } from '../../common/logger.ts';
+import type { RegistryIndex } from '../../contract/registry-index.ts';
+import { createBroker, type Broker } from '../../broker/broker.ts';
+import type { BrokerConfig } from '../../broker/config.ts';
+import { demoRegistry, demoSecret } from '../support/registry.ts';
+
+/** A real broker on port 0 (TCP and WebSocket), silent logger. */
+export async function startBroker(opts: { registry?: RegistryIndex; config?: Partial<BrokerConfig> } = {}): Promise<Broker> {
+  const broker = createBroker({
+    config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false, ...opts.config },
+    registry: opts.registry ?? demoRegistry(),
+    logger: createLogger('broker-test', 'silent'),
+  });
+  await broker.start();
+  return broker;
+}
+
+/** Connects a real mqtt.js client as `username` (password demo-<username> unless given); never reconnects. */
+export function connect(broker: Broker, username: string, opts: IClientOptions & { ws?: boolean } = {}): Promise<MqttClient> {
+  const { ws, ...rest } = opts;
+  const url = ws === true ? `ws://127.0.0.1:${broker.wsPort}/mqtt` : `mqtt://127.0.0.1:${broker.tcpPort}`;
+  return mqtt.connectAsync(url, {
+    clientId: username,
+    username,
+    password: demoSecret(username),
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ...rest,
+  });
+}
+
+export interface Received {
+  topic: string;
+  payload: Buffer;
+  retain: boolean;
+}
+
+/** Records every message a client receives. */
+export function record(client: MqttClient): Received[] {
+  const out: Received[] = [];
+  client.on('message', (topic, payload, packet) => out.push({ topic, payload, retain: packet.retain }));
+  return out;
+}
+
+/** Polls until `cond` holds; fails with `what` after the deadline (a bound on hanging, not a timing assertion). */
+export async function until(what: string | (() => string), cond: () => boolean, deadlineMs = 20_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function closedEvent(client: MqttClient): Promise<void> {
+  return new Promise((resolve) => {
+    if (client.disconnected || !client.connected) {
+      resolve();
+      return;
+    }
+    client.once('close', () => resolve());
+  });
+}
+
+export function json(r: Received): Record<string, unknown> {
+  return JSON.parse(r.payload.toString('utf8')) as Record<string, unknown>;
+}

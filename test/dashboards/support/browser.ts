@@ -1,0 +1,23 @@
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser } from 'playwright-core';
+
+/** Debian's Chromium, headless, no network beyond the test server, a fresh profile per launch. */
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync',
+      // Alarm sound must start without waiting for a click on a page that was reloaded.
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+export const SCREENSHOT_DIR = fileURLToPath(new URL('../../../test-artifacts/screenshots/', import.meta.url));
+
+export async function screenshotDir(): Promise<string> {
+  await mkdir(SCREENSHOT_DIR, { recursive: true });
+  return SCREENSHOT_DIR;
+}

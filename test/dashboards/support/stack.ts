@@ -1,0 +1,149 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyRequest } from 'fastify';
+import mqtt, { type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { createManualClock, type ManualClock } from '../../../common/clock.ts';
+import { deviceTopic } from '../../../contract/topics.ts';
+import { createBroker, type Broker } from '../../../broker/broker.ts';
+import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
+import { defaultRules } from '../../../alerts/rules/index.ts';
+import { createTokenService } from '../../../alerts/http/token.ts';
+import { createInfluxReader } from '../../../alerts/http/influxql.ts';
+import { liveRoutes } from '../../../alerts/http/live.ts';
+import { historyRoutes } from '../../../alerts/http/history.ts';
+import { statsRoutes } from '../../../alerts/http/stats.ts';
+import { careStateFromRules } from '../../../alerts/http/care-state.ts';
+import { testInflux } from '../../support/influx-db.ts';
+import { demoRegistry } from '../../support/registry.ts';
+
+/**
+ * The running stack for browser tests, in-process: the real broker (broker/broker.ts) on port 0,
+ * the real alerts process (alerts/alerts.ts, real rules, real InfluxDB) serving dashboards/app/,
+ * with the dashboard plugins registered as the lead will in alerts/main, and a manual clock so the
+ * NFPA 72 15 s / 180 s deadlines move only when the test says so.
+ */
+export const APP_DIR = fileURLToPath(new URL('../../../dashboards/app/', import.meta.url));
+const TOKEN_SECRET = 'browser-test-secret-of-at-least-32-chars';
+
+export interface Stack {
+  readonly url: string;
+  readonly alerts: Alerts;
+  readonly clock: ManualClock;
+  readonly influx: { url: string; database: string };
+  /** A demo device connected with its own credentials (username = client id = device id). */
+  device(id: string): Promise<Device>;
+  writeLines(lines: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Device {
+  event(type: string, extra?: Record<string, unknown>): Promise<void>;
+  telemetry(metrics: Record<string, number | boolean>, ts?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const registry = demoRegistry();
+  const logger = pino({ level: process.env.DASH_TEST_LOG ?? 'silent' });
+  const clock = createManualClock(Date.now());
+  const influx = testInflux('dash');
+  const stateDir = await mkdtemp(join(tmpdir(), 'dash-alerts-'));
+  const broker = createBroker({ config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false }, registry, logger });
+  await broker.start();
+  const alerts = createAlerts({
+    config: {
+      mqttUrl: `mqtt://127.0.0.1:${broker.tcpPort}`,
+      alertsPassword: 'demo-svc-alerts',
+      influxUrl: influx.url,
+      influxDb: influx.database,
+      httpHost: '127.0.0.1',
+      httpPort: 0,
+      stateDir,
+      tokenSecret: TOKEN_SECRET,
+      tokenTtlS: 3600,
+      dashboardDir: APP_DIR,
+      tickMs: 1000,
+      restoreDays: 90,
+    },
+    registry,
+    logger,
+    rules: defaultRules(),
+    clock,
+  });
+  // The plugins verify the same signed tokens the alerts process issues (same secret, same clock).
+  const tokens = createTokenService(TOKEN_SECRET, 3600);
+  const actorOf = (req: FastifyRequest) => {
+    const h = req.headers.authorization;
+    return typeof h === 'string' && h.startsWith('Bearer ') ? tokens.verify(h.slice(7), clock.now()) : undefined;
+  };
+  const reader = createInfluxReader({ url: influx.url, database: influx.database });
+  const deps = { registry, influx: reader, actorOf, now: () => clock.now() };
+  await alerts.app.register(liveRoutes, { ...deps, residentCareState: careStateFromRules(() => alerts.engine.snapshot(), () => clock.now()) });
+  await alerts.app.register(historyRoutes, deps);
+  await alerts.app.register(statsRoutes, deps);
+  await alerts.start();
+  const devices: MqttClient[] = [];
+
+  return {
+    url: `http://127.0.0.1:${alerts.port}`,
+    alerts,
+    clock,
+    influx,
+    async device(id) {
+      const d = registry.device(id);
+      if (!d) throw new Error(`no device ${id}`);
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.tcpPort}`, { clientId: id, username: id, password: `demo-${id}`, protocolVersion: 4, reconnectPeriod: 0 });
+      devices.push(client);
+      let seq = 0;
+      return {
+        async event(type, extra = {}) {
+          await client.publishAsync(deviceTopic(d.homeId, id, 'event'), JSON.stringify({ ts: Date.now(), seq: seq++, type, ...extra }), { qos: 1 });
+        },
+        async telemetry(metrics, ts = Date.now()) {
+          await client.publishAsync(deviceTopic(d.homeId, id, 'telemetry'), JSON.stringify({ ts, seq: seq++, metrics }), { qos: 1 });
+        },
+        close: () => client.endAsync(),
+      };
+    },
+    async writeLines(lines) {
+      const r = await fetch(`${influx.url}/write?db=${influx.database}&precision=ms`, { method: 'POST', body: lines.join('\n') });
+      if (r.status !== 204) throw new Error(`write failed ${r.status}: ${await r.text()}`);
+    },
+    async close() {
+      for (const c of devices) await c.endAsync(true).catch(() => {});
+      await alerts.close();
+      await broker.close();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Plausible readings for one home's devices, as ingest would have written them (precision ms). */
+export function homeReadings(homeId: string, now: number): string[] {
+  const registry = demoRegistry();
+  const lines: string[] = [];
+  for (const d of registry.devicesOfHome(homeId)) {
+    const tags = `home=${d.homeId},device=${d.id},kind=${d.kind},room=${d.roomId}${d.residentId ? `,resident=${d.residentId}` : ''}`;
+    lines.push(`status,home=${d.homeId},device=${d.id},kind=${d.kind} online=true ${now - 600_000}`);
+    const n = Number(d.id.replace(/\D/g, '').slice(-2)) || 1;
+    const fields: Record<string, string> = {
+      smoke_detector: `smoke_obscuration_pct_per_m=0.${n % 5},temperature_c=${21 + (n % 4)},battery_pct=93`,
+      heat_detector: `temperature_c=${24 + (n % 3)},battery_pct=88`,
+      manual_call_point: 'battery_pct=97',
+      electrical_fire_monitor: 'residual_current_ma=42,cable_temp_c=31',
+      gas_detector: 'gas_lel_pct=1.5,battery_pct=90',
+      water_pressure_sensor: 'water_pressure_mpa=0.32',
+      vital_signs_monitor: `heart_rate_bpm=${68 + (n % 17)},spo2_pct=${94 + (n % 5)},resp_rate_bpm=${14 + (n % 6)},body_temp_c=36.${4 + (n % 5)}`,
+      bed_sensor: `bed_occupied=${n % 7 !== 3},movement_index=${n % 9}`,
+      wetness_sensor: `wetness_pct=${(n * 13) % 60}`,
+    };
+    for (let i = 0; i < 24; i++) {
+      const f = d.kind === 'vital_signs_monitor' ? fields[d.kind]!.replace(/heart_rate_bpm=(\d+)/, (_, v: string) => `heart_rate_bpm=${Number(v) + Math.round(6 * Math.sin(i / 3))}`) : fields[d.kind]!;
+      lines.push(`telemetry,${tags} ${f},seq=${i}i ${now - (23 - i) * 60_000}`);
+    }
+  }
+  return lines;
+}

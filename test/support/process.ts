@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+
+/** A carewatch process (`node --import tsx <entry>`) started by a test, its output kept in .tmp/logs/. */
+export interface TestProcess {
+  readonly child: ChildProcess;
+  readonly logPath: string;
+  output(): string;
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+  stop(): Promise<number | null>;
+}
+
+export function startProcess(name: string, entry: string, env: Record<string, string>): TestProcess {
+  mkdirSync(join(ROOT, '.tmp', 'logs'), { recursive: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CAREWATCH_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logPath = join(ROOT, '.tmp', 'logs', `${name}-${child.pid}.log`);
+  const log = createWriteStream(logPath);
+  let buffer = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer): void => {
+    buffer += d.toString();
+    if (buffer.length > 1_000_000) buffer = buffer.slice(-500_000);
+    log.write(d);
+    for (const w of waiters) w();
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    log.end();
+    resolve(code);
+    for (const w of waiters) w();
+  }));
+  const proc: TestProcess = {
+    child,
+    logPath,
+    output: () => buffer,
+    waitForOutput(pattern, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const m = buffer.match(pattern);
+          if (m) {
+            cleanup();
+            resolve(m);
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            cleanup();
+            reject(new Error(`${name} exited before printing ${pattern}; log ${logPath}:\n${buffer.slice(-3000)}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`${name} did not print ${pattern} within ${timeoutMs} ms; log ${logPath}:\n${buffer.slice(-3000)}`));
+        }, timeoutMs);
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    stop() {
+      return proc.kill('SIGTERM');
+    },
+  };
+  return proc;
+}
+
+/** Polls `fn` until it returns a value that is not undefined; fails with `what` after the timeout. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
