@@ -30,11 +30,13 @@ export const drainBenchmark: Benchmark = {
           baseline = Math.max(baseline, (await s.ingest.stats()).spool.bytes);
           await sleep(preMs / 10);
         }
+        ctx.log(`drain: spool baseline ${baseline} B; stopping InfluxDB`);
         await s.influx.stop();
         await sleep(outageMs);
         const peak = (await s.ingest.stats()).spool.bytes;
         await s.influx.start();
         const t0 = performance.now();
+        ctx.log(`drain: InfluxDB back; spool ${peak} B`);
         let drainMs = Number.NaN;
         // Drained: spool back within one second of live traffic (150 B/msg) of its pre-outage level.
         while (performance.now() - t0 < drainBoundMs) {
@@ -45,6 +47,7 @@ export const drainBenchmark: Benchmark = {
           }
           await sleep(100);
         }
+        ctx.log(`drain: drained in ${Math.round(drainMs)} ms`);
         await s.lg.stopRun();
         const res = await traffic;
         let stored = 0;

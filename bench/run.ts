@@ -11,6 +11,7 @@ import { machineInfo } from './lib/proc.ts';
 import { formatTable } from './lib/table.ts';
 import type { BenchContext, Benchmark, Row } from './lib/context.ts';
 import { BENCHMARKS } from './benchmarks.ts';
+import { killAllChildren } from './lib/processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -49,6 +50,13 @@ async function main(): Promise<void> {
   } catch (err) {
     process.stderr.write(`bench: ${(err as Error).message}\n`);
     process.exit(2);
+  }
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`bench: ${sig}: stopping every child process\n`);
+      killAllChildren();
+      process.exit(130);
+    });
   }
   const started = new Date();
   const ctx: BenchContext = {

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js';
 
 /**
@@ -6,7 +7,23 @@ import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js';
  * async class directly. With one broker node the mqemitter stays in memory (aedes' default); the
  * persistence keeps sessions, their queued QoS 1 messages, retained statuses and wills in Redis,
  * so a broker restart loses none of them.
+ *
+ * Version skew: aedes-persistence-redis 11.2 implements the aedes-persistence 10 interface, where
+ * the retained-message "streams" are async generators; aedes 1.2 (aedes-persistence 11) calls
+ * `.pipe()` on them and crashes with `stream.pipe is not a function` on the first SUBSCRIBE that
+ * matches a retained message. The subclass below wraps them in Readable.from. (outgoingStream
+ * also returns a generator, but aedes passes it to stream.pipeline, which accepts iterables.)
  */
+class AedesOneRedisPersistence extends AsyncRedisPersistence {
+  override createRetainedStreamCombi(patterns: string[]): Readable {
+    const it = super.createRetainedStreamCombi(patterns);
+    return it instanceof Readable ? it : Readable.from(it);
+  }
+
+  override createRetainedStream(pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern]);
+  }
+}
 export interface ClosablePersistence {
   destroy(): Promise<void>;
 }
@@ -27,5 +44,5 @@ export function redisOptions(url: string): { host: string; port: number; db: num
 }
 
 export function createRedisPersistence(url: string): ClosablePersistence {
-  return new AsyncRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20 });
+  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20 });
 }

@@ -84,10 +84,12 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
 
   function reject(code: IngestRejectCode, reason: string, rec: SpoolRecord, ids: { homeId?: string; deviceId?: string }, out: Item[]): void {
     rejections.record(code, rec.topic, reason);
+    const { homeId, deviceId } = ids;
     out.push({
-      line: rejectedLine({ code, reason, ...ids, topic: rec.topic, payload: rec.payload, receivedMs: rec.receivedMs, uniq: rec.position }),
+      line: rejectedLine({ code, reason, homeId, deviceId, topic: rec.topic, payload: rec.payload, receivedMs: rec.receivedMs, uniq: rec.position }),
       rec,
-      ...ids,
+      homeId,
+      deviceId,
       isRejection: true,
     });
   }

@@ -117,7 +117,8 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
     // Jitter so that many ingest replicas do not reconnect in lockstep after a broker restart.
     reconnectTimer = setTimeout(() => {
       reconnectTimer = undefined;
-      open();
+      // While paused we could not even read the CONNACK; `resume()` reconnects.
+      if (!paused) open();
     }, delay / 2 + Math.random() * (delay / 2));
   }
 
@@ -300,7 +301,9 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       if (!paused) return;
       paused = false;
       awaitingPong = false;
-      socket?.resume();
+      if (socket !== undefined) socket.resume();
+      // The broker may have dropped a connection that stopped reading (aedes `drainTimeout`).
+      else if (started && !closed && reconnectTimer === undefined) open();
     },
     whenSubscribed: () => subscribedPromise,
     stats: () => ({ connected, subscribed, paused, connections: connection, ...counters }),

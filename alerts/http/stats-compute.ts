@@ -163,7 +163,8 @@ export function computeHomeStats(input: HomeStatsInput): HomeStats {
     turnsExpected,
     turnsRecorded: input.turnsRecorded,
     turnsOverdue,
-    turnsOnTimeRate: turnsExpected > 0 ? round4(Math.max(0, turnsExpected - turnsOverdue) / turnsExpected) : null,
+    // A home that sent nothing at all this month has no evidence either way: no rate, not 100 %.
+    turnsOnTimeRate: turnsExpected > 0 && reporting.length > 0 ? round4(Math.max(0, turnsExpected - turnsOverdue) / turnsExpected) : null,
   };
 }
 

@@ -1,8 +1,30 @@
 import { Agent, request } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createInfluxServer, type InfluxServer } from '../../common/influxd.ts';
+import { createInfluxServer as createServer, type InfluxServer } from '../../common/influxd.ts';
+import { onAbort } from './processes.ts';
 
-export { createInfluxServer, type InfluxServer };
+export type { InfluxServer };
+
+/** common/influxd.ts's private InfluxDB, killed too if the run is interrupted. */
+export async function createInfluxServer(): Promise<InfluxServer> {
+  const srv = await createServer();
+  const off = onAbort(() => {
+    const pid = influxdPid(srv.dataDir);
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+  });
+  return {
+    ...srv,
+    url: srv.url,
+    port: srv.port,
+    dataDir: srv.dataDir,
+    start: () => srv.start(),
+    stop: () => srv.stop(),
+    close: async () => {
+      off();
+      await srv.close();
+    },
+  };
+}
 
 /** The pid of the private influxd started on `dataDir` (common/influxd.ts does not expose it). */
 export function influxdPid(dataDir: string): number | undefined {

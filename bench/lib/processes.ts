@@ -23,6 +23,18 @@ export interface Child {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
 }
 
+/** Every child still running, so an interrupted run (SIGINT/SIGTERM) leaves nothing behind. */
+export const liveChildren = new Set<ChildProcess>();
+const extraCleanups = new Set<() => void>();
+export function onAbort(fn: () => void): () => void {
+  extraCleanups.add(fn);
+  return () => extraCleanups.delete(fn);
+}
+export function killAllChildren(): void {
+  for (const c of liveChildren) c.kill('SIGKILL');
+  for (const f of extraCleanups) f();
+}
+
 export function spawnWithUlimit(name: string, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean } = {}): Child {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const stdio: StdioOptions = opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
@@ -34,6 +46,8 @@ export function spawnWithUlimit(name: string, argv: readonly string[], opts: { e
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
   if (proc.pid === undefined) throw new Error(`could not start ${name}`);
+  liveChildren.add(proc);
+  proc.once('exit', () => liveChildren.delete(proc));
   const pid = proc.pid;
   return {
     name,

@@ -84,6 +84,18 @@ describe('authentication', () => {
     const d = takeDevice();
     await expect(connect(broker, d.id, { clientId: `${d.id}-x` })).rejects.toThrow(/identifier rejected/i);
   });
+
+  it('refuses demo secrets in production mode (CONNACK "not authorized")', async () => {
+    const prod = await startBroker({ config: { production: true } });
+    try {
+      const d = takeDevice();
+      await expect(connect(prod, d.id)).rejects.toThrow(/not authorized/i);
+      await expect(connect(prod, 'svc-ingest')).rejects.toThrow(/not authorized/i);
+      expect(prod.stats().refusals.BROKER_DEMO_SECRET_IN_PRODUCTION).toBe(2);
+    } finally {
+      await prod.close();
+    }
+  });
 });
 
 describe('ACL', () => {

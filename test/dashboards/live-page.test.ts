@@ -69,6 +69,10 @@ describe('live dashboard', () => {
     await expect.poll(() => staff.getByTestId('resident-h01-p01').getByText('bpm').count()).toBeGreaterThan(0);
     await expect.poll(() => bureau.locator('[data-testid^="home-card-"]').count()).toBe(9);
     await expect.poll(() => bureau.getByTestId('home-card-h01').getByTestId('devices-online').textContent()).toContain('46/46');
+    // A resident's recent history as a small SVG chart, from InfluxDB through /api/history.
+    await staff.getByTestId('resident-h01-p01').click();
+    await staff.getByTestId('chart-panel').getByTestId('chart-heart_rate_bpm').locator('svg path').waitFor();
+    expect(await staff.getByTestId('chart-panel').locator('svg').count()).toBe(4);
     await staff.screenshot({ path: join(shots, 'staff-normal.png'), fullPage: true });
     await bureau.screenshot({ path: join(shots, 'bureau-normal.png'), fullPage: true });
   });
@@ -118,6 +122,11 @@ describe('live dashboard', () => {
     // Found false: no longer a call-119 alarm, the home is no longer on fire.
     expect(await row(bureau, firstFire.id).locator('.call119').count()).toBe(0);
     await bureau.getByTestId('home-card-h01').and(bureau.locator('[data-state="normal"], [data-state="trouble"]')).waitFor();
+
+    stack.clock.advance(30_000);
+    await card(staff, firstFire.id).getByTestId('btn-resolve').click();
+    await card(staff, firstFire.id).waitFor({ state: 'detached' });
+    await row(bureau, firstFire.id).and(bureau.locator('[data-state="resolved"]')).waitFor();
   });
 
   it('escalates a missed acknowledgement to call 119 on top of the bureau list', async () => {
@@ -136,6 +145,12 @@ describe('live dashboard', () => {
     await bureau.getByTestId('home-card-h01').and(bureau.locator('[data-state="escalated"]')).waitFor();
     await staff.locator(`[data-testid="pinned-fire"][data-alert-id="${second.id}"]`).getByTestId('badge-119').waitFor();
     await bureau.screenshot({ path: join(shots, 'bureau-alarm.png'), fullPage: true });
+    await bureau.getByTestId('lang-toggle').click();
+    await bureau.getByText('Fire alarms and escalations').waitFor();
+    await row(bureau, second.id).getByTestId('fire-escalation').getByText('Escalated: call 119').waitFor();
+    await bureau.screenshot({ path: join(shots, 'bureau-alarm-en.png'), fullPage: true });
+    await bureau.getByTestId('lang-toggle').click();
+    await bureau.getByText('火警与升级').waitFor();
     const phone = await login('staff-h01', { width: 390, height: 844 });
     await phone.locator(`[data-testid="pinned-fire"][data-alert-id="${second.id}"]`).waitFor();
     await phone.screenshot({ path: join(shots, 'staff-alarm-phone.png') });

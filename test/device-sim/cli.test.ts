@@ -52,7 +52,7 @@ describe('CLI → control API → scenario', () => {
       await new Promise((res) => setImmediate(res));
     }
     const topic = deviceTopic('h02', 'h02-sd-r101', 'telemetry');
-    await obs.waitFor((m) => m.topic === topic && (JSON.parse(m.payload.toString()) as { metrics: { smoke_obscuration_pct_per_m?: number } }).metrics.smoke_obscuration_pct_per_m! >= 4, 'smoke ≥ 4 %/m');
+    await obs.waitFor((m) => m.topic === topic && ((JSON.parse(m.payload.toString()) as { metrics: { smoke_obscuration_pct_per_m?: number } }).metrics.smoke_obscuration_pct_per_m ?? 0) >= 4, 'smoke ≥ 4 %/m');
     const cleared = await cli('clear', id);
     expect(cleared.code).toBe(0);
     expect(sim.scenario.list()).toEqual([]);

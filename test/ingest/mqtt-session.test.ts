@@ -132,4 +132,20 @@ describe('mqtt session', () => {
       return got.some((m) => m.payload.toString() === 'm99');
     });
   });
+
+  it('does not reconnect while paused (it could not read the CONNACK) and reconnects on resume', async () => {
+    const got: ReceivedMessage[] = [];
+    const s = session(got);
+    await s.whenSubscribed();
+    s.pause();
+    // The broker drops a client that stopped reading (aedes drainTimeout); simulate it.
+    broker.drop('svc-ingest-t');
+    await waitFor('disconnect noticed', () => !s.stats().connected);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.stats().connections).toBe(1);
+    s.resume();
+    await waitFor('reconnected after resume', () => s.stats().connected && s.stats().connections === 2);
+    await publish(1, 7);
+    await waitFor('message after resume', () => got.some((m) => m.payload.toString() === 'm7'));
+  });
 });

@@ -2,7 +2,7 @@ import { h } from './dom.js';
 import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
 import { isCall119, isFireAlarm, pasPhase } from './alert-model.js';
 
-const ICON = { alarm: '🔥', supervisory: '⚠', trouble: '🔧', care: '✚' };
+const ICON = { alarm: '▲', supervisory: '⚠', trouble: '⚒', care: '✚' };
 
 /** "Home · floor · room · bed · resident" from the /api/homes summary. */
 export function whereText(a, homes) {
@@ -23,7 +23,7 @@ export function countdown(a, now) {
   if (!p) return null;
   const overdue = p.remainingMs <= 0;
   const text = overdue ? t('overdue') : p.phase === 'ack' ? t('ackIn', { s: Math.ceil(p.remainingMs / 1000) }) : t('confirmIn', { s: fmtDuration(p.remainingMs) });
-  return h('div', { class: `countdown ${p.phase}${overdue ? ' overdue' : ''}`, 'data-testid': 'countdown', 'data-phase': p.phase, 'data-remaining-s': Math.max(0, Math.ceil(p.remainingMs / 1000)) }, '⏱ ', text);
+  return h('div', { class: `countdown ${p.phase}${overdue ? ' overdue' : ''}`, 'data-testid': 'countdown', 'data-phase': p.phase, 'data-remaining-s': Math.max(0, Math.ceil(p.remainingMs / 1000)) }, '⚑ ', text);
 }
 
 /**
@@ -59,9 +59,10 @@ export function alertCard(a, { homes, now, actions, canAct, compact = false }) {
     }
     if (a.acknowledgedAt !== undefined && (!fire || a.confirmation !== undefined)) buttons.push(btn(t('resolve'), 'btn-resolve', () => actions.resolve(a, comment.value)));
   }
-  const badges = [h('span', { class: `badge state-${a.state}`, 'data-testid': 'alert-state' }, t(`state_${a.state}`))];
+  const call119 = isCall119(a);
+  const badges = [h('span', { class: `badge state-${a.state}`, 'data-testid': 'alert-state', hidden: call119 && a.state === 'escalated' }, t(`state_${a.state}`))];
   if (a.confirmation) badges.push(h('span', { class: `badge conf-${a.confirmation}`, 'data-testid': 'alert-confirmation' }, t({ real_fire: 'realFire', false_alarm: 'falseAlarm', test: 'test', fault: 'fault' }[a.confirmation])));
-  if (isCall119(a)) badges.push(h('span', { class: 'badge call119', 'data-testid': 'badge-119' }, t('escalated119')));
+  if (call119) badges.push(h('span', { class: 'badge call119', 'data-testid': 'badge-119' }, t('escalated119')));
   else if ((a.escalationLevel ?? 0) > 0) badges.push(h('span', { class: 'badge esc' }, `${t('escalated')} L${a.escalationLevel}`));
   return h('article', { class: `alert sev-${a.severity} sig-${a.signal}${compact ? ' compact' : ''}`, 'data-testid': 'alert-card', 'data-alert-id': a.id, 'data-category': a.category, 'data-state': a.state },
     h('div', { class: 'alert-head' },
@@ -70,11 +71,11 @@ export function alertCard(a, { homes, now, actions, canAct, compact = false }) {
       h('span', { class: 'badges' }, badges),
     ),
     h('div', { class: 'alert-meta' },
-      h('span', { 'data-testid': 'alert-where' }, '📍 ', whereText(a, homes)),
+      h('span', { 'data-testid': 'alert-where' }, '⌂ ', whereText(a, homes)),
       h('span', {}, `${t('since')} ${fmtTime(a.raisedAt)} (${fmtDuration(now - a.raisedAt)})`),
-      a.acknowledgedBy ? h('span', {}, `✔ ${a.acknowledgedBy} ${fmtTime(a.acknowledgedAt)}`) : null,
+      a.acknowledgedBy ? h('span', {}, `✓ ${a.acknowledgedBy} ${fmtTime(a.acknowledgedAt)}`) : null,
     ),
     countdown(a, now),
-    buttons.length ? h('div', { class: 'alert-actions' }, (fire && a.acknowledgedAt !== undefined) || a.acknowledgedAt !== undefined ? comment : null, buttons) : null,
+    buttons.length ? h('div', { class: 'alert-actions' }, a.acknowledgedAt !== undefined ? comment : null, buttons) : null,
   );
 }

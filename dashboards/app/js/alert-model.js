@@ -83,7 +83,8 @@ export function deviceState(deviceId, openAlerts, live) {
 export function homeState(homeAlerts) {
   const open = homeAlerts.filter((a) => a.state !== 'resolved');
   if (open.some(isCall119)) return 'escalated';
-  if (open.some(isFireAlarm)) return 'fire';
+  // A fire alarm found false, a test or a fault waits for its reset but is no longer a fire.
+  if (open.some((a) => isFireAlarm(a) && (a.confirmation === undefined || a.confirmation === 'real_fire'))) return 'fire';
   if (open.some((a) => /comm|home_offline|home_silent/.test(a.rule))) return 'comm';
   if (open.some((a) => a.signal === 'trouble' || a.signal === 'supervisory')) return 'trouble';
   return 'normal';

@@ -3,7 +3,7 @@ import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
 import { whereText } from './alert-card.js';
 import { homeState, isCall119, isFireAlarm } from './alert-model.js';
 
-const HOME_ICON = { normal: '✓', fire: '🔥', escalated: '☎119', trouble: '🔧', comm: '📡✕' };
+const HOME_ICON = { normal: '✓', fire: '▲', escalated: '☎', trouble: '⚒', comm: '✕' };
 const CLASSES = ['alarm', 'supervisory', 'trouble', 'care'];
 
 /**
@@ -65,7 +65,7 @@ export function createBureauView(root, ctx) {
         h('td', {}, whereText(a, ctx.homes), h('div', { class: 'dim' }, bi(a.message))),
         h('td', {}, fmtTime(a.raisedAt)),
         h('td', { 'data-testid': 'fire-escalation' }, isCall119(a) ? h('span', { class: 'badge call119' }, t('escalated119')) : `L${a.escalationLevel ?? 0}`),
-        h('td', { 'data-testid': 'fire-ack' }, a.acknowledgedAt ? `${fmtDuration(a.acknowledgedAt - a.raisedAt)} ${a.acknowledgedBy ?? ''}` : a.state === 'resolved' ? '—' : `⏳ ${fmtDuration(n - a.raisedAt)}`),
+        h('td', { 'data-testid': 'fire-ack' }, a.acknowledgedAt ? `${fmtDuration(a.acknowledgedAt - a.raisedAt)} ${a.acknowledgedBy ?? ''}` : a.state === 'resolved' ? '—' : `… ${fmtDuration(n - a.raisedAt)}`),
         h('td', { 'data-testid': 'fire-confirm' }, a.confirmedAt ? `${fmtDuration(a.confirmedAt - (a.acknowledgedAt ?? a.raisedAt))} ${t({ real_fire: 'realFire', false_alarm: 'falseAlarm', test: 'test', fault: 'fault' }[a.confirmation] ?? '')}` : '—'),
         h('td', {}, a.resolvedAt ? fmtDuration(a.resolvedAt - a.raisedAt) : '—'),
         // GB 50440 / GB 26875: a fire alarm must reach the monitoring centre within 10 s.

@@ -21,6 +21,14 @@ let timers = [];
 let clockOffset = 0;
 const model = createAlertModel(() => view?.renderAlerts());
 
+/**
+ * Server time (ms) as seen by the page: the live API reports it, and no alert change can be later
+ * than the server's present, so a newer change moves the estimate forward. Countdowns use it.
+ */
+function observeServerTime(ts) {
+  if (typeof ts === 'number' && ts > Date.now() + clockOffset) clockOffset = ts - Date.now();
+}
+
 function toast(msg, kind = 'info') {
   const el = h('div', { class: `toast ${kind}`, 'data-testid': 'toast', role: 'status' }, msg);
   $('#toasts').append(el);
@@ -43,7 +51,10 @@ function setSound(alerts) {
 async function act(promise) {
   try {
     const r = await promise;
-    if (r && typeof r === 'object' && 'id' in r && 'version' in r) model.apply(r);
+    if (r && typeof r === 'object' && 'id' in r && 'version' in r) {
+      observeServerTime(r.ts);
+      model.apply(r);
+    }
     else if (r?.alert) model.apply(r.alert);
   } catch (err) {
     toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
@@ -62,14 +73,15 @@ const actions = {
 
 async function resync() {
   const list = await api.get('/api/alerts');
+  for (const a of list) observeServerTime(a.ts);
   model.replaceOpen(list);
 }
 
 function header(user, homes) {
   const home = user.homeId ? homes.get(user.homeId) : null;
-  const sound = h('button', { class: 'btn ghost', 'data-testid': 'sound-toggle', hidden: audioReady(), onclick: (e) => { unlockAudio(); e.currentTarget.hidden = true; view?.renderAlerts(); } }, `🔔 ${t('enableSound')}`);
+  const sound = h('button', { class: 'btn ghost', 'data-testid': 'sound-toggle', hidden: audioReady(), onclick: (e) => { unlockAudio(); e.currentTarget.hidden = true; view?.renderAlerts(); } }, `♪ ${t('enableSound')}`);
   render($('#header'),
-    h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '⛨'), h('span', {}, t('title'))),
+    h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✚'), h('span', {}, t('title'))),
     h('div', { class: 'who', 'data-testid': 'who' }, home ? nm(home) : t('bureau'), ' · ', user.displayName),
     h('div', { class: 'tools' },
       sound,
@@ -96,7 +108,7 @@ function logout() {
 }
 
 function showLogin(error) {
-  render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo' }, '⛨'), h('span', {}, t('title'))),
+  render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo' }, '✚'), h('span', {}, t('title'))),
     h('div', { class: 'tools' }, h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); showLogin(); } }, t('lang'))));
   $('#conn').hidden = true;
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
@@ -145,7 +157,10 @@ async function start() {
   void view.refreshLive();
   live = connectLive({
     token: session.token,
-    onAlert: (a) => model.apply(a),
+    onAlert: (a) => {
+      observeServerTime(a.ts);
+      model.apply(a);
+    },
     onSnapshot: (list) => model.replaceOpen(list, (a) => bureau && !(a.category === 'fire' || (a.escalationLevel ?? 0) >= 2)),
     onStatus: setConn,
     resync,

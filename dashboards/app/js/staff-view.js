@@ -5,8 +5,9 @@ import { bySeverityThenNewest, deviceState, isFireAlarm } from './alert-model.js
 import { lineChart } from './chart.js';
 
 const FIRE_KINDS = ['smoke_detector', 'heat_detector', 'manual_call_point', 'electrical_fire_monitor', 'gas_detector', 'water_pressure_sensor'];
-const KIND_ICON = { smoke_detector: '◎', heat_detector: '🌡', manual_call_point: '☎', electrical_fire_monitor: '⚡', gas_detector: '⛽', water_pressure_sensor: '💧' };
-const STATE_ICON = { normal: '✓', prealarm: '!', alarm: '🔥', supervisory: '⚠', trouble: '🔧', offline: '✕', unknown: '?' };
+const KIND_ICON = { smoke_detector: '◎', heat_detector: '℃', manual_call_point: '☎', electrical_fire_monitor: '⚡', gas_detector: '◇', water_pressure_sensor: '≈' };
+const STATE_ICON = { normal: '✓', prealarm: '!', alarm: '▲', supervisory: '⚠', trouble: '⚒', offline: '✕', unknown: '?' };
+const METRIC_LABEL = { heart_rate_bpm: 'hr', spo2_pct: 'spo2', resp_rate_bpm: 'rr', body_temp_c: 'temp' };
 const MAIN_METRIC = { smoke_detector: 'smoke_obscuration_pct_per_m', heat_detector: 'temperature_c', electrical_fire_monitor: 'residual_current_ma', gas_detector: 'gas_lel_pct', water_pressure_sensor: 'water_pressure_mpa' };
 
 /**
@@ -41,7 +42,7 @@ export function createStaffView(root, ctx) {
       const r = await ctx.api.get(`/api/history?${query}&range=6h`);
       render(chart,
         h('h2', {}, `${t('history')} · ${title}`, h('button', { class: 'btn ghost close', onclick: () => (chart.hidden = true) }, t('close'))),
-        h('div', { class: 'charts' }, r.series.slice(0, 4).map((s) => lineChart(s, { label: s.metric }))),
+        h('div', { class: 'charts' }, r.series.slice(0, 4).map((s) => lineChart(s, { label: METRIC_LABEL[s.metric] ? t(METRIC_LABEL[s.metric]) : s.metric }))),
       );
     } catch (err) {
       render(chart, h('p', { class: 'error' }, `${t('error')}: ${err.message}`));
@@ -56,7 +57,8 @@ export function createStaffView(root, ctx) {
     const pins = open.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
     pinned.hidden = pins.length === 0;
     render(pinned, pins.map((a) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-alert-id': a.id }, alertCard(a, opts))));
-    render(alertList, open.length ? open.map((a) => alertCard(a, opts)) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts')));
+    const rest = open.filter((a) => !pins.includes(a));
+    render(alertList, rest.length ? rest.map((a) => alertCard(a, opts)) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, open.length ? '' : t('noAlerts')));
     ctx.setSound(open);
   }
 
@@ -107,8 +109,8 @@ export function createStaffView(root, ctx) {
         ),
         h('div', { class: 'res-foot' },
           h('span', { class: `news ${newsCls}`, 'data-testid': 'news2' }, `${t('news2')} ${news ? news.aggregate : '—'}`, news?.partial ? h('sup', { title: (news.missing ?? []).join(', ') }, `*${t('partial')}`) : null),
-          h('span', { 'data-testid': 'bed' }, r?.bedOccupied === true ? `🛏 ${t('inBed')}` : r?.bedOccupied === false ? `⚠ ${t('outOfBed')}` : t('bedUnknown')),
-          h('span', { 'data-testid': 'wetness' }, `💧 ${r?.wetnessPct ?? '—'}%`),
+          h('span', { 'data-testid': 'bed' }, r?.bedOccupied === true ? `▭ ${t('inBed')}` : r?.bedOccupied === false ? `⚠ ${t('outOfBed')}` : t('bedUnknown')),
+          h('span', { 'data-testid': 'wetness' }, `≈ ${r?.wetnessPct ?? '—'}%`),
           h('span', { 'data-testid': 'next-turn', class: turnMs !== null && turnMs < 0 ? 'late' : '' }, `↻ ${turnMs === null ? '—' : turnMs < 0 ? t('turnOverdue') : `${Math.round(turnMs / 60000)} ${t('min')}`}`),
         ),
       );

@@ -10,6 +10,8 @@ export interface TestBroker {
   readonly url: string;
   readonly port: number;
   readonly aedes: Aedes;
+  /** Cuts the connection of a client, as a broker does to one that stopped reading. */
+  drop(clientId: string): void;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,8 @@ export async function startTestBroker(port = 0): Promise<TestBroker> {
     },
   });
   const sockets = new Set<Socket>();
+  const byClient = new Map<string, Socket>();
+  aedes.on('client', (client) => byClient.set(client.id, client.conn as Socket));
   const server: Server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -41,6 +45,9 @@ export async function startTestBroker(port = 0): Promise<TestBroker> {
     url: `mqtt://127.0.0.1:${actual}`,
     port: actual,
     aedes,
+    drop(clientId) {
+      byClient.get(clientId)?.destroy();
+    },
     async close() {
       await new Promise<void>((r) => aedes.close(() => r()));
       for (const s of sockets) s.destroy();
