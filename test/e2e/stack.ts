@@ -1,0 +1,110 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { io, type Socket } from 'socket.io-client';
+import { freePort } from '../../common/influxd.ts';
+import type { LoginResponse } from '../../contract/api.ts';
+import type { AlertMessage } from '../../contract/payloads.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../contract/socket-events.ts';
+import { startProcess, type TestProcess, eventually } from '../support/process.ts';
+import { DEMO_SITE_PATH } from '../support/registry.ts';
+
+/**
+ * The whole carewatch stack as separate processes, each started from its main.ts exactly as in
+ * production: broker, ingest, alerts and the device simulator for the given homes.
+ */
+export interface Stack {
+  readonly httpUrl: string;
+  readonly simUrl: string;
+  readonly mqttUrl: string;
+  readonly influxUrl: string;
+  readonly database: string;
+  readonly processes: Record<'broker' | 'ingest' | 'alerts' | 'sim', TestProcess>;
+  close(): Promise<void>;
+}
+
+export async function startStack(opts: { influxUrl: string; database: string; homes: string[]; simSpeed?: number }): Promise<Stack> {
+  const [mqttPort, wsPort, httpPort, simPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const dir = await mkdtemp(join(tmpdir(), 'carewatch-e2e-'));
+  const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+  const common = {
+    CAREWATCH_REGISTRY: DEMO_SITE_PATH,
+    CAREWATCH_MQTT_URL: mqttUrl,
+    CAREWATCH_INFLUX_URL: opts.influxUrl,
+    CAREWATCH_INFLUX_DB: opts.database,
+  };
+  const broker = startProcess('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort) });
+  await broker.waitForOutput(/broker listening/);
+  const ingest = startProcess('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(dir, 'spool') });
+  const alerts = startProcess('alerts', 'alerts/main.ts', {
+    ...common,
+    CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
+    CAREWATCH_HTTP_PORT: String(httpPort),
+    CAREWATCH_STATE_DIR: join(dir, 'alerts-state'),
+  });
+  const httpUrl = `http://127.0.0.1:${httpPort}`;
+  await eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`)).ok ? true : undefined));
+  const sim = startProcess('sim', 'device-sim/main.ts', {
+    ...common,
+    CAREWATCH_SIM_HOMES: opts.homes.join(','),
+    CAREWATCH_SIM_CONTROL_PORT: String(simPort),
+    CAREWATCH_SIM_SPEED: String(opts.simSpeed ?? 1),
+    CAREWATCH_SIM_SPONTANEOUS: 'false',
+  });
+  const simUrl = `http://127.0.0.1:${simPort}`;
+  await eventually('simulator control API', async () => ((await fetch(`${simUrl}/devices`)).ok ? true : undefined));
+  const processes = { broker, ingest, alerts, sim };
+  return {
+    httpUrl,
+    simUrl,
+    mqttUrl,
+    influxUrl: opts.influxUrl,
+    database: opts.database,
+    processes,
+    async close() {
+      for (const p of [sim, alerts, ingest, broker]) await p.stop();
+    },
+  };
+}
+
+export async function login(httpUrl: string, username: string): Promise<LoginResponse> {
+  const res = await fetch(`${httpUrl}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: `demo-${username}` }),
+  });
+  if (!res.ok) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as LoginResponse;
+}
+
+/** A logged-in socket.io client that records every alert change it is sent. */
+export interface WatchClient {
+  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  readonly received: AlertMessage[];
+  waitFor(what: string, pred: (a: AlertMessage) => boolean, timeoutMs?: number): Promise<AlertMessage>;
+  close(): void;
+}
+
+export async function watch(httpUrl: string, username: string): Promise<WatchClient> {
+  const { token } = await login(httpUrl, username);
+  const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(httpUrl, { auth: { token }, transports: ['websocket'], reconnection: false });
+  const received: AlertMessage[] = [];
+  socket.on('alert', (a) => received.push(a));
+  socket.on('snapshot', (list) => received.push(...list));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', reject);
+  });
+  return {
+    socket,
+    received,
+    waitFor: (what, pred, timeoutMs = 60_000) => eventually(`${username} to receive ${what}`, () => received.find(pred), timeoutMs, 50),
+    close: () => socket.close(),
+  };
+}
+
+export async function simulate(simUrl: string, name: string, target: string, options: Record<string, unknown> = {}): Promise<string> {
+  const res = await fetch(`${simUrl}/scenario`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, target, options }) });
+  if (!res.ok) throw new Error(`scenario ${name} ${target}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
