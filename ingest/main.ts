@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import type { LevelWithSilent } from 'pino';
 import { ConfigError, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { loadRegistry } from '../common/registry-file.ts';
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger('ingest', cfg.logLevel as 'info');
+  const logger = createLogger('ingest', cfg.logLevel as LevelWithSilent);
   let registry;
   try {
     registry = await loadRegistry(cfg.registry);

@@ -36,7 +36,7 @@ export interface SupervisionState {
 /** NFPA 72 §23.16.2: 200 s to report the loss of a device. */
 const REPORT_LIMIT_MS = 200_000;
 const OFFLINE_GRACE_MS = 10_000;
-const HOME_SET_FRACTION = 0.8;
+const HOME_SET_FRACTION = 0.99;
 const HOME_CLEAR_FRACTION = 0.5;
 const HOME_MIN_DEVICES = 3;
 const HOME_CLEAR_HOLD_MS = 30_000;
