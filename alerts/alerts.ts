@@ -8,6 +8,8 @@ import type { AlertsConfig } from './config.ts';
 import { createEngine, type Engine, type RuleStates } from './engine.ts';
 import type { EscalationPolicy } from './escalation.ts';
 import { buildApp } from './http/app.ts';
+import { careStateFromRules } from './http/care-state.ts';
+import { createInfluxReader } from './http/influxql.ts';
 import { createTokenService } from './http/token.ts';
 import { createLifecycle, type AlertChange, type Lifecycle, type StoredAlert } from './lifecycle.ts';
 import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
@@ -120,6 +122,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     store,
     onCareAction,
     health: () => ({ mqtt: mqttAdapter?.stats().connected ?? false, journalPending: store.stats().pending }),
+    influx: createInfluxReader({ url: config.influxUrl, database: config.influxDb }),
+    residentCareState: careStateFromRules(() => engine.snapshot(), () => clock.now()),
   });
 
   let tickTimer: ClockTimer | undefined;

@@ -12,7 +12,7 @@ export const AlertsConfigSchema = Type.Object({
   stateDir: Type.String({ minLength: 1, default: '.tmp/state/alerts', description: 'a directory for rule snapshots and the alert journal' }),
   tokenSecret: Type.Optional(Type.String({ minLength: 32, description: 'a secret of at least 32 characters for signing login tokens' })),
   tokenTtlS: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: 12 * 3600 }),
-  dashboardDir: Type.String({ minLength: 1, default: 'dashboards/public' }),
+  dashboardDir: Type.String({ minLength: 1, default: 'dashboards/app' }),
   tickMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
   /** How far back restore looks for open alerts, days. */
   restoreDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),

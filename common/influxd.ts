@@ -85,7 +85,7 @@ bind-address = "127.0.0.1:${rpcPort}"
   async function waitReady(): Promise<void> {
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      if (child?.exitCode !== null && child?.exitCode !== undefined) throw new Error(`influxd exited with ${child.exitCode}: ${stderrTail}`);
+      if (child !== undefined && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`influxd exited with ${child.exitCode}: ${stderrTail}`);
       try {
         const res = await fetch(`${url}/ping`);
         if (res.status === 204) return;
@@ -102,7 +102,8 @@ bind-address = "127.0.0.1:${rpcPort}"
     port,
     dataDir: dir,
     async start() {
-      if (child && child.exitCode === null) return;
+      // After a kill, exitCode stays null and only signalCode is set: check both.
+      if (child && child.exitCode === null && child.signalCode === null) return;
       child = spawn(bin, ['-config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr?.on('data', (d: Buffer) => {
         stderrTail = (stderrTail + d.toString()).slice(-2000);
@@ -111,7 +112,7 @@ bind-address = "127.0.0.1:${rpcPort}"
     },
     async stop() {
       const c = child;
-      if (!c || c.exitCode !== null) return;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
       await new Promise<void>((resolve) => {
         c.once('exit', () => resolve());
         c.kill('SIGKILL');

@@ -12,6 +12,11 @@ import { registerAuthRoutes } from './auth-routes.ts';
 import { registerHomeRoutes } from './home-routes.ts';
 import { registerStaticFiles } from './static-files.ts';
 import type { TokenService } from './token.ts';
+import { openapiRoutes } from './openapi.ts';
+import { liveRoutes, type ResidentCareStateOf } from './live.ts';
+import { historyRoutes } from './history.ts';
+import { statsRoutes } from './stats.ts';
+import type { InfluxReader } from './influxql.ts';
 
 export interface AppDeps {
   readonly registry: RegistryIndex;
@@ -26,6 +31,10 @@ export interface AppDeps {
   readonly store?: Pick<AlertStore, 'audit' | 'latest'>;
   readonly onCareAction: (input: CareActionInput) => void;
   readonly health?: () => Record<string, unknown>;
+  /** Stored readings, for the dashboard's live tiles, history charts and monthly statistics. */
+  readonly influx?: InfluxReader;
+  /** NEWS2 score and next turn due per resident, from the care rules' state. */
+  readonly residentCareState?: ResidentCareStateOf;
 }
 
 export interface RouteContext extends AppDeps {
@@ -59,10 +68,27 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   };
 
+  // First, so that its onRoute hook sees every route registered after it (GET /api/openapi.json).
+  void app.register(openapiRoutes, { title: 'carewatch alerts API', version: '1' });
   app.get('/health', async () => ({ status: 'ok', openAlerts: deps.lifecycle.open().length, ...deps.health?.() }));
-  registerAuthRoutes(app, ctx);
-  registerAlertRoutes(app, ctx);
-  registerHomeRoutes(app, ctx);
+  void app.register(async (api) => {
+    registerAuthRoutes(api, ctx);
+    registerAlertRoutes(api, ctx);
+    registerHomeRoutes(api, ctx);
+  });
+  if (deps.influx !== undefined) {
+    const actorOf = (req: FastifyRequest): Actor | undefined => {
+      try {
+        return ctx.actor(req);
+      } catch {
+        return undefined;
+      }
+    };
+    const readers = { registry: deps.registry, influx: deps.influx, actorOf, now: () => deps.clock.now() };
+    void app.register(historyRoutes, readers);
+    void app.register(statsRoutes, readers);
+    if (deps.residentCareState !== undefined) void app.register(liveRoutes, { ...readers, residentCareState: deps.residentCareState });
+  }
   registerStaticFiles(app, deps.dashboardDir);
   return app;
 }

@@ -38,7 +38,7 @@ export async function createRedisServer(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     port,
     async start() {
-      if (child && child.exitCode === null) return;
+      if (child && child.exitCode === null && child.signalCode === null) return;
       child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--daemonize', 'no'], { stdio: 'ignore' });
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
@@ -49,7 +49,7 @@ export async function createRedisServer(): Promise<RedisServer> {
     },
     async stop() {
       const c = child;
-      if (!c || c.exitCode !== null) return;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
       await new Promise<void>((resolve) => {
         c.once('exit', () => resolve());
         c.kill('SIGTERM');

@@ -19,5 +19,5 @@ export { FIRE_DEFAULTS, threshold, type FireThreshold } from './thresholds.ts';
  * `evaluate(input, state, ctx)`; states are plain JSON. docs/rules-fire.md describes them.
  */
 export function fireRules(): Rule[] {
-  return [fireDetectionRule, electricalRule, gasRule, waterPressureRule, deviceTroubleRule, supervisionRule] as Rule[];
+  return [fireDetectionRule, electricalRule, gasRule, waterPressureRule, deviceTroubleRule, supervisionRule];
 }

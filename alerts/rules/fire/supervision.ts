@@ -14,7 +14,8 @@ import { troubleSignal } from './signals.ts';
  * - per home `home_comm_loss:<home>` (trouble, critical): at least 80 % of the home's devices are
  *   down at once (its gateway or network died). While it is active, per-device offline troubles of
  *   that home are not raised, and those already raised are cleared (the home alert stands for them);
- *   when it clears, devices still silent are raised one by one.
+ *   when it clears, every device of the home gets a fresh heartbeat budget, and those still silent
+ *   after it are raised one by one.
  *
  * A device counts as "down" for the home check once it has missed two reports (2 × telemetry
  * interval) — earlier than its heartbeat budget — so a home-wide loss is recognised before the
@@ -36,7 +37,7 @@ export interface SupervisionState {
 /** NFPA 72 §23.16.2: 200 s to report the loss of a device. */
 const REPORT_LIMIT_MS = 200_000;
 const OFFLINE_GRACE_MS = 10_000;
-const HOME_SET_FRACTION = 0.99;
+const HOME_SET_FRACTION = 0.8;
 const HOME_CLEAR_FRACTION = 0.5;
 const HOME_MIN_DEVICES = 3;
 const HOME_CLEAR_HOLD_MS = 30_000;
@@ -111,6 +112,13 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
     const step = stepLatch(latch, frac >= HOME_SET_FRACTION && devices.length >= HOME_MIN_DEVICES, frac < HOME_CLEAR_FRACTION, now, { clearHoldMs: HOME_CLEAR_HOLD_MS });
     h[home.id] = step.latch;
     if (step.edge !== undefined) signals.push(homeSignal(home.id, ctx, step.edge === 'set', now, down, devices.length));
+    if (step.edge === 'clear') {
+      // Communication is back: every device gets a fresh budget to report before it is called silent.
+      for (const dev of devices) {
+        const e = d[dev.id] as [number, number, number, number];
+        d[dev.id] = [Math.max(e[0], now), e[1], e[2], e[3]];
+      }
+    }
     for (const dev of devices) {
       const e = d[dev.id] as [number, number, number, number];
       const [seen, off, raised, back] = e;

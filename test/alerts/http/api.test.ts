@@ -106,7 +106,7 @@ describe('alerts API', () => {
     const index = await fx.app.inject({ url: '/' });
     expect(index.statusCode).toBe(200);
     expect(index.headers['content-type']).toContain('text/html');
-    expect((await fx.app.inject({ url: '/app.js' })).headers['content-type']).toContain('javascript');
+    expect((await fx.app.inject({ url: '/js/main.js' })).headers['content-type']).toContain('javascript');
     expect((await fx.app.inject({ url: '/../package.json' })).statusCode).toBe(404);
     expect((await fx.app.inject({ url: '/%2e%2e/package.json' })).statusCode).toBe(404);
     expect((await fx.app.inject({ url: '/health' })).json()).toMatchObject({ status: 'ok' });

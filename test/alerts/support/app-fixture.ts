@@ -7,7 +7,7 @@ import { createLifecycle, type AlertChange } from '../../../alerts/lifecycle.ts'
 import type { CareActionInput } from '../../../alerts/care-action.ts';
 import { demoRegistry } from '../../support/registry.ts';
 
-export const DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboards/public', import.meta.url));
+export const DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboards/app', import.meta.url));
 
 /** The HTTP app over a real lifecycle, without sockets or storage: for app.inject tests. */
 export function appFixture(opts: { production?: boolean } = {}) {

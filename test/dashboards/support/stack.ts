@@ -2,7 +2,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyRequest } from 'fastify';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { createManualClock, type ManualClock } from '../../../common/clock.ts';
@@ -10,19 +9,13 @@ import { deviceTopic } from '../../../contract/topics.ts';
 import { createBroker, type Broker } from '../../../broker/broker.ts';
 import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { defaultRules } from '../../../alerts/rules/index.ts';
-import { createTokenService } from '../../../alerts/http/token.ts';
-import { createInfluxReader } from '../../../alerts/http/influxql.ts';
-import { liveRoutes } from '../../../alerts/http/live.ts';
-import { historyRoutes } from '../../../alerts/http/history.ts';
-import { statsRoutes } from '../../../alerts/http/stats.ts';
-import { careStateFromRules } from '../../../alerts/http/care-state.ts';
 import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 
 /**
  * The running stack for browser tests, in-process: the real broker (broker/broker.ts) on port 0,
  * the real alerts process (alerts/alerts.ts, real rules, real InfluxDB) serving dashboards/app/,
- * with the dashboard plugins registered as the lead will in alerts/main, and a manual clock so the
+ * with its dashboard plugins (live tiles, history, statistics), and a manual clock so the
  * NFPA 72 15 s / 180 s deadlines move only when the test says so.
  */
 export const APP_DIR = fileURLToPath(new URL('../../../dashboards/app/', import.meta.url));
@@ -73,17 +66,6 @@ export async function startStack(): Promise<Stack> {
     rules: defaultRules(),
     clock,
   });
-  // The plugins verify the same signed tokens the alerts process issues (same secret, same clock).
-  const tokens = createTokenService(TOKEN_SECRET, 3600);
-  const actorOf = (req: FastifyRequest) => {
-    const h = req.headers.authorization;
-    return typeof h === 'string' && h.startsWith('Bearer ') ? tokens.verify(h.slice(7), clock.now()) : undefined;
-  };
-  const reader = createInfluxReader({ url: influx.url, database: influx.database });
-  const deps = { registry, influx: reader, actorOf, now: () => clock.now() };
-  await alerts.app.register(liveRoutes, { ...deps, residentCareState: careStateFromRules(() => alerts.engine.snapshot(), () => clock.now()) });
-  await alerts.app.register(historyRoutes, deps);
-  await alerts.app.register(statsRoutes, deps);
   await alerts.start();
   const devices: MqttClient[] = [];
 

@@ -93,6 +93,16 @@ describe('fire detection on recorded shapes', () => {
     expect(signals[0]).toMatchObject({ key: 'fire_confirmed:h01:f1-corridor', active: true, escalateNow: true, latching: true, severity: 'critical', sourceTs: T0 });
   });
 
+  it('a confirmed fire is never cleared by the rule as resolved: once the room is quiet it reports the condition gone, still latching', () => {
+    const { signals } = run([fireDetectionRule], merge([event(mcp, T0, 'manual_call_point')], ticks(T0, 7 * 60, 5)));
+    expect(signals.map((s) => [s.key, s.active, s.latching])).toEqual([
+      ['fire_confirmed:h01:f1-corridor', true, true],
+      ['fire_confirmed:h01:f1-corridor', false, true],
+    ]);
+    // The call point counts for 5 min (it has no restore message of its own).
+    expect(signals[1]!.sourceTs - T0).toBeGreaterThanOrEqual(5 * 60_000);
+  });
+
   it("a detector's own detector_alarm event → confirmed fire at once", () => {
     const { signals } = run([fireDetectionRule], [event(hdKitchen, T0, 'detector_alarm')]);
     expect(signals).toHaveLength(1);

@@ -136,7 +136,7 @@ export function heartbeats(devices: readonly Device[], intervalS: (d: Device) =>
   return merge(
     ...devices.map((d, i) => {
       const period = intervalS(d);
-      const offset = (i * 137) % (period * 1000);
+      const offset = (i * 7919) % (period * 1000); // phases spread over the period, as real devices drift
       const out: RuleInput[] = [];
       for (let t = offset; t <= durationS * 1000; t += period * 1000) out.push(telemetry(d, from + t, {}));
       return out;
