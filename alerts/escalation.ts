@@ -46,8 +46,11 @@ export type DueAction =
 export type EscalationReason = 'ack_deadline' | 'confirm_deadline' | 'ladder' | 'second_detector' | 'real_fire';
 
 /** The NFPA 72 positive alarm sequence applies to fire alarm signals (not supervisory or trouble). */
-export function usesPositiveAlarmSequence(alert: Pick<AlertMessage, 'category' | 'signal'>): boolean {
-  return alert.category === 'fire' && alert.signal === 'alarm';
+export function usesPositiveAlarmSequence(alert: Pick<AlertMessage, 'category' | 'signal' | 'severity'>): boolean {
+  // Only a fire alarm proper (verified smoke, heat, confirmed fire, high gas: severity critical)
+  // runs the NFPA 72 positive alarm sequence to call 119. An unverified smoke pre-alarm (medium) or
+  // a low gas alarm (high) climbs the ordinary ladder instead of reaching the bureau in 15 s.
+  return alert.category === 'fire' && alert.signal === 'alarm' && alert.severity === 'critical';
 }
 
 export function homeDeadlines(home: Home | undefined): { ackS: number; confirmS: number } {

@@ -29,7 +29,7 @@ describe('fire in a simulated room reaches the duty nurse and the bureau', () =>
     await simulate(stack.simUrl, 'fire', 'h01/r101', { kind: 'flaming' });
 
     const isFire = (a: { category: string; homeId: string; roomId?: string }): boolean => a.category === 'fire' && a.homeId === 'h01' && a.roomId === 'r101';
-    const fire = await staff1.waitFor('a fire alert for h01/r101', (a) => isFire(a) && a.signal === 'alarm');
+    const fire = await staff1.waitFor('a fire alarm for h01/r101', (a) => isFire(a) && a.signal === 'alarm' && a.severity === 'critical');
     expect(fire.deviceId).toMatch(/^h01-/);
     expect(fire.message.zh.length).toBeGreaterThan(0);
     expect(fire.message.en.length).toBeGreaterThan(0);

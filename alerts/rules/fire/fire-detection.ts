@@ -197,7 +197,7 @@ function evaluateTick(now: number, state: FireDetectionState, ctx: RuleContext):
     if (devices.some((d) => pointInAlarm(p[d.id], now))) continue;
     if (cf === state.cf) cf = { ...state.cf };
     delete cf[key];
-    const first = devices[0];
+    const first = devices.find((d) => FIRE_KINDS.has(d.kind)) ?? devices[0];
     if (first !== undefined) signals.push(confirmedSignal(first, ctx, false, { sourceTs: now }));
   }
   return { state: p === state.p && cf === state.cf ? state : { p, cf }, signals };

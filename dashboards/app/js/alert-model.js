@@ -43,7 +43,7 @@ export function createAlertModel(onChange) {
 }
 
 export function isFireAlarm(a) {
-  return a.category === 'fire' && a.signal === 'alarm';
+  return a.category === 'fire' && a.signal === 'alarm' && a.severity === 'critical';
 }
 
 /** A fire alarm with the bureau for a call to 119, until it is found false / a test / a fault, or resolved. */
