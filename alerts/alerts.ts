@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock, type ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
+import { createBaselineService, type BaselineService, type BaselineServiceDeps } from './baselines.ts';
 import type { CareActionInput } from './care-action.ts';
 import type { AlertsConfig } from './config.ts';
 import { createEngine, type Engine, type RuleStates } from './engine.ts';
@@ -14,7 +15,12 @@ import { createTokenService } from './http/token.ts';
 import { createLifecycle, type AlertChange, type Lifecycle, type StoredAlert } from './lifecycle.ts';
 import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
 import { createAlertStore, type AlertStore } from './persistence/alert-store.ts';
-import type { Rule, RuleInput } from './rules/types.ts';
+import { createNews2History, type News2History } from './persistence/care-history.ts';
+import { createInfluxHttp } from './persistence/influx-http.ts';
+import { residentRoutes } from './http/resident-routes.ts';
+import type { CareRuleContext } from './rules/care/care-context.ts';
+import { NEWS2_RULE_ID, type News2State } from './rules/care/news2-rule.ts';
+import type { Rule, RuleContext, RuleInput } from './rules/types.ts';
 import { createSocketHub, type SocketHub } from './socket.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 
@@ -22,6 +28,7 @@ import { readJson, writeJsonAtomic } from './state-file.ts';
 const SNAPSHOT_EVERY_MS = 3000;
 const SNAPSHOT_FILE = 'rule-states.json';
 const JOURNAL_FILE = 'alert-journal.jsonl';
+const CARE_JOURNAL_FILE = 'care-journal.jsonl';
 
 export interface AlertsDeps {
   readonly config: Omit<AlertsConfig, 'registry' | 'logLevel'> & Partial<Pick<AlertsConfig, 'registry' | 'logLevel'>>;
@@ -34,6 +41,10 @@ export interface AlertsDeps {
   readonly policy?: EscalationPolicy;
   /** Off in tests that drive inputs directly. */
   readonly mqtt?: boolean;
+  /** Personal baselines (issue 4): learning settings, or false to run on defaults and registry limits only. */
+  readonly baselines?: false | Pick<BaselineServiceDeps, 'refreshMs' | 'windowMs' | 'bucketMs' | 'learn'>;
+  /** A resident's NEWS2 score is written to InfluxDB when it changes, at most this often (default 60 s). */
+  readonly news2IntervalMs?: number;
 }
 
 export interface Alerts {
@@ -43,6 +54,8 @@ export interface Alerts {
   readonly port: number;
   readonly lifecycle: Lifecycle;
   readonly engine: Engine;
+  /** The personal baselines in force (issue 4); absent when disabled. */
+  readonly baselines?: BaselineService;
   /** Feeds one input through the rules into the lifecycle (what MQTT messages and care actions do). */
   handleInput(input: RuleInput): void;
   /** Everything sent to InfluxDB so far is acknowledged. */
@@ -67,7 +80,17 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   }
   const stateDir = resolve(config.stateDir);
   const snapshotPath = join(stateDir, SNAPSHOT_FILE);
-  const engine = createEngine({ rules: deps.rules, registry, logger });
+  const influxReader = createInfluxReader({ url: config.influxUrl, database: config.influxDb });
+  const baselines = deps.baselines === false ? undefined : createBaselineService({ influx: influxReader, registry, clock, logger, ...deps.baselines });
+  const news2History: News2History = createNews2History({
+    influx: createInfluxHttp(config.influxUrl, config.influxDb),
+    journalPath: join(stateDir, CARE_JOURNAL_FILE),
+    registry,
+    clock,
+    logger,
+    ...(deps.news2IntervalMs !== undefined ? { minIntervalMs: deps.news2IntervalMs } : {}),
+  });
+  const engine = createEngine({ rules: withCareContext(deps.rules, () => baselines?.current(), (s) => news2History.observe(s)), registry, logger });
   const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
   let mqttAdapter: MqttAdapter | undefined;
@@ -122,8 +145,21 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     store,
     onCareAction,
     health: () => ({ mqtt: mqttAdapter?.stats().connected ?? false, journalPending: store.stats().pending }),
-    influx: createInfluxReader({ url: config.influxUrl, database: config.influxDb }),
+    influx: influxReader,
     residentCareState: careStateFromRules(() => engine.snapshot(), () => clock.now()),
+  });
+
+  // Issue 4 per-resident history; registered here rather than in http/app.ts (owned by others).
+  void app.register(residentRoutes, {
+    registry,
+    influx: influxReader,
+    now: () => clock.now(),
+    openAlerts: () => lifecycle.open(),
+    actorOf: (req) => {
+      const header = req.headers.authorization;
+      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      return token === undefined ? undefined : tokens.verify(token, clock.now());
+    },
   });
 
   let tickTimer: ClockTimer | undefined;
@@ -176,6 +212,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   }
 
   const self: Alerts = {
+    ...(baselines !== undefined ? { baselines } : {}),
     app,
     lifecycle,
     engine,
@@ -190,6 +227,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const snap = await loadSnapshot();
       if (snap) engine.restore(snap.rules);
       await store.start();
+      await news2History.start();
+      // Learned from InfluxDB before the first input is evaluated; a failure leaves the defaults in force.
+      await baselines?.start();
       let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit'] } = { alerts: [], audit: [] };
       try {
         restored = await store.loadOpen(clock.now() - config.restoreDays * 86_400_000);
@@ -225,10 +265,68 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await app.close();
       if (started) await saveSnapshot();
       await saving;
+      await baselines?.close();
+      await news2History.close();
       await store.close();
     },
-    drained: () => store.drained(),
-    stats: () => ({ inputs, ruleFailures: engine.failures(), mqtt: mqttAdapter?.stats(), store: store.stats(), sockets: hub?.connections() ?? 0 }),
+    drained: async () => {
+      await store.drained();
+      await news2History.drained();
+    },
+    stats: () => ({
+      inputs,
+      ruleFailures: engine.failures(),
+      mqtt: mqttAdapter?.stats(),
+      store: store.stats(),
+      news2History: news2History.stats(),
+      baselines: baselines?.stats(),
+      sockets: hub?.connections() ?? 0,
+    }),
   };
   return self;
+}
+
+/**
+ * Gives the rules a CareRuleContext (the engine's context plus the learned baselines, which the care
+ * rules read; other rules ignore them) and lets the NEWS2 history see the NEWS2 rule's scores after
+ * each evaluation. The engine is unchanged: each rule is wrapped, keeping its other fields.
+ */
+export function withCareContext(
+  rules: readonly Rule[],
+  baselinesOf: () => CareRuleContext['baselines'],
+  onNews2Scores: (scores: News2State['scores']) => void,
+): Rule[] {
+  let lastBase: RuleContext | undefined;
+  let lastBaselines: CareRuleContext['baselines'];
+  let careCtx: CareRuleContext | undefined;
+  const contextFor = (ctx: RuleContext): CareRuleContext => {
+    const b = baselinesOf();
+    // One context object per (engine context, baselines) pair, not one per evaluation.
+    if (careCtx === undefined || ctx !== lastBase || b !== lastBaselines) {
+      lastBase = ctx;
+      lastBaselines = b;
+      careCtx = b === undefined ? ctx : { ...ctx, baselines: b };
+    }
+    return careCtx;
+  };
+  return rules.map((rule) => {
+    const wrapped: Rule = Object.assign(Object.create(Object.getPrototypeOf(rule) as object) as Rule, rule, {
+      evaluate(input: RuleInput, state: unknown, ctx: RuleContext) {
+        const result = rule.evaluate(input, state, contextFor(ctx));
+        if (rule.id === NEWS2_RULE_ID) {
+          const scores = (result.state as Partial<News2State> | undefined)?.scores;
+          // History must never cost the rule its state (the engine would count a throw as a rule failure).
+          if (scores !== undefined) {
+            try {
+              onNews2Scores(scores);
+            } catch {
+              /* the history logs its own failures */
+            }
+          }
+        }
+        return result;
+      },
+    });
+    return wrapped;
+  });
 }

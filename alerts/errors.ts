@@ -15,6 +15,7 @@ export const ALERT_ERRORS = {
   ALERT_NOT_ACKNOWLEDGED: { status: 409, message: 'acknowledge the alert before confirming it' },
   ALERT_ALREADY_CONFIRMED: { status: 409, message: 'the alert is already confirmed' },
   ALERT_NOT_CONFIRMED: { status: 409, message: 'a fire alarm must be confirmed (real_fire, false_alarm, test or fault) before it is resolved' },
+  ALERT_COMMENT_REQUIRED: { status: 400, message: 'say what was done (a comment) to resolve this alert' },
   ALERT_RESOLVED: { status: 409, message: 'the alert is already resolved' },
   RESIDENT_NOT_FOUND: { status: 404, message: 'no such resident' },
   HOME_NOT_FOUND: { status: 404, message: 'no such home' },

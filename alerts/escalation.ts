@@ -27,15 +27,17 @@ export interface EscalationPolicy {
 
 /**
  * carewatch's defaults. Critical care emergencies (NEWS2 ≥ 7, a fall) reach the director within a
- * minute and the bureau within three, mirroring the fire timeline; trouble signals of low severity
- * only nag the duty staff.
+ * minute and the bureau within three, mirroring the fire timeline; lower severities climb slower.
  */
 export const DEFAULT_POLICY: EscalationPolicy = {
   bySeverity: {
     critical: { directorAfterS: 60, bureauAfterS: 180, remindEveryS: 30 },
     high: { directorAfterS: 300, bureauAfterS: 900, remindEveryS: 60 },
-    medium: { directorAfterS: 900, remindEveryS: 300 },
-    low: { remindEveryS: 1800 },
+    // Issue 3: *anything* unacknowledged climbs the whole ladder, only more slowly. An unverified
+    // smoke pre-alarm or a supervisory signal (medium) reaches the bureau after an hour; a trouble
+    // signal (low: a low battery) reaches the director after half a shift and the bureau after a day.
+    medium: { directorAfterS: 900, bureauAfterS: 3600, remindEveryS: 300 },
+    low: { directorAfterS: 4 * 3600, bureauAfterS: 24 * 3600, remindEveryS: 1800 },
   },
 };
 

@@ -15,12 +15,19 @@ import { fail, type Outcome } from './errors.ts';
  *   any open state → escalated (level 0 duty staff, 1 home director, 2 bureau / call 119)
  *
  * At most one open alert per signal key (dedup). A cleared condition resolves a non-latching alert;
- * a latching one (a fire alarm, latched as a fire-alarm control panel latches it) waits for a
- * person. Every change bumps `version` by one, is appended to the audit trail and handed to
+ * a latching one (a fire alarm, latched as a fire-alarm control panel latches it; a fall) waits for
+ * a person. Every change bumps `version` by one, is appended to the audit trail and handed to
  * `onChange` (MQTT, socket.io, InfluxDB). Deadlines run on the injected Clock.
+ *
+ * Resolving by hand (docs/alerts.md "Resolving"):
+ * - a latching fire alarm needs a confirmation first (real_fire / false_alarm / test / fault);
+ * - a latching care alert (a fall) needs an acknowledgement and a comment saying what was done;
+ * - if the condition is still active when a person resolves (the rule has not reported it clear),
+ *   the alert is re-raised as a new alert after `reraiseAfterMs` unless the rule clears it first:
+ *   a panel reset with a detector still in alarm re-alarms, and nothing is silently dropped.
  */
 
-export const AUDIT_ACTIONS = ['raised', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared'] as const;
+export const AUDIT_ACTIONS = ['raised', 'pushed', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export interface AuditEntry {
@@ -56,6 +63,14 @@ export interface AlertChange extends StoredAlert {
 
 export const SYSTEM_ACTOR = 'system';
 const MAX_COMMENT = 1000;
+/**
+ * How long a condition that is still active after a person resolved its alert is left alone before
+ * it is raised again as a new alert. Long enough to change a pad or air out a room, short enough
+ * that a real condition is not forgotten. No standard sets it; 5 min is a carewatch choice.
+ */
+export const REARM_AFTER_MS = 5 * 60_000;
+/** Audit reason of an alert raised again because its condition outlived a manual resolve. */
+export const STILL_ACTIVE_REASON = 'still_active_after_manual_resolve';
 
 export interface LifecycleDeps {
   readonly clock: Clock;
@@ -66,6 +81,8 @@ export interface LifecycleDeps {
   readonly newId?: () => string;
   /** How many resolved alerts stay in memory for GET /api/alerts/:id and its audit. */
   readonly keepResolved?: number;
+  /** See REARM_AFTER_MS. */
+  readonly reraiseAfterMs?: number;
 }
 
 export interface Lifecycle {
@@ -73,6 +90,12 @@ export interface Lifecycle {
   ack(id: string, actor: Actor, comment?: string): Outcome<AlertMessage>;
   confirm(id: string, actor: Actor, confirmation: Confirmation, comment?: string): Outcome<AlertMessage>;
   resolve(id: string, actor: Actor, comment?: string): Outcome<AlertMessage>;
+  /**
+   * Records when an alert was first delivered to at least one client (GB 50440 / GB 26875 10 s
+   * timing). Sets `pushedAt` once, without a new version (a delivery fact, not a state change),
+   * and appends a `pushed` audit entry so it survives restarts; later calls do nothing.
+   */
+  notePushed(id: string, reason: string): void;
   get(id: string): AlertMessage | undefined;
   stored(id: string): StoredAlert | undefined;
   open(): AlertMessage[];
@@ -89,11 +112,41 @@ interface Rec {
   readonly audit: AuditEntry[];
   timer?: ClockTimer;
   conditionCleared: boolean;
+  /** The latest active signal for this alert's key (what a re-raise repeats). */
+  last?: Signal;
+}
+
+/** A condition still active after a person resolved its alert: raised again at `timer` unless it clears. */
+interface Held {
+  signal: Signal;
+  timer: ClockTimer;
 }
 
 function compact<T extends object>(o: T): T {
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
   return o;
+}
+
+/** The signal an alert was raised from, rebuilt from the stored message (restored alerts). */
+function signalOf(rec: { alert: AlertMessage; key: string; latching: boolean }): Signal {
+  const a = rec.alert;
+  return compact<Signal>({
+    key: rec.key,
+    rule: a.rule,
+    category: a.category,
+    signal: a.signal,
+    severity: a.severity,
+    homeId: a.homeId,
+    deviceId: a.deviceId,
+    roomId: a.roomId,
+    residentId: a.residentId,
+    active: true,
+    sourceTs: a.sourceTs,
+    receivedTs: a.receivedTs,
+    value: a.value,
+    message: a.message,
+    latching: rec.latching,
+  });
 }
 
 const severityRank = (s: string): number => SEVERITIES.length - SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
@@ -106,6 +159,8 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
   const byId = new Map<string, Rec>();
   const openByKey = new Map<string, Rec>();
   const resolvedOrder: string[] = [];
+  const held = new Map<string, Held>();
+  const reraiseAfterMs = deps.reraiseAfterMs ?? REARM_AFTER_MS;
   let closed = false;
 
   function emit(rec: Rec, audit: AuditEntry, changed: boolean): void {
@@ -178,7 +233,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     commit(rec, { state: 'escalated', escalationLevel: level }, 'escalated', by, { reason });
   }
 
-  function raise(s: Signal): void {
+  function raise(s: Signal, reason: string = s.rule): void {
     const now = clock.now();
     const alert = compact<AlertMessage>({
       id: newId(),
@@ -200,21 +255,47 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       value: s.value,
       escalationLevel: 0,
     });
-    const rec: Rec = { alert, key: s.key, latching: s.latching === true, audit: [], conditionCleared: false };
+    const rec: Rec = { alert, key: s.key, latching: s.latching === true, audit: [], conditionCleared: false, last: s };
     byId.set(alert.id, rec);
     openByKey.set(s.key, rec);
-    const entry = appendAudit(rec, 'raised', SYSTEM_ACTOR, 'raised', { reason: s.rule });
+    const entry = appendAudit(rec, 'raised', SYSTEM_ACTOR, 'raised', { reason });
     schedule(rec);
     emit(rec, entry, true);
     // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence.
     if (s.escalateNow === true) escalate(rec, BUREAU_LEVEL, 'second_detector', SYSTEM_ACTOR);
   }
 
+  function hold(rec: Rec): void {
+    const signal = rec.last ?? signalOf(rec);
+    if (signal === undefined || rec.conditionCleared || closed) return;
+    const prior = held.get(rec.key);
+    if (prior) clock.clearTimeout(prior.timer);
+    const timer = clock.setTimeout(() => {
+      const h = held.get(rec.key);
+      held.delete(rec.key);
+      if (h === undefined || closed || openByKey.has(rec.key)) return;
+      deps.logger?.warn({ key: rec.key, homeId: h.signal.homeId }, 'condition still active after a manual resolve; raising it again');
+      raise(h.signal, STILL_ACTIVE_REASON);
+    }, reraiseAfterMs);
+    held.set(rec.key, { signal, timer });
+  }
+
   function onSignal(s: Signal): void {
     const rec = openByKey.get(s.key);
+    const h = held.get(s.key);
+    if (h !== undefined) {
+      // Resolved by a person while still active: wait for the hold, or forget it once it clears.
+      if (s.active) h.signal = s;
+      else {
+        clock.clearTimeout(h.timer);
+        held.delete(s.key);
+      }
+      if (rec === undefined) return;
+    }
     if (s.active) {
       if (rec === undefined) return raise(s);
       rec.conditionCleared = false;
+      rec.last = s;
       if (s.escalateNow === true) return escalate(rec, BUREAU_LEVEL, 'second_detector', SYSTEM_ACTOR);
       if (severityRank(s.severity) > severityRank(rec.alert.severity)) {
         commit(rec, { severity: s.severity, signal: s.signal, message: { zh: s.message.zh, en: s.message.en }, value: s.value }, 'updated', SYSTEM_ACTOR, {
@@ -225,7 +306,10 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     }
     if (rec === undefined) return;
     if (!rec.latching) {
-      commit(rec, { state: 'resolved', resolvedAt: clock.now(), resolvedBy: SYSTEM_ACTOR }, 'resolved', SYSTEM_ACTOR, { reason: 'condition_cleared' });
+      // The clear's own text is kept: e.g. "unverified alarm (peak 5.5 %/m did not persist 60 s), not a fire".
+      commit(rec, { state: 'resolved', resolvedAt: clock.now(), resolvedBy: SYSTEM_ACTOR, message: { zh: s.message.zh, en: s.message.en } }, 'resolved', SYSTEM_ACTOR, {
+        reason: 'condition_cleared',
+      });
     } else if (!rec.conditionCleared) {
       // A latched alarm stays until a person resolves it; the restoral is still on record.
       rec.conditionCleared = true;
@@ -282,11 +366,27 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       const r = visible(id, actor);
       if (!r.ok) return r;
       const rec = r.value;
-      if (rec.latching && rec.alert.confirmation === undefined) return fail('ALERT_NOT_CONFIRMED');
+      if (rec.latching && rec.alert.category === 'fire') {
+        // A latched fire alarm is reset only once someone has said what it was (issue 3 "Handling").
+        if (rec.alert.confirmation === undefined) return fail('ALERT_NOT_CONFIRMED');
+      } else if (rec.latching) {
+        // A latched care emergency (a fall): someone went, and says what they found and did (issue 4).
+        if (rec.alert.acknowledgedAt === undefined) return fail('ALERT_NOT_ACKNOWLEDGED', 'acknowledge the alert before resolving it');
+        if (cut(comment?.trim()) === undefined) return fail('ALERT_COMMENT_REQUIRED');
+      }
+      const stillActive = !rec.conditionCleared;
       const alert = commit(rec, { state: 'resolved', resolvedBy: actor.username, resolvedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'resolved', actor.username, {
         comment: cut(comment),
+        ...(stillActive ? { reason: 'condition_still_active' } : {}),
       });
+      if (stillActive) hold(rec);
       return { ok: true, value: alert };
+    },
+    notePushed(id, reason) {
+      const rec = byId.get(id);
+      if (rec === undefined || rec.alert.pushedAt !== undefined || closed) return;
+      rec.alert = { ...rec.alert, pushedAt: clock.now() };
+      emit(rec, appendAudit(rec, 'pushed', SYSTEM_ACTOR, rec.alert.state, { reason: reason.slice(0, 200) }), false);
     },
     get: (id) => byId.get(id)?.alert,
     stored(id) {
@@ -303,7 +403,11 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         const prior = openByKey.get(s.key);
         if (prior !== undefined && prior.alert.raisedAt >= s.alert.raisedAt) continue;
         const entries = (trail.get(s.alert.id) ?? []).sort((a, b) => a.seq - b.seq);
-        const rec: Rec = { alert: s.alert, key: s.key, latching: s.latching, audit: entries, conditionCleared: false };
+        // pushedAt is set without a new version; its audit entry carries it across the restart.
+        const pushed = s.alert.pushedAt ?? entries.find((e) => e.action === 'pushed')?.ts;
+        const alert = pushed !== undefined && s.alert.pushedAt === undefined ? { ...s.alert, pushedAt: pushed } : s.alert;
+        const cleared = entries.some((e) => e.action === 'condition_cleared');
+        const rec: Rec = { alert, key: s.key, latching: s.latching, audit: entries, conditionCleared: cleared };
         byId.set(s.alert.id, rec);
         openByKey.set(s.key, rec);
         schedule(rec);
@@ -312,6 +416,8 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     close() {
       closed = true;
       for (const rec of byId.values()) if (rec.timer) clock.clearTimeout(rec.timer);
+      for (const h of held.values()) clock.clearTimeout(h.timer);
+      held.clear();
     },
   };
 }

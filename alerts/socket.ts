@@ -73,10 +73,10 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     const actor = actorOf(socket.data);
     if (seesAllHomes(actor)) void socket.join(BUREAU_ROOM);
     else if (actor.homeId !== undefined) void socket.join(homeRoom(actor.homeId));
-    socket.emit(
-      'snapshot',
-      deps.lifecycle.open().filter((a) => inStream(actor, a)),
-    );
+    const snapshot = deps.lifecycle.open().filter((a) => inStream(actor, a));
+    socket.emit('snapshot', snapshot);
+    // An alert raised while nobody was connected reaches its first client here.
+    for (const a of snapshot) if (a.pushedAt === undefined) deps.lifecycle.notePushed(a.id, `snapshot to ${actor.username}`);
     log.debug({ username: actor.username, role: actor.role }, 'socket connected');
 
     // Each handler checks its arguments itself: a socket client is outside input.
@@ -102,6 +102,12 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     publish(alert) {
       const rooms = goesToBureau(alert) ? [homeRoom(alert.homeId), BUREAU_ROOM] : [homeRoom(alert.homeId)];
       io.to(rooms).emit('alert', alert);
+      // GB 50440 / GB 26875 ask for the alarm at the monitoring centre within 10 s: record when it
+      // first went out to at least one connected client (emit hands it to the sockets' transports).
+      if (alert.pushedAt === undefined && alert.state !== 'resolved') {
+        const reached = rooms.reduce((n, room) => n + (io.sockets.adapter.rooms.get(room)?.size ?? 0), 0);
+        if (reached > 0) deps.lifecycle.notePushed(alert.id, `live to ${reached} socket(s) in ${rooms.join(', ')}`);
+      }
     },
     connections: () => io.engine.clientsCount,
     async close() {

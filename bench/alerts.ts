@@ -37,11 +37,12 @@ export async function startAlertStack(ctx: BenchContext, o: { homes: number; loa
     const tmp = join(ctx.root, '.tmp', 'bench', `alerts-${process.pid}-${Date.now()}`);
     mkdirSync(tmp, { recursive: true });
     closers.push(async () => rmSync(tmp, { recursive: true, force: true }));
-    const broker = await startBroker(reg.path);
+    const prof = ctx.cpuProf !== undefined ? { cpuProf: ctx.cpuProf } : {};
+    const broker = await startBroker(reg.path, prof);
     closers.push(() => broker.close());
-    const ingest = await startIngest({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
+    const ingest = await startIngest({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET, ...prof });
     closers.push(() => ingest.close());
-    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
+    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET, ...prof });
     closers.push(() => alerts.close());
     const load = await startLoadgen();
     closers.push(() => load.close());

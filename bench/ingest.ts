@@ -27,7 +27,7 @@ export interface PipelineStack {
   close(): Promise<void>;
 }
 
-export async function startPipeline(ctx: BenchContext, devices: number, tag: string, opts: { cpuProf?: string } = {}): Promise<PipelineStack> {
+export async function startPipeline(ctx: BenchContext, devices: number, tag: string, opts: { cpuProf?: string } = ctx.cpuProf !== undefined ? { cpuProf: ctx.cpuProf } : {}): Promise<PipelineStack> {
   const reg = benchRegistry(ctx.root, Math.max(devices + 200, ctx.quick ? 2_000 : 10_000), ctx.quick ? 20 : 100);
   const influx = await createInfluxServer();
   await influx.start();

@@ -2,10 +2,10 @@
  * `npm run bench` — runs the benchmark suite (issue 6), prints a table, writes
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
- *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout] [--quick] [--runs N]
+ *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout] [--quick] [--runs N] [--cpu-prof DIR]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineInfo } from './lib/proc.ts';
 import { formatTable } from './lib/table.ts';
@@ -19,12 +19,14 @@ export interface Args {
   readonly only: readonly string[] | undefined;
   readonly quick: boolean;
   readonly runs: number;
+  readonly cpuProf?: string;
 }
 
 export function parseArgs(argv: readonly string[], known: readonly string[]): Args {
   let only: string[] | undefined;
   let quick = false;
   let runs = 3;
+  let cpuProf: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -33,14 +35,20 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
       return v;
     };
     if (a === '--quick') quick = true;
+    else if (a.startsWith('--cpu-prof')) cpuProf = value();
     else if (a.startsWith('--only')) only = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (a.startsWith('--runs')) {
       runs = Number(value());
       if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs expects an integer 1..20');
-    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N]`);
+    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR]`);
   }
   for (const o of only ?? []) if (!known.includes(o)) throw new Error(`--only: unknown benchmark "${o}"; known: ${known.join(', ')}`);
-  return { only, quick, runs };
+  return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}) };
+}
+
+/** Whole-benchmark bound: 8 min per run quick, 40 min per run full (the slowest, `connections`, needs ~15). */
+export function benchmarkBoundMs(ctx: Pick<BenchContext, 'quick' | 'runs'>): number {
+  return ctx.runs * (ctx.quick ? 8 : 40) * 60_000;
 }
 
 async function main(): Promise<void> {
@@ -63,6 +71,7 @@ async function main(): Promise<void> {
     root: ROOT,
     quick: args.quick,
     runs: args.runs,
+    ...(args.cpuProf !== undefined ? { cpuProf: resolve(args.cpuProf) } : {}),
     log: (m) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${m}\n`),
   };
   const selected: Benchmark[] = BENCHMARKS.filter((b) => args.only === undefined || args.only.includes(b.name));
@@ -71,14 +80,26 @@ async function main(): Promise<void> {
   const errors: Record<string, string> = {};
   for (const b of selected) {
     ctx.log(`${b.name}: ${b.title}`);
+    // Every benchmark is bounded as a whole (on top of its own per-step bounds): past the bound its
+    // children are killed and it is reported as failed, so the suite always finishes by itself.
+    const boundMs = benchmarkBoundMs(ctx);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        killAllChildren();
+        reject(new Error(`${b.name} did not finish within ${boundMs / 60_000} min; its processes were killed`));
+      }, boundMs);
+    });
     try {
-      const res = await b.run(ctx);
+      const res = await Promise.race([b.run(ctx), bound]);
       rows.push(...res.rows);
       details[b.name] = res.detail;
     } catch (err) {
       const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
       errors[b.name] = msg;
       ctx.log(`${b.name} FAILED: ${msg}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
   const report = {

@@ -103,6 +103,8 @@ export const AlertMessage = Type.Object(
     /** When the alerts process received the message that raised the alert (platform clock, ms). */
     receivedTs: Type.Optional(EpochMs),
     raisedAt: EpochMs,
+    /** When the alert was first delivered to a connected client (socket.io), platform clock ms; GB 50440 10 s timing. */
+    pushedAt: Type.Optional(EpochMs),
     message: Bilingual,
     /** Increases by one with every change of this alert, so clients can drop stale copies. */
     version: Type.Integer({ minimum: 1 }),

@@ -23,6 +23,12 @@ export interface InfluxWriterDeps {
   /** Called after every checkpoint advance (ingest resumes MQTT reading if the spool has room). */
   readonly onProgress?: () => void;
   readonly maxPoints?: number;
+  /**
+   * Batches written at once (default 2): the next batch is decoded and formatted while the previous
+   * one is on the wire, and InfluxDB gets two requests to work on. The checkpoint still advances
+   * strictly in spool order.
+   */
+  readonly concurrency?: number;
   readonly lingerMs?: number;
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -58,12 +64,14 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
   const { spool, http, registry, rejections, logger, now } = deps;
   const maxPoints = deps.maxPoints ?? 5_000;
   const lingerMs = deps.lingerMs ?? 50;
+  const concurrency = Math.max(1, deps.concurrency ?? 2);
   const retryMin = deps.retryMinMs ?? 100;
   const retryMax = deps.retryMaxMs ?? 5_000;
 
   let closed = false;
   let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  /** Every pending sleep (a linger and each in-flight batch's retry back-off): close wakes them all. */
+  const wakers = new Set<() => void>();
   let closedResolve: () => void = () => undefined;
   const closedPromise = new Promise<void>((r) => (closedResolve = r));
   let dbReady = false;
@@ -75,10 +83,10 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
       const t = setTimeout(done, ms);
       function done(): void {
         clearTimeout(t);
-        wake = undefined;
+        wakers.delete(done);
         resolve();
       }
-      wake = done;
+      wakers.add(done);
     });
   }
 
@@ -187,11 +195,28 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     // InfluxDB answers (the spool keeps accepting meanwhile).
     if (!(await ensureDatabase())) return;
     let pos = spool.checkpoint();
+    /** Batches on the wire, oldest first; each resolves false only when closing cut it short. */
+    const inFlight: Array<{ end: number; done: Promise<boolean> }> = [];
+    /** Waits for the oldest batch and advances the checkpoint past it (in spool order). */
+    const finishOldest = async (): Promise<boolean> => {
+      const b = inFlight.shift();
+      if (b === undefined || !(await b.done)) return false;
+      st.batches++;
+      await spool.advance(b.end);
+      deps.onProgress?.();
+      return true;
+    };
     while (!closed) {
+      if (inFlight.length >= concurrency) {
+        if (!(await finishOldest())) break;
+        continue;
+      }
       const batch = await spool.read(pos, maxPoints);
       if (batch.records.length === 0) {
         if (batch.end !== pos) pos = batch.end;
-        else {
+        else if (inFlight.length > 0) {
+          if (!(await finishOldest())) break;
+        } else {
           await Promise.race([spool.waitForData(), closedPromise]);
           // Let a batch build up: up to `maxPoints` or `lingerMs`, whichever first.
           if (!closed && lingerMs > 0 && spool.end() - pos < maxPoints * 64) await sleep(lingerMs);
@@ -199,14 +224,19 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
         continue;
       }
       const items = toItems(batch.records);
-      const influxRejected: Item[] = [];
-      if (!(await writeItems(items, influxRejected))) break;
-      if (!(await writeItems(influxRejected, []))) break;
-      st.batches++;
-      await spool.advance(batch.end);
+      inFlight.push({ end: batch.end, done: writeBatch(items) });
       pos = batch.end;
-      deps.onProgress?.();
     }
+    // Closing: let the batches on the wire finish (or be cut by close), keeping the checkpoint exact.
+    while (inFlight.length > 0) if (!(await finishOldest())) break;
+    await Promise.all(inFlight.map((b) => b.done));
+  }
+
+  /** One batch and the rejected points InfluxDB refused in it; false only when closing interrupted it. */
+  async function writeBatch(items: readonly Item[]): Promise<boolean> {
+    const influxRejected: Item[] = [];
+    if (!(await writeItems(items, influxRejected))) return false;
+    return writeItems(influxRejected, []);
   }
 
   return {
@@ -222,7 +252,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     async close() {
       closed = true;
       closedResolve();
-      wake?.();
+      for (const w of [...wakers]) w();
       if (loop === undefined) return;
       // Give an in-flight write a moment to finish so its checkpoint is kept; then cut it.
       const grace = new Promise<void>((r) => setTimeout(r, 2_000).unref());

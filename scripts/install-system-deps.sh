@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages carewatch's tests, demo and benchmarks use, if missing:
 #   influxdb (InfluxDB 1.6 server, started privately per run), redis-server (broker persistence),
-#   mosquitto (benchmark reference), chromium (browser tests, driven by playwright-core).
+#   mosquitto (benchmark reference), chromium (browser tests, driven by playwright-core),
+#   fonts-wqy-microhei (CJK glyphs in browser screenshots).
 # Needs root (apt-get); as another user it only says what to run.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ command -v influxd >/dev/null 2>&1 || need+=(influxdb)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Chinese glyphs for the browser tests' screenshots (the page is zh-CN first).
+dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

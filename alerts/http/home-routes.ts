@@ -3,13 +3,23 @@ import type { FastifyInstance } from 'fastify';
 import { canSeeHome, seesAllHomes } from '../access.ts';
 import { CareActionRequest } from '../care-action.ts';
 import { AlertsError } from '../errors.ts';
+import { homeDeadlines } from '../escalation.ts';
 import type { RouteContext } from './app.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 type IdParams = Static<typeof IdParams>;
 
+function deadlinesOf(home: Parameters<typeof homeDeadlines>[0]): { ackDeadlineS: number; confirmDeadlineS: number } {
+  const d = homeDeadlines(home);
+  return { ackDeadlineS: d.ackS, confirmDeadlineS: d.confirmS };
+}
+
 export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  /** A registry summary of the homes the user may see. */
+  /**
+   * A registry summary of the homes the user may see, with each home's NFPA 72 positive alarm
+   * sequence deadlines (registry ackDeadlineS / confirmDeadlineS, else 15 s / 180 s) resolved the
+   * same way the escalation timer resolves them, so the page's countdown ends when escalation fires.
+   */
   app.get('/api/homes', async (req) => {
     const actor = ctx.actor(req);
     const open = ctx.lifecycle.open();
@@ -24,6 +34,7 @@ export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): voi
         devices: ctx.registry.devicesOfHome(h.id).length,
         residents: ctx.registry.residentsOfHome(h.id).map((r) => ({ id: r.id, name: r.name, roomId: r.roomId, bed: r.bed })),
         openAlerts: open.filter((a) => a.homeId === h.id).length,
+        ...deadlinesOf(h),
       }));
   });
 

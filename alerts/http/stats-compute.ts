@@ -58,14 +58,18 @@ export interface StatusChange {
 
 /**
  * Fraction of [start, end) a device was online, from its state before the window and its status
- * changes inside it. Null when nothing at all is known about the device (never reported).
+ * changes inside it, counted from its first report if it was unknown before the window. Null when
+ * nothing at all is known about the device (never reported).
  */
 export function onlineFraction(before: boolean | undefined, changes: readonly StatusChange[], start: number, end: number): number | null {
   if (end <= start) return null;
   const sorted = [...changes].filter((c) => c.ts >= start && c.ts < end).sort((a, b) => a.ts - b.ts);
   if (before === undefined && sorted.length === 0) return null;
+  // A device first heard of inside the window was not installed before: its rate counts from its
+  // first report, so a device commissioned on the 28th is not "offline" for the 27 days before.
+  const from = before === undefined ? (sorted[0] as StatusChange).ts : start;
   let state = before ?? false;
-  let at = start;
+  let at = from;
   let online = 0;
   for (const c of sorted) {
     if (state) online += c.ts - at;
@@ -73,7 +77,7 @@ export function onlineFraction(before: boolean | undefined, changes: readonly St
     at = c.ts;
   }
   if (state) online += end - at;
-  return online / (end - start);
+  return end > from ? online / (end - from) : null;
 }
 
 export interface Distribution {

@@ -1,3 +1,4 @@
+import type { DeviceKind } from '../../contract/device-kinds.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import type { MetricName } from '../../contract/metrics.ts';
@@ -44,6 +45,13 @@ export type RuleInput =
 
 export interface RuleContext {
   readonly registry: RegistryIndex;
+  /**
+   * True when the caller (the engine) owns the state it passes and keeps no other reference to it:
+   * a rule may then update its per-device records in place instead of copying the whole map on
+   * every message, and reports that with `RuleResult.mutated`. Absent or false: a rule must treat
+   * its state as immutable (the rule tests call it that way).
+   */
+  readonly inPlace?: boolean;
 }
 
 /** A condition a rule asserts (`active: true`) or clears (`active: false`). */
@@ -76,19 +84,44 @@ export interface Signal {
 export interface RuleResult<S> {
   readonly state: S;
   readonly signals: readonly Signal[];
+  /** The rule changed `state` in place (only allowed under `ctx.inPlace`): it must be persisted. */
+  readonly mutated?: boolean;
+}
+
+/**
+ * Which inputs a rule acts on. The engine indexes rules by it, so a rule is never called for an
+ * input outside it (smoke telemetry never reaches the care rules). It must be exact: for every
+ * other input the rule returns its state unchanged and no signals (test/alerts/engine.test.ts
+ * checks that for every default rule). `kinds` filters the inputs that carry a device.
+ */
+export interface RuleAccepts {
+  readonly types: readonly RuleInput['type'][];
+  readonly kinds?: readonly DeviceKind[];
 }
 
 export interface Rule<S = unknown> {
   readonly id: string;
+  /** Absent: every input. */
+  readonly accepts?: RuleAccepts;
   initialState(): S;
   evaluate(input: RuleInput, state: S, ctx: RuleContext): RuleResult<S>;
 }
 
+/** Labels per registry (a new registry is a new index object, so a reload never sees stale names). */
+const labelCache = new WeakMap<RegistryIndex, Map<string, { zh: string; en: string }>>();
+
 export function deviceLabel(device: Device, ctx: RuleContext): { zh: string; en: string } {
+  let byDevice = labelCache.get(ctx.registry);
+  if (byDevice === undefined) labelCache.set(ctx.registry, (byDevice = new Map()));
+  const key = `${device.homeId}\u0000${device.roomId}`;
+  const hit = byDevice.get(key);
+  if (hit !== undefined) return { ...hit };
   const room = ctx.registry.room(device.homeId, device.roomId);
   const home = ctx.registry.home(device.homeId);
-  return {
+  const label = {
     zh: `${home?.name ?? device.homeId} ${room?.name ?? device.roomId}`,
     en: `${home?.nameEn ?? device.homeId}, ${room?.nameEn ?? device.roomId}`,
   };
+  byDevice.set(key, label);
+  return { ...label };
 }

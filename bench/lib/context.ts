@@ -3,6 +3,8 @@ export interface BenchContext {
   readonly root: string;
   readonly quick: boolean;
   readonly runs: number;
+  /** `--cpu-prof DIR`: our processes (broker, ingest, alerts) write V8 .cpuprofile files there. */
+  readonly cpuProf?: string;
   log(msg: string): void;
 }
 

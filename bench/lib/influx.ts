@@ -41,7 +41,7 @@ export function influxdPid(dataDir: string): number | undefined {
 }
 
 export async function influxQuery(url: string, db: string, q: string): Promise<unknown[][]> {
-  const res = await fetch(`${url}/query?db=${encodeURIComponent(db)}&epoch=ms&q=${encodeURIComponent(q)}`);
+  const res = await fetch(`${url}/query?db=${encodeURIComponent(db)}&epoch=ms&q=${encodeURIComponent(q)}`, { signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`influx query ${res.status}: ${await res.text()}`);
   const body = (await res.json()) as { results: Array<{ series?: Array<{ values: unknown[][] }>; error?: string }> };
   const r = body.results[0];
@@ -56,7 +56,7 @@ export async function telemetryCount(url: string, db: string): Promise<number> {
 }
 
 export async function createDatabase(url: string, db: string): Promise<void> {
-  const res = await fetch(`${url}/query?q=${encodeURIComponent(`CREATE DATABASE "${db}"`)}`, { method: 'POST' });
+  const res = await fetch(`${url}/query?q=${encodeURIComponent(`CREATE DATABASE "${db}"`)}`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`CREATE DATABASE ${db}: ${res.status} ${await res.text()}`);
 }
 
@@ -92,6 +92,7 @@ export async function rawWriteCeiling(url: string, db: string, o: { batch: numbe
         res.once('end', () => resolve(res.statusCode ?? 0));
       });
       req.once('error', reject);
+      req.setTimeout(30_000, () => req.destroy(new Error('raw InfluxDB write timed out')));
       req.end(body);
     });
   let points = 0;

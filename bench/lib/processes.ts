@@ -68,8 +68,9 @@ export function spawnWithUlimit(name: string, argv: readonly string[], opts: { e
   };
 }
 
-export function nodeArgs(script: string, extra: readonly string[] = []): string[] {
-  return [process.execPath, ...extra, '--import', 'tsx', script];
+export function nodeArgs(script: string, extra: readonly string[] = [], imports: readonly string[] = []): string[] {
+  // `imports` load after tsx, so they may be TypeScript.
+  return [process.execPath, ...extra, '--import', 'tsx', ...imports.flatMap((i) => ['--import', i]), script];
 }
 
 /** Resolves once a TCP connection to host:port succeeds; bounded by timeoutMs. */

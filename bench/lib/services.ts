@@ -7,6 +7,12 @@ import { freePort, nodeArgs, spawnWithUlimit, waitForPort, type Child } from './
  * config), each with its own pid so /proc gives its CPU and memory.
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PROFILER = fileURLToPath(new URL('./cpu-prof-preload.ts', import.meta.url));
+
+/** Node flags and env that profile a child into `dir` (see cpu-prof-preload.ts). */
+function profiling(dir: string | undefined): { imports: string[]; env: NodeJS.ProcessEnv } {
+  return dir === undefined ? { imports: [], env: {} } : { imports: [PROFILER], env: { BENCH_CPU_PROF_DIR: dir } };
+}
 
 export interface BrokerProc {
   readonly port: number;
@@ -18,11 +24,12 @@ export async function startBroker(registryPath: string, opts: { port?: number; c
   const port = opts.port ?? (await freePort());
   const extra: string[] = [];
   if (opts.maxOldSpaceMb) extra.push(`--max-old-space-size=${opts.maxOldSpaceMb}`);
-  if (opts.cpuProf) extra.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`);
-  const child = spawnWithUlimit('broker', nodeArgs(join(ROOT, 'broker/main.ts'), extra), {
+  const prof = profiling(opts.cpuProf);
+  const child = spawnWithUlimit('broker', nodeArgs(join(ROOT, 'broker/main.ts'), extra, prof.imports), {
     cwd: ROOT,
     env: {
       ...process.env,
+      ...prof.env,
       CAREWATCH_REGISTRY: registryPath,
       CAREWATCH_BROKER_HOST: '127.0.0.1',
       CAREWATCH_BROKER_PORT: String(port),
@@ -53,11 +60,12 @@ export interface IngestStatsView {
 
 export async function startIngest(o: { registryPath: string; brokerPort: number; influxUrl: string; db: string; spoolDir: string; password: string; cpuProf?: string }): Promise<IngestProc> {
   const httpPort = await freePort();
-  const extra = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [];
-  const child = spawnWithUlimit('ingest', nodeArgs(join(ROOT, 'ingest/main.ts'), extra), {
+  const prof = profiling(o.cpuProf);
+  const child = spawnWithUlimit('ingest', nodeArgs(join(ROOT, 'ingest/main.ts'), [], prof.imports), {
     cwd: ROOT,
     env: {
       ...process.env,
+      ...prof.env,
       CAREWATCH_REGISTRY: o.registryPath,
       CAREWATCH_MQTT_URL: `mqtt://127.0.0.1:${o.brokerPort}`,
       CAREWATCH_INGEST_PASSWORD: o.password,
@@ -70,7 +78,8 @@ export async function startIngest(o: { registryPath: string; brokerPort: number;
   });
   await waitForPort(httpPort, 60_000, child);
   const stats = async (): Promise<IngestStatsView> => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}/stats`);
+    // Bounded: a stuck ingest must fail the benchmark, not hang it.
+    const res = await fetch(`http://127.0.0.1:${httpPort}/stats`, { signal: AbortSignal.timeout(10_000) });
     return (await res.json()) as IngestStatsView;
   };
   // Subscribed means the broker will route to us; before that, messages would be dropped (QoS 1 to no session).
@@ -87,11 +96,12 @@ export interface AlertsProc {
 
 export async function startAlerts(o: { registryPath: string; brokerPort: number; influxUrl: string; db: string; stateDir: string; password: string; cpuProf?: string }): Promise<AlertsProc> {
   const port = await freePort();
-  const extra = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [];
-  const child = spawnWithUlimit('alerts', nodeArgs(join(ROOT, 'alerts/main.ts'), extra), {
+  const prof = profiling(o.cpuProf);
+  const child = spawnWithUlimit('alerts', nodeArgs(join(ROOT, 'alerts/main.ts'), [], prof.imports), {
     cwd: ROOT,
     env: {
       ...process.env,
+      ...prof.env,
       CAREWATCH_REGISTRY: o.registryPath,
       CAREWATCH_MQTT_URL: `mqtt://127.0.0.1:${o.brokerPort}`,
       CAREWATCH_ALERTS_PASSWORD: o.password,

@@ -8,6 +8,10 @@ import type { RuleInput } from '../../alerts/rules/types.ts';
 import { readJson, writeJsonAtomic } from '../../alerts/state-file.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { brokenRule, counterRule, smokeRule } from './support/test-rules.ts';
+import { defaultRules } from '../../alerts/rules/index.ts';
+import { METRICS, METRIC_NAMES, type MetricName } from '../../contract/metrics.ts';
+import { EVENT_TYPES } from '../../contract/payloads.ts';
+import { run } from './rules/fire/harness.ts';
 
 const registry = demoRegistry();
 const logger = pino({ level: 'silent' });
@@ -60,5 +64,86 @@ describe('engine', () => {
     expect(e.failures()).toEqual({ test_smoke: 1 });
     e.evaluate(smoke('h01-sd-r101', 15));
     expect(e.snapshot()).toEqual({ test_smoke: { readings: 1, over: ['h01-sd-r101'] } });
+  });
+});
+
+/** A deterministic mixed stream over every demo device: telemetry (normal and alarming), events, status, care actions, ticks. */
+function mixedStream(n: number): RuleInput[] {
+  let seed = 12345;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const devices = registry.site.devices;
+  const residents = registry.site.residents;
+  const out: RuleInput[] = [];
+  for (let i = 0; i < n; i++) {
+    const now = T0 + i * 2_000;
+    const r = rnd();
+    const device = devices[Math.floor(rnd() * devices.length)]!;
+    const hot = rnd() < 0.2;
+    if (r < 0.6) {
+      const metrics: Partial<Record<MetricName, number | boolean>> = {};
+      for (const m of METRIC_NAMES) {
+        const spec = METRICS[m];
+        if (spec.type === 'boolean') metrics[m] = rnd() < 0.5;
+        else metrics[m] = hot ? (spec.max ?? 100) * 0.9 : Math.max(spec.min ?? 0, Math.min(spec.max ?? 100, ((spec.max ?? 100) - (spec.min ?? 0)) * 0.4 + (spec.min ?? 0)));
+      }
+      out.push({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics });
+    } else if (r < 0.75) {
+      const type = EVENT_TYPES[Math.floor(rnd() * EVENT_TYPES.length)]!;
+      out.push({ type: 'event', now, device, ts: now, receivedTs: now, event: { ts: now, seq: i, type, ...(rnd() < 0.3 ? { ok: true } : {}) } });
+    } else if (r < 0.85) {
+      out.push({ type: 'status', now, device, ts: now, receivedTs: now, online: rnd() < 0.7 });
+    } else if (r < 0.92) {
+      const res = residents[Math.floor(rnd() * residents.length)]!;
+      const action = (['turned', 'changed', 'checked', 'called_doctor'] as const)[Math.floor(rnd() * 4)]!;
+      out.push({ type: 'care_action', now, residentId: res.id, homeId: res.homeId, action, by: 'staff-a', ts: now, observation: { onOxygen: rnd() < 0.2, consciousness: rnd() < 0.1 ? 'V' : 'A' } });
+    } else out.push({ type: 'tick', now });
+  }
+  return out;
+}
+
+describe('engine routing and in-place updates (issue 6)', () => {
+  const stream = mixedStream(3_000);
+
+  it("every default rule's `accepts` is exact: any other input leaves its state and signals untouched", () => {
+    const ctx = { registry };
+    for (const rule of defaultRules()) {
+      if (rule.accepts === undefined) continue;
+      let state = rule.initialState();
+      let skipped = 0;
+      for (const input of stream) {
+        const accepted = rule.accepts.types.includes(input.type) && (!('device' in input) || rule.accepts.kinds === undefined || rule.accepts.kinds.includes(input.device.kind));
+        const res = rule.evaluate(input, state, ctx);
+        if (!accepted) {
+          skipped++;
+          expect(res.state, `${rule.id} changed its state on a ${input.type} it does not accept`).toBe(state);
+          expect(res.signals, `${rule.id} signalled on a ${input.type} it does not accept`).toEqual([]);
+        }
+        state = res.state;
+      }
+      expect(skipped, rule.id).toBeGreaterThan(0);
+    }
+  });
+
+  it('the engine (indexed, in place) gives the same signals and states as every rule copying over every input', () => {
+    const rules = defaultRules();
+    const engine = createEngine({ rules, registry, logger });
+    const reference = run(rules, stream, { ctx: { registry } });
+    const signals = stream.flatMap((input) => (input.type === 'tick' ? engine.tick(input.now) : engine.evaluate(input)));
+    expect(engine.failures()).toEqual({});
+    expect(reference.signals.length).toBeGreaterThan(10);
+    expect(signals).toEqual(reference.signals);
+    expect(engine.snapshot()).toEqual(JSON.parse(JSON.stringify(Object.fromEntries(rules.map((r, i) => [r.id, reference.states[i]])))));
+  });
+
+  it('an in-place update still marks the engine dirty, and the snapshot is a copy', () => {
+    const engine = createEngine({ rules: defaultRules(), registry, logger });
+    engine.evaluate(smoke('h01-sd-r101', 0.5, T0));
+    const snap = engine.snapshot();
+    expect(engine.dirty()).toBe(false);
+    engine.evaluate(smoke('h01-sd-r101', 0.6, T0 + 10_000));
+    expect(engine.dirty()).toBe(true);
+    const again = engine.snapshot() as Record<string, { p: Record<string, unknown> }>;
+    expect(again).not.toEqual(snap);
+    expect((snap as Record<string, { p: Record<string, unknown> }>).fire_detection!.p['h01-sd-r101']).not.toEqual(again.fire_detection!.p['h01-sd-r101']);
   });
 });

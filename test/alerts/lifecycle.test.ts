@@ -230,3 +230,126 @@ describe('lifecycle: restore', () => {
     expect(second.lc.audit('a1')?.map((e) => e.seq)).toEqual([1, 2]);
   });
 });
+
+describe('lifecycle: PAS applies to critical fire alarms only', () => {
+  it('an unverified smoke pre-alarm (medium) climbs the ordinary ladder: director at 15 min, bureau at 1 h, never at 15 s', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([fireSignal({ key: 'smoke_prealarm:h01-sd-r101', rule: 'smoke_prealarm', severity: 'medium', latching: false })]);
+    clock.advance(15_000);
+    expect(lc.get('a1')).toMatchObject({ state: 'raised', escalationLevel: 0 });
+    clock.advance(900_000 - 15_000);
+    expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 1 });
+    clock.advance(3_600_000 - 900_000);
+    expect(lc.get('a1')).toMatchObject({ escalationLevel: 2 });
+    expect(lc.audit('a1')?.filter((e) => e.action === 'escalated').map((e) => e.reason)).toEqual(['ladder', 'ladder']);
+  });
+
+  it('a critical fire alarm reminds every 30 s until someone acknowledges, also after reaching the bureau', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([fireSignal()]);
+    clock.advance(120_000);
+    const reminders = lc.audit('a1')?.filter((e) => e.action === 'reminder').length ?? 0;
+    expect(reminders).toBeGreaterThanOrEqual(3);
+    lc.ack('a1', bureau);
+    const version = lc.get('a1')?.version;
+    clock.advance(120_000);
+    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(reminders);
+    expect(lc.get('a1')?.version).toBe(version);
+  });
+});
+
+describe('lifecycle: care alerts (issue 4)', () => {
+  const fall = (over = {}) =>
+    careSignal({ key: 'fall:h01-p01', rule: 'fall', severity: 'critical', latching: true, escalateNow: true, deviceId: 'h01-bed-p01', message: { zh: '跌倒', en: 'Fall' }, ...over });
+
+  it('a fall (latching care) is resolved by staff after acknowledging it, with a comment saying what was done', () => {
+    const { lc, messages } = setup();
+    lc.applySignals([fall()]);
+    expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2 });
+    expect(lc.resolve('a1', staff1, 'checked')).toMatchObject({ ok: false, code: 'ALERT_NOT_ACKNOWLEDGED' });
+    expect(lc.ack('a1', staff1).ok).toBe(true);
+    expect(lc.resolve('a1', staff1)).toMatchObject({ ok: false, code: 'ALERT_COMMENT_REQUIRED' });
+    expect(lc.resolve('a1', staff1, '   ')).toMatchObject({ ok: false, code: 'ALERT_COMMENT_REQUIRED' });
+    const r = lc.resolve('a1', staff1, 'helped back to bed, no injury, doctor called');
+    expect(r).toMatchObject({ ok: true, value: { state: 'resolved', resolvedBy: 'staff-h01', comment: 'helped back to bed, no injury, doctor called' } });
+    expect(messages().at(-1)?.confirmation).toBeUndefined();
+    expect(lc.open()).toHaveLength(0);
+  });
+
+  it('a fire alarm still needs a fire confirmation; a care comment is not enough', () => {
+    const { lc } = setup();
+    lc.applySignals([fireSignal()]);
+    lc.ack('a1', staff1);
+    expect(lc.resolve('a1', staff1, 'looked, nothing')).toMatchObject({ ok: false, code: 'ALERT_NOT_CONFIRMED' });
+  });
+
+  it('a care alert resolved by hand while its condition is still active comes back as a new alert after the hold', () => {
+    const { lc, clock, messages } = setup();
+    lc.applySignals([careSignal({ value: 86 })]);
+    lc.ack('a1', staff1);
+    clock.advance(10_000);
+    expect(lc.resolve('a1', staff1, 'repositioned the probe').ok).toBe(true);
+    expect(lc.audit('a1')?.at(-1)).toMatchObject({ action: 'resolved', reason: 'condition_still_active' });
+    // Still-active readings during the hold do not open a new alert...
+    lc.applySignals([careSignal({ value: 85 })]);
+    clock.advance(299_999);
+    expect(lc.open()).toHaveLength(0);
+    // ...but the condition is not forgotten.
+    clock.advance(1);
+    expect(lc.open().map((a) => [a.id, a.state, a.value])).toEqual([['a2', 'raised', 85]]);
+    expect(lc.audit('a2')?.[0]).toMatchObject({ action: 'raised', reason: 'still_active_after_manual_resolve' });
+    expect(messages().filter((m) => m.state === 'raised').map((m) => m.id)).toEqual(['a1', 'a2']);
+  });
+
+  it('a condition that clears during the hold is not raised again', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([careSignal()]);
+    lc.ack('a1', staff1);
+    lc.resolve('a1', staff1, 'changed');
+    clock.advance(60_000);
+    lc.applySignals([careSignal({ active: false })]);
+    clock.advance(3_600_000);
+    expect(lc.open()).toHaveLength(0);
+    // A new episode afterwards is a new alert at once.
+    lc.applySignals([careSignal()]);
+    expect(lc.open().map((a) => a.id)).toEqual(['a2']);
+  });
+
+  it('a latched fire alarm whose condition already cleared is resolved for good', () => {
+    const { lc, clock } = setup();
+    lc.applySignals([fireSignal()]);
+    lc.ack('a1', staff1);
+    lc.applySignals([fireSignal({ active: false })]);
+    lc.confirm('a1', staff1, 'test');
+    lc.resolve('a1', staff1);
+    expect(lc.audit('a1')?.at(-1)?.reason).toBeUndefined();
+    clock.advance(3_600_000);
+    expect(lc.open()).toHaveLength(0);
+  });
+});
+
+describe('lifecycle: delivery timing', () => {
+  it('records the first push once, without a new version, and restores it from the audit trail', () => {
+    const first = setup();
+    first.lc.applySignals([fireSignal()]);
+    first.clock.advance(7);
+    first.lc.notePushed('a1', 'live to 2 socket(s)');
+    first.clock.advance(100);
+    first.lc.notePushed('a1', 'again');
+    const a = first.lc.get('a1');
+    expect(a).toMatchObject({ version: 1, pushedAt: a!.raisedAt + 7 });
+    expect(first.lc.audit('a1')?.map((e) => [e.action, e.version])).toEqual([
+      ['raised', 1],
+      ['pushed', 1],
+    ]);
+    expect(first.changes.at(-1)).toMatchObject({ changed: false, audit: { action: 'pushed', reason: 'live to 2 socket(s)' } });
+    expect(Value.Check(AlertMessage, a)).toBe(true);
+    // Persistence holds version 1 without pushedAt (it was stored before the push) plus the audit.
+    const { pushedAt: _dropped, ...stored } = a!;
+    const second = setup();
+    second.lc.restore([{ alert: stored, key: 'smoke:h01-sd-r101', latching: true }], first.lc.audit('a1'));
+    expect(second.lc.get('a1')?.pushedAt).toBe(a!.pushedAt);
+    second.lc.ack('a1', staff1);
+    expect(second.changes.at(-1)?.alert).toMatchObject({ version: 2, pushedAt: a!.pushedAt });
+  });
+});

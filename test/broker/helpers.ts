@@ -37,6 +37,28 @@ export interface Received {
   retain: boolean;
 }
 
+/**
+ * Connects like `connect` but records messages from the first packet on: a persistent session's
+ * queued messages can arrive in the same read as the CONNACK, before `connectAsync` resolves.
+ */
+export async function connectRecording(broker: Broker, username: string, opts: IClientOptions = {}): Promise<{ client: MqttClient; received: Received[] }> {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${broker.tcpPort}`, {
+    clientId: username,
+    username,
+    password: demoSecret(username),
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ...opts,
+  });
+  const received = record(client);
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+  return { client, received };
+}
+
 /** Records every message a client receives. */
 export function record(client: MqttClient): Received[] {
   const out: Received[] = [];

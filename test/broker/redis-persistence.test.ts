@@ -6,7 +6,7 @@ import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { redisOptions } from '../../broker/redis-persistence.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { connect, record, startBroker, until } from './helpers.ts';
+import { connect, connectRecording, record, startBroker, until } from './helpers.ts';
 
 /** Only this file uses database 5 of the run's private Redis; it is flushed first. */
 const DB = 5;
@@ -61,9 +61,8 @@ it('keeps a persistent session, its queued QoS 1 messages and retained statuses 
   await first.close(); // graceful: the connected device is not marked offline
 
   const second = await start();
-  const ingest2 = await connect(second, 'svc-ingest', { clientId: 'svc-ingest-persist', clean: false });
+  const { client: ingest2, received: got } = await connectRecording(second, 'svc-ingest', { clientId: 'svc-ingest-persist', clean: false });
   clients.push(ingest2);
-  const got = record(ingest2);
   await until('5 queued messages', () => got.filter((m) => m.topic === telemetryTopic).length >= 5);
   expect(got.filter((m) => m.topic === telemetryTopic).map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq)).toEqual([1, 2, 3, 4, 5]);
 

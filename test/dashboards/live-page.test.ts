@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { homeReadings, startStack, type Device, type Stack } from './support/stack.ts';
+import { homeReadings, startStack, telemetryLine, type Device, type Stack } from './support/stack.ts';
 import { launchChromium, screenshotDir } from './support/browser.ts';
+import { demoRegistry } from '../support/registry.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 
 /**
@@ -42,12 +43,25 @@ async function waitOpen(pred: (a: AlertMessage) => boolean): Promise<AlertMessag
   throw new Error('alert not raised');
 }
 
+interface Tone { offsetMs: number; durationMs: number; frequencyHz: number; type: string }
+interface AudioProbe { contextState: string; playing: string | null; oscillatorsStarted: number; periodMs: number | null; lastCycle: Tone[] }
+const audio = (page: Page): Promise<AudioProbe> => page.evaluate(() => (window as unknown as { __carewatchAudio: AudioProbe }).__carewatchAudio);
+/** NFPA 72 §18.4.2 / ISO 8201 temporal-3: three 0.5 s tones 0.5 s apart, 1.5 s of silence, a 4 s cycle. */
+const TEMPORAL_3 = [0, 1000, 2000].map((offsetMs) => ({ offsetMs, durationMs: 500 }));
+const isTemporal3 = (p: AudioProbe): boolean =>
+  p.periodMs === 4000 && JSON.stringify(p.lastCycle.map((x) => ({ offsetMs: x.offsetMs, durationMs: x.durationMs }))) === JSON.stringify(TEMPORAL_3);
+
 const row = (page: Page, id: string) => page.locator(`[data-testid="fire-row"][data-alert-id="${id}"]`);
 const card = (page: Page, id: string) => page.locator(`[data-testid="alert-list"] [data-alert-id="${id}"]`);
 
 beforeAll(async () => {
-  stack = await startStack();
-  await stack.writeLines([...homeReadings('h01', stack.clock.now()), ...homeReadings('h02', stack.clock.now())]);
+  // h01 has its own positive alarm sequence deadlines (not NFPA 72's 15 s / 180 s defaults), so the
+  // countdown is seen to follow the home's registry entry.
+  // Sessions last 3 min of the stack's clock (the tests before the expiry test advance it ~1.5 min),
+  // so reaching expiry ticks the rule engine through 3 min, not an hour.
+  stack = await startStack({ deadlines: { h01: { ackDeadlineS: 20, confirmDeadlineS: 240 } }, tokenTtlS: 180 });
+  // Every home has reported, as in a running deployment, so the bureau grid shows devices online.
+  for (const home of demoRegistry().site.homes) await stack.writeLines(homeReadings(home.id, stack.clock.now()));
   browser = await launchChromium();
   shots = await screenshotDir();
   mcp = await stack.device('h01-mcp-f1-corridor');
@@ -73,8 +87,46 @@ describe('live dashboard', () => {
     await staff.getByTestId('resident-h01-p01').click();
     await staff.getByTestId('chart-panel').getByTestId('chart-heart_rate_bpm').locator('svg path').waitFor();
     expect(await staff.getByTestId('chart-panel').locator('svg').count()).toBe(4);
+    await staff.evaluate(() => window.scrollTo(0, 0));
     await staff.screenshot({ path: join(shots, 'staff-normal.png'), fullPage: true });
     await bureau.screenshot({ path: join(shots, 'bureau-normal.png'), fullPage: true });
+    const phone = await login('staff-h01', { width: 390, height: 844 });
+    await phone.getByTestId('resident-h01-p01').getByText('bpm').first().waitFor();
+    await phone.screenshot({ path: join(shots, 'staff-normal-phone.png'), fullPage: true });
+    await phone.context().close();
+  });
+
+  it('shows a smoke pre-alarm in its own look and sound, not as a fire', async () => {
+    // 2.5 %/m is over the pre-alarm level (2 %/m) and under the alarm level (4 %/m): an unverified
+    // pre-alarm of severity medium, outside the NFPA 72 positive alarm sequence.
+    const sd = await stack.device('h01-sd-r102');
+    const t0 = stack.clock.now();
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 2.5, temperature_c: 22 }, t0);
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 2.6, temperature_c: 22 }, t0 + 1000);
+    const pre = await waitOpen((a) => a.deviceId === 'h01-sd-r102' && a.rule === 'smoke_prealarm');
+    expect(pre.severity).toBe('medium');
+    const c = card(staff, pre.id);
+    await c.waitFor();
+    expect(await c.getAttribute('data-class')).toBe('prealarm');
+    expect(await c.getByTestId('alert-class').textContent()).toBe('预警');
+    expect(await c.getByTestId('countdown').count()).toBe(0);
+    expect(await staff.locator('[data-testid="pinned-fire"]').count()).toBe(0);
+    await staff.getByTestId('device-h01-sd-r102').and(staff.locator('[data-state="prealarm"]')).waitFor();
+    await expect.poll(async () => (await audio(staff)).playing).toBe('prealarm');
+    const probe = await audio(staff);
+    expect(probe.lastCycle.length).toBeGreaterThan(0);
+    expect(isTemporal3(probe)).toBe(false);
+    expect(probe.lastCycle.some((x) => x.type === 'square' || x.frequencyHz === 880)).toBe(false);
+    await staff.evaluate(() => window.scrollTo(0, 0));
+    await staff.screenshot({ path: join(shots, 'staff-prealarm.png'), fullPage: false });
+    // Staff acknowledge (the sound stops), find the room clear and resolve it from the page.
+    await c.getByTestId('btn-ack').click();
+    await expect.poll(async () => (await audio(staff)).playing).toBeNull();
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 0.2, temperature_c: 22 }, t0 + 2000);
+    await card(staff, pre.id).and(staff.locator('[data-state="acknowledged"]')).getByTestId('alert-comment').fill('房间已查看，无烟 / room checked, no smoke');
+    await c.getByTestId('btn-resolve').click();
+    await c.waitFor({ state: 'detached' });
+    await sd.close();
   });
 
   it('raises a fire with sound, countdown and a pinned card that cannot be scrolled away', async () => {
@@ -84,9 +136,15 @@ describe('live dashboard', () => {
     await pin.waitFor();
     const cd = pin.getByTestId('countdown');
     expect(await cd.getAttribute('data-phase')).toBe('ack');
-    expect(Number(await cd.getAttribute('data-remaining-s'))).toBeLessThanOrEqual(15);
-    await expect.poll(() => staff.evaluate(() => (window as unknown as { __carewatchAudio: { contextState: string; playing: string | null; oscillatorsStarted: number } }).__carewatchAudio)).toMatchObject({ contextState: 'running', playing: 'alarm' });
-    expect(await staff.evaluate(() => (window as unknown as { __carewatchAudio: { oscillatorsStarted: number } }).__carewatchAudio.oscillatorsStarted)).toBeGreaterThan(0);
+    // h01's own 20 s, from GET /api/homes, not the 15 s default.
+    expect(await cd.getAttribute('data-deadline-s')).toBe('20');
+    expect(Number(await cd.getAttribute('data-remaining-s'))).toBeLessThanOrEqual(20);
+    await expect.poll(async () => (await audio(staff)).playing).toBe('alarm');
+    const probe = await audio(staff);
+    expect(probe.contextState).toBe('running');
+    expect(probe.oscillatorsStarted).toBeGreaterThan(0);
+    expect(isTemporal3(probe)).toBe(true);
+    expect(await pin.getByTestId('alert-card').getAttribute('data-class')).toBe('alarm');
     expect(await staff.getByTestId('device-h01-mcp-f1-corridor').getAttribute('data-state')).toBe('alarm');
     // Pinned: after scrolling to the bottom the card is still inside the viewport.
     await staff.setViewportSize({ width: 1440, height: 600 });
@@ -104,12 +162,13 @@ describe('live dashboard', () => {
   });
 
   it('acknowledges and confirms it, and the bureau sees each step', async () => {
-    stack.clock.advance(5000); // acknowledged 5 s after the alarm, inside the 15 s of NFPA 72
+    stack.clock.advance(5000); // acknowledged 5 s after the alarm, inside h01's 20 s
     await staff.locator(`[data-testid="pinned-fire"][data-alert-id="${firstFire.id}"]`).getByTestId('btn-ack').click();
     await staff.locator('[data-testid="pinned-fire"]').first().waitFor({ state: 'detached' });
     await card(staff, firstFire.id).and(staff.locator('[data-state="acknowledged"]')).waitFor();
     expect(await card(staff, firstFire.id).getByTestId('countdown').getAttribute('data-phase')).toBe('confirm');
-    await expect.poll(() => staff.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null } }).__carewatchAudio.playing)).toBeNull();
+    expect(await card(staff, firstFire.id).getByTestId('countdown').getAttribute('data-deadline-s')).toBe('240');
+    await expect.poll(async () => (await audio(staff)).playing).toBeNull();
     await row(bureau, firstFire.id).and(bureau.locator('[data-state="acknowledged"]')).waitFor();
     expect(await row(bureau, firstFire.id).getByTestId('fire-ack').textContent()).toContain('5');
 
@@ -139,7 +198,8 @@ describe('live dashboard', () => {
     await row(bureau, second.id).and(bureau.locator('[data-state="raised"]')).waitFor();
     expect(await row(bureau, second.id).locator('.call119').count()).toBe(0);
     await staff.locator(`[data-testid="pinned-fire"][data-alert-id="${second.id}"]`).getByTestId('countdown').waitFor();
-    stack.clock.advance(16_000); // past the 15 s acknowledgement deadline (NFPA 72 positive alarm sequence)
+    expect(await staff.locator(`[data-testid="pinned-fire"][data-alert-id="${second.id}"]`).getByTestId('countdown').getAttribute('data-deadline-s')).toBe('20');
+    stack.clock.advance(21_000); // past h01's 20 s acknowledgement deadline (NFPA 72 positive alarm sequence)
     await row(bureau, second.id).getByTestId('fire-escalation').locator('.call119').waitFor();
     expect(await bureau.locator('[data-testid="fire-row"]').first().getAttribute('data-alert-id')).toBe(second.id);
     await bureau.getByTestId('home-card-h01').and(bureau.locator('[data-state="escalated"]')).waitFor();
@@ -154,6 +214,10 @@ describe('live dashboard', () => {
     const phone = await login('staff-h01', { width: 390, height: 844 });
     await phone.locator(`[data-testid="pinned-fire"][data-alert-id="${second.id}"]`).waitFor();
     await phone.screenshot({ path: join(shots, 'staff-alarm-phone.png') });
+    const bureauPhone = await login('bureau', { width: 390, height: 844 });
+    await row(bureauPhone, second.id).getByTestId('fire-escalation').locator('.call119').waitFor();
+    await bureauPhone.screenshot({ path: join(shots, 'bureau-alarm-phone.png'), fullPage: true });
+    await bureauPhone.context().close();
     await sd.close();
   });
 
@@ -215,5 +279,97 @@ describe('live dashboard', () => {
       );
     }
     expect(await bureau.getByTestId('stats-row-h01').locator('[data-col="alarm"]').textContent()).toBe(String(h01.byClass.alarm));
+  });
+  it('gives each signal class its own sound pattern', async () => {
+    const ctx = await browser.newContext();
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    await page.goto(stack.url);
+    await page.getByTestId('login-form').waitFor();
+    // The page's own module, driven class by class; the probe records the tones of the cycle started.
+    // (A string, so vitest's transform leaves the browser's own dynamic import alone.)
+    const cycles = (await page.evaluate(`(async () => {
+      const mod = await import('/js/sound.js');
+      const out = {};
+      for (const c of ['alarm', 'prealarm', 'supervisory', 'trouble', 'care']) {
+        mod.setAlarm(c);
+        out[c] = JSON.parse(JSON.stringify(window.__carewatchAudio));
+      }
+      mod.setAlarm(null);
+      return out;
+    })()`)) as Record<string, AudioProbe>;
+    expect(isTemporal3(cycles.alarm!)).toBe(true);
+    const shape = (p: AudioProbe) => JSON.stringify([p.periodMs, p.lastCycle.map((x) => [x.offsetMs, x.durationMs, x.frequencyHz, x.type])]);
+    const all = Object.values(cycles);
+    expect(all.every((p) => p.lastCycle.length > 0)).toBe(true);
+    expect(new Set(all.map(shape)).size).toBe(5);
+    for (const c of ['prealarm', 'supervisory', 'trouble', 'care']) {
+      expect(isTemporal3(cycles[c]!)).toBe(false);
+      // Slower than the evacuation signal and not its harsh square wave.
+      expect(cycles[c]!.periodMs!).toBeGreaterThan(cycles.alarm!.periodMs!);
+      expect(cycles[c]!.lastCycle.every((x) => x.type !== 'square')).toBe(true);
+    }
+    expect(cycles.trouble!.periodMs!).toBeGreaterThan(cycles.supervisory!.periodMs!);
+    await ctx.close();
+  });
+
+  it("shows a resident's live NEWS2 (marked partial) and the time to the next turn", async () => {
+    // The resident's own devices publish through the broker, timed by the stack's manual clock.
+    const vs = await stack.device('h01-vs-p02');
+    const bed = await stack.device('h01-bed-p02');
+    // NEWS2: HR 95 → 1, RR 21 → 2, SpO2 97 (scale 1) → 0, 37.0 °C → 0 = 3 (low risk, no alert);
+    // no blood pressure, consciousness or air/oxygen reading, so the score is partial.
+    const vitals = { heart_rate_bpm: 95, resp_rate_bpm: 21, spo2_pct: 97, body_temp_c: 37.0 };
+    const publish = async (): Promise<void> => {
+      const ts = stack.clock.now();
+      await bed.telemetry({ bed_occupied: true, movement_index: 0 }, ts);
+      await vs.telemetry(vitals, ts);
+      // The ingest process is not part of this stack: store what it would have stored.
+      await stack.writeLines([telemetryLine('h01-bed-p02', { bed_occupied: true, movement_index: 0 }, ts), telemetryLine('h01-vs-p02', vitals, ts)]);
+    };
+    await publish();
+    stack.clock.advance(5000); // the monitor's 5 s telemetry interval
+    await publish();
+    await stack.alerts.drained();
+    const tile = staff.getByTestId('resident-h01-p02');
+    await expect
+      .poll(async () => {
+        await staff.evaluate(() => (window as unknown as { __carewatch: { refreshLive(): Promise<void> } }).__carewatch.refreshLive());
+        return tile.getByTestId('news2').textContent();
+      })
+      .toMatch(/NEWS2\s*3/);
+    expect(await tile.getByTestId('news2-partial').count()).toBe(1);
+    expect(await tile.getByTestId('news2-partial').getAttribute('title')).toContain('systolic_bp');
+    expect(await tile.getByTestId('vital-heart_rate_bpm').textContent()).toContain('95');
+    expect(await tile.getByTestId('bed').textContent()).toContain('在床');
+    // Lying down starts the repositioning interval: the next turn is due in about 2 h.
+    expect(await tile.getByTestId('next-turn').getAttribute('data-minutes')).toMatch(/^\d+$/);
+    expect(Number(await tile.getByTestId('next-turn').getAttribute('data-minutes'))).toBeGreaterThan(0);
+    await tile.scrollIntoViewIfNeeded();
+    await tile.screenshot({ path: join(shots, 'resident-tile.png') });
+    await vs.close();
+    await bed.close();
+  });
+
+  it('takes an open page back to the login form with a message when the session expires', async () => {
+    stack.clock.advance(180_000); // past the 180 s token lifetime (tokenTtlS) of every session
+    // Staff: the socket reconnects after a network blip and the server refuses the token.
+    await staff.evaluate(() => (window as unknown as { __carewatch: { dropSocket(): void } }).__carewatch.dropSocket());
+    await staff.evaluate(() => (window as unknown as { __carewatch: { restoreSocket(): void } }).__carewatch.restoreSocket());
+    await staff.getByTestId('session-expired').waitFor();
+    expect(await staff.getByTestId('login-form').isVisible()).toBe(true);
+    expect(await staff.getByTestId('conn-banner').isVisible()).toBe(false);
+    expect(await staff.locator('[data-testid="alert-card"]').count()).toBe(0);
+    expect(await staff.evaluate(() => sessionStorage.getItem('cw.session'))).toBeNull();
+    expect((await audio(staff)).playing).toBeNull();
+    await staff.screenshot({ path: join(shots, 'session-expired.png') });
+    // Bureau: the next API call is refused (401).
+    await bureau.evaluate(() => (window as unknown as { __carewatch: { refreshLive(): Promise<void> } }).__carewatch.refreshLive());
+    await bureau.getByTestId('session-expired').waitFor();
+    // Signing in again works and shows the page.
+    await staff.getByTestId('login-username').fill('staff-h01');
+    await staff.getByTestId('login-password').fill('demo-staff-h01');
+    await staff.getByTestId('login-submit').click();
+    await staff.getByTestId('conn-banner').and(staff.locator('[data-state="online"]')).waitFor();
   });
 });

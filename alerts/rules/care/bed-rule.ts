@@ -36,6 +36,7 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
   const isNight = (ms: number): boolean => inLocalWindow(ms, cfg.nightStartMin, cfg.nightEndMin, cfg.utcOffsetMin);
   return {
     id: BED_RULE_ID,
+    accepts: { types: ['telemetry', 'event', 'tick'], kinds: ['bed_sensor'] },
     initialState: () => ({ beds: {}, exits: {} }),
     evaluate(input: RuleInput, state: BedRuleState, ctx: CareRuleContext): RuleResult<BedRuleState> {
       const signals: Signal[] = [];

@@ -34,6 +34,7 @@ export function createContinenceRule(config: Partial<ContinenceRuleConfig> = {})
   const cfg = { ...CONTINENCE_RULE_DEFAULTS, ...config };
   return {
     id: CONTINENCE_RULE_ID,
+    accepts: { types: ['telemetry', 'care_action', 'tick'], kinds: ['wetness_sensor'] },
     initialState: () => ({ residents: {} }),
     evaluate(input: RuleInput, state: ContinenceState, ctx: CareRuleContext): RuleResult<ContinenceState> {
       const signals: Signal[] = [];

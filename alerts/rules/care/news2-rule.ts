@@ -75,6 +75,7 @@ export function createNews2Rule(config: Partial<News2RuleConfig> = {}): Rule<New
   const cfg = { ...NEWS2_RULE_DEFAULTS, ...config };
   return {
     id: NEWS2_RULE_ID,
+    accepts: { types: ['telemetry', 'event', 'care_action', 'tick'], kinds: ['vital_signs_monitor', 'bed_sensor'] },
     initialState: () => ({ beds: {}, readings: {}, observations: {}, scores: {}, alerts: {} }),
     evaluate(input: RuleInput, state: News2State, ctx: CareRuleContext): RuleResult<News2State> {
       const next: News2State = { ...state, scores: { ...state.scores }, alerts: { ...state.alerts } };

@@ -39,6 +39,8 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
   const cfg = { ...NO_DATA_RULE_DEFAULTS, ...config };
   return {
     id: NO_DATA_RULE_ID,
+    // No `accepts`: its first input of any kind starts the silence clock (`startedAt`); for other
+    // devices it returns at once without copying.
     initialState: () => ({ lastSeen: {}, lastSourceTs: {}, beds: {}, open: {} }),
     evaluate(input: RuleInput, state: NoDataState, ctx: CareRuleContext): RuleResult<NoDataState> {
       const signals: Signal[] = [];
@@ -81,14 +83,21 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
       const d = input.device;
       // An offline status is the device saying it has gone; it does not count as hearing from it.
       if (!isCareMonitor(d) || (input.type === 'status' && !input.online)) return { state: unchanged, signals };
-      const next: NoDataState = {
-        ...state,
-        startedAt,
-        lastSeen: { ...state.lastSeen, [d.id]: input.now },
-        lastSourceTs: { ...state.lastSourceTs, [d.id]: input.ts },
-        beds: { ...state.beds },
-        open: { ...state.open },
-      };
+      // Under ctx.inPlace the engine owns the state: write this device's entries instead of copying
+      // every care device's (issue 6).
+      const next: NoDataState =
+        ctx.inPlace === true
+          ? Object.assign(state, { startedAt })
+          : {
+              ...state,
+              startedAt,
+              lastSeen: { ...state.lastSeen },
+              lastSourceTs: { ...state.lastSourceTs },
+              beds: { ...state.beds },
+              open: { ...state.open },
+            };
+      next.lastSeen[d.id] = input.now;
+      next.lastSourceTs[d.id] = input.ts;
       trackBed(next.beds, input);
       if (next.open[d.id] === true) {
         delete next.open[d.id];
@@ -110,7 +119,7 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
           message: { zh: `${label.zh}：${d.id}已恢复数据`, en: `${label.en}: data from ${d.id} again` },
         });
       }
-      return { state: next, signals };
+      return { state: next, signals, ...(next === state ? { mutated: true } : {}) };
     },
   };
 }

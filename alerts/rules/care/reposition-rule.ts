@@ -40,6 +40,7 @@ export function createRepositionRule(config: Partial<RepositionRuleConfig> = {})
   const intervalMs = (r: Resident): number => (r.turnIntervalMin ?? cfg.defaultIntervalMin) * 60_000;
   return {
     id: REPOSITION_RULE_ID,
+    accepts: { types: ['telemetry', 'event', 'care_action', 'tick'], kinds: ['bed_sensor'] },
     initialState: () => ({ beds: {}, residents: {}, nextTurnDue: {} }),
     evaluate(input: RuleInput, state: RepositionState, ctx: CareRuleContext): RuleResult<RepositionState> {
       const signals: Signal[] = [];

@@ -45,6 +45,7 @@ export function createVitalsRule(opts: VitalsRuleOptions = {}): Rule<VitalsState
   const checks = opts.checks ?? DEFAULT_VITAL_CHECKS;
   return {
     id: VITALS_RULE_ID,
+    accepts: { types: ['telemetry', 'event'], kinds: [...VITAL_KINDS] },
     initialState: () => ({ beds: {}, windows: {}, open: {} }),
     evaluate(input: RuleInput, state: VitalsState, ctx: CareRuleContext): RuleResult<VitalsState> {
       if (input.type !== 'telemetry' && input.type !== 'event') return { state, signals: [] };

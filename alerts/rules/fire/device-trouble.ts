@@ -154,12 +154,17 @@ function eventTrouble(input: Extract<RuleInput, { type: 'event' }>, prev: Troubl
 
 export const deviceTroubleRule: Rule<DeviceTroubleState> = {
   id: 'device_trouble',
+  accepts: { types: ['telemetry', 'event'] },
   initialState: () => ({}),
   evaluate(input, state, ctx): RuleResult<DeviceTroubleState> {
     if (input.type !== 'telemetry' && input.type !== 'event') return { state, signals: [] };
     const prev = state[input.device.id] ?? {};
     const { st, signals } = input.type === 'telemetry' ? telemetry(input, prev, ctx) : eventTrouble(input, prev, ctx);
     if (st === prev) return { state, signals };
+    if (ctx.inPlace === true) {
+      state[input.device.id] = st;
+      return { state, signals, mutated: true };
+    }
     return { state: { ...state, [input.device.id]: st }, signals };
   },
 };

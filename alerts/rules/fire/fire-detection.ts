@@ -122,7 +122,12 @@ function evaluateTelemetry(input: Extract<RuleInput, { type: 'telemetry' }>, sta
     signals.push(...smokeSignals(d, ctx, step.state, step.events, lim.verifyMs / 1000));
   }
 
-  let next: FireDetectionState = { p: { ...state.p, [d.id]: point }, cf: state.cf };
+  // Under ctx.inPlace the engine owns the map: one record written instead of the map copied.
+  let next: FireDetectionState;
+  if (ctx.inPlace === true) {
+    state.p[d.id] = point;
+    next = { p: state.p, cf: state.cf };
+  } else next = { p: { ...state.p, [d.id]: point }, cf: state.cf };
   // A detector entering alarm, or smoke seen next to a heat alarm, may confirm a fire.
   if (!wasInAlarm || signals.some((s) => s.active)) {
     const reason = pointInAlarm(point, input.now) || signals.some((s) => s.active) ? confirmation(d, next.p, ctx, input.now) : undefined;
@@ -205,6 +210,8 @@ function evaluateTick(now: number, state: FireDetectionState, ctx: RuleContext):
 
 export const fireDetectionRule: Rule<FireDetectionState> = {
   id: 'fire_detection',
+  // The kinds filter device inputs only; a tick has no device.
+  accepts: { types: ['telemetry', 'event', 'tick'], kinds: ['smoke_detector', 'heat_detector', 'manual_call_point'] },
   initialState: () => ({ p: {}, cf: {} }),
   evaluate(input, state, ctx) {
     switch (input.type) {

@@ -57,6 +57,7 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
   const kindSet = new Set<string>(kinds);
   return {
     id,
+    accepts: { types: ['telemetry', 'event'], kinds },
     initialState: () => ({}),
     evaluate(input, state, ctx) {
       if (input.type === 'event' && event !== undefined && kindSet.has(input.device.kind) && input.event.type === 'detector_alarm') {
@@ -85,7 +86,12 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
           signals.push(signalOf(spec, c, spec.text(value, setAt)));
         }
       }
-      return { state: next === undefined ? state : { ...state, [d.id]: next }, signals };
+      if (next === undefined) return { state, signals };
+      if (ctx.inPlace === true) {
+        state[d.id] = next;
+        return { state, signals, mutated: true };
+      }
+      return { state: { ...state, [d.id]: next }, signals };
     },
   };
 }

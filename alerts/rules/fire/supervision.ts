@@ -153,6 +153,7 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
 
 export const supervisionRule: Rule<SupervisionState> = {
   id: 'supervision',
+  accepts: { types: ['telemetry', 'event', 'status', 'tick'] },
   initialState: () => ({ d: {}, h: {}, last: -1 }),
   evaluate(input, prevState, ctx) {
     const state = rearm(prevState, input.now);
@@ -165,6 +166,13 @@ export const supervisionRule: Rule<SupervisionState> = {
     const raised = prev?.[2] ?? 0;
     // Back once it speaks again; the clear waits RESTORE_HOLD_MS at the tick.
     const back = raised === 1 && !wentOffline ? (prev !== undefined && prev[3] >= 0 ? prev[3] : input.now) : -1;
-    return { state: { d: { ...state.d, [id]: [input.now, off, raised, back] }, h: state.h, last: Math.max(state.last, input.now) }, signals: [] };
+    const entry: [number, number, number, number] = [input.now, off, raised, back];
+    const last = Math.max(state.last, input.now);
+    // Under ctx.inPlace the engine owns the map: one entry written instead of every device copied.
+    if (ctx.inPlace === true) {
+      state.d[id] = entry;
+      return { state: { d: state.d, h: state.h, last }, signals: [] };
+    }
+    return { state: { d: { ...state.d, [id]: entry }, h: state.h, last }, signals: [] };
   },
 };

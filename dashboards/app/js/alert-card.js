@@ -1,13 +1,14 @@
 import { h } from './dom.js';
 import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
-import { isCall119, isFireAlarm, pasPhase } from './alert-model.js';
+import { isCall119, isFireAlarm, pasPhase, soundClass } from './alert-model.js';
 
-const ICON = { alarm: '▲', supervisory: '⚠', trouble: '⚒', care: '✚' };
+/** One look per NFPA 72 signal class (plus pre-alarm and care): colour, icon and a word, never colour alone. */
+const ICON = { alarm: '▲', prealarm: '!', supervisory: '⚠', trouble: '⚒', care: '✚' };
 
 /** "Home · floor · room · bed · resident" from the /api/homes summary. */
-export function whereText(a, homes) {
+export function whereText(a, homes, { withHome = true } = {}) {
   const home = homes.get(a.homeId);
-  const parts = [nm(home) || a.homeId];
+  const parts = withHome ? [nm(home) || a.homeId] : [];
   const floor = home?.floors.find((f) => f.rooms.some((r) => r.id === a.roomId));
   const room = floor?.rooms.find((r) => r.id === a.roomId);
   if (floor) parts.push(nm(floor));
@@ -18,12 +19,13 @@ export function whereText(a, homes) {
   return parts.join(' · ');
 }
 
-export function countdown(a, now) {
-  const p = pasPhase(a, now);
+/** The positive-alarm-sequence countdown against the alert's home's own deadlines. */
+export function countdown(a, now, home) {
+  const p = pasPhase(a, now, home);
   if (!p) return null;
   const overdue = p.remainingMs <= 0;
   const text = overdue ? t('overdue') : p.phase === 'ack' ? t('ackIn', { s: Math.ceil(p.remainingMs / 1000) }) : t('confirmIn', { s: fmtDuration(p.remainingMs) });
-  return h('div', { class: `countdown ${p.phase}${overdue ? ' overdue' : ''}`, 'data-testid': 'countdown', 'data-phase': p.phase, 'data-remaining-s': Math.max(0, Math.ceil(p.remainingMs / 1000)) }, '⚑ ', text);
+  return h('div', { class: `countdown ${p.phase}${overdue ? ' overdue' : ''}`, 'data-testid': 'countdown', 'data-phase': p.phase, 'data-remaining-s': Math.max(0, Math.ceil(p.remainingMs / 1000)), 'data-deadline-s': p.totalS }, '⚑ ', text);
 }
 
 /**
@@ -60,13 +62,14 @@ export function alertCard(a, { homes, now, actions, canAct, compact = false }) {
     if (a.acknowledgedAt !== undefined && (!fire || a.confirmation !== undefined)) buttons.push(btn(t('resolve'), 'btn-resolve', () => actions.resolve(a, comment.value)));
   }
   const call119 = isCall119(a);
-  const badges = [h('span', { class: `badge state-${a.state}`, 'data-testid': 'alert-state', hidden: call119 && a.state === 'escalated' }, t(`state_${a.state}`))];
+  const cls = soundClass(a);
+  const badges = [h('span', { class: `badge cls-${cls}`, 'data-testid': 'alert-class' }, t(`cls_${cls}`)),h('span', { class: `badge state-${a.state}`, 'data-testid': 'alert-state', hidden: call119 && a.state === 'escalated' }, t(`state_${a.state}`))];
   if (a.confirmation) badges.push(h('span', { class: `badge conf-${a.confirmation}`, 'data-testid': 'alert-confirmation' }, t({ real_fire: 'realFire', false_alarm: 'falseAlarm', test: 'test', fault: 'fault' }[a.confirmation])));
   if (call119) badges.push(h('span', { class: 'badge call119', 'data-testid': 'badge-119' }, t('escalated119')));
   else if ((a.escalationLevel ?? 0) > 0) badges.push(h('span', { class: 'badge esc' }, `${t('escalated')} L${a.escalationLevel}`));
-  return h('article', { class: `alert sev-${a.severity} sig-${a.signal}${compact ? ' compact' : ''}`, 'data-testid': 'alert-card', 'data-alert-id': a.id, 'data-category': a.category, 'data-state': a.state },
+  return h('article', { class: `alert sev-${a.severity} sig-${cls}${compact ? ' compact' : ''}`, 'data-testid': 'alert-card', 'data-alert-id': a.id, 'data-category': a.category, 'data-class': cls, 'data-state': a.state },
     h('div', { class: 'alert-head' },
-      h('span', { class: 'sig-icon', 'aria-hidden': 'true' }, ICON[a.signal] ?? '•'),
+      h('span', { class: 'sig-icon', 'aria-hidden': 'true' }, ICON[cls] ?? '•'),
       h('strong', { class: 'alert-what', 'data-testid': 'alert-what' }, bi(a.message)),
       h('span', { class: 'badges' }, badges),
     ),
@@ -75,7 +78,7 @@ export function alertCard(a, { homes, now, actions, canAct, compact = false }) {
       h('span', {}, `${t('since')} ${fmtTime(a.raisedAt)} (${fmtDuration(now - a.raisedAt)})`),
       a.acknowledgedBy ? h('span', {}, `✓ ${a.acknowledgedBy} ${fmtTime(a.acknowledgedAt)}`) : null,
     ),
-    countdown(a, now),
+    countdown(a, now, homes.get(a.homeId)),
     buttons.length ? h('div', { class: 'alert-actions' }, a.acknowledgedAt !== undefined ? comment : null, buttons) : null,
   );
 }

@@ -2,7 +2,10 @@
 // so a stale copy arriving late (socket after a REST re-sync, or the reverse) never undoes a newer one.
 
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
-/** NFPA 72 positive alarm sequence defaults: acknowledge within 15 s, investigate within 180 s. */
+/**
+ * NFPA 72 positive alarm sequence defaults: acknowledge within 15 s, investigate within 180 s.
+ * A home's own deadlines (registry ackDeadlineS / confirmDeadlineS, sent by GET /api/homes) win.
+ */
 export const PAS_ACK_S = 15;
 export const PAS_CONFIRM_S = 180;
 /** Ladder level at which an alert is with the bureau (alerts/access.ts BUREAU_LEVEL). */
@@ -58,18 +61,30 @@ export function bySeverityThenNewest(a, b) {
   return (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) || b.raisedAt - a.raisedAt;
 }
 
-/** Where the alert is in its positive alarm sequence, for the countdown. */
-export function pasPhase(a, now) {
+/** Where the alert is in its positive alarm sequence, for the countdown; `home` is its /api/homes entry. */
+export function pasPhase(a, now, home) {
   if (!isFireAlarm(a) || a.state === 'resolved') return undefined;
-  if (a.acknowledgedAt === undefined) return { phase: 'ack', remainingMs: a.raisedAt + PAS_ACK_S * 1000 - now };
-  if (a.confirmation === undefined) return { phase: 'confirm', remainingMs: a.acknowledgedAt + PAS_CONFIRM_S * 1000 - now };
+  const ackS = home?.ackDeadlineS ?? PAS_ACK_S;
+  const confirmS = home?.confirmDeadlineS ?? PAS_CONFIRM_S;
+  if (a.acknowledgedAt === undefined) return { phase: 'ack', remainingMs: a.raisedAt + ackS * 1000 - now, totalS: ackS };
+  if (a.confirmation === undefined) return { phase: 'confirm', remainingMs: a.acknowledgedAt + confirmS * 1000 - now, totalS: confirmS };
   return undefined;
+}
+
+/**
+ * Which sound an alert calls for. A fire alarm proper (severity critical) sounds the evacuation
+ * pattern; any other alarm-class signal (an unverified smoke pre-alarm, a low gas level) is a
+ * pre-alarm and must never sound like a fire (issue 3). Supervisory, trouble and care keep their own.
+ */
+export function soundClass(a) {
+  if (a.signal === 'alarm') return isFireAlarm(a) ? 'alarm' : 'prealarm';
+  return a.signal;
 }
 
 /** A device's state on the floor plan from its open alerts and its live status. */
 export function deviceState(deviceId, openAlerts, live) {
   const mine = openAlerts.filter((a) => a.deviceId === deviceId);
-  if (mine.some((a) => a.signal === 'alarm' && !/prealarm|unverified/.test(a.rule))) return 'alarm';
+  if (mine.some(isFireAlarm)) return 'alarm';
   if (mine.some((a) => a.signal === 'alarm')) return 'prealarm';
   if (mine.some((a) => a.signal === 'supervisory')) return 'supervisory';
   if (live && live.online === false) return 'offline';

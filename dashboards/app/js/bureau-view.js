@@ -25,20 +25,24 @@ export function createBureauView(root, ctx) {
       h('h2', {}, t('statistics')),
       h('div', { class: 'stats-bar' },
         h('label', {}, `${t('month')} `, month),
-        h('button', { class: 'btn', 'data-testid': 'stats-load', onclick: () => void loadStats() }, '↻'),
+        h('button', { class: 'btn', 'data-testid': 'stats-load', title: t('refresh'), onclick: () => void loadStats() }, `↻ ${t('refresh')}`),
         h('button', { class: 'btn primary', 'data-testid': 'stats-csv', onclick: () => void ctx.api.download(`/api/stats.csv?month=${month.value}`, `carewatch-stats-${month.value}.csv`) }, `⬇ ${t('downloadCsv')}`),
       ),
       statsBody,
     ),
   );
+  const statsAt = h('span', { class: 'dim', 'data-testid': 'stats-at' });
+  root.querySelector('.stats-bar').append(statsAt);
   month.addEventListener('change', () => void loadStats());
 
   function renderGrid() {
     const all = ctx.model.open();
     render(grid, [...ctx.homes.values()].map((home) => {
       const mine = all.filter((a) => a.homeId === home.id);
-      const state = homeState(mine);
       const s = summary?.homes.find((x) => x.homeId === home.id);
+      let state = homeState(mine);
+      // No device of the home reporting at all is a communication loss even before an alert says so.
+      if (state === 'normal' && s && s.devicesTotal > 0 && s.devicesOnline === 0) state = 'comm';
       return h('div', { class: `home-card hs-${state}`, 'data-testid': `home-card-${home.id}`, 'data-state': state },
         h('div', { class: 'hc-head' }, h('strong', {}, nm(home)), h('span', { class: 'hc-state', 'data-testid': 'home-state' }, `${HOME_ICON[state]} ${t(`home_${state}`)}`)),
         h('div', { class: 'hc-classes' }, CLASSES.map((c) => {
@@ -46,7 +50,7 @@ export function createBureauView(root, ctx) {
           return h('span', { class: `cls c-${c}${n ? ' on' : ''}`, 'data-testid': `open-${c}` }, `${t(`cls_${c}`)} ${n}`);
         })),
         h('div', { class: 'hc-foot' },
-          h('span', { 'data-testid': 'devices-online' }, `${t('devicesOnline')} ${s ? `${s.devicesOnline}/${s.devicesTotal}` : `—/${home.devices}`}`),
+          h('span', { 'data-testid': 'devices-online', class: s && s.devicesOnline < s.devicesTotal ? 'warn' : '' }, `${t('devicesOnline')} ${s ? `${s.devicesOnline}/${s.devicesTotal}` : `—/${home.devices}`}`),
           h('span', { 'data-testid': 'news2-high' }, `${t('news2High')} ${s ? s.residentsNews2AtLeast5 : '—'}`),
         ),
       );
@@ -62,7 +66,7 @@ export function createBureauView(root, ctx) {
       h('thead', {}, h('tr', {}, [t('home'), t('where'), t('since'), t('level'), t('raisedToAck'), t('ackToConfirm'), t('toResolve'), t('delivery'), ''].map((x) => h('th', {}, x)))),
       h('tbody', {}, list.map((a) => h('tr', { class: `${isCall119(a) ? 'row119' : ''} st-${a.state}`, 'data-testid': 'fire-row', 'data-alert-id': a.id, 'data-state': a.state, 'data-confirmation': a.confirmation ?? '' },
         h('td', {}, nm(ctx.homes.get(a.homeId)) || a.homeId),
-        h('td', {}, whereText(a, ctx.homes), h('div', { class: 'dim' }, bi(a.message))),
+        h('td', {}, whereText(a, ctx.homes, { withHome: false }), h('div', { class: 'dim' }, bi(a.message))),
         h('td', {}, fmtTime(a.raisedAt)),
         h('td', { 'data-testid': 'fire-escalation' }, isCall119(a) ? h('span', { class: 'badge call119' }, t('escalated119')) : `L${a.escalationLevel ?? 0}`),
         h('td', { 'data-testid': 'fire-ack' }, a.acknowledgedAt ? `${fmtDuration(a.acknowledgedAt - a.raisedAt)} ${a.acknowledgedBy ?? ''}` : a.state === 'resolved' ? '—' : `… ${fmtDuration(n - a.raisedAt)}`),
@@ -79,6 +83,8 @@ export function createBureauView(root, ctx) {
     render(statsBody, h('p', {}, t('loading')));
     try {
       const r = await ctx.api.get(`/api/stats?month=${month.value}`);
+      // Statistics are a report, not live: say when they were taken.
+      statsAt.textContent = `${t('updatedAt')} ${fmtTime(ctx.now())}`;
       const pct = (v) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
       const sec = (v) => (v === null ? '—' : `${v} ${t('sec')}`);
       render(statsBody, h('div', { class: 'table-wrap' }, h('table', { class: 'stats-table', 'data-testid': 'stats-table' },

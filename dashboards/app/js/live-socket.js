@@ -3,7 +3,7 @@
 // gap is missed even if the snapshot event were lost (issue 5).
 import { io } from '/socket.io/socket.io.esm.min.js';
 
-export function connectLive({ token, onAlert, onSnapshot, onStatus, resync }) {
+export function connectLive({ token, onAlert, onSnapshot, onStatus, onAuthFailed, resync }) {
   const socket = io({ auth: { token }, reconnectionDelay: 500, reconnectionDelayMax: 3000 });
   let everConnected = false;
   socket.on('connect', async () => {
@@ -17,7 +17,12 @@ export function connectLive({ token, onAlert, onSnapshot, onStatus, resync }) {
     }
   });
   socket.on('disconnect', () => onStatus('offline'));
-  socket.on('connect_error', () => onStatus('offline'));
+  socket.on('connect_error', (err) => {
+    onStatus('offline');
+    // The server refuses the token (alerts/socket.ts AUTH_REQUIRED): retrying cannot help, the
+    // session is over. Any other error is the network, and socket.io keeps retrying.
+    if (err?.message === 'AUTH_REQUIRED' || err?.data?.code === 'AUTH_REQUIRED') onAuthFailed?.();
+  });
   socket.on('alert', onAlert);
   socket.on('snapshot', onSnapshot);
 

@@ -1,7 +1,7 @@
 import { h, render, $ } from './dom.js';
 import { createApi } from './api.js';
 import { getLang, setLang, t, nm } from './i18n.js';
-import { createAlertModel } from './alert-model.js';
+import { createAlertModel, soundClass } from './alert-model.js';
 import { connectLive } from './live-socket.js';
 import { audioReady, setAlarm, unlockAudio } from './sound.js';
 import { createStaffView } from './staff-view.js';
@@ -12,9 +12,14 @@ import { createBureauView } from './bureau-view.js';
 const LIVE_POLL_MS = 10_000;
 /** The bureau's socket carries fire and escalated alerts only; other classes for the grid come by polling. */
 const BUREAU_RESYNC_MS = 15_000;
-const SOUND_ORDER = ['alarm', 'supervisory', 'trouble', 'care'];
+/**
+ * Which sound wins when several classes wait: a fire alarm, then a pre-alarm (it may become one),
+ * then a resident who needs someone, then supervisory and trouble, the NFPA 72 order of priority
+ * (alarm > supervisory > trouble) with carewatch's care class placed after the fire signals.
+ */
+const SOUND_ORDER = ['alarm', 'prealarm', 'care', 'supervisory', 'trouble'];
 
-const api = createApi(() => logout());
+const api = createApi(() => expire());
 let view = null;
 let live = null;
 let timers = [];
@@ -44,7 +49,7 @@ function setConn(state, again) {
 
 /** Sound for the most urgent class that still waits for someone (unacknowledged). */
 function setSound(alerts) {
-  const waiting = new Set(alerts.filter((a) => a.acknowledgedAt === undefined && a.state !== 'resolved').map((a) => a.signal));
+  const waiting = new Set(alerts.filter((a) => a.acknowledgedAt === undefined && a.state !== 'resolved').map(soundClass));
   setAlarm(SOUND_ORDER.find((c) => waiting.has(c)) ?? null);
 }
 
@@ -57,7 +62,8 @@ async function act(promise) {
     }
     else if (r?.alert) model.apply(r.alert);
   } catch (err) {
-    toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
+    // A 401 has already taken the page back to the login form (expire()).
+    if (err.status !== 401) toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
   }
 }
 
@@ -99,15 +105,26 @@ function stop() {
   setAlarm(null);
 }
 
-function logout() {
+function logout(notice) {
   stop();
   api.logout();
   model.clear();
   view = null;
-  showLogin();
+  delete document.body.dataset.view;
+  showLogin(undefined, notice);
 }
 
-function showLogin(error) {
+/**
+ * The session ended while the page was open (token expired, or the server no longer accepts it):
+ * back to the login form with a message saying why, not just an offline banner that would leave
+ * duty staff looking at a frozen page (issue 5: sessions expire).
+ */
+function expire() {
+  if (!api.session) return;
+  logout(t('sessionExpired'));
+}
+
+function showLogin(error, notice) {
   render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo' }, '✚'), h('span', {}, t('title'))),
     h('div', { class: 'tools' }, h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); showLogin(); } }, t('lang'))));
   $('#conn').hidden = true;
@@ -115,6 +132,7 @@ function showLogin(error) {
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
   const form = h('form', { class: 'login panel', 'data-testid': 'login-form' },
     h('h1', {}, t('login')),
+    notice ? h('p', { class: 'notice', 'data-testid': 'session-expired', role: 'alert' }, notice) : null,
     h('label', {}, t('username'), user),
     h('label', {}, t('password'), pass),
     error ? h('p', { class: 'error', 'data-testid': 'login-error' }, error) : null,
@@ -128,7 +146,7 @@ function showLogin(error) {
       await api.login(user.value.trim(), pass.value);
       await start();
     } catch {
-      showLogin(t('loginFailed'));
+      showLogin(t('loginFailed'), notice);
     }
   });
   render($('#view'), form);
@@ -163,15 +181,21 @@ async function start() {
     },
     onSnapshot: (list) => model.replaceOpen(list, (a) => bureau && !(a.category === 'fire' || (a.escalationLevel ?? 0) >= 2)),
     onStatus: setConn,
+    onAuthFailed: expire,
     resync,
   });
-  timers.push(setInterval(() => view?.tick(), 1000));
+  window.__carewatch = Object.assign(window.__carewatch ?? {}, { refreshLive: () => view?.refreshLive() });
+  timers.push(setInterval(() => {
+    // The token's expiry is in server time; ctx.now() is the page's estimate of it.
+    if (api.session && api.session.expiresAt <= ctx.now()) return expire();
+    view?.tick();
+  }, 1000));
   timers.push(setInterval(() => void view?.refreshLive(), LIVE_POLL_MS));
   if (bureau) timers.push(setInterval(() => void resync().catch(() => {}), BUREAU_RESYNC_MS));
 }
 
 setLang(getLang());
 void start().catch((err) => {
-  if (err?.status === 401) logout();
-  else toast(`${t('error')}: ${err.message}`, 'error');
+  // A 401 has already shown the login form with the reason (expire()).
+  if (err?.status !== 401) toast(`${t('error')}: ${err.message}`, 'error');
 });

@@ -58,7 +58,7 @@ export function createStaffView(root, ctx) {
     pinned.hidden = pins.length === 0;
     render(pinned, pins.map((a) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-alert-id': a.id }, alertCard(a, opts))));
     const rest = open.filter((a) => !pins.includes(a));
-    render(alertList, rest.length ? rest.map((a) => alertCard(a, opts)) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, open.length ? '' : t('noAlerts')));
+    render(alertList, rest.length ? rest.map((a) => alertCard(a, opts)) : (open.length ? h('p', { class: 'empty' }, t('noOtherAlerts')) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts'))));
     ctx.setSound(open);
   }
 
@@ -86,8 +86,8 @@ export function createStaffView(root, ctx) {
     ));
   }
 
-  function vital(label, v, unit, cls = '') {
-    return h('div', { class: `vital ${cls}` }, h('span', { class: 'vl' }, label), h('span', { class: 'vv' }, v === undefined ? '—' : `${v}`), h('span', { class: 'vu' }, unit));
+  function vital(label, v, unit, metric) {
+    return h('div', { class: 'vital', 'data-testid': `vital-${metric}` }, h('span', { class: 'vl' }, label), h('span', { class: 'vv' }, v === undefined ? '—' : `${v}`), h('span', { class: 'vu' }, unit));
   }
 
   function renderResidents() {
@@ -105,13 +105,17 @@ export function createStaffView(root, ctx) {
       return h('div', { class: `resident${alerting ? ' alerting' : ''}`, 'data-testid': `resident-${base.id}`, onclick: () => showChart(base.name, `resident=${encodeURIComponent(base.id)}`) },
         h('div', { class: 'res-head' }, h('strong', {}, base.name), h('span', { class: 'dim' }, `${nm(home.floors.flatMap((f) => f.rooms).find((x) => x.id === base.roomId))} ${t('bed', { b: base.bed })}`)),
         h('div', { class: 'vitals' },
-          vital(t('hr'), v.heart_rate_bpm, 'bpm'), vital(t('spo2'), v.spo2_pct, '%'), vital(t('rr'), v.resp_rate_bpm, '/min'), vital(t('temp'), v.body_temp_c, '°C'),
+          vital(t('hr'), v.heart_rate_bpm, 'bpm', 'heart_rate_bpm'), vital(t('spo2'), v.spo2_pct, '%', 'spo2_pct'),
+          vital(t('rr'), v.resp_rate_bpm, '/min', 'resp_rate_bpm'), vital(t('temp'), typeof v.body_temp_c === 'number' ? v.body_temp_c.toFixed(1) : undefined, '°C', 'body_temp_c'),
         ),
         h('div', { class: 'res-foot' },
-          h('span', { class: `news ${newsCls}`, 'data-testid': 'news2' }, `${t('news2')} ${news ? news.aggregate : '—'}`, news?.partial ? h('sup', { title: (news.missing ?? []).join(', ') }, `*${t('partial')}`) : null),
+          h('span', { class: `news ${newsCls}`, 'data-testid': 'news2' }, `${t('news2')} ${news ? news.aggregate : '—'}`, 
+            // NEWS2 with parameters missing is a partial score (RCP 2017): marked, with what is missing.
+            news?.partial ? h('span', { class: 'partial', 'data-testid': 'news2-partial', title: `${t('missing')}: ${(news.missing ?? []).join(', ')}` }, t('partial')) : null),
           h('span', { 'data-testid': 'bed' }, r?.bedOccupied === true ? `▭ ${t('inBed')}` : r?.bedOccupied === false ? `⚠ ${t('outOfBed')}` : t('bedUnknown')),
-          h('span', { 'data-testid': 'wetness' }, `≈ ${r?.wetnessPct ?? '—'}%`),
-          h('span', { 'data-testid': 'next-turn', class: turnMs !== null && turnMs < 0 ? 'late' : '' }, `↻ ${turnMs === null ? '—' : turnMs < 0 ? t('turnOverdue') : `${Math.round(turnMs / 60000)} ${t('min')}`}`),
+          h('span', { 'data-testid': 'wetness' }, `≈ ${t('wet')} ${r?.wetnessPct ?? '—'}%`),
+          h('span', { 'data-testid': 'next-turn', class: turnMs !== null && turnMs < 0 ? 'late' : '', 'data-minutes': turnMs === null ? undefined : Math.max(0, Math.round(turnMs / 60000)), title: t('nextTurn') },
+            `↻ ${turnMs === null ? `${t('nextTurn')} —` : turnMs < 0 ? t('turnOverdue') : `${t('nextTurn')} ${Math.round(turnMs / 60000)} ${t('min')}`}`),
         ),
       );
     }));
@@ -141,7 +145,7 @@ export function createStaffView(root, ctx) {
       for (const el of root.querySelectorAll('[data-testid="countdown"]')) {
         const card = el.closest('[data-alert-id]');
         const a = card && ctx.model.get(card.dataset.alertId);
-        const next = a && countdown(a, now);
+        const next = a && countdown(a, now, ctx.homes.get(a.homeId));
         if (next) el.replaceWith(next);
       }
     },

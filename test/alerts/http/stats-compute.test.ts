@@ -25,7 +25,9 @@ describe('stats core', () => {
   it('integrates online time from the state before the window and the changes inside it', () => {
     expect(onlineFraction(undefined, [], 0, 100)).toBeNull();
     expect(onlineFraction(true, [], 0, 100)).toBe(1);
-    expect(onlineFraction(undefined, [{ ts: 25, online: true }], 0, 100)).toBe(0.75);
+    // First heard of at 25: counted from then, not as offline before it was installed.
+    expect(onlineFraction(undefined, [{ ts: 25, online: true }], 0, 100)).toBe(1);
+    expect(onlineFraction(undefined, [{ ts: 20, online: true }, { ts: 60, online: false }], 0, 100)).toBe(0.5);
     expect(onlineFraction(true, [{ ts: 60, online: false }, { ts: 40, online: false }, { ts: 50, online: true }], 0, 100)).toBe(0.5);
     expect(onlineFraction(true, [{ ts: 150, online: false }], 0, 100)).toBe(1);
   });

@@ -38,8 +38,20 @@ export interface Device {
   close(): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
+export interface StackOptions {
+  /** Per-home positive alarm sequence deadlines (registry ackDeadlineS / confirmDeadlineS). */
+  readonly deadlines?: Readonly<Record<string, { ackDeadlineS?: number; confirmDeadlineS?: number }>>;
+  /** Login token lifetime; short so a test can reach expiry without ticking the engine through hours. */
+  readonly tokenTtlS?: number;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const registry = demoRegistry();
+  for (const [homeId, d] of Object.entries(opts.deadlines ?? {})) {
+    const home = registry.site.homes.find((h) => h.id === homeId);
+    if (!home) throw new Error(`no home ${homeId}`);
+    Object.assign(home, d);
+  }
   const logger = pino({ level: process.env.DASH_TEST_LOG ?? 'silent' });
   const clock = createManualClock(Date.now());
   const influx = testInflux('dash');
@@ -56,7 +68,7 @@ export async function startStack(): Promise<Stack> {
       httpPort: 0,
       stateDir,
       tokenSecret: TOKEN_SECRET,
-      tokenTtlS: 3600,
+      tokenTtlS: opts.tokenTtlS ?? 3600,
       dashboardDir: APP_DIR,
       tickMs: 1000,
       restoreDays: 90,
@@ -101,6 +113,14 @@ export async function startStack(): Promise<Stack> {
       await rm(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** One telemetry point as ingest writes it (precision ms). */
+export function telemetryLine(deviceId: string, metrics: Record<string, number | boolean>, ts: number): string {
+  const d = demoRegistry().device(deviceId);
+  if (!d) throw new Error(`no device ${deviceId}`);
+  const tags = `home=${d.homeId},device=${d.id},kind=${d.kind},room=${d.roomId}${d.residentId ? `,resident=${d.residentId}` : ''}`;
+  return `telemetry,${tags} ${Object.entries(metrics).map(([k, v]) => `${k}=${String(v)}`).join(',')} ${ts}`;
 }
 
 /** Plausible readings for one home's devices, as ingest would have written them (precision ms). */
