@@ -30,8 +30,11 @@ const SNAPSHOT_FILE = 'rule-states.json';
 const JOURNAL_FILE = 'alert-journal.jsonl';
 const CARE_JOURNAL_FILE = 'care-journal.jsonl';
 
+type RuleOptionKey = 'careNightHours' | 'siteUtcOffsetMin' | 'bedReturnWithinMin';
+
 export interface AlertsDeps {
-  readonly config: Omit<AlertsConfig, 'registry' | 'logLevel'> & Partial<Pick<AlertsConfig, 'registry' | 'logLevel'>>;
+  /** Rule options (night hours, site time zone) are main.ts's business: it composes the rules. */
+  readonly config: Omit<AlertsConfig, 'registry' | 'logLevel' | RuleOptionKey> & Partial<Pick<AlertsConfig, 'registry' | 'logLevel' | RuleOptionKey>>;
   readonly registry: RegistryIndex;
   readonly logger: Logger;
   readonly rules: readonly Rule[];

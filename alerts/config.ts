@@ -14,8 +14,21 @@ export const AlertsConfigSchema = Type.Object({
   tokenTtlS: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: 12 * 3600 }),
   dashboardDir: Type.String({ minLength: 1, default: 'dashboards/app' }),
   tickMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+  /** Local night for bed-exit alerts, "HH:MM-HH:MM" (site local time; wraps midnight). */
+  careNightHours: Type.String({ pattern: '^([01]\\d|2[0-3]):[0-5]\\d-([01]\\d|2[0-3]):[0-5]\\d$', default: '21:00-06:00', description: 'HH:MM-HH:MM' }),
+  /** The site's offset from UTC in minutes (China Standard Time, UTC+8, no daylight saving). */
+  siteUtcOffsetMin: Type.Integer({ minimum: -720, maximum: 840, default: 480 }),
+  /** A resident out of bed at night longer than this escalates (issue 4 default 30 min). */
+  bedReturnWithinMin: Type.Integer({ minimum: 1, maximum: 720, default: 30 }),
   /** How far back restore looks for open alerts, days. */
   restoreDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 export type AlertsConfig = Static<typeof AlertsConfigSchema>;
+
+/** "21:00-06:00" → minutes after local midnight. The schema's pattern has already checked the form. */
+export function parseNightHours(text: string): { nightStartMin: number; nightEndMin: number } {
+  const [start = '', end = ''] = text.split('-');
+  const minutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  return { nightStartMin: minutes(start), nightEndMin: minutes(end) };
+}

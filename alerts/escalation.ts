@@ -45,7 +45,7 @@ export type DueAction =
   | { readonly kind: 'escalate'; readonly at: number; readonly level: number; readonly reason: EscalationReason }
   | { readonly kind: 'remind'; readonly at: number };
 
-export type EscalationReason = 'ack_deadline' | 'confirm_deadline' | 'ladder' | 'second_detector' | 'real_fire';
+export type EscalationReason = 'ack_deadline' | 'confirm_deadline' | 'ladder' | 'confirmed_fire' | 'emergency' | 'real_fire';
 
 /** The NFPA 72 positive alarm sequence applies to fire alarm signals (not supervisory or trouble). */
 export function usesPositiveAlarmSequence(alert: Pick<AlertMessage, 'category' | 'signal' | 'severity'>): boolean {

@@ -261,8 +261,13 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     const entry = appendAudit(rec, 'raised', SYSTEM_ACTOR, 'raised', { reason });
     schedule(rec);
     emit(rec, entry, true);
-    // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence.
-    if (s.escalateNow === true) escalate(rec, BUREAU_LEVEL, 'second_detector', SYSTEM_ACTOR);
+    // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence. A care
+    // emergency (a fall) goes straight to the bureau too.
+    if (s.escalateNow === true) escalate(rec, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
+  }
+
+  function immediateReason(s: Signal): EscalationReason {
+    return s.category === 'fire' ? 'confirmed_fire' : 'emergency';
   }
 
   function hold(rec: Rec): void {
@@ -296,7 +301,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       if (rec === undefined) return raise(s);
       rec.conditionCleared = false;
       rec.last = s;
-      if (s.escalateNow === true) return escalate(rec, BUREAU_LEVEL, 'second_detector', SYSTEM_ACTOR);
+      if (s.escalateNow === true) return escalate(rec, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
       if (severityRank(s.severity) > severityRank(rec.alert.severity)) {
         commit(rec, { severity: s.severity, signal: s.signal, message: { zh: s.message.zh, en: s.message.en }, value: s.value }, 'updated', SYSTEM_ACTOR, {
           reason: `severity ${rec.alert.severity} → ${s.severity}`,

@@ -2,8 +2,9 @@ import { ConfigError, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { loadRegistry } from '../common/registry-file.ts';
 import { createAlerts } from './alerts.ts';
-import { AlertsConfigSchema } from './config.ts';
-import { defaultRules } from './rules/index.ts';
+import { AlertsConfigSchema, parseNightHours } from './config.ts';
+import { careRules } from './rules/care/index.ts';
+import { fireRules } from './rules/fire/index.ts';
 
 /** Composition root of the alerts process: the only place that reads the environment and exits. */
 async function main(): Promise<void> {
@@ -23,7 +24,15 @@ async function main(): Promise<void> {
   let alerts;
   try {
     const registry = await loadRegistry(config.registry);
-    alerts = createAlerts({ config, registry, logger, rules: defaultRules(), production });
+    const utcOffsetMin = config.siteUtcOffsetMin;
+    const rules = [
+      ...fireRules(),
+      ...careRules({
+        bed: { ...parseNightHours(config.careNightHours), utcOffsetMin, returnWithinMs: config.bedReturnWithinMin * 60_000 },
+        reposition: { utcOffsetMin },
+      }),
+    ];
+    alerts = createAlerts({ config, registry, logger, rules, production });
     await alerts.start();
   } catch (err) {
     logger.fatal({ err }, 'alerts failed to start');

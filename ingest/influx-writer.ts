@@ -66,7 +66,9 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
   const lingerMs = deps.lingerMs ?? 50;
   const concurrency = Math.max(1, deps.concurrency ?? 2);
   const retryMin = deps.retryMinMs ?? 100;
-  const retryMax = deps.retryMaxMs ?? 5_000;
+  // 1 s cap: a failed write to a down InfluxDB costs next to nothing, while every second of
+  // back-off after it is back is a second of backlog not drained (issue 6, drain benchmark).
+  const retryMax = deps.retryMaxMs ?? 1_000;
 
   let closed = false;
   let loop: Promise<void> | undefined;

@@ -163,7 +163,7 @@ describe('lifecycle: NFPA 72 positive alarm sequence', () => {
     lc.applySignals([fireSignal()]);
     lc.applySignals([fireSignal({ escalateNow: true })]);
     expect(lc.get('a2')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2 });
-    expect(lc.audit('a2')?.at(-1)).toMatchObject({ reason: 'second_detector' });
+    expect(lc.audit('a2')?.at(-1)).toMatchObject({ reason: 'confirmed_fire' });
   });
 });
 

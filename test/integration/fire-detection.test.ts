@@ -70,7 +70,7 @@ describe('multi-criteria confirmation: a confirmed fire at once, to the bureau a
     expect(fire).toMatchObject({ homeId: 'h01', category: 'fire', signal: 'alarm', severity: 'critical', state: 'escalated', escalationLevel: 2 });
     expect(fire.raisedAt).toBe(t0);
     expect(fire.ts).toBe(t0); // escalated in the same instant, no 15 s wait
-    expect(p.alerts.lifecycle.audit(fire.id)?.find((e) => e.action === 'escalated')).toMatchObject({ reason: 'second_detector', toState: 'escalated' });
+    expect(p.alerts.lifecycle.audit(fire.id)?.find((e) => e.action === 'escalated')).toMatchObject({ reason: 'confirmed_fire', toState: 'escalated' });
   }
 
   it('two detectors in adjoining rooms', async () => {

@@ -1,5 +1,5 @@
 /**
- * Default settings of the care rules, in one place so docs/rules-care.md and the code agree. Each
+ * Default settings of the care rules, in one place so docs/rules.md and the code agree. Each
  * rule constructor takes a partial override of its own section.
  */
 

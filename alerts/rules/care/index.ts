@@ -8,7 +8,7 @@ import { createRepositionRule } from './reposition-rule.ts';
 import { createVitalsRule, type VitalsRuleOptions } from './vitals-rule.ts';
 
 /**
- * The care rules of issue 4 (docs/rules-care.md). Pure: the engine feeds every device message,
+ * The care rules of issue 4 (docs/rules.md). Pure: the engine feeds every device message,
  * care action and tick to each rule, persists each rule's JSON state, and may pass a
  * `CareRuleContext` (a RuleContext with learned `baselines`) as the context.
  */

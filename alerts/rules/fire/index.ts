@@ -16,7 +16,7 @@ export { FIRE_DEFAULTS, threshold, type FireThreshold } from './thresholds.ts';
 
 /**
  * The fire, supervisory and trouble rules, in evaluation order. Each is a pure
- * `evaluate(input, state, ctx)`; states are plain JSON. docs/rules-fire.md describes them.
+ * `evaluate(input, state, ctx)`; states are plain JSON. docs/rules.md describes them.
  */
 export function fireRules(): Rule[] {
   return [fireDetectionRule, electricalRule, gasRule, waterPressureRule, deviceTroubleRule, supervisionRule];

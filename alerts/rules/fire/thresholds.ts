@@ -5,7 +5,7 @@ import type { RuleContext } from '../types.ts';
 /**
  * Every number a fire, supervisory or trouble rule compares against, by name. A value is looked up
  * device first (`Device.thresholds`), then room (`Room.thresholds`, e.g. the kitchen's
- * `heat_fixed_c: 65`), then the device kind's default, then the site default below. docs/rules-fire.md
+ * `heat_fixed_c: 65`), then the device kind's default, then the site default below. docs/rules.md
  * explains each one for a fire-safety officer.
  */
 export const FIRE_DEFAULTS = {

@@ -1,0 +1,41 @@
+import { Type } from '@sinclair/typebox';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, loadConfig } from '../../common/config.ts';
+
+const Schema = Type.Object({
+  influxUrl: Type.String({ pattern: '^https?://', description: 'an http:// URL' }),
+  brokerPort: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+  verbose: Type.Boolean({ default: false }),
+  mode: Type.Union([Type.Literal('a'), Type.Literal('b')], { default: 'a' }),
+  redisUrl: Type.Optional(Type.String()),
+});
+
+describe('loadConfig', () => {
+  it('maps camelCase keys to CAREWATCH_SNAKE_CASE', () => {
+    expect(envName('influxUrl')).toBe('CAREWATCH_INFLUX_URL');
+    expect(envName('brokerWsPort')).toBe('CAREWATCH_BROKER_WS_PORT');
+  });
+
+  it('converts numbers and booleans, applies defaults, leaves optional keys out, freezes', () => {
+    const c = loadConfig(Schema, { CAREWATCH_INFLUX_URL: 'http://x:8086', CAREWATCH_VERBOSE: 'yes' });
+    expect(c).toEqual({ influxUrl: 'http://x:8086', brokerPort: 1883, verbose: true, mode: 'a' });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(loadConfig(Schema, { CAREWATCH_INFLUX_URL: 'http://x', CAREWATCH_BROKER_PORT: '0' }).brokerPort).toBe(0);
+  });
+
+  it('reports every bad or missing variable by name with what it expects', () => {
+    let error: unknown;
+    try {
+      loadConfig(Schema, { CAREWATCH_BROKER_PORT: '70000', CAREWATCH_MODE: 'c', CAREWATCH_VERBOSE: 'maybe' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(4);
+    expect(problems[0]).toBe('CAREWATCH_INFLUX_URL is missing: expected an http:// URL');
+    expect(problems[1]).toMatch(/^CAREWATCH_BROKER_PORT="70000" is invalid: expected integer >= 0 and <= 65535/);
+    expect(problems[2]).toMatch(/^CAREWATCH_VERBOSE="maybe" is invalid/);
+    expect(problems[3]).toMatch(/^CAREWATCH_MODE="c" is invalid: expected one of "a", "b"/);
+  });
+});
