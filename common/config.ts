@@ -28,6 +28,11 @@ function describe(schema: TSchema): string {
   return `${kind.toLowerCase()}${bounds ? ` ${bounds}` : ''}${schema.pattern ? ` matching ${schema.pattern}` : ''}`;
 }
 
+/** Passwords, secrets and tokens, by name or marked `{ secret: true }` in the schema. */
+function isSecret(key: string, schema: TSchema): boolean {
+  return schema.secret === true || /password|secret|token(?!TtlS)/i.test(key);
+}
+
 function coerce(raw: string, schema: TSchema): unknown {
   const kind = String(schema[Kind]);
   if (kind === 'Integer' || kind === 'Number') return raw.trim() === '' ? raw : Number(raw);
@@ -52,7 +57,9 @@ export function loadConfig<T extends TObject>(schema: T, env: Readonly<Record<st
     }
     const value = coerce(raw, prop);
     if (!Value.Check(prop, value)) {
-      problems.push(`${name}=${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw)} is invalid: expected ${describe(prop)}`);
+      // Never echo a secret into logs: an almost-right production secret is still a secret.
+      const shown = isSecret(key, prop) ? `<redacted, ${raw.length} chars>` : JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw);
+      problems.push(`${name}=${shown} is invalid: expected ${describe(prop)}`);
       continue;
     }
     out[key] = value;

@@ -36,6 +36,19 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * A web page open on the same machine can send "simple" cross-origin POSTs (text/plain) to
+ * 127.0.0.1 and would otherwise inject fires. Requiring application/json forces a CORS preflight,
+ * which this server never answers; a Host check defeats DNS rebinding.
+ */
+function checkOrigin(req: IncomingMessage): void {
+  const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) throw new SimError('SIM_BAD_REQUEST', `host "${host}" refused: the control API is for this machine only`);
+  if (req.method === 'POST' && !(req.headers['content-type'] ?? '').startsWith('application/json')) {
+    throw new SimError('SIM_BAD_REQUEST', 'content-type must be application/json');
+  }
+}
+
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -66,6 +79,7 @@ export function createControlServer(deps: ControlServerDeps): ControlServer {
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    checkOrigin(req);
     if (req.method === 'POST' && path === '/scenario') {
       const body = await readJson(req);
       const options = body['options'] ?? {};

@@ -38,4 +38,19 @@ describe('loadConfig', () => {
     expect(problems[2]).toMatch(/^CAREWATCH_VERBOSE="maybe" is invalid/);
     expect(problems[3]).toMatch(/^CAREWATCH_MODE="c" is invalid: expected one of "a", "b"/);
   });
+
+  it('never prints the value of a password, secret or token', () => {
+    const Secrets = Type.Object({ tokenSecret: Type.String({ minLength: 32 }), ingestPassword: Type.String({ minLength: 8 }), tokenTtlS: Type.Integer({ minimum: 60 }) });
+    let message = '';
+    try {
+      loadConfig(Secrets, { CAREWATCH_TOKEN_SECRET: 'my-real-production-secret-31chr', CAREWATCH_INGEST_PASSWORD: 'hunter2', CAREWATCH_TOKEN_TTL_S: '5' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('CAREWATCH_TOKEN_SECRET=<redacted, 31 chars> is invalid');
+    expect(message).toContain('CAREWATCH_INGEST_PASSWORD=<redacted, 7 chars> is invalid');
+    expect(message).not.toContain('my-real-production-secret');
+    expect(message).not.toContain('hunter2');
+    expect(message).toContain('CAREWATCH_TOKEN_TTL_S="5" is invalid'); // a duration is not a secret
+  });
 });

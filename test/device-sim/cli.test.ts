@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,5 +69,29 @@ describe('CLI → control API → scenario', () => {
     expect(list.code).toBe(0);
     expect(list.stdout.trim().split('\n')).toHaveLength(demoRegistry().devicesOfHome('h02').length);
     expect(list.stdout).toContain('h02-sd-r101');
+  });
+});
+
+describe('control API origin checks', () => {
+  it('refuses a cross-site "simple" POST (text/plain) and a foreign Host, and starts nothing', async () => {
+    const url = `${sim.controlUrl() ?? ''}/scenario`;
+    const body = JSON.stringify({ name: 'fire', target: 'h02/r102', options: {} });
+    const before = sim.scenario.list().length;
+    const plain = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    expect(plain.status).toBe(400);
+    expect(((await plain.json()) as { message: string }).message).toMatch(/application\/json/);
+    // fetch will not set Host, so a DNS-rebinding request is made with node:http.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', host: 'evil.example:8090' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(rebound).toBe(400);
+    expect(sim.scenario.list().length).toBe(before);
+    const ok = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(ok.status).toBe(200);
   });
 });
