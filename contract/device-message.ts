@@ -35,7 +35,14 @@ export interface Rejection {
 }
 
 export type DeviceMessage =
-  | { readonly ok: true; readonly channel: 'telemetry'; readonly device: Device; readonly payload: TelemetryPayload & { metrics: Partial<Record<MetricName, number | boolean>> } }
+  | {
+      readonly ok: true;
+      readonly channel: 'telemetry';
+      readonly device: Device;
+      /** Only the metrics that passed; `dropped` lists the others with their reasons. */
+      readonly payload: TelemetryPayload & { metrics: Partial<Record<MetricName, number | boolean>> };
+      readonly dropped: readonly Rejection[];
+    }
   | { readonly ok: true; readonly channel: 'event'; readonly device: Device; readonly payload: EventPayload }
   | { readonly ok: true; readonly channel: 'status'; readonly device: Device; readonly payload: StatusPayload };
 
@@ -46,6 +53,20 @@ const checkStatus = TypeCompiler.Compile(StatusPayload);
 function firstSchemaError(errors: Iterable<{ path: string; message: string }>): string {
   for (const e of errors) return `${e.path || '/'}: ${e.message}`;
   return 'does not match the schema';
+}
+
+function metricProblem(device: Device, name: string, value: number | boolean): { code: RejectCode; reason: string } | undefined {
+  if (!isMetricName(name)) return { code: 'UNKNOWN_METRIC', reason: `unknown metric "${name.slice(0, 64)}"` };
+  if (!(DEVICE_KINDS[device.kind].metrics as readonly string[]).includes(name)) return { code: 'METRIC_NOT_ALLOWED', reason: `a ${device.kind} does not send "${name}"` };
+  const spec = METRICS[name];
+  if (typeof value !== spec.type) return { code: 'WRONG_TYPE', reason: `metric "${name}" must be a ${spec.type}, got ${typeof value}` };
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return { code: 'WRONG_TYPE', reason: `metric "${name}" must be finite` };
+    if (('min' in spec && value < spec.min) || ('max' in spec && value > spec.max)) {
+      return { code: 'OUT_OF_RANGE', reason: `metric "${name}"=${value} outside the physical range ${'min' in spec ? spec.min : ''}..${'max' in spec ? spec.max : ''} ${spec.unit}` };
+    }
+  }
+  return undefined;
 }
 
 export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry: RegistryIndex): DeviceMessage | Rejection {
@@ -72,21 +93,18 @@ export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry
   switch (parsed.channel) {
     case 'telemetry': {
       if (!checkTelemetry.Check(json)) return { ok: false, code: 'SCHEMA', reason: `telemetry ${firstSchemaError(checkTelemetry.Errors(json))}`, ...ids };
+      // Metrics are judged one by one: a heat element reading past its range in a real fire, or a
+      // detached temperature probe, must not take the smoke reading or the SpO2 down with it.
+      const metrics: Partial<Record<MetricName, number | boolean>> = {};
+      const dropped: Rejection[] = [];
       for (const [name, value] of Object.entries(json.metrics)) {
-        if (!isMetricName(name)) return { ok: false, code: 'UNKNOWN_METRIC', reason: `unknown metric "${name.slice(0, 64)}"`, ...ids };
-        if (!(kind.metrics as readonly string[]).includes(name)) {
-          return { ok: false, code: 'METRIC_NOT_ALLOWED', reason: `a ${device.kind} does not send "${name}"`, ...ids };
-        }
-        const spec = METRICS[name];
-        if (typeof value !== spec.type) return { ok: false, code: 'WRONG_TYPE', reason: `metric "${name}" must be a ${spec.type}, got ${typeof value}`, ...ids };
-        if (typeof value === 'number') {
-          if (!Number.isFinite(value)) return { ok: false, code: 'WRONG_TYPE', reason: `metric "${name}" must be finite`, ...ids };
-          if (('min' in spec && value < spec.min) || ('max' in spec && value > spec.max)) {
-            return { ok: false, code: 'OUT_OF_RANGE', reason: `metric "${name}"=${value} outside the physical range ${'min' in spec ? spec.min : ''}..${'max' in spec ? spec.max : ''} ${spec.unit}`, ...ids };
-          }
-        }
+        const problem = metricProblem(device, name, value);
+        if (problem === undefined) metrics[name as MetricName] = value;
+        else dropped.push({ ok: false, ...problem, ...ids });
       }
-      return { ok: true, channel: 'telemetry', device, payload: json };
+      const first = dropped[0];
+      if (first !== undefined && Object.keys(metrics).length === 0) return first;
+      return { ok: true, channel: 'telemetry', device, payload: { ...json, metrics }, dropped };
     }
     case 'event': {
       if (!checkEvent.Check(json)) return { ok: false, code: 'SCHEMA', reason: `event ${firstSchemaError(checkEvent.Errors(json))}`, ...ids };

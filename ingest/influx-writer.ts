@@ -112,6 +112,8 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
         reject(msg.code, msg.reason, rec, msg, out);
         continue;
       }
+      // Metrics refused one by one (the rest of the reading is kept) are rejections of their own.
+      if (msg.channel === 'telemetry') for (const d of msg.dropped) reject(d.code, d.reason, rec, d, out);
       const r = messageLine(msg);
       if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false });
       else reject(r.rejection.code, r.rejection.reason, rec, r.rejection, out);
