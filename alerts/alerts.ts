@@ -12,14 +12,16 @@ import { buildApp } from './http/app.ts';
 import { careStateFromRules } from './http/care-state.ts';
 import { createInfluxReader } from './http/influxql.ts';
 import { createTokenService } from './http/token.ts';
-import { createLifecycle, type AlertChange, type Lifecycle, type StoredAlert } from './lifecycle.ts';
+import { createLifecycle, type AlertChange, type HeldCondition, type Lifecycle, type StoredAlert } from './lifecycle.ts';
 import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
 import { createAlertStore, type AlertStore } from './persistence/alert-store.ts';
 import { createNews2History, type News2History } from './persistence/care-history.ts';
+import { createTurnHistory, type TurnHistory } from './persistence/turn-history.ts';
 import { createInfluxHttp } from './persistence/influx-http.ts';
 import { residentRoutes } from './http/resident-routes.ts';
 import type { CareRuleContext } from './rules/care/care-context.ts';
 import { NEWS2_RULE_ID, type News2State } from './rules/care/news2-rule.ts';
+import { REPOSITION_RULE_ID } from './rules/care/reposition-rule.ts';
 import type { Rule, RuleContext, RuleInput } from './rules/types.ts';
 import { createSocketHub, type SocketHub } from './socket.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
@@ -29,6 +31,7 @@ const SNAPSHOT_EVERY_MS = 3000;
 const SNAPSHOT_FILE = 'rule-states.json';
 const JOURNAL_FILE = 'alert-journal.jsonl';
 const CARE_JOURNAL_FILE = 'care-journal.jsonl';
+const TURN_JOURNAL_FILE = 'turn-journal.jsonl';
 
 type RuleOptionKey = 'careNightHours' | 'siteUtcOffsetMin' | 'bedReturnWithinMin';
 
@@ -48,6 +51,12 @@ export interface AlertsDeps {
   readonly baselines?: false | Pick<BaselineServiceDeps, 'refreshMs' | 'windowMs' | 'bucketMs' | 'learn'>;
   /** A resident's NEWS2 score is written to InfluxDB when it changes, at most this often (default 60 s). */
   readonly news2IntervalMs?: number;
+  /**
+   * How long start() waits for the broker before serving HTTP anyway (default 5 s). The dashboard
+   * still shows the restored open alerts; MQTT keeps reconnecting in the background and /health
+   * says `degraded` until it is up (docs/alerts.md "Starting without the broker").
+   */
+  readonly mqttConnectWaitMs?: number;
 }
 
 export interface Alerts {
@@ -72,6 +81,8 @@ interface Snapshot {
   readonly rules: RuleStates;
   /** Open alerts too, as a fallback when InfluxDB is unreachable at start. */
   readonly open: StoredAlert[];
+  /** Conditions held after a manual resolve (lifecycle REARM_AFTER_MS); re-armed by restore. */
+  readonly held?: HeldCondition[];
 }
 
 export function createAlerts(deps: AlertsDeps): Alerts {
@@ -93,10 +104,24 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     logger,
     ...(deps.news2IntervalMs !== undefined ? { minIntervalMs: deps.news2IntervalMs } : {}),
   });
-  const engine = createEngine({ rules: withCareContext(deps.rules, () => baselines?.current(), (s) => news2History.observe(s)), registry, logger });
+  // Turns and bed changes for the monthly statistics (docs/statistics.md), read from the reposition rule's state.
+  const turnHistory: TurnHistory = createTurnHistory({
+    influx: createInfluxHttp(config.influxUrl, config.influxDb),
+    journalPath: join(stateDir, TURN_JOURNAL_FILE),
+    registry,
+    clock,
+    logger,
+  });
+  const engine = createEngine({
+    rules: withCareContext(deps.rules, () => baselines?.current(), (s) => news2History.observe(s), (input, state) => turnHistory.observe(input, state)),
+    registry,
+    logger,
+  });
   const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
   let mqttAdapter: MqttAdapter | undefined;
+  /** Set when the broker refused our login (retrying will not help): shown in /health. */
+  let mqttFailure: string | undefined;
   let inputs = 0;
 
   function onChange(change: AlertChange): void {
@@ -115,7 +140,17 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     mqttAdapter?.publishAlert(change.alert);
   }
 
-  const lifecycle = createLifecycle({ clock, registry, onChange, logger, ...(deps.policy ? { policy: deps.policy } : {}) });
+  const lifecycle = createLifecycle({
+    clock,
+    registry,
+    onChange,
+    logger,
+    // A held condition is written at once, not at the next rule snapshot (which waits for dirty rule state).
+    onHeldChange: () => {
+      if (started && !closed) void saveSnapshot();
+    },
+    ...(deps.policy ? { policy: deps.policy } : {}),
+  });
 
   function handleInput(input: RuleInput): void {
     inputs++;
@@ -136,7 +171,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     });
   }
 
-  const tokens = createTokenService(config.tokenSecret, config.tokenTtlS);
+  // With the registry: a deleted user, or one whose role or home changed, is cut off at once.
+  const tokens = createTokenService(config.tokenSecret, config.tokenTtlS, registry);
   const app = buildApp({
     registry,
     lifecycle,
@@ -147,7 +183,12 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     dashboardDir: resolve(config.dashboardDir),
     store,
     onCareAction,
-    health: () => ({ mqtt: mqttAdapter?.stats().connected ?? false, journalPending: store.stats().pending }),
+    health: () => {
+      const journal = store.stats();
+      const mqttUp = mqttAdapter?.stats().connected ?? false;
+      const problems = [...journal.problems, ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : [])];
+      return { mqtt: mqttUp, journalPending: journal.pending, journal, problems };
+    },
     influx: influxReader,
     residentCareState: careStateFromRules(() => engine.snapshot(), () => clock.now()),
   });
@@ -172,7 +213,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   let closed = false;
 
   function saveSnapshot(): Promise<void> {
-    const snap: Snapshot = { version: 1, savedAt: clock.now(), rules: engine.snapshot(), open: lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []) };
+    const snap: Snapshot = {
+      version: 1,
+      savedAt: clock.now(),
+      rules: engine.snapshot(),
+      open: lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []),
+      held: lifecycle.held(),
+    };
     saving = saving
       .then(() => writeJsonAtomic(snapshotPath, snap))
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
@@ -214,6 +261,30 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     }
   }
 
+  /**
+   * A life-safety service must not sit dark because the broker is away: wait a bounded time, then
+   * serve HTTP and socket.io (restored open alerts, acknowledgements) while mqtt.js keeps
+   * reconnecting; /health reports `degraded` until connected. A refused login fails start (exit 1):
+   * retrying a wrong password does not help.
+   */
+  async function connectMqtt(adapter: MqttAdapter): Promise<void> {
+    const connecting = adapter.start();
+    let waitTimer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'waiting'>((r) => {
+      waitTimer = setTimeout(() => r('waiting'), deps.mqttConnectWaitMs ?? 5000);
+    });
+    const first = await Promise.race([connecting.then(() => 'up' as const), waited]).finally(() => clearTimeout(waitTimer));
+    if (first === 'up') return;
+    logger.error({ code: 'ALERTS_MQTT_UNREACHABLE', url: config.mqttUrl }, 'MQTT broker unreachable; serving HTTP with the restored alerts and retrying in the background');
+    connecting.then(
+      () => logger.info('MQTT connected after start'),
+      (err: unknown) => {
+        mqttFailure = 'ALERTS_MQTT_REFUSED';
+        logger.fatal({ err, code: 'ALERTS_MQTT_REFUSED' }, 'MQTT login refused; no device messages are received');
+      },
+    );
+  }
+
   const self: Alerts = {
     ...(baselines !== undefined ? { baselines } : {}),
     app,
@@ -229,8 +300,10 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       started = true;
       const snap = await loadSnapshot();
       if (snap) engine.restore(snap.rules);
+      turnHistory.seed(engine.snapshot()[REPOSITION_RULE_ID]);
       await store.start();
       await news2History.start();
+      await turnHistory.start();
       // Learned from InfluxDB before the first input is evaluated; a failure leaves the defaults in force.
       await baselines?.start();
       let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit'] } = { alerts: [], audit: [] };
@@ -245,13 +318,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         const prior = merged.get(s.alert.id);
         if (prior === undefined || prior.alert.version < s.alert.version) merged.set(s.alert.id, s);
       }
-      lifecycle.restore([...merged.values()], restored.audit);
+      lifecycle.restore([...merged.values()], restored.audit, Array.isArray(snap?.held) ? snap.held : []);
       logger.info({ openAlerts: lifecycle.open().length, ruleStates: snap !== undefined }, 'alerts restored');
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
         mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput });
-        await mqttAdapter.start();
+        await connectMqtt(mqttAdapter);
       }
       scheduleTick();
       scheduleSnapshot();
@@ -262,19 +335,35 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       closed = true;
       if (tickTimer) clock.clearTimeout(tickTimer);
       if (snapshotTimer) clock.clearTimeout(snapshotTimer);
-      await mqttAdapter?.close();
-      lifecycle.close();
-      await hub?.close();
-      await app.close();
-      if (started) await saveSnapshot();
-      await saving;
-      await baselines?.close();
-      await news2History.close();
-      await store.close();
+      // Every step runs even if an earlier one throws, so no socket, timer or file is left open.
+      const errors: unknown[] = [];
+      const step = async (what: string, fn: () => unknown): Promise<void> => {
+        try {
+          await fn();
+        } catch (err) {
+          logger.error({ err, code: 'ALERTS_CLOSE_FAILED', step: what }, 'a close step failed');
+          errors.push(err);
+        }
+      };
+      await step('mqtt', () => mqttAdapter?.close());
+      await step('lifecycle', () => lifecycle.close());
+      await step('socket.io', () => hub?.close());
+      await step('http', () => app.close());
+      await step('snapshot', async () => {
+        if (started) await saveSnapshot();
+        await saving;
+      });
+      await step('baselines', () => baselines?.close());
+      await step('news2History', () => news2History.close());
+      await step('turnHistory', () => turnHistory.close());
+      await step('store', () => store.close());
+      if (errors.length === 1) throw errors[0];
+      if (errors.length > 1) throw new AggregateError(errors, `alerts close: ${errors.length} steps failed`);
     },
     drained: async () => {
       await store.drained();
       await news2History.drained();
+      await turnHistory.drained();
     },
     stats: () => ({
       inputs,
@@ -282,6 +371,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       mqtt: mqttAdapter?.stats(),
       store: store.stats(),
       news2History: news2History.stats(),
+      turnHistory: turnHistory.stats(),
       baselines: baselines?.stats(),
       sockets: hub?.connections() ?? 0,
     }),
@@ -291,13 +381,16 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
 /**
  * Gives the rules a CareRuleContext (the engine's context plus the learned baselines, which the care
- * rules read; other rules ignore them) and lets the NEWS2 history see the NEWS2 rule's scores after
- * each evaluation. The engine is unchanged: each rule is wrapped, keeping its other fields.
+ * rules read; other rules ignore them) and lets the NEWS2 history see the NEWS2 rule's scores, and the
+ * turn history the reposition rule's state, after each evaluation. The engine is unchanged: each rule
+ * is wrapped, keeping its other fields.
  */
 export function withCareContext(
   rules: readonly Rule[],
   baselinesOf: () => CareRuleContext['baselines'],
   onNews2Scores: (scores: News2State['scores']) => void,
+  /** After each evaluation of the reposition rule: the input and the rule's new state (turn history). */
+  onReposition?: (input: RuleInput, state: unknown) => void,
 ): Rule[] {
   let lastBase: RuleContext | undefined;
   let lastBaselines: CareRuleContext['baselines'];
@@ -325,6 +418,13 @@ export function withCareContext(
             } catch {
               /* the history logs its own failures */
             }
+          }
+        }
+        if (rule.id === REPOSITION_RULE_ID && onReposition !== undefined) {
+          try {
+            onReposition(input, result.state);
+          } catch {
+            /* the turn history logs its own failures */
           }
         }
         return result;

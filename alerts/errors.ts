@@ -10,6 +10,8 @@ export const ALERT_ERRORS = {
   AUTH_INVALID_CREDENTIALS: { status: 401, message: 'wrong username or password' },
   AUTH_DEMO_SECRET_REFUSED: { status: 403, message: 'demo credentials are refused in production mode' },
   AUTH_FORBIDDEN: { status: 403, message: 'your role may not do this' },
+  AUTH_RATE_LIMITED: { status: 429, message: 'too many failed logins; wait and try again (see Retry-After)' },
+  AUTH_BUSY: { status: 503, message: 'too many logins in progress; try again shortly' },
   ALERT_NOT_FOUND: { status: 404, message: 'no such alert' },
   ALERT_ALREADY_ACKNOWLEDGED: { status: 409, message: 'the alert is already acknowledged' },
   ALERT_NOT_ACKNOWLEDGED: { status: 409, message: 'acknowledge the alert before confirming it' },

@@ -27,7 +27,7 @@ import { fail, type Outcome } from './errors.ts';
  *   a panel reset with a detector still in alarm re-alarms, and nothing is silently dropped.
  */
 
-export const AUDIT_ACTIONS = ['raised', 'pushed', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared'] as const;
+export const AUDIT_ACTIONS = ['raised', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export interface AuditEntry {
@@ -83,7 +83,24 @@ export interface LifecycleDeps {
   readonly keepResolved?: number;
   /** See REARM_AFTER_MS. */
   readonly reraiseAfterMs?: number;
+  /**
+   * Called when the set of held conditions changes (a resolve while still active, a clear, a
+   * re-raise), so the composition root can persist `held()` at once: a restart inside the hold must
+   * not forget a condition the rules will never signal again (they signal on edges only).
+   */
+  readonly onHeldChange?: () => void;
 }
+
+/** A condition still active after a manual resolve, as persisted across restarts. */
+export interface HeldCondition {
+  readonly key: string;
+  readonly signal: Signal;
+  /** When it is raised again unless it clears first (platform clock, ms). */
+  readonly dueAt: number;
+}
+
+/** Alert ids: UUIDs from randomUUID in production; tests inject short ids. Route schemas check this. */
+export const ALERT_ID_PATTERN = '^[A-Za-z0-9-]{1,64}$';
 
 export interface Lifecycle {
   applySignals(signals: readonly Signal[]): void;
@@ -96,12 +113,19 @@ export interface Lifecycle {
    * and appends a `pushed` audit entry so it survives restarts; later calls do nothing.
    */
   notePushed(id: string, reason: string): void;
+  /**
+   * Records when a fire alarm first reached a non-empty bureau (monitoring-centre) room: the
+   * GB 50440 / GB 26875 10 s check is about the centre, not any client. Same rules as notePushed.
+   */
+  noteBureauPushed(id: string, reason: string): void;
+  /** Conditions held after a manual resolve (see REARM_AFTER_MS), for the snapshot. */
+  held(): HeldCondition[];
   get(id: string): AlertMessage | undefined;
   stored(id: string): StoredAlert | undefined;
   open(): AlertMessage[];
   audit(id: string): readonly AuditEntry[] | undefined;
   /** Re-installs open alerts after a restart and re-arms their deadlines; emits nothing. */
-  restore(alerts: readonly StoredAlert[], audit?: readonly AuditEntry[]): void;
+  restore(alerts: readonly StoredAlert[], audit?: readonly AuditEntry[], held?: readonly HeldCondition[]): void;
   close(): void;
 }
 
@@ -120,6 +144,7 @@ interface Rec {
 interface Held {
   signal: Signal;
   timer: ClockTimer;
+  dueAt: number;
 }
 
 function compact<T extends object>(o: T): T {
@@ -270,19 +295,33 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     return s.category === 'fire' ? 'confirmed_fire' : 'emergency';
   }
 
+  function heldChanged(): void {
+    try {
+      deps.onHeldChange?.();
+    } catch (err) {
+      deps.logger?.error({ err, code: 'ALERTS_SINK_FAILED' }, 'held-condition sink failed');
+    }
+  }
+
   function hold(rec: Rec): void {
     const signal = rec.last ?? signalOf(rec);
     if (signal === undefined || rec.conditionCleared || closed) return;
-    const prior = held.get(rec.key);
+    armHold(rec.key, signal, clock.now() + reraiseAfterMs);
+    heldChanged();
+  }
+
+  function armHold(key: string, signal: Signal, dueAt: number): void {
+    const prior = held.get(key);
     if (prior) clock.clearTimeout(prior.timer);
     const timer = clock.setTimeout(() => {
-      const h = held.get(rec.key);
-      held.delete(rec.key);
-      if (h === undefined || closed || openByKey.has(rec.key)) return;
-      deps.logger?.warn({ key: rec.key, homeId: h.signal.homeId }, 'condition still active after a manual resolve; raising it again');
+      const h = held.get(key);
+      held.delete(key);
+      if (h === undefined || closed || openByKey.has(key)) return;
+      deps.logger?.warn({ key, homeId: h.signal.homeId }, 'condition still active after a manual resolve; raising it again');
       raise(h.signal, STILL_ACTIVE_REASON);
-    }, reraiseAfterMs);
-    held.set(rec.key, { signal, timer });
+      heldChanged();
+    }, Math.max(0, dueAt - clock.now()));
+    held.set(key, { signal, timer, dueAt });
   }
 
   function onSignal(s: Signal): void {
@@ -294,6 +333,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       else {
         clock.clearTimeout(h.timer);
         held.delete(s.key);
+        heldChanged();
       }
       if (rec === undefined) return;
     }
@@ -393,6 +433,13 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       rec.alert = { ...rec.alert, pushedAt: clock.now() };
       emit(rec, appendAudit(rec, 'pushed', SYSTEM_ACTOR, rec.alert.state, { reason: reason.slice(0, 200) }), false);
     },
+    noteBureauPushed(id, reason) {
+      const rec = byId.get(id);
+      if (rec === undefined || rec.alert.bureauPushedAt !== undefined || closed) return;
+      rec.alert = { ...rec.alert, bureauPushedAt: clock.now() };
+      emit(rec, appendAudit(rec, 'pushed_bureau', SYSTEM_ACTOR, rec.alert.state, { reason: reason.slice(0, 200) }), false);
+    },
+    held: () => [...held.entries()].map(([key, h]) => ({ key, signal: h.signal, dueAt: h.dueAt })),
     get: (id) => byId.get(id)?.alert,
     stored(id) {
       const rec = byId.get(id);
@@ -400,7 +447,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     },
     open: () => [...openByKey.values()].map((r) => r.alert),
     audit: (id) => byId.get(id)?.audit,
-    restore(alerts, audit = []) {
+    restore(alerts, audit = [], heldConditions = []) {
       const trail = new Map<string, AuditEntry[]>();
       for (const e of audit) (trail.get(e.alertId) ?? trail.set(e.alertId, []).get(e.alertId))?.push(e);
       for (const s of alerts) {
@@ -410,19 +457,25 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         const entries = (trail.get(s.alert.id) ?? []).sort((a, b) => a.seq - b.seq);
         // pushedAt is set without a new version; its audit entry carries it across the restart.
         const pushed = s.alert.pushedAt ?? entries.find((e) => e.action === 'pushed')?.ts;
-        const alert = pushed !== undefined && s.alert.pushedAt === undefined ? { ...s.alert, pushedAt: pushed } : s.alert;
+        const bureauPushed = s.alert.bureauPushedAt ?? entries.find((e) => e.action === 'pushed_bureau')?.ts;
+        const alert = compact<AlertMessage>({ ...s.alert, pushedAt: pushed, bureauPushedAt: bureauPushed });
         const cleared = entries.some((e) => e.action === 'condition_cleared');
         const rec: Rec = { alert, key: s.key, latching: s.latching, audit: entries, conditionCleared: cleared };
         byId.set(s.alert.id, rec);
         openByKey.set(s.key, rec);
         schedule(rec);
       }
+      // Held conditions come back with their original due time (fired at once if it passed while down).
+      for (const h of heldConditions) {
+        if (closed || openByKey.has(h.key) || held.has(h.key) || typeof h.dueAt !== 'number' || h.signal?.key !== h.key) continue;
+        armHold(h.key, h.signal, h.dueAt);
+      }
     },
     close() {
       closed = true;
       for (const rec of byId.values()) if (rec.timer) clock.clearTimeout(rec.timer);
+      // Timers stop; the entries stay so that the final snapshot (saved after this) still holds them.
       for (const h of held.values()) clock.clearTimeout(h.timer);
-      held.clear();
     },
   };
 }

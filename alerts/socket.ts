@@ -1,12 +1,12 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
-import type { Clock } from '../common/clock.ts';
+import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
 import { BUREAU_ROOM, homeRoom, type AckResult, type ClientToServerEvents, type ServerToClientEvents, type SocketData } from '../contract/socket-events.ts';
 import { USER_ROLES, type UserRole } from '../contract/registry.ts';
 import { canSeeAlert, goesToBureau, seesAllHomes, type Actor } from './access.ts';
-import type { Outcome } from './errors.ts';
+import { fail, type Outcome } from './errors.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { TokenService } from './http/token.ts';
 
@@ -14,6 +14,9 @@ import type { TokenService } from './http/token.ts';
  * socket.io attached by hand to fastify's HTTP server. The token from POST /api/login is verified
  * at the handshake; rooms follow from it (there is no join event, so a staff socket can never get
  * into another home's room): `home:{id}` for staff and directors, `bureau` for bureau and admin.
+ * A session lives no longer than its token: the socket is disconnected at the token's expiry (one
+ * clock timer per socket), and every event handler re-checks the expiry and the user (still in the
+ * registry with the same role and home) before acting.
  */
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -46,11 +49,17 @@ function inStream(actor: Actor, alert: AlertMessage): boolean {
 export function createSocketHub(deps: SocketHubDeps): SocketHub {
   const log = deps.logger.child({ component: 'socket' });
   const io: IoServer = new Server(deps.server, { serveClient: true, cors: { origin: false }, maxHttpBufferSize: 16 * 1024 });
+  /**
+   * The token of each socket's handshake. contract/socket-events.ts SocketData has no expiry field
+   * (the contract is not this folder's), so it is kept beside socket.data, keyed by the socket.
+   */
+  const tokenOf = new WeakMap<IoSocket, string>();
 
   io.use((socket, next) => {
     const auth: unknown = socket.handshake.auth;
     const token = typeof auth === 'object' && auth !== null && 'token' in auth ? (auth as { token: unknown }).token : undefined;
     const actor = typeof token === 'string' ? deps.tokens.verify(token, deps.clock.now()) : undefined;
+    if (typeof token === 'string') tokenOf.set(socket, token);
     if (actor === undefined || !(USER_ROLES as readonly string[]).includes(actor.role)) {
       const err = new Error('AUTH_REQUIRED') as Error & { data?: unknown };
       err.data = { code: 'AUTH_REQUIRED' };
@@ -71,20 +80,45 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
 
   io.on('connection', (socket: IoSocket) => {
     const actor = actorOf(socket.data);
+    const token = tokenOf.get(socket) ?? '';
+    /** Still valid now: not expired, and the user unchanged in the registry. */
+    const live = (): boolean => deps.tokens.session(token, deps.clock.now()) !== undefined;
+    const expiresAt = deps.tokens.session(token, deps.clock.now())?.expiresAt;
+    let expiryTimer: ClockTimer | undefined;
+    const cutOff = (): void => {
+      expiryTimer = undefined;
+      log.info({ username: actor.username, code: 'AUTH_REQUIRED' }, 'socket session expired; disconnecting');
+      socket.disconnect(true);
+    };
+    if (expiresAt === undefined) return cutOff();
+    expiryTimer = deps.clock.setTimeout(cutOff, Math.max(0, expiresAt - deps.clock.now()));
+    socket.on('disconnect', () => {
+      if (expiryTimer) deps.clock.clearTimeout(expiryTimer);
+      expiryTimer = undefined;
+    });
     if (seesAllHomes(actor)) void socket.join(BUREAU_ROOM);
     else if (actor.homeId !== undefined) void socket.join(homeRoom(actor.homeId));
     const snapshot = deps.lifecycle.open().filter((a) => inStream(actor, a));
     socket.emit('snapshot', snapshot);
     // An alert raised while nobody was connected reaches its first client here.
     for (const a of snapshot) if (a.pushedAt === undefined) deps.lifecycle.notePushed(a.id, `snapshot to ${actor.username}`);
+    if (seesAllHomes(actor)) for (const a of snapshot) if (a.category === 'fire' && a.bureauPushedAt === undefined) deps.lifecycle.noteBureauPushed(a.id, `snapshot to ${actor.username}`);
     log.debug({ username: actor.username, role: actor.role }, 'socket connected');
 
     // Each handler checks its arguments itself: a socket client is outside input.
+    const expired = (reply: unknown): boolean => {
+      if (live()) return false;
+      replyWith(reply, fail('AUTH_REQUIRED', 'the session has expired or the user changed; log in again'));
+      socket.disconnect(true);
+      return true;
+    };
     socket.on('ack', (id: unknown, reply: unknown) => {
+      if (expired(reply)) return;
       const alertId = str(id, 128);
       replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.ack(alertId, actor));
     });
     socket.on('confirm', (id: unknown, confirmation: unknown, comment: unknown, reply: unknown) => {
+      if (expired(reply)) return;
       const alertId = str(id, 128);
       if (alertId === undefined || !(CONFIRMATIONS as readonly unknown[]).includes(confirmation)) {
         return replyWith(reply, bad(`confirm(alertId, one of ${CONFIRMATIONS.join('|')}, comment)`));
@@ -92,6 +126,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       replyWith(reply, deps.lifecycle.confirm(alertId, actor, confirmation as Confirmation, str(comment, 1000)));
     });
     socket.on('resolve', (id: unknown, comment: unknown, reply: unknown) => {
+      if (expired(reply)) return;
       const alertId = str(id, 128);
       replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.resolve(alertId, actor, str(comment, 1000)));
     });
@@ -107,6 +142,11 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (alert.pushedAt === undefined && alert.state !== 'resolved') {
         const reached = rooms.reduce((n, room) => n + (io.sockets.adapter.rooms.get(room)?.size ?? 0), 0);
         if (reached > 0) deps.lifecycle.notePushed(alert.id, `live to ${reached} socket(s) in ${rooms.join(', ')}`);
+      }
+      // For a fire alarm the 10 s is to the monitoring centre: only a non-empty bureau room counts.
+      if (alert.category === 'fire' && alert.bureauPushedAt === undefined && alert.state !== 'resolved') {
+        const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
+        if (bureau > 0) deps.lifecycle.noteBureauPushed(alert.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
       }
     },
     connections: () => io.engine.clientsCount,

@@ -11,6 +11,7 @@ import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, chec
 import { createRedisPersistence, type ClosablePersistence } from './redis-persistence.ts';
 import { offlineStatus, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
+import { IndexedMemoryPersistence } from './memory-persistence.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -299,7 +300,8 @@ export function createBroker(deps: BrokerDeps): Broker {
     async start() {
       if (aedes !== undefined) throw new Error('broker already started');
       closing = false;
-      persistence = config.redisUrl !== undefined ? createRedisPersistence(config.redisUrl) : undefined;
+      // Without Redis: aedes' in-memory store with an O(1) outgoing queue (memory-persistence.ts).
+      persistence = config.redisUrl !== undefined ? createRedisPersistence(config.redisUrl) : new IndexedMemoryPersistence();
       const broker = new Aedes({
         persistence,
         concurrency: limits.mqConcurrency,

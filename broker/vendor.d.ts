@@ -7,3 +7,23 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
     destroy(): Promise<void>;
   }
 }
+
+/** aedes-persistence's in-memory store (async API, as aedes 1.x calls it); we override its outgoing queue. */
+declare module 'aedes-persistence/asyncPersistence.js' {
+  /** aedes-packet's Packet as queued for a session. */
+  export interface OutgoingPacket {
+    brokerId?: string;
+    brokerCounter?: number;
+    messageId?: number | undefined;
+  }
+  export default class AsyncMemoryPersistence {
+    constructor(opts?: object);
+    setup(broker: unknown): Promise<void>;
+    outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void>;
+    outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void>;
+    outgoingUpdate(client: { id: string }, packet: object): Promise<void>;
+    outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>;
+    outgoingStream(client: { id: string }): import('node:stream').Readable;
+    destroy(): Promise<void>;
+  }
+}

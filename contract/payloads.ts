@@ -105,6 +105,8 @@ export const AlertMessage = Type.Object(
     raisedAt: EpochMs,
     /** When the alert was first delivered to a connected client (socket.io), platform clock ms; GB 50440 10 s timing. */
     pushedAt: Type.Optional(EpochMs),
+    /** Fire alarms: when first delivered to a non-empty bureau (monitoring-centre) room; GB 50440 / GB 26875 10 s timing. */
+    bureauPushedAt: Type.Optional(EpochMs),
     message: Bilingual,
     /** Increases by one with every change of this alert, so clients can drop stale copies. */
     version: Type.Integer({ minimum: 1 }),

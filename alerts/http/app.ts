@@ -8,7 +8,7 @@ import { ALERT_ERRORS, AlertsError } from '../errors.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { AlertStore } from '../persistence/alert-store.ts';
 import { registerAlertRoutes } from './alert-routes.ts';
-import { registerAuthRoutes } from './auth-routes.ts';
+import { registerAuthRoutes, type LoginLimits } from './auth-routes.ts';
 import { registerHomeRoutes } from './home-routes.ts';
 import { registerStaticFiles } from './static-files.ts';
 import type { TokenService } from './token.ts';
@@ -35,6 +35,8 @@ export interface AppDeps {
   readonly influx?: InfluxReader;
   /** NEWS2 score and next turn due per resident, from the care rules' state. */
   readonly residentCareState?: ResidentCareStateOf;
+  /** Login throttling (auth-routes.ts DEFAULT_LOGIN_LIMITS). */
+  readonly loginLimits?: Partial<LoginLimits>;
 }
 
 export interface RouteContext extends AppDeps {
@@ -70,7 +72,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   // First, so that its onRoute hook sees every route registered after it (GET /api/openapi.json).
   void app.register(openapiRoutes, { title: 'carewatch alerts API', version: '1' });
-  app.get('/health', async () => ({ status: 'ok', openAlerts: deps.lifecycle.open().length, ...deps.health?.() }));
+  // Degraded (journal failing or full, broker away) answers 503 so a monitor notices; the body says why.
+  app.get('/health', async (_req, reply) => {
+    const extra = deps.health?.() ?? {};
+    const problems = Array.isArray(extra.problems) ? extra.problems : [];
+    if (problems.length > 0) void reply.status(503);
+    return { status: problems.length > 0 ? 'degraded' : 'ok', openAlerts: deps.lifecycle.open().length, ...extra };
+  });
   void app.register(async (api) => {
     registerAuthRoutes(api, ctx);
     registerAlertRoutes(api, ctx);

@@ -1,13 +1,12 @@
 import type { AlertMessage, SignalClass } from '../../contract/payloads.ts';
 import { SIGNAL_CLASSES } from '../../contract/payloads.ts';
+import type { TurnTally } from './stats-turns.ts';
 
 /**
- * Monthly per-home statistics for the bureau, computed from stored alert changes, device status
- * transitions and recorded care actions.
- *
- * Repositioning on time: the turns a month required (each resident's elapsed time in the month
- * divided by their turning interval, issue 4: 1–4 h, default 2 h) minus the overdue-turn alerts the
- * care rules raised, over the turns required. Each overdue alert is one turn not done on time. Pure: the adapter (stats.ts) queries InfluxDB and passes the rows in.
+ * Monthly per-home statistics for the bureau (issues 4 and 5), computed from stored alert changes,
+ * the escalation audit, device status transitions and the turn history. Pure: the adapter
+ * (stats.ts) queries InfluxDB and passes the rows in. Every figure is defined in docs/statistics.md;
+ * repositioning on time is computed per resident in stats-turns.ts.
  */
 
 export interface MonthWindow {
@@ -56,16 +55,22 @@ export interface StatusChange {
   readonly online: boolean;
 }
 
+export interface OnlineTime {
+  readonly onlineMs: number;
+  /** The part of the window the device is counted for: from the window start, or its first report. */
+  readonly observedMs: number;
+}
+
 /**
- * Fraction of [start, end) a device was online, from its state before the window and its status
+ * Time of [start, end) a device was online, from its state before the window and its status
  * changes inside it, counted from its first report if it was unknown before the window. Null when
  * nothing at all is known about the device (never reported).
  */
-export function onlineFraction(before: boolean | undefined, changes: readonly StatusChange[], start: number, end: number): number | null {
+export function onlineTime(before: boolean | undefined, changes: readonly StatusChange[], start: number, end: number): OnlineTime | null {
   if (end <= start) return null;
   const sorted = [...changes].filter((c) => c.ts >= start && c.ts < end).sort((a, b) => a.ts - b.ts);
   if (before === undefined && sorted.length === 0) return null;
-  // A device first heard of inside the window was not installed before: its rate counts from its
+  // A device first heard of inside the window was not installed before: its time counts from its
   // first report, so a device commissioned on the 28th is not "offline" for the 27 days before.
   const from = before === undefined ? (sorted[0] as StatusChange).ts : start;
   let state = before ?? false;
@@ -77,13 +82,27 @@ export function onlineFraction(before: boolean | undefined, changes: readonly St
     at = c.ts;
   }
   if (state) online += end - at;
-  return end > from ? online / (end - from) : null;
+  return end > from ? { onlineMs: online, observedMs: end - from } : null;
+}
+
+/** onlineTime as a fraction of the device's observed time. */
+export function onlineFraction(before: boolean | undefined, changes: readonly StatusChange[], start: number, end: number): number | null {
+  const t = onlineTime(before, changes, start, end);
+  return t === null ? null : t.onlineMs / t.observedMs;
 }
 
 export interface Distribution {
   readonly n: number;
   readonly medianS: number | null;
   readonly p95S: number | null;
+}
+
+/** How fast a class of alerts was acknowledged and resolved. */
+export interface ResponseTimes {
+  /** Alerts of the class raised in the month. */
+  readonly alerts: number;
+  readonly timeToAcknowledge: Distribution;
+  readonly timeToResolve: Distribution;
 }
 
 export interface HomeStats {
@@ -97,21 +116,45 @@ export interface HomeStats {
   readonly falseAlarms: number;
   /** false_alarm / confirmed fire alarms (unconfirmed ones are not counted either way). */
   readonly falseAlarmRate: number | null;
+  /** All alerts. */
   readonly timeToAcknowledge: Distribution;
   readonly timeToResolve: Distribution;
+  /** Fire alarms proper: category fire, class alarm, severity critical (the ones that run NFPA 72 PAS). */
+  readonly fireEmergencies: ResponseTimes;
+  /** Care emergencies: category care, severity critical (fall, NEWS2 ≥ 7, long bed exit). */
+  readonly careEmergencies: ResponseTimes;
+  /** Alerts escalated because an acknowledgement/confirmation deadline or the ladder passed. */
+  readonly escalatedUnacknowledged: number;
+  /** Alerts resolved (by a person or by the condition clearing) without ever being acknowledged. */
+  readonly resolvedUnacknowledged: number;
+  /** Distinct alerts in either of the two sets above. */
+  readonly missedAlerts: number;
   readonly devicesReporting: number;
+  /** Online device-time over observed device-time (status transitions; see docs/statistics.md). */
   readonly deviceOnlineRate: number | null;
-  readonly turnsExpected: number;
-  /** Turns staff recorded (care action `turned`); turns detected from bed movement are not in it. */
-  readonly turnsRecorded: number;
-  readonly turnsOverdue: number;
+  /** Residents with turn or bed-presence data this month. */
+  readonly residentsWithTurnData: number;
+  readonly turnsBySensor: number;
+  readonly turnsByStaff: number;
+  readonly turnsDue: number;
+  readonly turnsOnTime: number;
+  readonly turnsLate: number;
+  /** turnsOnTime / turnsDue; null ("no data") when no turn was due. */
   readonly turnsOnTimeRate: number | null;
 }
 
-/** Repositioning alerts of the care rules (issue 4): an overdue turn. */
-export function isTurnOverdue(alert: Pick<AlertMessage, 'rule' | 'category'>): boolean {
-  return alert.category === 'care' && /turn|reposition/i.test(alert.rule);
+/** Fire alarm proper: the signals that run the NFPA 72 positive alarm sequence (alerts/escalation.ts). */
+export function isFireEmergency(a: Pick<AlertMessage, 'category' | 'signal' | 'severity'>): boolean {
+  return a.category === 'fire' && a.signal === 'alarm' && a.severity === 'critical';
 }
+
+/** Care emergency (issue 4: fall, NEWS2 ≥ 7, long bed exit): the care rules raise them as critical. */
+export function isCareEmergency(a: Pick<AlertMessage, 'category' | 'severity'>): boolean {
+  return a.category === 'care' && a.severity === 'critical';
+}
+
+/** Escalation reasons that mean nobody acted in time (alerts/escalation.ts EscalationReason). */
+export const MISSED_ESCALATION_REASONS: ReadonlySet<string> = new Set(['ack_deadline', 'confirm_deadline', 'ladder']);
 
 function distribution(valuesMs: readonly number[]): Distribution {
   const s = valuesMs.filter((v) => v >= 0).map((v) => v / 1000);
@@ -119,18 +162,27 @@ function distribution(valuesMs: readonly number[]): Distribution {
   return { n: s.length, medianS: round(percentile(s, 50)), p95S: round(percentile(s, 95)) };
 }
 
+function responseTimes(alerts: readonly AlertMessage[]): ResponseTimes {
+  return {
+    alerts: alerts.length,
+    timeToAcknowledge: distribution(alerts.flatMap((a) => (a.acknowledgedAt !== undefined ? [a.acknowledgedAt - a.raisedAt] : []))),
+    timeToResolve: distribution(alerts.flatMap((a) => (a.resolvedAt !== undefined ? [a.resolvedAt - a.raisedAt] : []))),
+  };
+}
+
 export interface HomeStatsInput {
   readonly homeId: string;
   readonly window: MonthWindow;
   /** Latest version of every alert of this home raised in the window. */
   readonly alerts: readonly AlertMessage[];
-  /** onlineFraction of each device of the home (null = never reported). */
-  readonly deviceOnline: readonly (number | null)[];
-  /** Turning intervals (minutes) of the home's residents. */
-  readonly turnIntervalsMin: readonly number[];
-  readonly turnsRecorded: number;
-  /** Platform clock: a month in progress counts only its elapsed part. */
-  readonly now: number;
+  /** Ids of alerts escalated for a reason in MISSED_ESCALATION_REASONS (any home; filtered here). */
+  readonly escalatedByDeadline: ReadonlySet<string>;
+  /** onlineTime of each device of the home (null = never reported). */
+  readonly deviceOnline: readonly (OnlineTime | null)[];
+  /** residentTurnTally of each resident of the home (null = no data). */
+  readonly residentTurns: readonly (TurnTally | null)[];
+  readonly turnsBySensor: number;
+  readonly turnsByStaff: number;
 }
 
 /** Rates are rounded once here so the JSON and the CSV carry exactly the same numbers. */
@@ -145,12 +197,15 @@ export function computeHomeStats(input: HomeStatsInput): HomeStats {
   const fire = alerts.filter((a) => a.category === 'fire' && a.signal === 'alarm');
   const confirmed = fire.filter((a) => a.confirmation !== undefined);
   const falseAlarms = confirmed.filter((a) => a.confirmation === 'false_alarm').length;
-  const ack = alerts.flatMap((a) => (a.acknowledgedAt !== undefined ? [a.acknowledgedAt - a.raisedAt] : []));
-  const res = alerts.flatMap((a) => (a.resolvedAt !== undefined ? [a.resolvedAt - a.raisedAt] : []));
-  const reporting = input.deviceOnline.filter((f): f is number => f !== null);
-  const elapsed = Math.max(0, Math.min(input.window.end, input.now) - input.window.start);
-  const turnsExpected = input.turnIntervalsMin.reduce((sum, min) => sum + Math.floor(elapsed / (min * 60_000)), 0);
-  const turnsOverdue = alerts.filter(isTurnOverdue).length;
+  const all = responseTimes(alerts);
+  const escalated = new Set(alerts.filter((a) => input.escalatedByDeadline.has(a.id)).map((a) => a.id));
+  const unacked = new Set(alerts.filter((a) => a.resolvedAt !== undefined && a.acknowledgedAt === undefined).map((a) => a.id));
+  const missed = new Set([...escalated, ...unacked]);
+  const reporting = input.deviceOnline.filter((f): f is OnlineTime => f !== null);
+  const observed = reporting.reduce((s, f) => s + f.observedMs, 0);
+  const tallies = input.residentTurns.filter((t): t is TurnTally => t !== null);
+  const turnsDue = tallies.reduce((s, t) => s + t.due, 0);
+  const turnsOnTime = tallies.reduce((s, t) => s + t.onTime, 0);
   return {
     homeId: input.homeId,
     month: input.window.month,
@@ -160,37 +215,67 @@ export function computeHomeStats(input: HomeStatsInput): HomeStats {
     fireAlarmsConfirmed: confirmed.length,
     falseAlarms,
     falseAlarmRate: confirmed.length > 0 ? round4(falseAlarms / confirmed.length) : null,
-    timeToAcknowledge: distribution(ack),
-    timeToResolve: distribution(res),
+    timeToAcknowledge: all.timeToAcknowledge,
+    timeToResolve: all.timeToResolve,
+    fireEmergencies: responseTimes(alerts.filter(isFireEmergency)),
+    careEmergencies: responseTimes(alerts.filter(isCareEmergency)),
+    escalatedUnacknowledged: escalated.size,
+    resolvedUnacknowledged: unacked.size,
+    missedAlerts: missed.size,
     devicesReporting: reporting.length,
-    deviceOnlineRate: reporting.length > 0 ? round4(reporting.reduce((s, f) => s + f, 0) / reporting.length) : null,
-    turnsExpected,
-    turnsRecorded: input.turnsRecorded,
-    turnsOverdue,
-    // A home that sent nothing at all this month has no evidence either way: no rate, not 100 %.
-    turnsOnTimeRate: turnsExpected > 0 && reporting.length > 0 ? round4(Math.max(0, turnsExpected - turnsOverdue) / turnsExpected) : null,
+    deviceOnlineRate: observed > 0 ? round4(reporting.reduce((s, f) => s + f.onlineMs, 0) / observed) : null,
+    residentsWithTurnData: tallies.length,
+    turnsBySensor: input.turnsBySensor,
+    turnsByStaff: input.turnsByStaff,
+    turnsDue,
+    turnsOnTime,
+    turnsLate: tallies.reduce((s, t) => s + t.late, 0),
+    // No turn due (nobody in bed long enough, or no data at all): no rate, not 100 %.
+    turnsOnTimeRate: turnsDue > 0 ? round4(turnsOnTime / turnsDue) : null,
   };
 }
 
-export const CSV_COLUMNS = [
-  'home', 'month', 'alerts', 'alarm', 'supervisory', 'trouble', 'care', 'fire_alarms', 'fire_alarms_confirmed', 'false_alarms',
-  'false_alarm_rate', 'ack_n', 'ack_median_s', 'ack_p95_s', 'resolve_n', 'resolve_median_s', 'resolve_p95_s',
-  'devices_reporting', 'device_online_rate', 'turns_expected', 'turns_recorded', 'turns_overdue', 'turns_on_time_rate',
-] as const;
+type Cell = string | number | null;
+const dist = (prefix: string, d: Distribution): Array<[string, Cell]> => [
+  [`${prefix}_n`, d.n],
+  [`${prefix}_median_s`, d.medianS],
+  [`${prefix}_p95_s`, d.p95S],
+];
+const response = (prefix: string, r: ResponseTimes): Array<[string, Cell]> => [
+  [`${prefix}_alerts`, r.alerts],
+  ...dist(`${prefix}_ack`, r.timeToAcknowledge),
+  ...dist(`${prefix}_resolve`, r.timeToResolve),
+];
+
+/** One CSV row as (column, value) pairs: the single place that maps the JSON to columns. */
+function row(s: HomeStats): Array<[string, Cell]> {
+  return [
+    ['home', s.homeId], ['month', s.month], ['alerts', s.alerts],
+    ...SIGNAL_CLASSES.map((c): [string, Cell] => [c, s.byClass[c]]),
+    ['fire_alarms', s.fireAlarms], ['fire_alarms_confirmed', s.fireAlarmsConfirmed], ['false_alarms', s.falseAlarms], ['false_alarm_rate', s.falseAlarmRate],
+    ...dist('ack', s.timeToAcknowledge), ...dist('resolve', s.timeToResolve),
+    ...response('fire_emergency', s.fireEmergencies), ...response('care_emergency', s.careEmergencies),
+    ['missed_alerts', s.missedAlerts], ['escalated_unacknowledged', s.escalatedUnacknowledged], ['resolved_unacknowledged', s.resolvedUnacknowledged],
+    ['devices_reporting', s.devicesReporting], ['device_online_rate', s.deviceOnlineRate],
+    ['residents_with_turn_data', s.residentsWithTurnData], ['turns_by_sensor', s.turnsBySensor], ['turns_by_staff', s.turnsByStaff],
+    ['turns_due', s.turnsDue], ['turns_on_time', s.turnsOnTime], ['turns_late', s.turnsLate], ['turns_on_time_rate', s.turnsOnTimeRate],
+  ];
+}
+
+const EMPTY_DIST: Distribution = { n: 0, medianS: null, p95S: null };
+const EMPTY_RESPONSE: ResponseTimes = { alerts: 0, timeToAcknowledge: EMPTY_DIST, timeToResolve: EMPTY_DIST };
+/** The header, derived from the row mapping so the two cannot drift apart. */
+export const CSV_COLUMNS: readonly string[] = row({
+  homeId: '', month: '', alerts: 0, byClass: { alarm: 0, supervisory: 0, trouble: 0, care: 0 }, fireAlarms: 0, fireAlarmsConfirmed: 0, falseAlarms: 0,
+  falseAlarmRate: null, timeToAcknowledge: EMPTY_DIST, timeToResolve: EMPTY_DIST, fireEmergencies: EMPTY_RESPONSE, careEmergencies: EMPTY_RESPONSE,
+  escalatedUnacknowledged: 0, resolvedUnacknowledged: 0, missedAlerts: 0, devicesReporting: 0, deviceOnlineRate: null, residentsWithTurnData: 0,
+  turnsBySensor: 0, turnsByStaff: 0, turnsDue: 0, turnsOnTime: 0, turnsLate: 0, turnsOnTimeRate: null,
+}).map(([c]) => c);
 
 /** The same numbers as the JSON, one row per home; an empty cell is "no data" (null). */
 export function statsCsv(stats: readonly HomeStats[]): string {
-  const cell = (v: string | number | null): string => (v === null ? '' : String(v));
+  const cell = (v: Cell): string => (v === null ? '' : String(v));
   const lines = [CSV_COLUMNS.join(',')];
-  for (const s of stats) {
-    lines.push(
-      [
-        s.homeId, s.month, s.alerts, s.byClass.alarm, s.byClass.supervisory, s.byClass.trouble, s.byClass.care, s.fireAlarms,
-        s.fireAlarmsConfirmed, s.falseAlarms, s.falseAlarmRate, s.timeToAcknowledge.n, s.timeToAcknowledge.medianS,
-        s.timeToAcknowledge.p95S, s.timeToResolve.n, s.timeToResolve.medianS, s.timeToResolve.p95S, s.devicesReporting,
-        s.deviceOnlineRate, s.turnsExpected, s.turnsRecorded, s.turnsOverdue, s.turnsOnTimeRate,
-      ].map(cell).join(','),
-    );
-  }
+  for (const s of stats) lines.push(row(s).map(([, v]) => cell(v)).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { USER_ROLES, type UserRole } from '../../contract/registry.ts';
+import type { RegistryIndex } from '../../contract/registry-index.ts';
 import type { Actor } from '../access.ts';
 
 /**
@@ -17,9 +18,15 @@ export interface TokenClaims {
 export interface TokenService {
   issue(actor: Actor, now: number): { token: string; expiresAt: number };
   verify(token: string, now: number): Actor | undefined;
+  /** verify() plus the expiry, for sessions that outlive one request (socket.io). */
+  session(token: string, now: number): { actor: Actor; expiresAt: number } | undefined;
 }
 
-export function createTokenService(secret: string | undefined, ttlS: number): TokenService {
+/**
+ * With a registry, a token is honoured only while its user still exists with the same role and
+ * home: deleting or moving a user cuts off their tokens at once, without waiting for expiry.
+ */
+export function createTokenService(secret: string | undefined, ttlS: number, registry?: Pick<RegistryIndex, 'user'>): TokenService {
   // Without a configured secret (development only) a random one per start: old tokens die with the process.
   const key = secret ?? randomBytes(32).toString('base64');
   const sign = (body: string): string => createHmac('sha256', key).update(body).digest('base64url');
@@ -30,22 +37,29 @@ export function createTokenService(secret: string | undefined, ttlS: number): To
       const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
       return { token: `${body}.${sign(body)}`, expiresAt: exp };
     },
-    verify(token, now) {
-      if (typeof token !== 'string' || token.length > 4096) return undefined;
-      const [body, mac, extra] = token.split('.');
-      if (body === undefined || mac === undefined || extra !== undefined) return undefined;
-      const expected = Buffer.from(sign(body));
-      const given = Buffer.from(mac);
-      if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
-      let claims: Partial<TokenClaims>;
-      try {
-        claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Partial<TokenClaims>;
-      } catch {
-        return undefined;
-      }
-      if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
-      if (!(USER_ROLES as readonly string[]).includes(claims.role ?? '')) return undefined;
-      return { username: claims.sub, role: claims.role as UserRole, ...(typeof claims.homeId === 'string' ? { homeId: claims.homeId } : {}) };
-    },
+    verify: (token, now) => session(token, now)?.actor,
+    session,
   };
+  function session(token: string, now: number): { actor: Actor; expiresAt: number } | undefined {
+    if (typeof token !== 'string' || token.length > 4096) return undefined;
+    const [body, mac, extra] = token.split('.');
+    if (body === undefined || mac === undefined || extra !== undefined) return undefined;
+    const expected = Buffer.from(sign(body));
+    const given = Buffer.from(mac);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    let claims: Partial<TokenClaims>;
+    try {
+      claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Partial<TokenClaims>;
+    } catch {
+      return undefined;
+    }
+    if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
+    if (!(USER_ROLES as readonly string[]).includes(claims.role ?? '')) return undefined;
+    const homeId = typeof claims.homeId === 'string' ? claims.homeId : undefined;
+    if (registry !== undefined) {
+      const user = registry.user(claims.sub);
+      if (user === undefined || user.role !== claims.role || user.homeId !== homeId) return undefined;
+    }
+    return { actor: { username: claims.sub, role: claims.role as UserRole, ...(homeId !== undefined ? { homeId } : {}) }, expiresAt: claims.exp };
+  }
 }

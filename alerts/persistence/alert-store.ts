@@ -3,12 +3,15 @@ import type { Logger } from '../../common/logger.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 import type { AlertChange, AuditEntry, StoredAlert } from '../lifecycle.ts';
 import { createInfluxHttp, rows, type InfluxHttp } from './influx-http.ts';
-import { createJournalWriter, type JournalRecord, type JournalWriter } from './journal-writer.ts';
+import { createJournalWriter, type JournalRecord, type JournalStats, type JournalWriter, type JournalWriterDeps } from './journal-writer.ts';
 import { fnv1a, nsTime, toLine } from './line-protocol.ts';
 
 /**
  * Alerts in InfluxDB (docs/architecture.md schema):
- *   alert        tags home, category, rule, state   fields id, version, json (the AlertMessage), key, latching
+ *   alert        tags home, category, rule, state, alert_id   fields id, version, json (the AlertMessage), key, latching
+ * The alert_id tag (added later; older points lack it) lets GET /api/alerts/:id look one alert up
+ * through the series index instead of scanning every `alert` point for a field value. It is one
+ * series per alert: fine at care-home alert rates (thousands a year), not for per-reading data.
  *   alert_audit  tags home, action                  fields alert_id, seq, json (the AuditEntry)
  *   care_action  tags home, resident, action        fields by, json
  * Point times are the change time in ms plus a sub-ms offset from the alert id and version (or
@@ -37,7 +40,7 @@ export interface AlertStore {
   /** Latest stored version of one alert (for resolved alerts no longer in memory). */
   latest(alertId: string): Promise<AlertMessage | undefined>;
   drained(): Promise<void>;
-  stats(): { pending: number; written: number; failures: number };
+  stats(): JournalStats;
   close(): Promise<void>;
 }
 
@@ -48,7 +51,14 @@ export interface AlertStoreDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly influx?: InfluxHttp;
+  /** Journal bounds and file access (see JournalWriterDeps). */
+  readonly journal?: Pick<JournalWriterDeps<StoreMeta>, 'maxPending' | 'maxFileBytes' | 'openFile'>;
+  /** How far back a lookup of an alert id scans points written before the alert_id tag existed (default 7 days). */
+  readonly legacyLookupMs?: number;
 }
+
+/** Alert changes and their audit are never dropped at the journal's bound; care actions may be. */
+const isAlertRecord = (r: JournalRecord<StoreMeta>): boolean => r.meta?.kind === 'alert' || r.meta?.kind === 'audit';
 
 const quoteString = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
@@ -56,7 +66,7 @@ export function alertRecord(s: StoredAlert): JournalRecord<StoreMeta> {
   const a = s.alert;
   const lp = toLine({
     measurement: 'alert',
-    tags: { home: a.homeId, category: a.category, rule: a.rule, state: a.state },
+    tags: { home: a.homeId, category: a.category, rule: a.rule, state: a.state, alert_id: a.id },
     fields: { id: a.id, version: { int: a.version }, json: JSON.stringify(a), key: s.key, latching: s.latching },
     timeNs: nsTime(a.ts, (fnv1a(a.id) % 1000) * 1000 + (a.version % 1000)),
   });
@@ -84,7 +94,14 @@ function parseJson<T>(v: unknown): T | undefined {
 
 export function createAlertStore(deps: AlertStoreDeps): AlertStore {
   const influx = deps.influx ?? createInfluxHttp(deps.influxUrl, deps.database);
-  const writer: JournalWriter<StoreMeta> = createJournalWriter<StoreMeta>({ path: deps.journalPath, influx, clock: deps.clock, logger: deps.logger });
+  const writer: JournalWriter<StoreMeta> = createJournalWriter<StoreMeta>({
+    path: deps.journalPath,
+    influx,
+    clock: deps.clock,
+    logger: deps.logger,
+    essential: isAlertRecord,
+    ...deps.journal,
+  });
   let careSeq = 0;
 
   return {
@@ -163,7 +180,12 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       return [...found.values()].sort((a, b) => a.ts - b.ts || a.seq - b.seq);
     },
     async latest(alertId) {
-      const series = await influx.query(`SELECT "json" FROM "alert" WHERE "id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
+      // The tag goes through the series index; only a bounded recent window is scanned for untagged (older) points.
+      let series = await influx.query(`SELECT "json" FROM "alert" WHERE "alert_id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
+      if (rows(series).length === 0) {
+        const since = Math.max(0, Math.trunc(deps.clock.now() - (deps.legacyLookupMs ?? 7 * 86_400_000)));
+        series = await influx.query(`SELECT "json" FROM "alert" WHERE time >= ${since}ms AND "id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
+      }
       let best: AlertMessage | undefined;
       for (const r of rows(series)) {
         const a = parseJson<AlertMessage>(r.json);

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -9,6 +9,13 @@ import type { InfluxHttp } from './influx-http.ts';
  * before it is sent, and stays there until InfluxDB has acknowledged it (HTTP 204). If InfluxDB is
  * down the writer retries with capped exponential backoff; after a crash the journal is replayed.
  * Writes are idempotent (same series + timestamp), so a record sent twice overwrites itself.
+ *
+ * A failing journal file (disk full, EIO) is not swallowed: it is counted, logged with its code,
+ * reported in stats().problems (→ /health `degraded`) and retried with backoff; the unwritten lines
+ * stay in memory meanwhile (a retried append may duplicate a line; replay is idempotent). Memory and
+ * file are bounded (maxPending records, maxFileBytes): at the bound, non-essential records (care
+ * actions) are dropped or kept out of the file first and counted; essential ones (alert changes and
+ * their audit) are never dropped — the bound is exceeded instead and reported as a problem.
  */
 export interface JournalRecord<M = unknown> {
   /** One line-protocol point. */
@@ -24,11 +31,35 @@ export interface JournalWriter<M> {
   pending(): readonly JournalRecord<M>[];
   /** Resolves when everything appended so far is in InfluxDB. */
   drained(): Promise<void>;
-  stats(): { pending: number; written: number; failures: number };
+  stats(): JournalStats;
   close(): Promise<void>;
 }
 
-export interface JournalWriterDeps {
+export interface JournalStats {
+  pending: number;
+  written: number;
+  /** Failed InfluxDB writes. */
+  failures: number;
+  /** Failed journal file appends/syncs. */
+  ioFailures: number;
+  lastIoError?: string;
+  /** Non-essential records dropped from memory at the maxPending bound. */
+  dropped: number;
+  /** Non-essential records kept out of the file at the maxFileBytes bound (still sent). */
+  notJournaled: number;
+  /** Stable codes of what is wrong now; empty when healthy. */
+  problems: string[];
+}
+
+/** The file operations the writer needs; a test injects a failing one (a disk fault a real disk cannot make on demand). */
+export interface JournalFile {
+  appendFile(text: string): Promise<void>;
+  datasync(): Promise<void>;
+  truncate(len: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface JournalWriterDeps<M = unknown> {
   readonly path: string;
   readonly influx: InfluxHttp;
   readonly clock: Clock;
@@ -36,14 +67,38 @@ export interface JournalWriterDeps {
   readonly batchMax?: number;
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
+  /** In-memory bound, records (default 200,000). */
+  readonly maxPending?: number;
+  /** Journal file bound, bytes (default 256 MiB). */
+  readonly maxFileBytes?: number;
+  /** Records that must never be dropped (default: all). */
+  readonly essential?: (r: JournalRecord<M>) => boolean;
+  readonly openFile?: (path: string) => Promise<JournalFile>;
 }
 
-export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M> {
+export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWriter<M> {
   const batchMax = deps.batchMax ?? 2000;
   const retryMin = deps.retryMinMs ?? 250;
   const retryMax = deps.retryMaxMs ?? 10_000;
+  const maxPending = deps.maxPending ?? 200_000;
+  const maxFileBytes = deps.maxFileBytes ?? 256 * 1024 * 1024;
+  const essential = deps.essential ?? ((): boolean => true);
+  const openFile = deps.openFile ?? ((path: string): Promise<JournalFile> => open(path, 'a'));
   const queue: JournalRecord<M>[] = [];
-  let fh: FileHandle | undefined;
+  let fh: JournalFile | undefined;
+  /** Lines not yet durably in the file (kept for retry after an I/O error). */
+  let unwritten: string[] = [];
+  let fileBytes = 0;
+  let fileRetryTimer: ClockTimer | undefined;
+  let fileBackoff = retryMin;
+  let ioFailures = 0;
+  let ioFailing = false;
+  let lastIoError: string | undefined;
+  let dropped = 0;
+  let notJournaled = 0;
+  let overBoundLogged = false;
+  /** Records at the head of the queue being sent now (not to be dropped under them). */
+  let inFlight = 0;
   /** Journal file operations run one after another in this chain. */
   let fileChain: Promise<void> = Promise.resolve();
   let flushing: Promise<void> | undefined;
@@ -54,12 +109,56 @@ export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M
   let closed = false;
   let waiters: Array<() => void> = [];
 
-  function onFile(op: (h: FileHandle) => Promise<void>): void {
+  function onFile(op: (h: JournalFile) => Promise<void>): void {
     fileChain = fileChain
       .then(async () => {
         if (fh) await op(fh);
       })
-      .catch((err: unknown) => deps.logger.error({ err, code: 'ALERTS_JOURNAL_IO', path: deps.path }, 'journal file operation failed'));
+      .catch((err: unknown) => ioFailed(err));
+  }
+
+  function ioFailed(err: unknown): void {
+    ioFailures++;
+    ioFailing = true;
+    lastIoError = (err as NodeJS.ErrnoException | undefined)?.code ?? 'UNKNOWN';
+    deps.logger.error({ err, code: 'ALERTS_JOURNAL_IO', errno: lastIoError, path: deps.path, unwritten: unwritten.length, retryInMs: fileBackoff }, 'journal file write failed; will retry');
+    if (closed || fileRetryTimer) return;
+    fileRetryTimer = deps.clock.setTimeout(() => {
+      fileRetryTimer = undefined;
+      writeUnwritten();
+    }, fileBackoff);
+    fileBackoff = Math.min(retryMax, fileBackoff * 2);
+  }
+
+  /** Appends and syncs every unwritten line; on failure they stay for the retry. */
+  function writeUnwritten(): void {
+    onFile(async (h) => {
+      if (unwritten.length === 0) return;
+      const lines = unwritten.slice();
+      const text = lines.join('');
+      await h.appendFile(text);
+      await h.datasync();
+      unwritten.splice(0, lines.length);
+      fileBytes += Buffer.byteLength(text);
+      ioFailing = false;
+      fileBackoff = retryMin;
+    });
+  }
+
+  /** Memory bound: drop the oldest non-essential records not being sent; never essential ones. */
+  function enforceBound(): void {
+    if (queue.length <= maxPending) return;
+    for (let i = queue.length - 1; i >= inFlight && queue.length > maxPending; i--) {
+      const r = queue[i];
+      if (r !== undefined && !essential(r)) {
+        queue.splice(i, 1);
+        dropped++;
+      }
+    }
+    if (queue.length > maxPending && !overBoundLogged) {
+      overBoundLogged = true;
+      deps.logger.error({ code: 'ALERTS_JOURNAL_FULL', pending: queue.length, maxPending }, 'journal over its bound with alert records only; keeping them all');
+    } else if (queue.length <= maxPending) overBoundLogged = false;
   }
 
   function settleWaiters(): void {
@@ -79,11 +178,13 @@ export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M
   async function flush(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchMax);
+      inFlight = batch.length;
       try {
         await fileChain; // the batch is on disk before it is sent
         await deps.influx.write(batch.map((r) => r.lp));
       } catch (err) {
         failures++;
+        inFlight = 0;
         deps.logger.warn({ err, code: 'ALERTS_INFLUX_WRITE', pending: queue.length, retryInMs: backoff }, 'InfluxDB write failed; kept in the journal, will retry');
         if (!closed) {
           retryTimer = deps.clock.setTimeout(() => {
@@ -96,11 +197,17 @@ export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M
       }
       backoff = retryMin;
       queue.splice(0, batch.length);
+      inFlight = 0;
       written += batch.length;
       if (queue.length === 0) {
         // Everything acknowledged: the journal can be emptied (appends queued later land after this).
         onFile(async (h) => {
-          if (queue.length === 0) await h.truncate(0);
+          if (queue.length !== 0) return;
+          await h.truncate(0);
+          // Lines still unwritten belong to records InfluxDB already has.
+          unwritten = [];
+          fileBytes = 0;
+          ioFailing = false;
         });
       }
     }
@@ -116,6 +223,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
+      fileBytes = Buffer.byteLength(text);
       let bad = 0;
       for (const line of text.split('\n')) {
         if (line.trim() === '') continue;
@@ -127,17 +235,23 @@ export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M
       }
       if (bad > 0) deps.logger.warn({ bad, code: 'ALERTS_JOURNAL_TORN' }, 'skipped unreadable journal lines');
       if (queue.length > 0) deps.logger.info({ pending: queue.length }, 'replaying the alert journal into InfluxDB');
-      fh = await open(deps.path, 'a');
+      fh = await openFile(deps.path);
       kick();
     },
     append(records) {
       if (records.length === 0) return;
       queue.push(...records);
-      const text = records.map((r) => `${JSON.stringify(r)}\n`).join('');
-      onFile(async (h) => {
-        await h.appendFile(text);
-        await h.datasync();
-      });
+      enforceBound();
+      for (const r of records) {
+        const line = `${JSON.stringify(r)}\n`;
+        // File bound: non-essential records go to InfluxDB without the journal's protection.
+        if (fileBytes + Buffer.byteLength(line) > maxFileBytes && !essential(r)) {
+          notJournaled++;
+          continue;
+        }
+        unwritten.push(line);
+      }
+      if (!fileRetryTimer) writeUnwritten();
       kick();
     },
     pending: () => queue,
@@ -145,14 +259,24 @@ export function createJournalWriter<M>(deps: JournalWriterDeps): JournalWriter<M
       if (queue.length === 0) return Promise.resolve();
       return new Promise((resolve) => waiters.push(resolve));
     },
-    stats: () => ({ pending: queue.length, written, failures }),
+    stats: () => {
+      const problems: string[] = [];
+      if (ioFailing) problems.push('ALERTS_JOURNAL_IO');
+      if (queue.length >= maxPending) problems.push('ALERTS_JOURNAL_FULL');
+      if (fileBytes >= maxFileBytes) problems.push('ALERTS_JOURNAL_FILE_FULL');
+      return { pending: queue.length, written, failures, ioFailures, ...(lastIoError !== undefined ? { lastIoError } : {}), dropped, notJournaled, problems };
+    },
     async close() {
       closed = true;
       if (retryTimer) deps.clock.clearTimeout(retryTimer);
       retryTimer = undefined;
+      if (fileRetryTimer) deps.clock.clearTimeout(fileRetryTimer);
+      fileRetryTimer = undefined;
       await flushing;
       // One last attempt, so a clean shutdown leaves an empty journal when InfluxDB is up.
       if (queue.length > 0) await flush();
+      // A last try for lines an I/O error held back (ioFailed schedules no timer once closed).
+      if (unwritten.length > 0) writeUnwritten();
       await fileChain;
       await fh?.close();
       fh = undefined;

@@ -6,26 +6,37 @@ import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { redisOptions } from '../../broker/redis-persistence.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { connect, connectRecording, record, startBroker, until } from './helpers.ts';
+import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
+
+const telemetrySeqs = (got: Received[], topic: string): number[] =>
+  got.filter((m) => m.topic === topic).map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq);
 
 /** Only this file uses database 5 of the run's private Redis; it is flushed first. */
 const DB = 5;
 const redisUrl = `${inject('redisUrl')}/${DB}`;
 
-function flushDb(): Promise<void> {
+/** Sends commands to database DB over a raw connection; resolves with the replies (simple replies only). */
+function redisCommands(...commands: string[][]): Promise<string[]> {
   const { host, port } = redisOptions(redisUrl);
+  const all = [['SELECT', String(DB)], ...commands];
+  const resp = all.map((args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`).join('');
   return new Promise((resolve, reject) => {
-    const s = tcpConnect(port, host, () => s.write(`SELECT ${DB}\r\nFLUSHDB\r\n`));
+    const s = tcpConnect(port, host, () => s.write(resp));
     let reply = '';
     s.on('data', (d) => {
       reply += d.toString();
-      if (reply.split('\r\n').filter((l) => l.startsWith('+OK')).length >= 2) {
+      const lines = reply.split('\r\n').filter((l) => /^[+\-:]/.test(l));
+      if (lines.length >= all.length) {
         s.end();
-        resolve();
+        resolve(lines.slice(1));
       }
     });
     s.once('error', reject);
   });
+}
+
+async function flushDb(): Promise<void> {
+  await redisCommands(['FLUSHDB']);
 }
 
 const brokers: Broker[] = [];
@@ -74,4 +85,41 @@ it('keeps a persistent session, its queued QoS 1 messages and retained statuses 
   const status = retained.find((m) => m.topic === statusTopic);
   expect(status?.retain).toBe(true);
   expect(JSON.parse(status?.payload.toString() ?? '{}')).toMatchObject({ online: true });
+});
+
+it('a graceful close keeps QoS 1 messages the broker acknowledged while their Redis writes were still in flight', async () => {
+  // aedes 1.2 sends PUBACK before it stores the message for offline sessions; a close right after
+  // used to drop those writes (ioredis disconnect), so the next broker never delivered them
+  // [MQTT-4.3.2]. CLIENT PAUSE WRITE holds the writes in Redis (a real server state, no mock)
+  // so they are certainly in flight when close() starts, instead of only on a loaded machine.
+  const device = demoRegistry().site.devices[1] as Device;
+  const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
+  const first = await start();
+  const ingest1 = await connect(first, 'svc-ingest', { clientId: 'svc-ingest-drain', clean: false });
+  await ingest1.subscribeAsync(telemetryTopic, { qos: 1 });
+  await ingest1.endAsync();
+
+  const dev = await connect(first, device.id);
+  clients.push(dev);
+  await redisCommands(['CLIENT', 'PAUSE', '60000', 'WRITE']);
+  let closed: Promise<void> | undefined;
+  try {
+    for (let seq = 1; seq <= 5; seq++) {
+      // Resolves on PUBACK, which aedes sends although Redis has stored nothing yet.
+      await dev.publishAsync(telemetryTopic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 + seq } }), { qos: 1 });
+    }
+    closed = first.close();
+    // Let close() run as far as it goes while the writes are held; without the drain it resolves
+    // here, having dropped them. The bound only decides when to release Redis, it asserts nothing.
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 1_000))]);
+  } finally {
+    await redisCommands(['CLIENT', 'UNPAUSE']);
+  }
+  await closed;
+
+  const second = await start();
+  const { client: ingest2, received: got } = await connectRecording(second, 'svc-ingest', { clientId: 'svc-ingest-drain', clean: false });
+  clients.push(ingest2);
+  await until(() => `5 queued messages, got ${JSON.stringify(telemetrySeqs(got, telemetryTopic))}`, () => telemetrySeqs(got, telemetryTopic).length >= 5);
+  expect(telemetrySeqs(got, telemetryTopic)).toEqual([1, 2, 3, 4, 5]);
 });

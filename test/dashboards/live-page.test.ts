@@ -264,7 +264,13 @@ describe('live dashboard', () => {
     const json = (await bureau.evaluate(async (m) => {
       const s = JSON.parse(sessionStorage.getItem('cw.session') ?? '{}') as { token: string };
       return (await fetch(`/api/stats?month=${m}`, { headers: { authorization: `Bearer ${s.token}` } })).json();
-    }, month)) as { homes: Array<{ homeId: string; alerts: number; byClass: { alarm: number }; falseAlarms: number; falseAlarmRate: number | null; timeToAcknowledge: { medianS: number | null } }> };
+    }, month)) as {
+      homes: Array<{
+        homeId: string; alerts: number; byClass: { alarm: number }; falseAlarms: number; falseAlarmRate: number | null; timeToAcknowledge: { medianS: number | null };
+        fireEmergencies: { alerts: number; timeToAcknowledge: { medianS: number | null; p95S: number | null } }; missedAlerts: number;
+        deviceOnlineRate: number | null; turnsDue: number; turnsOnTimeRate: number | null;
+      }>;
+    };
     const [header, ...lines] = csv.trim().split('\r\n');
     const cols = header!.split(',');
     const rows = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
@@ -274,11 +280,18 @@ describe('live dashboard', () => {
     expect(h01.falseAlarms).toBe(1);
     for (const h of json.homes) {
       const r = rows.find((x) => x.home === h.homeId)!;
-      expect([r.alerts, r.alarm, r.false_alarms, r.false_alarm_rate, r.ack_median_s]).toEqual(
-        [h.alerts, h.byClass.alarm, h.falseAlarms, h.falseAlarmRate, h.timeToAcknowledge.medianS].map((v) => (v === null ? '' : String(v))),
+      expect([
+        r.alerts, r.alarm, r.false_alarms, r.false_alarm_rate, r.ack_median_s, r.fire_emergency_alerts, r.fire_emergency_ack_median_s, r.fire_emergency_ack_p95_s,
+        r.missed_alerts, r.device_online_rate, r.turns_due, r.turns_on_time_rate,
+      ]).toEqual(
+        [
+          h.alerts, h.byClass.alarm, h.falseAlarms, h.falseAlarmRate, h.timeToAcknowledge.medianS, h.fireEmergencies.alerts, h.fireEmergencies.timeToAcknowledge.medianS,
+          h.fireEmergencies.timeToAcknowledge.p95S, h.missedAlerts, h.deviceOnlineRate, h.turnsDue, h.turnsOnTimeRate,
+        ].map((v) => (v === null ? '' : String(v))),
       );
     }
     expect(await bureau.getByTestId('stats-row-h01').locator('[data-col="alarm"]').textContent()).toBe(String(h01.byClass.alarm));
+    expect(await bureau.getByTestId('stats-row-h01').locator('[data-col="missed_alerts"]').textContent()).toBe(String(h01.missedAlerts));
   });
   it('gives each signal class its own sound pattern', async () => {
     const ctx = await browser.newContext();

@@ -1,10 +1,22 @@
 import { h, render } from './dom.js';
-import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
+import { bi, fmtDuration, fmtTime, getLang, nm, t } from './i18n.js';
 import { whereText } from './alert-card.js';
 import { homeState, isCall119, isFireAlarm } from './alert-model.js';
 
 const HOME_ICON = { normal: '✓', fire: '▲', escalated: '☎', trouble: '⚒', comm: '✕' };
 const CLASSES = ['alarm', 'supervisory', 'trouble', 'care'];
+/** Statistics headings added with docs/statistics.md (kept here: i18n.js belongs to the page's owners). */
+const STATS_LABELS = {
+  fireAck: ['火警确认 中位/P95', 'Fire ack median/p95'],
+  fireResolve: ['火警解除 中位/P95', 'Fire resolve median/p95'],
+  careAck: ['护理急症确认 中位/P95', 'Care emergency ack median/p95'],
+  careResolve: ['护理急症解除 中位/P95', 'Care emergency resolve median/p95'],
+  missed: ['漏处理警报', 'Missed alerts'],
+  missedTip: ['超时升级或未确认即解除的警报', 'Escalated for a passed deadline, or resolved without acknowledgement'],
+  onlineTip: ['设备在线时长 ÷ 设备统计时长（按状态变化，自首次上报起计）', 'Online device-time over device-time, from status changes, each device from its first report'],
+  turnsTip: ['按时翻身 / 应翻身次数（间隔 + 15 分钟宽限）', 'Turns on time / turns due (interval + 15 min grace)'],
+};
+const sl = (key) => STATS_LABELS[key][getLang() === 'en' ? 1 : 0];
 
 /**
  * Bureau view: the nine homes at a glance, every fire alarm with its escalation and step timings
@@ -87,12 +99,22 @@ export function createBureauView(root, ctx) {
       statsAt.textContent = `${t('updatedAt')} ${fmtTime(ctx.now())}`;
       const pct = (v) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
       const sec = (v) => (v === null ? '—' : `${v} ${t('sec')}`);
+      const pair = (d) => (d.n === 0 ? '—' : `${d.medianS} / ${d.p95S} ${t('sec')}`);
+      const heads = [
+        [t('home')], [t('alertsCount')], ...CLASSES.map((c) => [t(`cls_${c}`)]), [t('falseAlarmRate')], [t('ackMedian')], [t('ackP95')], [t('resolveMedian')], [t('resolveP95')],
+        [sl('fireAck')], [sl('fireResolve')], [sl('careAck')], [sl('careResolve')], [sl('missed'), sl('missedTip')], [t('onlineRate'), sl('onlineTip')], [t('turnsOnTime'), sl('turnsTip')],
+      ];
       render(statsBody, h('div', { class: 'table-wrap' }, h('table', { class: 'stats-table', 'data-testid': 'stats-table' },
-        h('thead', {}, h('tr', {}, [t('home'), t('alertsCount'), ...CLASSES.map((c) => t(`cls_${c}`)), t('falseAlarmRate'), t('ackMedian'), t('ackP95'), t('resolveMedian'), t('resolveP95'), t('onlineRate'), t('turnsOnTime')].map((x) => h('th', {}, x)))),
+        h('thead', {}, h('tr', {}, heads.map(([x, tip]) => h('th', tip ? { title: tip } : {}, x)))),
         h('tbody', {}, r.homes.map((s) => h('tr', { 'data-testid': `stats-row-${s.homeId}` },
           h('td', {}, nm(ctx.homes.get(s.homeId)) || s.homeId), h('td', { 'data-col': 'alerts' }, s.alerts), CLASSES.map((c) => h('td', { 'data-col': c }, s.byClass[c])),
-          h('td', { 'data-col': 'false_alarm_rate' }, pct(s.falseAlarmRate)), h('td', {}, sec(s.timeToAcknowledge.medianS)), h('td', {}, sec(s.timeToAcknowledge.p95S)),
-          h('td', {}, sec(s.timeToResolve.medianS)), h('td', {}, sec(s.timeToResolve.p95S)), h('td', {}, pct(s.deviceOnlineRate)), h('td', {}, pct(s.turnsOnTimeRate)),
+          h('td', { 'data-col': 'false_alarm_rate' }, pct(s.falseAlarmRate)), h('td', { 'data-col': 'ack_median_s' }, sec(s.timeToAcknowledge.medianS)), h('td', {}, sec(s.timeToAcknowledge.p95S)),
+          h('td', {}, sec(s.timeToResolve.medianS)), h('td', {}, sec(s.timeToResolve.p95S)),
+          h('td', { 'data-col': 'fire_emergency_ack' }, pair(s.fireEmergencies.timeToAcknowledge)), h('td', {}, pair(s.fireEmergencies.timeToResolve)),
+          h('td', { 'data-col': 'care_emergency_ack' }, pair(s.careEmergencies.timeToAcknowledge)), h('td', {}, pair(s.careEmergencies.timeToResolve)),
+          h('td', { 'data-col': 'missed_alerts', title: `${s.escalatedUnacknowledged} / ${s.resolvedUnacknowledged}` }, s.missedAlerts),
+          h('td', { 'data-col': 'device_online_rate' }, pct(s.deviceOnlineRate)),
+          h('td', { 'data-col': 'turns_on_time_rate' }, s.turnsDue === 0 ? '—' : `${pct(s.turnsOnTimeRate)} (${s.turnsOnTime}/${s.turnsDue})`),
         ))),
       )));
     } catch (err) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { latestVersions, monthOf, monthWindow, onlineFraction, percentile } from '../../../alerts/http/stats-compute.ts';
+import { CSV_COLUMNS, isCareEmergency, isFireEmergency, latestVersions, monthOf, monthWindow, onlineFraction, onlineTime, percentile } from '../../../alerts/http/stats-compute.ts';
 import type { AlertMessage } from '../../../contract/payloads.ts';
 
 describe('stats core', () => {
@@ -35,5 +35,28 @@ describe('stats core', () => {
   it('keeps the highest version of each alert', () => {
     const a = (id: string, version: number) => ({ id, version }) as AlertMessage;
     expect(latestVersions([a('x', 1), a('x', 3), a('y', 1), a('x', 2)]).map((v) => `${v.id}${v.version}`).sort()).toEqual(['x3', 'y1']);
+  });
+
+  it('reports device time, so a device installed late weighs by the time it was there', () => {
+    expect(onlineTime(undefined, [{ ts: 60, online: true }], 0, 100)).toEqual({ onlineMs: 40, observedMs: 40 });
+    expect(onlineTime(true, [{ ts: 50, online: false }], 0, 100)).toEqual({ onlineMs: 50, observedMs: 100 });
+    expect(onlineTime(undefined, [], 0, 100)).toBeNull();
+  });
+
+  it('tells fire and care emergencies from other alerts', () => {
+    expect(isFireEmergency({ category: 'fire', signal: 'alarm', severity: 'critical' })).toBe(true);
+    // An unverified smoke pre-alarm (medium) or a supervisory signal is not a fire emergency.
+    expect(isFireEmergency({ category: 'fire', signal: 'alarm', severity: 'medium' })).toBe(false);
+    expect(isFireEmergency({ category: 'fire', signal: 'supervisory', severity: 'critical' })).toBe(false);
+    expect(isCareEmergency({ category: 'care', severity: 'critical' })).toBe(true);
+    expect(isCareEmergency({ category: 'care', severity: 'high' })).toBe(false);
+    expect(isCareEmergency({ category: 'fire', severity: 'critical' })).toBe(false);
+  });
+
+  it('has one CSV column per figure, each named once', () => {
+    expect(new Set(CSV_COLUMNS).size).toBe(CSV_COLUMNS.length);
+    expect(CSV_COLUMNS.slice(0, 3)).toEqual(['home', 'month', 'alerts']);
+    expect(CSV_COLUMNS).toContain('missed_alerts');
+    expect(CSV_COLUMNS).toContain('care_emergency_resolve_p95_s');
   });
 });

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createManualClock } from '../../../common/clock.ts';
 import { buildApp } from '../../../alerts/http/app.ts';
+import type { LoginLimits } from '../../../alerts/http/auth-routes.ts';
 import { createTokenService } from '../../../alerts/http/token.ts';
 import { createLifecycle, type AlertChange } from '../../../alerts/lifecycle.ts';
 import type { CareActionInput } from '../../../alerts/care-action.ts';
@@ -10,7 +11,7 @@ import { demoRegistry } from '../../support/registry.ts';
 export const DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboards/app', import.meta.url));
 
 /** The HTTP app over a real lifecycle, without sockets or storage: for app.inject tests. */
-export function appFixture(opts: { production?: boolean } = {}) {
+export function appFixture(opts: { production?: boolean; loginLimits?: Partial<LoginLimits> } = {}) {
   const registry = demoRegistry();
   const clock = createManualClock();
   const changes: AlertChange[] = [];
@@ -26,6 +27,7 @@ export function appFixture(opts: { production?: boolean } = {}) {
     production: opts.production === true,
     dashboardDir: DASHBOARD_DIR,
     onCareAction: (a) => careActions.push(a),
+    ...(opts.loginLimits !== undefined ? { loginLimits: opts.loginLimits } : {}),
   });
   async function login(username: string, password = `demo-${username}`): Promise<string> {
     const res = await app.inject({ method: 'POST', url: '/api/login', payload: { username, password } });
