@@ -157,7 +157,7 @@ class AedesOneRedisPersistence extends Base {
   }
 
   override async destroy(): Promise<void> {
-    const drained = false; void this.#drain; // TEMP: fix disabled
+    const drained = await this.#drain();
     if (drained) {
       // A round trip as a barrier: fire-and-forget commands the library sends without awaiting
       // (will list LREM/RPUSH, LREM of stale queue entries) were sent before it, so are done after it.
