@@ -1,8 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { LevelWithSilent } from 'pino';
-import { ConfigError, loadConfig } from '../common/config.ts';
-import { createLogger } from '../common/logger.ts';
-import { loadRegistry } from '../common/registry-file.ts';
+import { runProcess } from '../common/process-main.ts';
 import { createIngest } from './ingest.ts';
 
 /** Composition root of the ingest process: `node --import tsx ingest/main.ts`. */
@@ -22,60 +19,28 @@ const ConfigSchema = Type.Object({
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 
-async function main(): Promise<void> {
-  let cfg;
-  try {
-    cfg = loadConfig(ConfigSchema, process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`ingest: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-  const logger = createLogger('ingest', cfg.logLevel as LevelWithSilent);
-  let registry;
-  try {
-    registry = await loadRegistry(cfg.registry);
-  } catch (err) {
-    process.stderr.write(`ingest: CAREWATCH_REGISTRY: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
-  const ingest = createIngest({
-    registry,
-    logger,
-    config: {
-      mqttUrl: cfg.mqttUrl,
-      username: cfg.ingestUsername,
-      password: cfg.ingestPassword,
-      clientId: cfg.ingestClientId,
-      influxUrl: cfg.influxUrl,
-      influxDb: cfg.influxDb,
-      spoolDir: cfg.spoolDir,
-      spoolMaxBytes: cfg.spoolMaxBytes,
-      httpPort: cfg.ingestHttpPort,
-    },
-  });
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    ingest.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'close failed');
-        process.exit(1);
+const code = await runProcess({
+  name: 'ingest',
+  schema: ConfigSchema,
+  env: process.env,
+  registryPath: (cfg) => cfg.registry,
+  logLevel: (cfg) => cfg.logLevel,
+  build: ({ config: cfg, registry, logger }) =>
+    createIngest({
+      registry,
+      logger,
+      config: {
+        mqttUrl: cfg.mqttUrl,
+        username: cfg.ingestUsername,
+        password: cfg.ingestPassword,
+        clientId: cfg.ingestClientId,
+        influxUrl: cfg.influxUrl,
+        influxDb: cfg.influxDb,
+        spoolDir: cfg.spoolDir,
+        spoolMaxBytes: cfg.spoolMaxBytes,
+        httpPort: cfg.ingestHttpPort,
       },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  await ingest.start();
-  logger.info({ mqttUrl: cfg.mqttUrl, influxUrl: cfg.influxUrl, db: cfg.influxDb, spoolDir: cfg.spoolDir, httpPort: ingest.httpPort() }, 'ingest started');
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`ingest: failed to start: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
+    }),
+  started: (ingest, cfg) => `ingest started: ${cfg.mqttUrl} → ${cfg.influxUrl}/${cfg.influxDb}, spool ${cfg.spoolDir}${ingest.httpPort() !== undefined ? `, health http://127.0.0.1:${ingest.httpPort()}/health` : ''}`,
 });
+process.exit(code);

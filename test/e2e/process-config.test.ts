@@ -29,4 +29,11 @@ describe('process configuration', () => {
     expect(code).toBe(1);
     expect(p.output()).toContain('CAREWATCH_TOKEN_SECRET');
   });
+
+  it('a process started on its own serves, then closes cleanly on SIGTERM with exit code 0', async () => {
+    const p = startProcess('broker-sigterm', 'broker/main.ts', { CAREWATCH_BROKER_PORT: '0', CAREWATCH_BROKER_WS_PORT: '0' });
+    const [, port] = (await p.waitForOutput(/broker listening mqtt:\/\/127\.0\.0\.1:(\d+)/)) as unknown as [string, string];
+    expect(Number(port)).toBeGreaterThan(0);
+    expect(await p.stop()).toBe(0);
+  });
 });
