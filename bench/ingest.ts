@@ -98,7 +98,7 @@ export async function runStep(s: PipelineStack, rate: number, stepMs: number, ex
 }
 
 export function pipelineSteps(quick: boolean): number[] {
-  return quick ? [2_000, 4_000, 8_000, 16_000, 24_000, 32_000] : [2_000, 4_000, 6_000, 8_000, 10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000, 36_000, 42_000, 50_000];
+  return quick ? [2_000, 4_000, 8_000, 16_000, 20_000, 24_000, 28_000, 32_000, 40_000] : [2_000, 4_000, 6_000, 8_000, 10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000, 36_000, 42_000, 50_000];
 }
 
 export interface PipelineRun {

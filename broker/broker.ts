@@ -12,6 +12,8 @@ import { createRedisPersistence, type ClosablePersistence } from './redis-persis
 import { offlineStatus, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
+import { corkPerTurn } from './cork-per-turn.ts';
+import { useFifoMqQueue } from './mq-queue.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -318,6 +320,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         authorizeForward,
       });
       aedes = broker;
+      useFifoMqQueue(broker);
       guardMqRecursion(broker);
       broker.on('clientDisconnect', onClientDisconnect);
       broker.on('clientError', (client, err) => {
@@ -341,6 +344,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         // stalls at load (measured by the team, issue 6).
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
+        corkPerTurn(socket);
         accept(socket);
       });
       tcp.on('error', (err) => log.error({ err }, 'tcp server error'));

@@ -95,18 +95,20 @@ describe('audit trail and delivery timing of a full handling sequence', () => {
     expect(trail.map((e) => [e.seq, e.action, e.by, e.fromState, e.toState])).toEqual([
       [1, 'raised', 'system', 'raised', 'raised'],
       [2, 'pushed', 'system', 'raised', 'raised'],
-      [3, 'acknowledged', 'staff-h01', 'raised', 'acknowledged'],
-      [4, 'confirmed', 'staff-h01', 'acknowledged', 'confirmed'],
-      [5, 'escalated', 'staff-h01', 'confirmed', 'escalated'],
-      [6, 'resolved', 'staff-h01', 'escalated', 'resolved'],
+      // GB 50440 / GB 26875: the moment it reached the monitoring centre (the bureau room).
+      [3, 'pushed_bureau', 'system', 'raised', 'raised'],
+      [4, 'acknowledged', 'staff-h01', 'raised', 'acknowledged'],
+      [5, 'confirmed', 'staff-h01', 'acknowledged', 'confirmed'],
+      [6, 'escalated', 'staff-h01', 'confirmed', 'escalated'],
+      [7, 'resolved', 'staff-h01', 'escalated', 'resolved'],
     ]);
     const t0 = fire.raisedAt;
-    expect(trail.map((e) => e.ts - t0)).toEqual([0, 0, 5 * S, 45 * S, 45 * S, 645 * S]);
-    expect(trail[2]).toMatchObject({ comment: '去看' });
-    expect(trail[3]).toMatchObject({ confirmation: 'real_fire', comment: '床头灯起火' });
-    expect(trail[4]).toMatchObject({ reason: 'real_fire', escalationLevel: 2 });
-    expect(trail[5]).toMatchObject({ comment: '已扑灭，119 到场' });
-    expect(trail.map((e) => e.version)).toEqual([1, 1, 2, 3, 4, 5]);
+    expect(trail.map((e) => e.ts - t0)).toEqual([0, 0, 0, 5 * S, 45 * S, 45 * S, 645 * S]);
+    expect(trail[3]).toMatchObject({ comment: '去看' });
+    expect(trail[4]).toMatchObject({ confirmation: 'real_fire', comment: '床头灯起火' });
+    expect(trail[5]).toMatchObject({ reason: 'real_fire', escalationLevel: 2 });
+    expect(trail[6]).toMatchObject({ comment: '已扑灭，119 到场' });
+    expect(trail.map((e) => e.version)).toEqual([1, 1, 1, 2, 3, 4, 5]);
 
     // The same trail is in InfluxDB, one point per entry, and per home.
     await p.alerts.drained();
@@ -144,6 +146,7 @@ describe('audit trail and delivery timing of a full handling sequence', () => {
       receivedTs: fire.raisedAt,
       raisedAt: fire.raisedAt,
       pushedAt: fire.raisedAt,
+      bureauPushedAt: fire.raisedAt,
       sourceToReceivedMs: 0,
       receivedToRaisedMs: 0,
       raisedToPushedMs: 0,

@@ -1,13 +1,13 @@
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../common/clock.ts';
 import { freePort } from '../../../common/influxd.ts';
 import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
-import { createJournalWriter } from '../../../alerts/persistence/journal-writer.ts';
+import { createJournalWriter, type JournalFile } from '../../../alerts/persistence/journal-writer.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
-import { tempDir } from '../support/harness.ts';
+import { tempDir, until } from '../support/harness.ts';
 
 const logger = pino({ level: 'silent' });
 const influx = testInflux('alerts_journal');
@@ -44,5 +44,75 @@ describe('journal writer', () => {
     const series = await influxQuery(influx.url, influx.database, 'SELECT "n" FROM "probe"');
     expect(series.flatMap((s) => s.values.map((v) => v[1])).sort()).toEqual([1, 2, 3]);
     expect(await readFile(path, 'utf8')).toBe('');
+  });
+});
+
+describe('journal writer faults and bounds', () => {
+  /** A real journal file whose datasync fails `failures` times with EIO (a disk fault on demand). */
+  function failingFile(failures: number): { openFile: (p: string) => Promise<JournalFile>; calls: () => number } {
+    let left = failures;
+    let calls = 0;
+    return {
+      calls: () => calls,
+      openFile: async (p) => {
+        const h = await open(p, 'a');
+        return {
+          appendFile: (t) => h.appendFile(t),
+          datasync: async () => {
+            calls++;
+            if (left-- > 0) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+            await h.datasync();
+          },
+          truncate: (n) => h.truncate(n),
+          close: () => h.close(),
+        };
+      },
+    };
+  }
+
+  it('reports a failing journal file (stats, problems) and retries until the records are on disk', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    const clock = createManualClock();
+    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const file = failingFile(2);
+    const w = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100, openFile: file.openFile });
+    await w.start();
+    w.append([{ lp: 'probe,home=h01 n=1i 1000000000', meta: { n: 1 } }]);
+    await until(() => w.stats().ioFailures === 1, 'first I/O failure');
+    expect(w.stats()).toMatchObject({ lastIoError: 'EIO', problems: ['ALERTS_JOURNAL_IO'] });
+    clock.advance(100); // retry 1 fails too
+    await until(() => w.stats().ioFailures === 2, 'second I/O failure');
+    clock.advance(200); // retry 2 succeeds
+    await until(() => w.stats().problems.length === 0, 'recovered');
+    expect((await readFile(path, 'utf8')).split('\n').filter((l) => l.includes('"n":1')).length).toBeGreaterThan(0);
+    await w.close();
+  });
+
+  it('at its bound drops other records first and keeps every alert record, saying so', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const clock = createManualClock();
+    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const w = createJournalWriter<{ kind: string }>({
+      path: join(dir.path, 'journal.jsonl'),
+      influx: down,
+      clock,
+      logger,
+      maxPending: 3,
+      essential: (r) => r.meta?.kind === 'alert',
+    });
+    await w.start();
+    w.append([{ lp: 'x a=1i 1', meta: { kind: 'care' } }, { lp: 'x a=2i 2', meta: { kind: 'care' } }]);
+    await until(() => w.stats().failures >= 1, 'InfluxDB write failed'); // nothing in flight now: the retry waits on the clock
+    w.append([{ lp: 'x a=3i 3', meta: { kind: 'alert' } }, { lp: 'x a=4i 4', meta: { kind: 'alert' } }, { lp: 'x a=5i 5', meta: { kind: 'alert' } }]);
+    w.append([{ lp: 'x a=6i 6', meta: { kind: 'alert' } }]);
+    const kinds = w.pending().map((r) => r.meta?.kind);
+    expect(kinds.filter((k) => k === 'alert')).toHaveLength(4);
+    expect(kinds).not.toContain('care');
+    expect(w.stats().dropped).toBe(2);
+    expect(w.stats().problems).toContain('ALERTS_JOURNAL_FULL');
+    await w.close();
   });
 });

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import type { Clock } from '../../../common/clock.ts';
 import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import type { Rule } from '../../../alerts/rules/types.ts';
+import type { RegistryIndex } from '../../../contract/registry-index.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { DASHBOARD_DIR } from './app-fixture.ts';
 import { testRules } from './test-rules.ts';
@@ -20,6 +21,9 @@ export interface HarnessOptions {
   readonly clock?: Clock;
   readonly mqttUrl?: string;
   readonly rules?: Rule[];
+  readonly registry?: RegistryIndex;
+  readonly tokenTtlS?: number;
+  readonly production?: boolean;
 }
 
 /** A real alerts process (in-process) on 127.0.0.1:0 against the run's InfluxDB. */
@@ -34,12 +38,12 @@ export async function startAlerts(opts: HarnessOptions): Promise<Alerts> {
       httpPort: 0,
       stateDir: opts.stateDir,
       tokenSecret: 'a-test-secret-of-at-least-32-characters',
-      tokenTtlS: 3600,
+      tokenTtlS: opts.tokenTtlS ?? 3600,
       dashboardDir: DASHBOARD_DIR,
       tickMs: 1000,
       restoreDays: 90,
     },
-    registry: demoRegistry(),
+    registry: opts.registry ?? demoRegistry(),
     logger: pino({ level: process.env.ALERTS_TEST_LOG ?? 'silent' }),
     rules: opts.rules ?? testRules(),
     mqtt: opts.mqttUrl !== undefined,

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { appFixture } from '../support/app-fixture.ts';
+
+/** Login throttling (docs/alerts.md "Login limits"): counts and codes, never timings. */
+const login = (fx: ReturnType<typeof appFixture>, username: string, password: string, ip = '10.0.0.1') =>
+  fx.app.inject({ method: 'POST', url: '/api/login', payload: { username, password }, remoteAddress: ip });
+
+describe('login limits', () => {
+  it('locks a username after 5 wrong passwords in a minute, even for the right one, and says when to retry', async () => {
+    const fx = appFixture();
+    for (let i = 0; i < 5; i++) expect((await login(fx, 'staff-h01', 'wrong', `10.0.0.${i + 1}`)).statusCode).toBe(401);
+    const locked = await login(fx, 'staff-h01', 'demo-staff-h01', '10.0.0.9');
+    expect(locked.statusCode).toBe(429);
+    expect(locked.json()).toMatchObject({ code: 'AUTH_RATE_LIMITED' });
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await login(fx, 'staff-h02', 'demo-staff-h02', '10.0.0.9')).statusCode).toBe(200); // other users unaffected
+    fx.clock.advance(60_000);
+    expect((await login(fx, 'staff-h01', 'demo-staff-h01')).statusCode).toBe(200); // the window has passed
+  });
+
+  it('locks a client address after too many failures across usernames', async () => {
+    const fx = appFixture({ loginLimits: { ipMaxFailures: 3 } });
+    for (const u of ['nobody-1', 'nobody-2', 'nobody-3']) expect((await login(fx, u, 'x', '192.0.2.7')).statusCode).toBe(401);
+    expect((await login(fx, 'staff-h01', 'demo-staff-h01', '192.0.2.7')).json()).toMatchObject({ code: 'AUTH_RATE_LIMITED' });
+    expect((await login(fx, 'staff-h01', 'demo-staff-h01', '192.0.2.8')).statusCode).toBe(200);
+  });
+
+  it('answers 503 AUTH_BUSY beyond the concurrent verifications and their queue', async () => {
+    const fx = appFixture({ loginLimits: { maxConcurrent: 1, maxQueued: 1 } });
+    const all = await Promise.all(Array.from({ length: 6 }, (_, i) => login(fx, `nobody-${i}`, 'x', `198.51.100.${i + 1}`)));
+    const codes = all.map((r) => r.statusCode);
+    expect(codes.filter((c) => c === 503).length).toBeGreaterThan(0);
+    expect(codes.filter((c) => c !== 503).every((c) => c === 401)).toBe(true);
+    // At most one running and one queued: the other four could not have been taken.
+    expect(codes.filter((c) => c === 401).length).toBeLessThanOrEqual(2);
+    expect(all.find((r) => r.statusCode === 503)?.json()).toMatchObject({ code: 'AUTH_BUSY' });
+  });
+});
