@@ -118,7 +118,8 @@ export async function historyRoutes(app: FastifyInstance, opts: HistoryDeps): Pr
     async (request) => {
       const actor = await requireActor(opts.actorOf, request);
       const { homeId, targets } = resolveTargets(request.query, opts.registry);
-      if (!canSeeHome(actor, homeId)) throw new RouteError(403, 'AUTH_FORBIDDEN', 'you may not see another home');
+      // Another home's device or resident answers exactly like an unknown one.
+      if (!canSeeHome(actor, homeId)) throw new RouteError(404, 'API_NOT_FOUND', request.query.device !== undefined ? `no device ${request.query.device}` : `no resident ${request.query.resident}`);
       const to = now();
       const rangeMs = HISTORY_RANGES[request.query.range];
       const from = to - rangeMs;

@@ -117,8 +117,8 @@ export async function liveRoutes(app: FastifyInstance, opts: LiveDeps): Promise<
     async (request): Promise<HomeLive> => {
       const actor = await requireActor(opts.actorOf, request);
       const { homeId } = request.params;
-      if (opts.registry.home(homeId) === undefined) throw new RouteError(404, 'API_NOT_FOUND', `no home ${homeId}`);
-      if (!canSeeHome(actor, homeId)) throw new RouteError(403, 'AUTH_FORBIDDEN', 'you may not see another home');
+      // Another home's id answers exactly like an unknown one, so ids cannot be probed.
+      if (opts.registry.home(homeId) === undefined || !canSeeHome(actor, homeId)) throw new RouteError(404, 'API_NOT_FOUND', `no home ${homeId}`);
       const t = now();
       const since = t - lookBack;
       const home = str(homeId);

@@ -251,7 +251,7 @@ describe('live dashboard', () => {
       const list = (await (await fetch('/api/alerts', { headers: h })).json()) as Array<{ homeId: string }>;
       return { one: one.status, live: live.status, foreign: list.filter((a) => a.homeId !== 'h02').length };
     }, firstFire.id);
-    expect(status).toEqual({ one: 404, live: 403, foreign: 0 });
+    expect(status).toEqual({ one: 404, live: 404, foreign: 0 });
   });
 
   it('downloads statistics as CSV with the same numbers as the API', async () => {

@@ -52,8 +52,8 @@ describe('GET /api/history', () => {
   });
 
   it('keeps staff to their own home and requires a token', async () => {
-    expect(await get('/api/history?device=h01-vs-p01&metric=heart_rate_bpm', 'staff-h02')).toMatchObject({ status: 403, body: { code: 'AUTH_FORBIDDEN' } });
-    expect(await get('/api/history?resident=h01-p01', 'director-h02')).toMatchObject({ status: 403 });
+    expect(await get('/api/history?device=h01-vs-p01&metric=heart_rate_bpm', 'staff-h02')).toMatchObject({ status: 404, body: { code: 'API_NOT_FOUND' } });
+    expect(await get('/api/history?resident=h01-p01', 'director-h02')).toMatchObject({ status: 404 });
     expect((await get('/api/history?resident=h01-p01', 'bureau')).status).toBe(200);
     const anon = await fx.app.inject({ method: 'GET', url: '/api/history?resident=h01-p01' });
     expect(anon.statusCode).toBe(401);

@@ -159,7 +159,7 @@ describe('GET /api/stats', () => {
       deviceOnlineRate: 1, residentsWithTurnData: 0, turnsDue: 0, turnsOnTimeRate: null,
     });
     const denied = await fx.app.inject({ url: '/api/stats?month=2026-11&home=h01', headers: fx.auth('staff-h02') });
-    expect(denied.statusCode).toBe(403);
+    expect(denied.statusCode).toBe(404); // like an unknown home: ids cannot be probed
     const own = (await fx.app.inject({ url: '/api/stats?month=2026-11', headers: fx.auth('staff-h02') })).json() as StatsResponse;
     expect(own.homes.map((h) => h.homeId)).toEqual(['h02']);
   });
