@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     ...common,
     CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
     CAREWATCH_HTTP_PORT: String(ports.http),
+    // scrypt logins and the alert journal's fsync share libuv's pool (docs/alerts.md).
+    UV_THREADPOOL_SIZE: '16',
     CAREWATCH_STATE_DIR: join(demoDir, 'alerts-state'),
   });
   await waitFor(`http://127.0.0.1:${ports.http}/health`, 'alerts');

@@ -40,6 +40,7 @@ export async function startStack(opts: { influxUrl: string; database: string; ho
     ...common,
     CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
     CAREWATCH_HTTP_PORT: String(httpPort),
+    UV_THREADPOOL_SIZE: '16',
     CAREWATCH_STATE_DIR: join(dir, 'alerts-state'),
   });
   const httpUrl = `http://127.0.0.1:${httpPort}`;
