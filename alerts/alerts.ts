@@ -190,7 +190,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       return { mqtt: mqttUp, journalPending: journal.pending, journal, problems };
     },
     influx: influxReader,
-    residentCareState: careStateFromRules(() => engine.snapshot(), () => clock.now()),
+    // A read-only view: snapshot() would clear dirty() and make the next rule-state save skip.
+    residentCareState: careStateFromRules(() => engine.view([NEWS2_RULE_ID, REPOSITION_RULE_ID]), () => clock.now()),
   });
 
   // Issue 4 per-resident history; registered here rather than in http/app.ts (owned by others).
@@ -300,7 +301,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       started = true;
       const snap = await loadSnapshot();
       if (snap) engine.restore(snap.rules);
-      turnHistory.seed(engine.snapshot()[REPOSITION_RULE_ID]);
+      turnHistory.seed(engine.view([REPOSITION_RULE_ID])[REPOSITION_RULE_ID]);
       await store.start();
       await news2History.start();
       await turnHistory.start();

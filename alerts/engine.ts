@@ -24,7 +24,13 @@ export interface EngineDeps {
 export interface Engine {
   evaluate(input: RuleInput): Signal[];
   tick(now: number): Signal[];
+  /** A JSON copy of every state, taken to be saved: clears `dirty()`. */
   snapshot(): RuleStates;
+  /**
+   * A JSON copy of the named rules' states (all when omitted) for reading, e.g. by an HTTP view:
+   * leaves `dirty()` alone, so a read between a change and the periodic save cannot skip the save.
+   */
+  view(ruleIds?: readonly string[]): RuleStates;
   restore(states: RuleStates): void;
   /** Failures per rule id since start. */
   failures(): Readonly<Record<string, number>>;
@@ -90,6 +96,10 @@ export function createEngine(deps: EngineDeps): Engine {
       changed = false;
       // A JSON round trip both copies and proves the states are plain JSON.
       return JSON.parse(JSON.stringify(Object.fromEntries(states))) as RuleStates;
+    },
+    view(ruleIds) {
+      const picked = ruleIds === undefined ? Object.fromEntries(states) : Object.fromEntries(ruleIds.filter((id) => states.has(id)).map((id) => [id, states.get(id)]));
+      return JSON.parse(JSON.stringify(picked)) as RuleStates;
     },
     restore(saved) {
       for (const rule of deps.rules) {

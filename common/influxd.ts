@@ -87,7 +87,7 @@ bind-address = "127.0.0.1:${rpcPort}"
     while (Date.now() < deadline) {
       if (child !== undefined && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`influxd exited with ${child.exitCode}: ${stderrTail}`);
       try {
-        const res = await fetch(`${url}/ping`);
+        const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(2_000) });
         if (res.status === 204) return;
       } catch {
         // not listening yet

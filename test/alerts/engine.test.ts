@@ -147,3 +147,14 @@ describe('engine routing and in-place updates (issue 6)', () => {
     expect((snap as Record<string, { p: Record<string, unknown> }>).fire_detection!.p['h01-sd-r101']).not.toEqual(again.fire_detection!.p['h01-sd-r101']);
   });
 });
+
+it('view() copies the named states without clearing dirty(), so a reader cannot make the periodic save skip', () => {
+  const engine = createEngine({ rules: [smokeRule, counterRule], registry, logger });
+  engine.snapshot();
+  engine.evaluate(smoke('h01-sd-r101', 15));
+  const v = engine.view(['test_smoke']);
+  expect(Object.keys(v)).toEqual(['test_smoke']);
+  expect(engine.dirty()).toBe(true);
+  (v.test_smoke as { readings: number }).readings = 99;
+  expect(engine.view().test_smoke).toMatchObject({ readings: 1 });
+});

@@ -8,8 +8,8 @@ import { createRepositionRule } from './reposition-rule.ts';
 import { createVitalsRule, type VitalsRuleOptions } from './vitals-rule.ts';
 
 /**
- * The care rules of issue 4 (docs/rules.md). Pure: the engine feeds every device message,
- * care action and tick to each rule, persists each rule's JSON state, and may pass a
+ * The care rules of issue 4 (docs/rules.md). Pure: the engine feeds each rule the device messages,
+ * care actions and ticks its `accepts` names, persists each rule's JSON state, and may pass a
  * `CareRuleContext` (a RuleContext with learned `baselines`) as the context.
  */
 
