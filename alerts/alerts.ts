@@ -324,7 +324,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
-        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput });
+        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced() });
         await connectMqtt(mqttAdapter);
       }
       scheduleTick();

@@ -21,6 +21,12 @@ export interface MqttAdapterDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly onInput: (input: RuleInput) => void;
+  /**
+   * Undefined when every alert change made so far is durable, else a promise of it. The QoS 1
+   * PUBACK of a message waits for it, so a crash between raising an alert and journaling it makes
+   * the broker redeliver the message instead of losing the alert [MQTT-4.3.2-2].
+   */
+  readonly durable?: () => Promise<void> | undefined;
   readonly username?: string;
   readonly clientId?: string;
 }
@@ -91,6 +97,17 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       });
       client = c;
       c.on('message', onMessage);
+      const durable = deps.durable;
+      if (durable !== undefined) {
+        // mqtt.js emits 'message' (rules run, alerts are raised and journaled), then calls
+        // handleMessage and sends the PUBACK from its callback, one message at a time. Most
+        // messages change no alert and are acknowledged at once; one that did waits for the fsync.
+        c.handleMessage = (_packet, callback) => {
+          const pending = durable();
+          if (pending === undefined) callback();
+          else pending.then(() => callback(), (err: unknown) => callback(err as Error));
+        };
+      }
       c.on('error', (err) => log.error({ err, code: 'ALERTS_MQTT_ERROR' }, 'MQTT error'));
       c.on('offline', () => log.warn({ code: 'ALERTS_MQTT_OFFLINE' }, 'MQTT connection lost; reconnecting'));
       c.on('connect', (connack) => {

@@ -40,6 +40,8 @@ export interface AlertStore {
   /** Latest stored version of one alert (for resolved alerts no longer in memory). */
   latest(alertId: string): Promise<AlertMessage | undefined>;
   drained(): Promise<void>;
+  /** Undefined when every recorded change is fsynced in the journal, else a promise of it. */
+  synced(): Promise<void> | undefined;
   stats(): JournalStats;
   close(): Promise<void>;
 }
@@ -197,6 +199,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       return best;
     },
     drained: () => writer.drained(),
+    synced: () => writer.synced(),
     stats: () => writer.stats(),
     close: () => writer.close(),
   };

@@ -31,6 +31,11 @@ export interface JournalWriter<M> {
   pending(): readonly JournalRecord<M>[];
   /** Resolves when everything appended so far is in InfluxDB. */
   drained(): Promise<void>;
+  /**
+   * Undefined when every journaled record appended so far is on disk (fsynced); otherwise a
+   * promise that resolves once it is. Cheap on the hot path: no promise when nothing is pending.
+   */
+  synced(): Promise<void> | undefined;
   stats(): JournalStats;
   close(): Promise<void>;
 }
@@ -255,6 +260,17 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       kick();
     },
     pending: () => queue,
+    synced() {
+      if (unwritten.length === 0) return undefined;
+      return (async () => {
+        // The lines leave `unwritten` only after their datasync; a failed sync keeps them for the
+        // retry timer, so wait (polling the chain) rather than report them durable.
+        while (unwritten.length > 0 && !closed) {
+          await fileChain;
+          if (unwritten.length > 0) await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+    },
     drained() {
       if (queue.length === 0) return Promise.resolve();
       return new Promise((resolve) => waiters.push(resolve));

@@ -1,0 +1,69 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createManualClock } from '../../common/clock.ts';
+import { deviceTopic } from '../../contract/topics.ts';
+import { createMqttAdapter, type MqttAdapter } from '../../alerts/mqtt.ts';
+import type { RuleInput } from '../../alerts/rules/types.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { startTestBroker, type TestBroker } from './support/aedes.ts';
+import { until } from './support/harness.ts';
+
+/**
+ * The alerts process acknowledges a QoS 1 message only once the alert changes it caused are
+ * durable: until then the broker keeps it for redelivery, so a crash cannot lose a raised alarm.
+ */
+describe('alerts MQTT acknowledgement waits for durability', () => {
+  let broker: TestBroker;
+  let adapter: MqttAdapter;
+  let publisher: MqttClient;
+  const inputs: RuleInput[] = [];
+  const acked: number[] = [];
+  let gate: { promise: Promise<void>; open(): void } | undefined;
+
+  beforeAll(async () => {
+    broker = await startTestBroker();
+    broker.broker.on('ack', (packet, client) => {
+      if (client?.id === 'svc-alerts' && packet !== undefined && 'payload' in packet) acked.push((JSON.parse(String(packet.payload)) as { seq: number }).seq);
+    });
+    adapter = createMqttAdapter({
+      url: broker.url,
+      password: 'demo-svc-alerts',
+      registry: demoRegistry(),
+      clock: createManualClock(),
+      logger: pino({ level: 'silent' }),
+      onInput: (i) => inputs.push(i),
+      durable: () => gate?.promise,
+    });
+    await adapter.start();
+    publisher = await mqtt.connectAsync(broker.url, { username: 'publisher', password: 'pw', protocolVersion: 4, reconnectPeriod: 0 });
+  });
+
+  afterAll(async () => {
+    await publisher?.endAsync();
+    await adapter?.close();
+    await broker?.close();
+  });
+
+  const topic = deviceTopic('h01', 'h01-mcp-f1-corridor', 'event');
+  const send = (seq: number): Promise<unknown> => publisher.publishAsync(topic, JSON.stringify({ ts: Date.now(), seq, type: 'manual_call_point' }), { qos: 1 });
+
+  it('acknowledges at once when nothing is waiting to be made durable', async () => {
+    await send(1);
+    await until(() => acked.includes(1), 'the PUBACK of seq 1');
+    expect(inputs.map((i) => (i.type === 'event' ? i.event.seq : -1))).toEqual([1]);
+  });
+
+  it('holds the PUBACK while the journal is not synced, and sends it once it is', async () => {
+    let open = (): void => undefined;
+    gate = { promise: new Promise<void>((r) => (open = r)), open: () => open() };
+    await send(2);
+    await until(() => inputs.some((i) => i.type === 'event' && i.event.seq === 2), 'seq 2 to reach the rules');
+    // Not a timing assertion: the PUBACK cannot come while the gate is shut, however long we look.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(acked).not.toContain(2);
+    gate.open();
+    gate = undefined;
+    await until(() => acked.includes(2), 'the PUBACK of seq 2 after the sync');
+  });
+});
