@@ -154,7 +154,12 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   function handleInput(input: RuleInput): void {
     inputs++;
-    lifecycle.applySignals(engine.evaluate(input));
+    const signals = engine.evaluate(input);
+    const brokerTs = input.brokerTs;
+    // A signal raised by this very message gets the broker's receive time (GB 50440 timing).
+    lifecycle.applySignals(
+      brokerTs === undefined || !('ts' in input) ? signals : signals.map((s) => (s.brokerTs === undefined && s.sourceTs === input.ts ? { ...s, brokerTs } : s)),
+    );
   }
 
   function onCareAction(a: CareActionInput): void {

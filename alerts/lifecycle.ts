@@ -273,6 +273,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       state: 'raised',
       ts: now,
       sourceTs: s.sourceTs,
+      brokerTs: s.brokerTs,
       receivedTs: s.receivedTs,
       raisedAt: now,
       message: { zh: s.message.zh, en: s.message.en },

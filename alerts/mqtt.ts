@@ -40,15 +40,17 @@ export interface MqttAdapter {
 
 /** Turns a decoded device message into the rules' input; `receivedTs` is the platform clock now. */
 export function toRuleInput(msg: Exclude<ReturnType<typeof decodeDeviceMessage>, { ok: false }>, now: number): RuleInput {
+  const broker = msg.payload.brokerTs !== undefined ? { brokerTs: msg.payload.brokerTs } : {};
   switch (msg.channel) {
     case 'telemetry':
-      return { type: 'telemetry', now, device: msg.device, ts: msg.payload.ts, receivedTs: now, metrics: msg.payload.metrics };
+      return { type: 'telemetry', now, ...broker, device: msg.device, ts: msg.payload.ts, receivedTs: now, metrics: msg.payload.metrics };
     case 'event':
-      return { type: 'event', now, device: msg.device, ts: msg.payload.ts, receivedTs: now, event: msg.payload };
+      return { type: 'event', now, ...broker, device: msg.device, ts: msg.payload.ts, receivedTs: now, event: msg.payload };
     case 'status':
       return {
         type: 'status',
         now,
+        ...broker,
         device: msg.device,
         ts: msg.payload.ts,
         receivedTs: now,

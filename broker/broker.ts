@@ -9,7 +9,7 @@ import { createCredentialVerifier } from './credentials.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
 import { createRedisPersistence, type ClosablePersistence } from './redis-persistence.ts';
-import { offlineStatus, stampWill, type OfflineReason } from './status.ts';
+import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
 import { corkPerTurn } from './cork-per-turn.ts';
@@ -228,6 +228,8 @@ export function createBroker(deps: BrokerDeps): Broker {
     }
     const decision = authorizePublish(ctx, identity, { topic: packet.topic, payloadBytes: packet.payload.length, retain: packet.retain });
     if (decision.ok) {
+      // GB 50440 / GB 26875 timing: every device message carries the moment the broker received it.
+      if (identity.kind === 'device') packet.payload = stampReceived(Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), now());
       callback(null);
       return;
     }

@@ -1,7 +1,7 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { METRICS, isMetricName, type MetricName } from './metrics.ts';
 import { DEVICE_KINDS } from './device-kinds.ts';
-import { EventPayload, MAX_DEVICE_PAYLOAD_BYTES, StatusPayload, TelemetryPayload } from './payloads.ts';
+import { BROKER_STAMP_MAX_BYTES, EventPayload, MAX_DEVICE_PAYLOAD_BYTES, StatusPayload, TelemetryPayload } from './payloads.ts';
 import { parseTopic } from './topics.ts';
 import type { RegistryIndex } from './registry-index.ts';
 import type { Device } from './registry.ts';
@@ -75,7 +75,8 @@ export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry
     return { ok: false, code: 'BAD_TOPIC', reason: `topic "${topic.slice(0, 200)}" is not a v1 device telemetry/event/status topic` };
   }
   const ids = { homeId: parsed.homeId, deviceId: parsed.deviceId };
-  if (payload.byteLength > MAX_DEVICE_PAYLOAD_BYTES) {
+  // The broker refuses device payloads over MAX_DEVICE_PAYLOAD_BYTES and then appends its receive stamp.
+  if (payload.byteLength > MAX_DEVICE_PAYLOAD_BYTES + BROKER_STAMP_MAX_BYTES) {
     return { ok: false, code: 'OVERSIZED', reason: `payload of ${payload.byteLength} bytes exceeds ${MAX_DEVICE_PAYLOAD_BYTES}`, ...ids };
   }
   const device = registry.device(parsed.deviceId);

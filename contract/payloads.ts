@@ -8,17 +8,26 @@ import { ID_PATTERN } from './topics.ts';
 
 /** Bound on a device message. The broker refuses larger publishes, ingest rejects them too. */
 export const MAX_DEVICE_PAYLOAD_BYTES = 4096;
+/** What the broker's receive stamp (`,"brokerTs":<ms>`) may add to a device message. */
+export const BROKER_STAMP_MAX_BYTES = 32;
 
 const Id = Type.String({ pattern: ID_PATTERN });
 /** Milliseconds since the Unix epoch on the device's clock. */
 const EpochMs = Type.Integer({ minimum: 0, maximum: 8.64e15 });
 /** Per-device sequence number; restarts at 0 after a device reboot. */
 const Seq = Type.Integer({ minimum: 0, maximum: 2 ** 53 - 1 });
+/**
+ * When the broker received the message (platform clock, ms), added by the broker to every device
+ * message it forwards (GB 50440 / GB 26875 timing: device → broker → pushed). A device never sets
+ * it: the broker appends its own as the last key, and JSON keeps the last of duplicate keys.
+ */
+const BrokerTs = Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 }));
 
 export const TelemetryPayload = Type.Object(
   {
     ts: EpochMs,
     seq: Seq,
+    brokerTs: BrokerTs,
     metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Boolean()]), { minProperties: 1, maxProperties: 32 }),
   },
   { additionalProperties: false },
@@ -42,6 +51,7 @@ export const EventPayload = Type.Object(
   {
     ts: EpochMs,
     seq: Seq,
+    brokerTs: BrokerTs,
     type: Type.Union(EVENT_TYPES.map((t) => Type.Literal(t))),
     /** Free-form detail from the device, e.g. a fault code. */
     code: Type.Optional(Type.String({ maxLength: 64 })),
@@ -56,6 +66,7 @@ export type EventPayload = Static<typeof EventPayload>;
 export const StatusPayload = Type.Object(
   {
     ts: EpochMs,
+    brokerTs: BrokerTs,
     online: Type.Boolean(),
     /** Set by the broker when it publishes on a device's behalf (connection lost without a will). */
     reason: Type.Optional(Type.String({ maxLength: 64 })),
@@ -100,6 +111,8 @@ export const AlertMessage = Type.Object(
     ts: EpochMs,
     /** Device timestamp of the reading or event that raised the alert. */
     sourceTs: EpochMs,
+    /** When the broker received the message that raised the alert (its `brokerTs`; platform clock, ms). */
+    brokerTs: Type.Optional(EpochMs),
     /** When the alerts process received the message that raised the alert (platform clock, ms). */
     receivedTs: Type.Optional(EpochMs),
     raisedAt: EpochMs,

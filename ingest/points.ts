@@ -84,11 +84,14 @@ export function messageLine(msg: Ok): LineResult {
         fields += `${escapeKey(name)}=${typeof v === 'boolean' ? (v ? 'true' : 'false') : fieldNumber(v)},`;
       }
       fields += `seq=${tp.seq}i`;
+      // The broker's receive stamp: device → broker latency per reading (GB 50440 timing).
+      if (tp.brokerTs !== undefined) fields += `,broker_ts=${tp.brokerTs}i`;
       return { ok: true, line: `telemetry${baseTags}${tag('resident', d.residentId)}${tag('room', d.roomId)} ${fields} ${deviceTimeNs(tp.ts, tp.seq)}` };
     }
     case 'event': {
       const ep = msg.payload;
       let fields = `seq=${ep.seq}i`;
+      if (ep.brokerTs !== undefined) fields += `,broker_ts=${ep.brokerTs}i`;
       if (ep.code !== undefined) fields += `,code=${fieldString(ep.code)}`;
       if (ep.detail !== undefined) fields += `,detail=${fieldString(ep.detail)}`;
       if (ep.ok !== undefined) fields += `,ok=${ep.ok ? 'true' : 'false'}`;
@@ -98,6 +101,7 @@ export function messageLine(msg: Ok): LineResult {
       const sp = msg.payload;
       let fields = `online=${sp.online ? 'true' : 'false'}`;
       if (sp.reason !== undefined) fields += `,reason=${fieldString(sp.reason)}`;
+      if (sp.brokerTs !== undefined) fields += `,broker_ts=${sp.brokerTs}i`;
       if (sp.firmware !== undefined) fields += `,firmware=${fieldString(sp.firmware)}`;
       return { ok: true, line: `status${baseTags} ${fields} ${msToNs(sp.ts)}` };
     }

@@ -25,18 +25,20 @@ const ResolveRequest = Type.Object({ comment: Type.Optional(Type.String({ maxLen
 export const ALARM_DELIVERY_TARGET_MS = 10_000;
 
 /**
- * Per-alert delivery timing, so the bureau can check the 10 s requirement: device time → platform
- * receive (the alerts process taking the message from the broker; one loopback/LAN hop after the
- * broker's own receive) → raised → first pushed to a client. Durations from `sourceTs` use the
+ * Per-alert delivery timing, so the bureau can check the 10 s requirement: device time → broker
+ * receive (the broker's stamp) → alerts process receive → raised → first pushed to a client. Durations from `sourceTs` use the
  * device's clock and include any clock skew; the others are all on the platform clock.
  */
 export interface AlertTiming {
   readonly sourceTs: number;
+  readonly brokerTs?: number;
   readonly receivedTs?: number;
   readonly raisedAt: number;
   readonly pushedAt?: number;
   /** Fire alarms: first delivery to a non-empty bureau room; the 10 s target is measured to it. */
   readonly bureauPushedAt?: number;
+  readonly sourceToBrokerMs?: number;
+  readonly brokerToReceivedMs?: number;
   readonly sourceToReceivedMs?: number;
   readonly receivedToRaisedMs?: number;
   readonly raisedToPushedMs?: number;
@@ -48,6 +50,11 @@ export interface AlertTiming {
 
 export function alertTiming(a: AlertMessage): AlertTiming {
   const t: Record<string, number | boolean> = { sourceTs: a.sourceTs, raisedAt: a.raisedAt, targetMs: ALARM_DELIVERY_TARGET_MS };
+  if (a.brokerTs !== undefined) {
+    t.brokerTs = a.brokerTs;
+    t.sourceToBrokerMs = a.brokerTs - a.sourceTs;
+    if (a.receivedTs !== undefined) t.brokerToReceivedMs = a.receivedTs - a.brokerTs;
+  }
   if (a.receivedTs !== undefined) {
     t.receivedTs = a.receivedTs;
     t.sourceToReceivedMs = a.receivedTs - a.sourceTs;

@@ -17,6 +17,8 @@ import type { AlertCategory, EventPayload, Severity, SignalClass } from '../../c
 export interface InputBase {
   /** Platform clock when the engine evaluates (ms). Rules never read a clock themselves. */
   readonly now: number;
+  /** When the broker received the device message (its stamp), for alert timing; rules ignore it. */
+  readonly brokerTs?: number;
 }
 
 export type RuleInput =
@@ -70,6 +72,8 @@ export interface Signal {
   /** Device timestamp of the reading/event that caused this signal. */
   readonly sourceTs: number;
   readonly receivedTs?: number;
+  /** When the broker received the causing message; the engine's caller fills it in, rules need not. */
+  readonly brokerTs?: number;
   readonly value?: number;
   readonly message: { readonly zh: string; readonly en: string };
   /**

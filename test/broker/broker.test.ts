@@ -68,6 +68,16 @@ async function sentinel(): Promise<Received> {
   return m;
 }
 
+describe('receive stamp', () => {
+  it('forwards every device message with the moment the broker received it (GB 50440 timing)', async () => {
+    const before = Date.now();
+    const m = await sentinel();
+    const body = json(m) as { ts: number; seq: number; brokerTs: number };
+    expect(body.seq).toBe(424242);
+    expect(body.brokerTs).toBeGreaterThanOrEqual(before);
+  });
+});
+
 describe('authentication', () => {
   it('refuses a wrong password with CONNACK "bad user name or password"', async () => {
     const d = takeDevice();

@@ -31,6 +31,8 @@ describe('fire in a simulated room reaches the duty nurse and the bureau', () =>
     const isFire = (a: { category: string; homeId: string; roomId?: string }): boolean => a.category === 'fire' && a.homeId === 'h01' && a.roomId === 'r101';
     const fire = await staff1.waitFor('a fire alarm for h01/r101', (a) => isFire(a) && a.signal === 'alarm' && a.severity === 'critical');
     expect(fire.deviceId).toMatch(/^h01-/);
+    // GB 50440 timing: the broker's receive time of the causing message is on the alert.
+    expect(typeof fire.brokerTs).toBe('number');
     expect(fire.message.zh.length).toBeGreaterThan(0);
     expect(fire.message.en.length).toBeGreaterThan(0);
     await bureau.waitFor('the same fire alert', (a) => a.id === fire.id);

@@ -140,13 +140,16 @@ describe('audit trail and delivery timing of a full handling sequence', () => {
     const body = res.body as AlertMessage & { timing: AlertTiming };
     expect(res.status).toBe(200);
     // On the manual clock every hop takes 0 ms; the point is that each instant is recorded.
-    expect(body).toMatchObject({ id: fire.id, sourceTs: fire.raisedAt, receivedTs: fire.raisedAt, pushedAt: fire.raisedAt });
+    expect(body).toMatchObject({ id: fire.id, sourceTs: fire.raisedAt, brokerTs: fire.raisedAt, receivedTs: fire.raisedAt, pushedAt: fire.raisedAt });
     expect(body.timing).toEqual({
       sourceTs: fire.raisedAt,
+      brokerTs: fire.raisedAt,
       receivedTs: fire.raisedAt,
       raisedAt: fire.raisedAt,
       pushedAt: fire.raisedAt,
       bureauPushedAt: fire.raisedAt,
+      sourceToBrokerMs: 0,
+      brokerToReceivedMs: 0,
       sourceToReceivedMs: 0,
       receivedToRaisedMs: 0,
       raisedToPushedMs: 0,

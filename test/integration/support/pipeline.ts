@@ -72,7 +72,8 @@ export async function startPipeline(prefix: string): Promise<Pipeline> {
   const clock = createManualClock(Math.floor(Date.now() / 1000) * 1000);
   const influx = testInflux(prefix);
   const stateDir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-  const broker: Broker = createBroker({ config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false }, registry, logger });
+  // The broker stamps receive times on the same manual clock, so every hop's instant is exact.
+  const broker: Broker = createBroker({ config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false }, registry, logger, now: () => clock.now() });
   await broker.start();
   const mqttUrl = `mqtt://127.0.0.1:${broker.tcpPort}`;
   const make = (): Alerts =>
