@@ -33,7 +33,7 @@ const JOURNAL_FILE = 'alert-journal.jsonl';
 const CARE_JOURNAL_FILE = 'care-journal.jsonl';
 const TURN_JOURNAL_FILE = 'turn-journal.jsonl';
 
-type RuleOptionKey = 'careNightHours' | 'siteUtcOffsetMin' | 'bedReturnWithinMin';
+type RuleOptionKey = 'careNightHours' | 'siteUtcOffsetMin' | 'bedReturnWithinMin' | 'escalationCritical' | 'escalationHigh' | 'escalationMedium' | 'escalationLow';
 
 export interface AlertsDeps {
   /** Rule options (night hours, site time zone) are main.ts's business: it composes the rules. */

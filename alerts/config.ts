@@ -1,6 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { EscalationPolicy, LadderStep } from './escalation.ts';
 
 /** The alerts process's configuration; main.ts reads it from CAREWATCH_* variables with loadConfig. */
+/** Three positive whole numbers of seconds, e.g. "60,180,30". */
+const LADDER_PATTERN = '^[1-9]\\d{0,6},[1-9]\\d{0,6},[1-9]\\d{0,6}$';
+
 export const AlertsConfigSchema = Type.Object({
   registry: Type.String({ minLength: 1, default: 'config/demo-site.json', description: 'path to the site registry JSON' }),
   mqttUrl: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', default: 'mqtt://127.0.0.1:1883', description: 'an mqtt:// or ws:// URL' }),
@@ -20,6 +24,14 @@ export const AlertsConfigSchema = Type.Object({
   siteUtcOffsetMin: Type.Integer({ minimum: -720, maximum: 840, default: 480 }),
   /** A resident out of bed at night longer than this escalates (issue 4 default 30 min). */
   bedReturnWithinMin: Type.Integer({ minimum: 1, maximum: 720, default: 30 }),
+  /**
+   * The escalation ladder per severity for unacknowledged alerts: "directorAfterS,bureauAfterS,remindEveryS"
+   * (docs/alerts.md; fire alarms follow the NFPA 72 positive alarm sequence instead, per home).
+   */
+  escalationCritical: Type.String({ pattern: LADDER_PATTERN, default: '60,180,30', description: 'directorAfterS,bureauAfterS,remindEveryS' }),
+  escalationHigh: Type.String({ pattern: LADDER_PATTERN, default: '300,900,60', description: 'directorAfterS,bureauAfterS,remindEveryS' }),
+  escalationMedium: Type.String({ pattern: LADDER_PATTERN, default: '900,3600,300', description: 'directorAfterS,bureauAfterS,remindEveryS' }),
+  escalationLow: Type.String({ pattern: LADDER_PATTERN, default: '14400,86400,1800', description: 'directorAfterS,bureauAfterS,remindEveryS' }),
   /** How far back restore looks for open alerts, days. */
   restoreDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
@@ -31,4 +43,15 @@ export function parseNightHours(text: string): { nightStartMin: number; nightEnd
   const [start = '', end = ''] = text.split('-');
   const minutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
   return { nightStartMin: minutes(start), nightEndMin: minutes(end) };
+}
+
+/** The four CAREWATCH_ESCALATION_* settings → the lifecycle's escalation policy. */
+export function escalationPolicy(config: Pick<AlertsConfig, 'escalationCritical' | 'escalationHigh' | 'escalationMedium' | 'escalationLow'>): EscalationPolicy {
+  const step = (text: string): LadderStep => {
+    const [directorAfterS = 0, bureauAfterS = 0, remindEveryS = 0] = text.split(',').map(Number);
+    return { directorAfterS, bureauAfterS, remindEveryS };
+  };
+  return {
+    bySeverity: { critical: step(config.escalationCritical), high: step(config.escalationHigh), medium: step(config.escalationMedium), low: step(config.escalationLow) },
+  };
 }

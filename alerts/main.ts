@@ -11,7 +11,7 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { isDemoSecret } from '../common/secrets.ts';
 import { createAlerts } from './alerts.ts';
-import { AlertsConfigSchema, parseNightHours, type AlertsConfig } from './config.ts';
+import { AlertsConfigSchema, escalationPolicy, parseNightHours, type AlertsConfig } from './config.ts';
 import { careRules } from './rules/care/index.ts';
 import { fireRules } from './rules/fire/index.ts';
 
@@ -46,7 +46,7 @@ const code = await runProcess({
         reposition: { utcOffsetMin },
       }),
     ];
-    return createAlerts({ config, registry, logger, rules, production });
+    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config) });
   },
   started: (alerts, config) => `alerts listening http://${config.httpHost}:${alerts.port}`,
 });
