@@ -6,7 +6,9 @@ import type { Rule, RuleContext, RuleInput, Signal } from './rules/types.ts';
  * Runs each rule over the inputs it accepts (`Rule.accepts`, indexed once per input type and
  * device kind, in rule order) and collects their signals. Pure apart from logging: no clock,
  * no I/O. Each rule is isolated (issue 3; zigbee2mqtt's event bus does the same) so one failing
- * rule is counted and logged and the others go on; a rule that throws keeps its previous state.
+ * rule is counted, logged and raised as a trouble signal of the homes it concerns, and the others go
+ * on. Rules update their state in place, so a rule that throws may leave it half-updated: after
+ * RESET_AFTER_FAILURES failures in a row it starts afresh.
  * Rule states are plain JSON, so `snapshot()`/`restore()` carry verification and rate-of-rise
  * windows across a restart. The engine owns its states (snapshot() copies, restore() clones), so it
  * lets rules update them in place (`ctx.inPlace`): copying a 10,000-device map per message was most
@@ -38,10 +40,39 @@ export interface Engine {
   dirty(): boolean;
 }
 
+/** A rule failing this many times in a row starts afresh: a state it cannot digest must not blind it for good. */
+export const RESET_AFTER_FAILURES = 3;
+
+/**
+ * A rule that fails leaves its homes unprotected, and nobody would see it in a log. NFPA 72 treats
+ * a fault of the control unit as a trouble signal: so does carewatch, per rule and home, cleared
+ * when the rule next succeeds for that home.
+ */
+function ruleTrouble(ruleId: string, homeId: string, active: boolean, now: number): Signal {
+  return {
+    key: `rule_failure:${ruleId}:${homeId}`,
+    rule: 'rule_failure',
+    category: 'device',
+    signal: 'trouble',
+    severity: 'high',
+    homeId,
+    active,
+    sourceTs: now,
+    message: {
+      zh: `系统故障：规则 ${ruleId} 处理失败，相关监测可能失效，请通知系统管理员`,
+      en: `System trouble: rule ${ruleId} is failing; its monitoring may be impaired. Call the administrator.`,
+    },
+  };
+}
+
 export function createEngine(deps: EngineDeps): Engine {
   const ctx: RuleContext = { registry: deps.registry, inPlace: true };
   const states = new Map<string, unknown>();
   const failures: Record<string, number> = {};
+  const consecutive: Record<string, number> = {};
+  /** `ruleId\u0000homeId` of rules currently failing for a home (their trouble signal is active). */
+  const failing = new Set<string>();
+  const allHomes = deps.registry.site.homes.map((h) => h.id);
   /** Rules whose state came from a snapshot and has not yet gone through a successful evaluation. */
   const restored = new Set<string>();
   let changed = false;
@@ -65,6 +96,13 @@ export function createEngine(deps: EngineDeps): Engine {
     return list;
   }
 
+  /** The homes an input concerns: its device's or resident's, or every home for a tick. */
+  function homesOf(input: RuleInput): readonly string[] {
+    if ('device' in input) return [input.device.homeId];
+    if (input.type === 'care_action') return [input.homeId];
+    return allHomes;
+  }
+
   function run(input: RuleInput): Signal[] {
     const out: Signal[] = [];
     for (const rule of rulesFor(input)) {
@@ -74,15 +112,32 @@ export function createEngine(deps: EngineDeps): Engine {
         if (result.state !== before || result.mutated === true) changed = true;
         if (result.state !== before) states.set(rule.id, result.state);
         restored.delete(rule.id);
+        consecutive[rule.id] = 0;
         for (const s of result.signals) out.push(s);
+        if (failing.size > 0) {
+          for (const homeId of homesOf(input)) {
+            if (failing.delete(`${rule.id}\u0000${homeId}`)) out.push(ruleTrouble(rule.id, homeId, false, input.now));
+          }
+        }
       } catch (err) {
         failures[rule.id] = (failures[rule.id] ?? 0) + 1;
-        deps.logger?.error({ err, rule: rule.id, input: input.type, code: 'ALERTS_RULE_FAILED' }, 'rule failed; its state is kept');
-        if (restored.has(rule.id)) {
-          // A snapshot from an older rule version may not fit: start that rule afresh rather than fail forever.
+        consecutive[rule.id] = (consecutive[rule.id] ?? 0) + 1;
+        deps.logger?.error({ err, rule: rule.id, input: input.type, code: 'ALERTS_RULE_FAILED' }, 'rule failed');
+        for (const homeId of homesOf(input)) {
+          const k = `${rule.id}\u0000${homeId}`;
+          if (!failing.has(k)) {
+            failing.add(k);
+            out.push(ruleTrouble(rule.id, homeId, true, input.now));
+          }
+        }
+        // A snapshot from an older rule version may not fit, and a state a bug has corrupted may keep
+        // failing: start that rule afresh rather than fail forever.
+        if (restored.has(rule.id) || (consecutive[rule.id] ?? 0) >= RESET_AFTER_FAILURES) {
           restored.delete(rule.id);
+          consecutive[rule.id] = 0;
           states.set(rule.id, rule.initialState());
           changed = true;
+          deps.logger?.warn({ rule: rule.id, code: 'ALERTS_RULE_RESET' }, 'rule state reset after repeated failures');
         }
       }
     }

@@ -29,8 +29,15 @@ describe('engine', () => {
   it('isolates a failing rule: the others still signal, the failure is counted', () => {
     const engine = createEngine({ rules: [brokenRule, smokeRule, counterRule], registry, logger });
     const signals = engine.evaluate(smoke('h01-sd-r101', 15));
-    expect(signals.map((s) => [s.key, s.active])).toEqual([['test_smoke:h01-sd-r101', true]]);
-    engine.tick(T0 + 1000);
+    // The failing rule is a trouble signal of its home (NFPA 72: a control-unit fault is trouble).
+    expect(signals.map((s) => [s.key, s.active])).toEqual([
+      ['rule_failure:test_broken:h01', true],
+      ['test_smoke:h01-sd-r101', true],
+    ]);
+    expect(signals[0]).toMatchObject({ category: 'device', signal: 'trouble', severity: 'high' });
+    // A tick concerns every home; h01's trouble is already raised and is not repeated.
+    const onTick = engine.tick(T0 + 1000);
+    expect(onTick.filter((s) => s.rule === 'rule_failure').map((s) => s.homeId)).toEqual(registry.site.homes.map((h) => h.id).filter((h) => h !== 'h01'));
     expect(engine.failures()).toEqual({ test_broken: 2 });
     expect(engine.snapshot()).toMatchObject({ test_smoke: { readings: 1 }, test_counter: { ticks: 1 } });
   });
@@ -60,10 +67,33 @@ describe('engine', () => {
   it('a restored state that breaks its rule is replaced by the initial state', () => {
     const e = createEngine({ rules: [smokeRule], registry, logger });
     e.restore({ test_smoke: { readings: 'x', over: 42 } });
-    e.evaluate(smoke('h01-sd-r101', 15));
+    expect(e.evaluate(smoke('h01-sd-r101', 15)).map((x) => [x.key, x.active])).toEqual([['rule_failure:test_smoke:h01', true]]);
     expect(e.failures()).toEqual({ test_smoke: 1 });
-    e.evaluate(smoke('h01-sd-r101', 15));
+    // Working again: the smoke signal, and the trouble clears.
+    expect(e.evaluate(smoke('h01-sd-r101', 15)).map((x) => [x.key, x.active])).toEqual([
+      ['test_smoke:h01-sd-r101', true],
+      ['rule_failure:test_smoke:h01', false],
+    ]);
     expect(e.snapshot()).toEqual({ test_smoke: { readings: 1, over: ['h01-sd-r101'] } });
+  });
+
+  it('a rule that keeps failing on a state it cannot digest starts afresh after three failures in a row', () => {
+    let poisoned = true;
+    const fragile = {
+      id: 'test_fragile',
+      initialState: () => ({ n: 0 }),
+      evaluate: (input: RuleInput, state: { n: number }) => {
+        if (poisoned && state.n === 1) throw new Error('cannot digest');
+        return { state: { n: state.n + 1 }, signals: [] };
+      },
+    };
+    const e = createEngine({ rules: [fragile], registry, logger });
+    e.evaluate(smoke('h01-sd-r101', 0)); // n = 1: from now on it throws
+    for (let i = 0; i < 3; i++) e.evaluate(smoke('h01-sd-r101', 0));
+    expect(e.failures()).toEqual({ test_fragile: 3 });
+    expect(e.view()).toEqual({ test_fragile: { n: 0 } });
+    poisoned = false;
+    expect(e.evaluate(smoke('h01-sd-r101', 0)).map((x) => [x.key, x.active])).toEqual([['rule_failure:test_fragile:h01', false]]);
   });
 });
 
