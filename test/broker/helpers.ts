@@ -16,19 +16,16 @@ export async function startBroker(opts: { registry?: RegistryIndex; config?: Par
   return broker;
 }
 
-/** Connects a real mqtt.js client as `username` (password demo-<username> unless given); never reconnects. */
+/** A demo account's options (password demo-<username> unless given); never reconnects. */
+function clientOptions(username: string, opts: IClientOptions): IClientOptions {
+  return { clientId: username, username, password: demoSecret(username), protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts };
+}
+
+/** Connects a real mqtt.js client as `username`. */
 export function connect(broker: Broker, username: string, opts: IClientOptions & { ws?: boolean } = {}): Promise<MqttClient> {
   const { ws, ...rest } = opts;
   const url = ws === true ? `ws://127.0.0.1:${broker.wsPort}/mqtt` : `mqtt://127.0.0.1:${broker.tcpPort}`;
-  return mqtt.connectAsync(url, {
-    clientId: username,
-    username,
-    password: demoSecret(username),
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 10_000,
-    ...rest,
-  });
+  return mqtt.connectAsync(url, clientOptions(username, rest));
 }
 
 export interface Received {
@@ -42,15 +39,7 @@ export interface Received {
  * queued messages can arrive in the same read as the CONNACK, before `connectAsync` resolves.
  */
 export async function connectRecording(broker: Broker, username: string, opts: IClientOptions = {}): Promise<{ client: MqttClient; received: Received[] }> {
-  const client = mqtt.connect(`mqtt://127.0.0.1:${broker.tcpPort}`, {
-    clientId: username,
-    username,
-    password: demoSecret(username),
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 10_000,
-    ...opts,
-  });
+  const client = mqtt.connect(`mqtt://127.0.0.1:${broker.tcpPort}`, clientOptions(username, opts));
   const received = record(client);
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
