@@ -33,39 +33,51 @@ export async function startStack(opts: { influxUrl: string; database: string; ho
     CAREWATCH_INFLUX_URL: opts.influxUrl,
     CAREWATCH_INFLUX_DB: opts.database,
   };
-  const broker = startProcess('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort) });
-  await broker.waitForOutput(/broker listening/);
-  const ingest = startProcess('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(dir, 'spool') });
-  const alerts = startProcess('alerts', 'alerts/main.ts', {
-    ...common,
-    CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
-    CAREWATCH_HTTP_PORT: String(httpPort),
-    UV_THREADPOOL_SIZE: '16',
-    CAREWATCH_STATE_DIR: join(dir, 'alerts-state'),
-  });
-  const httpUrl = `http://127.0.0.1:${httpPort}`;
-  await eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`)).ok ? true : undefined));
-  const sim = startProcess('sim', 'device-sim/main.ts', {
-    ...common,
-    CAREWATCH_SIM_HOMES: opts.homes.join(','),
-    CAREWATCH_SIM_CONTROL_PORT: String(simPort),
-    CAREWATCH_SIM_SPEED: String(opts.simSpeed ?? 1),
-    CAREWATCH_SIM_SPONTANEOUS: 'false',
-  });
-  const simUrl = `http://127.0.0.1:${simPort}`;
-  await eventually('simulator control API', async () => ((await fetch(`${simUrl}/devices`)).ok ? true : undefined));
-  const processes = { broker, ingest, alerts, sim };
-  return {
-    httpUrl,
-    simUrl,
-    mqttUrl,
-    influxUrl: opts.influxUrl,
-    database: opts.database,
-    processes,
-    async close() {
-      for (const p of [sim, alerts, ingest, broker]) await p.stop();
-    },
+  // Every process started is stopped if a later step fails: a failed start must not leak processes.
+  const started: TestProcess[] = [];
+  const start = (name: string, entry: string, env: Record<string, string>): TestProcess => {
+    const p = startProcess(name, entry, env);
+    started.push(p);
+    return p;
   };
+  try {
+    const broker = start('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort) });
+    await broker.waitForOutput(/broker listening/);
+    const ingest = start('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(dir, 'spool') });
+    const alerts = start('alerts', 'alerts/main.ts', {
+      ...common,
+      CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
+      CAREWATCH_HTTP_PORT: String(httpPort),
+      UV_THREADPOOL_SIZE: '16',
+      CAREWATCH_STATE_DIR: join(dir, 'alerts-state'),
+    });
+    const httpUrl = `http://127.0.0.1:${httpPort}`;
+    await eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`)).ok ? true : undefined));
+    const sim = start('sim', 'device-sim/main.ts', {
+      ...common,
+      CAREWATCH_SIM_HOMES: opts.homes.join(','),
+      CAREWATCH_SIM_CONTROL_PORT: String(simPort),
+      CAREWATCH_SIM_SPEED: String(opts.simSpeed ?? 1),
+      CAREWATCH_SIM_SPONTANEOUS: 'false',
+    });
+    const simUrl = `http://127.0.0.1:${simPort}`;
+    await eventually('simulator control API', async () => ((await fetch(`${simUrl}/devices`)).ok ? true : undefined));
+    const processes = { broker, ingest, alerts, sim };
+    return {
+      httpUrl,
+      simUrl,
+      mqttUrl,
+      influxUrl: opts.influxUrl,
+      database: opts.database,
+      processes,
+      async close() {
+        for (const p of [sim, alerts, ingest, broker]) await p.stop();
+      },
+    };
+  } catch (err) {
+    for (const p of started.reverse()) await p.stop();
+    throw err;
+  }
 }
 
 export async function login(httpUrl: string, username: string): Promise<LoginResponse> {
