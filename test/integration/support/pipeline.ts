@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { io as connectClient, type Socket } from 'socket.io-client';
 import { createManualClock, type ManualClock } from '../../../common/clock.ts';
 import type { AlertMessage } from '../../../contract/payloads.ts';
+import type { RegistryIndex } from '../../../contract/registry-index.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../../contract/socket-events.ts';
 import { deviceTopic } from '../../../contract/topics.ts';
 import { createBroker, type Broker } from '../../../broker/broker.ts';
@@ -41,6 +42,9 @@ export interface Device {
 
 export interface Pipeline {
   readonly clock: ManualClock;
+  /** The broker's TCP URL, for other real MQTT clients (the device simulator). */
+  readonly mqttUrl: string;
+  readonly registry: RegistryIndex;
   readonly influx: { url: string; database: string };
   alerts: Alerts;
   device(id: string): Promise<Device>;
@@ -65,11 +69,18 @@ export async function until<T>(check: () => T | undefined | false | Promise<T | 
   }
 }
 
-export async function startPipeline(prefix: string): Promise<Pipeline> {
+export interface PipelineOptions {
+  /** Start of the manual clock, ms (default: now, in whole seconds). Care tests start at night. */
+  readonly startMs?: number;
+  /** The alerts tick period, ms of manual time (default 1000). Hours of manual time cost one tick each. */
+  readonly tickMs?: number;
+}
+
+export async function startPipeline(prefix: string, opts: PipelineOptions = {}): Promise<Pipeline> {
   const registry = demoRegistry();
   const logger = pino({ level: process.env.INTEGRATION_LOG ?? 'silent' });
   // Whole seconds, so readings and ticks line up predictably.
-  const clock = createManualClock(Math.floor(Date.now() / 1000) * 1000);
+  const clock = createManualClock(opts.startMs ?? Math.floor(Date.now() / 1000) * 1000);
   const influx = testInflux(prefix);
   const stateDir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   // The broker stamps receive times on the same manual clock, so every hop's instant is exact.
@@ -89,7 +100,7 @@ export async function startPipeline(prefix: string): Promise<Pipeline> {
         tokenSecret: 'integration-test-secret-of-32-chars-or-more',
         tokenTtlS: 7 * 24 * 3600,
         dashboardDir: APP_DIR,
-        tickMs: 1000,
+        tickMs: opts.tickMs ?? 1000,
         restoreDays: 90,
       },
       registry,
@@ -106,6 +117,8 @@ export async function startPipeline(prefix: string): Promise<Pipeline> {
 
   const self: Pipeline = {
     clock,
+    mqttUrl,
+    registry,
     influx,
     get alerts() {
       return alerts;
