@@ -6,6 +6,12 @@
 export interface News2RuleConfig {
   /** Device values are smoothed by the median of this window, so a movement artefact lasting seconds cannot move the score. */
   readonly smoothingMs: number;
+  /**
+   * A monitored value is scored only once its readings span this long: right after start-up or a
+   * gap, a "median" of one or two samples would be the artefact itself. Until then it is missing
+   * (the score is partial), and the duration thresholds still watch the raw values.
+   */
+  readonly minSpanMs: number;
   /** A continuously monitored value older than this counts as missing. */
   readonly staleMs: number;
   /** Blood pressure is measured intermittently; NEWS2 (RCP 2017, Chart 3) asks for observations at least 4-hourly at a score of 1–4. */
@@ -16,6 +22,7 @@ export interface News2RuleConfig {
 
 export const NEWS2_RULE_DEFAULTS: News2RuleConfig = {
   smoothingMs: 60_000,
+  minSpanMs: 30_000,
   staleMs: 5 * 60_000,
   bpStaleMs: 4 * 3_600_000,
   observationStaleMs: 12 * 3_600_000,

@@ -148,6 +148,7 @@ export function news2Observations(residentId: string, state: News2State, now: nu
     const last = s?.[s.length - 1];
     if (s === undefined || last === undefined) return undefined;
     if (now - last[0] > (metric === 'systolic_bp_mmhg' ? cfg.bpStaleMs : cfg.staleMs)) return undefined;
+    if (metric !== 'systolic_bp_mmhg' && last[0] - (s[0]?.[0] ?? last[0]) < cfg.minSpanMs) return undefined;
     ts = Math.max(ts, last[0]);
     // A blood-pressure cuff reading is a single measurement: use the latest, not a median.
     // Rounded to the chart's precision so the value shown is the value scored.

@@ -47,6 +47,19 @@ describe('NEWS2 rule', () => {
     ]);
   });
 
+  it('does not score a monitor value until its readings span 30 s: a dip right after start-up or a gap is no score', () => {
+    // The first readings after a (re)connect are an artefact dip: a median of one or two samples
+    // would be the dip itself and score SpO2 3.
+    const inputs = vitals(VS, (o) => (o < 10 * S ? { ...NORMAL_VITALS, spo2_pct: 84 } : NORMAL_VITALS), 90);
+    const { state, signals } = run(rule, inputs);
+    expect(signals).toEqual([]);
+    expect(news2Scores(state)['h01-p01']).toMatchObject({ aggregate: 0 });
+    // Within the first 30 s SpO2 is missing from the score, not scored from the dip.
+    const early = run(rule, vitals(VS, () => ({ ...NORMAL_VITALS, spo2_pct: 84 }), 20));
+    expect(early.signals).toEqual([]);
+    expect(news2Scores(early.state)['h01-p01']?.missing).toContain('spo2');
+  });
+
   it('aggregate 5–6 is a high-severity (urgent) alert', () => {
     const { signals } = run(rule, vitals(VS, () => ({ heart_rate_bpm: 95, resp_rate_bpm: 22, spo2_pct: 93, body_temp_c: 36.6 })));
     expect(active(signals).map((s) => [s.severity, s.value])).toEqual([['high', 5]]);
