@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEVICE_COST, hashSecret, verifySecret } from '../../common/secrets.ts';
 import { createCredentialVerifier } from '../../broker/credentials.ts';
-import { offlineStatus, stampWill } from '../../broker/status.ts';
 import { filterWithin, topicMatches } from '../../broker/topic-filter.ts';
 
 describe('createCredentialVerifier', () => {
@@ -38,18 +37,6 @@ describe('createCredentialVerifier', () => {
     const v = createCredentialVerifier(3, async () => true);
     for (let i = 0; i < 10; i++) await v.verify(`d${i}`, 'p', 'h');
     expect(v.size).toBe(3);
-  });
-});
-
-describe('status payloads', () => {
-  it('builds the broker offline status', () => {
-    expect(JSON.parse(offlineStatus(1234, 'connection_lost').toString())).toEqual({ ts: 1234, online: false, reason: 'connection_lost' });
-  });
-
-  it('stamps a will with ts, forces online:false and replaces garbage', () => {
-    expect(JSON.parse(stampWill(Buffer.from('{"online":false}'), 99).toString())).toEqual({ ts: 99, online: false, reason: 'connection_lost' });
-    expect(JSON.parse(stampWill(Buffer.from('{"online":true,"firmware":"1.2","reason":"power"}'), 5).toString())).toEqual({ ts: 5, online: false, reason: 'power', firmware: '1.2' });
-    expect(JSON.parse(stampWill(Buffer.from('not json'), 7).toString())).toEqual({ ts: 7, online: false, reason: 'connection_lost' });
   });
 });
 

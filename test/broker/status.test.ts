@@ -29,5 +29,8 @@ describe('statuses the broker writes', () => {
   it('stamps offline statuses and wills with the broker time', () => {
     expect(JSON.parse(offlineStatus(NOW, 'connection_lost').toString())).toEqual({ ts: NOW, brokerTs: NOW, online: false, reason: 'connection_lost' });
     expect(JSON.parse(stampWill(Buffer.from('{"online":false}'), NOW).toString())).toEqual({ ts: NOW, brokerTs: NOW, online: false, reason: 'connection_lost' });
+    // A will can never claim the device is up; its reason and firmware are kept; garbage is replaced.
+    expect(JSON.parse(stampWill(Buffer.from('{"online":true,"firmware":"1.2","reason":"power"}'), 5).toString())).toEqual({ ts: 5, brokerTs: 5, online: false, reason: 'power', firmware: '1.2' });
+    expect(JSON.parse(stampWill(Buffer.from('not json'), 7).toString())).toEqual({ ts: 7, brokerTs: 7, online: false, reason: 'connection_lost' });
   });
 });

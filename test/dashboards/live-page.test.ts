@@ -340,9 +340,13 @@ describe('live dashboard', () => {
       // The ingest process is not part of this stack: store what it would have stored.
       await stack.writeLines([telemetryLine('h01-bed-p02', { bed_occupied: true, movement_index: 0 }, ts), telemetryLine('h01-vs-p02', vitals, ts)]);
     };
+    // Seven readings at the monitor's 5 s interval: NEWS2 scores a monitor value once its readings
+    // span 30 s (no score from the first sample or two after a start-up or a gap).
     await publish();
-    stack.clock.advance(5000); // the monitor's 5 s telemetry interval
-    await publish();
+    for (let i = 0; i < 6; i++) {
+      stack.clock.advance(5000);
+      await publish();
+    }
     await stack.alerts.drained();
     const tile = staff.getByTestId('resident-h01-p02');
     await expect

@@ -1,6 +1,6 @@
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_DEVICE_PAYLOAD_BYTES } from '../../contract/payloads.ts';
+import { BROKER_STAMP_MAX_BYTES, MAX_DEVICE_PAYLOAD_BYTES } from '../../contract/payloads.ts';
 import { deviceTopic } from '../../contract/topics.ts';
 import type { Ingest } from '../../ingest/ingest.ts';
 import { REJECTED_PAYLOAD_BYTES } from '../../ingest/points.ts';
@@ -29,7 +29,8 @@ const BAD: Array<{ code: string; topic: string; payload: string | Buffer }> = [
   { code: 'UNKNOWN_METRIC', topic, payload: JSON.stringify({ ts: BASE_TS, seq: 1, metrics: { warp_factor: 9 } }) },
   { code: 'WRONG_TYPE', topic, payload: JSON.stringify({ ts: BASE_TS, seq: 1, metrics: { temperature_c: true } }) },
   { code: 'UNKNOWN_DEVICE', topic: deviceTopic('h01', 'h01-nobody', 'telemetry'), payload: valid(1) },
-  { code: 'OVERSIZED', topic, payload: Buffer.alloc(MAX_DEVICE_PAYLOAD_BYTES + 1, 0x20) },
+  // Past the device limit plus the broker's receive stamp (which only a carewatch broker adds).
+  { code: 'OVERSIZED', topic, payload: Buffer.alloc(MAX_DEVICE_PAYLOAD_BYTES + BROKER_STAMP_MAX_BYTES + 1, 0x20) },
   { code: 'METRIC_NOT_ALLOWED', topic, payload: JSON.stringify({ ts: BASE_TS, seq: 1, metrics: { spo2_pct: 97 } }) },
   { code: 'OUT_OF_RANGE', topic, payload: JSON.stringify({ ts: BASE_TS, seq: 1, metrics: { temperature_c: 999 } }) },
   { code: 'SCHEMA', topic, payload: JSON.stringify({ ts: BASE_TS, metrics: { temperature_c: 20 } }) },
