@@ -15,6 +15,7 @@ import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { defaultRules } from '../../../alerts/rules/index.ts';
 import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
+import { until } from '../../alerts/support/harness.ts';
 
 /**
  * The running pipeline in-process: the real broker (port 0), the real alerts process with the
@@ -59,15 +60,7 @@ export interface Pipeline {
 }
 
 /** Polls for I/O to land (real sockets need real time); no test asserts on how long it took. */
-export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 15));
-  }
-}
+export { until };
 
 export interface PipelineOptions {
   /** Start of the manual clock, ms (default: now, in whole seconds). Care tests start at night. */
