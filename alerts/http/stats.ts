@@ -128,39 +128,37 @@ function turnTimes(series: readonly InfluxSeries[], into: Map<string, Set<number
   }
 }
 
-function parseAlerts(series: readonly InfluxSeries[]): AlertMessage[] {
-  const parsed: AlertMessage[] = [];
+/**
+ * The parsed `json` field of every row. A damaged row is skipped: statistics must not fail on one
+ * bad stored change.
+ */
+function* jsonRows(series: readonly InfluxSeries[]): Generator<unknown> {
   for (const s of series) {
     const col = s.columns.indexOf('json');
     for (const row of s.values) {
       const raw = row[col];
       if (typeof raw !== 'string') continue;
       try {
-        const a: unknown = JSON.parse(raw);
-        if (checkAlert.Check(a)) parsed.push(a);
+        yield JSON.parse(raw) as unknown;
       } catch {
-        // A damaged row is skipped: statistics must not fail on one bad stored change.
+        // skipped, as above
       }
     }
   }
+}
+
+function parseAlerts(series: readonly InfluxSeries[]): AlertMessage[] {
+  const parsed: AlertMessage[] = [];
+  for (const a of jsonRows(series)) if (checkAlert.Check(a)) parsed.push(a);
   return parsed;
 }
 
 /** Alert ids escalated because nobody acted in time (audit entries, alerts/lifecycle.ts AuditEntry). */
 function escalatedByDeadline(series: readonly InfluxSeries[]): Set<string> {
   const out = new Set<string>();
-  for (const s of series) {
-    const col = s.columns.indexOf('json');
-    for (const row of s.values) {
-      const raw = row[col];
-      if (typeof raw !== 'string') continue;
-      try {
-        const e = JSON.parse(raw) as { alertId?: unknown; reason?: unknown };
-        if (typeof e.alertId === 'string' && typeof e.reason === 'string' && MISSED_ESCALATION_REASONS.has(e.reason)) out.add(e.alertId);
-      } catch {
-        // as above
-      }
-    }
+  for (const row of jsonRows(series)) {
+    const e = (typeof row === 'object' && row !== null ? row : {}) as { alertId?: unknown; reason?: unknown };
+    if (typeof e.alertId === 'string' && typeof e.reason === 'string' && MISSED_ESCALATION_REASONS.has(e.reason)) out.add(e.alertId);
   }
   return out;
 }

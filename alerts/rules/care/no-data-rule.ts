@@ -35,6 +35,24 @@ function isCareMonitor(d: Device): boolean {
   return DEVICE_KINDS[d.kind].category === 'care' && d.residentId !== undefined;
 }
 
+/** The device trouble signal of a silent care monitor, raised (active) or cleared. */
+function noDataSignal(d: Device, active: boolean, sourceTs: number, message: { zh: string; en: string }): Signal {
+  return {
+    key: `${NO_DATA_RULE_ID}:${d.id}`,
+    rule: NO_DATA_RULE_ID,
+    category: 'device',
+    signal: 'trouble',
+    severity: 'high',
+    homeId: d.homeId,
+    deviceId: d.id,
+    roomId: d.roomId,
+    ...(d.residentId !== undefined ? { residentId: d.residentId } : {}),
+    active,
+    sourceTs,
+    message,
+  };
+}
+
 export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<NoDataState> {
   const cfg = { ...NO_DATA_RULE_DEFAULTS, ...config };
   return {
@@ -58,23 +76,12 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
           const label = residentLabel(resident, ctx);
           const kind = KIND_NAME[d.kind] ?? { zh: d.kind, en: d.kind };
           const secs = Math.round((input.now - last) / 1000);
-          signals.push({
-            key: `${NO_DATA_RULE_ID}:${d.id}`,
-            rule: NO_DATA_RULE_ID,
-            category: 'device',
-            signal: 'trouble',
-            severity: 'high',
-            homeId: d.homeId,
-            deviceId: d.id,
-            roomId: d.roomId,
-            residentId: resident.id,
-            active: true,
-            sourceTs: state.lastSourceTs[d.id] ?? input.now,
-            message: {
+          signals.push(
+            noDataSignal(d, true, state.lastSourceTs[d.id] ?? input.now, {
               zh: `${label.zh}：${kind.zh}${d.id}已${secs}秒无数据，住户在床，请检查设备`,
               en: `${label.en}: no data from ${kind.en} ${d.id} for ${secs} s while the resident is in bed: check the device`,
-            },
-          });
+            }),
+          );
         }
         return { state: signals.length > 0 || state.startedAt === undefined ? next : state, signals };
       }
@@ -104,19 +111,8 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
         const resident = ctx.registry.resident(d.residentId as string);
         const label = resident !== undefined ? residentLabel(resident, ctx) : { zh: d.id, en: d.id };
         signals.push({
-          key: `${NO_DATA_RULE_ID}:${d.id}`,
-          rule: NO_DATA_RULE_ID,
-          category: 'device',
-          signal: 'trouble',
-          severity: 'high',
-          homeId: d.homeId,
-          deviceId: d.id,
-          roomId: d.roomId,
-          ...(d.residentId !== undefined ? { residentId: d.residentId } : {}),
-          active: false,
-          sourceTs: input.ts,
+          ...noDataSignal(d, false, input.ts, { zh: `${label.zh}：${d.id}已恢复数据`, en: `${label.en}: data from ${d.id} again` }),
           receivedTs: input.receivedTs,
-          message: { zh: `${label.zh}：${d.id}已恢复数据`, en: `${label.en}: data from ${d.id} again` },
         });
       }
       return { state: next, signals, ...(next === state ? { mutated: true } : {}) };
