@@ -1,6 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
+import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
 import { decodeDeviceMessage, type RejectCode } from '../contract/device-message.ts';
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -8,9 +9,24 @@ import { FILTERS, alertsTopic } from '../contract/topics.ts';
 import type { RuleInput } from './rules/types.ts';
 
 /**
- * The alerts process's MQTT side: a persistent session (clean=false) as svc-alerts, QoS 1
- * subscriptions to device telemetry, events and status, and QoS 1 publication of every alert change.
- * Alerting never waits for InfluxDB or ingest (docs/architecture.md "Delivery guarantees").
+ * The alerts process's MQTT side. Alerting never waits for InfluxDB or ingest (docs/architecture.md
+ * "Delivery guarantees").
+ *
+ * Two persistent sessions (clean=false) receive device messages at QoS 1, and one clean client
+ * publishes alert changes:
+ *  - `<id>-signals`: events and statuses (fire alarms, call points, falls, offline): a fire alarm
+ *    never queues behind telemetry in a TCP stream or a parser (NFPA 72 ch. 10 "Signal Priority":
+ *    fire alarm signals take precedence over all other signals; issue 6 measured call-point alarms
+ *    waiting up to ~500 ms behind 10,000 msg/s of readings on one shared connection);
+ *  - `<id>-telemetry`: readings;
+ *  - `<id>`: publishes alert changes at QoS 1. It connects clean, which also discards the single
+ *    persistent session earlier versions kept under this id [MQTT-3.1.2-6], so the broker stops
+ *    queueing every device message for a subscriber that no longer exists.
+ *
+ * Messages reach the rules as soon as they are read; only their PUBACKs wait, per connection in
+ * order [MQTT-4.6.0-2], until the alert changes made so far are durable. (mqtt.js could not do this:
+ * it stops reading the next packet until a message's PUBACK callback returns, so every alert change
+ * stalled the whole stream for one fsync.)
  */
 export const ALERTS_CLIENT_ID = 'svc-alerts';
 
@@ -63,13 +79,15 @@ export function toRuleInput(msg: Exclude<ReturnType<typeof decodeDeviceMessage>,
 export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   const log = deps.logger.child({ component: 'mqtt' });
   const username = deps.username ?? ALERTS_CLIENT_ID;
+  const baseId = deps.clientId ?? username;
   let client: MqttClient | undefined;
+  let sessions: MqttSession[] = [];
   let received = 0;
   let published = 0;
   let publishFailures = 0;
   const rejected: Partial<Record<RejectCode, number>> = {};
 
-  function onMessage(topic: string, payload: Buffer): void {
+  function handle(topic: string, payload: Buffer, now: number): void {
     received++;
     try {
       const msg = decodeDeviceMessage(topic, payload, deps.registry);
@@ -78,10 +96,50 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         log.warn({ topic: topic.slice(0, 200), code: msg.code, reason: msg.reason }, 'device message rejected');
         return;
       }
-      deps.onInput(toRuleInput(msg, deps.clock.now()));
+      deps.onInput(toRuleInput(msg, now));
     } catch (err) {
       log.error({ err, topic: topic.slice(0, 200), code: 'ALERTS_INPUT_FAILED' }, 'device message handling failed');
     }
+  }
+
+  /** One subscribing session; its PUBACKs leave in order, each batch once what it changed is durable. */
+  function subscriber(suffix: string, filters: readonly string[]): MqttSession {
+    // The tail of this connection's PUBACK chain while any batch still waits for durability.
+    let tail: Promise<void> | undefined;
+    const session: MqttSession = createMqttSession({
+      url: deps.url,
+      clientId: `${baseId}-${suffix}`,
+      username,
+      password: deps.password,
+      filters,
+      logger: log.child({ session: suffix }),
+      codePrefix: 'ALERTS',
+      onMessages: (batch: ReceivedMessage[]) => {
+        const now = deps.clock.now();
+        for (const m of batch) handle(m.topic, m.payload, now);
+        const first = batch[0];
+        if (first === undefined) return;
+        const ids: number[] = [];
+        for (const m of batch) if (m.qos === 1) ids.push(m.messageId);
+        const pending = deps.durable?.();
+        if (pending === undefined && tail === undefined) {
+          session.ack(first.connection, ids);
+          return;
+        }
+        const next: Promise<void> = (tail ?? Promise.resolve())
+          .then(() => pending)
+          .then(
+            () => session.ack(first.connection, ids),
+            // Not acknowledged: the broker keeps these and redelivers them on the next connection.
+            (err: unknown) => log.error({ err, code: 'ALERTS_NOT_DURABLE', messages: ids.length }, 'alert changes not durable; messages left unacknowledged'),
+          );
+        tail = next;
+        void next.then(() => {
+          if (tail === next) tail = undefined;
+        });
+      },
+    });
+    return session;
   }
 
   return {
@@ -90,37 +148,16 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         protocolVersion: 4, // MQTT 3.1.1, as the contract specifies
         username,
         password: deps.password,
-        clientId: deps.clientId ?? username,
-        // A persistent session: QoS 1 messages published while we are away are kept for us [MQTT-3.1.2-4].
-        clean: false,
+        clientId: baseId,
+        // Publishes only; its QoS 1 alert changes wait in mqtt.js's store across reconnects.
+        clean: true,
         reconnectPeriod: 1000,
         connectTimeout: 10_000,
-        resubscribe: true,
       });
       client = c;
-      c.on('message', onMessage);
-      const durable = deps.durable;
-      if (durable !== undefined) {
-        // mqtt.js emits 'message' (rules run, alerts are raised and journaled), then calls
-        // handleMessage and sends the PUBACK from its callback, one message at a time. Most
-        // messages change no alert and are acknowledged at once; one that did waits for the fsync.
-        c.handleMessage = (_packet, callback) => {
-          const pending = durable();
-          if (pending === undefined) callback();
-          else pending.then(() => callback(), (err: unknown) => callback(err as Error));
-        };
-      }
       c.on('error', (err) => log.error({ err, code: 'ALERTS_MQTT_ERROR' }, 'MQTT error'));
       c.on('offline', () => log.warn({ code: 'ALERTS_MQTT_OFFLINE' }, 'MQTT connection lost; reconnecting'));
-      c.on('connect', (connack) => {
-        log.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected');
-        // With a stored session the broker still has our subscriptions [MQTT-3.2.2-2]; renewing them is harmless.
-        c.subscribe([FILTERS.telemetry, FILTERS.event, FILTERS.status], { qos: 1 }, (err, granted) => {
-          if (err) return log.error({ err, code: 'ALERTS_MQTT_SUBSCRIBE' }, 'subscribe failed');
-          const refused = (granted ?? []).filter((g) => g.qos === 128);
-          if (refused.length > 0) log.error({ refused: refused.map((g) => g.topic), code: 'ALERTS_MQTT_SUBSCRIBE' }, 'broker refused subscriptions');
-        });
-      });
+      c.on('connect', () => log.info('MQTT publisher connected'));
       await new Promise<void>((resolve, reject) => {
         const onConnect = (): void => {
           c.off('error', onError);
@@ -137,6 +174,9 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         c.once('connect', onConnect);
         c.on('error', onError);
       });
+      sessions = [subscriber('signals', [FILTERS.event, FILTERS.status]), subscriber('telemetry', [FILTERS.telemetry])];
+      for (const s of sessions) s.start();
+      await Promise.all(sessions.map((s) => s.whenSubscribed()));
     },
     publishAlert(alert) {
       const c = client;
@@ -157,10 +197,19 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         } else published++;
       });
     },
-    stats: () => ({ received, rejected: { ...rejected }, published, publishFailures, connected: client?.connected === true }),
+    stats: () => ({
+      received,
+      rejected: { ...rejected },
+      published,
+      publishFailures,
+      connected: client?.connected === true && sessions.length > 0 && sessions.every((s) => s.stats().connected),
+    }),
     async close() {
       const c = client;
+      const subs = sessions;
       client = undefined;
+      sessions = [];
+      await Promise.all(subs.map((s) => s.close()));
       if (c === undefined) return;
       // A clean DISCONNECT when the broker is there; never hang on one that is gone.
       await Promise.race([c.endAsync(false), new Promise<void>((r) => setTimeout(r, 2000).unref())]);

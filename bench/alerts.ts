@@ -7,6 +7,7 @@ import { createInfluxServer } from './lib/influx.ts';
 import { percentiles, median, type Percentiles } from './lib/stats.ts';
 import { sharedResults, type BenchContext, type BenchResult, type Benchmark, type Row } from './lib/context.ts';
 import type { BenchRegistry } from './lib/registry.ts';
+import type { TriggerResult } from './lib/loadgen-protocol.ts';
 
 /**
  * 3. Alert latency (device publish → socket.io receipt) and 6. dashboard fan-out share one stack:
@@ -72,6 +73,8 @@ export interface TrialSet {
   readonly fire: number[];
   readonly care: number[];
   readonly missedReceipts: number;
+  /** Per trial (fire and care in trial order), the first receipt's latency by stage (see TriggerResult). */
+  readonly stages: Array<{ readonly kind: 'fire' | 'care'; readonly totalMs: number } & NonNullable<TriggerResult['stages']>>;
 }
 
 /** Fires `n` fire trials (one per call point) and `n` care trials; latency per receiving client. */
@@ -79,6 +82,11 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
   const fire: number[] = [];
   const care: number[] = [];
   let missed = 0;
+  const stages: TrialSet['stages'] = [];
+  const keep = (kind: 'fire' | 'care', r: TriggerResult): void => {
+    const first = r.latenciesMs[0];
+    if (r.stages !== undefined && first !== undefined) stages.push({ kind, totalMs: first, ...r.stages });
+  };
   const cps = s.reg.callPoints.filter((d) => s.reg.homes.includes(d.homeId) && !usedCallPoints.has(d.id));
   const vms = s.reg.vitalMonitors.filter((d) => s.reg.homes.includes(d.homeId));
   for (let i = 0; i < n; i++) {
@@ -87,19 +95,21 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
       usedCallPoints.add(cp.id);
       const r = await s.probe.trigger({ deviceId: cp.id, homeId: cp.homeId, channel: 'event', body: { type: 'manual_call_point' }, bureauToo: false, timeoutMs: 10_000 });
       fire.push(...r.latenciesMs);
+      keep('fire', r);
       missed += r.expected - r.latenciesMs.length;
     }
     const vm = vms[i % vms.length];
     if (vm !== undefined) {
       const r = await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 80, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 10_000 });
       care.push(...r.latenciesMs);
+      keep('care', r);
       missed += r.expected - r.latenciesMs.length;
       // Back to normal: resolves the care alert so the next trial on this monitor raises a new one.
       await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 125, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 300 });
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { fire, care, missedReceipts: missed };
+  return { fire, care, missedReceipts: missed, stages };
 }
 
 function latencyRows(bench: string, label: string, p: Percentiles, target?: { p99: number; text: string }): Row[] {

@@ -13,7 +13,8 @@ import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './s
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
 import { corkPerTurn } from './cork-per-turn.ts';
-import { useFifoMqQueue } from './mq-queue.ts';
+import { usePriorityMqQueue } from './mq-queue.ts';
+import { isTelemetryTopic } from '../contract/topics.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -322,7 +323,8 @@ export function createBroker(deps: BrokerDeps): Broker {
         authorizeForward,
       });
       aedes = broker;
-      useFifoMqQueue(broker);
+      // Alarm-class signals (events, statuses) overtake waiting telemetry (NFPA 72 signal priority).
+      usePriorityMqQueue(broker, (packet) => (isTelemetryTopic(packet.topic) ? 'routine' : 'alarm'));
       guardMqRecursion(broker);
       broker.on('clientDisconnect', onClientDisconnect);
       broker.on('clientError', (client, err) => {

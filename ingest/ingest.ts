@@ -4,7 +4,7 @@ import type { RegistryIndex } from '../contract/registry-index.ts';
 import { FILTERS } from '../contract/topics.ts';
 import { createInfluxHttp, type InfluxHttp } from './influx-http.ts';
 import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
-import { createMqttSession, type MqttSession, type ReceivedMessage } from './mqtt-session.ts';
+import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
 import type { IngestRejectCode } from './points.ts';
 import { createRejectionLog } from './rejections.ts';
 import { createSpool, type Spool } from './spool.ts';
@@ -209,6 +209,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status],
         logger: logger.child({ component: 'mqtt' }),
         onMessages,
+        codePrefix: 'INGEST',
       });
       if (spool.isFull()) session.pause();
       session.start();

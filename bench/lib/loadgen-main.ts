@@ -34,7 +34,16 @@ interface Dash {
 }
 const dashboards: Dash[] = [];
 /** deviceId → waiters for a raised alert of that device. */
-const alertWaiters = new Map<string, Array<(dash: Dash, at: number, rule: string) => void>>();
+/** The timing fields of an alert (contract AlertMessage, platform clock ms) that break its latency down. */
+interface AlertTiming {
+  readonly deviceId?: string;
+  readonly state?: string;
+  readonly rule?: string;
+  readonly brokerTs?: number;
+  readonly receivedTs?: number;
+  readonly raisedAt?: number;
+}
+const alertWaiters = new Map<string, Array<(dash: Dash, at: number, alert: AlertTiming, atEpoch: number) => void>>();
 let subscriber: RawClient | undefined;
 let reconnectEnabled = false;
 let shuttingDown = false;
@@ -132,7 +141,7 @@ async function doConnect(c: Extract<LoadgenCommand, { op: 'connect' }>): Promise
 }
 
 async function doSubscriber(c: Extract<LoadgenCommand, { op: 'subscriber' }>): Promise<{ ok: true }> {
-  const client = new RawClient({ host: c.host, port: c.port, clientId: c.clientId, username: c.username, password: c.password, keepaliveS: 60 });
+  const client = new RawClient({ host: c.host, port: c.port, clientId: c.clientId, username: c.username, password: c.password, keepaliveS: 60, clean: c.clean ?? true });
   await client.connect();
   client.onMessage = onDelivery;
   await client.subscribe(c.filter, c.qos);
@@ -255,10 +264,11 @@ async function doDashboards(c: Extract<LoadgenCommand, { op: 'dashboards' }>): P
         socket.once('connect_error', (e) => reject(new Error(`socket.io ${u.username}: ${e.message}`)));
       });
       const dash: Dash = { username: u.username, homeId: body.user.homeId, socket };
-      socket.on('alert', (a: { deviceId?: string; state?: string; rule?: string }) => {
+      socket.on('alert', (a: AlertTiming) => {
         const at = performance.now();
+        const atEpoch = Date.now();
         if (a.state !== 'raised' || a.deviceId === undefined) return;
-        for (const w of alertWaiters.get(a.deviceId) ?? []) w(dash, at, a.rule ?? '');
+        for (const w of alertWaiters.get(a.deviceId) ?? []) w(dash, at, a, atEpoch);
       });
       dashboards.push(dash);
     }
@@ -276,16 +286,22 @@ async function doTrigger(c: Extract<LoadgenCommand, { op: 'trigger' }>): Promise
   const seen = new Set<Dash>();
   const latenciesMs: number[] = [];
   let rule: string | undefined;
+  let stages: TriggerResult['stages'];
   const sentAt = performance.now();
+  const sentEpoch = Date.now();
   const done = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, c.timeoutMs);
-    const w = (dash: Dash, at: number, r: string): void => {
+    const w = (dash: Dash, at: number, a: AlertTiming, atEpoch: number): void => {
       // Only the expected receivers count: a fire the rule escalates at once also reaches bureau
       // clients, which would make more receipts than expected (a negative "missing").
       if (seen.has(dash) || !expected.has(dash)) return;
       seen.add(dash);
-      rule ??= r;
+      rule ??= a.rule ?? '';
       latenciesMs.push(at - sentAt);
+      // Where the first receipt's time went, from the alert's own stamps (one clock, ms resolution).
+      if (stages === undefined && a.brokerTs !== undefined && a.receivedTs !== undefined && a.raisedAt !== undefined) {
+        stages = { toBroker: a.brokerTs - sentEpoch, brokerToAlerts: a.receivedTs - a.brokerTs, toRaised: a.raisedAt - a.receivedTs, toClient: atEpoch - a.raisedAt };
+      }
       if (seen.size >= receivers.length) {
         clearTimeout(timer);
         resolve();
@@ -297,7 +313,7 @@ async function doTrigger(c: Extract<LoadgenCommand, { op: 'trigger' }>): Promise
   d.client.publish(Buffer.from(deviceTopic(c.homeId, c.deviceId, c.channel)), payload, 1);
   await done;
   alertWaiters.delete(c.deviceId);
-  return { latenciesMs, expected: receivers.length, ...(rule !== undefined ? { rule } : {}) };
+  return { latenciesMs, expected: receivers.length, ...(rule !== undefined ? { rule } : {}), ...(stages !== undefined ? { stages } : {}) };
 }
 
 async function waitConnected(count: number, timeoutMs: number): Promise<{ connected: number; ms: number }> {

@@ -23,7 +23,7 @@ export type LoadgenCommand =
       readonly reconnect: boolean;
       readonly timeoutMs: number;
     }
-  | { readonly op: 'subscriber'; readonly host: string; readonly port: number; readonly username?: string; readonly password?: string; readonly clientId: string; readonly filter: string; readonly qos: 0 | 1 }
+  | { readonly op: 'subscriber'; readonly host: string; readonly port: number; readonly username?: string; readonly password?: string; readonly clientId: string; readonly filter: string; readonly qos: 0 | 1; readonly clean?: boolean }
   | {
       readonly op: 'run';
       /** Total messages/s over all devices; 0 = as fast as the window allows. */
@@ -78,6 +78,11 @@ export interface TriggerResult {
   readonly latenciesMs: number[];
   readonly expected: number;
   readonly rule?: string;
+  /**
+   * The first receipt's latency by stage, ms (platform clock, so ms resolution): publish → broker
+   * stamp, broker → alerts process, receipt → alert raised, raised → socket.io client.
+   */
+  readonly stages?: { readonly toBroker: number; readonly brokerToAlerts: number; readonly toRaised: number; readonly toClient: number };
 }
 
 export interface StatsResult {

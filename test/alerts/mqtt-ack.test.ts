@@ -19,12 +19,16 @@ describe('alerts MQTT acknowledgement waits for durability', () => {
   let publisher: MqttClient;
   const inputs: RuleInput[] = [];
   const acked: number[] = [];
+  const ackedBy: string[] = [];
   let gate: { promise: Promise<void>; open(): void } | undefined;
 
   beforeAll(async () => {
     broker = await startTestBroker();
     broker.broker.on('ack', (packet, client) => {
-      if (client?.id === 'svc-alerts' && packet !== undefined && 'payload' in packet) acked.push((JSON.parse(String(packet.payload)) as { seq: number }).seq);
+      if (client?.id.startsWith('svc-alerts') === true && packet !== undefined && 'payload' in packet) {
+        acked.push((JSON.parse(String(packet.payload)) as { seq: number }).seq);
+        ackedBy.push(client.id);
+      }
     });
     adapter = createMqttAdapter({
       url: broker.url,
@@ -65,5 +69,30 @@ describe('alerts MQTT acknowledgement waits for durability', () => {
     gate.open();
     gate = undefined;
     await until(() => acked.includes(2), 'the PUBACK of seq 2 after the sync');
+  });
+
+  it('keeps reading while a PUBACK waits, and acknowledges in the order received [MQTT-4.6.0-2]', async () => {
+    let open = (): void => undefined;
+    gate = { promise: new Promise<void>((r) => (open = r)), open: () => open() };
+    void send(3);
+    await until(() => inputs.some((i) => i.type === 'event' && i.event.seq === 3), 'seq 3 to reach the rules');
+    // Nothing waits for durability from here on, but seq 4's PUBACK must still follow seq 3's.
+    gate = undefined;
+    void send(4);
+    // With mqtt.js the whole stream stopped behind a held PUBACK: seq 4 never reached the rules.
+    await until(() => inputs.some((i) => i.type === 'event' && i.event.seq === 4), 'seq 4 to reach the rules while seq 3 is unacknowledged');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(acked).not.toContain(3);
+    expect(acked).not.toContain(4);
+    open();
+    await until(() => acked.includes(4), 'both PUBACKs after the sync');
+    expect(acked.slice(-2)).toEqual([3, 4]);
+  });
+
+  it('receives events and statuses on their own session, telemetry on another', async () => {
+    await publisher.publishAsync(deviceTopic('h01', 'h01-mcp-f1-corridor', 'status'), JSON.stringify({ ts: Date.now(), seq: 5, online: true }), { qos: 1 });
+    await until(() => acked.includes(5), 'the PUBACK of the status');
+    expect(ackedBy.slice(-1)).toEqual(['svc-alerts-signals']);
+    expect(new Set(ackedBy)).toEqual(new Set(['svc-alerts-signals']));
   });
 });

@@ -2,9 +2,9 @@ import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.ts';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
-import { createMqttSession, type MqttSession, type ReceivedMessage } from '../../ingest/mqtt-session.ts';
-import { INGEST_PASSWORD, INGEST_USER, startTestBroker, type TestBroker } from './support/aedes.ts';
-import { captureLogger, waitFor } from './support/wait.ts';
+import { createMqttSession, type MqttSession, type ReceivedMessage } from '../../common/mqtt-session.ts';
+import { INGEST_PASSWORD, INGEST_USER, startTestBroker, type TestBroker } from '../ingest/support/aedes.ts';
+import { captureLogger, waitFor } from '../ingest/support/wait.ts';
 
 const silent = createLogger('test', 'silent');
 let broker: TestBroker;
@@ -22,6 +22,7 @@ function session(received: ReceivedMessage[], password = INGEST_PASSWORD, logger
     onMessages: (m) => received.push(...m),
     reconnectMinMs: 20,
     reconnectMaxMs: 200,
+    codePrefix: 'INGEST',
   });
   sessions.push(s);
   s.start();

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { generate, parser as createParser, type Packet } from 'mqtt-packet';
-import type { Logger } from '../common/logger.ts';
+import type { Logger } from './logger.ts';
 
 /**
  * A minimal MQTT 3.1.1 subscriber with a persistent session whose QoS 1 acknowledgements the
@@ -34,6 +34,8 @@ export interface MqttSessionOptions {
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
   readonly connectTimeoutMs?: number;
+  /** Prefix of the log codes (`INGEST` → `INGEST_MQTT_REFUSED`), so each process's logs say whose session it is. */
+  readonly codePrefix: string;
 }
 
 export interface MqttSessionStats {
@@ -80,6 +82,7 @@ export function parseMqttUrl(url: string): { host: string; port: number } {
 
 export function createMqttSession(opts: MqttSessionOptions): MqttSession {
   const log = opts.logger;
+  const code = (suffix: string): string => `${opts.codePrefix}_MQTT_${suffix}`;
   const { host, port } = parseMqttUrl(opts.url);
   const keepaliveMs = (opts.keepaliveS ?? 30) * 1000;
   const minDelay = opts.reconnectMinMs ?? 100;
@@ -114,7 +117,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
     if (closed || reconnectTimer !== undefined) return;
     const delay = Math.min(maxDelay, minDelay * 2 ** Math.min(attempt, 16));
     attempt++;
-    // Jitter so that many ingest replicas do not reconnect in lockstep after a broker restart.
+    // Jitter so that many service replicas do not reconnect in lockstep after a broker restart.
     reconnectTimer = setTimeout(() => {
       reconnectTimer = undefined;
       // While paused we could not even read the CONNACK; `resume()` reconnects.
@@ -133,7 +136,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
         const rc = packet.returnCode ?? 0;
         if (rc !== 0) {
           counters.refusals++;
-          log.error({ code: 'INGEST_MQTT_REFUSED', returnCode: rc, meaning: CONNACK_CODES[rc] ?? 'unknown', clientId: opts.clientId, username: opts.username }, `broker refused the connection: ${CONNACK_CODES[rc] ?? `code ${rc}`}`);
+          log.error({ code: code('REFUSED'), returnCode: rc, meaning: CONNACK_CODES[rc] ?? 'unknown', clientId: opts.clientId, username: opts.username }, `broker refused the connection: ${CONNACK_CODES[rc] ?? `code ${rc}`}`);
           // [MQTT-3.2.2-5] the server closes the connection after a refusal; back off at full delay.
           attempt = Math.max(attempt, 16);
           socket?.destroy();
@@ -150,7 +153,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       case 'suback': {
         const granted = (packet as { granted?: number[] }).granted ?? [];
         const refused = opts.filters.filter((_, i) => granted[i] === SUBACK_FAILURE);
-        if (refused.length > 0) log.error({ code: 'INGEST_MQTT_SUBSCRIBE_REFUSED', filters: refused }, 'broker refused subscriptions: check the ingest account ACL');
+        if (refused.length > 0) log.error({ code: code('SUBSCRIBE_REFUSED'), filters: refused }, 'broker refused subscriptions: check the service account ACL');
         subscribed = true;
         subscribedResolve?.();
         return;
@@ -159,7 +162,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
         counters.received++;
         if (packet.qos === 2) {
           // Never granted: we subscribe at QoS 1 and [MQTT-3.8.4-6] caps delivery at the granted QoS.
-          log.error({ code: 'INGEST_MQTT_PROTOCOL', topic: packet.topic }, 'broker sent QoS 2 on a QoS 1 subscription; reconnecting');
+          log.error({ code: code('PROTOCOL'), topic: packet.topic }, 'broker sent QoS 2 on a QoS 1 subscription; reconnecting');
           socket?.destroy();
           return;
         }
@@ -183,7 +186,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
 
   function ping(): void {
     if (awaitingPong && !paused) {
-      log.warn({ code: 'INGEST_MQTT_KEEPALIVE' }, 'no PINGRESP within the keepalive; reconnecting');
+      log.warn({ code: code('KEEPALIVE') }, 'no PINGRESP within the keepalive; reconnecting');
       socket?.destroy();
       return;
     }
@@ -204,7 +207,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
     let batch: ReceivedMessage[] = [];
     parser.on('packet', (p: Packet) => onPacket(p, batch, conn));
     parser.on('error', (err: Error) => {
-      log.error({ err, code: 'INGEST_MQTT_PROTOCOL' }, 'cannot parse data from the broker; reconnecting');
+      log.error({ err, code: code('PROTOCOL') }, 'cannot parse data from the broker; reconnecting');
       s.destroy();
     });
     s.on('connect', () => {
@@ -221,7 +224,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
         password: Buffer.from(opts.password),
       });
       connectTimer = setTimeout(() => {
-        log.warn({ code: 'INGEST_MQTT_TIMEOUT' }, 'no CONNACK in time; reconnecting');
+        log.warn({ code: code('TIMEOUT') }, 'no CONNACK in time; reconnecting');
         s.destroy();
       }, connectTimeoutMs);
     });
@@ -234,13 +237,13 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       }
     });
     s.on('error', (err) => {
-      if (!closed) log.warn({ err: err.message, code: 'INGEST_MQTT_SOCKET' }, 'broker connection error');
+      if (!closed) log.warn({ err: err.message, code: code('SOCKET') }, 'broker connection error');
     });
     s.on('close', () => {
       clearTimers();
       if (socket === s) {
         socket = undefined;
-        if (connected) log.warn({ code: 'INGEST_MQTT_DISCONNECTED' }, 'broker connection closed; reconnecting');
+        if (connected) log.warn({ code: code('DISCONNECTED') }, 'broker connection closed; reconnecting');
         connected = false;
         scheduleReconnect();
       }
