@@ -155,10 +155,19 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   function handleInput(input: RuleInput): void {
     inputs++;
     const signals = engine.evaluate(input);
-    const brokerTs = input.brokerTs;
-    // A signal raised by this very message gets the broker's receive time (GB 50440 timing).
+    if (!('receivedTs' in input)) {
+      lifecycle.applySignals(signals);
+      return;
+    }
+    // A signal raised by this very message gets the broker's and our receive times (GB 50440
+    // timing), whichever rule raised it: fire rules set receivedTs themselves, care rules do not.
+    const { brokerTs, receivedTs } = input;
     lifecycle.applySignals(
-      brokerTs === undefined || !('ts' in input) ? signals : signals.map((s) => (s.brokerTs === undefined && s.sourceTs === input.ts ? { ...s, brokerTs } : s)),
+      signals.map((s) =>
+        s.sourceTs !== input.ts || (s.receivedTs !== undefined && (s.brokerTs !== undefined || brokerTs === undefined))
+          ? s
+          : { ...s, receivedTs: s.receivedTs ?? receivedTs, ...(brokerTs !== undefined ? { brokerTs: s.brokerTs ?? brokerTs } : {}) },
+      ),
     );
   }
 

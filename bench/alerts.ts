@@ -112,6 +112,17 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
   return { fire, care, missedReceipts: missed, stages };
 }
 
+/** Where the loaded receipts' time went: p99 of each stage over every trial (from the alerts' own stamps, ms resolution). */
+function stageRows(label: string, stages: TrialSet['stages']): Row[] {
+  const names = [
+    ['toBroker', 'publish → broker stamp'],
+    ['brokerToAlerts', 'broker → alerts process'],
+    ['toRaised', 'alerts receipt → raised'],
+    ['toClient', 'raised → socket.io client'],
+  ] as const;
+  return names.map(([key, text]) => ({ bench: 'alerts', metric: `stage p99 ${label}: ${text}`, value: percentiles(stages.map((s) => s[key])).p99, unit: 'ms', note: `${stages.length} trials (fire and care)` }));
+}
+
 function latencyRows(bench: string, label: string, p: Percentiles, target?: { p99: number; text: string }): Row[] {
   return [
     { bench, metric: `${label} p50`, value: p.p50, unit: 'ms' },
@@ -151,6 +162,7 @@ export const alertsBenchmark: Benchmark = {
       ...latencyRows('alerts', `fire, at ${half} msg/s`, percentiles(all((x) => x.loaded.fire)), { p99: 100, text: 'p99 ≤ 100 ms' }),
       ...latencyRows('alerts', `care, at ${half} msg/s`, percentiles(all((x) => x.loaded.care)), { p99: 100, text: 'p99 ≤ 100 ms' }),
       { bench: 'alerts', metric: 'receipts missing (10 s bound)', value: median(perRun.map((x) => x.idle.missedReceipts + x.loaded.missedReceipts)), unit: 'receipts' },
+      ...stageRows(`at ${half} msg/s`, perRun.flatMap((x) => x.loaded.stages)),
     ];
     return { rows, detail: { trials, halfRate: half, halfRateSource: sharedResults.maxSustained !== undefined ? 'ingest benchmark, same invocation' : 'default (ingest benchmark not run)', perRun } };
   },

@@ -34,6 +34,10 @@ export function killAllChildren(): void {
   for (const c of liveChildren) c.kill('SIGKILL');
   for (const f of extraCleanups) f();
 }
+// A benchmark process that ends any other way (an uncaught error, EPIPE on a closed stdout) must not
+// leave its broker, services and InfluxDB running: orphans were seen loading the machine and
+// skewing later measurements. 'exit' handlers run synchronously, and kill() is synchronous.
+process.once('exit', killAllChildren);
 
 export function spawnWithUlimit(name: string, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean } = {}): Child {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');

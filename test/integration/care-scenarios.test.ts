@@ -139,6 +139,9 @@ describe('care scenarios from the simulator through the whole pipeline', () => {
     sim.scenario.start('bed-exit', 'h01-p01', { returnAfterMs: 2 * MIN });
     const exit = await runUntil('bed_exit of h01-p01', of('h01-p01', 'bed_exit'), 10 * S, 2 * S);
     expect(exit).toMatchObject({ homeId: 'h01', category: 'care', severity: 'high', state: 'raised', deviceId: 'h01-bed-p01' });
+    // The timing of a care alert is recorded like a fire alarm's: broker stamp and our receipt.
+    expect(exit.brokerTs).toEqual(expect.any(Number));
+    expect(exit.receivedTs).toEqual(expect.any(Number));
     await runUntil('bed_exit of h01-p01 resolved', (a) => a.id === exit.id && a.state === 'resolved', 3 * MIN);
     expect(staff1.alerts.filter(of('h01-p01', 'bed_exit_long'))).toEqual([]);
   });
