@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmark suite (issue 6), prints a table, writes
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
- *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout] [--quick] [--runs N] [--cpu-prof DIR]
+ *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,6 +12,7 @@ import { formatTable } from './lib/table.ts';
 import type { BenchContext, Benchmark, Row } from './lib/context.ts';
 import { BENCHMARKS } from './benchmarks.ts';
 import { killAllChildren } from './lib/processes.ts';
+import { sharedResults } from './lib/context.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -20,6 +21,8 @@ export interface Args {
   readonly quick: boolean;
   readonly runs: number;
   readonly cpuProf?: string;
+  /** `--ingest-max N`: benchmark 2's maximum from an earlier invocation, so `alerts` loads at N/2 without re-running `ingest`. */
+  readonly ingestMax?: number;
 }
 
 export function parseArgs(argv: readonly string[], known: readonly string[]): Args {
@@ -27,6 +30,7 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
   let quick = false;
   let runs = 3;
   let cpuProf: string | undefined;
+  let ingestMax: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -36,14 +40,18 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
     };
     if (a === '--quick') quick = true;
     else if (a.startsWith('--cpu-prof')) cpuProf = value();
+    else if (a.startsWith('--ingest-max')) {
+      ingestMax = Number(value());
+      if (!Number.isInteger(ingestMax) || ingestMax < 2) throw new Error('--ingest-max expects an integer msg/s ≥ 2');
+    }
     else if (a.startsWith('--only')) only = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (a.startsWith('--runs')) {
       runs = Number(value());
       if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs expects an integer 1..20');
-    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR]`);
+    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]`);
   }
   for (const o of only ?? []) if (!known.includes(o)) throw new Error(`--only: unknown benchmark "${o}"; known: ${known.join(', ')}`);
-  return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}) };
+  return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}), ...(ingestMax !== undefined ? { ingestMax } : {}) };
 }
 
 /** Whole-benchmark bound: 8 min per run quick, 40 min per run full (the slowest, `connections`, needs ~15). */
@@ -74,6 +82,7 @@ async function main(): Promise<void> {
     ...(args.cpuProf !== undefined ? { cpuProf: resolve(args.cpuProf) } : {}),
     log: (m) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${m}\n`),
   };
+  if (args.ingestMax !== undefined) Object.assign(sharedResults, { maxSustained: args.ingestMax, maxSustainedSource: '--ingest-max (an earlier ingest run)' });
   const selected: Benchmark[] = BENCHMARKS.filter((b) => args.only === undefined || args.only.includes(b.name));
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};

@@ -205,6 +205,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
     connected = false;
     awaitingPong = false;
     let batch: ReceivedMessage[] = [];
+    let yielding = false;
     parser.on('packet', (p: Packet) => onPacket(p, batch, conn));
     parser.on('error', (err: Error) => {
       log.error({ err, code: code('PROTOCOL') }, 'cannot parse data from the broker; reconnecting');
@@ -229,11 +230,27 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       }, connectTimeoutMs);
     });
     s.on('data', (chunk: Buffer) => {
+      // Anything from the broker proves the connection alive, not only a PINGRESP: under load a
+      // PINGRESP queues behind seconds of deliveries, and dropping a busy persistent session makes
+      // the broker replay its whole backlog on the next connection — more load, more late PINGRESPs
+      // (the keepalive is the client's duty to send [MQTT-3.1.2-23]; a reply is only a liveness hint).
+      awaitingPong = false;
       parser.parse(chunk);
       if (batch.length > 0) {
         const out = batch;
         batch = [];
         opts.onMessages(out);
+      }
+      // Fair reading: libuv reads a busy socket up to 32 times per poll (64 KB each, ~13,000
+      // telemetry messages) before it serves another, so a fire alarm on the alerts' signals session
+      // waited behind a telemetry backlog (issue 6, ~300 ms at a load step). One chunk, then yield.
+      if (!yielding && !paused) {
+        yielding = true;
+        s.pause();
+        setImmediate(() => {
+          yielding = false;
+          if (!paused && socket === s && !s.destroyed) s.resume();
+        });
       }
     });
     s.on('error', (err) => {

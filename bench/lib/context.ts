@@ -35,4 +35,4 @@ export interface Benchmark {
 }
 
 /** Figures one benchmark hands to a later one in the same invocation (benchmark 2's max → 3 and 5). */
-export const sharedResults: { maxSustained?: number } = {};
+export const sharedResults: { maxSustained?: number; maxSustainedSource?: string } = {};

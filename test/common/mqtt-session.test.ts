@@ -1,4 +1,6 @@
+import { createServer, type AddressInfo } from 'node:net';
 import mqtt from 'mqtt';
+import { generate, parser as createParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.ts';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
@@ -148,5 +150,44 @@ describe('mqtt session', () => {
     await waitFor('reconnected after resume', () => s.stats().connected && s.stats().connections === 2);
     await publish(1, 7);
     await waitFor('message after resume', () => got.some((m) => m.payload.toString() === 'm7'));
+  });
+});
+
+describe('keepalive under load', () => {
+  it('stays connected while deliveries flow, even when the PINGRESP is late', async () => {
+    // Fault injection: a broker (mqtt-packet over TCP) that keeps delivering but never answers a
+    // PINGREQ, as a loaded aedes whose PINGRESP waits behind seconds of queued deliveries.
+    const socks = new Set<import('node:net').Socket>();
+    const server = createServer((sock) => {
+      socks.add(sock);
+      const parser = createParser({ protocolVersion: 4 });
+      let timer: NodeJS.Timeout | undefined;
+      parser.on('packet', (p: Packet) => {
+        if (p.cmd === 'connect') sock.write(generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }));
+        if (p.cmd === 'subscribe') {
+          sock.write(generate({ cmd: 'suback', messageId: p.messageId, granted: [1] }));
+          let n = 0;
+          timer = setInterval(() => sock.write(generate({ cmd: 'publish', topic: deviceTopic('h01', 'd1', 'telemetry'), payload: Buffer.from(`m${n++}`), qos: 0, retain: false, dup: false })), 50);
+        }
+      });
+      sock.on('data', (d) => parser.parse(d));
+      sock.on('close', () => clearInterval(timer));
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const got: ReceivedMessage[] = [];
+    const s = createMqttSession({ url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, clientId: 'svc-ingest-ka', username: INGEST_USER, password: 'x', filters: [FILTERS.telemetry], logger: silent, onMessages: (m) => got.push(...m), keepaliveS: 1, reconnectMinMs: 20, codePrefix: 'INGEST' });
+    try {
+      s.start();
+      await s.whenSubscribed();
+      // Five keepalive periods (a PINGREQ every 0.5 s, none answered) while messages keep coming.
+      await waitFor('messages over 2.5 s', () => got.length >= 50);
+      expect(s.stats().connections).toBe(1);
+      expect(s.stats().connected).toBe(true);
+    } finally {
+      await s.close();
+      for (const x of socks) x.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
