@@ -86,6 +86,8 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   let published = 0;
   let publishFailures = 0;
   const rejected: Partial<Record<RejectCode, number>> = {};
+  /** PUBACK batches still waiting for durability; close() lets them go out first. */
+  const waitingAcks = new Set<Promise<void>>();
 
   function handle(topic: string, payload: Buffer, now: number): void {
     received++;
@@ -134,7 +136,9 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
             (err: unknown) => log.error({ err, code: 'ALERTS_NOT_DURABLE', messages: ids.length }, 'alert changes not durable; messages left unacknowledged'),
           );
         tail = next;
+        waitingAcks.add(next);
         void next.then(() => {
+          waitingAcks.delete(next);
           if (tail === next) tail = undefined;
         });
       },
@@ -209,6 +213,9 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       const subs = sessions;
       client = undefined;
       sessions = [];
+      // Acknowledge what was processed and made durable before we go, so a graceful restart does
+      // not make the broker redeliver it (bounded: a journal that never syncs must not block close).
+      if (waitingAcks.size > 0) await Promise.race([Promise.all(waitingAcks), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
       await Promise.all(subs.map((s) => s.close()));
       if (c === undefined) return;
       // A clean DISCONNECT when the broker is there; never hang on one that is gone.
