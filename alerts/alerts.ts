@@ -278,7 +278,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   /**
    * A life-safety service must not sit dark because the broker is away: wait a bounded time, then
-   * serve HTTP and socket.io (restored open alerts, acknowledgements) while mqtt.js keeps
+   * serve HTTP and socket.io (restored open alerts, acknowledgements) while the MQTT clients keep
    * reconnecting; /health reports `degraded` until connected. A refused login fails start (exit 1):
    * retrying a wrong password does not help.
    */
