@@ -13,8 +13,7 @@ import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './s
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
 import { corkPerTurn } from './cork-per-turn.ts';
-import { usePriorityMqQueue } from './mq-queue.ts';
-import { isTelemetryTopic } from '../contract/topics.ts';
+import { useFifoMqQueue } from './mq-queue.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -323,8 +322,10 @@ export function createBroker(deps: BrokerDeps): Broker {
         authorizeForward,
       });
       aedes = broker;
-      // Alarm-class signals (events, statuses) overtake waiting telemetry (NFPA 72 signal priority).
-      usePriorityMqQueue(broker, (packet) => (isTelemetryTopic(packet.topic) ? 'routine' : 'alarm'));
+      // FIFO, never a priority queue: aedes drops as a duplicate any message whose broker counter
+      // is below the last one a client got (lib/client.js dedupe), so reordering lanes lost the
+      // overtaken telemetry of svc-ingest (issue 6, session 2: found by a profile of the collapse).
+      useFifoMqQueue(broker);
       guardMqRecursion(broker);
       broker.on('clientDisconnect', onClientDisconnect);
       broker.on('clientError', (client, err) => {

@@ -55,17 +55,6 @@ export function deviceCommandTopic(homeId: string, deviceId: string): string {
   return deviceTopic(homeId, deviceId, 'command');
 }
 
-const TELEMETRY_SUFFIX = '/telemetry';
-const DEVICE_PREFIX = `${TOPIC_ROOT}/${PROTOCOL_VERSION}/`;
-
-/**
- * Routine device telemetry, as opposed to the signals that must not wait behind it (events,
- * statuses, alerts). A string test, not a parse: the broker asks this of every message it queues.
- */
-export function isTelemetryTopic(topic: string): boolean {
-  return topic.endsWith(TELEMETRY_SUFFIX) && topic.startsWith(DEVICE_PREFIX);
-}
-
 export type ParsedTopic =
   | { kind: 'device'; homeId: string; deviceId: string; channel: DeviceChannel }
   | { kind: 'alerts'; homeId: string };

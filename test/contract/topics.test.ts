@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertsTopic, deviceTopic, isTelemetryTopic, parseTopic } from '../../contract/topics.ts';
+import { alertsTopic, deviceTopic, parseTopic } from '../../contract/topics.ts';
 
 describe('topics', () => {
   it('round-trips device topics', () => {
@@ -18,15 +18,5 @@ describe('topics', () => {
     for (const t of ['carewatch/v2/h01/d/telemetry', 'carewatch/v1/h01/d/other', 'carewatch/v1/h01/d/telemetry/x', 'x', 'carewatch/v1/#/d/event']) {
       expect(parseTopic(t)).toBeNull();
     }
-  });
-});
-
-describe('isTelemetryTopic (the broker queues these behind alarm signals)', () => {
-  it('is true for device telemetry only', () => {
-    expect(isTelemetryTopic(deviceTopic('h01', 'h01-smoke-101', 'telemetry'))).toBe(true);
-    for (const channel of ['event', 'status', 'command'] as const) expect(isTelemetryTopic(deviceTopic('h01', 'h01-smoke-101', channel))).toBe(false);
-    expect(isTelemetryTopic(alertsTopic('h01'))).toBe(false);
-    expect(isTelemetryTopic('other/v1/h01/d1/telemetry')).toBe(false);
-    expect(isTelemetryTopic('$SYS/broker/telemetry')).toBe(false);
   });
 });
