@@ -8,7 +8,7 @@ import { CpuMeter } from './lib/proc.ts';
 import { median } from './lib/stats.ts';
 import { measureRelay, relayOptions } from './relay.ts';
 import { sharedResults, type BenchContext, type BenchResult, type Benchmark, type Row } from './lib/context.ts';
-import { deviceConnect, findRelaySustained, stepLoad, type RelayStepResult } from './lib/relay-steps.ts';
+import { climbSteps, deviceConnect, findRelaySustained, stepLoad, type RelayStepResult } from './lib/relay-steps.ts';
 
 /**
  * 2. Ingest pipeline: devices → broker → ingest → InfluxDB at QoS 1. The rate steps up; a step
@@ -123,25 +123,22 @@ export interface PipelineRun {
 /** Finds the highest sustained rate on a fresh stack. Also used by benchmark 3 to pick "half the max". */
 export async function findMaxSustained(ctx: BenchContext, devices: number, stepMs: number): Promise<{ steps: StepResult[]; max: number; cores: Record<string, number> }> {
   const s = await startPipeline(ctx, devices, 'pipeline');
-  const steps: StepResult[] = [];
   try {
+    // Each step checks InfluxDB for everything sent so far, this step's and the earlier ones'.
     let expected = 0;
-    for (const rate of pipelineSteps(ctx.quick)) {
-      ctx.log(`ingest: step ${rate} msg/s`);
-      const st = await runStep(s, rate, stepMs, expected);
-      steps.push(st);
-      expected = st.expected;
-      if (!st.pass) {
-        ctx.log(`ingest: ${rate} msg/s not sustained: ${st.why}`);
-        break;
-      }
-    }
+    return await climbSteps(
+      pipelineSteps(ctx.quick),
+      async (rate) => {
+        const st = await runStep(s, rate, stepMs, expected);
+        expected = st.expected;
+        return st;
+      },
+      (m) => ctx.log(m),
+      '',
+    );
   } finally {
     await s.close();
   }
-  const passing = steps.filter((x) => x.pass);
-  const last = passing[passing.length - 1];
-  return { steps, max: last?.rate ?? 0, cores: last?.cores ?? {} };
 }
 
 export const ingestBenchmark: Benchmark = {

@@ -9,10 +9,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineInfo } from './lib/proc.ts';
 import { formatTable } from './lib/table.ts';
-import type { BenchContext, Benchmark, Row } from './lib/context.ts';
+import { sharedResults, type BenchContext, type Benchmark, type Row } from './lib/context.ts';
 import { BENCHMARKS } from './benchmarks.ts';
 import { killAllChildren } from './lib/processes.ts';
-import { sharedResults } from './lib/context.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

@@ -24,6 +24,33 @@ export function deviceConnect(port: number, devices: readonly DeviceRef[]): Omit
   return { host: '127.0.0.1', port, devices, secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: [], concurrency: 50, reconnect: false, timeoutMs: 120_000 };
 }
 
+/** What a step of either stepped procedure reports. */
+export interface SteppedResult {
+  readonly rate: number;
+  readonly cores: Record<string, number>;
+  readonly pass: boolean;
+  readonly why: string;
+}
+
+/**
+ * Runs `step` at each rate in turn and stops at the first that fails; the maximum is the highest
+ * passing step. The one procedure both the pipeline and its relay reference are measured by.
+ */
+export async function climbSteps<T extends SteppedResult>(rates: readonly number[], step: (rate: number) => Promise<T>, log: (m: string) => void, what: string): Promise<{ steps: T[]; max: number; cores: Record<string, number> }> {
+  const steps: T[] = [];
+  for (const rate of rates) {
+    log(`ingest: ${what}step ${rate} msg/s`);
+    const st = await step(rate);
+    steps.push(st);
+    if (!st.pass) {
+      log(`ingest: ${what}${rate} msg/s not sustained: ${st.why}`);
+      break;
+    }
+  }
+  const last = steps.filter((x) => x.pass).at(-1);
+  return { steps, max: last?.rate ?? 0, cores: last?.cores ?? {} };
+}
+
 export interface RelayStepResult {
   readonly rate: number;
   readonly sendRate: number;
@@ -43,13 +70,8 @@ export interface RelayStepResult {
   readonly why: string;
 }
 
-export interface RelaySteps {
-  readonly steps: RelayStepResult[];
-  /** Highest passing step (0 if the first failed). */
-  readonly max: number;
-  /** Cores at the highest passing step. */
-  readonly cores: Record<string, number>;
-}
+/** The relay's steps, its highest passing step (0 if the first failed) and the cores there. */
+export type RelaySteps = Awaited<ReturnType<typeof climbSteps<RelayStepResult>>>;
 
 /**
  * Starts a fresh broker on `registryPath`, connects `devices` and one clean QoS 1 subscriber, and
@@ -59,7 +81,6 @@ export interface RelaySteps {
  */
 export async function findRelaySustained(o: { registryPath: string; devices: readonly DeviceRef[]; rates: readonly number[]; stepMs: number; log: (m: string) => void }): Promise<RelaySteps> {
   const broker = await startBroker(o.registryPath);
-  const steps: RelayStepResult[] = [];
   try {
     const lg = await startLoadgen();
     try {
@@ -67,49 +88,45 @@ export async function findRelaySustained(o: { registryPath: string; devices: rea
       if (con.connected < o.devices.length) throw new Error(`relay steps: only ${con.connected}/${o.devices.length} devices connected: ${con.firstError ?? ''}`);
       await lg.subscriber({ host: '127.0.0.1', port: broker.port, clientId: `${BENCH_SUBSCRIBER}-relay-steps`, username: BENCH_SUBSCRIBER, password: BENCH_SERVICE_SECRET, filter: FILTERS.telemetry, qos: 1, clean: true });
       const pids = { broker: broker.child.pid, loadgen: lg.child.pid };
-      for (const rate of o.rates) {
-        o.log(`ingest: relay step ${rate} msg/s`);
-        const load = stepLoad(rate, o.stepMs);
-        const meter = new CpuMeter(pids);
-        meter.begin();
-        const t0 = performance.now();
-        const r = await lg.run({ ...load, expectDeliveries: true });
-        const elapsed = performance.now() - t0;
-        const cores = meter.end();
-        // `missing` counts only the measured window's messages (warm-up excluded), so also require
-        // delivered ≥ sent: a backlog still queued when the drain ran out fails the step either way.
-        const undelivered = r.sent - r.delivered;
-        const why: string[] = [];
-        if (r.sendRate < rate * 0.95) why.push(`generator reached ${Math.round(r.sendRate)}/s`);
-        if (r.acked < r.sent) why.push(`${r.sent - r.acked} publishes not PUBACKed`);
-        if (undelivered > 0 || r.missing > 0) why.push(`${Math.max(undelivered, r.missing)} not delivered within 5 s (${r.missing} of the measured window)`);
-        const st: RelayStepResult = {
-          rate,
-          sendRate: r.sendRate,
-          sent: r.sent,
-          acked: r.acked,
-          delivered: r.delivered,
-          missing: r.missing,
-          settleMs: Math.max(0, elapsed - load.warmupMs - load.durationMs),
-          latencyP50Ms: r.latencyMs.p50,
-          latencyP99Ms: r.latencyMs.p99,
-          cores,
-          pass: why.length === 0,
-          why: why.join('; '),
-        };
-        steps.push(st);
-        if (!st.pass) {
-          o.log(`ingest: relay ${rate} msg/s not sustained: ${st.why}`);
-          break;
-        }
-      }
+      return await climbSteps(
+        o.rates,
+        async (rate) => {
+          const load = stepLoad(rate, o.stepMs);
+          const meter = new CpuMeter(pids);
+          meter.begin();
+          const t0 = performance.now();
+          const r = await lg.run({ ...load, expectDeliveries: true });
+          const elapsed = performance.now() - t0;
+          const cores = meter.end();
+          // `missing` counts only the measured window's messages (warm-up excluded), so also require
+          // delivered ≥ sent: a backlog still queued when the drain ran out fails the step either way.
+          const undelivered = r.sent - r.delivered;
+          const why: string[] = [];
+          if (r.sendRate < rate * 0.95) why.push(`generator reached ${Math.round(r.sendRate)}/s`);
+          if (r.acked < r.sent) why.push(`${r.sent - r.acked} publishes not PUBACKed`);
+          if (undelivered > 0 || r.missing > 0) why.push(`${Math.max(undelivered, r.missing)} not delivered within 5 s (${r.missing} of the measured window)`);
+          return {
+            rate,
+            sendRate: r.sendRate,
+            sent: r.sent,
+            acked: r.acked,
+            delivered: r.delivered,
+            missing: r.missing,
+            settleMs: Math.max(0, elapsed - load.warmupMs - load.durationMs),
+            latencyP50Ms: r.latencyMs.p50,
+            latencyP99Ms: r.latencyMs.p99,
+            cores,
+            pass: why.length === 0,
+            why: why.join('; '),
+          };
+        },
+        o.log,
+        'relay ',
+      );
     } finally {
       await lg.close();
     }
   } finally {
     await broker.close();
   }
-  const passing = steps.filter((x) => x.pass);
-  const last = passing[passing.length - 1];
-  return { steps, max: last?.rate ?? 0, cores: last?.cores ?? {} };
 }
