@@ -28,12 +28,17 @@ class SessionQueue {
   readonly entries = new Map<number, Entry>();
   /** brokerId+brokerCounter → entry keys, oldest first (one message queued twice for a session shares it). */
   private readonly byCounter = new Map<string, number[]>();
-  /**
-   * messageId → entry keys holding it, oldest first. Unnumbered entries (queued, not yet delivered:
-   * most of a backed-up queue) are not indexed: only an unnumbered update or clear, which aedes does
-   * not make in normal operation, looks for them, by a scan.
-   */
+  /** messageId → entry keys holding it, oldest first. */
   private readonly byMessageId = new Map<number, number[]>();
+  /**
+   * Keys of the unnumbered entries (queued, not yet delivered: most of a backed-up queue), oldest
+   * first. aedes clears an unnumbered entry for every message it decides not to forward (its
+   * per-client `dedupe`, a refused `authorizeForward`); found by a scan, that was O(queue) per drop
+   * and collapsed the broker in session 2 (issue 6). Set order is key order because keys only
+   * grow; the rare older key that becomes unnumbered again re-sorts the set.
+   */
+  private unnumbered = new Set<number>();
+  private unnumberedMax = -1;
 
   private static counterKey(p: { brokerId?: string; brokerCounter?: number }): string {
     return `${p.brokerId ?? ''}\u0000${p.brokerCounter ?? 0}`;
@@ -67,18 +72,20 @@ class SessionQueue {
   // The stock scans compare with ===, so an unnumbered entry matches an unnumbered packet (keysWith).
   private indexMessageId(id: number | undefined, key: number): void {
     if (id !== undefined) SessionQueue.add(this.byMessageId, id, key);
+    else if (key > this.unnumberedMax) {
+      this.unnumbered.add(key);
+      this.unnumberedMax = key;
+    } else this.unnumbered = new Set([...this.unnumbered, key].sort((a, b) => a - b));
   }
 
   private unindexMessageId(id: number | undefined, key: number): void {
     if (id !== undefined) SessionQueue.remove(this.byMessageId, id, key);
+    else this.unnumbered.delete(key);
   }
 
-  /** Entry keys holding `id`, oldest first (a scan for the unnumbered). */
-  private keysWith(id: number | undefined): readonly number[] {
-    if (id !== undefined) return this.byMessageId.get(id) ?? [];
-    const keys: number[] = [];
-    for (const [k, e] of this.entries) if (e.packet.messageId === undefined) keys.push(k);
-    return keys;
+  /** Entry keys holding `id` (undefined: the unnumbered ones), oldest first. */
+  private keysWith(id: number | undefined): Iterable<number> {
+    return id !== undefined ? (this.byMessageId.get(id) ?? []) : this.unnumbered;
   }
 
   private setMessageId(key: number, entry: Entry, id: number | undefined): void {
@@ -115,7 +122,7 @@ class SessionQueue {
   }
 
   clear(messageId: number | undefined): Packet | undefined {
-    const key = this.keysWith(messageId)[0];
+    const [key] = this.keysWith(messageId);
     if (key === undefined) return undefined;
     const entry = this.entries.get(key) as Entry;
     this.entries.delete(key);

@@ -5,7 +5,7 @@ import { IndexedMemoryPersistence } from '../../broker/memory-persistence.ts';
 /**
  * The indexed outgoing queue must give exactly the stock aedes-persistence results (issue 6 made it
  * O(1)): the same random sequence of enqueue / update / clear, including the odd cases (a message
- * queued twice for a session, clears of unknown or unnumbered ids, reused packet ids, another
+ * queued twice for a session, clears and updates of unknown or unnumbered ids, reused packet ids, another
  * broker's packets), is applied to both and every answer and the queues compared.
  */
 interface P {
@@ -46,7 +46,8 @@ it('answers every enqueue, update, clear and stream exactly as the stock in-memo
       sent.push(p);
     } else if (op < 7 && sent.length > 0) {
       // Number a queued message (a delivery), with small ids so they get reused.
-      const p = { ...(sent[rnd(sent.length)] as P), messageId: 1 + rnd(30) };
+      // Now and then unnumbered, which puts an older entry back among the unnumbered ones.
+      const p = { ...(sent[rnd(sent.length)] as P), messageId: rnd(12) === 0 ? undefined : 1 + rnd(30) };
       if (rnd(15) === 0) p.brokerCounter = 1_000_000 + step; // unknown counter: falls to the messageId case
       const a = await stock.outgoingUpdate(client, { ...p }).then(() => 'ok', (e: Error) => e.message);
       const b = await ours.outgoingUpdate(client, { ...p }).then(() => 'ok', (e: Error) => e.message);
