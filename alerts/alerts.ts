@@ -24,7 +24,7 @@ import { NEWS2_RULE_ID, type News2State } from './rules/care/news2-rule.ts';
 import { REPOSITION_RULE_ID } from './rules/care/reposition-rule.ts';
 import type { Rule, RuleContext, RuleInput } from './rules/types.ts';
 import { createSocketHub, type SocketHub } from './socket.ts';
-import { readJson, writeJsonAtomic } from './state-file.ts';
+import { readJson, writeTextAtomic } from './state-file.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
 const SNAPSHOT_EVERY_MS = 3000;
@@ -228,15 +228,11 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   let closed = false;
 
   function saveSnapshot(): Promise<void> {
-    const snap: Snapshot = {
-      version: 1,
-      savedAt: clock.now(),
-      rules: engine.snapshot(),
-      open: lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []),
-      held: lifecycle.held(),
-    };
+    // Built as text around the engine's own serialisation: the rule states are the bulk, and
+    // copying them into an object first would serialise them twice on the event loop.
+    const text = `{"version":1,"savedAt":${clock.now()},"rules":${engine.snapshotJson()},"open":${JSON.stringify(lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []))},"held":${JSON.stringify(lifecycle.held())}}`;
     saving = saving
-      .then(() => writeJsonAtomic(snapshotPath, snap))
+      .then(() => writeTextAtomic(snapshotPath, text))
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
     return saving;
   }

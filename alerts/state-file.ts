@@ -6,11 +6,16 @@ import { dirname } from 'node:path';
  * old one (rename is atomic on POSIX), so a crash leaves either the old or the new snapshot.
  */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeTextAtomic(path, JSON.stringify(value));
+}
+
+/** The same for text already serialised (a large snapshot is built once, not parsed and re-serialised). */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(JSON.stringify(value));
+    await fh.writeFile(text);
     await fh.sync();
   } finally {
     await fh.close();

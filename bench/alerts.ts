@@ -77,8 +77,8 @@ export interface TrialSet {
   readonly stages: Array<{ readonly kind: 'fire' | 'care'; readonly totalMs: number } & NonNullable<TriggerResult['stages']>>;
 }
 
-/** Fires `n` fire trials (one per call point) and `n` care trials; latency per receiving client. */
-export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<string>): Promise<TrialSet> {
+/** Fires `n` fire trials (one per call point) and `n` care trials, `gapMs` apart; latency per receiving client. */
+export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<string>, gapMs = 50): Promise<TrialSet> {
   const fire: number[] = [];
   const care: number[] = [];
   let missed = 0;
@@ -107,7 +107,7 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
       // Back to normal: resolves the care alert so the next trial on this monitor raises a new one.
       await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 125, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 300 });
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, gapMs));
   }
   return { fire, care, missedReceipts: missed, stages };
 }
@@ -132,39 +132,60 @@ function latencyRows(bench: string, label: string, p: Percentiles, target?: { p9
 }
 
 
+/** After the 0 → half-rate step, trials this far apart cover the transient (see alertsBenchmark). */
+const STEP_GAP_MS = 1_000;
+/** The steady-state trials start this long after the step: every process has warmed to the rate. */
+const WARMUP_MS = 15_000;
+
 export const alertsBenchmark: Benchmark = {
   name: 'alerts',
   title: 'Alert latency: device publish → socket.io receipt, idle and at half the max rate',
+  /**
+   * Three phases per run: idle; the load step (background telemetry jumps from 0 to half the
+   * pipeline's maximum, and trials spaced STEP_GAP_MS apart sample the first ~10 s, while the
+   * processes' JIT, heaps and queues adjust); then steady state from WARMUP_MS after the step, which
+   * is what the target ("while the pipeline carries half its maximum rate") measures. The step is
+   * reported separately, never folded into the target or left out of the table.
+   */
   async run(ctx: BenchContext): Promise<BenchResult> {
     const trials = ctx.quick ? 5 : 30;
+    const stepTrials = ctx.quick ? 5 : 10;
     const half = Math.round((sharedResults.maxSustained ?? (ctx.quick ? 4_000 : 10_000)) / 2);
-    const perRun: Array<{ idle: TrialSet; loaded: TrialSet; halfRate: number; loadResult: unknown }> = [];
+    const perRun: Array<{ idle: TrialSet; step: TrialSet; loaded: TrialSet; halfRate: number; loadResult: unknown }> = [];
     for (let r = 0; r < ctx.runs; r++) {
       ctx.log(`alerts run ${r + 1}/${ctx.runs} (half rate ${half} msg/s)`);
       const s = await startAlertStack(ctx, { homes: ctx.quick ? 20 : 100, loadDevices: ctx.quick ? 200 : 2_000, dashboards: ctx.quick ? 20 : 100 });
       try {
         const used = new Set<string>();
         const idle = await alertTrials(s, trials, used);
+        const stepAt = Date.now();
         const bg = s.load.run({ rate: half, warmupMs: 0, durationMs: 600_000, drainMs: 5_000, qos: 1, window: 100, expectDeliveries: false });
-        await new Promise((res) => setTimeout(res, 2_000));
+        await new Promise((res) => setTimeout(res, 500));
+        const step = await alertTrials(s, stepTrials, used, STEP_GAP_MS);
+        await new Promise((res) => setTimeout(res, Math.max(0, stepAt + WARMUP_MS - Date.now())));
         const loaded = await alertTrials(s, trials, used);
         await s.load.stopRun();
         const loadResult = await bg;
-        perRun.push({ idle, loaded, halfRate: half, loadResult });
+        perRun.push({ idle, step, loaded, halfRate: half, loadResult });
       } finally {
         await s.close();
       }
     }
     const all = (f: (x: (typeof perRun)[number]) => number[]): number[] => perRun.flatMap(f);
+    const steady = `at ${half} msg/s, steady`;
+    const step = `first 10 s after the 0 → ${half} msg/s step`;
     const rows: Row[] = [
       ...latencyRows('alerts', 'fire, idle', percentiles(all((x) => x.idle.fire)), { p99: 20, text: 'p99 ≤ 20 ms' }),
       ...latencyRows('alerts', 'care, idle', percentiles(all((x) => x.idle.care)), { p99: 20, text: 'p99 ≤ 20 ms' }),
-      ...latencyRows('alerts', `fire, at ${half} msg/s`, percentiles(all((x) => x.loaded.fire)), { p99: 100, text: 'p99 ≤ 100 ms' }),
-      ...latencyRows('alerts', `care, at ${half} msg/s`, percentiles(all((x) => x.loaded.care)), { p99: 100, text: 'p99 ≤ 100 ms' }),
-      { bench: 'alerts', metric: 'receipts missing (10 s bound)', value: median(perRun.map((x) => x.idle.missedReceipts + x.loaded.missedReceipts)), unit: 'receipts' },
-      ...stageRows(`at ${half} msg/s`, perRun.flatMap((x) => x.loaded.stages)),
+      ...latencyRows('alerts', `fire, ${steady}`, percentiles(all((x) => x.loaded.fire)), { p99: 100, text: 'p99 ≤ 100 ms' }),
+      ...latencyRows('alerts', `care, ${steady}`, percentiles(all((x) => x.loaded.care)), { p99: 100, text: 'p99 ≤ 100 ms' }),
+      ...latencyRows('alerts', `fire, ${step}`, percentiles(all((x) => x.step.fire))),
+      ...latencyRows('alerts', `care, ${step}`, percentiles(all((x) => x.step.care))),
+      { bench: 'alerts', metric: 'receipts missing (10 s bound)', value: median(perRun.map((x) => x.idle.missedReceipts + x.step.missedReceipts + x.loaded.missedReceipts)), unit: 'receipts' },
+      ...stageRows(steady, perRun.flatMap((x) => x.loaded.stages)),
+      ...stageRows(step, perRun.flatMap((x) => x.step.stages)),
     ];
-    return { rows, detail: { trials, halfRate: half, halfRateSource: sharedResults.maxSustained !== undefined ? (sharedResults.maxSustainedSource ?? 'ingest benchmark, same invocation') : 'default (ingest benchmark not run)', perRun } };
+    return { rows, detail: { trials, stepTrials, stepGapMs: STEP_GAP_MS, warmupMs: WARMUP_MS, halfRate: half, halfRateSource: sharedResults.maxSustained !== undefined ? (sharedResults.maxSustainedSource ?? 'ingest benchmark, same invocation') : 'default (ingest benchmark not run)', perRun } };
   },
 };
 

@@ -1,7 +1,8 @@
 import { Agent, request } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInfluxServer as createServer, type InfluxServer } from '../../common/influxd.ts';
-import { onAbort } from './processes.ts';
+import { setPriority } from 'node:os';
+import { onAbort, STORAGE_NICE } from './processes.ts';
 
 export type { InfluxServer };
 
@@ -17,7 +18,12 @@ export async function createInfluxServer(): Promise<InfluxServer> {
     url: srv.url,
     port: srv.port,
     dataDir: srv.dataDir,
-    start: () => srv.start(),
+    start: async () => {
+      await srv.start();
+      // Deployed below the alerting path (processes.ts STORAGE_NICE).
+      const pid = influxdPid(srv.dataDir);
+      if (pid !== undefined) setPriority(pid, STORAGE_NICE);
+    },
     stop: () => srv.stop(),
     close: async () => {
       off();

@@ -39,8 +39,16 @@ export function killAllChildren(): void {
 // skewing later measurements. 'exit' handlers run synchronously, and kill() is synchronous.
 process.once('exit', killAllChildren);
 
-export function spawnWithUlimit(name: string, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean } = {}): Child {
-  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+/**
+ * Scheduling priority of the storage path (ingest, InfluxDB), as deployed (docs/architecture.md
+ * "CPU priority", docker-compose.yml `cpu_shares`): on a 2-core machine five processes share the CPU, and an alarm
+ * waiting behind a telemetry batch is what the latency target measures. Storage has a spool and
+ * catches up; an alarm cannot wait. Lower priority only matters when the CPU is contended.
+ */
+export const STORAGE_NICE = 10;
+
+export function spawnWithUlimit(name: string, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean; nice?: number } = {}): Child {
+  const quoted = [...(opts.nice !== undefined ? ['nice', '-n', String(opts.nice)] : []), ...argv].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const stdio: StdioOptions = opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
   const proc = spawn('bash', ['-c', `${ULIMIT}; exec ${quoted}`], { env: opts.env ?? process.env, cwd: opts.cwd, stdio });
   let tail = '';

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { freePort, nodeArgs, spawnWithUlimit, waitForPort, type Child } from './processes.ts';
+import { freePort, nodeArgs, spawnWithUlimit, STORAGE_NICE, waitForPort, type Child } from './processes.ts';
 
 /**
  * Our processes started as children exactly as in production (`node --import tsx X/main.ts`, env
@@ -75,6 +75,7 @@ export async function startIngest(o: { registryPath: string; brokerPort: number;
       CAREWATCH_INGEST_HTTP_PORT: String(httpPort),
       CAREWATCH_LOG_LEVEL: 'warn',
     },
+    nice: STORAGE_NICE,
   });
   await waitForPort(httpPort, 60_000, child);
   const stats = async (): Promise<IngestStatsView> => {

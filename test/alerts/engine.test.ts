@@ -188,3 +188,13 @@ it('view() copies the named states without clearing dirty(), so a reader cannot 
   (v.test_smoke as { readings: number }).readings = 99;
   expect(engine.view().test_smoke).toMatchObject({ readings: 1 });
 });
+
+it('snapshotJson() is the saved text of snapshot(): one serialisation, and it clears dirty() too', () => {
+  const engine = createEngine({ rules: [smokeRule, counterRule], registry, logger });
+  engine.evaluate(smoke('h01-sd-r101', 15));
+  expect(engine.dirty()).toBe(true);
+  const text = engine.snapshotJson();
+  expect(engine.dirty()).toBe(false);
+  expect(JSON.parse(text)).toEqual(engine.snapshot());
+  expect(JSON.parse(text)).toMatchObject({ test_smoke: { readings: 1 } });
+});
