@@ -26,8 +26,12 @@ class SessionQueue {
   private next = 0;
   /** Queue order = Map insertion order. */
   readonly entries = new Map<number, Entry>();
-  /** brokerId+brokerCounter → entry keys, oldest first (one message queued twice for a session shares it). */
-  private readonly byCounter = new Map<string, number[]>();
+  /**
+   * brokerId → brokerCounter → entry keys, oldest first (one message queued twice for a session
+   * shares it). Two levels, not one `${brokerId}:${counter}` string: that string was built twice
+   * per message and session, a visible share of the broker's allocations at 10,000 msg/s.
+   */
+  private readonly byCounter = new Map<string, Map<number, number[]>>();
   /** messageId → entry keys holding it, oldest first. */
   private readonly byMessageId = new Map<number, number[]>();
   /**
@@ -40,14 +44,17 @@ class SessionQueue {
   private unnumbered = new Set<number>();
   private unnumberedMax = -1;
 
-  private static counterKey(p: { brokerId?: string; brokerCounter?: number }): string {
-    return `${p.brokerId ?? ''}\u0000${p.brokerCounter ?? 0}`;
+  private counters(p: { brokerId?: string }): Map<number, number[]> {
+    const id = p.brokerId ?? '';
+    let m = this.byCounter.get(id);
+    if (m === undefined) this.byCounter.set(id, (m = new Map()));
+    return m;
   }
 
   push(packet: Packet): void {
     const key = this.next++;
     this.entries.set(key, { packet });
-    SessionQueue.add(this.byCounter, SessionQueue.counterKey(packet), key);
+    SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, key);
     this.indexMessageId(packet.messageId, key);
   }
 
@@ -98,7 +105,7 @@ class SessionQueue {
     // The stock scan takes the first entry, in queue order, that either has this broker's id and
     // counter (it gets the messageId) or belongs to another broker and has the same messageId (it
     // is replaced). Both candidates come from the indexes; the earlier one wins.
-    const own = this.byCounter.get(SessionQueue.counterKey(packet))?.[0];
+    const own = this.byCounter.get(packet.brokerId ?? '')?.get(packet.brokerCounter ?? 0)?.[0];
     let other: number | undefined;
     for (const k of this.keysWith(packet.messageId)) {
       if (own !== undefined && k > own) break;
@@ -109,10 +116,10 @@ class SessionQueue {
     }
     if (other !== undefined) {
       const e = this.entries.get(other) as Entry;
-      SessionQueue.remove(this.byCounter, SessionQueue.counterKey(e.packet), other);
+      SessionQueue.remove(this.counters(e.packet), e.packet.brokerCounter ?? 0, other);
       this.unindexMessageId(e.packet.messageId, other);
       e.packet = packet;
-      SessionQueue.add(this.byCounter, SessionQueue.counterKey(packet), other);
+      SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, other);
       this.indexMessageId(packet.messageId, other);
       return true;
     }
@@ -127,7 +134,7 @@ class SessionQueue {
     const entry = this.entries.get(key) as Entry;
     this.entries.delete(key);
     this.unindexMessageId(messageId, key);
-    SessionQueue.remove(this.byCounter, SessionQueue.counterKey(entry.packet), key);
+    SessionQueue.remove(this.counters(entry.packet), entry.packet.brokerCounter ?? 0, key);
     return entry.packet;
   }
 }
