@@ -12,13 +12,19 @@ import type { RuleInput } from './rules/types.ts';
  * The alerts process's MQTT side. Alerting never waits for InfluxDB or ingest (docs/architecture.md
  * "Delivery guarantees").
  *
- * Two persistent sessions (clean=false) receive device messages at QoS 1, and one clean client
- * publishes alert changes:
- *  - `<id>-signals`: events and statuses (fire alarms, call points, falls, offline): a fire alarm
- *    never queues behind telemetry in a TCP stream or a parser (NFPA 72 ch. 10 "Signal Priority":
- *    fire alarm signals take precedence over all other signals; issue 6 measured call-point alarms
+ * Two subscriptions receive device messages, and one clean client publishes alert changes:
+ *  - `<id>-signals`: events and statuses (fire alarms, call points, falls, offline) on a persistent
+ *    session (clean=false) at QoS 1: nothing is lost across our restarts, and a fire alarm never
+ *    queues behind telemetry in a TCP stream or a parser (NFPA 72 ch. 10 "Signal Priority": fire
+ *    alarm signals take precedence over all other signals; issue 6 measured call-point alarms
  *    waiting up to ~500 ms behind 10,000 msg/s of readings on one shared connection);
- *  - `<id>-telemetry`: readings;
+ *  - `<id>-telemetry`: readings, as a live feed (clean, QoS 0). A persistent QoS 1 copy of every
+ *    reading made the broker store, number and clear each one twice (ingest's and ours); at
+ *    10,000 msg/s that put the broker at its limit, and alarms then waited seconds in its FIFO
+ *    queue behind readings (issue 6, session 3). Readings are stored by ingest (persistent, nothing
+ *    lost); what a restart of this process misses is the readings of those seconds, and every
+ *    device reports again within its interval (contract/device-kinds.ts), so a reading condition
+ *    that persists is seen at the next report. Devices' own alarm decisions are events;
  *  - `<id>`: publishes alert changes at QoS 1. It connects clean, which also discards the single
  *    persistent session earlier versions kept under this id [MQTT-3.1.2-6], so the broker stops
  *    queueing every device message for a subscriber that no longer exists.
@@ -105,7 +111,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   }
 
   /** One subscribing session; its PUBACKs leave in order, each batch once what it changed is durable. */
-  function subscriber(suffix: string, filters: readonly string[]): MqttSession {
+  function subscriber(suffix: string, filters: readonly string[], live = false): MqttSession {
     // The tail of this connection's PUBACK chain while any batch still waits for durability.
     let tail: Promise<void> | undefined;
     const session: MqttSession = createMqttSession({
@@ -116,6 +122,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       filters,
       logger: log.child({ session: suffix }),
       codePrefix: 'ALERTS',
+      live,
       onMessages: (batch: ReceivedMessage[]) => {
         const now = deps.clock.now();
         for (const m of batch) handle(m.topic, m.payload, now);
@@ -178,7 +185,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         c.once('connect', onConnect);
         c.on('error', onError);
       });
-      sessions = [subscriber('signals', [FILTERS.event, FILTERS.status]), subscriber('telemetry', [FILTERS.telemetry])];
+      sessions = [subscriber('signals', [FILTERS.event, FILTERS.status]), subscriber('telemetry', [FILTERS.telemetry], true)];
       for (const s of sessions) s.start();
       await Promise.all(sessions.map((s) => s.whenSubscribed()));
     },

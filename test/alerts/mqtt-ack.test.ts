@@ -21,9 +21,13 @@ describe('alerts MQTT acknowledgement waits for durability', () => {
   const acked: number[] = [];
   const ackedBy: string[] = [];
   let gate: { promise: Promise<void>; open(): void } | undefined;
+  const subscribed: Array<{ client: string; topic: string; qos: number; clean: boolean }> = [];
 
   beforeAll(async () => {
     broker = await startTestBroker();
+    broker.broker.on('subscribe', (subs, client) => {
+      for (const sub of subs) subscribed.push({ client: client.id, topic: sub.topic, qos: sub.qos, clean: client.clean });
+    });
     broker.broker.on('ack', (packet, client) => {
       if (client?.id.startsWith('svc-alerts') === true && packet !== undefined && 'payload' in packet) {
         acked.push((JSON.parse(String(packet.payload)) as { seq: number }).seq);
@@ -94,5 +98,16 @@ describe('alerts MQTT acknowledgement waits for durability', () => {
     await until(() => acked.includes(5), 'the PUBACK of the status');
     expect(ackedBy.slice(-1)).toEqual(['svc-alerts-signals']);
     expect(new Set(ackedBy)).toEqual(new Set(['svc-alerts-signals']));
+  });
+
+  it('keeps signals on a persistent QoS 1 session and takes telemetry as a live feed (clean, QoS 0)', async () => {
+    const by = (id: string): Array<{ qos: number; clean: boolean }> => subscribed.filter((x) => x.client === id).map(({ qos, clean }) => ({ qos, clean }));
+    expect(by('svc-alerts-signals').length).toBeGreaterThan(0);
+    expect(new Set(by('svc-alerts-signals').map((x) => JSON.stringify(x)))).toEqual(new Set([JSON.stringify({ qos: 1, clean: false })]));
+    expect(by('svc-alerts-telemetry').length).toBeGreaterThan(0);
+    expect(new Set(by('svc-alerts-telemetry').map((x) => JSON.stringify(x)))).toEqual(new Set([JSON.stringify({ qos: 0, clean: true })]));
+    // The live feed still delivers readings to the rules.
+    await publisher.publishAsync(deviceTopic('h01', 'h01-sd-r101', 'telemetry'), JSON.stringify({ ts: Date.now(), seq: 6, metrics: { temperature_c: 22 } }), { qos: 1 });
+    await until(() => inputs.some((i) => i.type === 'telemetry' && i.device.id === 'h01-sd-r101'), 'the reading to reach the rules');
   });
 });
