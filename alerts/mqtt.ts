@@ -130,6 +130,8 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         if (first === undefined) return;
         const ids: number[] = [];
         for (const m of batch) if (m.qos === 1) ids.push(m.messageId);
+        // The live telemetry feed (QoS 0) has nothing to acknowledge: no PUBACK chain for it.
+        if (ids.length === 0) return;
         const pending = deps.durable?.();
         if (pending === undefined && tail === undefined) {
           session.ack(first.connection, ids);
