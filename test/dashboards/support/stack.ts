@@ -11,6 +11,7 @@ import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { defaultRules } from '../../../alerts/rules/index.ts';
 import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
+import { until } from '../../alerts/support/harness.ts';
 
 /**
  * The running stack for browser tests, in-process: the real broker (broker/broker.ts) on port 0,
@@ -92,13 +93,18 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.tcpPort}`, { clientId: id, username: id, password: `demo-${id}`, protocolVersion: 4, reconnectPeriod: 0 });
       devices.push(client);
       let seq = 0;
+      // Resolves once the alerts process has handled the message, not at the broker's PUBACK: a test
+      // that then advances the manual clock must not overtake the message (alerts stamps its receipt
+      // with that clock). Telemetry reaches alerts as a QoS 0 live feed, which aedes writes a turn
+      // after it acknowledges the publisher.
+      const send = async (channel: 'event' | 'telemetry', body: Record<string, unknown>): Promise<void> => {
+        const before = alerts.stats().inputs as number;
+        await client.publishAsync(deviceTopic(d.homeId, id, channel), JSON.stringify({ seq: seq++, ...body }), { qos: 1 });
+        await until(() => (alerts.stats().inputs as number) > before, `alerts to handle ${id}'s ${channel}`);
+      };
       return {
-        async event(type, extra = {}) {
-          await client.publishAsync(deviceTopic(d.homeId, id, 'event'), JSON.stringify({ ts: Date.now(), seq: seq++, type, ...extra }), { qos: 1 });
-        },
-        async telemetry(metrics, ts = Date.now()) {
-          await client.publishAsync(deviceTopic(d.homeId, id, 'telemetry'), JSON.stringify({ ts, seq: seq++, metrics }), { qos: 1 });
-        },
+        event: (type, extra = {}) => send('event', { ts: Date.now(), type, ...extra }),
+        telemetry: (metrics, ts = Date.now()) => send('telemetry', { ts, metrics }),
         close: () => client.endAsync(),
       };
     },
