@@ -2,6 +2,7 @@ import { startPipeline } from './ingest.ts';
 import { telemetryCount } from './lib/influx.ts';
 import { median } from './lib/stats.ts';
 import { sharedResults, type BenchContext, type BenchResult, type Benchmark, type Row } from './lib/context.ts';
+import { sleep } from './lib/sleep.ts';
 
 /**
  * 5. Backlog drain: traffic at a steady live rate; InfluxDB is killed for `outageMs` (ingest spools),
@@ -23,7 +24,6 @@ export const drainBenchmark: Benchmark = {
       const s = await startPipeline(ctx, ctx.quick ? 200 : 2_000, 'drain');
       try {
         const traffic = s.lg.run({ rate: live, warmupMs: 0, durationMs: preMs + outageMs + drainBoundMs + 5_000, drainMs: 10_000, qos: 1, window: 100, expectDeliveries: false });
-        const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
         await sleep(preMs / 2);
         let baseline = 0;
         for (let i = 0; i < 5; i++) {

@@ -10,6 +10,7 @@ import { SampleBuffer, percentiles } from './stats.ts';
 import { rssBytes } from './proc.ts';
 import { io, type Socket } from 'socket.io-client';
 import type { ConnectResult, DeviceRef, LoadgenCommand, LoadgenReply, RunResult, StatsResult, TriggerResult } from './loadgen-protocol.ts';
+import { sleep } from './sleep.ts';
 
 const MASK = (1 << 22) - 1;
 const sendTimes = new Float64Array(MASK + 1);
@@ -68,8 +69,6 @@ function onDelivery(_topic: string, payload: Buffer): void {
   if (windowOpen) deliveredInWindowTime++;
   if (seq >= windowSeqStart && seq < windowSeqEnd) latencies.push(performance.now() - t);
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function connectedCount(): number {
   let n = 0;
