@@ -62,8 +62,8 @@ export type Identity =
 export const SERVICE_SUBSCRIBE_GRANTS: Readonly<Record<ServiceRole, readonly string[]>> = {
   ingest: [FILTERS.telemetry, FILTERS.event, FILTERS.status],
   alerts: [FILTERS.telemetry, FILTERS.event, FILTERS.status],
-  integration: [FILTERS.alerts],
-  simulator: [FILTERS.alerts],
+  integration: [FILTERS.alerts, FILTERS.incidents],
+  simulator: [FILTERS.alerts, FILTERS.incidents],
 };
 
 /** Channels a device may publish to; `command` flows only platform → device. */
@@ -188,7 +188,7 @@ export function authorizePublish(ctx: PolicyContext, identity: Identity, req: Pu
     if (ctx.registry.home(parsed.homeId) === undefined) {
       return refuse('BROKER_PUBLISH_DENIED', `home "${parsed.homeId}" is not in the registry`);
     }
-    if (parsed.kind === 'alerts') return { ok: true };
+    if (parsed.kind === 'alerts' || parsed.kind === 'incidents') return { ok: true };
     if (parsed.channel === 'command') {
       const device = ctx.registry.device(parsed.deviceId);
       if (device !== undefined && device.homeId === parsed.homeId) return { ok: true };

@@ -92,6 +92,10 @@ export type AlertState = (typeof ALERT_STATES)[number];
 export const CONFIRMATIONS = ['real_fire', 'false_alarm', 'test', 'fault'] as const;
 export type Confirmation = (typeof CONFIRMATIONS)[number];
 
+/** Why an alert is held back inside its incident (Alertmanager's inhibition; contract/incidents.ts). */
+export const INHIBITION_REASONS = ['home_comm_loss', 'fire_in_room'] as const;
+export type InhibitionReason = (typeof INHIBITION_REASONS)[number];
+
 const Bilingual = Type.Object({ zh: Type.String(), en: Type.String() }, { additionalProperties: false });
 
 /** One alert change, as published on `carewatch/v1/{homeId}/alerts` and the socket.io `alert` event. */
@@ -133,6 +137,10 @@ export const AlertMessage = Type.Object(
     resolvedAt: Type.Optional(EpochMs),
     resolvedBy: Type.Optional(Type.String()),
     comment: Type.Optional(Type.String({ maxLength: 1000 })),
+    /** The incident this alert is a point of (contract/incidents.ts); every alert has one once raised. */
+    incidentId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    /** Held back inside its incident: recorded and shown there, no notification or countdown of its own. */
+    inhibited: Type.Optional(Type.Union(INHIBITION_REASONS.map((r) => Type.Literal(r)))),
   },
   { additionalProperties: false },
 );

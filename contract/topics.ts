@@ -7,6 +7,7 @@
  *   carewatch/v1/{homeId}/{deviceId}/status      device → platform, QoS 1, retained (+ last will)
  *   carewatch/v1/{homeId}/{deviceId}/command     platform → device
  *   carewatch/v1/{homeId}/alerts                 alerts process → integrations, QoS 1
+ *   carewatch/v1/{homeId}/incidents              alerts process → integrations, QoS 1 (issue 11)
  */
 
 export const TOPIC_ROOT = 'carewatch';
@@ -38,12 +39,18 @@ export function alertsTopic(homeId: string): string {
   return `${TOPIC_ROOT}/${PROTOCOL_VERSION}/${homeId}/alerts`;
 }
 
+export function incidentsTopic(homeId: string): string {
+  assertId('home', homeId);
+  return `${TOPIC_ROOT}/${PROTOCOL_VERSION}/${homeId}/incidents`;
+}
+
 /** Subscription filters used by the platform's service accounts. */
 export const FILTERS = {
   telemetry: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/+/+/telemetry`,
   event: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/+/+/event`,
   status: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/+/+/status`,
   alerts: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/+/alerts`,
+  incidents: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/+/incidents`,
   everything: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/#`,
 } as const;
 
@@ -57,7 +64,8 @@ export function deviceCommandTopic(homeId: string, deviceId: string): string {
 
 export type ParsedTopic =
   | { kind: 'device'; homeId: string; deviceId: string; channel: DeviceChannel }
-  | { kind: 'alerts'; homeId: string };
+  | { kind: 'alerts'; homeId: string }
+  | { kind: 'incidents'; homeId: string };
 
 /** Parses a concrete (wildcard-free) topic; returns null for anything outside protocol v1. */
 export function parseTopic(topic: string): ParsedTopic | null {
@@ -66,6 +74,7 @@ export function parseTopic(topic: string): ParsedTopic | null {
   const homeId = parts[2];
   if (homeId === undefined || !isValidId(homeId)) return null;
   if (parts.length === 4 && parts[3] === 'alerts') return { kind: 'alerts', homeId };
+  if (parts.length === 4 && parts[3] === 'incidents') return { kind: 'incidents', homeId };
   if (parts.length !== 5) return null;
   const deviceId = parts[3];
   const channel = parts[4];
