@@ -150,7 +150,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
 
   /** Cached list of those in force; rebuilt on change (the hot path reads it for every signal batch). */
   let inForceCache: Disablement[] | undefined;
-  const inForceNow = (): Disablement[] => (inForceCache ??= [...all.values()].filter((d) => d.endedAt === undefined));
+  const inForceNow = (): Disablement[] => (inForceCache ??= [...all.values()].filter((d) => d.endedAt === undefined).sort((a, b) => b.startedAt - a.startedAt));
 
   function reject<T>(code: AlertErrorCode, actor: Actor, message?: string): Outcome<T> {
     rejected[code] = (rejected[code] ?? 0) + 1;
