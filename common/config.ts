@@ -1,11 +1,17 @@
 import { type TObject, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { readFileSync } from 'node:fs';
 
 /**
  * Reads a process's configuration from environment variables with the CAREWATCH_ prefix, once, in
  * its main.ts. Each property of `schema` in camelCase maps to CAREWATCH_SNAKE_CASE; numbers and
  * booleans are converted, defaults applied, and any problem is reported naming the variable and
  * what it expects. The result is frozen.
+ *
+ * A secret (password, secret, token) may instead be given as a file: CAREWATCH_X_FILE names a file
+ * whose content (one trailing newline removed) is the value, the convention of Docker and compose
+ * secrets (`/run/secrets/…`), so a secret need not sit in the environment where `docker inspect` and
+ * child processes see it. Setting both is an error: which one wins would be a guess.
  */
 export const ENV_PREFIX = 'CAREWATCH_';
 
@@ -43,12 +49,31 @@ function coerce(raw: string, schema: TSchema): unknown {
   return raw;
 }
 
-export function loadConfig<T extends TObject>(schema: T, env: Readonly<Record<string, string | undefined>>): Readonly<Static<T>> {
+export interface LoadConfigOptions {
+  /** Reads a `*_FILE` secret (default: the file system). */
+  readonly readFile?: (path: string) => string;
+}
+
+export function loadConfig<T extends TObject>(schema: T, env: Readonly<Record<string, string | undefined>>, opts: LoadConfigOptions = {}): Readonly<Static<T>> {
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
+  const readFile = opts.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   for (const [key, prop] of Object.entries(schema.properties) as [string, TSchema][]) {
     const name = envName(key);
-    const raw = env[name];
+    let raw = env[name];
+    const file = isSecret(key, prop) ? env[`${name}_FILE`] : undefined;
+    if (file !== undefined && file !== '') {
+      if (raw !== undefined && raw !== '') {
+        problems.push(`${name} and ${name}_FILE are both set: set one`);
+        continue;
+      }
+      try {
+        raw = readFile(file).replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`${name}_FILE=${JSON.stringify(file)} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        continue;
+      }
+    }
     if (raw === undefined || raw === '') {
       if (prop.default !== undefined) out[key] = prop.default;
       else if (!(schema.required ?? []).includes(key)) continue;

@@ -2,7 +2,8 @@
 # Installs the Debian packages carewatch's tests, demo and benchmarks use, if missing:
 #   influxdb (InfluxDB 1.6 server, started privately per run), redis-server (broker persistence),
 #   mosquitto (benchmark reference), chromium (browser tests, driven by playwright-core),
-#   fonts-wqy-microhei (CJK glyphs in browser screenshots).
+#   fonts-wqy-microhei (CJK glyphs in browser screenshots), docker-compose (validates
+#   docker-compose.yml offline in test/deploy; no Docker engine is needed or used).
 # Needs root (apt-get); as another user it only says what to run.
 set -euo pipefail
 need=()
@@ -12,6 +13,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Chinese glyphs for the browser tests' screenshots (the page is zh-CN first).
 dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

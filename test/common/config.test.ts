@@ -53,4 +53,23 @@ describe('loadConfig', () => {
     expect(message).not.toContain('hunter2');
     expect(message).toContain('CAREWATCH_TOKEN_TTL_S="5" is invalid'); // a duration is not a secret
   });
+
+  it('reads a secret from the file CAREWATCH_X_FILE names (Docker secrets), never a non-secret, and refuses both at once', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'cw-config-'));
+    try {
+      const S = Type.Object({ alertsPassword: Type.String({ minLength: 8 }), influxUrl: Type.Optional(Type.String()) });
+      await writeFile(join(dir, 'pw'), 'from-the-secret-file\n');
+      await writeFile(join(dir, 'url'), 'http://from-a-file:8086\n');
+      expect(loadConfig(S, { CAREWATCH_ALERTS_PASSWORD_FILE: join(dir, 'pw') }).alertsPassword).toBe('from-the-secret-file');
+      // Only secrets are read from files: CAREWATCH_INFLUX_URL_FILE means nothing.
+      expect(loadConfig(S, { CAREWATCH_ALERTS_PASSWORD_FILE: join(dir, 'pw'), CAREWATCH_INFLUX_URL_FILE: join(dir, 'url') }).influxUrl).toBeUndefined();
+      expect(() => loadConfig(S, { CAREWATCH_ALERTS_PASSWORD: 'in-the-environment', CAREWATCH_ALERTS_PASSWORD_FILE: join(dir, 'pw') })).toThrow(/CAREWATCH_ALERTS_PASSWORD and CAREWATCH_ALERTS_PASSWORD_FILE are both set/);
+      expect(() => loadConfig(S, { CAREWATCH_ALERTS_PASSWORD_FILE: join(dir, 'missing') })).toThrow(/CAREWATCH_ALERTS_PASSWORD_FILE=.* cannot be read: ENOENT/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

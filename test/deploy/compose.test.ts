@@ -1,0 +1,202 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { DASHBOARDS_PATH, INFLUX_URL_VARIABLE, PROVISIONING_PATH, renderProvisioning } from '../../dashboards/grafana/src/render.ts';
+
+/**
+ * The deployment files, checked offline (issue 13): no Docker engine runs here or in CI, so
+ * docker-compose.yml is linted with dclint, resolved with Debian's docker-compose 1.29 (`config`,
+ * which validates it and expands variables and anchors as an engine would), and the resolved form
+ * is checked against the Grafana provisioning the code renders and against what an operator
+ * expects: health checks, start order on health, restart policies, named volumes, ports on
+ * 127.0.0.1 unless configured. The Dockerfile is read for its stages, user and health check.
+ */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  restart?: string;
+  healthcheck?: { test?: string[] };
+  depends_on?: Record<string, { condition?: string }>;
+  environment?: Record<string, string | null>;
+  volumes?: Mount[];
+  ports?: Port[];
+  profiles?: string[];
+}
+interface Mount {
+  readonly type: 'bind' | 'volume';
+  readonly source: string;
+  readonly target: string;
+}
+interface Port {
+  readonly host_ip: string | undefined;
+  readonly published: number;
+  readonly target: number;
+}
+interface Resolved {
+  readonly services: Record<string, Service>;
+  readonly volumes: Record<string, unknown>;
+}
+
+/** docker-compose 1.29 prints the short syntax: `source:target[:mode]` and `[ip:]published:target/proto`. */
+function mountOf(short: string): Mount {
+  const [source = '', target = ''] = short.split(':');
+  return { type: source.startsWith('/') ? 'bind' : 'volume', source, target };
+}
+function portOf(short: string): Port {
+  const parts = short.replace(/\/(tcp|udp)$/, '').split(':');
+  const target = Number(parts.pop());
+  const published = Number(parts.pop());
+  return { host_ip: parts[0], published, target };
+}
+
+const cache = new Map<string, Promise<Resolved>>();
+function resolved(env: Record<string, string> = {}): Promise<Resolved> {
+  const key = JSON.stringify(env);
+  let hit = cache.get(key);
+  if (hit === undefined) {
+    // A clean environment: the resolved file must not depend on what the test machine exports.
+    hit = run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } }).then(({ stdout }) => {
+      const raw = parse(stdout) as { services: Record<string, Omit<Service, 'volumes' | 'ports'> & { volumes?: string[]; ports?: string[] }>; volumes?: Record<string, unknown> };
+      const services = Object.fromEntries(
+        Object.entries(raw.services).map(([name, s]) => [name, { ...s, volumes: (s.volumes ?? []).map(mountOf), ports: (s.ports ?? []).map(portOf) }]),
+      );
+      return { services, volumes: raw.volumes ?? {} };
+    });
+    cache.set(key, hit);
+  }
+  return hit;
+}
+
+describe('docker-compose.yml', () => {
+  it('passes dclint with no errors', async () => {
+    const { stdout, stderr } = await run(`${ROOT}node_modules/.bin/dclint`, ['docker-compose.yml'], { cwd: ROOT }).catch((err: { stdout: string; stderr: string }) => {
+      throw new Error(`dclint failed:\n${err.stdout}${err.stderr}`);
+    });
+    expect(`${stdout}${stderr}`).not.toMatch(/\berror\b/);
+  });
+
+  it('is valid for docker-compose and has every service the stack needs', async () => {
+    const c = await resolved();
+    expect(Object.keys(c.services).sort()).toEqual(['alerts', 'broker', 'device-sim', 'grafana', 'influxdb', 'ingest', 'redis']);
+    expect(c.services['device-sim']?.profiles).toEqual(['demo']);
+  });
+
+  it('starts each service on the health of what it needs, restarts it, checks its health, keeps state in named volumes', async () => {
+    const c = await resolved();
+    for (const [name, s] of Object.entries(c.services)) {
+      expect(s.restart, name).toBe('unless-stopped');
+      if (name !== 'device-sim') expect(s.healthcheck?.test?.length, `${name} health check`).toBeGreaterThan(0);
+      for (const [dep, d] of Object.entries(s.depends_on ?? {})) {
+        expect(d.condition, `${name} → ${dep}`).toBe('service_healthy');
+        expect(c.services[dep]?.healthcheck, `${dep} has a health check ${name} waits for`).toBeDefined();
+      }
+    }
+    expect(Object.keys(c.services.ingest?.depends_on ?? {}).sort()).toEqual(['broker', 'influxdb']);
+    expect(Object.keys(c.services.alerts?.depends_on ?? {}).sort()).toEqual(['broker', 'influxdb']);
+    // State that must survive a container's replacement sits in named volumes.
+    const named = (svc: string, target: string): boolean => (c.services[svc]?.volumes ?? []).some((v) => v.type === 'volume' && v.target === target && v.source in c.volumes);
+    expect(named('influxdb', '/var/lib/influxdb')).toBe(true);
+    expect(named('ingest', c.services.ingest?.environment?.CAREWATCH_SPOOL_DIR ?? '?')).toBe(true);
+    expect(named('alerts', c.services.alerts?.environment?.CAREWATCH_STATE_DIR ?? '?')).toBe(true);
+    expect(named('redis', '/data')).toBe(true);
+  });
+
+  it('publishes every port on 127.0.0.1 unless CAREWATCH_BIND says otherwise', async () => {
+    const byDefault = await resolved();
+    const ports = Object.entries(byDefault.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => ({ name, ...p })));
+    expect(ports.length).toBeGreaterThanOrEqual(5);
+    for (const p of ports) expect(p.host_ip, `${p.name}:${p.target}`).toBe('127.0.0.1');
+    const open = await resolved({ CAREWATCH_BIND: '0.0.0.0' });
+    expect(open.services.broker?.ports?.map((p) => p.host_ip)).toEqual(['0.0.0.0', '0.0.0.0']);
+    expect(byDefault.services.broker?.ports?.map((p) => p.target).sort()).toEqual([1883, 8083]);
+  });
+
+  it('takes secrets from the environment or from files, never a demo secret in production unless given', async () => {
+    const demo = await resolved();
+    expect(demo.services.alerts?.environment?.CAREWATCH_ALERTS_PASSWORD).toBe('demo-svc-alerts');
+    const prod = await resolved({ NODE_ENV: 'production', CAREWATCH_ALERTS_PASSWORD: '', CAREWATCH_ALERTS_PASSWORD_FILE: '/run/secrets/alerts', CAREWATCH_TOKEN_SECRET_FILE: '/run/secrets/token' });
+    const env = prod.services.alerts?.environment ?? {};
+    expect(env.NODE_ENV).toBe('production');
+    // Empty counts as unset for carewatch's config loader, so only the file is read.
+    expect(env.CAREWATCH_ALERTS_PASSWORD ?? '').toBe('');
+    expect(env.CAREWATCH_ALERTS_PASSWORD_FILE).toBe('/run/secrets/alerts');
+    expect(env.CAREWATCH_TOKEN_SECRET_FILE).toBe('/run/secrets/token');
+  });
+});
+
+describe('Grafana provisioning against docker-compose.yml', () => {
+  it('mounts every path the provisioning reads, from the folders the generator writes', async () => {
+    const grafana = (await resolved()).services.grafana;
+    const mounts = grafana?.volumes ?? [];
+    const mountOf = (target: string) => mounts.find((m) => target === m.target || target.startsWith(`${m.target}/`));
+    const dashboards = mountOf(DASHBOARDS_PATH);
+    expect(dashboards?.type).toBe('bind');
+    expect(dashboards?.target).toBe(DASHBOARDS_PATH);
+    expect(dashboards?.source).toBe(`${ROOT}dashboards/grafana/dashboards`);
+    const provisioning = mountOf(`${PROVISIONING_PATH}/datasources`);
+    expect(provisioning?.source).toBe(`${ROOT}dashboards/grafana/provisioning`);
+    // The provider's path is the one mounted.
+    const provider = parse(renderProvisioning().get('provisioning/dashboards/carewatch.yaml') ?? '') as { providers: Array<{ options: { path: string } }> };
+    for (const p of provider.providers) expect(mountOf(p.options.path)?.source, p.options.path).toBe(`${ROOT}dashboards/grafana/dashboards`);
+  });
+
+  it('uses no ${VAR:-default} (Grafana lacks it) and points the datasource at the InfluxDB service', async () => {
+    const c = await resolved();
+    for (const [rel, content] of renderProvisioning()) {
+      if (rel.endsWith('.yaml')) expect(content, rel).not.toMatch(/\$\{[A-Za-z_][A-Za-z0-9_]*:-/);
+    }
+    const ds = parse(renderProvisioning().get('provisioning/datasources/carewatch.yaml') ?? '') as { datasources: Array<{ uid: string; url: string }> };
+    const url = ds.datasources[0]?.url ?? '';
+    expect(url).toBe(`\${${INFLUX_URL_VARIABLE}}`);
+    // Grafana expands the variable from its own environment: compose must set it, to the InfluxDB service.
+    const value = c.services.grafana?.environment?.[INFLUX_URL_VARIABLE];
+    expect(value).toBeDefined();
+    const host = new URL(value ?? 'http://missing').hostname;
+    expect(c.services[host]?.image, `${host} is a compose service`).toMatch(/^influxdb:1\./);
+    expect(Object.keys(c.services.grafana?.depends_on ?? {})).toContain(host);
+    // Every panel's datasource uid exists in the provisioning.
+    const uids = new Set(ds.datasources.map((d) => d.uid));
+    for (const [rel, content] of renderProvisioning()) {
+      if (!rel.endsWith('.json')) continue;
+      for (const m of content.matchAll(/"uid": "([^"]+)"/g)) if (m[1]!.startsWith('carewatch-influx') || rel.includes('datasource')) expect(uids.has(m[1]!), `${rel}: ${m[1]}`).toBe(true);
+      for (const m of content.matchAll(/"datasource": \{\s*"type": "influxdb",\s*"uid": "([^"]+)"/g)) expect(uids.has(m[1]!), `${rel}: ${m[1]}`).toBe(true);
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  it('builds in two stages, runs production dependencies only as a non-root user, with a health check and writable state', async () => {
+    const text = await readFile(`${ROOT}Dockerfile`, 'utf8');
+    const stages = text.split(/^FROM /m).slice(1);
+    expect(stages.length).toBe(2);
+    const runtime = stages[1] ?? '';
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime).toMatch(/^HEALTHCHECK /m);
+    expect(runtime).toMatch(/COPY --from=build \/app\/node_modules/);
+    expect(stages[0]).toMatch(/npm ci --omit=dev/);
+    // The state folder is made and handed to `node` before USER, so named volumes start writable.
+    expect(runtime.indexOf('chown -R node:node /var/lib/carewatch')).toBeGreaterThan(-1);
+    expect(runtime.indexOf('chown -R node:node /var/lib/carewatch')).toBeLessThan(runtime.indexOf('USER node'));
+    // No test or build tooling reaches the runtime image.
+    expect(runtime).not.toMatch(/npm (ci|install)(?![^\n]*--omit=dev)/);
+    const { stdout } = await run('node', ['-e', 'const p=require("./package.json");console.log(JSON.stringify(Object.keys(p.dependencies)))'], { cwd: ROOT });
+    for (const devOnly of ['vitest', 'typescript', 'playwright-core', '@grafana/grafana-foundation-sdk', 'dclint']) expect(JSON.parse(stdout) as string[]).not.toContain(devOnly);
+  });
+
+  it('has a health check script that tells a live port from a dead one', async () => {
+    const { createServer } = await import('node:net');
+    const server = createServer((s) => s.end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    await expect(run('node', ['scripts/healthcheck.mjs', `tcp://127.0.0.1:${port}`], { cwd: ROOT })).resolves.toBeDefined();
+    await new Promise<void>((r) => server.close(() => r()));
+    await expect(run('node', ['scripts/healthcheck.mjs', `tcp://127.0.0.1:${port}`], { cwd: ROOT })).rejects.toThrow();
+    await expect(run('node', ['scripts/healthcheck.mjs', `http://127.0.0.1:${port}/health`], { cwd: ROOT })).rejects.toThrow();
+  });
+});
