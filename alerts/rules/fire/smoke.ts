@@ -34,8 +34,15 @@ export interface SmokeLimits {
   readonly verifyMs: number;
 }
 
-/** Two consecutive readings for a pre-alarm (a single dust particle is not smoke). */
-const PRE_SET_COUNT = 2;
+/**
+ * A pre-alarm needs smoke at pre-alarm level on two readings at least 10 s apart (two readings at
+ * the 10 s nominal period): a single dust particle, or a wisp of a few seconds, is not smoke.
+ * Timed as well as counted, so the decision is the same whether the detector reports every 0.5 s
+ * or every 60 s. Reaching the alarm level starts the verification window at once, but the
+ * pre-alarm signal waits for the same hold (it used to be raised on the first reading at alarm
+ * level, which a detector reporting every 0.5 s did for a 1 s dust spike and a 10 s one did not).
+ */
+const PRE_HOLD = { setCount: 2, setHoldMs: 10_000 } as const;
 /** A pre-alarm or verified alarm condition must be gone 60 s before its clear is reported. */
 export const SMOKE_CLEAR_HOLD_MS = 60_000;
 
@@ -48,10 +55,9 @@ export function newSmokeState(): SmokeState {
 export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: number, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
   const events: SmokeEvent[] = [];
   const lvl = stepAbove(prev.lvl, x, lim.alarmAt, lim.alarmClear, now, {});
-  let pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { setCount: PRE_SET_COUNT, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
+  const pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { ...PRE_HOLD, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
   let { v, ok, off, u } = prev;
   if (v >= 0) u = Math.max(u, x); // peak while verifying
-  if (lvl.edge === 'set' && !pre.latch.on) pre = { latch: { on: true, n: 0, p: -1 }, edge: 'set' };
   if (pre.edge === 'set') {
     events.push('pre_set');
     u = -1; // a new pre-alarm episode
