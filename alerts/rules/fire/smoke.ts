@@ -24,6 +24,11 @@ export interface SmokeState {
   x: number;
   t: number;
   rt: number;
+  /**
+   * Recent reporting interval (platform ms): the largest recent gap between readings, decaying
+   * slowly. Absent in state saved before it existed (the 10 s nominal period is assumed then).
+   */
+  g?: number;
 }
 
 export interface SmokeLimits {
@@ -77,8 +82,10 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
     }
     if (ok !== 0) off = now;
   }
-  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs };
-  const timed = stepSmokeTime(state, now, lim);
+  const gap = prev.rt > 0 ? receivedTs - prev.rt : undefined;
+  const g = gap === undefined || gap <= 0 ? prev.g : Math.max(gap, (prev.g ?? gap) * GAP_DECAY);
+  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs, ...(g !== undefined ? { g } : {}) };
+  const timed = stepSmokeTime(state, now, lim, true);
   state = timed.state;
   events.push(...timed.events);
   // `u` stays until the next episode so the clear can say the alarm was unverified.
@@ -86,9 +93,24 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
   return { state, events };
 }
 
-/** Time-driven part (also called on `tick`): window completion and the verified alarm's clear. */
-export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
-  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs) {
+/** Nominal smoke detector period (contract/device-kinds.ts), for state saved without `g`. */
+const NOMINAL_GAP_MS = 10_000;
+/** Per reading, the remembered interval shrinks by this factor unless a longer gap renews it. */
+const GAP_DECAY = 0.9;
+/** A detector silent this many of its intervals has stopped reporting (not merely not yet due). */
+const STOPPED_GAPS = 1.5;
+
+/**
+ * Time-driven part (also called on `tick`): window completion and the verified alarm's clear.
+ * On a tick (`reading: false`) the window completes on the last reading only if that reading is
+ * still the news: the detector has stopped reporting (silent for 1.5 of its recent intervals, a
+ * detector destroyed by the fire). A detector reporting every 60 s is otherwise "at alarm level"
+ * on a reading 60 s old when the window ends, and a 30 s burst of steam would verify; its next
+ * reading decides instead. Readings always decide at once.
+ */
+export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits, reading = false): { state: SmokeState; events: SmokeEvent[] } {
+  const decides = reading || now - s.rt > STOPPED_GAPS * (s.g ?? NOMINAL_GAP_MS);
+  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs && decides) {
     return { state: { ...s, v: -1, ok: 1, off: -1, u: -1 }, events: ['verified'] };
   }
   if (s.ok !== 0 && !s.lvl.on && s.off >= 0 && now - s.off >= SMOKE_CLEAR_HOLD_MS) {
