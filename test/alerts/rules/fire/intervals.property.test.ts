@@ -162,6 +162,22 @@ describe('fire rules decide the same at every reporting interval (0.5–60 s, ji
     );
   });
 
+  it('smoke: a 60 s reporter whose reading after 30 s of steam comes late (75 s) is not verified on its stale alarm-level reading', () => {
+    const readings = [0, 60, 120, 195, 255].map((t) => telemetry(sd305, T0 + t * S, { smoke_obscuration_pct_per_m: t === 120 ? 6 : 0.1, temperature_c: 23 }));
+    const ticks: RuleInput[] = [];
+    for (let t = 0; t < 300; t++) ticks.push(tick(T0 + t * S + 500));
+    const signals = run([fireDetectionRule], merge(readings, ticks)).signals;
+    expect(signals.filter((x) => x.rule === 'smoke_alarm')).toEqual([]);
+  });
+
+  it('smoke: a detector that stops reporting at alarm level (destroyed by the fire) is still verified, once silent 1.5 intervals', () => {
+    const readings = [0, 10, 20, 30, 40].map((t) => telemetry(sd305, T0 + t * S, { smoke_obscuration_pct_per_m: t >= 30 ? 6 : 0.1, temperature_c: 23 }));
+    const ticksTo = (endS: number): RuleInput[] => Array.from({ length: endS }, (_, t) => tick(T0 + t * S + 500));
+    // The window ends 60 s after the first reading at alarm level (30 s); silent since 40 s, past 1.5 × 10 s.
+    expect(raises(run([fireDetectionRule], merge(readings, ticksTo(90))).signals, byRule('smoke_alarm'))).toEqual([]);
+    expect(raises(run([fireDetectionRule], merge(readings, ticksTo(92))).signals, byRule('smoke_alarm'))).toHaveLength(1);
+  });
+
   it('gas: a leak rising to 60 %LEL → gas_low within 10 s + 2 intervals of 20 %LEL, gas_high of 50 %LEL; a 4 s puff and background → nothing', () => {
     fc.assert(
       fc.property(samplingArb, (s) => {
