@@ -34,12 +34,11 @@ const ROR_MIN_SPAN = 2 / 3;
 /** A rising fire keeps rising: the rate-of-rise alarm needs two consecutive readings. */
 const ROR_SET_COUNT = 2;
 /**
- * The fixed alarm needs the temperature at or over its level on two readings at least 10 s apart
- * (two readings at the 10 s nominal period): one hot reading, or a hot draught of a few seconds
- * seen by a detector reporting every 0.5 s, is not a fire. Timed, not counted, so the decision is
- * the same at every reporting interval.
+ * The fixed alarm needs the temperature at or over its level on two consecutive readings (one
+ * noisy reading is not a fire). Counted, not timed: air at the ceiling at 58 °C on two readings is
+ * heat from a fire at any reporting interval, and a fire next to it must not wait for a hold.
  */
-const FIXED_HOLD = { setCount: 2, setHoldMs: 10_000 } as const;
+const FIXED_HOLD = { setCount: 2 } as const;
 /** A condition must be gone for 60 s before its clear is reported (no flapping). */
 const CLEAR_HOLD_MS = 60_000;
 

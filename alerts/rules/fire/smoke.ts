@@ -24,11 +24,6 @@ export interface SmokeState {
   x: number;
   t: number;
   rt: number;
-  /**
-   * Recent reporting interval (platform ms): the largest recent gap between readings, decaying
-   * slowly. Absent in state saved before it existed (the 10 s nominal period is assumed then).
-   */
-  g?: number;
 }
 
 export interface SmokeLimits {
@@ -40,12 +35,11 @@ export interface SmokeLimits {
 }
 
 /**
- * A pre-alarm needs smoke at pre-alarm level on two readings at least 10 s apart (two readings at
- * the 10 s nominal period): a single dust particle, or a wisp of a few seconds, is not smoke.
- * Timed as well as counted, so the decision is the same whether the detector reports every 0.5 s
- * or every 60 s. Reaching the alarm level starts the verification window at once, but the
- * pre-alarm signal waits for the same hold (it used to be raised on the first reading at alarm
- * level, which a detector reporting every 0.5 s did for a 1 s dust spike and a 10 s one did not).
+ * A pre-alarm below the alarm level needs smoke at pre-alarm level on two readings at least 10 s
+ * apart (two readings at the 10 s nominal period): a single dust particle, or a wisp of a few
+ * seconds, is not smoke. Timed as well as counted, so the decision is the same whether the
+ * detector reports every 0.5 s or every 60 s (counted only, 1 s of 2.5 %/m at a 0.5 s detector was a
+ * pre-alarm that a 10 s detector never saw). Reaching the alarm level raises it at once (below).
  */
 const PRE_HOLD = { setCount: 2, setHoldMs: 10_000 } as const;
 /** A pre-alarm or verified alarm condition must be gone 60 s before its clear is reported. */
@@ -60,9 +54,12 @@ export function newSmokeState(): SmokeState {
 export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: number, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
   const events: SmokeEvent[] = [];
   const lvl = stepAbove(prev.lvl, x, lim.alarmAt, lim.alarmClear, now, {});
-  const pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { ...PRE_HOLD, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
+  let pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { ...PRE_HOLD, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
   let { v, ok, off, u } = prev;
   if (v >= 0) u = Math.max(u, x); // peak while verifying
+  // Reaching the alarm level raises the pre-alarm ("verifying") at once: staff hear of it a minute
+  // before the verified alarm.
+  if (lvl.edge === 'set' && !pre.latch.on) pre = { latch: { on: true, n: 0, p: -1 }, edge: 'set' };
   if (pre.edge === 'set') {
     events.push('pre_set');
     u = -1; // a new pre-alarm episode
@@ -82,10 +79,8 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
     }
     if (ok !== 0) off = now;
   }
-  const gap = prev.rt > 0 ? receivedTs - prev.rt : undefined;
-  const g = gap === undefined || gap <= 0 ? prev.g : Math.max(gap, (prev.g ?? gap) * GAP_DECAY);
-  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs, ...(g !== undefined ? { g } : {}) };
-  const timed = stepSmokeTime(state, now, lim, true);
+  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs };
+  const timed = stepSmokeTime(state, now, lim);
   state = timed.state;
   events.push(...timed.events);
   // `u` stays until the next episode so the clear can say the alarm was unverified.
@@ -93,24 +88,9 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
   return { state, events };
 }
 
-/** Nominal smoke detector period (contract/device-kinds.ts), for state saved without `g`. */
-const NOMINAL_GAP_MS = 10_000;
-/** Per reading, the remembered interval shrinks by this factor unless a longer gap renews it. */
-const GAP_DECAY = 0.9;
-/** A detector silent this many of its intervals has stopped reporting (not merely not yet due). */
-const STOPPED_GAPS = 1.5;
-
-/**
- * Time-driven part (also called on `tick`): window completion and the verified alarm's clear.
- * On a tick (`reading: false`) the window completes on the last reading only if that reading is
- * still the news: the detector has stopped reporting (silent for 1.5 of its recent intervals, a
- * detector destroyed by the fire). A detector reporting every 60 s is otherwise "at alarm level"
- * on a reading 60 s old when the window ends, and a 30 s burst of steam would verify; its next
- * reading decides instead. Readings always decide at once.
- */
-export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits, reading = false): { state: SmokeState; events: SmokeEvent[] } {
-  const decides = reading || now - s.rt > STOPPED_GAPS * (s.g ?? NOMINAL_GAP_MS);
-  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs && decides) {
+/** Time-driven part (also called on `tick`): window completion and the verified alarm's clear. */
+export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
+  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs) {
     return { state: { ...s, v: -1, ok: 1, off: -1, u: -1 }, events: ['verified'] };
   }
   if (s.ok !== 0 && !s.lvl.on && s.off >= 0 && now - s.off >= SMOKE_CLEAR_HOLD_MS) {
@@ -126,5 +106,7 @@ export function smokeInAlarm(s: SmokeState | undefined): boolean {
 
 /** Smoke seen at pre-alarm or above — what smoke-plus-heat confirmation counts. */
 export function smokeSeen(s: SmokeState | undefined): boolean {
-  return s !== undefined && (s.pre.on || s.lvl.on);
+  // Two readings at pre-alarm level count at once, before the pre-alarm's 10 s hold has run:
+  // next to a heat alarm that is a fire, and its confirmation must not wait.
+  return s !== undefined && (s.pre.on || s.lvl.on || s.pre.n >= PRE_HOLD.setCount);
 }
