@@ -7,6 +7,12 @@ export interface News2RuleConfig {
   /** Device values are smoothed by the median of this window, so a movement artefact lasting seconds cannot move the score. */
   readonly smoothingMs: number;
   /**
+   * The median takes at least this many readings (reaching back past `smoothingMs` when the monitor
+   * reports slowly, never past `staleMs`): with a 60 s reporting interval the 60 s window holds one
+   * or two readings, and the "median" of two is their mean, which one artefact moves.
+   */
+  readonly minReadings: number;
+  /**
    * A monitored value is scored only once its readings span this long: right after start-up or a
    * gap, a "median" of one or two samples would be the artefact itself. Until then it is missing
    * (the score is partial), and the duration thresholds still watch the raw values.
@@ -22,6 +28,7 @@ export interface News2RuleConfig {
 
 export const NEWS2_RULE_DEFAULTS: News2RuleConfig = {
   smoothingMs: 60_000,
+  minReadings: 3,
   minSpanMs: 30_000,
   staleMs: 5 * 60_000,
   bpStaleMs: 4 * 3_600_000,
@@ -78,7 +85,10 @@ export interface RepositionRuleConfig {
 export const REPOSITION_RULE_DEFAULTS: RepositionRuleConfig = {
   turnMovementIndex: 50,
   turnBurstMs: 10_000,
-  maxGapMs: 15_000,
+  // Readings up to a 60 s reporting interval (plus jitter) apart make one burst: at 15 s a bed
+  // sensor reporting every 20 s or slower could never see a turn, and every resident would be
+  // reported overdue however often they were turned.
+  maxGapMs: 90_000,
   defaultIntervalMin: 120,
   utcOffsetMin: 8 * 60,
 };

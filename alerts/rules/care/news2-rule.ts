@@ -116,7 +116,7 @@ export function createNews2Rule(config: Partial<News2RuleConfig> = {}): Rule<New
           const v = input.metrics[metric];
           // Implausible readings (probe off) are missing values, not clinical ones.
           if (typeof v !== 'number' || isImplausible(metric, v)) continue;
-          series[metric] = addSample(series[metric] ?? [], [input.ts, v], cfg.smoothingMs);
+          series[metric] = addSample(series[metric] ?? [], [input.ts, v], cfg);
         }
         next.readings = { ...next.readings, [resident.id]: series };
       }
@@ -126,12 +126,17 @@ export function createNews2Rule(config: Partial<News2RuleConfig> = {}): Rule<New
   };
 }
 
-/** Inserts in time order (ignoring a duplicate timestamp) and drops samples older than the smoothing window of the newest. */
-function addSample(samples: readonly Sample[], s: Sample, windowMs: number): Sample[] {
+/**
+ * Inserts in time order (ignoring a duplicate timestamp) and keeps the readings of the smoothing
+ * window of the newest, and at least the last `minReadings` not older than `staleMs` (a slow
+ * reporter's median still has three readings to outvote one artefact).
+ */
+function addSample(samples: readonly Sample[], s: Sample, cfg: News2RuleConfig): Sample[] {
   if (samples.some((x) => x[0] === s[0])) return [...samples];
   const all = [...samples, s].sort((a, b) => a[0] - b[0]);
   const newest = all[all.length - 1]?.[0] ?? s[0];
-  return all.filter((x) => x[0] >= newest - windowMs);
+  const keepFrom = all.length - cfg.minReadings;
+  return all.filter((x, i) => x[0] >= newest - cfg.smoothingMs || (i >= keepFrom && x[0] >= newest - cfg.staleMs));
 }
 
 function median(values: number[]): number {
@@ -148,7 +153,7 @@ export function news2Observations(residentId: string, state: News2State, now: nu
     const last = s?.[s.length - 1];
     if (s === undefined || last === undefined) return undefined;
     if (now - last[0] > (metric === 'systolic_bp_mmhg' ? cfg.bpStaleMs : cfg.staleMs)) return undefined;
-    if (metric !== 'systolic_bp_mmhg' && last[0] - (s[0]?.[0] ?? last[0]) < cfg.minSpanMs) return undefined;
+    if (metric !== 'systolic_bp_mmhg' && (last[0] - (s[0]?.[0] ?? last[0]) < cfg.minSpanMs || s.length < cfg.minReadings)) return undefined;
     ts = Math.max(ts, last[0]);
     // A blood-pressure cuff reading is a single measurement: use the latest, not a median.
     // Rounded to the chart's precision so the value shown is the value scored.

@@ -23,6 +23,24 @@ export interface NoDataState {
   lastSourceTs: Record<string, number>;
   beds: Record<string, BedState>;
   open: Record<string, true>;
+  /** Each device's recent reporting interval (platform ms, largest recent gap, decaying); absent in older state. */
+  gap?: Record<string, number>;
+}
+
+/**
+ * Silence is judged against the device's own cadence as well as its kind's budget: a monitor that
+ * reports every 45 s is not silent at 30 s. 2.5 recent intervals (a late message with jitter is not
+ * silence), never more than 150 s, never less than the budget.
+ */
+const CADENCE_FACTOR = 2.5;
+const CADENCE_CAP_MS = 150_000;
+/** Per message the remembered interval shrinks by this factor unless a longer gap renews it. */
+const GAP_DECAY = 0.98;
+
+function silenceLimitMs(d: Device, state: NoDataState): number {
+  const budget = DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000;
+  const g = state.gap?.[d.id];
+  return g === undefined ? budget : Math.max(budget, Math.min(CADENCE_CAP_MS, CADENCE_FACTOR * g));
 }
 
 const KIND_NAME: Readonly<Partial<Record<Device['kind'], { zh: string; en: string }>>> = {
@@ -71,7 +89,7 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
           if (resident === undefined || state.beds[resident.id]?.inBed === false) continue;
           const last = state.lastSeen[d.id] ?? startedAt;
           // Raised once silence exceeds the budget less one tick, so it is out by the budget itself.
-          if (input.now - last < DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000 - cfg.tickMs) continue;
+          if (input.now - last < silenceLimitMs(d, state) - cfg.tickMs) continue;
           next.open[d.id] = true;
           const label = residentLabel(resident, ctx);
           const kind = KIND_NAME[d.kind] ?? { zh: d.kind, en: d.kind };
@@ -102,7 +120,13 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
               lastSourceTs: { ...state.lastSourceTs },
               beds: { ...state.beds },
               open: { ...state.open },
+              gap: { ...state.gap },
             };
+      const prevSeen = state.lastSeen[d.id];
+      if (prevSeen !== undefined && input.now > prevSeen) {
+        next.gap ??= {};
+        next.gap[d.id] = Math.max(input.now - prevSeen, (state.gap?.[d.id] ?? 0) * GAP_DECAY);
+      }
       next.lastSeen[d.id] = input.now;
       next.lastSourceTs[d.id] = input.ts;
       trackBed(next.beds, input);

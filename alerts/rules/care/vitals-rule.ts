@@ -39,6 +39,9 @@ export interface VitalsRuleOptions {
   readonly checks?: readonly VitalCheck[];
 }
 
+/** Longest gap inside one run of readings: a 60 s reporting interval with 50 % jitter. */
+const MAX_RUN_GAP_MS = 90_000;
+
 const VITAL_KINDS = new Set<Device['kind']>(['vital_signs_monitor', 'bed_sensor']);
 
 export function createVitalsRule(opts: VitalsRuleOptions = {}): Rule<VitalsState> {
@@ -68,7 +71,10 @@ function stepReadings(input: Telemetry, resident: Resident, checks: readonly Vit
   const device = input.device;
   // An empty bed sensor reads noise; its pulse and respiration mean something only with someone on it.
   if (device.kind === 'bed_sensor' && next.beds[resident.id]?.inBed === false) return;
-  const maxGapMs = DEVICE_KINDS[device.kind].heartbeatBudgetS * 1000;
+  // Readings up to the longest reporting interval a monitor may use (60 s, plus jitter) apart make
+  // one run: with the 30 s heartbeat budget as the limit a monitor reporting every 45 s could never
+  // hold a run, and 60 s below 90 % SpO2 would never alert. A longer silence is rule 6's (no data).
+  const maxGapMs = Math.max(DEVICE_KINDS[device.kind].heartbeatBudgetS * 1000, MAX_RUN_GAP_MS);
   const label = residentLabel(resident, ctx);
   for (const metric of VITAL_METRICS) {
     const raw = input.metrics[metric];

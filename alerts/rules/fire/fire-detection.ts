@@ -131,7 +131,10 @@ function evaluateTelemetry(input: Extract<RuleInput, { type: 'telemetry' }>, sta
   // A detector entering alarm, or smoke seen next to a heat alarm, may confirm a fire.
   if (!wasInAlarm || signals.some((s) => s.active)) {
     const reason = pointInAlarm(point, input.now) || signals.some((s) => s.active) ? confirmation(d, next.p, ctx, input.now) : undefined;
-    if (reason !== undefined) {
+    // A detector already in alarm confirms a room only by smoke joining heat: its pairing with a
+    // neighbour was judged when it entered alarm (a pre-alarm that sets a reading later must not
+    // make a second confirmed fire for the same pair).
+    if (reason !== undefined && (!wasInAlarm || reason.kind === 'smoke_and_heat')) {
       const confirmed = confirm(next, d, ctx, input.now, { sourceTs: input.ts, receivedTs: input.receivedTs }, reason);
       next = confirmed.state;
       signals.push(...confirmed.signals);

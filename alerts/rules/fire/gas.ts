@@ -8,7 +8,10 @@ import { levelRule } from './level-rule.ts';
  * Low alarm self-restores when the gas is gone; the high alarm latches: at half the lower
  * explosive limit a person must find and shut off the leak before it is reset.
  */
-const HOLD = { setCount: 2, clearHoldMs: 60_000 } as const;
+// Two readings at least 10 s apart (two readings at the 10 s nominal period): timed, not only
+// counted, so a puff of a few seconds is rejected alike by a detector reporting every 0.5 s and
+// one reporting every 10 s (the decision must not depend on the reporting interval).
+const HOLD = { setCount: 2, setHoldMs: 10_000, clearHoldMs: 60_000 } as const;
 
 export const gasRule = levelRule(
   'combustible_gas',

@@ -34,8 +34,14 @@ export interface SmokeLimits {
   readonly verifyMs: number;
 }
 
-/** Two consecutive readings for a pre-alarm (a single dust particle is not smoke). */
-const PRE_SET_COUNT = 2;
+/**
+ * A pre-alarm below the alarm level needs smoke at pre-alarm level on two readings at least 10 s
+ * apart (two readings at the 10 s nominal period): a single dust particle, or a wisp of a few
+ * seconds, is not smoke. Timed as well as counted, so the decision is the same whether the
+ * detector reports every 0.5 s or every 60 s (counted only, 1 s of 2.5 %/m at a 0.5 s detector was a
+ * pre-alarm that a 10 s detector never saw). Reaching the alarm level raises it at once (below).
+ */
+const PRE_HOLD = { setCount: 2, setHoldMs: 10_000 } as const;
 /** A pre-alarm or verified alarm condition must be gone 60 s before its clear is reported. */
 export const SMOKE_CLEAR_HOLD_MS = 60_000;
 
@@ -48,9 +54,11 @@ export function newSmokeState(): SmokeState {
 export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: number, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
   const events: SmokeEvent[] = [];
   const lvl = stepAbove(prev.lvl, x, lim.alarmAt, lim.alarmClear, now, {});
-  let pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { setCount: PRE_SET_COUNT, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
+  let pre = stepAbove(prev.pre, x, lim.preAt, lim.preClear, now, { ...PRE_HOLD, clearHoldMs: SMOKE_CLEAR_HOLD_MS });
   let { v, ok, off, u } = prev;
   if (v >= 0) u = Math.max(u, x); // peak while verifying
+  // Reaching the alarm level raises the pre-alarm ("verifying") at once: staff hear of it a minute
+  // before the verified alarm.
   if (lvl.edge === 'set' && !pre.latch.on) pre = { latch: { on: true, n: 0, p: -1 }, edge: 'set' };
   if (pre.edge === 'set') {
     events.push('pre_set');
@@ -98,5 +106,7 @@ export function smokeInAlarm(s: SmokeState | undefined): boolean {
 
 /** Smoke seen at pre-alarm or above — what smoke-plus-heat confirmation counts. */
 export function smokeSeen(s: SmokeState | undefined): boolean {
-  return s !== undefined && (s.pre.on || s.lvl.on);
+  // Two readings at pre-alarm level count at once, before the pre-alarm's 10 s hold has run:
+  // next to a heat alarm that is a fire, and its confirmation must not wait.
+  return s !== undefined && (s.pre.on || s.lvl.on || s.pre.n >= PRE_HOLD.setCount);
 }

@@ -74,9 +74,11 @@ describe('vital thresholds with a duration', () => {
     expect(active(run(rule, episode(0, 120 * S, { resp_rate_bpm: 28 })).signals).map((x) => x.rule)).toEqual(['resp_rate_high']);
   });
 
-  it('readings more than a heartbeat budget apart do not make one run', () => {
-    const inputs = [telemetry(VS, DAY, { spo2_pct: 85 }), telemetry(VS, DAY + 40 * S, { spo2_pct: 85 }), telemetry(VS, DAY + 80 * S, { spo2_pct: 85 })];
-    expect(run(rule, inputs).signals).toEqual([]);
+  it('readings 40 s apart (a slow monitor) make one run; readings more than 90 s apart (a silence) do not', () => {
+    const slow = [telemetry(VS, DAY, { spo2_pct: 85 }), telemetry(VS, DAY + 40 * S, { spo2_pct: 85 }), telemetry(VS, DAY + 80 * S, { spo2_pct: 85 })];
+    expect(active(run(rule, slow).signals, 'spo2_low')).toHaveLength(1);
+    const gaps = [telemetry(VS, DAY, { spo2_pct: 85 }), telemetry(VS, DAY + 100 * S, { spo2_pct: 85 }), telemetry(VS, DAY + 200 * S, { spo2_pct: 85 })];
+    expect(run(rule, gaps).signals).toEqual([]);
   });
 });
 
