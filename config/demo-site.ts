@@ -7,11 +7,13 @@
  *
  * Demo secrets (documented in README and docs/registry.md, refused when NODE_ENV=production):
  *   device or service account X:  demo-X        user U:  demo-U
+ * Devices and service accounts get the machine-secret hash (HMAC-SHA-256), users scrypt
+ * (common/secrets.ts). Real sites give machines 128-bit random secrets (generateMachineSecret).
  */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DEVICE_COST, USER_COST, hashSecret } from '../common/secrets.ts';
+import { USER_COST, hashMachineSecret, hashSecret } from '../common/secrets.ts';
 import type { Device, Floor, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../contract/registry.ts';
 import type { DeviceKind } from '../contract/device-kinds.ts';
 
@@ -74,7 +76,7 @@ export function buildDemoSite(): SiteRegistry {
 
   const addDevice = (homeId: string, roomId: string, kind: DeviceKind, suffix: string, residentId?: string): void => {
     const id = `${homeId}-${suffix}`;
-    const dev: Device = { id, homeId, roomId, kind, secretHash: hashSecret(demoSecret(id), DEVICE_COST, salt(id)), demoSecret: true };
+    const dev: Device = { id, homeId, roomId, kind, secretHash: hashMachineSecret(demoSecret(id), salt(id)), demoSecret: true };
     if (residentId !== undefined) dev.residentId = residentId;
     devices.push(dev);
   };
@@ -151,7 +153,7 @@ export function buildDemoSite(): SiteRegistry {
   const services: ServiceAccount[] = (['ingest', 'alerts', 'integration', 'simulator'] as const).map((role) => ({
     id: `svc-${role}`,
     role,
-    secretHash: hashSecret(demoSecret(`svc-${role}`), DEVICE_COST, salt(`svc-${role}`)),
+    secretHash: hashMachineSecret(demoSecret(`svc-${role}`), salt(`svc-${role}`)),
     demoSecret: true,
   }));
 
