@@ -1,7 +1,7 @@
 /**
  * Generates config/demo-site.json, the demo site: 9 care homes of one district, their floors and
- * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, and
- * demo accounts. Deterministic (salts derive from ids) so regenerating yields the same file.
+ * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, a
+ * nurse call (呼叫器) at every bed and in every bathroom, and demo accounts. Deterministic (salts derive from ids) so regenerating yields the same file.
  *
  *   npx tsx config/demo-site.ts            # rewrite config/demo-site.json
  *
@@ -41,19 +41,24 @@ const STREETS = ['解放路', '人民路', '建设路', '和平街', '文化路'
 const SURNAMES = ['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴', '徐', '孙', '胡', '朱', '高', '林'];
 const GIVEN = ['秀英', '桂兰', '玉兰', '建国', '德明', '淑珍', '国华', '凤英', '志强', '秀兰', '文华', '玉珍', '振华', '桂芳', '永福', '金凤'];
 const BEDROOMS_PER_FLOOR = 5;
+/** Two beds to a bedroom (A by the door, B by the window). */
+const BEDS = ['A', 'B'] as const;
 
 function roomsOfFloor(level: number): Room[] {
   const rooms: Room[] = [];
   const corridor = `f${level}-corridor`;
   const bedrooms: string[] = [];
   for (let i = 1; i <= BEDROOMS_PER_FLOOR; i++) bedrooms.push(`r${level}0${i}`);
-  rooms.push({ id: corridor, name: `${level}楼走廊`, nameEn: `Floor ${level} corridor`, kind: 'corridor', adjacent: [...bedrooms] });
+  const bath = `f${level}-bath`;
+  rooms.push({ id: corridor, name: `${level}楼走廊`, nameEn: `Floor ${level} corridor`, kind: 'corridor', adjacent: [...bedrooms, bath] });
   bedrooms.forEach((id, i) => {
     const adjacent = [corridor];
     if (i > 0) adjacent.push(bedrooms[i - 1] as string);
     if (i < bedrooms.length - 1) adjacent.push(bedrooms[i + 1] as string);
     rooms.push({ id, name: `${id.slice(1)}室`, nameEn: `Room ${id.slice(1)}`, kind: 'bedroom', adjacent });
   });
+  // The floor's shared bathroom: where residents who can walk are most likely to fall.
+  rooms.push({ id: bath, name: `${level}楼卫生间`, nameEn: `Floor ${level} bathroom`, kind: 'bathroom', adjacent: [corridor] });
   if (level === 1) {
     const corr = rooms[0] as Room;
     // EN 54-5 class A1R heat detectors suit kitchens where smoke detectors would false-alarm;
@@ -104,6 +109,12 @@ export function buildDemoSite(): SiteRegistry {
             addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
             addDevice(homeId, room.id, 'manual_call_point', `mcp-${room.id}`);
             break;
+          case 'bathroom':
+            // Shower steam false-alarms optical smoke detectors: a heat detector (EN 54-5 A1R) as
+            // in the kitchen, and a pull cord by the toilet and shower, not tied to one resident.
+            addDevice(homeId, room.id, 'heat_detector', `hd-${room.id}`);
+            addDevice(homeId, room.id, 'nurse_call', `nc-${room.id}`);
+            break;
           default:
             addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
         }
@@ -119,16 +130,24 @@ export function buildDemoSite(): SiteRegistry {
         id,
         homeId,
         roomId: room.id,
-        bed: i % 2 === 0 ? 'A' : 'B',
+        bed: BEDS[i % 2] as string,
         name: `${SURNAMES[n % SURNAMES.length]}${GIVEN[(n * 7) % GIVEN.length]}`,
         age: 72 + ((n * 13) % 24),
         hypercapnic: n % 9 === 4,
         fallRisk: n % 3 === 0,
         turnIntervalMin: [120, 120, 180, 90, 240, 120][n % 6] as number,
       });
+      addDevice(homeId, room.id, 'nurse_call', `nc-p${String(i + 1).padStart(2, '0')}`, id);
       addDevice(homeId, room.id, 'vital_signs_monitor', `vs-p${String(i + 1).padStart(2, '0')}`, id);
       addDevice(homeId, room.id, 'bed_sensor', `bed-p${String(i + 1).padStart(2, '0')}`, id);
       addDevice(homeId, room.id, 'wetness_sensor', `wet-p${String(i + 1).padStart(2, '0')}`, id);
+    }
+
+    // A call button at every bed: a free bed's is room-level (no resident to name yet).
+    for (const room of bedrooms) {
+      for (const bed of BEDS) {
+        if (!residents.some((r) => r.homeId === homeId && r.roomId === room.id && r.bed === bed)) addDevice(homeId, room.id, 'nurse_call', `nc-${room.id}-${bed.toLowerCase()}`);
+      }
     }
 
     const user = (username: string, displayName: string, role: User['role']): User => ({
