@@ -27,7 +27,7 @@ import { fail, type Outcome } from './errors.ts';
  *   a panel reset with a detector still in alarm re-alarms, and nothing is silently dropped.
  */
 
-export const AUDIT_ACTIONS = ['raised', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared'] as const;
+export const AUDIT_ACTIONS = ['raised', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'updated', 'resolved', 'condition_cleared', 'reactivated'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export interface AuditEntry {
@@ -340,6 +340,9 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     }
     if (s.active) {
       if (rec === undefined) return raise(s);
+      // A latched alert whose condition comes back (a second press of a call button, smoke again)
+      // stays one alert, and the return is on its record.
+      if (rec.conditionCleared) emit(rec, appendAudit(rec, 'reactivated', SYSTEM_ACTOR, rec.alert.state, { reason: s.rule }), false);
       rec.conditionCleared = false;
       rec.last = s;
       if (s.escalateNow === true) return escalate(rec, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
@@ -460,7 +463,8 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         const pushed = s.alert.pushedAt ?? entries.find((e) => e.action === 'pushed')?.ts;
         const bureauPushed = s.alert.bureauPushedAt ?? entries.find((e) => e.action === 'pushed_bureau')?.ts;
         const alert = compact<AlertMessage>({ ...s.alert, pushedAt: pushed, bureauPushedAt: bureauPushed });
-        const cleared = entries.some((e) => e.action === 'condition_cleared');
+        // The latest of a clear and a return of the condition tells whether it is still active.
+        const cleared = entries.filter((e) => e.action === 'condition_cleared' || e.action === 'reactivated').at(-1)?.action === 'condition_cleared';
         const rec: Rec = { alert, key: s.key, latching: s.latching, audit: entries, conditionCleared: cleared };
         byId.set(s.alert.id, rec);
         openByKey.set(s.key, rec);

@@ -6,6 +6,7 @@ import { decodeDeviceMessage, type RejectCode } from '../contract/device-message
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { FILTERS, alertsTopic } from '../contract/topics.ts';
+import type { RangedTelemetryInput } from './rules/input-range.ts';
 import type { RuleInput } from './rules/types.ts';
 
 /**
@@ -64,8 +65,20 @@ export interface MqttAdapter {
 export function toRuleInput(msg: Exclude<ReturnType<typeof decodeDeviceMessage>, { ok: false }>, now: number): RuleInput {
   const broker = msg.payload.brokerTs !== undefined ? { brokerTs: msg.payload.brokerTs } : {};
   switch (msg.channel) {
-    case 'telemetry':
-      return { type: 'telemetry', now, ...broker, device: msg.device, ts: msg.payload.ts, receivedTs: now, metrics: msg.payload.metrics };
+    case 'telemetry': {
+      // Out-of-range readings travel with the input (alerts/rules/input-range.ts).
+      const input: RangedTelemetryInput = {
+        type: 'telemetry',
+        now,
+        ...broker,
+        device: msg.device,
+        ts: msg.payload.ts,
+        receivedTs: now,
+        metrics: msg.payload.metrics,
+        ...(msg.outOfRange.length > 0 ? { outOfRange: msg.outOfRange } : {}),
+      };
+      return input;
+    }
     case 'event':
       return { type: 'event', now, ...broker, device: msg.device, ts: msg.payload.ts, receivedTs: now, event: msg.payload };
     case 'status':

@@ -101,7 +101,17 @@ export const connectionsBenchmark: Benchmark = {
       { bench: 'connections', metric: 'broker RSS with all connected', value: rss / 1024 ** 2, unit: 'MB', reference: { name: 'mosquitto', value: pick('mosquitto', (x) => x.rssLoaded) / 1024 ** 2 } },
       { bench: 'connections', metric: 'memory per connection', value: pick('carewatch', (x) => x.bytesPerConn) / 1024, unit: 'KB', reference: { name: 'mosquitto', value: pick('mosquitto', (x) => x.bytesPerConn) / 1024 }, ratio: pick('carewatch', (x) => x.bytesPerConn) / pick('mosquitto', (x) => x.bytesPerConn) },
       { bench: 'connections', metric: 'time to connect all', value: pick('carewatch', (x) => x.connectMs) / 1000, unit: 's', reference: { name: 'mosquitto', value: pick('mosquitto', (x) => x.connectMs) / 1000 } },
-      { bench: 'connections', metric: 'time to reconnect all after restart', value: pick('carewatch', (x) => x.reconnectMs) / 1000, unit: 's', reference: { name: 'mosquitto', value: pick('mosquitto', (x) => x.reconnectMs) / 1000 } },
+      // Issue 12: 20,000 devices back within 3 s of a restart (Mosquitto 1.9 s; 36 s when every
+      // CONNECT cost a scrypt). Met only if every device that was connected came back.
+      {
+        bench: 'connections',
+        metric: `time to reconnect all after restart (${held} devices)`,
+        value: pick('carewatch', (x) => x.reconnectMs) / 1000,
+        unit: 's',
+        reference: { name: 'mosquitto', value: pick('mosquitto', (x) => x.reconnectMs) / 1000 },
+        target: '≥ 20,000 within 3 s',
+        met: held >= 20_000 && pick('carewatch', (x) => x.reconnected) >= held && pick('carewatch', (x) => x.reconnectMs) <= 3_000,
+      },
     ];
     return { rows, detail: { target, perLoadgen: PER_LOADGEN, sources: SOURCES, runs: all } };
   },

@@ -2,10 +2,13 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { Aedes, type AedesOptions, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import { systemClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.ts';
 import { createCredentialVerifier } from './credentials.ts';
+import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
 import { createRedisPersistence, type ClosablePersistence } from './redis-persistence.ts';
@@ -21,6 +24,8 @@ export interface BrokerDeps {
   readonly logger: Logger;
   /** Platform clock for broker-stamped status timestamps. */
   readonly now?: () => number;
+  /** Times the held refusals of wrong passwords (auth-throttle.ts); tests pass a manual clock. */
+  readonly clock?: Clock;
 }
 
 export interface BrokerStats {
@@ -30,6 +35,9 @@ export interface BrokerStats {
   readonly willsPublished: number;
   readonly clientErrors: number;
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
+  /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
+  readonly hashComputations: { readonly hmac: number; readonly scrypt: number };
+  readonly authThrottle: AuthThrottleStats;
 }
 
 export interface Broker {
@@ -41,6 +49,8 @@ export interface Broker {
   /** The aedes instance (in-process subscribers, tests); undefined before start(). */
   readonly aedes: Aedes;
   stats(): BrokerStats;
+  /** Consecutive wrong passwords recorded for (client address, username). */
+  authFailures(address: string, username: string): number;
 }
 
 /** What we know of a connection, from CONNECT to its end. */
@@ -59,6 +69,13 @@ interface ClientInternals {
   _disconnected?: boolean;
 }
 
+/** The peer's address: the TCP socket's, or the HTTP upgrade request's for MQTT over WebSocket. */
+function clientAddress(client: Client): string {
+  const req = (client as unknown as { req?: IncomingMessage }).req;
+  const conn = client.conn as unknown as { remoteAddress?: string };
+  return req?.socket.remoteAddress ?? conn.remoteAddress ?? 'unknown';
+}
+
 function asRefusalError(refusal: Refusal): Error & { returnCode: number } {
   return Object.assign(new Error(refusal.reason), { returnCode: refusal.returnCode ?? 5, code: refusal.code });
 }
@@ -70,6 +87,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   const limits: BrokerLimits = { ...DEFAULT_LIMITS, ...config.limits };
   const ctx: PolicyContext = { registry, production: config.production };
   const verifier = createCredentialVerifier(limits.credentialCacheSize);
+  const throttle = createAuthThrottle(deps.clock ?? systemClock, limits.authThrottle);
   const sessions = new WeakMap<Client, Session>();
   const refusals = Object.fromEntries(REFUSAL_CODES.map((c) => [c, 0])) as Record<RefusalCode, number>;
   let offlinePublished = 0;
@@ -161,27 +179,44 @@ export function createBroker(deps: BrokerDeps): Broker {
       done(asRefusalError({ ok: false, code: 'BROKER_CLIENT_ERROR', reason: 'no CONNECT seen', returnCode: 5 }) as never, false);
       return;
     }
-    if (!credentials.ok) {
-      refused(credentials, client);
-      done(asRefusalError(credentials) as never, false);
+    const address = clientAddress(client);
+    const refuse = (refusal: Refusal): void => {
+      refused(refusal, client, { address });
+      done(asRefusalError(refusal) as never, false);
+    };
+    // A wrong password (or an account that does not exist: the same answer, so names cannot be
+    // probed) is refused after the throttle's delay; a right one is accepted at once.
+    const wrong = (refusal: Refusal, username: string): void => {
+      throttle.hold(address, throttle.failure(address, username), () => refuse(refusal));
+    };
+    if (!throttle.admit(address)) {
+      refuse({ ok: false, code: 'BROKER_AUTH_THROTTLED', reason: `too many refused attempts from ${address} still being answered; password not checked`, returnCode: 3 });
       return;
     }
-    verifier.verify(credentials.identity.id, credentials.password, credentials.secretHash).then(
-      (ok) => {
-        if (!ok) {
-          const refusal: Refusal = { ok: false, code: 'BROKER_BAD_PASSWORD', reason: `wrong password for "${credentials.identity.id}"`, returnCode: 4 };
-          refused(refusal, client);
-          done(asRefusalError(refusal) as never, false);
-          return;
-        }
-        session.identity = credentials.identity;
-        done(null, true);
-      },
-      (err: unknown) => {
-        log.error({ err, clientId: client.id }, 'password verification failed');
-        done(asRefusalError({ ok: false, code: 'BROKER_BAD_PASSWORD', reason: 'password verification failed', returnCode: 4 }) as never, false);
-      },
-    );
+    if (!credentials.ok) {
+      if (credentials.code === 'BROKER_UNKNOWN_ACCOUNT') wrong(credentials, typeof _username === 'string' ? _username : '');
+      else refuse(credentials);
+      return;
+    }
+    const username = credentials.identity.id;
+    const decide = (ok: boolean): void => {
+      if (!ok) {
+        wrong({ ok: false, code: 'BROKER_BAD_PASSWORD', reason: `wrong password for "${username}"`, returnCode: 4 }, username);
+        return;
+      }
+      throttle.success(address, username);
+      session.identity = credentials.identity;
+      done(null, true);
+    };
+    const result = verifier.verify(username, credentials.password, credentials.secretHash);
+    if (typeof result === 'boolean') {
+      decide(result);
+      return;
+    }
+    result.then(decide, (err: unknown) => {
+      log.error({ err, clientId: client.id }, 'password verification failed');
+      refuse({ ok: false, code: 'BROKER_BAD_PASSWORD', reason: 'password verification failed', returnCode: 4 });
+    });
   };
 
   const authorizePublishHook: AedesOptions['authorizePublish'] = (client, packet, callback) => {
@@ -299,7 +334,10 @@ export function createBroker(deps: BrokerDeps): Broker {
       willsPublished,
       clientErrors,
       credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
+      hashComputations: verifier.computations,
+      authThrottle: throttle.stats(),
     }),
+    authFailures: (address, username) => throttle.failuresOf(address, username),
 
     async start() {
       if (aedes !== undefined) throw new Error('broker already started');
@@ -381,6 +419,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       const tcpClosed = closed(tcp);
       const httpClosed = closed(http);
       wss?.close();
+      throttle.close();
       if (broker !== undefined) await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const s of sockets) s.destroy();
       for (const ws of wss?.clients ?? []) ws.terminate();

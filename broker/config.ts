@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { MAX_DEVICE_PAYLOAD_BYTES } from '../contract/payloads.ts';
+import { DEFAULT_AUTH_THROTTLE, type AuthThrottleLimits } from './auth-throttle.ts';
 
 /** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
 export const BrokerEnv = Type.Object({
@@ -50,6 +51,8 @@ export interface BrokerLimits {
   readonly queueLimit: number;
   /** Broker-published offline statuses per event-loop turn during a mass disconnect. */
   readonly offlineBatch: number;
+  /** Back-off of wrong passwords (auth-throttle.ts). */
+  readonly authThrottle: Partial<AuthThrottleLimits>;
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -61,4 +64,5 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   heartbeatIntervalMs: 60_000,
   queueLimit: 42,
   offlineBatch: 200,
+  authThrottle: DEFAULT_AUTH_THROTTLE,
 };

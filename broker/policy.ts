@@ -21,6 +21,7 @@ export const REFUSAL_CODES = [
   'BROKER_NO_CREDENTIALS',
   'BROKER_UNKNOWN_ACCOUNT',
   'BROKER_BAD_PASSWORD',
+  'BROKER_AUTH_THROTTLED',
   'BROKER_DEMO_SECRET_IN_PRODUCTION',
   'BROKER_CLIENT_ID_MISMATCH',
   'BROKER_PROTOCOL_VERSION',
@@ -42,8 +43,12 @@ export interface Refusal {
   readonly ok: false;
   readonly code: RefusalCode;
   readonly reason: string;
-  /** CONNACK return code for connect refusals [MQTT-3.2.2-5]: 1 protocol, 2 identifier, 4 bad credentials, 5 not authorised. */
-  readonly returnCode?: 1 | 2 | 4 | 5;
+  /**
+   * CONNACK return code for connect refusals [MQTT-3.2.2-5]: 1 protocol, 2 identifier, 3 server
+   * unavailable (too many failed attempts from the address, password not checked), 4 bad
+   * credentials, 5 not authorised.
+   */
+  readonly returnCode?: 1 | 2 | 3 | 4 | 5;
 }
 
 export type Identity =
@@ -83,7 +88,7 @@ export interface Credentials {
   readonly ok: true;
   readonly identity: Identity;
   readonly password: string;
-  /** The stored scrypt hash the password must match (verified by the caller, it is async). */
+  /** The stored hash the password must match (common/secrets.ts formats; verified by the caller, broker/credentials.ts). */
   readonly secretHash: string;
   /** False when the client set a will that is not its own status topic: the broker drops the will. */
   readonly willAllowed: boolean;
@@ -106,8 +111,9 @@ export function deviceIdentity(id: string, homeId: string): Identity {
 
 /**
  * First, synchronous half of authentication: finds the account, applies the production and
- * client-id rules, and returns the hash to verify. The scrypt verification is the caller's (it is
- * async and cached, see credentials.ts).
+ * client-id rules, and returns the hash to verify. The verification is the caller's (HMAC for
+ * machine secrets, scrypt in older registries, see credentials.ts) and so is throttling wrong
+ * answers (auth-throttle.ts).
  */
 export function checkConnect(ctx: PolicyContext, req: ConnectRequest): Credentials | Refusal {
   if (req.protocolVersion !== MQTT_3_1_1) {

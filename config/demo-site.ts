@@ -1,17 +1,19 @@
 /**
  * Generates config/demo-site.json, the demo site: 9 care homes of one district, their floors and
- * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, and
- * demo accounts. Deterministic (salts derive from ids) so regenerating yields the same file.
+ * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, a
+ * nurse call (呼叫器) at every bed and in every bathroom, and demo accounts. Deterministic (salts derive from ids) so regenerating yields the same file.
  *
  *   npx tsx config/demo-site.ts            # rewrite config/demo-site.json
  *
  * Demo secrets (documented in README and docs/registry.md, refused when NODE_ENV=production):
  *   device or service account X:  demo-X        user U:  demo-U
+ * Devices and service accounts get the machine-secret hash (HMAC-SHA-256), users scrypt
+ * (common/secrets.ts). Real sites give machines 128-bit random secrets (generateMachineSecret).
  */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DEVICE_COST, USER_COST, hashSecret } from '../common/secrets.ts';
+import { USER_COST, hashMachineSecret, hashSecret } from '../common/secrets.ts';
 import type { Device, Floor, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../contract/registry.ts';
 import type { DeviceKind } from '../contract/device-kinds.ts';
 
@@ -39,19 +41,24 @@ const STREETS = ['解放路', '人民路', '建设路', '和平街', '文化路'
 const SURNAMES = ['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴', '徐', '孙', '胡', '朱', '高', '林'];
 const GIVEN = ['秀英', '桂兰', '玉兰', '建国', '德明', '淑珍', '国华', '凤英', '志强', '秀兰', '文华', '玉珍', '振华', '桂芳', '永福', '金凤'];
 const BEDROOMS_PER_FLOOR = 5;
+/** Two beds to a bedroom (A by the door, B by the window). */
+const BEDS = ['A', 'B'] as const;
 
 function roomsOfFloor(level: number): Room[] {
   const rooms: Room[] = [];
   const corridor = `f${level}-corridor`;
   const bedrooms: string[] = [];
   for (let i = 1; i <= BEDROOMS_PER_FLOOR; i++) bedrooms.push(`r${level}0${i}`);
-  rooms.push({ id: corridor, name: `${level}楼走廊`, nameEn: `Floor ${level} corridor`, kind: 'corridor', adjacent: [...bedrooms] });
+  const bath = `f${level}-bath`;
+  rooms.push({ id: corridor, name: `${level}楼走廊`, nameEn: `Floor ${level} corridor`, kind: 'corridor', adjacent: [...bedrooms, bath] });
   bedrooms.forEach((id, i) => {
     const adjacent = [corridor];
     if (i > 0) adjacent.push(bedrooms[i - 1] as string);
     if (i < bedrooms.length - 1) adjacent.push(bedrooms[i + 1] as string);
     rooms.push({ id, name: `${id.slice(1)}室`, nameEn: `Room ${id.slice(1)}`, kind: 'bedroom', adjacent });
   });
+  // The floor's shared bathroom: where residents who can walk are most likely to fall.
+  rooms.push({ id: bath, name: `${level}楼卫生间`, nameEn: `Floor ${level} bathroom`, kind: 'bathroom', adjacent: [corridor] });
   if (level === 1) {
     const corr = rooms[0] as Room;
     // EN 54-5 class A1R heat detectors suit kitchens where smoke detectors would false-alarm;
@@ -74,7 +81,7 @@ export function buildDemoSite(): SiteRegistry {
 
   const addDevice = (homeId: string, roomId: string, kind: DeviceKind, suffix: string, residentId?: string): void => {
     const id = `${homeId}-${suffix}`;
-    const dev: Device = { id, homeId, roomId, kind, secretHash: hashSecret(demoSecret(id), DEVICE_COST, salt(id)), demoSecret: true };
+    const dev: Device = { id, homeId, roomId, kind, secretHash: hashMachineSecret(demoSecret(id), salt(id)), demoSecret: true };
     if (residentId !== undefined) dev.residentId = residentId;
     devices.push(dev);
   };
@@ -102,6 +109,12 @@ export function buildDemoSite(): SiteRegistry {
             addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
             addDevice(homeId, room.id, 'manual_call_point', `mcp-${room.id}`);
             break;
+          case 'bathroom':
+            // Shower steam false-alarms optical smoke detectors: a heat detector (EN 54-5 A1R) as
+            // in the kitchen, and a pull cord by the toilet and shower, not tied to one resident.
+            addDevice(homeId, room.id, 'heat_detector', `hd-${room.id}`);
+            addDevice(homeId, room.id, 'nurse_call', `nc-${room.id}`);
+            break;
           default:
             addDevice(homeId, room.id, 'smoke_detector', `sd-${room.id}`);
         }
@@ -117,16 +130,24 @@ export function buildDemoSite(): SiteRegistry {
         id,
         homeId,
         roomId: room.id,
-        bed: i % 2 === 0 ? 'A' : 'B',
+        bed: BEDS[i % 2] as string,
         name: `${SURNAMES[n % SURNAMES.length]}${GIVEN[(n * 7) % GIVEN.length]}`,
         age: 72 + ((n * 13) % 24),
         hypercapnic: n % 9 === 4,
         fallRisk: n % 3 === 0,
         turnIntervalMin: [120, 120, 180, 90, 240, 120][n % 6] as number,
       });
+      addDevice(homeId, room.id, 'nurse_call', `nc-p${String(i + 1).padStart(2, '0')}`, id);
       addDevice(homeId, room.id, 'vital_signs_monitor', `vs-p${String(i + 1).padStart(2, '0')}`, id);
       addDevice(homeId, room.id, 'bed_sensor', `bed-p${String(i + 1).padStart(2, '0')}`, id);
       addDevice(homeId, room.id, 'wetness_sensor', `wet-p${String(i + 1).padStart(2, '0')}`, id);
+    }
+
+    // A call button at every bed: a free bed's is room-level (no resident to name yet).
+    for (const room of bedrooms) {
+      for (const bed of BEDS) {
+        if (!residents.some((r) => r.homeId === homeId && r.roomId === room.id && r.bed === bed)) addDevice(homeId, room.id, 'nurse_call', `nc-${room.id}-${bed.toLowerCase()}`);
+      }
     }
 
     const user = (username: string, displayName: string, role: User['role']): User => ({
@@ -151,7 +172,7 @@ export function buildDemoSite(): SiteRegistry {
   const services: ServiceAccount[] = (['ingest', 'alerts', 'integration', 'simulator'] as const).map((role) => ({
     id: `svc-${role}`,
     role,
-    secretHash: hashSecret(demoSecret(`svc-${role}`), DEVICE_COST, salt(`svc-${role}`)),
+    secretHash: hashMachineSecret(demoSecret(`svc-${role}`), salt(`svc-${role}`)),
     demoSecret: true,
   }));
 

@@ -86,6 +86,19 @@ export const DEVICE_KINDS = {
     heartbeatBudgetS: 30,
     description: 'Under-mattress bed sensor: occupancy, movement, ballistocardiographic pulse and respiration',
   },
+  nurse_call: {
+    category: 'care',
+    metrics: [...RADIO],
+    events: ['sos_button', ...DEVICE_EVENTS],
+    // A call button is a manual call point for care (呼叫器): it sends nothing until pressed, so
+    // only its supervision reports show it can still call. Same period and budget as the manual
+    // call point: NFPA 72 §23.16.2 wants a lost low-power radio device reported within 200 s, and
+    // 190 s is three missed 60 s reports. A shorter period would drain a pull cord's battery for
+    // no gain: the press itself is an event, sent at once.
+    telemetryIntervalS: 60,
+    heartbeatBudgetS: 190,
+    description: 'Nurse call (呼叫器): bedside call button or pull cord, bathroom pull cord, pendant',
+  },
   wetness_sensor: {
     category: 'care',
     metrics: ['wetness_pct', ...RADIO],

@@ -1,5 +1,5 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { METRICS, isMetricName, type MetricName } from './metrics.ts';
+import { METRICS, isMetricName, outOfRange, type MetricName, type OutOfRange } from './metrics.ts';
 import { DEVICE_KINDS } from './device-kinds.ts';
 import { BROKER_STAMP_MAX_BYTES, EventPayload, MAX_DEVICE_PAYLOAD_BYTES, StatusPayload, TelemetryPayload } from './payloads.ts';
 import { parseTopic } from './topics.ts';
@@ -39,9 +39,14 @@ export type DeviceMessage =
       readonly ok: true;
       readonly channel: 'telemetry';
       readonly device: Device;
-      /** Only the metrics that passed; `dropped` lists the others with their reasons. */
+      /**
+       * The metrics that passed, out-of-range ones on their danger side at the limit; `dropped`
+       * lists the refused ones with their reasons.
+       */
       readonly payload: TelemetryPayload & { metrics: Partial<Record<MetricName, number | boolean>> };
       readonly dropped: readonly Rejection[];
+      /** Readings outside their plausible range (contract/metrics.ts `outOfRange`), raw values kept: flagged, never silently lost. */
+      readonly outOfRange: readonly OutOfRange[];
     }
   | { readonly ok: true; readonly channel: 'event'; readonly device: Device; readonly payload: EventPayload }
   | { readonly ok: true; readonly channel: 'status'; readonly device: Device; readonly payload: StatusPayload };
@@ -60,12 +65,7 @@ function metricProblem(device: Device, name: string, value: number | boolean): {
   if (!(DEVICE_KINDS[device.kind].metrics as readonly string[]).includes(name)) return { code: 'METRIC_NOT_ALLOWED', reason: `a ${device.kind} does not send "${name}"` };
   const spec = METRICS[name];
   if (typeof value !== spec.type) return { code: 'WRONG_TYPE', reason: `metric "${name}" must be a ${spec.type}, got ${typeof value}` };
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) return { code: 'WRONG_TYPE', reason: `metric "${name}" must be finite` };
-    if (('min' in spec && value < spec.min) || ('max' in spec && value > spec.max)) {
-      return { code: 'OUT_OF_RANGE', reason: `metric "${name}"=${value} outside the physical range ${'min' in spec ? spec.min : ''}..${'max' in spec ? spec.max : ''} ${spec.unit}` };
-    }
-  }
+  if (typeof value === 'number' && !Number.isFinite(value)) return { code: 'WRONG_TYPE', reason: `metric "${name}" must be finite` };
   return undefined;
 }
 
@@ -98,14 +98,26 @@ export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry
       // detached temperature probe, must not take the smoke reading or the SpO2 down with it.
       const metrics: Partial<Record<MetricName, number | boolean>> = {};
       const dropped: Rejection[] = [];
+      const flagged: OutOfRange[] = [];
       for (const [name, value] of Object.entries(json.metrics)) {
         const problem = metricProblem(device, name, value);
-        if (problem === undefined) metrics[name as MetricName] = value;
-        else dropped.push({ ok: false, ...problem, ...ids });
+        if (problem !== undefined) {
+          dropped.push({ ok: false, ...problem, ...ids });
+          continue;
+        }
+        // A value past its plausible range is a saturated or failing sensor, but on the side where
+        // it can mean danger (heat above 200 °C in a fire) it is taken at the limit, and never lost.
+        const off = typeof value === 'number' ? outOfRange(name as MetricName, value) : undefined;
+        if (off === undefined) metrics[name as MetricName] = value;
+        else {
+          flagged.push(off);
+          if (off.atLimit) metrics[name as MetricName] = off.limit;
+        }
       }
       const first = dropped[0];
-      if (first !== undefined && Object.keys(metrics).length === 0) return first;
-      return { ok: true, channel: 'telemetry', device, payload: { ...json, metrics }, dropped };
+      // Out-of-range readings keep the message: the device is alive and the flag must reach the rules.
+      if (first !== undefined && Object.keys(metrics).length === 0 && flagged.length === 0) return first;
+      return { ok: true, channel: 'telemetry', device, payload: { ...json, metrics }, dropped, outOfRange: flagged };
     }
     case 'event': {
       if (!checkEvent.Check(json)) return { ok: false, code: 'SCHEMA', reason: `event ${firstSchemaError(checkEvent.Errors(json))}`, ...ids };

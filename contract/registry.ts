@@ -5,10 +5,21 @@ import { DEVICE_KIND_NAMES, type DeviceKind } from './device-kinds.ts';
 /**
  * The site registry: homes, their floors and rooms, devices, residents, service accounts and
  * users. One JSON file (config/demo-site.json for the demo; docs/registry.md documents it). Secrets
- * appear only as hashes (common/secrets.ts format `scrypt$N$r$p$salt$hash`).
+ * appear only as hashes (common/secrets.ts formats).
  */
 const Id = Type.String({ pattern: ID_PATTERN });
-const SecretHash = Type.String({ pattern: '^scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/=]+$' });
+const SCRYPT_HASH = 'scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/=]+';
+const HMAC_HASH = 'hmac-sha256\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/]{43}=';
+/**
+ * A machine secret's hash (device, service account): `hmac-sha256$salt$mac` for 128-bit random
+ * secrets, or `scrypt$N$r$p$salt$hash` as registries before issue 12 wrote it (both verified).
+ */
+const SecretHash = Type.String({ pattern: `^(?:${HMAC_HASH}|${SCRYPT_HASH})$` });
+/**
+ * A person's password hash: scrypt only. A memorised password needs a costly KDF (NIST SP 800-63B
+ * §5.1.1.2), so a fast `hmac-sha256$` hash here is refused when the registry is loaded.
+ */
+const PasswordHash = Type.String({ pattern: `^${SCRYPT_HASH}$` });
 
 export const ROOM_KINDS = ['bedroom', 'corridor', 'kitchen', 'dining', 'activity', 'bathroom', 'office', 'stairwell', 'plant', 'laundry'] as const;
 
@@ -110,7 +121,7 @@ export const User = Type.Object(
     role: Type.Union(USER_ROLES.map((r) => Type.Literal(r))),
     /** Required for staff and director; bureau and admin see every home. */
     homeId: Type.Optional(Id),
-    passwordHash: SecretHash,
+    passwordHash: PasswordHash,
     demoSecret: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },

@@ -95,6 +95,16 @@ export function fall(): Shape {
   };
 }
 
+/**
+ * A call button pressed (nurse call, pull cord, or the call key of a bed sensor or monitor): the
+ * device sends `sos_button` at once. A press is momentary, so the scenario ends by itself after
+ * CALL_PRESS_MS and the next `call` is a new press.
+ */
+export function callButton(): Shape {
+  return (m) => ({ metrics: m, flags: { call: true } });
+}
+export const CALL_PRESS_MS = 5 * S;
+
 /** Incontinence: the pad's wetness rises to ~85 % over three minutes and stays until changed (scenario cleared). */
 export function wetnessEpisode(peakPct = 85): Shape {
   return (m, ctx) => ({ metrics: adjust(m, 'wetness_pct', (v) => toward(v, peakPct, ramp(ctx.elapsedMs, 180 * S))) });

@@ -15,7 +15,7 @@ export class CliUsageError extends Error {
   readonly code = 'SIM_USAGE';
 }
 
-type Shape = 'room' | 'device' | 'resident' | 'home' | 'any';
+type Shape = 'room' | 'device' | 'resident' | 'home' | 'any' | 'resident-or-room';
 /** CLI command → scenario name and what the positional arguments are. */
 const COMMANDS: Record<string, { scenario: string; args: Shape; options?: Record<string, unknown> }> = {
   fire: { scenario: 'fire', args: 'room' },
@@ -44,6 +44,7 @@ const COMMANDS: Record<string, { scenario: string; args: Shape; options?: Record
   fall: { scenario: 'fall', args: 'resident' },
   wetness: { scenario: 'wetness', args: 'resident' },
   'missed-turn': { scenario: 'missed-turn', args: 'resident' },
+  call: { scenario: 'call', args: 'resident-or-room' },
 };
 
 export const USAGE = `usage: node --import tsx device-sim/cli.ts <command> [args] [--opt key=value]... [--url http://127.0.0.1:8090]
@@ -58,9 +59,10 @@ export const USAGE = `usage: node --import tsx device-sim/cli.ts <command> [args
   desaturation <resident>   artefact-dip <resident>   bradycardia <resident>   tachycardia <resident>
   fever <resident>   bed-exit <resident> [--return-after <seconds>]   fall <resident>
   wetness <resident>   missed-turn <resident>
+  call <resident> | call <home> <room>         press a call button (a resident's, or a room's pull cord)
   clear <scenario-id|target>   list   scenarios   catalogue
 
-  e.g. fire h01 r101 | offline h01-sd-r101 | desaturation h01-p01 | bed-exit h01-p03 --return-after 120
+  e.g. fire h01 r101 | offline h01-sd-r101 | desaturation h01-p01 | bed-exit h01-p03 --return-after 120 | call h01-p01 | call h01 f1-bath
   The control URL defaults to CAREWATCH_SIM_CONTROL_URL, else http://127.0.0.1:$CAREWATCH_SIM_CONTROL_PORT (8090).`;
 
 function usage(problem: string): CliUsageError {
@@ -152,6 +154,10 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
       }
       break;
     }
+    case 'resident-or-room':
+      tooMany(2);
+      target = args[1] !== undefined ? `${id(args[0], 'home')}/${id(args[1], 'room')}` : id(args[0], 'resident');
+      break;
     case 'any':
       tooMany(2);
       target = args[1] !== undefined ? `${id(args[0], 'home')}/${id(args[1], 'room')}` : id(args[0], 'device|home');

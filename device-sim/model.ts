@@ -253,9 +253,10 @@ export interface DeviceState {
   readonly fault?: string;
   readonly fall: boolean;
   readonly callPoint: boolean;
+  readonly call: boolean;
   readonly bedOccupied?: boolean;
 }
-export const INITIAL_STATE: DeviceState = { ownAlarm: false, offNormal: false, fall: false, callPoint: false };
+export const INITIAL_STATE: DeviceState = { ownAlarm: false, offNormal: false, fall: false, callPoint: false, call: false };
 
 export interface EventDraft {
   readonly type: EventType;
@@ -316,11 +317,13 @@ export function step(model: DeviceModel, prev: DeviceState, s: Sample): { state:
   if (fall && !prev.fall) events.push({ type: 'fall' });
   const callPoint = s.flags.callPoint === true;
   if (callPoint && !prev.callPoint) events.push({ type: 'manual_call_point' });
+  const call = s.flags.call === true;
+  if (call && !prev.call) events.push({ type: 'sos_button' });
   const bed = typeof m.bed_occupied === 'boolean' ? m.bed_occupied : undefined;
   if (bed === false && prev.bedOccupied === true) events.push({ type: 'bed_exit' });
   if (bed === true && prev.bedOccupied === false) events.push({ type: 'bed_return' });
   const offNormal = isOffNormal(m, model.spo2OffNormalBelow) || ownAlarm;
   const allowed = model.spec.events as readonly EventType[];
-  const state: DeviceState = { ownAlarm, offNormal, fall, callPoint, ...(fault !== undefined ? { fault } : {}), ...(bed !== undefined ? { bedOccupied: bed } : {}) };
+  const state: DeviceState = { ownAlarm, offNormal, fall, callPoint, call, ...(fault !== undefined ? { fault } : {}), ...(bed !== undefined ? { bedOccupied: bed } : {}) };
   return { state, events: events.filter((e) => allowed.includes(e.type)), qos: offNormal || prev.offNormal ? 1 : 0 };
 }

@@ -26,7 +26,7 @@ export interface ScenarioPlan {
   readonly durationMs?: number;
 }
 
-type TargetKind = 'room' | 'device' | 'resident' | 'home' | 'device-room-or-home';
+type TargetKind = 'room' | 'device' | 'resident' | 'home' | 'device-room-or-home' | 'resident-or-room';
 
 interface ScenarioDef {
   readonly target: TargetKind;
@@ -37,6 +37,7 @@ interface ScenarioDef {
 interface Resolved {
   readonly homeId: string;
   readonly roomId?: string;
+  readonly residentId?: string;
   readonly devices: readonly Device[];
 }
 
@@ -186,6 +187,17 @@ const DEFS = {
   },
   fall: { ...residentShape(() => care.fall()), summary: 'resident falls out of bed' },
   wetness: { ...residentShape((o) => care.wetnessEpisode(num(o, 'peakPct', 10, 100))), summary: 'pad wetness rising to ~85 % until changed (clear the scenario)' },
+  call: {
+    target: 'resident-or-room',
+    summary: "press a call button: a resident's own (bedside nurse call, else a bed sensor or monitor), or a room's pull cord",
+    plan: (r) => {
+      const canCall = r.devices.filter((d) => (DEVICE_KINDS[d.kind].events as readonly string[]).includes('sos_button'));
+      // A room's own (room-level) pull cord or button first; a resident's nurse call before their monitors.
+      const order = (d: Device): number => (d.kind === 'nurse_call' ? 0 : 2) + (r.residentId === undefined && d.residentId !== undefined ? 1 : 0);
+      const button = [...need(canCall, 'call button', r.residentId ?? `${r.homeId}/${r.roomId}`)].sort((a, b) => order(a) - order(b))[0] as Device;
+      return { devices: [{ deviceId: button.id, shape: care.callButton() }], durationMs: care.CALL_PRESS_MS };
+    },
+  },
   'missed-turn': { ...residentShape(() => care.missedTurn()), summary: 'nobody turns the resident: no movement bursts' },
 } as const satisfies Record<string, ScenarioDef>;
 
@@ -206,17 +218,17 @@ function resolveTarget(kind: TargetKind, target: string, registry: RegistryIndex
   if (slash >= 0) {
     const homeId = target.slice(0, slash);
     const roomId = target.slice(slash + 1);
-    if (kind !== 'room' && kind !== 'device-room-or-home') throw new SimError('SIM_UNKNOWN_TARGET', `this scenario targets a ${kind}, not a room ("${target}")`);
+    if (kind !== 'room' && kind !== 'device-room-or-home' && kind !== 'resident-or-room') throw new SimError('SIM_UNKNOWN_TARGET', `this scenario targets a ${kind}, not a room ("${target}")`);
     if (registry.room(homeId, roomId) === undefined) throw new SimError('SIM_UNKNOWN_TARGET', `no room "${roomId}" in home "${homeId}"`);
     return { homeId, roomId, devices: registry.devicesOfRoom(homeId, roomId) };
   }
   const device = registry.device(target);
   if (device && (kind === 'device' || kind === 'device-room-or-home')) return { homeId: device.homeId, roomId: device.roomId, devices: [device] };
   const resident = registry.resident(target);
-  if (resident && kind === 'resident') return { homeId: resident.homeId, roomId: resident.roomId, devices: registry.devicesOfResident(resident.id) };
+  if (resident && (kind === 'resident' || kind === 'resident-or-room')) return { homeId: resident.homeId, roomId: resident.roomId, residentId: resident.id, devices: registry.devicesOfResident(resident.id) };
   const home = registry.home(target);
   if (home && (kind === 'home' || kind === 'device-room-or-home')) return { homeId: home.id, devices: registry.devicesOfHome(home.id) };
-  const what = kind === 'room' ? 'room as homeId/roomId' : kind === 'device-room-or-home' ? 'device, homeId/roomId or home' : kind;
+  const what = kind === 'room' ? 'room as homeId/roomId' : kind === 'device-room-or-home' ? 'device, homeId/roomId or home' : kind === 'resident-or-room' ? 'resident or homeId/roomId' : kind;
   throw new SimError('SIM_UNKNOWN_TARGET', `"${target}" is not a ${what} of the registry`);
 }
 

@@ -14,6 +14,8 @@ export interface Flags {
   readonly fall?: boolean;
   /** The glass of a manual call point is broken. */
   readonly callPoint?: boolean;
+  /** A call button, pull cord or pendant is pressed (`sos_button`). */
+  readonly call?: boolean;
   /** Connected but sends nothing (a hung monitor). */
   readonly mute?: boolean;
 }

@@ -1,6 +1,7 @@
 import { RP_RAW } from '../common/influx-schema.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeDeviceMessage } from '../contract/device-message.ts';
+import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import type { InfluxHttp } from './influx-http.ts';
 import { INFLUX_REJECTED, messageLine, rejectedLine, type IngestRejectCode } from './points.ts';
@@ -22,6 +23,8 @@ export interface InfluxWriterDeps {
   readonly http: InfluxHttp;
   readonly registry: RegistryIndex;
   readonly rejections: RejectionLog;
+  /** Counts and logs out-of-range readings (stored, flagged) per metric. */
+  readonly outOfRange?: RejectionLog<MetricName>;
   readonly logger: Logger;
   readonly now: () => number;
   /** Called after every checkpoint advance (ingest resumes MQTT reading if the spool has room). */
@@ -120,7 +123,13 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
         continue;
       }
       // Metrics refused one by one (the rest of the reading is kept) are rejections of their own.
-      if (msg.channel === 'telemetry') for (const d of msg.dropped) reject(d.code, d.reason, rec, d, out);
+      if (msg.channel === 'telemetry') {
+        for (const d of msg.dropped) reject(d.code, d.reason, rec, d, out);
+        for (const o of msg.outOfRange) {
+          const taken = o.atLimit ? `stored and evaluated at the limit ${o.limit}` : 'kept out of the reading, raw value stored';
+          deps.outOfRange?.record(o.metric, rec.topic, `${msg.device.id}: ${o.metric}=${o.value} ${o.side} the range limit ${o.limit}; ${taken}`);
+        }
+      }
       const r = messageLine(msg);
       if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false, rp: msg.channel === 'telemetry' ? RP_RAW : undefined });
       else reject(r.rejection.code, r.rejection.reason, rec, r.rejection, out);

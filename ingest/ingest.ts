@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../common/logger.ts';
+import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { FILTERS } from '../contract/topics.ts';
 import { createInfluxHttp, type InfluxHttp } from './influx-http.ts';
@@ -48,6 +49,9 @@ export interface IngestStats {
   readonly written: number;
   readonly rejected: Readonly<Partial<Record<IngestRejectCode, number>>>;
   readonly rejectedTotal: number;
+  /** Out-of-range readings stored with their flag, per metric (docs/protocol.md "Out-of-range readings"). */
+  readonly outOfRange: Readonly<Partial<Record<MetricName, number>>>;
+  readonly outOfRangeTotal: number;
   readonly spool: { readonly bytes: number; readonly segments: number; readonly checkpoint: number; readonly end: number; readonly commits: number; readonly truncatedTailBytes: number; readonly corruptSkipped: number };
   readonly mqtt: { readonly connected: boolean; readonly subscribed: boolean; readonly paused: boolean; readonly connections: number };
   readonly influx: { readonly failures: number; readonly failingSince: number | null; readonly lastError: string | null; readonly batches: number };
@@ -76,6 +80,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   let http: InfluxHttp | undefined;
   let server: Server | undefined;
   const rejections = createRejectionLog(logger.child({ component: 'rejections' }), now);
+  const outOfRange = createRejectionLog<MetricName>(logger.child({ component: 'out-of-range' }), now, 10, 10_000, 'out-of-range reading stored, flagged');
   let received = 0;
   let closing = false;
   let committing: Promise<void> | undefined;
@@ -145,6 +150,8 @@ export function createIngest(deps: IngestDeps): Ingest {
       written: ws?.written ?? 0,
       rejected: rejections.counts(),
       rejectedTotal: rejections.total(),
+      outOfRange: outOfRange.counts(),
+      outOfRangeTotal: outOfRange.total(),
       spool: {
         bytes: sp?.bytes ?? 0,
         segments: sp?.segments ?? 0,
@@ -192,6 +199,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         http,
         registry,
         rejections,
+        outOfRange,
         logger: logger.child({ component: 'influx-writer' }),
         now,
         onProgress,

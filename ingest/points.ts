@@ -84,6 +84,16 @@ export function messageLine(msg: Ok): LineResult {
         fields += `${escapeKey(name)}=${typeof v === 'boolean' ? (v ? 'true' : 'false') : fieldNumber(v)},`;
       }
       fields += `seq=${tp.seq}i`;
+      // Out-of-range readings (contract/metrics.ts): the raw value is kept next to the metric (which
+      // holds the limit on its danger side, or is absent), and the reading is flagged.
+      if (msg.outOfRange.length > 0) {
+        let names = '';
+        for (const o of msg.outOfRange) {
+          fields += `,${escapeKey(`${o.metric}_raw`)}=${fieldNumber(o.value)}`;
+          names += names === '' ? o.metric : `,${o.metric}`;
+        }
+        fields += `,out_of_range=${fieldString(names)}`;
+      }
       // The broker's receive stamp: device → broker latency per reading (GB 50440 timing).
       if (tp.brokerTs !== undefined) fields += `,broker_ts=${tp.brokerTs}i`;
       return { ok: true, line: `telemetry${baseTags}${tag('resident', d.residentId)}${tag('room', d.roomId)} ${fields} ${deviceTimeNs(tp.ts, tp.seq)}` };

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
@@ -70,6 +71,33 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   };
 
+  // Security headers on every reply fastify sends (pages, API, errors, 404), registered before
+  // any route. The page loads only its own files and socket.io's client from this origin (no CDN,
+  // no inline script or style: dashboards/app), so the CSP allows 'self' and nothing inline.
+  // frame-ancestors 'none' (clickjacking: an acknowledge button must not be framed), no-referrer
+  // (URLs carry home and resident ids), nosniff. No upgrade-insecure-requests: a home may reach
+  // the service over plain HTTP on its LAN, and the directive would then break every request.
+  void app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        // socket.io: polling over https/http and its WebSocket, same origin ('self' covers ws/wss, CSP 3).
+        connectSrc: ["'self'"],
+        mediaSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    frameguard: { action: 'deny' },
+  });
   // First, so that its onRoute hook sees every route registered after it (GET /api/openapi.json).
   void app.register(openapiRoutes, { title: 'carewatch alerts API', version: '1' });
   // Degraded (journal failing or full, broker away) answers 503 so a monitor notices; the body says why.

@@ -7,23 +7,41 @@ import type { RouteContext } from './app.ts';
 /**
  * Login is unauthenticated and scrypt (N=2^14, OWASP minimum) is deliberately expensive; it runs
  * in libuv's thread pool, which the alert journal's fsync shares. A flood of wrong passwords must
- * not starve the journal, so (docs/alerts.md "Login limits"):
+ * not starve the journal, and guessing must be slow, yet nobody may be able to keep a nurse off
+ * the page during a fire by typing her user name wrongly (docs/alerts.md "Login limits"):
  * - at most `maxConcurrent` verifications run at once, `maxQueued` wait; beyond that 503 AUTH_BUSY;
- * - `maxFailures` wrong passwords per username, and `ipMaxFailures` per client address, within
- *   `windowMs` lock further attempts (even with the right password) with 429 AUTH_RATE_LIMITED and
- *   Retry-After. The per-address limit is higher: a care home's staff share one NAT address.
- * No standard sets these numbers; they follow OWASP's authentication cheat sheet (throttle per
- * account and per source).
+ * - wrong passwords are counted per (username, client address): after `freeFailures` of them, that
+ *   pair must wait `baseDelayMs`, doubling per further failure up to `maxDelayMs`, before its next
+ *   attempt is checked (429 AUTH_RATE_LIMITED with Retry-After, password not checked). The same
+ *   username from another address is not affected: the duty desk always gets in.
+ * - per client address (all usernames), after `ipFreeFailures` the same back-off applies, so
+ *   spraying user names from one address is slowed too. Higher: a home's staff share one NAT address.
+ * There is deliberately no per-username lock: that is what let anyone lock staff out (issue 12).
+ * OWASP Authentication Cheat Sheet: throttle per account and source, do not lock accounts.
+ * No standard sets the numbers.
  */
 export interface LoginLimits {
   readonly maxConcurrent: number;
   readonly maxQueued: number;
-  readonly maxFailures: number;
-  readonly ipMaxFailures: number;
-  readonly windowMs: number;
+  /** Wrong passwords per (username, address) answered before the back-off starts (people mistype). */
+  readonly freeFailures: number;
+  /** Wrong passwords per address, all usernames, before the back-off starts. */
+  readonly ipFreeFailures: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  /** A failure record is forgotten after this long without failures. */
+  readonly forgetAfterMs: number;
 }
 
-export const DEFAULT_LOGIN_LIMITS: LoginLimits = { maxConcurrent: 2, maxQueued: 16, maxFailures: 5, ipMaxFailures: 20, windowMs: 60_000 };
+export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
+  maxConcurrent: 2,
+  maxQueued: 16,
+  freeFailures: 5,
+  ipFreeFailures: 20,
+  baseDelayMs: 1_000,
+  maxDelayMs: 15 * 60_000,
+  forgetAfterMs: 60 * 60_000,
+};
 /** Failure records kept at most (oldest forgotten first), so a spray of usernames cannot grow memory. */
 const MAX_TRACKED = 10_000;
 
@@ -43,25 +61,34 @@ function limiter(max: number, queued: number): <T>(task: () => Promise<T>) => Pr
   };
 }
 
-/** Failure timestamps per key within a sliding window. */
-function failureLog(windowMs: number): { count(key: string, now: number): { n: number; retryAfterMs: number }; add(key: string, now: number): void; clear(key: string): void } {
-  const log = new Map<string, number[]>();
-  const recent = (key: string, now: number): number[] => {
-    const list = (log.get(key) ?? []).filter((t) => t > now - windowMs);
-    if (list.length === 0) log.delete(key);
-    else log.set(key, list);
-    return list;
+/** Consecutive failures per key with exponential back-off after `free` of them. */
+function backoffLog(limits: LoginLimits): {
+  waitMs(key: string, free: number, now: number): number;
+  add(key: string, now: number): number;
+  clear(key: string): void;
+} {
+  const log = new Map<string, { n: number; last: number }>();
+  const current = (key: string, now: number): { n: number; last: number } | undefined => {
+    const f = log.get(key);
+    if (f !== undefined && now - f.last > limits.forgetAfterMs) {
+      log.delete(key);
+      return undefined;
+    }
+    return f;
   };
   return {
-    count(key, now) {
-      const list = recent(key, now);
-      return { n: list.length, retryAfterMs: list.length === 0 ? 0 : (list[0] ?? now) + windowMs - now };
+    waitMs(key, free, now) {
+      const f = current(key, now);
+      if (f === undefined || f.n < free) return 0;
+      const delay = Math.min(limits.maxDelayMs, limits.baseDelayMs * 2 ** Math.min(30, f.n - free));
+      return Math.max(0, f.last + delay - now);
     },
     add(key, now) {
-      const list = recent(key, now);
+      const n = (current(key, now)?.n ?? 0) + 1;
       log.delete(key); // re-insert: Map order is the eviction order
-      log.set(key, [...list, now]);
+      log.set(key, { n, last: now });
       while (log.size > MAX_TRACKED) log.delete(log.keys().next().value ?? '');
+      return n;
     },
     clear: (key) => void log.delete(key),
   };
@@ -73,18 +100,17 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: RouteContext): voi
   // names exist. Computed here, at startup, not synchronously inside the first unknown login.
   const dummyHash = hashSecret('not-a-user', USER_COST);
   const verifySlot = limiter(limits.maxConcurrent, limits.maxQueued);
-  const failures = failureLog(limits.windowMs);
+  const failures = backoffLog(limits);
 
   app.post<{ Body: LoginRequest; Reply: LoginResponse }>('/api/login', { schema: { body: LoginRequest } }, async (req, reply) => {
     const { username, password } = req.body;
-    const userKey = `u:${username}`;
+    // The pair, not the username alone: a per-username lock would let anyone lock a nurse out.
+    const pairKey = `u:${username}\u0000${req.ip}`;
     const ipKey = `ip:${req.ip}`;
     const now = ctx.clock.now();
-    const byUser = failures.count(userKey, now);
-    const byIp = failures.count(ipKey, now);
-    if (byUser.n >= limits.maxFailures || byIp.n >= limits.ipMaxFailures) {
-      const waitMs = Math.max(byUser.n >= limits.maxFailures ? byUser.retryAfterMs : 0, byIp.n >= limits.ipMaxFailures ? byIp.retryAfterMs : 0);
-      ctx.logger.warn({ username, ip: req.ip, code: 'AUTH_RATE_LIMITED' }, 'login rate limited');
+    const waitMs = Math.max(failures.waitMs(pairKey, limits.freeFailures, now), failures.waitMs(ipKey, limits.ipFreeFailures, now));
+    if (waitMs > 0) {
+      ctx.logger.warn({ username, ip: req.ip, waitMs, code: 'AUTH_RATE_LIMITED' }, 'login throttled');
       void reply.header('Retry-After', String(Math.max(1, Math.ceil(waitMs / 1000))));
       throw new AlertsError('AUTH_RATE_LIMITED');
     }
@@ -102,12 +128,12 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: RouteContext): voi
     const ok = await verifying;
     if (user === undefined || !ok) {
       const at = ctx.clock.now();
-      failures.add(userKey, at);
+      const n = failures.add(pairKey, at);
       failures.add(ipKey, at);
-      ctx.logger.info({ username, ip: req.ip, code: 'AUTH_INVALID_CREDENTIALS' }, 'login refused');
+      ctx.logger.info({ username, ip: req.ip, failures: n, code: 'AUTH_INVALID_CREDENTIALS' }, 'login refused');
       throw new AlertsError('AUTH_INVALID_CREDENTIALS');
     }
-    failures.clear(userKey);
+    failures.clear(pairKey);
     const actor = { username: user.username, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}) };
     const { token, expiresAt } = ctx.tokens.issue(actor, ctx.clock.now());
     return { token, expiresAt, user: { username: user.username, displayName: user.displayName, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}) } };

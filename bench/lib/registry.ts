@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEVICE_COST, USER_COST, hashSecret } from '../../common/secrets.ts';
+import { USER_COST, hashMachineSecret, hashSecret } from '../../common/secrets.ts';
 import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../../contract/registry.ts';
 
 /**
@@ -8,10 +8,10 @@ import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User }
  * and ten bedrooms). Per home: one manual call point (fire alerts at once), one vital-signs monitor
  * worn by one resident (care alerts), the rest smoke detectors (the telemetry load).
  *
- * Every device has its own id but all share ONE secret and therefore one salt+hash string. Hashing
- * 100,000 secrets at DEVICE_COST would take minutes for no benchmark value; sharing the hash does not
- * change what the broker does per connection (one scrypt verification per device id, cached by
- * username + password), so it is fair for a benchmark — never do this in a real site.
+ * Every device has its own id but all share ONE secret and therefore one salt+hash string. Sharing
+ * the hash does not change what the broker does per connection (one HMAC-SHA-256 per CONNECT, the
+ * machine-secret format of issue 12; no cache involved), so it is fair for a benchmark — never do
+ * this in a real site. FORMAT_VERSION 2: version 1 files held scrypt hashes (issue 6 figures).
  *
  * The file is cached under .tmp/bench/ keyed by size, so runs reuse it.
  */
@@ -20,7 +20,7 @@ export const BENCH_SERVICE_SECRET = 'bench-service-secret-77c1';
 export const BENCH_USER_PASSWORD = 'bench-user-password-5e2d';
 export const BENCH_SUBSCRIBER = 'svc-bench';
 export const BENCH_INTEGRATION = 'svc-bench-integration';
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 const BEDROOMS = 10;
 
 export interface BenchDevice {
@@ -45,8 +45,8 @@ export function homeId(i: number): string {
 
 function buildSite(devices: number, homes: number): SiteRegistry {
   const perHome = Math.max(3, Math.ceil(devices / homes));
-  const deviceHash = hashSecret(BENCH_DEVICE_SECRET, DEVICE_COST);
-  const serviceHash = hashSecret(BENCH_SERVICE_SECRET, DEVICE_COST);
+  const deviceHash = hashMachineSecret(BENCH_DEVICE_SECRET);
+  const serviceHash = hashMachineSecret(BENCH_SERVICE_SECRET);
   const userHash = hashSecret(BENCH_USER_PASSWORD, USER_COST);
   const site: SiteRegistry = { version: 1, name: `bench ${devices} devices / ${homes} homes`, homes: [], devices: [], residents: [], services: [], users: [] };
   let made = 0;

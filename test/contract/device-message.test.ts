@@ -15,11 +15,25 @@ describe('decodeDeviceMessage', () => {
 
   it('keeps the valid metrics of a reading and lists the refused ones with their reasons', () => {
     // A heat element past its range in a real fire must not take the smoke reading down with it.
-    const m = decodeDeviceMessage(smoke, bytes({ ts: 1, seq: 2, metrics: { smoke_obscuration_pct_per_m: 12.5, temperature_c: 260, spo2_pct: 97 } }), registry);
+    const m = decodeDeviceMessage(smoke, bytes({ ts: 1, seq: 2, metrics: { smoke_obscuration_pct_per_m: 12.5, temperature_c: 20, spo2_pct: 97 } }), registry);
     if (!m.ok || m.channel !== 'telemetry') throw new Error(`expected telemetry, got ${JSON.stringify(m)}`);
-    expect(m.payload.metrics).toEqual({ smoke_obscuration_pct_per_m: 12.5 });
-    expect(m.dropped.map((d) => d.code)).toEqual(['OUT_OF_RANGE', 'METRIC_NOT_ALLOWED']);
-    expect(m.dropped[0]?.reason).toMatch(/temperature_c.*260/);
+    expect(m.payload.metrics).toEqual({ smoke_obscuration_pct_per_m: 12.5, temperature_c: 20 });
+    expect(m.dropped.map((d) => d.code)).toEqual(['METRIC_NOT_ALLOWED']);
+    expect(m.dropped[0]?.reason).toMatch(/spo2_pct/);
+    expect(m.outOfRange).toEqual([]);
+  });
+
+  it('takes a heat reading past its range at the limit and flags it; a reading below range is kept out but flagged, not rejected', () => {
+    // A heat element past its range in a real fire reads "at least 200 °C": an alarm-level reading, never dropped.
+    const hot = decodeDeviceMessage(smoke, bytes({ ts: 1, seq: 2, metrics: { smoke_obscuration_pct_per_m: 12.5, temperature_c: 260 } }), registry);
+    if (!hot.ok || hot.channel !== 'telemetry') throw new Error(`expected telemetry, got ${JSON.stringify(hot)}`);
+    expect(hot.payload.metrics).toEqual({ smoke_obscuration_pct_per_m: 12.5, temperature_c: 200 });
+    expect(hot.outOfRange).toEqual([{ metric: 'temperature_c', value: 260, side: 'above', limit: 200, atLimit: true }]);
+    expect(hot.dropped).toEqual([]);
+    const cold = decodeDeviceMessage(smoke, bytes({ ts: 1, seq: 3, metrics: { temperature_c: -90 } }), registry);
+    if (!cold.ok || cold.channel !== 'telemetry') throw new Error(`expected telemetry, got ${JSON.stringify(cold)}`);
+    expect(cold.payload.metrics).toEqual({});
+    expect(cold.outOfRange).toEqual([{ metric: 'temperature_c', value: -90, side: 'below', limit: -40, atLimit: false }]);
   });
 
   it('rejects a reading none of whose metrics pass, with the first reason', () => {

@@ -59,6 +59,25 @@ describe('CLI → control API → scenario', () => {
     expect(sim.scenario.list()).toEqual([]);
   });
 
+  it("presses a call button from the command line: a resident's bedside nurse call, or a bathroom's pull cord", async () => {
+    const isSos = (deviceId: string) => (m: { topic: string; payload: Buffer }) =>
+      m.topic === deviceTopic('h02', deviceId, 'event') && (JSON.parse(m.payload.toString()) as { type: string }).type === 'sos_button';
+    const byResident = await cli('call', 'h02-p01');
+    expect(byResident.stderr).toBe('');
+    expect(byResident.code).toBe(0);
+    expect((JSON.parse(byResident.stdout) as { devices: string[] }).devices).toEqual(['h02-nc-p01']);
+    await obs.waitFor(isSos('h02-nc-p01'), 'sos_button from h02-nc-p01');
+    const byRoom = await cli('call', 'h02', 'f1-bath');
+    expect(byRoom.code).toBe(0);
+    await obs.waitFor(isSos('h02-nc-f1-bath'), 'sos_button from h02-nc-f1-bath');
+    // A press is momentary: the scenario ends by itself.
+    clock.advance(5_000);
+    expect(sim.scenario.list().filter((s) => s.name === 'call')).toEqual([]);
+    const nobody = await cli('call', 'h02-nobody');
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain('SIM_UNKNOWN_TARGET');
+  });
+
   it('bad arguments exit 2 with the usage; an unknown room exits 1 with the stable code; list prints the devices', async () => {
     const [bad, unknown, list] = await Promise.all([cli('fire', 'h02'), cli('fire', 'h02', 'r999'), cli('list')]);
     expect(bad.code).toBe(2);

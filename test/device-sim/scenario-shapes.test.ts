@@ -132,6 +132,17 @@ describe('fire shapes', () => {
     expect(events(steps)).toEqual(['manual_call_point']);
   });
 
+  it("a call presses one button: the resident's nurse call, or the room's own pull cord; sos_button once", () => {
+    expect(planScenario(registry, 'call', 'h01-p01').devices.map((d) => d.deviceId)).toEqual(['h01-nc-p01']);
+    expect(planScenario(registry, 'call', 'h01/f1-bath').devices.map((d) => d.deviceId)).toEqual(['h01-nc-f1-bath']);
+    // h02 room 103: the free bed's room-level button before the resident's own.
+    expect(planScenario(registry, 'call', 'h02/r103').devices.map((d) => d.deviceId)).toEqual(['h02-nc-r103-b']);
+    expect(planScenario(registry, 'call', 'h01-p01').durationMs).toBe(5 * S);
+    expect(() => planScenario(registry, 'call', 'h01/kitchen')).toThrow(/no call button/);
+    const steps = scenario('call', 'h01-p01', 'h01-nc-p01', 3 * MIN, MIN);
+    expect(events(steps)).toEqual(['sos_button']);
+  });
+
   it('an electrical fault drives residual current past 400 mA; a gas leak past 25 %LEL; the water main below 0.15 MPa', () => {
     const ef = scenario('electrical-fault', 'h01', 'h01-ef-plant', 3 * MIN);
     expect(firstAt(ef, (s) => num(s.s, 'residual_current_ma') >= 400)).toBeLessThanOrEqual(120);
@@ -202,6 +213,7 @@ describe('care shapes', () => {
       stuck: 'h02-vs-p01', hover: 'h02-vs-p01', 'detector-fault': 'h02-ef-plant', 'low-battery': 'h02-wet-p01', silent: 'h02-bed-p01', offline: 'h02-sd-r101',
       'home-offline': 'h02', 'electrical-fault': 'h02', 'gas-leak': 'h02', 'water-pressure-drop': 'h02', desaturation: 'h02-p01', 'artefact-dip': 'h02-p01',
       bradycardia: 'h02-p01', tachycardia: 'h02-p01', fever: 'h02-p01', 'bed-exit': 'h02-p01', fall: 'h02-p01', wetness: 'h02-p01', 'missed-turn': 'h02-p01',
+      call: 'h02-p01',
     };
     expect(Object.keys(targets).sort()).toEqual([...SCENARIO_NAMES].sort());
     for (const name of SCENARIO_NAMES) {

@@ -79,3 +79,12 @@ describe('rejectedLine', () => {
     expect(l).toBe('rejected,code=BAD_TOPIC payload="\ufffd\\"\\\\",reason="r",topic="a" 1000000');
   });
 });
+
+describe('out-of-range readings (issue 11)', () => {
+  it('stores the limit on the danger side, the raw value next to it, and the flag; the other side only raw', () => {
+    const hot = line('h01', 'h01-sd-r101', 'telemetry', { ts: 1_767_225_600_000, seq: 1, metrics: { temperature_c: 999, smoke_obscuration_pct_per_m: 0.1 } });
+    expect(hot).toBe('telemetry,device=h01-sd-r101,home=h01,kind=smoke_detector,room=r101 temperature_c=200,smoke_obscuration_pct_per_m=0.1,seq=1i,temperature_c_raw=999,out_of_range="temperature_c" 1767225600000000001');
+    const cold = line('h01', 'h01-sd-r101', 'telemetry', { ts: 1_767_225_600_000, seq: 2, metrics: { temperature_c: -80, smoke_obscuration_pct_per_m: -3 } });
+    expect(cold).toBe('telemetry,device=h01-sd-r101,home=h01,kind=smoke_detector,room=r101 seq=2i,temperature_c_raw=-80,smoke_obscuration_pct_per_m_raw=-3,out_of_range="temperature_c,smoke_obscuration_pct_per_m" 1767225600000000002');
+  });
+});

@@ -32,7 +32,6 @@ const BAD: Array<{ code: string; topic: string; payload: string | Buffer }> = [
   // Past the device limit plus the broker's receive stamp (which only a carewatch broker adds).
   { code: 'OVERSIZED', topic, payload: Buffer.alloc(MAX_DEVICE_PAYLOAD_BYTES + BROKER_STAMP_MAX_BYTES + 1, 0x20) },
   { code: 'METRIC_NOT_ALLOWED', topic, payload: JSON.stringify({ ts: BASE_TS, seq: 1, metrics: { spo2_pct: 97 } }) },
-  { code: 'OUT_OF_RANGE', topic, payload: JSON.stringify({ ts: BASE_TS, seq: 1, metrics: { temperature_c: 999 } }) },
   { code: 'SCHEMA', topic, payload: JSON.stringify({ ts: BASE_TS, metrics: { temperature_c: 20 } }) },
 ];
 
@@ -82,6 +81,40 @@ describe('ingest, acceptance: invalid messages', () => {
     expect(new Set(logged.map((l) => l.code))).toEqual(new Set(BAD.map((b) => b.code)));
     expect(logged[0]?.topic).toBeTypeOf('string');
     expect(logged[0]?.reason).toBeTypeOf('string');
+  });
+
+  it('stores out-of-range readings flagged (the limit on the danger side, the raw value always), counts and logs them, rejects none', async () => {
+    const { url, database } = testInflux('oor');
+    broker = await startTestBroker();
+    const { logger, lines } = captureLogger('warn');
+    ingest = await startIngest({ mqttUrl: broker.url, influxUrl: url, influxDb: database }, logger);
+    client = await mqtt.connectAsync(broker.url, { clientId: 'tester', protocolVersion: 4 });
+    const gas = deviceTopic('h01', 'h01-gd-kitchen', 'telemetry');
+    await client.publishAsync(topic, JSON.stringify({ ts: BASE_TS + 1, seq: 1, metrics: { temperature_c: 999, smoke_obscuration_pct_per_m: 0.1 } }), { qos: 1 });
+    // Below range, and nothing else in the reading: still stored (raw, flagged), not rejected.
+    await client.publishAsync(topic, JSON.stringify({ ts: BASE_TS + 2, seq: 2, metrics: { temperature_c: -80 } }), { qos: 1 });
+    await client.publishAsync(gas, JSON.stringify({ ts: BASE_TS + 3, seq: 3, metrics: { gas_lel_pct: 140 } }), { qos: 1 });
+    await client.publishAsync(topic, valid(4), { qos: 1 });
+
+    const rows = await waitFor('flagged points', async () => {
+      const s = await influxQuery(url, database, `SELECT temperature_c, temperature_c_raw, smoke_obscuration_pct_per_m, gas_lel_pct, gas_lel_pct_raw, out_of_range, seq FROM telemetry WHERE home = 'h01'`);
+      const values = s[0]?.values ?? [];
+      return values.length === 4 ? values : undefined;
+    });
+    const bySeq = new Map(rows.map((r) => [r[7] as number, r.slice(1, 7)]));
+    expect(bySeq.get(1)).toEqual([200, 999, 0.1, null, null, 'temperature_c']);
+    expect(bySeq.get(2)).toEqual([null, -80, null, null, null, 'temperature_c']);
+    expect(bySeq.get(3)).toEqual([null, null, null, 100, 140, 'gas_lel_pct']);
+    expect(bySeq.get(4)).toEqual([21, null, 0.1, null, null, null]);
+    const stats = await waitFor('counted', () => {
+      const s = ingest?.stats();
+      return s !== undefined && s.outOfRangeTotal === 3 ? s : undefined;
+    });
+    expect(stats.outOfRange).toEqual({ temperature_c: 2, gas_lel_pct: 1 });
+    expect(stats.rejectedTotal).toBe(0);
+    const logged = lines.filter((l) => l.msg === 'out-of-range reading stored, flagged');
+    expect(logged.map((l) => l.code)).toEqual(['temperature_c', 'temperature_c', 'gas_lel_pct']);
+    expect(logged[0]?.reason).toContain('temperature_c=999 above the range limit 200; stored and evaluated at the limit 200');
   });
 
   it('records points InfluxDB refuses (field type conflict) as INFLUX_REJECTED without wedging', async () => {

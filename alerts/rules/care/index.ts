@@ -5,6 +5,7 @@ import { createContinenceRule } from './continence-rule.ts';
 import { createNews2Rule } from './news2-rule.ts';
 import { createNoDataRule } from './no-data-rule.ts';
 import { createRepositionRule } from './reposition-rule.ts';
+import { createSosRule } from './sos-rule.ts';
 import { createVitalsRule, type VitalsRuleOptions } from './vitals-rule.ts';
 
 /**
@@ -25,6 +26,8 @@ export interface CareRulesOptions {
 export function careRules(opts: CareRulesOptions = {}): Rule[] {
   // Each rule is typed by its own state; the engine treats state as opaque JSON.
   return [
+    // First: a call for help is the most urgent care input.
+    createSosRule(),
     createNews2Rule(opts.news2),
     createVitalsRule(opts.vitals),
     createBedRule(opts.bed),
@@ -44,3 +47,4 @@ export { createBedRule, BED_RULE_ID, type BedRuleState } from './bed-rule.ts';
 export { createContinenceRule, CONTINENCE_RULE_ID, CONTINENCE_SIGNAL_RULE, type ContinenceState } from './continence-rule.ts';
 export { createRepositionRule, REPOSITION_RULE_ID, TURN_SIGNAL_RULE, type RepositionState } from './reposition-rule.ts';
 export { createNoDataRule, NO_DATA_RULE_ID, type NoDataState } from './no-data-rule.ts';
+export { createSosRule, sosSignals, SOS_RULE_ID, SOS_SIGNAL_RULE, SOS_KINDS, type SosState } from './sos-rule.ts';

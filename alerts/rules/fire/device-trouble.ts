@@ -1,7 +1,8 @@
 import { DEVICE_KINDS } from '../../../contract/device-kinds.ts';
-import type { MetricName } from '../../../contract/metrics.ts';
+import { METRICS, type MetricName, type MetricSpec } from '../../../contract/metrics.ts';
 import type { Device } from '../../../contract/registry.ts';
 import type { Severity } from '../../../contract/payloads.ts';
+import { outOfRangeOf } from '../input-range.ts';
 import type { Rule, RuleContext, RuleInput, RuleResult, Signal } from '../types.ts';
 import { newLatch, stepAbove, stepBelow, type Latch } from './latch.ts';
 import { fmt, troubleSignal, type Text } from './signals.ts';
@@ -11,7 +12,8 @@ import { threshold } from './thresholds.ts';
  * Trouble signals (NFPA 72 §3.3 trouble signal: a fault in a monitored circuit or component),
  * category `device`, never latching: each clears itself when the fault is gone. Covers every
  * device kind: low battery, tamper, reported faults, failed self-test, a dirty smoke detector
- * (clean-air baseline drifted up) and a sensor stuck at one value.
+ * (clean-air baseline drifted up), a sensor stuck at one value, and a sensor that keeps reporting
+ * values outside its plausible range (contract/metrics.ts).
  * Loss of communication is in supervision.ts.
  */
 export interface TroubleState {
@@ -27,6 +29,8 @@ export interface TroubleState {
   dl?: Latch;
   /** Stuck sensors: metric → `[last value, platform ms it was first seen, raised 0|1]`. */
   sk?: Record<string, [number, number, number]>;
+  /** Out-of-range readings: metric → `[platform ms of the latest ones within the window (at most OOR_COUNT), raised 0|1]`. */
+  or?: Record<string, [number[], number]>;
 }
 export type DeviceTroubleState = Record<string, TroubleState>;
 
@@ -47,6 +51,67 @@ const DIRTY_HOLD_MS = 10 * 60_000;
 const STUCK_METRICS: readonly MetricName[] = ['temperature_c', 'cable_temp_c', 'smoke_obscuration_pct_per_m'];
 /** A clean-air smoke reading of 0.0 is legitimately constant; a frozen non-clean reading is not. */
 const SMOKE_STUCK_MIN = 0.5;
+
+/**
+ * A sensor reporting outside its plausible range OOR_COUNT times within OOR_WINDOW_MS is faulty
+ * (or saturated) and needs a person: EN 54-2 §8 requires a fault that affects detection to be
+ * signalled, within 100 s of its occurrence (§8.2.1). Three readings are 20 s of a 10 s fire
+ * detector and 10 s of a 5 s care monitor, inside those 100 s, while one stray value (a radio or
+ * ADC glitch) raises nothing; the 10 min window still catches a sensor that fails only now and
+ * then, and a 60 s device (three reports in 2 min). Each single reading is already taken at its
+ * limit where that can mean danger, and counted at ingest. Clears once the metric reads inside
+ * its range again after a whole window without an out-of-range value.
+ */
+export const OOR_COUNT = 3;
+export const OOR_WINDOW_MS = 10 * 60_000;
+
+function rangeText(metric: MetricName): string {
+  const spec: MetricSpec = METRICS[metric];
+  return `${spec.min ?? ''}…${spec.max ?? ''} ${spec.unit}`.trim();
+}
+
+function outOfRangeTrouble(input: Extract<RuleInput, { type: 'telemetry' }>, prev: TroubleState, st: TroubleState, c: { device: Device; ctx: RuleContext; sourceTs: number; receivedTs: number }, signals: Signal[]): void {
+  const d = input.device;
+  const flagged = outOfRangeOf(input);
+  if (flagged.length === 0 && prev.or === undefined) return;
+  const or: Record<string, [number[], number]> = { ...(prev.or ?? {}) };
+  const seen = new Set<string>();
+  for (const o of flagged) {
+    seen.add(o.metric);
+    const [times, on] = or[o.metric] ?? [[], 0];
+    const recent = [...times.filter((t) => input.now - t < OOR_WINDOW_MS), input.now].slice(-OOR_COUNT);
+    let raised = on;
+    if (on === 0 && recent.length >= OOR_COUNT) {
+      raised = 1;
+      const unit = METRICS[o.metric].unit;
+      const taken = o.atLimit ? { zh: `按 ${o.limit} ${unit} 处理`, en: `taken as ${o.limit} ${unit}` } : { zh: '读数未采用', en: 'readings not used' };
+      signals.push(
+        troubleSignal(
+          'out_of_range',
+          faultSeverity(d),
+          { ...c, active: true, value: o.value },
+          {
+            zh: `设备 ${d.id} 读数超出量程：${o.metric}=${o.value}（量程 ${rangeText(o.metric)}），${OOR_WINDOW_MS / 60_000} 分钟内 ${OOR_COUNT} 次，${taken.zh}；疑似传感器故障`,
+            en: `device ${d.id} reading out of range: ${o.metric} = ${o.value} (range ${rangeText(o.metric)}), ${OOR_COUNT} times within ${OOR_WINDOW_MS / 60_000} min, ${taken.en}; sensor suspect`,
+          },
+          `:${o.metric}`,
+        ),
+      );
+    }
+    or[o.metric] = [recent, raised];
+  }
+  for (const [metric, [times, on]] of Object.entries(prev.or ?? {})) {
+    // Cleared only by the metric reading inside its range after a quiet window.
+    if (seen.has(metric) || input.metrics[metric as MetricName] === undefined) continue;
+    if (input.now - (times.at(-1) ?? 0) < OOR_WINDOW_MS) continue;
+    delete or[metric];
+    if (on === 1) {
+      signals.push(troubleSignal('out_of_range', faultSeverity(d), { ...c, active: false }, { zh: `设备 ${d.id} 读数 ${metric} 恢复正常量程`, en: `device ${d.id} reading ${metric} back in range` }, `:${metric}`));
+    }
+  }
+  if (Object.keys(or).length > 0) st.or = or;
+  else delete st.or;
+}
 
 function updateBaseline(prev: [number, number] | undefined, x: number, now: number): [number, number] {
   if (prev === undefined) return [x, now];
@@ -114,6 +179,7 @@ function telemetry(input: Extract<RuleInput, { type: 'telemetry' }>, prev: Troub
     }
     st.sk = sk;
   }
+  outOfRangeTrouble(input, prev, st, c, signals);
   return { st, signals };
 }
 

@@ -1,3 +1,4 @@
+import { METRICS } from '../../../contract/metrics.ts';
 import { newLatch, stepAbove, stepLatch, type Edge, type Latch } from './latch.ts';
 import { pushSample, slopePerMin, windowSamples } from './slope.ts';
 
@@ -61,7 +62,10 @@ export function stepHeat(prev: HeatState, ts: number, tempC: number, now: number
   const span = n >= 2 ? (fit[fit.length - 2] as number) - (fit[0] as number) : 0;
   const slope = n >= ROR_MIN_SAMPLES && span >= lim.windowMs * ROR_MIN_SPAN ? slopePerMin(fit) : undefined;
 
-  const fixed = stepAbove(prev.f, tempC, lim.fixedC, lim.fixedClearC, now, { ...FIXED_HOLD, clearHoldMs: CLEAR_HOLD_MS });
+  // A reading at the top of the element's range is a saturated element (the decoder takes a value
+  // past 200 °C at 200 °C): at least the fixed level, even where a device sets its level above it.
+  const fixedInput = tempC >= METRICS.temperature_c.max ? Math.max(tempC, lim.fixedC) : tempC;
+  const fixed = stepAbove(prev.f, fixedInput, lim.fixedC, lim.fixedClearC, now, { ...FIXED_HOLD, clearHoldMs: CLEAR_HOLD_MS });
   // Without enough samples neither set nor clear: a gap in reporting changes nothing.
   const ror =
     slope === undefined

@@ -19,7 +19,9 @@ import { troubleSignal } from './signals.ts';
  *
  * A device counts as "down" for the home check once it has missed two reports (2 × telemetry
  * interval) — earlier than its heartbeat budget — so a home-wide loss is recognised before the
- * per-device budgets run out. While ≥ 50 % of a home is down but not yet 80 %, per-device troubles
+ * per-device budgets run out. Slow reporters not yet heard since the silence began and not yet
+ * quiet for two periods are left out of the fraction (undecided), so a home's 60 s call buttons do
+ * not hold back the recognition that its 5–10 s detectors and monitors have all gone quiet. While ≥ 50 % of a home is down but not yet 80 %, per-device troubles
  * are held back for up to 60 s (never past NFPA 72's 200 s) to let the home picture settle.
  *
  * All times are the engine's clock (`input.now`): device clocks may be skewed; silence is about
@@ -103,13 +105,28 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
   for (const home of ctx.registry.site.homes) {
     const devices = ctx.registry.devicesOfHome(home.id);
     let down = 0;
+    // When the latest of the down devices was last heard: the silence began about then.
+    let since = -Infinity;
     for (const dev of devices) {
       const e = (d[dev.id] ??= [now, -1, 0, -1]);
-      if (e[1] >= 0 || now - e[0] > quietMs(dev)) down++;
+      if (e[1] >= 0 || now - e[0] > quietMs(dev)) {
+        down++;
+        since = Math.max(since, e[0]);
+      }
     }
-    const frac = devices.length === 0 ? 0 : down / devices.length;
+    // A slow reporter (a call button every 60 s) silent since before that, and not yet for two of
+    // its periods, cannot tell yet whether the home is down: it is left out of the fraction rather
+    // than counted as up, so slow devices do not delay a home-wide loss. One that reported after
+    // the silence began is evidence the home is up and counts.
+    let undecided = 0;
+    if (down > 0) for (const dev of devices) {
+      const e = d[dev.id] as [number, number, number, number];
+      if (e[1] < 0 && now - e[0] <= quietMs(dev) && e[0] <= since) undecided++;
+    }
+    const judged = devices.length - undecided;
+    const frac = judged === 0 ? 0 : down / judged;
     const latch = h[home.id] ?? newLatch();
-    const step = stepLatch(latch, frac >= HOME_SET_FRACTION && devices.length >= HOME_MIN_DEVICES, frac < HOME_CLEAR_FRACTION, now, { clearHoldMs: HOME_CLEAR_HOLD_MS });
+    const step = stepLatch(latch, frac >= HOME_SET_FRACTION && judged >= HOME_MIN_DEVICES, frac < HOME_CLEAR_FRACTION, now, { clearHoldMs: HOME_CLEAR_HOLD_MS });
     h[home.id] = step.latch;
     if (step.edge !== undefined) signals.push(homeSignal(home.id, ctx, step.edge === 'set', now, down, devices.length));
     if (step.edge === 'clear') {

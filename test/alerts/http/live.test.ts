@@ -32,7 +32,7 @@ describe('GET /api/live/home/:homeId', () => {
     const res = await fx.app.inject({ url: '/api/live/home/h01', headers: fx.auth('staff-h01') });
     expect(res.statusCode).toBe(200);
     const live = res.json() as HomeLive;
-    expect(live.devices).toHaveLength(46);
+    expect(live.devices).toHaveLength(82);
     const r101 = live.devices.find((d) => d.id === 'h01-sd-r101');
     expect(r101).toMatchObject({ online: true, silent: false, lastSeen: NOW - 10_000, values: { smoke_obscuration_pct_per_m: 0.5, temperature_c: 23, battery_pct: 90 } });
     // Last reading an hour ago is beyond a smoke detector's 90 s heartbeat budget.

@@ -1,3 +1,4 @@
+import type { DeviceKind } from '../../../contract/device-kinds.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,7 +138,8 @@ export function homeReadings(homeId: string, now: number): string[] {
     const tags = `home=${d.homeId},device=${d.id},kind=${d.kind},room=${d.roomId}${d.residentId ? `,resident=${d.residentId}` : ''}`;
     lines.push(`status,home=${d.homeId},device=${d.id},kind=${d.kind} online=true ${now - 600_000}`);
     const n = Number(d.id.replace(/\D/g, '').slice(-2)) || 1;
-    const fields: Record<string, string> = {
+    // Every kind (a new kind must be added here, or this does not typecheck).
+    const fields: Record<DeviceKind, string> = {
       smoke_detector: `smoke_obscuration_pct_per_m=0.${n % 5},temperature_c=${21 + (n % 4)},battery_pct=93`,
       heat_detector: `temperature_c=${24 + (n % 3)},battery_pct=88`,
       manual_call_point: 'battery_pct=97',
@@ -147,6 +149,7 @@ export function homeReadings(homeId: string, now: number): string[] {
       vital_signs_monitor: `heart_rate_bpm=${68 + (n % 17)},spo2_pct=${94 + (n % 5)},resp_rate_bpm=${14 + (n % 6)},body_temp_c=36.${4 + (n % 5)}`,
       bed_sensor: `bed_occupied=${n % 7 !== 3},movement_index=${n % 9}`,
       wetness_sensor: `wetness_pct=${(n * 13) % 60}`,
+      nurse_call: `battery_pct=${80 + (n % 20)},rssi_dbm=-${60 + (n % 20)}`,
     };
     for (let i = 0; i < 24; i++) {
       const f = d.kind === 'vital_signs_monitor' ? fields[d.kind]!.replace(/heart_rate_bpm=(\d+)/, (_, v: string) => `heart_rate_bpm=${Number(v) + Math.round(6 * Math.sin(i / 3))}`) : fields[d.kind]!;

@@ -5,7 +5,7 @@ import { DAY, MIN, NORMAL_VITALS, S, ctx, merge, run, stream, tick } from './str
 describe('careRules()', () => {
   it('lists each care rule once, with plain-JSON initial states', () => {
     const rules = careRules();
-    expect(rules.map((r) => r.id)).toEqual(['care_news2', 'care_vitals', 'care_bed', 'care_continence', 'care_reposition', 'care_no_data']);
+    expect(rules.map((r) => r.id)).toEqual(['care_sos', 'care_news2', 'care_vitals', 'care_bed', 'care_continence', 'care_reposition', 'care_no_data']);
     for (const r of rules) expect(JSON.parse(JSON.stringify(r.initialState()))).toEqual(r.initialState());
   });
 
