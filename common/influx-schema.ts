@@ -58,7 +58,7 @@ const NUMERIC = METRIC_NAMES.filter((m) => METRICS[m].type === 'number');
 const BOOLEAN = METRIC_NAMES.filter((m) => METRICS[m].type === 'boolean');
 
 /** Field of the aggregate: `mean_temperature_c`, `max_temperature_c`, `last_bed_occupied`, … */
-export function rollupField(aggregate: 'mean' | 'min' | 'max' | 'last', metric: string): string {
+export function rollupField<A extends 'mean' | 'min' | 'max' | 'last', M extends string>(aggregate: A, metric: M): `${A}_${M}` {
   return `${aggregate}_${metric}`;
 }
 
