@@ -1,13 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createManualClock } from '../../../common/clock.ts';
 import { careStateOf, createCareStateView, reduceCare, type CareRecord } from '../../../alerts/http/care-state.ts';
-import type { ResidentCareState } from '../../../alerts/http/live.ts';
+import type { HomeLive, ResidentCareState } from '../../../alerts/http/live.ts';
 import { createEngine } from '../../../alerts/engine.ts';
 import { careRules } from '../../../alerts/rules/care/index.ts';
 import { NEWS2_RULE_ID, type News2Score, type News2State } from '../../../alerts/rules/care/news2-rule.ts';
 import { REPOSITION_RULE_ID, type RepositionState } from '../../../alerts/rules/care/reposition-rule.ts';
 import type { Fact } from '../../../alerts/rules/facts.ts';
 import type { RuleInput } from '../../../alerts/rules/types.ts';
+import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
+import { loginToken, startAlerts, tempDir } from '../support/harness.ts';
 
 /** The dashboard's care state per resident, kept from the care rules' facts (alerts/http/care-state.ts). */
 const registry = demoRegistry();
@@ -136,5 +139,47 @@ describe('the care-state view', () => {
     const seeded = createCareStateView();
     seeded.onFacts(restarted.standingFacts());
     for (const id of residents) expect(seeded.residentCareState(id), id).toEqual(view.residentCareState(id));
+  });
+});
+
+describe('the care state on the live API', () => {
+  const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
+  afterAll(async () => {
+    for (const d of dirs) await d.remove();
+  });
+
+  it('shows the NEWS2 score and the next turn from the rules\' facts, and the same again after a restart', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const influx = testInflux('care_view');
+    const clock = createManualClock(T0);
+    const vs = registry.device('h01-vs-p01')!;
+    const bedSensor = registry.device('h01-bed-p01')!;
+    const live = async (alerts: Awaited<ReturnType<typeof startAlerts>>): Promise<HomeLive['residents'][number] | undefined> => {
+      const token = await loginToken(alerts, 'staff-h01');
+      const res = await alerts.app.inject({ url: '/api/live/home/h01', headers: { authorization: `Bearer ${token}` } });
+      expect(res.statusCode).toBe(200);
+      return (res.json() as HomeLive).residents.find((r) => r.id === 'h01-p01');
+    };
+    const first = await startAlerts({ influx, stateDir: dir.path, clock, rules: careRules() });
+    let before: HomeLive['residents'][number] | undefined;
+    try {
+      first.handleInput({ type: 'telemetry', now: T0, device: bedSensor, ts: T0, receivedTs: T0, metrics: { bed_occupied: true, movement_index: 3 } });
+      // HR 95 → 1, RR 21 → 2: NEWS2 3 once the 30-s span of readings is there.
+      for (let t = T0; t <= T0 + 60_000; t += 5000) {
+        clock.set(t);
+        first.handleInput({ type: 'telemetry', now: t, device: vs, ts: t, receivedTs: t, metrics: { heart_rate_bpm: 95, resp_rate_bpm: 21, spo2_pct: 97, body_temp_c: 37 } });
+      }
+      before = await live(first);
+      expect(before).toMatchObject({ news2: { aggregate: 3, partial: true }, nextTurnDueAt: T0 + 120 * MIN });
+    } finally {
+      await first.close();
+    }
+    const second = await startAlerts({ influx, stateDir: dir.path, clock, rules: careRules() });
+    try {
+      expect(await live(second)).toEqual(before);
+    } finally {
+      await second.close();
+    }
   });
 });

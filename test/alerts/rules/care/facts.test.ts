@@ -35,7 +35,8 @@ describe('NEWS2 rule facts', () => {
   const rule = createNews2Rule();
 
   it("reports each new score of a resident as the state's score, and nothing when the score stays as it was", () => {
-    const run = steps(rule, merge(stream(VS, DAY, DAY + 2 * MIN, () => NORMAL_VITALS), ticks(DAY + 2 * MIN, DAY + 3 * MIN, 10 * S)));
+    // Readings for 2 min, then ticks until the values are stale (5 min): a tick that finds them gone changes the score.
+    const run = steps(rule, merge(stream(VS, DAY, DAY + 2 * MIN, () => NORMAL_VITALS), ticks(DAY + 2 * MIN, DAY + 9 * MIN, 10 * S)));
     const scored = run.filter((s) => s.facts !== undefined);
     expect(scored.length).toBeGreaterThan(0);
     for (const s of scored) {
@@ -51,6 +52,9 @@ describe('NEWS2 rule facts', () => {
     // The ticks after the readings stop find the same score until the readings go stale: no facts.
     const quietTicks = run.filter((s) => s.input.type === 'tick' && s.input.now < DAY + 2 * MIN + 30 * S);
     expect(quietTicks.every((s) => s.facts === undefined)).toBe(true);
+    const staleTicks = run.filter((s) => s.input.type === 'tick' && s.facts !== undefined);
+    expect(staleTicks.length).toBeGreaterThan(0);
+    expect(run[run.length - 1]!.state.scores['h01-p01']?.missing).toContain('pulse');
   });
 
   it('reports the score a staff observation changes, and its standing facts list every score held', () => {
