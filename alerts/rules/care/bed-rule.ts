@@ -13,6 +13,7 @@ import { BED_RULE_DEFAULTS, type BedRuleConfig } from './config.ts';
  * - `bed_return` or `bed_occupied: true` clears both.
  * - A `fall` event is an emergency at any hour (`fall:<residentId>`, critical, escalate at once),
  *   latching: a person must resolve it after seeing the resident.
+ * Facts (alerts/rules/facts.ts): a `bed` fact when the presence changes or is first known.
  */
 
 export const BED_RULE_ID = 'care_bed';
@@ -78,6 +79,7 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
         });
       }
       const t = trackBed(next.beds, input);
+      const facts = t?.fact !== undefined ? [t.fact] : undefined;
       if (t?.transition === 'exit') {
         const at = Math.min(input.ts, input.now);
         const night = isNight(at);
@@ -103,7 +105,7 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
       }
       const exit = next.exits[resident.id];
       if (exit !== undefined && !exit.escalated) checkLong(resident, exit, next, input.now, input.ts, cfg, isNight, ctx, signals);
-      return { state: next, signals };
+      return { state: next, signals, facts };
     },
   };
 }
