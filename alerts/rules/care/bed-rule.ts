@@ -67,16 +67,19 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
         receivedTs: input.receivedTs,
       };
       if (input.type === 'event' && input.event.type === 'fall') {
-        signals.push({
+        const fall = {
           ...base,
           key: `fall:${resident.id}`,
           rule: 'fall',
-          severity: 'critical',
-          active: true,
+          severity: 'critical' as const,
           latching: true,
           escalateNow: true,
           message: { zh: `${label.zh}：检测到跌倒，请立即前往`, en: `${label.en}: fall detected, go now` },
-        });
+        };
+        // A fall is an event, not a lasting condition: asserted and cleared at once, so the alert
+        // latches until a person resolves it, and a resolved fall is not raised again by the
+        // lifecycle's re-raise hold, which is for conditions that are still active (as for SOS).
+        signals.push({ ...fall, active: true }, { ...fall, active: false });
       }
       const t = trackBed(next.beds, input);
       const facts = t?.fact !== undefined ? [t.fact] : undefined;
