@@ -9,7 +9,7 @@ import type { AlertsConfig } from './config.ts';
 import { createEngine, type Engine, type RuleStates } from './engine.ts';
 import type { EscalationPolicy } from './escalation.ts';
 import { buildApp } from './http/app.ts';
-import { careStateFromRules } from './http/care-state.ts';
+import { createCareStateView } from './http/care-state.ts';
 import { createInfluxReader } from './http/influxql.ts';
 import { createTokenService } from './http/token.ts';
 import { createLifecycle, type AlertChange, type HeldCondition, type Lifecycle, type StoredAlert } from './lifecycle.ts';
@@ -20,8 +20,7 @@ import { createTurnHistory, type TurnHistory } from './persistence/turn-history.
 import { createInfluxHttp } from './persistence/influx-http.ts';
 import { residentRoutes } from './http/resident-routes.ts';
 import type { CareRuleContext } from './rules/care/care-context.ts';
-import { NEWS2_RULE_ID, type News2State } from './rules/care/news2-rule.ts';
-import { REPOSITION_RULE_ID } from './rules/care/reposition-rule.ts';
+import type { Fact } from './rules/facts.ts';
 import type { Rule, RuleContext, RuleInput } from './rules/types.ts';
 import { createSocketHub, type SocketHub } from './socket.ts';
 import { createDisablementStore, type DisablementStore } from './disablements/store.ts';
@@ -106,23 +105,41 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   const news2History: News2History = createNews2History({
     influx: createInfluxHttp(config.influxUrl, config.influxDb),
     journalPath: join(stateDir, CARE_JOURNAL_FILE),
-    registry,
     clock,
     logger,
     ...(deps.news2IntervalMs !== undefined ? { minIntervalMs: deps.news2IntervalMs } : {}),
   });
-  // Turns and bed changes for the monthly statistics (docs/statistics.md), read from the reposition rule's state.
+  // Turns and bed changes for the monthly statistics (docs/statistics.md), from the care rules' facts.
   const turnHistory: TurnHistory = createTurnHistory({
     influx: createInfluxHttp(config.influxUrl, config.influxDb),
     journalPath: join(stateDir, TURN_JOURNAL_FILE),
-    registry,
     clock,
     logger,
   });
+  // The dashboard's NEWS2 and next-turn per resident, from the same facts.
+  const careView = createCareStateView();
+  const factSinks: ReadonlyArray<readonly [string, (facts: readonly Fact[]) => void]> = [
+    ['news2History', (f) => news2History.onFacts(f)],
+    ['turnHistory', (f) => turnHistory.onFacts(f)],
+    ['careView', (f) => careView.onFacts(f)],
+  ];
+  let factSinkFailures = 0;
+  /** What the rules found goes to each consumer; like the alert sinks, a failing one cannot stop the others. */
+  function routeFacts(facts: readonly Fact[]): void {
+    for (const [name, sink] of factSinks) {
+      try {
+        sink(facts);
+      } catch (err) {
+        factSinkFailures++;
+        logger.error({ err, sink: name, code: 'ALERTS_FACT_SINK_FAILED' }, 'a fact consumer failed');
+      }
+    }
+  }
   const engine = createEngine({
-    rules: withCareContext(deps.rules, () => baselines?.current(), (s) => news2History.observe(s), (input, state) => turnHistory.observe(input, state)),
+    rules: withCareContext(deps.rules, () => baselines?.current()),
     registry,
     logger,
+    onFacts: routeFacts,
   });
   const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
@@ -226,8 +243,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, problems };
     },
     influx: influxReader,
-    // A read-only view: snapshot() would clear dirty() and make the next rule-state save skip.
-    residentCareState: careStateFromRules(() => engine.view([NEWS2_RULE_ID, REPOSITION_RULE_ID]), () => clock.now()),
+    residentCareState: careView.residentCareState,
   });
 
   // Issue 4 per-resident history; registered here rather than in http/app.ts (owned by others).
@@ -344,7 +360,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       started = true;
       const snap = await loadSnapshot();
       if (snap) engine.restore(snap.rules);
-      turnHistory.seed(engine.view([REPOSITION_RULE_ID])[REPOSITION_RULE_ID]);
+      // Facts only report changes: the view starts from what holds in the restored states. The
+      // histories need no seed: restored rules report only what happens after the restart.
+      careView.onFacts(engine.standingFacts());
       await store.start();
       await news2History.start();
       await turnHistory.start();
@@ -417,6 +435,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     stats: () => ({
       inputs,
       ruleFailures: engine.failures(),
+      factSinkFailures: factSinkFailures + engine.factSinkFailures(),
       mqtt: mqttAdapter?.stats(),
       store: store.stats(),
       news2History: news2History.stats(),
@@ -430,18 +449,11 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 }
 
 /**
- * Gives the rules a CareRuleContext (the engine's context plus the learned baselines, which the care
- * rules read; other rules ignore them) and lets the NEWS2 history see the NEWS2 rule's scores, and the
- * turn history the reposition rule's state, after each evaluation. The engine is unchanged: each rule
- * is wrapped, keeping its other fields.
+ * Gives the rules a CareRuleContext: the engine's context plus the learned baselines, which the care
+ * rules read and other rules ignore. The engine is unchanged: each rule is wrapped, keeping its other
+ * fields (accepts, standingFacts).
  */
-export function withCareContext(
-  rules: readonly Rule[],
-  baselinesOf: () => CareRuleContext['baselines'],
-  onNews2Scores: (scores: News2State['scores']) => void,
-  /** After each evaluation of the reposition rule: the input and the rule's new state (turn history). */
-  onReposition?: (input: RuleInput, state: unknown) => void,
-): Rule[] {
+export function withCareContext(rules: readonly Rule[], baselinesOf: () => CareRuleContext['baselines']): Rule[] {
   let lastBase: RuleContext | undefined;
   let lastBaselines: CareRuleContext['baselines'];
   let careCtx: CareRuleContext | undefined;
@@ -457,29 +469,12 @@ export function withCareContext(
   };
   return rules.map((rule) => {
     const wrapped: Rule = Object.assign(Object.create(Object.getPrototypeOf(rule) as object) as Rule, rule, {
-      evaluate(input: RuleInput, state: unknown, ctx: RuleContext) {
-        const result = rule.evaluate(input, state, contextFor(ctx));
-        if (rule.id === NEWS2_RULE_ID) {
-          const scores = (result.state as Partial<News2State> | undefined)?.scores;
-          // History must never cost the rule its state (the engine would count a throw as a rule failure).
-          if (scores !== undefined) {
-            try {
-              onNews2Scores(scores);
-            } catch {
-              /* the history logs its own failures */
-            }
-          }
-        }
-        if (rule.id === REPOSITION_RULE_ID && onReposition !== undefined) {
-          try {
-            onReposition(input, result.state);
-          } catch {
-            /* the turn history logs its own failures */
-          }
-        }
-        return result;
-      },
+      evaluate: (input: RuleInput, state: unknown, ctx: RuleContext) => rule.evaluate(input, state, contextFor(ctx)),
     });
+    if (rule.standingFacts !== undefined) {
+      const standing = rule.standingFacts.bind(rule);
+      wrapped.standingFacts = (state: unknown, ctx: RuleContext) => standing(state, contextFor(ctx));
+    }
     return wrapped;
   });
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import type { Rule, RuleContext, RuleInput, Signal } from './rules/types.ts';
+import type { FactSink } from './rules/facts.ts';
+import type { Fact, Rule, RuleContext, RuleInput, Signal } from './rules/types.ts';
 
 /**
  * Runs each rule over the inputs it accepts (`Rule.accepts`, indexed once per input type and
@@ -13,6 +14,13 @@ import type { Rule, RuleContext, RuleInput, Signal } from './rules/types.ts';
  * windows across a restart. The engine owns its states (snapshot() copies, restore() clones), so it
  * lets rules update them in place (`ctx.inPlace`): copying a 10,000-device map per message was most
  * of the engine's cost (issue 6).
+ *
+ * Facts (what rules found: a score, a turn, a bed change) go to one sink, `onFacts`, once per input
+ * with every rule's facts of that input, after the rules ran and before the signals are returned.
+ * A sink rather than a second return value: `evaluate` keeps returning just the signals, and an
+ * input that finds nothing (nearly all of them) allocates nothing for facts. The sink is isolated
+ * like a rule: if it throws, that is counted and logged, and neither the rules nor their states or
+ * signals are touched.
  */
 
 export type RuleStates = Record<string, unknown>;
@@ -21,6 +29,8 @@ export interface EngineDeps {
   readonly rules: readonly Rule[];
   readonly registry: RegistryIndex;
   readonly logger?: Logger;
+  /** Receives the facts of each evaluation that found any (never called with none). */
+  readonly onFacts?: FactSink;
 }
 
 export interface Engine {
@@ -40,6 +50,10 @@ export interface Engine {
   failures(): Readonly<Record<string, number>>;
   /** True when a state changed since the last `snapshot()`. */
   dirty(): boolean;
+  /** The facts that hold in the current states (`Rule.standingFacts`): seeds views after `restore()`. */
+  standingFacts(): Fact[];
+  /** How often the `onFacts` sink threw since start. */
+  factSinkFailures(): number;
 }
 
 /** A rule failing this many times in a row starts afresh: a state it cannot digest must not blind it for good. */
@@ -78,6 +92,7 @@ export function createEngine(deps: EngineDeps): Engine {
   /** Rules whose state came from a snapshot and has not yet gone through a successful evaluation. */
   const restored = new Set<string>();
   let changed = false;
+  let sinkFailures = 0;
   const ids = new Set<string>();
   for (const rule of deps.rules) {
     if (ids.has(rule.id)) throw new Error(`duplicate rule id "${rule.id}"`);
@@ -107,6 +122,8 @@ export function createEngine(deps: EngineDeps): Engine {
 
   function run(input: RuleInput): Signal[] {
     const out: Signal[] = [];
+    /** Allocated by the first rule that found something. */
+    let facts: Fact[] | undefined;
     for (const rule of rulesFor(input)) {
       const before = states.get(rule.id);
       try {
@@ -116,6 +133,11 @@ export function createEngine(deps: EngineDeps): Engine {
         restored.delete(rule.id);
         consecutive[rule.id] = 0;
         for (const s of result.signals) out.push(s);
+        const found = result.facts;
+        if (found !== undefined && found.length > 0) {
+          if (facts === undefined) facts = [];
+          for (const f of found) facts.push(f);
+        }
         if (failing.size > 0) {
           for (const homeId of homesOf(input)) {
             if (failing.delete(`${rule.id}\u0000${homeId}`)) out.push(ruleTrouble(rule.id, homeId, false, input.now));
@@ -141,6 +163,14 @@ export function createEngine(deps: EngineDeps): Engine {
           changed = true;
           deps.logger?.warn({ rule: rule.id, code: 'ALERTS_RULE_RESET' }, 'rule state reset after repeated failures');
         }
+      }
+    }
+    if (facts !== undefined && deps.onFacts !== undefined) {
+      try {
+        deps.onFacts(facts);
+      } catch (err) {
+        sinkFailures++;
+        deps.logger?.error({ err, input: input.type, facts: facts.length, code: 'ALERTS_FACT_SINK_FAILED' }, 'a fact consumer failed');
       }
     }
     return out;
@@ -172,5 +202,19 @@ export function createEngine(deps: EngineDeps): Engine {
     },
     failures: () => ({ ...failures }),
     dirty: () => changed,
+    standingFacts() {
+      const out: Fact[] = [];
+      for (const rule of deps.rules) {
+        if (rule.standingFacts === undefined) continue;
+        try {
+          for (const f of rule.standingFacts(states.get(rule.id), ctx)) out.push(f);
+        } catch (err) {
+          // A restored state the rule cannot read costs the view its seed, not the start.
+          deps.logger?.error({ err, rule: rule.id, code: 'ALERTS_RULE_FAILED' }, 'could not read the standing facts of a rule state');
+        }
+      }
+      return out;
+    },
+    factSinkFailures: () => sinkFailures,
   };
 }

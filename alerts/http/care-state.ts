@@ -1,32 +1,73 @@
-import type { RuleStates } from '../engine.ts';
-import type { News2State } from '../rules/care/news2-rule.ts';
-import type { RepositionState } from '../rules/care/reposition-rule.ts';
-import { NEWS2_RULE_ID } from '../rules/care/news2-rule.ts';
-import { REPOSITION_RULE_ID } from '../rules/care/reposition-rule.ts';
+import type { Fact } from '../rules/facts.ts';
 import type { ResidentCareState, ResidentCareStateOf } from './live.ts';
 
 /**
- * Adapts the care rules' state (NEWS2 scores, next turn due) to the live plugin's
- * `residentCareState` dep. `snapshot` is the engine's `snapshot()` (a JSON copy of every rule
- * state), so it is taken at most once per `maxAgeMs` however many residents a request asks about.
+ * What the dashboard shows of each resident's care (NEWS2 tile, last and next turn), kept from the
+ * facts the care rules report (alerts/rules/facts.ts) instead of read from their state: the live
+ * plugin's `residentCareState` dep. A pure reducer per resident, and a small view holding its result.
  */
-export function careStateFromRules(snapshot: () => RuleStates, now: () => number, maxAgeMs = 1000): ResidentCareStateOf {
-  let cached: { at: number; news2?: Partial<News2State>; turns?: Partial<RepositionState> } | undefined;
-  return (residentId) => {
-    const t = now();
-    if (cached === undefined || t - cached.at > maxAgeMs || t < cached.at) {
-      const states = snapshot();
-      cached = { at: t, news2: states[NEWS2_RULE_ID] as Partial<News2State> | undefined, turns: states[REPOSITION_RULE_ID] as Partial<RepositionState> | undefined };
+
+/** What the facts have said about one resident so far. */
+export interface CareRecord {
+  readonly news2?: NonNullable<ResidentCareState['news2']>;
+  readonly lastTurnAt?: number;
+  /** Absent while out of bed (no turn due). */
+  readonly nextTurnDueAt?: number;
+}
+
+/** The record after `fact`. Pure: returns `prev` itself when the fact changes nothing shown. */
+export function reduceCare(prev: CareRecord | undefined, fact: Fact): CareRecord | undefined {
+  switch (fact.kind) {
+    case 'news2': {
+      const s = fact.score;
+      return { ...prev, news2: { aggregate: s.aggregate, partial: s.partial, missing: s.missing, risk: s.risk } };
     }
-    const score = cached.news2?.scores?.[residentId];
-    const next = cached.turns?.nextTurnDue?.[residentId];
-    const lastTurn = cached.turns?.residents?.[residentId]?.lastTurn;
-    if (score === undefined && next === undefined) return undefined;
-    const out: ResidentCareState = {
-      ...(score !== undefined ? { news2: { aggregate: score.aggregate, partial: score.partial, missing: score.missing, risk: score.risk } } : {}),
-      ...(next !== undefined ? { nextTurnDueAt: next } : {}),
-      ...(lastTurn !== undefined ? { lastTurnAt: lastTurn } : {}),
-    };
-    return out;
+    case 'turn':
+      return { ...prev, lastTurnAt: fact.lastTurnAt, nextTurnDueAt: fact.nextTurnDueAt };
+    case 'turn_schedule': {
+      const { nextTurnDueAt: _dropped, ...rest } = prev ?? {};
+      return {
+        ...rest,
+        ...(fact.lastTurnAt !== undefined ? { lastTurnAt: fact.lastTurnAt } : {}),
+        ...(fact.nextTurnDueAt !== undefined ? { nextTurnDueAt: fact.nextTurnDueAt } : {}),
+      };
+    }
+    case 'bed':
+      return prev;
+  }
+}
+
+/**
+ * What the live API returns for a record: nothing until there is a score or a turn due (a last
+ * turn alone, out of bed and unscored, is not shown).
+ */
+export function careStateOf(rec: CareRecord | undefined): ResidentCareState | undefined {
+  if (rec === undefined || (rec.news2 === undefined && rec.nextTurnDueAt === undefined)) return undefined;
+  return {
+    ...(rec.news2 !== undefined ? { news2: rec.news2 } : {}),
+    ...(rec.nextTurnDueAt !== undefined ? { nextTurnDueAt: rec.nextTurnDueAt } : {}),
+    ...(rec.lastTurnAt !== undefined ? { lastTurnAt: rec.lastTurnAt } : {}),
+  };
+}
+
+export interface CareStateView {
+  /** The facts of one evaluation (the engine's `onFacts`), or the engine's standing facts after a restore. */
+  onFacts(facts: readonly Fact[]): void;
+  readonly residentCareState: ResidentCareStateOf;
+}
+
+export function createCareStateView(): CareStateView {
+  const records = new Map<string, CareRecord>();
+  return {
+    onFacts(facts) {
+      for (const f of facts) {
+        const prev = records.get(f.residentId);
+        const next = reduceCare(prev, f);
+        if (next === prev) continue;
+        if (next === undefined) records.delete(f.residentId);
+        else records.set(f.residentId, next);
+      }
+    },
+    residentCareState: (residentId) => careStateOf(records.get(residentId)),
   };
 }

@@ -1,14 +1,15 @@
 import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
-import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { NEWS2_PARAMETERS } from '../rules/care/news2.ts';
 import type { News2Score } from '../rules/care/news2-rule.ts';
+import type { Fact, News2Fact } from '../rules/facts.ts';
 import type { InfluxHttp } from './influx-http.ts';
 import { createJournalWriter, type JournalWriter } from './journal-writer.ts';
 import { fnv1a, nsTime, toLine } from './line-protocol.ts';
 
 /**
- * Per-resident NEWS2 history in InfluxDB (issue 4, "Per-resident history"):
+ * Per-resident NEWS2 history in InfluxDB (issue 4, "Per-resident history"), built from the NEWS2
+ * rule's `news2` facts (alerts/rules/facts.ts):
  *   news2  tags home, resident
  *          fields aggregate (int), partial (bool), missing (string, comma-separated), risk (string),
  *                 spo2_scale (int), score_<parameter> (int) for each parameter that was available
@@ -21,8 +22,8 @@ import { fnv1a, nsTime, toLine } from './line-protocol.ts';
 
 export interface News2History {
   start(): Promise<void>;
-  /** Offers the NEWS2 rule's current scores (resident id → score); cheap when nothing changed. */
-  observe(scores: Readonly<Record<string, News2Score>>): void;
+  /** The facts of one evaluation (the engine's `onFacts`): each `news2` fact is a new score; other kinds are ignored. */
+  onFacts(facts: readonly Fact[]): void;
   drained(): Promise<void>;
   stats(): { pending: number; written: number; failures: number; points: number };
   close(): Promise<void>;
@@ -31,7 +32,6 @@ export interface News2History {
 export interface News2HistoryDeps {
   readonly influx: InfluxHttp;
   readonly journalPath: string;
-  readonly registry: RegistryIndex;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Default 60 s. */
@@ -64,35 +64,32 @@ export function createNews2History(deps: News2HistoryDeps): News2History {
   const writer: JournalWriter<undefined> = createJournalWriter<undefined>({ path: deps.journalPath, influx: deps.influx, clock: deps.clock, logger: deps.logger });
   /** Per resident: the signature last written and when; a change waiting for its interval. */
   const written = new Map<string, { sig: string; at: number }>();
-  const waiting = new Map<string, News2Score>();
-  let lastSeen: Readonly<Record<string, News2Score>> | undefined;
+  const waiting = new Map<string, News2Fact>();
   let timer: ClockTimer | undefined;
   let points = 0;
   let closed = false;
 
-  function write(residentId: string, s: News2Score, now: number): void {
-    const resident = deps.registry.resident(residentId);
-    if (resident === undefined) return;
+  function write(f: News2Fact, now: number): void {
     try {
-      writer.append([{ lp: news2Line(resident.homeId, residentId, s) }]);
+      writer.append([{ lp: news2Line(f.homeId, f.residentId, f.score) }]);
       points++;
     } catch (err) {
-      deps.logger.error({ err, code: 'ALERTS_PERSIST_FAILED', residentId }, 'could not journal a NEWS2 score');
+      deps.logger.error({ err, code: 'ALERTS_PERSIST_FAILED', residentId: f.residentId }, 'could not journal a NEWS2 score');
     }
-    written.set(residentId, { sig: scoreSignature(s), at: now });
+    written.set(f.residentId, { sig: scoreSignature(f.score), at: now });
   }
 
-  function offer(residentId: string, s: News2Score, now: number): void {
-    const prev = written.get(residentId);
-    if (prev !== undefined && prev.sig === scoreSignature(s)) {
-      waiting.delete(residentId);
+  function offer(f: News2Fact, now: number): void {
+    const prev = written.get(f.residentId);
+    if (prev !== undefined && prev.sig === scoreSignature(f.score)) {
+      waiting.delete(f.residentId);
       return;
     }
     if (prev === undefined || now - prev.at >= minIntervalMs || now < prev.at) {
-      waiting.delete(residentId);
-      write(residentId, s, now);
+      waiting.delete(f.residentId);
+      write(f, now);
     } else {
-      waiting.set(residentId, s);
+      waiting.set(f.residentId, f);
       arm();
     }
   }
@@ -102,22 +99,20 @@ export function createNews2History(deps: News2HistoryDeps): News2History {
     timer = deps.clock.setTimeout(() => {
       timer = undefined;
       const now = deps.clock.now();
-      for (const [id, s] of [...waiting]) offer(id, s, now);
+      for (const f of [...waiting.values()]) offer(f, now);
       if (waiting.size > 0) arm();
     }, Math.max(1000, Math.floor(minIntervalMs / 4)));
   }
 
   return {
     start: () => writer.start(),
-    observe(scores) {
-      // The rule returns the same object when nothing changed: most inputs cost one comparison.
-      if (scores === lastSeen || closed) return;
-      const before = lastSeen;
-      lastSeen = scores;
-      const now = deps.clock.now();
-      for (const [id, s] of Object.entries(scores)) {
-        if (before?.[id] === s) continue;
-        offer(id, s, now);
+    onFacts(facts) {
+      if (closed) return;
+      let now: number | undefined;
+      for (const f of facts) {
+        if (f.kind !== 'news2') continue;
+        now ??= deps.clock.now();
+        offer(f, now);
       }
     },
     drained: () => writer.drained(),
@@ -128,7 +123,7 @@ export function createNews2History(deps: News2HistoryDeps): News2History {
       timer = undefined;
       // A change still waiting for its interval is written now rather than lost.
       const now = deps.clock.now();
-      for (const [id, s] of waiting) write(id, s, now);
+      for (const f of waiting.values()) write(f, now);
       waiting.clear();
       await writer.close();
     },

@@ -3,6 +3,9 @@ import type { Device } from '../../contract/registry.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import type { MetricName } from '../../contract/metrics.ts';
 import type { AlertCategory, EventPayload, Severity, SignalClass } from '../../contract/payloads.ts';
+import type { Fact } from './facts.ts';
+
+export type { Fact } from './facts.ts';
 
 /**
  * The interface between the rules (pure functions, no I/O, no clock reads) and the alerts
@@ -10,7 +13,8 @@ import type { AlertCategory, EventPayload, Severity, SignalClass } from '../../c
  *
  * The engine calls `evaluate` for every valid device message and for a periodic `tick` (time-based
  * rules: verification windows, heartbeat budgets, overdue turns). A rule returns its new state and
- * the signals it asserts or clears. Rule state must be plain JSON (no Map, no class instances) so
+ * the signals it asserts or clears, and the facts it found (alerts/rules/facts.ts: a score, a turn, a
+ * bed change) for the histories and views. Rule state must be plain JSON (no Map, no class instances) so
  * the engine can persist it and restore it after a restart (issue 3: windows survive restarts).
  */
 
@@ -90,12 +94,18 @@ export interface RuleResult<S> {
   readonly signals: readonly Signal[];
   /** The rule changed `state` in place (only allowed under `ctx.inPlace`): it must be persisted. */
   readonly mutated?: boolean;
+  /**
+   * What the rule found while evaluating this input (a NEWS2 score, a turn, a bed change), for the
+   * histories and views. Absent (not an empty array) when nothing: most inputs find nothing, and
+   * the engine then allocates nothing for them. Facts are not state: never persisted.
+   */
+  readonly facts?: readonly Fact[];
 }
 
 /**
  * Which inputs a rule acts on. The engine indexes rules by it, so a rule is never called for an
  * input outside it (smoke telemetry never reaches the care rules). It must be exact: for every
- * other input the rule returns its state unchanged and no signals (test/alerts/engine.test.ts
+ * other input the rule returns its state unchanged, no signals and no facts (test/alerts/engine.test.ts
  * checks that for every default rule). `kinds` filters the inputs that carry a device.
  */
 export interface RuleAccepts {
@@ -109,6 +119,11 @@ export interface Rule<S = unknown> {
   readonly accepts?: RuleAccepts;
   initialState(): S;
   evaluate(input: RuleInput, state: S, ctx: RuleContext): RuleResult<S>;
+  /**
+   * The facts that hold in `state` (current scores, repositioning schedules; never events such as a
+   * turn), so a view built from facts is whole again after the engine restores a snapshot. Pure.
+   */
+  standingFacts?(state: S, ctx: RuleContext): readonly Fact[];
 }
 
 /** Labels per registry (a new registry is a new index object, so a reload never sees stale names). */

@@ -13,6 +13,7 @@ import { BED_RULE_DEFAULTS, type BedRuleConfig } from './config.ts';
  * - `bed_return` or `bed_occupied: true` clears both.
  * - A `fall` event is an emergency at any hour (`fall:<residentId>`, critical, escalate at once),
  *   latching: a person must resolve it after seeing the resident.
+ * Facts (alerts/rules/facts.ts): a `bed` fact when the presence changes or is first known.
  */
 
 export const BED_RULE_ID = 'care_bed';
@@ -66,18 +67,22 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
         receivedTs: input.receivedTs,
       };
       if (input.type === 'event' && input.event.type === 'fall') {
-        signals.push({
+        const fall = {
           ...base,
           key: `fall:${resident.id}`,
           rule: 'fall',
-          severity: 'critical',
-          active: true,
+          severity: 'critical' as const,
           latching: true,
           escalateNow: true,
           message: { zh: `${label.zh}：检测到跌倒，请立即前往`, en: `${label.en}: fall detected, go now` },
-        });
+        };
+        // A fall is an event, not a lasting condition: asserted and cleared at once, so the alert
+        // latches until a person resolves it, and a resolved fall is not raised again by the
+        // lifecycle's re-raise hold, which is for conditions that are still active (as for SOS).
+        signals.push({ ...fall, active: true }, { ...fall, active: false });
       }
       const t = trackBed(next.beds, input);
+      const facts = t?.fact !== undefined ? [t.fact] : undefined;
       if (t?.transition === 'exit') {
         const at = Math.min(input.ts, input.now);
         const night = isNight(at);
@@ -103,7 +108,7 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
       }
       const exit = next.exits[resident.id];
       if (exit !== undefined && !exit.escalated) checkLong(resident, exit, next, input.now, input.ts, cfg, isNight, ctx, signals);
-      return { state: next, signals };
+      return { state: next, signals, facts };
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { MetricName } from '../../../contract/metrics.ts';
 import type { Device, Resident } from '../../../contract/registry.ts';
+import type { BedFact } from '../facts.ts';
 import type { RuleContext, RuleInput } from '../types.ts';
 
 /**
@@ -52,12 +53,13 @@ export type BedTransition = 'exit' | 'return' | 'none';
 /**
  * Updates the bed record from a bed sensor's `bed_occupied` telemetry or `bed_exit` / `bed_return`
  * event. Returns the resident and the transition (a first-ever report is not a transition: we do
- * not know when it happened). Other inputs return undefined.
+ * not know when it happened), and `fact`, the presence, when it changed or is first known (what the
+ * bed-presence history records). Other inputs return undefined.
  */
 export function trackBed(
   beds: Record<string, BedState>,
   input: RuleInput,
-): { residentId: string; transition: BedTransition } | undefined {
+): { residentId: string; transition: BedTransition; fact?: BedFact } | undefined {
   if ((input.type !== 'telemetry' && input.type !== 'event') || input.device.kind !== 'bed_sensor') return undefined;
   const residentId = input.device.residentId;
   if (residentId === undefined) return undefined;
@@ -72,8 +74,9 @@ export function trackBed(
   // An older report (redelivery, reordering) must not undo a newer one.
   if (prev !== undefined && input.ts < prev.ts) return { residentId, transition: 'none' };
   beds[residentId] = { inBed: occupied, ts: input.ts };
-  if (prev === undefined || prev.inBed === occupied) return { residentId, transition: 'none' };
-  return { residentId, transition: occupied ? 'return' : 'exit' };
+  if (prev !== undefined && prev.inBed === occupied) return { residentId, transition: 'none' };
+  const fact: BedFact = { kind: 'bed', homeId: input.device.homeId, residentId, deviceId: input.device.id, inBed: occupied, ts: input.ts };
+  return { residentId, transition: prev === undefined ? 'none' : occupied ? 'return' : 'exit', fact };
 }
 
 /** Minutes since local midnight at `ms`, for a fixed UTC offset (China Standard Time is +480, no DST). */

@@ -1,5 +1,6 @@
 import type { Resident } from '../../../contract/registry.ts';
 import type { Severity } from '../../../contract/payloads.ts';
+import type { Fact, News2Fact } from '../facts.ts';
 import type { Rule, RuleInput, RuleResult, Signal } from '../types.ts';
 import { residentLabel, trackBed, type BedState, type Bilingual, type CareRuleContext } from './care-context.ts';
 import { NEWS2_RULE_DEFAULTS, type News2RuleConfig } from './config.ts';
@@ -17,6 +18,9 @@ import { isImplausible, type VitalMetric } from './vital-checks.ts';
  * rises, keeps its highest severity while the score stays at any trigger level, and clears when the
  * score falls below every trigger, but never merely because a parameter that contributed to it
  * stopped arriving (the no-data rule reports the silence).
+ *
+ * A `news2` fact (alerts/rules/facts.ts) carries each new score: the NEWS2 history and the
+ * dashboard's tile are built from them.
  */
 
 export const NEWS2_RULE_ID = 'care_news2';
@@ -77,19 +81,26 @@ export function createNews2Rule(config: Partial<News2RuleConfig> = {}): Rule<New
     id: NEWS2_RULE_ID,
     accepts: { types: ['telemetry', 'event', 'care_action', 'tick'], kinds: ['vital_signs_monitor', 'bed_sensor'] },
     initialState: () => ({ beds: {}, readings: {}, observations: {}, scores: {}, alerts: {} }),
+    standingFacts(state: News2State, ctx: CareRuleContext): Fact[] {
+      const out: Fact[] = [];
+      for (const [id, score] of Object.entries(state.scores)) {
+        const resident = ctx.registry.resident(id);
+        if (resident !== undefined) out.push(scoreFact(resident, score));
+      }
+      return out;
+    },
     evaluate(input: RuleInput, state: News2State, ctx: CareRuleContext): RuleResult<News2State> {
       const next: News2State = { ...state, scores: { ...state.scores }, alerts: { ...state.alerts } };
       const signals: Signal[] = [];
       if (input.type === 'tick') {
-        let changed = false;
+        let facts: Fact[] | undefined;
         for (const id of Object.keys(next.scores)) {
           const resident = ctx.registry.resident(id);
           if (resident === undefined) continue;
-          const before = next.scores[id];
-          rescore(resident, next, input.now, input.now, undefined, cfg, ctx, signals);
-          if (next.scores[id] !== before) changed = true;
+          const fact = rescore(resident, next, input.now, input.now, undefined, cfg, ctx, signals);
+          if (fact !== undefined) (facts ??= []).push(fact);
         }
-        return { state: changed || signals.length > 0 ? next : state, signals };
+        return { state: facts !== undefined || signals.length > 0 ? next : state, signals, facts };
       }
       if (input.type === 'care_action') {
         const obs = input.observation;
@@ -100,8 +111,8 @@ export function createNews2Rule(config: Partial<News2RuleConfig> = {}): Rule<New
         if (obs.onOxygen !== undefined && (prev.onOxygen === undefined || input.ts >= prev.onOxygen.ts)) o.onOxygen = { value: obs.onOxygen, ts: input.ts };
         if (obs.consciousness !== undefined && (prev.consciousness === undefined || input.ts >= prev.consciousness.ts)) o.consciousness = { value: obs.consciousness, ts: input.ts };
         next.observations = { ...next.observations, [resident.id]: o };
-        rescore(resident, next, input.now, input.ts, undefined, cfg, ctx, signals);
-        return { state: next, signals };
+        const fact = rescore(resident, next, input.now, input.ts, undefined, cfg, ctx, signals);
+        return { state: next, signals, facts: fact === undefined ? undefined : [fact] };
       }
       if (input.type === 'status') return { state, signals: [] };
       const device = input.device;
@@ -120,8 +131,8 @@ export function createNews2Rule(config: Partial<News2RuleConfig> = {}): Rule<New
         }
         next.readings = { ...next.readings, [resident.id]: series };
       }
-      rescore(resident, next, input.now, input.ts, device.id, cfg, ctx, signals);
-      return { state: next, signals };
+      const fact = rescore(resident, next, input.now, input.ts, device.id, cfg, ctx, signals);
+      return { state: next, signals, facts: fact === undefined ? undefined : [fact] };
     },
   };
 }
@@ -179,13 +190,23 @@ export function news2Observations(residentId: string, state: News2State, now: nu
   };
 }
 
-function rescore(resident: Resident, next: News2State, now: number, sourceTs: number, deviceId: string | undefined, cfg: News2RuleConfig, ctx: CareRuleContext, signals: Signal[]): void {
+function scoreFact(resident: Resident, score: News2Score): News2Fact {
+  return { kind: 'news2', homeId: resident.homeId, residentId: resident.id, score };
+}
+
+/** Rescores one resident, pushing the signals; returns a fact when the score changed. */
+function rescore(resident: Resident, next: News2State, now: number, sourceTs: number, deviceId: string | undefined, cfg: News2RuleConfig, ctx: CareRuleContext, signals: Signal[]): News2Fact | undefined {
   const { obs, ts } = news2Observations(resident.id, next, now, cfg);
   const r = scoreNews2(obs, { scale2: resident.hypercapnic });
   const prev = next.scores[resident.id];
   const score = { components: r.components, aggregate: r.aggregate, partial: r.partial, missing: r.missing, risk: r.risk, response: r.response, spo2Scale: r.spo2Scale, ts };
+  let fact: News2Fact | undefined;
   // Keep the previous object when nothing but the time changed, so a quiet tick leaves the state as it was.
-  if (prev === undefined || JSON.stringify({ ...prev, computedAt: 0 }) !== JSON.stringify({ ...score, computedAt: 0 })) next.scores[resident.id] = { ...score, computedAt: now };
+  if (prev === undefined || JSON.stringify({ ...prev, computedAt: 0 }) !== JSON.stringify({ ...score, computedAt: 0 })) {
+    const changed = { ...score, computedAt: now };
+    next.scores[resident.id] = changed;
+    fact = scoreFact(resident, changed);
+  }
   const level = LEVEL_OF[r.risk];
   const open = next.alerts[resident.id];
   const label = residentLabel(resident, ctx);
@@ -206,11 +227,11 @@ function rescore(resident: Resident, next: News2State, now: number, sourceTs: nu
     next.alerts[resident.id] = { level: lv, contributing: (Object.keys(r.components) as News2Parameter[]).filter((p) => (r.components[p]?.score ?? 0) > 0) };
     // Emergency is severity critical; the escalation ladder starts with the duty staff (escalateNow false).
     signals.push({ ...base, severity: SEVERITY_OF[lv], active: true, escalateNow: false, message: news2Message(label, r) });
-    return;
+    return fact;
   }
   if (level === 0 && open !== undefined) {
     // A score that fell only because a value that raised it stopped arriving is not a recovery.
-    if (open.contributing.some((p) => r.missing.includes(p))) return;
+    if (open.contributing.some((p) => r.missing.includes(p))) return fact;
     delete next.alerts[resident.id];
     signals.push({
       ...base,
@@ -219,6 +240,7 @@ function rescore(resident: Resident, next: News2State, now: number, sourceTs: nu
       message: { zh: `${label.zh}：NEWS2 ${r.aggregate}分，已低于触发阈值`, en: `${label.en}: NEWS2 now ${r.aggregate}, below the trigger levels` },
     });
   }
+  return fact;
 }
 
 const RISK_TEXT: Readonly<Record<News2Risk, Bilingual>> = {

@@ -1,4 +1,5 @@
 import type { Resident } from '../../../contract/registry.ts';
+import type { Fact, TurnScheduleFact } from '../facts.ts';
 import type { Rule, RuleInput, RuleResult, Signal } from '../types.ts';
 import { formatLocalTime, residentLabel, trackBed, type BedState, type CareRuleContext } from './care-context.ts';
 import { REPOSITION_RULE_DEFAULTS, type RepositionRuleConfig } from './config.ts';
@@ -10,7 +11,10 @@ import { REPOSITION_RULE_DEFAULTS, type RepositionRuleConfig } from './config.ts
  * movement burst, `movement_index` ≥ `turnMovementIndex` held for `turnBurstMs`. While the
  * resident is in bed, a turn not done by `lastTurn + interval` is a care alert
  * (`turn_overdue:<residentId>`, medium) at the next tick; a turn or leaving the bed clears it.
- * Getting back into bed starts a new interval. `nextTurnDue` is kept for the dashboard.
+ * Getting back into bed starts a new interval.
+ * Facts (alerts/rules/facts.ts): a `turn` for every turn (staff or sensor) with the schedule after it,
+ * a `turn_schedule` when lying down starts an interval or leaving the bed stops it, and a `bed` when
+ * the presence changes: the turn history and the dashboard's next-turn time are built from them.
  */
 
 export const REPOSITION_RULE_ID = 'care_reposition';
@@ -42,17 +46,39 @@ export function createRepositionRule(config: Partial<RepositionRuleConfig> = {})
     id: REPOSITION_RULE_ID,
     accepts: { types: ['telemetry', 'event', 'care_action', 'tick'], kinds: ['bed_sensor'] },
     initialState: () => ({ beds: {}, residents: {}, nextTurnDue: {} }),
+    standingFacts(state: RepositionState, ctx: CareRuleContext): Fact[] {
+      const out: Fact[] = [];
+      for (const id of new Set([...Object.keys(state.residents), ...Object.keys(state.nextTurnDue)])) {
+        const r = ctx.registry.resident(id);
+        if (r !== undefined) out.push(schedule(r, state.residents[id]?.lastTurn, state.nextTurnDue[id]));
+      }
+      return out;
+    },
     evaluate(input: RuleInput, state: RepositionState, ctx: CareRuleContext): RuleResult<RepositionState> {
       const signals: Signal[] = [];
+      /** Allocated only when something is found: most readings find nothing. */
+      let facts: Fact[] | undefined;
       const next: RepositionState = { beds: { ...state.beds }, residents: { ...state.residents }, nextTurnDue: { ...state.nextTurnDue } };
-      const turned = (r: Resident, e: TurnEntry, at: number, by: TurnEntry['by'], sourceTs: number, who?: string): TurnEntry => {
+      const turned = (r: Resident, e: TurnEntry, at: number, by: 'staff' | 'movement', sourceTs: number, who?: string): TurnEntry => {
         if (e.overdue) {
           const label = residentLabel(r, ctx);
           const how = by === 'staff' ? { zh: `已翻身（${who ?? ''}）`, en: `turned (by ${who ?? 'staff'})` } : { zh: '床垫传感器检测到翻身', en: 'turn detected by the bed sensor' };
           signals.push(turnSignal(r, e, false, sourceTs, { zh: `${label.zh}：${how.zh}`, en: `${label.en}: ${how.en}` }));
         }
-        next.nextTurnDue[r.id] = at + intervalMs(r);
-        return { ...e, lastTurn: Math.max(e.lastTurn, at), by, overdue: false };
+        const due = at + intervalMs(r);
+        const lastTurn = Math.max(e.lastTurn, at);
+        next.nextTurnDue[r.id] = due;
+        (facts ??= []).push({
+          kind: 'turn',
+          homeId: r.homeId,
+          residentId: r.id,
+          source: by === 'staff' ? 'staff' : 'sensor',
+          ts: at,
+          intervalMin: Math.round(intervalMs(r) / 60_000),
+          lastTurnAt: lastTurn,
+          nextTurnDueAt: due,
+        });
+        return { ...e, lastTurn, by, overdue: false };
       };
       if (input.type === 'tick') {
         for (const [id, e] of Object.entries(state.residents)) {
@@ -79,12 +105,13 @@ export function createRepositionRule(config: Partial<RepositionRuleConfig> = {})
         if (input.action !== 'turned' || r === undefined) return { state, signals };
         const at = Math.min(input.ts, input.now);
         next.residents[r.id] = turned(r, e ?? { lastTurn: at, by: 'staff', overdue: false }, at, 'staff', input.ts, input.by);
-        return { state: next, signals };
+        return { state: next, signals, facts };
       }
       if ((input.type !== 'telemetry' && input.type !== 'event') || input.device.kind !== 'bed_sensor' || input.device.residentId === undefined) return { state, signals };
       const r = ctx.registry.resident(input.device.residentId);
       if (r === undefined) return { state, signals };
       const t = trackBed(next.beds, input);
+      if (t?.fact !== undefined) (facts ??= []).push(t.fact);
       let e = next.residents[r.id];
       const inBed = next.beds[r.id]?.inBed === true;
       if (t?.transition === 'exit') {
@@ -94,15 +121,17 @@ export function createRepositionRule(config: Partial<RepositionRuleConfig> = {})
         }
         delete next.nextTurnDue[r.id];
         if (e !== undefined) next.residents[r.id] = { ...e, overdue: false, deviceId: input.device.id };
-        return { state: next, signals };
+        (facts ??= []).push(schedule(r, e?.lastTurn, undefined));
+        return { state: next, signals, facts };
       }
       if (inBed && (e === undefined || t?.transition === 'return')) {
         // Lying down (or first seen lying) starts a new interval.
         const at = Math.min(input.ts, input.now);
         e = { lastTurn: at, by: 'in_bed', overdue: false, deviceId: input.device.id };
         next.nextTurnDue[r.id] = at + intervalMs(r);
+        (facts ??= []).push(schedule(r, at, at + intervalMs(r)));
       }
-      if (e === undefined) return { state: next, signals };
+      if (e === undefined) return { state: next, signals, facts };
       const mv = input.type === 'telemetry' ? input.metrics.movement_index : undefined;
       if (typeof mv === 'number' && inBed && (e.burstLastTs === undefined || input.ts > e.burstLastTs)) {
         if (mv >= cfg.turnMovementIndex) {
@@ -116,8 +145,18 @@ export function createRepositionRule(config: Partial<RepositionRuleConfig> = {})
         }
       }
       next.residents[r.id] = e;
-      return { state: next, signals };
+      return { state: next, signals, facts };
     },
+  };
+}
+
+function schedule(r: Resident, lastTurnAt: number | undefined, nextTurnDueAt: number | undefined): TurnScheduleFact {
+  return {
+    kind: 'turn_schedule',
+    homeId: r.homeId,
+    residentId: r.id,
+    ...(lastTurnAt !== undefined ? { lastTurnAt } : {}),
+    ...(nextTurnDueAt !== undefined ? { nextTurnDueAt } : {}),
   };
 }
 

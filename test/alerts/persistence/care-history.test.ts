@@ -5,13 +5,12 @@ import { createManualClock } from '../../../common/clock.ts';
 import { createNews2History, news2Line } from '../../../alerts/persistence/care-history.ts';
 import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
 import type { News2Score } from '../../../alerts/rules/care/news2-rule.ts';
+import type { News2Fact } from '../../../alerts/rules/facts.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
-import { demoRegistry } from '../../support/registry.ts';
 import { tempDir } from '../support/harness.ts';
 
 /** NEWS2 history: written on change, throttled per resident, journaled while InfluxDB is down. */
 const influx = testInflux('news2_hist');
-const registry = demoRegistry();
 const logger = pino({ level: 'silent' });
 const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
 afterAll(async () => {
@@ -32,6 +31,11 @@ function score(aggregate: number, computedAt: number): News2Score {
   };
 }
 
+/** The NEWS2 rule's fact for a new score of an h01 resident. */
+function fact(residentId: string, s: News2Score): News2Fact {
+  return { kind: 'news2', homeId: 'h01', residentId, score: s };
+}
+
 async function points(resident: string): Promise<Array<Record<string, unknown>>> {
   const series = await influxQuery(influx.url, influx.database, `SELECT * FROM "news2" WHERE "resident" = '${resident}'`);
   return series.flatMap((s) => s.values.map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]))));
@@ -49,13 +53,13 @@ describe('NEWS2 history', () => {
     const clock = createManualClock();
     const journalPath = join(dir.path, 'care.jsonl');
     // InfluxDB unreachable: everything stays in the journal.
-    const down = createNews2History({ influx: createInfluxHttp('http://127.0.0.1:1', influx.database), journalPath, registry, clock, logger, minIntervalMs: 60_000 });
+    const down = createNews2History({ influx: createInfluxHttp('http://127.0.0.1:1', influx.database), journalPath, clock, logger, minIntervalMs: 60_000 });
     await down.start();
     const t0 = clock.now();
-    down.observe({ 'h01-p01': score(1, t0) });
-    down.observe({ 'h01-p01': score(1, t0 + 1) }); // same score, new object: nothing new
+    down.onFacts([fact('h01-p01', score(1, t0))]);
+    down.onFacts([fact('h01-p01', score(1, t0 + 1))]); // same score, new object: nothing new
     clock.advance(10_000);
-    down.observe({ 'h01-p01': score(4, t0 + 10_000) }); // changed, but within the interval: waits
+    down.onFacts([fact('h01-p01', score(4, t0 + 10_000))]); // changed, but within the interval: waits
     expect(down.stats().points).toBe(1);
     clock.advance(60_000);
     expect(down.stats().points).toBe(2);
@@ -63,7 +67,7 @@ describe('NEWS2 history', () => {
     await down.close();
 
     // A new instance on the same journal with InfluxDB up replays both.
-    const up = createNews2History({ influx: createInfluxHttp(influx.url, influx.database), journalPath, registry, clock, logger });
+    const up = createNews2History({ influx: createInfluxHttp(influx.url, influx.database), journalPath, clock, logger });
     await up.start();
     await up.drained();
     const rows = await points('h01-p01');

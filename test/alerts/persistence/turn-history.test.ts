@@ -2,17 +2,18 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../common/clock.ts';
-import { withCareContext } from '../../../alerts/alerts.ts';
 import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
-import { bedLine, createTurnHistory, detectTurnChanges, emptySeen, seedSeen, turnLine, type BedRecord, type TurnRecord } from '../../../alerts/persistence/turn-history.ts';
+import { createEngine } from '../../../alerts/engine.ts';
+import { bedLine, createTurnHistory, turnLine, turnRecords, type BedRecord, type TurnRecord } from '../../../alerts/persistence/turn-history.ts';
+import { createBedRule } from '../../../alerts/rules/care/bed-rule.ts';
 import { createRepositionRule } from '../../../alerts/rules/care/reposition-rule.ts';
-import type { Rule, RuleInput } from '../../../alerts/rules/types.ts';
+import type { Fact, Rule, RuleInput } from '../../../alerts/rules/types.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { loginToken, startAlerts, tempDir } from '../support/harness.ts';
 import type { StatsResponse } from '../../../alerts/http/stats.ts';
 
-/** Turn history: turns and bed changes read from the reposition rule's state, journaled to InfluxDB. */
+/** Turn history: turns and bed changes from the care rules' facts, journaled to InfluxDB. */
 const influx = testInflux('turn_hist');
 const registry = demoRegistry();
 const logger = pino({ level: 'silent' });
@@ -42,21 +43,24 @@ const STREAM: RuleInput[] = [
   reading(T0 + 3 * H, false),
 ];
 
-/** Runs the stream through the real reposition rule, wrapped as alerts/alerts.ts wraps it. */
-function drive(onReposition: (input: RuleInput, state: unknown) => void, inputs = STREAM): unknown {
-  const [rule] = withCareContext([createRepositionRule() as Rule], () => undefined, () => {}, onReposition);
-  let state = rule!.initialState();
-  for (const input of inputs) state = rule!.evaluate(input, state, { registry }).state;
+/** Runs the stream through the real reposition rule, handing on each evaluation's facts as the engine does. */
+function drive(onFacts: (facts: readonly Fact[]) => void, inputs = STREAM, from?: unknown): unknown {
+  const rule = createRepositionRule() as Rule;
+  let state = from ?? rule.initialState();
+  for (const input of inputs) {
+    const res = rule.evaluate(input, state, { registry });
+    state = res.state;
+    if (res.facts !== undefined && res.facts.length > 0) onFacts(res.facts);
+  }
   return state;
 }
 
 describe('turn history', () => {
-  it('sees lying down, a sensor turn, a staff turn and leaving the bed through the reposition rule hook', () => {
-    const seen = emptySeen();
+  it("sees lying down, a sensor turn, a staff turn and leaving the bed through the reposition rule's facts", () => {
     const turns: TurnRecord[] = [];
     const beds: BedRecord[] = [];
-    drive((input, state) => {
-      const c = detectTurnChanges(input, state, seen, registry);
+    drive((facts) => {
+      const c = turnRecords(facts);
       turns.push(...c.turns);
       beds.push(...c.beds);
     });
@@ -71,14 +75,11 @@ describe('turn history', () => {
   });
 
   it('does not write a restored state again, only what happens after it', () => {
-    const seen = emptySeen();
-    const restored = drive(() => {}, STREAM.slice(0, 5));
-    seedSeen(restored, seen);
-    const [rule] = withCareContext([createRepositionRule() as Rule], () => undefined, () => {}, (input, s) => out.push(...detectTurnChanges(input, s, seen, registry).turns));
+    // Restored as after a restart: through JSON, as the snapshot file holds it.
+    const restored = JSON.parse(JSON.stringify(drive(() => {}, STREAM.slice(0, 5)))) as unknown;
     const out: TurnRecord[] = [];
-    let state = restored;
     const later = [reading(T0 + 1.5 * H, true), reading(T0 + 2.5 * H, true, 80), reading(T0 + 2.5 * H + 10_000, true, 80)];
-    for (const input of later) state = rule!.evaluate(input, state, { registry }).state;
+    drive((facts) => out.push(...turnRecords(facts).turns), later, restored);
     expect(out.map((t) => [t.source, t.ts])).toEqual([['sensor', T0 + 2.5 * H + 10_000]]);
   });
 
@@ -94,13 +95,13 @@ describe('turn history', () => {
     dirs.push(dir);
     const clock = createManualClock();
     const journalPath = join(dir.path, 'turn.jsonl');
-    const down = createTurnHistory({ influx: createInfluxHttp('http://127.0.0.1:1', influx.database), journalPath, registry, clock, logger });
+    const down = createTurnHistory({ influx: createInfluxHttp('http://127.0.0.1:1', influx.database), journalPath, clock, logger });
     await down.start();
-    drive((input, state) => down.observe(input, state));
+    drive((facts) => down.onFacts(facts));
     expect(down.stats()).toMatchObject({ turns: 2, bedChanges: 2, pending: 4, written: 0 });
     await down.close();
 
-    const up = createTurnHistory({ influx: createInfluxHttp(influx.url, influx.database), journalPath, registry, clock, logger });
+    const up = createTurnHistory({ influx: createInfluxHttp(influx.url, influx.database), journalPath, clock, logger });
     await up.start();
     await up.drained();
     const turns = await influxQuery(influx.url, influx.database, `SELECT interval_min FROM turn GROUP BY source`);
@@ -111,6 +112,31 @@ describe('turn history', () => {
       [T0 + 3 * H, false],
     ]);
     await up.close();
+  });
+
+  it('a turn recorded by staff and one sensed by the bed sensor reach the turn history as facts through the engine; a bed change seen by two rules is written once', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const db = testInflux('turn_facts');
+    const clock = createManualClock(T0);
+    const history = createTurnHistory({ influx: createInfluxHttp(db.url, db.database), journalPath: join(dir.path, 'turn.jsonl'), clock, logger });
+    await history.start();
+    // The bed rule and the reposition rule both watch the bed and both report its changes.
+    const engine = createEngine({ rules: [createBedRule() as Rule, createRepositionRule() as Rule], registry, logger, onFacts: (f) => history.onFacts(f) });
+    try {
+      for (const input of STREAM) engine.evaluate(input);
+      expect(history.stats()).toMatchObject({ turns: 2, bedChanges: 2 });
+      await history.drained();
+      const turns = await influxQuery(db.url, db.database, `SELECT interval_min FROM turn WHERE resident = 'h01-p01' GROUP BY source`);
+      expect(Object.fromEntries(turns.map((s) => [s.tags?.source, s.values]))).toEqual({ sensor: [[T0 + H + 10_000, 120]], staff: [[T0 + 2 * H, 120]] });
+      const presence = await influxQuery(db.url, db.database, `SELECT in_bed FROM bed_presence WHERE resident = 'h01-p01'`);
+      expect(presence[0]?.values).toEqual([
+        [T0, true],
+        [T0 + 3 * H, false],
+      ]);
+    } finally {
+      await history.close();
+    }
   });
 
   it('reaches the monthly statistics from a running alerts process', async () => {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../../../common/clock.ts';
+import { createLifecycle, REARM_AFTER_MS } from '../../../../alerts/lifecycle.ts';
 import { createBedRule } from '../../../../alerts/rules/care/bed-rule.ts';
-import { DAY, MIN, NIGHT, S, active, cleared, event, merge, run, stream, telemetry, ticks } from './streams.ts';
+import { demoRegistry } from '../../../support/registry.ts';
+import { DAY, MIN, NIGHT, S, active, cleared, ctx, event, merge, run, stream, telemetry, ticks } from './streams.ts';
 
 const rule = createBedRule();
 // h01-p01 is marked at risk of falls in config/demo-site.json; h01-p02 is not.
@@ -73,7 +76,31 @@ describe('not back in bed', () => {
 describe('fall', () => {
   it('a fall event is an emergency: critical, escalated at once, latching', () => {
     const { signals } = run(rule, [...inBed(BED2, DAY - 30 * S), event(BED2, DAY, 'fall')]);
-    expect(signals).toHaveLength(1);
+    // Asserted and cleared at once: a fall is an event, the latch (not the rule) keeps the alert open.
+    expect(signals.map((s) => [s.key, s.active])).toEqual([
+      ['fall:h01-p02', true],
+      ['fall:h01-p02', false],
+    ]);
     expect(signals[0]).toMatchObject({ key: 'fall:h01-p02', rule: 'fall', category: 'care', severity: 'critical', escalateNow: true, latching: true, active: true });
+  });
+
+  it('a fall resolved by staff stays resolved: the re-raise hold is for conditions still active, and a fall is over', () => {
+    const clock = createManualClock(DAY);
+    let n = 0;
+    const lc = createLifecycle({ clock, registry: demoRegistry(), onChange: () => undefined, newId: () => `f${++n}` });
+    const c = ctx();
+    let state = rule.initialState();
+    for (const input of [...inBed(BED2, DAY - 30 * S), event(BED2, DAY, 'fall')]) {
+      const r = rule.evaluate(input, state, c);
+      state = r.state;
+      lc.applySignals(r.signals);
+    }
+    expect(lc.open().map((a) => [a.rule, a.state])).toEqual([['fall', 'escalated']]);
+    const staff = { username: 'staff-h01', role: 'staff' as const, homeId: 'h01' };
+    expect(lc.ack('f1', staff).ok).toBe(true);
+    expect(lc.resolve('f1', staff, 'helped her up, no injury, back in bed').ok).toBe(true);
+    clock.advance(REARM_AFTER_MS + 60 * S);
+    expect(lc.open()).toEqual([]);
+    lc.close();
   });
 });
