@@ -1,3 +1,4 @@
+import { RAW_TELEMETRY } from '../common/influx-schema.ts';
 import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -51,7 +52,7 @@ function plausibleWhere(metric: BaselineMetric): string {
 export function baselineQuery(from: number, to: number, bucketMs: number): string {
   return BASELINE_METRICS.map(
     (m) =>
-      `SELECT median(${ident(m)}) AS v FROM telemetry WHERE time >= ${Math.trunc(from)}ms AND time < ${Math.trunc(to)}ms AND ${plausibleWhere(m)} ` +
+      `SELECT median(${ident(m)}) AS v FROM ${RAW_TELEMETRY} WHERE time >= ${Math.trunc(from)}ms AND time < ${Math.trunc(to)}ms AND ${plausibleWhere(m)} ` +
       `AND ("kind" = 'vital_signs_monitor' OR "kind" = 'bed_sensor') GROUP BY time(${bucketMs}ms), "resident" fill(none)`,
   ).join('; ');
 }

@@ -1,9 +1,10 @@
 import { Agent, request } from 'node:http';
+import { ensureInfluxSchema, type RetentionConfig } from '../common/influx-schema.ts';
 import type { Logger } from '../common/logger.ts';
 
 /**
  * Thin adapter over the InfluxDB 1.x HTTP API: POST /write (line protocol, ns precision) and
- * POST /query for CREATE DATABASE. node:http with a keep-alive agent: one TCP connection reused for
+ * the schema (database, retention policies, downsampling) through common/influx-schema.ts. node:http with a keep-alive agent: one TCP connection reused for
  * every batch.
  */
 
@@ -17,7 +18,9 @@ export type WriteOutcome =
   | { readonly kind: 'too-large'; readonly error: string };
 
 export interface InfluxHttp {
-  write(body: string): Promise<WriteOutcome>;
+  /** `rp`: the retention policy (common/influx-schema.ts), or the database's default when absent. */
+  write(body: string, rp?: string): Promise<WriteOutcome>;
+  /** The database, its retention policies (with the configured periods) and the downsampling query. */
   createDatabase(): Promise<void>;
   close(): void;
 }
@@ -27,6 +30,8 @@ export interface InfluxHttpOptions {
   readonly database: string;
   readonly logger: Logger;
   readonly timeoutMs?: number;
+  /** Retention periods ingest enforces at start (default common/influx-schema.ts DEFAULT_RETENTION). */
+  readonly retention?: RetentionConfig;
 }
 
 interface Reply {
@@ -39,7 +44,6 @@ export function createInfluxHttp(opts: InfluxHttpOptions): InfluxHttp {
   const agent = new Agent({ keepAlive: true, maxSockets: 2 });
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const writePath = `${base.pathname.replace(/\/$/, '')}/write?db=${encodeURIComponent(opts.database)}&precision=ns`;
-  const queryPath = `${base.pathname.replace(/\/$/, '')}/query`;
 
   function post(path: string, body: string, contentType: string): Promise<Reply> {
     return new Promise((resolve, reject) => {
@@ -69,10 +73,10 @@ export function createInfluxHttp(opts: InfluxHttpOptions): InfluxHttp {
   }
 
   return {
-    async write(body) {
+    async write(body, rp) {
       let reply: Reply;
       try {
-        reply = await post(writePath, body, 'text/plain; charset=utf-8');
+        reply = await post(rp === undefined ? writePath : `${writePath}&rp=${encodeURIComponent(rp)}`, body, 'text/plain; charset=utf-8');
       } catch (err) {
         return { kind: 'retry', error: (err as Error).message, databaseMissing: false };
       }
@@ -83,10 +87,8 @@ export function createInfluxHttp(opts: InfluxHttpOptions): InfluxHttp {
       return { kind: 'retry', error: `HTTP ${reply.status}: ${error}`, databaseMissing: reply.status === 404 && error.includes('database not found') };
     },
     async createDatabase() {
-      const q = `CREATE DATABASE "${opts.database.replace(/["\\]/g, '\\$&')}"`;
-      const reply = await post(queryPath, new URLSearchParams({ q }).toString(), 'application/x-www-form-urlencoded');
-      const err = reply.status === 200 ? (JSON.parse(reply.body) as { results?: Array<{ error?: string }> }).results?.[0]?.error : errorText(reply.body);
-      if (reply.status !== 200 || err) throw new Error(`CREATE DATABASE failed: HTTP ${reply.status} ${err ?? ''}`);
+      const report = await ensureInfluxSchema({ url: opts.url, database: opts.database, enforce: true, ...(opts.retention !== undefined ? { retention: opts.retention } : {}) });
+      for (const change of [...report.created, ...report.altered]) opts.logger.info({ database: opts.database, change }, 'InfluxDB schema');
     },
     close() {
       agent.destroy();

@@ -1,3 +1,4 @@
+import { RP_RAW } from '../common/influx-schema.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeDeviceMessage } from '../contract/device-message.ts';
 import type { MetricName } from '../contract/metrics.ts';
@@ -12,6 +13,9 @@ import type { Spool, SpoolRecord } from './spool.ts';
  * writes one line-protocol body per batch, and advances the checkpoint on success. InfluxDB being
  * down only delays the drain (capped exponential backoff); a point InfluxDB refuses (400) is
  * isolated by bisecting the batch and stored as `rejected` with code INFLUX_REJECTED.
+ * Readings and rejections go to the short `raw` retention policy, events and statuses to the
+ * database's default (`records`, kept for years: common/influx-schema.ts): a batch is one write per
+ * policy, and the checkpoint advances only when both are stored.
  */
 
 export interface InfluxWriterDeps {
@@ -61,6 +65,8 @@ interface Item {
   readonly deviceId?: string;
   /** A `rejected` point itself: if InfluxDB refuses it, log and drop instead of recursing. */
   readonly isRejection: boolean;
+  /** RP_RAW, or undefined for the database's default policy. */
+  readonly rp: string | undefined;
 }
 
 export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
@@ -104,6 +110,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
       homeId,
       deviceId,
       isRejection: true,
+      rp: RP_RAW,
     });
   }
 
@@ -124,7 +131,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
         }
       }
       const r = messageLine(msg);
-      if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false });
+      if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false, rp: msg.channel === 'telemetry' ? RP_RAW : undefined });
       else reject(r.rejection.code, r.rejection.reason, rec, r.rejection, out);
     }
     return out;
@@ -164,14 +171,15 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     return false;
   }
 
-  /** Writes `items` until stored or refused; false only when closing interrupted it. */
+  /** Writes `items` (all of one retention policy) until stored or refused; false only when closing interrupted it. */
   async function writeItems(items: readonly Item[], influxRejected: Item[]): Promise<boolean> {
     if (items.length === 0) return true;
     let delay = retryMin;
     const body = items.map((i) => i.line).join('\n');
+    const rp = items[0]?.rp;
     while (!closed) {
       if (!dbReady && !(await ensureDatabase())) return false;
-      const out = await http.write(body);
+      const out = await http.write(body, rp);
       if (out.kind === 'ok') {
         recovered();
         st.written += items.length;
@@ -248,7 +256,9 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
   /** One batch and the rejected points InfluxDB refused in it; false only when closing interrupted it. */
   async function writeBatch(items: readonly Item[]): Promise<boolean> {
     const influxRejected: Item[] = [];
-    if (!(await writeItems(items, influxRejected))) return false;
+    const raw = items.filter((i) => i.rp === RP_RAW);
+    const records = raw.length === items.length ? [] : items.filter((i) => i.rp !== RP_RAW);
+    if (!(await writeItems(raw, influxRejected)) || !(await writeItems(records, influxRejected))) return false;
     return writeItems(influxRejected, []);
   }
 

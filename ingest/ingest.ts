@@ -3,6 +3,7 @@ import type { Logger } from '../common/logger.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { FILTERS } from '../contract/topics.ts';
+import type { RetentionConfig } from '../common/influx-schema.ts';
 import { createInfluxHttp, type InfluxHttp } from './influx-http.ts';
 import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
 import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
@@ -28,6 +29,8 @@ export interface IngestConfig {
   readonly spoolSegmentBytes?: number;
   /** Health endpoint port; 0 picks a free one, undefined disables it. */
   readonly httpPort?: number;
+  /** How long InfluxDB keeps raw readings, their aggregates and the records (common/influx-schema.ts). */
+  readonly retention?: RetentionConfig;
   readonly keepaliveS?: number;
   /** /health turns 503 after InfluxDB writes have failed this long. */
   readonly influxUnhealthyMs?: number;
@@ -193,7 +196,7 @@ export function createIngest(deps: IngestDeps): Ingest {
     async start() {
       spool = createSpool({ dir: config.spoolDir, maxBytes: config.spoolMaxBytes, segmentBytes: config.spoolSegmentBytes, logger: logger.child({ component: 'spool' }) });
       await spool.open();
-      http = createInfluxHttp({ url: config.influxUrl, database: config.influxDb, logger });
+      http = createInfluxHttp({ url: config.influxUrl, database: config.influxDb, logger, ...(config.retention !== undefined ? { retention: config.retention } : {}) });
       writer = createInfluxWriter({
         spool,
         http,

@@ -1,3 +1,4 @@
+import { DEFAULT_RETENTION } from '../common/influx-schema.ts';
 import { Type } from '@sinclair/typebox';
 import { runProcess } from '../common/process-main.ts';
 import { createIngest } from './ingest.ts';
@@ -16,6 +17,12 @@ const ConfigSchema = Type.Object({
   spoolDir: Type.String({ default: '.tmp/spool/ingest', minLength: 1 }),
   spoolMaxBytes: Type.Integer({ default: 512 * 1024 * 1024, minimum: 1024 * 1024 }),
   ingestHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  // Retention (common/influx-schema.ts, docs/architecture.md): raw readings, their per-minute
+  // aggregates, and the records (events, statuses, alerts, incidents, audit) that GB 50440 has a
+  // monitoring centre keep; ingest applies these at every start.
+  retentionRawDays: Type.Integer({ default: DEFAULT_RETENTION.rawDays, minimum: 1, maximum: 36_500 }),
+  retentionRollupDays: Type.Integer({ default: DEFAULT_RETENTION.rollupDays, minimum: 731, maximum: 36_500, description: 'days, at least 731 (two years)' }),
+  retentionRecordsDays: Type.Integer({ default: DEFAULT_RETENTION.recordsDays, minimum: 731, maximum: 36_500, description: 'days, at least 731 (two years)' }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 
@@ -39,6 +46,7 @@ const code = await runProcess({
         spoolDir: cfg.spoolDir,
         spoolMaxBytes: cfg.spoolMaxBytes,
         httpPort: cfg.ingestHttpPort,
+        retention: { rawDays: cfg.retentionRawDays, rollupDays: cfg.retentionRollupDays, recordsDays: cfg.retentionRecordsDays },
       },
     }),
   started: (ingest, cfg) => `ingest started: ${cfg.mqttUrl} → ${cfg.influxUrl}/${cfg.influxDb}, spool ${cfg.spoolDir}${ingest.httpPort() !== undefined ? `, health http://127.0.0.1:${ingest.httpPort()}/health` : ''}`,

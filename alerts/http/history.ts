@@ -1,3 +1,4 @@
+import { RAW_TELEMETRY, ROLLUP_TELEMETRY, rollupField } from '../../common/influx-schema.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { METRICS, METRIC_NAMES, type MetricName } from '../../contract/metrics.ts';
@@ -17,7 +18,12 @@ import { installErrorHandler, requireActor, RouteError, type ActorOf, type Count
  * InfluxQL unchecked. Staff and directors see only their own home.
  */
 
-export const HISTORY_RANGES = { '15m': 15 * 60_000, '1h': 3_600_000, '6h': 6 * 3_600_000, '24h': 24 * 3_600_000, '7d': 7 * 24 * 3_600_000 } as const;
+export const HISTORY_RANGES = { '15m': 15 * 60_000, '1h': 3_600_000, '6h': 6 * 3_600_000, '24h': 24 * 3_600_000, '7d': 7 * 24 * 3_600_000, '30d': 30 * 24 * 3_600_000, '365d': 365 * 24 * 3_600_000 } as const;
+/**
+ * Ranges up to this long read raw readings (kept 30 days by default); longer ones read the per-minute
+ * aggregates (kept two years), whose buckets are hours wide anyway (common/influx-schema.ts).
+ */
+export const RAW_RANGE_MAX_MS = HISTORY_RANGES['7d'];
 export type HistoryRange = keyof typeof HISTORY_RANGES;
 /** About this many points per series: enough for a small SVG chart, cheap to send. */
 const TARGET_POINTS = 240;
@@ -128,7 +134,10 @@ export async function historyRoutes(app: FastifyInstance, opts: HistoryDeps): Pr
       const statements = targets.map(({ device, metric }) => {
         // InfluxQL 1.x cannot average booleans; the last value per bucket is what a chart needs.
         const agg = METRICS[metric].type === 'boolean' ? 'last' : 'mean';
-        return `SELECT ${agg}(${ident(metric)}) AS v FROM telemetry WHERE device = ${str(device.id)} AND time >= ${from}ms AND time <= ${to}ms GROUP BY time(${bucketMs}ms) fill(none)`;
+        if (rangeMs > RAW_RANGE_MAX_MS) {
+          return `SELECT ${agg}(${ident(rollupField(agg, metric))}) AS v FROM ${ROLLUP_TELEMETRY} WHERE device = ${str(device.id)} AND time >= ${from}ms AND time <= ${to}ms GROUP BY time(${bucketMs}ms) fill(none)`;
+        }
+        return `SELECT ${agg}(${ident(metric)}) AS v FROM ${RAW_TELEMETRY} WHERE device = ${str(device.id)} AND time >= ${from}ms AND time <= ${to}ms GROUP BY time(${bucketMs}ms) fill(none)`;
       });
       const results = await opts.influx.query(statements.join('; '));
       const series = targets.map(({ device, metric }, i) => {

@@ -1,3 +1,4 @@
+import { RAW_TELEMETRY } from '../../common/influx-schema.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../contract/api.ts';
@@ -124,9 +125,9 @@ export async function liveRoutes(app: FastifyInstance, opts: LiveDeps): Promise<
       const home = str(homeId);
       const [latest = [], seen = [], status = []] = await opts.influx.query(
         [
-          `SELECT LAST(*) FROM telemetry WHERE home = ${home} AND time >= ${since}ms GROUP BY device`,
+          `SELECT LAST(*) FROM ${RAW_TELEMETRY} WHERE home = ${home} AND time >= ${since}ms GROUP BY device`,
           // LAST(*) reports epoch 0 as its time (several selectors); one selector gives the real time.
-          `SELECT LAST(seq) FROM telemetry WHERE home = ${home} AND time >= ${since}ms GROUP BY device`,
+          `SELECT LAST(seq) FROM ${RAW_TELEMETRY} WHERE home = ${home} AND time >= ${since}ms GROUP BY device`,
           `SELECT LAST(online) FROM status WHERE home = ${home} GROUP BY device`,
         ].join('; '),
       );

@@ -1,3 +1,5 @@
+import { ensureInfluxSchema } from '../../common/influx-schema.ts';
+
 /**
  * A minimal InfluxDB 1.x HTTP client: POST /write (line protocol, ns precision) and GET /query
  * (InfluxQL, epoch ms). Only what the alerts process needs; no global state.
@@ -27,7 +29,6 @@ const TIMEOUT_MS = 10_000;
 export function createInfluxHttp(url: string, database: string): InfluxHttp {
   const base = url.replace(/\/+$/, '');
   const db = encodeURIComponent(database);
-  const quoted = `"${database.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
   async function rawQuery(q: string, method: 'GET' | 'POST'): Promise<InfluxSeries[]> {
     const res = await fetch(`${base}/query?db=${db}&epoch=ms&q=${encodeURIComponent(q)}`, { method, signal: AbortSignal.timeout(TIMEOUT_MS) });
@@ -58,7 +59,9 @@ export function createInfluxHttp(url: string, database: string): InfluxHttp {
     },
     query: (q) => rawQuery(q, 'GET'),
     async createDatabase() {
-      await rawQuery(`CREATE DATABASE ${quoted}`, 'POST');
+      // The database with its retention policies (records the default: what alerts writes is kept two
+      // years). Create-if-missing only: ingest owns the periods (common/influx-schema.ts).
+      await ensureInfluxSchema({ url: base, database, enforce: false });
     },
   };
   return client;

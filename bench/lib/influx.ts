@@ -1,3 +1,4 @@
+import { RAW_TELEMETRY } from '../../common/influx-schema.ts';
 import { Agent, request } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInfluxServer as createServer, type InfluxServer } from '../../common/influxd.ts';
@@ -57,7 +58,7 @@ export async function influxQuery(url: string, db: string, q: string): Promise<u
 
 /** Telemetry points stored so far (each bench message is one point with an integer `seq` field). */
 export async function telemetryCount(url: string, db: string): Promise<number> {
-  const rows = await influxQuery(url, db, 'SELECT count(seq) FROM telemetry');
+  const rows = await influxQuery(url, db, `SELECT count(seq) FROM ${RAW_TELEMETRY}`);
   return Number(rows[0]?.[1] ?? 0);
 }
 

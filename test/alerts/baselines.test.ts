@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../common/clock.ts';
 import { baselineQuery, createBaselineService } from '../../alerts/baselines.ts';
 import { createInfluxReader, type InfluxReader } from '../../alerts/http/influxql.ts';
-import { testInflux } from '../support/influx-db.ts';
+import { prepareInflux, testInflux, writeLines } from '../support/influx-db.ts';
 import { demoRegistry } from '../support/registry.ts';
 
 /** The baseline adapter against a real InfluxDB: learning, hourly refresh, and an outage. */
@@ -12,12 +12,11 @@ const START = Date.UTC(2026, 0, 15, 4, 0, 0);
 const MIN = 60_000;
 
 async function write(lines: string[]): Promise<void> {
-  const res = await fetch(`${influx.url}/write?db=${influx.database}&precision=ms`, { method: 'POST', body: lines.join('\n') });
-  if (res.status !== 204) throw new Error(`write failed ${res.status}: ${await res.text()}`);
+  await writeLines(influx.url, influx.database, lines);
 }
 
 beforeAll(async () => {
-  await fetch(`${influx.url}/query?q=${encodeURIComponent(`CREATE DATABASE "${influx.database}"`)}`, { method: 'POST' });
+  await prepareInflux(influx.url, influx.database);
   const lines: string[] = [];
   // h01-p05 (hypercapnic, SpO2 around 86 %) for 30 hours; h01-p06 8 days ago only (outside the window).
   for (let i = 1; i <= 360; i++) lines.push(`telemetry,device=h01-vs-p05,home=h01,kind=vital_signs_monitor,resident=h01-p05,room=r103 spo2_pct=${i % 2 ? 85 : 87},resp_rate_bpm=18 ${START - i * 5 * MIN}`);

@@ -3,7 +3,7 @@ import { createManualClock } from '../../common/clock.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 import type { Alerts } from '../../alerts/alerts.ts';
 import { careRules } from '../../alerts/rules/care/index.ts';
-import { influxQuery, testInflux } from '../support/influx-db.ts';
+import { influxQuery, prepareInflux, testInflux, writeLines } from '../support/influx-db.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { loginToken, startAlerts, tempDir } from './support/harness.ts';
 
@@ -58,9 +58,8 @@ async function seedHistory(): Promise<void> {
   }
   // A probe-off reading (HR 0) must not drag the baseline down.
   lines.push(`${tags('h01-p01')} heart_rate_bpm=0,seq=9999i ${BigInt(START - 7 * MIN) * 1_000_000n + 1n}`);
-  await fetch(`${influx.url}/query?q=${encodeURIComponent(`CREATE DATABASE "${influx.database}"`)}`, { method: 'POST' });
-  const res = await fetch(`${influx.url}/write?db=${influx.database}&precision=ns`, { method: 'POST', body: lines.join('\n') });
-  if (res.status !== 204) throw new Error(`seed write failed: ${res.status}`);
+  await prepareInflux(influx.url, influx.database);
+  await writeLines(influx.url, influx.database, lines, 'ns');
 }
 
 beforeAll(async () => {

@@ -41,7 +41,7 @@ describe('fire in a simulated room reaches the duty nurse and the bureau', () =>
     const cause = await eventually('the causing reading in InfluxDB', async () => {
       // Points carry the device ts in ms plus `seq mod 1e6` ns (docs/architecture.md): same millisecond.
       const where = `"device" = '${fire.deviceId}' AND time >= ${fire.sourceTs}ms AND time < ${fire.sourceTs + 1}ms`;
-      const t = await influxQuery(url, database, `SELECT * FROM "telemetry" WHERE ${where}`);
+      const t = await influxQuery(url, database, `SELECT * FROM "raw"."telemetry" WHERE ${where}`);
       const e = await influxQuery(url, database, `SELECT * FROM "event" WHERE ${where}`);
       const rows = [...t, ...e].flatMap((s) => s.values);
       return rows.length > 0 ? rows : undefined;

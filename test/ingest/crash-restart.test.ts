@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/influxd.ts';
 import type { IngestStats } from '../../ingest/ingest.ts';
-import { testInflux } from '../support/influx-db.ts';
+import { FIXTURE_RETENTION, testInflux } from '../support/influx-db.ts';
 import { DEMO_SITE_PATH } from '../support/registry.ts';
 import { INGEST_PASSWORD, startTestBroker, type TestBroker } from './support/aedes.ts';
 import { spoolDir } from './support/ingest.ts';
@@ -57,6 +57,7 @@ describe('ingest, acceptance: SIGKILL mid-stream', () => {
       CAREWATCH_REGISTRY: DEMO_SITE_PATH,
       CAREWATCH_MQTT_URL: broker.url,
       CAREWATCH_INGEST_PASSWORD: INGEST_PASSWORD,
+      CAREWATCH_RETENTION_RAW_DAYS: String(FIXTURE_RETENTION.rawDays),
       CAREWATCH_INFLUX_URL: url,
       CAREWATCH_INFLUX_DB: database,
       CAREWATCH_SPOOL_DIR: dir,

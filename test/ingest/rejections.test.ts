@@ -52,7 +52,7 @@ describe('ingest, acceptance: invalid messages', () => {
     await client.publishAsync(topic, valid(seq++), { qos: 1 });
 
     await waitFor('valid ones stored', async () => {
-      const s = await influxQuery(url, database, `SELECT count(seq) FROM telemetry WHERE device = '${DEV.deviceId}'`);
+      const s = await influxQuery(url, database, `SELECT count(seq) FROM "raw"."telemetry" WHERE device = '${DEV.deviceId}'`);
       return s[0]?.values[0]?.[1] === seq;
     });
     const stats = await waitFor('rejections counted', () => {
@@ -62,7 +62,7 @@ describe('ingest, acceptance: invalid messages', () => {
     for (const bad of BAD) expect(stats.rejected[bad.code as keyof typeof stats.rejected], bad.code).toBe(3);
 
     const rows = await waitFor('rejected points', async () => {
-      const s = await influxQuery(url, database, 'SELECT code, device, home, topic, reason, payload FROM rejected');
+      const s = await influxQuery(url, database, 'SELECT code, device, home, topic, reason, payload FROM "raw"."rejected"');
       const values = s[0]?.values ?? [];
       return values.length === 3 * BAD.length ? values : undefined;
     });
@@ -97,7 +97,7 @@ describe('ingest, acceptance: invalid messages', () => {
     await client.publishAsync(topic, valid(4), { qos: 1 });
 
     const rows = await waitFor('flagged points', async () => {
-      const s = await influxQuery(url, database, `SELECT temperature_c, temperature_c_raw, smoke_obscuration_pct_per_m, gas_lel_pct, gas_lel_pct_raw, out_of_range, seq FROM telemetry WHERE home = 'h01'`);
+      const s = await influxQuery(url, database, `SELECT temperature_c, temperature_c_raw, smoke_obscuration_pct_per_m, gas_lel_pct, gas_lel_pct_raw, out_of_range, seq FROM "raw"."telemetry" WHERE home = 'h01'`);
       const values = s[0]?.values ?? [];
       return values.length === 4 ? values : undefined;
     });
@@ -121,9 +121,9 @@ describe('ingest, acceptance: invalid messages', () => {
     const { url, database } = testInflux('conflict');
     broker = await startTestBroker();
     ingest = await startIngest({ mqttUrl: broker.url, influxUrl: url, influxDb: database });
-    await waitFor('database created', async () => (await influxQuery(url, 'x', 'SHOW DATABASES')).some((s) => s.values.some((v) => v[0] === database)));
+    await waitFor('database and retention policies created', async () => (await influxQuery(url, database, `SHOW RETENTION POLICIES ON "${database}"`).catch(() => [])).some((s) => s.values.some((v) => v[0] === 'raw')));
     // Someone stored temperature_c as a string in this shard: every later float write of it conflicts.
-    const seed = await fetch(`${url}/write?db=${database}&precision=ms`, { method: 'POST', body: `telemetry,device=seed temperature_c="hot" ${BASE_TS}` });
+    const seed = await fetch(`${url}/write?db=${database}&precision=ms&rp=raw`, { method: 'POST', body: `telemetry,device=seed temperature_c="hot" ${BASE_TS}` });
     expect(seed.status).toBe(204);
     client = await mqtt.connectAsync(broker.url, { clientId: 'tester', protocolVersion: 4 });
     const other = deviceTopic('h01', 'h01-hd-kitchen', 'telemetry');
@@ -136,9 +136,9 @@ describe('ingest, acceptance: invalid messages', () => {
       return s !== undefined && s.rejected.INFLUX_REJECTED === 20 && s.spool.bytes === 0 ? s : undefined;
     });
     expect(stats.rejectedTotal).toBe(20);
-    const ok = await influxQuery(url, database, `SELECT count(battery_pct) FROM telemetry WHERE device = 'h01-hd-kitchen'`);
+    const ok = await influxQuery(url, database, `SELECT count(battery_pct) FROM "raw"."telemetry" WHERE device = 'h01-hd-kitchen'`);
     expect(ok[0]?.values[0]?.[1]).toBe(20);
-    const rej = await influxQuery(url, database, `SELECT count(reason) FROM rejected WHERE code = 'INFLUX_REJECTED'`);
+    const rej = await influxQuery(url, database, `SELECT count(reason) FROM "raw"."rejected" WHERE code = 'INFLUX_REJECTED'`);
     expect(rej[0]?.values[0]?.[1]).toBe(20);
   });
 });

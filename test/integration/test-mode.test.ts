@@ -67,7 +67,7 @@ describe('a detector in test mode', () => {
     expect(got.suppressedSignals).toBe(3);
     // … and ingest stored the readings themselves.
     const stored = await until(async () => {
-      const s = await influxQuery(p.influx.url, p.influx.database, `SELECT "smoke_obscuration_pct_per_m" FROM "telemetry" WHERE "device" = '${DEVICE}'`);
+      const s = await influxQuery(p.influx.url, p.influx.database, `SELECT "smoke_obscuration_pct_per_m" FROM "raw"."telemetry" WHERE "device" = '${DEVICE}'`);
       const values = s[0]?.values.map((v) => v[1]) ?? [];
       return values.length >= 2 && values;
     }, 'the test readings in InfluxDB');

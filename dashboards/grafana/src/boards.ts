@@ -52,6 +52,11 @@ function series(title: string, query: string, unit?: string, alias = '$tag_room'
   return unit === undefined ? p : p.unit(unit);
 }
 
+/** A long-range panel: per-minute aggregates (two years), not raw readings (30 days), over the last 30 days. */
+function longRange(title: string, query: string, unit: string | undefined, alias: string): TimeseriesBuilder {
+  return series(`${title} · 30 days (per-minute aggregates)`, query, unit, alias).timeFrom('30d').interval('1h');
+}
+
 function metricByTag(metric: NumericMetric, aggregate: 'mean' | 'min' | 'max', kinds: readonly string[] | undefined, groupBy: 'room' | 'device' | 'resident' | 'home', extra: 'home' | 'resident'): string {
   return influxql({
     from: 'telemetry',
@@ -90,6 +95,7 @@ export function bureauOverview(): Dashboard {
     .withPanel(series('Alerts raised per interval, by home', influxql({ from: 'alert', fields: [{ field: 'version', aggregate: 'count' }], where: [{ tag: 'state', equals: 'raised' }], perInterval: true, groupBy: ['home'], fill: '0' }), undefined, '$tag_home'))
     .withPanel(series('Devices going offline, by home 设备离线', influxql({ from: 'status', fields: [{ field: 'online', aggregate: 'count' }], where: [{ field: 'online', equals: false }], perInterval: true, groupBy: ['home'], fill: '0' }), undefined, '$tag_home'))
     .withPanel(series('Readings stored per interval, by home', influxql({ from: 'telemetry', fields: [{ field: 'seq', aggregate: 'count' }], perInterval: true, groupBy: ['home'], fill: '0' }), undefined, '$tag_home'))
+    .withPanel(longRange('Readings stored, by home', influxql({ from: 'telemetry_1m', fields: [{ field: 'readings', aggregate: 'sum' }], perInterval: true, groupBy: ['home'], fill: '0' }), undefined, '$tag_home'))
     .withPanel(series('Fire-device events per interval, by home', influxql({ from: 'event', fields: [{ field: 'seq', aggregate: 'count' }], where: [{ tag: 'kind', oneOf: FIRE_KINDS }], perInterval: true, groupBy: ['home'], fill: '0' }), undefined, '$tag_home'))
     .build();
 }
@@ -110,6 +116,15 @@ export function homeDashboard(): Dashboard {
     .withPanel(series('Residual current mA (GB 14287: alarm 300–500 mA)', metricByTag('residual_current_ma', 'max', undefined, 'device', 'home'), undefined, '$tag_device'))
     .withPanel(series('Combustible gas %LEL', metricByTag('gas_lel_pct', 'max', undefined, 'device', 'home'), undefined, '$tag_device'))
     .withPanel(series('Fire-water pressure MPa (supervisory below 0.15 MPa)', metricByTag('water_pressure_mpa', 'min', undefined, 'device', 'home'), undefined, '$tag_device'))
+    .withPanel(
+      longRange(
+        'Highest temperature °C by room',
+        influxql({ from: 'telemetry_1m', fields: [{ field: 'max_temperature_c', aggregate: 'max' }], where: [HOME, { tag: 'kind', oneOf: ['smoke_detector', 'heat_detector'] }], perInterval: true, groupBy: ['room'], fill: 'none' }),
+        'celsius',
+        '$tag_room',
+      ),
+    )
+    .withPanel(longRange('Lowest battery % by device', influxql({ from: 'telemetry_1m', fields: [{ field: 'min_battery_pct', aggregate: 'min' }], where: [HOME], perInterval: true, groupBy: ['device'], fill: 'none' }), 'percent', '$tag_device'))
     .withRow(new RowBuilder('Device health 设备状态'))
     .withPanel(series('Battery % (lowest per device)', metricByTag('battery_pct', 'min', undefined, 'device', 'home'), 'percent', '$tag_device'))
     .withPanel(series('Radio signal dBm (weakest per device)', metricByTag('rssi_dbm', 'min', undefined, 'device', 'home'), undefined, '$tag_device'))
@@ -152,6 +167,8 @@ export function residentDashboard(): Dashboard {
     .withPanel(series('Respiration rate /min (NEWS2 bands 8/11/20/24)', metricByTag('resp_rate_bpm', 'mean', ['vital_signs_monitor'], 'resident', 'resident'), undefined, '$tag_resident'))
     .withPanel(series('Body temperature °C (NEWS2 bands 35.0/36.0/38.0/39.0)', metricByTag('body_temp_c', 'mean', undefined, 'resident', 'resident'), 'celsius', '$tag_resident'))
     .withPanel(series('Systolic blood pressure mmHg (NEWS2 bands 90/100/110/219)', metricByTag('systolic_bp_mmhg', 'mean', undefined, 'resident', 'resident'), undefined, '$tag_resident'))
+    .withPanel(longRange('Heart rate bpm (mean)', influxql({ from: 'telemetry_1m', fields: [{ field: 'mean_heart_rate_bpm', aggregate: 'mean' }], where: [HOME, RESIDENT, { tag: 'kind', equals: 'vital_signs_monitor' }], perInterval: true, groupBy: ['resident'], fill: 'none' }), undefined, '$tag_resident'))
+    .withPanel(longRange('SpO2 % (lowest)', influxql({ from: 'telemetry_1m', fields: [{ field: 'min_spo2_pct', aggregate: 'min' }], where: [HOME, RESIDENT], perInterval: true, groupBy: ['resident'], fill: 'none' }), 'percent', '$tag_resident'))
     .withPanel(series('NEWS2 aggregate score (RCP 2017: 5–6 urgent, ≥ 7 emergency)', influxql({ from: 'news2', fields: [{ field: 'aggregate', aggregate: 'max' }], where: [HOME, RESIDENT], perInterval: true, groupBy: ['resident'], fill: 'previous' }), undefined, '$tag_resident'))
     .withRow(new RowBuilder('Bed, turns and continence 卧床护理'))
     .withPanel(series('Movement on the bed sensor', metricByTag('movement_index', 'mean', undefined, 'resident', 'resident'), undefined, '$tag_resident'))

@@ -1,6 +1,6 @@
 import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import type { FieldOf, Measurement, TagOf } from './schema.ts';
+import { MEASUREMENTS, type FieldOf, type Measurement, type TagOf } from './schema.ts';
 
 /**
  * A small typed builder for InfluxQL targets, which @grafana/grafana-foundation-sdk lacks (it has
@@ -24,8 +24,7 @@ export type Condition<M extends Measurement> =
 
 export interface Select<M extends Measurement> {
   readonly from: M;
-  /** A retention policy other than the database's default (e.g. the per-minute aggregates). */
-  readonly rp?: string;
+
   /** Aggregated fields, or raw fields for a table of rows (`aggregate` absent). */
   readonly fields: ReadonlyArray<{ readonly field: FieldOf<M>; readonly aggregate?: Aggregate; readonly as?: string }>;
   readonly where?: ReadonlyArray<Condition<M>>;
@@ -52,7 +51,9 @@ export function influxql<M extends Measurement>(s: Select<M>): string {
   const fields = s.fields
     .map((f) => (f.aggregate === undefined ? ident(f.field) : `${f.aggregate}(${ident(f.field)})`) + (f.as !== undefined ? ` AS ${ident(f.as)}` : ''))
     .join(', ');
-  const from = s.rp === undefined ? ident(s.from) : `${ident(s.rp)}.${ident(s.from)}`;
+  // The measurement's retention policy (schema.ts): raw readings and their aggregates are not in the default one.
+  const spec = MEASUREMENTS[s.from];
+  const from = 'rp' in spec ? `${ident(spec.rp)}.${ident(s.from)}` : ident(s.from);
   const where = [...(s.where ?? []).map((c) => condition(c)), '$timeFilter'].join(' AND ');
   const groups = [...(s.perInterval === true ? ['time($__interval)'] : []), ...(s.groupBy ?? []).map(ident)];
   let q = `SELECT ${fields} FROM ${from} WHERE ${where}`;

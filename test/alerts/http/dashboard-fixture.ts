@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { testInflux } from '../../support/influx-db.ts';
+import { influxQuery, prepareInflux, testInflux, writeLines } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { createTokenService } from '../../../alerts/http/token.ts';
 import { createInfluxReader } from '../../../alerts/http/influxql.ts';
@@ -19,7 +19,10 @@ export const NOW = Date.UTC(2026, 10, 15, 4, 0, 0); // 2026-11-15 12:00 China St
 export interface DashboardFixture {
   readonly app: FastifyInstance;
   readonly codes: string[];
+  readonly database: string;
   write(lines: string[]): Promise<void>;
+  /** Runs one InfluxQL statement on the fixture's database (e.g. the downsampling over a span). */
+  query(statement: string): Promise<void>;
   auth(username: string): { authorization: string };
   close(): Promise<void>;
 }
@@ -51,8 +54,7 @@ export function careActionLine(homeId: string, residentId: string, action: strin
 
 export async function dashboardFixture(care: ResidentCareStateOf = () => undefined): Promise<DashboardFixture> {
   const { url, database } = testInflux('dash');
-  const res = await fetch(`${url}/query`, { method: 'POST', body: new URLSearchParams({ q: `CREATE DATABASE "${database}"` }) });
-  if (!res.ok) throw new Error(`create database: ${res.status}`);
+  await prepareInflux(url, database);
   const registry = demoRegistry();
   const tokens = createTokenService('fixture-secret', 3600);
   const influx = createInfluxReader({ url, database });
@@ -71,9 +73,12 @@ export async function dashboardFixture(care: ResidentCareStateOf = () => undefin
   return {
     app,
     codes,
+    database,
     async write(lines) {
-      const r = await fetch(`${url}/write?db=${database}&precision=ns`, { method: 'POST', body: lines.join('\n') });
-      if (r.status !== 204) throw new Error(`write failed ${r.status}: ${await r.text()}`);
+      await writeLines(url, database, lines, 'ns');
+    },
+    async query(statement) {
+      await influxQuery(url, database, statement);
     },
     auth(username) {
       const u = registry.user(username);

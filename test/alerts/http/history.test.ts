@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardFixture, NOW, telemetryLine, type DashboardFixture } from './dashboard-fixture.ts';
 import type { HistoryResponse } from '../../../alerts/http/history.ts';
+import { backfillStatement } from '../../../common/influx-schema.ts';
 
 let fx: DashboardFixture;
 const MIN = 60_000;
@@ -22,6 +23,25 @@ async function get(url: string, user = 'staff-h01'): Promise<{ status: number; b
   const res = await fx.app.inject({ method: 'GET', url, headers: fx.auth(user) });
   return { status: res.statusCode, body: res.json() };
 }
+
+describe('GET /api/history, long ranges', () => {
+  it('reads 30 and 365 days from the per-minute aggregates (raw readings are kept 30 days), not from raw readings', async () => {
+    // Ten days ago: an hour of readings at 80 bpm, aggregated; and an hour at 200 bpm left raw only.
+    const day = 86_400_000;
+    const lines: string[] = [];
+    for (let i = 0; i < 60; i++) lines.push(telemetryLine('h01-vs-p02', NOW - 10 * day + i * MIN, { heart_rate_bpm: 80 + (i % 2) * 2 }));
+    await fx.write(lines);
+    await fx.query(backfillStatement(fx.database, NOW - 10 * day - MIN, NOW - 10 * day + 61 * MIN));
+    await fx.write(Array.from({ length: 60 }, (_, i) => telemetryLine('h01-vs-p02', NOW - 12 * day + i * MIN, { heart_rate_bpm: 200 })));
+    for (const range of ['30d', '365d']) {
+      const r = (await get(`/api/history?device=h01-vs-p02&metric=heart_rate_bpm&range=${range}`)).body as HistoryResponse;
+      const values = r.series[0]!.points.map((p) => p.v);
+      expect(values.length, range).toBeGreaterThan(0);
+      // Only the aggregated hour: its per-minute means average to 81; the raw-only 200s are not read.
+      expect(values.every((v) => v === 81), `${range}: ${JSON.stringify(values)}`).toBe(true);
+    }
+  });
+});
 
 describe('GET /api/history', () => {
   it("returns a device's metric bucketed over the range, nothing older", async () => {

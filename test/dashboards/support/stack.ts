@@ -10,7 +10,7 @@ import { deviceTopic } from '../../../contract/topics.ts';
 import { createBroker, type Broker } from '../../../broker/broker.ts';
 import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { defaultRules } from '../../../alerts/rules/index.ts';
-import { testInflux } from '../../support/influx-db.ts';
+import { testInflux, writeLines } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { until } from '../../alerts/support/harness.ts';
 
@@ -110,8 +110,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       };
     },
     async writeLines(lines) {
-      const r = await fetch(`${influx.url}/write?db=${influx.database}&precision=ms`, { method: 'POST', body: lines.join('\n') });
-      if (r.status !== 204) throw new Error(`write failed ${r.status}: ${await r.text()}`);
+      await writeLines(influx.url, influx.database, lines);
     },
     async close() {
       for (const c of devices) await c.endAsync(true).catch(() => {});

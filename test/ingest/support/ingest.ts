@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../../../common/logger.ts';
 import { createIngest, type Ingest, type IngestConfig } from '../../../ingest/ingest.ts';
+import { FIXTURE_RETENTION } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { INGEST_PASSWORD, INGEST_USER } from './aedes.ts';
 
@@ -23,6 +24,9 @@ export async function startIngest(over: Partial<IngestConfig> & Pick<IngestConfi
       spoolDir: await spoolDir(),
       spoolMaxBytes: 64 * 1024 * 1024,
       retryMaxMs: 300,
+      // The fixtures' device times are fixed dates (load.ts BASE_TS, 2026-01-01): older than the
+      // default 30 days of raw retention, which would drop them.
+      retention: FIXTURE_RETENTION,
       ...over,
     },
   });

@@ -54,14 +54,14 @@ export async function publishLoad(url: string, total: number, window = 200): Pro
 export async function storedSeqs(url: string, db: string): Promise<Map<string, number[]>> {
   const out = new Map<string, number[]>();
   for (const d of LOAD_DEVICES) {
-    const series = await influxQuery(url, db, `SELECT seq FROM telemetry WHERE device = '${d.deviceId}'`);
+    const series = await influxQuery(url, db, `SELECT seq FROM "raw"."telemetry" WHERE device = '${d.deviceId}'`);
     out.set(d.deviceId, (series[0]?.values ?? []).map((v) => v[1] as number));
   }
   return out;
 }
 
 export async function storedCount(url: string, db: string): Promise<number> {
-  const series = await influxQuery(url, db, 'SELECT count(seq) FROM telemetry');
+  const series = await influxQuery(url, db, 'SELECT count(seq) FROM "raw"."telemetry"');
   return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
 }
 
