@@ -369,6 +369,8 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     alert.inhibited = inhibitionOf(alert, openOfHome(s.homeId))?.reason;
     const target = book.place(alert);
     alert.incidentId = target.id;
+    // A point joining an escalated incident is at the incident's level (one escalation for the event).
+    alert.escalationLevel = book.get(target.id)?.escalationLevel ?? 0;
     const rec: Rec = { alert: compact(alert), key: s.key, latching: s.latching === true, audit: [], conditionCleared: false, last: s };
     byId.set(alert.id, rec);
     openByKey.set(s.key, rec);
