@@ -291,7 +291,8 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
 
   function escalate(rec: Rec, level: number, reason: EscalationReason, by: string): void {
     const raise = (rec.incident.escalationLevel ?? 0) < level;
-    const behind = openMembers(rec).filter((m) => (m.alert.escalationLevel ?? 0) < level);
+    // Members record the level their incident reached; inhibited ones get no escalation at all.
+    const behind = openMembers(rec).filter((m) => (m.alert.escalationLevel ?? 0) < level && m.alert.inhibited === undefined);
     if (!raise && behind.length === 0) return;
     if (raise) deps.logger?.warn({ incidentId: rec.incident.id, homeId: rec.incident.homeId, level, reason }, 'incident escalated');
     batch(rec, () => {
