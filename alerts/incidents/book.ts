@@ -317,7 +317,8 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
     rec.alertedAt = clock.now();
     if (inc.acknowledgedAt === undefined) {
       // Not acknowledged yet: the countdown of the higher severity runs from now.
-      appendAudit(rec, 'realerted', SYSTEM, inc.state, { reason: why, alertId });
+      // Audit-only (the version comes with the point's own commit), but journaled like every entry.
+      emit(rec, appendAudit(rec, 'realerted', SYSTEM, inc.state, { reason: why, alertId }), false);
       return;
     }
     // A new alarm point on an acknowledged panel sounds again: someone must acknowledge it. A fire
@@ -331,7 +332,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       ...(keepConfirmation ? {} : { confirmation: undefined, confirmedAt: undefined, confirmedBy: undefined }),
     });
     rec.incident = reopened;
-    appendAudit(rec, 'realerted', SYSTEM, inc.state, { reason: why, alertId });
+    emit(rec, appendAudit(rec, 'realerted', SYSTEM, inc.state, { reason: why, alertId }), false);
   }
 
   function memberPoint(rec: Rec, alert: AlertMessage): void {
