@@ -369,14 +369,14 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     alert.inhibited = inhibitionOf(alert, openOfHome(s.homeId))?.reason;
     const target = book.place(alert);
     alert.incidentId = target.id;
-    // A point joining an escalated incident is at the incident's level (one escalation for the event).
-    alert.escalationLevel = book.get(target.id)?.escalationLevel ?? 0;
     const rec: Rec = { alert: compact(alert), key: s.key, latching: s.latching === true, audit: [], conditionCleared: false, last: s };
     byId.set(alert.id, rec);
     openByKey.set(s.key, rec);
     const entry = appendAudit(rec, 'raised', SYSTEM_ACTOR, 'raised', { reason });
     emit(rec, entry, true);
-    book.join(target, rec.alert);
+    // A point joining an escalated incident records its level (one escalation for the event); a
+    // confirmed fire or a fall records its own reason instead.
+    book.join(target, rec.alert, { catchUp: s.escalateNow !== true });
     // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence. A care
     // emergency (a fall) goes straight to the bureau too. It is the incident that escalates.
     if (s.escalateNow === true) book.escalate(target.id, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);

@@ -102,8 +102,12 @@ export interface Target {
 export interface IncidentBook {
   /** Which incident an alert goes into (an open one, or a new id); changes nothing. */
   place(subject: GroupSubject): Target;
-  /** Adds a raised member alert to its incident (opening it if new); emits the incident. */
-  join(target: Target, alert: AlertMessage): void;
+  /**
+   * Adds a raised member alert to its incident (opening it if new); emits the incident. A point
+   * joining an escalated incident records the incident's level at once (`catchUp`, default true),
+   * with the reason of the incident's last escalation.
+   */
+  join(target: Target, alert: AlertMessage, opts?: { readonly catchUp?: boolean }): void;
   /**
    * Restart only: an open alert stored before incidents existed goes into an incident dated from the
    * alert (its acknowledgement and level carried over), so its deadlines continue, not restart.
@@ -380,7 +384,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       schedule(rec);
       emit(rec, entry, true);
     },
-    join(target, alert) {
+    join(target, alert, opts = {}) {
       const now = clock.now();
       const point = pointOf(alert);
       const existing = openById.get(target.id);
@@ -415,6 +419,11 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       if (why !== undefined) reAlert(rec, why, alert.id);
       const points = [...rec.incident.points, point];
       commit(rec, { points, ...derive(points, rec.incident) }, 'point_added', SYSTEM, { alertId: alert.id, reason: alert.rule });
+      const level = rec.incident.escalationLevel ?? 0;
+      if (opts.catchUp !== false && level > 0 && rec.incident.state !== 'resolved') {
+        const last = [...rec.audit].reverse().find((e) => e.action === 'escalated')?.reason as EscalationReason | undefined;
+        escalate(rec, level, last ?? 'ladder', SYSTEM);
+      }
     },
     memberChanged(alert, reason) {
       const id = alert.incidentId;

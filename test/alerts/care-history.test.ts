@@ -125,6 +125,7 @@ describe('bedridden care through the alerts process', () => {
     expect(incident).toMatchObject({ kind: 'care', residentId: 'h01-p04', severity: 'critical', escalationLevel: 2 });
     expect(long?.escalationLevel).toBe(2);
     expect(alerts.lifecycle.incidentAudit(incident!.id)?.filter((e) => e.action === 'escalated').map((e) => e.escalationLevel)).toEqual([1, 2]);
+    expect(alerts.lifecycle.audit(long!.id)?.filter((e) => e.action === 'escalated').map((e) => [e.escalationLevel, e.reason])).toEqual([[2, 'ladder']]);
     expect(alerts.lifecycle.incidentAudit(incident!.id)?.some((e) => e.action === 'realerted' && e.reason === 'higher_severity')).toBe(true);
   });
 

@@ -55,7 +55,8 @@ describe('incidents across a restart', () => {
     // Still one incident: a new point next door joins it and re-alerts it (journaled too).
     b.handleInput(smoke('h01-sd-f1-corridor', clock.now()));
     expect(b.lifecycle.openIncidents().map((i) => i.points.length)).toEqual([3]);
-    expect(b.lifecycle.incidentAudit(incident!.id)?.slice(-2).map((e) => e.action)).toEqual(['realerted', 'point_added']);
+    // (The incident is at the bureau level: the new point records that level at once, point_updated.)
+    expect(b.lifecycle.incidentAudit(incident!.id)?.slice(-3).map((e) => e.action)).toEqual(['realerted', 'point_added', 'point_updated']);
     await b.drained();
     const audit = await influxQuery(influx.url, influx.database, `SELECT "json" FROM "incident_audit"`);
     expect(audit[0]?.values.length).toBe(b.lifecycle.incidentAudit(incident!.id)?.length);

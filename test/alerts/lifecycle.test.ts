@@ -161,11 +161,12 @@ describe('lifecycle: NFPA 72 positive alarm sequence', () => {
       ['raised', 0],
       ['escalated', 2],
     ]);
-    // Issue 11 (changed on purpose): a point joining the escalated incident is at its level from the start,
-    // and an escalateNow on it does not escalate the incident a second time.
+    // Issue 11: the second point joins the escalated incident and records its level (and reason) at once;
+    // the incident escalates once.
     lc.applySignals([fireSignal()]);
     lc.applySignals([fireSignal({ escalateNow: true })]);
-    expect(lc.get('a2')).toMatchObject({ state: 'raised', escalationLevel: 2, version: 1, incidentId: 'i1' });
+    expect(lc.get('a2')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2, incidentId: 'i1' });
+    expect(lc.audit('a2')?.at(-1)).toMatchObject({ reason: 'confirmed_fire' });
     expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'escalated').map((e) => e.reason)).toEqual(['confirmed_fire']);
     // On an incident not yet escalated, escalateNow on an open member escalates it (and its members).
     const other = setup();
