@@ -9,7 +9,7 @@ import { BUREAU_LEVEL, canSeeAlert, type Actor } from './access.ts';
 import type { EscalationPolicy, EscalationReason } from './escalation.ts';
 import { ALERT_ERRORS, fail, type AlertErrorCode, type Outcome } from './errors.ts';
 import { createIncidentBook, type IncidentAuditEntry, type IncidentBook, type IncidentChange, type MemberPort, type StoredIncident } from './incidents/book.ts';
-import { inhibitionOf } from './incidents/inhibition.ts';
+import { inhibitionOf, isInhibitionSource } from './incidents/inhibition.ts';
 
 /**
  * The alert store and state machine (issue 2 "alerts", issue 3 "Handling"):
@@ -327,7 +327,9 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
    * Re-applies the inhibition rules to a home's open alerts after a change (a source raised or
    * resolved). Holding back or releasing an alert is a change of its own, audited with the reason.
    */
-  function reinhibit(homeId: string): void {
+  function reinhibit(homeId: string, changed?: AlertMessage): void {
+    // Only a possible source changes anything (a home going silent raises hundreds of device alerts at once).
+    if (changed !== undefined && !isInhibitionSource(changed)) return;
     // Sources are judged on the alerts as they stand; an alert held back does not hold others back.
     const open = [...openByKey.values()].filter((r) => r.alert.homeId === homeId);
     const alerts = open.map((r) => r.alert);
@@ -380,7 +382,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence. A care
     // emergency (a fall) goes straight to the bureau too. It is the incident that escalates.
     if (s.escalateNow === true) book.escalate(target.id, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
-    reinhibit(s.homeId);
+    reinhibit(s.homeId, rec.alert);
   }
 
   function immediateReason(s: Signal): EscalationReason {
@@ -438,7 +440,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         commit(rec, { severity: s.severity, signal: s.signal, message: { zh: s.message.zh, en: s.message.en }, value: s.value }, 'updated', SYSTEM_ACTOR, {
           reason: `severity ${rec.alert.severity} → ${s.severity}`,
         });
-        reinhibit(s.homeId);
+        reinhibit(s.homeId, rec.alert);
       }
       return;
     }
@@ -448,7 +450,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       commit(rec, { state: 'resolved', resolvedAt: clock.now(), resolvedBy: SYSTEM_ACTOR, message: { zh: s.message.zh, en: s.message.en } }, 'resolved', SYSTEM_ACTOR, {
         reason: 'condition_cleared',
       });
-      reinhibit(s.homeId);
+      reinhibit(s.homeId, rec.alert);
     } else if (!rec.conditionCleared) {
       // A latched alarm stays until a person resolves it; the restoral is still on record.
       rec.conditionCleared = true;

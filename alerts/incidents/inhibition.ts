@@ -100,3 +100,8 @@ export function inhibitionOf(target: InhibitionSubject, sources: readonly (Inhib
   }
   return undefined;
 }
+
+/** Whether an alert can hold others back: only then can its arrival or departure change an inhibition. */
+export function isInhibitionSource(a: InhibitionSubject, rules: readonly InhibitionRule[] = INHIBITION_RULES): boolean {
+  return rules.some((r) => matches(r.source, a));
+}
