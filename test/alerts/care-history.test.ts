@@ -114,11 +114,18 @@ describe('bedridden care through the alerts process', () => {
     clock.advance(30 * MIN);
     const long = openFor('h01-p04', 'bed_exit_long');
     expect(long?.severity).toBe('critical');
-    expect(long?.escalationLevel ?? 0).toBe(0);
-    clock.advance(60_000);
-    expect(openFor('h01-p04', 'bed_exit_long')?.escalationLevel).toBe(1);
-    clock.advance(120_000);
-    expect(openFor('h01-p04', 'bed_exit_long')?.escalationLevel).toBe(2);
+    // Issue 11 (changed on purpose): one resident, one incident. The unacknowledged bed exit climbed the
+    // ladder to the bureau within 15 min (high: director 5 min, bureau 15 min); the critical
+    // bed_exit_long joins that incident, which is already with the bureau, and re-alerts it.
+    const exit = openFor('h01-p04', 'bed_exit');
+    expect(long?.incidentId).toBeDefined();
+    expect(long?.incidentId).toBe(exit?.incidentId);
+    const incident = alerts.lifecycle.incident(long!.incidentId!);
+    expect(incident).toMatchObject({ kind: 'care', residentId: 'h01-p04', severity: 'critical', escalationLevel: 2 });
+    expect(long?.escalationLevel).toBe(2);
+    expect(alerts.lifecycle.incidentAudit(incident!.id)?.filter((e) => e.action === 'escalated').map((e) => e.escalationLevel)).toEqual([1, 2]);
+    expect(alerts.lifecycle.audit(long!.id)?.filter((e) => e.action === 'escalated').map((e) => [e.escalationLevel, e.reason])).toEqual([[2, 'ladder']]);
+    expect(alerts.lifecycle.incidentAudit(incident!.id)?.some((e) => e.action === 'realerted' && e.reason === 'higher_severity')).toBe(true);
   });
 
   it('stores NEWS2 scores in InfluxDB and serves the resident history to the own home only', async () => {

@@ -16,7 +16,8 @@ function setup(registry = demoRegistry()) {
   const clock = createManualClock();
   const changes: AlertChange[] = [];
   let n = 0;
-  const lc = createLifecycle({ clock, registry, onChange: (c) => changes.push(c), newId: () => `a${++n}` });
+  let m = 0;
+  const lc = createLifecycle({ clock, registry, onChange: (c) => changes.push(c), newId: () => `a${++n}`, newIncidentId: () => `i${++m}` });
   const messages = () => changes.filter((c) => c.changed).map((c) => c.alert);
   return { clock, lc, changes, messages };
 }
@@ -160,19 +161,30 @@ describe('lifecycle: NFPA 72 positive alarm sequence', () => {
       ['raised', 0],
       ['escalated', 2],
     ]);
+    // Issue 11: the second point joins the escalated incident and records its level (and reason) at once;
+    // the incident escalates once.
     lc.applySignals([fireSignal()]);
     lc.applySignals([fireSignal({ escalateNow: true })]);
-    expect(lc.get('a2')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2 });
+    expect(lc.get('a2')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2, incidentId: 'i1' });
     expect(lc.audit('a2')?.at(-1)).toMatchObject({ reason: 'confirmed_fire' });
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'escalated').map((e) => e.reason)).toEqual(['confirmed_fire']);
+    // On an incident not yet escalated, escalateNow on an open member escalates it (and its members).
+    const other = setup();
+    other.lc.applySignals([fireSignal()]);
+    other.lc.applySignals([fireSignal({ escalateNow: true })]);
+    expect(other.lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2, version: 2 });
+    expect(other.lc.audit('a1')?.at(-1)).toMatchObject({ reason: 'confirmed_fire', incidentId: 'i1' });
   });
 });
 
 describe('lifecycle: escalation ladder and reminders', () => {
+  // Issue 11: the countdown (reminders, ladder) belongs to the incident; its members record the escalations only.
   it('an unacknowledged high care alert reminds every minute, goes to the director at 5 min and the bureau at 15 min', () => {
     const { lc, clock } = setup();
     lc.applySignals([careSignal()]);
     clock.advance(299_999);
-    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(4);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder')).toHaveLength(4);
+    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(0);
     expect(lc.get('a1')?.escalationLevel).toBe(0);
     clock.advance(1);
     expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 1 });
@@ -180,7 +192,7 @@ describe('lifecycle: escalation ladder and reminders', () => {
     expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2 });
     const actions = lc.audit('a1')?.map((e) => e.action) ?? [];
     expect(actions.filter((a) => a === 'escalated')).toHaveLength(2);
-    expect(actions.filter((a) => a === 'reminder').length).toBeGreaterThan(10);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder').length).toBeGreaterThan(10);
   });
 
   it('acknowledging stops reminders and the ladder', () => {
@@ -248,13 +260,13 @@ describe('lifecycle: PAS applies to critical fire alarms only', () => {
     const { lc, clock } = setup();
     lc.applySignals([fireSignal()]);
     clock.advance(120_000);
-    const reminders = lc.audit('a1')?.filter((e) => e.action === 'reminder').length ?? 0;
+    const reminders = lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder').length ?? 0;
     expect(reminders).toBeGreaterThanOrEqual(3);
     lc.ack('a1', bureau);
-    const version = lc.get('a1')?.version;
+    const version = lc.incident('i1')?.version;
     clock.advance(120_000);
-    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(reminders);
-    expect(lc.get('a1')?.version).toBe(version);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder')).toHaveLength(reminders);
+    expect(lc.incident('i1')?.version).toBe(version);
   });
 });
 

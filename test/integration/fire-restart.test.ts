@@ -60,8 +60,10 @@ describe('restart of the alerts process during an open alarm', () => {
     const verified = await until(() => staff.alerts.find((a) => a.rule === 'smoke_alarm' && a.deviceId === 'h01-sd-r101'), 'verified alarm after restart');
     expect(verified.raisedAt).toBe(t0 + 62 * S);
 
-    // Only the verified alarm is new; the alarm and the pre-alarm kept their ids.
-    expect(staff.alerts.filter((a) => a.state === 'raised' && a.category === 'fire').map((a) => a.rule)).toEqual(['smoke_alarm']);
+    // Only the verified alarm is new; the alarm and the pre-alarm kept their ids. (Issue 11, changed on
+    // purpose: the room's alarm now holds the pre-alarm back, which is sent once more as a new version.)
+    expect(staff.alerts.filter((a) => a.state === 'raised' && a.version === 1 && a.category === 'fire').map((a) => a.rule)).toEqual(['smoke_alarm']);
+    expect(p.alerts.lifecycle.get(pre.id)).toMatchObject({ inhibited: 'fire_in_room', incidentId: verified.incidentId });
     expect(p.alerts.lifecycle.open().filter((a) => a.rule === 'heat_fixed' || a.rule === 'smoke_prealarm').map((a) => a.id).sort()).toEqual([fire.id, pre.id].sort());
   });
 });
