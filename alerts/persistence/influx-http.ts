@@ -55,7 +55,12 @@ export function createInfluxHttp(url: string, database: string): InfluxHttp {
         await client.createDatabase();
         res = await send();
       }
-      if (res.status !== 204) throw new InfluxWriteError(`InfluxDB write failed with ${res.status}: ${(await res.text()).slice(0, 300)}`, res.status);
+      if (res.status === 204) return;
+      const text = (await res.text()).slice(0, 300);
+      // InfluxDB 1.x wrote every other point and refused only those older than the retention policy
+      // (common/influx-schema.ts): they can never be stored, so retrying would wedge the journal behind them.
+      if (res.status === 400 && /^\{"error":"partial write: points beyond retention policy dropped=\d+"\}/.test(text.trim())) return;
+      throw new InfluxWriteError(`InfluxDB write failed with ${res.status}: ${text}`, res.status);
     },
     query: (q) => rawQuery(q, 'GET'),
     async createDatabase() {

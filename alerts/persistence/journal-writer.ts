@@ -177,6 +177,9 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     if (closed || flushing || retryTimer) return;
     flushing = flush().finally(() => {
       flushing = undefined;
+      // A record appended after the flush loop ended but before this ran found `flushing` set and
+      // did not kick: without this it waited for the next append (found by the retention test).
+      if (queue.length > 0) kick();
     });
   }
 

@@ -35,7 +35,8 @@ async function storedSeqs(url: string, db: string): Promise<Map<string, number[]
   const out = new Map<string, number[]>();
   for (const d of LOAD_DEVICES) {
     const seqs: number[] = [];
-    for (const m of ['telemetry', 'event']) {
+    // Readings in the raw retention policy, events in the default (records) one: common/influx-schema.ts.
+    for (const m of ['"raw"."telemetry"', 'event']) {
       const series = await influxQuery(url, db, `SELECT seq FROM ${m} WHERE device = '${d.deviceId}'`);
       for (const v of series[0]?.values ?? []) seqs.push(v[1] as number);
     }

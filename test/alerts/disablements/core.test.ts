@@ -13,6 +13,7 @@ import {
 } from '../../../alerts/disablements/core.ts';
 import type { Signal } from '../../../alerts/rules/types.ts';
 import { MAX_DISABLEMENT_MS, type Disablement } from '../../../contract/incidents.ts';
+import { DEVICE_KINDS } from '../../../contract/device-kinds.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { careSignal, fireSignal } from '../support/signals.ts';
 
@@ -50,7 +51,7 @@ describe('matching: scopes (Alertmanager-style matchers over home / room / devic
 
   it('home scope covers every fire device of the home and none of another home', () => {
     const d = dis({ scope: 'home', targetId: 'h01' });
-    for (const dev of registry.devicesOfHome('h01').filter((x) => !['vital_signs_monitor', 'bed_sensor', 'wetness_sensor'].includes(x.kind))) {
+    for (const dev of registry.devicesOfHome('h01').filter((x) => DEVICE_KINDS[x.kind].category !== 'care')) {
       expect(suppressionOf(fireSignal({ key: `x:${dev.id}`, deviceId: dev.id, roomId: dev.roomId }), [d], registry, at(1))?.id).toBe('d1');
     }
     expect(suppressionOf(fireSignal({ homeId: 'h02', deviceId: 'h02-sd-r101' }), [d], registry, at(1))).toBeUndefined();

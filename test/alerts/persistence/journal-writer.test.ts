@@ -2,7 +2,7 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createManualClock } from '../../../common/clock.ts';
+import { createManualClock, systemClock } from '../../../common/clock.ts';
 import { freePort } from '../../../common/influxd.ts';
 import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
 import { createJournalWriter, type JournalFile } from '../../../alerts/persistence/journal-writer.ts';
@@ -14,6 +14,9 @@ const influx = testInflux('alerts_journal');
 const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
 afterAll(async () => Promise.all(dirs.map((d) => d.remove())));
 
+/** Recent timestamps (ns): the records retention policy keeps two years. */
+const T = BigInt(Date.now()) * 1_000_000n;
+
 describe('journal writer', () => {
   it('keeps every record in the journal while InfluxDB is unreachable and delivers them after a restart', async () => {
     const dir = await tempDir();
@@ -23,8 +26,8 @@ describe('journal writer', () => {
     const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
     const w1 = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100 });
     await w1.start();
-    w1.append([{ lp: 'probe,home=h01 n=1i 1000000000', meta: { n: 1 } }]);
-    w1.append([{ lp: 'probe,home=h01 n=2i 2000000000', meta: { n: 2 } }, { lp: 'probe,home=h02 n=3i 3000000000', meta: { n: 3 } }]);
+    w1.append([{ lp: `probe,home=h01 n=1i ${T + 1n}`, meta: { n: 1 } }]);
+    w1.append([{ lp: `probe,home=h01 n=2i ${T + 2n}`, meta: { n: 2 } }, { lp: `probe,home=h02 n=3i ${T + 3n}`, meta: { n: 3 } }]);
     // Retries follow the injected clock; each fails while InfluxDB is away.
     for (let i = 0; i < 3; i++) {
       clock.advance(10_000);
@@ -44,6 +47,23 @@ describe('journal writer', () => {
     const series = await influxQuery(influx.url, influx.database, 'SELECT "n" FROM "probe"');
     expect(series.flatMap((s) => s.values.map((v) => v[1])).sort()).toEqual([1, 2, 3]);
     expect(await readFile(path, 'utf8')).toBe('');
+  });
+
+  it('is not wedged by a point older than the retention policy: InfluxDB drops it, the rest is written', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    const w = createJournalWriter<{ n: number }>({ path, influx: createInfluxHttp(influx.url, influx.database), clock: systemClock, logger });
+    await w.start();
+    // 1970: beyond the records policy's two years (common/influx-schema.ts); InfluxDB answers 400 "partial write".
+    w.append([{ lp: 'aged,home=h01 n=1i 1000000000', meta: { n: 1 } }, { lp: `aged,home=h01 n=2i ${T + 10n}`, meta: { n: 2 } }]);
+    await w.drained();
+    w.append([{ lp: `aged,home=h01 n=3i ${T + 11n}`, meta: { n: 3 } }]);
+    await w.drained();
+    expect(w.stats()).toMatchObject({ pending: 0 });
+    await w.close();
+    const series = await influxQuery(influx.url, influx.database, 'SELECT "n" FROM "aged"');
+    expect(series.flatMap((s) => s.values.map((v) => v[1])).sort()).toEqual([2, 3]);
   });
 });
 
@@ -79,7 +99,7 @@ describe('journal writer faults and bounds', () => {
     const file = failingFile(2);
     const w = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100, openFile: file.openFile });
     await w.start();
-    w.append([{ lp: 'probe,home=h01 n=1i 1000000000', meta: { n: 1 } }]);
+    w.append([{ lp: `probe,home=h01 n=1i ${T + 1n}`, meta: { n: 1 } }]);
     await until(() => w.stats().ioFailures === 1, 'first I/O failure');
     expect(w.stats()).toMatchObject({ lastIoError: 'EIO', problems: ['ALERTS_JOURNAL_IO'] });
     clock.advance(100); // retry 1 fails too
