@@ -22,6 +22,7 @@ const m = model as {
   createIncidentModel(onChange: () => void): Model;
   incidentPasPhase(i: IncidentMessage, now: number, home?: { ackDeadlineS?: number; confirmDeadlineS?: number }): { phase: string; remainingMs: number; totalS: number } | undefined;
   waitingSoundClasses(i: IncidentMessage, silenced?: Set<string>): string[];
+  newPoints(i: IncidentMessage, silenced?: Set<string>): IncidentPoint[];
   firstPoint(i: IncidentMessage): IncidentPoint | undefined;
   laterPoints(i: IncidentMessage): IncidentPoint[];
   standaloneAlerts(alerts: Partial<AlertMessage>[], incidents: { get(id: string): IncidentMessage | undefined }): Partial<AlertMessage>[];
@@ -95,6 +96,19 @@ describe('incident model', () => {
     expect(m.incidentPasPhase(pre, pre.openedAt, home)).toBeUndefined();
     const grown = { ...pre, severity: 'critical' as const, points: [...pre.points, point(4)] };
     expect(m.incidentPasPhase(grown, point(4).joinedAt, home)!.remainingMs).toBe(20_000);
+    // Re-alerted by the server (a new fire alarm point after the acknowledgement cleared it): the
+    // countdown runs again from that point, as the incident book's alertedAt.
+    const realerted = incident({ points: [point(1, { state: 'acknowledged' }), point(2, { state: 'acknowledged' }), point(5), point(6)] });
+    expect(m.incidentPasPhase(realerted, point(5).joinedAt + 4000, home)!.remainingMs).toBe(16_000);
+    expect(m.incidentPasPhase({ ...realerted, alertedAt: point(6).joinedAt } as IncidentMessage, point(6).joinedAt, home)!.remainingMs).toBe(20_000);
+    // Nothing but held-back points: no countdown of its own.
+    expect(m.incidentPasPhase(incident({ points: [point(1, { inhibited: 'home_comm_loss' })] }), T0, home)).toBeUndefined();
+  });
+
+  it('names the points that joined after the last acknowledgement as new', () => {
+    const realerted = incident({ points: [point(1, { state: 'acknowledged' }), point(2, { state: 'acknowledged' }), point(3), point(4, { signal: 'trouble', severity: 'low' })] });
+    expect(m.newPoints(realerted).map((p) => p.alertId)).toEqual(['a3']);
+    expect(m.newPoints(incident({ points: [point(1), point(2)] }))).toEqual([]);
   });
 
   it('sounds while unacknowledged, stops on the acknowledgement, sounds again for a new alarm point until silenced', () => {

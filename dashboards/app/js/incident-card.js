@@ -1,6 +1,6 @@
 import { h } from './dom.js';
 import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
-import { firstPoint, incidentPasPhase, incidentSoundClass, isCall119Incident, isFireIncident, laterPoints, newPointsAfterAck, pointSoundClass } from './incident-model.js';
+import { firstPoint, incidentPasPhase, incidentSoundClass, isCall119Incident, isFireIncident, laterPoints, newPoints, pointSoundClass } from './incident-model.js';
 
 /** Same look per class as alert-card.js: colour, icon and a word, never colour alone. */
 const ICON = { alarm: '▲', prealarm: '!', supervisory: '⚠', trouble: '⚒', care: '✚' };
@@ -105,7 +105,7 @@ export function incidentCard(i, { homes, now, actions, canAct, devices, silenced
 
   const first = firstPoint(i);
   const later = laterPoints(i);
-  const fresh = newPointsAfterAck(i, silenced);
+  const fresh = newPoints(i, silenced);
   const freshIds = new Set(fresh.map((p) => p.alertId));
 
   const firstBlock = first
@@ -140,7 +140,7 @@ export function incidentCard(i, { homes, now, actions, canAct, devices, silenced
 
   const freshBanner = fresh.length
     ? h('div', { class: 'new-point', 'data-testid': 'new-point', role: 'alert' }, `▲ ${t('newPoint')}：`, fresh.map((p) => roomName(homes, i.homeId, p.roomId) ?? p.deviceId).join('、'),
-        onSilence ? h('button', { class: 'btn', 'data-testid': 'btn-silence', onclick: () => onSilence(fresh.map((p) => p.alertId)) }, `♪✕ ${t('silence')}`) : null)
+        onSilence && i.acknowledgedAt !== undefined ? h('button', { class: 'btn', 'data-testid': 'btn-silence', onclick: () => onSilence(fresh.map((p) => p.alertId)) }, `♪✕ ${t('silence')}`) : null)
     : null;
 
   const subject = i.kind === 'care' && i.residentId ? residentText(homes, i.homeId, i.residentId) : null;

@@ -77,21 +77,43 @@ export function laterPoints(i) {
   return i.points.filter((p) => p !== first);
 }
 
+const ACKED = new Set(['acknowledged', 'confirmed']);
+const rank = (sev) => SEVERITY_RANK[sev] ?? 9;
+
 /**
- * When the incident's positive alarm sequence started: it became a fire alarm proper. For an
- * incident opened by a fire alarm that is `openedAt`; one opened by a pre-alarm starts its NFPA 72
- * §23.8.1.3 acknowledgement time when the first critical alarm point joined.
+ * When the incident's current unacknowledged period began, which its countdown runs from (the
+ * alerts process's incident book: opened, or re-alerted). `alertedAt` when the server sends it;
+ * else derived from the points the same way the book re-alerts (alerts/incidents/grouping.ts
+ * reAlertOf): a point more severe than all before it restarts the period (a pre-alarm incident
+ * becomes a fire alarm), and so does the first fire alarm point that joined after the incident
+ * was acknowledged (its earlier members are acknowledged, it is not).
  */
 export function pasStart(i) {
+  if (typeof i.alertedAt === 'number') return i.alertedAt;
   const first = firstPoint(i);
-  if (first && pointSoundClass(first) === 'alarm') return i.openedAt;
-  const critical = i.points.find((p) => pointSoundClass(p) === 'alarm');
-  return critical ? critical.joinedAt : i.openedAt;
+  if (!first) return i.openedAt;
+  let start = i.openedAt;
+  let worst = rank(first.severity);
+  let ackedBefore = ACKED.has(first.state);
+  for (const p of laterPoints(i)) {
+    if (p.inhibited !== undefined) continue;
+    if (rank(p.severity) < worst) {
+      worst = rank(p.severity);
+      start = Math.max(start, p.joinedAt);
+    } else if (ackedBefore && p.state === 'raised' && pointSoundClass(p) === 'alarm') {
+      start = Math.max(start, p.joinedAt);
+      ackedBefore = false;
+    }
+    if (ACKED.has(p.state)) ackedBefore = true;
+  }
+  return start;
 }
 
 /** The incident's one countdown (alert-model.js pasPhase, on the incident's fields); `home` is its /api/homes entry. */
 export function incidentPasPhase(i, now, home) {
   if (!isFireIncident(i) || i.state === 'resolved') return undefined;
+  // An incident of nothing but held-back points has no countdown of its own (it waits for its source).
+  if (!i.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined)) return undefined;
   const ackS = home?.ackDeadlineS ?? PAS_ACK_S;
   const confirmS = home?.confirmDeadlineS ?? PAS_CONFIRM_S;
   if (i.acknowledgedAt === undefined) return { phase: 'ack', remainingMs: pasStart(i) + ackS * 1000 - now, totalS: ackS };
@@ -100,20 +122,31 @@ export function incidentPasPhase(i, now, home) {
 }
 
 /**
- * Points that joined after the incident was acknowledged and that a person has not silenced on
- * this page: a panel's sounder resounds for a subsequent alarm (GB 4717 / EN 54-2 §7.2: a new
- * alarm re-activates silenced sounders). Held-back (inhibited) points never sound.
+ * Alarm points that joined after the incident's last acknowledgement, for the "new alarm point"
+ * banner and the sound: a panel's sounder resounds for a subsequent alarm (EN 54-2 §7.2 / GB 4717).
+ * - Unacknowledged incident (the server re-alerted it, or it never was): the raised alarm points
+ *   after the last acknowledged one; the incident itself sounds, no silencing here.
+ * - Acknowledged incident (a server that does not re-alert): points that joined after the
+ *   acknowledgement and that a person has not silenced on this page.
+ * Held-back (inhibited) points and non-alarm signals never count.
  */
-export function newPointsAfterAck(i, silenced = new Set()) {
-  if (i.acknowledgedAt === undefined || i.state === 'resolved') return [];
-  return i.points.filter((p) => p.inhibited === undefined && p.joinedAt > i.acknowledgedAt && p.state !== 'resolved' && !silenced.has(p.alertId));
+export function newPoints(i, silenced = new Set()) {
+  if (i.state === 'resolved') return [];
+  const alarm = (p) => p.inhibited === undefined && p.signal === 'alarm' && p.state !== 'resolved';
+  if (i.acknowledgedAt !== undefined) return i.points.filter((p) => alarm(p) && p.joinedAt > i.acknowledgedAt && !silenced.has(p.alertId));
+  let lastAcked = -1;
+  i.points.forEach((p, k) => {
+    if (ACKED.has(p.state)) lastAcked = k;
+  });
+  if (lastAcked < 0) return [];
+  return i.points.slice(lastAcked + 1).filter((p) => alarm(p) && p.state === 'raised');
 }
 
 /** The sound classes an incident waits with: its own while unacknowledged, else those of new points. */
 export function waitingSoundClasses(i, silenced) {
   if (i.state === 'resolved') return [];
   if (i.acknowledgedAt === undefined) return [incidentSoundClass(i)];
-  return newPointsAfterAck(i, silenced).map(pointSoundClass);
+  return newPoints(i, silenced).map(pointSoundClass);
 }
 
 /** Most severe first, then call-119 first, then newest first. */
