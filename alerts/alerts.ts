@@ -24,6 +24,9 @@ import { NEWS2_RULE_ID, type News2State } from './rules/care/news2-rule.ts';
 import { REPOSITION_RULE_ID } from './rules/care/reposition-rule.ts';
 import type { Rule, RuleContext, RuleInput } from './rules/types.ts';
 import { createSocketHub, type SocketHub } from './socket.ts';
+import { createDisablementStore, type DisablementStore } from './disablements/store.ts';
+import { disablementRoutes } from './http/disablement-routes.ts';
+import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
@@ -32,6 +35,8 @@ const SNAPSHOT_FILE = 'rule-states.json';
 const JOURNAL_FILE = 'alert-journal.jsonl';
 const CARE_JOURNAL_FILE = 'care-journal.jsonl';
 const TURN_JOURNAL_FILE = 'turn-journal.jsonl';
+const DISABLEMENTS_FILE = 'disablements.json';
+const DISABLEMENT_JOURNAL_FILE = 'disablement-journal.jsonl';
 
 type RuleOptionKey = 'careNightHours' | 'siteUtcOffsetMin' | 'bedReturnWithinMin' | 'escalationCritical' | 'escalationHigh' | 'escalationMedium' | 'escalationLow';
 
@@ -68,6 +73,8 @@ export interface Alerts {
   readonly engine: Engine;
   /** The personal baselines in force (issue 4); absent when disabled. */
   readonly baselines?: BaselineService;
+  /** Test and maintenance mode (issue 11): points whose fire signals are recorded but raise no alarm. */
+  readonly disablements: DisablementStore;
   /** Feeds one input through the rules into the lifecycle (what MQTT messages and care actions do). */
   handleInput(input: RuleInput): void;
   /** Everything sent to InfluxDB so far is acknowledged. */
@@ -152,17 +159,31 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     ...(deps.policy ? { policy: deps.policy } : {}),
   });
 
+  // Issue 11: signals of a point in test or disabled mode are held back here, before they become
+  // alerts, so no alert, socket.io or MQTT message follows from them (alerts/disablements/core.ts).
+  const disablements: DisablementStore = createDisablementStore({
+    registry,
+    clock,
+    logger,
+    statePath: join(stateDir, DISABLEMENTS_FILE),
+    history: { influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, DISABLEMENT_JOURNAL_FILE) },
+    onChange: (d) => hub?.publishDisablements(d.homeId),
+    // A condition still active when its disablement ends is raised then (core.ts releaseHeld).
+    onRelease: (signals) => lifecycle.applySignals(signals),
+  });
+  const applySignals = (signals: readonly Signal[]): void => lifecycle.applySignals(disablements.filter(signals));
+
   function handleInput(input: RuleInput): void {
     inputs++;
     const signals = engine.evaluate(input);
     if (!('receivedTs' in input)) {
-      lifecycle.applySignals(signals);
+      applySignals(signals);
       return;
     }
     // A signal raised by this very message gets the broker's and our receive times (GB 50440
     // timing), whichever rule raised it: fire rules set receivedTs themselves, care rules do not.
     const { brokerTs, receivedTs } = input;
-    lifecycle.applySignals(
+    applySignals(
       signals.map((s) =>
         s.sourceTs !== input.ts || (s.receivedTs !== undefined && (s.brokerTs !== undefined || brokerTs === undefined))
           ? s
@@ -200,8 +221,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     health: () => {
       const journal = store.stats();
       const mqttUp = mqttAdapter?.stats().connected ?? false;
-      const problems = [...journal.problems, ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : [])];
-      return { mqtt: mqttUp, journalPending: journal.pending, journal, problems };
+      const disabled = disablements.stats();
+      const problems = [...journal.problems, ...disabled.problems, ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : [])];
+      return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, problems };
     },
     influx: influxReader,
     // A read-only view: snapshot() would clear dirty() and make the next rule-state save skip.
@@ -214,6 +236,16 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     influx: influxReader,
     now: () => clock.now(),
     openAlerts: () => lifecycle.open(),
+    actorOf: (req) => {
+      const header = req.headers.authorization;
+      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      return token === undefined ? undefined : tokens.verify(token, clock.now());
+    },
+  });
+
+  // Issue 11 test and maintenance mode; registered here rather than in http/app.ts (shared).
+  void app.register(disablementRoutes, {
+    store: disablements,
     actorOf: (req) => {
       const header = req.headers.authorization;
       const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
@@ -242,7 +274,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       tickTimer = undefined;
       if (closed) return;
       try {
-        lifecycle.applySignals(engine.tick(clock.now()));
+        applySignals(engine.tick(clock.now()));
       } catch (err) {
         logger.error({ err, code: 'ALERTS_TICK_FAILED' }, 'tick failed');
       }
@@ -301,6 +333,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     app,
     lifecycle,
     engine,
+    disablements,
     handleInput,
     get port() {
       const addr = app.server.address();
@@ -331,7 +364,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       }
       lifecycle.restore([...merged.values()], restored.audit, Array.isArray(snap?.held) ? snap.held : []);
       logger.info({ openAlerts: lifecycle.open().length, ruleStates: snap !== undefined }, 'alerts restored');
-      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger });
+      // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
+      await disablements.start();
+      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry } });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
         mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced() });
@@ -357,6 +392,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         }
       };
       await step('mqtt', () => mqttAdapter?.close());
+      // No expiry may release held conditions into a closing lifecycle.
+      await step('disablements', () => disablements.close());
       await step('lifecycle', () => lifecycle.close());
       await step('socket.io', () => hub?.close());
       await step('http', () => app.close());
@@ -375,6 +412,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await store.drained();
       await news2History.drained();
       await turnHistory.drained();
+      await disablements.drained();
     },
     stats: () => ({
       inputs,
@@ -385,6 +423,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       turnHistory: turnHistory.stats(),
       baselines: baselines?.stats(),
       sockets: hub?.connections() ?? 0,
+      disablements: disablements.stats(),
     }),
   };
   return self;

@@ -21,6 +21,14 @@ export const ALERT_ERRORS = {
   ALERT_RESOLVED: { status: 409, message: 'the alert is already resolved' },
   RESIDENT_NOT_FOUND: { status: 404, message: 'no such resident' },
   HOME_NOT_FOUND: { status: 404, message: 'no such home' },
+  // Test and maintenance mode (issue 11, alerts/disablements/).
+  DISABLEMENT_NOT_FOUND: { status: 404, message: 'no such disablement' },
+  DISABLEMENT_TARGET_NOT_FOUND: { status: 404, message: 'no such device or room in this home' },
+  DISABLEMENT_CARE_DEVICE: { status: 400, message: "a care device is never disabled: a resident's call always gets through" },
+  DISABLEMENT_NOTHING_TO_DISABLE: { status: 400, message: 'the target has no fire-system device to disable' },
+  DISABLEMENT_TOO_LONG: { status: 400, message: 'a point may be disabled for 1 minute to 24 hours at a time' },
+  DISABLEMENT_ENDED: { status: 409, message: 'the disablement has already ended' },
+  DISABLEMENT_LIMIT: { status: 409, message: 'too many disablements in force in this home; end some first' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;

@@ -9,6 +9,9 @@ import { canSeeAlert, goesToBureau, seesAllHomes, type Actor } from './access.ts
 import { fail, type Outcome } from './errors.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { TokenService } from './http/token.ts';
+import { attachDisablementHandlers } from './disablements/socket-handlers.ts';
+import type { DisablementStore } from './disablements/store.ts';
+import type { RegistryIndex } from '../contract/registry-index.ts';
 
 /**
  * socket.io attached by hand to fastify's HTTP server. The token from POST /api/login is verified
@@ -27,12 +30,16 @@ export interface SocketHubDeps {
   readonly lifecycle: Lifecycle;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Test and maintenance mode (issue 11): the `disablements` list and the `disable`/`enable` handlers. */
+  readonly disablements?: { readonly store: DisablementStore; readonly registry: RegistryIndex };
 }
 
 export interface SocketHub {
   readonly io: IoServer;
   /** Sends one alert change to its home room, and to the bureau room for fire and escalated alerts. */
   publish(alert: AlertMessage): void;
+  /** After a disablement of `homeId` changed: its home room gets the home's list, the bureau room all of them. */
+  publishDisablements(homeId: string): void;
   connections(): number;
   close(): Promise<void>;
 }
@@ -103,6 +110,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     // An alert raised while nobody was connected reaches its first client here.
     for (const a of snapshot) if (a.pushedAt === undefined) deps.lifecycle.notePushed(a.id, `snapshot to ${actor.username}`);
     if (seesAllHomes(actor)) for (const a of snapshot) if (a.category === 'fire' && a.bureauPushedAt === undefined) deps.lifecycle.noteBureauPushed(a.id, `snapshot to ${actor.username}`);
+    if (deps.disablements !== undefined) attachDisablementHandlers(socket, actor, live, deps.disablements);
     log.debug({ username: actor.username, role: actor.role }, 'socket connected');
 
     // Each handler checks its arguments itself: a socket client is outside input.
@@ -148,6 +156,12 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
         const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
         if (bureau > 0) deps.lifecycle.noteBureauPushed(alert.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
       }
+    },
+    publishDisablements(homeId) {
+      const store = deps.disablements?.store;
+      if (store === undefined) return;
+      io.to(homeRoom(homeId)).emit('disablements', store.inForce(homeId));
+      io.to(BUREAU_ROOM).emit('disablements', store.inForce());
     },
     connections: () => io.engine.clientsCount,
     async close() {
