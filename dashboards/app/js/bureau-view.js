@@ -135,15 +135,15 @@ export function createBureauView(root, ctx) {
     if (list.length === 0) return render(disabled, h('p', { class: 'empty', 'data-testid': 'no-disablements' }, t('noDisablements')));
     const target = (d) => (d.scope === 'home' ? t('scope_home') : d.scope === 'room' ? roomText(ctx.homes, d.homeId, d.targetId) : d.targetId);
     render(disabled, h('table', { class: 'dis-table' },
-      h('thead', {}, h('tr', {}, [t('home'), t('scope'), t('target'), t('state'), t('reason'), t('by'), t('since'), t('endsAt'), t('suppressed')].map((x) => h('th', {}, x)))),
+      h('thead', {}, h('tr', {}, [t('home'), t('scope'), t('target'), t('modeCol'), t('reason'), t('by'), t('startedAt'), t('endsAt'), t('suppressed')].map((x) => h('th', {}, x)))),
       h('tbody', {}, list.map((d) => h('tr', { class: `mode-${d.mode}`, 'data-testid': 'disablement-row', 'data-disablement-id': d.id, 'data-home-id': d.homeId, 'data-target-id': d.targetId, 'data-mode': d.mode, 'data-until': d.until },
         h('td', { class: 'c-home' }, nm(ctx.homes.get(d.homeId)) || d.homeId),
         h('td', { 'data-label': t('scope') }, t(`scope_${d.scope}`)),
         h('td', { 'data-label': t('target') }, target(d)),
-        h('td', { 'data-label': t('state') }, h('span', { class: `badge dis-${d.mode}`, 'data-testid': 'disablement-mode' }, `⊘ ${t(`mode_${d.mode}`)}`)),
+        h('td', { 'data-label': t('modeCol') }, h('span', { class: `badge dis-${d.mode}`, 'data-testid': 'disablement-mode' }, `⊘ ${t(`mode_${d.mode}`)}`)),
         h('td', { 'data-label': t('reason') }, d.reason),
         h('td', { 'data-label': t('by') }, d.by),
-        h('td', { 'data-label': t('since') }, fmtTime(d.startedAt)),
+        h('td', { 'data-label': t('startedAt') }, fmtTime(d.startedAt)),
         h('td', { 'data-testid': 'disablement-until', 'data-label': t('endsAt') }, h('strong', {}, fmtTime(d.until))),
         h('td', { 'data-label': t('suppressed') }, d.suppressedSignals),
       ))),

@@ -28,7 +28,7 @@ const STRINGS = {
     disablements: '屏蔽与测试', noDisablements: '无屏蔽或测试中的点位', mode_test: '测试中', mode_disabled: '已屏蔽', until: '至', by: '操作人', reason: '原因', endsAt: '结束时间', scope: '范围',
     scope_device: '设备', scope_room: '房间', scope_home: '全院', target: '对象', duration: '时长', minutes: '{n} 分钟', hours: '{n} 小时', disableSubmit: '开始屏蔽/测试', enableNow: '提前结束',
     suppressed: '期间信号', wholeHomeDisabled: '全院{m}，至 {t}：火警信号只记录不报警', disabledNote: '{m}至 {t}', reasonRequired: '请填写原因', disabledOk: '已设置', enabledOk: '已结束',
-    notConnected: '实时连接已断开，请稍后再试',
+    notConnected: '实时连接已断开，请稍后再试', modeCol: '模式', startedAt: '开始时间',
   },
   en: {
     title: 'CareWatch · Live monitor', sessionExpired: 'Your session has expired; please sign in again', login: 'Sign in', username: 'Username', password: 'Password', loginFailed: 'Wrong username or password',
@@ -56,7 +56,7 @@ const STRINGS = {
     disablements: 'Disabled and test mode', noDisablements: 'Nothing disabled or in test', mode_test: 'In test', mode_disabled: 'Disabled', until: 'until', by: 'By', reason: 'Reason', endsAt: 'Ends', scope: 'Scope',
     scope_device: 'Device', scope_room: 'Room', scope_home: 'Whole home', target: 'Target', duration: 'Duration', minutes: '{n} min', hours: '{n} h', disableSubmit: 'Start disable/test', enableNow: 'End now',
     suppressed: 'Signals meanwhile', wholeHomeDisabled: 'Whole home {m} until {t}: fire signals are recorded, not alarmed', disabledNote: '{m} until {t}', reasonRequired: 'A reason is required', disabledOk: 'Set', enabledOk: 'Ended',
-    notConnected: 'Live connection lost; try again in a moment',
+    notConnected: 'Live connection lost; try again in a moment', modeCol: 'Mode', startedAt: 'Started',
   },
 };
 

@@ -187,9 +187,10 @@ export function createStaffView(root, ctx) {
               const dd = disablementFor(dis, { homeId, roomId: d.roomId, deviceId: d.id });
               return h('button', { class: `dev st-${states[i]}${dd ? ` dis dis-${dd.mode}` : ''}`, 'data-testid': `device-${d.id}`, 'data-state': states[i], 'data-disabled': dd?.mode, 'data-until': dd?.until, title: dd ? `${d.id} · ${disNote(dd)} · ${dd.reason}` : d.id, onclick: () => MAIN_METRIC[d.kind] && showChart(d.id, `device=${encodeURIComponent(d.id)}&metric=${MAIN_METRIC[d.kind]}`) },
                 h('span', { class: 'k', 'aria-hidden': 'true' }, KIND_ICON[d.kind] ?? '•'),
-                h('span', { class: 's', 'aria-hidden': 'true' }, STATE_ICON[states[i]]),
-                h('span', { class: 'txt' }, t(`dev_${states[i]}`)),
-                dd && dd.scope === 'device' ? h('span', { class: 'dis-txt', 'data-testid': 'device-disabled' }, `⊘ ${disNote(dd)}`) : null,
+                // Out of fire alarming, a quiet detector is not "normal": the mode replaces the word (any other state stays shown).
+                dd && ['normal', 'unknown'].includes(states[i]) ? null : h('span', { class: 's', 'aria-hidden': 'true' }, STATE_ICON[states[i]]),
+                dd && ['normal', 'unknown'].includes(states[i]) ? null : h('span', { class: 'txt' }, t(`dev_${states[i]}`)),
+                dd ? h('span', { class: 'dis-txt', 'data-testid': 'device-disabled' }, dd.scope === 'device' ? `⊘ ${disNote(dd)}` : `⊘ ${t(`mode_${dd.mode}`)}`) : null,
               );
             })),
           );
