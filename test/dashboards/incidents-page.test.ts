@@ -120,4 +120,82 @@ describe('incidents and disablements on the live page', () => {
     await staff.getByTestId(`device-${dev}`).and(staff.locator(':not([data-disabled])')).waitFor();
     expect(stack.alerts.disablements.inForce('h01').some((x) => x.id === d.id)).toBe(false);
   });
+
+  it('shows a fire spreading from a bedroom to the corridor and the next room as ONE card, acknowledged once, and ONE bureau row', async () => {
+    const rooms = [
+      ['h01-sd-r101', 'r101'],
+      ['h01-sd-f1-corridor', 'f1-corridor'],
+      ['h01-sd-r102', 'r102'],
+    ] as const;
+    let first: AlertMessage | undefined;
+    for (const [deviceId] of rooms) {
+      const d = await stack.device(deviceId);
+      await d.event('detector_alarm');
+      const a = await waitFor(`${deviceId}'s fire alarm`, () => openFire(deviceId));
+      first ??= a;
+      await d.close();
+      stack.clock.advance(3000); // the fire spreads over seconds, inside h01's 20 s to acknowledge
+    }
+    const incidentId = first!.incidentId!;
+    expect(incidentId).toBeTruthy();
+    const members = (): AlertMessage[] => stack.alerts.lifecycle.open().filter((a) => a.incidentId === incidentId);
+    for (const [deviceId] of rooms) expect(openFire(deviceId)!.incidentId).toBe(incidentId);
+
+    // Staff: one card, pinned until acknowledged, with every member inside it.
+    const card = staff.locator(`[data-testid="incident-card"][data-incident-id="${incidentId}"]`);
+    await card.and(staff.locator(`[data-points="${members().length}"]`)).waitFor();
+    expect(await staff.locator('[data-testid="incident-card"]').count()).toBe(1);
+    expect(await staff.locator('[data-testid="pinned-fire"]').count()).toBe(1);
+    expect(await staff.locator(`[data-testid="pinned-fire"][data-incident-id="${incidentId}"]`).count()).toBe(1);
+    expect(await staff.locator('[data-testid="alert-card"]').count()).toBe(0);
+    // The first alarm point prominent, then the others in the order they joined.
+    expect(await card.getByTestId('first-point').getAttribute('data-alert-id')).toBe(first!.id);
+    expect(await card.getByTestId('first-point').getAttribute('data-room-id')).toBe('r101');
+    expect(await card.getByTestId('first-point-where').textContent()).toContain('101室');
+    const pointRooms = await card.locator('[data-point]').evaluateAll((els) => els.map((e) => e.getAttribute('data-room-id')));
+    expect([...new Set(pointRooms.filter((r) => r))]).toEqual(rooms.map(([, r]) => r));
+    const pointIds = await card.locator('[data-point]').evaluateAll((els) => els.map((e) => e.getAttribute('data-alert-id')));
+    expect(new Set(pointIds)).toEqual(new Set(members().map((a) => a.id)));
+    // One countdown (h01's own 20 s from the first alarm point), one acknowledge button.
+    expect(await card.getByTestId('countdown').count()).toBe(1);
+    expect(await card.getByTestId('countdown').getAttribute('data-deadline-s')).toBe('20');
+    expect(await card.getByTestId('btn-ack').count()).toBe(1);
+    await expect.poll(() => audioPlaying(staff)).toBe('alarm');
+    await staff.evaluate(() => window.scrollTo(0, 0));
+    await staff.screenshot({ path: join(SHOTS, 'staff-incident.png'), fullPage: false });
+
+    // Bureau: one row for the whole fire, its points and rooms in it.
+    const row = bureau.locator(`[data-testid="incident-row"][data-incident-id="${incidentId}"]`);
+    await row.and(bureau.locator(`[data-points="${members().length}"]`)).waitFor();
+    expect(await bureau.locator('[data-testid="incident-row"]').count()).toBe(1);
+    expect(await bureau.locator('[data-testid="fire-row"]').count()).toBe(0);
+    expect(await row.getByTestId('incident-rooms').textContent()).toContain('101室、1楼走廊、102室');
+    expect(await row.getByTestId('incident-first-point').textContent()).toContain('101室');
+    await bureau.screenshot({ path: join(SHOTS, 'bureau-incident.png'), fullPage: true });
+
+    // Acknowledged once: every member alert is acknowledged, the sound stops.
+    await card.getByTestId('btn-ack').click();
+    await card.and(staff.locator('[data-state="acknowledged"], [data-state="escalated"]')).getByTestId('incident-acked-by').waitFor();
+    await staff.locator('[data-testid="pinned-fire"]').first().waitFor({ state: 'detached' });
+    await waitFor('every member acknowledged', () => (members().every((a) => a.acknowledgedBy === 'staff-h01') ? true : undefined));
+    expect(members().length).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => audioPlaying(staff)).toBeNull();
+    expect(await card.getByTestId('countdown').getAttribute('data-phase')).toBe('confirm');
+    await row.getByTestId('fire-ack').getByText('staff-h01').waitFor();
+
+    // The fire reaches the next room: a new alarm point sounds again and says where.
+    const d = await stack.device('h01-sd-r103');
+    await d.event('detector_alarm');
+    const spread = await waitFor('the fourth point', () => openFire('h01-sd-r103'));
+    await d.close();
+    expect(spread.incidentId).toBe(incidentId);
+    await card.locator(`[data-point][data-alert-id="${spread.id}"]`).waitFor();
+    await card.getByTestId('new-point').waitFor();
+    expect(await card.getByTestId('new-point').textContent()).toContain('103室');
+    await expect.poll(() => audioPlaying(staff)).toBe('alarm');
+    expect(await staff.locator('[data-testid="incident-card"]').count()).toBe(1);
+    expect(await bureau.locator('[data-testid="incident-row"]').count()).toBe(1);
+    await staff.evaluate(() => window.scrollTo(0, 0));
+    await staff.screenshot({ path: join(SHOTS, 'staff-incident-spread.png'), fullPage: false });
+  });
 });

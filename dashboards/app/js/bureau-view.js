@@ -81,7 +81,7 @@ export function createBureauView(root, ctx) {
     const p = firstPoint(i);
     const cls = incidentSoundClass(i);
     const call = isCall119Incident(i);
-    return h('tr', { class: `${call ? 'row119' : ''} st-${i.state}`, 'data-testid': 'incident-row', 'data-incident-id': i.id, 'data-first-alert-id': i.firstAlertId, 'data-state': i.state, 'data-confirmation': i.confirmation ?? '', 'data-kind': i.kind, 'data-points': i.points.length },
+    return h('tr', { class: `${call ? 'row119' : ''} st-${i.state}`, 'data-testid': 'incident-row', 'data-incident-id': i.id, 'data-first-alert-id': i.firstAlertId, 'data-alert-ids': i.points.map((p) => p.alertId).join(' '), 'data-state': i.state, 'data-confirmation': i.confirmation ?? '', 'data-kind': i.kind, 'data-points': i.points.length },
       h('td', { class: 'c-home' }, nm(ctx.homes.get(i.homeId)) || i.homeId),
       h('td', { 'data-testid': 'incident-kind', 'data-label': t('kind') }, t(`kind_${i.kind}`), h('div', {}, h('span', { class: `badge cls-${cls}` }, t(`cls_${cls}`)))),
       h('td', { class: 'c-where', 'data-testid': 'incident-first-point', 'data-label': t('firstPoint') },

@@ -146,7 +146,7 @@ export function incidentCard(i, { homes, now, actions, canAct, devices, silenced
   const subject = i.kind === 'care' && i.residentId ? residentText(homes, i.homeId, i.residentId) : null;
   return h('article', {
     class: `alert incident sev-${i.severity} sig-${cls}`,
-    'data-testid': 'incident-card', 'data-incident-id': i.id, 'data-kind': i.kind, 'data-class': cls, 'data-state': i.state, 'data-points': i.points.length,
+    'data-testid': 'incident-card', 'data-incident-id': i.id, 'data-alert-ids': i.points.map((p) => p.alertId).join(' '), 'data-kind': i.kind, 'data-class': cls, 'data-state': i.state, 'data-points': i.points.length,
   },
     h('div', { class: 'alert-head' },
       h('span', { class: 'sig-icon', 'aria-hidden': 'true' }, ICON[cls] ?? '•'),
