@@ -13,6 +13,7 @@ import { careStateFromRules } from './http/care-state.ts';
 import { createInfluxReader } from './http/influxql.ts';
 import { createTokenService } from './http/token.ts';
 import { createLifecycle, type AlertChange, type HeldCondition, type Lifecycle, type StoredAlert } from './lifecycle.ts';
+import type { IncidentAuditEntry, IncidentChange, StoredIncident } from './incidents/book.ts';
 import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
 import { createAlertStore, type AlertStore } from './persistence/alert-store.ts';
 import { createNews2History, type News2History } from './persistence/care-history.ts';
@@ -90,6 +91,8 @@ interface Snapshot {
   readonly open: StoredAlert[];
   /** Conditions held after a manual resolve (lifecycle REARM_AFTER_MS); re-armed by restore. */
   readonly held?: HeldCondition[];
+  /** Open incidents (issue 11), the same fallback as `open`. */
+  readonly incidents?: StoredIncident[];
 }
 
 export function createAlerts(deps: AlertsDeps): Alerts {
@@ -138,7 +141,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     } catch (err) {
       logger.error({ err, code: 'ALERTS_PERSIST_FAILED', alertId: change.alert.id }, 'could not journal an alert change');
     }
-    if (!change.changed) return;
+    // An inhibited alert is recorded but not notified: its incident carries it (issue 11).
+    if (!change.changed || !change.notify) return;
     try {
       hub?.publish(change.alert);
     } catch (err) {
@@ -147,10 +151,26 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     mqttAdapter?.publishAlert(change.alert);
   }
 
+  function onIncidentChange(change: IncidentChange): void {
+    try {
+      store.recordIncident(change);
+    } catch (err) {
+      logger.error({ err, code: 'ALERTS_PERSIST_FAILED', incidentId: change.incident.id }, 'could not journal an incident change');
+    }
+    if (!change.changed) return;
+    try {
+      hub?.publishIncident(change.incident);
+    } catch (err) {
+      logger.error({ err, code: 'ALERTS_SOCKET_FAILED', incidentId: change.incident.id }, 'socket.io incident emit failed');
+    }
+    mqttAdapter?.publishIncident(change.incident);
+  }
+
   const lifecycle = createLifecycle({
     clock,
     registry,
     onChange,
+    onIncidentChange,
     logger,
     // A held condition is written at once, not at the next rule snapshot (which waits for dirty rule state).
     onHeldChange: () => {
@@ -262,7 +282,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   function saveSnapshot(): Promise<void> {
     // Built as text around the engine's own serialisation: the rule states are the bulk, and
     // copying them into an object first would serialise them twice on the event loop.
-    const text = `{"version":1,"savedAt":${clock.now()},"rules":${engine.snapshotJson()},"open":${JSON.stringify(lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []))},"held":${JSON.stringify(lifecycle.held())}}`;
+    const text = `{"version":1,"savedAt":${clock.now()},"rules":${engine.snapshotJson()},"open":${JSON.stringify(lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []))},"held":${JSON.stringify(lifecycle.held())},"incidents":${JSON.stringify(lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []))}}`;
     saving = saving
       .then(() => writeTextAtomic(snapshotPath, text))
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
@@ -362,8 +382,19 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         const prior = merged.get(s.alert.id);
         if (prior === undefined || prior.alert.version < s.alert.version) merged.set(s.alert.id, s);
       }
-      lifecycle.restore([...merged.values()], restored.audit, Array.isArray(snap?.held) ? snap.held : []);
-      logger.info({ openAlerts: lifecycle.open().length, ruleStates: snap !== undefined }, 'alerts restored');
+      let restoredIncidents: { incidents: StoredIncident[]; audit: IncidentAuditEntry[] } = { incidents: [], audit: [] };
+      try {
+        restoredIncidents = await store.loadOpenIncidents(clock.now() - config.restoreDays * 86_400_000);
+      } catch (err) {
+        logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the local snapshot');
+      }
+      const mergedIncidents = new Map<string, StoredIncident>();
+      for (const s of [...(Array.isArray(snap?.incidents) ? snap.incidents : []), ...restoredIncidents.incidents]) {
+        const prior = mergedIncidents.get(s.incident.id);
+        if (prior === undefined || prior.incident.version < s.incident.version) mergedIncidents.set(s.incident.id, s);
+      }
+      lifecycle.restore([...merged.values()], restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: [...mergedIncidents.values()], audit: restoredIncidents.audit });
+      logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
       await disablements.start();
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry } });

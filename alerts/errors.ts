@@ -19,6 +19,13 @@ export const ALERT_ERRORS = {
   ALERT_NOT_CONFIRMED: { status: 409, message: 'a fire alarm must be confirmed (real_fire, false_alarm, test or fault) before it is resolved' },
   ALERT_COMMENT_REQUIRED: { status: 400, message: 'say what was done (a comment) to resolve this alert' },
   ALERT_RESOLVED: { status: 409, message: 'the alert is already resolved' },
+  INCIDENT_NOT_FOUND: { status: 404, message: 'no such incident' },
+  INCIDENT_ALREADY_ACKNOWLEDGED: { status: 409, message: 'the incident is already acknowledged' },
+  INCIDENT_NOT_ACKNOWLEDGED: { status: 409, message: 'acknowledge the incident before confirming it' },
+  INCIDENT_ALREADY_CONFIRMED: { status: 409, message: 'the incident is already confirmed' },
+  INCIDENT_NOT_CONFIRMED: { status: 409, message: 'an incident with a latched fire alarm must be confirmed (real_fire, false_alarm, test or fault) before it is resolved' },
+  INCIDENT_COMMENT_REQUIRED: { status: 400, message: 'say what was done (a comment) to resolve this incident' },
+  INCIDENT_RESOLVED: { status: 409, message: 'the incident is already resolved' },
   RESIDENT_NOT_FOUND: { status: 404, message: 'no such resident' },
   HOME_NOT_FOUND: { status: 404, message: 'no such home' },
   // Test and maintenance mode (issue 11, alerts/disablements/).

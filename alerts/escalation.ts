@@ -59,8 +59,11 @@ export function homeDeadlines(home: Home | undefined): { ackS: number; confirmS:
   return { ackS: home?.ackDeadlineS ?? PAS_ACK_DEADLINE_S, confirmS: home?.confirmDeadlineS ?? PAS_CONFIRM_DEADLINE_S };
 }
 
-/** The earliest action due for an open alert, or undefined when nothing is pending. */
-export function nextDue(alert: AlertMessage, policy: EscalationPolicy, home: Home | undefined): DueAction | undefined {
+/** What the countdown reads: an alert, or an incident (issue 11) seen as one (its kind is its category). */
+export type EscalationSubject = Pick<AlertMessage, 'state' | 'escalationLevel' | 'acknowledgedAt' | 'confirmation' | 'severity' | 'category' | 'signal' | 'raisedAt' | 'ts'>;
+
+/** The earliest action due for an open alert or incident, or undefined when nothing is pending. */
+export function nextDue(alert: EscalationSubject, policy: EscalationPolicy, home: Home | undefined): DueAction | undefined {
   if (alert.state === 'resolved') return undefined;
   const level = alert.escalationLevel ?? 0;
   const acked = alert.acknowledgedAt !== undefined;

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
+import type { IncidentMessage } from '../contract/incidents.ts';
 import { CONFIRMATIONS, SEVERITIES, type AlertMessage, type AlertState, type Confirmation } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import type { Signal } from './rules/types.ts';
 import { BUREAU_LEVEL, canSeeAlert, type Actor } from './access.ts';
-import { DEFAULT_POLICY, nextDue, type EscalationPolicy, type EscalationReason } from './escalation.ts';
-import { fail, type Outcome } from './errors.ts';
+import type { EscalationPolicy, EscalationReason } from './escalation.ts';
+import { ALERT_ERRORS, fail, type AlertErrorCode, type Outcome } from './errors.ts';
+import { createIncidentBook, type IncidentAuditEntry, type IncidentBook, type IncidentChange, type MemberPort, type StoredIncident } from './incidents/book.ts';
+import { inhibitionOf } from './incidents/inhibition.ts';
 
 /**
  * The alert store and state machine (issue 2 "alerts", issue 3 "Handling"):
@@ -18,6 +21,13 @@ import { fail, type Outcome } from './errors.ts';
  * a latching one (a fire alarm, latched as a fire-alarm control panel latches it; a fall) waits for
  * a person. Every change bumps `version` by one, is appended to the audit trail and handed to
  * `onChange` (MQTT, socket.io, InfluxDB). Deadlines run on the injected Clock.
+ *
+ * Issue 11: every alert is a point of an incident (alerts/incidents/: grouping and inhibition are
+ * pure modules, the incident book holds the incidents' state machine). The incident has the one
+ * acknowledgement, confirmation, countdown and escalation; a member alert has no countdown of its
+ * own and records what its incident did to it. Acting on a member through the alert operations
+ * acts on its incident (docs/alerts.md "Incidents"). An inhibited alert (inhibition.ts) is raised
+ * and recorded as any other, but is not notified (`AlertChange.notify`).
  *
  * Resolving by hand (docs/alerts.md "Resolving"):
  * - a latching fire alarm needs a confirmation first (real_fire / false_alarm / test / fault);
@@ -46,6 +56,8 @@ export interface AuditEntry {
   readonly confirmation?: Confirmation;
   readonly comment?: string;
   readonly reason?: string;
+  /** Set when the change came through the alert's incident (its acknowledgement, escalation, …). */
+  readonly incidentId?: string;
 }
 
 /** What persistence stores and restores: the message plus the two facts it does not carry. */
@@ -59,6 +71,11 @@ export interface AlertChange extends StoredAlert {
   readonly audit: AuditEntry;
   /** False for audit-only entries (a latched alarm whose condition cleared): no new message version. */
   readonly changed: boolean;
+  /**
+   * Whether this change goes out as the alert's own notification (socket.io card, MQTT): a changed,
+   * not inhibited alert, or the change that holds it back (so a client showing it can drop it).
+   */
+  readonly notify: boolean;
 }
 
 export const SYSTEM_ACTOR = 'system';
@@ -89,6 +106,9 @@ export interface LifecycleDeps {
    * not forget a condition the rules will never signal again (they signal on edges only).
    */
   readonly onHeldChange?: () => void;
+  /** Every incident change (persistence, socket.io, MQTT), as onChange for alerts. */
+  readonly onIncidentChange?: (change: IncidentChange) => void;
+  readonly newIncidentId?: () => string;
 }
 
 /** A condition still active after a manual resolve, as persisted across restarts. */
@@ -124,9 +144,29 @@ export interface Lifecycle {
   stored(id: string): StoredAlert | undefined;
   open(): AlertMessage[];
   audit(id: string): readonly AuditEntry[] | undefined;
-  /** Re-installs open alerts after a restart and re-arms their deadlines; emits nothing. */
-  restore(alerts: readonly StoredAlert[], audit?: readonly AuditEntry[], held?: readonly HeldCondition[]): void;
+  /** Incidents (issue 11): acting on one acts on all its open members. */
+  ackIncident(id: string, actor: Actor, comment?: string): Outcome<IncidentMessage>;
+  confirmIncident(id: string, actor: Actor, confirmation: Confirmation, comment?: string): Outcome<IncidentMessage>;
+  resolveIncident(id: string, actor: Actor, comment?: string): Outcome<IncidentMessage>;
+  /** GB 50440 delivery facts of an incident, as notePushed / noteBureauPushed of an alert. */
+  noteIncidentPushed(id: string, reason: string): void;
+  noteIncidentBureauPushed(id: string, reason: string): void;
+  incident(id: string): IncidentMessage | undefined;
+  storedIncident(id: string): StoredIncident | undefined;
+  openIncidents(): IncidentMessage[];
+  incidentAudit(id: string): readonly IncidentAuditEntry[] | undefined;
+  /**
+   * Re-installs open alerts and incidents after a restart and re-arms the incidents' countdowns;
+   * emits no alert change. An open alert without an open incident (stored before incidents existed)
+   * is grouped afresh, its incident dated from the alert so deadlines continue.
+   */
+  restore(alerts: readonly StoredAlert[], audit?: readonly AuditEntry[], held?: readonly HeldCondition[], incidents?: RestoredIncidents): void;
   close(): void;
+}
+
+export interface RestoredIncidents {
+  readonly incidents: readonly StoredIncident[];
+  readonly audit?: readonly IncidentAuditEntry[];
 }
 
 interface Rec {
@@ -134,7 +174,6 @@ interface Rec {
   readonly key: string;
   readonly latching: boolean;
   readonly audit: AuditEntry[];
-  timer?: ClockTimer;
   conditionCleared: boolean;
   /** The latest active signal for this alert's key (what a re-raise repeats). */
   last?: Signal;
@@ -178,7 +217,6 @@ const severityRank = (s: string): number => SEVERITIES.length - SEVERITIES.index
 
 export function createLifecycle(deps: LifecycleDeps): Lifecycle {
   const { clock, registry } = deps;
-  const policy = deps.policy ?? DEFAULT_POLICY;
   const newId = deps.newId ?? randomUUID;
   const keepResolved = deps.keepResolved ?? 1000;
   const byId = new Map<string, Rec>();
@@ -188,9 +226,9 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
   const reraiseAfterMs = deps.reraiseAfterMs ?? REARM_AFTER_MS;
   let closed = false;
 
-  function emit(rec: Rec, audit: AuditEntry, changed: boolean): void {
+  function emit(rec: Rec, audit: AuditEntry, changed: boolean, notify = changed && rec.alert.inhibited === undefined): void {
     try {
-      deps.onChange({ alert: rec.alert, key: rec.key, latching: rec.latching, audit, changed });
+      deps.onChange({ alert: rec.alert, key: rec.key, latching: rec.latching, audit, changed, notify });
     } catch (err) {
       deps.logger?.error({ err, alertId: rec.alert.id, code: 'ALERTS_SINK_FAILED' }, 'alert change sink failed');
     }
@@ -214,48 +252,95 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     return entry;
   }
 
-  /** Applies one change: new version, audit entry, emission, re-armed deadline. */
-  function commit(rec: Rec, patch: Partial<AlertMessage>, action: AuditAction, by: string, extra: Partial<AuditEntry> = {}): AlertMessage {
+  /** Applies one change: new version, audit entry, emission; the alert's incident follows. */
+  function commit(rec: Rec, patch: Partial<AlertMessage>, action: AuditAction, by: string, extra: Partial<AuditEntry> = {}, notify?: boolean): AlertMessage {
     const from = rec.alert.state;
     rec.alert = compact<AlertMessage>({ ...rec.alert, ...patch, version: rec.alert.version + 1, ts: clock.now() });
     const entry = appendAudit(rec, action, by, from, extra);
     if (rec.alert.state === 'resolved') retire(rec);
-    else schedule(rec);
-    emit(rec, entry, true);
+    emit(rec, entry, true, notify);
+    book.memberChanged(rec.alert, extra.reason !== undefined ? `${action}: ${extra.reason}` : action);
     return rec.alert;
   }
 
   function retire(rec: Rec): void {
-    if (rec.timer) clock.clearTimeout(rec.timer);
-    rec.timer = undefined;
     if (openByKey.get(rec.key) === rec) openByKey.delete(rec.key);
     resolvedOrder.push(rec.alert.id);
     while (resolvedOrder.length > keepResolved) byId.delete(resolvedOrder.shift() ?? '');
   }
 
-  function schedule(rec: Rec): void {
-    if (rec.timer) clock.clearTimeout(rec.timer);
-    rec.timer = undefined;
-    if (closed) return;
-    const due = nextDue(rec.alert, policy, registry.home(rec.alert.homeId));
-    if (due === undefined) return;
-    rec.timer = clock.setTimeout(() => onDue(rec), Math.max(0, due.at - clock.now()));
-  }
+  const cut = (c: string | undefined): string | undefined => (c === undefined || c === '' ? undefined : c.slice(0, MAX_COMMENT));
 
-  function onDue(rec: Rec): void {
-    rec.timer = undefined;
-    if (closed || rec.alert.state === 'resolved') return;
-    const due = nextDue(rec.alert, policy, registry.home(rec.alert.homeId));
-    if (due === undefined) return;
-    if (due.at > clock.now()) return schedule(rec);
-    if (due.kind === 'escalate') escalate(rec, due.level, due.reason, SYSTEM_ACTOR);
-    else commit(rec, {}, 'reminder', SYSTEM_ACTOR);
-  }
+  /** What the incident book does to its members: each change is the member's own, audited with the incident id. */
+  const port: MemberPort = {
+    info(id) {
+      const rec = byId.get(id);
+      return rec && { alert: rec.alert, latching: rec.latching };
+    },
+    ack(id, by, incidentId, comment) {
+      const rec = byId.get(id);
+      if (rec === undefined || rec.alert.state === 'resolved' || rec.alert.acknowledgedAt !== undefined) return;
+      const state: AlertState = rec.alert.confirmation !== undefined ? rec.alert.state : 'acknowledged';
+      commit(rec, { state, acknowledgedBy: by, acknowledgedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'acknowledged', by, { comment: cut(comment), incidentId });
+    },
+    confirm(id, by, confirmation, incidentId, comment) {
+      const rec = byId.get(id);
+      if (rec === undefined || rec.alert.state === 'resolved' || rec.alert.confirmation !== undefined) return;
+      commit(rec, { state: 'confirmed', confirmation, confirmedBy: by, confirmedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'confirmed', by, {
+        confirmation,
+        comment: cut(comment),
+        incidentId,
+      });
+    },
+    resolve(id, by, incidentId, comment) {
+      const rec = byId.get(id);
+      if (rec === undefined || rec.alert.state === 'resolved') return;
+      const stillActive = !rec.conditionCleared;
+      commit(rec, { state: 'resolved', resolvedBy: by, resolvedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'resolved', by, {
+        comment: cut(comment),
+        incidentId,
+        ...(stillActive ? { reason: 'condition_still_active' } : {}),
+      });
+      if (stillActive) hold(rec);
+    },
+    escalate(id, level, reason, by, incidentId) {
+      const rec = byId.get(id);
+      if (rec === undefined || rec.alert.state === 'resolved' || (rec.alert.escalationLevel ?? 0) >= level) return;
+      commit(rec, { state: 'escalated', escalationLevel: level }, 'escalated', by, { reason, incidentId });
+    },
+  };
 
-  function escalate(rec: Rec, level: number, reason: EscalationReason, by: string): void {
-    if ((rec.alert.escalationLevel ?? 0) >= level) return;
-    deps.logger?.warn({ alertId: rec.alert.id, homeId: rec.alert.homeId, level, reason }, 'alert escalated');
-    commit(rec, { state: 'escalated', escalationLevel: level }, 'escalated', by, { reason });
+  const book: IncidentBook = createIncidentBook({
+    clock,
+    registry,
+    members: port,
+    ...(deps.onIncidentChange !== undefined ? { onChange: deps.onIncidentChange } : {}),
+    ...(deps.policy !== undefined ? { policy: deps.policy } : {}),
+    ...(deps.newIncidentId !== undefined ? { newId: deps.newIncidentId } : {}),
+    ...(deps.logger !== undefined ? { logger: deps.logger } : {}),
+    ...(deps.keepResolved !== undefined ? { keepResolved: deps.keepResolved } : {}),
+  });
+
+  const openOfHome = (homeId: string): AlertMessage[] => [...openByKey.values()].filter((r) => r.alert.homeId === homeId).map((r) => r.alert);
+
+  /**
+   * Re-applies the inhibition rules to a home's open alerts after a change (a source raised or
+   * resolved). Holding back or releasing an alert is a change of its own, audited with the reason.
+   */
+  function reinhibit(homeId: string): void {
+    // Sources are judged on the alerts as they stand; an alert held back does not hold others back.
+    const open = [...openByKey.values()].filter((r) => r.alert.homeId === homeId);
+    const alerts = open.map((r) => r.alert);
+    for (const rec of open) {
+      if (rec.alert.state === 'resolved') continue;
+      const inh = inhibitionOf(rec.alert, alerts.filter((a) => a.id !== rec.alert.id));
+      if (inh?.reason === rec.alert.inhibited) continue;
+      if (inh !== undefined) {
+        commit(rec, { inhibited: inh.reason }, 'updated', SYSTEM_ACTOR, { reason: `inhibited ${inh.reason} by ${inh.by.join(', ')}` }, true);
+      } else {
+        commit(rec, { inhibited: undefined }, 'updated', SYSTEM_ACTOR, { reason: 'inhibition_lifted' }, true);
+      }
+    }
   }
 
   function raise(s: Signal, reason: string = s.rule): void {
@@ -281,15 +366,19 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       value: s.value,
       escalationLevel: 0,
     });
-    const rec: Rec = { alert, key: s.key, latching: s.latching === true, audit: [], conditionCleared: false, last: s };
+    alert.inhibited = inhibitionOf(alert, openOfHome(s.homeId))?.reason;
+    const target = book.place(alert);
+    alert.incidentId = target.id;
+    const rec: Rec = { alert: compact(alert), key: s.key, latching: s.latching === true, audit: [], conditionCleared: false, last: s };
     byId.set(alert.id, rec);
     openByKey.set(s.key, rec);
     const entry = appendAudit(rec, 'raised', SYSTEM_ACTOR, 'raised', { reason });
-    schedule(rec);
     emit(rec, entry, true);
+    book.join(target, rec.alert);
     // A second detector / multi-criteria confirmation: NFPA 72 lets it skip the sequence. A care
-    // emergency (a fall) goes straight to the bureau too.
-    if (s.escalateNow === true) escalate(rec, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
+    // emergency (a fall) goes straight to the bureau too. It is the incident that escalates.
+    if (s.escalateNow === true) book.escalate(target.id, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
+    reinhibit(s.homeId);
   }
 
   function immediateReason(s: Signal): EscalationReason {
@@ -342,11 +431,12 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       if (rec === undefined) return raise(s);
       rec.conditionCleared = false;
       rec.last = s;
-      if (s.escalateNow === true) return escalate(rec, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
+      if (s.escalateNow === true && rec.alert.incidentId !== undefined) return book.escalate(rec.alert.incidentId, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);
       if (severityRank(s.severity) > severityRank(rec.alert.severity)) {
         commit(rec, { severity: s.severity, signal: s.signal, message: { zh: s.message.zh, en: s.message.en }, value: s.value }, 'updated', SYSTEM_ACTOR, {
           reason: `severity ${rec.alert.severity} → ${s.severity}`,
         });
+        reinhibit(s.homeId);
       }
       return;
     }
@@ -356,6 +446,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       commit(rec, { state: 'resolved', resolvedAt: clock.now(), resolvedBy: SYSTEM_ACTOR, message: { zh: s.message.zh, en: s.message.en } }, 'resolved', SYSTEM_ACTOR, {
         reason: 'condition_cleared',
       });
+      reinhibit(s.homeId);
     } else if (!rec.conditionCleared) {
       // A latched alarm stays until a person resolves it; the restoral is still on record.
       rec.conditionCleared = true;
@@ -371,7 +462,29 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     return { ok: true, value: rec };
   }
 
-  const cut = (c: string | undefined): string | undefined => (c === undefined || c === '' ? undefined : c.slice(0, MAX_COMMENT));
+  /** The open incident of a member alert; every raised alert has one. */
+  function incidentOf(rec: Rec): IncidentMessage | undefined {
+    const inc = rec.alert.incidentId === undefined ? undefined : book.get(rec.alert.incidentId);
+    return inc?.state === 'resolved' ? undefined : inc;
+  }
+
+  /** An incident refusal, as the alert endpoints have always named it (INCIDENT_X → ALERT_X). */
+  function asAlertOutcome(r: Outcome<unknown>, rec: Rec): Outcome<AlertMessage> {
+    if (r.ok) return { ok: true, value: rec.alert };
+    const code = r.code.replace(/^INCIDENT_/, 'ALERT_');
+    return code in ALERT_ERRORS ? { ok: false, code: code as AlertErrorCode, message: r.message } : { ok: false, code: r.code, message: r.message };
+  }
+
+  function afterResolve(homeId: string): void {
+    reinhibit(homeId);
+  }
+
+  function adopt(rec: Rec): void {
+    // An open alert without an open incident (stored before incidents existed): grouped afresh.
+    const target = book.place(rec.alert);
+    rec.alert = { ...rec.alert, incidentId: target.id };
+    book.adopt(target, rec.alert);
+  }
 
   return {
     applySignals(signals) {
@@ -383,50 +496,47 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         }
       }
     },
+    // Acting on a member acts on its incident (one acknowledgement for the whole event); a point that
+    // joined after the incident was acknowledged (and did not re-alert it) is acknowledged alone.
     ack(id, actor, comment) {
       const r = visible(id, actor);
       if (!r.ok) return r;
-      if (r.value.alert.acknowledgedAt !== undefined) return fail('ALERT_ALREADY_ACKNOWLEDGED', `already acknowledged by ${r.value.alert.acknowledgedBy ?? '?'}`);
-      const now = clock.now();
-      const alert = commit(r.value, { state: 'acknowledged', acknowledgedBy: actor.username, acknowledgedAt: now, comment: cut(comment) ?? r.value.alert.comment }, 'acknowledged', actor.username, {
-        comment: cut(comment),
-      });
-      return { ok: true, value: alert };
+      const rec = r.value;
+      const inc = incidentOf(rec);
+      if (inc !== undefined && inc.acknowledgedAt === undefined) return asAlertOutcome(book.ack(inc.id, actor, comment), rec);
+      if (rec.alert.acknowledgedAt !== undefined) return fail('ALERT_ALREADY_ACKNOWLEDGED', `already acknowledged by ${rec.alert.acknowledgedBy ?? '?'}`);
+      port.ack(rec.alert.id, actor.username, inc?.id ?? '', comment);
+      return { ok: true, value: rec.alert };
     },
     confirm(id, actor, confirmation, comment) {
       const r = visible(id, actor);
       if (!r.ok) return r;
       if (!(CONFIRMATIONS as readonly string[]).includes(confirmation)) return fail('API_BAD_REQUEST', `confirmation must be one of ${CONFIRMATIONS.join(', ')}`);
       const rec = r.value;
-      if (rec.alert.acknowledgedAt === undefined) return fail('ALERT_NOT_ACKNOWLEDGED');
+      const inc = incidentOf(rec);
+      if (inc !== undefined && inc.confirmation === undefined) return asAlertOutcome(book.confirm(inc.id, actor, confirmation, comment), rec);
+      if (rec.alert.acknowledgedAt === undefined && inc?.acknowledgedAt === undefined) return fail('ALERT_NOT_ACKNOWLEDGED');
       if (rec.alert.confirmation !== undefined) return fail('ALERT_ALREADY_CONFIRMED', `already confirmed as ${rec.alert.confirmation} by ${rec.alert.confirmedBy ?? '?'}`);
-      commit(rec, { state: 'confirmed', confirmation, confirmedBy: actor.username, confirmedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'confirmed', actor.username, {
-        confirmation,
-        comment: cut(comment),
-      });
-      // NFPA 72 positive alarm sequence: a fire verified as real goes to the bureau (call 119) at once.
-      if (confirmation === 'real_fire') escalate(rec, BUREAU_LEVEL, 'real_fire', actor.username);
+      port.ack(rec.alert.id, actor.username, inc?.id ?? '');
+      port.confirm(rec.alert.id, actor.username, confirmation, inc?.id ?? '', comment);
       return { ok: true, value: rec.alert };
     },
     resolve(id, actor, comment) {
       const r = visible(id, actor);
       if (!r.ok) return r;
       const rec = r.value;
-      if (rec.latching && rec.alert.category === 'fire') {
-        // A latched fire alarm is reset only once someone has said what it was (issue 3 "Handling").
-        if (rec.alert.confirmation === undefined) return fail('ALERT_NOT_CONFIRMED');
-      } else if (rec.latching) {
-        // A latched care emergency (a fall): someone went, and says what they found and did (issue 4).
-        if (rec.alert.acknowledgedAt === undefined) return fail('ALERT_NOT_ACKNOWLEDGED', 'acknowledge the alert before resolving it');
-        if (cut(comment?.trim()) === undefined) return fail('ALERT_COMMENT_REQUIRED');
-      }
-      const stillActive = !rec.conditionCleared;
-      const alert = commit(rec, { state: 'resolved', resolvedBy: actor.username, resolvedAt: clock.now(), comment: cut(comment) ?? rec.alert.comment }, 'resolved', actor.username, {
-        comment: cut(comment),
-        ...(stillActive ? { reason: 'condition_still_active' } : {}),
-      });
-      if (stillActive) hold(rec);
-      return { ok: true, value: alert };
+      const inc = incidentOf(rec);
+      if (inc === undefined) return fail('ALERT_NOT_FOUND', 'the alert has no open incident');
+      const out = asAlertOutcome(book.resolve(inc.id, actor, comment), rec);
+      afterResolve(rec.alert.homeId);
+      return out;
+    },
+    ackIncident: (id, actor, comment) => book.ack(id, actor, comment),
+    confirmIncident: (id, actor, confirmation, comment) => book.confirm(id, actor, confirmation, comment),
+    resolveIncident(id, actor, comment) {
+      const out = book.resolve(id, actor, comment);
+      if (out.ok) afterResolve(out.value.homeId);
+      return out;
     },
     notePushed(id, reason) {
       const rec = byId.get(id);
@@ -440,6 +550,8 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       rec.alert = { ...rec.alert, bureauPushedAt: clock.now() };
       emit(rec, appendAudit(rec, 'pushed_bureau', SYSTEM_ACTOR, rec.alert.state, { reason: reason.slice(0, 200) }), false);
     },
+    noteIncidentPushed: (id, reason) => book.notePushed(id, reason),
+    noteIncidentBureauPushed: (id, reason) => book.noteBureauPushed(id, reason),
     held: () => [...held.entries()].map(([key, h]) => ({ key, signal: h.signal, dueAt: h.dueAt })),
     get: (id) => byId.get(id)?.alert,
     stored(id) {
@@ -448,9 +560,14 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     },
     open: () => [...openByKey.values()].map((r) => r.alert),
     audit: (id) => byId.get(id)?.audit,
-    restore(alerts, audit = [], heldConditions = []) {
+    incident: (id) => book.get(id),
+    storedIncident: (id) => book.stored(id),
+    openIncidents: () => book.open(),
+    incidentAudit: (id) => book.audit(id),
+    restore(alerts, audit = [], heldConditions = [], incidents) {
       const trail = new Map<string, AuditEntry[]>();
       for (const e of audit) (trail.get(e.alertId) ?? trail.set(e.alertId, []).get(e.alertId))?.push(e);
+      const restored: Rec[] = [];
       for (const s of alerts) {
         if (s.alert.state === 'resolved' || byId.has(s.alert.id)) continue;
         const prior = openByKey.get(s.key);
@@ -464,8 +581,11 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         const rec: Rec = { alert, key: s.key, latching: s.latching, audit: entries, conditionCleared: cleared };
         byId.set(s.alert.id, rec);
         openByKey.set(s.key, rec);
-        schedule(rec);
+        restored.push(rec);
       }
+      // Incidents after their members, so that their points show the members' latest versions.
+      book.restore(incidents?.incidents ?? [], incidents?.audit ?? []);
+      for (const rec of restored.sort((a, b) => a.alert.raisedAt - b.alert.raisedAt)) if (incidentOf(rec) === undefined && openByKey.get(rec.key) === rec) adopt(rec);
       // Held conditions come back with their original due time (fired at once if it passed while down).
       for (const h of heldConditions) {
         if (closed || openByKey.has(h.key) || held.has(h.key) || typeof h.dueAt !== 'number' || h.signal?.key !== h.key) continue;
@@ -474,7 +594,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     },
     close() {
       closed = true;
-      for (const rec of byId.values()) if (rec.timer) clock.clearTimeout(rec.timer);
+      book.close();
       // Timers stop; the entries stay so that the final snapshot (saved after this) still holds them.
       for (const h of held.values()) clock.clearTimeout(h.timer);
     },

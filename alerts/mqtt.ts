@@ -5,7 +5,8 @@ import { createMqttSession, type MqttSession, type ReceivedMessage } from '../co
 import { decodeDeviceMessage, type RejectCode } from '../contract/device-message.ts';
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS, alertsTopic } from '../contract/topics.ts';
+import { FILTERS, alertsTopic, incidentsTopic } from '../contract/topics.ts';
+import type { IncidentMessage } from '../contract/incidents.ts';
 import type { RuleInput } from './rules/types.ts';
 
 /**
@@ -56,6 +57,8 @@ export interface MqttAdapterDeps {
 export interface MqttAdapter {
   start(): Promise<void>;
   publishAlert(alert: AlertMessage): void;
+  /** Issue 11: one incident change on `carewatch/v1/{homeId}/incidents`, QoS 1, like alerts. */
+  publishIncident(incident: IncidentMessage): void;
   stats(): { received: number; rejected: Partial<Record<RejectCode, number>>; published: number; publishFailures: number; connected: boolean };
   close(): Promise<void>;
 }
@@ -155,6 +158,26 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
     return session;
   }
 
+  function publishTo(topicOf: () => string, message: AlertMessage | IncidentMessage, ctx: Record<string, string>): void {
+    const c = client;
+    if (c === undefined) return;
+    let topic: string;
+    try {
+      topic = topicOf();
+    } catch (err) {
+      publishFailures++;
+      log.error({ err, ...ctx }, 'cannot build the topic');
+      return;
+    }
+    // QoS 1: mqtt.js keeps it in its outgoing store across reconnects until PUBACK.
+    c.publish(topic, JSON.stringify(message), { qos: 1 }, (err) => {
+      if (err) {
+        publishFailures++;
+        log.error({ err, ...ctx, code: 'ALERTS_MQTT_PUBLISH' }, 'publish failed');
+      } else published++;
+    });
+  }
+
   return {
     async start() {
       const c = mqtt.connect(deps.url, {
@@ -192,23 +215,10 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       await Promise.all(sessions.map((s) => s.whenSubscribed()));
     },
     publishAlert(alert) {
-      const c = client;
-      if (c === undefined) return;
-      let topic: string;
-      try {
-        topic = alertsTopic(alert.homeId);
-      } catch (err) {
-        publishFailures++;
-        log.error({ err, alertId: alert.id }, 'cannot build the alerts topic');
-        return;
-      }
-      // QoS 1: mqtt.js keeps it in its outgoing store across reconnects until PUBACK.
-      c.publish(topic, JSON.stringify(alert), { qos: 1 }, (err) => {
-        if (err) {
-          publishFailures++;
-          log.error({ err, alertId: alert.id, code: 'ALERTS_MQTT_PUBLISH' }, 'alert publish failed');
-        } else published++;
-      });
+      publishTo(() => alertsTopic(alert.homeId), alert, { alertId: alert.id });
+    },
+    publishIncident(incident) {
+      publishTo(() => incidentsTopic(incident.homeId), incident, { incidentId: incident.id });
     },
     stats: () => ({
       received,

@@ -3,7 +3,8 @@ import { Server, type Socket } from 'socket.io';
 import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
-import { BUREAU_ROOM, homeRoom, type AckResult, type ClientToServerEvents, type ServerToClientEvents, type SocketData } from '../contract/socket-events.ts';
+import type { IncidentMessage } from '../contract/incidents.ts';
+import { BUREAU_ROOM, homeRoom, type AckResult, type ClientToServerEvents, type IncidentResult, type ServerToClientEvents, type SocketData } from '../contract/socket-events.ts';
 import { USER_ROLES, type UserRole } from '../contract/registry.ts';
 import { canSeeAlert, goesToBureau, seesAllHomes, type Actor } from './access.ts';
 import { fail, type Outcome } from './errors.ts';
@@ -40,6 +41,8 @@ export interface SocketHub {
   publish(alert: AlertMessage): void;
   /** After a disablement of `homeId` changed: its home room gets the home's list, the bureau room all of them. */
   publishDisablements(homeId: string): void;
+  /** Sends one incident change to its home room, and to the bureau room for fire and bureau-level incidents. */
+  publishIncident(incident: IncidentMessage): void;
   connections(): number;
   close(): Promise<void>;
 }
@@ -50,7 +53,18 @@ function actorOf(data: SocketData): Actor {
 
 /** What this socket's live stream carries, so that the snapshot matches it. */
 function inStream(actor: Actor, alert: AlertMessage): boolean {
+  // An inhibited alert is no card of its own: its incident shows it.
+  if (alert.inhibited !== undefined) return false;
   return seesAllHomes(actor) ? goesToBureau(alert) : canSeeAlert(actor, alert);
+}
+
+/** An incident reaches the bureau as an alert would: every fire, and anything escalated to the bureau. */
+function incidentGoesToBureau(i: IncidentMessage): boolean {
+  return goesToBureau({ category: i.kind, ...(i.escalationLevel !== undefined ? { escalationLevel: i.escalationLevel } : {}) });
+}
+
+function incidentInStream(actor: Actor, i: IncidentMessage): boolean {
+  return seesAllHomes(actor) ? incidentGoesToBureau(i) : canSeeAlert(actor, i);
 }
 
 export function createSocketHub(deps: SocketHubDeps): SocketHub {
@@ -82,7 +96,14 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     (reply as (x: AckResult) => void)(result);
   }
 
+  function replyIncident(reply: unknown, r: Outcome<IncidentMessage>): void {
+    if (typeof reply !== 'function') return;
+    const result: IncidentResult = r.ok ? { ok: true, incident: r.value } : { ok: false, code: r.code, error: r.message };
+    (reply as (x: IncidentResult) => void)(result);
+  }
+
   const bad = (message: string): Outcome<AlertMessage> => ({ ok: false, code: 'API_BAD_REQUEST', message });
+  const badIncident = (message: string): Outcome<IncidentMessage> => ({ ok: false, code: 'API_BAD_REQUEST', message });
   const str = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v.length <= max ? v : undefined);
 
   io.on('connection', (socket: IoSocket) => {
@@ -110,6 +131,11 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     // An alert raised while nobody was connected reaches its first client here.
     for (const a of snapshot) if (a.pushedAt === undefined) deps.lifecycle.notePushed(a.id, `snapshot to ${actor.username}`);
     if (seesAllHomes(actor)) for (const a of snapshot) if (a.category === 'fire' && a.bureauPushedAt === undefined) deps.lifecycle.noteBureauPushed(a.id, `snapshot to ${actor.username}`);
+    // Issue 11: the open incidents after the alerts, with the same delivery facts.
+    const incidents = deps.lifecycle.openIncidents().filter((i) => incidentInStream(actor, i));
+    socket.emit('incidents', incidents);
+    for (const i of incidents) if (i.pushedAt === undefined) deps.lifecycle.noteIncidentPushed(i.id, `snapshot to ${actor.username}`);
+    if (seesAllHomes(actor)) for (const i of incidents) if (i.kind === 'fire' && i.bureauPushedAt === undefined) deps.lifecycle.noteIncidentBureauPushed(i.id, `snapshot to ${actor.username}`);
     if (deps.disablements !== undefined) attachDisablementHandlers(socket, actor, live, deps.disablements);
     log.debug({ username: actor.username, role: actor.role }, 'socket connected');
 
@@ -138,6 +164,31 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       const alertId = str(id, 128);
       replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.resolve(alertId, actor, str(comment, 1000)));
     });
+    // The same checks for incidents (token still valid, arguments of the right shape, role-scoped in the lifecycle).
+    const expiredIncident = (reply: unknown): boolean => {
+      if (live()) return false;
+      replyIncident(reply, fail('AUTH_REQUIRED', 'the session has expired or the user changed; log in again'));
+      socket.disconnect(true);
+      return true;
+    };
+    socket.on('ackIncident', (id: unknown, reply: unknown) => {
+      if (expiredIncident(reply)) return;
+      const incidentId = str(id, 128);
+      replyIncident(reply, incidentId === undefined ? badIncident('incidentId must be a string') : deps.lifecycle.ackIncident(incidentId, actor));
+    });
+    socket.on('confirmIncident', (id: unknown, confirmation: unknown, comment: unknown, reply: unknown) => {
+      if (expiredIncident(reply)) return;
+      const incidentId = str(id, 128);
+      if (incidentId === undefined || !(CONFIRMATIONS as readonly unknown[]).includes(confirmation)) {
+        return replyIncident(reply, badIncident(`confirmIncident(incidentId, one of ${CONFIRMATIONS.join('|')}, comment)`));
+      }
+      replyIncident(reply, deps.lifecycle.confirmIncident(incidentId, actor, confirmation as Confirmation, str(comment, 1000)));
+    });
+    socket.on('resolveIncident', (id: unknown, comment: unknown, reply: unknown) => {
+      if (expiredIncident(reply)) return;
+      const incidentId = str(id, 128);
+      replyIncident(reply, incidentId === undefined ? badIncident('incidentId must be a string') : deps.lifecycle.resolveIncident(incidentId, actor, str(comment, 1000)));
+    });
   });
 
   return {
@@ -162,6 +213,19 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (store === undefined) return;
       io.to(homeRoom(homeId)).emit('disablements', store.inForce(homeId));
       io.to(BUREAU_ROOM).emit('disablements', store.inForce());
+    },
+    publishIncident(incident) {
+      const rooms = incidentGoesToBureau(incident) ? [homeRoom(incident.homeId), BUREAU_ROOM] : [homeRoom(incident.homeId)];
+      io.to(rooms).emit('incident', incident);
+      // GB 50440 / GB 26875 timing, as for alerts: first delivery to any client, and for a fire to the bureau.
+      if (incident.pushedAt === undefined && incident.state !== 'resolved') {
+        const reached = rooms.reduce((n, room) => n + (io.sockets.adapter.rooms.get(room)?.size ?? 0), 0);
+        if (reached > 0) deps.lifecycle.noteIncidentPushed(incident.id, `live to ${reached} socket(s) in ${rooms.join(', ')}`);
+      }
+      if (incident.kind === 'fire' && incident.bureauPushedAt === undefined && incident.state !== 'resolved') {
+        const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
+        if (bureau > 0) deps.lifecycle.noteIncidentBureauPushed(incident.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
+      }
     },
     connections: () => io.engine.clientsCount,
     async close() {

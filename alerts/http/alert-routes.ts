@@ -7,6 +7,7 @@ import { canSeeAlert, canSeeHome } from '../access.ts';
 import { AlertsError, type Outcome } from '../errors.ts';
 import { ALERT_ID_PATTERN, type AuditEntry } from '../lifecycle.ts';
 import type { RouteContext } from './app.ts';
+import { registerIncidentRoutes } from './incident-routes.ts';
 
 /** An alert id must look like one before anything is looked up (a malformed id is a 400, not a query). */
 const IdParams = Type.Object({ id: Type.String({ pattern: ALERT_ID_PATTERN }) });
@@ -85,6 +86,8 @@ function optionalBody<T>(schema: Parameters<typeof Value.Check>[0], body: unknow
 }
 
 export function registerAlertRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  // Issue 11: incidents live beside the alerts they group (same context, same error handling).
+  registerIncidentRoutes(app, ctx);
   app.get<{ Querystring: Static<typeof ListQuery> }>('/api/alerts', { schema: { querystring: ListQuery } }, async (req) => {
     const actor = ctx.actor(req);
     const home = req.query.homeId;

@@ -28,7 +28,7 @@ export interface AppDeps {
   readonly production: boolean;
   readonly dashboardDir: string;
   /** Stored history, for resolved alerts and per-home audit; optional in unit tests. */
-  readonly store?: Pick<AlertStore, 'audit' | 'latest'>;
+  readonly store?: Pick<AlertStore, 'audit' | 'latest'> & Partial<Pick<AlertStore, 'latestIncident'>>;
   readonly onCareAction: (input: CareActionInput) => void;
   readonly health?: () => Record<string, unknown>;
   /** Stored readings, for the dashboard's live tiles, history charts and monthly statistics. */

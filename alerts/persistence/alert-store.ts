@@ -1,6 +1,8 @@
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
+import type { IncidentMessage } from '../../contract/incidents.ts';
+import type { IncidentAuditEntry, IncidentChange, StoredIncident } from '../incidents/book.ts';
 import type { AlertChange, AuditEntry, StoredAlert } from '../lifecycle.ts';
 import { createInfluxHttp, rows, type InfluxHttp } from './influx-http.ts';
 import { createJournalWriter, type JournalRecord, type JournalStats, type JournalWriter, type JournalWriterDeps } from './journal-writer.ts';
@@ -14,11 +16,19 @@ import { fnv1a, nsTime, toLine } from './line-protocol.ts';
  * series per alert: fine at care-home alert rates (thousands a year), not for per-reading data.
  *   alert_audit  tags home, action                  fields alert_id, seq, json (the AuditEntry)
  *   care_action  tags home, resident, action        fields by, json
+ *   incident        tags home, kind, state, incident_id   fields id, version, json (the IncidentMessage), key, alerted_at
+ *   incident_audit  tags home, action                     fields incident_id, seq, json (the IncidentAuditEntry)
+ * Incidents (issue 11) are stored exactly as alerts are: journaled first, never dropped, restored at start.
  * Point times are the change time in ms plus a sub-ms offset from the alert id and version (or
  * audit seq), so two alerts changing in the same millisecond never overwrite each other, and a
  * replayed journal record overwrites only itself.
  */
-export type StoreMeta = { kind: 'alert'; stored: StoredAlert } | { kind: 'audit'; entry: AuditEntry } | { kind: 'other' };
+export type StoreMeta =
+  | { kind: 'alert'; stored: StoredAlert }
+  | { kind: 'audit'; entry: AuditEntry }
+  | { kind: 'incident'; stored: StoredIncident }
+  | { kind: 'incident_audit'; entry: IncidentAuditEntry }
+  | { kind: 'other' };
 
 export interface CareActionRecord {
   readonly homeId: string;
@@ -33,6 +43,12 @@ export interface AlertStore {
   start(): Promise<void>;
   record(change: AlertChange): void;
   recordCareAction(a: CareActionRecord): void;
+  /** Issue 11: an incident change and its audit entry, journaled like an alert change. */
+  recordIncident(change: IncidentChange): void;
+  /** Latest version of every incident changed since `sinceMs` that is still open, with their audit. */
+  loadOpenIncidents(sinceMs: number): Promise<{ incidents: StoredIncident[]; audit: IncidentAuditEntry[] }>;
+  /** Latest stored version of one incident and its audit trail (resolved ones no longer in memory). */
+  latestIncident(incidentId: string): Promise<{ incident: IncidentMessage; audit: IncidentAuditEntry[] } | undefined>;
   /** Latest version of every alert changed since `sinceMs`, merged with the unsent journal. */
   loadOpen(sinceMs: number): Promise<{ alerts: StoredAlert[]; audit: AuditEntry[] }>;
   /** The audit trail of one alert, or of one home (issue 3: queryable per alert and per home). */
@@ -60,7 +76,7 @@ export interface AlertStoreDeps {
 }
 
 /** Alert changes and their audit are never dropped at the journal's bound; care actions may be. */
-const isAlertRecord = (r: JournalRecord<StoreMeta>): boolean => r.meta?.kind === 'alert' || r.meta?.kind === 'audit';
+const isAlertRecord = (r: JournalRecord<StoreMeta>): boolean => r.meta !== undefined && r.meta.kind !== 'other';
 
 const quoteString = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
@@ -83,6 +99,27 @@ export function auditRecord(e: AuditEntry): JournalRecord<StoreMeta> {
     timeNs: nsTime(e.ts, (fnv1a(e.alertId) % 1000) * 1000 + (e.seq % 1000)),
   });
   return { lp, meta: { kind: 'audit', entry: e } };
+}
+
+export function incidentRecord(s: StoredIncident): JournalRecord<StoreMeta> {
+  const i = s.incident;
+  const lp = toLine({
+    measurement: 'incident',
+    tags: { home: i.homeId, kind: i.kind, state: i.state, incident_id: i.id },
+    fields: { id: i.id, version: { int: i.version }, json: JSON.stringify(i), key: s.key, alerted_at: { int: s.alertedAt } },
+    timeNs: nsTime(i.ts, (fnv1a(i.id) % 1000) * 1000 + (i.version % 1000)),
+  });
+  return { lp, meta: { kind: 'incident', stored: s } };
+}
+
+export function incidentAuditRecord(e: IncidentAuditEntry): JournalRecord<StoreMeta> {
+  const lp = toLine({
+    measurement: 'incident_audit',
+    tags: { home: e.homeId, action: e.action },
+    fields: { incident_id: e.incidentId, seq: { int: e.seq }, json: JSON.stringify(e) },
+    timeNs: nsTime(e.ts, (fnv1a(e.incidentId) % 1000) * 1000 + (e.seq % 1000)),
+  });
+  return { lp, meta: { kind: 'incident_audit', entry: e } };
 }
 
 function parseJson<T>(v: unknown): T | undefined {
@@ -119,6 +156,58 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       const recs = [auditRecord(change.audit)];
       if (change.changed) recs.unshift(alertRecord(change));
       writer.append(recs);
+    },
+    recordIncident(change) {
+      const recs = [incidentAuditRecord(change.audit)];
+      if (change.changed) recs.unshift(incidentRecord(change));
+      writer.append(recs);
+    },
+    async loadOpenIncidents(sinceMs) {
+      const latest = new Map<string, StoredIncident>();
+      const consider = (s: StoredIncident): void => {
+        const prior = latest.get(s.incident.id);
+        if (prior === undefined || prior.incident.version < s.incident.version) latest.set(s.incident.id, s);
+      };
+      const since = Math.max(0, Math.trunc(sinceMs));
+      const series = await influx.query(`SELECT "json","key","alerted_at" FROM "incident" WHERE time >= ${since}ms`);
+      for (const r of rows(series)) {
+        const incident = parseJson<IncidentMessage>(r.json);
+        if (incident === undefined || typeof r.key !== 'string') continue;
+        consider({ incident, key: r.key, alertedAt: typeof r.alerted_at === 'number' ? r.alerted_at : incident.openedAt });
+      }
+      const journalAudit: IncidentAuditEntry[] = [];
+      for (const rec of writer.pending()) {
+        if (rec.meta?.kind === 'incident') consider(rec.meta.stored);
+        else if (rec.meta?.kind === 'incident_audit') journalAudit.push(rec.meta.entry);
+      }
+      const incidents = [...latest.values()].filter((s) => s.incident.state !== 'resolved');
+      const openIds = new Set(incidents.map((s) => s.incident.id));
+      const audit = new Map<string, IncidentAuditEntry>();
+      const auditSeries = openIds.size === 0 ? [] : await influx.query(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
+      for (const r of rows(auditSeries)) {
+        const e = parseJson<IncidentAuditEntry>(r.json);
+        if (e && openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
+      }
+      for (const e of journalAudit) if (openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
+      return { incidents, audit: [...audit.values()] };
+    },
+    async latestIncident(incidentId) {
+      const id = quoteString(incidentId);
+      let best: IncidentMessage | undefined;
+      for (const r of rows(await influx.query(`SELECT "json" FROM "incident" WHERE "incident_id" = ${id} ORDER BY time DESC LIMIT 1`))) {
+        const i = parseJson<IncidentMessage>(r.json);
+        if (i && (best === undefined || i.version > best.version)) best = i;
+      }
+      const found = new Map<number, IncidentAuditEntry>();
+      for (const r of rows(await influx.query(`SELECT "json" FROM "incident_audit" WHERE "incident_id" = ${id}`))) {
+        const e = parseJson<IncidentAuditEntry>(r.json);
+        if (e) found.set(e.seq, e);
+      }
+      for (const rec of writer.pending()) {
+        if (rec.meta?.kind === 'incident' && rec.meta.stored.incident.id === incidentId && (best === undefined || rec.meta.stored.incident.version > best.version)) best = rec.meta.stored.incident;
+        if (rec.meta?.kind === 'incident_audit' && rec.meta.entry.incidentId === incidentId) found.set(rec.meta.entry.seq, rec.meta.entry);
+      }
+      return best && { incident: best, audit: [...found.values()].sort((a, b) => a.seq - b.seq) };
     },
     recordCareAction(a) {
       writer.append([

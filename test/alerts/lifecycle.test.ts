@@ -16,7 +16,8 @@ function setup(registry = demoRegistry()) {
   const clock = createManualClock();
   const changes: AlertChange[] = [];
   let n = 0;
-  const lc = createLifecycle({ clock, registry, onChange: (c) => changes.push(c), newId: () => `a${++n}` });
+  let m = 0;
+  const lc = createLifecycle({ clock, registry, onChange: (c) => changes.push(c), newId: () => `a${++n}`, newIncidentId: () => `i${++m}` });
   const messages = () => changes.filter((c) => c.changed).map((c) => c.alert);
   return { clock, lc, changes, messages };
 }
@@ -168,11 +169,13 @@ describe('lifecycle: NFPA 72 positive alarm sequence', () => {
 });
 
 describe('lifecycle: escalation ladder and reminders', () => {
+  // Issue 11: the countdown (reminders, ladder) belongs to the incident; its members record the escalations only.
   it('an unacknowledged high care alert reminds every minute, goes to the director at 5 min and the bureau at 15 min', () => {
     const { lc, clock } = setup();
     lc.applySignals([careSignal()]);
     clock.advance(299_999);
-    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(4);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder')).toHaveLength(4);
+    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(0);
     expect(lc.get('a1')?.escalationLevel).toBe(0);
     clock.advance(1);
     expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 1 });
@@ -180,7 +183,7 @@ describe('lifecycle: escalation ladder and reminders', () => {
     expect(lc.get('a1')).toMatchObject({ state: 'escalated', escalationLevel: 2 });
     const actions = lc.audit('a1')?.map((e) => e.action) ?? [];
     expect(actions.filter((a) => a === 'escalated')).toHaveLength(2);
-    expect(actions.filter((a) => a === 'reminder').length).toBeGreaterThan(10);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder').length).toBeGreaterThan(10);
   });
 
   it('acknowledging stops reminders and the ladder', () => {
@@ -248,13 +251,13 @@ describe('lifecycle: PAS applies to critical fire alarms only', () => {
     const { lc, clock } = setup();
     lc.applySignals([fireSignal()]);
     clock.advance(120_000);
-    const reminders = lc.audit('a1')?.filter((e) => e.action === 'reminder').length ?? 0;
+    const reminders = lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder').length ?? 0;
     expect(reminders).toBeGreaterThanOrEqual(3);
     lc.ack('a1', bureau);
-    const version = lc.get('a1')?.version;
+    const version = lc.incident('i1')?.version;
     clock.advance(120_000);
-    expect(lc.audit('a1')?.filter((e) => e.action === 'reminder')).toHaveLength(reminders);
-    expect(lc.get('a1')?.version).toBe(version);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'reminder')).toHaveLength(reminders);
+    expect(lc.incident('i1')?.version).toBe(version);
   });
 });
 
