@@ -20,9 +20,9 @@ interface Model {
 }
 const m = model as {
   createIncidentModel(onChange: () => void): Model;
-  incidentPasPhase(i: IncidentMessage, now: number, home?: { ackDeadlineS?: number; confirmDeadlineS?: number }): { phase: string; remainingMs: number; totalS: number } | undefined;
+  incidentPasPhase(i: IncidentMessage, now: number, home?: { ackDeadlineS?: number; confirmDeadlineS?: number }, ackOf?: (id: string) => number | undefined): { phase: string; remainingMs: number; totalS: number } | undefined;
   waitingSoundClasses(i: IncidentMessage, silenced?: Set<string>): string[];
-  newPoints(i: IncidentMessage, silenced?: Set<string>): IncidentPoint[];
+  newPoints(i: IncidentMessage, silenced?: Set<string>, ackOf?: (id: string) => number | undefined): IncidentPoint[];
   firstPoint(i: IncidentMessage): IncidentPoint | undefined;
   laterPoints(i: IncidentMessage): IncidentPoint[];
   standaloneAlerts(alerts: Partial<AlertMessage>[], incidents: { get(id: string): IncidentMessage | undefined }): Partial<AlertMessage>[];
@@ -101,6 +101,13 @@ describe('incident model', () => {
     const realerted = incident({ points: [point(1, { state: 'acknowledged' }), point(2, { state: 'acknowledged' }), point(5), point(6)] });
     expect(m.incidentPasPhase(realerted, point(5).joinedAt + 4000, home)!.remainingMs).toBe(16_000);
     expect(m.incidentPasPhase({ ...realerted, alertedAt: point(6).joinedAt } as IncidentMessage, point(6).joinedAt, home)!.remainingMs).toBe(20_000);
+    // Escalated members keep their state 'escalated' when acknowledged: their alerts say when.
+    const escalated = incident({ state: 'escalated', escalationLevel: 2, points: [point(1, { state: 'escalated' }), point(2, { state: 'escalated' }), point(5, { state: 'escalated' }), point(6, { state: 'escalated' })] });
+    const ackOf = (id: string): number | undefined => (id === 'a1' || id === 'a2' ? point(2).joinedAt + 500 : undefined);
+    expect(m.incidentPasPhase(escalated, point(5).joinedAt + 4000, home, ackOf)!.remainingMs).toBe(16_000);
+    expect(m.newPoints(escalated, new Set(), ackOf).map((p) => p.alertId)).toEqual(['a5', 'a6']);
+    // Never acknowledged: the countdown runs from the opening, whatever joined since.
+    expect(m.incidentPasPhase(escalated, point(5).joinedAt, home, () => undefined)!.remainingMs).toBe(T0 + 1000 + 20_000 - point(5).joinedAt);
     // Nothing but held-back points: no countdown of its own.
     expect(m.incidentPasPhase(incident({ points: [point(1, { inhibited: 'home_comm_loss' })] }), T0, home)).toBeUndefined();
   });
@@ -109,6 +116,10 @@ describe('incident model', () => {
     const realerted = incident({ points: [point(1, { state: 'acknowledged' }), point(2, { state: 'acknowledged' }), point(3), point(4, { signal: 'trouble', severity: 'low' })] });
     expect(m.newPoints(realerted).map((p) => p.alertId)).toEqual(['a3']);
     expect(m.newPoints(incident({ points: [point(1), point(2)] }))).toEqual([]);
+    // Joined in the same millisecond as the acknowledgement, but not acknowledged by it: new.
+    const ackAt = point(3).joinedAt;
+    const same = incident({ state: 'escalated', points: [point(1, { state: 'escalated' }), point(3, { state: 'escalated' }), point(3, { alertId: 'late', state: 'escalated' })] });
+    expect(m.newPoints(same, new Set(), (id: string) => (id === 'late' ? undefined : ackAt)).map((p) => p.alertId)).toEqual(['late']);
   });
 
   it('sounds while unacknowledged, stops on the acknowledgement, sounds again for a new alarm point until silenced', () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { homeReadings, startStack, type Stack } from './support/stack.ts';
+import { homeReadings, startStack, type Device, type Stack } from './support/stack.ts';
 import { launchChromium } from './support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
@@ -128,12 +128,14 @@ describe('incidents and disablements on the live page', () => {
       ['h01-sd-r102', 'r102'],
     ] as const;
     let first: AlertMessage | undefined;
+    // The detectors stay connected: one that went away would be a device-offline incident of its own.
+    const devices: Device[] = [];
     for (const [deviceId] of rooms) {
       const d = await stack.device(deviceId);
+      devices.push(d);
       await d.event('detector_alarm');
       const a = await waitFor(`${deviceId}'s fire alarm`, () => openFire(deviceId));
       first ??= a;
-      await d.close();
       stack.clock.advance(3000); // the fire spreads over seconds, inside h01's 20 s to acknowledge
     }
     const incidentId = first!.incidentId!;
@@ -184,18 +186,23 @@ describe('incidents and disablements on the live page', () => {
     await row.getByTestId('fire-ack').getByText('staff-h01').waitFor();
 
     // The fire reaches the next room: a new alarm point sounds again and says where.
+    stack.clock.advance(4000);
     const d = await stack.device('h01-sd-r103');
     await d.event('detector_alarm');
+    devices.push(d);
     const spread = await waitFor('the fourth point', () => openFire('h01-sd-r103'));
-    await d.close();
     expect(spread.incidentId).toBe(incidentId);
     await card.locator(`[data-point][data-alert-id="${spread.id}"]`).waitFor();
     await card.getByTestId('new-point').waitFor();
     expect(await card.getByTestId('new-point').textContent()).toContain('103室');
     await expect.poll(() => audioPlaying(staff)).toBe('alarm');
+    // Re-alerted: pinned again, to be acknowledged again, with the countdown of the new point.
+    await staff.locator(`[data-testid="pinned-fire"][data-incident-id="${incidentId}"]`).getByTestId('btn-ack').waitFor();
+    expect(await card.getByTestId('countdown').getAttribute('data-phase')).toBe('ack');
     expect(await staff.locator('[data-testid="incident-card"]').count()).toBe(1);
     expect(await bureau.locator('[data-testid="incident-row"]').count()).toBe(1);
     await staff.evaluate(() => window.scrollTo(0, 0));
     await staff.screenshot({ path: join(SHOTS, 'staff-incident-spread.png'), fullPage: false });
+    for (const x of devices) await x.close();
   });
 });

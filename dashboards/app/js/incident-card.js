@@ -34,8 +34,8 @@ function residentText(homes, homeId, residentId) {
 }
 
 /** The incident's one countdown: acknowledge, then investigate and confirm (NFPA 72 positive alarm sequence). */
-export function incidentCountdown(i, now, home) {
-  const p = incidentPasPhase(i, now, home);
+export function incidentCountdown(i, now, home, ackOf) {
+  const p = incidentPasPhase(i, now, home, ackOf);
   if (!p) return null;
   const overdue = p.remainingMs <= 0;
   const text = overdue ? t('overdue') : p.phase === 'ack' ? t('ackIn', { s: Math.ceil(p.remainingMs / 1000) }) : t('confirmIn', { s: fmtDuration(p.remainingMs) });
@@ -62,7 +62,7 @@ function pointWhere(i, p, homes, devices) {
  * alarm point large, the points that joined with their times, held-back points marked with the
  * reason, one countdown and one set of buttons acting on the whole incident.
  */
-export function incidentCard(i, { homes, now, actions, canAct, devices, silenced, onSilence }) {
+export function incidentCard(i, { homes, now, actions, canAct, devices, silenced, onSilence, ackOf }) {
   const fire = isFireIncident(i);
   const cls = incidentSoundClass(i);
   const comment = h('input', { class: 'comment', placeholder: t('comment'), 'data-testid': 'alert-comment', maxlength: 1000 });
@@ -105,7 +105,7 @@ export function incidentCard(i, { homes, now, actions, canAct, devices, silenced
 
   const first = firstPoint(i);
   const later = laterPoints(i);
-  const fresh = newPoints(i, silenced);
+  const fresh = newPoints(i, silenced, ackOf);
   const freshIds = new Set(fresh.map((p) => p.alertId));
 
   const firstBlock = first
@@ -154,7 +154,7 @@ export function incidentCard(i, { homes, now, actions, canAct, devices, silenced
       h('span', { class: 'badges' }, badges),
     ),
     firstBlock,
-    incidentCountdown(i, now, homes.get(i.homeId)),
+    incidentCountdown(i, now, homes.get(i.homeId), ackOf),
     freshBanner,
     pointList,
     h('div', { class: 'alert-meta' },

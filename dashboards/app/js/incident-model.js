@@ -81,42 +81,64 @@ const ACKED = new Set(['acknowledged', 'confirmed']);
 const rank = (sev) => SEVERITY_RANK[sev] ?? 9;
 
 /**
+ * When the incident was last acknowledged, even after a re-alert cleared its `acknowledgedAt`: the
+ * latest acknowledgement of its members (`ackOf(alertId)`, from the page's alert model), else the
+ * join time of the last point whose state says it was acknowledged (a lower bound).
+ */
+function lastAckAt(i, ackOf) {
+  if (i.acknowledgedAt !== undefined) return i.acknowledgedAt;
+  let last;
+  for (const p of i.points) {
+    const at = ackOf?.(p.alertId) ?? (ACKED.has(p.state) ? p.joinedAt : undefined);
+    if (at !== undefined && (last === undefined || at > last)) last = at;
+  }
+  return last;
+}
+
+const isFireAlarmPoint = (p) => p.inhibited === undefined && pointSoundClass(p) === 'alarm';
+
+/**
+ * A point that joined the incident since its last acknowledgement `acked`: not acknowledged itself
+ * (acknowledging an incident acknowledges every open member), joined at or after that time.
+ */
+const joinedSince = (p, acked, ackOf) => !ACKED.has(p.state) && ackOf?.(p.alertId) === undefined && p.joinedAt >= acked;
+
+/**
  * When the incident's current unacknowledged period began, which its countdown runs from (the
  * alerts process's incident book: opened, or re-alerted). `alertedAt` when the server sends it;
- * else derived from the points the same way the book re-alerts (alerts/incidents/grouping.ts
- * reAlertOf): a point more severe than all before it restarts the period (a pre-alarm incident
- * becomes a fire alarm), and so does the first fire alarm point that joined after the incident
- * was acknowledged (its earlier members are acknowledged, it is not).
+ * else derived the way the book re-alerts (alerts/incidents/grouping.ts reAlertOf): a point more
+ * severe than all before it restarts the period (a pre-alarm incident becomes a fire alarm), and
+ * so does the first fire alarm point that joined after the incident was acknowledged.
  */
-export function pasStart(i) {
+export function pasStart(i, ackOf) {
   if (typeof i.alertedAt === 'number') return i.alertedAt;
   const first = firstPoint(i);
   if (!first) return i.openedAt;
   let start = i.openedAt;
   let worst = rank(first.severity);
-  let ackedBefore = ACKED.has(first.state);
   for (const p of laterPoints(i)) {
     if (p.inhibited !== undefined) continue;
     if (rank(p.severity) < worst) {
       worst = rank(p.severity);
       start = Math.max(start, p.joinedAt);
-    } else if (ackedBefore && p.state === 'raised' && pointSoundClass(p) === 'alarm') {
-      start = Math.max(start, p.joinedAt);
-      ackedBefore = false;
     }
-    if (ACKED.has(p.state)) ackedBefore = true;
+  }
+  const acked = i.acknowledgedAt === undefined ? lastAckAt(i, ackOf) : undefined;
+  if (acked !== undefined) {
+    const realert = i.points.find((p) => isFireAlarmPoint(p) && joinedSince(p, acked, ackOf));
+    if (realert) start = Math.max(start, realert.joinedAt);
   }
   return start;
 }
 
 /** The incident's one countdown (alert-model.js pasPhase, on the incident's fields); `home` is its /api/homes entry. */
-export function incidentPasPhase(i, now, home) {
+export function incidentPasPhase(i, now, home, ackOf) {
   if (!isFireIncident(i) || i.state === 'resolved') return undefined;
   // An incident of nothing but held-back points has no countdown of its own (it waits for its source).
   if (!i.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined)) return undefined;
   const ackS = home?.ackDeadlineS ?? PAS_ACK_S;
   const confirmS = home?.confirmDeadlineS ?? PAS_CONFIRM_S;
-  if (i.acknowledgedAt === undefined) return { phase: 'ack', remainingMs: pasStart(i) + ackS * 1000 - now, totalS: ackS };
+  if (i.acknowledgedAt === undefined) return { phase: 'ack', remainingMs: pasStart(i, ackOf) + ackS * 1000 - now, totalS: ackS };
   if (i.confirmation === undefined) return { phase: 'confirm', remainingMs: i.acknowledgedAt + confirmS * 1000 - now, totalS: confirmS };
   return undefined;
 }
@@ -124,22 +146,19 @@ export function incidentPasPhase(i, now, home) {
 /**
  * Alarm points that joined after the incident's last acknowledgement, for the "new alarm point"
  * banner and the sound: a panel's sounder resounds for a subsequent alarm (EN 54-2 §7.2 / GB 4717).
- * - Unacknowledged incident (the server re-alerted it, or it never was): the raised alarm points
- *   after the last acknowledged one; the incident itself sounds, no silencing here.
+ * - Unacknowledged incident (the server re-alerted it when the point joined): those points; the
+ *   incident itself sounds, no silencing here. Never acknowledged: none (every point is new).
  * - Acknowledged incident (a server that does not re-alert): points that joined after the
  *   acknowledgement and that a person has not silenced on this page.
  * Held-back (inhibited) points and non-alarm signals never count.
  */
-export function newPoints(i, silenced = new Set()) {
+export function newPoints(i, silenced = new Set(), ackOf = undefined) {
   if (i.state === 'resolved') return [];
   const alarm = (p) => p.inhibited === undefined && p.signal === 'alarm' && p.state !== 'resolved';
   if (i.acknowledgedAt !== undefined) return i.points.filter((p) => alarm(p) && p.joinedAt > i.acknowledgedAt && !silenced.has(p.alertId));
-  let lastAcked = -1;
-  i.points.forEach((p, k) => {
-    if (ACKED.has(p.state)) lastAcked = k;
-  });
-  if (lastAcked < 0) return [];
-  return i.points.slice(lastAcked + 1).filter((p) => alarm(p) && p.state === 'raised');
+  const acked = lastAckAt(i, ackOf);
+  if (acked === undefined) return [];
+  return i.points.filter((p) => alarm(p) && joinedSince(p, acked, ackOf));
 }
 
 /** The sound classes an incident waits with: its own while unacknowledged, else those of new points. */

@@ -61,6 +61,9 @@ export function createStaffView(root, ctx) {
     }
   }
 
+  /** A member alert's acknowledgement time: an incident re-alerted by a new point keeps it on its earlier members. */
+  const ackOf = (alertId) => ctx.model.get(alertId)?.acknowledgedAt;
+
   /** Live devices by id (kind, room), for naming an incident's points ("感烟探测器 h01-sd-r101"). */
   function deviceMap() {
     return new Map((live?.devices ?? []).map((d) => [d.id, d]));
@@ -77,7 +80,7 @@ export function createStaffView(root, ctx) {
     const alone = standaloneAlerts(openAlerts, ctx.incidents).sort(bySeverityThenNewest);
     const devices = deviceMap();
     const aOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true };
-    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence };
+    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence, ackOf };
     // Unacknowledged fire alarms stay pinned (sticky) until someone acknowledges them: one per incident.
     const pinI = openIncidents.filter((i) => isFireIncident(i) && i.acknowledgedAt === undefined);
     const pinA = alone.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
@@ -261,7 +264,7 @@ export function createStaffView(root, ctx) {
         let next = null;
         if (card?.dataset.incidentId) {
           const i = ctx.incidents.get(card.dataset.incidentId);
-          next = i && incidentCountdown(i, now, ctx.homes.get(i.homeId));
+          next = i && incidentCountdown(i, now, ctx.homes.get(i.homeId), ackOf);
         } else if (card) {
           const a = ctx.model.get(card.dataset.alertId);
           next = a && countdown(a, now, ctx.homes.get(a.homeId));
