@@ -49,7 +49,7 @@ const STRINGS = {
     alertsCount: 'Alerts', falseAlarmRate: 'False-alarm rate', ackMedian: 'Ack median', ackP95: 'Ack p95', resolveMedian: 'Resolve median', resolveP95: 'Resolve p95',
     onlineRate: 'Device online', turnsOnTime: 'Turns on time', loading: 'Loading…', updatedAt: 'As of', refresh: 'Refresh', noOtherAlerts: 'No other alerts', error: 'Error', sec: 's', all: 'All', bed: 'bed {b}', soundOn: 'Sound on', staffView: 'Duty view',
     kind_fire: 'Fire incident', kind_care: 'Care incident', kind_device: 'Device incident', sev_critical: 'Critical', sev_high: 'High', sev_medium: 'Medium', sev_low: 'Low',
-    firstPoint: 'First alarm point', laterPoints: 'Points that joined', points: '{n} points', joinedAfter: '+{d} after first', rooms: 'Rooms', severity: 'Severity', state: 'State', kind: 'Kind',
+    firstPoint: 'First alarm point', laterPoints: 'Points that joined', points: '{n} point(s)', joinedAfter: '+{d} after first', rooms: 'Rooms', severity: 'Severity', state: 'State', kind: 'Kind',
     inhibited: 'Held back', inh_home_comm_loss: 'whole home lost communication; not alarmed on its own', inh_fire_in_room: 'fire already reported in this room; not alarmed on its own',
     newPoint: 'New alarm point — the fire may be spreading', silence: 'Silence', incidents: 'Incidents', resident: 'Resident', device: 'Device',
     dkind_smoke_detector: 'Smoke detector', dkind_heat_detector: 'Heat detector', dkind_manual_call_point: 'Manual call point', dkind_electrical_fire_monitor: 'Electrical fire monitor', dkind_gas_detector: 'Gas detector', dkind_water_pressure_sensor: 'Water pressure', dkind_vital_signs_monitor: 'Vital signs monitor', dkind_bed_sensor: 'Bed sensor', dkind_wetness_sensor: 'Wetness sensor',

@@ -53,7 +53,8 @@ function inhibitedTag(p) {
 
 /** Where a point is: room (with floor), resident, device. */
 function pointWhere(i, p, homes, devices) {
-  return [p.roomId ? roomText(homes, i.homeId, p.roomId) : null, p.residentId ? residentText(homes, i.homeId, p.residentId) : null].filter(Boolean).join(' · ') || deviceText(p.deviceId, devices);
+  // A home-level point (a communication loss) has no room or device: the home itself is where.
+  return [p.roomId ? roomText(homes, i.homeId, p.roomId) : null, p.residentId ? residentText(homes, i.homeId, p.residentId) : null].filter(Boolean).join(' · ') || deviceText(p.deviceId, devices) || nm(homes.get(i.homeId)) || i.homeId;
 }
 
 /**
