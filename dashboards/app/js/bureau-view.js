@@ -85,7 +85,7 @@ export function createBureauView(root, ctx) {
       h('td', { class: 'c-home' }, nm(ctx.homes.get(i.homeId)) || i.homeId),
       h('td', { 'data-testid': 'incident-kind', 'data-label': t('kind') }, t(`kind_${i.kind}`), h('div', {}, h('span', { class: `badge cls-${cls}` }, t(`cls_${cls}`)))),
       h('td', { class: 'c-where', 'data-testid': 'incident-first-point', 'data-label': t('firstPoint') },
-        p ? [h('strong', {}, p.roomId ? roomText(ctx.homes, i.homeId, p.roomId) : deviceText(p.deviceId)), h('div', { class: 'dim' }, `${bi(p.message)}${p.deviceId ? ` · ${p.deviceId}` : ''}`)] : bi(i.message)),
+        p ? [h('strong', {}, p.roomId ? roomText(ctx.homes, i.homeId, p.roomId) : deviceText(p.deviceId) || t('scope_home')), h('div', { class: 'dim' }, `${bi(p.message)}${p.deviceId ? ` · ${p.deviceId}` : ''}`)] : bi(i.message)),
       h('td', { 'data-testid': 'incident-rooms', 'data-label': t('rooms') }, i.roomIds.map((r) => roomName(ctx.homes, i.homeId, r)).join('、') || '—', h('div', { class: 'dim' }, t('points', { n: i.points.length }))),
       h('td', { 'data-testid': 'incident-severity', 'data-label': t('severity') }, h('span', { class: `badge sev sev-${i.severity}` }, t(`sev_${i.severity}`))),
       h('td', { 'data-label': t('since') }, fmtTime(i.openedAt)),
