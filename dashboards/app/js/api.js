@@ -40,6 +40,7 @@ export function createApi(onUnauthorized) {
     },
     get: (path) => request('GET', path),
     post: (path, body) => request('POST', path, body ?? {}),
+    del: (path) => request('DELETE', path),
     /** A file download needs the bearer header, so it goes through fetch and a blob URL. */
     async download(path, filename) {
       const res = await fetch(path, { headers: { authorization: `Bearer ${session?.token}` } });

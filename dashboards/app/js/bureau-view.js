@@ -1,7 +1,9 @@
 import { h, render } from './dom.js';
 import { bi, fmtDuration, fmtTime, getLang, nm, t } from './i18n.js';
 import { whereText } from './alert-card.js';
-import { homeState, isCall119, isFireAlarm } from './alert-model.js';
+import { homeState, isCall119, isFireAlarm, BUREAU_LEVEL } from './alert-model.js';
+import { deviceText, roomName, roomText } from './incident-card.js';
+import { firstPoint, incidentSoundClass, isCall119Incident, isFireIncident, standaloneAlerts } from './incident-model.js';
 
 const HOME_ICON = { normal: '✓', fire: '▲', escalated: '☎', trouble: '⚒', comm: '✕' };
 const CLASSES = ['alarm', 'supervisory', 'trouble', 'care'];
@@ -26,6 +28,7 @@ export function createBureauView(root, ctx) {
   let summary = null;
   const grid = h('div', { class: 'home-grid', 'data-testid': 'home-grid' });
   const fires = h('div', { class: 'fire-list', 'data-testid': 'fire-list' });
+  const disabled = h('div', { class: 'table-wrap', 'data-testid': 'bureau-disablements' });
   const statsBody = h('div', { class: 'stats', 'data-testid': 'stats' });
   const now = new Date(ctx.now() + 8 * 3_600_000);
   const month = h('input', { type: 'month', 'data-testid': 'stats-month', value: `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}` });
@@ -33,6 +36,7 @@ export function createBureauView(root, ctx) {
   render(root,
     h('section', { class: 'panel' }, h('h2', {}, t('homes')), grid),
     h('section', { class: 'panel' }, h('h2', {}, t('fireAlerts')), fires),
+    h('section', { class: 'panel' }, h('h2', {}, `⊘ ${t('disablements')}`), disabled),
     h('section', { class: 'panel' },
       h('h2', {}, t('statistics')),
       h('div', { class: 'stats-bar' },
@@ -58,7 +62,8 @@ export function createBureauView(root, ctx) {
       return h('div', { class: `home-card hs-${state}`, 'data-testid': `home-card-${home.id}`, 'data-state': state },
         h('div', { class: 'hc-head' }, h('strong', {}, nm(home)), h('span', { class: 'hc-state', 'data-testid': 'home-state' }, `${HOME_ICON[state]} ${t(`home_${state}`)}`)),
         h('div', { class: 'hc-classes' }, CLASSES.map((c) => {
-          const n = mine.filter((a) => a.signal === c).length;
+          // Counted per incident: one fire through three rooms is one fire (issue 11).
+          const n = ctx.incidents.open().filter((i) => i.homeId === home.id && i.signal === c).length + standaloneAlerts(mine, ctx.incidents).filter((a) => a.signal === c).length;
           return h('span', { class: `cls c-${c}${n ? ' on' : ''}`, 'data-testid': `open-${c}` }, `${t(`cls_${c}`)} ${n}`);
         })),
         h('div', { class: 'hc-foot' },
@@ -69,24 +74,78 @@ export function createBureauView(root, ctx) {
     }));
   }
 
+  const confText = (c) => t({ real_fire: 'realFire', false_alarm: 'falseAlarm', test: 'test', fault: 'fault' }[c] ?? '');
+
+  /** One row per incident (issue 11): a fire spreading through three rooms is one row, not three. */
+  function incidentRow(i, n) {
+    const p = firstPoint(i);
+    const cls = incidentSoundClass(i);
+    const call = isCall119Incident(i);
+    return h('tr', { class: `${call ? 'row119' : ''} st-${i.state}`, 'data-testid': 'incident-row', 'data-incident-id': i.id, 'data-first-alert-id': i.firstAlertId, 'data-alert-ids': i.points.map((p) => p.alertId).join(' '), 'data-state': i.state, 'data-confirmation': i.confirmation ?? '', 'data-kind': i.kind, 'data-points': i.points.length },
+      h('td', { class: 'c-home' }, nm(ctx.homes.get(i.homeId)) || i.homeId),
+      h('td', { 'data-testid': 'incident-kind', 'data-label': t('kind') }, t(`kind_${i.kind}`), h('div', {}, h('span', { class: `badge cls-${cls}` }, t(`cls_${cls}`)))),
+      h('td', { class: 'c-where', 'data-testid': 'incident-first-point', 'data-label': t('firstPoint') },
+        p ? [h('strong', {}, p.roomId ? roomText(ctx.homes, i.homeId, p.roomId) : deviceText(p.deviceId) || t('scope_home')), h('div', { class: 'dim' }, `${bi(p.message)}${p.deviceId ? ` · ${p.deviceId}` : ''}`)] : bi(i.message)),
+      h('td', { 'data-testid': 'incident-rooms', 'data-label': t('rooms') }, i.roomIds.map((r) => roomName(ctx.homes, i.homeId, r)).join('、') || '—', h('div', { class: 'dim' }, t('points', { n: i.points.length }))),
+      h('td', { 'data-testid': 'incident-severity', 'data-label': t('severity') }, h('span', { class: `badge sev sev-${i.severity}` }, t(`sev_${i.severity}`))),
+      h('td', { 'data-label': t('since') }, fmtTime(i.openedAt)),
+      h('td', { 'data-testid': 'fire-escalation', 'data-label': t('level') }, call ? h('span', { class: 'badge call119' }, t('escalated119')) : `L${i.escalationLevel ?? 0}`),
+      h('td', { 'data-testid': 'fire-ack', 'data-label': t('raisedToAck') }, i.acknowledgedAt ? `${fmtDuration(i.acknowledgedAt - i.openedAt)} ${i.acknowledgedBy ?? ''}` : i.state === 'resolved' ? '—' : `… ${fmtDuration(n - i.openedAt)}`),
+      h('td', { 'data-testid': 'fire-confirm', 'data-label': t('ackToConfirm') }, i.confirmedAt ? `${fmtDuration(i.confirmedAt - (i.acknowledgedAt ?? i.openedAt))} ${confText(i.confirmation)}` : '—'),
+      h('td', { 'data-label': t('toResolve') }, i.resolvedAt ? fmtDuration(i.resolvedAt - i.openedAt) : '—'),
+      h('td', { 'data-testid': 'incident-state', 'data-label': t('state') }, h('span', { class: `badge state-${i.state}` }, t(`state_${i.state}`))),
+    );
+  }
+
+  /** A fire alarm from a server without incidents: its own row, as before issue 11. */
+  function alertRow(a, n) {
+    return h('tr', { class: `${isCall119(a) ? 'row119' : ''} st-${a.state}`, 'data-testid': 'fire-row', 'data-alert-id': a.id, 'data-state': a.state, 'data-confirmation': a.confirmation ?? '' },
+      h('td', { class: 'c-home' }, nm(ctx.homes.get(a.homeId)) || a.homeId),
+      h('td', { 'data-label': t('kind') }, t('kind_fire')),
+      h('td', { class: 'c-where' }, whereText(a, ctx.homes, { withHome: false }), h('div', { class: 'dim' }, bi(a.message))),
+      h('td', { 'data-label': t('rooms') }, a.roomId ? roomName(ctx.homes, a.homeId, a.roomId) : '—'),
+      h('td', { 'data-label': t('severity') }, h('span', { class: `badge sev sev-${a.severity}` }, t(`sev_${a.severity}`))),
+      h('td', { 'data-label': t('since') }, fmtTime(a.raisedAt)),
+      h('td', { 'data-testid': 'fire-escalation', 'data-label': t('level') }, isCall119(a) ? h('span', { class: 'badge call119' }, t('escalated119')) : `L${a.escalationLevel ?? 0}`),
+      h('td', { 'data-testid': 'fire-ack', 'data-label': t('raisedToAck') }, a.acknowledgedAt ? `${fmtDuration(a.acknowledgedAt - a.raisedAt)} ${a.acknowledgedBy ?? ''}` : a.state === 'resolved' ? '—' : `… ${fmtDuration(n - a.raisedAt)}`),
+      h('td', { 'data-testid': 'fire-confirm', 'data-label': t('ackToConfirm') }, a.confirmedAt ? `${fmtDuration(a.confirmedAt - (a.acknowledgedAt ?? a.raisedAt))} ${confText(a.confirmation)}` : '—'),
+      h('td', { 'data-label': t('toResolve') }, a.resolvedAt ? fmtDuration(a.resolvedAt - a.raisedAt) : '—'),
+      h('td', { 'data-label': t('state') }, h('span', { class: `badge state-${a.state}` }, t(`state_${a.state}`))),
+    );
+  }
+
+  /** Fire incidents and anything escalated to the bureau, call-119 first, open before resolved, newest first. */
   function renderFires() {
-    const list = ctx.model.all().filter(isFireAlarm)
-      .sort((a, b) => Number(isCall119(b)) - Number(isCall119(a)) || Number(a.state === 'resolved') - Number(b.state === 'resolved') || b.raisedAt - a.raisedAt);
     const n = ctx.now();
+    const incs = ctx.incidents.all().filter((i) => i.kind === 'fire' || (i.escalationLevel ?? 0) >= BUREAU_LEVEL)
+      .map((i) => ({ call: isCall119Incident(i), resolved: i.state === 'resolved', ts: i.openedAt, el: () => incidentRow(i, n) }));
+    const lone = ctx.model.all().filter((a) => isFireAlarm(a) && (a.incidentId === undefined || ctx.incidents.get(a.incidentId) === undefined))
+      .map((a) => ({ call: isCall119(a), resolved: a.state === 'resolved', ts: a.raisedAt, el: () => alertRow(a, n) }));
+    const list = [...incs, ...lone].sort((a, b) => Number(b.call) - Number(a.call) || Number(a.resolved) - Number(b.resolved) || b.ts - a.ts);
     if (list.length === 0) return render(fires, h('p', { class: 'empty' }, t('noAlerts')));
     render(fires, h('table', { class: 'fires' },
-      h('thead', {}, h('tr', {}, [t('home'), t('where'), t('since'), t('level'), t('raisedToAck'), t('ackToConfirm'), t('toResolve'), t('delivery'), ''].map((x) => h('th', {}, x)))),
-      h('tbody', {}, list.map((a) => h('tr', { class: `${isCall119(a) ? 'row119' : ''} st-${a.state}`, 'data-testid': 'fire-row', 'data-alert-id': a.id, 'data-state': a.state, 'data-confirmation': a.confirmation ?? '' },
-        h('td', { class: 'c-home' }, nm(ctx.homes.get(a.homeId)) || a.homeId),
-        h('td', { class: 'c-where' }, whereText(a, ctx.homes, { withHome: false }), h('div', { class: 'dim' }, bi(a.message))),
-        h('td', { 'data-label': t('since') }, fmtTime(a.raisedAt)),
-        h('td', { 'data-testid': 'fire-escalation', 'data-label': t('level') }, isCall119(a) ? h('span', { class: 'badge call119' }, t('escalated119')) : `L${a.escalationLevel ?? 0}`),
-        h('td', { 'data-testid': 'fire-ack', 'data-label': t('raisedToAck') }, a.acknowledgedAt ? `${fmtDuration(a.acknowledgedAt - a.raisedAt)} ${a.acknowledgedBy ?? ''}` : a.state === 'resolved' ? '—' : `… ${fmtDuration(n - a.raisedAt)}`),
-        h('td', { 'data-testid': 'fire-confirm', 'data-label': t('ackToConfirm') }, a.confirmedAt ? `${fmtDuration(a.confirmedAt - (a.acknowledgedAt ?? a.raisedAt))} ${t({ real_fire: 'realFire', false_alarm: 'falseAlarm', test: 'test', fault: 'fault' }[a.confirmation] ?? '')}` : '—'),
-        h('td', { 'data-label': t('toResolve') }, a.resolvedAt ? fmtDuration(a.resolvedAt - a.raisedAt) : '—'),
-        // GB 50440 / GB 26875: a fire alarm must reach the monitoring centre within 10 s.
-        h('td', { 'data-label': t('delivery') }, a.receivedTs ? fmtDuration(a.receivedTs - a.sourceTs) : '—'),
-        h('td', {}, h('span', { class: `badge state-${a.state}` }, t(`state_${a.state}`))),
+      h('thead', {}, h('tr', {}, [t('home'), t('kind'), t('firstPoint'), t('rooms'), t('severity'), t('since'), t('level'), t('raisedToAck'), t('ackToConfirm'), t('toResolve'), t('state')].map((x) => h('th', {}, x)))),
+      h('tbody', {}, list.map((x) => x.el())),
+    ));
+  }
+
+  /** Every point out of fire alarming across the homes: what, mode, reason, who, until when. */
+  function renderDisablements() {
+    const list = ctx.disablements().sort((a, b) => a.homeId.localeCompare(b.homeId) || a.until - b.until);
+    if (list.length === 0) return render(disabled, h('p', { class: 'empty', 'data-testid': 'no-disablements' }, t('noDisablements')));
+    const target = (d) => (d.scope === 'home' ? t('scope_home') : d.scope === 'room' ? roomText(ctx.homes, d.homeId, d.targetId) : d.targetId);
+    render(disabled, h('table', { class: 'dis-table' },
+      h('thead', {}, h('tr', {}, [t('home'), t('scope'), t('target'), t('modeCol'), t('reason'), t('by'), t('startedAt'), t('endsAt'), t('suppressed')].map((x) => h('th', {}, x)))),
+      h('tbody', {}, list.map((d) => h('tr', { class: `mode-${d.mode}`, 'data-testid': 'disablement-row', 'data-disablement-id': d.id, 'data-home-id': d.homeId, 'data-target-id': d.targetId, 'data-mode': d.mode, 'data-until': d.until },
+        h('td', { class: 'c-home' }, nm(ctx.homes.get(d.homeId)) || d.homeId),
+        h('td', { 'data-label': t('scope') }, t(`scope_${d.scope}`)),
+        h('td', { 'data-label': t('target') }, target(d)),
+        h('td', { 'data-label': t('modeCol') }, h('span', { class: `badge dis-${d.mode}`, 'data-testid': 'disablement-mode' }, `⊘ ${t(`mode_${d.mode}`)}`)),
+        h('td', { 'data-label': t('reason') }, d.reason),
+        h('td', { 'data-label': t('by') }, d.by),
+        h('td', { 'data-label': t('startedAt') }, fmtTime(d.startedAt)),
+        h('td', { 'data-testid': 'disablement-until', 'data-label': t('endsAt') }, h('strong', {}, fmtTime(d.until))),
+        h('td', { 'data-label': t('suppressed') }, d.suppressedSignals),
       ))),
     ));
   }
@@ -137,8 +196,13 @@ export function createBureauView(root, ctx) {
     renderAlerts() {
       renderGrid();
       renderFires();
-      ctx.setSound(ctx.model.open().filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined));
+      // The bureau hears fire incidents waiting for someone (and lone fire alarms of an older server).
+      ctx.setSound(
+        ctx.model.open().filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined && (a.incidentId === undefined || ctx.incidents.get(a.incidentId) === undefined)),
+        ctx.incidents.open().filter((i) => isFireIncident(i) && i.acknowledgedAt === undefined),
+      );
     },
+    renderDisablements,
     refreshLive,
     tick() {},
   };

@@ -19,6 +19,16 @@ const STRINGS = {
     raisedToAck: '响应', ackToConfirm: '核实', toResolve: '解除', delivery: '送达', home: '机构', enableSound: '点击启用警报声音',
     alertsCount: '警报数', falseAlarmRate: '误报率', ackMedian: '确认中位数', ackP95: '确认P95', resolveMedian: '解除中位数', resolveP95: '解除P95',
     onlineRate: '设备在线率', turnsOnTime: '按时翻身率', loading: '加载中…', updatedAt: '统计于', refresh: '刷新', noOtherAlerts: '无其他警报', error: '出错', sec: '秒', all: '全部', bed: '{b}床', soundOn: '声音已启用', staffView: '值班视图',
+    // Issue 11: incidents and disablements (屏蔽 / 测试).
+    kind_fire: '火警事件', kind_care: '护理事件', kind_device: '设备事件', sev_critical: '危急', sev_high: '高', sev_medium: '中', sev_low: '低',
+    firstPoint: '首警点', laterPoints: '后续报警点', points: '{n} 个报警点', joinedAfter: '首警后 {d}', rooms: '涉及房间', severity: '级别', state: '状态', kind: '类型',
+    inhibited: '已抑制', inh_home_comm_loss: '全院通讯中断，不单独报警', inh_fire_in_room: '同一房间已有火警，不单独报警',
+    newPoint: '新报警点 — 火势可能蔓延', silence: '消音', incidents: '事件', resident: '长者', device: '设备',
+    dkind_smoke_detector: '感烟探测器', dkind_heat_detector: '感温探测器', dkind_manual_call_point: '手动报警按钮', dkind_electrical_fire_monitor: '电气火灾监控', dkind_gas_detector: '可燃气体探测器', dkind_water_pressure_sensor: '消防水压', dkind_vital_signs_monitor: '生命体征监测', dkind_bed_sensor: '离床感应', dkind_wetness_sensor: '尿湿感应',
+    disablements: '屏蔽与测试', noDisablements: '无屏蔽或测试中的点位', mode_test: '测试中', mode_disabled: '已屏蔽', until: '至', by: '操作人', reason: '原因', endsAt: '结束时间', scope: '范围',
+    scope_device: '设备', scope_room: '房间', scope_home: '全院', target: '对象', duration: '时长', minutes: '{n} 分钟', hours: '{n} 小时', disableSubmit: '开始屏蔽/测试', enableNow: '提前结束',
+    suppressed: '期间信号', wholeHomeDisabled: '全院{m}，至 {t}：火警信号只记录不报警', disabledNote: '{m}至 {t}', reasonRequired: '请填写原因', disabledOk: '已设置', enabledOk: '已结束',
+    notConnected: '实时连接已断开，请稍后再试', modeCol: '模式', startedAt: '开始时间',
   },
   en: {
     title: 'CareWatch · Live monitor', sessionExpired: 'Your session has expired; please sign in again', login: 'Sign in', username: 'Username', password: 'Password', loginFailed: 'Wrong username or password',
@@ -38,6 +48,15 @@ const STRINGS = {
     raisedToAck: 'Ack', ackToConfirm: 'Confirm', toResolve: 'Resolve', delivery: 'Delivery', home: 'Home', enableSound: 'Click to enable alarm sound',
     alertsCount: 'Alerts', falseAlarmRate: 'False-alarm rate', ackMedian: 'Ack median', ackP95: 'Ack p95', resolveMedian: 'Resolve median', resolveP95: 'Resolve p95',
     onlineRate: 'Device online', turnsOnTime: 'Turns on time', loading: 'Loading…', updatedAt: 'As of', refresh: 'Refresh', noOtherAlerts: 'No other alerts', error: 'Error', sec: 's', all: 'All', bed: 'bed {b}', soundOn: 'Sound on', staffView: 'Duty view',
+    kind_fire: 'Fire incident', kind_care: 'Care incident', kind_device: 'Device incident', sev_critical: 'Critical', sev_high: 'High', sev_medium: 'Medium', sev_low: 'Low',
+    firstPoint: 'First alarm point', laterPoints: 'Points that joined', points: '{n} point(s)', joinedAfter: '+{d} after first', rooms: 'Rooms', severity: 'Severity', state: 'State', kind: 'Kind',
+    inhibited: 'Held back', inh_home_comm_loss: 'whole home lost communication; not alarmed on its own', inh_fire_in_room: 'fire already reported in this room; not alarmed on its own',
+    newPoint: 'New alarm point — the fire may be spreading', silence: 'Silence', incidents: 'Incidents', resident: 'Resident', device: 'Device',
+    dkind_smoke_detector: 'Smoke detector', dkind_heat_detector: 'Heat detector', dkind_manual_call_point: 'Manual call point', dkind_electrical_fire_monitor: 'Electrical fire monitor', dkind_gas_detector: 'Gas detector', dkind_water_pressure_sensor: 'Water pressure', dkind_vital_signs_monitor: 'Vital signs monitor', dkind_bed_sensor: 'Bed sensor', dkind_wetness_sensor: 'Wetness sensor',
+    disablements: 'Disabled and test mode', noDisablements: 'Nothing disabled or in test', mode_test: 'In test', mode_disabled: 'Disabled', until: 'until', by: 'By', reason: 'Reason', endsAt: 'Ends', scope: 'Scope',
+    scope_device: 'Device', scope_room: 'Room', scope_home: 'Whole home', target: 'Target', duration: 'Duration', minutes: '{n} min', hours: '{n} h', disableSubmit: 'Start disable/test', enableNow: 'End now',
+    suppressed: 'Signals meanwhile', wholeHomeDisabled: 'Whole home {m} until {t}: fire signals are recorded, not alarmed', disabledNote: '{m} until {t}', reasonRequired: 'A reason is required', disabledOk: 'Set', enabledOk: 'Ended',
+    notConnected: 'Live connection lost; try again in a moment', modeCol: 'Mode', startedAt: 'Started',
   },
 };
 

@@ -3,7 +3,10 @@
 // gap is missed even if the snapshot event were lost (issue 5).
 import { io } from '/socket.io/socket.io.esm.min.js';
 
-export function connectLive({ token, onAlert, onSnapshot, onStatus, onAuthFailed, resync }) {
+/** How long an action over the socket may take before the page says it failed (and nothing is assumed done). */
+const ACTION_TIMEOUT_MS = 8000;
+
+export function connectLive({ token, onAlert, onSnapshot, onIncident, onIncidents, onDisablements, onStatus, onAuthFailed, resync }) {
   const socket = io({ auth: { token }, reconnectionDelay: 500, reconnectionDelayMax: 3000 });
   let everConnected = false;
   socket.on('connect', async () => {
@@ -25,6 +28,10 @@ export function connectLive({ token, onAlert, onSnapshot, onStatus, onAuthFailed
   });
   socket.on('alert', onAlert);
   socket.on('snapshot', onSnapshot);
+  // Issue 11: incidents (one card per incident) and the disablements in force.
+  if (onIncident) socket.on('incident', onIncident);
+  if (onIncidents) socket.on('incidents', onIncidents);
+  if (onDisablements) socket.on('disablements', onDisablements);
 
   // Hooks for browser tests to cut and restore the live connection without touching the server.
   window.__carewatch = Object.assign(window.__carewatch ?? {}, {
@@ -33,6 +40,18 @@ export function connectLive({ token, onAlert, onSnapshot, onStatus, onAuthFailed
     restoreSocket: () => socket.connect(),
   });
   return {
+    get connected() {
+      return socket.connected;
+    },
+    /**
+     * A client event with its reply (contract/socket-events.ts ClientToServerEvents). Refused at
+     * once while disconnected: socket.io would buffer the emit and send it on reconnect, and an
+     * acknowledgement sent minutes late is worse than a clear error now.
+     */
+    async request(event, ...args) {
+      if (!socket.connected) throw Object.assign(new Error('not connected'), { code: 'OFFLINE' });
+      return socket.timeout(ACTION_TIMEOUT_MS).emitWithAck(event, ...args);
+    },
     close: () => {
       socket.removeAllListeners();
       socket.disconnect();

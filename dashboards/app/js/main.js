@@ -2,6 +2,7 @@ import { h, render, $ } from './dom.js';
 import { createApi } from './api.js';
 import { getLang, setLang, t, nm } from './i18n.js';
 import { createAlertModel, soundClass } from './alert-model.js';
+import { activeDisablements, createIncidentModel, waitingSoundClasses } from './incident-model.js';
 import { connectLive } from './live-socket.js';
 import { audioReady, setAlarm, unlockAudio } from './sound.js';
 import { createStaffView } from './staff-view.js';
@@ -25,6 +26,13 @@ let live = null;
 let timers = [];
 let clockOffset = 0;
 const model = createAlertModel(() => view?.renderAlerts());
+/** Issue 11: the page shows one card per incident; its member alerts stay in `model`. */
+const incidents = createIncidentModel(() => view?.renderAlerts());
+/** The disablements the user may see (full list from the server on connect and on every change). */
+let disablements = [];
+let activeCount = 0;
+/** Points whose new-point sound a person silenced on this page (the incident itself stays acknowledged). */
+const silenced = new Set();
 
 /**
  * Server time (ms) as seen by the page: the live API reports it, and no alert change can be later
@@ -47,10 +55,26 @@ function setConn(state, again) {
   el.className = `conn ${state}`;
 }
 
-/** Sound for the most urgent class that still waits for someone (unacknowledged). */
-function setSound(alerts) {
+/**
+ * Sound for the most urgent class that still waits for someone: an unacknowledged incident, an
+ * alarm point that joined an acknowledged incident (a panel resounds for a subsequent alarm), or
+ * an unacknowledged alert that has no incident (an older server). Never once per member alert.
+ */
+function setSound(alerts, openIncidents = []) {
   const waiting = new Set(alerts.filter((a) => a.acknowledgedAt === undefined && a.state !== 'resolved').map(soundClass));
+  for (const i of openIncidents) for (const c of waitingSoundClasses(i, silenced)) waiting.add(c);
   setAlarm(SOUND_ORDER.find((c) => waiting.has(c)) ?? null);
+}
+
+function silence(alertIds) {
+  for (const id of alertIds) silenced.add(id);
+  view?.renderAlerts();
+}
+
+function setDisablements(list) {
+  disablements = list;
+  activeCount = activeDisablements(list, Date.now() + clockOffset).length;
+  view?.renderDisablements?.();
 }
 
 async function act(promise) {
@@ -67,7 +91,49 @@ async function act(promise) {
   }
 }
 
+/**
+ * An incident or disablement action over the socket (contract/socket-events.ts), or over REST
+ * while the socket is down, so a person can always act. The reply's incident is applied at once.
+ */
+async function socketAct(event, args, rest) {
+  try {
+    const r = live?.connected ? await live.request(event, ...args) : { ok: true, ...(await rest()) };
+    if (!r.ok) return toast(`${t('error')}: ${r.code ?? ''} ${r.error ?? ''}`, 'error');
+    if (r.incident) {
+      observeServerTime(r.incident.ts);
+      incidents.apply(r.incident);
+    }
+    return r;
+  } catch (err) {
+    if (err.status !== 401) toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
+  }
+}
+
+const restIncident = (i, verb, body) => async () => {
+  const r = await api.post(`/api/incidents/${encodeURIComponent(i.id)}/${verb}`, body);
+  return { incident: r.incident ?? r };
+};
+
 const actions = {
+  ackIncident: (i) => socketAct('ackIncident', [i.id], restIncident(i, 'ack', {})),
+  confirmIncident: (i, confirmation, comment) => socketAct('confirmIncident', [i.id, confirmation, comment ?? ''], restIncident(i, 'confirm', { confirmation, comment: comment ?? '' })),
+  resolveIncident: (i, comment) => socketAct('resolveIncident', [i.id, comment ?? ''], restIncident(i, 'resolve', comment ? { comment } : {})),
+  disable: async (request) => {
+    const r = await socketAct('disable', [withoutHome(request)], async () => ({ disablement: await api.post(`/api/homes/${encodeURIComponent(request.homeId)}/disablements`, withoutHome(request)) }));
+    if (r?.ok) {
+      toast(`${t('disabledOk')} ✓`);
+      void resyncDisablements();
+    }
+    return r;
+  },
+  enable: async (d) => {
+    const r = await socketAct('enable', [d.id], async () => ({ disablement: await api.del(`/api/disablements/${encodeURIComponent(d.id)}`) }));
+    if (r?.ok) {
+      toast(`${t('enabledOk')} ✓`);
+      void resyncDisablements();
+    }
+    return r;
+  },
   ack: (a) => act(api.post(`/api/alerts/${encodeURIComponent(a.id)}/ack`, {})),
   confirm: (a, confirmation, comment) => act(api.post(`/api/alerts/${encodeURIComponent(a.id)}/confirm`, { confirmation, comment: comment ?? '' })),
   resolve: (a, comment) => act(api.post(`/api/alerts/${encodeURIComponent(a.id)}/resolve`, comment ? { comment } : {})),
@@ -77,10 +143,34 @@ const actions = {
   },
 };
 
+/** The socket's `disable` takes a DisablementRequest; the home is the acting director's (the server checks). */
+function withoutHome({ homeId, ...rest }) {
+  return rest;
+}
+
+/** A server without the endpoint (older alerts process) answers 404: the page carries on with alerts. */
+const missing = (err) => err?.status === 404;
+
+async function resyncDisablements() {
+  try {
+    setDisablements(await api.get('/api/disablements'));
+  } catch (err) {
+    if (!missing(err)) throw err;
+  }
+}
+
 async function resync() {
   const list = await api.get('/api/alerts');
   for (const a of list) observeServerTime(a.ts);
   model.replaceOpen(list);
+  try {
+    const open = await api.get('/api/incidents');
+    for (const i of open) observeServerTime(i.ts);
+    incidents.replaceOpen(open);
+  } catch (err) {
+    if (!missing(err)) throw err;
+  }
+  await resyncDisablements();
 }
 
 function header(user, homes) {
@@ -109,6 +199,9 @@ function logout(notice) {
   stop();
   api.logout();
   model.clear();
+  incidents.clear();
+  disablements = [];
+  silenced.clear();
   view = null;
   delete document.body.dataset.view;
   showLogin(undefined, notice);
@@ -164,7 +257,8 @@ async function start() {
   $('#conn').hidden = false;
   setConn('offline');
   const ctx = {
-    api, user: session.user, homes, model, actions, setSound,
+    api, user: session.user, homes, model, incidents, actions, setSound, silence, silenced,
+    disablements: () => activeDisablements(disablements, Date.now() + clockOffset),
     now: () => Date.now() + clockOffset,
     syncClock: (serverNow) => (clockOffset = serverNow - Date.now()),
   };
@@ -172,6 +266,7 @@ async function start() {
   document.body.dataset.view = bureau ? 'bureau' : 'staff';
   view = bureau ? createBureauView($('#view'), ctx) : createStaffView($('#view'), ctx);
   view.renderAlerts();
+  view.renderDisablements?.();
   void view.refreshLive();
   live = connectLive({
     token: session.token,
@@ -180,15 +275,28 @@ async function start() {
       model.apply(a);
     },
     onSnapshot: (list) => model.replaceOpen(list, (a) => bureau && !(a.category === 'fire' || (a.escalationLevel ?? 0) >= 2)),
+    onIncident: (i) => {
+      observeServerTime(i.ts);
+      incidents.apply(i);
+    },
+    // The bureau's stream carries fire and escalated incidents (as its alerts); the rest come by polling.
+    onIncidents: (list) => incidents.replaceOpen(list, (i) => bureau && !(i.kind === 'fire' || (i.escalationLevel ?? 0) >= 2)),
+    onDisablements: setDisablements,
     onStatus: setConn,
     onAuthFailed: expire,
     resync,
   });
-  window.__carewatch = Object.assign(window.__carewatch ?? {}, { refreshLive: () => view?.refreshLive() });
+  window.__carewatch = Object.assign(window.__carewatch ?? {}, { refreshLive: () => view?.refreshLive(), resync: () => resync() });
   timers.push(setInterval(() => {
     // The token's expiry is in server time; ctx.now() is the page's estimate of it.
     if (api.session && api.session.expiresAt <= ctx.now()) return expire();
     view?.tick();
+    // A disablement that ran out by itself leaves the page at its end time, not at the next change.
+    const n = activeDisablements(disablements, ctx.now()).length;
+    if (n !== activeCount) {
+      activeCount = n;
+      view?.renderDisablements?.();
+    }
   }, 1000));
   timers.push(setInterval(() => void view?.refreshLive(), LIVE_POLL_MS));
   if (bureau) timers.push(setInterval(() => void resync().catch(() => {}), BUREAU_RESYNC_MS));

@@ -1,13 +1,18 @@
 import { h, render } from './dom.js';
-import { nm, t } from './i18n.js';
+import { fmtTime, nm, t } from './i18n.js';
 import { alertCard, countdown } from './alert-card.js';
 import { bySeverityThenNewest, deviceState, isFireAlarm } from './alert-model.js';
+import { incidentCard, incidentCountdown, roomName } from './incident-card.js';
+import { disablementFor, incidentOrder, isFireIncident, standaloneAlerts } from './incident-model.js';
 import { lineChart } from './chart.js';
 
 const FIRE_KINDS = ['smoke_detector', 'heat_detector', 'manual_call_point', 'electrical_fire_monitor', 'gas_detector', 'water_pressure_sensor'];
 const KIND_ICON = { smoke_detector: '◎', heat_detector: '℃', manual_call_point: '☎', electrical_fire_monitor: '⚡', gas_detector: '◇', water_pressure_sensor: '≈' };
 const STATE_ICON = { normal: '✓', prealarm: '!', alarm: '▲', supervisory: '⚠', trouble: '⚒', offline: '✕', unknown: '?' };
 const METRIC_LABEL = { heart_rate_bpm: 'hr', spo2_pct: 'spo2', resp_rate_bpm: 'rr', body_temp_c: 'temp' };
+/** Durations offered for a disablement, minutes (contract MAX_DISABLEMENT_MS: at most 24 h). */
+const DURATIONS_MIN = [15, 30, 60, 120, 240, 480, 720, 1440];
+const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 const MAIN_METRIC = { smoke_detector: 'smoke_obscuration_pct_per_m', heat_detector: 'temperature_c', electrical_fire_monitor: 'residual_current_ma', gas_detector: 'gas_lel_pct', water_pressure_sensor: 'water_pressure_mpa' };
 
 /**
@@ -22,13 +27,20 @@ export function createStaffView(root, ctx) {
   const plan = h('div', { class: 'plan', 'data-testid': 'floor-plan' });
   const residents = h('div', { class: 'residents', 'data-testid': 'resident-tiles' });
   const chart = h('section', { class: 'panel chart-panel', 'data-testid': 'chart-panel', hidden: true });
+  const homeBanner = h('div', { class: 'home-disabled', 'data-testid': 'home-disabled', role: 'status', hidden: true });
+  const disList = h('div', { class: 'dis-list', 'data-testid': 'disablement-list' });
+  const canDisable = ctx.user.role === 'director' || ctx.user.role === 'admin';
+  const disForm = canDisable ? disablementForm() : null;
+  const disPanel = h('section', { class: 'panel dis-panel', 'data-testid': 'disablement-panel' }, h('h2', {}, `⊘ ${t('disablements')}`), disList, disForm);
 
   render(root,
     pinned,
+    homeBanner,
     h('div', { class: 'staff-grid' },
       h('section', { class: 'panel alerts-panel' }, h('h2', {}, t('alerts')), alertList),
       h('div', { class: 'side' },
         h('section', { class: 'panel' }, h('h2', {}, `${t('floors')} · ${nm(ctx.homes.get(homeId))}`), plan),
+        disPanel,
         h('section', { class: 'panel' }, h('h2', {}, t('residents')), residents),
         chart,
       ),
@@ -49,17 +61,112 @@ export function createStaffView(root, ctx) {
     }
   }
 
+  /** A member alert's acknowledgement time: an incident re-alerted by a new point keeps it on its earlier members. */
+  const ackOf = (alertId) => ctx.model.get(alertId)?.acknowledgedAt;
+
+  /** Live devices by id (kind, room), for naming an incident's points ("感烟探测器 h01-sd-r101"). */
+  function deviceMap() {
+    return new Map((live?.devices ?? []).map((d) => [d.id, d]));
+  }
+
+  /**
+   * One card per open incident (issue 11), its member alerts inside it; an alert without an incident
+   * (an older server, or its incident not here yet) keeps a card of its own so nothing is hidden.
+   */
   function renderAlerts() {
     const now = ctx.now();
-    const open = ctx.model.open().filter((a) => a.homeId === homeId).sort(bySeverityThenNewest);
-    const opts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true };
-    // Unacknowledged fire alarms stay pinned (sticky) until someone acknowledges them.
-    const pins = open.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
-    pinned.hidden = pins.length === 0;
-    render(pinned, pins.map((a) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-alert-id': a.id }, alertCard(a, opts))));
-    const rest = open.filter((a) => !pins.includes(a));
-    render(alertList, rest.length ? rest.map((a) => alertCard(a, opts)) : (open.length ? h('p', { class: 'empty' }, t('noOtherAlerts')) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts'))));
-    ctx.setSound(open);
+    const openAlerts = ctx.model.open().filter((a) => a.homeId === homeId);
+    const openIncidents = ctx.incidents.open().filter((i) => i.homeId === homeId).sort(incidentOrder);
+    const alone = standaloneAlerts(openAlerts, ctx.incidents).sort(bySeverityThenNewest);
+    const devices = deviceMap();
+    const aOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true };
+    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence, ackOf };
+    // Unacknowledged fire alarms stay pinned (sticky) until someone acknowledges them: one per incident.
+    const pinI = openIncidents.filter((i) => isFireIncident(i) && i.acknowledgedAt === undefined);
+    const pinA = alone.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
+    pinned.hidden = pinI.length + pinA.length === 0;
+    render(pinned,
+      pinI.map((i) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-incident-id': i.id }, incidentCard(i, iOpts))),
+      pinA.map((a) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-alert-id': a.id }, alertCard(a, aOpts))),
+    );
+    // Incidents and lone alerts in one list, most severe first, then newest.
+    const rest = [
+      ...openIncidents.filter((i) => !pinI.includes(i)).map((i) => ({ sev: i.severity, ts: i.openedAt, el: () => incidentCard(i, iOpts) })),
+      ...alone.filter((a) => !pinA.includes(a)).map((a) => ({ sev: a.severity, ts: a.raisedAt, el: () => alertCard(a, aOpts) })),
+    ].sort((x, y) => (SEVERITY_RANK[x.sev] ?? 9) - (SEVERITY_RANK[y.sev] ?? 9) || y.ts - x.ts);
+    const any = openIncidents.length + alone.length > 0;
+    render(alertList, rest.length ? rest.map((x) => x.el()) : (any ? h('p', { class: 'empty' }, t('noOtherAlerts')) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts'))));
+    ctx.setSound(alone, openIncidents);
+  }
+
+  /** "已屏蔽至 10:30" / "In test until 10:30". */
+  function disNote(d) {
+    return t('disabledNote', { m: t(`mode_${d.mode}`), t: fmtTime(d.until) });
+  }
+
+  function targetText(d) {
+    if (d.scope === 'home') return nm(ctx.homes.get(d.homeId)) || d.homeId;
+    if (d.scope === 'room') return roomName(ctx.homes, d.homeId, d.targetId);
+    const dev = deviceMap().get(d.targetId);
+    return dev ? `${t(`dkind_${dev.kind}`)} ${d.targetId}（${roomName(ctx.homes, d.homeId, dev.roomId)}）` : d.targetId;
+  }
+
+  /** Every point out of fire alarming in this home, with its end time; directors may end one early. */
+  function renderDisablements() {
+    const list = ctx.disablements().filter((d) => d.homeId === homeId).sort((a, b) => a.until - b.until);
+    const home = list.find((d) => d.scope === 'home');
+    homeBanner.hidden = !home;
+    render(homeBanner, home ? [`⊘ ${t('wholeHomeDisabled', { m: t(`mode_${home.mode}`), t: fmtTime(home.until) })}`, h('span', { class: 'dim' }, ` · ${home.reason} · ${home.by}`)] : null);
+    if (home) {
+      homeBanner.dataset.mode = home.mode;
+      homeBanner.dataset.until = String(home.until);
+    }
+    render(disList, list.length === 0 ? h('p', { class: 'empty', 'data-testid': 'no-disablements' }, t('noDisablements')) : h('ul', { class: 'dis-items' }, list.map((d) =>
+      h('li', { class: `dis-item mode-${d.mode}`, 'data-testid': 'disablement-item', 'data-disablement-id': d.id, 'data-scope': d.scope, 'data-target-id': d.targetId, 'data-mode': d.mode, 'data-until': d.until },
+        h('div', { class: 'dis-what' }, h('span', { class: `badge dis-${d.mode}` }, `⊘ ${t(`mode_${d.mode}`)}`), ' ', h('strong', {}, `${t(`scope_${d.scope}`)} · ${targetText(d)}`)),
+        h('div', { class: 'dis-meta' },
+          h('span', { class: 'dis-until', 'data-testid': 'disablement-until' }, `${t('until')} ${fmtTime(d.until)}`),
+          h('span', {}, `${t('reason')}：${d.reason}`),
+          h('span', {}, `${t('by')}：${d.by}`),
+          d.suppressedSignals > 0 ? h('span', { 'data-testid': 'disablement-suppressed' }, `${t('suppressed')}：${d.suppressedSignals}`) : null,
+        ),
+        canDisable ? h('button', { class: 'btn', 'data-testid': 'btn-enable', onclick: (e) => { e.currentTarget.disabled = true; void ctx.actions.enable(d); } }, `↺ ${t('enableNow')}`) : null,
+      ))));
+    renderPlan();
+  }
+
+  /** A director puts a device, a room or the whole home in test or disabled mode, with a reason and a bounded duration. */
+  function disablementForm() {
+    const scope = h('select', { 'data-testid': 'dis-scope' }, ['device', 'room', 'home'].map((s) => h('option', { value: s }, t(`scope_${s}`))));
+    const target = h('select', { 'data-testid': 'dis-target' });
+    const mode = h('select', { 'data-testid': 'dis-mode' }, ['test', 'disabled'].map((m) => h('option', { value: m }, t(`mode_${m}`))));
+    const reason = h('input', { 'data-testid': 'dis-reason', maxlength: 500, placeholder: t('reason'), required: true });
+    const duration = h('select', { 'data-testid': 'dis-duration' }, DURATIONS_MIN.map((m) => h('option', { value: m, selected: m === 60 }, m < 60 ? t('minutes', { n: m }) : t('hours', { n: m / 60 }))));
+    const fillTargets = () => {
+      const keep = target.value;
+      const home = ctx.homes.get(homeId);
+      const opts = scope.value === 'home' ? [[homeId, nm(home)]]
+        : scope.value === 'room' ? (home?.floors ?? []).flatMap((f) => f.rooms.map((r) => [r.id, `${nm(f)} · ${nm(r)}`]))
+        : (live?.devices ?? []).filter((d) => FIRE_KINDS.includes(d.kind)).map((d) => [d.id, `${roomName(ctx.homes, homeId, d.roomId)} · ${t(`dkind_${d.kind}`)} ${d.id}`]);
+      render(target, opts.map(([v, label]) => h('option', { value: v, selected: v === keep }, label)));
+    };
+    scope.addEventListener('change', fillTargets);
+    const form = h('form', { class: 'dis-form', 'data-testid': 'disablement-form' },
+      h('label', {}, t('scope'), scope), h('label', { class: 'wide' }, t('target'), target), h('label', {}, t('mode_test') + ' / ' + t('mode_disabled'), mode),
+      h('label', {}, t('duration'), duration), h('label', { class: 'wide' }, t('reason'), reason),
+      h('button', { class: 'btn danger', type: 'submit', 'data-testid': 'dis-submit' }, `⊘ ${t('disableSubmit')}`),
+    );
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (!reason.value.trim()) return reason.focus();
+      const submit = form.querySelector('[data-testid="dis-submit"]');
+      submit.disabled = true;
+      const r = await ctx.actions.disable({ homeId, scope: scope.value, targetId: target.value, mode: mode.value, reason: reason.value.trim(), durationMin: Number(duration.value) }).finally(() => (submit.disabled = false));
+      if (r?.ok) reason.value = '';
+    });
+    form.fillTargets = fillTargets;
+    fillTargets();
+    return form;
   }
 
   function renderPlan() {
@@ -67,20 +174,28 @@ export function createStaffView(root, ctx) {
     if (!home) return;
     const open = ctx.model.open();
     const devices = live?.devices ?? [];
+    const dis = ctx.disablements().filter((d) => d.homeId === homeId);
     render(plan, home.floors.map((f) =>
       h('div', { class: 'floor' }, h('h3', {}, nm(f)),
         h('div', { class: 'rooms' }, f.rooms.map((r) => {
           const ds = devices.filter((d) => d.roomId === r.id && FIRE_KINDS.includes(d.kind));
           const states = ds.map((d) => deviceState(d.id, open, d));
           const worst = ['alarm', 'prealarm', 'supervisory', 'trouble', 'offline'].find((s) => states.includes(s)) ?? 'normal';
-          return h('div', { class: `room st-${worst}`, 'data-testid': `room-${r.id}`, 'data-state': worst },
+          // A room (or the home) out of fire alarming says so, with its end time, on the room itself.
+          const roomDis = dis.find((d) => d.scope === 'room' && d.targetId === r.id) ?? dis.find((d) => d.scope === 'home');
+          return h('div', { class: `room st-${worst}${roomDis ? ` dis dis-${roomDis.mode}` : ''}`, 'data-testid': `room-${r.id}`, 'data-state': worst, 'data-disabled': roomDis?.mode, 'data-until': roomDis?.until },
             h('div', { class: 'room-name' }, nm(r)),
-            h('div', { class: 'devices' }, ds.map((d, i) =>
-              h('button', { class: `dev st-${states[i]}`, 'data-testid': `device-${d.id}`, 'data-state': states[i], title: d.id, onclick: () => MAIN_METRIC[d.kind] && showChart(d.id, `device=${encodeURIComponent(d.id)}&metric=${MAIN_METRIC[d.kind]}`) },
+            roomDis ? h('div', { class: 'dis-note', 'data-testid': 'room-disabled' }, `⊘ ${disNote(roomDis)}`) : null,
+            h('div', { class: 'devices' }, ds.map((d, i) => {
+              const dd = disablementFor(dis, { homeId, roomId: d.roomId, deviceId: d.id });
+              return h('button', { class: `dev st-${states[i]}${dd ? ` dis dis-${dd.mode}` : ''}`, 'data-testid': `device-${d.id}`, 'data-state': states[i], 'data-disabled': dd?.mode, 'data-until': dd?.until, title: dd ? `${d.id} · ${disNote(dd)} · ${dd.reason}` : d.id, onclick: () => MAIN_METRIC[d.kind] && showChart(d.id, `device=${encodeURIComponent(d.id)}&metric=${MAIN_METRIC[d.kind]}`) },
                 h('span', { class: 'k', 'aria-hidden': 'true' }, KIND_ICON[d.kind] ?? '•'),
-                h('span', { class: 's', 'aria-hidden': 'true' }, STATE_ICON[states[i]]),
-                h('span', { class: 'txt' }, t(`dev_${states[i]}`)),
-              ))),
+                // Out of fire alarming, a quiet detector is not "normal": the mode replaces the word (any other state stays shown).
+                dd && ['normal', 'unknown'].includes(states[i]) ? null : h('span', { class: 's', 'aria-hidden': 'true' }, STATE_ICON[states[i]]),
+                dd && ['normal', 'unknown'].includes(states[i]) ? null : h('span', { class: 'txt' }, t(`dev_${states[i]}`)),
+                dd ? h('span', { class: 'dis-txt', 'data-testid': 'device-disabled' }, dd.scope === 'device' ? `⊘ ${disNote(dd)}` : `⊘ ${t(`mode_${dd.mode}`)}`) : null,
+              );
+            })),
           );
         }))),
     ));
@@ -128,6 +243,7 @@ export function createStaffView(root, ctx) {
     } catch {
       // Live tiles are a convenience: alerts keep flowing over socket.io without them.
     }
+    if (disForm && disForm.querySelector('[data-testid="dis-target"]').options.length === 0) disForm.fillTargets();
     renderPlan();
     renderResidents();
   }
@@ -138,14 +254,21 @@ export function createStaffView(root, ctx) {
       renderAlerts();
       renderPlan();
     },
+    renderDisablements,
     refreshLive,
     /** Once a second: countdowns only, so a comment being typed is not wiped out. */
     tick() {
       const now = ctx.now();
       for (const el of root.querySelectorAll('[data-testid="countdown"]')) {
-        const card = el.closest('[data-alert-id]');
-        const a = card && ctx.model.get(card.dataset.alertId);
-        const next = a && countdown(a, now, ctx.homes.get(a.homeId));
+        const card = el.closest('[data-incident-id], [data-alert-id]');
+        let next = null;
+        if (card?.dataset.incidentId) {
+          const i = ctx.incidents.get(card.dataset.incidentId);
+          next = i && incidentCountdown(i, now, ctx.homes.get(i.homeId), ackOf);
+        } else if (card) {
+          const a = ctx.model.get(card.dataset.alertId);
+          next = a && countdown(a, now, ctx.homes.get(a.homeId));
+        }
         if (next) el.replaceWith(next);
       }
     },
