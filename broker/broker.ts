@@ -317,7 +317,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         config.redisUrl !== undefined
           ? createRedisPersistence(config.redisUrl)
           : config.storeDir !== undefined
-            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }) })
+            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
       const broker = new Aedes({
         persistence,

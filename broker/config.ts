@@ -24,6 +24,8 @@ export interface BrokerConfig {
    * only, which loses sessions and queued messages on a crash (in-process tests).
    */
   readonly storeDir?: string | undefined;
+  /** Journal size that triggers a compaction (store-journal.ts; tests use a small one). */
+  readonly storeCompactBytes?: number | undefined;
   /** NODE_ENV=production: demo secrets refused. */
   readonly production: boolean;
   readonly limits?: Partial<BrokerLimits>;

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.ts';
@@ -53,6 +53,38 @@ export class StoreIoError extends Error {
 const HEADER = 8;
 const FILE_RE = /^store-(\d{16})\.log$/;
 const SNAPSHOT_END = 'snapshot-end';
+const LOCK = 'LOCK';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One broker per store: two appending to the same journal would corrupt it. The lock file holds the
+ * owner's pid; a lock left by a killed broker (its pid gone) is taken over.
+ */
+async function lockDir(dir: string): Promise<void> {
+  const path = join(dir, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        throw new StoreIoError(`broker store ${dir} is in use by process ${owner} (one broker per store)`);
+      }
+      await unlink(path).catch(() => undefined);
+    }
+  }
+  throw new StoreIoError(`cannot lock broker store ${dir}`);
+}
 const RETRY_MAX_MS = 5_000;
 
 function fileName(gen: number): string {
@@ -125,6 +157,7 @@ export class StoreJournal {
   #snapshot: (() => JournalRecord[]) | undefined;
   #closed = false;
   #closing = false;
+  #locked = false;
   #commits = 0;
   #compactions = 0;
   #tornTailBytes = 0;
@@ -138,6 +171,8 @@ export class StoreJournal {
   /** Reads the newest complete generation: its snapshot, then the changes after it, in order. */
   async recover(): Promise<JournalRecord[]> {
     await mkdir(this.#dir, { recursive: true });
+    await lockDir(this.#dir);
+    this.#locked = true;
     const gens = (await readdir(this.#dir))
       .map((f) => FILE_RE.exec(f)?.[1])
       .filter((g): g is string => g !== undefined)
@@ -196,6 +231,7 @@ export class StoreJournal {
     this.#closed = true;
     await this.#handle?.close();
     this.#handle = undefined;
+    if (this.#locked) await unlink(join(this.#dir, LOCK)).catch(() => undefined);
   }
 
   #kick(): void {
