@@ -132,3 +132,29 @@ it('a QoS 1 message is acknowledged only once Redis has it, and a graceful close
   await until(() => `5 queued messages, got ${JSON.stringify(telemetrySeqs(got, telemetryTopic))}`, () => telemetrySeqs(got, telemetryTopic).length >= 5);
   expect(telemetrySeqs(got, telemetryTopic)).toEqual([1, 2, 3, 4, 5]);
 });
+
+it('a reconnecting persistent session gets its whole queue on one connection, not 1,001 messages', async () => {
+  // aedes-persistence-redis reads a reconnecting session's queue with LRANGE 0 maxSessionDelivery
+  // (default 1000): 1,001 messages per reconnect, the rest waited for the next one (issue 12).
+  const QUEUED = 2_500;
+  const device = demoRegistry().site.devices[2] as Device;
+  const topic = deviceTopic(device.homeId, device.id, 'telemetry');
+  const b = await start();
+  const ingest1 = await connect(b, 'svc-ingest', { clientId: 'svc-ingest-whole', clean: false });
+  await ingest1.subscribeAsync(topic, { qos: 1 });
+  await ingest1.endAsync();
+  const dev = await connect(b, device.id);
+  clients.push(dev);
+  for (let start = 1; start <= QUEUED; start += 250) {
+    await Promise.all(
+      Array.from({ length: 250 }, (_, i) => start + i).map((seq) => dev.publishAsync(topic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 } }), { qos: 1 })),
+    );
+  }
+  const { client: ingest2, received: got } = await connectRecording(b, 'svc-ingest', { clientId: 'svc-ingest-whole', clean: false });
+  clients.push(ingest2);
+  let closedEarly = false;
+  ingest2.once('close', () => (closedEarly = true));
+  await until(() => `${QUEUED} queued messages on one connection, got ${telemetrySeqs(got, topic).length}`, () => telemetrySeqs(got, topic).length >= QUEUED, 60_000);
+  expect(closedEarly).toBe(false);
+  expect(telemetrySeqs(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
+}, 120_000);
