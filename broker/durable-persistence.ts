@@ -202,7 +202,7 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
     await super.storeRetained(packet);
     const p = packet as StoredPacket;
     if (p.payload.length === 0) this.#retained.delete(p.topic);
-    else this.#retained.set(p.topic, p);
+    else this.#retained.set(p.topic, { ...p });
     await this.#log(packetHeader('ret', p, {}), p.payload, true);
   }
 
