@@ -92,9 +92,27 @@ function publishThenAck(client: ClientInternals, packet: PublishPacket, done: (e
   if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();
 }
 
+/**
+ * aedes' per-client `dedupe` (lib/client.js) drops, as a duplicate, any live delivery whose broker
+ * counter is not above the last one that client got. Counters are taken when a publish starts; a
+ * QoS 1 publish now finishes its store (an fdatasync) before it is delivered, so a QoS 0 message or a
+ * publish whose store finished sooner overtakes it, and the overtaken message was dropped, and for a
+ * persistent session also cleared from its queue: lost (found by test/integration/care-scenarios:
+ * an event at QoS 1 overtaken by the same tick's QoS 0 telemetry). The check only guards against
+ * a client's overlapping subscriptions delivering one message twice; carewatch's ACL gives the
+ * services disjoint filters, and MQTT 3.1.1 lets a server deliver one copy per matching
+ * subscription (§3.3.5), so the counters are neutralised: every delivery passes.
+ */
+const NO_DEDUPE: Record<string, number> = new Proxy(Object.create(null) as Record<string, number>, {
+  get: () => 0,
+  set: () => true,
+});
+
 /** Installs the takeover on one aedes client; false if aedes' internals are not as expected. */
 export function ackAfterPublish(client: unknown): boolean {
   const c = client as ClientInternals;
+  if (typeof (client as { duplicates?: unknown }).duplicates !== 'object') return false;
+  (client as { duplicates: Record<string, number> }).duplicates = NO_DEDUPE;
   const parser = c._parser;
   if (parser === undefined || typeof parser.listeners !== 'function' || typeof c._nextBatch !== 'function' || typeof c.waitForDrain !== 'function' || typeof c.broker?.publish !== 'function') return false;
   const listeners = parser.listeners('packet');

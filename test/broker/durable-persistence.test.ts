@@ -141,6 +141,26 @@ describe('durable default store', () => {
     expect(seqs(got, topic)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
   });
 
+  it('a QoS 1 message overtaken by a QoS 0 one while it is being stored still reaches a live persistent session', async () => {
+    // The QoS 1 event waits for its fdatasync; the QoS 0 telemetry sent right after it is delivered
+    // first. aedes' per-client dedupe dropped the overtaken event (and cleared it from the queue).
+    const device = demoRegistry().site.devices[3] as Device;
+    const event = deviceTopic(device.homeId, device.id, 'event');
+    const tele = deviceTopic(device.homeId, device.id, 'telemetry');
+    const b = await start(await tempDir());
+    const { client: ingest, received: got } = await connectRecording(b, 'svc-ingest', { clientId: 'svc-ingest-order', clean: false });
+    clients.push(ingest);
+    await ingest.subscribeAsync([FILTERS.telemetry, FILTERS.event], { qos: 1 });
+    const dev = await connect(b, device.id);
+    clients.push(dev);
+    for (let seq = 1; seq <= 20; seq += 2) {
+      dev.publish(event, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, type: 'test', detail: 'x' }), { qos: 1 });
+      dev.publish(tele, telemetry(seq + 1), { qos: 0 });
+    }
+    await until(() => `20 messages, got ${got.length}`, () => got.length >= 20);
+    expect(got.map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
   it('refuses a store another live process holds', async () => {
     const dir = await tempDir();
     await appendFile(join(dir, 'LOCK'), String(process.ppid));
