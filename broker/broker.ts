@@ -17,6 +17,8 @@ import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
 import { corkPerTurn } from './cork-per-turn.ts';
 import { useFifoMqQueue } from './mq-queue.ts';
+import { ackAfterPublish } from './ack-after-publish.ts';
+import { DurableMemoryPersistence } from './durable-persistence.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -314,6 +316,11 @@ export function createBroker(deps: BrokerDeps): Broker {
     }
     const client = broker.handle(conn, req);
     if (!guardPacketSize(client, limits.maxPacketBytes)) log.warn('aedes client has no parser to guard: packet size not bounded');
+    // PUBACK only once the message is stored (a crash must not lose what was acknowledged).
+    if (!ackAfterPublish(client)) {
+      log.error({ code: 'BROKER_ACK_ORDER_UNGUARDED' }, 'aedes client internals changed: QoS 1 PUBACK may precede storage; closing the connection');
+      conn.destroy();
+    }
   }
 
   return {
@@ -342,8 +349,14 @@ export function createBroker(deps: BrokerDeps): Broker {
     async start() {
       if (aedes !== undefined) throw new Error('broker already started');
       closing = false;
-      // Without Redis: aedes' in-memory store with an O(1) outgoing queue (memory-persistence.ts).
-      persistence = config.redisUrl !== undefined ? createRedisPersistence(config.redisUrl) : new IndexedMemoryPersistence();
+      // Redis; else the durable journal on local disk under the in-memory store (durable-persistence.ts,
+      // what `npm start` uses); else memory only (in-process tests): O(1) outgoing queue (memory-persistence.ts).
+      persistence =
+        config.redisUrl !== undefined
+          ? createRedisPersistence(config.redisUrl)
+          : config.storeDir !== undefined
+            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
+            : new IndexedMemoryPersistence();
       const broker = new Aedes({
         persistence,
         concurrency: limits.mqConcurrency,
@@ -408,7 +421,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       wss.on('error', (err) => log.error({ err }, 'websocket server error'));
       await listen(http, config.wsPort, config.host);
       wsPort = (http.address() as AddressInfo).port;
-      log.info({ tcpPort, wsPort, persistence: config.redisUrl !== undefined ? 'redis' : 'memory', production: config.production }, 'broker listening');
+      log.info({ tcpPort, wsPort, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production }, 'broker listening');
     },
 
     async close() {

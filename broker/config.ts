@@ -8,6 +8,7 @@ export const BrokerEnv = Type.Object({
   brokerHost: Type.String({ minLength: 1, default: '127.0.0.1', description: 'interface to listen on, e.g. 127.0.0.1 or 0.0.0.0' }),
   brokerPort: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
   brokerWsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8083 }),
+  brokerStoreDir: Type.String({ minLength: 1, default: '.tmp/state/broker', description: 'directory of the durable session store (journal); unused with a Redis url' }),
   brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
@@ -19,6 +20,13 @@ export interface BrokerConfig {
   readonly wsPort: number;
   /** Redis persistence (sessions, queued QoS 1 messages, retained statuses, wills) when set. */
   readonly redisUrl?: string | undefined;
+  /**
+   * Without redisUrl: the directory of the durable store (durable-persistence.ts). Neither: memory
+   * only, which loses sessions and queued messages on a crash (in-process tests).
+   */
+  readonly storeDir?: string | undefined;
+  /** Journal size that triggers a compaction (store-journal.ts; tests use a small one). */
+  readonly storeCompactBytes?: number | undefined;
   /** NODE_ENV=production: demo secrets refused. */
   readonly production: boolean;
   readonly limits?: Partial<BrokerLimits>;

@@ -11,7 +11,7 @@ const code = await runProcess({
   logLevel: (env) => env.logLevel,
   build: ({ config: env, registry, logger, production }) =>
     createBroker({
-      config: { host: env.brokerHost, port: env.brokerPort, wsPort: env.brokerWsPort, redisUrl: env.brokerRedisUrl, production },
+      config: { host: env.brokerHost, port: env.brokerPort, wsPort: env.brokerWsPort, redisUrl: env.brokerRedisUrl, storeDir: env.brokerStoreDir, production },
       registry,
       logger,
     }),

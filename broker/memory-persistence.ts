@@ -22,7 +22,7 @@ interface Entry {
   packet: Packet;
 }
 
-class SessionQueue {
+export class SessionQueue {
   private next = 0;
   /** Queue order = Map insertion order. */
   readonly entries = new Map<number, Entry>();
@@ -128,6 +128,16 @@ class SessionQueue {
     return true;
   }
 
+  /** Removes the oldest entry of this broker id and counter (journal replay, where messageIds mean nothing). */
+  clearByCounter(brokerId: string, brokerCounter: number): void {
+    const key = this.byCounter.get(brokerId)?.get(brokerCounter)?.[0];
+    if (key === undefined) return;
+    const entry = this.entries.get(key) as Entry;
+    this.entries.delete(key);
+    this.unindexMessageId(entry.packet.messageId, key);
+    SessionQueue.remove(this.counters(entry.packet), brokerCounter, key);
+  }
+
   clear(messageId: number | undefined): Packet | undefined {
     const [key] = this.keysWith(messageId);
     if (key === undefined) return undefined;
@@ -140,9 +150,9 @@ class SessionQueue {
 }
 
 export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
-  private readonly queues = new Map<string, SessionQueue>();
+  protected readonly queues = new Map<string, SessionQueue>();
 
-  private queue(clientId: string): SessionQueue {
+  protected queue(clientId: string): SessionQueue {
     let q = this.queues.get(clientId);
     if (q === undefined) this.queues.set(clientId, (q = new SessionQueue()));
     return q;

@@ -10,6 +10,7 @@ export interface RedisPersistenceOptions {
   password?: string;
   tls?: object;
   maxRetriesPerRequest?: number;
+  maxSessionDelivery?: number;
 }
 
 /**
@@ -63,8 +64,8 @@ const QUIET_TURNS = 3;
  * (test/broker/redis-persistence.test.ts; MQTT-4.3.2: the sender may discard a QoS 1 message once
  * it has the PUBACK, so the broker must keep it). destroy() below first waits for every write in
  * flight and for one round trip that all earlier commands precede (Redis answers a connection's
- * commands in order), and only then lets the library disconnect. What this cannot cover: a
- * broker CRASH between PUBACK and RPUSH still loses the message (docs/broker.md).
+ * commands in order), and only then lets the library disconnect. A broker CRASH between PUBACK
+ * and RPUSH is closed by ack-after-publish.ts: PUBACK now waits for the RPUSH replies.
  */
 class AedesOneRedisPersistence extends Base {
   readonly #inflight = new Set<Promise<unknown>>();
@@ -193,5 +194,11 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  * and close() must still end.
  */
 export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number } = {}): ClosablePersistence {
-  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20 }, opts.drainTimeoutMs ?? 10_000);
+  // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
+  // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its
+  // emptyQueue). The library's default, 1000, delivered 1,001 queued messages per reconnect and left
+  // the rest in Redis until the next one (issue 12: 7,206 queued, 1,001 delivered). -1 is Redis'
+  // "to the last element": the whole queue drains on one reconnect. The read holds the queue's
+  // keys (~40 B each) in memory; the packets are then read one by one as the client takes them.
+  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000);
 }

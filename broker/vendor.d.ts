@@ -19,6 +19,10 @@ declare module 'aedes-persistence/asyncPersistence.js' {
   export default class AsyncMemoryPersistence {
     constructor(opts?: object);
     setup(broker: unknown): Promise<void>;
+    storeRetained(packet: object): Promise<void>;
+    addSubscriptions(client: { id: string }, subs: ReadonlyArray<object>): Promise<void>;
+    removeSubscriptions(client: { id: string }, topics: ReadonlyArray<string>): Promise<void>;
+    cleanSubscriptions(client: { id: string }): Promise<void>;
     outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void>;
     outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void>;
     outgoingUpdate(client: { id: string }, packet: object): Promise<void>;

@@ -77,7 +77,8 @@ async function main(): Promise<void> {
     CAREWATCH_INFLUX_URL: influx.url,
     CAREWATCH_INFLUX_DB: 'carewatch',
   };
-  startProcess('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(ports.mqtt), CAREWATCH_BROKER_WS_PORT: String(ports.ws) });
+  // The broker's durable store (sessions, queued QoS 1 messages, retained statuses): docs/broker.md.
+  startProcess('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(ports.mqtt), CAREWATCH_BROKER_WS_PORT: String(ports.ws), CAREWATCH_BROKER_STORE_DIR: join(demoDir, 'broker-store') });
   await new Promise((r) => setTimeout(r, 1500));
   startProcess('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(demoDir, 'spool') });
   startProcess('alerts', 'alerts/main.ts', {

@@ -79,8 +79,16 @@ export type RelaySteps = Awaited<ReturnType<typeof climbSteps<RelayStepResult>>>
  * reached ≥ 95 % of the rate, every publish was PUBACKed, and the subscriber received every message
  * sent in the step (warm-up included) within the 5 s drain.
  */
-export async function findRelaySustained(o: { registryPath: string; devices: readonly DeviceRef[]; rates: readonly number[]; stepMs: number; log: (m: string) => void }): Promise<RelaySteps> {
-  const broker = await startBroker(o.registryPath);
+export async function findRelaySustained(o: {
+  registryPath: string;
+  devices: readonly DeviceRef[];
+  rates: readonly number[];
+  stepMs: number;
+  log: (m: string) => void;
+  /** Another broker on the same procedure (Mosquitto, benchmark `durable`); ours by default. */
+  start?: () => Promise<{ port: number; child: { pid: number | undefined }; close(): Promise<void> }>;
+}): Promise<RelaySteps> {
+  const broker = await (o.start ?? (() => startBroker(o.registryPath)))();
   try {
     const lg = await startLoadgen();
     try {

@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { freePort, nodeArgs, spawnWithUlimit, STORAGE_NICE, waitForPort, type Child } from './processes.ts';
@@ -20,8 +22,14 @@ export interface BrokerProc {
   close(): Promise<void>;
 }
 
-export async function startBroker(registryPath: string, opts: { port?: number; cpuProf?: string; maxOldSpaceMb?: number } = {}): Promise<BrokerProc> {
+/**
+ * The broker as `npm start` runs it: its durable store on local disk (docs/broker.md), in a fresh
+ * directory per start (`storeDir` keeps one across a restart), removed on close.
+ */
+export async function startBroker(registryPath: string, opts: { port?: number; cpuProf?: string; maxOldSpaceMb?: number; storeDir?: string } = {}): Promise<BrokerProc> {
   const port = opts.port ?? (await freePort());
+  const ownStore = opts.storeDir === undefined;
+  const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'carewatch-bench-broker-'));
   const extra: string[] = [];
   if (opts.maxOldSpaceMb) extra.push(`--max-old-space-size=${opts.maxOldSpaceMb}`);
   const prof = profiling(opts.cpuProf);
@@ -34,11 +42,19 @@ export async function startBroker(registryPath: string, opts: { port?: number; c
       CAREWATCH_BROKER_HOST: '127.0.0.1',
       CAREWATCH_BROKER_PORT: String(port),
       CAREWATCH_BROKER_WS_PORT: '0',
+      CAREWATCH_BROKER_STORE_DIR: storeDir,
       CAREWATCH_LOG_LEVEL: 'warn',
     },
   });
   await waitForPort(port, 60_000, child);
-  return { port, child, close: () => child.stop('SIGTERM', 15_000) };
+  return {
+    port,
+    child,
+    async close() {
+      await child.stop('SIGTERM', 15_000);
+      if (ownStore) rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface IngestProc {

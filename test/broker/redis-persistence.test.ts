@@ -87,11 +87,12 @@ it('keeps a persistent session, its queued QoS 1 messages and retained statuses 
   expect(JSON.parse(status?.payload.toString() ?? '{}')).toMatchObject({ online: true });
 });
 
-it('a graceful close keeps QoS 1 messages the broker acknowledged while their Redis writes were still in flight', async () => {
-  // aedes 1.2 sends PUBACK before it stores the message for offline sessions; a close right after
-  // used to drop those writes (ioredis disconnect), so the next broker never delivered them
-  // [MQTT-4.3.2]. CLIENT PAUSE WRITE holds the writes in Redis (a real server state, no mock)
-  // so they are certainly in flight when close() starts, instead of only on a loaded machine.
+it('a QoS 1 message is acknowledged only once Redis has it, and a graceful close finishes the writes in flight', async () => {
+  // aedes 1.2 sends PUBACK before it stores the message for offline sessions; the broker now
+  // answers only after the store (ack-after-publish.ts). A close while the writes are in flight
+  // used to drop them (ioredis disconnect), so the next broker never delivered them. CLIENT PAUSE
+  // WRITE holds the writes in Redis (a real server state, no mock) so they are certainly in
+  // flight when close() starts, instead of only on a loaded machine.
   const device = demoRegistry().site.devices[1] as Device;
   const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
   const first = await start();
@@ -103,11 +104,19 @@ it('a graceful close keeps QoS 1 messages the broker acknowledged while their Re
   clients.push(dev);
   await redisCommands(['CLIENT', 'PAUSE', '60000', 'WRITE']);
   let closed: Promise<void> | undefined;
+  let acked = 0;
   try {
     for (let seq = 1; seq <= 5; seq++) {
-      // Resolves on PUBACK, which aedes sends although Redis has stored nothing yet.
-      await dev.publishAsync(telemetryTopic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 + seq } }), { qos: 1 });
+      dev.publishAsync(telemetryTopic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 + seq } }), { qos: 1 }).then(
+        () => acked++,
+        () => undefined,
+      );
     }
+    await until('the 5 publishes sent', () => dev.stream.writableLength === 0);
+    // Redis stores nothing while paused, so nothing may be acknowledged. (The wait can only let a
+    // broken broker pass, never fail a correct one.)
+    await new Promise((r) => setTimeout(r, 500));
+    expect(acked).toBe(0);
     closed = first.close();
     // Let close() run as far as it goes while the writes are held; without the drain it resolves
     // here, having dropped them. The bound only decides when to release Redis, it asserts nothing.
@@ -123,3 +132,29 @@ it('a graceful close keeps QoS 1 messages the broker acknowledged while their Re
   await until(() => `5 queued messages, got ${JSON.stringify(telemetrySeqs(got, telemetryTopic))}`, () => telemetrySeqs(got, telemetryTopic).length >= 5);
   expect(telemetrySeqs(got, telemetryTopic)).toEqual([1, 2, 3, 4, 5]);
 });
+
+it('a reconnecting persistent session gets its whole queue on one connection, not 1,001 messages', async () => {
+  // aedes-persistence-redis reads a reconnecting session's queue with LRANGE 0 maxSessionDelivery
+  // (default 1000): 1,001 messages per reconnect, the rest waited for the next one (issue 12).
+  const QUEUED = 2_500;
+  const device = demoRegistry().site.devices[2] as Device;
+  const topic = deviceTopic(device.homeId, device.id, 'telemetry');
+  const b = await start();
+  const ingest1 = await connect(b, 'svc-ingest', { clientId: 'svc-ingest-whole', clean: false });
+  await ingest1.subscribeAsync(topic, { qos: 1 });
+  await ingest1.endAsync();
+  const dev = await connect(b, device.id);
+  clients.push(dev);
+  for (let start = 1; start <= QUEUED; start += 250) {
+    await Promise.all(
+      Array.from({ length: 250 }, (_, i) => start + i).map((seq) => dev.publishAsync(topic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 } }), { qos: 1 })),
+    );
+  }
+  const { client: ingest2, received: got } = await connectRecording(b, 'svc-ingest', { clientId: 'svc-ingest-whole', clean: false });
+  clients.push(ingest2);
+  let closedEarly = false;
+  ingest2.once('close', () => (closedEarly = true));
+  await until(() => `${QUEUED} queued messages on one connection, got ${telemetrySeqs(got, topic).length}`, () => telemetrySeqs(got, topic).length >= QUEUED, 60_000);
+  expect(closedEarly).toBe(false);
+  expect(telemetrySeqs(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
+}, 120_000);

@@ -41,7 +41,7 @@ export async function startStack(opts: { influxUrl: string; database: string; ho
     return p;
   };
   try {
-    const broker = start('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort) });
+    const broker = start('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort), CAREWATCH_BROKER_STORE_DIR: join(dir, 'broker-store') });
     await broker.waitForOutput(/broker listening/);
     const ingest = start('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(dir, 'spool') });
     const alerts = start('alerts', 'alerts/main.ts', {

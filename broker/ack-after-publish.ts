@@ -1,0 +1,152 @@
+import type { EventEmitter } from 'node:events';
+import mqttPacket from 'mqtt-packet';
+
+/**
+ * PUBACK only once a QoS 1 message is stored.
+ *
+ * aedes 1.2 answers a QoS 1 PUBLISH with PUBACK first and publishes it afterwards
+ * (lib/handlers/publish.js: write(PubAck) → broker.publish → storeRetained → enqueueOffline →
+ * outgoingEnqueueCombi). A broker killed between the two has acknowledged a message it never
+ * stored, and the device, which may discard a message once it has the PUBACK [MQTT-4.3.2-2 ... 4.3.2-5],
+ * never sends it again (issue 12: 7.7 % of the acknowledged telemetry lost over two SIGKILLs).
+ *
+ * aedes has no option for the order, and its handlers are not exported, so this takes over the
+ * QoS 1 PUBLISH packets of one connection where aedes receives them (the parser's 'packet' event)
+ * and runs aedes' own steps in the safe order: the broker's authorizePublish hook, then the public
+ * `broker.publish(packet, client, done)` (whose persistence steps resolve only once durable: the
+ * disk journal's group commit, or Redis' replies), then PUBACK. Everything else (QoS 0 and 2,
+ * CONNECT, SUBSCRIBE, …) still goes to aedes unchanged. The few internals used (`_parser`,
+ * `_parsingBatch`, `_nextBatch`, `connackSent`, the keepalive timer, `waitForDrain`) are checked at
+ * install; test/broker/ack-after-publish.test.ts proves the order after an aedes upgrade.
+ *
+ * While a publish waits for its store, aedes does not read more from that connection (a socket
+ * read's packets are handled together, the next read waits for all of them): a device's backlog
+ * waits in its own TCP buffer, and the group commit takes the whole read in one fdatasync.
+ */
+
+interface PublishPacket {
+  cmd: 'publish';
+  topic: string;
+  qos: number;
+  messageId?: number;
+}
+
+/** What of aedes' Client this reaches into (lib/client.js, lib/handlers/index.js). */
+interface ClientInternals {
+  _parser?: EventEmitter & { _queue?: unknown[] | null };
+  _parsingBatch: number;
+  _nextBatch: (err?: Error | null) => void;
+  _keepaliveInterval: number;
+  _keepaliveTimer: { refresh(): void } | null;
+  connackSent: boolean;
+  connecting: boolean;
+  connected: boolean;
+  errored?: boolean;
+  conn: NodeJS.WritableStream;
+  waitForDrain(done: (err?: Error | null) => void): void;
+  once(event: 'connected', fn: () => void): unknown;
+  broker: {
+    queueLimit: number;
+    authorizePublish(client: unknown, packet: PublishPacket, done: (err?: Error | null) => void): void;
+    publish(packet: PublishPacket, client: unknown, done: (err?: Error | null) => void): void;
+  };
+}
+
+function isQoS1Publish(p: unknown): p is PublishPacket {
+  return typeof p === 'object' && p !== null && (p as { cmd?: unknown }).cmd === 'publish' && (p as { qos?: unknown }).qos === 1;
+}
+
+/** aedes' write(): PUBACK on the connection, `done` once written (or once drained). */
+function writePuback(client: ClientInternals, messageId: number | undefined, done: (err?: Error | null) => void): void {
+  if (!(client.connecting || client.connected)) {
+    setImmediate(done, new Error('connection closed'));
+    return;
+  }
+  let error: Error | null = null;
+  try {
+    const ok = mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId ?? 0 }, client.conn);
+    if (!ok && client.errored !== true) {
+      client.waitForDrain(done);
+      return;
+    }
+  } catch {
+    error = new Error('packet received not valid');
+  }
+  setImmediate(done, error);
+}
+
+/** aedes' handlePublish for QoS 1, with PUBACK moved after the publish. */
+function publishThenAck(client: ClientInternals, packet: PublishPacket, done: (err?: Error | null) => void): void {
+  const topic = packet.topic;
+  // aedes' checks (lib/handlers/publish.js); the topic depth is checked by broker.publish.
+  if (topic.length === 0) return done(new Error('empty topic not allowed in PUBLISH'));
+  if (topic.includes('#')) return done(new Error('# is not allowed in PUBLISH'));
+  if (topic.includes('+')) return done(new Error('+ is not allowed in PUBLISH'));
+  client.broker.authorizePublish(client, packet, (err) => {
+    if (err) return done(err);
+    client.broker.publish(packet, client, (err2) => {
+      if (err2) return done(err2);
+      writePuback(client, packet.messageId, done);
+    });
+  });
+  if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();
+}
+
+/**
+ * aedes' per-client `dedupe` (lib/client.js) drops, as a duplicate, any live delivery whose broker
+ * counter is not above the last one that client got. Counters are taken when a publish starts; a
+ * QoS 1 publish now finishes its store (an fdatasync) before it is delivered, so a QoS 0 message or a
+ * publish whose store finished sooner overtakes it, and the overtaken message was dropped, and for a
+ * persistent session also cleared from its queue: lost (found by test/integration/care-scenarios:
+ * an event at QoS 1 overtaken by the same tick's QoS 0 telemetry). The check only guards against
+ * a client's overlapping subscriptions delivering one message twice; carewatch's ACL gives the
+ * services disjoint filters, and MQTT 3.1.1 lets a server deliver one copy per matching
+ * subscription (§3.3.5), so the counters are neutralised: every delivery passes.
+ */
+const NO_DEDUPE: Record<string, number> = new Proxy(Object.create(null) as Record<string, number>, {
+  get: () => 0,
+  set: () => true,
+});
+
+/** Installs the takeover on one aedes client; false if aedes' internals are not as expected. */
+export function ackAfterPublish(client: unknown): boolean {
+  const c = client as ClientInternals;
+  if (typeof (client as { duplicates?: unknown }).duplicates !== 'object') return false;
+  (client as { duplicates: Record<string, number> }).duplicates = NO_DEDUPE;
+  const parser = c._parser;
+  if (parser === undefined || typeof parser.listeners !== 'function' || typeof c._nextBatch !== 'function' || typeof c.waitForDrain !== 'function' || typeof c.broker?.publish !== 'function') return false;
+  const listeners = parser.listeners('packet');
+  const aedesEnqueue = listeners[0] as ((this: unknown, packet: unknown) => void) | undefined;
+  if (listeners.length !== 1 || aedesEnqueue === undefined) return false;
+  parser.removeListener('packet', aedesEnqueue);
+
+  // QoS 1 publishes pipelined before CONNACK: aedes would queue them and PUBACK early on 'connected'.
+  let early: PublishPacket[] | null = [];
+  c.once('connected', () => {
+    const queued = early ?? [];
+    early = null;
+    for (const p of queued) publishThenAck(c, p, c._nextBatch);
+  });
+
+  parser.on('packet', function onPacket(this: unknown, packet: unknown) {
+    if (!isQoS1Publish(packet)) {
+      aedesEnqueue.call(this, packet);
+      return;
+    }
+    if (c.connackSent) {
+      c._parsingBatch++;
+      publishThenAck(c, packet, c._nextBatch);
+      return;
+    }
+    // Before CONNACK: a PUBLISH as the first packet goes to aedes, which closes the connection
+    // [MQTT-3.1.0-1]; later ones wait, bounded like aedes' own queue.
+    if (c._parsingBatch === 0 || early === null) {
+      aedesEnqueue.call(this, packet);
+      return;
+    }
+    c._parsingBatch++;
+    if (early.length + (parser._queue?.length ?? 0) < c.broker.queueLimit) early.push(packet);
+    else parser.emit('error', new Error('Client queue limit reached'));
+  });
+  return true;
+}

@@ -1,0 +1,284 @@
+import { Readable } from 'node:stream';
+import type { Logger } from '../common/logger.ts';
+import { IndexedMemoryPersistence } from './memory-persistence.ts';
+import { StoreJournal, type JournalRecord, type JournalStats } from './store-journal.ts';
+
+/**
+ * The broker's default store: the indexed in-memory persistence (memory-persistence.ts) with every
+ * state change also appended to a journal on local disk (store-journal.ts, group-commit fdatasync),
+ * replayed when the broker starts. A SIGKILL, OOM or power cut of the broker loses nothing whose
+ * promise aedes saw resolve:
+ *  - outgoingEnqueueCombi (a QoS ≥ 1 message queued for the persistent sessions that match it:
+ *    svc-ingest, svc-alerts) and storeRetained resolve only once durable, and the broker answers
+ *    a QoS 1 PUBLISH only after both (ack-after-publish.ts), so an acknowledged message is on disk;
+ *  - addSubscriptions / removeSubscriptions / cleanSubscriptions resolve once durable, before
+ *    SUBACK: the services' persistent sessions exist after a crash even before they reconnect, so
+ *    messages acknowledged in between are queued for them;
+ *  - wills and inbound QoS 2 packets are journaled too (the wills of a crashed broker are published
+ *    by the next one, as with Redis).
+ * Deliveries (outgoingUpdate: the packet id a message got) are not journaled: after a restart every
+ * queued message is sent again with a new packet id, as a resumed session's unacknowledged ones
+ * are [MQTT-4.4.0-1]. Acknowledgements (outgoingClear) are journaled but not waited for: a lost
+ * one only means a redelivery, which ingest writes idempotently (device ts + seq + series).
+ */
+
+export interface DurablePersistenceOptions {
+  readonly dir: string;
+  readonly logger: Logger;
+  /** See StoreJournal's compactBytes. */
+  readonly compactBytes?: number;
+}
+
+interface SubRecord {
+  topic: string;
+  qos: number;
+  rh?: number;
+  rap?: boolean;
+  nl?: boolean;
+}
+
+/** The fields of a publish packet the store keeps (payload separately, raw). */
+interface StoredPacket {
+  cmd?: string;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: boolean;
+  dup?: boolean;
+  brokerId?: string;
+  brokerCounter?: number;
+  messageId?: number;
+  clientId?: string;
+}
+
+function packetHeader(op: string, p: StoredPacket, extra: Record<string, unknown>): JournalRecord['h'] {
+  return { op, ...extra, t: p.topic, q: p.qos, r: p.retain, b: p.brokerId, n: p.brokerCounter };
+}
+
+function packetOf(rec: JournalRecord): StoredPacket & { cmd: 'publish' } {
+  const h = rec.h;
+  return {
+    cmd: 'publish',
+    topic: String(h.t),
+    payload: rec.p ?? Buffer.alloc(0),
+    qos: Number(h.q ?? 0),
+    retain: h.r === true,
+    dup: false,
+    ...(typeof h.b === 'string' ? { brokerId: h.b } : {}),
+    ...(typeof h.n === 'number' ? { brokerCounter: h.n } : {}),
+  };
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+export class DurableMemoryPersistence extends IndexedMemoryPersistence {
+  readonly #journal: StoreJournal;
+  #replaying = false;
+  #brokerId = '';
+  /** Mirrors of the stock state, for snapshots (the stock class keeps its maps private). */
+  readonly #subs = new Map<string, Map<string, SubRecord>>();
+  readonly #retained = new Map<string, StoredPacket>();
+  /** Wills and inbound QoS 2 packets: kept here, not in the stock class, which re-stamps brokerId. */
+  readonly #wills = new Map<string, StoredPacket & { clientId: string; brokerId: string }>();
+  readonly #incoming = new Map<string, Map<number, StoredPacket>>();
+
+  constructor(opts: DurablePersistenceOptions) {
+    super();
+    this.#journal = new StoreJournal({ dir: opts.dir, logger: opts.logger, ...(opts.compactBytes !== undefined ? { compactBytes: opts.compactBytes } : {}) });
+  }
+
+  stats(): JournalStats {
+    return this.#journal.stats();
+  }
+
+  override async setup(broker: unknown): Promise<void> {
+    await super.setup(broker);
+    this.#brokerId = String((broker as { id?: unknown }).id ?? '');
+    const records = await this.#journal.recover();
+    this.#replaying = true;
+    try {
+      for (const r of records) await this.#apply(r);
+    } finally {
+      this.#replaying = false;
+    }
+    await this.#journal.start(() => this.#snapshot());
+  }
+
+  #log(h: JournalRecord['h'], p: Buffer | undefined, durable: boolean): Promise<void> {
+    if (this.#replaying) return Promise.resolve();
+    return this.#journal.append({ h, p }, durable);
+  }
+
+  async #apply(rec: JournalRecord): Promise<void> {
+    const h = rec.h;
+    const c = typeof h.c === 'string' ? h.c : '';
+    switch (h.op) {
+      case 'sub':
+        await this.addSubscriptions({ id: c }, Array.isArray(h.s) ? (h.s as SubRecord[]) : []);
+        return;
+      case 'unsub':
+        await this.removeSubscriptions({ id: c }, strings(h.s));
+        return;
+      case 'clean':
+        await this.cleanSubscriptions({ id: c });
+        return;
+      case 'enq':
+        await this.outgoingEnqueueCombi(strings(h.c).map((clientId) => ({ clientId })), packetOf(rec));
+        return;
+      case 'clr':
+        if (typeof h.b === 'string' && typeof h.n === 'number') this.queues.get(c)?.clearByCounter(h.b, h.n);
+        return;
+      case 'ret':
+        await this.storeRetained(packetOf(rec));
+        return;
+      case 'will':
+        this.#wills.set(c, { ...packetOf(rec), clientId: c, brokerId: typeof h.b === 'string' ? h.b : '' });
+        return;
+      case 'unwill':
+        this.#wills.delete(c);
+        return;
+      case 'in':
+        await this.incomingStorePacket({ id: c }, { ...packetOf(rec), messageId: Number(h.m) });
+        return;
+      case 'unin':
+        this.#incoming.get(c)?.delete(Number(h.m));
+        return;
+      case 'cleanin':
+        this.#incoming.delete(c);
+        return;
+      default:
+        // A record of a newer version: skipping it keeps the rest of the state.
+        return;
+    }
+  }
+
+  #snapshot(): JournalRecord[] {
+    const out: JournalRecord[] = [];
+    for (const [c, subs] of this.#subs) out.push({ h: { op: 'sub', c, s: [...subs.values()] } });
+    for (const p of this.#retained.values()) out.push({ h: packetHeader('ret', p, {}), p: p.payload });
+    for (const [c, w] of this.#wills) out.push({ h: packetHeader('will', w, { c }), p: w.payload });
+    for (const [c, m] of this.#incoming) for (const [id, p] of m) out.push({ h: packetHeader('in', p, { c, m: id }), p: p.payload });
+    for (const [c, q] of this.queues) {
+      for (const e of q.entries.values()) {
+        const p = e.packet as unknown as StoredPacket;
+        out.push({ h: packetHeader('enq', p, { c: [c] }), p: p.payload });
+      }
+    }
+    return out;
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+  override async addSubscriptions(client: { id: string }, subs: ReadonlyArray<object>): Promise<void> {
+    await super.addSubscriptions(client, subs);
+    let m = this.#subs.get(client.id);
+    if (m === undefined) this.#subs.set(client.id, (m = new Map()));
+    const records: SubRecord[] = [];
+    for (const s of subs as ReadonlyArray<SubRecord>) {
+      const r: SubRecord = { topic: s.topic, qos: s.qos, ...(s.rh !== undefined ? { rh: s.rh } : {}), ...(s.rap !== undefined ? { rap: s.rap } : {}), ...(s.nl !== undefined ? { nl: s.nl } : {}) };
+      m.set(s.topic, r);
+      records.push(r);
+    }
+    await this.#log({ op: 'sub', c: client.id, s: records }, undefined, true);
+  }
+
+  override async removeSubscriptions(client: { id: string }, topics: ReadonlyArray<string>): Promise<void> {
+    await super.removeSubscriptions(client, topics);
+    const m = this.#subs.get(client.id);
+    for (const t of topics) m?.delete(t);
+    if (m?.size === 0) this.#subs.delete(client.id);
+    await this.#log({ op: 'unsub', c: client.id, s: [...topics] }, undefined, true);
+  }
+
+  override async cleanSubscriptions(client: { id: string }): Promise<void> {
+    await super.cleanSubscriptions(client);
+    if (!this.#subs.delete(client.id) && !this.#replaying) return;
+    await this.#log({ op: 'clean', c: client.id }, undefined, true);
+  }
+
+  // ---- messages ----------------------------------------------------------------------------
+  override async storeRetained(packet: object): Promise<void> {
+    await super.storeRetained(packet);
+    const p = packet as StoredPacket;
+    if (p.payload.length === 0) this.#retained.delete(p.topic);
+    else this.#retained.set(p.topic, { ...p });
+    await this.#log(packetHeader('ret', p, {}), p.payload, true);
+  }
+
+  override async outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void> {
+    await this.outgoingEnqueueCombi([sub], packet);
+  }
+
+  override async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
+    // aedes calls this for every QoS ≥ 1 publish, also with no subscription: nothing to keep then.
+    if (subs.length === 0) return;
+    await super.outgoingEnqueueCombi(subs, packet);
+    const p = packet as StoredPacket;
+    await this.#log(packetHeader('enq', p, { c: subs.map((s) => s.clientId) }), p.payload, true);
+  }
+
+  override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown> {
+    const cleared = (await super.outgoingClearMessageId(client, packet)) as StoredPacket | undefined;
+    if (cleared?.brokerId !== undefined && cleared.brokerCounter !== undefined) {
+      void this.#log({ op: 'clr', c: client.id, b: cleared.brokerId, n: cleared.brokerCounter }, undefined, false);
+    }
+    return cleared;
+  }
+
+  // ---- wills -------------------------------------------------------------------------------
+  async putWill(client: { id: string }, packet: StoredPacket): Promise<void> {
+    packet.brokerId = this.#brokerId;
+    packet.clientId = client.id;
+    this.#wills.set(client.id, packet as StoredPacket & { clientId: string; brokerId: string });
+    await this.#log(packetHeader('will', packet, { c: client.id }), packet.payload, true);
+  }
+
+  async getWill(client: { id: string }): Promise<StoredPacket | undefined> {
+    return this.#wills.get(client.id);
+  }
+
+  async delWill(client: { id: string }): Promise<StoredPacket | undefined> {
+    const will = this.#wills.get(client.id);
+    this.#wills.delete(client.id);
+    if (will !== undefined) await this.#log({ op: 'unwill', c: client.id }, undefined, false);
+    return will;
+  }
+
+  /** Wills of brokers that are not alive (aedes publishes them; a crashed broker's included). */
+  streamWill(brokers: Record<string, unknown> = {}): Readable {
+    return Readable.from([...this.#wills.values()].filter((w) => !brokers[w.brokerId]));
+  }
+
+  // ---- inbound QoS 2 -----------------------------------------------------------------------
+  async incomingStorePacket(client: { id: string }, packet: StoredPacket): Promise<void> {
+    let m = this.#incoming.get(client.id);
+    if (m === undefined) this.#incoming.set(client.id, (m = new Map()));
+    const id = Number(packet.messageId);
+    const stored: StoredPacket = { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, dup: false, messageId: id, ...(packet.brokerId !== undefined ? { brokerId: packet.brokerId } : {}), ...(packet.brokerCounter !== undefined ? { brokerCounter: packet.brokerCounter } : {}) };
+    m.set(id, stored);
+    await this.#log(packetHeader('in', stored, { c: client.id, m: id }), stored.payload, true);
+  }
+
+  async incomingGetPacket(client: { id: string }, packet: { messageId?: number }): Promise<StoredPacket> {
+    const p = this.#incoming.get(client.id)?.get(Number(packet.messageId));
+    if (p === undefined) throw new Error('no such packet');
+    return p;
+  }
+
+  async incomingDelPacket(client: { id: string }, packet: { messageId?: number }): Promise<void> {
+    const m = this.#incoming.get(client.id);
+    const id = Number(packet.messageId);
+    if (m?.delete(id) !== true) throw new Error('no such packet');
+    await this.#log({ op: 'unin', c: client.id, m: id }, undefined, false);
+  }
+
+  async cleanIncoming(client: { id: string }): Promise<void> {
+    if (this.#incoming.delete(client.id)) await this.#log({ op: 'cleanin', c: client.id }, undefined, false);
+  }
+
+  override async destroy(): Promise<void> {
+    await this.#journal.close();
+    await super.destroy();
+  }
+}

@@ -1,0 +1,324 @@
+import { mkdir, open, readdir, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from '../common/logger.ts';
+
+/**
+ * Append-only journal with group commit, the disk half of the broker's default store
+ * (broker/durable-persistence.ts). Every state change of the in-memory persistence is appended as
+ * one record; `append(.., durable)` returns a promise that resolves once the record is on disk
+ * (write + fdatasync). Records appended while an fdatasync runs leave together in the next write, so
+ * one fdatasync covers all of them (ingest's spool does the same, ingest/spool.ts).
+ *
+ * Files are generations, `store-<16 digits>.log`. A generation starts with a snapshot of the whole
+ * state, closed by a SNAPSHOT_END record, and continues with the changes made after it. Compaction
+ * writes a new generation: the changes appended before the cut go to the old file (and their
+ * waiters resolve once it is synced), the snapshot is taken at that same instant (JavaScript runs
+ * one thing at a time, so it reflects exactly those changes), then later changes go to the new file
+ * after the snapshot. The old file is deleted only when the new one's snapshot is synced. Recovery
+ * reads the newest generation whose SNAPSHOT_END is present; a newer one without it was cut by a
+ * crash before any change in it was acknowledged (its changes follow its snapshot in the same file,
+ * so a synced change implies a synced snapshot).
+ *
+ * Record: u32 bodyLength | u32 crc32(body) | body, body = u32 headerLength | header JSON | payload.
+ * A torn tail (crash in the middle of a write) fails the length or CRC check and is ignored.
+ */
+
+export interface JournalRecord {
+  readonly h: Readonly<Record<string, unknown>> & { readonly op: string };
+  /** Message payload, kept raw (not in the JSON header). */
+  readonly p?: Buffer | undefined;
+}
+
+export interface JournalOptions {
+  readonly dir: string;
+  readonly logger: Logger;
+  /** A new generation is written once the current one has grown past max(this, 2 × its snapshot). */
+  readonly compactBytes?: number;
+}
+
+export interface JournalStats {
+  readonly generation: number;
+  readonly bytes: number;
+  readonly snapshotBytes: number;
+  readonly commits: number;
+  readonly compactions: number;
+  readonly tornTailBytes: number;
+}
+
+export class StoreIoError extends Error {
+  readonly code = 'BROKER_STORE_IO';
+}
+
+const HEADER = 8;
+const FILE_RE = /^store-(\d{16})\.log$/;
+const SNAPSHOT_END = 'snapshot-end';
+const LOCK = 'LOCK';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One broker per store: two appending to the same journal would corrupt it. The lock file holds the
+ * owner's pid; a lock left by a killed broker (its pid gone) is taken over.
+ */
+async function lockDir(dir: string): Promise<void> {
+  const path = join(dir, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        throw new StoreIoError(`broker store ${dir} is in use by process ${owner} (one broker per store)`);
+      }
+      await unlink(path).catch(() => undefined);
+    }
+  }
+  throw new StoreIoError(`cannot lock broker store ${dir}`);
+}
+const RETRY_MAX_MS = 5_000;
+
+function fileName(gen: number): string {
+  return `store-${String(gen).padStart(16, '0')}.log`;
+}
+
+export function encodeRecord(rec: JournalRecord): Buffer {
+  const header = Buffer.from(JSON.stringify(rec.h));
+  const payloadLen = rec.p?.length ?? 0;
+  const bodyLen = 4 + header.length + payloadLen;
+  const buf = Buffer.allocUnsafe(HEADER + bodyLen);
+  buf.writeUInt32LE(bodyLen, 0);
+  buf.writeUInt32LE(header.length, HEADER);
+  header.copy(buf, HEADER + 4);
+  if (rec.p !== undefined) rec.p.copy(buf, HEADER + 4 + header.length);
+  buf.writeUInt32LE(crc32(buf.subarray(HEADER)), 4);
+  return buf;
+}
+
+/** Records of one file up to the first torn or corrupt one; `end` = bytes that decoded. */
+export function decodeRecords(buf: Buffer): { records: JournalRecord[]; end: number } {
+  const records: JournalRecord[] = [];
+  let off = 0;
+  while (buf.length - off >= HEADER) {
+    const bodyLen = buf.readUInt32LE(off);
+    if (bodyLen < 4 || buf.length - off < HEADER + bodyLen) break;
+    const body = buf.subarray(off + HEADER, off + HEADER + bodyLen);
+    if (crc32(body) !== buf.readUInt32LE(off + 4)) break;
+    const headerLen = body.readUInt32LE(0);
+    if (4 + headerLen > bodyLen) break;
+    let h: unknown;
+    try {
+      h = JSON.parse(body.toString('utf8', 4, 4 + headerLen));
+    } catch {
+      break;
+    }
+    if (typeof h !== 'object' || h === null || typeof (h as { op?: unknown }).op !== 'string') break;
+    const p = 4 + headerLen < bodyLen ? Buffer.from(body.subarray(4 + headerLen)) : undefined;
+    records.push({ h: h as JournalRecord['h'], p });
+    off += HEADER + bodyLen;
+  }
+  return { records, end: off };
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+interface Batch {
+  bufs: Buffer[];
+  bytes: number;
+  waiters: Array<{ resolve: () => void; reject: (err: Error) => void }>;
+}
+
+export class StoreJournal {
+  readonly #dir: string;
+  readonly #log: Logger;
+  readonly #compactBytes: number;
+  #gen = 0;
+  #handle: FileHandle | undefined;
+  #bytes = 0;
+  #snapshotBytes = 0;
+  #pending: Batch = { bufs: [], bytes: 0, waiters: [] };
+  #writing: Promise<void> | undefined;
+  #snapshot: (() => JournalRecord[]) | undefined;
+  #closed = false;
+  #closing = false;
+  #locked = false;
+  #commits = 0;
+  #compactions = 0;
+  #tornTailBytes = 0;
+
+  constructor(opts: JournalOptions) {
+    this.#dir = opts.dir;
+    this.#log = opts.logger;
+    this.#compactBytes = opts.compactBytes ?? 64 * 1024 * 1024;
+  }
+
+  /** Reads the newest complete generation: its snapshot, then the changes after it, in order. */
+  async recover(): Promise<JournalRecord[]> {
+    await mkdir(this.#dir, { recursive: true });
+    await lockDir(this.#dir);
+    this.#locked = true;
+    const gens = (await readdir(this.#dir))
+      .map((f) => FILE_RE.exec(f)?.[1])
+      .filter((g): g is string => g !== undefined)
+      .map(Number)
+      .sort((a, b) => b - a);
+    this.#gen = gens[0] ?? 0;
+    for (const gen of gens) {
+      const buf = await readFile(join(this.#dir, fileName(gen)));
+      const { records, end } = decodeRecords(buf);
+      const snapEnd = records.findIndex((r) => r.h.op === SNAPSHOT_END);
+      if (snapEnd < 0) {
+        this.#log.warn({ code: 'BROKER_STORE_INCOMPLETE_SNAPSHOT', file: fileName(gen) }, 'store generation without a complete snapshot (cut by a crash); using the previous one');
+        continue;
+      }
+      if (end < buf.length) {
+        this.#tornTailBytes += buf.length - end;
+        this.#log.warn({ code: 'BROKER_STORE_TORN_TAIL', file: fileName(gen), cutBytes: buf.length - end }, 'store tail was torn by a crash; ignoring it (those changes were never acknowledged)');
+      }
+      return records.filter((_, i) => i !== snapEnd);
+    }
+    return [];
+  }
+
+  /**
+   * Starts a new generation from `snapshot()` (the recovered state) and deletes the older files.
+   * `snapshot` is kept for later compactions.
+   */
+  async start(snapshot: () => JournalRecord[]): Promise<void> {
+    this.#snapshot = snapshot;
+    await this.#newGeneration(this.#encodeSnapshot());
+  }
+
+  /**
+   * Queues one record. `durable`: the promise resolves once the record is on disk; otherwise it
+   * resolves at once (the record still goes to disk in order with the next commit).
+   */
+  append(rec: JournalRecord, durable: boolean): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreIoError('broker store is closed'));
+    const buf = encodeRecord(rec);
+    this.#pending.bufs.push(buf);
+    this.#pending.bytes += buf.length;
+    const done = durable ? new Promise<void>((resolve, reject) => this.#pending.waiters.push({ resolve, reject })) : Promise.resolve();
+    this.#kick();
+    return done;
+  }
+
+  stats(): JournalStats {
+    return { generation: this.#gen, bytes: this.#bytes, snapshotBytes: this.#snapshotBytes, commits: this.#commits, compactions: this.#compactions, tornTailBytes: this.#tornTailBytes };
+  }
+
+  /** Writes what is queued, then closes the file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closing = true;
+    while (this.#writing !== undefined) await this.#writing;
+    this.#closed = true;
+    await this.#handle?.close();
+    this.#handle = undefined;
+    if (this.#locked) await unlink(join(this.#dir, LOCK)).catch(() => undefined);
+  }
+
+  #kick(): void {
+    if (this.#writing !== undefined || this.#handle === undefined) return;
+    this.#writing = this.#drain().catch(() => undefined).finally(() => {
+      this.#writing = undefined;
+      if (this.#pending.bufs.length > 0 && !this.#closed) this.#kick();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending.bufs.length > 0) {
+      const batch = this.#pending;
+      this.#pending = { bufs: [], bytes: 0, waiters: [] };
+      // The cut: taken in the same synchronous step as the batch, so the snapshot holds exactly
+      // the changes up to this batch's last record.
+      const snapshot = this.#bytes + batch.bytes > Math.max(this.#compactBytes, 2 * this.#snapshotBytes) ? this.#encodeSnapshot() : undefined;
+      try {
+        await this.#writeWithRetry(batch);
+      } catch (err) {
+        for (const w of batch.waiters) w.reject(err as Error);
+        throw err;
+      }
+      this.#commits++;
+      for (const w of batch.waiters) w.resolve();
+      if (snapshot !== undefined) {
+        await this.#newGeneration(snapshot).catch((err: unknown) => {
+          this.#log.error({ err, code: 'BROKER_STORE_IO' }, 'store compaction failed; keeping the current generation');
+        });
+      }
+    }
+  }
+
+  async #writeWithRetry(batch: Batch): Promise<void> {
+    const buf = batch.bufs.length === 1 ? (batch.bufs[0] as Buffer) : Buffer.concat(batch.bufs, batch.bytes);
+    let delay = 50;
+    for (;;) {
+      const h = this.#handle;
+      if (h === undefined) throw new StoreIoError('broker store is not open');
+      try {
+        let off = 0;
+        while (off < buf.length) off += (await h.write(buf, off, buf.length - off, this.#bytes + off)).bytesWritten;
+        await h.datasync();
+        this.#bytes += buf.length;
+        return;
+      } catch (err) {
+        if (this.#closing) throw new StoreIoError(`broker store write failed while closing: ${(err as Error).message}`);
+        // Nothing after this.#bytes counts: the retry overwrites it (positional write).
+        this.#log.error({ err, code: 'BROKER_STORE_IO', retryMs: delay }, 'broker store write failed; retrying (the publishes stay unacknowledged)');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+
+  #encodeSnapshot(): Buffer {
+    const records = this.#snapshot?.() ?? [];
+    records.push({ h: { op: SNAPSHOT_END } });
+    return Buffer.concat(records.map(encodeRecord));
+  }
+
+  async #newGeneration(snapshot: Buffer): Promise<void> {
+    const gen = this.#gen + 1;
+    const path = join(this.#dir, fileName(gen));
+    const h = await open(path, 'w');
+    try {
+      let off = 0;
+      while (off < snapshot.length) off += (await h.write(snapshot, off, snapshot.length - off, off)).bytesWritten;
+      await h.datasync();
+      // The new file's directory entry must be durable before changes in it are acknowledged.
+      await fsyncDir(this.#dir);
+    } catch (err) {
+      await h.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    const old = this.#handle;
+    this.#handle = h;
+    this.#gen = gen;
+    this.#bytes = snapshot.length;
+    this.#snapshotBytes = snapshot.length;
+    this.#compactions++;
+    await old?.close();
+    for (const f of await readdir(this.#dir)) {
+      const g = FILE_RE.exec(f)?.[1];
+      if (g !== undefined && Number(g) < gen) await unlink(join(this.#dir, f)).catch((err: unknown) => this.#log.warn({ err, file: f }, 'cannot delete old store generation'));
+    }
+    this.#kick();
+  }
+}

@@ -1,0 +1,184 @@
+import { appendFile, cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { Broker } from '../../broker/broker.ts';
+import { DurableMemoryPersistence } from '../../broker/durable-persistence.ts';
+import { decodeRecords, encodeRecord } from '../../broker/store-journal.ts';
+import { createLogger } from '../../common/logger.ts';
+import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import type { Device } from '../../contract/registry.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
+
+/**
+ * The default store (durable-persistence.ts + store-journal.ts). A SIGKILL leaves the store
+ * directory exactly as its files are at that instant (written data is in the page cache, the
+ * process is gone), so "the broker crashed here" is a copy of the directory taken while the first
+ * broker still runs; the second broker starts on the copy. test/faults/broker-crash.test.ts does
+ * the same with real SIGKILLs of a broker process under load.
+ */
+
+const dirs: string[] = [];
+const brokers: Broker[] = [];
+const clients: MqttClient[] = [];
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'carewatch-broker-store-'));
+  dirs.push(d);
+  return d;
+}
+async function start(storeDir: string, compactBytes?: number): Promise<Broker> {
+  const b = await startBroker({ config: { storeDir, ...(compactBytes !== undefined ? { storeCompactBytes: compactBytes } : {}) } });
+  brokers.push(b);
+  return b;
+}
+/** The store as a SIGKILL at this instant would leave it. */
+async function crashCopy(storeDir: string): Promise<string> {
+  const copy = await tempDir();
+  await cp(storeDir, copy, { recursive: true });
+  return copy;
+}
+function seqs(got: Received[], topic: string): number[] {
+  return got.filter((m) => m.topic === topic).map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq);
+}
+const telemetry = (seq: number): string => JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 + (seq % 50) } });
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.end(true);
+  for (const b of brokers.splice(0)) await b.close();
+});
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('durable default store', () => {
+  it('a crash right after the PUBACKs keeps the offline session, its subscription, the acknowledged messages and retained statuses', async () => {
+    const device = demoRegistry().site.devices[0] as Device;
+    const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
+    const statusTopic = deviceTopic(device.homeId, device.id, 'status');
+    const dir = await tempDir();
+    const first = await start(dir);
+    const ingest1 = await connect(first, 'svc-ingest', { clientId: 'svc-ingest-crash', clean: false });
+    await ingest1.subscribeAsync([FILTERS.telemetry], { qos: 1 });
+    await ingest1.endAsync();
+
+    const dev = await connect(first, device.id);
+    clients.push(dev);
+    await dev.publishAsync(statusTopic, JSON.stringify({ ts: 1, online: true }), { qos: 1, retain: true });
+    // All in flight at once: one group commit may carry several.
+    await Promise.all([1, 2, 3, 4, 5].map((seq) => dev.publishAsync(telemetryTopic, telemetry(seq), { qos: 1 })));
+    const crashed = await crashCopy(dir);
+
+    const second = await start(crashed);
+    const { client: ingest2, received: got } = await connectRecording(second, 'svc-ingest', { clientId: 'svc-ingest-crash', clean: false });
+    clients.push(ingest2);
+    await until(() => `5 queued messages, got ${JSON.stringify(seqs(got, telemetryTopic))}`, () => seqs(got, telemetryTopic).length >= 5);
+    expect(seqs(got, telemetryTopic)).toEqual([1, 2, 3, 4, 5]);
+    // The session's subscription was restored from the store: new messages reach it live.
+    const dev2 = await connect(second, device.id);
+    clients.push(dev2);
+    await dev2.publishAsync(telemetryTopic, telemetry(6), { qos: 1 });
+    await until('live message after the crash', () => seqs(got, telemetryTopic).includes(6));
+
+    const alerts = await connect(second, 'svc-alerts', { clientId: 'svc-alerts-crash' });
+    clients.push(alerts);
+    const retained = record(alerts);
+    await alerts.subscribeAsync(statusTopic, { qos: 1 });
+    await until('retained status', () => retained.some((m) => m.topic === statusTopic && m.retain));
+  });
+
+  it('a message acknowledged by the subscriber is not delivered again after a crash; one it had not acknowledged is', async () => {
+    const device = demoRegistry().site.devices[1] as Device;
+    const topic = deviceTopic(device.homeId, device.id, 'telemetry');
+    const dir = await tempDir();
+    const first = await start(dir);
+    const { client: ingest1, received: got1 } = await connectRecording(first, 'svc-ingest', { clientId: 'svc-ingest-acks', clean: false });
+    clients.push(ingest1);
+    await ingest1.subscribeAsync([FILTERS.telemetry], { qos: 1 });
+    const dev = await connect(first, device.id);
+    clients.push(dev);
+    for (let seq = 1; seq <= 3; seq++) await dev.publishAsync(topic, telemetry(seq), { qos: 1 });
+    await until('3 delivered live', () => seqs(got1, topic).length >= 3);
+    await ingest1.endAsync(); // its PUBACKs were sent before DISCONNECT
+    // Clears are journaled without waiting for a sync; message 4's record follows them in the
+    // journal, so its PUBACK means they are on disk too.
+    await dev.publishAsync(topic, telemetry(4), { qos: 1 });
+    const crashed = await crashCopy(dir);
+
+    const second = await start(crashed);
+    const { client: ingest2, received: got2 } = await connectRecording(second, 'svc-ingest', { clientId: 'svc-ingest-acks', clean: false });
+    clients.push(ingest2);
+    await until(() => `message 4, got ${JSON.stringify(seqs(got2, topic))}`, () => seqs(got2, topic).includes(4));
+    expect(seqs(got2, topic)).toEqual([4]);
+  });
+
+  it('ignores a torn tail and compacts into a new generation while keeping the queue', async () => {
+    const device = demoRegistry().site.devices[2] as Device;
+    const topic = deviceTopic(device.homeId, device.id, 'telemetry');
+    const dir = await tempDir();
+    // 4 KiB: a new generation every few messages.
+    const first = await start(dir, 4096);
+    const ingest1 = await connect(first, 'svc-ingest', { clientId: 'svc-ingest-compact', clean: false });
+    await ingest1.subscribeAsync([FILTERS.telemetry], { qos: 1 });
+    await ingest1.endAsync();
+    const dev = await connect(first, device.id);
+    clients.push(dev);
+    for (let seq = 1; seq <= 60; seq++) await dev.publishAsync(topic, telemetry(seq), { qos: 1 });
+    const crashed = await crashCopy(dir);
+    const logs = (await readdir(crashed)).filter((f) => f.endsWith('.log'));
+    // Older generations are deleted once the new one's snapshot is synced (at most one older left mid-compaction).
+    expect(logs.length).toBeLessThanOrEqual(2);
+    const newest = logs.sort().at(-1) as string;
+    expect(Number(/(\d+)/.exec(newest)?.[1])).toBeGreaterThan(2);
+    // Half a record at the end, as a crash in the middle of a write leaves it.
+    await appendFile(join(crashed, newest), encodeRecord({ h: { op: 'enq', c: ['svc-ingest-compact'], t: topic, q: 1, r: false, b: 'x', n: 1 }, p: Buffer.from(telemetry(999)) }).subarray(0, 20));
+
+    const second = await start(crashed);
+    const { client: ingest2, received: got } = await connectRecording(second, 'svc-ingest', { clientId: 'svc-ingest-compact', clean: false });
+    clients.push(ingest2);
+    await until(() => `60 queued messages, got ${seqs(got, topic).length}`, () => seqs(got, topic).length >= 60);
+    expect(seqs(got, topic)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+  });
+
+  it('a QoS 1 message overtaken by a QoS 0 one while it is being stored still reaches a live persistent session', async () => {
+    // The QoS 1 event waits for its fdatasync; the QoS 0 telemetry sent right after it is delivered
+    // first. aedes' per-client dedupe dropped the overtaken event (and cleared it from the queue).
+    const device = demoRegistry().site.devices[3] as Device;
+    const event = deviceTopic(device.homeId, device.id, 'event');
+    const tele = deviceTopic(device.homeId, device.id, 'telemetry');
+    const b = await start(await tempDir());
+    const { client: ingest, received: got } = await connectRecording(b, 'svc-ingest', { clientId: 'svc-ingest-order', clean: false });
+    clients.push(ingest);
+    await ingest.subscribeAsync([FILTERS.telemetry, FILTERS.event], { qos: 1 });
+    const dev = await connect(b, device.id);
+    clients.push(dev);
+    for (let seq = 1; seq <= 20; seq += 2) {
+      dev.publish(event, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, type: 'test', detail: 'x' }), { qos: 1 });
+      dev.publish(tele, telemetry(seq + 1), { qos: 0 });
+    }
+    await until(() => `20 messages, got ${got.length}`, () => got.length >= 20);
+    expect(got.map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('refuses a store another live process holds', async () => {
+    const dir = await tempDir();
+    await appendFile(join(dir, 'LOCK'), String(process.ppid));
+    const p = new DurableMemoryPersistence({ dir, logger: createLogger('store-test', 'silent') });
+    await expect(p.setup({ id: 'b' })).rejects.toThrow(/in use by process/);
+  });
+
+  it('decodes what it encodes, and stops at a corrupt record', () => {
+    const a = encodeRecord({ h: { op: 'sub', c: 'x', s: [] } });
+    const b = encodeRecord({ h: { op: 'ret', t: 'carewatch/v1/h01/d/status' }, p: Buffer.from([0, 1, 2, 255]) });
+    const bad = Buffer.from(b);
+    bad[bad.length - 1] = 7;
+    expect(decodeRecords(Buffer.concat([a, b])).records.map((r) => [r.h.op, r.p?.toString('hex')])).toEqual([
+      ['sub', undefined],
+      ['ret', '000102ff'],
+    ]);
+    const cut = decodeRecords(Buffer.concat([a, bad, a]));
+    expect(cut.records).toHaveLength(1);
+    expect(cut.end).toBe(a.length);
+  });
+});
