@@ -105,7 +105,9 @@ describe('live dashboard', () => {
     const sd = await stack.device('h01-sd-r102');
     const t0 = stack.clock.now();
     await sd.telemetry({ smoke_obscuration_pct_per_m: 2.5, temperature_c: 22 }, t0);
-    await sd.telemetry({ smoke_obscuration_pct_per_m: 2.6, temperature_c: 22 }, t0 + 1000);
+    // Two readings at least 10 s apart (the detector's period): a 1 s puff is not a pre-alarm at any
+    // reporting rate (docs/rules.md, issue 11).
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 2.6, temperature_c: 22 }, t0 + 10_000);
     const pre = await waitOpen((a) => a.deviceId === 'h01-sd-r102' && a.rule === 'smoke_prealarm');
     expect(pre.severity).toBe('medium');
     const c = card(staff, pre.id);

@@ -65,7 +65,8 @@ describe('live page under the CSP', () => {
     const mcp = await stack.device('h01-mcp-f1-corridor');
     await mcp.event('manual_call_point');
     await staff.page.locator('[data-testid="pinned-fire"]').first().waitFor();
-    await bureau.page.locator('[data-testid="fire-row"]').first().waitFor();
+    // The bureau's list has one row per incident (issue 11).
+    await bureau.page.locator('[data-testid="incident-row"]').first().waitFor();
     await expect.poll(() => staff.page.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null } }).__carewatchAudio.playing)).toBe('alarm');
     for (const w of [staff, bureau]) {
       expect(await w.violations()).toEqual([]);

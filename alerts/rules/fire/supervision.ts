@@ -18,7 +18,7 @@ import { troubleSignal } from './signals.ts';
  *   after it are raised one by one.
  *
  * A device counts as "down" for the home check once it has missed two reports (2 × telemetry
- * interval) — earlier than its heartbeat budget — so a home-wide loss is recognised before the
+ * interval, or 2.5 of its own recent intervals when it reports more slowly) — earlier than its heartbeat budget — so a home-wide loss is recognised before the
  * per-device budgets run out. Slow reporters not yet heard since the silence began and not yet
  * quiet for two periods are left out of the fraction (undecided), so a home's 60 s call buttons do
  * not hold back the recognition that its 5–10 s detectors and monitors have all gone quiet. While ≥ 50 % of a home is down but not yet 80 %, per-device troubles
@@ -28,13 +28,18 @@ import { troubleSignal } from './signals.ts';
  * when messages arrived. State per device is four numbers.
  */
 export interface SupervisionState {
-  /** Per device `[lastSeen, offlineSince | -1, raised 0|1, backSince | -1]`, platform ms. */
-  d: Record<string, [number, number, number, number]>;
+  /**
+   * Per device `[lastSeen, offlineSince | -1, raised 0|1, backSince | -1, interval]`, platform ms;
+   * `interval` is the device's own recent reporting interval (absent in states saved before it).
+   */
+  d: Record<string, Entry>;
   /** Per home comm-loss latch. */
   h: Record<string, Latch>;
   /** Platform ms of the last evaluation, -1 before the first. */
   last: number;
 }
+
+type Entry = [number, number, number, number, number?];
 
 /** NFPA 72 §23.16.2: 200 s to report the loss of a device. */
 const REPORT_LIMIT_MS = 200_000;
@@ -49,14 +54,31 @@ const RESTORE_HOLD_MS = 30_000;
 /** If the rule was not evaluated this long, the engine was down: restart the budgets, do not flood. */
 const RESTART_GAP_MS = 60_000;
 
-function budgetMs(d: Device): number {
-  return DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000;
+/** Longest silence budget a slow reporter earns: 2.5 intervals of 60 s, as care_no_data allows. */
+const MAX_CADENCE_BUDGET_MS = 150_000;
+
+/**
+ * How long a device may be silent before it is "silent": its kind's heartbeat budget, or 2.5 of its
+ * own recent intervals when it reports more slowly than its kind expects (a vital-signs monitor
+ * reporting every 45 s is not lost between reports), at most 150 s; with the deferral below, never
+ * past NFPA 72's 200 s.
+ */
+function budgetMs(d: Device, e?: Entry): number {
+  return Math.max(DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000, Math.min(2.5 * (e?.[4] ?? 0), MAX_CADENCE_BUDGET_MS));
 }
-function quietMs(d: Device): number {
-  return Math.min(2 * DEVICE_KINDS[d.kind].telemetryIntervalS * 1000, budgetMs(d));
+/**
+ * Silent this long, a device counts as down for the home check: two missed reports at its kind's
+ * nominal period, or 2.5 of its own recent intervals when it reports more slowly (a 10 s detector
+ * that reports every 30–60 s is not "down" between its reports: issue 11, any reporting interval),
+ * never more than its heartbeat budget.
+ */
+function quietMs(d: Device, e: Entry): number {
+  return Math.min(Math.max(2 * DEVICE_KINDS[d.kind].telemetryIntervalS * 1000, 2.5 * (e[4] ?? 0)), budgetMs(d, e));
 }
-function deferralMs(d: Device): number {
-  return Math.max(0, Math.min(MAX_DEFERRAL_MS, REPORT_LIMIT_MS - budgetMs(d)));
+/** A device that speeds up is trusted again within a few reports: the interval decays by this per message. */
+const INTERVAL_DECAY = 0.75;
+function deferralMs(d: Device, e: Entry): number {
+  return Math.max(0, Math.min(MAX_DEFERRAL_MS, REPORT_LIMIT_MS - budgetMs(d, e)));
 }
 
 function offlineSignal(d: Device, ctx: RuleContext, active: boolean, sourceTs: number, why: 'silent' | 'offline' | 'back'): Signal {
@@ -94,7 +116,7 @@ function homeSignal(homeId: string, ctx: RuleContext, active: boolean, now: numb
 function rearm(state: SupervisionState, now: number): SupervisionState {
   if (state.last < 0 || now - state.last <= RESTART_GAP_MS) return state;
   const d: SupervisionState['d'] = {};
-  for (const [id, e] of Object.entries(state.d)) d[id] = [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3]];
+  for (const [id, e] of Object.entries(state.d)) d[id] = [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3], e[4]];
   return { d, h: state.h, last: now };
 }
 
@@ -109,7 +131,7 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
     let since = -Infinity;
     for (const dev of devices) {
       const e = (d[dev.id] ??= [now, -1, 0, -1]);
-      if (e[1] >= 0 || now - e[0] > quietMs(dev)) {
+      if (e[1] >= 0 || now - e[0] > quietMs(dev, e)) {
         down++;
         since = Math.max(since, e[0]);
       }
@@ -120,8 +142,8 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
     // the silence began is evidence the home is up and counts.
     let undecided = 0;
     if (down > 0) for (const dev of devices) {
-      const e = d[dev.id] as [number, number, number, number];
-      if (e[1] < 0 && now - e[0] <= quietMs(dev) && e[0] <= since) undecided++;
+      const e = d[dev.id] as Entry;
+      if (e[1] < 0 && now - e[0] <= quietMs(dev, e) && e[0] <= since) undecided++;
     }
     const judged = devices.length - undecided;
     const frac = judged === 0 ? 0 : down / judged;
@@ -132,35 +154,35 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
     if (step.edge === 'clear') {
       // Communication is back: every device gets a fresh budget to report before it is called silent.
       for (const dev of devices) {
-        const e = d[dev.id] as [number, number, number, number];
-        d[dev.id] = [Math.max(e[0], now), e[1], e[2], e[3]];
+        const e = d[dev.id] as Entry;
+        d[dev.id] = [Math.max(e[0], now), e[1], e[2], e[3], e[4]];
       }
     }
     for (const dev of devices) {
-      const e = d[dev.id] as [number, number, number, number];
-      const [seen, off, raised, back] = e;
+      const e = d[dev.id] as Entry;
+      const [seen, off, raised, back, iv] = e;
       const offlineFor = off >= 0 ? now - off - OFFLINE_GRACE_MS : -1;
-      const silentFor = now - seen - budgetMs(dev);
+      const silentFor = now - seen - budgetMs(dev, e);
       const overdue = Math.max(offlineFor, silentFor);
       if (step.latch.on) {
         // The home alert stands for every device of the home.
         if (raised === 1) {
-          d[dev.id] = [seen, off, 0, -1];
+          d[dev.id] = [seen, off, 0, -1, iv];
           signals.push(offlineSignal(dev, ctx, false, now, 'back'));
         }
         continue;
       }
       if (raised === 0) {
-        if (overdue >= 0 && (frac < HOME_CLEAR_FRACTION || overdue >= deferralMs(dev))) {
-          d[dev.id] = [seen, off, 1, -1];
+        if (overdue >= 0 && (frac < HOME_CLEAR_FRACTION || overdue >= deferralMs(dev, e))) {
+          d[dev.id] = [seen, off, 1, -1, iv];
           signals.push(offlineSignal(dev, ctx, true, seen, offlineFor >= 0 ? 'offline' : 'silent'));
         }
       } else if (overdue >= 0 || off >= 0) {
-        if (back >= 0) d[dev.id] = [seen, off, 1, -1];
+        if (back >= 0) d[dev.id] = [seen, off, 1, -1, iv];
       } else if (back < 0) {
-        d[dev.id] = [seen, off, 1, now];
+        d[dev.id] = [seen, off, 1, now, iv];
       } else if (now - back >= RESTORE_HOLD_MS) {
-        d[dev.id] = [seen, off, 0, -1];
+        d[dev.id] = [seen, off, 0, -1, iv];
         signals.push(offlineSignal(dev, ctx, false, seen, 'back'));
       }
     }
@@ -183,7 +205,9 @@ export const supervisionRule: Rule<SupervisionState> = {
     const raised = prev?.[2] ?? 0;
     // Back once it speaks again; the clear waits RESTORE_HOLD_MS at the tick.
     const back = raised === 1 && !wentOffline ? (prev !== undefined && prev[3] >= 0 ? prev[3] : input.now) : -1;
-    const entry: [number, number, number, number] = [input.now, off, raised, back];
+    // The device's own reporting interval: the latest gap, or the last one decayed when it speeds up.
+    const interval = prev === undefined ? 0 : Math.max(input.now - prev[0], (prev[4] ?? 0) * INTERVAL_DECAY);
+    const entry: Entry = [input.now, off, raised, back, interval];
     const last = Math.max(state.last, input.now);
     // Under ctx.inPlace the engine owns the map: one entry written instead of every device copied.
     if (ctx.inPlace === true) {
