@@ -1,13 +1,16 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
 import { freePort } from '../../common/influxd.ts';
 import type { LoginResponse } from '../../contract/api.ts';
+import type { IncidentMessage } from '../../contract/incidents.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../contract/socket-events.ts';
+import { deviceTopic } from '../../contract/topics.ts';
 import { startProcess, type TestProcess, eventually } from '../support/process.ts';
-import { DEMO_SITE_PATH } from '../support/registry.ts';
+import { DEMO_SITE_PATH, demoRegistry, demoSecret } from '../support/registry.ts';
 
 /**
  * The whole carewatch stack as separate processes, each started from its main.ts exactly as in
@@ -90,11 +93,14 @@ export async function login(httpUrl: string, username: string): Promise<LoginRes
   return (await res.json()) as LoginResponse;
 }
 
-/** A logged-in socket.io client that records every alert change it is sent. */
+/** A logged-in socket.io client that records every alert and incident change it is sent. */
 export interface WatchClient {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   readonly received: AlertMessage[];
+  /** Every `incident` change and every entry of the `incidents` list sent on connect (issue 11). */
+  readonly incidents: IncidentMessage[];
   waitFor(what: string, pred: (a: AlertMessage) => boolean, timeoutMs?: number): Promise<AlertMessage>;
+  waitForIncident(what: string, pred: (i: IncidentMessage) => boolean, timeoutMs?: number): Promise<IncidentMessage>;
   close(): void;
 }
 
@@ -102,8 +108,11 @@ export async function watch(httpUrl: string, username: string): Promise<WatchCli
   const { token } = await login(httpUrl, username);
   const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(httpUrl, { auth: { token }, transports: ['websocket'], reconnection: false });
   const received: AlertMessage[] = [];
+  const incidents: IncidentMessage[] = [];
   socket.on('alert', (a) => received.push(a));
   socket.on('snapshot', (list) => received.push(...list));
+  socket.on('incident', (i) => incidents.push(i));
+  socket.on('incidents', (list) => incidents.push(...list));
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('connect_error', reject);
@@ -111,7 +120,9 @@ export async function watch(httpUrl: string, username: string): Promise<WatchCli
   return {
     socket,
     received,
+    incidents,
     waitFor: (what, pred, timeoutMs = 60_000) => eventually(`${username} to receive ${what}`, () => received.find(pred), timeoutMs, 50),
+    waitForIncident: (what, pred, timeoutMs = 60_000) => eventually(`${username} to receive ${what}`, () => incidents.find(pred), timeoutMs, 50),
     close: () => socket.close(),
   };
 }
@@ -120,4 +131,34 @@ export async function simulate(simUrl: string, name: string, target: string, opt
   const res = await fetch(`${simUrl}/scenario`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, target, options }) });
   if (!res.ok) throw new Error(`scenario ${name} ${target}: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
+}
+
+/**
+ * A device of the demo site driven by the test: a real mqtt.js client with the device's demo
+ * credentials (client id = device id, docs/protocol.md), publishing on its own topics at QoS 1 with
+ * the device clock = this process's clock. Its home must not be run by the simulator as well (the
+ * same client id would take the session over).
+ */
+export interface TestDevice {
+  event(type: string, extra?: Record<string, unknown>): Promise<void>;
+  telemetry(metrics: Record<string, number | boolean>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function device(mqttUrl: string, id: string): Promise<TestDevice> {
+  const d = demoRegistry().device(id);
+  if (d === undefined) throw new Error(`no device ${id} in the demo site`);
+  const client = await mqtt.connectAsync(mqttUrl, { clientId: id, username: id, password: demoSecret(id), protocolVersion: 4, reconnectPeriod: 0, clean: true });
+  let seq = 0;
+  const publish = async (channel: 'telemetry' | 'event', body: Record<string, unknown>): Promise<void> => {
+    await client.publishAsync(deviceTopic(d.homeId, id, channel), JSON.stringify({ ts: Date.now(), seq: seq++, ...body }), { qos: 1 });
+  };
+  await client.publishAsync(deviceTopic(d.homeId, id, 'status'), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
+  return {
+    event: (type, extra = {}) => publish('event', { type, ...extra }),
+    telemetry: (metrics) => publish('telemetry', { metrics }),
+    close: async () => {
+      await client.endAsync();
+    },
+  };
 }
