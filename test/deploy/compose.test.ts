@@ -105,6 +105,7 @@ describe('docker-compose.yml', () => {
     expect(named('ingest', c.services.ingest?.environment?.CAREWATCH_SPOOL_DIR ?? '?')).toBe(true);
     expect(named('alerts', c.services.alerts?.environment?.CAREWATCH_STATE_DIR ?? '?')).toBe(true);
     expect(named('redis', '/data')).toBe(true);
+    expect(named('broker', c.services.broker?.environment?.CAREWATCH_BROKER_STORE_DIR ?? '?')).toBe(true);
   });
 
   it('publishes every port on 127.0.0.1 unless CAREWATCH_BIND says otherwise', async () => {
