@@ -178,7 +178,14 @@ describe('GET /metrics and /healthz on every process', () => {
     const ack = await alerts.app.inject({ method: 'POST', url: `/api/incidents/${incident?.id}/ack`, headers: { authorization: `Bearer ${token}` } });
     expect(ack.statusCode).toBe(200);
     expectOpenGaugesMatchLifecycle(await scrape(url.alerts()));
-    expect(alerts.lifecycle.resolveIncident(incident?.id ?? '', { username: 'director-h01', role: 'director', homeId: 'h01' }).ok).toBe(true);
+    const director = { username: 'director-h01', role: 'director', homeId: 'h01' } as const;
+    // A fire incident is resolved only once confirmed (docs/alerts.md "Resolving"): a call-point test.
+    expect(alerts.lifecycle.confirmIncident(incident?.id ?? '', director, 'test').ok).toBe(true);
+    expect(alerts.lifecycle.open()[0]?.state).toBe('confirmed');
+    const confirmed = await scrape(url.alerts());
+    expect(confirmed.value('carewatch_alerts_open', { state: 'confirmed', signal: 'alarm' })).toBe(1);
+    expectOpenGaugesMatchLifecycle(confirmed);
+    expect(alerts.lifecycle.resolveIncident(incident?.id ?? '', director).ok).toBe(true);
     await until(() => alerts.lifecycle.open().length === 0, 'the incident resolved');
     const resolved = await scrape(url.alerts());
     expect(resolved.sum('carewatch_alerts_open')).toBe(0);
