@@ -37,5 +37,5 @@ RUN mkdir -p /var/lib/carewatch/spool /var/lib/carewatch/alerts /var/lib/carewat
 VOLUME ["/var/lib/carewatch"]
 USER node
 # The default process is alerts (HTTP 8080); compose sets each service's own check.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["node", "scripts/healthcheck.mjs", "http://127.0.0.1:8080/health"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["node", "scripts/healthcheck.mjs", "http://127.0.0.1:8080/healthz"]
 CMD ["node", "--import", "tsx", "alerts/main.ts"]

@@ -28,6 +28,7 @@ import { createDisablementStore, type DisablementStore } from './disablements/st
 import { disablementRoutes } from './http/disablement-routes.ts';
 import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
+import { createAlertsMetrics } from './metrics.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
 const SNAPSHOT_EVERY_MS = 3000;
@@ -245,7 +246,19 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   // With the registry: a deleted user, or one whose role or home changed, is cut off at once.
   const tokens = createTokenService(config.tokenSecret, config.tokenTtlS, registry);
+  // Read at scrape time from what the process keeps (alerts/metrics.ts).
+  const metrics = createAlertsMetrics({
+    openAlerts: () => lifecycle.open(),
+    openIncidents: () => lifecycle.openIncidents(),
+    mqtt: () => mqttAdapter?.stats(),
+    journal: () => store.stats(),
+    socketClients: () => hub?.connections() ?? 0,
+    inputs: () => inputs,
+    ruleFailures: () => Object.values(engine.failures()).reduce((a, b) => a + b, 0),
+    disablementsInForce: () => disablements.stats().inForce,
+  });
   const app = buildApp({
+    metrics,
     registry,
     lifecycle,
     tokens,

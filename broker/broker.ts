@@ -19,6 +19,9 @@ import { corkPerTurn } from './cork-per-turn.ts';
 import { useFifoMqQueue } from './mq-queue.ts';
 import { ackAfterPublish } from './ack-after-publish.ts';
 import { DurableMemoryPersistence } from './durable-persistence.ts';
+import type { Registry } from 'prom-client';
+import { createOpsServer, type OpsServer } from '../common/metrics.ts';
+import { brokerProblems, createBrokerMetrics } from './metrics.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -40,6 +43,12 @@ export interface BrokerStats {
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
   readonly hashComputations: { readonly hmac: number; readonly scrypt: number };
   readonly authThrottle: AuthThrottleStats;
+  /** PUBLISH packets accepted from clients, and wills published (the messages in). */
+  readonly messagesIn: number;
+  /** Deliveries to subscribers, one per subscriber (the messages out). */
+  readonly messagesOut: number;
+  /** Messages waiting in aedes' mqemitter queue beyond its concurrency (read at the call). */
+  readonly queuedMessages: number;
 }
 
 export interface Broker {
@@ -51,6 +60,10 @@ export interface Broker {
   /** The aedes instance (in-process subscribers, tests); undefined before start(). */
   readonly aedes: Aedes;
   stats(): BrokerStats;
+  /** Prometheus metrics (GET /metrics on the HTTP port); built from stats() at scrape time. */
+  readonly metrics: Registry;
+  /** The metrics/health HTTP port after start(); undefined when config.httpPort is unset. */
+  readonly httpPort: number | undefined;
   /** Consecutive wrong passwords recorded for (client address, username). */
   authFailures(address: string, username: string): number;
 }
@@ -95,6 +108,9 @@ export function createBroker(deps: BrokerDeps): Broker {
   let offlinePublished = 0;
   let willsPublished = 0;
   let clientErrors = 0;
+  // Plain integer increments on the publish and delivery paths: the only per-message work for metrics.
+  let messagesIn = 0;
+  let messagesOut = 0;
   let closing = false;
 
   let aedes: Aedes | undefined;
@@ -256,6 +272,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       packet.retain = true;
       packet.qos = 1;
       willsPublished++;
+      messagesIn++;
       callback(null);
       return;
     }
@@ -267,6 +284,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     if (decision.ok) {
       // GB 50440 / GB 26875 timing: every device message carries the moment the broker received it.
       if (identity.kind === 'device') packet.payload = stampReceived(Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), now());
+      messagesIn++;
       callback(null);
       return;
     }
@@ -293,7 +311,10 @@ export function createBroker(deps: BrokerDeps): Broker {
 
   const authorizeForward: AedesOptions['authorizeForward'] = (client, packet) => {
     const identity = sessions.get(client)?.identity;
-    if (identity !== undefined && mayReceive(identity, packet.topic)) return packet;
+    if (identity !== undefined && mayReceive(identity, packet.topic)) {
+      messagesOut++;
+      return packet;
+    }
     refusals.BROKER_FORWARD_DENIED++;
     return null;
   };
@@ -323,7 +344,36 @@ export function createBroker(deps: BrokerDeps): Broker {
     }
   }
 
+  function queuedMessages(): number {
+    const mq = (aedes as unknown as { mq?: { _messageQueue?: { length?: unknown } } } | undefined)?.mq;
+    const n = mq?._messageQueue?.length;
+    return typeof n === 'number' ? n : 0;
+  }
+
+  function stats(): BrokerStats {
+    return {
+      connectedClients: aedes?.connectedClients ?? 0,
+      refusals: { ...refusals },
+      offlinePublished,
+      willsPublished,
+      clientErrors,
+      credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
+      hashComputations: verifier.computations,
+      authThrottle: throttle.stats(),
+      messagesIn,
+      messagesOut,
+      queuedMessages: queuedMessages(),
+    };
+  }
+
+  const metrics = createBrokerMetrics(stats);
+  let ops: OpsServer | undefined;
+
   return {
+    metrics,
+    get httpPort() {
+      return ops?.port;
+    },
     get tcpPort() {
       return tcpPort;
     },
@@ -334,16 +384,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (aedes === undefined) throw new Error('broker not started');
       return aedes;
     },
-    stats: () => ({
-      connectedClients: aedes?.connectedClients ?? 0,
-      refusals: { ...refusals },
-      offlinePublished,
-      willsPublished,
-      clientErrors,
-      credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
-      hashComputations: verifier.computations,
-      authThrottle: throttle.stats(),
-    }),
+    stats,
     authFailures: (address, username) => throttle.failuresOf(address, username),
 
     async start() {
@@ -421,7 +462,18 @@ export function createBroker(deps: BrokerDeps): Broker {
       wss.on('error', (err) => log.error({ err }, 'websocket server error'));
       await listen(http, config.wsPort, config.host);
       wsPort = (http.address() as AddressInfo).port;
-      log.info({ tcpPort, wsPort, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production }, 'broker listening');
+      if (config.httpPort !== undefined) {
+        const server = createOpsServer({
+          host: config.host,
+          port: config.httpPort,
+          registry: metrics,
+          problems: () => brokerProblems({ listening: !closing && tcp?.listening === true && http?.listening === true }),
+          logger: log,
+        });
+        ops = server;
+        await server.start();
+      }
+      log.info({ tcpPort, wsPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production }, 'broker listening');
     },
 
     async close() {
@@ -431,13 +483,16 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Stop accepting first, then close every client, then the servers' remaining sockets.
       const tcpClosed = closed(tcp);
       const httpClosed = closed(http);
+      // A monitor sees the broker go: /healthz stops answering with the MQTT listeners.
+      const opsClosed = ops?.close();
+      ops = undefined;
       wss?.close();
       throttle.close();
       if (broker !== undefined) await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const s of sockets) s.destroy();
       for (const ws of wss?.clients ?? []) ws.terminate();
       http?.closeAllConnections();
-      await Promise.all([tcpClosed, httpClosed]);
+      await Promise.all([tcpClosed, httpClosed, opsClosed]);
       await persistence?.destroy();
       aedes = undefined;
       persistence = undefined;

@@ -9,6 +9,7 @@ export const BrokerEnv = Type.Object({
   brokerPort: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
   brokerWsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8083 }),
   brokerStoreDir: Type.String({ minLength: 1, default: '.tmp/state/broker', description: 'directory of the durable session store (journal); unused with a Redis url' }),
+  brokerHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of GET /metrics and GET /healthz (unset: none)' })),
   brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
@@ -27,6 +28,8 @@ export interface BrokerConfig {
   readonly storeDir?: string | undefined;
   /** Journal size that triggers a compaction (store-journal.ts; tests use a small one). */
   readonly storeCompactBytes?: number | undefined;
+  /** GET /metrics (Prometheus) and GET /healthz on this port, on `host`; undefined: no HTTP listener. */
+  readonly httpPort?: number | undefined;
   /** NODE_ENV=production: demo secrets refused. */
   readonly production: boolean;
   readonly limits?: Partial<BrokerLimits>;

@@ -11,10 +11,10 @@ const code = await runProcess({
   logLevel: (env) => env.logLevel,
   build: ({ config: env, registry, logger, production }) =>
     createBroker({
-      config: { host: env.brokerHost, port: env.brokerPort, wsPort: env.brokerWsPort, redisUrl: env.brokerRedisUrl, storeDir: env.brokerStoreDir, production },
+      config: { host: env.brokerHost, port: env.brokerPort, wsPort: env.brokerWsPort, redisUrl: env.brokerRedisUrl, storeDir: env.brokerStoreDir, httpPort: env.brokerHttpPort, production },
       registry,
       logger,
     }),
-  started: (broker, env) => `broker listening mqtt://${env.brokerHost}:${broker.tcpPort} ws://${env.brokerHost}:${broker.wsPort}/mqtt`,
+  started: (broker, env) => `broker listening mqtt://${env.brokerHost}:${broker.tcpPort} ws://${env.brokerHost}:${broker.wsPort}/mqtt${broker.httpPort !== undefined ? ` metrics http://${env.brokerHost}:${broker.httpPort}/metrics` : ''}`,
 });
 process.exit(code);

@@ -3,7 +3,7 @@ import type { Logger } from '../common/logger.ts';
 import { decodeDeviceMessage } from '../contract/device-message.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import type { InfluxHttp } from './influx-http.ts';
+import type { InfluxHttp, WriteOutcome } from './influx-http.ts';
 import { INFLUX_REJECTED, messageLine, rejectedLine, type IngestRejectCode } from './points.ts';
 import type { RejectionLog } from './rejections.ts';
 import type { Spool, SpoolRecord } from './spool.ts';
@@ -39,6 +39,11 @@ export interface InfluxWriterDeps {
   readonly lingerMs?: number;
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * Times one write request (the metrics' latency histogram): called as the request leaves, and the
+   * function it returns when the answer is in. The writer reads no clock for it.
+   */
+  readonly timeWrite?: () => (outcome: WriteOutcome['kind']) => void;
 }
 
 export interface InfluxWriterStats {
@@ -179,7 +184,9 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     const rp = items[0]?.rp;
     while (!closed) {
       if (!dbReady && !(await ensureDatabase())) return false;
+      const timed = deps.timeWrite?.();
       const out = await http.write(body, rp);
+      timed?.(out.kind);
       if (out.kind === 'ok') {
         recovered();
         st.written += items.length;

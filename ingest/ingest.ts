@@ -10,6 +10,9 @@ import { createMqttSession, type MqttSession, type ReceivedMessage } from '../co
 import type { IngestRejectCode } from './points.ts';
 import { createRejectionLog } from './rejections.ts';
 import { createSpool, type Spool } from './spool.ts';
+import type { Registry } from 'prom-client';
+import { handleOpsRequest } from '../common/metrics.ts';
+import { createIngestMetrics, ingestProblems } from './metrics.ts';
 
 /**
  * The ingest process: MQTT (persistent QoS 1 session) → WAL spool → InfluxDB. A message is
@@ -27,8 +30,10 @@ export interface IngestConfig {
   readonly spoolDir: string;
   readonly spoolMaxBytes: number;
   readonly spoolSegmentBytes?: number;
-  /** Health endpoint port; 0 picks a free one, undefined disables it. */
+  /** Health and metrics endpoint port (/health, /stats, /healthz, /metrics); 0 picks a free one, undefined disables it. */
   readonly httpPort?: number;
+  /** Interface of that endpoint (default 127.0.0.1; 0.0.0.0 for a Prometheus in another container). */
+  readonly httpHost?: string;
   /** How long InfluxDB keeps raw readings, their aggregates and the records (common/influx-schema.ts). */
   readonly retention?: RetentionConfig;
   readonly keepaliveS?: number;
@@ -68,6 +73,8 @@ export interface Ingest {
   subscribed(): Promise<void>;
   /** The health endpoint's port, once started. */
   httpPort(): number | undefined;
+  /** Prometheus metrics (GET /metrics on the health port). */
+  readonly metrics: Registry;
 }
 
 /** Reading resumes once the spool is below this share of its bound (hysteresis against flapping). */
@@ -169,13 +176,19 @@ export function createIngest(deps: IngestDeps): Ingest {
     };
   }
 
-  function healthy(s: IngestStats): boolean {
-    const limit = config.influxUnhealthyMs ?? 60_000;
-    return s.influx.failingSince === null || now() - s.influx.failingSince < limit;
+  function problems(s: IngestStats): string[] {
+    return ingestProblems(s, now(), config.influxUnhealthyMs ?? 60_000);
   }
+  function healthy(s: IngestStats): boolean {
+    return problems(s).length === 0;
+  }
+
+  const metrics = createIngestMetrics(stats, now);
+  const ops = { registry: metrics.registry, problems: () => problems(stats()) };
 
   async function startHttp(port: number): Promise<void> {
     const srv = createServer((req, res) => {
+      if (handleOpsRequest(req, res, ops, logger)) return;
       if (req.method === 'GET' && (req.url === '/health' || req.url === '/stats')) {
         const s = stats();
         res.writeHead(healthy(s) ? 200 : 503, { 'content-type': 'application/json' });
@@ -188,7 +201,7 @@ export function createIngest(deps: IngestDeps): Ingest {
     server = srv;
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
-      srv.listen(port, '127.0.0.1', () => resolve());
+      srv.listen(port, config.httpHost ?? '127.0.0.1', () => resolve());
     });
   }
 
@@ -209,6 +222,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         maxPoints: config.batchMaxPoints,
         lingerMs: config.batchLingerMs,
         retryMaxMs: config.retryMaxMs,
+        timeWrite: metrics.timeWrite,
       });
       writer.start();
       session = createMqttSession({
@@ -241,6 +255,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       }
     },
     stats,
+    metrics: metrics.registry,
     subscribed: () => session?.whenSubscribed() ?? Promise.reject(new Error('ingest not started')),
     httpPort() {
       const a = server?.address();

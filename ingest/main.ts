@@ -16,7 +16,8 @@ const ConfigSchema = Type.Object({
   influxDb: Type.String({ default: 'carewatch', pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   spoolDir: Type.String({ default: '.tmp/spool/ingest', minLength: 1 }),
   spoolMaxBytes: Type.Integer({ default: 512 * 1024 * 1024, minimum: 1024 * 1024 }),
-  ingestHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  ingestHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of /health, /healthz and /metrics (unset: none)' })),
+  ingestHttpHost: Type.String({ default: '127.0.0.1', minLength: 1, description: 'interface of that port, e.g. 127.0.0.1 or 0.0.0.0' }),
   // Retention (common/influx-schema.ts, docs/architecture.md): raw readings, their per-minute
   // aggregates, and the records (events, statuses, alerts, incidents, audit) that GB 50440 has a
   // monitoring centre keep; ingest applies these at every start.
@@ -46,9 +47,10 @@ const code = await runProcess({
         spoolDir: cfg.spoolDir,
         spoolMaxBytes: cfg.spoolMaxBytes,
         httpPort: cfg.ingestHttpPort,
+        httpHost: cfg.ingestHttpHost,
         retention: { rawDays: cfg.retentionRawDays, rollupDays: cfg.retentionRollupDays, recordsDays: cfg.retentionRecordsDays },
       },
     }),
-  started: (ingest, cfg) => `ingest started: ${cfg.mqttUrl} → ${cfg.influxUrl}/${cfg.influxDb}, spool ${cfg.spoolDir}${ingest.httpPort() !== undefined ? `, health http://127.0.0.1:${ingest.httpPort()}/health` : ''}`,
+  started: (ingest, cfg) => `ingest started: ${cfg.mqttUrl} → ${cfg.influxUrl}/${cfg.influxDb}, spool ${cfg.spoolDir}${ingest.httpPort() !== undefined ? `, health http://${cfg.ingestHttpHost}:${ingest.httpPort()}/healthz metrics http://${cfg.ingestHttpHost}:${ingest.httpPort()}/metrics` : ''}`,
 });
 process.exit(code);

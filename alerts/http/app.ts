@@ -18,6 +18,8 @@ import { liveRoutes, type ResidentCareStateOf } from './live.ts';
 import { historyRoutes } from './history.ts';
 import { statsRoutes } from './stats.ts';
 import type { InfluxReader } from './influxql.ts';
+import type { Registry } from 'prom-client';
+import { healthzReply } from '../../common/metrics.ts';
 
 export interface AppDeps {
   readonly registry: RegistryIndex;
@@ -38,6 +40,8 @@ export interface AppDeps {
   readonly residentCareState?: ResidentCareStateOf;
   /** Login throttling (auth-routes.ts DEFAULT_LOGIN_LIMITS). */
   readonly loginLimits?: Partial<LoginLimits>;
+  /** Prometheus metrics served on GET /metrics (alerts/metrics.ts); absent in unit tests. */
+  readonly metrics?: Registry;
 }
 
 export interface RouteContext extends AppDeps {
@@ -107,6 +111,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (problems.length > 0) void reply.status(503);
     return { status: problems.length > 0 ? 'degraded' : 'ok', openAlerts: deps.lifecycle.open().length, ...extra };
   });
+  // The liveness/readiness path all processes share (common/metrics.ts): the same problems as /health,
+  // in the common short form.
+  app.get('/healthz', async (_req, reply) => {
+    const extra = deps.health?.() ?? {};
+    const r = healthzReply(Array.isArray(extra.problems) ? extra.problems.map(String) : []);
+    return reply.status(r.statusCode).header('cache-control', 'no-store').send(r.body);
+  });
+  const metrics = deps.metrics;
+  if (metrics !== undefined) {
+    app.get('/metrics', async (_req, reply) => {
+      const text = await metrics.metrics();
+      return reply.header('content-type', metrics.contentType).header('cache-control', 'no-store').send(text);
+    });
+  }
   void app.register(async (api) => {
     registerAuthRoutes(api, ctx);
     registerAlertRoutes(api, ctx);

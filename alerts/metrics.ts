@@ -1,0 +1,63 @@
+import type { Registry } from 'prom-client';
+import { byLabel, counterFrom, createMetricsRegistry, gaugeFrom, labelledCounterFrom, labelledGaugeFrom, type Sample } from '../common/metrics.ts';
+import { INCIDENT_KINDS, type IncidentMessage } from '../contract/incidents.ts';
+import { ALERT_STATES, SIGNAL_CLASSES, type AlertMessage } from '../contract/payloads.ts';
+import type { JournalStats } from './persistence/journal-writer.ts';
+import type { MqttAdapter } from './mqtt.ts';
+
+/**
+ * The alerts process's Prometheus metrics (docs/architecture.md "Metrics and health"), all read at
+ * scrape time from what the process already keeps: the open alerts and incidents of the lifecycle,
+ * the MQTT adapter's and journal's stats. Nothing is counted on the alarm path for them.
+ */
+export interface AlertsMetricSources {
+  readonly openAlerts: () => readonly AlertMessage[];
+  readonly openIncidents: () => readonly IncidentMessage[];
+  /** Undefined before start or with MQTT off. */
+  readonly mqtt: () => ReturnType<MqttAdapter['stats']> | undefined;
+  readonly journal: () => JournalStats;
+  readonly socketClients: () => number;
+  readonly inputs: () => number;
+  readonly ruleFailures: () => number;
+  readonly disablementsInForce: () => number;
+}
+
+/** States an open alert or incident can be in (resolved ones leave the open set). */
+const OPEN_STATES = ALERT_STATES.filter((s) => s !== 'resolved');
+
+/** Counts per (a, b) label pair, every pair of the two vocabularies present (0 when none). */
+function countBy<A extends string, B extends string>(items: Iterable<Readonly<Record<A | B, string>>>, a: A, as: readonly string[], b: B, bs: readonly string[]): Array<Sample<A | B>> {
+  const counts = new Map<string, number>();
+  for (const x of as) for (const y of bs) counts.set(`${x}\u0000${y}`, 0);
+  for (const item of items) {
+    const key = `${item[a]}\u0000${item[b]}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([key, n]) => {
+    const [x = '', y = ''] = key.split('\u0000');
+    return [{ [a]: x, [b]: y } as Record<A | B, string>, n] as const;
+  });
+}
+
+export function createAlertsMetrics(src: AlertsMetricSources): Registry {
+  const registry = createMetricsRegistry();
+  counterFrom({ registry, name: 'messages_received_total', help: 'Device messages read from the broker (signals and telemetry sessions), since start' }, () => src.mqtt()?.received ?? 0);
+  counterFrom({ registry, name: 'messages_published_total', help: 'Alert and incident changes published to MQTT, since start' }, () => src.mqtt()?.published ?? 0);
+  labelledCounterFrom({ registry, name: 'messages_rejected_total', help: 'Device messages refused before the rules, by reason code (contract/device-message.ts)', labelNames: ['code'] }, () => byLabel('code', src.mqtt()?.rejected ?? {}));
+  counterFrom({ registry, name: 'alerts_publish_failures_total', help: 'Alert or incident publications to MQTT that failed, since start' }, () => src.mqtt()?.publishFailures ?? 0);
+  gaugeFrom({ registry, name: 'alerts_mqtt_connected', help: '1 while the MQTT sessions are connected' }, () => (src.mqtt()?.connected === true ? 1 : 0));
+  counterFrom({ registry, name: 'alerts_inputs_total', help: 'Inputs evaluated by the rules (device messages, care actions), since start' }, src.inputs);
+  counterFrom({ registry, name: 'alerts_rule_failures_total', help: 'Rule evaluations that threw (the input still reached the other rules), since start' }, src.ruleFailures);
+  labelledGaugeFrom({ registry, name: 'alerts_open', help: 'Open alerts by state and signal class (alarm, supervisory, trouble, care)', labelNames: ['state', 'signal'] }, () =>
+    countBy<'state', 'signal'>(src.openAlerts(), 'state', OPEN_STATES, 'signal', SIGNAL_CLASSES),
+  );
+  labelledGaugeFrom({ registry, name: 'incidents_open', help: 'Open incidents by state and kind (fire, care, device)', labelNames: ['state', 'kind'] }, () =>
+    countBy<'state', 'kind'>(src.openIncidents(), 'state', OPEN_STATES, 'kind', INCIDENT_KINDS),
+  );
+  gaugeFrom({ registry, name: 'alerts_journal_pending', help: 'Alert journal records not yet stored in InfluxDB (the queue depth)' }, () => src.journal().pending);
+  counterFrom({ registry, name: 'alerts_journal_write_failures_total', help: 'Failed InfluxDB writes of the alert journal (retried), since start' }, () => src.journal().failures);
+  counterFrom({ registry, name: 'alerts_journal_io_failures_total', help: 'Failed journal file appends or syncs, since start' }, () => src.journal().ioFailures);
+  gaugeFrom({ registry, name: 'alerts_socket_clients', help: 'socket.io clients connected (staff pages, bureau)' }, src.socketClients);
+  gaugeFrom({ registry, name: 'alerts_disablements_in_force', help: 'Disablements (test or maintenance mode) in force' }, src.disablementsInForce);
+  return registry;
+}

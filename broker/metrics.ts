@@ -1,0 +1,29 @@
+import type { Registry } from 'prom-client';
+import { byLabel, counterFrom, createMetricsRegistry, gaugeFrom, labelledCounterFrom } from '../common/metrics.ts';
+import { REFUSAL_CODES } from './policy.ts';
+import type { BrokerStats } from './broker.ts';
+
+/**
+ * The broker's Prometheus metrics, read from stats() at scrape time: the MQTT paths do nothing
+ * for them beyond the counters stats() already keeps (docs/architecture.md "Metrics and health").
+ */
+export function createBrokerMetrics(stats: () => BrokerStats): Registry {
+  const registry = createMetricsRegistry();
+  counterFrom({ registry, name: 'messages_received_total', help: 'PUBLISH packets accepted from clients (devices, services) and wills published, since start' }, () => stats().messagesIn);
+  counterFrom({ registry, name: 'messages_published_total', help: 'Messages delivered to subscribers (one per subscriber), since start' }, () => stats().messagesOut);
+  labelledCounterFrom({ registry, name: 'messages_rejected_total', help: 'Refused connections, publications, subscriptions and deliveries by reason code (broker/policy.ts REFUSAL_CODES)', labelNames: ['code'] }, () =>
+    byLabel('code', stats().refusals, REFUSAL_CODES),
+  );
+  gaugeFrom({ registry, name: 'broker_clients_connected', help: 'MQTT clients connected now' }, () => stats().connectedClients);
+  gaugeFrom({ registry, name: 'broker_queue_messages', help: "Messages waiting in aedes' delivery queue (mqemitter, beyond its concurrency)" }, () => stats().queuedMessages);
+  counterFrom({ registry, name: 'broker_offline_statuses_total', help: 'Offline statuses the broker published for devices that left, since start' }, () => stats().offlinePublished);
+  counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);
+  counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);
+  counterFrom({ registry, name: 'broker_auth_failures_total', help: 'Wrong passwords and unknown accounts, since start' }, () => stats().authThrottle.failures);
+  return registry;
+}
+
+/** /healthz problems of the broker: it is healthy while it listens. */
+export function brokerProblems(s: { readonly listening: boolean }): string[] {
+  return s.listening ? [] : ['BROKER_NOT_LISTENING'];
+}
