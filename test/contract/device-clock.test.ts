@@ -23,7 +23,8 @@ const { futureMs, pastMs } = CLOCK_WINDOW;
 /** The largest ts the schema allows (and the Date range). */
 const MAX_TS = 8.64e15;
 
-const reading = (ts: number, brokerTs: number | undefined = B): Uint8Array => bytes({ ts, seq: 7, metrics: { smoke_obscuration_pct_per_m: 0.1 }, ...(brokerTs !== undefined ? { brokerTs } : {}) });
+/** `brokerTs: null` sends no broker stamp. */
+const reading = (ts: number, brokerTs: number | null = B): Uint8Array => bytes({ ts, seq: 7, metrics: { smoke_obscuration_pct_per_m: 0.1 }, ...(brokerTs !== null ? { brokerTs } : {}) });
 const alarm = (ts: number, type = 'manual_call_point', brokerTs = B): Uint8Array => bytes({ ts, seq: 8, type, brokerTs });
 
 describe('device clock window', () => {
@@ -92,7 +93,7 @@ describe('device clock window', () => {
   });
 
   it('does not judge a message without a broker stamp (there is no platform time to judge it by)', () => {
-    expect(decodeDeviceMessage(smoke, reading(0, undefined), registry)).toMatchObject({ ok: true, payload: { ts: 0 } });
+    expect(decodeDeviceMessage(smoke, reading(0, null), registry)).toMatchObject({ ok: true, payload: { ts: 0 } });
   });
 
   it('property: any ts inside the window decodes unchanged; any outside is refused (reading) or re-stamped (event, status)', () => {
