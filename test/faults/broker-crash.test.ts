@@ -126,7 +126,8 @@ async function startFleet(url: string, devices: SiteDevice[]): Promise<Fleet> {
 /** device → seq → rows stored. */
 async function storedRows(url: string, db: string): Promise<Map<string, Map<number, number>>> {
   const out = new Map<string, Map<number, number>>();
-  for (const s of await influxQuery(url, db, 'SELECT seq FROM telemetry GROUP BY device')) {
+  // Readings live in the raw retention policy (common/influx-schema.ts), not the default one.
+  for (const s of await influxQuery(url, db, 'SELECT seq FROM "raw"."telemetry" GROUP BY device')) {
     const device = s.tags?.device ?? '';
     const m = new Map<number, number>();
     for (const v of s.values) m.set(v[1] as number, (m.get(v[1] as number) ?? 0) + 1);
