@@ -2,6 +2,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
+import { createRejectionLog } from '../common/rejection-log.ts';
 import { decodeDeviceMessage, type RejectCode } from '../contract/device-message.ts';
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -60,9 +61,29 @@ export interface MqttAdapter {
   publishAlert(alert: AlertMessage): void;
   /** Issue 11: one incident change on `carewatch/v1/{homeId}/incidents`, QoS 1, like alerts. */
   publishIncident(incident: IncidentMessage): void;
-  stats(): { received: number; rejected: Partial<Record<RejectCode, number>>; published: number; publishFailures: number; connected: boolean };
+  stats(): MqttAdapterStats;
   close(): Promise<void>;
 }
+
+export interface MqttAdapterStats {
+  readonly received: number;
+  /** Rejected device messages per code (contract/device-message.ts), exact however few are logged. */
+  readonly rejected: Partial<Record<RejectCode, number>>;
+  readonly rejectedTotal: number;
+  /** Events and statuses taken at the broker's time because the device clock was off (docs/protocol.md "Device clock"). */
+  readonly clockSkew: Partial<Record<'event' | 'status', number>>;
+  readonly published: number;
+  readonly publishFailures: number;
+  readonly connected: boolean;
+}
+
+/**
+ * Rejections are logged at most REJECTION_LOG_BURST lines per code per REJECTION_LOG_WINDOW_MS, then
+ * one summary line per window with the number suppressed (as ingest does): a device sending the
+ * same bad message in a loop wrote 1,981 warn lines (538 KB) here in one run (issue 12).
+ */
+export const REJECTION_LOG_BURST = 10;
+export const REJECTION_LOG_WINDOW_MS = 10_000;
 
 /** Turns a decoded device message into the rules' input; `receivedTs` is the platform clock now. */
 export function toRuleInput(msg: Exclude<ReturnType<typeof decodeDeviceMessage>, { ok: false }>, now: number): RuleInput {
@@ -107,7 +128,17 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   let received = 0;
   let published = 0;
   let publishFailures = 0;
-  const rejected: Partial<Record<RejectCode, number>> = {};
+  const clockNow = (): number => deps.clock.now();
+  // Timers on the injected clock write a window's summary when it ends, even if the flood stopped.
+  const rejections = createRejectionLog<RejectCode>(log, clockNow, REJECTION_LOG_BURST, REJECTION_LOG_WINDOW_MS, 'device message rejected', deps.clock);
+  const clockSkew = createRejectionLog<'event' | 'status'>(
+    log,
+    clockNow,
+    REJECTION_LOG_BURST,
+    REJECTION_LOG_WINDOW_MS,
+    'device clock outside the window: taken at the broker time, flagged',
+    deps.clock,
+  );
   /** PUBACK batches still waiting for durability; close() lets them go out first. */
   const waitingAcks = new Set<Promise<void>>();
 
@@ -116,10 +147,10 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
     try {
       const msg = decodeDeviceMessage(topic, payload, deps.registry);
       if (!msg.ok) {
-        rejected[msg.code] = (rejected[msg.code] ?? 0) + 1;
-        log.warn({ topic: topic.slice(0, 200), code: msg.code, reason: msg.reason }, 'device message rejected');
+        rejections.record(msg.code, topic, msg.reason);
         return;
       }
+      if (msg.channel !== 'telemetry' && msg.clockSkew !== undefined) clockSkew.record(msg.channel, topic, `${msg.device.id}: ${msg.clockSkew.reason}`);
       deps.onInput(toRuleInput(msg, now));
     } catch (err) {
       log.error({ err, topic: topic.slice(0, 200), code: 'ALERTS_INPUT_FAILED' }, 'device message handling failed');
@@ -235,7 +266,9 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
     },
     stats: () => ({
       received,
-      rejected: { ...rejected },
+      rejected: rejections.counts(),
+      rejectedTotal: rejections.total(),
+      clockSkew: clockSkew.counts(),
       published,
       publishFailures,
       connected: client?.connected === true && sessions.length > 0 && sessions.every((s) => s.stats().connected),
@@ -249,6 +282,8 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       // not make the broker redeliver it (bounded: a journal that never syncs must not block close).
       if (waitingAcks.size > 0) await Promise.race([Promise.all(waitingAcks), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
       await Promise.all(subs.map((s) => s.close()));
+      rejections.close();
+      clockSkew.close();
       if (c === undefined) return;
       // A clean DISCONNECT when the broker is there; never hang on one that is gone.
       await Promise.race([c.endAsync(false), new Promise<void>((r) => setTimeout(r, 2000).unref())]);

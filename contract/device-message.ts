@@ -23,6 +23,7 @@ export const REJECT_CODES = [
   'WRONG_TYPE',
   'OUT_OF_RANGE',
   'EVENT_NOT_ALLOWED',
+  'CLOCK_SKEW',
 ] as const;
 export type RejectCode = (typeof REJECT_CODES)[number];
 
@@ -48,8 +49,80 @@ export type DeviceMessage =
       /** Readings outside their plausible range (contract/metrics.ts `outOfRange`), raw values kept: flagged, never silently lost. */
       readonly outOfRange: readonly OutOfRange[];
     }
-  | { readonly ok: true; readonly channel: 'event'; readonly device: Device; readonly payload: EventPayload }
-  | { readonly ok: true; readonly channel: 'status'; readonly device: Device; readonly payload: StatusPayload };
+  | {
+      readonly ok: true;
+      readonly channel: 'event';
+      readonly device: Device;
+      /** `ts` is the broker's stamp when `clockSkew` is set, else the device's own. */
+      readonly payload: EventPayload;
+      /** Set when the device's clock was outside the window: the message was re-stamped at the broker time. */
+      readonly clockSkew?: ClockSkew;
+    }
+  | { readonly ok: true; readonly channel: 'status'; readonly device: Device; readonly payload: StatusPayload; readonly clockSkew?: ClockSkew };
+
+/**
+ * The plausible device clock, judged against the broker's receive stamp (`brokerTs`, the platform's
+ * clock, on every message the broker forwards). A device `ts` is accepted as it is when
+ *
+ *     brokerTs − CLOCK_WINDOW.pastMs  ≤  ts  ≤  brokerTs + CLOCK_WINDOW.futureMs
+ *
+ * - future, 1 hour: nothing a device measured can lie in the future; only clock error can put it
+ *   there. An NTP-synced device is within milliseconds of the platform (RFC 5905); a free-running
+ *   32.768 kHz RTC crystal drifts ±20 ppm at room temperature and up to ~±100 ppm across its
+ *   temperature range, which is ≤ 53 minutes after a whole year without a time sync. One hour
+ *   covers that and refuses the usual broken clocks: local time sent as UTC (China: +8 h).
+ * - past, 7 days: a device may send what it buffered while it could not reach the broker (the
+ *   home's internet down, the platform down). A week covers a holiday-week outage of a home's line
+ *   with nobody on site to fix it (e.g. the 7-8 day Spring Festival and National Day holidays) and is
+ *   well inside the 30 days raw readings are kept (common/influx-schema.ts `DEFAULT_RETENTION`),
+ *   beyond which InfluxDB would refuse a reading anyway. Older than that is far more likely a clock
+ *   reset (1970 after a power loss without an RTC battery, 2000-01-01 RTC defaults, GPS week
+ *   rollover) than a real buffer.
+ *
+ * Outside the window (docs/protocol.md "Device clock"):
+ * - a reading is refused, CLOCK_SKEW: its meaning is bound to its time (rate-of-rise heat
+ *   detection, EN 54-5 class R, and NEWS2 trends compare readings over time; a buffer flushed with
+ *   one stamp would fake or mask a rise), and a detector's own alarm decision comes as an event;
+ * - an event or a status is never dropped: it is taken at the broker's stamp and flagged with the
+ *   device's own time (`clockSkew`). Events are the signals a person must get (fire alarm, call
+ *   point, SOS, fall, tamper, fault: NFPA 72 has alarm, supervisory and trouble signals annunciated
+ *   to a person), and a status says the device is online now, whatever its clock says.
+ *
+ * A message without `brokerTs` (only one that never passed a carewatch broker, e.g. in unit tests)
+ * is not judged: there is no platform time to judge it by.
+ */
+export const CLOCK_WINDOW = { futureMs: 60 * 60 * 1000, pastMs: 7 * 24 * 60 * 60 * 1000 } as const;
+
+export interface ClockSkew {
+  /** The device's own `ts`, replaced by `brokerTs` in the payload. */
+  readonly deviceTs: number;
+  readonly brokerTs: number;
+  /** The device's time lies before or after the window. */
+  readonly side: 'past' | 'future';
+  readonly reason: string;
+}
+
+function iso(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+function span(ms: number): string {
+  const h = ms / 3_600_000;
+  return h >= 48 ? `${Math.round(h / 24)} days` : h >= 1 ? `${h.toFixed(1)} h` : `${Math.round(ms / 1000)} s`;
+}
+
+/** Undefined when `ts` is inside the window around `brokerTs` (or there is no broker stamp). Pure. */
+export function clockSkew(ts: number, brokerTs: number | undefined): ClockSkew | undefined {
+  if (brokerTs === undefined) return undefined;
+  const side = ts > brokerTs + CLOCK_WINDOW.futureMs ? 'future' : ts < brokerTs - CLOCK_WINDOW.pastMs ? 'past' : undefined;
+  if (side === undefined) return undefined;
+  const off = side === 'future' ? `${span(ts - brokerTs)} after` : `${span(brokerTs - ts)} before`;
+  const reason =
+    `device time ${iso(ts)} (ts ${ts}) is ${off} the broker's receive time ${iso(brokerTs)} (brokerTs ${brokerTs}); ` +
+    `accepted: at most ${span(CLOCK_WINDOW.futureMs)} after, ${span(CLOCK_WINDOW.pastMs)} before`;
+  return { deviceTs: ts, brokerTs, side, reason };
+}
 
 const checkTelemetry = TypeCompiler.Compile(TelemetryPayload);
 const checkEvent = TypeCompiler.Compile(EventPayload);
@@ -94,6 +167,8 @@ export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry
   switch (parsed.channel) {
     case 'telemetry': {
       if (!checkTelemetry.Check(json)) return { ok: false, code: 'SCHEMA', reason: `telemetry ${firstSchemaError(checkTelemetry.Errors(json))}`, ...ids };
+      const skew = clockSkew(json.ts, json.brokerTs);
+      if (skew !== undefined) return { ok: false, code: 'CLOCK_SKEW', reason: `reading refused: ${skew.reason}`, ...ids };
       // Metrics are judged one by one: a heat element reading past its range in a real fire, or a
       // detached temperature probe, must not take the smoke reading or the SpO2 down with it.
       const metrics: Partial<Record<MetricName, number | boolean>> = {};
@@ -124,10 +199,15 @@ export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry
       if (!(kind.events as readonly string[]).includes(json.type)) {
         return { ok: false, code: 'EVENT_NOT_ALLOWED', reason: `a ${device.kind} does not send "${json.type}" events`, ...ids };
       }
+      const skew = clockSkew(json.ts, json.brokerTs);
+      // Never dropped for a broken clock: a fire alarm must reach a person (see CLOCK_WINDOW).
+      if (skew !== undefined) return { ok: true, channel: 'event', device, payload: { ...json, ts: skew.brokerTs }, clockSkew: skew };
       return { ok: true, channel: 'event', device, payload: json };
     }
     case 'status': {
       if (!checkStatus.Check(json)) return { ok: false, code: 'SCHEMA', reason: `status ${firstSchemaError(checkStatus.Errors(json))}`, ...ids };
+      const skew = clockSkew(json.ts, json.brokerTs);
+      if (skew !== undefined) return { ok: true, channel: 'status', device, payload: { ...json, ts: skew.brokerTs }, clockSkew: skew };
       return { ok: true, channel: 'status', device, payload: json };
     }
   }

@@ -25,6 +25,8 @@ export interface InfluxWriterDeps {
   readonly rejections: RejectionLog;
   /** Counts and logs out-of-range readings (stored, flagged) per metric. */
   readonly outOfRange?: RejectionLog<MetricName>;
+  /** Counts and logs events and statuses stored at the broker's time because the device's clock was off. */
+  readonly clockSkew?: RejectionLog<'event' | 'status'>;
   readonly logger: Logger;
   readonly now: () => number;
   /** Called after every checkpoint advance (ingest resumes MQTT reading if the spool has room). */
@@ -134,6 +136,9 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
           const taken = o.atLimit ? `stored and evaluated at the limit ${o.limit}` : 'kept out of the reading, raw value stored';
           deps.outOfRange?.record(o.metric, rec.topic, `${msg.device.id}: ${o.metric}=${o.value} ${o.side} the range limit ${o.limit}; ${taken}`);
         }
+      }
+      if (msg.channel !== 'telemetry' && msg.clockSkew !== undefined) {
+        deps.clockSkew?.record(msg.channel, rec.topic, `${msg.device.id}: ${msg.clockSkew.reason}; stored at the broker time, flagged`);
       }
       const r = messageLine(msg);
       if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false, rp: msg.channel === 'telemetry' ? RP_RAW : undefined });

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { systemClock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -60,6 +61,8 @@ export interface IngestStats {
   /** Out-of-range readings stored with their flag, per metric (docs/protocol.md "Out-of-range readings"). */
   readonly outOfRange: Readonly<Partial<Record<MetricName, number>>>;
   readonly outOfRangeTotal: number;
+  /** Events and statuses stored at the broker's time because the device clock was off, per channel (docs/protocol.md "Device clock"). */
+  readonly clockSkew: Readonly<Partial<Record<'event' | 'status', number>>>;
   readonly spool: { readonly bytes: number; readonly segments: number; readonly checkpoint: number; readonly end: number; readonly commits: number; readonly truncatedTailBytes: number; readonly corruptSkipped: number };
   readonly mqtt: { readonly connected: boolean; readonly subscribed: boolean; readonly paused: boolean; readonly connections: number };
   readonly influx: { readonly failures: number; readonly failingSince: number | null; readonly lastError: string | null; readonly batches: number };
@@ -89,8 +92,10 @@ export function createIngest(deps: IngestDeps): Ingest {
   let writer: InfluxWriter | undefined;
   let http: InfluxHttp | undefined;
   let server: Server | undefined;
-  const rejections = createRejectionLog(logger.child({ component: 'rejections' }), now);
-  const outOfRange = createRejectionLog<MetricName>(logger.child({ component: 'out-of-range' }), now, 10, 10_000, 'out-of-range reading stored, flagged');
+  // Timers write a window's "suppressed N more" line when it ends, so a flood that stopped is summed up too.
+  const rejections = createRejectionLog(logger.child({ component: 'rejections' }), now, 10, 10_000, 'rejected message', systemClock);
+  const outOfRange = createRejectionLog<MetricName>(logger.child({ component: 'out-of-range' }), now, 10, 10_000, 'out-of-range reading stored, flagged', systemClock);
+  const clockSkew = createRejectionLog<'event' | 'status'>(logger.child({ component: 'clock-skew' }), now, 10, 10_000, 'device clock outside the window: stored at the broker time, flagged', systemClock);
   let received = 0;
   let closing = false;
   let committing: Promise<void> | undefined;
@@ -162,6 +167,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       rejectedTotal: rejections.total(),
       outOfRange: outOfRange.counts(),
       outOfRangeTotal: outOfRange.total(),
+      clockSkew: clockSkew.counts(),
       spool: {
         bytes: sp?.bytes ?? 0,
         segments: sp?.segments ?? 0,
@@ -216,6 +222,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         registry,
         rejections,
         outOfRange,
+        clockSkew,
         logger: logger.child({ component: 'influx-writer' }),
         now,
         onProgress,
@@ -248,6 +255,10 @@ export function createIngest(deps: IngestDeps): Ingest {
       await session?.close();
       await writer?.close();
       await spool?.close();
+      // The last window's "suppressed N more" lines, so a flood that ended is still summed up.
+      rejections.close();
+      outOfRange.close();
+      clockSkew.close();
       const srv = server;
       if (srv !== undefined) {
         srv.closeAllConnections();

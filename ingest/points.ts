@@ -1,4 +1,4 @@
-import type { DeviceMessage, RejectCode, Rejection } from '../contract/device-message.ts';
+import type { ClockSkew, DeviceMessage, RejectCode, Rejection } from '../contract/device-message.ts';
 
 /**
  * Pure mapping from decoded device messages to InfluxDB 1.x line protocol, per the schema in
@@ -64,6 +64,15 @@ function tag(key: string, value: string | undefined): string {
 
 type Ok = Extract<DeviceMessage, { ok: true }>;
 
+/**
+ * An event or status whose device clock was outside the window is stored at the broker's stamp
+ * (contract/device-message.ts CLOCK_WINDOW) and flagged: `device_ts` keeps what the device said,
+ * `clock_skew` which side of the window it fell on.
+ */
+function skewFields(skew: ClockSkew | undefined): string {
+  return skew === undefined ? '' : `,clock_skew=${fieldString(skew.side)},device_ts=${skew.deviceTs}i`;
+}
+
 export type LineResult = { ok: true; line: string } | { ok: false; rejection: Rejection };
 
 /** Line protocol of one valid message; tags sorted by key as InfluxDB prefers. */
@@ -105,6 +114,7 @@ export function messageLine(msg: Ok): LineResult {
       if (ep.code !== undefined) fields += `,code=${fieldString(ep.code)}`;
       if (ep.detail !== undefined) fields += `,detail=${fieldString(ep.detail)}`;
       if (ep.ok !== undefined) fields += `,ok=${ep.ok ? 'true' : 'false'}`;
+      fields += skewFields(msg.clockSkew);
       return { ok: true, line: `event${baseTags}${tag('resident', d.residentId)}${tag('room', d.roomId)}${tag('type', ep.type)} ${fields} ${deviceTimeNs(ep.ts, ep.seq)}` };
     }
     case 'status': {
@@ -113,6 +123,7 @@ export function messageLine(msg: Ok): LineResult {
       if (sp.reason !== undefined) fields += `,reason=${fieldString(sp.reason)}`;
       if (sp.brokerTs !== undefined) fields += `,broker_ts=${sp.brokerTs}i`;
       if (sp.firmware !== undefined) fields += `,firmware=${fieldString(sp.firmware)}`;
+      fields += skewFields(msg.clockSkew);
       return { ok: true, line: `status${baseTags} ${fields} ${msToNs(sp.ts)}` };
     }
   }

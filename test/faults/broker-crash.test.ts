@@ -26,8 +26,12 @@ const INTERVAL_MS = 50;
 /** Load before the first kill, between the kills, after the second: a random pick in [min, min + spread). */
 const PHASE_MIN_MS = 2_500;
 const PHASE_SPREAD_MS = 2_500;
-/** 2026-01-01: device ts = BASE_TS + seq ms, distinct per message of a device. */
-const BASE_TS = Date.UTC(2026, 0, 1);
+/**
+ * Start of today (UTC): device ts = BASE_TS + seq ms, distinct per message of a device. Recent, because
+ * the real broker stamps its own time and a reading more than 7 days older than that stamp is refused
+ * (contract/device-message.ts CLOCK_WINDOW).
+ */
+const BASE_TS = Math.floor(Date.now() / 86_400_000) * 86_400_000;
 /** Only this file uses database 6 of the run's private Redis; it is flushed first. */
 const REDIS_DB = 6;
 
@@ -122,6 +126,7 @@ async function startFleet(url: string, devices: SiteDevice[]): Promise<Fleet> {
 /** device → seq → rows stored. */
 async function storedRows(url: string, db: string): Promise<Map<string, Map<number, number>>> {
   const out = new Map<string, Map<number, number>>();
+  // Readings live in the raw retention policy (common/influx-schema.ts), not the default one.
   for (const s of await influxQuery(url, db, 'SELECT seq FROM "raw"."telemetry" GROUP BY device')) {
     const device = s.tags?.device ?? '';
     const m = new Map<number, number>();

@@ -7,7 +7,7 @@ import type { Ingest } from '../../ingest/ingest.ts';
 import { influxQuery, testInflux } from '../support/influx-db.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { startIngest } from '../ingest/support/ingest.ts';
-import { BASE_TS, exactlyOnceProblems, LOAD_DEVICES } from '../ingest/support/load.ts';
+import { exactlyOnceProblems, LOAD_DEVICES } from '../ingest/support/load.ts';
 import { waitFor } from '../ingest/support/wait.ts';
 
 /**
@@ -21,6 +21,11 @@ const PER_DEVICE = 4_000;
 const WINDOW = 400;
 /** Every EVENT_EVERY-th message of a device is an event, the rest telemetry; one seq space per device. */
 const EVENT_EVERY = 4;
+/**
+ * Start of today (UTC), not load.ts's fixed 2026-01-01: the real broker stamps its own time, and a
+ * reading more than 7 days older than that stamp is refused (contract/device-message.ts CLOCK_WINDOW).
+ */
+const BASE_TS = Math.floor(Date.now() / 86_400_000) * 86_400_000;
 
 let broker: Broker | undefined;
 let ingest: Ingest | undefined;
