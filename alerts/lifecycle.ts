@@ -1,3 +1,4 @@
+import { compact } from './compact.ts';
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
@@ -184,11 +185,6 @@ interface Held {
   signal: Signal;
   timer: ClockTimer;
   dueAt: number;
-}
-
-function compact<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
 }
 
 /** The signal an alert was raised from, rebuilt from the stored message (restored alerts). */

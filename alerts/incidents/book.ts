@@ -1,3 +1,4 @@
+import { compact } from '../compact.ts';
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -140,11 +141,6 @@ interface Rec {
 
 const MAX_COMMENT = 1000;
 const SYSTEM = 'system';
-
-function compact<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
-}
 
 export function pointOf(a: AlertMessage): IncidentPoint {
   return compact<IncidentPoint>({
