@@ -53,3 +53,9 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; code: AlertErrorC
 export function fail<T>(code: AlertErrorCode, message?: string): Outcome<T> {
   return { ok: false, code, message: message ?? ALERT_ERRORS[code].message };
 }
+
+/** The value of an outcome, or its failure thrown as an AlertsError (the routes' error handler answers it). */
+export function unwrap<T>(r: Outcome<T>): T {
+  if (!r.ok) throw new AlertsError(r.code, r.message);
+  return r.value;
+}

@@ -1,10 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import type { FastifyInstance } from 'fastify';
 import { AckRequest } from '../../contract/api.ts';
 import { CONFIRMATIONS, type AlertMessage } from '../../contract/payloads.ts';
 import { canSeeAlert, canSeeHome } from '../access.ts';
-import { AlertsError, type Outcome } from '../errors.ts';
+import { AlertsError, unwrap } from '../errors.ts';
+import { optionalBody } from './route-support.ts';
 import { ALERT_ID_PATTERN, type AuditEntry } from '../lifecycle.ts';
 import type { RouteContext } from './app.ts';
 import { registerIncidentRoutes } from './incident-routes.ts';
@@ -71,18 +71,6 @@ export function alertTiming(a: AlertMessage): AlertTiming {
     t.withinTarget = delivered - a.sourceTs <= ALARM_DELIVERY_TARGET_MS;
   }
   return t as unknown as AlertTiming;
-}
-
-function unwrap(r: Outcome<AlertMessage>): AlertMessage {
-  if (!r.ok) throw new AlertsError(r.code, r.message);
-  return r.value;
-}
-
-/** Bodies are optional for ack/resolve (a button press sends none), so they are checked here. */
-function optionalBody<T>(schema: Parameters<typeof Value.Check>[0], body: unknown): T {
-  const value = body ?? {};
-  if (!Value.Check(schema, value)) throw new AlertsError('API_BAD_REQUEST', [...Value.Errors(schema, value)].map((e) => `${e.path || '/'} ${e.message}`)[0]);
-  return value as T;
 }
 
 export function registerAlertRoutes(app: FastifyInstance, ctx: RouteContext): void {

@@ -7,7 +7,7 @@ import { ID_PATTERN } from '../../contract/topics.ts';
 import type { Actor } from '../access.ts';
 import { DISABLEMENT_AUDIT_ACTIONS } from '../disablements/core.ts';
 import type { DisablementStore } from '../disablements/store.ts';
-import { AlertsError, type Outcome } from '../errors.ts';
+import { AlertsError, unwrap } from '../errors.ts';
 
 /**
  * Test and maintenance mode over REST (issue 11). Directors put a point of their home (admins: of
@@ -52,11 +52,6 @@ export interface DisablementRoutesOptions {
   readonly store: DisablementStore;
   /** The verified actor of a request, or undefined (→ 401). */
   readonly actorOf: (req: FastifyRequest) => Actor | undefined;
-}
-
-function unwrap<T>(r: Outcome<T>): T {
-  if (!r.ok) throw new AlertsError(r.code, r.message);
-  return r.value;
 }
 
 export async function disablementRoutes(app: FastifyInstance, opts: DisablementRoutesOptions): Promise<void> {

@@ -1,11 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import type { FastifyInstance } from 'fastify';
 import { AckRequest } from '../../contract/api.ts';
 import { INCIDENT_KINDS, type IncidentMessage } from '../../contract/incidents.ts';
 import { ALERT_STATES, CONFIRMATIONS, type AlertMessage } from '../../contract/payloads.ts';
 import { canSeeHome } from '../access.ts';
-import { AlertsError, type Outcome } from '../errors.ts';
+import { AlertsError, unwrap } from '../errors.ts';
+import { optionalBody } from './route-support.ts';
 import type { IncidentAuditEntry } from '../incidents/book.ts';
 import { ALARM_DELIVERY_TARGET_MS } from './alert-routes.ts';
 import type { RouteContext } from './app.ts';
@@ -70,17 +70,6 @@ export function incidentTiming(i: IncidentMessage): IncidentTiming {
     }
   }
   return t as unknown as IncidentTiming;
-}
-
-function unwrap(r: Outcome<IncidentMessage>): IncidentMessage {
-  if (!r.ok) throw new AlertsError(r.code, r.message);
-  return r.value;
-}
-
-function optionalBody<T>(schema: Parameters<typeof Value.Check>[0], body: unknown): T {
-  const value = body ?? {};
-  if (!Value.Check(schema, value)) throw new AlertsError('API_BAD_REQUEST', [...Value.Errors(schema, value)].map((e) => `${e.path || '/'} ${e.message}`)[0]);
-  return value as T;
 }
 
 export function registerIncidentRoutes(app: FastifyInstance, ctx: RouteContext): void {

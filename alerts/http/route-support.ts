@@ -1,4 +1,6 @@
+import { Value } from '@sinclair/typebox/value';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { AlertsError } from '../errors.ts';
 import type { Actor } from '../access.ts';
 import { InfluxReadError } from './influxql.ts';
 
@@ -65,4 +67,11 @@ export async function requireActor(actorOf: ActorOf, request: FastifyRequest): P
   const actor = await actorOf(request);
   if (actor === undefined) throw new RouteError(401, 'AUTH_REQUIRED', 'a valid bearer token is required');
   return actor;
+}
+
+/** Bodies are optional for ack/resolve (a button press sends none), so they are checked here. */
+export function optionalBody<T>(schema: Parameters<typeof Value.Check>[0], body: unknown): T {
+  const value = body ?? {};
+  if (!Value.Check(schema, value)) throw new AlertsError('API_BAD_REQUEST', [...Value.Errors(schema, value)].map((e) => `${e.path || '/'} ${e.message}`)[0]);
+  return value as T;
 }
