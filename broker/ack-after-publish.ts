@@ -13,8 +13,9 @@ import mqttPacket from 'mqtt-packet';
  * aedes has no option for the order, and its handlers are not exported, so this takes over the
  * QoS 1 PUBLISH packets of one connection where aedes receives them (the parser's 'packet' event)
  * and runs aedes' own steps in the safe order: the broker's authorizePublish hook, then the public
- * `broker.publish(packet, client, done)` (whose persistence steps resolve only once durable: the
- * disk journal's group commit, or Redis' replies), then PUBACK. Everything else (QoS 0 and 2,
+ * `broker.publish(packet, client, done)` (whose persistence steps resolve once stored: Redis'
+ * replies; the disk journal delivers first and says when its group commit is on disk through
+ * `persistence.whenDurable()`), then PUBACK once durable. Everything else (QoS 0 and 2,
  * CONNECT, SUBSCRIBE, …) still goes to aedes unchanged. The few internals used (`_parser`,
  * `_parsingBatch`, `_nextBatch`, `connackSent`, the keepalive timer, `waitForDrain`) are checked at
  * install; test/broker/ack-after-publish.test.ts proves the order after an aedes upgrade.
@@ -49,6 +50,8 @@ interface ClientInternals {
     queueLimit: number;
     authorizePublish(client: unknown, packet: PublishPacket, done: (err?: Error | null) => void): void;
     publish(packet: PublishPacket, client: unknown, done: (err?: Error | null) => void): void;
+    /** DurableMemoryPersistence's: resolves once everything queued so far is on disk. */
+    persistence: { whenDurable?: () => Promise<void> };
   };
 }
 
@@ -86,7 +89,10 @@ function publishThenAck(client: ClientInternals, packet: PublishPacket, done: (e
     if (err) return done(err);
     client.broker.publish(packet, client, (err2) => {
       if (err2) return done(err2);
-      writePuback(client, packet.messageId, done);
+      // The disk store delivers before its fdatasync (durable-persistence.ts); the PUBACK waits for it.
+      const durable = client.broker.persistence.whenDurable?.();
+      if (durable === undefined) return writePuback(client, packet.messageId, done);
+      durable.then(() => writePuback(client, packet.messageId, done), (err3: Error) => done(err3));
     });
   });
   if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();

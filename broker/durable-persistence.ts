@@ -8,9 +8,10 @@ import { StoreJournal, type JournalRecord, type JournalStats } from './store-jou
  * state change also appended to a journal on local disk (store-journal.ts, group-commit fdatasync),
  * replayed when the broker starts. A SIGKILL, OOM or power cut of the broker loses nothing whose
  * promise aedes saw resolve:
- *  - outgoingEnqueueCombi (a QoS ≥ 1 message queued for the persistent sessions that match it:
- *    svc-ingest, svc-alerts) and storeRetained resolve only once durable, and the broker answers
- *    a QoS 1 PUBLISH only after both (ack-after-publish.ts), so an acknowledged message is on disk;
+ *  - a QoS ≥ 1 message queued for the persistent sessions that match it (svc-ingest, svc-alerts)
+ *    is journaled by outgoingEnqueueCombi, storeRetained resolves only once durable, and the broker
+ *    answers a QoS 1 PUBLISH only after both are on disk (ack-after-publish.ts waits for
+ *    whenDurable()), so an acknowledged message is on disk;
  *  - addSubscriptions / removeSubscriptions / cleanSubscriptions resolve once durable, before
  *    SUBACK: the services' persistent sessions exist after a crash even before they reconnect, so
  *    messages acknowledged in between are queued for them;
@@ -77,6 +78,8 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
   readonly #journal: StoreJournal;
   #replaying = false;
   #brokerId = '';
+  /** The durability of the newest queued message (see whenDurable). */
+  #lastDurable: Promise<void> = Promise.resolve();
   /** Mirrors of the stock state, for snapshots (the stock class keeps its maps private). */
   readonly #subs = new Map<string, Map<string, SubRecord>>();
   readonly #retained = new Map<string, StoredPacket>();
@@ -210,12 +213,33 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
     await this.outgoingEnqueueCombi([sub], packet);
   }
 
+  /**
+   * Queues the message in memory and in the journal, and resolves at once: aedes then delivers it to
+   * the live sessions without waiting for the fdatasync (an alarm reaches the alerts process a disk
+   * flush sooner, and under load that flush queues behind InfluxDB's own). The PUBACK still waits:
+   * ack-after-publish.ts asks whenDurable() after broker.publish and answers only once it resolves.
+   * A crash in between loses nothing acknowledged: the device, without its PUBACK, sends the message
+   * again [MQTT-4.4.0-1], and a subscriber that already had it gets it twice, as after any QoS 1
+   * redelivery: ingest writes it idempotently (same series and device ts), and the alerts process
+   * keeps one open alert per signal.
+   */
   override async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
     // aedes calls this for every QoS ≥ 1 publish, also with no subscription: nothing to keep then.
     if (subs.length === 0) return;
     await super.outgoingEnqueueCombi(subs, packet);
     const p = packet as StoredPacket;
-    await this.#log(packetHeader('enq', p, { c: subs.map((s) => s.clientId) }), p.payload, true);
+    const durable = this.#log(packetHeader('enq', p, { c: subs.map((s) => s.clientId) }), p.payload, true);
+    // A rejection (store closing) reaches the PUBACK through whenDurable(), which then is not sent.
+    durable.catch(() => undefined);
+    this.#lastDurable = durable;
+  }
+
+  /**
+   * Resolves once every message queued so far is on disk. Commits complete in append order, so the
+   * newest one's promise covers all earlier ones; asked right after a publish, it covers that one.
+   */
+  whenDurable(): Promise<void> {
+    return this.#lastDurable;
   }
 
   override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown> {

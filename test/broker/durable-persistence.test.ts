@@ -161,6 +161,37 @@ describe('durable default store', () => {
     expect(got.map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 
+  it('queues a message for delivery before its fdatasync, and whenDurable() resolves only once it is on disk', async () => {
+    // The order that lets an alarm reach the alerts process without waiting for the disk, while the
+    // PUBACK (ack-after-publish.ts) still waits for whenDurable().
+    const dir = await tempDir();
+    const logger = createLogger('store-test', 'silent');
+    const p = new DurableMemoryPersistence({ dir, logger });
+    await p.setup({ id: 'b1' });
+    const topic = 'carewatch/v1/h01/d-x/event';
+    await p.addSubscriptions({ id: 'svc-alerts' }, [{ topic: 'carewatch/v1/+/+/event', qos: 1 }]);
+    const before = p.stats().commits;
+    const packet = { cmd: 'publish', topic, payload: Buffer.from('{"seq":1}'), qos: 1, retain: false, brokerId: 'b1', brokerCounter: 1 };
+    await p.outgoingEnqueueCombi([{ clientId: 'svc-alerts' }], packet);
+    // Deliverable now: in the session's queue, though not yet committed.
+    expect(p.stats().commits).toBe(before);
+    const queued: unknown[] = [];
+    for await (const m of p.outgoingStream({ id: 'svc-alerts' })) queued.push(m);
+    expect(queued).toHaveLength(1);
+    await p.whenDurable();
+    expect(p.stats().commits).toBeGreaterThan(before);
+    // What a SIGKILL now would leave: a fresh store on a copy holds the message.
+    const copy = await crashCopy(dir);
+    await rm(join(copy, 'LOCK'), { force: true });
+    const q = new DurableMemoryPersistence({ dir: copy, logger });
+    await q.setup({ id: 'b2' });
+    const recovered: Array<{ topic: string }> = [];
+    for await (const m of q.outgoingStream({ id: 'svc-alerts' })) recovered.push(m as { topic: string });
+    expect(recovered.map((m) => m.topic)).toEqual([topic]);
+    await q.destroy();
+    await p.destroy();
+  });
+
   it('refuses a store another live process holds', async () => {
     const dir = await tempDir();
     await appendFile(join(dir, 'LOCK'), String(process.ppid));
