@@ -67,6 +67,8 @@ export interface MqttAdapter {
 
 export interface MqttAdapterStats {
   readonly received: number;
+  /** Events received again (same device, ts and seq) and not passed to the rules a second time. */
+  readonly duplicateEvents: number;
   /** Rejected device messages per code (contract/device-message.ts), exact however few are logged. */
   readonly rejected: Partial<Record<RejectCode, number>>;
   readonly rejectedTotal: number;
@@ -119,6 +121,9 @@ export function toRuleInput(msg: Exclude<ReturnType<typeof decodeDeviceMessage>,
   }
 }
 
+/** Events remembered per device to drop a redelivered copy (a redelivery follows its original closely). */
+const RECENT_EVENTS = 16;
+
 export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   const log = deps.logger.child({ component: 'mqtt' });
   const username = deps.username ?? ALERTS_CLIENT_ID;
@@ -141,6 +146,23 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   );
   /** PUBACK batches still waiting for durability; close() lets them go out first. */
   const waitingAcks = new Set<Promise<void>>();
+  /**
+   * The last few events of each device, by its own ts and seq: the same event may arrive twice, as
+   * after any QoS 1 redelivery, and since the broker delivers before its fdatasync, when a broker
+   * crash made the device send an event again that this process already had. A second SOS or call
+   * point press is a `reactivated` audit entry, so a copy must not count as one. Bounded: the
+   * decoder admits only registered devices, RECENT_EVENTS each.
+   */
+  const recentEvents = new Map<string, string[]>();
+  let duplicateEvents = 0;
+  function repeatedEvent(deviceId: string, key: string): boolean {
+    let recent = recentEvents.get(deviceId);
+    if (recent === undefined) recentEvents.set(deviceId, (recent = []));
+    if (recent.includes(key)) return true;
+    recent.push(key);
+    if (recent.length > RECENT_EVENTS) recent.shift();
+    return false;
+  }
 
   function handle(topic: string, payload: Buffer, now: number): void {
     received++;
@@ -148,6 +170,10 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       const msg = decodeDeviceMessage(topic, payload, deps.registry);
       if (!msg.ok) {
         rejections.record(msg.code, topic, msg.reason);
+        return;
+      }
+      if (msg.channel === 'event' && repeatedEvent(msg.device.id, `${msg.clockSkew?.deviceTs ?? msg.payload.ts}:${msg.payload.seq}`)) {
+        duplicateEvents++;
         return;
       }
       if (msg.channel !== 'telemetry' && msg.clockSkew !== undefined) clockSkew.record(msg.channel, topic, `${msg.device.id}: ${msg.clockSkew.reason}`);
@@ -266,6 +292,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
     },
     stats: () => ({
       received,
+      duplicateEvents,
       rejected: rejections.counts(),
       rejectedTotal: rejections.total(),
       clockSkew: clockSkew.counts(),

@@ -62,6 +62,19 @@ describe('alerts MQTT acknowledgement waits for durability', () => {
     expect(inputs.map((i) => (i.type === 'event' ? i.event.seq : -1))).toEqual([1]);
   });
 
+  it('passes an event received twice (same device ts and seq: a redelivery) to the rules once', async () => {
+    const ts = Date.now();
+    const body = JSON.stringify({ ts, seq: 900, type: 'manual_call_point' });
+    await publisher.publishAsync(topic, body, { qos: 1 });
+    await publisher.publishAsync(topic, body, { qos: 1 });
+    // Same seq, another time: a new press after a device reboot, not a copy.
+    await publisher.publishAsync(topic, JSON.stringify({ ts: ts + 1, seq: 900, type: 'manual_call_point' }), { qos: 1 });
+    await until(() => acked.filter((s) => s === 900).length === 3, 'the PUBACKs of all three');
+    expect(inputs.flatMap((i) => (i.type === 'event' && i.event.seq === 900 ? [i.ts] : []))).toEqual([ts, ts + 1]);
+    expect(adapter.stats().duplicateEvents).toBe(1);
+    inputs.splice(0);
+  });
+
   it('holds the PUBACK while the journal is not synced, and sends it once it is', async () => {
     let open = (): void => undefined;
     gate = { promise: new Promise<void>((r) => (open = r)), open: () => open() };
