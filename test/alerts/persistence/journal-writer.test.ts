@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock, systemClock } from '../../../common/clock.ts';
 import { freePort } from '../../../common/influxd.ts';
-import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
+import { openInfluxDatabase } from '../../../common/influx/database.ts';
 import { createJournalWriter, type JournalFile } from '../../../alerts/persistence/journal-writer.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
 import { tempDir, until } from '../support/harness.ts';
@@ -23,7 +23,7 @@ describe('journal writer', () => {
     dirs.push(dir);
     const path = join(dir.path, 'journal.jsonl');
     const clock = createManualClock();
-    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
     const w1 = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100 });
     await w1.start();
     w1.append([{ lp: `probe,home=h01 n=1i ${T + 1n}`, meta: { n: 1 } }]);
@@ -38,7 +38,7 @@ describe('journal writer', () => {
     await w1.close();
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(3);
 
-    const up = createInfluxHttp(influx.url, influx.database);
+    const up = openInfluxDatabase({ url: influx.url, database: influx.database });
     const w2 = createJournalWriter<{ n: number }>({ path, influx: up, clock, logger });
     await w2.start();
     expect(w2.pending().map((r) => r.meta?.n)).toEqual([1, 2, 3]);
@@ -53,7 +53,7 @@ describe('journal writer', () => {
     const dir = await tempDir();
     dirs.push(dir);
     const path = join(dir.path, 'journal.jsonl');
-    const w = createJournalWriter<{ n: number }>({ path, influx: createInfluxHttp(influx.url, influx.database), clock: systemClock, logger });
+    const w = createJournalWriter<{ n: number }>({ path, influx: openInfluxDatabase({ url: influx.url, database: influx.database }), clock: systemClock, logger });
     await w.start();
     // 1970: beyond the records policy's two years (common/influx-schema.ts); InfluxDB answers 400 "partial write".
     w.append([{ lp: 'aged,home=h01 n=1i 1000000000', meta: { n: 1 } }, { lp: `aged,home=h01 n=2i ${T + 10n}`, meta: { n: 2 } }]);
@@ -95,7 +95,7 @@ describe('journal writer faults and bounds', () => {
     dirs.push(dir);
     const path = join(dir.path, 'journal.jsonl');
     const clock = createManualClock();
-    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
     const file = failingFile(2);
     const w = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100, openFile: file.openFile });
     await w.start();
@@ -114,7 +114,7 @@ describe('journal writer faults and bounds', () => {
     const dir = await tempDir();
     dirs.push(dir);
     const clock = createManualClock();
-    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
     const w = createJournalWriter<{ kind: string }>({
       path: join(dir.path, 'journal.jsonl'),
       influx: down,
