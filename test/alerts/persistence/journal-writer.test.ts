@@ -28,10 +28,11 @@ describe('journal writer', () => {
     await w1.start();
     w1.append([{ lp: `probe,home=h01 n=1i ${T + 1n}`, meta: { n: 1 } }]);
     w1.append([{ lp: `probe,home=h01 n=2i ${T + 2n}`, meta: { n: 2 } }, { lp: `probe,home=h02 n=3i ${T + 3n}`, meta: { n: 3 } }]);
-    // Retries follow the injected clock; each fails while InfluxDB is away.
+    // Retries follow the injected clock; each fails while InfluxDB is away. Wait for each failure
+    // rather than a fixed 50 ms: on a loaded machine a refused connection can take longer.
     for (let i = 0; i < 3; i++) {
       clock.advance(10_000);
-      await new Promise((r) => setTimeout(r, 50));
+      for (let t = 0; t < 200 && w1.stats().failures <= i; t++) await new Promise((r) => setTimeout(r, 25));
     }
     expect(w1.stats()).toMatchObject({ pending: 3, written: 0 });
     expect(w1.stats().failures).toBeGreaterThan(1);
