@@ -214,7 +214,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       } catch (err) {
         failures++;
         inFlight = 0;
-        deps.logger.warn({ err, code: 'ALERTS_INFLUX_WRITE', pending: queue.length, retryInMs: backoff }, 'InfluxDB write failed; kept in the journal, will retry');
+        deps.logger.warn({ err, code: 'ALERTS_INFLUX_WRITE', influxCode: err instanceof InfluxError ? err.code : undefined, pending: queue.length, retryInMs: backoff }, 'InfluxDB write failed; kept in the journal, will retry');
         if (!closed) {
           retryTimer = deps.clock.setTimeout(() => {
             retryTimer = undefined;

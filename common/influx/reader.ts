@@ -50,7 +50,12 @@ interface QueryBody {
 }
 
 export function createInfluxReader(opts: InfluxReaderOptions): InfluxReader {
-  const base = opts.url.replace(/\/+$/, '');
+  // fetch refuses a URL with credentials in it: send them as Basic auth, as the writer does.
+  const parsed = new URL(opts.url);
+  const headers: Record<string, string> = parsed.username === '' ? {} : { authorization: `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString('base64')}` };
+  parsed.username = '';
+  parsed.password = '';
+  const base = parsed.href.replace(/\/+$/, '');
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const reader: InfluxReader = {
     async query(q, qo) {
@@ -58,7 +63,7 @@ export function createInfluxReader(opts: InfluxReaderOptions): InfluxReader {
       let status: number;
       let text: string;
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+        const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
         status = res.status;
         text = await res.text();
       } catch (err) {

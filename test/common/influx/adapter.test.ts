@@ -203,6 +203,19 @@ describe('reader', () => {
     expect(allRows(await other.series('SELECT * FROM "epoch"', { database: db.database })).map((r) => r.k)).toEqual(['v']);
   });
 
+  it('takes credentials in the URL (sent as Basic auth: fetch itself refuses such a URL)', async () => {
+    const u = new URL(db.url);
+    u.username = 'carewatch';
+    u.password = 'p@ss word';
+    const withAuth = openInfluxDatabase({ url: u.href, database: db.database });
+    try {
+      await withAuth.writer.write(`auth_url v=1 ${nextNs()}`);
+      expect(allRows(await withAuth.reader.series('SELECT * FROM "auth_url"'))).toHaveLength(1);
+    } finally {
+      withAuth.close();
+    }
+  });
+
   it('a statement InfluxDB refuses is INFLUX_QUERY, not retryable', async () => {
     for (const q of ['SELEC nonsense', 'SELECT nosuchfunc(v) FROM "epoch"']) {
       const err = await caught(db.reader.query(q));
