@@ -10,7 +10,7 @@ import { createEngine, type Engine, type RuleStates } from './engine.ts';
 import type { EscalationPolicy } from './escalation.ts';
 import { buildApp } from './http/app.ts';
 import { createCareStateView } from './http/care-state.ts';
-import { createInfluxReader } from './http/influxql.ts';
+import { openInfluxDatabase } from '../common/influx/database.ts';
 import { createTokenService } from './http/token.ts';
 import { createLifecycle, type AlertChange, type HeldCondition, type Lifecycle, type StoredAlert } from './lifecycle.ts';
 import type { IncidentAuditEntry, IncidentChange, StoredIncident } from './incidents/book.ts';
@@ -18,7 +18,6 @@ import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
 import { createAlertStore, type AlertStore } from './persistence/alert-store.ts';
 import { createNews2History, type News2History } from './persistence/care-history.ts';
 import { createTurnHistory, type TurnHistory } from './persistence/turn-history.ts';
-import { createInfluxHttp } from './persistence/influx-http.ts';
 import { residentRoutes } from './http/resident-routes.ts';
 import type { CareRuleContext } from './rules/care/care-context.ts';
 import type { Fact } from './rules/facts.ts';
@@ -104,10 +103,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   }
   const stateDir = resolve(config.stateDir);
   const snapshotPath = join(stateDir, SNAPSHOT_FILE);
-  const influxReader = createInfluxReader({ url: config.influxUrl, database: config.influxDb });
+  // One adapter (common/influx/) for every writer and reader of this process; create-only schema:
+  // ingest owns the retention periods.
+  const influxDb = openInfluxDatabase({ url: config.influxUrl, database: config.influxDb });
+  const influxReader = influxDb.reader;
   const baselines = deps.baselines === false ? undefined : createBaselineService({ influx: influxReader, registry, clock, logger, ...deps.baselines });
   const news2History: News2History = createNews2History({
-    influx: createInfluxHttp(config.influxUrl, config.influxDb),
+    influx: influxDb,
     journalPath: join(stateDir, CARE_JOURNAL_FILE),
     clock,
     logger,
@@ -115,7 +117,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   });
   // Turns and bed changes for the monthly statistics (docs/statistics.md), from the care rules' facts.
   const turnHistory: TurnHistory = createTurnHistory({
-    influx: createInfluxHttp(config.influxUrl, config.influxDb),
+    influx: influxDb,
     journalPath: join(stateDir, TURN_JOURNAL_FILE),
     clock,
     logger,
@@ -145,7 +147,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     logger,
     onFacts: routeFacts,
   });
-  const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
+  const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, influx: influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
   let mqttAdapter: MqttAdapter | undefined;
   /** Set when the broker refused our login (retrying will not help): shown in /health. */
@@ -204,7 +206,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     clock,
     logger,
     statePath: join(stateDir, DISABLEMENTS_FILE),
-    history: { influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, DISABLEMENT_JOURNAL_FILE) },
+    history: { influx: influxDb, influxUrl: config.influxUrl, database: config.influxDb, journalPath: join(stateDir, DISABLEMENT_JOURNAL_FILE) },
     onChange: (d) => hub?.publishDisablements(d.homeId),
     // A condition still active when its disablement ends is raised then (core.ts releaseHeld).
     onRelease: (signals) => lifecycle.applySignals(signals),
@@ -470,6 +472,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await step('news2History', () => news2History.close());
       await step('turnHistory', () => turnHistory.close());
       await step('store', () => store.close());
+      await step('influx', () => influxDb.close());
       if (errors.length === 1) throw errors[0];
       if (errors.length > 1) throw new AggregateError(errors, `alerts close: ${errors.length} steps failed`);
     },

@@ -3,7 +3,7 @@ import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { BASELINE_METRICS, learnResident, type BaselineMetric, type LearnOptions } from './baselines-learn.ts';
-import { ident, type InfluxReader } from './http/influxql.ts';
+import { ident, type InfluxReader } from '../common/influx/reader.ts';
 import type { CareRuleContext } from './rules/care/care-context.ts';
 import { IMPLAUSIBLE } from './rules/care/vital-checks.ts';
 

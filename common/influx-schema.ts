@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { InfluxDB } from 'influx';
 import { METRICS, METRIC_NAMES } from '../contract/metrics.ts';
+import { ident as quoteIdent } from './influx/reader.ts';
 
 /**
  * The life of carewatch's data in InfluxDB 1.x (issue 13): three retention policies and the
@@ -60,10 +61,6 @@ const BOOLEAN = METRIC_NAMES.filter((m) => METRICS[m].type === 'boolean');
 /** Field of the aggregate: `mean_temperature_c`, `max_temperature_c`, `last_bed_occupied`, … */
 export function rollupField<A extends 'mean' | 'min' | 'max' | 'last', M extends string>(aggregate: A, metric: M): `${A}_${M}` {
   return `${aggregate}_${metric}`;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /** The SELECT of the downsampling, without its time bounds (the CQ adds them; a backfill sets them). */

@@ -3,8 +3,9 @@ import type { Logger } from '../common/logger.ts';
 import { decodeDeviceMessage } from '../contract/device-message.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import type { InfluxHttp, WriteOutcome } from './influx-http.ts';
-import { INFLUX_REJECTED, messageLine, rejectedLine, type IngestRejectCode } from './points.ts';
+import { InfluxError } from '../common/influx/errors.ts';
+import type { LineWriter } from '../common/influx/writer.ts';
+import { INFLUX_REJECTED, messageLine, rejectedLine, type IngestRejectCode, type LineResult } from './points.ts';
 import type { RejectionLog } from './rejections.ts';
 import type { Spool, SpoolRecord } from './spool.ts';
 
@@ -18,9 +19,25 @@ import type { Spool, SpoolRecord } from './spool.ts';
  * policy, and the checkpoint advances only when both are stored.
  */
 
+/** How one write request ended, for the latency histogram's `outcome` label. */
+export type WriteOutcome = 'ok' | 'rejected' | 'too-large' | 'retry';
+
+export function writeOutcome(err: InfluxError | undefined): WriteOutcome {
+  if (err === undefined) return 'ok';
+  if (err.retryable) return 'retry';
+  return err.code === 'INFLUX_TOO_LARGE' ? 'too-large' : 'rejected';
+}
+
 export interface InfluxWriterDeps {
   readonly spool: Spool;
-  readonly http: InfluxHttp;
+  /** common/influx/writer.ts; closed by close(). */
+  readonly writer: LineWriter;
+  /**
+   * Creates the database, its retention policies and the downsampling (common/influx-schema.ts
+   * ensureInfluxSchema); called before the first write and again when InfluxDB says the database is
+   * missing. Rejects while InfluxDB is unreachable.
+   */
+  readonly ensureDatabase: () => Promise<void>;
   readonly registry: RegistryIndex;
   readonly rejections: RejectionLog;
   /** Counts and logs out-of-range readings (stored, flagged) per metric. */
@@ -45,7 +62,7 @@ export interface InfluxWriterDeps {
    * Times one write request (the metrics' latency histogram): called as the request leaves, and the
    * function it returns when the answer is in. The writer reads no clock for it.
    */
-  readonly timeWrite?: () => (outcome: WriteOutcome['kind']) => void;
+  readonly timeWrite?: () => (outcome: WriteOutcome) => void;
 }
 
 export interface InfluxWriterStats {
@@ -77,7 +94,7 @@ interface Item {
 }
 
 export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
-  const { spool, http, registry, rejections, logger, now } = deps;
+  const { spool, writer, registry, rejections, logger, now } = deps;
   const maxPoints = deps.maxPoints ?? 5_000;
   const lingerMs = deps.lingerMs ?? 50;
   const concurrency = Math.max(1, deps.concurrency ?? 2);
@@ -140,7 +157,15 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
       if (msg.channel !== 'telemetry' && msg.clockSkew !== undefined) {
         deps.clockSkew?.record(msg.channel, rec.topic, `${msg.device.id}: ${msg.clockSkew.reason}; stored at the broker time, flagged`);
       }
-      const r = messageLine(msg);
+      let r: LineResult;
+      try {
+        r = messageLine(msg);
+      } catch (err) {
+        // A value the line protocol cannot carry (common/influx/line-protocol.ts): refused like a 400.
+        if (!(err instanceof InfluxError)) throw err;
+        reject(INFLUX_REJECTED, err.message, rec, { homeId: msg.device.homeId, deviceId: msg.device.id }, out);
+        continue;
+      }
       if (r.ok) out.push({ line: r.line, rec, homeId: msg.device.homeId, deviceId: msg.device.id, isRejection: false, rp: msg.channel === 'telemetry' ? RP_RAW : undefined });
       else reject(r.rejection.code, r.rejection.reason, rec, r.rejection, out);
     }
@@ -169,7 +194,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     let delay = retryMin;
     while (!closed) {
       try {
-        await http.createDatabase();
+        await deps.ensureDatabase();
         dbReady = true;
         return true;
       } catch (err) {
@@ -190,16 +215,23 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     while (!closed) {
       if (!dbReady && !(await ensureDatabase())) return false;
       const timed = deps.timeWrite?.();
-      const out = await http.write(body, rp);
-      timed?.(out.kind);
-      if (out.kind === 'ok') {
+      let error: InfluxError | undefined;
+      try {
+        await writer.write(body, rp === undefined ? undefined : { rp });
+      } catch (err) {
+        // Anything but an InfluxError is a bug: let it stop the drain loudly (INGEST_WRITER_STOPPED).
+        if (!(err instanceof InfluxError)) throw err;
+        error = err;
+      }
+      timed?.(writeOutcome(error));
+      if (error === undefined) {
         recovered();
         st.written += items.length;
         return true;
       }
-      if (out.kind === 'retry') {
-        if (out.databaseMissing) dbReady = false;
-        failed(out.error);
+      if (error.retryable) {
+        if (error.code === 'INFLUX_DATABASE_NOT_FOUND') dbReady = false;
+        failed(error.message);
         await sleep(delay);
         delay = Math.min(delay * 2, retryMax);
         continue;
@@ -213,10 +245,10 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
       }
       const item = items[0] as Item;
       if (item.isRejection) {
-        logger.error({ code: INFLUX_REJECTED, error: out.error, topic: item.rec.topic }, 'InfluxDB refused a rejected-message point; dropping it');
+        logger.error({ code: INFLUX_REJECTED, error: error.message, topic: item.rec.topic }, 'InfluxDB refused a rejected-message point; dropping it');
         return true;
       }
-      const reason = `InfluxDB refused the point: ${out.error}`.slice(0, 1000);
+      const reason = `InfluxDB refused the point: ${error.message}`.slice(0, 1000);
       reject(INFLUX_REJECTED, reason, item.rec, item, influxRejected);
       return true;
     }
@@ -292,7 +324,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
       // Give an in-flight write a moment to finish so its checkpoint is kept; then cut it.
       const grace = new Promise<void>((r) => setTimeout(r, 2_000).unref());
       await Promise.race([loop, grace]);
-      http.close();
+      writer.close();
       await loop;
     },
     stats: () => ({ ...st }),

@@ -5,7 +5,7 @@ import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { FILTERS } from '../contract/topics.ts';
 import type { RetentionConfig } from '../common/influx-schema.ts';
-import { createInfluxHttp, type InfluxHttp } from './influx-http.ts';
+import { openInfluxDatabase } from '../common/influx/database.ts';
 import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
 import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
 import type { IngestRejectCode } from './points.ts';
@@ -90,7 +90,6 @@ export function createIngest(deps: IngestDeps): Ingest {
   let spool: Spool | undefined;
   let session: MqttSession | undefined;
   let writer: InfluxWriter | undefined;
-  let http: InfluxHttp | undefined;
   let server: Server | undefined;
   // Timers write a window's "suppressed N more" line when it ends, so a flood that stopped is summed up too.
   const rejections = createRejectionLog(logger.child({ component: 'rejections' }), now, 10, 10_000, 'rejected message', systemClock);
@@ -215,10 +214,14 @@ export function createIngest(deps: IngestDeps): Ingest {
     async start() {
       spool = createSpool({ dir: config.spoolDir, maxBytes: config.spoolMaxBytes, segmentBytes: config.spoolSegmentBytes, logger: logger.child({ component: 'spool' }) });
       await spool.open();
-      http = createInfluxHttp({ url: config.influxUrl, database: config.influxDb, logger, ...(config.retention !== undefined ? { retention: config.retention } : {}) });
+      const db = openInfluxDatabase({ url: config.influxUrl, database: config.influxDb, enforce: true, ...(config.retention !== undefined ? { retention: config.retention } : {}) });
       writer = createInfluxWriter({
         spool,
-        http,
+        writer: db.writer,
+        async ensureDatabase() {
+          const report = await db.ensureDatabase();
+          for (const change of [...report.created, ...report.altered]) logger.info({ database: config.influxDb, change }, 'InfluxDB schema');
+        },
         registry,
         rejections,
         outOfRange,

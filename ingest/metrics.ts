@@ -1,6 +1,6 @@
 import { Histogram, type Registry } from 'prom-client';
 import { METRIC_PREFIX, byLabel, counterFrom, createMetricsRegistry, gaugeFrom, labelledCounterFrom } from '../common/metrics.ts';
-import type { WriteOutcome } from './influx-http.ts';
+import type { WriteOutcome } from './influx-writer.ts';
 import type { IngestStats } from './ingest.ts';
 
 /**
@@ -11,7 +11,7 @@ import type { IngestStats } from './ingest.ts';
 export interface IngestMetrics {
   readonly registry: Registry;
   /** For the influx writer's `timeWrite`. */
-  timeWrite(): (outcome: WriteOutcome['kind']) => void;
+  timeWrite(): (outcome: WriteOutcome) => void;
 }
 
 export function createIngestMetrics(stats: () => IngestStats, now: () => number): IngestMetrics {
@@ -37,7 +37,7 @@ export function createIngestMetrics(stats: () => IngestStats, now: () => number)
     name: `${METRIC_PREFIX}ingest_write_duration_seconds`,
     help: 'InfluxDB write request latency, by outcome (ok, rejected, too-large, retry)',
     labelNames: ['outcome'],
-    // A healthy batch takes milliseconds; the top bucket is the request timeout (influx-http.ts, 30 s).
+    // A healthy batch takes milliseconds; the top bucket is the request timeout (common/influx/writer.ts, 30 s).
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });

@@ -1,9 +1,12 @@
+import { escapeKey, fieldFloat, fieldString, msToNs } from '../common/influx/line-protocol.ts';
 import type { ClockSkew, DeviceMessage, RejectCode, Rejection } from '../contract/device-message.ts';
 
 /**
  * Pure mapping from decoded device messages to InfluxDB 1.x line protocol, per the schema in
- * docs/architecture.md. Lines are built as plain strings: formatting through node-influx's point
- * objects cost ~13 ms per 5,000-point batch on the event loop (issue 6), string building a fraction.
+ * docs/architecture.md, with the escapes of the one encoder (common/influx/line-protocol.ts). Lines
+ * are built as plain strings: node-influx's point objects cost ~13 ms per 5,000-point batch on the
+ * event loop (issue 6), and @influxdata/influxdb-client's Point is 2.7x slower than this string
+ * building (bench/encoder.ts, bench/README.md "Line-protocol encoder").
  */
 
 /** Stored with the `rejected` measurement; a raw payload is cut to this many bytes. */
@@ -19,43 +22,13 @@ export type IngestRejectCode = RejectCode | typeof INFLUX_REJECTED;
  */
 export const MAX_INFLUX_MS = 9_223_372_036_853;
 
-// Non-global twins for the cheap test, so no `lastIndex` state leaks between calls.
-const MEASUREMENT_RE = /[, \\]/g;
-const MEASUREMENT_TEST = /[, \\]/;
-const KEY_RE = /[,= \\]/g;
-const KEY_TEST = /[,= \\]/;
-const FIELD_STRING_RE = /["\\]/g;
-const FIELD_STRING_TEST = /["\\]/;
-
-/** Measurement names: escape comma and space (and backslash so the escape itself stays unambiguous). */
-export function escapeMeasurement(s: string): string {
-  return MEASUREMENT_TEST.test(s) ? s.replace(MEASUREMENT_RE, '\\$&') : s;
-}
-
-/** Tag keys, tag values and field keys: escape comma, equals sign and space. */
-export function escapeKey(s: string): string {
-  return KEY_TEST.test(s) ? s.replace(KEY_RE, '\\$&') : s;
-}
-
-/** String field values: double-quoted, with `"` and `\` escaped (newlines are allowed inside quotes). */
-export function fieldString(s: string): string {
-  return `"${FIELD_STRING_TEST.test(s) ? s.replace(FIELD_STRING_RE, '\\$&') : s}"`;
-}
-
-function fieldNumber(n: number): string {
-  // Always a float field (no `i`), so an integral reading never conflicts with a fractional one.
-  return String(n);
-}
+const fieldNumber = fieldFloat;
 
 /** Device `ts` (ms) plus `seq mod 1e6` as ns, built as decimal text: ts*1e6 exceeds 2^53. */
 export function deviceTimeNs(tsMs: number, seq: number): string {
   const sub = seq % 1_000_000;
   if (tsMs === 0) return String(sub);
   return `${tsMs}${String(sub).padStart(6, '0')}`;
-}
-
-export function msToNs(ms: number): string {
-  return ms === 0 ? '0' : `${ms}000000`;
 }
 
 function tag(key: string, value: string | undefined): string {

@@ -6,9 +6,10 @@ import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { canSeeHome, seesAllHomes, type Actor } from '../access.ts';
 import { fail, type AlertErrorCode, type Outcome } from '../errors.ts';
 import { SYSTEM_ACTOR } from '../lifecycle.ts';
-import { createInfluxHttp, rows, type InfluxHttp } from '../persistence/influx-http.ts';
+import { openInfluxDatabase, type InfluxDatabase } from '../../common/influx/database.ts';
+import { allRows as rows } from '../../common/influx/reader.ts';
 import { createJournalWriter, type JournalRecord, type JournalStats, type JournalWriter } from '../persistence/journal-writer.ts';
-import { fnv1a, nsTime, toLine } from '../persistence/line-protocol.ts';
+import { fnv1a, nsTime, toLine } from '../../common/influx/line-protocol.ts';
 import type { Signal } from '../rules/types.ts';
 import { readJson, writeTextAtomic } from '../state-file.ts';
 import { checkRequest, coveredDevices, filterSignals, isInForce, mayManage, releaseHeld, type DisablementAuditAction, type DisablementAuditEntry, type HeldSignal } from './core.ts';
@@ -79,7 +80,7 @@ export interface DisablementStoreDeps {
   /** The state file (alerts state dir). */
   readonly statePath: string;
   /** InfluxDB history through a journal of its own; absent: the state file only. */
-  readonly history?: { readonly influx?: InfluxHttp; readonly influxUrl: string; readonly database: string; readonly journalPath: string };
+  readonly history?: { readonly influx?: InfluxDatabase; readonly influxUrl: string; readonly database: string; readonly journalPath: string };
   readonly newId?: () => string;
   /** Every change of a disablement (created, a suppression counted, ended). */
   readonly onChange?: (d: Disablement) => void;
@@ -144,7 +145,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
   let saveQueued = false;
   let saveFailing = false;
 
-  const influx = deps.history === undefined ? undefined : (deps.history.influx ?? createInfluxHttp(deps.history.influxUrl, deps.history.database));
+  const influx = deps.history === undefined ? undefined : (deps.history.influx ?? openInfluxDatabase({ url: deps.history.influxUrl, database: deps.history.database }));
   const writer: JournalWriter<Meta> | undefined =
     deps.history === undefined || influx === undefined ? undefined : createJournalWriter<Meta>({ path: deps.history.journalPath, influx, clock, logger: log });
 
@@ -301,8 +302,8 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
     if (influx !== undefined) {
       const since = Math.max(0, Math.trunc(clock.now() - MAX_DISABLEMENT_MS - RECENT_ENDED_MS));
       try {
-        for (const r of rows(await influx.query(`SELECT "json" FROM "disablement" WHERE time >= ${since}ms`))) consider(parse<Disablement>(r.json));
-        for (const r of rows(await influx.query(`SELECT "json" FROM "disablement_audit" WHERE time >= ${since}ms`))) addAudit(parse<DisablementAuditEntry>(r.json));
+        for (const r of rows(await influx.reader.series(`SELECT "json" FROM "disablement" WHERE time >= ${since}ms`))) consider(parse<Disablement>(r.json));
+        for (const r of rows(await influx.reader.series(`SELECT "json" FROM "disablement_audit" WHERE time >= ${since}ms`))) addAudit(parse<DisablementAuditEntry>(r.json));
       } catch (err) {
         log.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read disablements from InfluxDB; using the state file');
       }
@@ -329,7 +330,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
       if (started) throw new Error('disablements already started');
       if (influx !== undefined) {
         try {
-          await influx.createDatabase();
+          await influx.ensureDatabase();
         } catch (err) {
           log.warn({ err, code: 'ALERTS_INFLUX_UNREACHABLE' }, 'could not create the InfluxDB database; disablement history stays in the journal');
         }
@@ -422,14 +423,14 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
       let d = all.get(id);
       let trail = audits.get(id);
       if (d === undefined && influx !== undefined) {
-        const series = await influx.query(`SELECT "json" FROM "disablement" WHERE "disablement_id" = ${quote(id)}`);
+        const series = await influx.reader.series(`SELECT "json" FROM "disablement" WHERE "disablement_id" = ${quote(id)}`);
         for (const r of rows(series)) {
           const x = parse<Disablement>(r.json);
           if (x !== undefined && (d === undefined || x.version > d.version)) d = x;
         }
         if (d !== undefined) {
           const found = new Map<number, DisablementAuditEntry>();
-          for (const r of rows(await influx.query(`SELECT "json" FROM "disablement_audit" WHERE "disablement_id" = ${quote(id)}`))) {
+          for (const r of rows(await influx.reader.series(`SELECT "json" FROM "disablement_audit" WHERE "disablement_id" = ${quote(id)}`))) {
             const e = parse<DisablementAuditEntry>(r.json);
             if (e !== undefined) found.set(e.seq, e);
           }
@@ -466,6 +467,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
       if (started) persist();
       await saveChain;
       await writer?.close();
+      if (deps.history !== undefined && deps.history.influx === undefined) influx?.close();
     },
   };
 }

@@ -17,7 +17,7 @@ import { openapiRoutes } from './openapi.ts';
 import { liveRoutes, type ResidentCareStateOf } from './live.ts';
 import { historyRoutes } from './history.ts';
 import { statsRoutes } from './stats.ts';
-import type { InfluxReader } from './influxql.ts';
+import type { InfluxReader } from '../../common/influx/reader.ts';
 import type { Registry } from 'prom-client';
 import { healthzReply } from '../../common/metrics.ts';
 

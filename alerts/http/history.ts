@@ -8,7 +8,7 @@ import { ApiError } from '../../contract/api.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { canSeeHome } from '../access.ts';
-import { ident, str, type InfluxReader } from './influxql.ts';
+import { ident, str, type InfluxReader } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 
 /**

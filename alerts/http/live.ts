@@ -6,7 +6,7 @@ import { DEVICE_KINDS } from '../../contract/device-kinds.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { canSeeHome, seesAllHomes } from '../access.ts';
-import { rows, str, type InfluxReader, type InfluxSeries } from './influxql.ts';
+import { rows, str, type InfluxReader, type InfluxSeries } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 
 /**

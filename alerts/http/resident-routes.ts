@@ -6,7 +6,7 @@ import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
 import { canSeeHome } from '../access.ts';
 import { AlertsError } from '../errors.ts';
-import { ident, rows, str, type InfluxReader } from './influxql.ts';
+import { ident, rows, str, type InfluxReader } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 
 /**

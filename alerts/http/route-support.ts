@@ -2,7 +2,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { AlertsError } from '../errors.ts';
 import type { Actor } from '../access.ts';
-import { InfluxReadError } from './influxql.ts';
+import { InfluxError } from '../../common/influx/errors.ts';
 
 /**
  * Shared plumbing of the dashboard plugins (live state, history, statistics): who is asking, and
@@ -29,7 +29,7 @@ export class RouteError extends Error {
 export type CountError = (code: DashboardErrorCode) => void;
 
 export function installErrorHandler(app: FastifyInstance, count?: CountError): void {
-  app.setErrorHandler((err: FastifyError | RouteError | InfluxReadError, request, reply) => {
+  app.setErrorHandler((err: FastifyError | RouteError | InfluxError, request, reply) => {
     let status = 500;
     let code: DashboardErrorCode = 'API_INTERNAL';
     let message = 'internal error';
@@ -37,7 +37,8 @@ export function installErrorHandler(app: FastifyInstance, count?: CountError): v
       status = err.status;
       code = err.code;
       message = err.message;
-    } else if (err instanceof InfluxReadError) {
+    } else if (err instanceof InfluxError) {
+      // Before isCodedError: an InfluxError's `status` is InfluxDB's answer, not ours.
       status = 503;
       code = 'INFLUX_UNAVAILABLE';
       message = err.message;

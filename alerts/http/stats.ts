@@ -6,7 +6,7 @@ import { AlertMessage } from '../../contract/payloads.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { canSeeHome, seesAllHomes } from '../access.ts';
-import { str, type InfluxReader, type InfluxSeries } from './influxql.ts';
+import { str, type InfluxReader, type InfluxSeries } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 import {
   computeHomeStats, latestVersions, monthOf, monthWindow, onlineTime, statsCsv, MISSED_ESCALATION_REASONS, MONTH_PATTERN,

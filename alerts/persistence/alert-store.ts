@@ -4,9 +4,10 @@ import type { AlertMessage } from '../../contract/payloads.ts';
 import type { IncidentMessage } from '../../contract/incidents.ts';
 import type { IncidentAuditEntry, IncidentChange, StoredIncident } from '../incidents/book.ts';
 import type { AlertChange, AuditEntry, StoredAlert } from '../lifecycle.ts';
-import { createInfluxHttp, rows, type InfluxHttp } from './influx-http.ts';
+import { openInfluxDatabase, type InfluxDatabase } from '../../common/influx/database.ts';
+import { allRows as rows } from '../../common/influx/reader.ts';
 import { createJournalWriter, type JournalRecord, type JournalStats, type JournalWriter, type JournalWriterDeps } from './journal-writer.ts';
-import { fnv1a, nsTime, toLine } from './line-protocol.ts';
+import { fnv1a, nsTime, toLine } from '../../common/influx/line-protocol.ts';
 
 /**
  * Alerts in InfluxDB (docs/architecture.md schema):
@@ -68,7 +69,8 @@ export interface AlertStoreDeps {
   readonly journalPath: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly influx?: InfluxHttp;
+  /** The process's adapter (common/influx/database.ts); absent: the store opens (and closes) its own. */
+  readonly influx?: InfluxDatabase;
   /** Journal bounds and file access (see JournalWriterDeps). */
   readonly journal?: Pick<JournalWriterDeps<StoreMeta>, 'maxPending' | 'maxFileBytes' | 'openFile'>;
   /** How far back a lookup of an alert id scans points written before the alert_id tag existed (default 7 days). */
@@ -132,7 +134,7 @@ function parseJson<T>(v: unknown): T | undefined {
 }
 
 export function createAlertStore(deps: AlertStoreDeps): AlertStore {
-  const influx = deps.influx ?? createInfluxHttp(deps.influxUrl, deps.database);
+  const influx = deps.influx ?? openInfluxDatabase({ url: deps.influxUrl, database: deps.database });
   const writer: JournalWriter<StoreMeta> = createJournalWriter<StoreMeta>({
     path: deps.journalPath,
     influx,
@@ -146,7 +148,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
   return {
     async start() {
       try {
-        await influx.createDatabase();
+        await influx.ensureDatabase();
       } catch (err) {
         deps.logger.warn({ err, code: 'ALERTS_INFLUX_UNREACHABLE' }, 'could not create the InfluxDB database; writes stay in the journal');
       }
@@ -169,7 +171,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (prior === undefined || prior.incident.version < s.incident.version) latest.set(s.incident.id, s);
       };
       const since = Math.max(0, Math.trunc(sinceMs));
-      const series = await influx.query(`SELECT "json","key","alerted_at" FROM "incident" WHERE time >= ${since}ms`);
+      const series = await influx.reader.series(`SELECT "json","key","alerted_at" FROM "incident" WHERE time >= ${since}ms`);
       for (const r of rows(series)) {
         const incident = parseJson<IncidentMessage>(r.json);
         if (incident === undefined || typeof r.key !== 'string') continue;
@@ -183,7 +185,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       const incidents = [...latest.values()].filter((s) => s.incident.state !== 'resolved');
       const openIds = new Set(incidents.map((s) => s.incident.id));
       const audit = new Map<string, IncidentAuditEntry>();
-      const auditSeries = openIds.size === 0 ? [] : await influx.query(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
+      const auditSeries = openIds.size === 0 ? [] : await influx.reader.series(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
       for (const r of rows(auditSeries)) {
         const e = parseJson<IncidentAuditEntry>(r.json);
         if (e && openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
@@ -194,12 +196,12 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
     async latestIncident(incidentId) {
       const id = quoteString(incidentId);
       let best: IncidentMessage | undefined;
-      for (const r of rows(await influx.query(`SELECT "json" FROM "incident" WHERE "incident_id" = ${id} ORDER BY time DESC LIMIT 1`))) {
+      for (const r of rows(await influx.reader.series(`SELECT "json" FROM "incident" WHERE "incident_id" = ${id} ORDER BY time DESC LIMIT 1`))) {
         const i = parseJson<IncidentMessage>(r.json);
         if (i && (best === undefined || i.version > best.version)) best = i;
       }
       const found = new Map<number, IncidentAuditEntry>();
-      for (const r of rows(await influx.query(`SELECT "json" FROM "incident_audit" WHERE "incident_id" = ${id}`))) {
+      for (const r of rows(await influx.reader.series(`SELECT "json" FROM "incident_audit" WHERE "incident_id" = ${id}`))) {
         const e = parseJson<IncidentAuditEntry>(r.json);
         if (e) found.set(e.seq, e);
       }
@@ -229,7 +231,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (prior === undefined || prior.alert.version < s.alert.version) latest.set(s.alert.id, s);
       };
       const since = Math.max(0, Math.trunc(sinceMs));
-      const series = await influx.query(`SELECT "json","key","latching" FROM "alert" WHERE time >= ${since}ms`);
+      const series = await influx.reader.series(`SELECT "json","key","latching" FROM "alert" WHERE time >= ${since}ms`);
       for (const r of rows(series)) {
         const alert = parseJson<AlertMessage>(r.json);
         if (alert === undefined || typeof r.key !== 'string') continue;
@@ -243,7 +245,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       const alerts = [...latest.values()].filter((s) => s.alert.state !== 'resolved');
       const openIds = new Set(alerts.map((s) => s.alert.id));
       const audit = new Map<string, AuditEntry>();
-      const auditSeries = openIds.size === 0 ? [] : await influx.query(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
+      const auditSeries = openIds.size === 0 ? [] : await influx.reader.series(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
       for (const r of rows(auditSeries)) {
         const e = parseJson<AuditEntry>(r.json);
         if (e && openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
@@ -256,7 +258,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       if (filter.alertId !== undefined) where.push(`"alert_id" = ${quoteString(filter.alertId)}`);
       if (filter.homeId !== undefined) where.push(`"home" = ${quoteString(filter.homeId)}`);
       const limit = Math.min(10_000, Math.max(1, filter.limit ?? 1000));
-      const series = await influx.query(`SELECT "json" FROM "alert_audit" WHERE ${where.join(' AND ')} ORDER BY time DESC LIMIT ${limit}`);
+      const series = await influx.reader.series(`SELECT "json" FROM "alert_audit" WHERE ${where.join(' AND ')} ORDER BY time DESC LIMIT ${limit}`);
       const found = new Map<string, AuditEntry>();
       for (const r of rows(series)) {
         const e = parseJson<AuditEntry>(r.json);
@@ -272,10 +274,10 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
     },
     async latest(alertId) {
       // The tag goes through the series index; only a bounded recent window is scanned for untagged (older) points.
-      let series = await influx.query(`SELECT "json" FROM "alert" WHERE "alert_id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
+      let series = await influx.reader.series(`SELECT "json" FROM "alert" WHERE "alert_id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
       if (rows(series).length === 0) {
         const since = Math.max(0, Math.trunc(deps.clock.now() - (deps.legacyLookupMs ?? 7 * 86_400_000)));
-        series = await influx.query(`SELECT "json" FROM "alert" WHERE time >= ${since}ms AND "id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
+        series = await influx.reader.series(`SELECT "json" FROM "alert" WHERE time >= ${since}ms AND "id" = ${quoteString(alertId)} ORDER BY time DESC LIMIT 1`);
       }
       let best: AlertMessage | undefined;
       for (const r of rows(series)) {
@@ -290,6 +292,9 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
     drained: () => writer.drained(),
     synced: () => writer.synced(),
     stats: () => writer.stats(),
-    close: () => writer.close(),
+    async close() {
+      await writer.close();
+      if (deps.influx === undefined) influx.close();
+    },
   };
 }

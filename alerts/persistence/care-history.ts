@@ -3,9 +3,9 @@ import type { Logger } from '../../common/logger.ts';
 import { NEWS2_PARAMETERS } from '../rules/care/news2.ts';
 import type { News2Score } from '../rules/care/news2-rule.ts';
 import type { Fact, News2Fact } from '../rules/facts.ts';
-import type { InfluxHttp } from './influx-http.ts';
+import type { InfluxDatabase } from '../../common/influx/database.ts';
 import { createJournalWriter, type JournalWriter } from './journal-writer.ts';
-import { fnv1a, nsTime, toLine } from './line-protocol.ts';
+import { fnv1a, nsTime, toLine } from '../../common/influx/line-protocol.ts';
 
 /**
  * Per-resident NEWS2 history in InfluxDB (issue 4, "Per-resident history"), built from the NEWS2
@@ -30,7 +30,7 @@ export interface News2History {
 }
 
 export interface News2HistoryDeps {
-  readonly influx: InfluxHttp;
+  readonly influx: InfluxDatabase;
   readonly journalPath: string;
   readonly clock: Clock;
   readonly logger: Logger;

@@ -2,7 +2,8 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
-import type { InfluxHttp } from './influx-http.ts';
+import type { InfluxDatabase } from '../../common/influx/database.ts';
+import { InfluxError } from '../../common/influx/errors.ts';
 
 /**
  * A writer that never drops: every record is appended (and fdatasync'ed) to a local journal file
@@ -66,7 +67,8 @@ export interface JournalFile {
 
 export interface JournalWriterDeps<M = unknown> {
   readonly path: string;
-  readonly influx: InfluxHttp;
+  /** common/influx/database.ts: written through its writer; created (if missing) on a 404. */
+  readonly influx: InfluxDatabase;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly batchMax?: number;
@@ -183,17 +185,36 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     });
   }
 
+  /** One batch to the database's default policy (records); resolves once InfluxDB has it. */
+  async function send(lines: string[]): Promise<void> {
+    try {
+      try {
+        await deps.influx.writer.write(lines);
+      } catch (err) {
+        if (!(err instanceof InfluxError && err.code === 'INFLUX_DATABASE_NOT_FOUND')) throw err;
+        // Dropped under us, or never created because InfluxDB was down at start: create, resend.
+        await deps.influx.ensureDatabase();
+        await deps.influx.writer.write(lines);
+      }
+    } catch (err) {
+      // InfluxDB 1.x wrote every other point and refused only those older than the retention policy
+      // (common/influx-schema.ts): they can never be stored, so retrying would wedge the journal behind them.
+      if (err instanceof InfluxError && err.code === 'INFLUX_BEYOND_RETENTION') return;
+      throw err;
+    }
+  }
+
   async function flush(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchMax);
       inFlight = batch.length;
       try {
         await fileChain; // the batch is on disk before it is sent
-        await deps.influx.write(batch.map((r) => r.lp));
+        await send(batch.map((r) => r.lp));
       } catch (err) {
         failures++;
         inFlight = 0;
-        deps.logger.warn({ err, code: 'ALERTS_INFLUX_WRITE', pending: queue.length, retryInMs: backoff }, 'InfluxDB write failed; kept in the journal, will retry');
+        deps.logger.warn({ err, code: 'ALERTS_INFLUX_WRITE', influxCode: err instanceof InfluxError ? err.code : undefined, pending: queue.length, retryInMs: backoff }, 'InfluxDB write failed; kept in the journal, will retry');
         if (!closed) {
           retryTimer = deps.clock.setTimeout(() => {
             retryTimer = undefined;

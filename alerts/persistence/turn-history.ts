@@ -1,9 +1,9 @@
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Fact } from '../rules/facts.ts';
-import type { InfluxHttp } from './influx-http.ts';
+import type { InfluxDatabase } from '../../common/influx/database.ts';
 import { createJournalWriter, type JournalWriter } from './journal-writer.ts';
-import { fnv1a, nsTime, toLine } from './line-protocol.ts';
+import { fnv1a, nsTime, toLine } from '../../common/influx/line-protocol.ts';
 
 /**
  * Repositioning history in InfluxDB (issue 4: "turns done on time" per home and month):
@@ -80,7 +80,7 @@ export interface TurnHistory {
 }
 
 export interface TurnHistoryDeps {
-  readonly influx: InfluxHttp;
+  readonly influx: InfluxDatabase;
   readonly journalPath: string;
   readonly clock: Clock;
   readonly logger: Logger;

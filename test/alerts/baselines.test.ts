@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../common/clock.ts';
 import { baselineQuery, createBaselineService } from '../../alerts/baselines.ts';
-import { createInfluxReader, type InfluxReader } from '../../alerts/http/influxql.ts';
+import { createInfluxReader, type InfluxReader } from '../../common/influx/reader.ts';
 import { prepareInflux, testInflux, writeLines } from '../support/influx-db.ts';
 import { demoRegistry } from '../support/registry.ts';
 
@@ -31,7 +31,7 @@ describe('personal baselines from InfluxDB', () => {
   const bad = createInfluxReader({ url: 'http://127.0.0.1:1', database: influx.database, timeoutMs: 2000 });
   let broken = false;
   // Both are real readers; the switch only chooses which one answers (an outage a test can turn on).
-  const reader: InfluxReader = { query: (q) => (broken ? bad : good).query(q) };
+  const reader: InfluxReader = { query: (q, o) => (broken ? bad : good).query(q, o), series: (q, o) => (broken ? bad : good).series(q, o) };
   const clock = createManualClock(START);
   const service = createBaselineService({ influx: reader, registry: demoRegistry(), clock, logger: pino({ level: 'silent' }), refreshMs: 3_600_000 });
   afterAll(() => service.close());

@@ -2,7 +2,8 @@ import { rm } from 'node:fs/promises';
 import { afterEach, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.ts';
 import { createInfluxWriter } from '../../ingest/influx-writer.ts';
-import type { InfluxHttp, WriteOutcome } from '../../ingest/influx-http.ts';
+import { InfluxError } from '../../common/influx/errors.ts';
+import type { LineWriter } from '../../common/influx/writer.ts';
 import { createRejectionLog } from '../../ingest/rejections.ts';
 import { createSpool } from '../../ingest/spool.ts';
 import { demoRegistry } from '../support/registry.ts';
@@ -12,7 +13,7 @@ import { waitFor } from './support/wait.ts';
 /**
  * The writer keeps two batches on the wire (issue 6) but must advance the spool checkpoint strictly
  * in order. The fault here — the OLDER of two concurrent batches failing while the newer one is
- * stored — is one a real InfluxDB cannot be made to produce on demand, hence a scripted InfluxHttp.
+ * stored — is one a real InfluxDB cannot be made to produce on demand, hence a scripted LineWriter.
  */
 const dirs: string[] = [];
 afterEach(async () => {
@@ -34,28 +35,27 @@ it('with two batches in flight, a failing older batch holds the checkpoint until
   let maxInFlight = 0;
   let releaseFirst: () => void = () => undefined;
   const firstHeld = new Promise<void>((r) => (releaseFirst = r));
-  const http: InfluxHttp = {
-    async write(body): Promise<WriteOutcome> {
+  const lineWriter: LineWriter = {
+    async write(lines): Promise<void> {
+      const body = typeof lines === 'string' ? lines : lines.join('\n');
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       try {
         const first = / seq=0i /.test(body) || /,seq=0i /.test(body);
         if (first) {
           await firstHeld;
-          if (failFirst-- > 0) return { kind: 'retry', error: 'scripted outage', databaseMissing: false };
+          if (failFirst-- > 0) throw new InfluxError('INFLUX_UNREACHABLE', 'scripted outage');
         }
         bodies.push(body);
-        return { kind: 'ok' };
       } finally {
         inFlight--;
       }
     },
-    createDatabase: async () => undefined,
     close: () => undefined,
   };
   for (let i = 0; i < 20; i++) spool.append('carewatch/v1/h01/h01-sd-r101/telemetry', payload(i), T0);
   await spool.commit();
-  const writer = createInfluxWriter({ spool, http, registry: demoRegistry(), rejections: createRejectionLog(logger, () => T0), logger, now: () => T0, maxPoints: 10, lingerMs: 0, retryMinMs: 5, retryMaxMs: 10 });
+  const writer = createInfluxWriter({ spool, writer: lineWriter, ensureDatabase: async () => undefined, registry: demoRegistry(), rejections: createRejectionLog(logger, () => T0), logger, now: () => T0, maxPoints: 10, lingerMs: 0, retryMinMs: 5, retryMaxMs: 10 });
   writer.start();
   try {
     // The second batch (seq 10..19) is stored while the first is held: the checkpoint must not move.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeDeviceMessage } from '../../contract/device-message.ts';
 import { deviceTopic } from '../../contract/topics.ts';
-import { deviceTimeNs, escapeKey, escapeMeasurement, fieldString, messageLine, rejectedLine, REJECTED_PAYLOAD_BYTES } from '../../ingest/points.ts';
+import { deviceTimeNs, messageLine, rejectedLine, REJECTED_PAYLOAD_BYTES } from '../../ingest/points.ts';
 import { demoRegistry } from '../support/registry.ts';
 
 const registry = demoRegistry();
@@ -14,21 +14,7 @@ function line(homeId: string, deviceId: string, channel: 'telemetry' | 'event' |
   return r.line;
 }
 
-describe('line protocol escaping', () => {
-  it('escapes tag keys/values and field keys: comma, equals, space', () => {
-    expect(escapeKey('a b,c=d')).toBe('a\\ b\\,c\\=d');
-    expect(escapeKey('plain')).toBe('plain');
-  });
-  it('escapes measurements: comma and space, not equals', () => {
-    expect(escapeMeasurement('my m,x=1')).toBe('my\\ m\\,x=1');
-  });
-  it('quotes string fields, escaping quotes and backslashes, keeping newlines', () => {
-    expect(fieldString('say "hi" \\ bye\nnext')).toBe('"say \\"hi\\" \\\\ bye\nnext"');
-    // Repeated calls give the same answer (no regex state carried between calls).
-    expect(fieldString('"')).toBe('"\\""');
-    expect(fieldString('"')).toBe('"\\""');
-  });
-});
+// Escaping itself is tested with the one encoder: test/common/influx/line-protocol.test.ts.
 
 describe('time', () => {
   it('is device ts in ms plus seq mod 1e6 in ns, exact beyond 2^53', () => {

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { influxQuery, prepareInflux, testInflux, writeLines } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { createTokenService } from '../../../alerts/http/token.ts';
-import { createInfluxReader } from '../../../alerts/http/influxql.ts';
+import { createInfluxReader } from '../../../common/influx/reader.ts';
 import { openapiRoutes } from '../../../alerts/http/openapi.ts';
 import { liveRoutes, type ResidentCareStateOf } from '../../../alerts/http/live.ts';
 import { historyRoutes } from '../../../alerts/http/history.ts';

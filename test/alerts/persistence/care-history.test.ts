@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../common/clock.ts';
 import { createNews2History, news2Line } from '../../../alerts/persistence/care-history.ts';
-import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
+import { openInfluxDatabase } from '../../../common/influx/database.ts';
 import type { News2Score } from '../../../alerts/rules/care/news2-rule.ts';
 import type { News2Fact } from '../../../alerts/rules/facts.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
@@ -53,7 +53,7 @@ describe('NEWS2 history', () => {
     const clock = createManualClock();
     const journalPath = join(dir.path, 'care.jsonl');
     // InfluxDB unreachable: everything stays in the journal.
-    const down = createNews2History({ influx: createInfluxHttp('http://127.0.0.1:1', influx.database), journalPath, clock, logger, minIntervalMs: 60_000 });
+    const down = createNews2History({ influx: openInfluxDatabase({ url: 'http://127.0.0.1:1', database: influx.database }), journalPath, clock, logger, minIntervalMs: 60_000 });
     await down.start();
     const t0 = clock.now();
     down.onFacts([fact('h01-p01', score(1, t0))]);
@@ -67,7 +67,7 @@ describe('NEWS2 history', () => {
     await down.close();
 
     // A new instance on the same journal with InfluxDB up replays both.
-    const up = createNews2History({ influx: createInfluxHttp(influx.url, influx.database), journalPath, clock, logger });
+    const up = createNews2History({ influx: openInfluxDatabase({ url: influx.url, database: influx.database }), journalPath, clock, logger });
     await up.start();
     await up.drained();
     const rows = await points('h01-p01');

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock, systemClock } from '../../../common/clock.ts';
 import { freePort } from '../../../common/influxd.ts';
-import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
+import { openInfluxDatabase } from '../../../common/influx/database.ts';
 import { createJournalWriter, type JournalFile } from '../../../alerts/persistence/journal-writer.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
 import { tempDir, until } from '../support/harness.ts';
@@ -23,22 +23,23 @@ describe('journal writer', () => {
     dirs.push(dir);
     const path = join(dir.path, 'journal.jsonl');
     const clock = createManualClock();
-    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
     const w1 = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100 });
     await w1.start();
     w1.append([{ lp: `probe,home=h01 n=1i ${T + 1n}`, meta: { n: 1 } }]);
     w1.append([{ lp: `probe,home=h01 n=2i ${T + 2n}`, meta: { n: 2 } }, { lp: `probe,home=h02 n=3i ${T + 3n}`, meta: { n: 3 } }]);
-    // Retries follow the injected clock; each fails while InfluxDB is away.
+    // Retries follow the injected clock; each fails while InfluxDB is away. Wait for each failure
+    // rather than a fixed 50 ms: on a loaded machine a refused connection can take longer.
     for (let i = 0; i < 3; i++) {
       clock.advance(10_000);
-      await new Promise((r) => setTimeout(r, 50));
+      for (let t = 0; t < 200 && w1.stats().failures <= i; t++) await new Promise((r) => setTimeout(r, 25));
     }
     expect(w1.stats()).toMatchObject({ pending: 3, written: 0 });
     expect(w1.stats().failures).toBeGreaterThan(1);
     await w1.close();
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(3);
 
-    const up = createInfluxHttp(influx.url, influx.database);
+    const up = openInfluxDatabase({ url: influx.url, database: influx.database });
     const w2 = createJournalWriter<{ n: number }>({ path, influx: up, clock, logger });
     await w2.start();
     expect(w2.pending().map((r) => r.meta?.n)).toEqual([1, 2, 3]);
@@ -53,7 +54,7 @@ describe('journal writer', () => {
     const dir = await tempDir();
     dirs.push(dir);
     const path = join(dir.path, 'journal.jsonl');
-    const w = createJournalWriter<{ n: number }>({ path, influx: createInfluxHttp(influx.url, influx.database), clock: systemClock, logger });
+    const w = createJournalWriter<{ n: number }>({ path, influx: openInfluxDatabase({ url: influx.url, database: influx.database }), clock: systemClock, logger });
     await w.start();
     // 1970: beyond the records policy's two years (common/influx-schema.ts); InfluxDB answers 400 "partial write".
     w.append([{ lp: 'aged,home=h01 n=1i 1000000000', meta: { n: 1 } }, { lp: `aged,home=h01 n=2i ${T + 10n}`, meta: { n: 2 } }]);
@@ -95,7 +96,7 @@ describe('journal writer faults and bounds', () => {
     dirs.push(dir);
     const path = join(dir.path, 'journal.jsonl');
     const clock = createManualClock();
-    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
     const file = failingFile(2);
     const w = createJournalWriter<{ n: number }>({ path, influx: down, clock, logger, retryMinMs: 100, openFile: file.openFile });
     await w.start();
@@ -114,7 +115,7 @@ describe('journal writer faults and bounds', () => {
     const dir = await tempDir();
     dirs.push(dir);
     const clock = createManualClock();
-    const down = createInfluxHttp(`http://127.0.0.1:${await freePort()}`, influx.database);
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
     const w = createJournalWriter<{ kind: string }>({
       path: join(dir.path, 'journal.jsonl'),
       influx: down,

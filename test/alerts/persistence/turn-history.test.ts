@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../common/clock.ts';
-import { createInfluxHttp } from '../../../alerts/persistence/influx-http.ts';
+import { openInfluxDatabase } from '../../../common/influx/database.ts';
 import { createEngine } from '../../../alerts/engine.ts';
 import { bedLine, createTurnHistory, turnLine, turnRecords, type BedRecord, type TurnRecord } from '../../../alerts/persistence/turn-history.ts';
 import { createBedRule } from '../../../alerts/rules/care/bed-rule.ts';
@@ -95,13 +95,13 @@ describe('turn history', () => {
     dirs.push(dir);
     const clock = createManualClock();
     const journalPath = join(dir.path, 'turn.jsonl');
-    const down = createTurnHistory({ influx: createInfluxHttp('http://127.0.0.1:1', influx.database), journalPath, clock, logger });
+    const down = createTurnHistory({ influx: openInfluxDatabase({ url: 'http://127.0.0.1:1', database: influx.database }), journalPath, clock, logger });
     await down.start();
     drive((facts) => down.onFacts(facts));
     expect(down.stats()).toMatchObject({ turns: 2, bedChanges: 2, pending: 4, written: 0 });
     await down.close();
 
-    const up = createTurnHistory({ influx: createInfluxHttp(influx.url, influx.database), journalPath, clock, logger });
+    const up = createTurnHistory({ influx: openInfluxDatabase({ url: influx.url, database: influx.database }), journalPath, clock, logger });
     await up.start();
     await up.drained();
     const turns = await influxQuery(influx.url, influx.database, `SELECT interval_min FROM turn GROUP BY source`);
@@ -119,7 +119,7 @@ describe('turn history', () => {
     dirs.push(dir);
     const db = testInflux('turn_facts');
     const clock = createManualClock(T0);
-    const history = createTurnHistory({ influx: createInfluxHttp(db.url, db.database), journalPath: join(dir.path, 'turn.jsonl'), clock, logger });
+    const history = createTurnHistory({ influx: openInfluxDatabase({ url: db.url, database: db.database }), journalPath: join(dir.path, 'turn.jsonl'), clock, logger });
     await history.start();
     // The bed rule and the reposition rule both watch the bed and both report its changes.
     const engine = createEngine({ rules: [createBedRule() as Rule, createRepositionRule() as Rule], registry, logger, onFacts: (f) => history.onFacts(f) });
