@@ -3,7 +3,8 @@ import { systemClock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS } from '../contract/topics.ts';
+import { FILTERS, sharedFilter } from '../contract/topics.ts';
+import type { ReceiveStamp } from '../contract/device-message.ts';
 import type { RetentionConfig } from '../common/influx-schema.ts';
 import { createInfluxHttp, type InfluxHttp } from './influx-http.ts';
 import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
@@ -38,6 +39,15 @@ export interface IngestConfig {
   /** How long InfluxDB keeps raw readings, their aggregates and the records (common/influx-schema.ts). */
   readonly retention?: RetentionConfig;
   readonly keepaliveS?: number;
+  /** Who stamps the receive time (contract/device-message.ts ReceiveStamp): `broker` (default, carewatch's broker) or `service` (Mosquitto). */
+  readonly receiveStamp?: ReceiveStamp;
+  /**
+   * Subscribe as a member of the shared subscription `$share/{shareGroup}/…` (contract/topics.ts
+   * sharedFilter): the broker gives each message to one member, so instances split the telemetry.
+   * Needs a broker that has shared subscriptions (Mosquitto 2, not aedes 1.x) and a distinct
+   * `clientId` per instance. Unset (default): every message to this instance.
+   */
+  readonly shareGroup?: string;
   /** /health turns 503 after InfluxDB writes have failed this long. */
   readonly influxUnhealthyMs?: number;
   readonly batchMaxPoints?: number;
@@ -225,6 +235,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         clockSkew,
         logger: logger.child({ component: 'influx-writer' }),
         now,
+        ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}),
         onProgress,
         maxPoints: config.batchMaxPoints,
         lingerMs: config.batchLingerMs,
@@ -238,7 +249,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         username: config.username,
         password: config.password,
         keepaliveS: config.keepaliveS,
-        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status],
+        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status].map((f) => (config.shareGroup === undefined ? f : sharedFilter(config.shareGroup, f))),
         logger: logger.child({ component: 'mqtt' }),
         onMessages,
         codePrefix: 'INGEST',
