@@ -66,6 +66,7 @@ export function deviceAcl(registry: RegistryIndex): string {
   const out: string[] = ['# Devices: each may publish only under its own home and id (broker/policy.ts authorizePublish).', ''];
   for (const d of registry.site.devices) {
     const id = deviceIdentity(d.id, d.homeId);
+    if (id.kind !== 'device') throw new Error(`not a device identity: ${d.id}`);
     out.push(`user ${d.id}`);
     for (const topic of id.publishTopics) out.push(`topic write ${topic}`);
     out.push(`topic read ${id.commandTopic}`, '');
