@@ -177,7 +177,11 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       live,
       onMessages: (batch: ReceivedMessage[]) => {
         const now = deps.clock.now();
-        for (const m of batch) handle(m.topic, m.payload, now);
+        // Stamping on receipt, a retained copy re-sent at SUBSCRIBE would come in as news at a new
+        // time (a will as a fresh offline, a retained event as a new alarm); the persistent signals
+        // session already had the live one [MQTT-3.3.1-9]. Acknowledged all the same.
+        const replayed = deps.receiveStamp === 'service';
+        for (const m of batch) if (!(replayed && m.retain === true)) handle(m.topic, m.payload, now);
         const first = batch[0];
         if (first === undefined) return;
         const ids: number[] = [];

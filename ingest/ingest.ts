@@ -64,6 +64,8 @@ export interface IngestDeps {
 
 export interface IngestStats {
   readonly received: number;
+  /** Retained copies re-sent on SUBSCRIBE, not stored when ingest stamps the receive time (receiveStamp `service`). */
+  readonly retainedSkipped: number;
   readonly acked: number;
   readonly written: number;
   readonly rejected: Readonly<Partial<Record<IngestRejectCode, number>>>;
@@ -107,6 +109,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   const outOfRange = createRejectionLog<MetricName>(logger.child({ component: 'out-of-range' }), now, 10, 10_000, 'out-of-range reading stored, flagged', systemClock);
   const clockSkew = createRejectionLog<'event' | 'status'>(logger.child({ component: 'clock-skew' }), now, 10, 10_000, 'device clock outside the window: stored at the broker time, flagged', systemClock);
   let received = 0;
+  let retainedSkipped = 0;
   let closing = false;
   let committing: Promise<void> | undefined;
   let commitAgain = false;
@@ -117,7 +120,10 @@ export function createIngest(deps: IngestDeps): Ingest {
     if (s === undefined || closing) return;
     const t = now();
     for (const m of msgs) {
-      s.append(m.topic, m.payload, t);
+      // Stamping on receipt, a retained copy re-sent at each SUBSCRIBE (a will has no ts of its own)
+      // would be stored again at a new time; our persistent session already had the live one.
+      if (m.retain === true && config.receiveStamp === 'service') retainedSkipped++;
+      else s.append(m.topic, m.payload, t);
       if (m.qos === 1) {
         const list = toAck.get(m.connection);
         if (list === undefined) toAck.set(m.connection, [m.messageId]);
@@ -171,6 +177,7 @@ export function createIngest(deps: IngestDeps): Ingest {
     const ws = writer?.stats();
     return {
       received,
+      retainedSkipped,
       acked: ms?.acked ?? 0,
       written: ws?.written ?? 0,
       rejected: rejections.counts(),
