@@ -10,6 +10,7 @@ import { startMosquitto, type MosquittoServer } from '../support/mosquitto.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 import { DEMO_SITE_PATH, demoRegistry, demoSecret } from '../support/registry.ts';
 import { watch, type WatchClient } from '../e2e/stack.ts';
+import { launchChromium } from '../dashboards/support/browser.ts';
 
 /**
  * Issue 14 "Mosquitto as a drop-in broker": Debian's Mosquitto 2.0 with the files
@@ -208,6 +209,27 @@ describe('carewatch on Mosquitto with the generated password and ACL files', () 
     } finally {
       staff1.close();
       staff2.close();
+    }
+  });
+
+  it("shows a smoke detector's alarm on the duty staff's live page in Chromium", async () => {
+    const browser = await launchChromium();
+    const staff: WatchClient = await watch(httpUrl, 'staff-h01');
+    try {
+      const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+      await page.goto(httpUrl);
+      await page.getByTestId('login-username').fill('staff-h01');
+      await page.getByTestId('login-password').fill('demo-staff-h01');
+      await page.getByTestId('login-submit').click();
+      await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+      const sd = await device('h01-sd-r101');
+      await sd.publishAsync(deviceTopic('h01', 'h01-sd-r101', 'event'), JSON.stringify({ ts: Date.now(), seq: 1, type: 'detector_alarm' }), { qos: 1 });
+      const fire = await staff.waitFor('the fire alarm of h01-sd-r101', (a) => a.category === 'fire' && a.deviceId === 'h01-sd-r101' && a.signal === 'alarm');
+      // On the page as its own fire or inside the home's fire incident (docs/alerts.md).
+      await page.locator(`:is([data-testid="pinned-fire"], [data-testid="fire-row"], [data-testid="incident-row"]):is([data-alert-id="${fire.id}"], [data-alert-ids~="${fire.id}"], :has([data-alert-ids~="${fire.id}"]))`).first().waitFor();
+    } finally {
+      staff.close();
+      await browser.close();
     }
   });
 
