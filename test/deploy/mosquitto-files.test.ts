@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deviceAcl, mosquittoConf, mosquittoFiles, mosquittoPasswordHash, resolveSecrets, serviceAcl } from '../../scripts/mosquitto/files.ts';
-import { demoRegistry } from '../support/registry.ts';
+import { ROOT } from '../support/process.ts';
+import { DEMO_SITE_PATH, demoRegistry } from '../support/registry.ts';
 
 /** The pure half of scripts/mosquitto-config.ts; test/deploy/mosquitto.test.ts runs Mosquitto on its output. */
 const registry = demoRegistry();
@@ -104,5 +105,24 @@ describe('Mosquitto files from the registry', () => {
     expect(services).not.toContain('use_username_as_clientid');
     expect(services).toContain('acl_file /etc/cw/services.acl');
     for (const part of [devices, services]) expect(part).toContain('allow_anonymous false');
+  });
+
+  it('the script writes nothing and exits 1 when secrets are missing, and the password files 0600 when all are there', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cw-mosq-cli-'));
+    try {
+      const run = (...extra: string[]) =>
+        spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/mosquitto-config.ts'), '--registry', DEMO_SITE_PATH, '--out', join(dir, 'out'), ...extra], { cwd: ROOT, encoding: 'utf8' });
+      const refused = run();
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain('nothing written');
+      expect(refused.stderr).toContain('svc-ingest: no secret given (a demo account: --demo-secrets)');
+      expect(readdirSync(dir)).toEqual([]);
+      const ok = run('--demo-secrets');
+      expect(ok.status, ok.stderr).toBe(0);
+      expect(readdirSync(join(dir, 'out')).sort()).toEqual(['data', 'devices.acl', 'devices.passwd', 'mosquitto.conf', 'services.acl', 'services.passwd']);
+      for (const f of ['devices.passwd', 'services.passwd']) expect(statSync(join(dir, 'out', f)).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
