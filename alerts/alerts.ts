@@ -436,7 +436,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry } });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
-        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced() });
+        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced(), ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}) });
         await connectMqtt(mqttAdapter);
       }
       scheduleTick();

@@ -8,6 +8,8 @@ const LADDER_PATTERN = '^[1-9]\\d{0,6},[1-9]\\d{0,6},[1-9]\\d{0,6}$';
 export const AlertsConfigSchema = Type.Object({
   registry: Type.String({ minLength: 1, default: 'config/demo-site.json', description: 'path to the site registry JSON' }),
   mqttUrl: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', default: 'mqtt://127.0.0.1:1883', description: 'an mqtt:// or ws:// URL' }),
+  /** docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (contract/device-message.ts ReceiveStamp). */
+  receiveStamp: Type.Optional(Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' })),
   alertsPassword: Type.String({ minLength: 1, default: 'demo-svc-alerts', description: "the svc-alerts account's MQTT password" }),
   influxUrl: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:8086', description: 'an http:// URL of InfluxDB 1.x' }),
   influxDb: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'carewatch', description: 'an InfluxDB database name ([A-Za-z0-9_-])' }),

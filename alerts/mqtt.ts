@@ -3,7 +3,7 @@ import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
 import { createRejectionLog } from '../common/rejection-log.ts';
-import { decodeDeviceMessage, type RejectCode } from '../contract/device-message.ts';
+import { decodeDeviceMessage, type ReceiveStamp, type RejectCode } from '../contract/device-message.ts';
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { FILTERS, alertsTopic, incidentsTopic } from '../contract/topics.ts';
@@ -54,6 +54,11 @@ export interface MqttAdapterDeps {
   readonly durable?: () => Promise<void> | undefined;
   readonly username?: string;
   readonly clientId?: string;
+  /**
+   * `service`: the broker stamps nothing (Mosquitto), so each message is judged with this process's
+   * receive time (contract/device-message.ts ReceiveStamp). Default `broker`.
+   */
+  readonly receiveStamp?: ReceiveStamp;
 }
 
 export interface MqttAdapter {
@@ -167,7 +172,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   function handle(topic: string, payload: Buffer, now: number): void {
     received++;
     try {
-      const msg = decodeDeviceMessage(topic, payload, deps.registry);
+      const msg = decodeDeviceMessage(topic, payload, deps.registry, deps.receiveStamp === 'service' ? now : undefined);
       if (!msg.ok) {
         rejections.record(msg.code, topic, msg.reason);
         return;
@@ -198,7 +203,11 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       live,
       onMessages: (batch: ReceivedMessage[]) => {
         const now = deps.clock.now();
-        for (const m of batch) handle(m.topic, m.payload, now);
+        // Stamping on receipt, a retained copy re-sent at SUBSCRIBE would come in as news at a new
+        // time (a will as a fresh offline, a retained event as a new alarm); the persistent signals
+        // session already had the live one [MQTT-3.3.1-9]. Acknowledged all the same.
+        const replayed = deps.receiveStamp === 'service';
+        for (const m of batch) if (!(replayed && m.retain === true)) handle(m.topic, m.payload, now);
         const first = batch[0];
         if (first === undefined) return;
         const ids: number[] = [];

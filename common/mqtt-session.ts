@@ -18,6 +18,11 @@ export interface ReceivedMessage {
   readonly dup: boolean;
   /** Which connection delivered it: ids are only meaningful on that connection. */
   readonly connection: number;
+  /**
+   * Set on a retained message the broker sends because of a SUBSCRIBE [MQTT-3.3.1-8], not on a live
+   * delivery nor on one queued in our persistent session [MQTT-3.3.1-9]: a copy of one we had.
+   */
+  readonly retain?: boolean;
 }
 
 export interface MqttSessionOptions {
@@ -173,7 +178,7 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
           return;
         }
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-        batch.push({ topic: packet.topic, payload, qos: packet.qos, messageId: packet.messageId ?? 0, dup: packet.dup, connection: conn });
+        batch.push({ topic: packet.topic, payload, qos: packet.qos, messageId: packet.messageId ?? 0, dup: packet.dup, connection: conn, retain: packet.retain });
         return;
       }
       case 'pingresp':

@@ -89,7 +89,8 @@ export type DeviceMessage =
  *   to a person), and a status says the device is online now, whatever its clock says.
  *
  * A message without `brokerTs` (only one that never passed a carewatch broker, e.g. in unit tests)
- * is not judged: there is no platform time to judge it by.
+ * is not judged: there is no platform time to judge it by. Behind a broker that stamps nothing
+ * (Mosquitto), the services stamp their own receive time instead (ReceiveStamp `service`).
  */
 export const CLOCK_WINDOW = { futureMs: 60 * 60 * 1000, pastMs: 7 * 24 * 60 * 60 * 1000 } as const;
 
@@ -142,14 +143,46 @@ function metricProblem(device: Device, name: string, value: number | boolean): {
   return undefined;
 }
 
-export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry: RegistryIndex): DeviceMessage | Rejection {
+/**
+ * Who stamps the platform's receive time (`brokerTs`) on a device message:
+ * - `broker`: carewatch's broker (aedes hooks, broker/status.ts) appends it to every message it
+ *   forwards, and adds `ts` to a device's will; the services take the payload as it comes.
+ * - `service`: a broker without those hooks (Mosquitto, docs/broker.md "Mosquitto") forwards the
+ *   device's bytes unchanged, so any `brokerTs` in them was written by the device. The service
+ *   replaces it with its own receive time (`receivedMs`) before the clock window is judged, and
+ *   completes a will (`{"online":false}`, no `ts`) as the broker would have.
+ */
+export type ReceiveStamp = 'broker' | 'service';
+export const RECEIVE_STAMPS: readonly ReceiveStamp[] = ['broker', 'service'];
+
+/**
+ * What a service stamps on a message when the broker does not (ReceiveStamp `service`). Pure on its
+ * input: the device's own `brokerTs` is overwritten (it could otherwise move the clock window), and
+ * a status without `ts` (a will composed at CONNECT, published by the broker on a lost connection)
+ * is taken at the receive time with reason `connection_lost`, like broker/status.ts `stampWill`.
+ */
+function stampOnReceipt(channel: 'telemetry' | 'event' | 'status', json: unknown, receivedMs: number): unknown {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return json;
+  const src = json as Record<string, unknown>;
+  if (channel === 'status' && src.ts === undefined) {
+    return { ...src, ts: receivedMs, online: false, reason: typeof src.reason === 'string' ? src.reason : 'connection_lost', brokerTs: receivedMs };
+  }
+  return { ...src, brokerTs: receivedMs };
+}
+
+/**
+ * `receivedMs`: set when the service stamps the receive time itself (ReceiveStamp `service`); left
+ * out when the broker did (carewatch's broker).
+ */
+export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry: RegistryIndex, receivedMs?: number): DeviceMessage | Rejection {
   const parsed = parseTopic(topic);
   if (parsed === null || parsed.kind !== 'device' || parsed.channel === 'command') {
     return { ok: false, code: 'BAD_TOPIC', reason: `topic "${topic.slice(0, 200)}" is not a v1 device telemetry/event/status topic` };
   }
   const ids = { homeId: parsed.homeId, deviceId: parsed.deviceId };
-  // The broker refuses device payloads over MAX_DEVICE_PAYLOAD_BYTES and then appends its receive stamp.
-  if (payload.byteLength > MAX_DEVICE_PAYLOAD_BYTES + BROKER_STAMP_MAX_BYTES) {
+  // The broker refuses device payloads over MAX_DEVICE_PAYLOAD_BYTES and then appends its receive
+  // stamp; a broker that stamps nothing (and cannot bound payloads per account) forwards them as sent.
+  if (payload.byteLength > MAX_DEVICE_PAYLOAD_BYTES + (receivedMs === undefined ? BROKER_STAMP_MAX_BYTES : 0)) {
     return { ok: false, code: 'OVERSIZED', reason: `payload of ${payload.byteLength} bytes exceeds ${MAX_DEVICE_PAYLOAD_BYTES}`, ...ids };
   }
   const device = registry.device(parsed.deviceId);
@@ -163,6 +196,7 @@ export function decodeDeviceMessage(topic: string, payload: Uint8Array, registry
   } catch (err) {
     return { ok: false, code: 'MALFORMED_JSON', reason: `payload is not JSON: ${(err as Error).message}`, ...ids };
   }
+  if (receivedMs !== undefined) json = stampOnReceipt(parsed.channel, json, receivedMs);
   const kind = DEVICE_KINDS[device.kind];
   switch (parsed.channel) {
     case 'telemetry': {

@@ -54,6 +54,17 @@ export const FILTERS = {
   everything: `${TOPIC_ROOT}/${PROTOCOL_VERSION}/#`,
 } as const;
 
+/**
+ * A shared subscription [MQTT-5.0 §4.8.2] `$share/{group}/{filter}`: the broker delivers each
+ * matching message to one subscriber of the group, so instances of a service split the load.
+ * Mosquitto 2, EMQX, HiveMQ and VerneMQ support it (also for MQTT 3.1.1 clients); aedes 1.x does
+ * not (it would take the string as a plain filter under a `$` topic and deliver nothing).
+ */
+export function sharedFilter(group: string, filter: string): string {
+  assertId('share group', group);
+  return `$share/${group}/${filter}`;
+}
+
 export function homeAlertsFilter(homeId: string): string {
   return alertsTopic(homeId);
 }

@@ -1,6 +1,6 @@
 import { RP_RAW } from '../common/influx-schema.ts';
 import type { Logger } from '../common/logger.ts';
-import { decodeDeviceMessage } from '../contract/device-message.ts';
+import { decodeDeviceMessage, type ReceiveStamp } from '../contract/device-message.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { InfluxError } from '../common/influx/errors.ts';
@@ -46,6 +46,12 @@ export interface InfluxWriterDeps {
   readonly clockSkew?: RejectionLog<'event' | 'status'>;
   readonly logger: Logger;
   readonly now: () => number;
+  /**
+   * `service`: the broker stamps nothing (Mosquitto), so each message is judged and stored with the
+   * time ingest received it, kept in its spool record (contract/device-message.ts ReceiveStamp).
+   * Default `broker`.
+   */
+  readonly receiveStamp?: ReceiveStamp;
   /** Called after every checkpoint advance (ingest resumes MQTT reading if the spool has room). */
   readonly onProgress?: () => void;
   readonly maxPoints?: number;
@@ -141,7 +147,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
   function toItems(records: readonly SpoolRecord[]): Item[] {
     const out: Item[] = [];
     for (const rec of records) {
-      const msg = decodeDeviceMessage(rec.topic, rec.payload, registry);
+      const msg = decodeDeviceMessage(rec.topic, rec.payload, registry, deps.receiveStamp === 'service' ? rec.receivedMs : undefined);
       if (!msg.ok) {
         reject(msg.code, msg.reason, rec, msg, out);
         continue;

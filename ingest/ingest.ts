@@ -3,7 +3,8 @@ import { systemClock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS } from '../contract/topics.ts';
+import { FILTERS, sharedFilter } from '../contract/topics.ts';
+import type { ReceiveStamp } from '../contract/device-message.ts';
 import type { RetentionConfig } from '../common/influx-schema.ts';
 import { openInfluxDatabase } from '../common/influx/database.ts';
 import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
@@ -38,6 +39,15 @@ export interface IngestConfig {
   /** How long InfluxDB keeps raw readings, their aggregates and the records (common/influx-schema.ts). */
   readonly retention?: RetentionConfig;
   readonly keepaliveS?: number;
+  /** Who stamps the receive time (contract/device-message.ts ReceiveStamp): `broker` (default, carewatch's broker) or `service` (Mosquitto). */
+  readonly receiveStamp?: ReceiveStamp;
+  /**
+   * Subscribe as a member of the shared subscription `$share/{shareGroup}/…` (contract/topics.ts
+   * sharedFilter): the broker gives each message to one member, so instances split the telemetry.
+   * Needs a broker that has shared subscriptions (Mosquitto 2, not aedes 1.x) and a distinct
+   * `clientId` per instance. Unset (default): every message to this instance.
+   */
+  readonly shareGroup?: string;
   /** /health turns 503 after InfluxDB writes have failed this long. */
   readonly influxUnhealthyMs?: number;
   readonly batchMaxPoints?: number;
@@ -54,6 +64,8 @@ export interface IngestDeps {
 
 export interface IngestStats {
   readonly received: number;
+  /** Retained copies re-sent on SUBSCRIBE, not stored when ingest stamps the receive time (receiveStamp `service`). */
+  readonly retainedSkipped: number;
   readonly acked: number;
   readonly written: number;
   readonly rejected: Readonly<Partial<Record<IngestRejectCode, number>>>;
@@ -96,6 +108,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   const outOfRange = createRejectionLog<MetricName>(logger.child({ component: 'out-of-range' }), now, 10, 10_000, 'out-of-range reading stored, flagged', systemClock);
   const clockSkew = createRejectionLog<'event' | 'status'>(logger.child({ component: 'clock-skew' }), now, 10, 10_000, 'device clock outside the window: stored at the broker time, flagged', systemClock);
   let received = 0;
+  let retainedSkipped = 0;
   let closing = false;
   let committing: Promise<void> | undefined;
   let commitAgain = false;
@@ -106,7 +119,10 @@ export function createIngest(deps: IngestDeps): Ingest {
     if (s === undefined || closing) return;
     const t = now();
     for (const m of msgs) {
-      s.append(m.topic, m.payload, t);
+      // Stamping on receipt, a retained copy re-sent at each SUBSCRIBE (a will has no ts of its own)
+      // would be stored again at a new time; our persistent session already had the live one.
+      if (m.retain === true && config.receiveStamp === 'service') retainedSkipped++;
+      else s.append(m.topic, m.payload, t);
       if (m.qos === 1) {
         const list = toAck.get(m.connection);
         if (list === undefined) toAck.set(m.connection, [m.messageId]);
@@ -160,6 +176,7 @@ export function createIngest(deps: IngestDeps): Ingest {
     const ws = writer?.stats();
     return {
       received,
+      retainedSkipped,
       acked: ms?.acked ?? 0,
       written: ws?.written ?? 0,
       rejected: rejections.counts(),
@@ -228,6 +245,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         clockSkew,
         logger: logger.child({ component: 'influx-writer' }),
         now,
+        ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}),
         onProgress,
         maxPoints: config.batchMaxPoints,
         lingerMs: config.batchLingerMs,
@@ -241,7 +259,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         username: config.username,
         password: config.password,
         keepaliveS: config.keepaliveS,
-        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status],
+        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status].map((f) => (config.shareGroup === undefined ? f : sharedFilter(config.shareGroup, f))),
         logger: logger.child({ component: 'mqtt' }),
         onMessages,
         codePrefix: 'INGEST',

@@ -12,6 +12,9 @@ const ConfigSchema = Type.Object({
   ingestPassword: Type.String({ minLength: 1, description: 'the svc-ingest account secret (demo: demo-svc-ingest)' }),
   // [MQTT-3.1.3-5] allows 1..23 characters as a minimum every broker accepts.
   ingestClientId: Type.String({ default: 'svc-ingest', pattern: '^[A-Za-z0-9_-]{1,23}$', description: 'MQTT client id, 1-23 of [A-Za-z0-9_-]' }),
+  // docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (Mosquitto).
+  receiveStamp: Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' }),
+  ingestShareGroup: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'shared-subscription group ($share/<group>/...), e.g. ingest; needs Mosquitto 2 and a distinct CAREWATCH_INGEST_CLIENT_ID per instance' })),
   influxUrl: Type.String({ default: 'http://127.0.0.1:8086', pattern: '^https?://', description: 'InfluxDB 1.x URL like http://127.0.0.1:8086' }),
   influxDb: Type.String({ default: 'carewatch', pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   spoolDir: Type.String({ default: '.tmp/spool/ingest', minLength: 1 }),
@@ -42,6 +45,8 @@ const code = await runProcess({
         username: cfg.ingestUsername,
         password: cfg.ingestPassword,
         clientId: cfg.ingestClientId,
+        receiveStamp: cfg.receiveStamp,
+        ...(cfg.ingestShareGroup !== undefined ? { shareGroup: cfg.ingestShareGroup } : {}),
         influxUrl: cfg.influxUrl,
         influxDb: cfg.influxDb,
         spoolDir: cfg.spoolDir,

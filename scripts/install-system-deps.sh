@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages carewatch's tests, demo and benchmarks use, if missing:
 #   influxdb (InfluxDB 1.6 server, started privately per run), redis-server (broker persistence),
-#   mosquitto (benchmark reference), chromium (browser tests, driven by playwright-core),
+#   mosquitto (benchmark reference; test/deploy/mosquitto*.test.ts), chromium (browser tests, driven by playwright-core),
 #   fonts-wqy-microhei (CJK glyphs in browser screenshots), docker-compose (validates
 #   docker-compose.yml offline in test/deploy; no Docker engine is needed or used).
 # Needs root (apt-get); as another user it only says what to run.
