@@ -10,6 +10,8 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 
 import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { isDemoSecret } from '../common/secrets.ts';
+import { envName } from '../common/config.ts';
+import { readClientTls, readServerTls } from '../common/tls.ts';
 import { createAlerts } from './alerts.ts';
 import { AlertsConfigSchema, escalationPolicy, parseNightHours, type AlertsConfig } from './config.ts';
 import { careRules } from './rules/care/index.ts';
@@ -38,6 +40,15 @@ const code = await runProcess({
     if (THREADPOOL_FROM_LAUNCHER === undefined) {
       logger.warn({ code: 'ALERTS_THREADPOOL_UNSET', uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE }, 'UV_THREADPOOL_SIZE not set by the launcher; set it in the service environment');
     }
+    let tls;
+    try {
+      tls = {
+        https: readServerTls({ certFile: config.alertsTlsCertFile, keyFile: config.alertsTlsKeyFile }, { cert: envName('alertsTlsCertFile'), key: envName('alertsTlsKeyFile') }),
+        mqttCa: readClientTls(config.mqttCaFile, envName('mqttCaFile')).ca,
+      };
+    } catch (err) {
+      throw new StartupProblem((err as Error).message);
+    }
     const utcOffsetMin = config.siteUtcOffsetMin;
     const rules = [
       ...fireRules(),
@@ -46,8 +57,8 @@ const code = await runProcess({
         reposition: { utcOffsetMin },
       }),
     ];
-    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config) });
+    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config), https: tls.https, mqttCa: tls.mqttCa });
   },
-  started: (alerts, config) => `alerts listening http://${config.httpHost}:${alerts.port}`,
+  started: (alerts, config) => `alerts listening ${config.alertsTlsCertFile !== undefined ? 'https' : 'http'}://${config.httpHost}:${alerts.port}`,
 });
 process.exit(code);
