@@ -153,7 +153,8 @@ describe('broker: MQTT over TLS and WebSocket over TLS', () => {
   });
 
   it('serves only the TLS ports when the plain ones are turned off, and close() releases them', async () => {
-    const b = await startBroker({ config: { plain: false, tls: { cert: certs.cert, key: certs.key, port: 0, wssPort: 0 } } });
+    // A handshake timeout far beyond the test's: only close() itself can end the silent socket below.
+    const b = await startBroker({ config: { plain: false, tls: { cert: certs.cert, key: certs.key, port: 0, wssPort: 0 }, limits: { connectTimeoutMs: 600_000 } } });
     const { tlsPort, wssPort } = b;
     expect(b.tcpPort).toBe(0);
     expect(b.wsPort).toBe(0);
