@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { request } from 'node:https';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -24,6 +27,8 @@ import { makeTestCerts, type TestCerts } from '../support/test-cert.ts';
  * trusting another CA both fail.
  */
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
 const devices = demoRegistry().site.devices;
 let nextDevice = 0;
 function takeDevice(): Device {
@@ -285,6 +290,13 @@ describe('alerts over HTTPS', () => {
     } finally {
       socket.close();
     }
+  });
+
+  it("passes the containers' health check given its http:// and https:// URLs, not the http:// one alone", async () => {
+    const check = (...urls: string[]) => run('node', ['scripts/healthcheck.mjs', ...urls], { cwd: ROOT });
+    const http = `http://127.0.0.1:${alerts.port}/healthz`;
+    await expect(check(http, `https://127.0.0.1:${alerts.port}/healthz`)).resolves.toBeDefined();
+    await expect(check(http)).rejects.toThrow();
   });
 
   it('refuses plain HTTP on its HTTPS port, and a client that trusts another CA', async () => {
