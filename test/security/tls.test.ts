@@ -19,6 +19,7 @@ import { startAlerts, tempDir } from '../alerts/support/harness.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
 import { makeTestCerts, type TestCerts } from '../support/test-cert.ts';
+import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 
 /**
  * Issue 13, TLS: the broker's MQTT-over-TLS and WSS ports and the alerts HTTPS port, with a
@@ -71,6 +72,19 @@ function rawSocket(port: number): Promise<Socket> {
     s.once('error', reject);
   });
 }
+function httpsRequest(port: number, method: string, path: string, body: unknown, ca: Buffer): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ host: '127.0.0.1', port, method, path, ca, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 const socketClosed = (s: Socket): Promise<void> => new Promise((resolve) => (s.closed ? resolve() : s.once('close', () => resolve())));
 
 beforeAll(async () => {
@@ -253,21 +267,7 @@ describe('alerts over HTTPS', () => {
     await dir?.remove();
   });
 
-  function httpsCall(method: string, path: string, body?: unknown, ca: Buffer = certs.ca): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        { host: '127.0.0.1', port: alerts.port, method, path, ca, headers: payload === undefined ? {} : { 'content-type': 'application/json' } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
+  const httpsCall = (method: string, path: string, body?: unknown, ca: Buffer = certs.ca) => httpsRequest(alerts.port, method, path, body, ca);
 
   it('answers /healthz over HTTPS (healthy: its MQTT sessions are up over mqtts)', async () => {
     const r = await httpsCall('GET', '/healthz');
@@ -302,6 +302,73 @@ describe('alerts over HTTPS', () => {
   it('refuses plain HTTP on its HTTPS port, and a client that trusts another CA', async () => {
     await expect(fetch(`http://127.0.0.1:${alerts.port}/healthz`)).rejects.toThrow();
     await expect(httpsCall('GET', '/healthz', undefined, certs.otherCa)).rejects.toMatchObject({ code: expect.stringMatching(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/) });
+  });
+});
+
+describe('the processes, configured by their variables as in production', () => {
+  const exitOf = (p: TestProcess): Promise<number | null> => new Promise((resolve) => (p.child.exitCode !== null ? resolve(p.child.exitCode) : p.child.once('exit', (code) => resolve(code))));
+
+  it('broker, ingest and alerts: TLS only on the broker, services over mqtts with the CA file, alerts on HTTPS', async () => {
+    const procs: TestProcess[] = [];
+    const state = await tempDir('tls-procs-');
+    try {
+      const broker = startProcess('broker-tls', 'broker/main.ts', {
+        CAREWATCH_BROKER_PLAIN: 'false',
+        CAREWATCH_BROKER_TLS_CERT_FILE: certs.files.cert,
+        CAREWATCH_BROKER_TLS_KEY_FILE: certs.files.key,
+        CAREWATCH_BROKER_TLS_PORT: '0',
+        CAREWATCH_BROKER_WSS_PORT: '0',
+        CAREWATCH_BROKER_STORE_DIR: `${state.path}/broker`,
+      });
+      procs.push(broker);
+      const [, tlsPort, wssPort] = (await broker.waitForOutput(/broker listening mqtts:\/\/127\.0\.0\.1:(\d+) wss:\/\/127\.0\.0\.1:(\d+)\/mqtt/)) as unknown as [string, string, string];
+      expect(broker.output()).not.toMatch(/mqtt:\/\/127/);
+      const url = `mqtts://127.0.0.1:${tlsPort}`;
+      const influx = testInflux('tls_procs');
+      const services = { CAREWATCH_MQTT_URL: url, CAREWATCH_MQTT_CA_FILE: certs.files.ca, CAREWATCH_INFLUX_URL: influx.url, CAREWATCH_INFLUX_DB: influx.database };
+      const ingest = startProcess('ingest-tls', 'ingest/main.ts', { ...services, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: `${state.path}/spool`, CAREWATCH_INGEST_HTTP_PORT: '0' });
+      procs.push(ingest);
+      const alerts = startProcess('alerts-tls', 'alerts/main.ts', {
+        ...services,
+        CAREWATCH_HTTP_PORT: '0',
+        CAREWATCH_STATE_DIR: `${state.path}/alerts`,
+        CAREWATCH_ALERTS_TLS_CERT_FILE: certs.files.cert,
+        CAREWATCH_ALERTS_TLS_KEY_FILE: certs.files.key,
+        UV_THREADPOOL_SIZE: '4',
+      });
+      procs.push(alerts);
+      const [, httpsPort] = (await alerts.waitForOutput(/alerts listening https:\/\/127\.0\.0\.1:(\d+)/)) as unknown as [string, string];
+      // Healthy means its MQTT sessions are connected: over TLS, verified with the CA file.
+      await eventually('alerts healthy over HTTPS', async () => ((await httpsRequest(Number(httpsPort), 'GET', '/healthz', undefined, certs.ca)).status === 200 ? true : undefined));
+      // A device message over WSS reaches ingest over mqtts: it shows in ingest's received count.
+      const [, healthPort] = (await ingest.waitForOutput(/health http:\/\/127\.0\.0\.1:(\d+)\/healthz/)) as unknown as [string, string];
+      const d = takeDevice();
+      const device = await connect(`wss://127.0.0.1:${wssPort}/mqtt`, d.id);
+      await device.publishAsync(deviceTopic(d.homeId, d.id, 'telemetry'), telemetry(7), { qos: 1 });
+      await eventually('ingest received over mqtts', async () => {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/stats`);
+        const stats = (await res.json()) as { received?: number };
+        return (stats.received ?? 0) >= 1 ? true : undefined;
+      });
+      for (const p of procs.reverse()) expect(await p.stop(), p.logPath).toBe(0);
+    } finally {
+      for (const p of procs) await p.kill('SIGKILL');
+      await state.remove();
+    }
+  });
+
+  it('stop at start, naming the variable, on a lone certificate, an unreadable CA, or no listener at all', async () => {
+    const cases: Array<{ entry: string; env: Record<string, string>; variable: string }> = [
+      { entry: 'broker/main.ts', env: { CAREWATCH_BROKER_TLS_CERT_FILE: certs.files.cert }, variable: 'CAREWATCH_BROKER_TLS_KEY_FILE' },
+      { entry: 'broker/main.ts', env: { CAREWATCH_BROKER_PLAIN: 'false' }, variable: 'CAREWATCH_BROKER_PLAIN' },
+      { entry: 'ingest/main.ts', env: { CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_MQTT_CA_FILE: '/nonexistent/ca.pem' }, variable: 'CAREWATCH_MQTT_CA_FILE' },
+      { entry: 'alerts/main.ts', env: { CAREWATCH_ALERTS_TLS_KEY_FILE: certs.files.key }, variable: 'CAREWATCH_ALERTS_TLS_CERT_FILE' },
+    ];
+    const started = cases.map((c) => ({ ...c, p: startProcess('tls-config', c.entry, c.env) }));
+    for (const c of started) {
+      expect(await exitOf(c.p), c.variable).toBe(1);
+      expect(c.p.output()).toContain(c.variable);
+    }
   });
 });
 
