@@ -227,8 +227,17 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       log.error({ err, code: code('PROTOCOL') }, 'cannot parse data from the broker; reconnecting');
       s.destroy();
     });
+    if (tls) {
+      // tls.connect has no handshake timeout of its own: a port that accepts and never answers the
+      // ClientHello would hold this session forever instead of reconnecting.
+      connectTimer = setTimeout(() => {
+        log.warn({ code: code('TIMEOUT') }, 'no TLS handshake in time; reconnecting');
+        s.destroy();
+      }, connectTimeoutMs);
+    }
     // On TLS the CONNECT (with the password) waits for the verified handshake.
     s.on(tls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(connectTimer);
       send({
         cmd: 'connect',
         protocolId: 'MQTT',

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
@@ -227,6 +227,38 @@ describe('service sessions (ingest, alerts subscribers) over mqtts', () => {
       await until('session message', () => received.some((m) => m.topic === topic));
     } finally {
       await s.close();
+    }
+  });
+
+  it('gives up on a port that accepts but never completes the handshake, and reconnects', async () => {
+    const accepted: Socket[] = [];
+    const silent = createServer((sock) => {
+      accepted.push(sock);
+      sock.resume(); // read (and drop) the ClientHello, so the peer's close is seen
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const s = createMqttSession({
+      url: `mqtts://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      ca: certs.ca,
+      clientId: 'svc-ingest-silent',
+      username: 'svc-ingest',
+      password: demoSecret('svc-ingest'),
+      filters: [FILTERS.telemetry],
+      logger: pino({ level: 'silent' }),
+      codePrefix: 'INGEST',
+      connectTimeoutMs: 100,
+      reconnectMinMs: 10,
+      reconnectMaxMs: 20,
+      onMessages: () => {},
+    });
+    s.start();
+    try {
+      // The first connection was dropped by the session (not by the server) and a second one came.
+      await until('a second connection attempt', () => accepted.length >= 2 && accepted[0]?.closed === true);
+    } finally {
+      await s.close();
+      for (const sock of accepted) sock.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 
