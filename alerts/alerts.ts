@@ -28,6 +28,7 @@ import { disablementRoutes } from './http/disablement-routes.ts';
 import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
 import { createAlertsMetrics } from './metrics.ts';
+import type { ServerTls } from '../common/tls.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
 const SNAPSHOT_EVERY_MS = 3000;
@@ -62,6 +63,10 @@ export interface AlertsDeps {
    * says `degraded` until it is up (docs/alerts.md "Starting without the broker").
    */
   readonly mqttConnectWaitMs?: number;
+  /** HTTPS instead of HTTP on config.httpPort (main.ts reads CAREWATCH_ALERTS_TLS_CERT_FILE/KEY_FILE). */
+  readonly https?: ServerTls | undefined;
+  /** CA of the broker's certificate for an mqtts:// or wss:// config.mqttUrl (CAREWATCH_MQTT_CA_FILE). */
+  readonly mqttCa?: Buffer | undefined;
 }
 
 export interface Alerts {
@@ -260,6 +265,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     disablementsInForce: () => disablements.stats().inForce,
   });
   const app = buildApp({
+    https: deps.https,
     metrics,
     registry,
     lifecycle,
@@ -436,7 +442,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry } });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
-        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced(), ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}) });
+        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, ca: deps.mqttCa, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced(), ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}) });
         await connectMqtt(mqttAdapter);
       }
       scheduleTick();

@@ -7,7 +7,10 @@ const LADDER_PATTERN = '^[1-9]\\d{0,6},[1-9]\\d{0,6},[1-9]\\d{0,6}$';
 
 export const AlertsConfigSchema = Type.Object({
   registry: Type.String({ minLength: 1, default: 'config/demo-site.json', description: 'path to the site registry JSON' }),
-  mqttUrl: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', default: 'mqtt://127.0.0.1:1883', description: 'an mqtt:// or ws:// URL' }),
+  // The subscribing sessions (common/mqtt-session.ts) speak MQTT over TCP or TLS only: a ws:// URL
+  // used to pass this check and then fail at start.
+  mqttUrl: Type.String({ pattern: '^(mqtt|mqtts)://', default: 'mqtt://127.0.0.1:1883', description: 'an mqtt:// or mqtts:// URL' }),
+  mqttCaFile: Type.Optional(Type.String({ minLength: 1, description: "PEM CA certificate that signed the broker's TLS certificate (mqtts://); default: the system's roots" })),
   /** docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (contract/device-message.ts ReceiveStamp). */
   receiveStamp: Type.Optional(Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' })),
   alertsPassword: Type.String({ minLength: 1, default: 'demo-svc-alerts', description: "the svc-alerts account's MQTT password" }),
@@ -15,6 +18,8 @@ export const AlertsConfigSchema = Type.Object({
   influxDb: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'carewatch', description: 'an InfluxDB database name ([A-Za-z0-9_-])' }),
   httpHost: Type.String({ minLength: 1, default: '127.0.0.1' }),
   httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  alertsTlsCertFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate (chain, leaf first): with the key file, httpPort serves HTTPS only' })),
+  alertsTlsKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of that certificate (a file, e.g. /run/secrets/alerts_tls_key)' })),
   stateDir: Type.String({ minLength: 1, default: '.tmp/state/alerts', description: 'a directory for rule snapshots and the alert journal' }),
   tokenSecret: Type.Optional(Type.String({ minLength: 32, description: 'a secret of at least 32 characters for signing login tokens' })),
   tokenTtlS: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: 12 * 3600 }),

@@ -10,6 +10,8 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 
 import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { isDemoSecret } from '../common/secrets.ts';
+import { envName } from '../common/config.ts';
+import { readClientTls, readServerTls, type ServerTls } from '../common/tls.ts';
 import { createAlerts } from './alerts.ts';
 import { AlertsConfigSchema, escalationPolicy, parseNightHours, type AlertsConfig } from './config.ts';
 import { careRules } from './rules/care/index.ts';
@@ -25,6 +27,18 @@ function productionProblems(config: Readonly<AlertsConfig>): string[] {
   return problems;
 }
 
+/** The HTTPS certificate and key, and the broker's CA, read once here from the files the variables name. */
+function readTls(config: Readonly<AlertsConfig>): { https: ServerTls | undefined; mqttCa: Buffer | undefined } {
+  try {
+    return {
+      https: readServerTls({ certFile: config.alertsTlsCertFile, keyFile: config.alertsTlsKeyFile }, { cert: envName('alertsTlsCertFile'), key: envName('alertsTlsKeyFile') }),
+      mqttCa: readClientTls(config.mqttCaFile, envName('mqttCaFile')).ca,
+    };
+  } catch (err) {
+    throw new StartupProblem((err as Error).message);
+  }
+}
+
 /** Composition root of the alerts process: `node --import tsx alerts/main.ts`. */
 const code = await runProcess({
   name: 'alerts',
@@ -38,6 +52,7 @@ const code = await runProcess({
     if (THREADPOOL_FROM_LAUNCHER === undefined) {
       logger.warn({ code: 'ALERTS_THREADPOOL_UNSET', uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE }, 'UV_THREADPOOL_SIZE not set by the launcher; set it in the service environment');
     }
+    const tls = readTls(config);
     const utcOffsetMin = config.siteUtcOffsetMin;
     const rules = [
       ...fireRules(),
@@ -46,8 +61,8 @@ const code = await runProcess({
         reposition: { utcOffsetMin },
       }),
     ];
-    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config) });
+    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config), https: tls.https, mqttCa: tls.mqttCa });
   },
-  started: (alerts, config) => `alerts listening http://${config.httpHost}:${alerts.port}`,
+  started: (alerts, config) => `alerts listening ${config.alertsTlsCertFile !== undefined ? 'https' : 'http'}://${config.httpHost}:${alerts.port}`,
 });
 process.exit(code);

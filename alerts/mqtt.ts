@@ -41,6 +41,8 @@ export const ALERTS_CLIENT_ID = 'svc-alerts';
 
 export interface MqttAdapterDeps {
   readonly url: string;
+  /** CA of the broker's certificate for mqtts:// and wss:// (default: the system's roots). */
+  readonly ca?: Buffer | undefined;
   readonly password: string;
   readonly registry: RegistryIndex;
   readonly clock: Clock;
@@ -194,6 +196,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
     let tail: Promise<void> | undefined;
     const session: MqttSession = createMqttSession({
       url: deps.url,
+      ca: deps.ca,
       clientId: `${baseId}-${suffix}`,
       username,
       password: deps.password,
@@ -268,6 +271,8 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         clean: true,
         reconnectPeriod: 1000,
         connectTimeout: 10_000,
+        // mqtts:// and wss://: verify the broker against this CA (mqtt.js passes it to tls.connect).
+        ...(deps.ca !== undefined ? { ca: deps.ca } : {}),
       });
       client = c;
       c.on('error', (err) => log.error({ err, code: 'ALERTS_MQTT_ERROR' }, 'MQTT error'));

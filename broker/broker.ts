@@ -1,8 +1,10 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { Aedes, type AedesOptions, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -22,6 +24,8 @@ import { DurableMemoryPersistence } from './durable-persistence.ts';
 import type { Registry } from 'prom-client';
 import { createOpsServer, type OpsServer } from '../common/metrics.ts';
 import { brokerProblems, createBrokerMetrics } from './metrics.ts';
+import { MIN_TLS_VERSION } from '../common/tls.ts';
+import { createRejectionLog } from '../common/rejection-log.ts';
 
 export interface BrokerDeps {
   readonly config: BrokerConfig;
@@ -54,9 +58,12 @@ export interface BrokerStats {
 export interface Broker {
   start(): Promise<void>;
   close(): Promise<void>;
-  /** Actual ports after start() (config may say 0). */
+  /** Actual ports after start() (config may say 0); 0 when the plain ports are turned off. */
   readonly tcpPort: number;
   readonly wsPort: number;
+  /** MQTT over TLS and over WebSocket over TLS after start(); undefined without config.tls. */
+  readonly tlsPort: number | undefined;
+  readonly wssPort: number | undefined;
   /** The aedes instance (in-process subscribers, tests); undefined before start(). */
   readonly aedes: Aedes;
   stats(): BrokerStats;
@@ -118,8 +125,17 @@ export function createBroker(deps: BrokerDeps): Broker {
   let tcp: TcpServer | undefined;
   let http: HttpServer | undefined;
   let wss: WebSocketServer | undefined;
+  let tlsServer: TlsServer | undefined;
+  let https: HttpsServer | undefined;
+  let wssSecure: WebSocketServer | undefined;
   let tcpPort = 0;
   let wsPort = 0;
+  let tlsPort: number | undefined;
+  let wssPort: number | undefined;
+  const plain = config.plain !== false;
+  // A port scanner or a misconfigured device retries its failed handshake every few seconds: counted
+  // exactly, logged at most 10 lines per 10 s.
+  const handshakeLog = createRejectionLog<'BROKER_TLS_HANDSHAKE_FAILED'>(log, now, 10, 10_000, 'TLS handshake failed');
   const sockets = new Set<Socket>();
 
   function refused(refusal: Refusal, client: Client | null, extra?: Record<string, unknown>): void {
@@ -366,6 +382,51 @@ export function createBroker(deps: BrokerDeps): Broker {
     };
   }
 
+  /** One TCP connection of the MQTT port or the TLS port: the same treatment on both. */
+  function onMqttSocket(socket: Socket): void {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    corkPerTurn(socket);
+    accept(socket);
+  }
+
+  /** An MQTT-over-WebSocket server on an HTTP or HTTPS server, path /mqtt. */
+  function mqttOverWebSocket(server: HttpServer | HttpsServer): WebSocketServer {
+    // One MQTT packet per frame is what clients send; the frame bound keeps ws from buffering
+    // 100 MiB (its default) before our packet guard sees a byte.
+    const ws = new WebSocketServer({ server, path: '/mqtt', maxPayload: limits.maxPacketBytes + 16 });
+    ws.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket);
+      stream.on('error', () => stream.destroy());
+      accept(stream, req);
+    });
+    ws.on('error', (err) => log.error({ err }, 'websocket server error'));
+    return ws;
+  }
+
+  function upgradeRequired(_req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to /mqtt\n');
+  }
+
+  function onHandshakeError(err: Error, socket: Socket): void {
+    refusals.BROKER_TLS_HANDSHAKE_FAILED++;
+    handshakeLog.record('BROKER_TLS_HANDSHAKE_FAILED', socket.remoteAddress ?? 'unknown', (err as { code?: unknown }).code === undefined ? err.message : String((err as { code?: unknown }).code));
+    socket.destroy();
+  }
+
+  /** Raw TCP sockets of a TLS port, from accept on: close() destroys those still in their handshake too. */
+  function track(socket: Socket): void {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  }
+
+  function listening(): boolean {
+    if (closing) return false;
+    const plainUp = !plain || (tcp?.listening === true && http?.listening === true);
+    const tlsUp = config.tls === undefined || (tlsServer?.listening === true && https?.listening === true);
+    return plainUp && tlsUp;
+  }
+
   const metrics = createBrokerMetrics(stats);
   let ops: OpsServer | undefined;
 
@@ -380,6 +441,12 @@ export function createBroker(deps: BrokerDeps): Broker {
     get wsPort() {
       return wsPort;
     },
+    get tlsPort() {
+      return tlsPort;
+    },
+    get wssPort() {
+      return wssPort;
+    },
     get aedes(): Aedes {
       if (aedes === undefined) throw new Error('broker not started');
       return aedes;
@@ -389,6 +456,7 @@ export function createBroker(deps: BrokerDeps): Broker {
 
     async start() {
       if (aedes !== undefined) throw new Error('broker already started');
+      if (!plain && config.tls === undefined) throw new Error('no listener: the plain ports are turned off and no TLS certificate is configured');
       closing = false;
       // Redis; else the durable journal on local disk under the in-memory store (durable-persistence.ts,
       // what `npm start` uses); else memory only (in-process tests): O(1) outgoing queue (memory-persistence.ts).
@@ -436,44 +504,54 @@ export function createBroker(deps: BrokerDeps): Broker {
       (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'aedes error'));
       await broker.listen();
 
-      tcp = createTcpServer({ noDelay: true }, (socket) => {
+      if (plain) {
         // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
         // stalls at load (measured by the team, issue 6).
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-        corkPerTurn(socket);
-        accept(socket);
-      });
-      tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
-      await listen(tcp, config.port, config.host);
-      tcpPort = (tcp.address() as AddressInfo).port;
+        tcp = createTcpServer({ noDelay: true }, onMqttSocket);
+        tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+        await listen(tcp, config.port, config.host);
+        tcpPort = (tcp.address() as AddressInfo).port;
 
-      http = createHttpServer((_req, res) => {
-        res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to /mqtt\n');
-      });
-      // One MQTT packet per frame is what clients send; the frame bound keeps ws from buffering
-      // 100 MiB (its default) before our packet guard sees a byte.
-      wss = new WebSocketServer({ server: http, path: '/mqtt', maxPayload: limits.maxPacketBytes + 16 });
-      wss.on('connection', (ws, req) => {
-        const stream = createWebSocketStream(ws);
-        stream.on('error', () => stream.destroy());
-        accept(stream, req);
-      });
-      wss.on('error', (err) => log.error({ err }, 'websocket server error'));
-      await listen(http, config.wsPort, config.host);
-      wsPort = (http.address() as AddressInfo).port;
+        http = createHttpServer(upgradeRequired);
+        wss = mqttOverWebSocket(http);
+        await listen(http, config.wsPort, config.host);
+        wsPort = (http.address() as AddressInfo).port;
+      }
+
+      const tls = config.tls;
+      if (tls !== undefined) {
+        // The handshake must finish within the CONNECT timeout too: a peer that opens the port and
+        // says nothing holds a socket no longer than one that skips CONNECT on the plain port.
+        const secure = { cert: tls.cert, key: tls.key, minVersion: MIN_TLS_VERSION, handshakeTimeout: limits.connectTimeoutMs } as const;
+        tlsServer = createTlsServer({ ...secure, noDelay: true }, (socket) => {
+          socket.setNoDelay(true);
+          onMqttSocket(socket);
+        });
+        tlsServer.on('connection', track);
+        tlsServer.on('tlsClientError', onHandshakeError);
+        tlsServer.on('error', (err) => log.error({ err }, 'tls server error'));
+        await listen(tlsServer, tls.port, config.host);
+        tlsPort = (tlsServer.address() as AddressInfo).port;
+
+        https = createHttpsServer({ ...secure, noDelay: true }, upgradeRequired);
+        https.on('connection', track);
+        https.on('tlsClientError', onHandshakeError);
+        wssSecure = mqttOverWebSocket(https);
+        await listen(https, tls.wssPort, config.host);
+        wssPort = (https.address() as AddressInfo).port;
+      }
       if (config.httpPort !== undefined) {
         const server = createOpsServer({
           host: config.host,
           port: config.httpPort,
           registry: metrics,
-          problems: () => brokerProblems({ listening: !closing && tcp?.listening === true && http?.listening === true }),
+          problems: () => brokerProblems({ listening: listening() }),
           logger: log,
         });
         ops = server;
         await server.start();
       }
-      log.info({ tcpPort, wsPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production }, 'broker listening');
+      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production }, 'broker listening');
     },
 
     async close() {
@@ -483,22 +561,30 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Stop accepting first, then close every client, then the servers' remaining sockets.
       const tcpClosed = closed(tcp);
       const httpClosed = closed(http);
+      const tlsClosed = closed(tlsServer);
+      const httpsClosed = closed(https);
       // A monitor sees the broker go: /healthz stops answering with the MQTT listeners.
       const opsClosed = ops?.close();
       ops = undefined;
       wss?.close();
+      wssSecure?.close();
       throttle.close();
+      handshakeLog.close();
       if (broker !== undefined) await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const s of sockets) s.destroy();
-      for (const ws of wss?.clients ?? []) ws.terminate();
+      for (const ws of [...(wss?.clients ?? []), ...(wssSecure?.clients ?? [])]) ws.terminate();
       http?.closeAllConnections();
-      await Promise.all([tcpClosed, httpClosed, opsClosed]);
+      https?.closeAllConnections();
+      await Promise.all([tcpClosed, httpClosed, tlsClosed, httpsClosed, opsClosed]);
       await persistence?.destroy();
       aedes = undefined;
       persistence = undefined;
       tcp = undefined;
       http = undefined;
       wss = undefined;
+      tlsServer = undefined;
+      https = undefined;
+      wssSecure = undefined;
     },
   };
 }

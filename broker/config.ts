@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { MAX_DEVICE_PAYLOAD_BYTES } from '../contract/payloads.ts';
+import type { ServerTls } from '../common/tls.ts';
 import { DEFAULT_AUTH_THROTTLE, type AuthThrottleLimits } from './auth-throttle.ts';
 
 /** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
@@ -8,6 +9,11 @@ export const BrokerEnv = Type.Object({
   brokerHost: Type.String({ minLength: 1, default: '127.0.0.1', description: 'interface to listen on, e.g. 127.0.0.1 or 0.0.0.0' }),
   brokerPort: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
   brokerWsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8083 }),
+  brokerPlain: Type.Boolean({ default: true, description: 'true or false: serve plain MQTT and ws (brokerPort, brokerWsPort); false leaves only the TLS ports' }),
+  brokerTlsCertFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate (chain, leaf first) of the TLS ports; with the key file it turns them on' })),
+  brokerTlsKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of that certificate (a file, e.g. /run/secrets/broker_tls_key)' })),
+  brokerTlsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8883, description: 'MQTT over TLS port (IANA secure-mqtt 8883)' }),
+  brokerWssPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8084, description: 'MQTT over WebSocket over TLS port (path /mqtt)' }),
   brokerStoreDir: Type.String({ minLength: 1, default: '.tmp/state/broker', description: 'directory of the durable session store (journal); unused with a Redis url' }),
   brokerHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of GET /metrics and GET /healthz (unset: none)' })),
   brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
@@ -19,6 +25,13 @@ export interface BrokerConfig {
   /** 0 picks a free port (tests); the broker's tcpPort/wsPort report the actual one. */
   readonly port: number;
   readonly wsPort: number;
+  /**
+   * Serve `port` and `wsPort` in plain text (default true). False with `tls` set: only the TLS
+   * ports listen, and tcpPort/wsPort read 0.
+   */
+  readonly plain?: boolean | undefined;
+  /** MQTT over TLS and MQTT over WebSocket over TLS, with the same hooks and limits as the plain ports. */
+  readonly tls?: BrokerTlsConfig | undefined;
   /** Redis persistence (sessions, queued QoS 1 messages, retained statuses, wills) when set. */
   readonly redisUrl?: string | undefined;
   /**
@@ -35,6 +48,13 @@ export interface BrokerConfig {
   readonly limits?: Partial<BrokerLimits>;
 }
 
+export interface BrokerTlsConfig extends ServerTls {
+  /** MQTT over TLS (8883 in production; 0 picks a free port). */
+  readonly port: number;
+  /** MQTT over WebSocket over TLS, path /mqtt (8084 in production; 0 picks a free port). */
+  readonly wssPort: number;
+}
+
 export interface BrokerLimits {
   /**
    * Largest MQTT packet (Remaining Length) accepted from any client. Devices are further held to
@@ -44,7 +64,7 @@ export interface BrokerLimits {
   readonly maxPacketBytes: number;
   /** Successful scrypt verifications kept in memory (one per device that reconnects). */
   readonly credentialCacheSize: number;
-  /** CONNECT must arrive this soon after TCP accept, or the socket is dropped. */
+  /** CONNECT must arrive this soon after TCP accept (on TLS ports: the handshake, then CONNECT), or the socket is dropped. */
   readonly connectTimeoutMs: number;
   /** A client whose socket stays full this long is dropped, so one frozen reader cannot stall delivery. */
   readonly drainTimeoutMs: number;

@@ -1,6 +1,17 @@
-import { runProcess } from '../common/process-main.ts';
+import { StartupProblem, runProcess } from '../common/process-main.ts';
+import { envName } from '../common/config.ts';
+import { readServerTls, type ServerTls } from '../common/tls.ts';
 import { createBroker } from './broker.ts';
 import { BrokerEnv } from './config.ts';
+
+/** The certificate and key the TLS ports serve, read once here (modules read no files of config). */
+function serverTls(env: { brokerTlsCertFile?: string | undefined; brokerTlsKeyFile?: string | undefined }): ServerTls | undefined {
+  try {
+    return readServerTls({ certFile: env.brokerTlsCertFile, keyFile: env.brokerTlsKeyFile }, { cert: envName('brokerTlsCertFile'), key: envName('brokerTlsKeyFile') });
+  } catch (err) {
+    throw new StartupProblem((err as Error).message);
+  }
+}
 
 /** Composition root of the broker process: `node --import tsx broker/main.ts`. */
 const code = await runProcess({
@@ -9,12 +20,35 @@ const code = await runProcess({
   env: process.env,
   registryPath: (env) => env.registry,
   logLevel: (env) => env.logLevel,
-  build: ({ config: env, registry, logger, production }) =>
-    createBroker({
-      config: { host: env.brokerHost, port: env.brokerPort, wsPort: env.brokerWsPort, redisUrl: env.brokerRedisUrl, storeDir: env.brokerStoreDir, httpPort: env.brokerHttpPort, production },
+  build: ({ config: env, registry, logger, production }) => {
+    const tls = serverTls(env);
+    if (!env.brokerPlain && tls === undefined) {
+      throw new StartupProblem(`${envName('brokerPlain')}=false leaves no listener: set ${envName('brokerTlsCertFile')} and ${envName('brokerTlsKeyFile')}`);
+    }
+    return createBroker({
+      config: {
+        host: env.brokerHost,
+        port: env.brokerPort,
+        wsPort: env.brokerWsPort,
+        plain: env.brokerPlain,
+        tls: tls === undefined ? undefined : { ...tls, port: env.brokerTlsPort, wssPort: env.brokerWssPort },
+        redisUrl: env.brokerRedisUrl,
+        storeDir: env.brokerStoreDir,
+        httpPort: env.brokerHttpPort,
+        production,
+      },
       registry,
       logger,
-    }),
-  started: (broker, env) => `broker listening mqtt://${env.brokerHost}:${broker.tcpPort} ws://${env.brokerHost}:${broker.wsPort}/mqtt${broker.httpPort !== undefined ? ` metrics http://${env.brokerHost}:${broker.httpPort}/metrics` : ''}`,
+    });
+  },
+  started: (broker, env) =>
+    [
+      'broker listening',
+      env.brokerPlain ? `mqtt://${env.brokerHost}:${broker.tcpPort} ws://${env.brokerHost}:${broker.wsPort}/mqtt` : '',
+      broker.tlsPort !== undefined ? `mqtts://${env.brokerHost}:${broker.tlsPort} wss://${env.brokerHost}:${broker.wssPort}/mqtt` : '',
+      broker.httpPort !== undefined ? `metrics http://${env.brokerHost}:${broker.httpPort}/metrics` : '',
+    ]
+      .filter((part) => part !== '')
+      .join(' '),
 });
 process.exit(code);

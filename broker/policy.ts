@@ -36,6 +36,8 @@ export const REFUSAL_CODES = [
   'BROKER_FORWARD_DENIED',
   'BROKER_PACKET_TOO_LARGE',
   'BROKER_CLIENT_ERROR',
+  /** A connection to a TLS port that did not complete the handshake (plain MQTT, an untrusted or expired peer, a scanner). */
+  'BROKER_TLS_HANDSHAKE_FAILED',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

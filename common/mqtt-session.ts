@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { generate, parser as createParser, type Packet } from 'mqtt-packet';
 import type { Logger } from './logger.ts';
 
@@ -26,8 +27,10 @@ export interface ReceivedMessage {
 }
 
 export interface MqttSessionOptions {
-  /** `mqtt://host:port` */
+  /** `mqtt://host:port`, or `mqtts://host:port` for MQTT over TLS (port 8883 unless given). */
   readonly url: string;
+  /** The CA that signed the broker's certificate, for mqtts:// (default: the system's roots). */
+  readonly ca?: Buffer | undefined;
   readonly clientId: string;
   readonly username: string;
   readonly password: string;
@@ -85,16 +88,20 @@ export const CONNACK_CODES: Readonly<Record<number, string>> = {
 const PUBACK_TYPE = 0x40;
 const SUBACK_FAILURE = 0x80;
 
-export function parseMqttUrl(url: string): { host: string; port: number } {
+export function parseMqttUrl(url: string): { host: string; port: number; tls: boolean } {
   const u = new URL(url);
-  if (u.protocol !== 'mqtt:' && u.protocol !== 'tcp:') throw new Error(`unsupported MQTT URL ${url}: expected mqtt://host:port`);
-  return { host: u.hostname || '127.0.0.1', port: u.port === '' ? 1883 : Number(u.port) };
+  const tls = u.protocol === 'mqtts:' || u.protocol === 'ssl:';
+  if (!tls && u.protocol !== 'mqtt:' && u.protocol !== 'tcp:') throw new Error(`unsupported MQTT URL ${url}: expected mqtt://host:port or mqtts://host:port`);
+  // IPv6 literals come bracketed from URL; net/tls want them bare.
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+  // IANA: 1883 mqtt, 8883 secure-mqtt.
+  return { host, port: u.port === '' ? (tls ? 8883 : 1883) : Number(u.port), tls };
 }
 
 export function createMqttSession(opts: MqttSessionOptions): MqttSession {
   const log = opts.logger;
   const code = (suffix: string): string => `${opts.codePrefix}_MQTT_${suffix}`;
-  const { host, port } = parseMqttUrl(opts.url);
+  const { host, port, tls } = parseMqttUrl(opts.url);
   const keepaliveMs = (opts.keepaliveS ?? 30) * 1000;
   const minDelay = opts.reconnectMinMs ?? 100;
   const maxDelay = opts.reconnectMaxMs ?? 5_000;
@@ -211,7 +218,10 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
     if (closed) return;
     const conn = ++connection;
     const parser = createParser({ protocolVersion: 4 });
-    const s = connect({ host, port, noDelay: true });
+    // TLS: the broker's certificate is verified against `ca` and the URL's host name or address
+    // (SNI only for names, RFC 6066 §3 forbids literal addresses).
+    const s = tls ? connectTls({ host, port, ca: opts.ca, minVersion: 'TLSv1.2', ...(isIP(host) === 0 ? { servername: host } : {}) }) : connect({ host, port, noDelay: true });
+    if (tls) s.setNoDelay(true);
     socket = s;
     connected = false;
     awaitingPong = false;
@@ -222,7 +232,17 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       log.error({ err, code: code('PROTOCOL') }, 'cannot parse data from the broker; reconnecting');
       s.destroy();
     });
-    s.on('connect', () => {
+    if (tls) {
+      // tls.connect has no handshake timeout of its own: a port that accepts and never answers the
+      // ClientHello would hold this session forever instead of reconnecting.
+      connectTimer = setTimeout(() => {
+        log.warn({ code: code('TIMEOUT') }, 'no TLS handshake in time; reconnecting');
+        s.destroy();
+      }, connectTimeoutMs);
+    }
+    // On TLS the CONNECT (with the password) waits for the verified handshake.
+    s.on(tls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(connectTimer);
       send({
         cmd: 'connect',
         protocolId: 'MQTT',
@@ -266,7 +286,12 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
       }
     });
     s.on('error', (err) => {
-      if (!closed) log.warn({ err: err.message, code: code('SOCKET') }, 'broker connection error');
+      if (closed) return;
+      // A certificate problem does not go away by reconnecting: an error an operator must see.
+      const errCode = (err as NodeJS.ErrnoException).code;
+      if (tls && typeof errCode === 'string' && /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL|HOSTNAME|IP_MISMATCH/.test(errCode)) {
+        log.error({ err: err.message, tlsCode: errCode, code: code('TLS') }, 'TLS to the broker failed: check the broker certificate and the CA file');
+      } else log.warn({ err: err.message, code: code('SOCKET') }, 'broker connection error');
     });
     s.on('close', () => {
       clearTimers();

@@ -24,6 +24,8 @@ import { createIngestMetrics, ingestProblems } from './metrics.ts';
 
 export interface IngestConfig {
   readonly mqttUrl: string;
+  /** CA of the broker's certificate for an mqtts:// URL (default: the system's roots). */
+  readonly mqttCa?: Buffer | undefined;
   readonly username: string;
   readonly password: string;
   readonly clientId: string;
@@ -255,6 +257,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       writer.start();
       session = createMqttSession({
         url: config.mqttUrl,
+        ca: config.mqttCa,
         clientId: config.clientId,
         username: config.username,
         password: config.password,

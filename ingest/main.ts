@@ -1,13 +1,16 @@
 import { DEFAULT_RETENTION } from '../common/influx-schema.ts';
 import { Type } from '@sinclair/typebox';
-import { runProcess } from '../common/process-main.ts';
+import { StartupProblem, runProcess } from '../common/process-main.ts';
+import { envName } from '../common/config.ts';
+import { readClientTls } from '../common/tls.ts';
 import { createIngest } from './ingest.ts';
 
 /** Composition root of the ingest process: `node --import tsx ingest/main.ts`. */
 
 const ConfigSchema = Type.Object({
   registry: Type.String({ default: 'config/demo-site.json', minLength: 1, description: 'path to the site registry JSON' }),
-  mqttUrl: Type.String({ default: 'mqtt://127.0.0.1:1883', pattern: '^(mqtt|tcp)://[^/]+$', description: 'MQTT broker URL like mqtt://127.0.0.1:1883' }),
+  mqttUrl: Type.String({ default: 'mqtt://127.0.0.1:1883', pattern: '^(mqtt|tcp|mqtts|ssl)://[^/]+$', description: 'MQTT broker URL like mqtt://127.0.0.1:1883 or mqtts://broker.example:8883' }),
+  mqttCaFile: Type.Optional(Type.String({ minLength: 1, description: "PEM CA certificate that signed the broker's TLS certificate (mqtts://); default: the system's roots" })),
   ingestUsername: Type.String({ default: 'svc-ingest', minLength: 1 }),
   ingestPassword: Type.String({ minLength: 1, description: 'the svc-ingest account secret (demo: demo-svc-ingest)' }),
   // [MQTT-3.1.3-5] allows 1..23 characters as a minimum every broker accepts.
@@ -36,12 +39,19 @@ const code = await runProcess({
   env: process.env,
   registryPath: (cfg) => cfg.registry,
   logLevel: (cfg) => cfg.logLevel,
-  build: ({ config: cfg, registry, logger }) =>
-    createIngest({
+  build: ({ config: cfg, registry, logger }) => {
+    let mqttCa: Buffer | undefined;
+    try {
+      mqttCa = readClientTls(cfg.mqttCaFile, envName('mqttCaFile')).ca;
+    } catch (err) {
+      throw new StartupProblem((err as Error).message);
+    }
+    return createIngest({
       registry,
       logger,
       config: {
         mqttUrl: cfg.mqttUrl,
+        mqttCa,
         username: cfg.ingestUsername,
         password: cfg.ingestPassword,
         clientId: cfg.ingestClientId,
@@ -55,7 +65,8 @@ const code = await runProcess({
         httpHost: cfg.ingestHttpHost,
         retention: { rawDays: cfg.retentionRawDays, rollupDays: cfg.retentionRollupDays, recordsDays: cfg.retentionRecordsDays },
       },
-    }),
+    });
+  },
   started: (ingest, cfg) => `ingest started: ${cfg.mqttUrl} → ${cfg.influxUrl}/${cfg.influxDb}, spool ${cfg.spoolDir}${ingest.httpPort() !== undefined ? `, health http://${cfg.ingestHttpHost}:${ingest.httpPort()}/healthz metrics http://${cfg.ingestHttpHost}:${ingest.httpPort()}/metrics` : ''}`,
 });
 process.exit(code);

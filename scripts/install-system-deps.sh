@@ -3,7 +3,8 @@
 #   influxdb (InfluxDB 1.6 server, started privately per run), redis-server (broker persistence),
 #   mosquitto (benchmark reference; test/deploy/mosquitto*.test.ts), chromium (browser tests, driven by playwright-core),
 #   fonts-wqy-microhei (CJK glyphs in browser screenshots), docker-compose (validates
-#   docker-compose.yml offline in test/deploy; no Docker engine is needed or used).
+#   docker-compose.yml offline in test/deploy; no Docker engine is needed or used), openssl (makes a
+#   throwaway CA and certificate for the TLS tests, test/support/test-cert.ts).
 # Needs root (apt-get); as another user it only says what to run.
 set -euo pipefail
 need=()
@@ -14,6 +15,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Chinese glyphs for the browser tests' screenshots (the page is zh-CN first).
 dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

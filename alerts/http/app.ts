@@ -2,6 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import helmet from '@fastify/helmet';
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
+import { MIN_TLS_VERSION, type ServerTls } from '../../common/tls.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import type { CareActionInput } from '../care-action.ts';
 import type { Actor } from '../access.ts';
@@ -42,6 +43,8 @@ export interface AppDeps {
   readonly loginLimits?: Partial<LoginLimits>;
   /** Prometheus metrics served on GET /metrics (alerts/metrics.ts); absent in unit tests. */
   readonly metrics?: Registry;
+  /** Serve HTTPS (REST, the page, socket.io) with this certificate and key instead of plain HTTP. */
+  readonly https?: ServerTls | undefined;
 }
 
 export interface RouteContext extends AppDeps {
@@ -51,7 +54,12 @@ export interface RouteContext extends AppDeps {
 
 /** Builds the fastify app (fastify's "build() returns the app" testing pattern); the caller listens. */
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, return503OnClosing: true });
+  const options = { logger: false, bodyLimit: 64 * 1024, return503OnClosing: true } as const;
+  // fastify types an HTTPS app by its server (https.Server); requests and replies are the same
+  // http.IncomingMessage/ServerResponse, and socket.io and address() work on either server, so the
+  // rest of the process keeps one FastifyInstance type.
+  const app: FastifyInstance =
+    deps.https === undefined ? Fastify(options) : (Fastify({ ...options, https: { cert: deps.https.cert, key: deps.https.key, minVersion: MIN_TLS_VERSION } }) as unknown as FastifyInstance);
   const log = deps.logger.child({ component: 'http' });
 
   app.setErrorHandler((err: FastifyError | AlertsError, req, reply) => {

@@ -114,8 +114,33 @@ describe('docker-compose.yml', () => {
     expect(ports.length).toBeGreaterThanOrEqual(5);
     for (const p of ports) expect(p.host_ip, `${p.name}:${p.target}`).toBe('127.0.0.1');
     const open = await resolved({ CAREWATCH_BIND: '0.0.0.0' });
-    expect(open.services.broker?.ports?.map((p) => p.host_ip)).toEqual(['0.0.0.0', '0.0.0.0']);
-    expect(byDefault.services.broker?.ports?.map((p) => p.target).sort()).toEqual([1883, 8083]);
+    expect(open.services.broker?.ports?.map((p) => p.host_ip)).toEqual(['0.0.0.0', '0.0.0.0', '0.0.0.0', '0.0.0.0']);
+    // MQTT, ws, MQTT over TLS (IANA secure-mqtt), WSS.
+    expect(byDefault.services.broker?.ports?.map((p) => p.target).sort()).toEqual([1883, 8083, 8084, 8883]);
+  });
+
+  it('turns TLS on from the environment, with the certificate folder mounted read-only', async () => {
+    const off = await resolved();
+    expect(off.services.broker?.environment?.CAREWATCH_BROKER_TLS_CERT_FILE ?? '').toBe('');
+    expect(off.services.broker?.environment?.CAREWATCH_BROKER_PLAIN).toBe('true');
+    const on = await resolved({
+      CAREWATCH_TLS_DIR: '/etc/carewatch/tls',
+      CAREWATCH_BROKER_TLS_CERT_FILE: '/run/carewatch/tls/fullchain.pem',
+      CAREWATCH_BROKER_TLS_KEY_FILE: '/run/carewatch/tls/privkey.pem',
+      CAREWATCH_BROKER_PLAIN: 'false',
+      CAREWATCH_ALERTS_TLS_CERT_FILE: '/run/carewatch/tls/fullchain.pem',
+      CAREWATCH_ALERTS_TLS_KEY_FILE: '/run/carewatch/tls/privkey.pem',
+      CAREWATCH_MQTT_URL: 'mqtts://broker:8883',
+      CAREWATCH_MQTT_CA_FILE: '/run/carewatch/tls/ca.pem',
+    });
+    expect(on.services.broker?.environment).toMatchObject({ CAREWATCH_BROKER_TLS_CERT_FILE: '/run/carewatch/tls/fullchain.pem', CAREWATCH_BROKER_TLS_KEY_FILE: '/run/carewatch/tls/privkey.pem', CAREWATCH_BROKER_PLAIN: 'false' });
+    expect(on.services.alerts?.environment).toMatchObject({ CAREWATCH_ALERTS_TLS_CERT_FILE: '/run/carewatch/tls/fullchain.pem', CAREWATCH_MQTT_URL: 'mqtts://broker:8883', CAREWATCH_MQTT_CA_FILE: '/run/carewatch/tls/ca.pem' });
+    expect(on.services.ingest?.environment).toMatchObject({ CAREWATCH_MQTT_URL: 'mqtts://broker:8883', CAREWATCH_MQTT_CA_FILE: '/run/carewatch/tls/ca.pem' });
+    for (const svc of ['broker', 'ingest', 'alerts']) {
+      expect(on.services[svc]?.volumes, svc).toContainEqual({ type: 'bind', source: '/etc/carewatch/tls', target: '/run/carewatch/tls' });
+    }
+    // The alerts health check still passes once its port speaks HTTPS.
+    expect(on.services.alerts?.healthcheck?.test).toContain('https://127.0.0.1:8080/healthz');
   });
 
   it('takes secrets from the environment or from files, never a demo secret in production unless given', async () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Clock } from '../../../common/clock.ts';
+import type { ServerTls } from '../../../common/tls.ts';
 import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import type { Rule } from '../../../alerts/rules/types.ts';
 import type { RegistryIndex } from '../../../contract/registry-index.ts';
@@ -24,6 +25,9 @@ export interface HarnessOptions {
   readonly registry?: RegistryIndex;
   readonly tokenTtlS?: number;
   readonly production?: boolean;
+  /** HTTPS on the port, and the CA of an mqtts:// broker (test/security/tls.test.ts). */
+  readonly https?: ServerTls;
+  readonly mqttCa?: Buffer;
 }
 
 /** A real alerts process (in-process) on 127.0.0.1:0 against the run's InfluxDB. */
@@ -47,6 +51,8 @@ export async function startAlerts(opts: HarnessOptions): Promise<Alerts> {
     logger: pino({ level: process.env.ALERTS_TEST_LOG ?? 'silent' }),
     rules: opts.rules ?? testRules(),
     mqtt: opts.mqttUrl !== undefined,
+    ...(opts.https !== undefined ? { https: opts.https } : {}),
+    ...(opts.mqttCa !== undefined ? { mqttCa: opts.mqttCa } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   await alerts.start();
