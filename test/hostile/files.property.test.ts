@@ -41,7 +41,7 @@ const paths = (): fc.Arbitrary<Array<string | number>> => {
     if (depth === 0 || typeof v !== 'object' || v === null) return fc.constant([]);
     const keys: Array<string | number> = Array.isArray(v) ? v.map((_, i) => i).slice(0, 5) : Object.keys(v);
     if (keys.length === 0) return fc.constant([]);
-    return fc.constantFrom(...keys).chain((k) => fc.oneof(fc.constant([k]), at((v as Record<string | number, unknown>)[k], depth - 1).map((rest) => [k, ...rest])));
+    return fc.constantFrom(...keys).chain((k) => fc.oneof(fc.constant<Array<string | number>>([k]), at((v as Record<string | number, unknown>)[k], depth - 1).map((rest) => [k, ...rest])));
   };
   return at(demo, 5);
 };
