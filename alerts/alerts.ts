@@ -498,6 +498,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       turnHistory: turnHistory.stats(),
       baselines: baselines?.stats(),
       sockets: hub?.connections() ?? 0,
+      pendingHandshakes: hub?.pendingHandshakes() ?? 0,
       disablements: disablements.stats(),
     }),
   };

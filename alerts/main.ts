@@ -6,6 +6,8 @@
  * have started the pool. The login limiter (auth-routes.ts) is what actually protects the journal.
  */
 const THREADPOOL_FROM_LAUNCHER = process.env.UV_THREADPOOL_SIZE;
+/** glibc reads it at process start: only the launcher can set it (docs/alerts.md "Memory"). */
+const MALLOC_FROM_LAUNCHER = process.env.MALLOC_MMAP_THRESHOLD_;
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
 import { StartupProblem, runProcess } from '../common/process-main.ts';
@@ -51,6 +53,9 @@ const code = await runProcess({
     if (problems.length > 0) throw new StartupProblem(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     if (THREADPOOL_FROM_LAUNCHER === undefined) {
       logger.warn({ code: 'ALERTS_THREADPOOL_UNSET', uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE }, 'UV_THREADPOOL_SIZE not set by the launcher; set it in the service environment');
+    }
+    if (MALLOC_FROM_LAUNCHER === undefined && process.platform === 'linux') {
+      logger.warn({ code: 'ALERTS_MALLOC_UNSET' }, 'MALLOC_MMAP_THRESHOLD_ not set by the launcher: each libuv thread may keep a 16 MiB scrypt block (docs/alerts.md "Memory")');
     }
     const tls = readTls(config);
     const utcOffsetMin = config.siteUtcOffsetMin;

@@ -13,6 +13,7 @@ import type { TokenService } from './http/token.ts';
 import { attachDisablementHandlers } from './disablements/socket-handlers.ts';
 import type { DisablementStore } from './disablements/store.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
+import { HANDSHAKE_LIMITS, createHandshakeBound, type Engine, type EngineConnection } from './socket-handshakes.ts';
 
 /**
  * socket.io attached by hand to fastify's HTTP server. The token from POST /api/login is verified
@@ -44,6 +45,8 @@ export interface SocketHub {
   /** Sends one incident change to its home room, and to the bureau room for fire and bureau-level incidents. */
   publishIncident(incident: IncidentMessage): void;
   connections(): number;
+  /** socket.io sessions still waiting for their authenticated CONNECT (bounded: socket-handshakes.ts). */
+  pendingHandshakes(): number;
   close(): Promise<void>;
 }
 
@@ -69,7 +72,16 @@ function incidentInStream(actor: Actor, i: IncidentMessage): boolean {
 
 export function createSocketHub(deps: SocketHubDeps): SocketHub {
   const log = deps.logger.child({ component: 'socket' });
-  const io: IoServer = new Server(deps.server, { serveClient: true, cors: { origin: false }, maxHttpBufferSize: 16 * 1024 });
+  // Sessions that never authenticate are bounded (issue 12: hostile handshakes grew the heap).
+  const handshakes = createHandshakeBound();
+  const io: IoServer = new Server(deps.server, {
+    serveClient: true,
+    cors: { origin: false },
+    maxHttpBufferSize: 16 * 1024,
+    connectTimeout: HANDSHAKE_LIMITS.connectTimeoutMs,
+    allowRequest: handshakes.allowRequest,
+  });
+  handshakes.attach(io.engine as unknown as Engine);
   /**
    * The token of each socket's handshake. contract/socket-events.ts SocketData has no expiry field
    * (the contract is not this folder's), so it is kept beside socket.data, keyed by the socket.
@@ -107,6 +119,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
   const str = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v.length <= max ? v : undefined);
 
   io.on('connection', (socket: IoSocket) => {
+    handshakes.settle(socket.conn as unknown as EngineConnection);
     const actor = actorOf(socket.data);
     const token = tokenOf.get(socket) ?? '';
     /** Still valid now: not expired, and the user unchanged in the registry. */
@@ -228,6 +241,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       }
     },
     connections: () => io.engine.clientsCount,
+    pendingHandshakes: () => handshakes.size(),
     async close() {
       io.disconnectSockets(true);
       // io.close() would also close fastify's server; fastify closes that itself.

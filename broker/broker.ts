@@ -490,7 +490,10 @@ export function createBroker(deps: BrokerDeps): Broker {
       broker.on('clientDisconnect', onClientDisconnect);
       broker.on('clientError', (client, err) => {
         clientErrors++;
-        const code = (err as { code?: unknown }).code === 'BROKER_PACKET_TOO_LARGE' ? 'BROKER_PACKET_TOO_LARGE' : undefined;
+        // mqtt-packet refuses a wildcard in a PUBLISH topic while parsing ("# is not allowed in
+        // PUBLISH"), before our authorizePublish sees it: counted here (found by test/hostile/fuzz.test.ts).
+        const code =
+          (err as { code?: unknown }).code === 'BROKER_PACKET_TOO_LARGE' ? 'BROKER_PACKET_TOO_LARGE' : /is not allowed in PUBLISH/.test(err.message) ? 'BROKER_WILDCARD_IN_PUBLISH' : undefined;
         if (code !== undefined) refusals[code]++;
         log.info({ code: code ?? 'BROKER_CLIENT_ERROR', clientId: client.id, err: err.message }, 'client connection closed on error');
       });

@@ -87,6 +87,8 @@ async function main(): Promise<void> {
     CAREWATCH_HTTP_PORT: String(ports.http),
     // scrypt logins and the alert journal's fsync share libuv's pool (docs/alerts.md).
     UV_THREADPOOL_SIZE: '16',
+    // glibc keeps each thread's scrypt block otherwise (docs/alerts.md "Memory").
+    MALLOC_MMAP_THRESHOLD_: '131072',
     CAREWATCH_STATE_DIR: join(demoDir, 'alerts-state'),
   });
   await waitFor(`http://127.0.0.1:${ports.http}/health`, 'alerts');

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -54,7 +54,18 @@ export interface RouteContext extends AppDeps {
 
 /** Builds the fastify app (fastify's "build() returns the app" testing pattern); the caller listens. */
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const options = { logger: false, bodyLimit: 64 * 1024, return503OnClosing: true } as const;
+  const options = {
+    logger: false,
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+    // Errors fastify answers before routing (a path parameter over 100 characters: 414, a malformed
+    // URL: 400) get the catalogue's shape too, not fastify's own `{ error, code: FST_ERR_… }`
+    // (found by test/hostile/api.property.test.ts).
+    frameworkErrors: (err: FastifyError, _req: unknown, reply: unknown): void => {
+      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      void (reply as FastifyReply).status(status).send({ code: 'API_BAD_REQUEST', message: err.message.slice(0, 200) });
+    },
+  } as const;
   // fastify types an HTTPS app by its server (https.Server); requests and replies are the same
   // http.IncomingMessage/ServerResponse, and socket.io and address() work on either server, so the
   // rest of the process keeps one FastifyInstance type.

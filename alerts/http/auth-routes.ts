@@ -43,7 +43,7 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
   forgetAfterMs: 60 * 60_000,
 };
 /** Failure records kept at most (oldest forgotten first), so a spray of usernames cannot grow memory. */
-const MAX_TRACKED = 10_000;
+export const MAX_TRACKED = 10_000;
 
 /** At most `max` tasks at once, `queued` waiting; undefined when full. */
 function limiter(max: number, queued: number): <T>(task: () => Promise<T>) => Promise<T> | undefined {
@@ -62,10 +62,12 @@ function limiter(max: number, queued: number): <T>(task: () => Promise<T>) => Pr
 }
 
 /** Consecutive failures per key with exponential back-off after `free` of them. */
-function backoffLog(limits: LoginLimits): {
+export function backoffLog(limits: LoginLimits, maxTracked = MAX_TRACKED): {
   waitMs(key: string, free: number, now: number): number;
   add(key: string, now: number): number;
   clear(key: string): void;
+  /** Failure records kept (bounded by maxTracked; test/hostile/bounds.test.ts). */
+  size(): number;
 } {
   const log = new Map<string, { n: number; last: number }>();
   const current = (key: string, now: number): { n: number; last: number } | undefined => {
@@ -87,10 +89,11 @@ function backoffLog(limits: LoginLimits): {
       const n = (current(key, now)?.n ?? 0) + 1;
       log.delete(key); // re-insert: Map order is the eviction order
       log.set(key, { n, last: now });
-      while (log.size > MAX_TRACKED) log.delete(log.keys().next().value ?? '');
+      while (log.size > maxTracked) log.delete(log.keys().next().value ?? '');
       return n;
     },
     clear: (key) => void log.delete(key),
+    size: () => log.size,
   };
 }
 

@@ -52,6 +52,7 @@ export async function startStack(opts: { influxUrl: string; database: string; ho
       CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
       CAREWATCH_HTTP_PORT: String(httpPort),
       UV_THREADPOOL_SIZE: '16',
+      MALLOC_MMAP_THRESHOLD_: '131072',
       CAREWATCH_STATE_DIR: join(dir, 'alerts-state'),
     });
     const httpUrl = `http://127.0.0.1:${httpPort}`;
