@@ -35,7 +35,26 @@ export interface JournalOptions {
   readonly logger: Logger;
   /** A new generation is written once the current one has grown past max(this, 2 × its snapshot). */
   readonly compactBytes?: number;
+  /** Least time between the starts of two commits that someone waits for (see COMMIT_INTERVAL_MS). */
+  readonly commitIntervalMs?: number;
+  /** Records nobody waits for are written at the latest this long after they are appended. */
+  readonly lazyCommitMs?: number;
 }
+
+/**
+ * Commits that someone waits for (a PUBACK) start at most every 2 ms. Each fdatasync costs the
+ * kernel a fixed amount of CPU whatever it carries, and a commit per few messages made that cost the
+ * broker's largest at low rates (pipeline at 2,000 msg/s: 0.66 cores, of which the main thread
+ * accounted for 0.41; the relay without a store: 0.28). The wait delays only the device's PUBACK:
+ * live subscribers get the message before its commit (durable-persistence.ts). The same idea as
+ * PostgreSQL's `commit_delay`.
+ */
+const COMMIT_INTERVAL_MS = 2;
+/**
+ * Records nobody waits for (subscriber acknowledgements, will removals) ride with the next commit,
+ * or go alone after this long: losing them to a crash costs only a redelivery.
+ */
+const LAZY_COMMIT_MS = 100;
 
 export interface JournalStats {
   readonly generation: number;
@@ -154,6 +173,11 @@ export class StoreJournal {
   #snapshotBytes = 0;
   #pending: Batch = { bufs: [], bytes: 0, waiters: [] };
   #writing: Promise<void> | undefined;
+  readonly #commitIntervalMs: number;
+  readonly #lazyCommitMs: number;
+  #lastCommitAt = Number.NEGATIVE_INFINITY;
+  #timer: NodeJS.Timeout | undefined;
+  #timerDue = 0;
   #snapshot: (() => JournalRecord[]) | undefined;
   #closed = false;
   #closing = false;
@@ -166,6 +190,8 @@ export class StoreJournal {
     this.#dir = opts.dir;
     this.#log = opts.logger;
     this.#compactBytes = opts.compactBytes ?? 64 * 1024 * 1024;
+    this.#commitIntervalMs = opts.commitIntervalMs ?? COMMIT_INTERVAL_MS;
+    this.#lazyCommitMs = opts.lazyCommitMs ?? LAZY_COMMIT_MS;
   }
 
   /** Reads the newest complete generation: its snapshot, then the changes after it, in order. */
@@ -227,41 +253,69 @@ export class StoreJournal {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closing = true;
-    while (this.#writing !== undefined) await this.#writing;
+    this.#clearTimer();
+    for (;;) {
+      if (this.#writing !== undefined) await this.#writing;
+      else if (this.#pending.bufs.length > 0 && this.#handle !== undefined) this.#commitNow();
+      else break;
+    }
     this.#closed = true;
     await this.#handle?.close();
     this.#handle = undefined;
     if (this.#locked) await unlink(join(this.#dir, LOCK)).catch(() => undefined);
   }
 
+  /** Starts the next commit now, or sets a timer for it (see COMMIT_INTERVAL_MS, LAZY_COMMIT_MS). */
   #kick(): void {
-    if (this.#writing !== undefined || this.#handle === undefined) return;
+    if (this.#writing !== undefined || this.#handle === undefined || this.#closed || this.#pending.bufs.length === 0) return;
+    const now = performance.now();
+    const due = this.#closing ? now : this.#pending.waiters.length > 0 ? this.#lastCommitAt + this.#commitIntervalMs : now + this.#lazyCommitMs;
+    if (due <= now) {
+      this.#clearTimer();
+      this.#commitNow();
+      return;
+    }
+    if (this.#timer !== undefined && this.#timerDue <= due) return;
+    this.#clearTimer();
+    this.#timerDue = due;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#kick();
+    }, due - now);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #commitNow(): void {
+    this.#lastCommitAt = performance.now();
     this.#writing = this.#drain().catch(() => undefined).finally(() => {
       this.#writing = undefined;
-      if (this.#pending.bufs.length > 0 && !this.#closed) this.#kick();
+      this.#kick();
     });
   }
 
+  /** Writes one batch: everything queued at this instant. */
   async #drain(): Promise<void> {
-    while (this.#pending.bufs.length > 0) {
-      const batch = this.#pending;
-      this.#pending = { bufs: [], bytes: 0, waiters: [] };
-      // The cut: taken in the same synchronous step as the batch, so the snapshot holds exactly
-      // the changes up to this batch's last record.
-      const snapshot = this.#bytes + batch.bytes > Math.max(this.#compactBytes, 2 * this.#snapshotBytes) ? this.#encodeSnapshot() : undefined;
-      try {
-        await this.#writeWithRetry(batch);
-      } catch (err) {
-        for (const w of batch.waiters) w.reject(err as Error);
-        throw err;
-      }
-      this.#commits++;
-      for (const w of batch.waiters) w.resolve();
-      if (snapshot !== undefined) {
-        await this.#newGeneration(snapshot).catch((err: unknown) => {
-          this.#log.error({ err, code: 'BROKER_STORE_IO' }, 'store compaction failed; keeping the current generation');
-        });
-      }
+    const batch = this.#pending;
+    this.#pending = { bufs: [], bytes: 0, waiters: [] };
+    // The cut: taken in the same synchronous step as the batch, so the snapshot holds exactly
+    // the changes up to this batch's last record.
+    const snapshot = this.#bytes + batch.bytes > Math.max(this.#compactBytes, 2 * this.#snapshotBytes) ? this.#encodeSnapshot() : undefined;
+    try {
+      await this.#writeWithRetry(batch);
+    } catch (err) {
+      for (const w of batch.waiters) w.reject(err as Error);
+      throw err;
+    }
+    this.#commits++;
+    for (const w of batch.waiters) w.resolve();
+    if (snapshot !== undefined) {
+      await this.#newGeneration(snapshot).catch((err: unknown) => {
+        this.#log.error({ err, code: 'BROKER_STORE_IO' }, 'store compaction failed; keeping the current generation');
+      });
     }
   }
 

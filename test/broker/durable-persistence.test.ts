@@ -5,7 +5,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import { DurableMemoryPersistence } from '../../broker/durable-persistence.ts';
-import { decodeRecords, encodeRecord } from '../../broker/store-journal.ts';
+import { StoreJournal, decodeRecords, encodeRecord } from '../../broker/store-journal.ts';
 import { createLogger } from '../../common/logger.ts';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
@@ -211,5 +211,31 @@ describe('durable default store', () => {
     const cut = decodeRecords(Buffer.concat([a, bad, a]));
     expect(cut.records).toHaveLength(1);
     expect(cut.end).toBe(a.length);
+  });
+});
+
+describe('store journal commit pacing', () => {
+  it('writes a record nobody waits for with the next awaited commit, and on close', async () => {
+    const dir = await tempDir();
+    const logger = createLogger('store-test', 'silent');
+    // A lazy delay far beyond the test: only a durable append or close() can write the record.
+    const j = new StoreJournal({ dir, logger, lazyCommitMs: 3_600_000 });
+    await j.recover();
+    await j.start(() => []);
+    const base = j.stats().commits;
+    await j.append({ h: { op: 'clr', c: 'svc-ingest', n: 1 } }, false);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(j.stats().commits).toBe(base);
+    await j.append({ h: { op: 'clr', c: 'svc-ingest', n: 2 } }, true);
+    expect(j.stats().commits).toBe(base + 1);
+    const afterAwaited = (await readdir(dir)).filter((f) => f.endsWith('.log'));
+    expect(afterAwaited).toHaveLength(1);
+    // Pending at close: written, not dropped.
+    await j.append({ h: { op: 'clr', c: 'svc-ingest', n: 3 } }, false);
+    await j.close();
+    const again = new StoreJournal({ dir, logger });
+    const recs = await again.recover();
+    expect(recs.filter((r) => r.h.op === 'clr').map((r) => r.h.n)).toEqual([1, 2, 3]);
+    await again.close();
   });
 });
