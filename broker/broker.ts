@@ -468,7 +468,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         const nodeId = packet.topic.split('/')[1];
         const clientId = packet.payload.toString();
         const local = (broker as unknown as AedesInternals).clients[clientId];
-        if (nodeId !== broker.id && local !== undefined) takenOver.add(clientId);
+        if (nodeId !== broker.id && local !== undefined && !local.closed) takenOver.add(clientId);
         done();
       }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);

@@ -250,4 +250,9 @@ describe('broker nodes on Redis behind HAProxy (issue 14)', () => {
     const fleetIds = new Set(devices.map((d) => d.id));
     expect(statuses.slice(statusesBefore).filter((s) => fleetIds.has(s.device) && !s.online)).toEqual([]);
   }, 180_000);
+
+  it('stops the surviving node on SIGTERM (exit 0), its Redis connections closed', async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+    expect(await a.proc.stop()).toBe(0);
+  }, 60_000);
 });
