@@ -435,10 +435,11 @@ export function createBroker(deps: BrokerDeps): Broker {
       // (broker id, broker counter) and wills by broker id; a restarted node reusing its id would
       // restart its counter at 0 over packets still queued in Redis, and its old wills would
       // never be published (a live node "owns" them).
-      const mq =
+      const redisMq =
         config.cluster !== undefined && config.redisUrl !== undefined
           ? createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
           : undefined;
+      const mq = redisMq?.mq;
       const broker = new Aedes({
         ...(config.cluster !== undefined ? { id: `${config.cluster.nodeId}-${randomBytes(4).toString('hex')}` } : {}),
         ...(mq !== undefined ? { mq } : {}),
@@ -486,6 +487,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       });
       // Persistence failures surface as aedes 'error' (not in its typings); log, never crash.
       (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'aedes error'));
+      // A node hears the others (heartbeats, subscriptions, takeovers) before it serves a client.
+      await redisMq?.ready;
       await broker.listen();
 
       tcp = createTcpServer({ noDelay: true }, (socket) => {

@@ -9,10 +9,14 @@ import { redisOptions } from './redis-persistence.ts';
  * aedes-persistence-redis' `$SYS/sub/+` (each node's copy of the subscription trie) cross nodes too.
  *
  * Exactly once per node: mqemitter-redis' emit() only PUBLISHes to Redis and never delivers locally;
- * every node, the publishing one included, delivers what comes back from its SUBSCRIBE/PSUBSCRIBE
- * connection. A message that matches both a channel and a pattern subscription of one node arrives
- * twice on that connection, and the library drops the second by its id (an LRU of the last 10,000
- * ids; both copies arrive back to back on the one connection, so the bound is never near).
+ * every node, the publishing one included, delivers what comes back from its subscriber connection.
+ * That connection holds ONE subscription, the pattern `*` (every channel), and listeners are matched
+ * in the node by mqemitter's own qlobber, as in a single broker. The library would instead SUBSCRIBE or
+ * PSUBSCRIBE once per aedes topic filter; a message matching k of them (every message matches the `#`
+ * of mq-recursion-guard.ts, telemetry also svc-ingest's `+/+/telemetry`, …) then arrives k times on
+ * the connection, is decoded k times, and all but one copy are dropped by an LRU of message ids
+ * (10,000, one minute): k-fold traffic from Redis, and "exactly once" resting on a cache bound. A
+ * node receives every message of the cluster either way (the services subscribe to all telemetry).
  *
  * `done` of emit() is called on Redis' reply to PUBLISH, i.e. once Redis has handed the message to
  * every subscribed node's connection; aedes calls it after storeRetained and enqueueOffline, so a
@@ -27,13 +31,27 @@ export interface ClusterMq {
   _messageQueue: unknown;
   _messageCallbacks: unknown;
   on(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
+  removeListener(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
   emit(packet: unknown, done?: (err?: Error) => void): void;
   close(cb: () => void): void;
   /** mqemitter-redis' connection events; 'error' for a failed PUBLISH or a lost connection. */
   readonly state: EventEmitter;
 }
 
-export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void }): ClusterMq {
+/** mqemitter-redis' instance internals used here: MQEmitter's own (local) on/removeListener, the subscriber connection. */
+interface MqInternals {
+  _on(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
+  _removeListener(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
+  subConn: { psubscribe(pattern: string): Promise<unknown> };
+}
+
+export interface RedisMq {
+  readonly mq: ClusterMq;
+  /** Resolves once Redis confirmed the node's subscription: start serving clients after it. */
+  readonly ready: Promise<void>;
+}
+
+export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void }): RedisMq {
   const ctor = MQEmitterRedis as unknown as (o: object) => ClusterMq;
   const mq = ctor({
     ...redisOptions(url),
@@ -47,5 +65,14 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     maxRetriesPerRequest: 20,
   });
   mq.state.on('error', opts.onError);
-  return mq;
+  const inner = mq as unknown as ClusterMq & MqInternals;
+  if (typeof inner._on !== 'function' || typeof inner._removeListener !== 'function' || typeof inner.subConn?.psubscribe !== 'function') throw new Error('mqemitter-redis internals changed: _on/_removeListener/subConn not found');
+  // Listeners are local only (see above); the one Redis subscription below feeds them all.
+  inner.on = (topic, fn, done) => inner._on(topic, fn, done);
+  inner.removeListener = (topic, fn, done) => inner._removeListener(topic, fn, done);
+  // ioredis re-subscribes after a reconnect (autoResubscribe).
+  const ready = inner.subConn.psubscribe('*').then(() => undefined);
+  // Awaited by start(); this only keeps a rejection before that await from being "unhandled".
+  ready.catch(() => undefined);
+  return { mq, ready };
 }
