@@ -12,7 +12,7 @@ import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
-import { createRedisPersistence, type ClosablePersistence, type StoredWill } from './redis-persistence.ts';
+import { createRedisPersistence, type ClosablePersistence, type StoredWill, type WillAction } from './redis-persistence.ts';
 import { createRedisMq } from './redis-mq.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
@@ -415,31 +415,40 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Redis; else the durable journal on local disk under the in-memory store (durable-persistence.ts,
       // what `npm start` uses); else memory only (in-process tests): O(1) outgoing queue (memory-persistence.ts).
       if (config.cluster !== undefined && config.redisUrl === undefined) throw new Error('a broker cluster node needs redisUrl');
-      // A will a dead node left in Redis that authorizePublish would refuse: the device is connected
-      // here again (stale), or it is no longer a device of the registry. Deleted, so the wills of
-      // the devices that did not come back are published (redis-persistence.ts streamWill).
-      const discardWill = (will: StoredWill): boolean => {
-        if (closing) return false;
-        const local = (aedes as unknown as AedesInternals | undefined)?.clients[will.clientId];
-        if (local !== undefined && !local.closed) return true;
-        const device = registry.device(will.clientId);
-        return device === undefined || !checkWill(deviceIdentity(device.id, device.homeId), will.topic).ok;
-      };
-      persistence =
-        config.redisUrl !== undefined
-          ? createRedisPersistence(config.redisUrl, { discardWill })
-          : config.storeDir !== undefined
-            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
-            : new IndexedMemoryPersistence();
-      // Cluster: a new aedes id at every start. aedes-persistence-redis keys queued packets by
-      // (broker id, broker counter) and wills by broker id; a restarted node reusing its id would
-      // restart its counter at 0 over packets still queued in Redis, and its old wills would
-      // never be published (a live node "owns" them).
+      // Cluster: the message fan-out through Redis (redis-mq.ts).
       const redisMq =
         config.cluster !== undefined && config.redisUrl !== undefined
           ? createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
           : undefined;
+      // A will a dead broker (node) left in Redis that must not be published is deleted: the device is
+      // connected here again (stale; authorizePublish would refuse it), or it is no longer a device of
+      // the registry. So the wills of the devices that did not come back are published
+      // (redis-persistence.ts streamWill).
+      const willAction = async (will: StoredWill): Promise<WillAction> => {
+        if (closing) return 'skip';
+        const local = (aedes as unknown as AedesInternals | undefined)?.clients[will.clientId];
+        if (local !== undefined && !local.closed) return 'discard';
+        const device = registry.device(will.clientId);
+        if (device === undefined || !checkWill(deviceIdentity(device.id, device.homeId), will.topic).ok) return 'discard';
+        if (redisMq === undefined) return 'publish';
+        // The device connected again since, on another node (online there, or gone from there, where
+        // that node answered for it): the will of the dead node is superseded.
+        const last = await redisMq.lastNodeOf(will.clientId);
+        if (last !== null && last !== will.brokerId) return 'discard';
+        // Redis errors reject: aedes' pass fails (logged as an aedes error) and the next one retries.
+        return (await redisMq.claimWill(will.brokerId, will.clientId, 8 * limits.heartbeatIntervalMs)) ? 'publish' : 'skip';
+      };
+      persistence =
+        config.redisUrl !== undefined
+          ? createRedisPersistence(config.redisUrl, { willAction })
+          : config.storeDir !== undefined
+            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
+            : new IndexedMemoryPersistence();
       const mq = redisMq?.mq;
+      // Cluster: a new aedes id at every start. aedes-persistence-redis keys queued packets by
+      // (broker id, broker counter) and wills by broker id; a restarted node reusing its id would
+      // restart its counter at 0 over packets still queued in Redis, and its old wills would
+      // never be published (a live node "owns" them).
       const broker = new Aedes({
         ...(config.cluster !== undefined ? { id: `${config.cluster.nodeId}-${randomBytes(4).toString('hex')}` } : {}),
         ...(mq !== undefined ? { mq } : {}),
@@ -473,6 +482,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         done();
       }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);
+      if (redisMq !== undefined) broker.on('client', (client) => redisMq.recordConnect(client.id, broker.id));
       broker.on('clientError', (client, err) => {
         clientErrors++;
         const code = (err as { code?: unknown }).code === 'BROKER_PACKET_TOO_LARGE' ? 'BROKER_PACKET_TOO_LARGE' : undefined;

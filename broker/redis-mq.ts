@@ -43,12 +43,39 @@ interface MqInternals {
   _on(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
   _removeListener(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
   subConn: { psubscribe(pattern: string): Promise<unknown> };
+  pubConn: {
+    hset(key: string, field: string, value: string): Promise<unknown>;
+    hget(key: string, field: string): Promise<string | null>;
+    set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<string | null>;
+  };
 }
+
+/**
+ * Hash field → aedes id of the node where that client id last connected. aedes knows only its own
+ * node's clients, so a node publishing the wills of a dead one could not tell a device that moved to
+ * a THIRD node (online there) from one that never came back; this tells it (broker.ts willAction).
+ */
+const LAST_NODE_KEY = 'carewatch:broker:last-node';
+/**
+ * Prefix of a will's publication claim. Every live node runs aedes' will pass (every 4 heartbeats,
+ * nodes started together run it at about the same moment) and would publish the same will of a
+ * dead node: the first to SET NX the claim publishes it.
+ */
+const WILL_CLAIM_PREFIX = 'carewatch:broker:will-claim:';
 
 export interface RedisMq {
   readonly mq: ClusterMq;
   /** Resolves once Redis confirmed the node's subscription: start serving clients after it. */
   readonly ready: Promise<void>;
+  /** Records that `clientId` connected on node `brokerId` (fire and forget; errors go to onError). */
+  recordConnect(clientId: string, brokerId: string): void;
+  /** The aedes id of the node where `clientId` last connected, or null if none recorded. */
+  lastNodeOf(clientId: string): Promise<string | null>;
+  /**
+   * True for the one node that may publish this will. The claim expires after `ttlMs`, so the will
+   * of a node that died between claiming and publishing is tried again by the next pass.
+   */
+  claimWill(brokerId: string, clientId: string, ttlMs: number): Promise<boolean>;
 }
 
 export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void }): RedisMq {
@@ -74,5 +101,13 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
   const ready = inner.subConn.psubscribe('*').then(() => undefined);
   // Awaited by start(); this only keeps a rejection before that await from being "unhandled".
   ready.catch(() => undefined);
-  return { mq, ready };
+  return {
+    mq,
+    ready,
+    recordConnect(clientId, brokerId) {
+      inner.pubConn.hset(LAST_NODE_KEY, clientId, brokerId).catch(opts.onError);
+    },
+    lastNodeOf: (clientId) => inner.pubConn.hget(LAST_NODE_KEY, clientId),
+    claimWill: async (brokerId, clientId, ttlMs) => (await inner.pubConn.set(`${WILL_CLAIM_PREFIX}${brokerId}:${clientId}`, '1', 'PX', ttlMs, 'NX')) === 'OK',
+  };
 }

@@ -37,6 +37,12 @@ interface RedisPersistenceBase {
   destroy(): Promise<void>;
 }
 
+/**
+ * What to do with a stored will of a dead broker: publish it, delete it unpublished (superseded or
+ * not publishable), or leave it for now (another node publishes it).
+ */
+export type WillAction = 'publish' | 'discard' | 'skip';
+
 /** A stored will as aedes-persistence-redis returns it from streamWill (putWill adds the ids). */
 export interface StoredWill {
   readonly clientId: string;
@@ -85,12 +91,12 @@ class AedesOneRedisPersistence extends Base {
   /** Persistence calls started so far; destroy() sees a chain that is between two calls by it moving. */
   #started = 0;
   readonly #drainTimeoutMs: number;
-  readonly #discardWill: ((will: StoredWill) => boolean) | undefined;
+  readonly #willAction: ((will: StoredWill) => Promise<WillAction>) | undefined;
 
-  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, discardWill?: (will: StoredWill) => boolean) {
+  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>) {
     super(opts);
     this.#drainTimeoutMs = drainTimeoutMs;
-    this.#discardWill = discardWill;
+    this.#willAction = willAction;
   }
 
   /**
@@ -100,15 +106,19 @@ class AedesOneRedisPersistence extends Base {
    * pass and every will after it waits for the next pass, where the same will stops it again. The
    * common case is a broker node killed while its devices reconnect through the load balancer to
    * this node: their wills from the dead node are stale (the devices are online here), and without
-   * this the wills of the devices that did NOT come back were never published.
+   * this the wills of the devices that did NOT come back were never published. With several nodes
+   * `willAction` also drops the wills of devices that reconnected to another node, and leaves a
+   * will that another live node claimed to that node (broker.ts).
    */
   override async *streamWill(brokers: Record<string, number>): AsyncGenerator<unknown> {
     for await (const will of super.streamWill(brokers)) {
-      if (this.#discardWill !== undefined && isStoredWill(will) && this.#discardWill(will)) {
-        await this.delWill({ id: will.clientId, brokerId: will.brokerId }).catch(() => undefined);
+      if (this.#willAction === undefined || !isStoredWill(will)) {
+        yield will;
         continue;
       }
-      yield will;
+      const action = await this.#willAction(will);
+      if (action === 'discard') await this.delWill({ id: will.clientId, brokerId: will.brokerId }).catch(() => undefined);
+      else if (action === 'publish') yield will;
     }
   }
 
@@ -227,12 +237,12 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  * ioredis fails each command only after maxRetriesPerRequest (20) reconnect attempts, about 10 s,
  * and close() must still end.
  */
-export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; discardWill?: (will: StoredWill) => boolean } = {}): ClosablePersistence {
+export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction> } = {}): ClosablePersistence {
   // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
   // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its
   // emptyQueue). The library's default, 1000, delivered 1,001 queued messages per reconnect and left
   // the rest in Redis until the next one (issue 12: 7,206 queued, 1,001 delivered). -1 is Redis'
   // "to the last element": the whole queue drains on one reconnect. The read holds the queue's
   // keys (~40 B each) in memory; the packets are then read one by one as the client takes them.
-  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, opts.discardWill);
+  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, opts.willAction);
 }
