@@ -63,8 +63,8 @@ const QUIET_TURNS = 3;
  * aedes 1.x needs an async persistence (`setup` must be an AsyncFunction). aedes-persistence-redis
  * 11's main export wraps the async class in a callback adapter for aedes 0.x, so we construct its
  * async class directly. With one broker node the mqemitter stays in memory (aedes' default; broker
- * nodes share it through Redis too: redis-mq.ts); the persistence keeps sessions, their queued QoS 1 messages, retained statuses and wills in Redis,
- * so a broker restart loses none of them.
+ * nodes share it through Redis too: redis-mq.ts); the persistence keeps sessions, their queued QoS 1
+ * messages, retained statuses and wills in Redis, so a broker restart loses none of them.
  *
  * Version skew: aedes-persistence-redis 11.2 implements the aedes-persistence 10 interface, where
  * the retained-message "streams" are async generators; aedes 1.2 (aedes-persistence 11) calls
