@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -13,7 +14,8 @@ import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
-import { createRedisPersistence, type ClosablePersistence } from './redis-persistence.ts';
+import { createRedisPersistence, type ClosablePersistence, type StoredWill, type WillAction } from './redis-persistence.ts';
+import { createRedisMq } from './redis-mq.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
@@ -73,6 +75,8 @@ export interface Broker {
   readonly httpPort: number | undefined;
   /** Consecutive wrong passwords recorded for (client address, username). */
   authFailures(address: string, username: string): number;
+  /** In a cluster: this node's aedes id after start() (`<nodeId>-<random>`); undefined for a single broker. */
+  readonly nodeId: string | undefined;
 }
 
 /** What we know of a connection, from CONNECT to its end. */
@@ -137,6 +141,13 @@ export function createBroker(deps: BrokerDeps): Broker {
   // exactly, logged at most 10 lines per 10 s.
   const handshakeLog = createRejectionLog<'BROKER_TLS_HANDSHAKE_FAILED'>(log, now, 10, 10_000, 'TLS handshake failed');
   const sockets = new Set<Socket>();
+  /**
+   * Client ids whose local connection is being closed because the client connected to ANOTHER node
+   * (aedes' `$SYS/<id>/new/clients` takeover across nodes [MQTT-3.1.4-2]). The device is online
+   * there: neither its will nor an offline status may be published for the closed connection here,
+   * or its retained status would say offline while it is connected (a false "device offline" alert).
+   */
+  const takenOver = new Set<string>();
 
   function refused(refusal: Refusal, client: Client | null, extra?: Record<string, unknown>): void {
     refusals[refusal.code]++;
@@ -170,6 +181,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       // is not offline (the new connection publishes its own online status).
       const current = internals.clients[item.deviceId];
       if (current !== undefined && !current.closed) continue;
+      if (takenOver.delete(item.deviceId)) continue;
       const packet: PublishPacket = { cmd: 'publish', topic: item.topic, payload: offlineStatus(now(), item.reason), qos: 1, retain: true, dup: false };
       broker.publish(packet, (err) => {
         if (err) log.error({ err, deviceId: item.deviceId }, 'offline status publish failed');
@@ -274,6 +286,11 @@ export function createBroker(deps: BrokerDeps): Broker {
         callback(new Error('stale will of a reconnected client'));
         return;
       }
+      if (client !== null && takenOver.has(client.id)) {
+        // Closed because the device connected to another node: it is not offline.
+        callback(new Error('client taken over by another broker node: will not published'));
+        return;
+      }
       const clientId = (packet as { clientId?: unknown }).clientId;
       const device = registry.device(identity?.id ?? (typeof clientId === 'string' ? clientId : ''));
       const willIdentity = identity ?? (device !== undefined ? deviceIdentity(device.id, device.homeId) : undefined);
@@ -338,6 +355,8 @@ export function createBroker(deps: BrokerDeps): Broker {
   function onClientDisconnect(client: Client): void {
     const session = sessions.get(client);
     const identity = session?.identity;
+    // Checked (and the mark removed) after the will, which aedes authorizes before this event.
+    if (takenOver.delete(client.id)) return;
     if (closing || identity === undefined || identity.kind !== 'device') return;
     const clean = (client as unknown as ClientInternals)._disconnected === true;
     if (clean) queueOffline(identity.id, identity.statusTopic, 'disconnected');
@@ -453,6 +472,9 @@ export function createBroker(deps: BrokerDeps): Broker {
     },
     stats,
     authFailures: (address, username) => throttle.failuresOf(address, username),
+    get nodeId() {
+      return config.cluster !== undefined ? aedes?.id : undefined;
+    },
 
     async start() {
       if (aedes !== undefined) throw new Error('broker already started');
@@ -460,13 +482,44 @@ export function createBroker(deps: BrokerDeps): Broker {
       closing = false;
       // Redis; else the durable journal on local disk under the in-memory store (durable-persistence.ts,
       // what `npm start` uses); else memory only (in-process tests): O(1) outgoing queue (memory-persistence.ts).
+      if (config.cluster !== undefined && config.redisUrl === undefined) throw new Error('a broker cluster node needs redisUrl');
+      // Cluster: the message fan-out through Redis (redis-mq.ts).
+      const redisMq =
+        config.cluster !== undefined && config.redisUrl !== undefined
+          ? createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
+          : undefined;
+      // A will a dead broker (node) left in Redis that must not be published is deleted: the device is
+      // connected here again (stale; authorizePublish would refuse it), or it is no longer a device of
+      // the registry. So the wills of the devices that did not come back are published
+      // (redis-persistence.ts streamWill).
+      const willAction = async (will: StoredWill): Promise<WillAction> => {
+        if (closing) return 'skip';
+        const local = (aedes as unknown as AedesInternals | undefined)?.clients[will.clientId];
+        if (local !== undefined && !local.closed) return 'discard';
+        const device = registry.device(will.clientId);
+        if (device === undefined || !checkWill(deviceIdentity(device.id, device.homeId), will.topic).ok) return 'discard';
+        if (redisMq === undefined) return 'publish';
+        // The device connected again since, on another node (online there, or gone from there, where
+        // that node answered for it): the will of the dead node is superseded.
+        const last = await redisMq.lastNodeOf(will.clientId);
+        if (last !== null && last !== will.brokerId) return 'discard';
+        // Redis errors reject: aedes' pass fails (logged as an aedes error) and the next one retries.
+        return (await redisMq.claimWill(will.brokerId, will.clientId, 8 * limits.heartbeatIntervalMs)) ? 'publish' : 'skip';
+      };
       persistence =
         config.redisUrl !== undefined
-          ? createRedisPersistence(config.redisUrl)
+          ? createRedisPersistence(config.redisUrl, { willAction })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
+      const mq = redisMq?.mq;
+      // Cluster: a new aedes id at every start. aedes-persistence-redis keys queued packets by
+      // (broker id, broker counter) and wills by broker id; a restarted node reusing its id would
+      // restart its counter at 0 over packets still queued in Redis, and its old wills would
+      // never be published (a live node "owns" them).
       const broker = new Aedes({
+        ...(config.cluster !== undefined ? { id: `${config.cluster.nodeId}-${randomBytes(4).toString('hex')}` } : {}),
+        ...(mq !== undefined ? { mq } : {}),
         persistence,
         concurrency: limits.mqConcurrency,
         heartbeatInterval: limits.heartbeatIntervalMs,
@@ -487,7 +540,17 @@ export function createBroker(deps: BrokerDeps): Broker {
       // overtaken telemetry of svc-ingest (issue 6, session 2: found by a profile of the collapse).
       useFifoMqQueue(broker);
       guardMqRecursion(broker);
+      // Before listen(): mqemitter calls a topic's listeners in the order they were added, so this
+      // marks the client before aedes' own listener (added in listen()) closes it.
+      broker.subscribe('$SYS/+/new/clients', (packet, done) => {
+        const nodeId = packet.topic.split('/')[1];
+        const clientId = packet.payload.toString();
+        const local = (broker as unknown as AedesInternals).clients[clientId];
+        if (nodeId !== broker.id && local !== undefined && !local.closed) takenOver.add(clientId);
+        done();
+      }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);
+      if (redisMq !== undefined) broker.on('client', (client) => redisMq.recordConnect(client.id, broker.id));
       broker.on('clientError', (client, err) => {
         clientErrors++;
         // mqtt-packet refuses a wildcard in a PUBLISH topic while parsing ("# is not allowed in
@@ -505,6 +568,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       });
       // Persistence failures surface as aedes 'error' (not in its typings); log, never crash.
       (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'aedes error'));
+      // A node hears the others (heartbeats, subscriptions, takeovers) before it serves a client.
+      await redisMq?.ready;
       await broker.listen();
 
       if (plain) {
@@ -554,12 +619,13 @@ export function createBroker(deps: BrokerDeps): Broker {
         ops = server;
         await server.start();
       }
-      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production }, 'broker listening');
+      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production, ...(config.cluster !== undefined ? { cluster: 'redis', nodeId: broker.id } : {}) }, 'broker listening');
     },
 
     async close() {
       closing = true;
       offlineQueue.length = 0;
+      takenOver.clear();
       const broker = aedes;
       // Stop accepting first, then close every client, then the servers' remaining sockets.
       const tcpClosed = closed(tcp);

@@ -17,6 +17,9 @@ export const BrokerEnv = Type.Object({
   brokerStoreDir: Type.String({ minLength: 1, default: '.tmp/state/broker', description: 'directory of the durable session store (journal); unused with a Redis url' }),
   brokerHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of GET /metrics and GET /healthz (unset: none)' })),
   brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
+  brokerCluster: Type.Optional(Type.Literal('redis', { description: 'redis: this broker is one node of several sharing sessions, retained messages and the message fan-out through CAREWATCH_BROKER_REDIS_URL (docs/scaling.md)' })),
+  brokerNodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'readable name of this broker node in logs and $SYS topics (default: broker); a random suffix makes each start unique' })),
+  brokerHeartbeatMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: "aedes $SYS heartbeat; a dead node's wills are published by a live node 3-7 heartbeats after its last (default 60000)" })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 
@@ -34,6 +37,12 @@ export interface BrokerConfig {
   readonly tls?: BrokerTlsConfig | undefined;
   /** Redis persistence (sessions, queued QoS 1 messages, retained statuses, wills) when set. */
   readonly redisUrl?: string | undefined;
+  /**
+   * One node of a cluster (docs/scaling.md): the message fan-out goes through redisUrl's Redis too
+   * (redis-mq.ts), so clients may connect to any node. Needs redisUrl. nodeId names the node; the
+   * aedes id is `<nodeId>-<random>`, new at every start (see broker.ts start()).
+   */
+  readonly cluster?: { readonly nodeId: string } | undefined;
   /**
    * Without redisUrl: the directory of the durable store (durable-persistence.ts). Neither: memory
    * only, which loses sessions and queued messages on a crash (in-process tests).

@@ -25,6 +25,7 @@ const code = await runProcess({
     if (!env.brokerPlain && tls === undefined) {
       throw new StartupProblem(`${envName('brokerPlain')}=false leaves no listener: set ${envName('brokerTlsCertFile')} and ${envName('brokerTlsKeyFile')}`);
     }
+    if (env.brokerCluster === 'redis' && env.brokerRedisUrl === undefined) throw new StartupProblem('CAREWATCH_BROKER_CLUSTER=redis needs CAREWATCH_BROKER_REDIS_URL (the nodes share sessions and messages through it)');
     return createBroker({
       config: {
         host: env.brokerHost,
@@ -41,14 +42,5 @@ const code = await runProcess({
       logger,
     });
   },
-  started: (broker, env) =>
-    [
-      'broker listening',
-      env.brokerPlain ? `mqtt://${env.brokerHost}:${broker.tcpPort} ws://${env.brokerHost}:${broker.wsPort}/mqtt` : '',
-      broker.tlsPort !== undefined ? `mqtts://${env.brokerHost}:${broker.tlsPort} wss://${env.brokerHost}:${broker.wssPort}/mqtt` : '',
-      broker.httpPort !== undefined ? `metrics http://${env.brokerHost}:${broker.httpPort}/metrics` : '',
-    ]
-      .filter((part) => part !== '')
-      .join(' '),
 });
 process.exit(code);

@@ -33,7 +33,26 @@ interface RedisPersistenceBase {
   putWill(client: unknown, packet: unknown): Promise<void>;
   delWill(client: unknown): Promise<unknown>;
   countOffline(): Promise<{ subsCount: number; clientsCount: number }>;
+  streamWill(brokers: Record<string, number>): AsyncIterable<unknown>;
   destroy(): Promise<void>;
+}
+
+/**
+ * What to do with a stored will of a dead broker: publish it, delete it unpublished (superseded or
+ * not publishable), or leave it for now (another node publishes it).
+ */
+export type WillAction = 'publish' | 'discard' | 'skip';
+
+/** A stored will as aedes-persistence-redis returns it from streamWill (putWill adds the ids). */
+export interface StoredWill {
+  readonly clientId: string;
+  readonly brokerId: string;
+  readonly topic: string;
+}
+
+function isStoredWill(w: unknown): w is StoredWill {
+  const o = w as Partial<StoredWill> | null;
+  return typeof o === 'object' && o !== null && typeof o.clientId === 'string' && typeof o.brokerId === 'string' && typeof o.topic === 'string';
 }
 const Base = AsyncRedisPersistence as unknown as new (opts: RedisPersistenceOptions) => RedisPersistenceBase;
 
@@ -43,9 +62,9 @@ const QUIET_TURNS = 3;
 /**
  * aedes 1.x needs an async persistence (`setup` must be an AsyncFunction). aedes-persistence-redis
  * 11's main export wraps the async class in a callback adapter for aedes 0.x, so we construct its
- * async class directly. With one broker node the mqemitter stays in memory (aedes' default); the
- * persistence keeps sessions, their queued QoS 1 messages, retained statuses and wills in Redis,
- * so a broker restart loses none of them.
+ * async class directly. With one broker node the mqemitter stays in memory (aedes' default; broker
+ * nodes share it through Redis too: redis-mq.ts); the persistence keeps sessions, their queued QoS 1
+ * messages, retained statuses and wills in Redis, so a broker restart loses none of them.
  *
  * Version skew: aedes-persistence-redis 11.2 implements the aedes-persistence 10 interface, where
  * the retained-message "streams" are async generators; aedes 1.2 (aedes-persistence 11) calls
@@ -72,10 +91,35 @@ class AedesOneRedisPersistence extends Base {
   /** Persistence calls started so far; destroy() sees a chain that is between two calls by it moving. */
   #started = 0;
   readonly #drainTimeoutMs: number;
+  readonly #willAction: ((will: StoredWill) => Promise<WillAction>) | undefined;
 
-  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number) {
+  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>) {
     super(opts);
     this.#drainTimeoutMs = drainTimeoutMs;
+    this.#willAction = willAction;
+  }
+
+  /**
+   * The wills of dead brokers, as aedes' _clearWills pass reads them (every 4 heartbeats, on every
+   * node) to authorize and publish each. A will our authorizePublish hook would refuse is deleted
+   * here instead: aedes runs the pass in batches under Promise.all, so one refused will rejects the
+   * pass and every will after it waits for the next pass, where the same will stops it again. The
+   * common case is a broker node killed while its devices reconnect through the load balancer to
+   * this node: their wills from the dead node are stale (the devices are online here), and without
+   * this the wills of the devices that did NOT come back were never published. With several nodes
+   * `willAction` also drops the wills of devices that reconnected to another node, and leaves a
+   * will that another live node claimed to that node (broker.ts).
+   */
+  override async *streamWill(brokers: Record<string, number>): AsyncGenerator<unknown> {
+    for await (const will of super.streamWill(brokers)) {
+      if (this.#willAction === undefined || !isStoredWill(will)) {
+        yield will;
+        continue;
+      }
+      const action = await this.#willAction(will);
+      if (action === 'discard') await this.delWill({ id: will.clientId, brokerId: will.brokerId }).catch(() => undefined);
+      else if (action === 'publish') yield will;
+    }
   }
 
   override createRetainedStreamCombi(patterns: string[]): Readable {
@@ -193,12 +237,12 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  * ioredis fails each command only after maxRetriesPerRequest (20) reconnect attempts, about 10 s,
  * and close() must still end.
  */
-export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number } = {}): ClosablePersistence {
+export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction> } = {}): ClosablePersistence {
   // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
   // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its
   // emptyQueue). The library's default, 1000, delivered 1,001 queued messages per reconnect and left
   // the rest in Redis until the next one (issue 12: 7,206 queued, 1,001 delivered). -1 is Redis'
   // "to the last element": the whole queue drains on one reconnect. The read holds the queue's
   // keys (~40 B each) in memory; the packets are then read one by one as the client takes them.
-  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000);
+  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, opts.willAction);
 }

@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../common/influxd.ts';
+
+/**
+ * A private HAProxy (Debian's haproxy package, 2.6) on 127.0.0.1 balancing MQTT over TCP between
+ * broker nodes, as docs/scaling.md configures it in production: layer 4 (`mode tcp`, MQTT is not
+ * HTTP), round robin, a TCP health check every 500 ms, and a connection to a dead node sent on to a
+ * live one (`option redispatch 1`) instead of failing the device's reconnect.
+ */
+export interface HaproxyServer {
+  /** The frontend: mqtt://127.0.0.1:<port>. */
+  readonly url: string;
+  readonly port: number;
+  /** HAProxy's own output (its alerts and "Server ... is DOWN" lines). */
+  output(): string;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BIN = '/usr/sbin/haproxy';
+
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+}
+
+/** The configuration text; exported so docs/scaling.md and the compose file can be checked against it. */
+export function haproxyConfig(frontendPort: number, backends: readonly Backend[]): string {
+  return [
+    'global',
+    '  nbthread 1',
+    '  log stderr format short local0 notice',
+    'defaults',
+    '  mode tcp',
+    '  log global',
+    '  timeout connect 1s',
+    // Above MQTT keepalive (60 s, device-sim) × 1.5 [MQTT-3.1.2-24], so HAProxy never cuts an idle
+    // but healthy device; the broker's own keepalive check ends dead ones.
+    '  timeout client 120s',
+    '  timeout server 120s',
+    // A connection refused by a dead node is retried once, on another node.
+    '  retries 2',
+    '  option redispatch 1',
+    'frontend mqtt',
+    `  bind 127.0.0.1:${frontendPort}`,
+    '  default_backend brokers',
+    'backend brokers',
+    '  balance roundrobin',
+    // A node marked down has its connections closed, so its devices reconnect to a live one at once.
+    '  default-server check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions',
+    ...backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),
+    '',
+  ].join('\n');
+}
+
+function reachable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('error', () => resolve(false));
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+  });
+}
+
+export async function createHaproxy(backends: readonly Backend[]): Promise<HaproxyServer> {
+  if (!existsSync(BIN)) throw new Error(`${BIN} not found: install Debian's haproxy package (scripts/install-system-deps.sh)`);
+  const dir = await mkdtemp(join(tmpdir(), 'carewatch-haproxy-'));
+  const port = await freePort();
+  const cfg = join(dir, 'haproxy.cfg');
+  await writeFile(cfg, haproxyConfig(port, backends));
+  let child: ChildProcess | undefined;
+  let out = '';
+  const server: HaproxyServer = {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    output: () => out,
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return;
+      // -db: foreground, no daemon; -W is not needed for one process.
+      const c = spawn(BIN, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = c;
+      const onData = (d: Buffer): void => {
+        out += d.toString();
+        if (out.length > 200_000) out = out.slice(-100_000);
+      };
+      c.stdout?.on('data', onData);
+      c.stderr?.on('data', onData);
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        if (c.exitCode !== null) throw new Error(`haproxy exited with ${c.exitCode}: ${out}`);
+        if (await reachable(port)) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`haproxy did not listen within 15 s: ${out}`);
+    },
+    async close() {
+      const c = child;
+      if (c && c.exitCode === null && c.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          c.once('exit', () => resolve());
+          c.kill('SIGTERM');
+        });
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
