@@ -58,6 +58,13 @@ export interface Notifier {
   stats(): NotifierStats;
 }
 
+/** An attempt's outcome in words: `HTTP 500`, `errcode 93000 invalid webhook url`, `timeout after 10000 ms`. */
+function reasonOf(a: AttemptRecord): string {
+  const http = a.httpStatus !== undefined && a.httpStatus !== 200 ? `HTTP ${a.httpStatus}` : '';
+  const parts = [a.errcode !== undefined && a.errcode !== 0 ? `errcode ${a.errcode}` : http, a.detail ?? ''];
+  return [...new Set(parts.filter((x) => x !== ''))].join(' ');
+}
+
 interface Track {
   /** Highest ladder level notified in this alerting period. */
   level: number;
@@ -133,9 +140,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         attempt: a.attempt,
         status: a.status,
         escalationLevel: msg.level,
-        ...(a.detail !== undefined || a.httpStatus !== undefined || a.errcode !== undefined
-          ? { reason: [a.httpStatus !== undefined ? `HTTP ${a.httpStatus}` : '', a.errcode !== undefined ? `errcode ${a.errcode}` : '', a.detail ?? ''].filter((x) => x !== '').join(' ') }
-          : {}),
+        ...(reasonOf(a) !== '' ? { reason: reasonOf(a) } : {}),
       });
     };
     const p = channel.send(msg, { signal, onAttempt }).then(
