@@ -50,9 +50,17 @@ function note(over: Partial<Notification> = {}): Notification {
   return { id: 'inc-1:0:x', incidentId: 'inc-1', homeId: 'h01', severity: 'critical', level: 0, ...text, recipients: [{ personId: 'li', name: '李护士', address: '+8613800000001', phone: '13800000001' }], ...over };
 }
 
-/** Waits until the channel has armed its next clock timer (a back-off or rate-limit wait). */
+/** Waits until the channel has armed its next clock timer (a rate-limit wait). */
 async function armed(n = 1): Promise<void> {
   await until(() => clock.pending() >= n, 'a clock timer armed');
+}
+
+/**
+ * Waits until attempt n has ended. The back-off timer is armed in the same tick as the attempt is
+ * reported; waiting for the receiver's request alone would race the reply still on its way back.
+ */
+async function attempted(attempts: readonly AttemptRecord[], n: number): Promise<void> {
+  await until(() => attempts.length >= n, `attempt ${n} reported`);
 }
 
 describe('message text', () => {
@@ -76,13 +84,12 @@ describe('generic signed webhook', () => {
     const ch = createWebhookChannel({ id: 'hook', url: `${rx.url}/hook`, secret: SECRET, clock, random: () => 1, policy: { baseDelayMs: 1000 } });
     const attempts: AttemptRecord[] = [];
     const receipt = ch.send(note(), { onAttempt: (a) => attempts.push(a) });
-    await until(() => rx.requests.length === 1, 'first attempt');
-    await armed();
+    await attempted(attempts, 1);
     clock.advance(999);
     expect(rx.requests).toHaveLength(1); // the back-off (1 s) has not elapsed on the clock
     clock.advance(1);
-    await until(() => rx.requests.length === 2, 'second attempt');
-    await armed();
+    await attempted(attempts, 2);
+    expect(rx.requests).toHaveLength(2);
     clock.advance(1999);
     expect(rx.requests).toHaveLength(2); // doubled: 2 s
     clock.advance(1);
@@ -115,9 +122,8 @@ describe('generic signed webhook', () => {
     const receipt = ch.send(note(), { onAttempt: (a) => attempts.push(a) });
     await until(() => rx.requests.length === 1, 'first attempt');
     clock.advance(5000); // the attempt's timeout
-    await until(() => attempts.length === 1, 'timed-out attempt recorded');
+    await attempted(attempts, 1);
     expect(attempts[0]).toMatchObject({ status: 'retrying', detail: 'timeout after 5000 ms' });
-    await armed();
     clock.advance(500); // random 0: half the nominal 1 s
     expect(await receipt).toMatchObject({ status: 'delivered', attempts: 2 });
   });
@@ -127,9 +133,9 @@ describe('generic signed webhook', () => {
     const ch = createWebhookChannel({ id: 'hook', url: `${rx.url}/hook`, secret: SECRET, clock, policy: { maxAttempts: 2, baseDelayMs: 100 } });
     expect(await ch.send(note())).toMatchObject({ status: 'failed', attempts: 1, httpStatus: 401 });
     rx.reply = () => ({ status: 503 });
-    const r = ch.send(note());
-    await until(() => rx.requests.length === 2, 'first 503');
-    await armed();
+    const attempts: AttemptRecord[] = [];
+    const r = ch.send(note(), { onAttempt: (a) => attempts.push(a) });
+    await attempted(attempts, 1);
     clock.advance(100);
     expect(await r).toMatchObject({ status: 'failed', attempts: 2, httpStatus: 503 });
   });
@@ -138,9 +144,9 @@ describe('generic signed webhook', () => {
     rx.reply = () => ({ status: 500 });
     const ch = createWebhookChannel({ id: 'hook', url: `${rx.url}/hook`, secret: SECRET, clock, policy: { baseDelayMs: 1000 } });
     const ac = new AbortController();
-    const r = ch.send(note(), { signal: ac.signal });
-    await until(() => rx.requests.length === 1, 'first attempt');
-    await armed();
+    const attempts: AttemptRecord[] = [];
+    const r = ch.send(note(), { signal: ac.signal, onAttempt: (a) => attempts.push(a) });
+    await attempted(attempts, 1);
     ac.abort();
     expect(await r).toMatchObject({ status: 'cancelled', attempts: 1 });
     clock.advance(3_600_000);
@@ -182,9 +188,10 @@ describe('WeCom group robot', () => {
     expect(await ch.send(note())).toMatchObject({ status: 'failed', attempts: 1, httpStatus: 200, errcode: 93000 });
     // 45009 (frequency limit): retried after the back-off.
     rx.reply = (_r, i) => (i === 2 ? { status: 200, body: '{"errcode":45009,"errmsg":"api freq out of limit"}' } : { status: 200, body: '{"errcode":0,"errmsg":"ok"}' });
-    const r = ch.send(note());
-    await until(() => rx.requests.length === 3, 'limited attempt');
-    await armed();
+    const attempts: AttemptRecord[] = [];
+    const r = ch.send(note(), { onAttempt: (a) => attempts.push(a) });
+    await attempted(attempts, 1);
+    expect(attempts[0]).toMatchObject({ status: 'retrying', errcode: 45009 });
     clock.advance(1000);
     expect(await r).toMatchObject({ status: 'delivered', attempts: 2 });
   });

@@ -148,6 +148,7 @@ describe('notifications end to end', () => {
       await until(() => mgmt.requests.length === 2, 'director and bureau notified');
       expect(mgmt.requests.map((r) => recipientOf(r.body)).sort()).toEqual(['chen', 'zhang']);
       await until(() => notes(a, incident.id).some((e) => e.recipient === 'officer-chen' && e.status === 'retrying'), 'bureau failure audited');
+      await until(() => notes(a, incident.id).some((e) => e.recipient === 'dir-zhang' && e.status === 'delivered'), 'director delivery audited');
 
       // Acknowledged: the bureau's pending retry is cancelled and nothing else is sent.
       const token = await loginToken(a, 'staff-h01');
@@ -213,6 +214,10 @@ describe('roster route', () => {
       expect([schema.statusCode, schema.json().code]).toEqual([400, 'API_BAD_REQUEST']);
       expect((await put(director, { ...edited, homeId: 'h02' })).json()).toMatchObject({ code: 'ROSTER_INVALID' });
       expect((await a.app.inject({ method: 'PUT', url: '/api/homes/h01/roster', payload: edited })).statusCode).toBe(401);
+
+      // Described in the OpenAPI document like the other routes.
+      const doc = (await a.app.inject({ url: '/api/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> };
+      expect(Object.keys(doc.paths['/api/homes/{homeId}/roster'] ?? {}).sort()).toEqual(['get', 'put']);
 
       const ok = await put(director, edited);
       expect(ok.statusCode).toBe(200);
