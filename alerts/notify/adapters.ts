@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../common/clock.ts';
 import { createHttpChannel, type DeliveryPolicy, type Notification, type NotificationChannel, type Verdict } from './channel.ts';
 
@@ -25,7 +25,9 @@ export function verifyWebhookSignature(secret: string, header: string, body: str
   const parts = new Map(header.split(',').map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)] as const));
   const t = Number(parts.get('t'));
   if (!Number.isInteger(t) || Math.abs(nowS - t) > toleranceS) return false;
-  return webhookSignature(secret, t, body) === header;
+  const expected = Buffer.from(webhookSignature(secret, t, body));
+  const given = Buffer.from(header);
+  return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
 export interface CommonChannelOptions {

@@ -186,7 +186,9 @@ export function createHttpChannel(deps: HttpChannelDeps): NotificationChannel {
     }, policy.timeoutMs);
     try {
       const req = deps.request(msg, clock.now());
-      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: ac.signal });
+      // No redirects: a 3xx is the endpoint's misconfiguration (a permanent failure), and following one
+      // would send the signed alarm, with its residents' names, somewhere nobody configured.
+      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: ac.signal, redirect: 'manual' });
       const text = await res.text();
       const byStatus = classifyStatus(res.status);
       if (byStatus.kind !== 'ok') return { ...byStatus, httpStatus: res.status };

@@ -149,7 +149,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         else if (r.status === 'cancelled') {
           counts.cancelled++;
           // Cancelled while waiting (back-off or rate limit): the receipt is the only record of it.
-          if (lastStatus !== 'cancelled') audit(msg.incidentId, 'notify_failed', { channel: channel.id, recipient, attempt: r.attempts, status: 'cancelled', escalationLevel: msg.level, reason: 'acknowledged or resolved' });
+          if (lastStatus !== 'cancelled') audit(msg.incidentId, 'notify_failed', { channel: channel.id, recipient, attempt: r.attempts, status: 'cancelled', escalationLevel: msg.level, reason: typeof signal.reason === 'string' ? signal.reason : 'cancelled' });
         } else {
           counts.failed++;
           logger.error({ incidentId: msg.incidentId, channel: channel.id, recipient, attempts: r.attempts, detail: r.detail, code: 'ALERTS_NOTIFY_FAILED' }, 'notification not delivered');
@@ -164,17 +164,16 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     void p.finally(() => inFlight.delete(p));
   }
 
-  function stop(id: string): void {
-    const t = tracks.get(id);
-    if (t === undefined) return;
-    t.controller.abort();
+  /** Cancels what is pending for an incident; `why` goes into the audit of each cancelled delivery. */
+  function stop(id: string, why: string): void {
+    tracks.get(id)?.controller.abort(why);
   }
 
   function handle(change: IncidentChange): void {
     const { incident, audit: entry } = change;
     const live = incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined);
     if (incident.state === 'resolved') {
-      stop(incident.id);
+      stop(incident.id, 'resolved');
       tracks.delete(incident.id);
       return;
     }
@@ -188,10 +187,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         return;
       }
       case 'acknowledged':
-        stop(incident.id);
+        stop(incident.id, `acknowledged by ${incident.acknowledgedBy ?? 'someone'}`);
         return;
       case 'realerted': {
-        stop(incident.id);
+        stop(incident.id, 'realerted');
         const level = incident.escalationLevel ?? 0;
         const t: Track = { level, controller: new AbortController() };
         tracks.set(incident.id, t);
@@ -226,7 +225,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     async close() {
       if (closed) return;
       closed = true;
-      for (const t of tracks.values()) t.controller.abort();
+      // Pending deliveries are cancelled (and audited so); they are not resumed after a restart.
+      for (const t of tracks.values()) t.controller.abort('shutdown');
       await Promise.allSettled([...inFlight]);
     },
     onIncidentChange(change) {

@@ -174,6 +174,7 @@ describe('notifications end to end', () => {
       );
       expect(rows).toHaveLength(4);
       expect(audit.find((e) => e.status === 'retrying')?.reason).toBe('HTTP 500');
+      expect(audit.find((e) => e.status === 'cancelled')?.reason).toBe('acknowledged by staff-h01');
       // Persisted like every incident audit entry.
       await a.drained();
       const stored = await influxQuery(influxE2e.url, influxE2e.database, `SELECT "json" FROM "incident_audit" WHERE "action" = 'notified'`);
