@@ -98,12 +98,9 @@ export function createRosterStore(deps: RosterStoreDeps): RosterStore {
     return fail(code, message);
   }
 
-  function persist(): Promise<void> {
-    const state: StateFile = { version: 1, rosters: Object.fromEntries(edited), audit };
-    // A failed write fails this edit (500, the director retries) but not the ones after it.
-    const next = writing.catch(() => undefined).then(() => writeJsonAtomic(path, state));
-    writing = next;
-    return next;
+  function persist(rosters: ReadonlyMap<string, Roster>, trail: RosterAuditEntry[]): Promise<void> {
+    const state: StateFile = { version: 1, rosters: Object.fromEntries(rosters), audit: trail };
+    return writeJsonAtomic(path, state);
   }
 
   return {
@@ -130,25 +127,35 @@ export function createRosterStore(deps: RosterStoreDeps): RosterStore {
       if (registry.home(homeId) === undefined || !canSeeHome(actor, homeId)) return fail('HOME_NOT_FOUND');
       return { ok: true, value: { roster: edited.get(homeId) ?? fromRegistry.get(homeId), audit: audit.filter((e) => e.homeId === homeId) } };
     },
-    async put(actor, homeId, roster) {
-      if (registry.home(homeId) === undefined || !canSeeHome(actor, homeId)) return refuse('HOME_NOT_FOUND', actor, homeId);
-      // Directors act for their own home (issue 15); admins for any. Staff and bureau read only.
-      if (actor.role !== 'director' && actor.role !== 'admin') return refuse('AUTH_FORBIDDEN', actor, homeId);
-      if (roster.homeId !== homeId) return refuse('ROSTER_INVALID', actor, homeId, `the roster is for ${roster.homeId}, not ${homeId}`);
-      const problems = rosterProblems(roster);
-      if (problems.length > 0) return refuse('ROSTER_INVALID', actor, homeId, problems.slice(0, 5).join('; '));
-      const before = edited.get(homeId) ?? fromRegistry.get(homeId);
-      const homeAudit = audit.filter((e) => e.homeId === homeId);
-      const entry: RosterAuditEntry = { homeId, seq: (homeAudit.at(-1)?.seq ?? 0) + 1, ts: clock.now(), action: 'roster_updated', by: actor.username, changes: rosterChanges(before, roster), roster };
-      edited.set(homeId, roster);
-      audit.push(entry);
-      if (homeAudit.length + 1 > KEEP_AUDIT_PER_HOME) audit.splice(audit.findIndex((e) => e.homeId === homeId), 1);
-      edits++;
-      logger.info({ homeId, by: actor.username, changes: entry.changes }, 'roster changed');
-      // Written before the answer: a director told "saved" must find the roster after a restart.
-      await persist();
-      return { ok: true, value: roster };
+    put(actor, homeId, roster) {
+      // One edit at a time: each builds the next file from the state the previous one left.
+      const run = writing.catch(() => undefined).then(() => putNow(actor, homeId, roster));
+      writing = run.then(() => undefined);
+      return run;
     },
     stats: () => ({ edits, rejected: { ...rejected } }),
   };
+
+  async function putNow(actor: Actor, homeId: string, roster: Roster): Promise<Outcome<Roster>> {
+    if (registry.home(homeId) === undefined || !canSeeHome(actor, homeId)) return refuse('HOME_NOT_FOUND', actor, homeId);
+    // Directors act for their own home (issue 15); admins for any. Staff and bureau read only.
+    if (actor.role !== 'director' && actor.role !== 'admin') return refuse('AUTH_FORBIDDEN', actor, homeId);
+    if (roster.homeId !== homeId) return refuse('ROSTER_INVALID', actor, homeId, `the roster is for ${roster.homeId}, not ${homeId}`);
+    const problems = rosterProblems(roster);
+    if (problems.length > 0) return refuse('ROSTER_INVALID', actor, homeId, problems.slice(0, 5).join('; '));
+    const before = edited.get(homeId) ?? fromRegistry.get(homeId);
+    const homeAudit = audit.filter((e) => e.homeId === homeId);
+    const entry: RosterAuditEntry = { homeId, seq: (homeAudit.at(-1)?.seq ?? 0) + 1, ts: clock.now(), action: 'roster_updated', by: actor.username, changes: rosterChanges(before, roster), roster };
+    const nextRosters = new Map(edited).set(homeId, roster);
+    const nextAudit = [...audit, entry];
+    if (homeAudit.length + 1 > KEEP_AUDIT_PER_HOME) nextAudit.splice(nextAudit.findIndex((e) => e.homeId === homeId), 1);
+    // Written before it takes effect and is answered: a director told "saved" must find the roster
+    // after a restart, and one told "failed" (500) must not find it in force.
+    await persist(nextRosters, nextAudit);
+    edited.set(homeId, roster);
+    audit.splice(0, audit.length, ...nextAudit);
+    edits++;
+    logger.info({ homeId, by: actor.username, changes: entry.changes }, 'roster changed');
+    return { ok: true, value: roster };
+  }
 }
