@@ -186,6 +186,12 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     } catch (err) {
       logger.error({ err, code: 'ALERTS_PERSIST_FAILED', incidentId: change.incident.id }, 'could not journal an incident change');
     }
+    // Issue 15: the notifier also reads audit-only entries (a re-alert is one).
+    try {
+      notifier?.onIncidentChange(change);
+    } catch (err) {
+      logger.error({ err, code: 'ALERTS_NOTIFY_FAILED', incidentId: change.incident.id }, 'notifier failed');
+    }
     if (!change.changed) return;
     try {
       hub?.publishIncident(change.incident);
@@ -193,11 +199,6 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       logger.error({ err, code: 'ALERTS_SOCKET_FAILED', incidentId: change.incident.id }, 'socket.io incident emit failed');
     }
     mqttAdapter?.publishIncident(change.incident);
-    try {
-      notifier?.onIncidentChange(change);
-    } catch (err) {
-      logger.error({ err, code: 'ALERTS_NOTIFY_FAILED', incidentId: change.incident.id }, 'notifier failed');
-    }
   }
 
   const lifecycle = createLifecycle({

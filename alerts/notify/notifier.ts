@@ -76,6 +76,11 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   const logger = deps.logger.child({ component: 'notifier' });
   const channels = deps.channels ?? buildChannels(config, clock, deps.random);
   const tracks = new Map<string, Track>();
+  /**
+   * Incidents re-alerted whose point has not been committed yet: the book records `realerted`
+   * (audit only) before the new point's own change, so the text names the new room only then.
+   */
+  const realerted = new Set<string>();
   const inFlight = new Set<Promise<unknown>>();
   const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0 };
   let started = false;
@@ -175,6 +180,21 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     if (incident.state === 'resolved') {
       stop(incident.id, 'resolved');
       tracks.delete(incident.id);
+      realerted.delete(incident.id);
+      return;
+    }
+    if (entry.action === 'realerted' && !change.changed) {
+      stop(incident.id, 'realerted');
+      realerted.add(incident.id);
+      return;
+    }
+    if (!change.changed) return;
+    if (realerted.delete(incident.id) && incident.acknowledgedAt === undefined && live) {
+      const level = incident.escalationLevel ?? 0;
+      const t: Track = { level, controller: new AbortController() };
+      tracks.set(incident.id, t);
+      notifyLevel(incident, 0, t.controller.signal);
+      if (level > 0) notifyLevel(incident, level, t.controller.signal);
       return;
     }
     switch (entry.action) {
@@ -189,15 +209,6 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       case 'acknowledged':
         stop(incident.id, `acknowledged by ${incident.acknowledgedBy ?? 'someone'}`);
         return;
-      case 'realerted': {
-        stop(incident.id, 'realerted');
-        const level = incident.escalationLevel ?? 0;
-        const t: Track = { level, controller: new AbortController() };
-        tracks.set(incident.id, t);
-        notifyLevel(incident, 0, t.controller.signal);
-        if (level > 0) notifyLevel(incident, level, t.controller.signal);
-        return;
-      }
       case 'escalated': {
         const level = incident.escalationLevel ?? 0;
         let t = tracks.get(incident.id);
@@ -230,7 +241,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       await Promise.allSettled([...inFlight]);
     },
     onIncidentChange(change) {
-      if (!started || closed || !change.changed) return;
+      if (!started || closed) return;
       try {
         handle(change);
       } catch (err) {

@@ -29,6 +29,7 @@ const SECRET = 'e2e-webhook-secret-0123456789';
 const influxE2e = testInflux('notify_e2e');
 // Its own database: the first test's open incident must not be restored into the second.
 const influxRoster = testInflux('notify_roster');
+const influxRealert = testInflux('notify_realert');
 // 2026-01-01 01:00 UTC = Thursday 09:00 China Standard Time: the day shift is on.
 const clock = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
 let broker: TestBroker;
@@ -236,6 +237,35 @@ describe('roster route', () => {
       const restarted = (await a.app.inject({ method: 'GET', url: '/api/homes/h01/roster', headers: { authorization: `Bearer ${director}` } })).json() as { roster: Roster; audit: unknown[] };
       expect(restarted.roster.shifts[0]?.people).toEqual(['nurse-wang']);
       expect(restarted.audit).toHaveLength(1);
+    } finally {
+      await a.close();
+    }
+  });
+});
+
+describe('re-alerting', () => {
+  it('a new alarm point on an acknowledged incident notifies the staff on duty again', async () => {
+    const dir = await tempDir('notify-realert-');
+    dirs.push(dir);
+    duty.requests.length = 0;
+    duty.reply = () => ({ status: 200 });
+    const a = await start(dir.path, undefined, influxRealert);
+    try {
+      a.lifecycle.applySignals([fireSignal({ sourceTs: clock.now(), receivedTs: clock.now() })]);
+      const incident = await until(() => a.lifecycle.openIncidents()[0], 'fire incident');
+      await until(() => notes(a, incident.id).length === 1, 'first notification audited');
+      expect(a.lifecycle.ackIncident(incident.id, { username: 'staff-h01', role: 'staff', homeId: 'h01' }).ok).toBe(true);
+      // Smoke spreads to the next room: the same incident, re-alerted (panel practice: a silenced panel re-sounds).
+      a.lifecycle.applySignals([fireSignal({ key: 'smoke:h01-sd-r102', deviceId: 'h01-sd-r102', roomId: 'r102', sourceTs: clock.now(), receivedTs: clock.now(), message: { zh: '102 房间烟雾报警', en: 'Smoke alarm, room 102' } })]);
+      expect(a.lifecycle.openIncidents()).toHaveLength(1);
+      expect(a.lifecycle.incidentAudit(incident.id)?.some((e) => e.action === 'realerted')).toBe(true);
+      await until(() => duty.requests.length === 2, 'second duty notification');
+      await until(() => notes(a, incident.id).length === 2, 'second notification audited');
+      expect(notes(a, incident.id).map((e) => [e.recipient, e.status, e.escalationLevel])).toEqual([
+        ['nurse-li', 'delivered', 0],
+        ['nurse-li', 'delivered', 0],
+      ]);
+      expect((JSON.parse(duty.requests[1]!.body) as { text: string }).text).toContain('等2处');
     } finally {
       await a.close();
     }
