@@ -29,6 +29,10 @@ import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
 import { createAlertsMetrics } from './metrics.ts';
 import type { ServerTls } from '../common/tls.ts';
+import type { NotifyConfig } from './notify/config.ts';
+import { createNotifier, type Notifier } from './notify/notifier.ts';
+import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
+import { rosterRoutes } from './notify/roster-routes.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
 const SNAPSHOT_EVERY_MS = 3000;
@@ -67,6 +71,10 @@ export interface AlertsDeps {
   readonly https?: ServerTls | undefined;
   /** CA of the broker's certificate for an mqtts:// or wss:// config.mqttUrl (CAREWATCH_MQTT_CA_FILE). */
   readonly mqttCa?: Buffer | undefined;
+  /** Issue 15: notification channels and routing (validated by main.ts); absent = no notifications. */
+  readonly notify?: NotifyConfig;
+  /** Jitter source of the notification back-off (tests). */
+  readonly notifyRandom?: () => number;
 }
 
 export interface Alerts {
@@ -80,6 +88,9 @@ export interface Alerts {
   readonly baselines?: BaselineService;
   /** Test and maintenance mode (issue 11): points whose fire signals are recorded but raise no alarm. */
   readonly disablements: DisablementStore;
+  /** Issue 15: on-call rosters in force, and the notifier (absent without a notify config). */
+  readonly rosters: RosterStore;
+  readonly notifier?: Notifier;
   /** Feeds one input through the rules into the lifecycle (what MQTT messages and care actions do). */
   handleInput(input: RuleInput): void;
   /** Everything sent to InfluxDB so far is acknowledged. */
@@ -182,6 +193,12 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     } catch (err) {
       logger.error({ err, code: 'ALERTS_PERSIST_FAILED', incidentId: change.incident.id }, 'could not journal an incident change');
     }
+    // Issue 15: the notifier also reads audit-only entries (a re-alert is one).
+    try {
+      notifier?.onIncidentChange(change);
+    } catch (err) {
+      logger.error({ err, code: 'ALERTS_NOTIFY_FAILED', incidentId: change.incident.id }, 'notifier failed');
+    }
     if (!change.changed) return;
     try {
       hub?.publishIncident(change.incident);
@@ -216,6 +233,20 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     // A condition still active when its disablement ends is raised then (core.ts releaseHeld).
     onRelease: (signals) => lifecycle.applySignals(signals),
   });
+  // Issue 15: on-call rosters (registry, edited by directors) and the notifier on the incident sink.
+  const rosters: RosterStore = createRosterStore({ registry, stateDir, clock, logger });
+  const notifier: Notifier | undefined =
+    deps.notify === undefined
+      ? undefined
+      : createNotifier({
+          config: deps.notify,
+          registry,
+          rosters,
+          clock,
+          logger,
+          audit: (id, action, facts) => lifecycle.noteIncidentNotification(id, action, facts),
+          ...(deps.notifyRandom !== undefined ? { random: deps.notifyRandom } : {}),
+        });
   const applySignals = (signals: readonly Signal[]): void => lifecycle.applySignals(disablements.filter(signals));
 
   function handleInput(input: RuleInput): void {
@@ -313,6 +344,15 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     },
   });
 
+  void app.register(rosterRoutes, {
+    store: rosters,
+    actorOf: (req) => {
+      const header = req.headers.authorization;
+      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      return token === undefined ? undefined : tokens.verify(token, clock.now());
+    },
+  });
+
   let tickTimer: ClockTimer | undefined;
   let snapshotTimer: ClockTimer | undefined;
   let saving: Promise<void> = Promise.resolve();
@@ -394,6 +434,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     lifecycle,
     engine,
     disablements,
+    rosters,
+    ...(notifier !== undefined ? { notifier } : {}),
     handleInput,
     get port() {
       const addr = app.server.address();
@@ -439,6 +481,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
       await disablements.start();
+      await rosters.start();
+      await notifier?.start();
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry } });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
@@ -465,6 +509,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         }
       };
       await step('mqtt', () => mqttAdapter?.close());
+      await step('notifier', () => notifier?.close());
+      await step('rosters', () => rosters.close());
       // No expiry may release held conditions into a closing lifecycle.
       await step('disablements', () => disablements.close());
       await step('lifecycle', () => lifecycle.close());
@@ -500,6 +546,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       sockets: hub?.connections() ?? 0,
       pendingHandshakes: hub?.pendingHandshakes() ?? 0,
       disablements: disablements.stats(),
+      rosters: rosters.stats(),
+      notifier: notifier?.stats(),
     }),
   };
   return self;

@@ -25,6 +25,8 @@ export const AlertsConfigSchema = Type.Object({
   tokenTtlS: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: 12 * 3600 }),
   dashboardDir: Type.String({ minLength: 1, default: 'dashboards/app' }),
   tickMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+  /** Issue 15: path to the notification channels and routing JSON (docs/alerts.md "Notifications"); absent = none. */
+  notifyConfig: Type.Optional(Type.String({ minLength: 1, description: 'path to the notify config JSON (channels, routes, baseUrl)' })),
   /** Local night for bed-exit alerts, "HH:MM-HH:MM" (site local time; wraps midnight). */
   careNightHours: Type.String({ pattern: '^([01]\\d|2[0-3]):[0-5]\\d-([01]\\d|2[0-3]):[0-5]\\d$', default: '21:00-06:00', description: 'HH:MM-HH:MM' }),
   /** The site's offset from UTC in minutes (China Standard Time, UTC+8, no daylight saving). */

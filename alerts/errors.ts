@@ -36,6 +36,8 @@ export const ALERT_ERRORS = {
   DISABLEMENT_TOO_LONG: { status: 400, message: 'a point may be disabled for 1 minute to 24 hours at a time' },
   DISABLEMENT_ENDED: { status: 409, message: 'the disablement has already ended' },
   DISABLEMENT_LIMIT: { status: 409, message: 'too many disablements in force in this home; end some first' },
+  // On-call rosters (issue 15, alerts/notify/).
+  ROSTER_INVALID: { status: 400, message: 'the roster is not valid for this home' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;

@@ -152,6 +152,8 @@ export interface Lifecycle {
   /** GB 50440 delivery facts of an incident, as notePushed / noteBureauPushed of an alert. */
   noteIncidentPushed(id: string, reason: string): void;
   noteIncidentBureauPushed(id: string, reason: string): void;
+  /** Issue 15: a notification attempt, in the incident's audit (alerts/notify/notifier.ts). */
+  noteIncidentNotification: IncidentBook['noteNotification'];
   incident(id: string): IncidentMessage | undefined;
   storedIncident(id: string): StoredIncident | undefined;
   openIncidents(): IncidentMessage[];
@@ -555,6 +557,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     },
     noteIncidentPushed: (id, reason) => book.notePushed(id, reason),
     noteIncidentBureauPushed: (id, reason) => book.noteBureauPushed(id, reason),
+    noteIncidentNotification: (id, action, facts) => book.noteNotification(id, action, facts),
     held: () => [...held.entries()].map(([key, h]) => ({ key, signal: h.signal, dueAt: h.dueAt })),
     get: (id) => byId.get(id)?.alert,
     stored(id) {

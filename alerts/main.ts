@@ -10,12 +10,14 @@ const THREADPOOL_FROM_LAUNCHER = process.env.UV_THREADPOOL_SIZE;
 const MALLOC_FROM_LAUNCHER = process.env.MALLOC_MMAP_THRESHOLD_;
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
+import { readFileSync } from 'node:fs';
 import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { isDemoSecret } from '../common/secrets.ts';
 import { envName } from '../common/config.ts';
 import { readClientTls, readServerTls, type ServerTls } from '../common/tls.ts';
 import { createAlerts } from './alerts.ts';
 import { AlertsConfigSchema, escalationPolicy, parseNightHours, type AlertsConfig } from './config.ts';
+import { notifyConfigProblems, type NotifyConfig } from './notify/config.ts';
 import { careRules } from './rules/care/index.ts';
 import { fireRules } from './rules/fire/index.ts';
 
@@ -39,6 +41,20 @@ function readTls(config: Readonly<AlertsConfig>): { https: ServerTls | undefined
   } catch (err) {
     throw new StartupProblem((err as Error).message);
   }
+}
+
+/** Issue 15: the notification routing file, read and validated once at start (a bad file stops the process, naming the key). */
+function loadNotifyConfig(path: string | undefined): NotifyConfig | undefined {
+  if (path === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new StartupProblem(`CAREWATCH_NOTIFY_CONFIG ${path}: ${(err as Error).message}`);
+  }
+  const problems = notifyConfigProblems(parsed);
+  if (problems.length > 0) throw new StartupProblem(`invalid notify configuration (${path}):\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  return parsed as NotifyConfig;
 }
 
 /** Composition root of the alerts process: `node --import tsx alerts/main.ts`. */
@@ -66,7 +82,8 @@ const code = await runProcess({
         reposition: { utcOffsetMin },
       }),
     ];
-    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config), https: tls.https, mqttCa: tls.mqttCa });
+    const notify = loadNotifyConfig(config.notifyConfig);
+    return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config), https: tls.https, mqttCa: tls.mqttCa, ...(notify !== undefined ? { notify } : {}) });
   },
   started: (alerts, config) => `alerts listening ${config.alertsTlsCertFile !== undefined ? 'https' : 'http'}://${config.httpHost}:${alerts.port}`,
 });

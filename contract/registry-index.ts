@@ -54,6 +54,13 @@ export function registryProblems(site: SiteRegistry): string[] {
     if ((u.role === 'staff' || u.role === 'director') && u.homeId === undefined) problems.push(`user "${u.username}": role ${u.role} needs a homeId`);
     if (u.homeId !== undefined && !rooms.has(u.homeId)) problems.push(`user "${u.username}": unknown home "${u.homeId}"`);
   }
+  // Issue 15 (additive): one roster per known home, shifts naming only the roster's people.
+  for (const r of site.rosters ?? []) {
+    unique('roster', r.homeId);
+    if (!rooms.has(r.homeId)) problems.push(`roster: unknown home "${r.homeId}"`);
+    const people = new Set(r.people.map((p) => p.id));
+    for (const sh of r.shifts) for (const id of sh.people) if (!people.has(id)) problems.push(`roster "${r.homeId}" shift "${sh.id}": unknown person "${id}"`);
+  }
   return problems;
 }
 

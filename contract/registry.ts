@@ -128,6 +128,62 @@ export const User = Type.Object(
 );
 export type User = Static<typeof User>;
 
+/**
+ * On-call rosters (issue 15; additive, optional). A person who can be reached: their channel
+ * addresses are keyed by the notification channel id of the alerts process's notify config (e.g.
+ * `{ "sms": "+8613800000000", "oncall-hook": "nurse-li" }`); `phone` is the fallback address and is
+ * what group robots @-mention.
+ */
+const HHMM = '^(?:[01]\\d|2[0-3]):[0-5]\\d$';
+export const RosterPerson = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    role: Type.String({ minLength: 1, maxLength: 50, description: 'e.g. nurse, carer, director, bureau officer' }),
+    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9]{5,20}$' })),
+    addresses: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.String({ minLength: 1, maxLength: 500 }))),
+  },
+  { additionalProperties: false },
+);
+export type RosterPerson = Static<typeof RosterPerson>;
+
+/**
+ * A shift: local start and end time (HH:MM, the home's time zone) on the weekdays it starts on
+ * (ISO 1 = Monday … 7 = Sunday). `end` <= `start` crosses midnight (a 22:00–06:00 night shift that
+ * starts on Monday covers Tuesday 03:00); `end` == `start` is a 24-hour shift.
+ */
+export const Shift = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    days: Type.Array(Type.Integer({ minimum: 1, maximum: 7 }), { minItems: 1, maxItems: 7, uniqueItems: true }),
+    start: Type.String({ pattern: HHMM }),
+    end: Type.String({ pattern: HHMM }),
+    /** Person ids of `people` on duty during this shift. */
+    people: Type.Array(Id, { maxItems: 100 }),
+  },
+  { additionalProperties: false },
+);
+export type Shift = Static<typeof Shift>;
+
+export const Roster = Type.Object(
+  {
+    homeId: Id,
+    /** IANA time zone the shift times are in, e.g. Asia/Shanghai. */
+    timezone: Type.String({ minLength: 1, maxLength: 64 }),
+    people: Type.Array(RosterPerson, { maxItems: 500 }),
+    shifts: Type.Array(Shift, { maxItems: 100 }),
+    /** The home's director(s): ladder level 1. */
+    directors: Type.Array(RosterPerson, { maxItems: 20 }),
+  },
+  { additionalProperties: false },
+);
+export type Roster = Static<typeof Roster>;
+
+/** Site-wide contacts: the bureau's officers (ladder level 2). */
+export const SiteContacts = Type.Object({ bureau: Type.Array(RosterPerson, { maxItems: 50 }) }, { additionalProperties: false });
+export type SiteContacts = Static<typeof SiteContacts>;
+
 export const SiteRegistry = Type.Object(
   {
     version: Type.Literal(1),
@@ -137,6 +193,9 @@ export const SiteRegistry = Type.Object(
     residents: Type.Array(Resident),
     services: Type.Array(ServiceAccount),
     users: Type.Array(User),
+    /** Issue 15 (additive): on-call rosters per home, and the bureau's contacts. */
+    rosters: Type.Optional(Type.Array(Roster)),
+    contacts: Type.Optional(SiteContacts),
   },
   { additionalProperties: false },
 );

@@ -30,7 +30,7 @@ import { adjacencyOf, place, reAlertOf, severityRank, signalRank, type Adjacency
  * batch: the member changes they cause give one new incident version, not one per member.
  */
 
-export const INCIDENT_AUDIT_ACTIONS = ['opened', 'point_added', 'point_updated', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'realerted', 'resolved'] as const;
+export const INCIDENT_AUDIT_ACTIONS = ['opened', 'point_added', 'point_updated', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'realerted', 'resolved', 'notified', 'notify_failed'] as const;
 export type IncidentAuditAction = (typeof INCIDENT_AUDIT_ACTIONS)[number];
 
 export interface IncidentAuditEntry {
@@ -50,6 +50,11 @@ export interface IncidentAuditEntry {
   readonly reason?: string;
   /** The member alert a point entry is about. */
   readonly alertId?: string;
+  /** Issue 15 (additive): a notification attempt (`notified` / `notify_failed`): channel, recipient, attempt number, outcome. */
+  readonly channel?: string;
+  readonly recipient?: string;
+  readonly attempt?: number;
+  readonly status?: string;
 }
 
 /** What persistence stores and restores: the message plus the facts it does not carry. */
@@ -122,6 +127,8 @@ export interface IncidentBook {
   resolve(id: string, actor: Actor, comment?: string): Outcome<IncidentMessage>;
   notePushed(id: string, reason: string): void;
   noteBureauPushed(id: string, reason: string): void;
+  /** Issue 15: records a notification attempt in the incident's audit (no new version), open or recently resolved. */
+  noteNotification(id: string, action: 'notified' | 'notify_failed', facts: Pick<IncidentAuditEntry, 'channel' | 'recipient' | 'attempt' | 'status' | 'reason' | 'escalationLevel'>): void;
   get(id: string): IncidentMessage | undefined;
   stored(id: string): StoredIncident | undefined;
   open(): IncidentMessage[];
@@ -516,6 +523,11 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       if (rec === undefined || rec.incident.bureauPushedAt !== undefined || closed) return;
       rec.incident = { ...rec.incident, bureauPushedAt: clock.now() };
       emit(rec, appendAudit(rec, 'pushed_bureau', SYSTEM, rec.incident.state, { reason: reason.slice(0, 200) }), false);
+    },
+    noteNotification(id, action, facts) {
+      const rec = byId.get(id);
+      if (rec === undefined || closed) return;
+      emit(rec, appendAudit(rec, action, SYSTEM, rec.incident.state, { ...facts, ...(facts.reason !== undefined ? { reason: facts.reason.slice(0, 200) } : {}) }), false);
     },
     get: (id) => byId.get(id)?.incident,
     stored(id) {

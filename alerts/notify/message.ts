@@ -1,0 +1,63 @@
+import type { IncidentMessage } from '../../contract/incidents.ts';
+import type { Severity } from '../../contract/payloads.ts';
+import type { RegistryIndex } from '../../contract/registry-index.ts';
+
+/**
+ * The words of a notification (issue 15): Chinese first, then English; the home, the room or bed,
+ * the resident where there is one, what happened, the severity and a link to the page. Pure.
+ */
+
+const SEVERITY: Readonly<Record<Severity, { zh: string; en: string }>> = {
+  critical: { zh: '紧急', en: 'CRITICAL' },
+  high: { zh: '高', en: 'high' },
+  medium: { zh: '中', en: 'medium' },
+  low: { zh: '低', en: 'low' },
+};
+
+const LEVEL: ReadonlyArray<{ zh: string; en: string }> = [
+  { zh: '值班', en: 'on duty' },
+  { zh: '已升级至院长', en: 'escalated to the director' },
+  { zh: '已升级至民政局', en: 'escalated to the bureau' },
+];
+
+export interface RenderedMessage {
+  readonly title: string;
+  readonly text: string;
+  readonly short: string;
+  readonly link: string;
+}
+
+/**
+ * SMS: 70 UCS-2 characters per segment, 67 per part of a concatenated message (3GPP TS 23.038 /
+ * 23.040). The short text aims at two parts: the Chinese line with place and link first.
+ */
+export const SMS_MAX_CHARS = 134;
+
+export function renderIncident(incident: IncidentMessage, registry: RegistryIndex, baseUrl: string, level: number): RenderedMessage {
+  const home = registry.home(incident.homeId);
+  const homeZh = home?.name ?? incident.homeId;
+  const homeEn = home?.nameEn ?? incident.homeId;
+  const roomId = incident.roomIds[0];
+  const room = roomId !== undefined ? registry.room(incident.homeId, roomId) : undefined;
+  const resident = incident.residentId !== undefined ? registry.resident(incident.residentId) : undefined;
+  let placeZh = room?.name ?? roomId ?? '';
+  let placeEn = room?.nameEn ?? roomId ?? '';
+  if (resident !== undefined) {
+    placeZh = `${placeZh} ${resident.bed}床 ${resident.name}`.trim();
+    placeEn = `${placeEn} bed ${resident.bed}, ${resident.name}`.trim();
+  }
+  const more = incident.roomIds.length > 1 ? { zh: `等${incident.roomIds.length}处`, en: ` and ${incident.roomIds.length - 1} more` } : { zh: '', en: '' };
+  const sev = SEVERITY[incident.severity];
+  const lvl = LEVEL[Math.min(level, LEVEL.length - 1)] ?? { zh: '', en: '' };
+  const link = `${baseUrl.replace(/\/+$/, '')}/#incident=${encodeURIComponent(incident.id)}`;
+  const title = `【${sev.zh}】${homeZh} ${placeZh}${more.zh}：${incident.message.zh}`;
+  const text = [
+    `${homeZh}，${placeZh}${more.zh}：${incident.message.zh}。级别：${sev.zh}（${lvl.zh}）`,
+    `${homeEn}, ${placeEn}${more.en}: ${incident.message.en}. Severity: ${sev.en} (${lvl.en})`,
+    link,
+  ].join('\n');
+  const shortZh = `【${sev.zh}】${homeZh} ${placeZh}${more.zh}：${incident.message.zh}`;
+  const room_ = Math.max(0, SMS_MAX_CHARS - link.length - 1);
+  const short = `${[...shortZh].slice(0, room_).join('')} ${link}`;
+  return { title, text, short, link };
+}
