@@ -190,8 +190,23 @@ function reading(ts: number, seq: number): string {
   return JSON.stringify({ ts, seq, metrics: { temperature_c: 21, smoke_obscuration_pct_per_m: 0.1, battery_pct: 90 } });
 }
 
-async function connectDevice(url: string, id: string): Promise<MqttClient> {
-  return mqtt.connectAsync(url, { clientId: id, username: id, password: demoSecret(id), protocolVersion: 4, reconnectPeriod: 200, connectTimeout: 5_000 });
+/**
+ * A device's client: reconnects by itself; resolves at its first CONNACK. Connection errors (a broker
+ * being killed, refusing while it restarts) are the faults under test, so they are waited out, not thrown.
+ */
+function connectDevice(url: string, id: string): Promise<MqttClient> {
+  const c = mqtt.connect(url, { clientId: id, username: id, password: demoSecret(id), protocolVersion: 4, reconnectPeriod: 200, connectTimeout: 5_000 });
+  c.on('error', () => undefined);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      c.end(true);
+      reject(new Error(`${id} could not connect within 120 s`));
+    }, 120_000);
+    c.once('connect', () => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
 }
 
 /** A QoS 1 publish that records the PUBACK; mqtt.js resends unacknowledged ones after a reconnect. */
@@ -489,7 +504,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           const c = await connectDevice(mqttUrl, d.id);
           clients.push(c);
           await c.publishAsync(deviceTopic(d.homeId, d.id, 'event'), JSON.stringify({ ts: Date.now(), seq: 0, type: 'manual_call_point' }), { qos: 1 });
-        })(),
+        })().catch((err: unknown) => note(`call point ${d.id} could not send its alarm: ${(err as Error).message}`)),
       );
     };
 
