@@ -422,9 +422,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         const topic = deviceTopic(floodDev.homeId, floodDev.id, 'telemetry');
         loops.push(
           (async () => {
-            for (let seq = 0; running; seq++) {
-              track(s, c, seq, Date.now(), pending, topic);
-              await sleep(o.intervalMs / 10);
+            // Ten readings per interval: the rate is 10× the fleet's even when timers run late on a busy machine.
+            for (let seq = 0; running; ) {
+              const t = Date.now();
+              for (let k = 0; k < 10; k++, seq++) track(s, c, seq, t + k, pending, topic);
+              await sleep(o.intervalMs);
             }
           })(),
         );
