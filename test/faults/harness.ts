@@ -69,6 +69,8 @@ export interface HostileCounts {
   readonly rejected: Record<string, number>;
   /** Connections this device opened. */
   readonly connections: number;
+  /** Publishes that failed at the device (no PUBACK), by error message. */
+  readonly errors: Record<string, number>;
 }
 
 export interface ChaosReport {
@@ -76,6 +78,8 @@ export interface ChaosReport {
   readonly schedule: string[];
   readonly sent: number;
   readonly acknowledged: number;
+  /** Publishes the device's client reported failed (no PUBACK: the device knows to send again). */
+  readonly publishErrors: number;
   /** Distinct (device, seq) stored in InfluxDB, of the messages meant to be stored (not the clock-skewed device's). */
   readonly stored: number;
   /** (device, seq) stored more than once (under different timestamps): idempotent writes make this 0. */
@@ -179,10 +183,12 @@ interface Sender {
   readonly sent: Map<number, number>;
   readonly acked: Set<number>;
   connections: number;
+  /** Publishes mqtt.js failed (never acknowledged), by error message. */
+  readonly errors: Map<string, number>;
 }
 
 function newSender(d: SiteDevice): Sender {
-  return { id: d.id, homeId: d.homeId, sent: new Map(), acked: new Set(), connections: 0 };
+  return { id: d.id, homeId: d.homeId, sent: new Map(), acked: new Set(), connections: 0, errors: new Map() };
 }
 
 function reading(ts: number, seq: number): string {
@@ -214,7 +220,10 @@ function track(s: Sender, c: MqttClient, seq: number, ts: number, pending: Set<P
   s.sent.set(seq, ts);
   const p = c.publishAsync(topic, reading(ts, seq), { qos: 1 }).then(
     () => s.acked.add(seq),
-    () => undefined,
+    (err: unknown) => {
+      const m = (err as Error).message;
+      s.errors.set(m, (s.errors.get(m) ?? 0) + 1);
+    },
   );
   pending.add(p);
   void p.finally(() => pending.delete(p));
@@ -609,6 +618,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     let sent = 0;
     let acknowledged = 0;
+    let publishErrors = 0;
     let storedN = 0;
     let duplicates = 0;
     let lost = 0;
@@ -616,6 +626,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     for (const s of [...senders, ...hostile.map((h) => h.s)]) {
       sent += s.sent.size;
       acknowledged += s.acked.size;
+      for (const n of s.errors.values()) publishErrors += n;
       const m = stored.get(s.id) ?? new Map<number, Set<number>>();
       for (const [seq, tss] of m) {
         if (tss.size > 1) duplicates++;
@@ -631,7 +642,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const hostileCounts: HostileCounts[] = hostile.map(({ s, behaviour }) => {
       const rej: Record<string, number> = {};
       for (const [code, seqs] of rejections.get(s.id) ?? []) rej[code] = seqs.size;
-      return { device: s.id, behaviour, sent: s.sent.size, acked: s.acked.size, stored: stored.get(s.id)?.size ?? 0, rejected: rej, connections: s.connections };
+      return { device: s.id, behaviour, sent: s.sent.size, acked: s.acked.size, stored: stored.get(s.id)?.size ?? 0, rejected: rej, connections: s.connections, errors: Object.fromEntries(s.errors) };
     });
     const peakRssMiB: Record<string, number> = {};
     for (const p of Object.values(procs)) peakRssMiB[p.name] = Math.round(p.peakKiB / 1024);
@@ -641,6 +652,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       schedule,
       sent,
       acknowledged,
+      publishErrors,
       stored: storedN,
       duplicates,
       lost,
@@ -672,6 +684,7 @@ export function formatReport(r: ChaosReport, title: string): string {
   const rows: Array<[string, string]> = [
     ['sent', String(r.sent)],
     ['acknowledged (PUBACK)', String(r.acknowledged)],
+    ['publish failed at the device (no PUBACK)', String(r.publishErrors)],
     ['stored (distinct device+seq)', String(r.stored)],
     ['duplicates', String(r.duplicates)],
     ['lost (acknowledged, not stored)', String(r.lost)],
@@ -689,7 +702,8 @@ export function formatReport(r: ChaosReport, title: string): string {
     lines.push('  hostile devices:');
     for (const h of r.hostile) {
       const rej = Object.entries(h.rejected).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
-      lines.push(`    ${h.device.padEnd(20)} ${h.behaviour.padEnd(28)} sent ${h.sent}, acked ${h.acked}, stored ${h.stored}, connections ${h.connections}, rejected: ${rej}`);
+      const errs = Object.entries(h.errors).map(([m, n]) => `${m} ${n}`).join(', ');
+      lines.push(`    ${h.device.padEnd(20)} ${h.behaviour.padEnd(28)} sent ${h.sent}, acked ${h.acked}, stored ${h.stored}, connections ${h.connections}, rejected: ${rej}${errs ? `; publish errors: ${errs}` : ''}`);
     }
   }
   if (r.alertsMissing.length > 0) lines.push(`  alerts missing: ${r.alertsMissing.join(', ')}`);
