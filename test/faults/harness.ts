@@ -8,7 +8,6 @@ import type { LoginResponse } from '../../contract/api.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../contract/socket-events.ts';
 import { deviceTopic } from '../../contract/topics.ts';
-import { influxQuery } from '../support/influx-db.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
 
@@ -255,6 +254,16 @@ async function watch(httpUrl: string, username: string): Promise<WatchClient> {
     socket.once('connect_error', reject);
   });
   return w;
+}
+
+/** One InfluxQL query's first series (test/support/influx-db.ts has the same, but imports vitest, and the soak runs outside it). */
+async function influxQuery(url: string, db: string, q: string): Promise<Array<{ columns: string[]; values: unknown[][]; tags?: Record<string, string> }>> {
+  const res = await fetch(`${url}/query?db=${encodeURIComponent(db)}&epoch=ms&q=${encodeURIComponent(q)}`);
+  if (!res.ok) throw new Error(`query failed ${res.status}: ${await res.text()}`);
+  const body = (await res.json()) as { results: Array<{ series?: Array<{ columns: string[]; values: unknown[][]; tags?: Record<string, string> }>; error?: string }> };
+  const first = body.results[0];
+  if (first?.error) throw new Error(first.error);
+  return first?.series ?? [];
 }
 
 /** device → seq → distinct timestamps stored; readings live in the raw retention policy. */
