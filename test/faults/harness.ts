@@ -93,6 +93,9 @@ export interface ChaosReport {
   readonly alertsReceived: number;
   /** (client, alarm device) pairs never received. */
   readonly alertsMissing: string[];
+  /** socket.io reconnects of the pages (after each alerts restart). */
+  readonly pageReconnects: number;
+  readonly pageClients: number;
   readonly hostile: HostileCounts[];
   /** Peak resident set (VmHWM) per process over all its incarnations, in MiB. */
   readonly peakRssMiB: Record<string, number>;
@@ -137,6 +140,16 @@ async function peakRssKiB(pid: number | undefined): Promise<number | undefined> 
   } catch {
     return undefined;
   }
+}
+
+/** The pid of the process whose command line contains `needle` (our private influxd, found by its config path). */
+async function pidByCmdline(needle: string): Promise<number | undefined> {
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(needle)) return Number(e);
+  }
+  return undefined;
 }
 
 async function dirBytes(dir: string): Promise<number> {
@@ -366,6 +379,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let peakSpoolDirBytes = 0;
   let peakSpoolBytes = 0;
   let ingestPausedSamples = 0;
+  let influxPeakKiB = 0;
   let sampling = true;
   const t0 = Date.now();
   const at = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
@@ -389,6 +403,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const sampler = (async () => {
       while (sampling) {
         for (const p of Object.values(procs)) await p.sample();
+        if (!influxDown) influxPeakKiB = Math.max(influxPeakKiB, (await peakRssKiB(await pidByCmdline(join(work, 'influx', 'influxdb.conf')))) ?? 0);
         const spoolDirBytes = await dirBytes(spoolDir);
         peakSpoolDirBytes = Math.max(peakSpoolDirBytes, spoolDirBytes);
         try {
@@ -655,6 +670,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     });
     const peakRssMiB: Record<string, number> = {};
     for (const p of Object.values(procs)) peakRssMiB[p.name] = Math.round(p.peakKiB / 1024);
+    peakRssMiB.influxd = Math.round(influxPeakKiB / 1024);
     peakRssMiB['harness (devices, pages)'] = Math.round(process.resourceUsage().maxRSS / 1024);
     return {
       seed: o.seed,
@@ -670,6 +686,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       alertsExpected: expected.length,
       alertsReceived: expected.length - alertsMissing.length,
       alertsMissing,
+      pageReconnects: watchers.reduce((n, w) => n + w.reconnects, 0),
+      pageClients: watchers.length,
       hostile: hostileCounts,
       peakRssMiB,
       peakSpoolDirBytes,
@@ -700,6 +718,7 @@ export function formatReport(r: ChaosReport, title: string): string {
     ['stored but never sent', String(r.phantom)],
     ['refused CLOCK_SKEW (of the skewed device\'s acked)', String(r.refusedClockSkew)],
     ['alerts expected / received by socket.io clients', `${r.alertsExpected} / ${r.alertsReceived}`],
+    ['socket.io clients / their reconnects', `${r.pageClients} / ${r.pageReconnects}`],
     ['restarts (broker, ingest, alerts)', `${r.restarts.broker}, ${r.restarts.ingest}, ${r.restarts.alerts}`],
     ['peak ingest spool depth / spool dir', `${(r.peakSpoolBytes / 1048576).toFixed(2)} MiB / ${(r.peakSpoolDirBytes / 1048576).toFixed(2)} MiB`],
     ['ingest paused (spool full), samples', String(r.ingestPausedSamples)],
