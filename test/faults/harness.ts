@@ -102,6 +102,8 @@ export interface ChaosReport {
   /** Largest ingest spool directory seen, and the largest spool depth ingest reported, in bytes. */
   readonly peakSpoolDirBytes: number;
   readonly peakSpoolBytes: number;
+  /** Largest broker store directory seen (the durable sessions hold what ingest does not take). */
+  readonly peakBrokerStoreBytes: number;
   readonly ingestPausedSamples: number;
   readonly restarts: Record<ProcName, number>;
 }
@@ -152,9 +154,14 @@ async function pidByCmdline(needle: string): Promise<number | undefined> {
   return undefined;
 }
 
+/** Bytes of the files under `dir` (recursive); 0 for a missing directory. */
 async function dirBytes(dir: string): Promise<number> {
   let n = 0;
-  for (const f of await readdir(dir).catch(() => [] as string[])) n += (await stat(join(dir, f)).catch(() => ({ size: 0 }))).size;
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += await dirBytes(p);
+    else n += (await stat(p).catch(() => ({ size: 0 }))).size;
+  }
   return n;
 }
 
@@ -380,6 +387,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let peakSpoolBytes = 0;
   let ingestPausedSamples = 0;
   let influxPeakKiB = 0;
+  let peakBrokerStoreBytes = 0;
   let sampling = true;
   const t0 = Date.now();
   const at = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
@@ -406,6 +414,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         if (!influxDown) influxPeakKiB = Math.max(influxPeakKiB, (await peakRssKiB(await pidByCmdline(join(work, 'influx', 'influxdb.conf')))) ?? 0);
         const spoolDirBytes = await dirBytes(spoolDir);
         peakSpoolDirBytes = Math.max(peakSpoolDirBytes, spoolDirBytes);
+        peakBrokerStoreBytes = Math.max(peakBrokerStoreBytes, await dirBytes(join(work, 'broker-store')));
         try {
           const h = (await (await fetch(`http://127.0.0.1:${ingestPort}/health`, { signal: AbortSignal.timeout(2_000) })).json()) as IngestHealth;
           peakSpoolBytes = Math.max(peakSpoolBytes, h.spool.bytes);
@@ -692,6 +701,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       peakRssMiB,
       peakSpoolDirBytes,
       peakSpoolBytes,
+      peakBrokerStoreBytes,
       ingestPausedSamples,
       restarts: { broker: procs.broker.restarts, ingest: procs.ingest.restarts, alerts: procs.alerts.restarts },
     };
@@ -722,6 +732,7 @@ export function formatReport(r: ChaosReport, title: string): string {
     ['restarts (broker, ingest, alerts)', `${r.restarts.broker}, ${r.restarts.ingest}, ${r.restarts.alerts}`],
     ['peak ingest spool depth / spool dir', `${(r.peakSpoolBytes / 1048576).toFixed(2)} MiB / ${(r.peakSpoolDirBytes / 1048576).toFixed(2)} MiB`],
     ['ingest paused (spool full), samples', String(r.ingestPausedSamples)],
+    ['peak broker store on disk', `${(r.peakBrokerStoreBytes / 1048576).toFixed(2)} MiB`],
     ...Object.entries(r.peakRssMiB).map(([k, v]): [string, string] => [`peak RSS ${k}`, `${v} MiB`]),
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

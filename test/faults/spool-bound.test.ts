@@ -48,8 +48,8 @@ describe('ingest spool bound while InfluxDB is down (issue 12)', () => {
     expect(r.peakSpoolDirBytes).toBeLessThan(16 * 1024 * 1024 + BOUND + 256 * 1024);
     // Devices kept being acknowledged by the broker meanwhile (it holds the rest on disk) ...
     expect(r.acknowledged).toBeGreaterThan(first.acked + 5_000);
-    // ... and ingest's memory did not take the backlog: well under what 20,000 queued messages would cost.
-    expect(r.peakRssMiB.ingest ?? Infinity).toBeLessThan(400);
+    // ... and ingest's memory did not take the backlog (a coarse guard: ingest runs at ~150 MiB here).
+    expect(r.peakRssMiB.ingest ?? Infinity).toBeLessThan(300);
     // Nothing acknowledged is lost once InfluxDB is back.
     expect({ lost: r.lost, duplicates: r.duplicates, phantom: r.phantom }).toEqual({ lost: 0, duplicates: 0, phantom: 0 });
   }, 240_000);
