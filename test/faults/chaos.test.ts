@@ -53,7 +53,11 @@ describe('fault suite: crashes, an InfluxDB outage and hostile devices under ste
     // The flood was a flood, and its readings are kept like anyone's (no loss counted above).
     // The flood sent ten times what a device at the fleet's rate (the clock-skewed one) sent.
     expect(flood?.sent ?? 0).toBeGreaterThanOrEqual(9 * (skew?.sent ?? Infinity));
-    expect(flood?.acked ?? 0).toBeGreaterThan(5 * (skew?.acked ?? Infinity));
+    // Each of its publishes was either acknowledged or reported failed to the device (mqtt.js fails
+    // the ones queued behind its resend when a connection drops again: bench/README.md "Fault soak").
+    const floodErrors = Object.values(flood?.errors ?? {}).reduce((a, n) => a + n, 0);
+    expect((flood?.acked ?? 0) + floodErrors).toBe(flood?.sent);
+    expect(flood?.acked ?? 0).toBeGreaterThan(2 * (skew?.acked ?? Infinity));
     expect(loop?.connections ?? 0).toBeGreaterThan(100);
     expect(ooo?.stored ?? 0).toBeGreaterThan(0);
     // Every acknowledged reading of the device whose clock is 3 h ahead is refused with its reason,
