@@ -108,6 +108,9 @@ export interface ChaosReport {
   readonly restarts: Record<ProcName, number>;
 }
 
+/** A (re)start may take 25 s on two busy cores (tsx compiles at start; the broker replays its store). */
+const START_TIMEOUT_MS = 90_000;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** mulberry32: a small seeded generator, so a failing run can be repeated. */
@@ -347,14 +350,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const common = { CAREWATCH_REGISTRY: DEMO_SITE_PATH, CAREWATCH_MQTT_URL: mqttUrl, CAREWATCH_INFLUX_URL: influx.url, CAREWATCH_INFLUX_DB: database, CAREWATCH_LOG_LEVEL: 'warn' };
   const procs: Record<ProcName, Managed> = {
     broker: new Managed('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort), CAREWATCH_BROKER_STORE_DIR: join(work, 'broker-store') }, async (p) => {
-      await p.waitForOutput(/broker listening/);
+      await p.waitForOutput(/broker listening/, START_TIMEOUT_MS);
     }),
     ingest: new Managed(
       'ingest',
       'ingest/main.ts',
       { ...common, CAREWATCH_INGEST_PASSWORD: demoSecret('svc-ingest'), CAREWATCH_SPOOL_DIR: spoolDir, CAREWATCH_SPOOL_MAX_BYTES: String(o.spoolMaxBytes), CAREWATCH_INGEST_HTTP_PORT: String(ingestPort) },
       async () => {
-        await eventually('ingest /health', async () => ((await fetch(`http://127.0.0.1:${ingestPort}/health`)).status > 0 ? true : undefined), 30_000);
+        await eventually('ingest /health', async () => ((await fetch(`http://127.0.0.1:${ingestPort}/health`)).status > 0 ? true : undefined), START_TIMEOUT_MS);
       },
     ),
     alerts: new Managed(
@@ -370,7 +373,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         UV_THREADPOOL_SIZE: '16',
       },
       async () => {
-        await eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`)).ok ? true : undefined), 30_000);
+        await eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`)).ok ? true : undefined), START_TIMEOUT_MS);
       },
     ),
   };
