@@ -11,7 +11,8 @@ import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
-import { createRedisPersistence, type ClosablePersistence } from './redis-persistence.ts';
+import type { ClosablePersistence } from './redis-persistence.ts';
+import type { EarlyListener } from './early-listener.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
@@ -31,6 +32,12 @@ export interface BrokerDeps {
   readonly now?: () => number;
   /** Times the held refusals of wrong passwords (auth-throttle.ts); tests pass a manual clock. */
   readonly clock?: Clock;
+  /**
+   * The MQTT/TCP listener, already listening on config.host:port, opened by main.ts before this
+   * module loaded (early-listener.ts: devices reconnecting after a restart wait instead of being
+   * refused). Used by the first start() only; without it start() listens itself.
+   */
+  readonly listener?: EarlyListener;
 }
 
 export interface BrokerStats {
@@ -394,7 +401,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       // what `npm start` uses); else memory only (in-process tests): O(1) outgoing queue (memory-persistence.ts).
       persistence =
         config.redisUrl !== undefined
-          ? createRedisPersistence(config.redisUrl)
+          ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl)
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
@@ -436,16 +444,27 @@ export function createBroker(deps: BrokerDeps): Broker {
       (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'aedes error'));
       await broker.listen();
 
-      tcp = createTcpServer({ noDelay: true }, (socket) => {
-        // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
-        // stalls at load (measured by the team, issue 6).
+      const onSocket = (socket: Socket): void => {
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
         corkPerTurn(socket);
         accept(socket);
-      });
-      tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
-      await listen(tcp, config.port, config.host);
+      };
+      const early = deps.listener?.server.listening === true ? deps.listener : undefined;
+      if (early !== undefined) {
+        // Already listening since before the modules loaded: serve the connections held meanwhile.
+        tcp = early.server;
+        tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+        const held = early.held;
+        early.takeOver(onSocket);
+        if (held > 0) log.info({ held }, 'serving connections accepted during start-up');
+      } else {
+        // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
+        // stalls at load (measured by the team, issue 6).
+        tcp = createTcpServer({ noDelay: true }, onSocket);
+        tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+        await listen(tcp, config.port, config.host, limits.listenBacklog);
+      }
       tcpPort = (tcp.address() as AddressInfo).port;
 
       http = createHttpServer((_req, res) => {
@@ -503,10 +522,10 @@ export function createBroker(deps: BrokerDeps): Broker {
   };
 }
 
-function listen(server: TcpServer | HttpServer, port: number, host: string): Promise<void> {
+function listen(server: TcpServer | HttpServer, port: number, host: string, backlog?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, ...(backlog !== undefined ? { backlog } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });
