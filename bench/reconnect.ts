@@ -38,6 +38,8 @@ export interface ReconnectRun {
   readonly connected: number;
   /** New broker process started → accepting TCP connections, ms. */
   readonly startMs: number;
+  /** New broker process started → started (ours: its "broker listening" line; Mosquitto: = startMs). */
+  readonly readyMs: number;
   /** Listening → last device's CONNACK, ms (the target's figure). */
   readonly allBackFromListenMs: number;
   /** SIGKILL → last device's CONNACK, ms. */
@@ -69,6 +71,16 @@ async function listeningAt(port: number, timeoutMs: number): Promise<number> {
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
+}
+
+/** Epoch ms at which the child printed "broker listening" (checked every 5 ms). */
+async function readyAt_(child: Child, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.tail().includes('broker listening')) return epoch();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`broker did not print "broker listening" within ${timeoutMs} ms: ${child.tail()}`);
 }
 
 /** Mosquitto's password file for the same accounts (mosquitto_passwd -U hashes a plain file in place). */
@@ -124,6 +136,8 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
     const listening = listeningAt(port, 60_000);
     srv = await start();
     const listenAt = await listening;
+    // Ready: our broker prints "broker listening" once started (it listens earlier: early-listener.ts).
+    const readyAt = which === 'mosquitto' ? listenAt : await readyAt_(srv.child, 60_000);
     const bound = ctx.quick ? 60_000 : 180_000;
     let reports: ReconnectReport[] = [];
     const t0 = performance.now();
@@ -143,6 +157,7 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
       n: devices.length,
       connected,
       startMs: listenAt - spawnedAt,
+      readyMs: readyAt - spawnedAt,
       allBackFromListenMs: reconnected >= connected ? lastConnack - listenAt : Number.NaN,
       allBackFromKillMs: reconnected >= connected ? lastConnack - killedAt : Number.NaN,
       reconnected,
@@ -154,7 +169,7 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
       rssAfterReconnect,
     };
     ctx.log(
-      `reconnect ${which}: ${reconnected}/${connected} back, ${(run.allBackFromListenMs / 1000).toFixed(2)} s after listening (${(run.allBackFromKillMs / 1000).toFixed(2)} s after the kill, start ${run.startMs.toFixed(0)} ms), ` +
+      `reconnect ${which}: ${reconnected}/${connected} back, ${(run.allBackFromListenMs / 1000).toFixed(2)} s after listening (${(run.allBackFromKillMs / 1000).toFixed(2)} s after the kill; listening ${run.startMs.toFixed(0)} ms, ready ${run.readyMs.toFixed(0)} ms after spawn), ` +
         `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed${firstError !== undefined ? ` (${firstError})` : ''}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB`,
     );
     return run;
@@ -192,6 +207,7 @@ export const reconnectBenchmark: Benchmark = {
         row(`time to all ${n} reconnected (from listening)`, 's', (x) => x.allBackFromListenMs / 1000, { target: '20,000 within 3 s', met: n >= FULL_N && back <= 3_000 && all.every((x) => x.broker !== 'carewatch' || x.reconnected >= x.connected) }),
         row('time to all reconnected (from SIGKILL)', 's', (x) => x.allBackFromKillMs / 1000),
         row('broker start (spawn → listening)', 'ms', (x) => x.startMs),
+        row('broker start (spawn → ready)', 'ms', (x) => x.readyMs),
         row('connect latency p50 (attempt → CONNACK)', 'ms', (x) => x.connectLatencyMs.p50),
         row('connect latency p99', 'ms', (x) => x.connectLatencyMs.p99),
         row('failed attempts (refused while down, …)', 'attempts', (x) => x.failedAttempts),
