@@ -7,7 +7,7 @@ import { secretPerDeviceRegistry, type SecretDevice } from './lib/registry.ts';
 import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
 import { freePort, startMosquitto, type Child } from './lib/processes.ts';
 import { startBroker } from './lib/services.ts';
-import { rssBytes } from './lib/proc.ts';
+import { cpuSample, rssBytes } from './lib/proc.ts';
 import { median, percentiles } from './lib/stats.ts';
 import type { Backoff, ReconnectReport } from './lib/loadgen-protocol.ts';
 import type { BenchContext, BenchResult, Benchmark, Row } from './lib/context.ts';
@@ -51,6 +51,8 @@ export interface ReconnectRun {
   readonly firstError?: string;
   readonly rssBeforeKill: number;
   readonly rssAfterReconnect: number;
+  /** CPU seconds (user + system) of the restarted broker from spawn until the last CONNACK. */
+  readonly brokerCpuS: number;
 }
 
 const epoch = (): number => performance.timeOrigin + performance.now();
@@ -146,6 +148,9 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
       if (reports.reduce((s, r) => s + r.reconnected, 0) >= connected) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    // CPU the new broker process used from its spawn until all were back (start-up included): unlike
+    // the times, it does not depend on how many other processes share the machine's 2 cores.
+    const brokerCpuS = (cpuSample(srv.child.pid)?.ticks ?? Number.NaN) / 100;
     const reconnected = reports.reduce((s, r) => s + r.reconnected, 0);
     const lastConnack = Math.max(...reports.map((r) => r.lastConnackEpochMs).filter((x) => Number.isFinite(x)));
     const lat = percentiles(reports.flatMap((r) => r.connectLatenciesMs));
@@ -167,10 +172,11 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
       ...(firstError !== undefined ? { firstError } : {}),
       rssBeforeKill,
       rssAfterReconnect,
+      brokerCpuS,
     };
     ctx.log(
       `reconnect ${which}: ${reconnected}/${connected} back, ${(run.allBackFromListenMs / 1000).toFixed(2)} s after listening (${(run.allBackFromKillMs / 1000).toFixed(2)} s after the kill; listening ${run.startMs.toFixed(0)} ms, ready ${run.readyMs.toFixed(0)} ms after spawn), ` +
-        `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed${firstError !== undefined ? ` (${firstError})` : ''}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB`,
+        `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed${firstError !== undefined ? ` (${firstError})` : ''}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB, CPU ${brokerCpuS.toFixed(2)} s`,
     );
     return run;
   } finally {
@@ -210,6 +216,7 @@ export const reconnectBenchmark: Benchmark = {
         row('broker start (spawn → ready)', 'ms', (x) => x.readyMs),
         row('connect latency p50 (attempt → CONNACK)', 'ms', (x) => x.connectLatencyMs.p50),
         row('connect latency p99', 'ms', (x) => x.connectLatencyMs.p99),
+        row('broker CPU, spawn → all back (user+system)', 's', (x) => x.brokerCpuS),
         row('failed attempts (refused while down, …)', 'attempts', (x) => x.failedAttempts),
         row('broker RSS after all reconnected', 'MB', (x) => x.rssAfterReconnect / 1024 ** 2),
       ];
