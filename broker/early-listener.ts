@@ -18,14 +18,6 @@ import { createServer, type Server, type Socket } from 'node:net';
  * is noticed when the broker first reads its socket (EOF) and is closed then, like any connection
  * that ends before CONNECT. The broker's CONNECT timeout starts when it takes a socket over.
  */
-/**
- * Accept queue of the MQTT/TCP listener (listen(2) backlog; Linux caps it at net.core.somaxconn,
- * 4096 by default since 5.4). Node's default is 511: when a fleet reconnects at once and the event
- * loop is busy with CONNECTs, a full queue makes Linux drop SYNs, and each dropped SYN costs that
- * device a TCP retransmission (1 s, then 3 s, 7 s …: RFC 6298's initial RTO of 1 s, doubled).
- */
-export const LISTEN_BACKLOG = 4096;
-
 export interface EarlyListener {
   readonly server: Server;
   /** From now on every connection, the held ones first (in arrival order), goes to `onSocket`. */
@@ -35,8 +27,16 @@ export interface EarlyListener {
 }
 
 /**
+ * Accept queue of the MQTT/TCP listener (listen(2) backlog; Linux caps it at net.core.somaxconn,
+ * 4096 by default since 5.4). Node's default is 511: when a fleet reconnects at once and the event
+ * loop is busy with CONNECTs, a full queue makes Linux drop SYNs, and each dropped SYN costs that
+ * device a TCP retransmission (1 s, then 3 s, 7 s …: RFC 6298's initial RTO of 1 s, doubled).
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/**
  * Listens on host:port with `backlog` (the kernel caps it at net.core.somaxconn). Rejects on a
- * listen error (port in use): the caller then reports it as a start-up failure.
+ * listen error (port in use): main.ts then leaves listening to broker.start(), which reports it.
  */
 export function listenEarly(port: number, host: string, backlog: number): Promise<EarlyListener> {
   /** Held socket → removes the listeners it got while held. */
