@@ -20,7 +20,7 @@ import { createServer, type Server, type Socket } from 'node:net';
  */
 export interface EarlyListener {
   readonly server: Server;
-  /** From now on every connection, the held ones first (in arrival order), goes to `onSocket`. */
+  /** From now on every connection goes to `onSocket`; the held ones in arrival order, 500 per event-loop turn. */
   takeOver(onSocket: (socket: Socket) => void): void;
   /** Sockets held now (not yet taken over). */
   readonly held: number;
@@ -33,6 +33,9 @@ export interface EarlyListener {
  * device a TCP retransmission (1 s, then 3 s, 7 s …: RFC 6298's initial RTO of 1 s, doubled).
  */
 export const LISTEN_BACKLOG = 4096;
+
+/** Held sockets handed to the broker per event-loop turn (see takeOver). */
+const TAKEOVER_BATCH = 500;
 
 /**
  * Listens on host:port with `backlog` (the kernel caps it at net.core.somaxconn). Rejects on a
@@ -73,11 +76,22 @@ export function listenEarly(port: number, host: string, backlog: number): Promis
         },
         takeOver(onSocket) {
           handler = onSocket;
-          for (const [s, release] of held) {
-            held.delete(s);
-            release();
-            if (!s.destroyed) onSocket(s);
-          }
+          // In batches, one per event-loop turn: aedes starts a socket's 10 s CONNECT timeout when it
+          // gets it, so handing 20,000 over at once let the last ones time out (reset) while a
+          // CPU-starved broker was still reading the first ones' CONNECTs.
+          const drain = (): void => {
+            let n = 0;
+            for (const [s, release] of held) {
+              if (n++ >= TAKEOVER_BATCH) {
+                setImmediate(drain);
+                return;
+              }
+              held.delete(s);
+              release();
+              if (!s.destroyed) onSocket(s);
+            }
+          };
+          drain();
         },
       });
     });
