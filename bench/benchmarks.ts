@@ -6,6 +6,7 @@ import { alertsBenchmark, fanoutBenchmark } from './alerts.ts';
 import { connectionsBenchmark } from './connections.ts';
 import { durableBenchmark } from './durable.ts';
 import { encoderBenchmark } from './encoder.ts';
+import { reconnectBenchmark } from './reconnect.ts';
 
 /** The suite, in the order `npm run bench` runs it (2 before 3 and 5: they use its maximum). */
-export const BENCHMARKS: readonly Benchmark[] = [relayBenchmark, ingestBenchmark, drainBenchmark, alertsBenchmark, fanoutBenchmark, connectionsBenchmark, durableBenchmark, encoderBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [relayBenchmark, ingestBenchmark, drainBenchmark, alertsBenchmark, fanoutBenchmark, connectionsBenchmark, durableBenchmark, reconnectBenchmark, encoderBenchmark];

@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmark suite (issue 6), prints a table, writes
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
- *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,encoder] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
+ *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,reconnect,encoder] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -14,8 +14,8 @@ import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
-import { createRedisPersistence, type ClosablePersistence, type StoredWill, type WillAction } from './redis-persistence.ts';
-import { createRedisMq } from './redis-mq.ts';
+import type { ClosablePersistence, StoredWill, WillAction } from './redis-persistence.ts';
+import type { EarlyListener } from './early-listener.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
@@ -37,6 +37,12 @@ export interface BrokerDeps {
   readonly now?: () => number;
   /** Times the held refusals of wrong passwords (auth-throttle.ts); tests pass a manual clock. */
   readonly clock?: Clock;
+  /**
+   * The MQTT/TCP listener, already listening on config.host:port, opened by main.ts before this
+   * module loaded (early-listener.ts: devices reconnecting after a restart wait instead of being
+   * refused). Used by the first start() only; without it start() listens itself.
+   */
+  readonly listener?: EarlyListener;
 }
 
 export interface BrokerStats {
@@ -486,7 +492,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Cluster: the message fan-out through Redis (redis-mq.ts).
       const redisMq =
         config.cluster !== undefined && config.redisUrl !== undefined
-          ? createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
+          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
           : undefined;
       // A will a dead broker (node) left in Redis that must not be published is deleted: the device is
       // connected here again (stale; authorizePublish would refuse it), or it is no longer a device of
@@ -508,7 +514,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       };
       persistence =
         config.redisUrl !== undefined
-          ? createRedisPersistence(config.redisUrl, { willAction })
+          ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { willAction })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
@@ -573,11 +580,21 @@ export function createBroker(deps: BrokerDeps): Broker {
       await broker.listen();
 
       if (plain) {
-        // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
-        // stalls at load (measured by the team, issue 6).
-        tcp = createTcpServer({ noDelay: true }, onMqttSocket);
-        tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
-        await listen(tcp, config.port, config.host);
+        const early = deps.listener?.server.listening === true ? deps.listener : undefined;
+        if (early !== undefined) {
+          // Already listening since before the modules loaded: serve the connections held meanwhile.
+          tcp = early.server;
+          tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+          const held = early.held;
+          early.takeOver(onMqttSocket);
+          if (held > 0) log.info({ held }, 'serving connections accepted during start-up');
+        } else {
+          // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
+          // stalls at load (measured by the team, issue 6).
+          tcp = createTcpServer({ noDelay: true }, onMqttSocket);
+          tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+          await listen(tcp, config.port, config.host, limits.listenBacklog);
+        }
         tcpPort = (tcp.address() as AddressInfo).port;
 
         http = createHttpServer(upgradeRequired);
@@ -658,10 +675,10 @@ export function createBroker(deps: BrokerDeps): Broker {
   };
 }
 
-function listen(server: TcpServer | HttpServer, port: number, host: string): Promise<void> {
+function listen(server: TcpServer | HttpServer, port: number, host: string, backlog?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, ...(backlog !== undefined ? { backlog } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });

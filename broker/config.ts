@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { MAX_DEVICE_PAYLOAD_BYTES } from '../contract/payloads.ts';
 import type { ServerTls } from '../common/tls.ts';
 import { DEFAULT_AUTH_THROTTLE, type AuthThrottleLimits } from './auth-throttle.ts';
+import { LISTEN_BACKLOG } from './early-listener.ts';
 
 /** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
 export const BrokerEnv = Type.Object({
@@ -93,6 +94,8 @@ export interface BrokerLimits {
   readonly offlineBatch: number;
   /** Back-off of wrong passwords (auth-throttle.ts). */
   readonly authThrottle: Partial<AuthThrottleLimits>;
+  /** Accept queue of the MQTT/TCP listener (early-listener.ts LISTEN_BACKLOG says why not Node's 511). */
+  readonly listenBacklog: number;
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -105,4 +108,5 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   queueLimit: 42,
   offlineBatch: 200,
   authThrottle: DEFAULT_AUTH_THROTTLE,
+  listenBacklog: LISTEN_BACKLOG,
 };

@@ -20,6 +20,10 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);
   counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);
   counterFrom({ registry, name: 'broker_auth_failures_total', help: 'Wrong passwords and unknown accounts, since start' }, () => stats().authThrottle.failures);
+  // One per CONNECT whose password was checked: a reconnect storm should cost one HMAC per device (issue 12).
+  labelledCounterFrom({ registry, name: 'broker_password_verifications_total', help: 'Password hashes computed for CONNECTs by algorithm (hmac: machine secrets; scrypt: older registries, cached), since start', labelNames: ['algorithm'] }, () =>
+    byLabel('algorithm', stats().hashComputations),
+  );
   return registry;
 }
 

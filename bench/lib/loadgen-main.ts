@@ -9,7 +9,7 @@ import { seqOf, smokeTelemetry } from './payload.ts';
 import { SampleBuffer, percentiles } from './stats.ts';
 import { rssBytes } from './proc.ts';
 import { io, type Socket } from 'socket.io-client';
-import type { ConnectResult, DeviceRef, LoadgenCommand, LoadgenReply, RunResult, StatsResult, TriggerResult } from './loadgen-protocol.ts';
+import type { ConnectResult, DeviceRef, LoadgenCommand, LoadgenReply, ReconnectReport, RunResult, StatsResult, TriggerResult } from './loadgen-protocol.ts';
 import { sleep } from './sleep.ts';
 
 const MASK = (1 << 22) - 1;
@@ -21,7 +21,15 @@ interface Dev {
   readonly topic: Buffer;
   client: RawClient | undefined;
   connected: boolean;
+  /** Failed attempts in a row (the back-off exponent). */
+  failures: number;
+  /** Got a CONNACK since the last resetReconnects. */
+  reconnected: boolean;
 }
+
+/** Reconnect timings since the last resetReconnects (the restart measurement). */
+const rc = { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [] as number[], firstError: undefined as string | undefined };
+const WILL = Buffer.from(JSON.stringify({ online: false }));
 
 const devices: Dev[] = [];
 const byId = new Map<string, Dev>();
@@ -77,15 +85,17 @@ function connectedCount(): number {
 }
 
 async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 'connect' }>): Promise<void> {
+  const statusTopic = c.deviceSession === true ? deviceTopic(d.ref.homeId, d.ref.id, 'status') : undefined;
   const client = new RawClient({
     host: c.host,
     port: c.port,
     localAddress: c.localAddresses.length > 0 ? c.localAddresses[idx % c.localAddresses.length] : undefined,
     clientId: d.ref.id,
     username: d.ref.id,
-    password: c.secret,
+    password: d.ref.secret ?? c.secret,
     keepaliveS: c.keepaliveS,
     connectTimeoutMs: c.timeoutMs,
+    ...(statusTopic !== undefined ? { will: { topic: statusTopic, payload: WILL, qos: 1 as const, retain: true } } : {}),
   });
   d.client = client;
   client.onClose = () => {
@@ -93,19 +103,41 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
     d.connected = false;
     if (was && reconnectEnabled && !shuttingDown) scheduleReconnect(d, idx);
   };
-  await client.connect();
+  const started = performance.now();
+  rc.attempts++;
+  try {
+    await client.connect();
+  } catch (err) {
+    rc.failed++;
+    rc.firstError ??= (err as Error).message;
+    throw err;
+  }
+  const at = performance.now();
   d.connected = true;
+  d.failures = 0;
+  if (!d.reconnected) {
+    d.reconnected = true;
+    rc.latencies.push(at - started);
+    rc.lastConnack = performance.timeOrigin + at;
+  }
+  // As a carewatch device does after CONNACK (device-sim/device.ts): its online status, retained.
+  if (statusTopic !== undefined) client.publish(Buffer.from(statusTopic), Buffer.from(JSON.stringify({ ts: Date.now(), online: true, firmware: 'bench-1' })), 1);
 }
 
 function scheduleReconnect(d: Dev, idx: number): void {
   const c = connectOpts;
   if (c === undefined) return;
   // Jittered back-off as real devices do, so they do not all hit the restarted broker at once.
+  const b = c.backoff;
+  const delay = b === undefined ? 200 + Math.random() * 1800 : Math.random() * (d.failures === 0 ? b.initialMaxMs : Math.min(b.capMs, b.baseMs * 2 ** (d.failures - 1)));
   setTimeout(() => {
     if (shuttingDown || d.connected) return;
     reconnects++;
-    connectOne(d, idx, c).catch(() => scheduleReconnect(d, idx));
-  }, 200 + Math.random() * 1800);
+    connectOne(d, idx, c).catch(() => {
+      d.failures++;
+      scheduleReconnect(d, idx);
+    });
+  }, delay);
 }
 
 async function doConnect(c: Extract<LoadgenCommand, { op: 'connect' }>): Promise<ConnectResult> {
@@ -114,7 +146,7 @@ async function doConnect(c: Extract<LoadgenCommand, { op: 'connect' }>): Promise
   const start = performance.now();
   const base = devices.length;
   for (const ref of c.devices) {
-    const d: Dev = { ref, topic: Buffer.from(deviceTopic(ref.homeId, ref.id, 'telemetry')), client: undefined, connected: false };
+    const d: Dev = { ref, topic: Buffer.from(deviceTopic(ref.homeId, ref.id, 'telemetry')), client: undefined, connected: false, failures: 0, reconnected: false };
     devices.push(d);
     byId.set(ref.id, d);
   }
@@ -131,6 +163,7 @@ async function doConnect(c: Extract<LoadgenCommand, { op: 'connect' }>): Promise
       } catch (err) {
         failed++;
         firstError ??= (err as Error).message;
+        d.failures++;
         if (reconnectEnabled) scheduleReconnect(d, idx);
       }
     }
@@ -356,6 +389,15 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
       return waitConnected(cmd.count, cmd.timeoutMs);
     case 'stats':
       return { connected: connectedCount(), reconnects, rssBytes: rssBytes(process.pid) } satisfies StatsResult;
+    case 'resetReconnects':
+      Object.assign(rc, { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [], firstError: undefined });
+      for (const d of devices) d.reconnected = false;
+      return { ok: true };
+    case 'reconnectReport': {
+      let reconnected = 0;
+      for (const d of devices) if (d.reconnected) reconnected++;
+      return { connected: connectedCount(), reconnected, lastConnackEpochMs: rc.lastConnack, connectLatenciesMs: rc.latencies, attempts: rc.attempts, failedAttempts: rc.failed, ...(rc.firstError !== undefined ? { firstError: rc.firstError } : {}) } satisfies ReconnectReport;
+    }
     case 'disconnect':
       disconnectAll();
       return { ok: true };

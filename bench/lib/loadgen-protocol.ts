@@ -5,6 +5,19 @@ import type { Percentiles } from './stats.ts';
 export interface DeviceRef {
   readonly id: string;
   readonly homeId: string;
+  /** This device's own secret; without it the connect command's shared `secret` is used. */
+  readonly secret?: string;
+}
+
+/**
+ * Reconnect back-off of a device whose connection dropped: first attempt after U(0, initialMaxMs),
+ * after the k-th failed attempt in a row U(0, min(capMs, baseMs·2^(k-1))) ("full jitter" exponential
+ * back-off, as device SDKs do, so a fleet does not hit a restarted broker in lock step).
+ */
+export interface Backoff {
+  readonly initialMaxMs: number;
+  readonly baseMs: number;
+  readonly capMs: number;
 }
 
 export type LoadgenCommand =
@@ -22,6 +35,13 @@ export type LoadgenCommand =
       /** Keep reconnecting devices whose connection drops (for the restart measurement). */
       readonly reconnect: boolean;
       readonly timeoutMs: number;
+      /** Reconnect back-off; default: a fixed U(200, 2000) ms delay per attempt (benchmark 4). */
+      readonly backoff?: Backoff;
+      /**
+       * Behave as a carewatch device does at CONNECT (device-sim/device.ts): a last will on its status
+       * topic ({"online":false}, QoS 1, retained), and after CONNACK an online status, QoS 1, retained.
+       */
+      readonly deviceSession?: boolean;
     }
   | { readonly op: 'subscriber'; readonly host: string; readonly port: number; readonly username?: string; readonly password?: string; readonly clientId: string; readonly filter: string; readonly qos: 0 | 1; readonly clean?: boolean }
   | {
@@ -49,6 +69,10 @@ export type LoadgenCommand =
    */
   | { readonly op: 'trigger'; readonly deviceId: string; readonly homeId: string; readonly channel: 'telemetry' | 'event'; readonly body: Record<string, unknown>; readonly bureauToo: boolean; readonly timeoutMs: number }
   | { readonly op: 'stats' }
+  /** Forget reconnect timings so far (before the broker is killed). */
+  | { readonly op: 'resetReconnects' }
+  /** Reconnect timings since the last resetReconnects. */
+  | { readonly op: 'reconnectReport' }
   | { readonly op: 'disconnect' }
   | { readonly op: 'exit' };
 
@@ -92,3 +116,17 @@ export interface StatsResult {
 }
 
 export type LoadgenReply = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string };
+
+export interface ReconnectReport {
+  readonly connected: number;
+  /** Devices that got a CONNACK again since the reset. */
+  readonly reconnected: number;
+  /** Epoch ms (performance.timeOrigin + now) of the last of those CONNACKs; NaN if none. */
+  readonly lastConnackEpochMs: number;
+  /** Per reconnected device: start of its successful attempt (TCP connect) → CONNACK, ms. */
+  readonly connectLatenciesMs: number[];
+  /** Connection attempts since the reset, and how many failed (refused, reset, timeout, CONNACK ≠ 0). */
+  readonly attempts: number;
+  readonly failedAttempts: number;
+  readonly firstError?: string;
+}

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { nodeArgs, spawnWithUlimit, type Child } from './processes.ts';
-import type { ConnectResult, LoadgenCommand, LoadgenReply, RunResult, StatsResult, TriggerResult } from './loadgen-protocol.ts';
+import type { ConnectResult, LoadgenCommand, LoadgenReply, ReconnectReport, RunResult, StatsResult, TriggerResult } from './loadgen-protocol.ts';
 
 const MAIN = fileURLToPath(new URL('./loadgen-main.ts', import.meta.url));
 
@@ -12,6 +12,8 @@ export interface Loadgen {
   run(cmd: Omit<Extract<LoadgenCommand, { op: 'run' }>, 'op'>): Promise<RunResult>;
   waitConnected(count: number, timeoutMs: number): Promise<{ connected: number; ms: number }>;
   stats(): Promise<StatsResult>;
+  resetReconnects(): Promise<void>;
+  reconnectReport(): Promise<ReconnectReport>;
   stopRun(): Promise<void>;
   dashboards(url: string, users: readonly { username: string; password: string }[], timeoutMs: number): Promise<{ connected: number }>;
   trigger(cmd: Omit<Extract<LoadgenCommand, { op: 'trigger' }>, 'op'>): Promise<TriggerResult>;
@@ -51,6 +53,10 @@ export async function startLoadgen(): Promise<Loadgen> {
     run: (c) => call({ op: 'run', ...c }),
     waitConnected: (count, timeoutMs) => call({ op: 'waitConnected', count, timeoutMs }),
     stats: () => call({ op: 'stats' }),
+    resetReconnects: async () => {
+      await call({ op: 'resetReconnects' });
+    },
+    reconnectReport: () => call({ op: 'reconnectReport' }),
     stopRun: async () => {
       await call({ op: 'stopRun' });
     },

@@ -18,6 +18,8 @@ export interface RawClientOptions {
   readonly keepaliveS: number;
   readonly clean?: boolean;
   readonly connectTimeoutMs?: number;
+  /** Last will [MQTT-3.1.2-9], e.g. a device's offline status. */
+  readonly will?: { readonly topic: string; readonly payload: Buffer; readonly qos: 0 | 1; readonly retain: boolean };
 }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
@@ -120,6 +122,7 @@ export class RawClient {
           keepalive: o.keepaliveS,
           ...(o.username !== undefined ? { username: o.username } : {}),
           ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {}),
+          ...(o.will !== undefined ? { will: { topic: o.will.topic, payload: o.will.payload, qos: o.will.qos, retain: o.will.retain } } : {}),
         });
         sock.write(packet);
         this.lastSendAt = Date.now();

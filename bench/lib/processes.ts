@@ -117,7 +117,7 @@ export interface Mosquitto {
  * persistence, unbounded in-flight/queue so it is measured as a relay and not by its defaults
  * dropping messages.
  */
-export async function startMosquitto(port?: number): Promise<Mosquitto> {
+export async function startMosquitto(port?: number, opts: { passwordFile?: string } = {}): Promise<Mosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'carewatch-bench-mosq-'));
   const p = port ?? (await freePort());
   const conf = join(dir, 'mosquitto.conf');
@@ -125,7 +125,8 @@ export async function startMosquitto(port?: number): Promise<Mosquitto> {
     conf,
     [
       `listener ${p} 127.0.0.1`,
-      'allow_anonymous true',
+      // With a password file (bench/reconnect.ts): every CONNECT is checked, as ours are.
+      ...(opts.passwordFile !== undefined ? ['allow_anonymous false', `password_file ${opts.passwordFile}`] : ['allow_anonymous true']),
       'persistence false',
       'log_dest none',
       'max_inflight_messages 0',

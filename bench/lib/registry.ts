@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { USER_COST, hashMachineSecret, hashSecret } from '../../common/secrets.ts';
+import { USER_COST, generateMachineSecret, hashMachineSecret, hashSecret } from '../../common/secrets.ts';
 import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../../contract/registry.ts';
 
 /**
@@ -102,4 +102,29 @@ export function benchRegistry(root: string, devices: number, homes: number): Ben
   const site = buildSite(devices, homes);
   writeFileSync(path, JSON.stringify(site));
   return summarise(path, site);
+}
+
+export interface SecretDevice extends BenchDevice {
+  /** This device's own random 128-bit secret (the registry holds only its salted HMAC). */
+  readonly secret: string;
+}
+
+/**
+ * A registry like benchRegistry's, but every device has its OWN random 128-bit secret
+ * (generateMachineSecret, hashed with hashMachineSecret), as a real site's registry does: the
+ * reconnect benchmark (bench/reconnect.ts) measures the broker's authentication per device, so no
+ * shared hash. Written fresh into `dir` (never cached: the secrets are returned, not stored).
+ */
+export function secretPerDeviceRegistry(dir: string, devices: number, homes: number): { readonly path: string; readonly devices: readonly SecretDevice[] } {
+  const site = buildSite(devices, homes);
+  const out: SecretDevice[] = [];
+  for (const d of site.devices) {
+    const secret = generateMachineSecret();
+    d.secretHash = hashMachineSecret(secret);
+    out.push({ id: d.id, homeId: d.homeId, kind: d.kind as BenchDevice['kind'], secret });
+  }
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `registry-${devices}d-own-secrets.json`);
+  writeFileSync(path, JSON.stringify(site));
+  return { path, devices: out };
 }
