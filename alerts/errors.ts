@@ -36,6 +36,8 @@ export const ALERT_ERRORS = {
   DISABLEMENT_TOO_LONG: { status: 400, message: 'a point may be disabled for 1 minute to 24 hours at a time' },
   DISABLEMENT_ENDED: { status: 409, message: 'the disablement has already ended' },
   DISABLEMENT_LIMIT: { status: 409, message: 'too many disablements in force in this home; end some first' },
+  // Issue 14: a page on one node acting on an alert owned by another (alerts/socket-cluster.ts).
+  CLUSTER_OWNER_UNREACHABLE: { status: 503, message: 'the node that owns this home did not answer in time; try again' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;

@@ -6,7 +6,8 @@ import { createRejectionLog } from '../common/rejection-log.ts';
 import { decodeDeviceMessage, type ReceiveStamp, type RejectCode } from '../contract/device-message.ts';
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS, alertsTopic, incidentsTopic } from '../contract/topics.ts';
+import { alertsTopic, incidentsTopic } from '../contract/topics.ts';
+import { deviceFilters, staleFilters } from '../common/homes.ts';
 import type { IncidentMessage } from '../contract/incidents.ts';
 import type { RangedTelemetryInput } from './rules/input-range.ts';
 import type { RuleInput } from './rules/types.ts';
@@ -59,6 +60,10 @@ export interface MqttAdapterDeps {
    * receive time (contract/device-message.ts ReceiveStamp). Default `broker`.
    */
   readonly receiveStamp?: ReceiveStamp;
+  /** Issue 14: subscribe to these homes' devices only (contract/topics.ts homeDeviceFilter); unset: all. */
+  readonly homes?: readonly string[];
+  /** Every home of the registry, to drop filters of homes no longer owned from the persistent session. */
+  readonly allHomes?: readonly string[];
 }
 
 export interface MqttAdapter {
@@ -189,7 +194,10 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   }
 
   /** One subscribing session; its PUBACKs leave in order, each batch once what it changed is durable. */
-  function subscriber(suffix: string, filters: readonly string[], live = false): MqttSession {
+  function subscriber(suffix: string, channels: ReadonlyArray<'telemetry' | 'event' | 'status'>, live = false): MqttSession {
+    const filters = deviceFilters(channels, deps.homes);
+    // A live (clean) session keeps nothing across connections: nothing to drop.
+    const unsubscribe = live ? [] : staleFilters(channels, deps.homes, deps.allHomes ?? deps.homes ?? []);
     // The tail of this connection's PUBACK chain while any batch still waits for durability.
     let tail: Promise<void> | undefined;
     const session: MqttSession = createMqttSession({
@@ -198,6 +206,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       username,
       password: deps.password,
       filters,
+      ...(unsubscribe.length > 0 ? { unsubscribe } : {}),
       logger: log.child({ session: suffix }),
       codePrefix: 'ALERTS',
       live,
@@ -289,7 +298,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         c.once('connect', onConnect);
         c.on('error', onError);
       });
-      sessions = [subscriber('signals', [FILTERS.event, FILTERS.status]), subscriber('telemetry', [FILTERS.telemetry], true)];
+      sessions = [subscriber('signals', ['event', 'status']), subscriber('telemetry', ['telemetry'], true)];
       for (const s of sessions) s.start();
       await Promise.all(sessions.map((s) => s.whenSubscribed()));
     },

@@ -3,7 +3,10 @@ import { systemClock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS, sharedFilter } from '../contract/topics.ts';
+import { sharedFilter } from '../contract/topics.ts';
+import { deviceFilters, staleFilters } from '../common/homes.ts';
+
+const CHANNELS = ['telemetry', 'event', 'status'] as const;
 import type { ReceiveStamp } from '../contract/device-message.ts';
 import type { RetentionConfig } from '../common/influx-schema.ts';
 import { openInfluxDatabase } from '../common/influx/database.ts';
@@ -48,6 +51,13 @@ export interface IngestConfig {
    * `clientId` per instance. Unset (default): every message to this instance.
    */
   readonly shareGroup?: string;
+  /**
+   * Issue 14 (docs/scaling-services.md): subscribe to these homes' devices only; unset: every home.
+   * Give each instance its own `clientId` (its persistent session).
+   */
+  readonly homes?: readonly string[];
+  /** Every home of the registry: filters of homes no longer owned are dropped from the session. */
+  readonly allHomes?: readonly string[];
   /** /health turns 503 after InfluxDB writes have failed this long. */
   readonly influxUnhealthyMs?: number;
   readonly batchMaxPoints?: number;
@@ -259,7 +269,8 @@ export function createIngest(deps: IngestDeps): Ingest {
         username: config.username,
         password: config.password,
         keepaliveS: config.keepaliveS,
-        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status].map((f) => (config.shareGroup === undefined ? f : sharedFilter(config.shareGroup, f))),
+        filters: deviceFilters(CHANNELS, config.homes).map((f) => (config.shareGroup === undefined ? f : sharedFilter(config.shareGroup, f))),
+        ...(config.homes !== undefined ? { unsubscribe: staleFilters(CHANNELS, config.homes, config.allHomes ?? config.homes) } : {}),
         logger: logger.child({ component: 'mqtt' }),
         onMessages,
         codePrefix: 'INGEST',

@@ -1,6 +1,7 @@
 import { DEFAULT_RETENTION } from '../common/influx-schema.ts';
 import { Type } from '@sinclair/typebox';
-import { runProcess } from '../common/process-main.ts';
+import { StartupProblem, runProcess } from '../common/process-main.ts';
+import { HOMES_PATTERN, parseHomes } from '../common/homes.ts';
 import { createIngest } from './ingest.ts';
 
 /** Composition root of the ingest process: `node --import tsx ingest/main.ts`. */
@@ -15,6 +16,8 @@ const ConfigSchema = Type.Object({
   // docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (Mosquitto).
   receiveStamp: Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' }),
   ingestShareGroup: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'shared-subscription group ($share/<group>/...), e.g. ingest; needs Mosquitto 2 and a distinct CAREWATCH_INGEST_CLIENT_ID per instance' })),
+  // Issue 14 (docs/scaling-services.md): the homes this instance stores; unset: every home.
+  homes: Type.Optional(Type.String({ pattern: HOMES_PATTERN, description: 'comma-separated home ids this instance owns; unset for all homes' })),
   influxUrl: Type.String({ default: 'http://127.0.0.1:8086', pattern: '^https?://', description: 'InfluxDB 1.x URL like http://127.0.0.1:8086' }),
   influxDb: Type.String({ default: 'carewatch', pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   spoolDir: Type.String({ default: '.tmp/spool/ingest', minLength: 1 }),
@@ -36,8 +39,14 @@ const code = await runProcess({
   env: process.env,
   registryPath: (cfg) => cfg.registry,
   logLevel: (cfg) => cfg.logLevel,
-  build: ({ config: cfg, registry, logger }) =>
-    createIngest({
+  build: ({ config: cfg, registry, logger }) => {
+    let homes: readonly string[] | undefined;
+    try {
+      homes = parseHomes(cfg.homes, registry);
+    } catch (err) {
+      throw new StartupProblem((err as Error).message);
+    }
+    return createIngest({
       registry,
       logger,
       config: {
@@ -47,6 +56,7 @@ const code = await runProcess({
         clientId: cfg.ingestClientId,
         receiveStamp: cfg.receiveStamp,
         ...(cfg.ingestShareGroup !== undefined ? { shareGroup: cfg.ingestShareGroup } : {}),
+        ...(homes !== undefined ? { homes, allHomes: registry.site.homes.map((h) => h.id) } : {}),
         influxUrl: cfg.influxUrl,
         influxDb: cfg.influxDb,
         spoolDir: cfg.spoolDir,
@@ -55,7 +65,8 @@ const code = await runProcess({
         httpHost: cfg.ingestHttpHost,
         retention: { rawDays: cfg.retentionRawDays, rollupDays: cfg.retentionRollupDays, recordsDays: cfg.retentionRecordsDays },
       },
-    }),
+    });
+  },
   started: (ingest, cfg) => `ingest started: ${cfg.mqttUrl} → ${cfg.influxUrl}/${cfg.influxDb}, spool ${cfg.spoolDir}${ingest.httpPort() !== undefined ? `, health http://${cfg.ingestHttpHost}:${ingest.httpPort()}/healthz metrics http://${cfg.ingestHttpHost}:${ingest.httpPort()}/metrics` : ''}`,
 });
 process.exit(code);
