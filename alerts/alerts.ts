@@ -111,6 +111,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   // rules, the MQTT subscriptions, the baselines and the restore see only these; people of any home
   // still log in here (the full registry), and reach their home's alerts through the socket cluster.
   const homes = parseHomes(config.homes, registry);
+  // Two partitioned instances must not share the publisher's and the live feed's client ids
+  // (each would take the other's connection over [MQTT-3.1.4-2]).
+  if (homes !== undefined && config.instance === undefined) throw new Error('CAREWATCH_INSTANCE is required with CAREWATCH_HOMES: a name per alerts instance');
   const ownRegistry = homes === undefined ? registry : restrictRegistry(registry, homes);
   const owns = (homeId: string): boolean => homes === undefined || homes.includes(homeId);
   const homeStateDir = resolve(config.homeStateDir ?? join(stateDir, 'homes'));
@@ -509,7 +512,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           durable: () => store.synced(),
           ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}),
           // Issue 14: per-home filters, and session ids of this instance (svc-alerts-<instance>-signals).
-          ...(homes !== undefined ? { homes, allHomes: registry.site.homes.map((h) => h.id) } : {}),
+          ...(homes !== undefined ? { homes } : {}),
           ...(config.instance !== undefined ? { clientId: `${ALERTS_CLIENT_ID}-${config.instance}` } : {}),
         });
         await connectMqtt(mqttAdapter);

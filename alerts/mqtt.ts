@@ -7,7 +7,7 @@ import { decodeDeviceMessage, type ReceiveStamp, type RejectCode } from '../cont
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { alertsTopic, incidentsTopic } from '../contract/topics.ts';
-import { deviceFilters, staleFilters } from '../common/homes.ts';
+import { deviceFilters, homeSessionId } from '../common/homes.ts';
 import type { IncidentMessage } from '../contract/incidents.ts';
 import type { RangedTelemetryInput } from './rules/input-range.ts';
 import type { RuleInput } from './rules/types.ts';
@@ -60,10 +60,14 @@ export interface MqttAdapterDeps {
    * receive time (contract/device-message.ts ReceiveStamp). Default `broker`.
    */
   readonly receiveStamp?: ReceiveStamp;
-  /** Issue 14: subscribe to these homes' devices only (contract/topics.ts homeDeviceFilter); unset: all. */
+  /**
+   * Issue 14 (docs/scaling-services.md): these homes' devices only; unset: all. Each owned home's
+   * events and statuses come on a persistent session of its own, `svc-alerts-home-{homeId}-signals`,
+   * named after the home and not the instance: while the home moves between instances the broker
+   * queues its alarms for that session, and the new owner receives them. Readings stay one live
+   * feed per instance (`{clientId}-telemetry`, clean: nothing to move).
+   */
   readonly homes?: readonly string[];
-  /** Every home of the registry, to drop filters of homes no longer owned from the persistent session. */
-  readonly allHomes?: readonly string[];
 }
 
 export interface MqttAdapter {
@@ -194,19 +198,15 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   }
 
   /** One subscribing session; its PUBACKs leave in order, each batch once what it changed is durable. */
-  function subscriber(suffix: string, channels: ReadonlyArray<'telemetry' | 'event' | 'status'>, live = false): MqttSession {
-    const filters = deviceFilters(channels, deps.homes);
-    // A live (clean) session keeps nothing across connections: nothing to drop.
-    const unsubscribe = live ? [] : staleFilters(channels, deps.homes, deps.allHomes ?? deps.homes ?? []);
+  function subscriber(clientId: string, suffix: string, filters: readonly string[], live = false): MqttSession {
     // The tail of this connection's PUBACK chain while any batch still waits for durability.
     let tail: Promise<void> | undefined;
     const session: MqttSession = createMqttSession({
       url: deps.url,
-      clientId: `${baseId}-${suffix}`,
+      clientId,
       username,
       password: deps.password,
       filters,
-      ...(unsubscribe.length > 0 ? { unsubscribe } : {}),
       logger: log.child({ session: suffix }),
       codePrefix: 'ALERTS',
       live,
@@ -298,7 +298,12 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         c.once('connect', onConnect);
         c.on('error', onError);
       });
-      sessions = [subscriber('signals', ['event', 'status']), subscriber('telemetry', ['telemetry'], true)];
+      const homes = deps.homes;
+      const signals =
+        homes === undefined
+          ? [subscriber(`${baseId}-signals`, 'signals', deviceFilters(['event', 'status'], undefined))]
+          : homes.map((h) => subscriber(`${homeSessionId(username, h)}-signals`, `${h}-signals`, deviceFilters(['event', 'status'], [h])));
+      sessions = [...signals, subscriber(`${baseId}-telemetry`, 'telemetry', deviceFilters(['telemetry'], homes), true)];
       for (const s of sessions) s.start();
       await Promise.all(sessions.map((s) => s.whenSubscribed()));
     },

@@ -30,14 +30,12 @@ export function deviceFilters(channels: readonly Channel[], homes: readonly stri
 }
 
 /**
- * What a persistent session may still hold from an earlier configuration and must drop, or the
- * broker keeps delivering (and queueing) a home that moved away [MQTT-3.1.2-4: the session's
- * subscriptions survive the connection]: the all-homes filters when partitioned now, and every
- * other home's filters. Unsubscribing a filter the session does not have is harmless
- * [MQTT-3.10.4-1].
+ * The persistent MQTT session of one home in a service (`svc-ingest-home-h02`): named after the home,
+ * not the instance, so it moves with the home. The broker keeps queueing the home's messages for it
+ * while no instance has it connected (between the old owner's stop and the new owner's start), and
+ * the new owner receives them [MQTT-3.1.2-4]. Client ids of services start with `{username}-`
+ * (docs/architecture.md "Accounts").
  */
-export function staleFilters(channels: readonly Channel[], homes: readonly string[] | undefined, allHomes: readonly string[]): string[] {
-  const keep = new Set(deviceFilters(channels, homes));
-  const candidates = [...channels.map((c) => FILTERS[c]), ...deviceFilters(channels, allHomes)];
-  return candidates.filter((f) => !keep.has(f));
+export function homeSessionId(username: string, homeId: string): string {
+  return `${username}-home-${homeId}`;
 }

@@ -32,8 +32,6 @@ export interface MqttSessionOptions {
   readonly username: string;
   readonly password: string;
   readonly filters: readonly string[];
-  /** Filters to drop from the session before subscribing (issue 14: homes this instance no longer owns). */
-  readonly unsubscribe?: readonly string[];
   readonly logger: Logger;
   /** Called with every message of one socket read, in order. */
   readonly onMessages: (messages: ReceivedMessage[]) => void;
@@ -158,8 +156,6 @@ export function createMqttSession(opts: MqttSessionOptions): MqttSession {
         connected = true;
         attempt = 0;
         log.info({ sessionPresent: packet.sessionPresent, connection: conn }, 'connected to broker');
-        // Filters an earlier configuration left in the persistent session (a home that moved away).
-        if (opts.unsubscribe !== undefined && opts.unsubscribe.length > 0) send({ cmd: 'unsubscribe', messageId: nextId(), unsubscriptions: [...opts.unsubscribe] });
         // Always (re)subscribe: cheap, and covers a broker that lost our session.
         send({ cmd: 'subscribe', messageId: nextId(), subscriptions: opts.filters.map((topic) => ({ topic, qos: opts.live === true ? 0 : 1 })) });
         pingTimer = setInterval(ping, keepaliveMs / 2);

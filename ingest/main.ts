@@ -56,7 +56,7 @@ const code = await runProcess({
         clientId: cfg.ingestClientId,
         receiveStamp: cfg.receiveStamp,
         ...(cfg.ingestShareGroup !== undefined ? { shareGroup: cfg.ingestShareGroup } : {}),
-        ...(homes !== undefined ? { homes, allHomes: registry.site.homes.map((h) => h.id) } : {}),
+        ...(homes !== undefined ? { homes } : {}),
         influxUrl: cfg.influxUrl,
         influxDb: cfg.influxDb,
         spoolDir: cfg.spoolDir,
