@@ -158,25 +158,41 @@ describe('ingest and alerts partitioned by home', () => {
     clients.push(bureau, staff2onA);
     await sd.event('detector_alarm');
     // Raised by B, h02's owner, and broadcast to the bureau connected to A.
-    const raised = await bureau.waitFor('the h02 fire alarm', (a) => a.homeId === 'h02' && a.category === 'fire' && a.signal === 'alarm');
+    const raised = await bureau.waitFor('the h02 fire alarm', (a) => a.homeId === 'h02' && a.roomId === 'r102' && a.category === 'fire' && a.signal === 'alarm');
     // staff-h02 on A acknowledges it: the request goes to B, which holds it (the other direction).
     const ack = await staff2onA.socket.timeout(10_000).emitWithAck('ack', raised.id);
     expect(ack).toMatchObject({ ok: true });
     const before = await eventually('the acknowledged h02 alarm on B', async () => (await openAlertsOn('b')).find((a) => a.id === raised.id && a.state === 'acknowledged'));
     expect((await openAlertsOn('a')).some((a) => a.homeId === 'h02')).toBe(false);
 
-    // B drops h02 first, then A takes it (each restarted with its new CAREWATCH_HOMES).
+    // B drops h02 first, then A takes it (each restarted with its new CAREWATCH_HOMES); ingest too.
     const bPort = alerts.b?.port;
     await alerts.b?.proc.stop();
     await startAlerts('b', 'h04', bPort);
+    await ingest.b?.proc.stop();
+    await startIngest('b', 'h04');
+    // Between the two restarts nobody runs h02: its alarm and reading wait in h02's own sessions.
+    const office = await device(mqttUrl, 'h02-sd-office');
+    devices.push(office);
+    await office.event('detector_alarm');
+    await office.telemetry({ smoke_obscuration_pct_per_m: 0.2, temperature_c: 23 });
     const aPort = alerts.a?.port;
     await alerts.a?.proc.stop();
     await startAlerts('a', 'h01,h02,h03', aPort);
+    await ingest.a?.proc.stop();
+    await startIngest('a', 'h01,h02,h03');
+    await eventually('the alarm sent while h02 had no owner, raised by A', async () =>
+      (await openAlertsOn('a')).find((a) => a.homeId === 'h02' && a.roomId === 'office' && a.category === 'fire' && a.signal === 'alarm'),
+    );
+    await eventually('the reading sent while h02 had no owner, stored once', async () => {
+      const rows = (await influxQuery(influxUrl, database, `SELECT COUNT("seq") FROM "raw"."telemetry" WHERE "device" = 'h02-sd-office'`)).flatMap((x) => x.values);
+      return rows[0]?.[1] === 1 ? true : undefined;
+    });
 
     // The same alert, not a second one, in the same state and version; B holds nothing of h02.
     const onA = (await openAlertsOn('a')).find((a) => a.id === before.id);
     expect(onA && [onA.state, onA.version, onA.rule, onA.acknowledgedBy]).toEqual([before.state, before.version, before.rule, 'staff-h02']);
-    expect((await openAlertsOn('a')).filter((a) => a.homeId === 'h02' && a.rule === before.rule && a.id !== before.id)).toEqual([]);
+    expect((await openAlertsOn('a')).filter((a) => a.homeId === 'h02' && a.roomId === before.roomId && a.rule === before.rule && a.id !== before.id)).toEqual([]);
     expect((await openAlertsOn('b')).some((a) => a.homeId === 'h02')).toBe(false);
     // A now holds h02's rule state and saves the home's file as its owner.
     await sd.telemetry({ smoke_obscuration_pct_per_m: 0.1, temperature_c: 22 });
