@@ -511,7 +511,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           onInput: handleInput,
           durable: () => store.synced(),
           ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}),
-          // Issue 14: per-home filters, and session ids of this instance (svc-alerts-<instance>-signals).
+          // Issue 14: one signals session per owned home (svc-alerts-home-<home>-signals); the publisher
+          // and the live feed are this instance's (svc-alerts-<instance>, svc-alerts-<instance>-telemetry).
           ...(homes !== undefined ? { homes } : {}),
           ...(config.instance !== undefined ? { clientId: `${ALERTS_CLIENT_ID}-${config.instance}` } : {}),
         });
