@@ -296,7 +296,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mqttStats = mqttAdapter?.stats();
       const mqttUp = mqttStats?.connected ?? false;
       const disabled = disablements.stats();
-      const problems = [...journal.problems, ...disabled.problems, ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : [])];
+      const problems = [
+        ...journal.problems,
+        ...disabled.problems,
+        ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : []),
+        // Issue 14: without Redis, this node's alerts reach only the pages connected to it.
+        ...(cluster !== undefined && !cluster.connected() ? ['ALERTS_REDIS_DISCONNECTED'] : []),
+      ];
       // Issue 12: rejected device messages per code (the log is rate-limited, these counts are exact).
       const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {} };
       return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, problems };

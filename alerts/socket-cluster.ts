@@ -117,7 +117,9 @@ export interface SocketCluster {
   /** The open alerts and incidents the peers hold for this token's user. */
   openElsewhere(io: unknown, token: string): Promise<PeerOpenReply>;
   close(): Promise<void>;
-  stats(): { forwarded: number; forwardFailures: number; peerRequests: number };
+  /** Both Redis connections up: otherwise this node's broadcasts stay on this node (a /health problem). */
+  connected(): boolean;
+  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean };
 }
 
 export interface SocketClusterDeps {
@@ -135,7 +137,8 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   const timeoutMs = deps.requestTimeoutMs ?? 3000;
   // No request is ever dropped for Redis being away: commands wait in ioredis's offline queue
   // (maxRetriesPerRequest: null) and go out on reconnect; our own calls are bounded by timeoutMs.
-  const pub = new Redis(deps.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+  // Connects at once: the alerts create this in their start(), never in their constructor.
+  const pub = new Redis(deps.redisUrl, { maxRetriesPerRequest: null });
   const sub = pub.duplicate();
   for (const [name, c] of [['pub', pub], ['sub', sub]] as const) {
     c.on('error', (err: Error) => log.warn({ err, client: name, code: 'ALERTS_REDIS_ERROR' }, 'Redis connection error; retrying'));
@@ -212,6 +215,7 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
         [pub, sub].map((c) => Promise.race([c.quit().then(() => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]).finally(() => c.disconnect())),
       );
     },
-    stats: () => ({ forwarded, forwardFailures, peerRequests }),
+    connected: () => pub.status === 'ready' && sub.status === 'ready',
+    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready' }),
   };
 }

@@ -218,3 +218,19 @@ describe('ingest and alerts partitioned by home', () => {
     expect(confirmed?.confirmation).toBe('false_alarm');
   });
 });
+
+describe('a wrong home list', () => {
+  const exitOf = (p: TestProcess): Promise<number | null> => new Promise((resolve) => p.child.once('exit', (code) => resolve(code)));
+
+  it('stops ingest with the unknown homes named', async () => {
+    const p = startProcess('ingest-bad-homes', 'ingest/main.ts', { CAREWATCH_REGISTRY: DEMO_SITE_PATH, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_HOMES: 'h01,h99' });
+    expect(await exitOf(p)).toBe(1);
+    expect(p.output()).toContain('CAREWATCH_HOMES names homes not in the registry: h99');
+  });
+
+  it('stops alerts when partitioned without an instance name', async () => {
+    const p = startProcess('alerts-no-instance', 'alerts/main.ts', { CAREWATCH_REGISTRY: DEMO_SITE_PATH, CAREWATCH_HOMES: 'h01' });
+    expect(await exitOf(p)).toBe(1);
+    expect(p.output()).toContain('CAREWATCH_INSTANCE is required with CAREWATCH_HOMES');
+  });
+});
