@@ -269,6 +269,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (alert.category === 'fire' && alert.bureauPushedAt === undefined && alert.state !== 'resolved') {
         const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
         if (bureau > 0) deps.lifecycle.noteBureauPushed(alert.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
+        else if (deps.cluster !== undefined) onOtherNodes([BUREAU_ROOM], (n) => deps.lifecycle.noteBureauPushed(alert.id, `live to ${n} socket(s) in ${BUREAU_ROOM} on other nodes`));
       }
     },
     publishDisablements(homeId) {
@@ -289,6 +290,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (incident.kind === 'fire' && incident.bureauPushedAt === undefined && incident.state !== 'resolved') {
         const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
         if (bureau > 0) deps.lifecycle.noteIncidentBureauPushed(incident.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
+        else if (deps.cluster !== undefined) onOtherNodes([BUREAU_ROOM], (n) => deps.lifecycle.noteIncidentBureauPushed(incident.id, `live to ${n} socket(s) in ${BUREAU_ROOM} on other nodes`));
       }
     },
     connections: () => io.engine.clientsCount,
