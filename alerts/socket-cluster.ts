@@ -15,7 +15,7 @@ import type { Lifecycle } from './lifecycle.ts';
  * (`home:{id}`, `bureau`) to the sockets of every node, so staff of a home see its alerts whichever
  * node their page reached. What a page asks (acknowledge, confirm, resolve an alert or incident; the
  * open alerts on connect) is answered by the node whose lifecycle holds the alert: a node that does
- * not hold it asks its peers with `serverSideEmitWithAck` over the same Redis, and the owner replies
+ * not hold it asks its peers with `serverSideEmit` (with an acknowledgement) over the same Redis, and the owner replies
  * with its lifecycle's own result (the page gets the owner's AckResult, errors included).
  *
  * Why this and not an MQTT command topic or HTTP to the owner: the adapter already knows every live
@@ -96,7 +96,7 @@ type PeerOpenReply = { readonly alerts: AlertMessage[]; readonly incidents: Inci
 /** The part of socket.io's Server this module uses, typed for its own inter-node events. */
 interface PeerIo {
   on(ev: string, listener: (...args: unknown[]) => void): unknown;
-  serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
+  serverSideEmit(ev: string, ...args: unknown[]): unknown;
 }
 
 export interface PeerHandlers {
@@ -148,20 +148,23 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   let forwardFailures = 0;
   let peerRequests = 0;
 
-  async function ask(io: unknown, ev: string, ...args: unknown[]): Promise<unknown[] | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<undefined>((r) => {
-      timer = setTimeout(() => r(undefined), timeoutMs + 500);
+  /**
+   * Asks every other node; their answers, with `complete` false when some did not answer within the
+   * adapter's timeout (the answers that came are kept), or undefined when the request could not even
+   * be sent in time (Redis away).
+   */
+  function ask(io: unknown, ev: string, ...args: unknown[]): Promise<{ responses: unknown[]; complete: boolean } | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        log.warn({ event: ev, code: 'ALERTS_CLUSTER_TIMEOUT' }, 'no answer from the other nodes (Redis unreachable?)');
+        resolve(undefined);
+      }, timeoutMs + 500);
+      (io as PeerIo).serverSideEmit(ev, ...args, (err: Error | null, responses: unknown[] | undefined) => {
+        clearTimeout(timer);
+        if (err) log.warn({ err, event: ev, code: 'ALERTS_CLUSTER_TIMEOUT' }, 'a node did not answer in time');
+        resolve({ responses: Array.isArray(responses) ? responses : [], complete: !err });
+      });
     });
-    try {
-      return await Promise.race([(io as PeerIo).serverSideEmitWithAck(ev, ...args), timedOut]);
-    } catch (err) {
-      // The adapter rejects when not every peer answered in time; the answers it had are lost with it.
-      log.warn({ err, event: ev, code: 'ALERTS_CLUSTER_TIMEOUT' }, 'a peer did not answer in time');
-      return undefined;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   return {
@@ -188,17 +191,20 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
     async forward(io, token, action) {
       forwarded++;
       const replies = await ask(io, ACT, token, action);
-      if (replies === undefined) {
+      for (const r of replies?.responses ?? []) {
+        if (typeof r === 'object' && r !== null && (r as PeerActReply).handled === true) return (r as { result: ActionResult }).result;
+      }
+      // Nobody had it, but someone did not answer: it may be the owner. Say so, act on nothing.
+      if (replies === undefined || !replies.complete) {
         forwardFailures++;
         return OWNER_UNREACHABLE;
-      }
-      for (const r of replies) {
-        if (typeof r === 'object' && r !== null && (r as PeerActReply).handled === true) return (r as { result: ActionResult }).result;
       }
       return undefined;
     },
     async openElsewhere(io, token) {
-      const replies = (await ask(io, OPEN, token)) ?? [];
+      // What answered is shown; a node that did not answer in time is logged (ask), and its alerts
+      // reach the page with their next change.
+      const replies = (await ask(io, OPEN, token))?.responses ?? [];
       const alerts: AlertMessage[] = [];
       const incidents: IncidentMessage[] = [];
       for (const r of replies) {

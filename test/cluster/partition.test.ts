@@ -136,6 +136,8 @@ describe('ingest and alerts partitioned by home', () => {
     // It was raised by A (its owner): A's lifecycle has it, B's has none of h01.
     expect((await openAlertsOn('a')).some((a) => a.id === fire.id)).toBe(true);
     expect((await openAlertsOn('b')).some((a) => a.homeId === 'h01')).toBe(false);
+    // A had no page of its own connected: its delivery time comes from the sockets on B (GB 50440).
+    await eventually('the delivery noted on A', async () => ((await openAlertsOn('a')).find((a) => a.id === fire.id)?.pushedAt !== undefined ? true : undefined));
 
     const reply = await staff1.socket.timeout(10_000).emitWithAck('ack', fire.id);
     expect(reply.ok).toBe(true);
@@ -164,6 +166,8 @@ describe('ingest and alerts partitioned by home', () => {
     expect(ack).toMatchObject({ ok: true });
     const before = await eventually('the acknowledged h02 alarm on B', async () => (await openAlertsOn('b')).find((a) => a.id === raised.id && a.state === 'acknowledged'));
     expect((await openAlertsOn('a')).some((a) => a.homeId === 'h02')).toBe(false);
+    // Delivered to the bureau on A: B notes it (the monitoring centre's 10 s, GB 50440).
+    expect(before.bureauPushedAt).toBeDefined();
 
     // B drops h02 first, then A takes it (each restarted with its new CAREWATCH_HOMES); ingest too.
     const bPort = alerts.b?.port;
