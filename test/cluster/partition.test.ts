@@ -122,7 +122,7 @@ describe('ingest and alerts partitioned by home', () => {
     // InfluxDB overwrites a point with the same series and time).
     expect(await ingestReceived('a')).toBe(2 * (N + 1));
     expect(await ingestReceived('b')).toBe(2 * (N + 1));
-  });
+  }, 120_000);
 
   let fire: AlertMessage;
 
@@ -151,7 +151,7 @@ describe('ingest and alerts partitioned by home', () => {
     const late = await watch(httpOf('b'), 'staff-h01');
     clients.push(late);
     await late.waitFor('the open h01 alert in the snapshot from B', (a) => a.id === fire.id && a.state === 'acknowledged');
-  });
+  }, 120_000);
 
   it("moving h02 from B to A (both restarted with the new homes) keeps h02's open alert, its state and its latch", async () => {
     const sd = await device(mqttUrl, 'h02-sd-r102');
@@ -220,7 +220,7 @@ describe('ingest and alerts partitioned by home', () => {
     const confirmed = (await openAlertsOn('a')).find((a) => a.id === before.id);
     expect(confirmed?.version).toBeGreaterThan(before.version);
     expect(confirmed?.confirmation).toBe('false_alarm');
-  });
+  }, 300_000);
 });
 
 describe('a wrong home list', () => {
