@@ -356,8 +356,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     return saving;
   }
 
-  /** Every owned home's file, merged into the one-instance snapshot's shape (rules already restored per home). */
-  async function loadHomes(engines: HomeEngines): Promise<Snapshot> {
+  /** Every owned home's file, merged into the one-instance snapshot's shape (rules already restored per home); undefined when there was none. */
+  async function loadHomes(engines: HomeEngines): Promise<Snapshot | undefined> {
+    let read = 0;
     const open: StoredAlert[] = [];
     const held: HeldCondition[] = [];
     const incidents: StoredIncident[] = [];
@@ -368,6 +369,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         if (snap === undefined) continue;
         if (snap.version !== 1 || snap.home !== h || typeof snap.rules !== 'object') throw new Error('unknown home state format');
         engines.restoreHome(h, snap.rules);
+        read++;
         if (Array.isArray(snap.open)) open.push(...snap.open.filter((s) => s.alert.homeId === h));
         if (Array.isArray(snap.held)) held.push(...snap.held.filter((c) => c.signal.homeId === h));
         if (Array.isArray(snap.incidents)) incidents.push(...snap.incidents.filter((s) => s.incident.homeId === h));
@@ -377,7 +379,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         logger.error({ err, code: 'ALERTS_SNAPSHOT_UNREADABLE', path, home: h }, 'ignoring a home state file');
       }
     }
-    return { version: 1, savedAt: clock.now(), rules: {}, open, held, incidents };
+    return read === 0 ? undefined : { version: 1, savedAt: clock.now(), rules: {}, open, held, incidents };
   }
 
   function saveSnapshot(which?: readonly string[]): Promise<void> {
