@@ -33,6 +33,10 @@ import type { NotifyConfig } from './notify/config.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
 import { rosterRoutes } from './notify/roster-routes.ts';
+import { parseHomes } from '../common/homes.ts';
+import { createHomeEngines, homeStatePath, restrictRegistry, type HomeEngines } from './partition.ts';
+import { createSocketCluster, type SocketCluster } from './socket-cluster.ts';
+import { ALERTS_CLIENT_ID } from './mqtt.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
 const SNAPSHOT_EVERY_MS = 3000;
@@ -119,11 +123,21 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   }
   const stateDir = resolve(config.stateDir);
   const snapshotPath = join(stateDir, SNAPSHOT_FILE);
+  // Issue 14 (docs/scaling-services.md): the homes this instance owns (undefined: all of them). The
+  // rules, the MQTT subscriptions, the baselines and the restore see only these; people of any home
+  // still log in here (the full registry), and reach their home's alerts through the socket cluster.
+  const homes = parseHomes(config.homes, registry);
+  // Two partitioned instances must not share the publisher's and the live feed's client ids
+  // (each would take the other's connection over [MQTT-3.1.4-2]).
+  if (homes !== undefined && config.instance === undefined) throw new Error('CAREWATCH_INSTANCE is required with CAREWATCH_HOMES: a name per alerts instance');
+  const ownRegistry = homes === undefined ? registry : restrictRegistry(registry, homes);
+  const owns = (homeId: string): boolean => homes === undefined || homes.includes(homeId);
+  const homeStateDir = resolve(config.homeStateDir ?? join(stateDir, 'homes'));
   // One adapter (common/influx/) for every writer and reader of this process; create-only schema:
   // ingest owns the retention periods.
   const influxDb = openInfluxDatabase({ url: config.influxUrl, database: config.influxDb });
   const influxReader = influxDb.reader;
-  const baselines = deps.baselines === false ? undefined : createBaselineService({ influx: influxReader, registry, clock, logger, ...deps.baselines });
+  const baselines = deps.baselines === false ? undefined : createBaselineService({ influx: influxReader, registry: ownRegistry, clock, logger, ...deps.baselines });
   const news2History: News2History = createNews2History({
     influx: influxDb,
     journalPath: join(stateDir, CARE_JOURNAL_FILE),
@@ -157,14 +171,21 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       }
     }
   }
-  const engine = createEngine({
-    rules: withCareContext(deps.rules, () => baselines?.current()),
-    registry,
-    logger,
-    onFacts: routeFacts,
-  });
+  // Partitioned: one engine per owned home, each saved to its own file, so a home's rule state moves
+  // with the home (alerts/partition.ts).
+  const homeEngines: HomeEngines | undefined =
+    homes === undefined ? undefined : createHomeEngines({ homes, registry, rulesFor: () => withCareContext(deps.rules, () => baselines?.current()), logger, onFacts: routeFacts });
+  const engine: Engine =
+    homeEngines ??
+    createEngine({
+      rules: withCareContext(deps.rules, () => baselines?.current()),
+      registry,
+      logger,
+      onFacts: routeFacts,
+    });
   const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, influx: influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
+  let cluster: SocketCluster | undefined;
   let mqttAdapter: MqttAdapter | undefined;
   /** Set when the broker refused our login (retrying will not help): shown in /health. */
   let mqttFailure: string | undefined;
@@ -312,7 +333,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mqttStats = mqttAdapter?.stats();
       const mqttUp = mqttStats?.connected ?? false;
       const disabled = disablements.stats();
-      const problems = [...journal.problems, ...disabled.problems, ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : [])];
+      const problems = [
+        ...journal.problems,
+        ...disabled.problems,
+        ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : []),
+        // Issue 14: without Redis, this node's alerts reach only the pages connected to it.
+        ...(cluster !== undefined && !cluster.connected() ? ['ALERTS_REDIS_DISCONNECTED'] : []),
+      ];
       // Issue 12: rejected device messages per code (the log is rate-limited, these counts are exact).
       const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {} };
       return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, problems };
@@ -359,7 +386,50 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   let started = false;
   let closed = false;
 
-  function saveSnapshot(): Promise<void> {
+  /** One file per owned home (partitioned mode): its rule states, open alerts, held conditions, incidents. */
+  function saveHomes(engines: HomeEngines, which: readonly string[]): Promise<void> {
+    const open = lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []);
+    const held = lifecycle.held();
+    const incidents = lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []);
+    const files = which.map((h) => ({
+      path: homeStatePath(homeStateDir, h),
+      text: `{"version":1,"home":${JSON.stringify(h)},"owner":${JSON.stringify(config.instance ?? null)},"savedAt":${clock.now()},"rules":${engines.snapshotHomeJson(h)},"open":${JSON.stringify(open.filter((s) => s.alert.homeId === h))},"held":${JSON.stringify(held.filter((c) => c.signal.homeId === h))},"incidents":${JSON.stringify(incidents.filter((s) => s.incident.homeId === h))}}`,
+    }));
+    saving = saving
+      .then(() => Promise.all(files.map((f) => writeTextAtomic(f.path, f.text))))
+      .then(() => undefined)
+      .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save a home state file'));
+    return saving;
+  }
+
+  /** Every owned home's file, merged into the one-instance snapshot's shape (rules already restored per home); undefined when there was none. */
+  async function loadHomes(engines: HomeEngines): Promise<Snapshot | undefined> {
+    let read = 0;
+    const open: StoredAlert[] = [];
+    const held: HeldCondition[] = [];
+    const incidents: StoredIncident[] = [];
+    for (const h of engines.homes) {
+      const path = homeStatePath(homeStateDir, h);
+      try {
+        const snap = (await readJson(path)) as (Snapshot & { home?: string }) | undefined;
+        if (snap === undefined) continue;
+        if (snap.version !== 1 || snap.home !== h || typeof snap.rules !== 'object') throw new Error('unknown home state format');
+        engines.restoreHome(h, snap.rules);
+        read++;
+        if (Array.isArray(snap.open)) open.push(...snap.open.filter((s) => s.alert.homeId === h));
+        if (Array.isArray(snap.held)) held.push(...snap.held.filter((c) => c.signal.homeId === h));
+        if (Array.isArray(snap.incidents)) incidents.push(...snap.incidents.filter((s) => s.incident.homeId === h));
+      } catch (err) {
+        // As for the one-instance snapshot: a corrupt file costs that home's rule windows; its open
+        // alerts and incidents still come from InfluxDB.
+        logger.error({ err, code: 'ALERTS_SNAPSHOT_UNREADABLE', path, home: h }, 'ignoring a home state file');
+      }
+    }
+    return read === 0 ? undefined : { version: 1, savedAt: clock.now(), rules: {}, open, held, incidents };
+  }
+
+  function saveSnapshot(which?: readonly string[]): Promise<void> {
+    if (homeEngines !== undefined) return saveHomes(homeEngines, which ?? homeEngines.homes);
     // Built as text around the engine's own serialisation: the rule states are the bulk, and
     // copying them into an object first would serialise them twice on the event loop.
     const text = `{"version":1,"savedAt":${clock.now()},"rules":${engine.snapshotJson()},"open":${JSON.stringify(lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []))},"held":${JSON.stringify(lifecycle.held())},"incidents":${JSON.stringify(lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []))}}`;
@@ -386,7 +456,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     snapshotTimer = clock.setTimeout(() => {
       snapshotTimer = undefined;
       if (closed) return;
-      if (engine.dirty()) void saveSnapshot();
+      if (engine.dirty()) void saveSnapshot(homeEngines?.dirtyHomes());
       scheduleSnapshot();
     }, SNAPSHOT_EVERY_MS);
   }
@@ -444,8 +514,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     async start() {
       if (started) throw new Error('alerts already started');
       started = true;
-      const snap = await loadSnapshot();
-      if (snap) engine.restore(snap.rules);
+      const snap = homeEngines !== undefined ? await loadHomes(homeEngines) : await loadSnapshot();
+      if (snap && homeEngines === undefined) engine.restore(snap.rules);
       // Facts only report changes: the view starts from what holds in the restored states. The
       // histories need no seed: restored rules report only what happens after the restart.
       careView.onFacts(engine.standingFacts());
@@ -457,6 +527,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit'] } = { alerts: [], audit: [] };
       try {
         restored = await store.loadOpen(clock.now() - config.restoreDays * 86_400_000);
+        // Only the owned homes' (another instance holds the rest).
+        if (homes !== undefined) restored = { alerts: restored.alerts.filter((s) => owns(s.alert.homeId)), audit: restored.audit.filter((e) => owns(e.homeId)) };
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open alerts from InfluxDB; using the local snapshot');
       }
@@ -469,6 +541,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       let restoredIncidents: { incidents: StoredIncident[]; audit: IncidentAuditEntry[] } = { incidents: [], audit: [] };
       try {
         restoredIncidents = await store.loadOpenIncidents(clock.now() - config.restoreDays * 86_400_000);
+        if (homes !== undefined) restoredIncidents = { incidents: restoredIncidents.incidents.filter((s) => owns(s.incident.homeId)), audit: restoredIncidents.audit.filter((e) => owns(e.homeId)) };
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the local snapshot');
       }
@@ -483,10 +556,25 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await disablements.start();
       await rosters.start();
       await notifier?.start();
-      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry } });
+      if (config.redisUrl !== undefined) cluster = createSocketCluster({ redisUrl: config.redisUrl, logger });
+      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry }, ...(cluster !== undefined ? { cluster } : {}) });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
-        mqttAdapter = createMqttAdapter({ url: config.mqttUrl, ca: deps.mqttCa, password: config.alertsPassword, registry, clock, logger, onInput: handleInput, durable: () => store.synced(), ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}) });
+        mqttAdapter = createMqttAdapter({
+          url: config.mqttUrl,
+          ca: deps.mqttCa,
+          password: config.alertsPassword,
+          registry: ownRegistry,
+          clock,
+          logger,
+          onInput: handleInput,
+          durable: () => store.synced(),
+          ...(config.receiveStamp !== undefined ? { receiveStamp: config.receiveStamp } : {}),
+          // Issue 14: one signals session per owned home (svc-alerts-home-<home>-signals); the publisher
+          // and the live feed are this instance's (svc-alerts-<instance>, svc-alerts-<instance>-telemetry).
+          ...(homes !== undefined ? { homes } : {}),
+          ...(config.instance !== undefined ? { clientId: `${ALERTS_CLIENT_ID}-${config.instance}` } : {}),
+        });
         await connectMqtt(mqttAdapter);
       }
       scheduleTick();
@@ -515,6 +603,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await step('disablements', () => disablements.close());
       await step('lifecycle', () => lifecycle.close());
       await step('socket.io', () => hub?.close());
+      await step('socket-cluster', () => cluster?.close());
       await step('http', () => app.close());
       await step('snapshot', async () => {
         if (started) await saveSnapshot();
@@ -548,6 +637,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       disablements: disablements.stats(),
       rosters: rosters.stats(),
       notifier: notifier?.stats(),
+      ...(homes !== undefined ? { homes, notOwnedInputs: homeEngines?.notOwned() ?? 0 } : {}),
+      ...(cluster !== undefined ? { cluster: cluster.stats() } : {}),
     }),
   };
   return self;

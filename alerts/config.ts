@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { HOMES_PATTERN } from '../common/homes.ts';
 import type { EscalationPolicy, LadderStep } from './escalation.ts';
 
 /** The alerts process's configuration; main.ts reads it from CAREWATCH_* variables with loadConfig. */
@@ -43,6 +44,20 @@ export const AlertsConfigSchema = Type.Object({
   escalationLow: Type.String({ pattern: LADDER_PATTERN, default: '14400,86400,1800', description: 'directorAfterS,bureauAfterS,remindEveryS' }),
   /** How far back restore looks for open alerts, days. */
   restoreDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
+  /**
+   * Issue 14 (docs/scaling-services.md): the homes this instance owns, comma-separated ("h01,h02").
+   * Unset: every home (one instance). Each instance subscribes to, evaluates and restores only these.
+   */
+  homes: Type.Optional(Type.String({ pattern: HOMES_PATTERN, description: 'comma-separated home ids this instance owns; unset for all homes' })),
+  /** A name per instance ("a", "2"): its MQTT client ids become svc-alerts-<instance>[-signals|-telemetry]. */
+  instance: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,11}$', description: 'instance name, 1-12 of [A-Za-z0-9_-]' })),
+  /**
+   * Where each owned home's rule state, open alerts and incidents are saved, one file per home
+   * (default `<stateDir>/homes`). Instances that may take over each other's homes share it.
+   */
+  homeStateDir: Type.Optional(Type.String({ minLength: 1, description: 'a directory shared by the alerts instances (one file per home)' })),
+  /** socket.io rooms across alerts nodes through Redis (@socket.io/redis-adapter), e.g. redis://127.0.0.1:6379. Unset: this node alone. */
+  redisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 export type AlertsConfig = Static<typeof AlertsConfigSchema>;

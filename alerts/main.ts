@@ -15,6 +15,7 @@ import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { isDemoSecret } from '../common/secrets.ts';
 import { envName } from '../common/config.ts';
 import { readClientTls, readServerTls, type ServerTls } from '../common/tls.ts';
+import { parseHomes } from '../common/homes.ts';
 import { createAlerts } from './alerts.ts';
 import { AlertsConfigSchema, escalationPolicy, parseNightHours, type AlertsConfig } from './config.ts';
 import { notifyConfigProblems, type NotifyConfig } from './notify/config.ts';
@@ -66,6 +67,13 @@ const code = await runProcess({
   logLevel: (config) => config.logLevel,
   build: ({ config, registry, logger, production }) => {
     const problems = production ? productionProblems(config) : [];
+    // Issue 14: a wrong home list fails the start with a reason (createAlerts would throw it too).
+    try {
+      parseHomes(config.homes, registry);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    if (config.homes !== undefined && config.instance === undefined) problems.push('CAREWATCH_INSTANCE is required with CAREWATCH_HOMES: a name per alerts instance');
     if (problems.length > 0) throw new StartupProblem(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     if (THREADPOOL_FROM_LAUNCHER === undefined) {
       logger.warn({ code: 'ALERTS_THREADPOOL_UNSET', uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE }, 'UV_THREADPOOL_SIZE not set by the launcher; set it in the service environment');

@@ -6,7 +6,8 @@ import { createRejectionLog } from '../common/rejection-log.ts';
 import { decodeDeviceMessage, type ReceiveStamp, type RejectCode } from '../contract/device-message.ts';
 import type { AlertMessage } from '../contract/payloads.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS, alertsTopic, incidentsTopic } from '../contract/topics.ts';
+import { alertsTopic, incidentsTopic } from '../contract/topics.ts';
+import { deviceFilters, homeSessionId } from '../common/homes.ts';
 import type { IncidentMessage } from '../contract/incidents.ts';
 import type { RangedTelemetryInput } from './rules/input-range.ts';
 import type { RuleInput } from './rules/types.ts';
@@ -61,6 +62,14 @@ export interface MqttAdapterDeps {
    * receive time (contract/device-message.ts ReceiveStamp). Default `broker`.
    */
   readonly receiveStamp?: ReceiveStamp;
+  /**
+   * Issue 14 (docs/scaling-services.md): these homes' devices only; unset: all. Each owned home's
+   * events and statuses come on a persistent session of its own, `svc-alerts-home-{homeId}-signals`,
+   * named after the home and not the instance: while the home moves between instances the broker
+   * queues its alarms for that session, and the new owner receives them. Readings stay one live
+   * feed per instance (`{clientId}-telemetry`, clean: nothing to move).
+   */
+  readonly homes?: readonly string[];
 }
 
 export interface MqttAdapter {
@@ -191,13 +200,13 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   }
 
   /** One subscribing session; its PUBACKs leave in order, each batch once what it changed is durable. */
-  function subscriber(suffix: string, filters: readonly string[], live = false): MqttSession {
+  function subscriber(clientId: string, suffix: string, filters: readonly string[], live = false): MqttSession {
     // The tail of this connection's PUBACK chain while any batch still waits for durability.
     let tail: Promise<void> | undefined;
     const session: MqttSession = createMqttSession({
       url: deps.url,
       ca: deps.ca,
-      clientId: `${baseId}-${suffix}`,
+      clientId,
       username,
       password: deps.password,
       filters,
@@ -294,7 +303,12 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         c.once('connect', onConnect);
         c.on('error', onError);
       });
-      sessions = [subscriber('signals', [FILTERS.event, FILTERS.status]), subscriber('telemetry', [FILTERS.telemetry], true)];
+      const homes = deps.homes;
+      const signals =
+        homes === undefined
+          ? [subscriber(`${baseId}-signals`, 'signals', deviceFilters(['event', 'status'], undefined))]
+          : homes.map((h) => subscriber(`${homeSessionId(username, h)}-signals`, `${h}-signals`, deviceFilters(['event', 'status'], [h])));
+      sessions = [...signals, subscriber(`${baseId}-telemetry`, 'telemetry', deviceFilters(['telemetry'], homes), true)];
       for (const s of sessions) s.start();
       await Promise.all(sessions.map((s) => s.whenSubscribed()));
     },

@@ -14,6 +14,7 @@ import { attachDisablementHandlers } from './disablements/socket-handlers.ts';
 import type { DisablementStore } from './disablements/store.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { HANDSHAKE_LIMITS, createHandshakeBound, type Engine, type EngineConnection } from './socket-handshakes.ts';
+import { holds, runAction, type ActionResult, type PeerAction, type SocketCluster } from './socket-cluster.ts';
 
 /**
  * socket.io attached by hand to fastify's HTTP server. The token from POST /api/login is verified
@@ -34,6 +35,12 @@ export interface SocketHubDeps {
   readonly logger: Logger;
   /** Test and maintenance mode (issue 11): the `disablements` list and the `disable`/`enable` handlers. */
   readonly disablements?: { readonly store: DisablementStore; readonly registry: RegistryIndex };
+  /**
+   * Issue 14: the other alerts nodes, over Redis (alerts/socket-cluster.ts). Room broadcasts reach
+   * every node's sockets; a page's action on an alert this node does not hold goes to the node that
+   * does; the snapshot on connect includes what the other nodes hold.
+   */
+  readonly cluster?: SocketCluster;
 }
 
 export interface SocketHub {
@@ -88,6 +95,28 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
    */
   const tokenOf = new WeakMap<IoSocket, string>();
 
+  /** The open alerts and incidents this node holds that the actor's stream carries, noted as pushed to them. */
+  function localOpen(actor: Actor, to: string): { alerts: AlertMessage[]; incidents: IncidentMessage[] } {
+    const alerts = deps.lifecycle.open().filter((a) => inStream(actor, a));
+    // An alert raised while nobody was connected reaches its first client here.
+    for (const a of alerts) if (a.pushedAt === undefined) deps.lifecycle.notePushed(a.id, `snapshot to ${to}`);
+    if (seesAllHomes(actor)) for (const a of alerts) if (a.category === 'fire' && a.bureauPushedAt === undefined) deps.lifecycle.noteBureauPushed(a.id, `snapshot to ${to}`);
+    // Issue 11: the open incidents after the alerts, with the same delivery facts.
+    const incidents = deps.lifecycle.openIncidents().filter((i) => incidentInStream(actor, i));
+    for (const i of incidents) if (i.pushedAt === undefined) deps.lifecycle.noteIncidentPushed(i.id, `snapshot to ${to}`);
+    if (seesAllHomes(actor)) for (const i of incidents) if (i.kind === 'fire' && i.bureauPushedAt === undefined) deps.lifecycle.noteIncidentBureauPushed(i.id, `snapshot to ${to}`);
+    return { alerts, incidents };
+  }
+
+  if (deps.cluster !== undefined) {
+    io.adapter(deps.cluster.adapter);
+    deps.cluster.attach(io, {
+      lifecycle: deps.lifecycle,
+      verify: (token) => deps.tokens.verify(token, deps.clock.now()),
+      openFor: (actor) => localOpen(actor, `${actor.username} on another node`),
+    });
+  }
+
   io.use((socket, next) => {
     const auth: unknown = socket.handshake.auth;
     const token = typeof auth === 'object' && auth !== null && 'token' in auth ? (auth as { token: unknown }).token : undefined;
@@ -139,20 +168,34 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     });
     if (seesAllHomes(actor)) void socket.join(BUREAU_ROOM);
     else if (actor.homeId !== undefined) void socket.join(homeRoom(actor.homeId));
-    const snapshot = deps.lifecycle.open().filter((a) => inStream(actor, a));
-    socket.emit('snapshot', snapshot);
-    // An alert raised while nobody was connected reaches its first client here.
-    for (const a of snapshot) if (a.pushedAt === undefined) deps.lifecycle.notePushed(a.id, `snapshot to ${actor.username}`);
-    if (seesAllHomes(actor)) for (const a of snapshot) if (a.category === 'fire' && a.bureauPushedAt === undefined) deps.lifecycle.noteBureauPushed(a.id, `snapshot to ${actor.username}`);
-    // Issue 11: the open incidents after the alerts, with the same delivery facts.
-    const incidents = deps.lifecycle.openIncidents().filter((i) => incidentInStream(actor, i));
-    socket.emit('incidents', incidents);
-    for (const i of incidents) if (i.pushedAt === undefined) deps.lifecycle.noteIncidentPushed(i.id, `snapshot to ${actor.username}`);
-    if (seesAllHomes(actor)) for (const i of incidents) if (i.kind === 'fire' && i.bureauPushedAt === undefined) deps.lifecycle.noteIncidentBureauPushed(i.id, `snapshot to ${actor.username}`);
+    const mine = localOpen(actor, actor.username);
+    const cluster = deps.cluster;
+    if (cluster === undefined) {
+      socket.emit('snapshot', mine.alerts);
+      socket.emit('incidents', mine.incidents);
+    } else {
+      // The other nodes' part comes over Redis; one snapshot with both (the newest version of an id
+      // wins, should two nodes hold it while a home moves).
+      void cluster.openElsewhere(io, token).then((other) => {
+        if (!socket.connected) return;
+        socket.emit('snapshot', newestById([...mine.alerts, ...other.alerts]));
+        socket.emit('incidents', newestById([...mine.incidents, ...other.incidents]));
+      });
+    }
     if (deps.disablements !== undefined) attachDisablementHandlers(socket, actor, live, deps.disablements);
     log.debug({ username: actor.username, role: actor.role }, 'socket connected');
 
     // Each handler checks its arguments itself: a socket client is outside input.
+    const send = (reply: unknown, r: ActionResult): void => {
+      if (typeof reply === 'function') (reply as (x: ActionResult) => void)(r);
+    };
+    /** On this node's lifecycle when it holds the alert or incident, else on the node that does (issue 14). */
+    const perform = (a: PeerAction, reply: unknown): void => {
+      const cluster = deps.cluster;
+      if (cluster === undefined || holds(deps.lifecycle, a)) return send(reply, runAction(deps.lifecycle, a, actor));
+      // No node holds it: the local lifecycle gives the usual not-found answer.
+      void cluster.forward(io, token, a).then((r) => send(reply, r ?? runAction(deps.lifecycle, a, actor)));
+    };
     const expired = (reply: unknown): boolean => {
       if (live()) return false;
       replyWith(reply, fail('AUTH_REQUIRED', 'the session has expired or the user changed; log in again'));
@@ -162,7 +205,8 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     socket.on('ack', (id: unknown, reply: unknown) => {
       if (expired(reply)) return;
       const alertId = str(id, 128);
-      replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.ack(alertId, actor));
+      if (alertId === undefined) return replyWith(reply, bad('alertId must be a string'));
+      perform({ op: 'ack', id: alertId }, reply);
     });
     socket.on('confirm', (id: unknown, confirmation: unknown, comment: unknown, reply: unknown) => {
       if (expired(reply)) return;
@@ -170,12 +214,13 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (alertId === undefined || !(CONFIRMATIONS as readonly unknown[]).includes(confirmation)) {
         return replyWith(reply, bad(`confirm(alertId, one of ${CONFIRMATIONS.join('|')}, comment)`));
       }
-      replyWith(reply, deps.lifecycle.confirm(alertId, actor, confirmation as Confirmation, str(comment, 1000)));
+      perform(withComment({ op: 'confirm', id: alertId, confirmation: confirmation as Confirmation }, str(comment, 1000)), reply);
     });
     socket.on('resolve', (id: unknown, comment: unknown, reply: unknown) => {
       if (expired(reply)) return;
       const alertId = str(id, 128);
-      replyWith(reply, alertId === undefined ? bad('alertId must be a string') : deps.lifecycle.resolve(alertId, actor, str(comment, 1000)));
+      if (alertId === undefined) return replyWith(reply, bad('alertId must be a string'));
+      perform(withComment({ op: 'resolve', id: alertId }, str(comment, 1000)), reply);
     });
     // The same checks for incidents (token still valid, arguments of the right shape, role-scoped in the lifecycle).
     const expiredIncident = (reply: unknown): boolean => {
@@ -187,7 +232,8 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     socket.on('ackIncident', (id: unknown, reply: unknown) => {
       if (expiredIncident(reply)) return;
       const incidentId = str(id, 128);
-      replyIncident(reply, incidentId === undefined ? badIncident('incidentId must be a string') : deps.lifecycle.ackIncident(incidentId, actor));
+      if (incidentId === undefined) return replyIncident(reply, badIncident('incidentId must be a string'));
+      perform({ op: 'ackIncident', id: incidentId }, reply);
     });
     socket.on('confirmIncident', (id: unknown, confirmation: unknown, comment: unknown, reply: unknown) => {
       if (expiredIncident(reply)) return;
@@ -195,14 +241,30 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (incidentId === undefined || !(CONFIRMATIONS as readonly unknown[]).includes(confirmation)) {
         return replyIncident(reply, badIncident(`confirmIncident(incidentId, one of ${CONFIRMATIONS.join('|')}, comment)`));
       }
-      replyIncident(reply, deps.lifecycle.confirmIncident(incidentId, actor, confirmation as Confirmation, str(comment, 1000)));
+      perform(withComment({ op: 'confirmIncident', id: incidentId, confirmation: confirmation as Confirmation }, str(comment, 1000)), reply);
     });
     socket.on('resolveIncident', (id: unknown, comment: unknown, reply: unknown) => {
       if (expiredIncident(reply)) return;
       const incidentId = str(id, 128);
-      replyIncident(reply, incidentId === undefined ? badIncident('incidentId must be a string') : deps.lifecycle.resolveIncident(incidentId, actor, str(comment, 1000)));
+      if (incidentId === undefined) return replyIncident(reply, badIncident('incidentId must be a string'));
+      perform(withComment({ op: 'resolveIncident', id: incidentId }, str(comment, 1000)), reply);
     });
   });
+
+  /**
+   * With other nodes, the broadcast may have reached sockets there only: count them (a Redis round
+   * trip, only for the first delivery of an alert that no local socket took) before noting it pushed.
+   */
+  function onOtherNodes(rooms: string[], note: (n: number) => void): void {
+    io.in(rooms)
+      .fetchSockets()
+      .then(
+        (sockets) => {
+          if (sockets.length > 0) note(sockets.length);
+        },
+        (err: unknown) => log.warn({ err, code: 'ALERTS_CLUSTER_TIMEOUT' }, 'could not count the sockets on other nodes'),
+      );
+  }
 
   return {
     io,
@@ -214,11 +276,13 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (alert.pushedAt === undefined && alert.state !== 'resolved') {
         const reached = rooms.reduce((n, room) => n + (io.sockets.adapter.rooms.get(room)?.size ?? 0), 0);
         if (reached > 0) deps.lifecycle.notePushed(alert.id, `live to ${reached} socket(s) in ${rooms.join(', ')}`);
+        else if (deps.cluster !== undefined) onOtherNodes(rooms, (n) => deps.lifecycle.notePushed(alert.id, `live to ${n} socket(s) in ${rooms.join(', ')} on other nodes`));
       }
       // For a fire alarm the 10 s is to the monitoring centre: only a non-empty bureau room counts.
       if (alert.category === 'fire' && alert.bureauPushedAt === undefined && alert.state !== 'resolved') {
         const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
         if (bureau > 0) deps.lifecycle.noteBureauPushed(alert.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
+        else if (deps.cluster !== undefined) onOtherNodes([BUREAU_ROOM], (n) => deps.lifecycle.noteBureauPushed(alert.id, `live to ${n} socket(s) in ${BUREAU_ROOM} on other nodes`));
       }
     },
     publishDisablements(homeId) {
@@ -234,10 +298,12 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       if (incident.pushedAt === undefined && incident.state !== 'resolved') {
         const reached = rooms.reduce((n, room) => n + (io.sockets.adapter.rooms.get(room)?.size ?? 0), 0);
         if (reached > 0) deps.lifecycle.noteIncidentPushed(incident.id, `live to ${reached} socket(s) in ${rooms.join(', ')}`);
+        else if (deps.cluster !== undefined) onOtherNodes(rooms, (n) => deps.lifecycle.noteIncidentPushed(incident.id, `live to ${n} socket(s) in ${rooms.join(', ')} on other nodes`));
       }
       if (incident.kind === 'fire' && incident.bureauPushedAt === undefined && incident.state !== 'resolved') {
         const bureau = io.sockets.adapter.rooms.get(BUREAU_ROOM)?.size ?? 0;
         if (bureau > 0) deps.lifecycle.noteIncidentBureauPushed(incident.id, `live to ${bureau} socket(s) in ${BUREAU_ROOM}`);
+        else if (deps.cluster !== undefined) onOtherNodes([BUREAU_ROOM], (n) => deps.lifecycle.noteIncidentBureauPushed(incident.id, `live to ${n} socket(s) in ${BUREAU_ROOM} on other nodes`));
       }
     },
     connections: () => io.engine.clientsCount,
@@ -248,4 +314,18 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       io.engine.close();
     },
   };
+}
+
+/** One per id, the highest version (alerts and incidents both carry id and version). */
+function newestById<T extends { readonly id: string; readonly version: number }>(items: readonly T[]): T[] {
+  const best = new Map<string, T>();
+  for (const x of items) {
+    const prior = best.get(x.id);
+    if (prior === undefined || prior.version < x.version) best.set(x.id, x);
+  }
+  return [...best.values()];
+}
+
+function withComment<A extends PeerAction>(a: A, comment: string | undefined): A {
+  return comment === undefined ? a : { ...a, comment };
 }

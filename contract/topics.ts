@@ -55,6 +55,16 @@ export const FILTERS = {
 } as const;
 
 /**
+ * The device filters of one home (`carewatch/v1/{homeId}/+/{channel}`): an instance of ingest or
+ * alerts that owns a set of homes subscribes to these instead of FILTERS (docs/scaling-services.md).
+ * Each is narrower than the matching FILTERS entry, so a service's existing broker grant covers it.
+ */
+export function homeDeviceFilter(homeId: string, channel: 'telemetry' | 'event' | 'status'): string {
+  assertId('home', homeId);
+  return `${TOPIC_ROOT}/${PROTOCOL_VERSION}/${homeId}/+/${channel}`;
+}
+
+/**
  * A shared subscription [MQTT-5.0 §4.8.2] `$share/{group}/{filter}`: the broker delivers each
  * matching message to one subscriber of the group, so instances of a service split the load.
  * Mosquitto 2, EMQX, HiveMQ and VerneMQ support it (also for MQTT 3.1.1 clients); aedes 1.x does

@@ -3,7 +3,10 @@ import { systemClock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { MetricName } from '../contract/metrics.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
-import { FILTERS, sharedFilter } from '../contract/topics.ts';
+import { sharedFilter } from '../contract/topics.ts';
+import { deviceFilters, homeSessionId } from '../common/homes.ts';
+
+const CHANNELS = ['telemetry', 'event', 'status'] as const;
 import type { ReceiveStamp } from '../contract/device-message.ts';
 import type { RetentionConfig } from '../common/influx-schema.ts';
 import { openInfluxDatabase } from '../common/influx/database.ts';
@@ -50,6 +53,14 @@ export interface IngestConfig {
    * `clientId` per instance. Unset (default): every message to this instance.
    */
   readonly shareGroup?: string;
+  /**
+   * Issue 14 (docs/scaling-services.md): store these homes' devices only; unset: every home on one
+   * session (`clientId`). Owned homes each get a persistent session of their own,
+   * `{username}-home-{homeId}` (contract/topics.ts homeDeviceFilter): the session belongs to the
+   * home, not to the instance, so while a home moves the broker keeps queueing its messages for
+   * that session until the new owner connects it. Nothing is lost between the two restarts.
+   */
+  readonly homes?: readonly string[];
   /** /health turns 503 after InfluxDB writes have failed this long. */
   readonly influxUnhealthyMs?: number;
   readonly batchMaxPoints?: number;
@@ -102,7 +113,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   const logger = deps.logger;
   const now = deps.now ?? Date.now;
   let spool: Spool | undefined;
-  let session: MqttSession | undefined;
+  let sessions: MqttSession[] = [];
   let writer: InfluxWriter | undefined;
   let server: Server | undefined;
   // Timers write a window's "suppressed N more" line when it ends, so a flood that stopped is summed up too.
@@ -114,9 +125,10 @@ export function createIngest(deps: IngestDeps): Ingest {
   let closing = false;
   let committing: Promise<void> | undefined;
   let commitAgain = false;
-  let toAck = new Map<number, number[]>();
+  /** Per session, per connection: the message ids to acknowledge once the spool is synced. */
+  let toAck = new Map<MqttSession, Map<number, number[]>>();
 
-  function onMessages(msgs: ReceivedMessage[]): void {
+  function onMessages(from: MqttSession, msgs: ReceivedMessage[]): void {
     const s = spool;
     if (s === undefined || closing) return;
     const t = now();
@@ -126,14 +138,16 @@ export function createIngest(deps: IngestDeps): Ingest {
       if (m.retain === true && config.receiveStamp === 'service') retainedSkipped++;
       else s.append(m.topic, m.payload, t);
       if (m.qos === 1) {
-        const list = toAck.get(m.connection);
-        if (list === undefined) toAck.set(m.connection, [m.messageId]);
+        let byConn = toAck.get(from);
+        if (byConn === undefined) toAck.set(from, (byConn = new Map()));
+        const list = byConn.get(m.connection);
+        if (list === undefined) byConn.set(m.connection, [m.messageId]);
         else list.push(m.messageId);
       }
     }
     received += msgs.length;
-    if (s.isFull() && session !== undefined && !session.stats().paused) {
-      session.pause();
+    if (s.isFull() && sessions.length > 0 && !sessions.every((x) => x.stats().paused)) {
+      for (const x of sessions) x.pause();
       logger.warn({ code: 'INGEST_BACKPRESSURE', spoolBytes: s.stats().bytes, maxBytes: config.spoolMaxBytes }, 'spool full: stopped reading from the broker, which keeps the messages in our session');
     }
     groupCommit();
@@ -151,7 +165,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       .commit()
       .then(
         () => {
-          for (const [conn, ids] of acks) session?.ack(conn, ids);
+          for (const [from, byConn] of acks) for (const [conn, ids] of byConn) from.ack(conn, ids);
         },
         (err: unknown) => logger.error({ err, code: 'INGEST_SPOOL_IO' }, 'spool commit failed; messages stay unacknowledged and will be redelivered'),
       )
@@ -166,15 +180,25 @@ export function createIngest(deps: IngestDeps): Ingest {
 
   function onProgress(): void {
     const s = spool;
-    if (s !== undefined && !closing && session?.stats().paused && s.stats().bytes < config.spoolMaxBytes * RESUME_RATIO) {
-      session.resume();
+    if (s !== undefined && !closing && sessions.some((x) => x.stats().paused) && s.stats().bytes < config.spoolMaxBytes * RESUME_RATIO) {
+      for (const x of sessions) x.resume();
       logger.info({ spoolBytes: s.stats().bytes }, 'spool has room again: resumed reading from the broker');
     }
   }
 
   function stats(): IngestStats {
     const sp = spool?.stats();
-    const ms = session?.stats();
+    const all = sessions.map((x) => x.stats());
+    const ms =
+      all.length === 0
+        ? undefined
+        : {
+            acked: all.reduce((n, x) => n + x.acked, 0),
+            connected: all.every((x) => x.connected),
+            subscribed: all.every((x) => x.subscribed),
+            paused: all.some((x) => x.paused),
+            connections: all.reduce((n, x) => n + x.connections, 0),
+          };
     const ws = writer?.stats();
     return {
       received,
@@ -255,28 +279,38 @@ export function createIngest(deps: IngestDeps): Ingest {
         timeWrite: metrics.timeWrite,
       });
       writer.start();
-      session = createMqttSession({
-        url: config.mqttUrl,
-        ca: config.mqttCa,
-        clientId: config.clientId,
-        username: config.username,
-        password: config.password,
-        keepaliveS: config.keepaliveS,
-        filters: [FILTERS.telemetry, FILTERS.event, FILTERS.status].map((f) => (config.shareGroup === undefined ? f : sharedFilter(config.shareGroup, f))),
-        logger: logger.child({ component: 'mqtt' }),
-        onMessages,
-        codePrefix: 'INGEST',
+      const share = (f: string): string => (config.shareGroup === undefined ? f : sharedFilter(config.shareGroup, f));
+      const plan: Array<{ clientId: string; filters: string[]; home?: string }> =
+        config.homes === undefined
+          ? [{ clientId: config.clientId, filters: deviceFilters(CHANNELS, undefined).map(share) }]
+          : config.homes.map((h) => ({ clientId: homeSessionId(config.username, h), filters: deviceFilters(CHANNELS, [h]).map(share), home: h }));
+      sessions = plan.map((p) => {
+        const session: MqttSession = createMqttSession({
+          url: config.mqttUrl,
+          ca: config.mqttCa,
+          clientId: p.clientId,
+          username: config.username,
+          password: config.password,
+          keepaliveS: config.keepaliveS,
+          filters: p.filters,
+          logger: logger.child({ component: 'mqtt', ...(p.home !== undefined ? { home: p.home } : {}) }),
+          onMessages: (msgs) => onMessages(session, msgs),
+          codePrefix: 'INGEST',
+        });
+        return session;
       });
-      if (spool.isFull()) session.pause();
-      session.start();
+      for (const x of sessions) {
+        if (spool.isFull()) x.pause();
+        x.start();
+      }
       if (config.httpPort !== undefined) await startHttp(config.httpPort);
     },
     async close() {
       // Stop taking new messages, make what arrived durable and acknowledge it, then leave.
       closing = true;
-      session?.pause();
+      for (const x of sessions) x.pause();
       while (committing !== undefined) await committing;
-      await session?.close();
+      await Promise.all(sessions.map((x) => x.close()));
       await writer?.close();
       await spool?.close();
       // The last window's "suppressed N more" lines, so a flood that ended is still summed up.
@@ -291,7 +325,7 @@ export function createIngest(deps: IngestDeps): Ingest {
     },
     stats,
     metrics: metrics.registry,
-    subscribed: () => session?.whenSubscribed() ?? Promise.reject(new Error('ingest not started')),
+    subscribed: () => (sessions.length > 0 ? Promise.all(sessions.map((x) => x.whenSubscribed())).then(() => undefined) : Promise.reject(new Error('ingest not started'))),
     httpPort() {
       const a = server?.address();
       return typeof a === 'object' && a !== null ? a.port : undefined;

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { envName } from '../common/config.ts';
 import { readClientTls } from '../common/tls.ts';
+import { HOMES_PATTERN, parseHomes } from '../common/homes.ts';
 import { createIngest } from './ingest.ts';
 
 /** Composition root of the ingest process: `node --import tsx ingest/main.ts`. */
@@ -18,6 +19,8 @@ const ConfigSchema = Type.Object({
   // docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (Mosquitto).
   receiveStamp: Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' }),
   ingestShareGroup: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'shared-subscription group ($share/<group>/...), e.g. ingest; needs Mosquitto 2 and a distinct CAREWATCH_INGEST_CLIENT_ID per instance' })),
+  // Issue 14 (docs/scaling-services.md): the homes this instance stores; unset: every home.
+  homes: Type.Optional(Type.String({ pattern: HOMES_PATTERN, description: 'comma-separated home ids this instance owns; unset for all homes' })),
   influxUrl: Type.String({ default: 'http://127.0.0.1:8086', pattern: '^https?://', description: 'InfluxDB 1.x URL like http://127.0.0.1:8086' }),
   influxDb: Type.String({ default: 'carewatch', pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   spoolDir: Type.String({ default: '.tmp/spool/ingest', minLength: 1 }),
@@ -41,8 +44,10 @@ const code = await runProcess({
   logLevel: (cfg) => cfg.logLevel,
   build: ({ config: cfg, registry, logger }) => {
     let mqttCa: Buffer | undefined;
+    let homes: readonly string[] | undefined;
     try {
       mqttCa = readClientTls(cfg.mqttCaFile, envName('mqttCaFile')).ca;
+      homes = parseHomes(cfg.homes, registry);
     } catch (err) {
       throw new StartupProblem((err as Error).message);
     }
@@ -57,6 +62,7 @@ const code = await runProcess({
         clientId: cfg.ingestClientId,
         receiveStamp: cfg.receiveStamp,
         ...(cfg.ingestShareGroup !== undefined ? { shareGroup: cfg.ingestShareGroup } : {}),
+        ...(homes !== undefined ? { homes } : {}),
         influxUrl: cfg.influxUrl,
         influxDb: cfg.influxDb,
         spoolDir: cfg.spoolDir,

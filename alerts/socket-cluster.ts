@@ -1,0 +1,227 @@
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import type { Logger } from '../common/logger.ts';
+import type { IncidentMessage } from '../contract/incidents.ts';
+import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
+import type { AckResult, IncidentResult } from '../contract/socket-events.ts';
+import type { Actor } from './access.ts';
+import { ALERT_ERRORS, type Outcome } from './errors.ts';
+import type { Lifecycle } from './lifecycle.ts';
+
+/**
+ * socket.io across alerts nodes (issue 14, docs/scaling-services.md "Web nodes").
+ *
+ * Every alerts instance serves the page; `@socket.io/redis-adapter` carries each room broadcast
+ * (`home:{id}`, `bureau`) to the sockets of every node, so staff of a home see its alerts whichever
+ * node their page reached. What a page asks (acknowledge, confirm, resolve an alert or incident; the
+ * open alerts on connect) is answered by the node whose lifecycle holds the alert: a node that does
+ * not hold it asks its peers with `serverSideEmit` (with an acknowledgement) over the same Redis, and the owner replies
+ * with its lifecycle's own result (the page gets the owner's AckResult, errors included).
+ *
+ * Why this and not an MQTT command topic or HTTP to the owner: the adapter already knows every live
+ * node and gives request/response with a timeout; no owner map has to be configured on the web side
+ * (a moved home is found where it is now); no new topic, broker grant or listener address is needed.
+ *
+ * The page's token is forwarded, not the actor: the owner verifies it itself (every node has the same
+ * CAREWATCH_TOKEN_SECRET), so a node never acts on a peer's word about who someone is.
+ */
+
+export type PeerAction =
+  | { readonly op: 'ack' | 'ackIncident'; readonly id: string }
+  | { readonly op: 'resolve' | 'resolveIncident'; readonly id: string; readonly comment?: string }
+  | { readonly op: 'confirm' | 'confirmIncident'; readonly id: string; readonly confirmation: Confirmation; readonly comment?: string };
+
+export type ActionResult = AckResult | IncidentResult;
+
+/** The inter-node event names (prefixed: the adapter's channel is shared with nothing else, but be clear). */
+const ACT = 'carewatch:act';
+const OPEN = 'carewatch:open';
+
+/** Whether this node's lifecycle holds the alert or incident the action names. */
+export function holds(lifecycle: Lifecycle, a: PeerAction): boolean {
+  return a.op.endsWith('Incident') ? lifecycle.storedIncident(a.id) !== undefined : lifecycle.stored(a.id) !== undefined;
+}
+
+function alertResult(r: Outcome<AlertMessage>): AckResult {
+  return r.ok ? { ok: true, alert: r.value } : { ok: false, code: r.code, error: r.message };
+}
+function incidentResult(r: Outcome<IncidentMessage>): IncidentResult {
+  return r.ok ? { ok: true, incident: r.value } : { ok: false, code: r.code, error: r.message };
+}
+
+/** Runs one action on this node's lifecycle (role scoping is the lifecycle's, as for a local page). */
+export function runAction(lifecycle: Lifecycle, a: PeerAction, actor: Actor): ActionResult {
+  switch (a.op) {
+    case 'ack':
+      return alertResult(lifecycle.ack(a.id, actor));
+    case 'confirm':
+      return alertResult(lifecycle.confirm(a.id, actor, a.confirmation, a.comment));
+    case 'resolve':
+      return alertResult(lifecycle.resolve(a.id, actor, a.comment));
+    case 'ackIncident':
+      return incidentResult(lifecycle.ackIncident(a.id, actor));
+    case 'confirmIncident':
+      return incidentResult(lifecycle.confirmIncident(a.id, actor, a.confirmation, a.comment));
+    case 'resolveIncident':
+      return incidentResult(lifecycle.resolveIncident(a.id, actor, a.comment));
+  }
+}
+
+/** A peer's request is checked like any outside input before it reaches a lifecycle. */
+function peerAction(v: unknown): PeerAction | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const id = typeof o.id === 'string' && o.id.length <= 128 ? o.id : undefined;
+  const comment = typeof o.comment === 'string' && o.comment.length <= 1000 ? o.comment : undefined;
+  if (id === undefined) return undefined;
+  const c = comment !== undefined ? { comment } : {};
+  switch (o.op) {
+    case 'ack':
+    case 'ackIncident':
+      return { op: o.op, id };
+    case 'resolve':
+    case 'resolveIncident':
+      return { op: o.op, id, ...c };
+    case 'confirm':
+    case 'confirmIncident':
+      return (CONFIRMATIONS as readonly unknown[]).includes(o.confirmation) ? { op: o.op, id, confirmation: o.confirmation as Confirmation, ...c } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+type PeerActReply = { readonly handled: false } | { readonly handled: true; readonly result: ActionResult };
+type PeerOpenReply = { readonly alerts: AlertMessage[]; readonly incidents: IncidentMessage[] };
+
+/** The part of socket.io's Server this module uses, typed for its own inter-node events. */
+interface PeerIo {
+  on(ev: string, listener: (...args: unknown[]) => void): unknown;
+  serverSideEmit(ev: string, ...args: unknown[]): unknown;
+}
+
+export interface PeerHandlers {
+  readonly lifecycle: Lifecycle;
+  /** The actor of a forwarded token, undefined when it is not (or no longer) valid. */
+  readonly verify: (token: string) => Actor | undefined;
+  /** What this node holds that the actor's live stream carries; notes the delivery (pushedAt) as a local snapshot does. */
+  readonly openFor: (actor: Actor) => PeerOpenReply;
+}
+
+export interface SocketCluster {
+  /** The adapter to give socket.io (`io.adapter(...)`). */
+  readonly adapter: ReturnType<typeof createAdapter>;
+  /** Answers peers' requests on this node's io. */
+  attach(io: unknown, handlers: PeerHandlers): void;
+  /** Asks the peers to act; the owner's result, or undefined when no peer holds it. */
+  forward(io: unknown, token: string, action: PeerAction): Promise<ActionResult | undefined>;
+  /** The open alerts and incidents the peers hold for this token's user. */
+  openElsewhere(io: unknown, token: string): Promise<PeerOpenReply>;
+  close(): Promise<void>;
+  /** Both Redis connections up: otherwise this node's broadcasts stay on this node (a /health problem). */
+  connected(): boolean;
+  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean };
+}
+
+export interface SocketClusterDeps {
+  readonly redisUrl: string;
+  readonly logger: Logger;
+  /** How long a forwarded request waits for the peers (default 3 s). */
+  readonly requestTimeoutMs?: number;
+}
+
+/** The page's answer when the owner did not reply in time (Redis away, or the owner down). */
+const OWNER_UNREACHABLE: ActionResult = { ok: false, code: 'CLUSTER_OWNER_UNREACHABLE', error: ALERT_ERRORS.CLUSTER_OWNER_UNREACHABLE.message };
+
+export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
+  const log = deps.logger.child({ component: 'socket-cluster' });
+  const timeoutMs = deps.requestTimeoutMs ?? 3000;
+  // No request is ever dropped for Redis being away: commands wait in ioredis's offline queue
+  // (maxRetriesPerRequest: null) and go out on reconnect; our own calls are bounded by timeoutMs.
+  // Connects at once: the alerts create this in their start(), never in their constructor.
+  const pub = new Redis(deps.redisUrl, { maxRetriesPerRequest: null });
+  const sub = pub.duplicate();
+  for (const [name, c] of [['pub', pub], ['sub', sub]] as const) {
+    c.on('error', (err: Error) => log.warn({ err, client: name, code: 'ALERTS_REDIS_ERROR' }, 'Redis connection error; retrying'));
+  }
+  const adapter = createAdapter(pub, sub, { key: 'carewatch-socket', requestsTimeout: timeoutMs });
+  let forwarded = 0;
+  let forwardFailures = 0;
+  let peerRequests = 0;
+
+  /**
+   * Asks every other node; their answers, with `complete` false when some did not answer within the
+   * adapter's timeout (the answers that came are kept), or undefined when the request could not even
+   * be sent in time (Redis away).
+   */
+  function ask(io: unknown, ev: string, ...args: unknown[]): Promise<{ responses: unknown[]; complete: boolean } | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        log.warn({ event: ev, code: 'ALERTS_CLUSTER_TIMEOUT' }, 'no answer from the other nodes (Redis unreachable?)');
+        resolve(undefined);
+      }, timeoutMs + 500);
+      (io as PeerIo).serverSideEmit(ev, ...args, (err: Error | null, responses: unknown[] | undefined) => {
+        clearTimeout(timer);
+        if (err) log.warn({ err, event: ev, code: 'ALERTS_CLUSTER_TIMEOUT' }, 'a node did not answer in time');
+        resolve({ responses: Array.isArray(responses) ? responses : [], complete: !err });
+      });
+    });
+  }
+
+  return {
+    adapter,
+    attach(io, h) {
+      const peerIo = io as PeerIo;
+      peerIo.on(ACT, (token: unknown, action: unknown, reply: unknown) => {
+        peerRequests++;
+        if (typeof reply !== 'function') return;
+        const a = peerAction(action);
+        const actor = typeof token === 'string' ? h.verify(token) : undefined;
+        const answer = (r: PeerActReply): void => (reply as (x: PeerActReply) => void)(r);
+        if (a === undefined || !holds(h.lifecycle, a)) return answer({ handled: false });
+        if (actor === undefined) return answer({ handled: true, result: { ok: false, code: 'AUTH_REQUIRED', error: 'the session has expired or the user changed; log in again' } });
+        answer({ handled: true, result: runAction(h.lifecycle, a, actor) });
+      });
+      peerIo.on(OPEN, (token: unknown, reply: unknown) => {
+        peerRequests++;
+        if (typeof reply !== 'function') return;
+        const actor = typeof token === 'string' ? h.verify(token) : undefined;
+        (reply as (x: PeerOpenReply) => void)(actor === undefined ? { alerts: [], incidents: [] } : h.openFor(actor));
+      });
+    },
+    async forward(io, token, action) {
+      forwarded++;
+      const replies = await ask(io, ACT, token, action);
+      for (const r of replies?.responses ?? []) {
+        if (typeof r === 'object' && r !== null && (r as PeerActReply).handled === true) return (r as { result: ActionResult }).result;
+      }
+      // Nobody had it, but someone did not answer: it may be the owner. Say so, act on nothing.
+      if (replies === undefined || !replies.complete) {
+        forwardFailures++;
+        return OWNER_UNREACHABLE;
+      }
+      return undefined;
+    },
+    async openElsewhere(io, token) {
+      // What answered is shown; a node that did not answer in time is logged (ask), and its alerts
+      // reach the page with their next change.
+      const replies = (await ask(io, OPEN, token))?.responses ?? [];
+      const alerts: AlertMessage[] = [];
+      const incidents: IncidentMessage[] = [];
+      for (const r of replies) {
+        if (typeof r !== 'object' || r === null) continue;
+        const o = r as Partial<PeerOpenReply>;
+        if (Array.isArray(o.alerts)) alerts.push(...o.alerts);
+        if (Array.isArray(o.incidents)) incidents.push(...o.incidents);
+      }
+      return { alerts, incidents };
+    },
+    async close() {
+      // quit() sends what is queued, then closes; disconnect() if Redis is not there to answer.
+      await Promise.all(
+        [pub, sub].map((c) => Promise.race([c.quit().then(() => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]).finally(() => c.disconnect())),
+      );
+    },
+    connected: () => pub.status === 'ready' && sub.status === 'ready',
+    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready' }),
+  };
+}
