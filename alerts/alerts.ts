@@ -123,7 +123,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   }
   const stateDir = resolve(config.stateDir);
   const snapshotPath = join(stateDir, SNAPSHOT_FILE);
-  // Issue 14 (docs/scaling-services.md): the homes this instance owns (undefined: all of them). The
+  // Issue 14 (docs/scaling.md "Services partitioned by home"): the homes this instance owns (undefined: all of them). The
   // rules, the MQTT subscriptions, the baselines and the restore see only these; people of any home
   // still log in here (the full registry), and reach their home's alerts through the socket cluster.
   const homes = parseHomes(config.homes, registry);

@@ -45,7 +45,7 @@ export const AlertsConfigSchema = Type.Object({
   /** How far back restore looks for open alerts, days. */
   restoreDays: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
   /**
-   * Issue 14 (docs/scaling-services.md): the homes this instance owns, comma-separated ("h01,h02").
+   * Issue 14 (docs/scaling.md "Services partitioned by home"): the homes this instance owns, comma-separated ("h01,h02").
    * Unset: every home (one instance). Each instance subscribes to, evaluates and restores only these.
    */
   homes: Type.Optional(Type.String({ pattern: HOMES_PATTERN, description: 'comma-separated home ids this instance owns; unset for all homes' })),

@@ -63,7 +63,7 @@ export interface MqttAdapterDeps {
    */
   readonly receiveStamp?: ReceiveStamp;
   /**
-   * Issue 14 (docs/scaling-services.md): these homes' devices only; unset: all. Each owned home's
+   * Issue 14 (docs/scaling.md "Services partitioned by home"): these homes' devices only; unset: all. Each owned home's
    * events and statuses come on a persistent session of its own, `svc-alerts-home-{homeId}-signals`,
    * named after the home and not the instance: while the home moves between instances the broker
    * queues its alarms for that session, and the new owner receives them. Readings stay one live

@@ -7,7 +7,7 @@ import type { Rule, RuleInput, Signal } from './rules/types.ts';
 import type { Fact } from './rules/facts.ts';
 
 /**
- * Alerts partitioned by home (issue 14, docs/scaling-services.md). An instance that owns a set of
+ * Alerts partitioned by home (issue 14, docs/scaling.md "Services partitioned by home"). An instance that owns a set of
  * homes runs one rule engine per home, each with its own snapshot file in a state directory the
  * instances share. A home's whole rule state (windows, latches, verification timers) is then one
  * file that belongs to that home, not to an instance: moving the home is the new owner reading that

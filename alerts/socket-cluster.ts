@@ -9,7 +9,7 @@ import { ALERT_ERRORS, type Outcome } from './errors.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
 /**
- * socket.io across alerts nodes (issue 14, docs/scaling-services.md "Web nodes").
+ * socket.io across alerts nodes (issue 14, docs/scaling.md "Services partitioned by home" "Web nodes").
  *
  * Every alerts instance serves the page; `@socket.io/redis-adapter` carries each room broadcast
  * (`home:{id}`, `bureau`) to the sockets of every node, so staff of a home see its alerts whichever

@@ -4,7 +4,7 @@ import { FILTERS, homeDeviceFilter } from '../contract/topics.ts';
 /**
  * CAREWATCH_HOMES: the homes one instance of ingest or alerts owns, comma-separated home ids
  * ("h01,h02"). Unset means every home of the registry (one instance, as before partitioning).
- * docs/scaling-services.md.
+ * docs/scaling.md "Services partitioned by home".
  */
 export const HOMES_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}(,[A-Za-z0-9][A-Za-z0-9_-]{0,63})*$';
 

@@ -56,7 +56,7 @@ export const FILTERS = {
 
 /**
  * The device filters of one home (`carewatch/v1/{homeId}/+/{channel}`): an instance of ingest or
- * alerts that owns a set of homes subscribes to these instead of FILTERS (docs/scaling-services.md).
+ * alerts that owns a set of homes subscribes to these instead of FILTERS (docs/scaling.md "Services partitioned by home").
  * Each is narrower than the matching FILTERS entry, so a service's existing broker grant covers it.
  */
 export function homeDeviceFilter(homeId: string, channel: 'telemetry' | 'event' | 'status'): string {

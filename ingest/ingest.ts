@@ -54,7 +54,7 @@ export interface IngestConfig {
    */
   readonly shareGroup?: string;
   /**
-   * Issue 14 (docs/scaling-services.md): store these homes' devices only; unset: every home on one
+   * Issue 14 (docs/scaling.md "Services partitioned by home"): store these homes' devices only; unset: every home on one
    * session (`clientId`). Owned homes each get a persistent session of their own,
    * `{username}-home-{homeId}` (contract/topics.ts homeDeviceFilter): the session belongs to the
    * home, not to the instance, so while a home moves the broker keeps queueing its messages for

@@ -19,7 +19,7 @@ const ConfigSchema = Type.Object({
   // docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (Mosquitto).
   receiveStamp: Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' }),
   ingestShareGroup: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: 'shared-subscription group ($share/<group>/...), e.g. ingest; needs Mosquitto 2 and a distinct CAREWATCH_INGEST_CLIENT_ID per instance' })),
-  // Issue 14 (docs/scaling-services.md): the homes this instance stores; unset: every home.
+  // Issue 14 (docs/scaling.md "Services partitioned by home"): the homes this instance stores; unset: every home.
   homes: Type.Optional(Type.String({ pattern: HOMES_PATTERN, description: 'comma-separated home ids this instance owns; unset for all homes' })),
   influxUrl: Type.String({ default: 'http://127.0.0.1:8086', pattern: '^https?://', description: 'InfluxDB 1.x URL like http://127.0.0.1:8086' }),
   influxDb: Type.String({ default: 'carewatch', pattern: '^[A-Za-z0-9_-]{1,64}$' }),

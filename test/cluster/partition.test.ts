@@ -10,7 +10,7 @@ import { eventually, startProcess, type TestProcess } from '../support/process.t
 import { DEMO_SITE_PATH } from '../support/registry.ts';
 
 /**
- * Issue 14, services partitioned by home (docs/scaling-services.md), as separate processes started
+ * Issue 14, services partitioned by home (docs/scaling.md "Services partitioned by home"), as separate processes started
  * from their main.ts: one broker, Redis, two ingest instances and two alerts instances, each owning
  * half of the homes (A: h01 h03, B: h02 h04). Every alerts instance also serves the page, and
  * socket.io rooms span both through @socket.io/redis-adapter.

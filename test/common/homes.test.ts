@@ -3,7 +3,7 @@ import { HOMES_PATTERN, deviceFilters, homeSessionId, parseHomes } from '../../c
 import { FILTERS } from '../../contract/topics.ts';
 import { demoRegistry } from '../support/registry.ts';
 
-/** Issue 14: CAREWATCH_HOMES and the subscriptions it gives (docs/scaling-services.md). */
+/** Issue 14: CAREWATCH_HOMES and the subscriptions it gives (docs/scaling.md "Services partitioned by home"). */
 describe('owned homes', () => {
   const registry = demoRegistry();
 

@@ -9,6 +9,7 @@ import { deviceTopic } from '../../contract/topics.ts';
 import { influxQuery, testInflux } from '../support/influx-db.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
+import { mulberry32 } from '../../device-sim/prng.ts';
 
 /**
  * Issue 12 "Nothing acknowledged is lost when the broker crashes", as a tester tried it: 50 devices
@@ -48,17 +49,8 @@ async function loadDevices(): Promise<SiteDevice[]> {
   return sd;
 }
 
-/** mulberry32: a small seeded generator, so a failing run can be repeated. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator (the simulator's mulberry32), so a failing run can be repeated. */
+const seeded = mulberry32;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -10,6 +10,7 @@ import type { ClientToServerEvents, ServerToClientEvents } from '../../contract/
 import { deviceTopic } from '../../contract/topics.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
+import { mulberry32 } from '../../device-sim/prng.ts';
 
 /**
  * The fault harness of issue 12: the real broker (disk store), ingest and alerts processes, a private
@@ -113,17 +114,8 @@ const START_TIMEOUT_MS = 90_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** mulberry32: a small seeded generator, so a failing run can be repeated. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator (the simulator's mulberry32), so a failing run can be repeated. */
+export const seeded = mulberry32;
 
 interface SiteDevice {
   id: string;
