@@ -35,7 +35,7 @@ function pipelineRegistry(ctx: BenchContext, devices: number): BenchRegistry {
   return benchRegistry(ctx.root, Math.max(devices + 200, ctx.quick ? 2_000 : 10_000), ctx.quick ? 20 : 100);
 }
 
-export async function startPipeline(ctx: BenchContext, devices: number, tag: string, opts: { cpuProf?: string } = ctx.cpuProf !== undefined ? { cpuProf: ctx.cpuProf } : {}): Promise<PipelineStack> {
+export async function startPipeline(ctx: BenchContext, devices: number, tag: string, opts: { cpuProf?: string; brokerNodeFlags?: readonly string[] } = ctx.cpuProf !== undefined ? { cpuProf: ctx.cpuProf } : {}): Promise<PipelineStack> {
   const reg = pipelineRegistry(ctx, devices);
   const influx = await createInfluxServer();
   await influx.start();
@@ -47,7 +47,7 @@ export async function startPipeline(ctx: BenchContext, devices: number, tag: str
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
-    const broker = await startBroker(reg.path, opts.cpuProf ? { cpuProf: opts.cpuProf } : {});
+    const broker = await startBroker(reg.path, { ...(opts.cpuProf ? { cpuProf: opts.cpuProf } : {}), ...(opts.brokerNodeFlags !== undefined ? { nodeFlags: opts.brokerNodeFlags } : {}) });
     closers.push(() => broker.close());
     const ingest = await startIngest({ registryPath: reg.path, brokerPort: broker.port, influxUrl: influx.url, db, spoolDir, password: BENCH_SERVICE_SECRET, ...(opts.cpuProf ? { cpuProf: opts.cpuProf } : {}) });
     closers.push(() => ingest.close());

@@ -53,6 +53,8 @@ export interface ReconnectRun {
   readonly rssAfterReconnect: number;
   /** CPU seconds (user + system) of the restarted broker from spawn until the last CONNACK. */
   readonly brokerCpuS: number;
+  /** Of brokerCpuS, the part from spawn until ready (start-up: module loading, store replay). */
+  readonly brokerCpuReadyS: number;
 }
 
 const epoch = (): number => performance.timeOrigin + performance.now();
@@ -97,7 +99,8 @@ function mosquittoPasswords(dir: string, devices: readonly SecretDevice[]): stri
   return path;
 }
 
-async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices: readonly SecretDevice[], registryPath: string, passwordFile: string, work: string): Promise<ReconnectRun> {
+/** One broker's kill + restart with `devices` connected (exported for CPU-per-connection measurements at other sizes). */
+export async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices: readonly SecretDevice[], registryPath: string, passwordFile: string, work: string, brokerNodeFlags?: readonly string[]): Promise<ReconnectRun> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(work, 'store-'));
   interface Srv {
@@ -106,7 +109,7 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
   }
   const start = async (): Promise<Srv> => {
     if (which === 'carewatch') {
-      const b = await startBroker(registryPath, { port, storeDir, maxOldSpaceMb: 4096, ...(ctx.cpuProf !== undefined ? { cpuProf: ctx.cpuProf } : {}) });
+      const b = await startBroker(registryPath, { port, storeDir, maxOldSpaceMb: 4096, ...(ctx.cpuProf !== undefined ? { cpuProf: ctx.cpuProf } : {}), ...(brokerNodeFlags !== undefined ? { nodeFlags: brokerNodeFlags } : {}) });
       return { child: b.child, close: () => b.close() };
     }
     const m = await startMosquitto(port, { passwordFile });
@@ -140,6 +143,8 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
     const listenAt = await listening;
     // Ready: our broker prints "broker listening" once started (it listens earlier: early-listener.ts).
     const readyAt = which === 'mosquitto' ? listenAt : await readyAt_(srv.child, 60_000);
+    // CPU until ready (start-up), so the burst's own CPU (per connection) can be told apart.
+    const brokerCpuReadyS = (cpuSample(srv.child.pid)?.ticks ?? Number.NaN) / 100;
     const bound = ctx.quick ? 60_000 : 180_000;
     let reports: ReconnectReport[] = [];
     const t0 = performance.now();
@@ -173,10 +178,11 @@ async function measure(ctx: BenchContext, which: ReconnectRun['broker'], devices
       rssBeforeKill,
       rssAfterReconnect,
       brokerCpuS,
+      brokerCpuReadyS,
     };
     ctx.log(
       `reconnect ${which}: ${reconnected}/${connected} back, ${(run.allBackFromListenMs / 1000).toFixed(2)} s after listening (${(run.allBackFromKillMs / 1000).toFixed(2)} s after the kill; listening ${run.startMs.toFixed(0)} ms, ready ${run.readyMs.toFixed(0)} ms after spawn), ` +
-        `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed${firstError !== undefined ? ` (${firstError})` : ''}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB, CPU ${brokerCpuS.toFixed(2)} s`,
+        `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed${firstError !== undefined ? ` (${firstError})` : ''}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB, CPU ${brokerCpuS.toFixed(2)} s (start-up ${brokerCpuReadyS.toFixed(2)} s)`,
     );
     return run;
   } finally {
@@ -217,6 +223,8 @@ export const reconnectBenchmark: Benchmark = {
         row('connect latency p50 (attempt → CONNACK)', 'ms', (x) => x.connectLatencyMs.p50),
         row('connect latency p99', 'ms', (x) => x.connectLatencyMs.p99),
         row('broker CPU, spawn → all back (user+system)', 's', (x) => x.brokerCpuS),
+        // Load-independent: the burst's CPU (ready → all back) per device, start-up excluded.
+        row('broker CPU per reconnecting device (ready → all back)', 'ms', (x) => (1000 * (x.brokerCpuS - x.brokerCpuReadyS)) / x.n),
         row('failed attempts (refused while down, …)', 'attempts', (x) => x.failedAttempts),
         row('broker RSS after all reconnected', 'MB', (x) => x.rssAfterReconnect / 1024 ** 2),
       ];

@@ -59,6 +59,20 @@ function isQoS1Publish(p: unknown): p is PublishPacket {
   return typeof p === 'object' && p !== null && (p as { cmd?: unknown }).cmd === 'publish' && (p as { qos?: unknown }).qos === 1;
 }
 
+/**
+ * A PUBACK [MQTT-3.4] as one 4-byte buffer: fixed header 0x40, remaining length 2, packet id. What
+ * mqtt-packet's writeToStream produces, but in one stream write instead of three (header, length,
+ * id) plus its own cork and nextTick uncork: the PUBACK is written once per device message.
+ */
+export function pubackBytes(messageId: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b[0] = 0x40;
+  b[1] = 0x02;
+  b[2] = messageId >>> 8;
+  b[3] = messageId & 0xff;
+  return b;
+}
+
 /** aedes' write(): PUBACK on the connection, `done` once written (or once drained). */
 function writePuback(client: ClientInternals, messageId: number | undefined, done: (err?: Error | null) => void): void {
   if (!(client.connecting || client.connected)) {
@@ -67,7 +81,12 @@ function writePuback(client: ClientInternals, messageId: number | undefined, don
   }
   let error: Error | null = null;
   try {
-    const ok = mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId ?? 0 }, client.conn);
+    // A QoS 1 PUBLISH always has a packet id (mqtt-packet's parser reads it); anything else takes
+    // mqtt-packet's path, which refuses it as aedes would.
+    const ok =
+      messageId !== undefined && Number.isInteger(messageId) && messageId >= 0 && messageId <= 0xffff
+        ? client.conn.write(pubackBytes(messageId))
+        : mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId ?? 0 }, client.conn);
     if (!ok && client.errored !== true) {
       client.waitForDrain(done);
       return;

@@ -163,6 +163,11 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   }
 
   override async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
+    this.enqueueNow(subs, packet);
+  }
+
+  /** outgoingEnqueueCombi's work, synchronously (the durable store adds its journal record). */
+  protected enqueueNow(subs: ReadonlyArray<{ clientId: string }>, packet: object): void {
     for (const sub of subs) this.queue(sub.clientId).push(new PacketCtor(packet));
   }
 

@@ -26,12 +26,13 @@ export interface BrokerProc {
  * The broker as `npm start` runs it: its durable store on local disk (docs/broker.md), in a fresh
  * directory per start (`storeDir` keeps one across a restart), removed on close.
  */
-export async function startBroker(registryPath: string, opts: { port?: number; cpuProf?: string; maxOldSpaceMb?: number; storeDir?: string } = {}): Promise<BrokerProc> {
+export async function startBroker(registryPath: string, opts: { port?: number; cpuProf?: string; maxOldSpaceMb?: number; storeDir?: string; nodeFlags?: readonly string[] } = {}): Promise<BrokerProc> {
   const port = opts.port ?? (await freePort());
   const ownStore = opts.storeDir === undefined;
   const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'carewatch-bench-broker-'));
   const extra: string[] = [];
   if (opts.maxOldSpaceMb) extra.push(`--max-old-space-size=${opts.maxOldSpaceMb}`);
+  if (opts.nodeFlags !== undefined) extra.push(...opts.nodeFlags);
   const prof = profiling(opts.cpuProf);
   const child = spawnWithUlimit('broker', nodeArgs(join(ROOT, 'broker/main.ts'), extra, prof.imports), {
     cwd: ROOT,
