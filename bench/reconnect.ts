@@ -48,6 +48,8 @@ export interface ReconnectRun {
   readonly connectLatencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly attempts: number;
   readonly failedAttempts: number;
+  /** Failed attempts by kind, summed over the load generators (refused while down, reset, …). */
+  readonly failuresByKind: Readonly<Record<string, number>>;
   readonly firstError?: string;
   readonly rssBeforeKill: number;
   readonly rssAfterReconnect: number;
@@ -174,6 +176,10 @@ export async function measure(ctx: BenchContext, which: ReconnectRun['broker'], 
       connectLatencyMs: { p50: lat.p50, p99: lat.p99, max: lat.max },
       attempts: reports.reduce((s, r) => s + r.attempts, 0),
       failedAttempts: reports.reduce((s, r) => s + r.failedAttempts, 0),
+      failuresByKind: reports.reduce<Record<string, number>>((acc, r) => {
+        for (const [k, v] of Object.entries(r.failuresByKind)) acc[k] = (acc[k] ?? 0) + v;
+        return acc;
+      }, {}),
       ...(firstError !== undefined ? { firstError } : {}),
       rssBeforeKill,
       rssAfterReconnect,
@@ -182,7 +188,7 @@ export async function measure(ctx: BenchContext, which: ReconnectRun['broker'], 
     };
     ctx.log(
       `reconnect ${which}: ${reconnected}/${connected} back, ${(run.allBackFromListenMs / 1000).toFixed(2)} s after listening (${(run.allBackFromKillMs / 1000).toFixed(2)} s after the kill; listening ${run.startMs.toFixed(0)} ms, ready ${run.readyMs.toFixed(0)} ms after spawn), ` +
-        `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed${firstError !== undefined ? ` (${firstError})` : ''}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB, CPU ${brokerCpuS.toFixed(2)} s (start-up ${brokerCpuReadyS.toFixed(2)} s)`,
+        `connect p50/p99 ${lat.p50.toFixed(1)}/${lat.p99.toFixed(1)} ms, ${run.failedAttempts} of ${run.attempts} attempts failed ${JSON.stringify(run.failuresByKind)}, RSS ${(rssAfterReconnect / 1024 ** 2).toFixed(0)} MB, CPU ${brokerCpuS.toFixed(2)} s (start-up ${brokerCpuReadyS.toFixed(2)} s)`,
     );
     return run;
   } finally {

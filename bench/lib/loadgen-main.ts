@@ -28,7 +28,12 @@ interface Dev {
 }
 
 /** Reconnect timings since the last resetReconnects (the restart measurement). */
-const rc = { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [] as number[], firstError: undefined as string | undefined };
+const rc = { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [] as number[], firstError: undefined as string | undefined, kinds: {} as Record<string, number> };
+/** A failure's kind: its errno code, else its message without numbers (ports, ms). */
+function failureKind(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : String((err as Error).message).replace(/[0-9.:]+/g, '#').slice(0, 60);
+}
 const WILL = Buffer.from(JSON.stringify({ online: false }));
 
 const devices: Dev[] = [];
@@ -110,6 +115,8 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
   } catch (err) {
     rc.failed++;
     rc.firstError ??= (err as Error).message;
+    const kind = failureKind(err);
+    rc.kinds[kind] = (rc.kinds[kind] ?? 0) + 1;
     throw err;
   }
   const at = performance.now();
@@ -390,13 +397,13 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
     case 'stats':
       return { connected: connectedCount(), reconnects, rssBytes: rssBytes(process.pid) } satisfies StatsResult;
     case 'resetReconnects':
-      Object.assign(rc, { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [], firstError: undefined });
+      Object.assign(rc, { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [], firstError: undefined, kinds: {} });
       for (const d of devices) d.reconnected = false;
       return { ok: true };
     case 'reconnectReport': {
       let reconnected = 0;
       for (const d of devices) if (d.reconnected) reconnected++;
-      return { connected: connectedCount(), reconnected, lastConnackEpochMs: rc.lastConnack, connectLatenciesMs: rc.latencies, attempts: rc.attempts, failedAttempts: rc.failed, ...(rc.firstError !== undefined ? { firstError: rc.firstError } : {}) } satisfies ReconnectReport;
+      return { connected: connectedCount(), reconnected, lastConnackEpochMs: rc.lastConnack, connectLatenciesMs: rc.latencies, attempts: rc.attempts, failedAttempts: rc.failed, failuresByKind: rc.kinds, ...(rc.firstError !== undefined ? { firstError: rc.firstError } : {}) } satisfies ReconnectReport;
     }
     case 'disconnect':
       disconnectAll();

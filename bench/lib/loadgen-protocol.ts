@@ -128,5 +128,7 @@ export interface ReconnectReport {
   /** Connection attempts since the reset, and how many failed (refused, reset, timeout, CONNACK ≠ 0). */
   readonly attempts: number;
   readonly failedAttempts: number;
+  /** Failed attempts by kind (ECONNREFUSED, ECONNRESET, CONNACK timeout, closed before CONNACK, CONNACK code …). */
+  readonly failuresByKind: Readonly<Record<string, number>>;
   readonly firstError?: string;
 }
