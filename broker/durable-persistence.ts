@@ -230,14 +230,19 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
     if (subs.length === 0) return RESOLVED;
     // Not async, and no promise of its own per message (the journal's is shared by its commit): this
     // runs for every QoS 1 message, and each promise is garbage the broker collects at that rate.
-    this.enqueueNow(subs, packet);
-    const p = packet as StoredPacket;
-    const clientIds: string[] = [];
-    for (const s of subs) clientIds.push(s.clientId);
-    // Same keys, same order as packetHeader('enq', …): built directly, without the spread.
-    // A rejection (store closing) reaches the PUBACK through whenDurable(), which then is not sent.
-    this.#lastDurable = this.#log({ op: 'enq', c: clientIds, t: p.topic, q: p.qos, r: p.retain, b: p.brokerId, n: p.brokerCounter }, p.payload, true);
-    return RESOLVED;
+    try {
+      this.enqueueNow(subs, packet);
+      const p = packet as StoredPacket;
+      const clientIds: string[] = [];
+      for (const s of subs) clientIds.push(s.clientId);
+      // Same keys, same order as packetHeader('enq', …): built directly, without the spread.
+      // A rejection (store closing) reaches the PUBACK through whenDurable(), which then is not sent.
+      this.#lastDurable = this.#log({ op: 'enq', c: clientIds, t: p.topic, q: p.qos, r: p.retain, b: p.brokerId, n: p.brokerCounter }, p.payload, true);
+      return RESOLVED;
+    } catch (err) {
+      // What the async version did with a throw: aedes gets a rejection, not an exception in its callback.
+      return Promise.reject(err as Error);
+    }
   }
 
   /**
