@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { canSeeHome, seesAllHomes } from '../access.ts';
+import { canSeeHome } from '../access.ts';
 import { CareActionRequest } from '../care-action.ts';
 import { AlertsError } from '../errors.ts';
 import { homeDeadlines } from '../escalation.ts';
@@ -24,7 +24,7 @@ export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): voi
     const actor = ctx.actor(req);
     const open = ctx.lifecycle.open();
     return ctx.registry.site.homes
-      .filter((h) => seesAllHomes(actor) || h.id === actor.homeId)
+      .filter((h) => canSeeHome(actor, h.id))
       .map((h) => ({
         id: h.id,
         name: h.name,

@@ -5,7 +5,7 @@ import { ApiError } from '../../contract/api.ts';
 import { AlertMessage } from '../../contract/payloads.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
-import { canSeeHome, seesAllHomes } from '../access.ts';
+import { canSeeHome, ownHomes, seesAllHomes } from '../access.ts';
 import { str, type InfluxReader, type InfluxSeries } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 import {
@@ -88,8 +88,9 @@ function homesFor(q: StatsQuery, actor: Parameters<typeof canSeeHome>[0], regist
     return [q.home];
   }
   if (seesAllHomes(actor)) return registry.site.homes.map((h) => h.id);
-  if (actor.homeId === undefined) throw new RouteError(403, 'AUTH_FORBIDDEN', `user ${actor.username} has no home`);
-  return [actor.homeId];
+  const own = ownHomes(actor);
+  if (own.length === 0) throw new RouteError(403, 'AUTH_FORBIDDEN', `user ${actor.username} has no home`);
+  return [...own];
 }
 
 /** Rows of `GROUP BY <tag>` series as (tag value → [time, first non-time column]). */
