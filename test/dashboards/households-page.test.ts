@@ -65,4 +65,12 @@ describe('bureau view: households', () => {
     expect(await bureau.locator('[data-testid="stats-table"] tr[data-kind="care-home"]').count()).toBe(9);
     expect(errors).toEqual([]);
   }, 90_000);
+
+  it("a provider's user gets the live page of its own household (the first of them), with the call on it", async () => {
+    const provider = await login('provider-pv01');
+    await provider.getByTestId('device-hh01-sd-bedroom').waitFor();
+    expect(await provider.locator('[data-testid^="device-h01-"]').count()).toBe(0);
+    expect(await provider.locator('[data-testid^="device-hh04-"]').count()).toBe(0);
+    expect(errors).toEqual([]);
+  }, 60_000);
 });
