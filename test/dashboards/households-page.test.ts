@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { homeReadings, startStack, type Stack } from './support/stack.ts';
-import { launchChromium } from './support/browser.ts';
+import { join } from 'node:path';
+import { launchChromium, screenshotDir } from './support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 
 /**
@@ -59,6 +60,7 @@ describe('bureau view: households', () => {
     await expect.poll(() => hh01.getByTestId('open-care').textContent(), { timeout: 15_000 }).toBe('1');
     expect(await bureau.getByTestId('household-row-hh02').getByTestId('open-care').textContent()).toBe('0');
     await button.close();
+    await bureau.getByTestId('households-panel').screenshot({ path: join(await screenshotDir(), 'bureau-households.png') });
 
     // Monthly statistics: a row per household, marked as such.
     await expect.poll(() => bureau.locator('[data-testid="stats-table"] tr[data-kind="household"]').count(), { timeout: 15_000 }).toBe(5);
