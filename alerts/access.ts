@@ -6,15 +6,30 @@ export interface Actor {
   readonly username: string;
   readonly role: UserRole;
   readonly homeId?: string;
+  /** Role `provider` (issue 15): the home-care provider the user works for. */
+  readonly providerId?: string;
+  /**
+   * Role `provider`: the households of that provider, resolved from the registry when the token is
+   * verified (never from the token itself), so a household moved to another provider is cut off at once.
+   */
+  readonly homeIds?: readonly string[];
 }
 
-/** Bureau officers and admins oversee every home; staff and directors only their own. */
+/** Bureau officers and admins oversee every home; staff and directors only their own; a provider's users only its households. */
 export function seesAllHomes(actor: Actor): boolean {
   return actor.role === 'bureau' || actor.role === 'admin';
 }
 
 export function canSeeHome(actor: Actor, homeId: string): boolean {
-  return seesAllHomes(actor) || actor.homeId === homeId;
+  if (seesAllHomes(actor)) return true;
+  if (actor.role === 'provider') return actor.homeIds?.includes(homeId) === true;
+  return actor.homeId === homeId;
+}
+
+/** The homes an actor that does not see all homes may see (its own home, or its provider's households). */
+export function ownHomes(actor: Actor): readonly string[] {
+  if (actor.role === 'provider') return actor.homeIds ?? [];
+  return actor.homeId !== undefined ? [actor.homeId] : [];
 }
 
 export function canSeeAlert(actor: Actor, alert: Pick<AlertMessage, 'homeId'>): boolean {

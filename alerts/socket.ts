@@ -6,7 +6,7 @@ import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract
 import type { IncidentMessage } from '../contract/incidents.ts';
 import { BUREAU_ROOM, homeRoom, type AckResult, type ClientToServerEvents, type IncidentResult, type ServerToClientEvents, type SocketData } from '../contract/socket-events.ts';
 import { USER_ROLES, type UserRole } from '../contract/registry.ts';
-import { canSeeAlert, goesToBureau, seesAllHomes, type Actor } from './access.ts';
+import { canSeeAlert, goesToBureau, ownHomes, seesAllHomes, type Actor } from './access.ts';
 import { fail, type Outcome } from './errors.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { TokenService } from './http/token.ts';
@@ -58,7 +58,13 @@ export interface SocketHub {
 }
 
 function actorOf(data: SocketData): Actor {
-  return { username: data.username, role: data.role as UserRole, ...(data.homeId !== undefined ? { homeId: data.homeId } : {}) };
+  return {
+    username: data.username,
+    role: data.role as UserRole,
+    ...(data.homeId !== undefined ? { homeId: data.homeId } : {}),
+    ...(data.providerId !== undefined ? { providerId: data.providerId } : {}),
+    ...(data.homeIds !== undefined ? { homeIds: data.homeIds } : {}),
+  };
 }
 
 /** What this socket's live stream carries, so that the snapshot matches it. */
@@ -127,7 +133,13 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       err.data = { code: 'AUTH_REQUIRED' };
       return next(err);
     }
-    socket.data = { username: actor.username, role: actor.role, ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}) };
+    socket.data = {
+      username: actor.username,
+      role: actor.role,
+      ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}),
+      ...(actor.providerId !== undefined ? { providerId: actor.providerId } : {}),
+      ...(actor.homeIds !== undefined ? { homeIds: [...actor.homeIds] } : {}),
+    };
     next();
   });
 
@@ -167,7 +179,8 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       expiryTimer = undefined;
     });
     if (seesAllHomes(actor)) void socket.join(BUREAU_ROOM);
-    else if (actor.homeId !== undefined) void socket.join(homeRoom(actor.homeId));
+    // A home's staff its home's room; a provider's users the room of each of its households.
+    else for (const h of ownHomes(actor)) void socket.join(homeRoom(h));
     const mine = localOpen(actor, actor.username);
     const cluster = deps.cluster;
     if (cluster === undefined) {

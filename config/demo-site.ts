@@ -1,7 +1,8 @@
 /**
  * Generates config/demo-site.json, the demo site: 9 care homes of one district, their floors and
  * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, a
- * nurse call (呼叫器) at every bed and in every bathroom, and demo accounts. Deterministic (salts derive from ids) so regenerating yields the same file.
+ * nurse call (呼叫器) at every bed and in every bathroom, and demo accounts; and (issue 15) two
+ * home-care providers with five households of bedridden elders living at home. Deterministic (salts derive from ids) so regenerating yields the same file.
  *
  *   npx tsx config/demo-site.ts            # rewrite config/demo-site.json
  *
@@ -14,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { USER_COST, hashMachineSecret, hashSecret } from '../common/secrets.ts';
-import type { Device, Floor, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from '../contract/registry.ts';
+import type { Device, FamilyContact, Floor, Home, Provider, Resident, Room, ServiceAccount, SiteRegistry, User } from '../contract/registry.ts';
 import type { DeviceKind } from '../contract/device-kinds.ts';
 
 export function demoSecret(id: string): string {
@@ -40,6 +41,37 @@ const HOMES: Array<[string, string, string, number, number]> = [
 const STREETS = ['解放路', '人民路', '建设路', '和平街', '文化路', '中山路', '新华街', '青年路', '长安街'];
 const SURNAMES = ['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴', '徐', '孙', '胡', '朱', '高', '林'];
 const GIVEN = ['秀英', '桂兰', '玉兰', '建国', '德明', '淑珍', '国华', '凤英', '志强', '秀兰', '文华', '玉珍', '振华', '桂芳', '永福', '金凤'];
+/** Issue 15: households (id, elder's surname and given name, address, provider). */
+const HOUSEHOLDS: Array<[string, string, string, string, string]> = [
+  ['hh01', '赵', '桂英', '解放路3号2单元301', 'pv01'],
+  ['hh02', '钱', '德福', '人民路18号1单元102', 'pv01'],
+  ['hh03', '孙', '淑兰', '建设路7号5单元601', 'pv01'],
+  ['hh04', '周', '有才', '和平街22号3单元202', 'pv02'],
+  ['hh05', '吴', '凤兰', '文化路9号1单元401', 'pv02'],
+];
+const FAMILY_GIVEN = ['丽华', '建军', '海燕', '志刚', '晓梅', '红霞'];
+
+function buildProviders(): Provider[] {
+  const provider = (id: string, name: string, nameEn: string, phone: string, staff: Array<[string, string, string]>): Provider => ({
+    id,
+    name,
+    nameEn,
+    phone,
+    timezone: 'Asia/Shanghai',
+    people: staff.map(([pid, pname, pphone]) => ({ id: pid, name: pname, role: 'caregiver', phone: pphone })),
+    // A day and a night caregiver on call every day (12-hour shifts; the night one crosses midnight).
+    shifts: [
+      { id: 'day', name: '白班', days: [1, 2, 3, 4, 5, 6, 7], start: '08:00', end: '20:00', people: [staff[0]?.[0] ?? ''] },
+      { id: 'night', name: '夜班', days: [1, 2, 3, 4, 5, 6, 7], start: '20:00', end: '08:00', people: [staff[1]?.[0] ?? ''] },
+    ],
+    managers: [{ id: `${id}-manager`, name: `${name.slice(0, 2)}站长`, role: 'manager', phone: phone.replace(/.$/, '9') }],
+  });
+  return [
+    provider('pv01', '安心居家护理服务中心', 'Anxin Home Care Centre', '13600000010', [['pv01-cg1', '刘护理员', '13600000011'], ['pv01-cg2', '马护理员', '13600000012']]),
+    provider('pv02', '康乐居家养老服务社', 'Kangle Home Care Services', '13600000020', [['pv02-cg1', '郑护理员', '13600000021'], ['pv02-cg2', '冯护理员', '13600000022']]),
+  ];
+}
+
 const BEDROOMS_PER_FLOOR = 5;
 /** Two beds to a bedroom (A by the door, B by the window). */
 const BEDS = ['A', 'B'] as const;
@@ -162,6 +194,45 @@ export function buildDemoSite(): SiteRegistry {
     users.push(user(`director-${homeId}`, `${name}院长`, 'director'));
   });
 
+  // Issue 15: elders who live at home, served by third-party home-care providers.
+  const providers = buildProviders();
+  HOUSEHOLDS.forEach(([homeId, surname, given, street, providerId], i) => {
+    const elder = `${surname}${given}`;
+    const rooms: Room[] = [
+      { id: 'bedroom', name: '卧室', nameEn: 'Bedroom', kind: 'bedroom', adjacent: ['living'] },
+      { id: 'living', name: '客厅', nameEn: 'Living room', kind: 'activity', adjacent: ['bedroom', 'kitchen'] },
+      // A home kitchen, as a care home's: heat detection (EN 54-5 A1R) with the kitchen threshold.
+      { id: 'kitchen', name: '厨房', nameEn: 'Kitchen', kind: 'kitchen', adjacent: ['living'], thresholds: { heat_fixed_c: 65 } },
+    ];
+    const family: FamilyContact[] = [
+      { id: `${homeId}-fam1`, name: `${surname}${FAMILY_GIVEN[i % FAMILY_GIVEN.length]}`, relation: i % 2 === 0 ? '女儿 daughter' : '儿子 son', phone: `1390000${String(100 + i * 2).padStart(4, '0')}`, severities: ['critical', 'high'] },
+    ];
+    if (i % 2 === 0) family.push({ id: `${homeId}-fam2`, name: `${SURNAMES[(i + 5) % SURNAMES.length]}${FAMILY_GIVEN[(i + 3) % FAMILY_GIVEN.length]}`, relation: '儿媳 daughter-in-law', phone: `1390000${String(101 + i * 2).padStart(4, '0')}`, severities: ['critical'] });
+    homes.push({
+      id: homeId,
+      name: `${elder}家`,
+      nameEn: `${elder} household`,
+      address: `示范区${street}`,
+      kind: 'household',
+      providerId,
+      familyContacts: family,
+      floors: [{ id: 'home', name: '住宅', nameEn: 'Home', level: 1, rooms }],
+    });
+    const residentId = `${homeId}-p01`;
+    const n = personIndex++;
+    residents.push({ id: residentId, homeId, roomId: 'bedroom', bed: 'A', name: elder, age: 78 + ((n * 7) % 15), hypercapnic: false, fallRisk: true, turnIntervalMin: 120 });
+    addDevice(homeId, 'bedroom', 'smoke_detector', 'sd-bedroom');
+    addDevice(homeId, 'living', 'smoke_detector', 'sd-living');
+    addDevice(homeId, 'kitchen', 'heat_detector', 'hd-kitchen');
+    addDevice(homeId, 'bedroom', 'nurse_call', 'nc-p01', residentId);
+    addDevice(homeId, 'bedroom', 'vital_signs_monitor', 'vs-p01', residentId);
+    addDevice(homeId, 'bedroom', 'bed_sensor', 'bed-p01', residentId);
+  });
+  for (const p of providers) {
+    const username = `provider-${p.id}`;
+    users.push({ username, displayName: `${p.name}护理员`, role: 'provider', providerId: p.id, passwordHash: hashSecret(demoSecret(username), USER_COST, salt(username)), demoSecret: true });
+  }
+
   for (const [username, displayName, role] of [
     ['bureau', '区民政局值班员', 'bureau'],
     ['admin', '系统管理员', 'admin'],
@@ -176,7 +247,7 @@ export function buildDemoSite(): SiteRegistry {
     demoSecret: true,
   }));
 
-  return { version: 1, name: '示范区民政局 demo district', homes, devices, residents, services, users };
+  return { version: 1, name: '示范区民政局 demo district', homes, devices, residents, services, users, providers };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -16,6 +16,9 @@ export const LoginResponse = Type.Object({
     displayName: Type.String(),
     role: Type.String(),
     homeId: Type.Optional(Type.String()),
+    /** Role `provider` (issue 15): the provider, and the households it serves. */
+    providerId: Type.Optional(Type.String()),
+    homeIds: Type.Optional(Type.Array(Type.String())),
   }),
 });
 export type LoginResponse = Static<typeof LoginResponse>;

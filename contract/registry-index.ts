@@ -1,4 +1,4 @@
-import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User } from './registry.ts';
+import { homeKind, type Device, type Home, type Provider, type Resident, type Room, type ServiceAccount, type SiteRegistry, type User } from './registry.ts';
 
 /** Read-only lookups over a validated registry. Pure: built once at start, shared by reference. */
 export interface RegistryIndex {
@@ -13,6 +13,9 @@ export interface RegistryIndex {
   devicesOfRoom(homeId: string, roomId: string): readonly Device[];
   residentsOfHome(homeId: string): readonly Resident[];
   devicesOfResident(residentId: string): readonly Device[];
+  /** Issue 15: a home-care provider, and the ids of the households it serves (registry order). */
+  provider(id: string): Provider | undefined;
+  householdsOfProvider(providerId: string): readonly string[];
 }
 
 /** Checks the cross-references a schema cannot express. Returns human-readable problems. */
@@ -37,6 +40,27 @@ export function registryProblems(site: SiteRegistry): string[] {
       if (!set.has(adj)) problems.push(`home "${home.id}" room "${room.id}": adjacent room "${adj}" does not exist`);
     }
   }
+  // Issue 15: providers, and households each served by a known provider.
+  const providers = new Set<string>();
+  for (const p of site.providers ?? []) {
+    unique('provider', p.id);
+    providers.add(p.id);
+    const people = new Set(p.people.map((x) => x.id));
+    for (const sh of p.shifts) for (const id of sh.people) if (!people.has(id)) problems.push(`provider "${p.id}" shift "${sh.id}": unknown person "${id}"`);
+  }
+  for (const home of site.homes) {
+    if (homeKind(home) === 'household') {
+      if (home.providerId === undefined) problems.push(`household "${home.id}": needs a providerId (the home-care provider responsible)`);
+      else if (!providers.has(home.providerId)) problems.push(`household "${home.id}": unknown provider "${home.providerId}"`);
+      const family = new Set<string>();
+      for (const c of home.familyContacts ?? []) {
+        if (family.has(c.id)) problems.push(`household "${home.id}": duplicate family contact id "${c.id}"`);
+        family.add(c.id);
+      }
+    } else if (home.providerId !== undefined || home.familyContacts !== undefined) {
+      problems.push(`home "${home.id}": providerId and familyContacts are for kind household only`);
+    }
+  }
   const residentIds = new Set(site.residents.map((r) => r.id));
   // Device ids, service ids and usernames share the MQTT username space.
   for (const d of site.devices) {
@@ -53,6 +77,13 @@ export function registryProblems(site: SiteRegistry): string[] {
     unique('user', u.username);
     if ((u.role === 'staff' || u.role === 'director') && u.homeId === undefined) problems.push(`user "${u.username}": role ${u.role} needs a homeId`);
     if (u.homeId !== undefined && !rooms.has(u.homeId)) problems.push(`user "${u.username}": unknown home "${u.homeId}"`);
+    // Issue 15: a provider's user sees exactly that provider's households, so it names the provider
+    // and no home; no other role carries a providerId (it would silently widen nothing or confuse).
+    if (u.role === 'provider') {
+      if (u.providerId === undefined) problems.push(`user "${u.username}": role provider needs a providerId`);
+      else if (!providers.has(u.providerId)) problems.push(`user "${u.username}": unknown provider "${u.providerId}"`);
+      if (u.homeId !== undefined) problems.push(`user "${u.username}": role provider takes a providerId, not a homeId`);
+    } else if (u.providerId !== undefined) problems.push(`user "${u.username}": providerId is only for role provider, not ${u.role}`);
   }
   // Issue 15 (additive): one roster per known home, shifts naming only the roster's people.
   for (const r of site.rosters ?? []) {
@@ -90,6 +121,12 @@ export function indexRegistry(site: SiteRegistry): RegistryIndex {
   const byRoom = groupBy(site.devices, (d) => `${d.homeId}/${d.roomId}`);
   const byResident = groupBy(site.devices, (d) => d.residentId);
   const residentsByHome = groupBy(site.residents, (r) => r.homeId);
+  const providers = new Map((site.providers ?? []).map((p) => [p.id, p]));
+  const householdsBy = groupBy(
+    site.homes.filter((h) => homeKind(h) === 'household'),
+    (h) => h.providerId,
+  );
+  const householdIds = new Map([...householdsBy].map(([p, hs]) => [p, hs.map((h) => h.id)]));
   return {
     site,
     home: (id) => homes.get(id),
@@ -102,5 +139,7 @@ export function indexRegistry(site: SiteRegistry): RegistryIndex {
     devicesOfRoom: (homeId, roomId) => byRoom.get(`${homeId}/${roomId}`) ?? [],
     residentsOfHome: (homeId) => residentsByHome.get(homeId) ?? [],
     devicesOfResident: (residentId) => byResident.get(residentId) ?? [],
+    provider: (id) => providers.get(id),
+    householdsOfProvider: (providerId) => householdIds.get(providerId) ?? [],
   };
 }

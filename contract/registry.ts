@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ID_PATTERN } from './topics.ts';
 import { DEVICE_KIND_NAMES, type DeviceKind } from './device-kinds.ts';
+import { SEVERITIES } from './payloads.ts';
 
 /**
  * The site registry: homes, their floors and rooms, devices, residents, service accounts and
@@ -44,20 +45,6 @@ export const Floor = Type.Object(
 );
 export type Floor = Static<typeof Floor>;
 
-export const Home = Type.Object(
-  {
-    id: Id,
-    name: Type.String({ minLength: 1 }),
-    nameEn: Type.String({ minLength: 1 }),
-    address: Type.String(),
-    floors: Type.Array(Floor, { minItems: 1 }),
-    /** Per-home alarm-handling deadlines (NFPA 72 positive alarm sequence defaults 15 s / 180 s). */
-    ackDeadlineS: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })),
-    confirmDeadlineS: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
-  },
-  { additionalProperties: false },
-);
-export type Home = Static<typeof Home>;
 
 export const Device = Type.Object(
   {
@@ -111,7 +98,8 @@ export const ServiceAccount = Type.Object(
 );
 export type ServiceAccount = Static<typeof ServiceAccount>;
 
-export const USER_ROLES = ['staff', 'director', 'bureau', 'admin'] as const;
+/** `provider`: a home-care provider's caregiver or manager (issue 15); sees that provider's households only. */
+export const USER_ROLES = ['staff', 'director', 'bureau', 'admin', 'provider'] as const;
 export type UserRole = (typeof USER_ROLES)[number];
 
 export const User = Type.Object(
@@ -121,6 +109,8 @@ export const User = Type.Object(
     role: Type.Union(USER_ROLES.map((r) => Type.Literal(r))),
     /** Required for staff and director; bureau and admin see every home. */
     homeId: Type.Optional(Id),
+    /** Required for role `provider` (and only for it): the provider whose households the user sees. */
+    providerId: Type.Optional(Id),
     passwordHash: PasswordHash,
     demoSecret: Type.Optional(Type.Boolean()),
   },
@@ -180,9 +170,82 @@ export const Roster = Type.Object(
 );
 export type Roster = Static<typeof Roster>;
 
+
+/**
+ * A household's family contact (issue 15): reached like a roster person (`addresses` per channel
+ * id, `phone` the fallback) at ladder level 0 beside the provider's caregiver on duty, for an
+ * incident whose severity is in `severities` (empty: kept as a contact, never notified).
+ */
+export const FamilyContact = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    relation: Type.String({ minLength: 1, maxLength: 50, description: 'e.g. 女儿 daughter, 儿子 son' }),
+    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9]{5,20}$' })),
+    addresses: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.String({ minLength: 1, maxLength: 500 }))),
+    severities: Type.Array(Type.Union(SEVERITIES.map((s) => Type.Literal(s))), { uniqueItems: true, default: ['critical'] }),
+  },
+  { additionalProperties: false },
+);
+export type FamilyContact = Static<typeof FamilyContact>;
+
+/**
+ * A third-party home-care provider (issue 15): its caregivers on an on-call roster (the same
+ * people/shifts shape and semantics as a care home's roster) and its managers (ladder level 1 for
+ * its households, as a director is for a care home).
+ */
+export const Provider = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    nameEn: Type.String({ minLength: 1, maxLength: 100 }),
+    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9]{5,20}$' })),
+    /** IANA time zone of the shift times. */
+    timezone: Type.String({ minLength: 1, maxLength: 64 }),
+    people: Type.Array(RosterPerson, { maxItems: 500 }),
+    shifts: Type.Array(Shift, { maxItems: 100 }),
+    managers: Type.Array(RosterPerson, { maxItems: 20 }),
+  },
+  { additionalProperties: false },
+);
+export type Provider = Static<typeof Provider>;
+
 /** Site-wide contacts: the bureau's officers (ladder level 2). */
 export const SiteContacts = Type.Object({ bureau: Type.Array(RosterPerson, { maxItems: 50 }) }, { additionalProperties: false });
 export type SiteContacts = Static<typeof SiteContacts>;
+
+export const HOME_KINDS = ['care-home', 'household'] as const;
+export type HomeKind = (typeof HOME_KINDS)[number];
+
+export const Home = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1 }),
+    nameEn: Type.String({ minLength: 1 }),
+    address: Type.String(),
+    floors: Type.Array(Floor, { minItems: 1 }),
+    /** Per-home alarm-handling deadlines (NFPA 72 positive alarm sequence defaults 15 s / 180 s). */
+    ackDeadlineS: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })),
+    confirmDeadlineS: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+    /**
+     * Issue 15 "elders who live at home" (additive): a `household` is a bedridden elder's own home,
+     * served by a third-party home-care provider. It is a site like a care home (same topics,
+     * devices, rules, partitioning, incidents); absent means `care-home`.
+     */
+    kind: Type.Optional(Type.Union(HOME_KINDS.map((k) => Type.Literal(k)))),
+    /** Households: the home-care provider responsible (required for a household). */
+    providerId: Type.Optional(Id),
+    /** Households: the family, told of alarms at the severities each asked for. */
+    familyContacts: Type.Optional(Type.Array(FamilyContact, { maxItems: 20 })),
+  },
+  { additionalProperties: false },
+);
+export type Home = Static<typeof Home>;
+
+/** A home's kind: `care-home` unless the registry says `household`. */
+export function homeKind(home: Pick<Home, 'kind'>): HomeKind {
+  return home.kind ?? 'care-home';
+}
 
 export const SiteRegistry = Type.Object(
   {
@@ -196,6 +259,8 @@ export const SiteRegistry = Type.Object(
     /** Issue 15 (additive): on-call rosters per home, and the bureau's contacts. */
     rosters: Type.Optional(Type.Array(Roster)),
     contacts: Type.Optional(SiteContacts),
+    /** Issue 15 (additive): home-care providers serving the households. */
+    providers: Type.Optional(Type.Array(Provider, { maxItems: 1000 })),
   },
   { additionalProperties: false },
 );

@@ -46,4 +46,7 @@ export interface SocketData {
   username: string;
   role: string;
   homeId?: string;
+  /** Role `provider` (issue 15): its provider and households, as verified at the handshake. */
+  providerId?: string;
+  homeIds?: string[];
 }

@@ -107,9 +107,11 @@ carewatch demo is running (Ctrl-C stops it)
     director-h01 … director-h09 home directors
     bureau                      district bureau officer    bureau / demo-bureau
     admin                       administrator              admin / demo-admin
+    provider-pv01, provider-pv02 home-care provider (issue 15): its households only (hh01–hh03, hh04–hh05)
 
   make something happen:
     npx tsx device-sim/cli.ts fire h01 r101          a fire in room 101 of 阳光颐养院
+    npx tsx device-sim/cli.ts call hh01-p01          an elder at home (household hh01) presses the call button
     npx tsx device-sim/cli.ts desaturation h01-p01   a resident's SpO2 falls
     npx tsx device-sim/cli.ts list                   scenarios and devices
 `);

@@ -3,7 +3,7 @@ import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import { MAX_DISABLEMENT_MS, type Disablement, type DisablementRequest } from '../../contract/incidents.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
-import { canSeeHome, seesAllHomes, type Actor } from '../access.ts';
+import { canSeeHome, type Actor } from '../access.ts';
 import { fail, type AlertErrorCode, type Outcome } from '../errors.ts';
 import { SYSTEM_ACTOR } from '../lifecycle.ts';
 import { openInfluxDatabase, type InfluxDatabase } from '../../common/influx/database.ts';
@@ -415,7 +415,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
     visibleTo(actor, opts = {}) {
       const source = opts.includeEnded === true ? [...all.values()] : inForceNow();
       return source
-        .filter((d) => (seesAllHomes(actor) || d.homeId === actor.homeId) && (opts.homeId === undefined || d.homeId === opts.homeId))
+        .filter((d) => canSeeHome(actor, d.homeId) && (opts.homeId === undefined || d.homeId === opts.homeId))
         .sort((a, b) => b.startedAt - a.startedAt);
     },
 

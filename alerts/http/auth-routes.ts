@@ -137,14 +137,21 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: RouteContext): voi
       throw new AlertsError('AUTH_INVALID_CREDENTIALS');
     }
     failures.clear(pairKey);
-    const actor = { username: user.username, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}) };
+    const actor = { username: user.username, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}), ...(user.providerId !== undefined ? { providerId: user.providerId } : {}) };
     const { token, expiresAt } = ctx.tokens.issue(actor, ctx.clock.now());
-    return { token, expiresAt, user: { username: user.username, displayName: user.displayName, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}) } };
+    const provider = user.providerId !== undefined ? { providerId: user.providerId, homeIds: [...ctx.registry.householdsOfProvider(user.providerId)] } : {};
+    return { token, expiresAt, user: { username: user.username, displayName: user.displayName, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}), ...provider } };
   });
 
   app.get('/api/me', async (req) => {
     const actor = ctx.actor(req);
     const user = ctx.registry.user(actor.username);
-    return { username: actor.username, displayName: user?.displayName ?? actor.username, role: actor.role, ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}) };
+    return {
+      username: actor.username,
+      displayName: user?.displayName ?? actor.username,
+      role: actor.role,
+      ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}),
+      ...(actor.providerId !== undefined ? { providerId: actor.providerId, homeIds: actor.homeIds ?? [] } : {}),
+    };
   });
 }

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { canSeeHome, seesAllHomes } from '../access.ts';
+import { homeKind, type Home } from '../../contract/registry.ts';
+import { canSeeHome } from '../access.ts';
 import { CareActionRequest } from '../care-action.ts';
 import { AlertsError } from '../errors.ts';
 import { homeDeadlines } from '../escalation.ts';
@@ -15,6 +16,13 @@ function deadlinesOf(home: Parameters<typeof homeDeadlines>[0]): { ackDeadlineS:
 }
 
 export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const providerOf = (h: Home): { provider?: { id: string; name: string; nameEn: string; phone?: string }; familyContacts?: number } => {
+    const p = h.providerId !== undefined ? ctx.registry.provider(h.providerId) : undefined;
+    return {
+      ...(p !== undefined ? { provider: { id: p.id, name: p.name, nameEn: p.nameEn, ...(p.phone !== undefined ? { phone: p.phone } : {}) } } : {}),
+      ...(h.familyContacts !== undefined ? { familyContacts: h.familyContacts.length } : {}),
+    };
+  };
   /**
    * A registry summary of the homes the user may see, with each home's NFPA 72 positive alarm
    * sequence deadlines (registry ackDeadlineS / confirmDeadlineS, else 15 s / 180 s) resolved the
@@ -24,12 +32,15 @@ export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): voi
     const actor = ctx.actor(req);
     const open = ctx.lifecycle.open();
     return ctx.registry.site.homes
-      .filter((h) => seesAllHomes(actor) || h.id === actor.homeId)
+      .filter((h) => canSeeHome(actor, h.id))
       .map((h) => ({
         id: h.id,
         name: h.name,
         nameEn: h.nameEn,
         address: h.address,
+        // Issue 15: care home or household (an elder at home), with its home-care provider.
+        kind: homeKind(h),
+        ...providerOf(h),
         floors: h.floors.map((f) => ({ id: f.id, name: f.name, nameEn: f.nameEn, level: f.level, rooms: f.rooms.map((r) => ({ id: r.id, name: r.name, nameEn: r.nameEn, kind: r.kind })) })),
         devices: ctx.registry.devicesOfHome(h.id).length,
         residents: ctx.registry.residentsOfHome(h.id).map((r) => ({ id: r.id, name: r.name, roomId: r.roomId, bed: r.bed })),

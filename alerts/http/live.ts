@@ -5,7 +5,7 @@ import { ApiError } from '../../contract/api.ts';
 import { DEVICE_KINDS } from '../../contract/device-kinds.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
-import { canSeeHome, seesAllHomes } from '../access.ts';
+import { canSeeHome } from '../access.ts';
 import { rows, str, type InfluxReader, type InfluxSeries } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 
@@ -193,7 +193,7 @@ export async function liveRoutes(app: FastifyInstance, opts: LiveDeps): Promise<
     },
     async (request): Promise<HomesSummary> => {
       const actor = await requireActor(opts.actorOf, request);
-      const homes = opts.registry.site.homes.filter((h) => seesAllHomes(actor) || h.id === actor.homeId);
+      const homes = opts.registry.site.homes.filter((h) => canSeeHome(actor, h.id));
       const [status = []] = await opts.influx.query('SELECT LAST(online) FROM status GROUP BY device');
       const statusBy = byDevice(status);
       return {

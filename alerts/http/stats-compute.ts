@@ -107,6 +107,9 @@ export interface ResponseTimes {
 
 export interface HomeStats {
   readonly homeId: string;
+  /** Issue 15: `household` for an elder living at home (with its provider), else `care-home`. */
+  readonly kind?: 'care-home' | 'household';
+  readonly providerId?: string;
   readonly month: string;
   readonly alerts: number;
   readonly byClass: Readonly<Record<SignalClass, number>>;
@@ -259,6 +262,8 @@ function row(s: HomeStats): Array<[string, Cell]> {
     ['devices_reporting', s.devicesReporting], ['device_online_rate', s.deviceOnlineRate],
     ['residents_with_turn_data', s.residentsWithTurnData], ['turns_by_sensor', s.turnsBySensor], ['turns_by_staff', s.turnsByStaff],
     ['turns_due', s.turnsDue], ['turns_on_time', s.turnsOnTime], ['turns_late', s.turnsLate], ['turns_on_time_rate', s.turnsOnTimeRate],
+    // Issue 15, appended so existing columns keep their positions.
+    ['kind', s.kind ?? 'care-home'], ['provider', s.providerId ?? null],
   ];
 }
 

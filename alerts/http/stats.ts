@@ -5,7 +5,8 @@ import { ApiError } from '../../contract/api.ts';
 import { AlertMessage } from '../../contract/payloads.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
-import { canSeeHome, seesAllHomes } from '../access.ts';
+import { HOME_KINDS, homeKind } from '../../contract/registry.ts';
+import { canSeeHome, ownHomes, seesAllHomes } from '../access.ts';
 import { str, type InfluxReader, type InfluxSeries } from '../../common/influx/reader.ts';
 import { installErrorHandler, requireActor, RouteError, type ActorOf, type CountError } from './route-support.ts';
 import {
@@ -30,6 +31,8 @@ export const StatsQuery = Type.Object(
   {
     month: Type.Optional(Type.String({ pattern: MONTH_PATTERN, description: 'YYYY-MM, local time (UTC+8); default the current month' })),
     home: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    /** Issue 15: only care homes, or only households (elders living at home). */
+    kind: Type.Optional(Type.Union(HOME_KINDS.map((k) => Type.Literal(k)))),
   },
   { additionalProperties: false },
 );
@@ -40,6 +43,8 @@ const Distribution = Type.Object({ n: Type.Integer(), medianS: Nullable(Type.Num
 const ResponseTimes = Type.Object({ alerts: Type.Integer(), timeToAcknowledge: Distribution, timeToResolve: Distribution });
 export const HomeStatsSchema = Type.Object({
   homeId: Type.String(),
+  kind: Type.Optional(Type.Union(HOME_KINDS.map((k) => Type.Literal(k)))),
+  providerId: Type.Optional(Type.String()),
   month: Type.String(),
   alerts: Type.Integer(),
   byClass: Type.Object({ alarm: Type.Integer(), supervisory: Type.Integer(), trouble: Type.Integer(), care: Type.Integer() }),
@@ -82,14 +87,24 @@ const checkAlert = TypeCompiler.Compile(AlertMessage);
 const SPILL_MS = 7 * 24 * 3_600_000;
 
 function homesFor(q: StatsQuery, actor: Parameters<typeof canSeeHome>[0], registry: RegistryIndex): string[] {
+  const ids = homesOf(q, actor, registry);
+  if (q.kind === undefined) return ids;
+  return ids.filter((id) => {
+    const h = registry.home(id);
+    return h !== undefined && homeKind(h) === q.kind;
+  });
+}
+
+function homesOf(q: StatsQuery, actor: Parameters<typeof canSeeHome>[0], registry: RegistryIndex): string[] {
   if (q.home !== undefined) {
     // Another home's id answers exactly like an unknown one, so ids cannot be probed.
     if (registry.home(q.home) === undefined || !canSeeHome(actor, q.home)) throw new RouteError(404, 'API_NOT_FOUND', `no home ${q.home}`);
     return [q.home];
   }
   if (seesAllHomes(actor)) return registry.site.homes.map((h) => h.id);
-  if (actor.homeId === undefined) throw new RouteError(403, 'AUTH_FORBIDDEN', `user ${actor.username} has no home`);
-  return [actor.homeId];
+  const own = ownHomes(actor);
+  if (own.length === 0) throw new RouteError(403, 'AUTH_FORBIDDEN', `user ${actor.username} has no home`);
+  return [...own];
 }
 
 /** Rows of `GROUP BY <tag>` series as (tag value → [time, first non-time column]). */
@@ -222,7 +237,9 @@ export async function computeStats(deps: StatsDeps, window: MonthWindow, homeIds
         turns: [...sensor, ...staff],
       });
     });
-    return computeHomeStats({
+    const home = deps.registry.home(homeId);
+    const kind = home !== undefined ? homeKind(home) : 'care-home';
+    const stats = computeHomeStats({
       homeId,
       window,
       alerts: alerts.filter((a) => a.homeId === homeId),
@@ -232,6 +249,7 @@ export async function computeStats(deps: StatsDeps, window: MonthWindow, homeIds
       turnsBySensor,
       turnsByStaff,
     });
+    return { ...stats, kind, ...(home?.providerId !== undefined ? { providerId: home.providerId } : {}) };
   });
 }
 

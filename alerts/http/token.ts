@@ -11,6 +11,8 @@ export interface TokenClaims {
   readonly sub: string;
   readonly role: UserRole;
   readonly homeId?: string;
+  /** Role `provider` (issue 15). */
+  readonly providerId?: string;
   /** Expiry, ms since the epoch (platform clock). */
   readonly exp: number;
 }
@@ -26,14 +28,20 @@ export interface TokenService {
  * With a registry, a token is honoured only while its user still exists with the same role and
  * home: deleting or moving a user cuts off their tokens at once, without waiting for expiry.
  */
-export function createTokenService(secret: string | undefined, ttlS: number, registry?: Pick<RegistryIndex, 'user'>): TokenService {
+export function createTokenService(secret: string | undefined, ttlS: number, registry?: Pick<RegistryIndex, 'user'> & Partial<Pick<RegistryIndex, 'householdsOfProvider'>>): TokenService {
   // Without a configured secret (development only) a random one per start: old tokens die with the process.
   const key = secret ?? randomBytes(32).toString('base64');
   const sign = (body: string): string => createHmac('sha256', key).update(body).digest('base64url');
   return {
     issue(actor, now) {
       const exp = now + ttlS * 1000;
-      const claims: TokenClaims = { sub: actor.username, role: actor.role, ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}), exp };
+      const claims: TokenClaims = {
+        sub: actor.username,
+        role: actor.role,
+        ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}),
+        ...(actor.providerId !== undefined ? { providerId: actor.providerId } : {}),
+        exp,
+      };
       const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
       return { token: `${body}.${sign(body)}`, expiresAt: exp };
     },
@@ -56,10 +64,23 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
     if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
     if (!(USER_ROLES as readonly string[]).includes(claims.role ?? '')) return undefined;
     const homeId = typeof claims.homeId === 'string' ? claims.homeId : undefined;
+    const providerId = typeof claims.providerId === 'string' ? claims.providerId : undefined;
     if (registry !== undefined) {
       const user = registry.user(claims.sub);
-      if (user === undefined || user.role !== claims.role || user.homeId !== homeId) return undefined;
+      if (user === undefined || user.role !== claims.role || user.homeId !== homeId || user.providerId !== providerId) return undefined;
     }
-    return { actor: { username: claims.sub, role: claims.role as UserRole, ...(homeId !== undefined ? { homeId } : {}) }, expiresAt: claims.exp };
+    // A provider's households come from the registry now, not from the token: without a registry
+    // (development) a provider token sees no household at all.
+    const homeIds = claims.role === 'provider' ? [...(providerId !== undefined ? (registry?.householdsOfProvider?.(providerId) ?? []) : [])] : undefined;
+    return {
+      actor: {
+        username: claims.sub,
+        role: claims.role as UserRole,
+        ...(homeId !== undefined ? { homeId } : {}),
+        ...(providerId !== undefined ? { providerId } : {}),
+        ...(homeIds !== undefined ? { homeIds } : {}),
+      },
+      expiresAt: claims.exp,
+    };
   }
 }

@@ -20,6 +20,8 @@ const LEVEL: ReadonlyArray<{ zh: string; en: string }> = [
   { zh: '已升级至民政局', en: 'escalated to the bureau' },
 ];
 
+const HOUSEHOLD_LEVEL_1 = { zh: '已升级至服务机构负责人', en: "escalated to the provider's manager" };
+
 export interface RenderedMessage {
   readonly title: string;
   readonly text: string;
@@ -48,7 +50,8 @@ export function renderIncident(incident: IncidentMessage, registry: RegistryInde
   }
   const more = incident.roomIds.length > 1 ? { zh: `等${incident.roomIds.length}处`, en: ` and ${incident.roomIds.length - 1} more` } : { zh: '', en: '' };
   const sev = SEVERITY[incident.severity];
-  const lvl = LEVEL[Math.min(level, LEVEL.length - 1)] ?? { zh: '', en: '' };
+  // A household has no director: its level 1 is the home-care provider's manager (issue 15).
+  const lvl = (level === 1 && home?.kind === 'household' ? HOUSEHOLD_LEVEL_1 : LEVEL[Math.min(level, LEVEL.length - 1)]) ?? { zh: '', en: '' };
   const link = `${baseUrl.replace(/\/+$/, '')}/#incident=${encodeURIComponent(incident.id)}`;
   const title = `【${sev.zh}】${homeZh} ${placeZh}${more.zh}：${incident.message.zh}`;
   const text = [

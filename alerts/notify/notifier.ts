@@ -2,7 +2,7 @@ import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { IncidentMessage } from '../../contract/incidents.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
-import type { RosterPerson } from '../../contract/registry.ts';
+import { homeKind, type RosterPerson } from '../../contract/registry.ts';
 import { BUREAU_LEVEL } from '../access.ts';
 import type { IncidentAuditEntry, IncidentChange } from '../incidents/book.ts';
 import type { AttemptRecord, DeliveryReceipt, Notification, NotificationChannel, Recipient } from './channel.ts';
@@ -14,7 +14,9 @@ import type { RosterStore } from './roster-store.ts';
 /**
  * The notifier (issue 15): follows the incidents' change sink and reaches the people the
  * escalation ladder addresses now — the staff on duty by the roster at level 0, the home's
- * directors at 1, the bureau's contacts at 2 — on the channels the routing configuration names for
+ * directors at 1, the bureau's contacts at 2; for a household (issue 15) the home-care provider's
+ * caregiver on duty and the family contacts (per their severities) at 0, the provider's managers
+ * at 1, the bureau at 2 — on the channels the routing configuration names for
  * the incident's severity at that level. Every attempt is written to the incident's audit
  * (`notified` when delivered, `notify_failed` with its status otherwise).
  *
@@ -102,10 +104,25 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     return onDuty(roster, clock.now(), roster.timezone);
   }
 
+  /**
+   * Issue 15: a household's family contacts who asked to hear of this severity. They are told at
+   * level 0, beside the provider's caregiver on duty, on personal channels only (a group robot
+   * posts into the provider's own chat group, where the family is not).
+   */
+  function familyFor(incident: IncidentMessage, level: number): readonly RosterPerson[] {
+    if (level !== 0) return [];
+    const home = registry.home(incident.homeId);
+    if (home === undefined || homeKind(home) !== 'household') return [];
+    return (home.familyContacts ?? [])
+      .filter((c) => c.severities.includes(incident.severity))
+      .map((c) => ({ id: c.id, name: c.name, role: `family: ${c.relation}`, ...(c.phone !== undefined ? { phone: c.phone } : {}), ...(c.addresses !== undefined ? { addresses: c.addresses } : {}) }));
+  }
+
   function notifyLevel(incident: IncidentMessage, level: number, signal: AbortSignal): void {
     const channelIds = routedChannels(config, incident.severity, level);
     if (channelIds.length === 0) return;
     const people = recipientsAt(incident, level);
+    const family = familyFor(incident, level);
     if (people.length === 0) {
       // Nobody on the roster for this rung: loud, audited; group chats are still posted to.
       counts.noRecipient++;
@@ -122,7 +139,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}`, recipients }, 'group', signal);
         continue;
       }
-      for (const p of people) {
+      for (const p of [...people, ...family]) {
         const address = p.addresses?.[channelId] ?? p.phone;
         if (address === undefined) {
           audit(incident.id, 'notify_failed', { channel: channelId, recipient: p.id, status: 'no_address', escalationLevel: level });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
-import type { Roster, RosterPerson } from '../../contract/registry.ts';
+import { homeKind, type Roster, type RosterPerson } from '../../contract/registry.ts';
 import { canSeeHome, type Actor } from '../access.ts';
 import { fail, type AlertErrorCode, type Outcome } from '../errors.ts';
 import { readJson, writeJsonAtomic } from '../state-file.ts';
@@ -87,6 +87,18 @@ export function createRosterStore(deps: RosterStoreDeps): RosterStore {
   let edits = 0;
   let writing: Promise<void> = Promise.resolve();
 
+  /**
+   * Issue 15: a household's roster is its home-care provider's — the provider's caregivers on their
+   * shifts (ladder level 0) and its managers in the directors' place (level 1) — unless the registry
+   * or an edit gives the household a roster of its own.
+   */
+  function providerRoster(homeId: string): Roster | undefined {
+    const home = registry.home(homeId);
+    if (home === undefined || homeKind(home) !== 'household' || home.providerId === undefined) return undefined;
+    const p = registry.provider(home.providerId);
+    return p === undefined ? undefined : { homeId, timezone: p.timezone, people: p.people, shifts: p.shifts, directors: p.managers };
+  }
+
   function refuse<T>(code: AlertErrorCode, actor: Actor, homeId: string, message?: string): Outcome<T> {
     rejected[code] = (rejected[code] ?? 0) + 1;
     // Logged at most once a minute per code: a client retrying a bad roster must not flood the log.
@@ -121,11 +133,11 @@ export function createRosterStore(deps: RosterStoreDeps): RosterStore {
     async close() {
       await writing.catch(() => undefined);
     },
-    roster: (homeId) => edited.get(homeId) ?? fromRegistry.get(homeId),
+    roster: (homeId) => edited.get(homeId) ?? fromRegistry.get(homeId) ?? providerRoster(homeId),
     bureau: () => registry.site.contacts?.bureau ?? [],
     view(actor, homeId) {
       if (registry.home(homeId) === undefined || !canSeeHome(actor, homeId)) return fail('HOME_NOT_FOUND');
-      return { ok: true, value: { roster: edited.get(homeId) ?? fromRegistry.get(homeId), audit: audit.filter((e) => e.homeId === homeId) } };
+      return { ok: true, value: { roster: edited.get(homeId) ?? fromRegistry.get(homeId) ?? providerRoster(homeId), audit: audit.filter((e) => e.homeId === homeId) } };
     },
     put(actor, homeId, roster) {
       // One edit at a time: each builds the next file from the state the previous one left.

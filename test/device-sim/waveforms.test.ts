@@ -64,7 +64,7 @@ describe('baseline waveforms', () => {
   it('keeps healthy residents and quiet rooms in plausible, non-alarming ranges', () => {
     const seen = { hr: [] as number[], rr: [] as number[], spo2: [] as number[], temp: [] as number[], sbp: [] as number[], air: [] as number[], smoke: [] as number[], battery: [] as number[], rssi: [] as number[] };
     for (const r of registry.site.residents.filter((x) => !x.hypercapnic)) {
-      const m = model(registry, r.id.replace(/^(h\d+)-(p\d+)$/, '$1-vs-$2'));
+      const m = model(registry, r.id.replace(/^([a-z]+\d+)-(p\d+)$/, '$1-vs-$2'));
       for (const st of run(m, () => [], T0, T0 + 24 * HOUR, 7 * 60_000 + 3000)) {
         const x = st.s.metrics;
         seen.hr.push(x.heart_rate_bpm as number);

@@ -19,14 +19,27 @@ const STATS_LABELS = {
   turnsTip: ['按时翻身 / 应翻身次数（间隔 + 15 分钟宽限）', 'Turns on time / turns due (interval + 15 min grace)'],
 };
 const sl = (key) => STATS_LABELS[key][getLang() === 'en' ? 1 : 0];
+/** Issue 15 "elders who live at home": the households section's words (kept here, as above). */
+const HH_LABELS = {
+  households: ['居家老人', 'Elders living at home'],
+  household: ['住户', 'Household'],
+  address: ['地址', 'Address'],
+  provider: ['服务机构', 'Home-care provider'],
+  residents: ['老人', 'Resident'],
+  kindHousehold: ['居家', 'at home'],
+};
+const hl = (key) => HH_LABELS[key][getLang() === 'en' ? 1 : 0];
+const isHousehold = (home) => home?.kind === 'household';
 
 /**
- * Bureau view: the nine homes at a glance, every fire alarm with its escalation and step timings
- * (call-119 on top), and monthly statistics with a CSV download.
+ * Bureau view: the nine homes at a glance, the elders living at home with their home-care provider
+ * (issue 15), every fire alarm with its escalation and step timings (call-119 on top), and monthly
+ * statistics with a CSV download.
  */
 export function createBureauView(root, ctx) {
   let summary = null;
   const grid = h('div', { class: 'home-grid', 'data-testid': 'home-grid' });
+  const households = h('div', { class: 'table-wrap', 'data-testid': 'households' });
   const fires = h('div', { class: 'fire-list', 'data-testid': 'fire-list' });
   const disabled = h('div', { class: 'table-wrap', 'data-testid': 'bureau-disablements' });
   const statsBody = h('div', { class: 'stats', 'data-testid': 'stats' });
@@ -35,6 +48,7 @@ export function createBureauView(root, ctx) {
 
   render(root,
     h('section', { class: 'panel' }, h('h2', {}, t('homes')), grid),
+    h('section', { class: 'panel', 'data-testid': 'households-panel' }, h('h2', {}, hl('households')), households),
     h('section', { class: 'panel' }, h('h2', {}, t('fireAlerts')), fires),
     h('section', { class: 'panel' }, h('h2', {}, `⊘ ${t('disablements')}`), disabled),
     h('section', { class: 'panel' },
@@ -51,9 +65,41 @@ export function createBureauView(root, ctx) {
   root.querySelector('.stats-bar').append(statsAt);
   month.addEventListener('change', () => void loadStats());
 
+  /** Open incidents and lone alerts of a home, per signal class (one fire through three rooms is one). */
+  const openOf = (homeId, mine, c) => ctx.incidents.open().filter((i) => i.homeId === homeId && i.signal === c).length + standaloneAlerts(mine, ctx.incidents).filter((a) => a.signal === c).length;
+
+  /** Households apart from the care homes: one row each, with its provider and its state. */
+  function renderHouseholds(all) {
+    const list = [...ctx.homes.values()].filter(isHousehold);
+    households.closest('section').hidden = list.length === 0;
+    if (list.length === 0) return render(households);
+    render(households, h('table', { class: 'households' },
+      h('thead', {}, h('tr', {}, [hl('household'), hl('address'), hl('provider'), hl('residents'), t('state'), ...CLASSES.map((c) => t(`cls_${c}`)), t('devicesOnline')].map((x) => h('th', {}, x)))),
+      h('tbody', {}, list.map((home) => {
+        const mine = all.filter((a) => a.homeId === home.id);
+        const s = summary?.homes.find((x) => x.homeId === home.id);
+        let state = homeState(mine);
+        if (state === 'normal' && s && s.devicesTotal > 0 && s.devicesOnline === 0) state = 'comm';
+        return h('tr', { class: `hs-${state}`, 'data-testid': `household-row-${home.id}`, 'data-state': state, 'data-provider': home.provider?.id ?? '' },
+          h('td', { class: 'c-home' }, h('strong', {}, nm(home))),
+          h('td', { 'data-label': hl('address') }, home.address ?? ''),
+          h('td', { 'data-testid': 'household-provider', 'data-label': hl('provider') }, home.provider ? nm(home.provider) : '—', home.provider?.phone ? h('div', { class: 'dim' }, home.provider.phone) : null),
+          h('td', { 'data-label': hl('residents') }, (home.residents ?? []).map((r) => r.name).join('、') || '—'),
+          h('td', { 'data-testid': 'home-state', 'data-label': t('state') }, `${HOME_ICON[state]} ${t(`home_${state}`)}`),
+          CLASSES.map((c) => {
+            const n = openOf(home.id, mine, c);
+            return h('td', { class: `cls c-${c}${n ? ' on' : ''}`, 'data-testid': `open-${c}`, 'data-label': t(`cls_${c}`) }, String(n));
+          }),
+          h('td', { 'data-testid': 'devices-online', 'data-label': t('devicesOnline') }, s ? `${s.devicesOnline}/${s.devicesTotal}` : `—/${home.devices}`),
+        );
+      })),
+    ));
+  }
+
   function renderGrid() {
     const all = ctx.model.open();
-    render(grid, [...ctx.homes.values()].map((home) => {
+    renderHouseholds(all);
+    render(grid, [...ctx.homes.values()].filter((home) => !isHousehold(home)).map((home) => {
       const mine = all.filter((a) => a.homeId === home.id);
       const s = summary?.homes.find((x) => x.homeId === home.id);
       let state = homeState(mine);
@@ -63,7 +109,7 @@ export function createBureauView(root, ctx) {
         h('div', { class: 'hc-head' }, h('strong', {}, nm(home)), h('span', { class: 'hc-state', 'data-testid': 'home-state' }, `${HOME_ICON[state]} ${t(`home_${state}`)}`)),
         h('div', { class: 'hc-classes' }, CLASSES.map((c) => {
           // Counted per incident: one fire through three rooms is one fire (issue 11).
-          const n = ctx.incidents.open().filter((i) => i.homeId === home.id && i.signal === c).length + standaloneAlerts(mine, ctx.incidents).filter((a) => a.signal === c).length;
+          const n = openOf(home.id, mine, c);
           return h('span', { class: `cls c-${c}${n ? ' on' : ''}`, 'data-testid': `open-${c}` }, `${t(`cls_${c}`)} ${n}`);
         })),
         h('div', { class: 'hc-foot' },
@@ -165,8 +211,8 @@ export function createBureauView(root, ctx) {
       ];
       render(statsBody, h('div', { class: 'table-wrap' }, h('table', { class: 'stats-table', 'data-testid': 'stats-table' },
         h('thead', {}, h('tr', {}, heads.map(([x, tip]) => h('th', tip ? { title: tip } : {}, x)))),
-        h('tbody', {}, r.homes.map((s) => h('tr', { 'data-testid': `stats-row-${s.homeId}` },
-          h('td', {}, nm(ctx.homes.get(s.homeId)) || s.homeId), h('td', { 'data-col': 'alerts' }, s.alerts), CLASSES.map((c) => h('td', { 'data-col': c }, s.byClass[c])),
+        h('tbody', {}, r.homes.map((s) => h('tr', { 'data-testid': `stats-row-${s.homeId}`, 'data-kind': s.kind ?? 'care-home' },
+          h('td', {}, nm(ctx.homes.get(s.homeId)) || s.homeId, s.kind === 'household' ? h('span', { class: 'badge', title: nm(ctx.homes.get(s.homeId)?.provider) || s.providerId || '' }, ` ${hl('kindHousehold')}`) : null), h('td', { 'data-col': 'alerts' }, s.alerts), CLASSES.map((c) => h('td', { 'data-col': c }, s.byClass[c])),
           h('td', { 'data-col': 'false_alarm_rate' }, pct(s.falseAlarmRate)), h('td', { 'data-col': 'ack_median_s' }, sec(s.timeToAcknowledge.medianS)), h('td', {}, sec(s.timeToAcknowledge.p95S)),
           h('td', {}, sec(s.timeToResolve.medianS)), h('td', {}, sec(s.timeToResolve.p95S)),
           h('td', { 'data-col': 'fire_emergency_ack' }, pair(s.fireEmergencies.timeToAcknowledge)), h('td', {}, pair(s.fireEmergencies.timeToResolve)),

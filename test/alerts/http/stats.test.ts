@@ -153,7 +153,9 @@ describe('GET /api/stats', () => {
 
   it('gives the bureau every home and staff only their own', async () => {
     const all = (await fx.app.inject({ url: '/api/stats?month=2026-11', headers: fx.auth('bureau') })).json() as StatsResponse;
-    expect(all.homes).toHaveLength(9);
+    // Nine care homes and (issue 15) five households.
+    expect(all.homes).toHaveLength(14);
+    expect(all.homes.filter((h) => h.kind === 'household').map((h) => h.homeId)).toEqual(['hh01', 'hh02', 'hh03', 'hh04', 'hh05']);
     expect(all.homes.find((h) => h.homeId === 'h02')).toMatchObject({
       alerts: 1, falseAlarms: 0, fireAlarmsConfirmed: 1, falseAlarmRate: 0, escalatedUnacknowledged: 1, missedAlerts: 1,
       deviceOnlineRate: 1, residentsWithTurnData: 0, turnsDue: 0, turnsOnTimeRate: null,
@@ -185,7 +187,7 @@ describe('GET /api/stats.csv', () => {
     const [header, ...lines] = csv.body.trim().split('\r\n');
     const cols = header!.split(',');
     expect(cols).toEqual(CSV_COLUMNS);
-    expect(lines).toHaveLength(9);
+    expect(lines).toHaveLength(14);
     const row = Object.fromEntries(cols.map((c, i) => [c, lines[0]!.split(',')[i]]));
     const h = json.homes[0]!;
     expect(row).toMatchObject({

@@ -13,11 +13,15 @@ describe('careRules()', () => {
     // Every monitor of every demo resident reporting normally, in bed, dry.
     const registry = ctx().registry;
     const inputs = merge(
-      ...registry.site.residents.flatMap((r) => [
-        stream(`${r.id.slice(0, 3)}-vs-${r.id.slice(4)}`, DAY, DAY + 20 * S, () => NORMAL_VITALS),
-        stream(`${r.id.slice(0, 3)}-bed-${r.id.slice(4)}`, DAY, DAY + 20 * S, () => ({ bed_occupied: true, movement_index: 5 })),
-        stream(`${r.id.slice(0, 3)}-wet-${r.id.slice(4)}`, DAY, DAY + 20 * S, () => ({ wetness_pct: 2 })),
-      ]),
+      // Each resident's own monitors (a household's elder has no wetness sensor in the demo site).
+      ...registry.site.residents.flatMap((r) =>
+        registry.devicesOfResident(r.id).flatMap((d) =>
+          d.kind === 'vital_signs_monitor' ? [stream(d.id, DAY, DAY + 20 * S, () => NORMAL_VITALS)]
+          : d.kind === 'bed_sensor' ? [stream(d.id, DAY, DAY + 20 * S, () => ({ bed_occupied: true, movement_index: 5 }))]
+          : d.kind === 'wetness_sensor' ? [stream(d.id, DAY, DAY + 20 * S, () => ({ wetness_pct: 2 }))]
+          : [],
+        ),
+      ),
     );
     for (const rule of careRules()) {
       const { state } = run(rule, [...inputs, tick(DAY + 20 * S)]);

@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { homeReadings, startStack, type Stack } from './support/stack.ts';
+import { join } from 'node:path';
+import { launchChromium, screenshotDir } from './support/browser.ts';
+import { demoRegistry } from '../support/registry.ts';
+
+/**
+ * Issue 15 "elders who live at home" in a real browser: the bureau's overview lists the households
+ * apart from the nine care homes, each with its home-care provider; a call from an elder at home
+ * (a real device over the real broker) shows on that household's row; the monthly statistics
+ * include the households.
+ */
+let stack: Stack;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+const errors: string[] = [];
+
+async function login(username: string): Promise<Page> {
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.on('pageerror', (err) => errors.push(`[${username}] ${err.message}`));
+  await page.goto(stack.url);
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill(`demo-${username}`);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+  return page;
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  for (const home of demoRegistry().site.homes) await stack.writeLines(homeReadings(home.id, stack.clock.now()));
+  browser = await launchChromium();
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await stack?.close();
+});
+
+describe('bureau view: households', () => {
+  it('lists households with their provider apart from the care homes; a call at home shows on its row; statistics include households', async () => {
+    const bureau = await login('bureau');
+    await expect.poll(() => bureau.locator('[data-testid^="home-card-"]').count()).toBe(9);
+    const rows = bureau.locator('[data-testid^="household-row-"]');
+    await expect.poll(() => rows.count()).toBe(5);
+    const hh01 = bureau.getByTestId('household-row-hh01');
+    expect(await hh01.getAttribute('data-provider')).toBe('pv01');
+    expect(await hh01.getByTestId('household-provider').textContent()).toContain('安心居家护理服务中心');
+    expect(await bureau.getByTestId('household-row-hh04').getAttribute('data-provider')).toBe('pv02');
+    await expect.poll(() => hh01.getByTestId('devices-online').textContent()).toBe('6/6');
+    expect(await hh01.getAttribute('data-state')).toBe('normal');
+
+    // The elder presses the bedside call button: an emergency call goes to the bureau at once.
+    const button = await stack.device('hh01-nc-p01');
+    await button.event('sos_button');
+    await expect.poll(() => hh01.getByTestId('open-care').textContent(), { timeout: 15_000 }).toBe('1');
+    expect(await bureau.getByTestId('household-row-hh02').getByTestId('open-care').textContent()).toBe('0');
+    await button.close();
+    await bureau.getByTestId('households-panel').screenshot({ path: join(await screenshotDir(), 'bureau-households.png') });
+
+    // Monthly statistics: a row per household, marked as such.
+    await expect.poll(() => bureau.locator('[data-testid="stats-table"] tr[data-kind="household"]').count(), { timeout: 15_000 }).toBe(5);
+    expect(await bureau.locator('[data-testid="stats-table"] tr[data-kind="care-home"]').count()).toBe(9);
+    expect(errors).toEqual([]);
+  }, 90_000);
+
+  it("a provider's user gets the live page of its own household (the first of them), with the call on it", async () => {
+    const provider = await login('provider-pv01');
+    await provider.getByTestId('device-hh01-sd-bedroom').waitFor();
+    expect(await provider.locator('[data-testid^="device-h01-"]').count()).toBe(0);
+    expect(await provider.locator('[data-testid^="device-hh04-"]').count()).toBe(0);
+    expect(errors).toEqual([]);
+  }, 60_000);
+});
