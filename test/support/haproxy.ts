@@ -93,6 +93,24 @@ export function haproxyConfig(frontendPort: number, backends: readonly Backend[]
   ].join('\n');
 }
 
+/**
+ * HAProxy's configuration in docker-compose.cluster.yml (deploy/haproxy.cfg, committed): the same
+ * function as the cluster tests run, with the compose services as backends, bound to every interface
+ * of the container, MQTT over WebSocket balanced too, and Docker's DNS to follow recreated containers.
+ * test/deploy/compose-cluster.test.ts checks the committed file against it.
+ */
+export const COMPOSE_HAPROXY_CFG = 'deploy/haproxy.cfg';
+export function composeHaproxyConfig(): string {
+  return haproxyConfig(
+    1883,
+    [
+      { name: 'b1', host: 'broker-1', port: 1883, wsPort: 8083 },
+      { name: 'b2', host: 'broker-2', port: 1883, wsPort: 8083 },
+    ],
+    { bind: '0.0.0.0', wsPort: 8083, resolver: '127.0.0.11:53' },
+  );
+}
+
 function reachable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
