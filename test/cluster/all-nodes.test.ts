@@ -36,7 +36,7 @@ import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
 
 const TOKEN_SECRET = 'all-nodes-test-token-secret-0123456789abcdef';
 /** The nine demo homes split in two, the way an operator would: each home owned by exactly one instance. */
-const HOMES = { a: ['h01', 'h03', 'h05', 'h07', 'h09'], b: ['h02', 'h04', 'h06', 'h08'] } as const;
+const HOMES: Record<'a' | 'b', string[]> = { a: ['h01', 'h03', 'h05', 'h07', 'h09'], b: ['h02', 'h04', 'h06', 'h08'] };
 type Side = keyof typeof HOMES;
 const ALL_HOMES = [...HOMES.a, ...HOMES.b].sort();
 /** Readings: two smoke detectors per home, one QoS 1 reading each every INTERVAL_MS (18 devices: ~90 msg/s). */
@@ -353,5 +353,40 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
     expect(lost).toBe(0);
     expect(duplicates).toBe(0);
     expect(phantom).toBe(0);
+  }, 600_000);
+
+  it('moves h08 from instance b to a, drop first then add (docs/scaling.md "Moving a home"): its open alert and what was sent meanwhile go with it', async () => {
+    const adminOpen = async (node: Side): Promise<AlertMessage[]> => {
+      const { token } = await login(httpOf(node), 'admin');
+      return (await (await fetch(`${httpOf(node)}/api/alerts`, { headers: { authorization: `Bearer ${token}` } })).json()) as AlertMessage[];
+    };
+    const first = callPoints.get('h08')?.[0] as SiteDevice;
+    const before = (await adminOpen('b')).find(isFireOf(first));
+    expect(before).toBeDefined();
+    // 1. b drops h08 (ingest and alerts restarted without it).
+    HOMES.b = HOMES.b.filter((h) => h !== 'h08');
+    await Promise.all([ingest.b?.proc?.stop(), alerts.b?.proc?.stop()]);
+    await Promise.all([startIngest('b'), startAlerts('b')]);
+    // While nobody owns h08: a fire and a reading, queued in h08's sessions in the brokers' Redis.
+    const second = callPoints.get('h08')?.[1] as SiteDevice;
+    await callPoint(second);
+    const sd = senders.find((x) => x.d.homeId === 'h08') as Sender;
+    const seq = Math.max(...sd.sent) + 1;
+    await sd.client.publishAsync(deviceTopic('h08', sd.d.id, 'telemetry'), JSON.stringify({ ts: T0 + seq, seq, metrics: { temperature_c: 21, smoke_obscuration_pct_per_m: 0.1, battery_pct: 90 } }), { qos: 1 });
+    // 2. a adds h08.
+    HOMES.a = [...HOMES.a, 'h08'];
+    await Promise.all([ingest.a?.proc?.stop(), alerts.a?.proc?.stop()]);
+    await Promise.all([startIngest('a'), startAlerts('a')]);
+    await reachesTheRightPeople(second, 120_000);
+    await eventually('the reading sent while h08 had no owner, stored once', async () => {
+      const rows = (await influxQuery(influxUrl, database, `SELECT seq FROM "raw"."telemetry" WHERE "device" = '${sd.d.id}' AND "seq" = ${seq}`)).flatMap((x) => x.values);
+      return rows.length === 1 ? true : undefined;
+    }, 60_000, 500);
+    // The alert b raised before the move is held by a now: the same id, state and version; b holds nothing of h08.
+    const moved = await eventually('the h08 alert on a', async () => (await adminOpen('a')).find((a) => a.id === before?.id));
+    expect([moved.state, moved.version]).toEqual([before?.state, before?.version]);
+    expect((await adminOpen('b')).filter((a) => a.homeId === 'h08')).toEqual([]);
+    expect((await adminOpen('a')).filter(isFireOf(second)).length).toBe(1);
+    nobodyElse();
   }, 600_000);
 });
