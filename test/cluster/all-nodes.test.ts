@@ -203,7 +203,20 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
   async function reachesTheRightPeople(d: SiteDevice, timeoutMs = 90_000): Promise<void> {
     const targets = pages.filter((p) => p.username === `staff-${d.homeId}` || p.username === 'bureau');
     expect(targets.map((p) => p.node).sort()).toEqual(['a', 'a', 'b', 'b']);
-    await Promise.all(targets.map((p) => eventually(`${p.username} on web node ${p.node} to receive the fire of ${d.id}`, () => sawFire(p, d), timeoutMs, 50)));
+    await Promise.all(
+      targets.map((p) =>
+        eventually(`${p.username} on web node ${p.node} to receive the fire of ${d.id}`, () => sawFire(p, d), timeoutMs, 50).catch((err: Error) => {
+          // What the page did get of that home, to tell a missing delivery from a different shape.
+          const got = {
+            reconnects: p.reconnects,
+            connected: p.socket.connected,
+            alerts: p.received.filter((a) => a.homeId === d.homeId && a.category === 'fire').map((a) => `${a.deviceId ?? '-'} ${a.state} v${a.version}${a.inhibited ? ` inhibited:${a.inhibited}` : ''}`),
+            incidents: p.incidents.filter((i) => i.homeId === d.homeId).map((i) => `${i.id.slice(0, 8)} ${i.kind} ${i.state} v${i.version} [${i.points.map((x) => x.deviceId ?? '-').join(' ')}]`),
+          };
+          throw new Error(`${err.message}; it got ${JSON.stringify(got)}`);
+        }),
+      ),
+    );
   }
 
   /** No staff page ever received anything of another home (alerts, snapshots: nothing). */
