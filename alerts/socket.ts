@@ -322,7 +322,12 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     connections: () => io.engine.clientsCount,
     pendingHandshakes: () => handshakes.size(),
     async close() {
-      io.disconnectSockets(true);
+      // Transports closed, no socket.io DISCONNECT sent: the pages see "transport close" and
+      // reconnect by themselves (to this node once restarted, or to another web node). Not
+      // io.disconnectSockets(true): its DISCONNECT ("io server disconnect") makes socket.io clients
+      // give up reconnecting, so every page stayed offline after a graceful restart, and with the
+      // Redis adapter it is a cluster-wide broadcast that cut every page of EVERY web node
+      // (test/cluster/all-nodes.test.ts, moving a home restarts web nodes gracefully).
       // io.close() would also close fastify's server; fastify closes that itself.
       io.engine.close();
     },

@@ -158,8 +158,27 @@ class AedesOneRedisPersistence extends Base {
   override outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown> {
     return this.#track(super.outgoingClearMessageId(client, packet));
   }
+  /**
+   * aedes 1.x stores a SUBSCRIBE's subscriptions once per filter (subscribe.js storeSubscriptions calls
+   * addSubscriptions(client, packet.subscriptions) for each of them, in parallel), and
+   * aedes-persistence-redis resolves each call only when its `$SYS/sub/add` broadcast comes back,
+   * waiting under the key (client id, first filter): the N calls share one key, each overwrites the
+   * previous waiter, and N - 1 never resolve, so a persistent session subscribing to two or more
+   * filters in one SUBSCRIBE never gets its SUBACK once the broadcast takes a Redis round trip
+   * (cluster mode; a partitioned service's per-home session subscribes to three). One call per
+   * packet, shared by its filters (the array is the packet's own, the same object every time).
+   */
+  readonly #adding = new WeakMap<unknown[], Promise<void>>();
   override addSubscriptions(client: unknown, subs: unknown[]): Promise<void> {
-    return this.#track(super.addSubscriptions(client, subs));
+    const running = this.#adding.get(subs);
+    if (running !== undefined) return running;
+    const op = this.#track(super.addSubscriptions(client, subs));
+    this.#adding.set(subs, op);
+    const forget = (): void => {
+      this.#adding.delete(subs);
+    };
+    op.then(forget, forget);
+    return op;
   }
   override removeSubscriptions(client: unknown, subs: string[]): Promise<void> {
     return this.#track(super.removeSubscriptions(client, subs));

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/influxd.ts';
-import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import { FILTERS, deviceTopic, homeDeviceFilter } from '../../contract/topics.ts';
 import { createHaproxy, type HaproxyServer } from '../support/haproxy.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
@@ -161,6 +161,16 @@ describe('broker nodes on Redis behind HAProxy (issue 14)', () => {
     expect(onA + onB + onC).toBe(DEVICES);
     expect(Math.min(onA, onB, onC)).toBeGreaterThan(0);
   });
+
+  it('answers a persistent session subscribing to several filters in one SUBSCRIBE (a partitioned service per home)', async () => {
+    // aedes stores the packet's subscriptions once per filter; without broker/redis-persistence.ts'
+    // one-call-per-packet the SUBACK never came on a node (the broadcast waiters overwrote each other).
+    const home = await connect(`mqtt://127.0.0.1:${b.port}`, 'svc-ingest', { clientId: 'svc-ingest-home-h02', clean: false, reconnectPeriod: 0 });
+    const filters = (['telemetry', 'event', 'status'] as const).map((ch) => homeDeviceFilter('h02', ch));
+    const granted = await Promise.race([home.subscribeAsync(filters, { qos: 1 }), sleep(20_000).then(() => [] as Array<{ qos: number }>)]);
+    expect(granted.map((g) => g.qos)).toEqual([1, 1, 1]);
+    await home.endAsync();
+  }, 60_000);
 
   it('shows a retained status published on node B to a subscriber on node A', async () => {
     // The will device sits on node B directly (HAProxy decides nothing for it) and never reconnects.

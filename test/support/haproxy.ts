@@ -26,15 +26,43 @@ const BIN = '/usr/sbin/haproxy';
 
 export interface Backend {
   readonly name: string;
+  /** Host of the broker node (default 127.0.0.1); a compose service name in docker-compose.cluster.yml. */
+  readonly host?: string;
   readonly port: number;
+  /** The node's MQTT over WebSocket port, for the second frontend (`HaproxyOptions.wsPort`). */
+  readonly wsPort?: number;
+}
+
+export interface HaproxyOptions {
+  /** Address the frontends bind (default 127.0.0.1; 0.0.0.0 in a container). */
+  readonly bind?: string;
+  /** A second frontend/backend pair for MQTT over WebSocket on this port (every backend then needs its wsPort). */
+  readonly wsPort?: number;
+  /**
+   * A DNS server (host:port) to re-resolve the backends' names at run time: Docker's embedded DNS,
+   * 127.0.0.11:53. A recreated broker container gets a new address; without this HAProxy would keep
+   * the one it resolved at start. `init-addr last,libc,none` lets HAProxy start while a node's name
+   * does not resolve yet (the node is then down until it does).
+   */
+  readonly resolver?: string;
 }
 
 /** The configuration text; exported so docs/scaling.md and the compose file can be checked against it. */
-export function haproxyConfig(frontendPort: number, backends: readonly Backend[]): string {
+export function haproxyConfig(frontendPort: number, backends: readonly Backend[], opts: HaproxyOptions = {}): string {
+  const bind = opts.bind ?? '127.0.0.1';
+  const dns = opts.resolver !== undefined ? ' resolvers docker init-addr last,libc,none' : '';
+  const backend = (name: string, port: (b: Backend) => number): string[] => [
+    `backend ${name}`,
+    '  balance roundrobin',
+    // A node marked down has its connections closed, so its devices reconnect to a live one at once.
+    `  default-server check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions${dns}`,
+    ...backends.map((b) => `  server ${b.name} ${b.host ?? '127.0.0.1'}:${port(b)}`),
+  ];
   return [
     'global',
     '  nbthread 1',
     '  log stderr format short local0 notice',
+    ...(opts.resolver !== undefined ? ['resolvers docker', `  nameserver dns ${opts.resolver}`, '  hold valid 10s'] : []),
     'defaults',
     '  mode tcp',
     '  log global',
@@ -47,15 +75,40 @@ export function haproxyConfig(frontendPort: number, backends: readonly Backend[]
     '  retries 2',
     '  option redispatch 1',
     'frontend mqtt',
-    `  bind 127.0.0.1:${frontendPort}`,
+    `  bind ${bind}:${frontendPort}`,
     '  default_backend brokers',
-    'backend brokers',
-    '  balance roundrobin',
-    // A node marked down has its connections closed, so its devices reconnect to a live one at once.
-    '  default-server check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions',
-    ...backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),
+    ...backend('brokers', (b) => b.port),
+    ...(opts.wsPort !== undefined
+      ? [
+          'frontend mqtt-ws',
+          `  bind ${bind}:${opts.wsPort}`,
+          '  default_backend brokers-ws',
+          ...backend('brokers-ws', (b) => {
+            if (b.wsPort === undefined) throw new Error(`backend ${b.name} has no wsPort`);
+            return b.wsPort;
+          }),
+        ]
+      : []),
     '',
   ].join('\n');
+}
+
+/**
+ * HAProxy's configuration in docker-compose.cluster.yml (deploy/haproxy.cfg, committed): the same
+ * function as the cluster tests run, with the compose services as backends, bound to every interface
+ * of the container, MQTT over WebSocket balanced too, and Docker's DNS to follow recreated containers.
+ * test/deploy/compose-cluster.test.ts checks the committed file against it.
+ */
+export const COMPOSE_HAPROXY_CFG = 'deploy/haproxy.cfg';
+export function composeHaproxyConfig(): string {
+  return haproxyConfig(
+    1883,
+    [
+      { name: 'b1', host: 'broker-1', port: 1883, wsPort: 8083 },
+      { name: 'b2', host: 'broker-2', port: 1883, wsPort: 8083 },
+    ],
+    { bind: '0.0.0.0', wsPort: 8083, resolver: '127.0.0.11:53' },
+  );
 }
 
 function reachable(port: number): Promise<boolean> {
