@@ -213,6 +213,8 @@ function evaluateTick(now: number, state: FireDetectionState, ctx: RuleContext):
 
 export const fireDetectionRule: Rule<FireDetectionState> = {
   id: 'fire_detection',
+  // Per-device points are replaced, never changed in place (Rule.snapshotMaps).
+  snapshotMaps: ['p'],
   // The kinds filter device inputs only; a tick has no device.
   accepts: { types: ['telemetry', 'event', 'tick'], kinds: ['smoke_detector', 'heat_detector', 'manual_call_point'] },
   initialState: () => ({ p: {}, cf: {} }),

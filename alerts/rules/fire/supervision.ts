@@ -192,6 +192,8 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
 
 export const supervisionRule: Rule<SupervisionState> = {
   id: 'supervision',
+  // Entries are replaced, never changed in place (Rule.snapshotMaps): a tick copies the map, not its entries.
+  snapshotMaps: ['d'],
   accepts: { types: ['telemetry', 'event', 'status', 'tick'] },
   initialState: () => ({ d: {}, h: {}, last: -1 }),
   evaluate(input, prevState, ctx) {
