@@ -101,7 +101,7 @@ describe('rule-state snapshot text', () => {
           expect(engine.dirty()).toBe(false);
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 60, endOnFailure: true },
     );
   }, 300_000);
 
@@ -136,7 +136,7 @@ describe('rule-state snapshot text', () => {
         expect(Object.keys(saved)).toEqual([...had.keys()]);
         for (const [id, state] of Object.entries(saved)) expect(had.get(id)?.has(JSON.stringify(state)), `rule ${id}`).toBe(true);
       }),
-      { numRuns: 30 },
+      { numRuns: 30, endOnFailure: true },
     );
   }, 300_000);
 
@@ -222,7 +222,7 @@ describe('rule-state snapshot text', () => {
         expect(fromB).toEqual(fromA);
         expect(b.failures()).toEqual(a.failures());
       }),
-      { numRuns: 40 },
+      { numRuns: 40, endOnFailure: true },
     );
   }, 300_000);
 
