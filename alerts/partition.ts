@@ -90,6 +90,18 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
     return e;
   };
 
+  /** Every home's states nested by home id (`{ h01: { ruleId: state } }`), as a cut to serialise in slices. */
+  function cutAll(): CutPart[] {
+    const parts: CutPart[] = [];
+    let open = '{';
+    for (const [h, e] of engines) {
+      parts.push(`${open}${JSON.stringify(h)}:`, ...e.snapshotCut());
+      open = ',';
+    }
+    parts.push(open === '{' ? '{}' : '}');
+    return parts;
+  }
+
   return {
     homes: [...engines.keys()],
     evaluate(input) {
@@ -108,19 +120,8 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
       return out;
     },
     snapshot: () => nested((e) => e.snapshot()),
-    snapshotCut() {
-      const parts: CutPart[] = [];
-      let open = '{';
-      for (const [h, e] of engines) {
-        parts.push(`${open}${JSON.stringify(h)}:`, ...e.snapshotCut());
-        open = ',';
-      }
-      parts.push(open === '{' ? '{}' : '}');
-      return parts;
-    },
-    snapshotJson() {
-      return cutText(this.snapshotCut());
-    },
+    snapshotCut: cutAll,
+    snapshotJson: () => cutText(cutAll()),
     snapshotFragments() {
       const sum = { serialised: 0, reused: 0 };
       for (const e of all()) {

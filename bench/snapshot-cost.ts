@@ -12,9 +12,10 @@ import { sliceCut } from '../alerts/snapshot-text.ts';
  * CPU cost of one rule-state snapshot with the bench's 10,000 devices (issue 11, the idle p99 miss),
  * in CPU time (process.cpuUsage), which holds on a loaded machine where wall-clock time does not.
  * Not a benchmark of record: a tool to see what one event-loop turn of a snapshot costs.
- *   node --import tsx bench/snapshot-cost.ts [devices]
+ *   node --single-threaded --import tsx bench/snapshot-cost.ts [devices]
  * Prints, per scenario: one JSON.stringify of every state (what alerts did before: one turn), the
- * cut (the one synchronous turn now) and the costliest slice (each further turn).
+ * cut (the one synchronous turn now), each slice (each further turn) and the 1 s rule tick. Run it
+ * with --single-threaded so the CPU counted is the event loop's (no GC or compiler helper threads).
  */
 const devices = Number(process.argv[2] ?? 10_000);
 const reg = benchRegistry(process.cwd(), devices, Math.max(1, Math.round(devices / 100)));
@@ -45,6 +46,10 @@ function telemetry(d: Device, round: number): RuleInput {
         : {};
   return { type: 'telemetry', device: d, ts: now, receivedTs: now, now, metrics } as RuleInput;
 }
+
+/** CPU of the engine's 1 s tick, per scenario: the other periodic turn of an idle alerts process. */
+let ticks: number[] = [];
+const tick = (): void => void ticks.push(cpuMs(() => void engine.tick(now)));
 
 const pct = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] as number;
 
@@ -85,6 +90,8 @@ async function measure(label: string, change: (i: number) => void): Promise<void
   console.log(`${label}: ${(size / 1e6).toFixed(2)} MB in ${count} slices`);
   console.log(`  before, one JSON.stringify of every state in one turn: ${fmt(whole)} ms CPU`);
   console.log(`  now, the cut (one turn): ${fmt(cut)}; each slice without a GC in it (${clean.length}): ${fmt(clean)}; every slice (${all.length}, with GC): ${fmt(all)}`);
+  console.log(`  the 1 s tick (one turn): ${fmt(ticks)}`);
+  ticks = [];
   console.log(`  now, all slices of one snapshot together: ${fmt(totals)}`);
   console.log(`  entries serialised ${f.serialised}, reused ${f.reused} so far`);
 }
@@ -94,7 +101,7 @@ const probes = site.devices.filter((d) => d.kind !== 'smoke_detector');
 // Idle as in bench/alerts.ts: one alarm trial (one device changed) and a tick between snapshots.
 await measure(`${devices} devices, idle (one device changes between snapshots)`, (i) => {
   now += 1000;
-  engine.tick(now);
+  tick();
   engine.evaluate(telemetry(probes[i % probes.length] as Device, i));
 });
 for (let round = 0; round < 3; round++) {
@@ -105,7 +112,7 @@ for (let round = 0; round < 3; round++) {
 }
 await measure(`${devices} devices reporting, idle (one device changes)`, (i) => {
   now += 1000;
-  engine.tick(now);
+  tick();
   engine.evaluate(telemetry(probes[i % probes.length] as Device, i));
 });
 await measure(`${devices} devices reporting, loaded (every device changes between snapshots)`, (i) => {
@@ -113,5 +120,5 @@ await measure(`${devices} devices reporting, loaded (every device changes betwee
     now += 1;
     engine.evaluate(telemetry(d, i + 3));
   }
-  engine.tick(now);
+  tick();
 });

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../alerts/engine.ts';
+import { createHomeEngines } from '../../alerts/partition.ts';
 import { defaultRules } from '../../alerts/rules/index.ts';
 import type { Rule, RuleInput, Signal } from '../../alerts/rules/types.ts';
 import { cutText, sliceCut, type SliceBudget } from '../../alerts/snapshot-text.ts';
@@ -223,6 +224,21 @@ describe('rule-state snapshot text', () => {
         expect(b.failures()).toEqual(a.failures());
       }),
       { numRuns: 40, endOnFailure: true },
+    );
+  }, 300_000);
+
+  it('partitioned (one engine per home): the nested text and each home file are the states as JSON.stringify gives them', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 40 }), budgetArb, (ops, budget) => {
+        const homes = registry.site.homes.map((h) => h.id);
+        const engines = createHomeEngines({ homes, registry, rulesFor: () => defaultRules(), logger });
+        feed(engines, ops, T0);
+        const view = engines.view();
+        expect([...sliceCut(engines.snapshotCut(), budget)].join('')).toBe(JSON.stringify(view));
+        for (const h of homes) expect([...sliceCut(engines.snapshotHomeCut(h), budget)].join('')).toBe(JSON.stringify(view[h]));
+        expect(engines.dirtyHomes()).toEqual([]);
+      }),
+      { numRuns: 20, endOnFailure: true },
     );
   }, 300_000);
 
