@@ -27,6 +27,7 @@ import { createDisablementStore, type DisablementStore } from './disablements/st
 import { disablementRoutes } from './http/disablement-routes.ts';
 import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
+import { sliceCut, type CutPart } from './snapshot-text.ts';
 import { createAlertsMetrics } from './metrics.ts';
 import type { ServerTls } from '../common/tls.ts';
 import type { NotifyConfig } from './notify/config.ts';
@@ -391,12 +392,17 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     const open = lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []);
     const held = lifecycle.held();
     const incidents = lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []);
+    // Each home's cut now (consistent), its text later in slices (inTurns).
     const files = which.map((h) => ({
       path: homeStatePath(homeStateDir, h),
-      text: `{"version":1,"home":${JSON.stringify(h)},"owner":${JSON.stringify(config.instance ?? null)},"savedAt":${clock.now()},"rules":${engines.snapshotHomeJson(h)},"open":${JSON.stringify(open.filter((s) => s.alert.homeId === h))},"held":${JSON.stringify(held.filter((c) => c.signal.homeId === h))},"incidents":${JSON.stringify(incidents.filter((s) => s.incident.homeId === h))}}`,
+      parts: [
+        `{"version":1,"home":${JSON.stringify(h)},"owner":${JSON.stringify(config.instance ?? null)},"savedAt":${clock.now()},"rules":`,
+        ...engines.snapshotHomeCut(h),
+        `,"open":${JSON.stringify(open.filter((s) => s.alert.homeId === h))},"held":${JSON.stringify(held.filter((c) => c.signal.homeId === h))},"incidents":${JSON.stringify(incidents.filter((s) => s.incident.homeId === h))}}`,
+      ],
     }));
     saving = saving
-      .then(() => Promise.all(files.map((f) => writeTextAtomic(f.path, f.text))))
+      .then(() => Promise.all(files.map((f) => writeTextAtomic(f.path, inTurns(f.parts)))))
       .then(() => undefined)
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save a home state file'));
     return saving;
@@ -430,11 +436,16 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   function saveSnapshot(which?: readonly string[]): Promise<void> {
     if (homeEngines !== undefined) return saveHomes(homeEngines, which ?? homeEngines.homes);
-    // Built as text around the engine's own serialisation: the rule states are the bulk, and
-    // copying them into an object first would serialise them twice on the event loop.
-    const text = `{"version":1,"savedAt":${clock.now()},"rules":${engine.snapshotJson()},"open":${JSON.stringify(lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []))},"held":${JSON.stringify(lifecycle.held())},"incidents":${JSON.stringify(lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []))}}`;
+    // Built as text around the engine's cut: the rule states are the bulk. The cut is taken now (a
+    // consistent state, cheap); its text is made and written one slice per turn (inTurns), so an
+    // alarm message never waits behind the whole serialisation (issue 11, alerts/snapshot-text.ts).
+    const parts: CutPart[] = [
+      `{"version":1,"savedAt":${clock.now()},"rules":`,
+      ...engine.snapshotCut(),
+      `,"open":${JSON.stringify(lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []))},"held":${JSON.stringify(lifecycle.held())},"incidents":${JSON.stringify(lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []))}}`,
+    ];
     saving = saving
-      .then(() => writeTextAtomic(snapshotPath, text))
+      .then(() => writeTextAtomic(snapshotPath, inTurns(parts)))
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
     return saving;
   }
@@ -642,6 +653,14 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     }),
   };
   return self;
+}
+
+/** A snapshot cut's text, one slice per event-loop turn: messages waiting for the loop go between slices. */
+async function* inTurns(parts: readonly CutPart[]): AsyncGenerator<string, void, void> {
+  for (const chunk of sliceCut(parts)) {
+    yield chunk;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import type { FactSink } from './rules/facts.ts';
 import type { Fact, Rule, RuleContext, RuleInput, Signal } from './rules/types.ts';
+import { createFragmentCache, cutText, stateParts, type CutPart } from './snapshot-text.ts';
 
 /**
  * Runs each rule over the inputs it accepts (`Rule.accepts`, indexed once per input type and
@@ -40,6 +41,13 @@ export interface Engine {
   snapshot(): RuleStates;
   /** The same as `snapshot()`, as the JSON text itself (what is saved: one serialisation, no copy). */
   snapshotJson(): string;
+  /**
+   * A consistent cut of every state, to be serialised later in slices (alerts/snapshot-text.ts
+   * `sliceCut`; its text is `snapshotJson()`'s): cheap, taken in one turn, clears `dirty()`.
+   */
+  snapshotCut(): CutPart[];
+  /** Map entries serialised for snapshots since start, and entries whose cached text was reused. */
+  snapshotFragments(): { serialised: number; reused: number };
   /**
    * A JSON copy of the named rules' states (all when omitted) for reading, e.g. by an HTTP view:
    * leaves `dirty()` alone, so a read between a change and the periodic save cannot skip the save.
@@ -176,11 +184,35 @@ export function createEngine(deps: EngineDeps): Engine {
     return out;
   }
 
-  function snapshotJson(): string {
+  /** Per-entry texts of the rules' `snapshotMaps`, reused while an entry is unchanged. */
+  const fragments = createFragmentCache();
+  const mapsOf = new Map(deps.rules.map((r) => [r.id, r.snapshotMaps]));
+
+  function snapshotCut(): CutPart[] {
     changed = false;
-    // Serialised once: with 10,000 devices' windows this runs on the event loop every few seconds,
-    // and parse + stringify + stringify again stalled alerts 40–75 ms each time (issue 6 profile).
-    return JSON.stringify(Object.fromEntries(states));
+    // The text JSON.stringify(Object.fromEntries(states)) gives, but each rule's state is captured
+    // when the slicer reaches it (one rule per turn) and its large per-device maps are serialised
+    // later in slices from cached entry texts: with 10,000 devices one stringify of everything
+    // stalled alerts 5–65 ms every 3 s (issue 11; bench/snapshot-cost.ts).
+    const parts: CutPart[] = [];
+    let open = '{';
+    for (const id of states.keys()) {
+      parts.push(`${open}${JSON.stringify(id)}:`, { capture: () => captureRule(id) });
+      open = ',';
+    }
+    parts.push(open === '{' ? '{}' : '}');
+    return parts;
+  }
+
+  function captureRule(id: string): CutPart[] {
+    const own = stateParts(states.get(id), mapsOf.get(id), fragments);
+    // A state is never undefined (initialState, restore); were it, null keeps the text JSON (the rule
+    // then fails on restore and starts afresh, as for any state it cannot read).
+    return own.length === 0 ? ['null'] : own;
+  }
+
+  function snapshotJson(): string {
+    return cutText(snapshotCut());
   }
 
   return {
@@ -189,6 +221,8 @@ export function createEngine(deps: EngineDeps): Engine {
     // A JSON round trip both copies and proves the states are plain JSON.
     snapshot: () => JSON.parse(snapshotJson()) as RuleStates,
     snapshotJson,
+    snapshotCut,
+    snapshotFragments: () => ({ serialised: fragments.serialised, reused: fragments.reused }),
     view(ruleIds) {
       const picked = ruleIds === undefined ? Object.fromEntries(states) : Object.fromEntries(ruleIds.filter((id) => states.has(id)).map((id) => [id, states.get(id)]));
       return JSON.parse(JSON.stringify(picked)) as RuleStates;

@@ -5,6 +5,7 @@ import { createEngine, type Engine, type RuleStates } from './engine.ts';
 import type { FactSink } from './rules/facts.ts';
 import type { Rule, RuleInput, Signal } from './rules/types.ts';
 import type { Fact } from './rules/facts.ts';
+import { cutText, type CutPart } from './snapshot-text.ts';
 
 /**
  * Alerts partitioned by home (issue 14, docs/scaling.md "Services partitioned by home"). An instance that owns a set of
@@ -45,6 +46,8 @@ export interface HomeEngines extends Engine {
   readonly homes: readonly string[];
   /** One home's states as JSON text (what its file holds): clears that home's dirty flag. */
   snapshotHomeJson(homeId: string): string;
+  /** The same as a cut to serialise in slices (Engine.snapshotCut). */
+  snapshotHomeCut(homeId: string): CutPart[];
   restoreHome(homeId: string, states: RuleStates): void;
   /** Homes whose state changed since their last snapshot. */
   dirtyHomes(): string[];
@@ -87,6 +90,18 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
     return e;
   };
 
+  /** Every home's states nested by home id (`{ h01: { ruleId: state } }`), as a cut to serialise in slices. */
+  function cutAll(): CutPart[] {
+    const parts: CutPart[] = [];
+    let open = '{';
+    for (const [h, e] of engines) {
+      parts.push(`${open}${JSON.stringify(h)}:`, ...e.snapshotCut());
+      open = ',';
+    }
+    parts.push(open === '{' ? '{}' : '}');
+    return parts;
+  }
+
   return {
     homes: [...engines.keys()],
     evaluate(input) {
@@ -105,7 +120,17 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
       return out;
     },
     snapshot: () => nested((e) => e.snapshot()),
-    snapshotJson: () => `{${[...engines].map(([h, e]) => `${JSON.stringify(h)}:${e.snapshotJson()}`).join(',')}}`,
+    snapshotCut: cutAll,
+    snapshotJson: () => cutText(cutAll()),
+    snapshotFragments() {
+      const sum = { serialised: 0, reused: 0 };
+      for (const e of all()) {
+        const f = e.snapshotFragments();
+        sum.serialised += f.serialised;
+        sum.reused += f.reused;
+      }
+      return sum;
+    },
     view: (ruleIds) => nested((e) => e.view(ruleIds)),
     restore(states) {
       for (const [h, e] of engines) {
@@ -126,6 +151,7 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
     },
     factSinkFailures: () => all().reduce((n, e) => n + e.factSinkFailures(), 0),
     snapshotHomeJson: (homeId) => engineOf(homeId).snapshotJson(),
+    snapshotHomeCut: (homeId) => engineOf(homeId).snapshotCut(),
     restoreHome: (homeId, states) => engineOf(homeId).restore(states),
     dirtyHomes: () => [...engines].filter(([, e]) => e.dirty()).map(([h]) => h),
     notOwned: () => notOwned,

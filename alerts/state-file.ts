@@ -9,13 +9,19 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeTextAtomic(path, JSON.stringify(value));
 }
 
-/** The same for text already serialised (a large snapshot is built once, not parsed and re-serialised). */
-export async function writeTextAtomic(path: string, text: string): Promise<void> {
+/**
+ * The same for text already serialised (a large snapshot is built once, not parsed and re-serialised),
+ * or for text in chunks, written as they come: a rule-state snapshot is produced one slice per
+ * event-loop turn (alerts/snapshot-text.ts) and never held or encoded as one string.
+ */
+export async function writeTextAtomic(path: string, text: string | Iterable<string> | AsyncIterable<string>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(text);
+    if (typeof text === 'string') await fh.writeFile(text);
+    // Each writeFile continues at the handle's position (and finishes partial writes itself).
+    else for await (const chunk of text) await fh.writeFile(chunk);
     await fh.sync();
   } finally {
     await fh.close();

@@ -220,6 +220,8 @@ function eventTrouble(input: Extract<RuleInput, { type: 'event' }>, prev: Troubl
 
 export const deviceTroubleRule: Rule<DeviceTroubleState> = {
   id: 'device_trouble',
+  // The state is the per-device map; each device's record is replaced, never changed in place (Rule.snapshotMaps).
+  snapshotMaps: [''],
   accepts: { types: ['telemetry', 'event'] },
   initialState: () => ({}),
   evaluate(input, state, ctx): RuleResult<DeviceTroubleState> {

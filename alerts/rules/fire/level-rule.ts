@@ -58,6 +58,8 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
   return {
     id,
     accepts: { types: ['telemetry', 'event'], kinds },
+    // The state is the per-device map; each device's latches are replaced, never changed in place (Rule.snapshotMaps).
+    snapshotMaps: [''],
     initialState: () => ({}),
     evaluate(input, state, ctx) {
       if (input.type === 'event' && event !== undefined && kindSet.has(input.device.kind) && input.event.type === 'detector_alarm') {
