@@ -163,7 +163,8 @@ describe('engine routing and in-place updates (issue 6)', () => {
     expect(reference.signals.length).toBeGreaterThan(10);
     expect(signals).toEqual(reference.signals);
     expect(engine.snapshot()).toEqual(JSON.parse(JSON.stringify(Object.fromEntries(rules.map((r, i) => [r.id, reference.states[i]])))));
-  });
+    // 11 s alone; 50-70 s on a machine shared with other suites, so its own bound (no wall-clock assertion).
+  }, 240_000);
 
   it('an in-place update still marks the engine dirty, and the snapshot is a copy', () => {
     const engine = createEngine({ rules: defaultRules(), registry, logger });
