@@ -68,11 +68,34 @@ describe('bureau view: households', () => {
     expect(errors).toEqual([]);
   }, 90_000);
 
-  it("a provider's user gets the live page of its own household (the first of them), with the call on it", async () => {
+  it("a provider's user gets the live page of its households: all their alarms, one tab each for rooms and devices", async () => {
     const provider = await login('provider-pv01');
     await provider.getByTestId('device-hh01-sd-bedroom').waitFor();
     expect(await provider.locator('[data-testid^="device-h01-"]').count()).toBe(0);
     expect(await provider.locator('[data-testid^="device-hh04-"]').count()).toBe(0);
+    expect(await provider.getByTestId('who').textContent()).toContain('安心居家护理服务中心');
+
+    // pv01 looks after hh01-hh03: one tab each, and nothing of pv02's households.
+    const tabs = provider.locator('[data-testid^="home-tab-"]');
+    await expect.poll(() => tabs.count()).toBe(3);
+    expect(await provider.getByTestId('home-tab-hh04').count()).toBe(0);
+
+    // A call in hh03 while the caregiver looks at hh01: its card is in the list, naming hh03, and hh03's tab waits.
+    const button = await stack.device('hh03-nc-p01');
+    await button.event('sos_button');
+    await button.close();
+    const card = provider.locator('[data-testid="alert-list"] [data-home-id="hh03"], [data-testid="pinned-zone"] [data-home-id="hh03"]').first();
+    await card.waitFor({ timeout: 15_000 });
+    expect(await card.getByTestId('card-home').textContent()).toContain(demoRegistry().site.homes.find((x) => x.id === 'hh03')!.name);
+    await expect.poll(() => provider.getByTestId('home-tab-hh03').getAttribute('data-waiting')).toBe('true');
+    expect(await provider.getByTestId('home-tab-hh02').getAttribute('data-waiting')).toBe('false');
+    expect(await provider.locator('[data-testid^="device-hh03-"]').count()).toBe(0);
+
+    // The tab shows hh03's own rooms and devices.
+    await provider.getByTestId('home-tab-hh03').click();
+    await provider.getByTestId('device-hh03-sd-bedroom').waitFor();
+    expect(await provider.locator('[data-testid^="device-hh01-"]').count()).toBe(0);
+    expect(await provider.getByTestId('home-tab-hh03').getAttribute('aria-current')).toBe('page');
     expect(errors).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 });

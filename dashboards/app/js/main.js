@@ -175,10 +175,12 @@ async function resync() {
 
 function header(user, homes) {
   const home = user.homeId ? homes.get(user.homeId) : null;
+  // A home-care provider's caregiver works for the provider, not the bureau (issue 15).
+  const provider = user.providerId ? [...homes.values()].find((x) => x.provider?.id === user.providerId)?.provider : null;
   const sound = h('button', { class: 'btn ghost', 'data-testid': 'sound-toggle', hidden: audioReady(), onclick: (e) => { unlockAudio(); e.currentTarget.hidden = true; view?.renderAlerts(); } }, `♪ ${t('enableSound')}`);
   render($('#header'),
     h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✚'), h('span', {}, t('title'))),
-    h('div', { class: 'who', 'data-testid': 'who' }, home ? nm(home) : t('bureau'), ' · ', user.displayName),
+    h('div', { class: 'who', 'data-testid': 'who' }, home ? nm(home) : provider ? nm(provider) : t('bureau'), ' · ', user.displayName),
     h('div', { class: 'tools' },
       sound,
       h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); void start(); } }, t('lang')),

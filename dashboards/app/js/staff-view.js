@@ -18,9 +18,18 @@ const MAIN_METRIC = { smoke_detector: 'smoke_obscuration_pct_per_m', heat_detect
 /**
  * Duty staff view of one home: pinned fire alarms, the active alert list, floors with each fire
  * sensor's state (colour AND icon AND text, not colour alone), resident tiles, and a history chart.
+ *
+ * A home-care provider's caregiver (issue 15) looks after several households: the alert list and
+ * the pinned fires cover all of them (each card names its household), so a call in one household is
+ * never hidden behind another's floor plan; a strip of household tabs, each with its open count and
+ * an alarm mark, chooses whose rooms, devices and residents are shown.
  */
 export function createStaffView(root, ctx) {
-  const homeId = ctx.user.homeId ?? [...ctx.homes.keys()][0];
+  /** The homes this person is on duty for: their own home, or (a provider) every household the server lists. */
+  const homeIds = ctx.user.homeId ? [ctx.user.homeId] : [...ctx.homes.keys()];
+  const multi = homeIds.length > 1;
+  const mine = new Set(homeIds);
+  let homeId = homeIds[0];
   let live = null;
   const pinned = h('section', { class: 'pinned', 'data-testid': 'pinned-zone', 'aria-live': 'assertive' });
   const alertList = h('div', { class: 'alert-list', 'data-testid': 'alert-list' });
@@ -33,13 +42,17 @@ export function createStaffView(root, ctx) {
   const disForm = canDisable ? disablementForm() : null;
   const disPanel = h('section', { class: 'panel dis-panel', 'data-testid': 'disablement-panel' }, h('h2', {}, `⊘ ${t('disablements')}`), disList, disForm);
 
+  const tabs = h('nav', { class: 'home-tabs', 'data-testid': 'home-tabs', hidden: !multi });
+  const planTitle = h('h2', {}, `${t('floors')} · ${nm(ctx.homes.get(homeId))}`);
+
   render(root,
     pinned,
+    tabs,
     homeBanner,
     h('div', { class: 'staff-grid' },
       h('section', { class: 'panel alerts-panel' }, h('h2', {}, t('alerts')), alertList),
       h('div', { class: 'side' },
-        h('section', { class: 'panel' }, h('h2', {}, `${t('floors')} · ${nm(ctx.homes.get(homeId))}`), plan),
+        h('section', { class: 'panel' }, planTitle, plan),
         disPanel,
         h('section', { class: 'panel' }, h('h2', {}, t('residents')), residents),
         chart,
@@ -75,8 +88,8 @@ export function createStaffView(root, ctx) {
    */
   function renderAlerts() {
     const now = ctx.now();
-    const openAlerts = ctx.model.open().filter((a) => a.homeId === homeId);
-    const openIncidents = ctx.incidents.open().filter((i) => i.homeId === homeId).sort(incidentOrder);
+    const openAlerts = ctx.model.open().filter((a) => mine.has(a.homeId));
+    const openIncidents = ctx.incidents.open().filter((i) => mine.has(i.homeId)).sort(incidentOrder);
     const alone = standaloneAlerts(openAlerts, ctx.incidents).sort(bySeverityThenNewest);
     const devices = deviceMap();
     const aOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true };
@@ -86,17 +99,54 @@ export function createStaffView(root, ctx) {
     const pinA = alone.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
     pinned.hidden = pinI.length + pinA.length === 0;
     render(pinned,
-      pinI.map((i) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-incident-id': i.id }, incidentCard(i, iOpts))),
-      pinA.map((a) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-alert-id': a.id }, alertCard(a, aOpts))),
+      pinI.map((i) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-incident-id': i.id }, whose(i.homeId), incidentCard(i, iOpts))),
+      pinA.map((a) => h('div', { class: 'pin', 'data-testid': 'pinned-fire', 'data-alert-id': a.id }, whose(a.homeId), alertCard(a, aOpts))),
     );
     // Incidents and lone alerts in one list, most severe first, then newest.
     const rest = [
-      ...openIncidents.filter((i) => !pinI.includes(i)).map((i) => ({ sev: i.severity, ts: i.openedAt, el: () => incidentCard(i, iOpts) })),
-      ...alone.filter((a) => !pinA.includes(a)).map((a) => ({ sev: a.severity, ts: a.raisedAt, el: () => alertCard(a, aOpts) })),
+      ...openIncidents.filter((i) => !pinI.includes(i)).map((i) => ({ sev: i.severity, ts: i.openedAt, el: () => withHome(i.homeId, incidentCard(i, iOpts)) })),
+      ...alone.filter((a) => !pinA.includes(a)).map((a) => ({ sev: a.severity, ts: a.raisedAt, el: () => withHome(a.homeId, alertCard(a, aOpts)) })),
     ].sort((x, y) => (SEVERITY_RANK[x.sev] ?? 9) - (SEVERITY_RANK[y.sev] ?? 9) || y.ts - x.ts);
     const any = openIncidents.length + alone.length > 0;
     render(alertList, rest.length ? rest.map((x) => x.el()) : (any ? h('p', { class: 'empty' }, t('noOtherAlerts')) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts'))));
     ctx.setSound(alone, openIncidents);
+    renderTabs(openIncidents, alone);
+  }
+
+  /** With several households, every card says whose it is (nothing to add for one home's staff). */
+  function whose(id) {
+    return multi ? h('div', { class: 'card-home', 'data-testid': 'card-home', 'data-home-id': id }, `⌂ ${nm(ctx.homes.get(id)) || id}`) : null;
+  }
+
+  function withHome(id, card) {
+    return multi ? h('div', { class: 'card-with-home', 'data-home-id': id }, whose(id), card) : card;
+  }
+
+  /** One tab per household: its name, its open count, and an alarm mark while any of it waits for someone. */
+  function renderTabs(openIncidents, alone) {
+    if (!multi) return;
+    render(tabs, homeIds.map((id) => {
+      const items = [...openIncidents.filter((i) => i.homeId === id), ...alone.filter((a) => a.homeId === id)];
+      const waiting = items.some((x) => x.acknowledgedAt === undefined);
+      return h('button', {
+        class: `btn home-tab${id === homeId ? ' active' : ''}${waiting ? ' waiting' : ''}`,
+        'data-testid': `home-tab-${id}`, 'data-open': items.length, 'data-waiting': waiting ? 'true' : 'false',
+        'aria-current': id === homeId ? 'page' : undefined,
+        onclick: () => selectHome(id),
+      }, waiting ? '▲ ' : '', nm(ctx.homes.get(id)) || id, items.length ? h('span', { class: 'count' }, ` ${items.length}`) : null);
+    }));
+  }
+
+  /** Show another household's rooms, devices and residents (the alert list already covers all of them). */
+  function selectHome(id) {
+    if (id === homeId || !mine.has(id)) return;
+    homeId = id;
+    live = null;
+    render(planTitle, `${t('floors')} · ${nm(ctx.homes.get(homeId))}`);
+    renderAlerts();
+    renderDisablements();
+    disForm?.fillTargets();
+    void refreshLive();
   }
 
   /** "已屏蔽至 10:30" / "In test until 10:30". */
@@ -208,7 +258,7 @@ export function createStaffView(root, ctx) {
   function renderResidents() {
     const home = ctx.homes.get(homeId);
     const now = ctx.now();
-    const careOpen = ctx.model.open().filter((a) => a.category === 'care');
+    const careOpen = ctx.model.open().filter((a) => a.category === 'care' && a.homeId === homeId);
     const byId = new Map((live?.residents ?? []).map((r) => [r.id, r]));
     render(residents, (home?.residents ?? []).map((base) => {
       const r = byId.get(base.id);
@@ -237,8 +287,12 @@ export function createStaffView(root, ctx) {
   }
 
   async function refreshLive() {
+    const asked = homeId;
     try {
-      live = await ctx.api.get(`/api/live/home/${encodeURIComponent(homeId)}`);
+      const next = await ctx.api.get(`/api/live/home/${encodeURIComponent(asked)}`);
+      // A tab chosen while the request was out: its own request draws it, not this stale answer.
+      if (asked !== homeId) return;
+      live = next;
       ctx.syncClock(live.now);
     } catch {
       // Live tiles are a convenience: alerts keep flowing over socket.io without them.
@@ -249,7 +303,10 @@ export function createStaffView(root, ctx) {
   }
 
   return {
-    homeId,
+    get homeId() {
+      return homeId;
+    },
+    selectHome,
     renderAlerts() {
       renderAlerts();
       renderPlan();
