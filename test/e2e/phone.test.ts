@@ -173,6 +173,8 @@ describe('the page on a phone (issue 15)', () => {
     staff = await openPage(staffCtx, 'staff');
     await staff.goto('/');
     await staff.getByTestId('login-form').waitFor();
+    // Online, the login form has no connection banner (no socket yet, by design).
+    expect(await staff.getByTestId('conn-banner').isVisible()).toBe(false);
     await shoot(staff, 'phone-login');
     await logIn(staff, 'staff-h01');
 

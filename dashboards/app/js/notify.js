@@ -47,11 +47,11 @@ export function notifyPermission() {
  */
 export function notifyButton(onGesture) {
   const p = notifyPermission();
-  if (p === 'granted') return h('span', { class: 'notify-state on', 'data-testid': 'notify-state', 'data-permission': p, title: t('notifyOn') }, `🔔 ${t('notifyOnShort')}`);
+  if (p === 'granted') return h('span', { class: 'notify-state on', 'data-testid': 'notify-state', 'data-permission': p, title: t('notifyOn') }, `✓ ${t('notifyOnShort')}`);
   if (p === 'denied' || p === 'unavailable') {
-    return h('span', { class: 'notify-state off', 'data-testid': 'notify-state', 'data-permission': p, title: t(p === 'denied' ? 'notifyBlocked' : 'notifyUnavailable') }, `🔕 ${t(p === 'denied' ? 'notifyBlockedShort' : 'notifyUnavailableShort')}`);
+    return h('span', { class: 'notify-state off', 'data-testid': 'notify-state', 'data-permission': p, title: t(p === 'denied' ? 'notifyBlocked' : 'notifyUnavailable') }, `✕ ${t(p === 'denied' ? 'notifyBlockedShort' : 'notifyUnavailableShort')}`);
   }
-  const b = h('button', { class: 'btn ghost notify-btn', 'data-testid': 'notify-enable' }, `🔔 ${t('enableNotify')}`);
+  const b = h('button', { class: 'btn ghost notify-btn', 'data-testid': 'notify-enable' }, `⚑ ${t('enableNotify')}`);
   b.addEventListener('click', async () => {
     onGesture?.();
     const r = await Notification.requestPermission();
