@@ -171,6 +171,10 @@ describe('the page on a phone (issue 15)', () => {
   it('staff acknowledge, confirm and resolve a real fire alarm with taps on a phone', async () => {
     staffCtx = await newContext({ permissions: ['notifications'] });
     staff = await openPage(staffCtx, 'staff');
+    // A cache of an older shell version, made before the worker exists (on a page that does not
+    // load the app): the worker's activate must delete it.
+    await staff.goto('/icons/icon-192.png');
+    await staff.evaluate(async () => (await caches.open('carewatch-shell-v0')).put('/old', new Response('old shell')));
     await staff.goto('/');
     await staff.getByTestId('login-form').waitFor();
     // Online, the login form has no connection banner (no socket yet, by design).
@@ -180,6 +184,7 @@ describe('the page on a phone (issue 15)', () => {
 
     // The service worker is registered and controls the page (clients.claim on activate).
     await expect.poll(() => staff.evaluate(() => navigator.serviceWorker.controller?.scriptURL ?? null), { timeout: 30_000 }).toMatch(/\/sw\.js$/);
+    await expect.poll(() => staff.evaluate(() => caches.keys())).toEqual(['carewatch-shell-v1']);
     expect(await staff.evaluate(() => Notification.permission)).toBe('granted');
     await staff.getByTestId('notify-state').and(staff.locator('[data-permission="granted"]')).waitFor();
 
@@ -270,6 +275,17 @@ describe('the page on a phone (issue 15)', () => {
     expect(box !== null && box.y >= 0 && box.y + box.height <= PHONE.viewport.height).toBe(true);
     await noSidewaysScroll(staff);
     await shoot(staff, 'phone-offline');
+    // Alerts are live or visibly absent: the API and the socket.io transport are not answered from
+    // any cache, and the cache holds the shell only.
+    const tries = await staff.evaluate(async () => Promise.all(['/api/alerts', '/api/incidents', '/socket.io/?EIO=4&transport=polling'].map((u) => fetch(u).then((r) => `${u} ${r.status}`, () => `${u} failed`))));
+    expect(tries).toEqual(['/api/alerts failed', '/api/incidents failed', '/socket.io/?EIO=4&transport=polling failed']);
+    const cached = await staff.evaluate(async () => {
+      const out: string[] = [];
+      for (const k of await caches.keys()) for (const r of await (await caches.open(k)).keys()) out.push(new URL(r.url).pathname + new URL(r.url).search);
+      return out;
+    });
+    expect(cached.length).toBeGreaterThan(10);
+    expect(cached.filter((u) => u.startsWith('/api/') || u.includes('EIO=') || u === '/health')).toEqual([]);
 
     // Back online, the page starts by itself and the live connection returns.
     await staffCtx.setOffline(false);
