@@ -255,9 +255,35 @@ describe('the page on a phone (issue 15)', () => {
     await hide(staff, false);
     await staff.locator(`.focused-incident[data-incident-id="${fire.id}"]`).waitFor();
 
-    // Acknowledged from the page, its notification goes away: someone has it.
     await staff.locator(`[data-testid="pinned-fire"][data-incident-id="${fire.id}"]`).getByTestId('btn-ack').tap();
-    await eventually('the notification closed', async () => ((await notifications(staff)).some((n) => n.tag === fire.id) ? undefined : true));
+    await eventually('acknowledged through the API', async () => ((await incident(fire.id)).state === 'acknowledged' ? true : undefined));
+  }, 120_000);
+
+  it('one incident is one notification: a rise to fire alarm re-alerts it, an acknowledgement elsewhere removes it', async () => {
+    await hide(staff, true);
+    // A smoke reading at the alarm level: an unverified pre-alarm (severity medium) at once.
+    const sd = await device(stack.mqttUrl, 'h01-sd-r301');
+    devices.push(sd);
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 4.2, temperature_c: 22 });
+    const pre = await eventually('the pre-alarm incident of r301', async () => {
+      const res = await fetch(`${stack.httpUrl}/api/incidents?homeId=h01`, { headers: { authorization: `Bearer ${token}` } });
+      return ((await res.json()) as IncidentMessage[]).find((i) => i.kind === 'fire' && i.roomIds.includes('r301') && i.state !== 'resolved');
+    }, 60_000);
+    const first = await eventually('a notification for the pre-alarm', async () => (await notifications(staff)).find((n) => n.tag === pre.id), 30_000);
+    expect(first).toMatchObject({ requireInteraction: false, renotify: false });
+
+    // The detector's own alarm: the same incident becomes a critical fire alarm and re-alerts.
+    await sd.event('detector_alarm');
+    const risen = await eventually('the notification re-alerted as critical', async () => (await notifications(staff)).find((n) => n.tag === pre.id && n.requireInteraction), 30_000);
+    expect(risen.renotify).toBe(true);
+    expect(risen.title).toContain('火警');
+    expect((await notifications(staff)).filter((n) => n.tag === pre.id)).toHaveLength(1);
+
+    // A colleague acknowledges it on another device (REST): this phone's notification goes away.
+    const ack = await fetch(`${stack.httpUrl}/api/incidents/${encodeURIComponent(pre.id)}/ack`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(ack.status).toBe(200);
+    await eventually('the notification closed', async () => ((await notifications(staff)).some((n) => n.tag === pre.id) ? undefined : true), 30_000);
+    await hide(staff, false);
   }, 120_000);
 
   it('opens offline from the service worker and says alerts are not being received', async () => {
