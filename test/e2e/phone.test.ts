@@ -123,7 +123,7 @@ describe('the page on a phone (issue 15)', () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
     await stack?.close();
-  });
+  }, 120_000);
 
   it('is installable: manifest, icons, service worker and CSP served right', async () => {
     const page = await fetch(`${stack.httpUrl}/`);
