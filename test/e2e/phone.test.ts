@@ -287,8 +287,8 @@ describe('the page on a phone (issue 15)', () => {
   }, 120_000);
 
   it('opens offline from the service worker and says alerts are not being received', async () => {
-    await staffCtx.setOffline(true);
     const banner = staff.getByTestId('conn-banner');
+    await staffCtx.setOffline(true);
     await banner.and(staff.locator('[data-state="offline"]')).waitFor();
     const res = await staff.reload();
     expect(res?.fromServiceWorker()).toBe(true);
@@ -334,6 +334,16 @@ describe('the page on a phone (issue 15)', () => {
   it('asks for notification permission only from a tap, never on load', async () => {
     const ctx = await newContext();
     const page = await openPage(ctx, 'no-permission');
+    // On the login form there is no socket yet: the banner follows navigator.onLine alone.
+    await page.goto('/');
+    const banner = page.getByTestId('conn-banner');
+    await page.getByTestId('login-form').waitFor();
+    expect(await banner.isVisible()).toBe(false);
+    await ctx.setOffline(true);
+    await page.getByTestId('offline-head').waitFor();
+    expect(await banner.getAttribute('data-network')).toBe('down');
+    await ctx.setOffline(false);
+    await banner.waitFor({ state: 'hidden' });
     await logIn(page, 'staff-h01');
     const button = page.getByTestId('notify-enable');
     await button.waitFor();
