@@ -64,6 +64,8 @@ describe('the page on a phone (issue 15)', () => {
   };
   const newContext = async (extra: Record<string, unknown> = {}): Promise<BrowserContext> => {
     const ctx = await browser.newContext({ ...PHONE, baseURL: stack.httpUrl, ...extra });
+    // Generous bounds: two cores shared by many test runs (no time is asserted).
+    ctx.setDefaultTimeout(60_000);
     contexts.push(ctx);
     return ctx;
   };
@@ -184,7 +186,7 @@ describe('the page on a phone (issue 15)', () => {
 
     // The service worker is registered and controls the page (clients.claim on activate).
     await expect.poll(() => staff.evaluate(() => navigator.serviceWorker.controller?.scriptURL ?? null), { timeout: 30_000 }).toMatch(/\/sw\.js$/);
-    await expect.poll(() => staff.evaluate(() => caches.keys())).toEqual(['carewatch-shell-v1']);
+    await expect.poll(() => staff.evaluate(() => caches.keys()), { timeout: 20_000 }).toEqual(['carewatch-shell-v1']);
     expect(await staff.evaluate(() => Notification.permission)).toBe('granted');
     await staff.getByTestId('notify-state').and(staff.locator('[data-permission="granted"]')).waitFor();
 
@@ -194,7 +196,7 @@ describe('the page on a phone (issue 15)', () => {
     const fire = await eventually('the fire incident of the f1 corridor', fireIncidentIn('f1-corridor'), 60_000);
     const card = staff.locator(`[data-testid="pinned-fire"][data-incident-id="${fire.id}"] [data-testid="incident-card"]`);
     await card.waitFor();
-    await expect.poll(() => staff.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null } }).__carewatchAudio.playing)).toBe('alarm');
+    await expect.poll(() => staff.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null } }).__carewatchAudio.playing), { timeout: 20_000 }).toBe('alarm');
     await noSidewaysScroll(staff);
     expect(await smallTargets(staff.locator('button, select, input:not([type=hidden])'))).toEqual([]);
     await shoot(staff, 'phone-staff-incident');
@@ -239,7 +241,7 @@ describe('the page on a phone (issue 15)', () => {
     // One fire, one notification.
     expect((await notifications(staff)).filter((n) => n.tag === fire.id)).toHaveLength(1);
     // The alarm sounds too (sound.js, temporal-3 for a fire alarm).
-    await expect.poll(() => staff.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null } }).__carewatchAudio.playing)).toBe('alarm');
+    await expect.poll(() => staff.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null } }).__carewatchAudio.playing), { timeout: 20_000 }).toBe('alarm');
 
     // A click on it (dispatched in the worker: a headless browser has no notification to click)
     // brings the page to that incident.
@@ -251,7 +253,7 @@ describe('the page on a phone (issue 15)', () => {
       const Ctor = (self as unknown as { NotificationEvent: new (type: string, init: { notification: Notification }) => Event }).NotificationEvent;
       sw.dispatchEvent(new Ctor('notificationclick', { notification: n as Notification }));
     }, fire.id);
-    await expect.poll(() => staff.evaluate(() => document.body.dataset.focusedIncident)).toBe(fire.id);
+    await expect.poll(() => staff.evaluate(() => document.body.dataset.focusedIncident), { timeout: 20_000 }).toBe(fire.id);
     await hide(staff, false);
     await staff.locator(`.focused-incident[data-incident-id="${fire.id}"]`).waitFor();
 
@@ -323,7 +325,7 @@ describe('the page on a phone (issue 15)', () => {
     const ctx = await newContext({ permissions: ['notifications'] });
     const bureau = await openPage(ctx, 'bureau');
     await logIn(bureau, 'bureau');
-    await expect.poll(() => bureau.locator('[data-testid^="home-card-"]').count()).toBe(9);
+    await expect.poll(() => bureau.locator('[data-testid^="home-card-"]').count(), { timeout: 30_000 }).toBe(9);
     await bureau.locator('[data-testid="incident-row"]').first().waitFor();
     await noSidewaysScroll(bureau);
     expect(await smallTargets(bureau.locator('button, select, input:not([type=hidden])'))).toEqual([]);
