@@ -112,6 +112,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         // socket.io: polling over https/http and its WebSocket, same origin ('self' covers ws/wss, CSP 3).
         connectSrc: ["'self'"],
         mediaSrc: ["'self'"],
+        // Issue 15: the web app manifest and the service worker (dashboards/app/sw.js), own origin only.
+        manifestSrc: ["'self'"],
+        workerSrc: ["'self'"],
         objectSrc: ["'none'"],
         baseUri: ["'none'"],
         formAction: ["'self'"],

@@ -8,6 +8,8 @@ const TYPES: Record<string, string> = {
   '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json; charset=utf-8',
+  // W3C Web App Manifest §"Media type registration".
+  '.webmanifest': 'application/manifest+json; charset=utf-8',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.ico': 'image/x-icon',
@@ -43,11 +45,14 @@ export function registerStaticFiles(app: FastifyInstance, root: string): void {
     try {
       if (!(await stat(path)).isFile()) return reply.status(404).send(notFound);
       const body = await readFile(path);
-      return reply
+      void reply
         .header('content-type', TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream')
         .header('cache-control', 'no-cache')
-        .header('x-content-type-options', 'nosniff')
-        .send(body);
+        .header('x-content-type-options', 'nosniff');
+      // The service worker (dashboards/app/sw.js): scope the whole origin, never kept in the HTTP
+      // cache, so a fixed worker reaches every phone on its next visit (browsers cap it at 24 h).
+      if (path === resolve(root, 'sw.js')) void reply.header('service-worker-allowed', '/').header('cache-control', 'no-store, max-age=0');
+      return reply.send(body);
     } catch {
       return reply.status(404).send(notFound);
     }

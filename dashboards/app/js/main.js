@@ -7,10 +7,13 @@ import { connectLive } from './live-socket.js';
 import { audioReady, setAlarm, unlockAudio } from './sound.js';
 import { createStaffView } from './staff-view.js';
 import { createBureauView } from './bureau-view.js';
+import { createNotifier, listenForFocus, notifyButton, registerServiceWorker } from './notify.js';
 
 // Composition root of the page: session, alert model, live socket, and the view for the user's role.
 
 const LIVE_POLL_MS = 10_000;
+/** While the network is down, how often the page tries to start again (also at once on the `online` event). */
+const START_RETRY_MS = 5_000;
 /** The bureau's socket carries fire and escalated alerts only; other classes for the grid come by polling. */
 const BUREAU_RESYNC_MS = 15_000;
 /**
@@ -31,6 +34,13 @@ const incidents = createIncidentModel(() => view?.renderAlerts());
 /** The disablements the user may see (full list from the server on connect and on every change). */
 let disablements = [];
 let activeCount = 0;
+/** The live socket's state ('online' / 'offline'), shown together with the browser's own navigator.onLine. */
+let connState = null;
+let connAgain = false;
+/** Retry of start() while the network is down (the shell came from the service worker's cache). */
+let retryTimer;
+/** Issue 15: a system notification for an incident that arrives while nobody looks at the page. */
+let notifier = null;
 /** Points whose new-point sound a person silenced on this page (the incident itself stays acknowledged). */
 const silenced = new Set();
 
@@ -48,12 +58,33 @@ function toast(msg, kind = 'info') {
   setTimeout(() => el.remove(), 5000);
 }
 
+/**
+ * The connection banner. Offline when the socket is down OR the browser says it has no network:
+ * then nothing can reach this page, and a nurse with a phone in her pocket must see at a glance
+ * that the screen is not watching for her (issue 15). `state` null: leave the socket's state as is.
+ */
 function setConn(state, again) {
+  if (state !== null && state !== undefined) {
+    connState = state;
+    connAgain = again === true;
+  }
   const el = $('#conn');
-  el.dataset.state = state;
-  el.textContent = state === 'online' ? (again ? t('resynced') : t('connected')) : t('disconnected');
-  el.className = `conn ${state}`;
+  const offline = connState !== 'online' || !navigator.onLine;
+  // On the login form the banner shows only a dead network (the socket is not open yet by design).
+  el.hidden = connState === null && navigator.onLine;
+  el.dataset.state = offline ? 'offline' : 'online';
+  el.dataset.network = navigator.onLine ? 'up' : 'down';
+  el.className = `conn ${offline ? 'offline' : 'online'}`;
+  document.body.classList.toggle('is-offline', offline && !el.hidden);
+  if (offline) render(el, h('strong', { class: 'conn-head', 'data-testid': 'offline-head' }, `⚠ ${t('offlineHead')}`), h('span', { class: 'conn-detail' }, t('disconnected')));
+  else render(el, connAgain ? t('resynced') : t('connected'));
 }
+window.addEventListener('online', () => {
+  setConn(null);
+  // The shell was drawn from the cache while the network was down: start for real now.
+  if (api.session && !live) retryStart();
+});
+window.addEventListener('offline', () => setConn(null));
 
 /**
  * Sound for the most urgent class that still waits for someone: an unacknowledged incident, an
@@ -183,6 +214,7 @@ function header(user, homes) {
     h('div', { class: 'who', 'data-testid': 'who' }, home ? nm(home) : provider ? nm(provider) : t('bureau'), ' · ', user.displayName),
     h('div', { class: 'tools' },
       sound,
+      notifyButton(() => unlockAudio()),
       h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); void start(); } }, t('lang')),
       h('button', { class: 'btn ghost', 'data-testid': 'logout', onclick: () => logout() }, t('logout')),
     ),
@@ -190,6 +222,7 @@ function header(user, homes) {
 }
 
 function stop() {
+  clearTimeout(retryTimer);
   for (const id of timers) clearInterval(id);
   timers = [];
   live?.close();
@@ -204,6 +237,7 @@ function logout(notice) {
   incidents.clear();
   disablements = [];
   silenced.clear();
+  notifier?.clear();
   view = null;
   delete document.body.dataset.view;
   showLogin(undefined, notice);
@@ -222,7 +256,8 @@ function expire() {
 function showLogin(error, notice) {
   render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo' }, '✚'), h('span', {}, t('title'))),
     h('div', { class: 'tools' }, h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); showLogin(); } }, t('lang'))));
-  $('#conn').hidden = true;
+  connState = null;
+  setConn(null);
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
   const form = h('form', { class: 'login panel', 'data-testid': 'login-form' },
@@ -256,7 +291,6 @@ async function start() {
   const homesList = await api.get('/api/homes');
   const homes = new Map(homesList.map((x) => [x.id, x]));
   header(session.user, homes);
-  $('#conn').hidden = false;
   setConn('offline');
   const ctx = {
     api, user: session.user, homes, model, incidents, actions, setSound, silence, silenced,
@@ -265,6 +299,7 @@ async function start() {
     syncClock: (serverNow) => (clockOffset = serverNow - Date.now()),
   };
   const bureau = session.user.role === 'bureau' || session.user.role === 'admin';
+  notifier = createNotifier({ homes });
   document.body.dataset.view = bureau ? 'bureau' : 'staff';
   view = bureau ? createBureauView($('#view'), ctx) : createStaffView($('#view'), ctx);
   view.renderAlerts();
@@ -280,9 +315,14 @@ async function start() {
     onIncident: (i) => {
       observeServerTime(i.ts);
       incidents.apply(i);
+      void notifier.consider(incidents.get(i.id) ?? i);
     },
     // The bureau's stream carries fire and escalated incidents (as its alerts); the rest come by polling.
-    onIncidents: (list) => incidents.replaceOpen(list, (i) => bureau && !(i.kind === 'fire' || (i.escalationLevel ?? 0) >= 2)),
+    onIncidents: (list) => {
+      incidents.replaceOpen(list, (i) => bureau && !(i.kind === 'fire' || (i.escalationLevel ?? 0) >= 2));
+      // Raised while the socket was down and the page in a pocket: notified now (seen ones are not repeated).
+      for (const i of list) void notifier.consider(incidents.get(i.id) ?? i);
+    },
     onDisablements: setDisablements,
     onStatus: setConn,
     onAuthFailed: expire,
@@ -304,8 +344,27 @@ async function start() {
   if (bureau) timers.push(setInterval(() => void resync().catch(() => {}), BUREAU_RESYNC_MS));
 }
 
-setLang(getLang());
-void start().catch((err) => {
+/**
+ * start() failed. No answer at all (a fetch TypeError, no HTTP status): the network is down and the
+ * page was drawn from the service worker's cache, so it says it is offline and tries again.
+ */
+function startFailed(err) {
   // A 401 has already shown the login form with the reason (expire()).
-  if (err?.status !== 401) toast(`${t('error')}: ${err.message}`, 'error');
-});
+  if (err?.status === 401) return;
+  if (err?.status !== undefined) return toast(`${t('error')}: ${err.message}`, 'error');
+  stop();
+  render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✚'), h('span', {}, t('title'))));
+  render($('#view'), h('p', { class: 'panel offline-wait', 'data-testid': 'offline-wait', role: 'alert' }, t('offlineWait')));
+  setConn('offline');
+  retryTimer = setTimeout(retryStart, START_RETRY_MS);
+}
+
+function retryStart() {
+  clearTimeout(retryTimer);
+  void start().catch(startFailed);
+}
+
+setLang(getLang());
+listenForFocus();
+void registerServiceWorker();
+void start().catch(startFailed);

@@ -1,0 +1,187 @@
+// The page on a phone (issue 15): the service worker (installable, shell offline) and a system
+// notification when an incident arrives while nobody is looking at the page. Notifications go
+// through the service worker registration (`registration.showNotification`): Chrome on Android
+// has no `new Notification()`, and the worker's `notificationclick` can focus the page afterwards.
+// Both need a secure context (HTTPS, or http://localhost): on plain HTTP over a LAN the button says
+// so, and the page still sounds and shows alarms while it is open.
+
+import { h } from './dom.js';
+import { t } from './i18n.js';
+
+const SEVERITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
+const KIND_ZH = { fire: '火警', care: '护理呼叫', device: '设备故障' };
+const KIND_EN = { fire: 'Fire', care: 'Care call', device: 'Device trouble' };
+/** Android vibration, the temporal-3 rhythm of sound.js's alarm pattern (NFPA 72 §18.4.2): 3 × 0.5 s. */
+const VIBRATE_ALARM = [500, 500, 500, 500, 500];
+const VIBRATE_OTHER = [300, 200, 300];
+
+/** Test probe: what was shown and why (the browser's own list is registration.getNotifications()). */
+const probe = { shown: [], closed: [], errors: [] };
+window.__carewatchNotify = probe;
+
+let registration = null;
+
+/** Registers /sw.js for the whole origin; resolves to the registration or null (no support, insecure context). */
+export async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator) || !window.isSecureContext) return null;
+  try {
+    await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+    registration = await navigator.serviceWorker.ready;
+    return registration;
+  } catch (err) {
+    probe.errors.push(`register: ${err?.message ?? err}`);
+    return null;
+  }
+}
+
+/** `granted`, `denied`, `default`, or `unavailable` (no API, no worker, or not a secure context). */
+export function notifyPermission() {
+  if (!('Notification' in window) || !('serviceWorker' in navigator) || !window.isSecureContext) return 'unavailable';
+  return Notification.permission;
+}
+
+/**
+ * The "开启通知" button. Permission is asked only from this tap, never on load (browsers refuse or
+ * penalise prompts without a gesture, and a prompt at login hides the page a nurse needs).
+ * `onGesture` lets the caller unlock audio on the same tap.
+ */
+export function notifyButton(onGesture) {
+  const p = notifyPermission();
+  if (p === 'granted') return h('span', { class: 'notify-state on', 'data-testid': 'notify-state', 'data-permission': p, title: t('notifyOn') }, `✓ ${t('notifyOnShort')}`);
+  if (p === 'denied' || p === 'unavailable') {
+    return h('span', { class: 'notify-state off', 'data-testid': 'notify-state', 'data-permission': p, title: t(p === 'denied' ? 'notifyBlocked' : 'notifyUnavailable') }, `✕ ${t(p === 'denied' ? 'notifyBlockedShort' : 'notifyUnavailableShort')}`);
+  }
+  const b = h('button', { class: 'btn ghost notify-btn', 'data-testid': 'notify-enable' }, `⚑ ${t('enableNotify')}`);
+  b.addEventListener('click', async () => {
+    onGesture?.();
+    const r = await Notification.requestPermission();
+    b.replaceWith(notifyButton(onGesture));
+    if (r === 'granted') void registerServiceWorker();
+  });
+  return b;
+}
+
+/** Whether the person is looking at the page right now (visible and focused). */
+export function pageWatched() {
+  return document.visibilityState === 'visible' && document.hasFocus();
+}
+
+const isOpenUnacked = (i) => i.state !== 'resolved' && i.acknowledgedAt === undefined;
+
+/** Chinese first (zh-CN staff), English after: kind, home, where and what, for the lock screen. */
+export function notificationText(i, homes) {
+  const home = homes.get(i.homeId);
+  const first = i.points.find((p) => p.alertId === i.firstAlertId) ?? i.points[0];
+  const floor = home?.floors.find((f) => f.rooms.some((r) => r.id === first?.roomId));
+  const room = floor?.rooms.find((r) => r.id === first?.roomId);
+  const resident = home?.residents.find((r) => r.id === (i.residentId ?? first?.residentId));
+  const whereZh = [floor?.name, room?.name, resident ? `${resident.bed}床 ${resident.name}` : null].filter(Boolean).join(' · ');
+  const whereEn = [floor?.nameEn ?? floor?.name, room?.nameEn ?? room?.name, resident ? `bed ${resident.bed}` : null].filter(Boolean).join(' · ');
+  const more = i.points.length > 1 ? `（共 ${i.points.length} 个报警点 / ${i.points.length} points）` : '';
+  const sevZh = { critical: '危急', high: '高', medium: '中', low: '低' }[i.severity] ?? i.severity;
+  return {
+    title: `${i.kind === 'fire' && i.severity === 'critical' ? '🔥 ' : ''}${KIND_ZH[i.kind] ?? i.kind}·${sevZh} — ${home?.name ?? i.homeId}`,
+    body: [
+      `${whereZh || first?.deviceId || ''}：${first?.message?.zh ?? ''}${more}`,
+      `${KIND_EN[i.kind] ?? i.kind} (${i.severity}) — ${home?.nameEn ?? home?.name ?? i.homeId}${whereEn ? `, ${whereEn}` : ''}: ${first?.message?.en ?? ''}`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * Decides which incident changes become a notification. One incident is one notification (tag =
+ * incident id): while the page is watched an incident is only noted as seen; while it is not, an
+ * incident not yet seen in this state is shown, a rise in severity or a new point re-alerts
+ * (`renotify`: sound and vibration again, as a fire panel resounds for a subsequent alarm,
+ * GB 4717 / EN 54-2), any other change updates the text silently. Acknowledged or resolved, its
+ * notification is closed: someone has it.
+ */
+export function createNotifier({ homes, watched = pageWatched, onShow }) {
+  const seen = new Map();
+  return {
+    async consider(i) {
+      const prev = seen.get(i.id);
+      const rank = SEVERITY_RANK[i.severity] ?? 0;
+      if (!isOpenUnacked(i)) {
+        seen.delete(i.id);
+        if (prev) await close(i.id);
+        return;
+      }
+      seen.set(i.id, { rank, points: i.points.length });
+      if (watched()) return;
+      const rise = prev !== undefined && (rank > prev.rank || i.points.length > prev.points);
+      if (prev !== undefined && !rise) return;
+      await show(i, homes, rise);
+      onShow?.(i);
+    },
+    clear() {
+      seen.clear();
+    },
+  };
+}
+
+async function show(i, homes, renotify) {
+  if (notifyPermission() !== 'granted') return;
+  const reg = registration ?? (await navigator.serviceWorker.getRegistration('/'));
+  if (!reg) return;
+  const { title, body } = notificationText(i, homes);
+  const critical = i.severity === 'critical';
+  const options = {
+    body,
+    tag: i.id,
+    renotify,
+    // A critical incident stays on screen until someone acts on it (it does not time out into the tray).
+    requireInteraction: critical,
+    silent: false,
+    lang: 'zh-CN',
+    dir: 'ltr',
+    icon: '/icons/icon-192.png',
+    badge: '/icons/icon-192.png',
+    vibrate: critical ? VIBRATE_ALARM : VIBRATE_OTHER,
+    timestamp: i.alertedAt ?? i.openedAt,
+    data: { incidentId: i.id, homeId: i.homeId },
+  };
+  try {
+    await reg.showNotification(title, options);
+    probe.shown.push({ tag: i.id, title, renotify, requireInteraction: critical, severity: i.severity, points: i.points.length });
+  } catch (err) {
+    probe.errors.push(`show: ${err?.message ?? err}`);
+  }
+}
+
+async function close(tag) {
+  const reg = registration ?? (await navigator.serviceWorker?.getRegistration('/'));
+  for (const n of (await reg?.getNotifications({ tag })) ?? []) n.close();
+  probe.closed.push(tag);
+}
+
+/**
+ * Brings an incident's card (staff) or row (bureau) into view and marks it, after a notification
+ * click. The incident may not be drawn yet (a page opened by the click is still loading): retried
+ * for a while.
+ */
+export function focusIncident(id, tries = 40) {
+  const el = document.querySelector(`[data-testid="pinned-fire"][data-incident-id="${CSS.escape(id)}"], [data-testid="incident-card"][data-incident-id="${CSS.escape(id)}"], [data-testid="incident-row"][data-incident-id="${CSS.escape(id)}"]`);
+  if (!el) {
+    if (tries > 0) setTimeout(() => focusIncident(id, tries - 1), 250);
+    return;
+  }
+  for (const old of document.querySelectorAll('.focused-incident')) old.classList.remove('focused-incident');
+  el.classList.add('focused-incident');
+  el.setAttribute('tabindex', '-1');
+  el.scrollIntoView({ block: 'start' });
+  el.focus({ preventScroll: true });
+  document.body.dataset.focusedIncident = id;
+}
+
+/** Listens for the worker's "focus this incident" and handles `/?incident=<id>` (a page opened by a click). */
+export function listenForFocus() {
+  navigator.serviceWorker?.addEventListener('message', (e) => {
+    if (e.data?.type === 'carewatch:focus-incident' && typeof e.data.incidentId === 'string') focusIncident(e.data.incidentId);
+  });
+  const id = new URLSearchParams(location.search).get('incident');
+  if (id) {
+    history.replaceState(null, '', '/');
+    focusIncident(id);
+  }
+}
