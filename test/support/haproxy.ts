@@ -30,10 +30,13 @@ export interface Backend {
 }
 
 /** The configuration text; exported so docs/scaling.md and the compose file can be checked against it. */
-export function haproxyConfig(frontendPort: number, backends: readonly Backend[]): string {
+export function haproxyConfig(frontendPort: number, backends: readonly Backend[], opts: { readonly maxconn?: number } = {}): string {
   return [
     'global',
     '  nbthread 1',
+    // HAProxy needs 2 descriptors per proxied connection; an explicit maxconn keeps it inside a
+    // process's RLIMIT_NOFILE (bench/nodes100k.ts runs several HAProxy processes for that reason).
+    ...(opts.maxconn !== undefined ? [`  maxconn ${opts.maxconn}`] : []),
     '  log stderr format short local0 notice',
     'defaults',
     '  mode tcp',
