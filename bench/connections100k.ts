@@ -210,7 +210,7 @@ interface SingleRun {
   readonly firstError?: string;
 }
 
-async function measureSingle(ctx: BenchContext, which: SingleRun['broker'], devices: readonly BenchDevice[], registryPath: string, work: string): Promise<SingleRun> {
+async function measureSingle(ctx: BenchContext, which: SingleRun['broker'], devices: readonly BenchDevice[], registryPath: string): Promise<SingleRun> {
   const closers: Array<() => Promise<unknown>> = [];
   try {
     let port: number;
@@ -223,7 +223,9 @@ async function measureSingle(ctx: BenchContext, which: SingleRun['broker'], devi
       port = node.port;
       pid = node.child.pid;
     } else {
-      const dir = mkdtempSync(join(work, 'mosq-'));
+      // Its own directory under /tmp (not under the 0700 work directory): Mosquitto reads the file as its own user.
+      const dir = mkdtempSync(join(tmpdir(), 'carewatch-bench-c100k-mosq-'));
+      closers.push(async () => rmSync(dir, { recursive: true, force: true }));
       const m = await startMosquitto(undefined, { passwordFile: mosquittoPasswords(dir, devices.map((d) => d.id)) });
       closers.push(() => m.close());
       port = m.port;
@@ -264,6 +266,8 @@ interface NodeFigures {
 
 interface ClusterRun {
   readonly plan: Plan;
+  /** ingest's subscription was in place when the load started (stats().mqtt.subscribed). */
+  readonly ingestSubscribed: boolean;
   readonly connected: number;
   readonly probes: number;
   readonly connectMs: number;
@@ -307,6 +311,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const db = `bench_c100k_${Date.now()}`;
     const ingest = await startIngest({ registryPath: reg.path, brokerPort: (nodes[0] as BrokerNode).port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
     closers.push(() => ingest.close());
+    const ingestSubscribed = (await ingest.stats()).mqtt.subscribed;
+    if (!ingestSubscribed) ctx.log(`connections100k: WARNING ingest not subscribed 30 s after start: ${ingest.child.tail().slice(-1000)}`);
     const alerts = await startAlerts({ registryPath: reg.path, brokerPort: (nodes[0] as BrokerNode).port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
     const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })))));
@@ -346,6 +352,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const usedCallPoints = new Set<string>();
     const loaded = await alertTrials(stack, ctx.quick ? 10 : 30, usedCallPoints, ctx.quick ? 200 : 500);
     const i1 = await ingest.stats();
+    if (loaded.missedReceipts > 0) ctx.log(`connections100k: ${loaded.missedReceipts} alarm receipts missing; alerts said: ${alerts.child.tail().slice(-1500)}`);
     const ingestRate = ((i1.received - i0.received) * 1000) / (performance.now() - ti0);
     const perNode = await Promise.all(nodes.map((n) => n.connected()));
     const figures: NodeFigures[] = nodes.map((n, i) => {
@@ -408,7 +415,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       behindTicks: loadResults.reduce((s, r) => s + r.behindTicks, 0),
     };
     ctx.log(`connections100k: load sent ${load.sent} at ${load.sendRate.toFixed(0)} msg/s, ${load.acked} PUBACKed`);
-    return { plan: p, connected, probes: pr.connected, connectMs, ...(connectFirstError !== undefined ? { connectFirstError } : {}), nodes: figures, totalRssLoaded, ingestRate, loaded, afterFailover, failover, load };
+    return { plan: p, ingestSubscribed, connected, probes: pr.connected, connectMs, ...(connectFirstError !== undefined ? { connectFirstError } : {}), nodes: figures, totalRssLoaded, ingestRate, loaded, afterFailover, failover, load };
   } finally {
     for (const c of closers.reverse()) await c().catch((err: unknown) => ctx.log(`connections100k: cleanup: ${String(err)}`));
   }
@@ -425,11 +432,10 @@ export const connections100kBenchmark: Benchmark = {
     ctx.log(`connections100k: ${p.devices} devices, ${p.homes} homes, ${p.nodes} nodes, ${p.groups} HAProxy + load generators, ${p.rate} msg/s; side by side ${p.sideBySide} devices (RLIMIT_NOFILE ${fdLimit})`);
     // Registry: 100 smoke detectors (the held devices) + a call point + a vital-signs monitor per home.
     const reg = benchRegistry(ctx.root, p.homes * (PER_HOME + 2), p.homes);
-    const work = mkdtempSync(join(tmpdir(), 'carewatch-bench-c100k-'));
-    try {
+    {
       const side = reg.loadDevices.slice(0, p.sideBySide);
       const single: SingleRun[] = [];
-      for (const which of ['carewatch node', 'mosquitto'] as const) single.push(await measureSingle(ctx, which, side, reg.path, work));
+      for (const which of ['carewatch node', 'mosquitto'] as const) single.push(await measureSingle(ctx, which, side, reg.path));
       const cluster = await measureCluster(ctx, p, reg);
       const ours = single[0] as SingleRun;
       const mosq = single[1] as SingleRun;
@@ -459,8 +465,6 @@ export const connections100kBenchmark: Benchmark = {
         { bench: 'connections100k', metric: `one process, ${p.sideBySide} devices: time to connect all`, value: ours.connectMs / 1000, unit: 's', reference: { name: 'mosquitto', value: mosq.connectMs / 1000 }, ratio: ours.connectMs / mosq.connectMs },
       ];
       return { rows, detail: { plan: p, fdLimit, perGroup: PER_GROUP, haproxyMaxconn: HAPROXY_MAXCONN, backoff: BACKOFF, sources: SOURCES, single, cluster } };
-    } finally {
-      rmSync(work, { recursive: true, force: true });
     }
   },
 };
