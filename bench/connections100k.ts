@@ -80,7 +80,8 @@ export function plan(o: { devices?: number; nodes?: number; rate?: number; fdLim
     devices,
     homes: Math.ceil(devices / PER_HOME),
     nodes,
-    groups: Math.ceil(devices / PER_GROUP),
+    // At least two, so the several-HAProxy path is exercised at a small --devices too.
+    groups: Math.max(2, Math.ceil(devices / PER_GROUP)),
     rate: Math.max(o.rate ?? PROVINCE_RATE, Math.ceil(devices / 60)),
     sideBySide: Math.min(devices, perNodeMax),
   };
@@ -268,6 +269,8 @@ interface ClusterRun {
   readonly plan: Plan;
   /** ingest's subscription was in place when the load started (stats().mqtt.subscribed). */
   readonly ingestSubscribed: boolean;
+  /** RSS (bytes) of each kind of process at steady load. */
+  readonly rssByKind: Record<string, number>;
   readonly connected: number;
   readonly probes: number;
   readonly connectMs: number;
@@ -362,6 +365,17 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     });
     const influxPid = influxdPid(influx.dataDir);
     const totalRssLoaded = totalRss(influxPid !== undefined ? [influxPid] : []);
+    const sum = (pids: readonly number[]): number => pids.reduce((a, pid) => a + (rssBytes(pid) || 0), 0);
+    const rssByKind: Record<string, number> = {
+      nodes: sum(nodes.map((n) => n.child.pid)),
+      haproxy: sum(haproxies.map((h) => h.child.pid)),
+      loadgens: sum([...lgs, probe].map((lg) => lg.child.pid)),
+      redis: sum([redis.child.pid]),
+      influxdb: sum(influxPid !== undefined ? [influxPid] : []),
+      ingest: sum([ingest.child.pid]),
+      alerts: sum([alerts.child.pid]),
+    };
+    ctx.log(`connections100k: RSS MB by kind ${JSON.stringify(Object.fromEntries(Object.entries(rssByKind).map(([k, v]) => [k, Math.round(v / 1024 ** 2)])))}`);
     ctx.log(`connections100k: per node ${figures.map((f) => `${f.name} ${f.connections} conns ${(f.rssLoaded / 1024 ** 2).toFixed(0)} MB`).join(', ')}; all processes ${(totalRssLoaded / 1024 ** 3).toFixed(2)} GB; ingest ${ingestRate.toFixed(0)} msg/s; fire p99 ${percentiles(loaded.fire).p99.toFixed(1)} ms, care p99 ${percentiles(loaded.care).p99.toFixed(1)} ms`);
 
     // Failover: SIGKILL the last node (services are on node 0); its devices come back through HAProxy.
@@ -415,7 +429,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       behindTicks: loadResults.reduce((s, r) => s + r.behindTicks, 0),
     };
     ctx.log(`connections100k: load sent ${load.sent} at ${load.sendRate.toFixed(0)} msg/s, ${load.acked} PUBACKed`);
-    return { plan: p, ingestSubscribed, connected, probes: pr.connected, connectMs, ...(connectFirstError !== undefined ? { connectFirstError } : {}), nodes: figures, totalRssLoaded, ingestRate, loaded, afterFailover, failover, load };
+    return { plan: p, ingestSubscribed, rssByKind, connected, probes: pr.connected, connectMs, ...(connectFirstError !== undefined ? { connectFirstError } : {}), nodes: figures, totalRssLoaded, ingestRate, loaded, afterFailover, failover, load };
   } finally {
     for (const c of closers.reverse()) await c().catch((err: unknown) => ctx.log(`connections100k: cleanup: ${String(err)}`));
   }
