@@ -346,7 +346,14 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     if (dash.connected < users.length) throw new Error(`dashboards: ${dash.connected}/${users.length}`);
 
     // The province load over every held device (QoS 1, as devices send telemetry).
-    const runs: Array<Promise<RunResult>> = lgs.map((lg, i) => lg.run({ rate: Math.max(1, Math.round((p.rate * (parts[i]?.length ?? 0)) / held.length)), warmupMs: 0, durationMs: 4 * 3_600_000, drainMs: 10_000, qos: 1, window: 10, expectDeliveries: false }));
+    // Handled at once: a load generator that dies mid-run (its promise rejects long before it is
+    // awaited) must fail this benchmark, not crash the runner with an unhandled rejection.
+    const runs: Array<Promise<RunResult | Error>> = lgs.map((lg, i) =>
+      lg.run({ rate: Math.max(1, Math.round((p.rate * (parts[i]?.length ?? 0)) / held.length)), warmupMs: 0, durationMs: 4 * 3_600_000, drainMs: 10_000, qos: 1, window: 10, expectDeliveries: false }).catch((err: unknown) => {
+        ctx.log(`connections100k: load generator ${i}: ${String(err)}`);
+        return err instanceof Error ? err : new Error(String(err));
+      }),
+    );
     ctx.log(`connections100k: province load ${p.rate} msg/s started; warming up`);
     await sleep(ctx.quick ? 5_000 : 15_000);
     const stack = { reg: { ...reg, homes: probeHomes }, load: probe, probe, close: async () => undefined };
@@ -420,8 +427,11 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     // Alarms still delivered after the failover (probe devices that were on the dead node moved too).
     const afterFailover = await alertTrials(stack, ctx.quick ? 3 : 5, usedCallPoints, 500);
 
-    await Promise.all(lgs.map((lg) => lg.stopRun()));
-    const loadResults = await Promise.all(runs);
+    await Promise.all(lgs.map((lg) => lg.stopRun().catch(() => undefined)));
+    const settled = await Promise.all(runs);
+    const failedRun = settled.find((r): r is Error => r instanceof Error);
+    if (failedRun !== undefined) throw new Error(`a load generator failed during the run: ${failedRun.message}`);
+    const loadResults = settled as RunResult[];
     const load = {
       sent: loadResults.reduce((s, r) => s + r.sent, 0),
       acked: loadResults.reduce((s, r) => s + r.acked, 0),
