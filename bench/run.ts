@@ -66,8 +66,8 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
 }
 
 /** Whole-benchmark bound: 8 min per run quick, 40 min per run full (the slowest, `connections`, needs ~15). */
-export function benchmarkBoundMs(ctx: Pick<BenchContext, 'quick' | 'runs'>): number {
-  return ctx.runs * (ctx.quick ? 8 : 40) * 60_000;
+export function benchmarkBoundMs(ctx: Pick<BenchContext, 'quick' | 'runs'>, b?: Pick<Benchmark, 'boundMinutes'>): number {
+  return ctx.runs * (b?.boundMinutes ?? (ctx.quick ? 8 : 40)) * 60_000;
 }
 
 async function main(): Promise<void> {
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     ctx.log(`${b.name}: ${b.title}`);
     // Every benchmark is bounded as a whole (on top of its own per-step bounds): past the bound its
     // children are killed and it is reported as failed, so the suite always finishes by itself.
-    const boundMs = benchmarkBoundMs(ctx);
+    const boundMs = benchmarkBoundMs(ctx, b);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

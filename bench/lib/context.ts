@@ -37,6 +37,8 @@ export interface Benchmark {
   readonly title: string;
   /** Runs only when named in `--only` (a long benchmark that needs a quiet machine). */
   readonly optIn?: boolean;
+  /** Its own whole-benchmark bound per run, minutes (default: run.ts benchmarkBoundMs's, 8 quick / 40 full). */
+  readonly boundMinutes?: number;
   run(ctx: BenchContext): Promise<BenchResult>;
 }
 
