@@ -3,6 +3,7 @@
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
  *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,reconnect,encoder] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
+ *   npm run bench -- --only connections100k [--devices N] [--nodes N] [--rate N]   (opt-in: not part of the default suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -22,6 +23,10 @@ export interface Args {
   readonly cpuProf?: string;
   /** `--ingest-max N`: benchmark 2's maximum from an earlier invocation, so `alerts` loads at N/2 without re-running `ingest`. */
   readonly ingestMax?: number;
+  /** `connections100k`: devices, broker nodes, total telemetry msg/s. */
+  readonly devices?: number;
+  readonly nodes?: number;
+  readonly rate?: number;
 }
 
 export function parseArgs(argv: readonly string[], known: readonly string[]): Args {
@@ -30,6 +35,7 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
   let runs = 3;
   let cpuProf: string | undefined;
   let ingestMax: number | undefined;
+  const sizes: { devices?: number; nodes?: number; rate?: number } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -43,19 +49,25 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
       ingestMax = Number(value());
       if (!Number.isInteger(ingestMax) || ingestMax < 2) throw new Error('--ingest-max expects an integer msg/s ≥ 2');
     }
+    else if (a.startsWith('--devices') || a.startsWith('--nodes') || a.startsWith('--rate')) {
+      const key = (a.startsWith('--devices') ? 'devices' : a.startsWith('--nodes') ? 'nodes' : 'rate') as keyof typeof sizes;
+      const v = Number(value());
+      if (!Number.isInteger(v) || v < (key === 'nodes' ? 2 : 1)) throw new Error(`--${key} expects an integer ≥ ${key === 'nodes' ? 2 : 1}`);
+      sizes[key] = v;
+    }
     else if (a.startsWith('--only')) only = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (a.startsWith('--runs')) {
       runs = Number(value());
       if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs expects an integer 1..20');
-    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]`);
+    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N] [--devices N] [--nodes N] [--rate N]`);
   }
   for (const o of only ?? []) if (!known.includes(o)) throw new Error(`--only: unknown benchmark "${o}"; known: ${known.join(', ')}`);
-  return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}), ...(ingestMax !== undefined ? { ingestMax } : {}) };
+  return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}), ...(ingestMax !== undefined ? { ingestMax } : {}), ...sizes };
 }
 
 /** Whole-benchmark bound: 8 min per run quick, 40 min per run full (the slowest, `connections`, needs ~15). */
-export function benchmarkBoundMs(ctx: Pick<BenchContext, 'quick' | 'runs'>): number {
-  return ctx.runs * (ctx.quick ? 8 : 40) * 60_000;
+export function benchmarkBoundMs(ctx: Pick<BenchContext, 'quick' | 'runs'>, b?: Pick<Benchmark, 'boundMinutes'>): number {
+  return ctx.runs * (b?.boundMinutes ?? (ctx.quick ? 8 : 40)) * 60_000;
 }
 
 async function main(): Promise<void> {
@@ -79,10 +91,13 @@ async function main(): Promise<void> {
     quick: args.quick,
     runs: args.runs,
     ...(args.cpuProf !== undefined ? { cpuProf: resolve(args.cpuProf) } : {}),
+    ...(args.devices !== undefined ? { devices: args.devices } : {}),
+    ...(args.nodes !== undefined ? { nodes: args.nodes } : {}),
+    ...(args.rate !== undefined ? { rate: args.rate } : {}),
     log: (m) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${m}\n`),
   };
   if (args.ingestMax !== undefined) Object.assign(sharedResults, { maxSustained: args.ingestMax, maxSustainedSource: '--ingest-max (an earlier ingest run)' });
-  const selected: Benchmark[] = BENCHMARKS.filter((b) => args.only === undefined || args.only.includes(b.name));
+  const selected: Benchmark[] = BENCHMARKS.filter((b) => (args.only === undefined && b.optIn !== true) || args.only?.includes(b.name) === true);
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
   const errors: Record<string, string> = {};
@@ -90,7 +105,7 @@ async function main(): Promise<void> {
     ctx.log(`${b.name}: ${b.title}`);
     // Every benchmark is bounded as a whole (on top of its own per-step bounds): past the bound its
     // children are killed and it is reported as failed, so the suite always finishes by itself.
-    const boundMs = benchmarkBoundMs(ctx);
+    const boundMs = benchmarkBoundMs(ctx, b);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -5,6 +5,10 @@ export interface BenchContext {
   readonly runs: number;
   /** `--cpu-prof DIR`: our processes (broker, ingest, alerts) write V8 .cpuprofile files there. */
   readonly cpuProf?: string;
+  /** `--devices N`, `--nodes N`, `--rate N`: sizes of the `connections100k` benchmark (its defaults when unset). */
+  readonly devices?: number;
+  readonly nodes?: number;
+  readonly rate?: number;
   log(msg: string): void;
 }
 
@@ -31,6 +35,10 @@ export interface BenchResult {
 export interface Benchmark {
   readonly name: string;
   readonly title: string;
+  /** Runs only when named in `--only` (a long benchmark that needs a quiet machine). */
+  readonly optIn?: boolean;
+  /** Its own whole-benchmark bound per run, minutes (default: run.ts benchmarkBoundMs's, 8 quick / 40 full). */
+  readonly boundMinutes?: number;
   run(ctx: BenchContext): Promise<BenchResult>;
 }
 

@@ -102,6 +102,8 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
     connectTimeoutMs: c.timeoutMs,
     ...(statusTopic !== undefined ? { will: { topic: statusTopic, payload: WILL, qos: 1 as const, retain: true } } : {}),
   });
+  // A device's PUBACKs count across its reconnects (a run sums them per device at its end).
+  if (d.client !== undefined) client.acked = d.client.acked;
   d.client = client;
   client.onClose = () => {
     const was = d.connected;

@@ -45,6 +45,8 @@ export interface HaproxyOptions {
    * does not resolve yet (the node is then down until it does).
    */
   readonly resolver?: string;
+  /** Connections HAProxy accepts at once (global maxconn): it needs 2 descriptors per proxied connection. */
+  readonly maxconn?: number;
 }
 
 /** The configuration text; exported so docs/scaling.md and the compose file can be checked against it. */
@@ -61,6 +63,9 @@ export function haproxyConfig(frontendPort: number, backends: readonly Backend[]
   return [
     'global',
     '  nbthread 1',
+    // HAProxy needs 2 descriptors per proxied connection; an explicit maxconn keeps it inside a
+    // process's RLIMIT_NOFILE (bench/nodes100k.ts runs several HAProxy processes for that reason).
+    ...(opts.maxconn !== undefined ? [`  maxconn ${opts.maxconn}`] : []),
     '  log stderr format short local0 notice',
     ...(opts.resolver !== undefined ? ['resolvers docker', `  nameserver dns ${opts.resolver}`, '  hold valid 10s'] : []),
     'defaults',
