@@ -118,6 +118,8 @@ export function createDeadLetterFile(deps: DeadLetterFileDeps): DeadLetterFile {
     append(entries) {
       const run = chain.then(async () => {
         const h = await ensureOpen();
+        // From the file, not a running count: an operator who replayed and emptied it frees the room.
+        bytes = (await h.stat()).size;
         let text = '';
         let kept = 0;
         const lost: DeadLetter[] = [];
