@@ -57,6 +57,10 @@ export function createAlertsMetrics(src: AlertsMetricSources): Registry {
   );
   gaugeFrom({ registry, name: 'alerts_journal_pending', help: 'Alert journal records not yet stored in InfluxDB (the queue depth)' }, () => src.journal().pending);
   counterFrom({ registry, name: 'alerts_journal_write_failures_total', help: 'Failed InfluxDB writes of the alert journal (retried), since start' }, () => src.journal().failures);
+  labelledCounterFrom({ registry, name: 'alerts_points_rejected_total', help: 'Alert-journal points InfluxDB refused for good (400/413), set aside in the dead-letter file, by reason (type_conflict, unparsable, too_large, rejected)', labelNames: ['reason'] }, () =>
+    byLabel('reason', src.journal().rejected, ['type_conflict', 'unparsable', 'too_large', 'rejected']),
+  );
+  counterFrom({ registry, name: 'alerts_dead_letter_lost_total', help: 'Refused points the full dead-letter file could not keep (only in the error log), since start' }, () => src.journal().deadLetterLost);
   counterFrom({ registry, name: 'alerts_journal_io_failures_total', help: 'Failed journal file appends or syncs, since start' }, () => src.journal().ioFailures);
   gaugeFrom({ registry, name: 'alerts_socket_clients', help: 'socket.io clients connected (staff pages, bureau)' }, src.socketClients);
   gaugeFrom({ registry, name: 'alerts_disablements_in_force', help: 'Disablements (test or maintenance mode) in force' }, src.disablementsInForce);

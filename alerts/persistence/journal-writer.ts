@@ -4,6 +4,8 @@ import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { InfluxDatabase } from '../../common/influx/database.ts';
 import { InfluxError } from '../../common/influx/errors.ts';
+import { createDeadLetterFile, rejectionReason, writeIsolatingRejects, type DeadLetter } from '../../common/influx/dead-letter.ts';
+import { createRejectionLog } from '../../common/rejection-log.ts';
 
 /**
  * A writer that never drops: every record is appended (and fdatasync'ed) to a local journal file
@@ -17,6 +19,12 @@ import { InfluxError } from '../../common/influx/errors.ts';
  * file are bounded (maxPending records, maxFileBytes): at the bound, non-essential records (care
  * actions) are dropped or kept out of the file first and counted; essential ones (alert changes and
  * their audit) are never dropped — the bound is exceeded instead and reported as a problem.
+ *
+ * A point InfluxDB refuses for good (400: field type conflict, unparsable; 413 alone) is not retried:
+ * the batch is halved until the refused points are found (common/influx/dead-letter.ts), the others
+ * are written, and the refused ones are appended (fsynced) to the dead-letter file next to the
+ * journal before they leave it; counted by reason (stats().rejected) and logged rate-limited
+ * (ALERTS_POINT_REJECTED). Retryable failures (down, 5xx, timeout) are retried as before.
  */
 export interface JournalRecord<M = unknown> {
   /** One line-protocol point. */
@@ -53,8 +61,19 @@ export interface JournalStats {
   dropped: number;
   /** Non-essential records kept out of the file at the maxFileBytes bound (still sent). */
   notJournaled: number;
+  /** Points InfluxDB refused for good, by reason (type_conflict, unparsable, too_large, rejected), since start. */
+  rejected: Record<string, number>;
+  /** Refused points kept in the dead-letter file, since start. */
+  deadLettered: number;
+  /** Refused points the full dead-letter file could not take (logged with their line protocol), since start. */
+  deadLetterLost: number;
   /** Stable codes of what is wrong now; empty when healthy. */
   problems: string[];
+}
+
+/** Where a journal's refused points go: next to it, `alert-journal.jsonl` → `alert-journal.dead-letter.jsonl`. */
+export function deadLetterPathFor(journalPath: string): string {
+  return journalPath.endsWith('.jsonl') ? `${journalPath.slice(0, -'.jsonl'.length)}.dead-letter.jsonl` : `${journalPath}.dead-letter.jsonl`;
 }
 
 /** The file operations the writer needs; a test injects a failing one (a disk fault a real disk cannot make on demand). */
@@ -81,6 +100,10 @@ export interface JournalWriterDeps<M = unknown> {
   /** Records that must never be dropped (default: all). */
   readonly essential?: (r: JournalRecord<M>) => boolean;
   readonly openFile?: (path: string) => Promise<JournalFile>;
+  /** Dead-letter file for refused points (default: deadLetterPathFor(path)). */
+  readonly deadLetterPath?: string;
+  /** Its bound, bytes (default 64 MiB). */
+  readonly deadLetterMaxBytes?: number;
 }
 
 export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWriter<M> {
@@ -115,6 +138,12 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   let failures = 0;
   let closed = false;
   let waiters: Array<() => void> = [];
+  const deadLetterPath = deps.deadLetterPath ?? deadLetterPathFor(deps.path);
+  const deadLetters = createDeadLetterFile({ path: deadLetterPath, logger: deps.logger, fullCode: 'ALERTS_DEAD_LETTER_FULL', ...(deps.deadLetterMaxBytes !== undefined ? { maxBytes: deps.deadLetterMaxBytes } : {}) });
+  const rejectionLog = createRejectionLog<'ALERTS_POINT_REJECTED'>(deps.logger, () => deps.clock.now(), 10, 60_000, `InfluxDB refused a point for good; set aside in ${deadLetterPath}`, deps.clock);
+  const rejected: Record<string, number> = {};
+  let deadLettered = 0;
+  let deadLetterLost = 0;
 
   function onFile(op: (h: JournalFile) => Promise<void>): void {
     fileChain = fileChain
@@ -185,8 +214,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     });
   }
 
-  /** One batch to the database's default policy (records); resolves once InfluxDB has it. */
-  async function send(lines: string[]): Promise<void> {
+  /** One part of a batch to the database's default policy (records); resolves once InfluxDB has it. */
+  async function writePart(lines: readonly string[]): Promise<void> {
     try {
       try {
         await deps.influx.writer.write(lines);
@@ -204,13 +233,33 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     }
   }
 
+  /**
+   * One batch; resolves once InfluxDB has every point it will ever take and the refused ones are in
+   * the dead-letter file. Throws (→ retry with backoff) on a retryable error or a dead-letter I/O error.
+   */
+  async function send(lines: string[]): Promise<number> {
+    const refused = await writeIsolatingRejects(deps.influx.writer, lines, undefined, writePart);
+    if (refused.length === 0) return 0;
+    const t = deps.clock.now();
+    const entries: DeadLetter[] = refused.map(({ lp, err }) => ({ t, lp, code: err.code, reason: rejectionReason(err), error: err.message }));
+    const lost = await deadLetters.append(entries);
+    deadLetterLost += lost;
+    deadLettered += entries.length - lost;
+    for (const e of entries) {
+      rejected[e.reason] = (rejected[e.reason] ?? 0) + 1;
+      rejectionLog.record('ALERTS_POINT_REJECTED', e.lp.slice(0, 200), `${e.reason}: ${e.error}`);
+    }
+    return refused.length;
+  }
+
   async function flush(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchMax);
       inFlight = batch.length;
+      let refusedInBatch = 0;
       try {
         await fileChain; // the batch is on disk before it is sent
-        await send(batch.map((r) => r.lp));
+        refusedInBatch = await send(batch.map((r) => r.lp));
       } catch (err) {
         failures++;
         inFlight = 0;
@@ -227,7 +276,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       backoff = retryMin;
       queue.splice(0, batch.length);
       inFlight = 0;
-      written += batch.length;
+      written += batch.length - refusedInBatch;
       if (queue.length === 0) {
         // Everything acknowledged: the journal can be emptied (appends queued later land after this).
         onFile(async (h) => {
@@ -265,6 +314,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       if (bad > 0) deps.logger.warn({ bad, code: 'ALERTS_JOURNAL_TORN' }, 'skipped unreadable journal lines');
       if (queue.length > 0) deps.logger.info({ pending: queue.length }, 'replaying the alert journal into InfluxDB');
       fh = await openFile(deps.path);
+      await deadLetters.start();
       kick();
     },
     append(records) {
@@ -304,7 +354,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       if (ioFailing) problems.push('ALERTS_JOURNAL_IO');
       if (queue.length >= maxPending) problems.push('ALERTS_JOURNAL_FULL');
       if (fileBytes >= maxFileBytes) problems.push('ALERTS_JOURNAL_FILE_FULL');
-      return { pending: queue.length, written, failures, ioFailures, ...(lastIoError !== undefined ? { lastIoError } : {}), dropped, notJournaled, problems };
+      if (deadLetters.stats().full) problems.push('ALERTS_DEAD_LETTER_FULL');
+      return { pending: queue.length, written, failures, ioFailures, ...(lastIoError !== undefined ? { lastIoError } : {}), dropped, notJournaled, rejected: { ...rejected }, deadLettered, deadLetterLost, problems };
     },
     async close() {
       closed = true;
@@ -320,6 +371,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       await fileChain;
       await fh?.close();
       fh = undefined;
+      rejectionLog.close();
+      await deadLetters.close();
     },
   };
 }
