@@ -228,6 +228,10 @@ describe('ingest and alerts partitioned by home', () => {
     expect((listed.body as Array<{ id: string }>).map((d) => d.id)).toContain(onB.body.id);
     expect(listed.partial).toBeNull();
     expect((await restSend('b', 'director-h04', 'DELETE', `/api/disablements/${String(onB.body.id)}`)).status).toBe(200);
+    // A care action for an h04 resident on A would be dropped there (A runs no h04 rules): refused, not accepted.
+    const care = await restSend('a', 'staff-h04', 'POST', '/api/residents/h04-p01/actions', { action: 'turned' });
+    expect([care.status, care.body.code]).toEqual([421, 'CLUSTER_NOT_OWNER']);
+    expect((await restSend('b', 'staff-h04', 'POST', '/api/residents/h04-p01/actions', { action: 'turned' })).status).toBe(202);
   }, 120_000);
 
   it("moving h02 from B to A (both restarted with the new homes) keeps h02's open alert, its state and its latch", async () => {
