@@ -320,15 +320,17 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     disablementsInForce: () => disablements.stats().inForce,
   });
   // Issue 14: REST reads and actions of homes another instance owns go to it over the socket
-  // cluster (alerts/http/peer-rest.ts); the cluster itself is created in start().
+  // cluster (alerts/http/peer-rest.ts); the cluster itself is created in start(). Partitioned
+  // without Redis there is nobody to ask: lists name the other homes as missing, actions on an id
+  // this node does not hold get the local not-found answer.
   const peers: RestPeers | undefined =
-    homes === undefined || config.redisUrl === undefined
+    homes === undefined
       ? undefined
       : {
           owns,
           homes,
           lists: (token) => cluster?.lists(token) ?? Promise.resolve({ homes: [], alerts: [], incidents: [], disablements: [], complete: false }),
-          act: (token, action) => cluster?.act(token, action) ?? Promise.resolve({ ok: false, code: 'CLUSTER_OWNER_UNREACHABLE', error: 'not started' }),
+          act: (token, action) => cluster?.act(token, action) ?? Promise.resolve(undefined),
         };
   const app = buildApp({
     peers,
