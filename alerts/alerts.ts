@@ -37,6 +37,8 @@ import { rosterRoutes } from './notify/roster-routes.ts';
 import { parseHomes } from '../common/homes.ts';
 import { createHomeEngines, homeStatePath, restrictRegistry, type HomeEngines } from './partition.ts';
 import { createSocketCluster, type SocketCluster } from './socket-cluster.ts';
+import type { RestPeers } from './http/peer-rest.ts';
+import { canSeeAlert, canSeeHome } from './access.ts';
 import { ALERTS_CLIENT_ID } from './mqtt.ts';
 
 /** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
@@ -317,7 +319,21 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     ruleFailures: () => Object.values(engine.failures()).reduce((a, b) => a + b, 0),
     disablementsInForce: () => disablements.stats().inForce,
   });
+  // Issue 14: REST reads and actions of homes another instance owns go to it over the socket
+  // cluster (alerts/http/peer-rest.ts); the cluster itself is created in start(). Partitioned
+  // without Redis there is nobody to ask: lists name the other homes as missing, actions on an id
+  // this node does not hold get the local not-found answer.
+  const peers: RestPeers | undefined =
+    homes === undefined
+      ? undefined
+      : {
+          owns,
+          homes,
+          lists: (token) => cluster?.lists(token) ?? Promise.resolve({ homes: [], alerts: [], incidents: [], disablements: [], complete: false }),
+          act: (token, action) => cluster?.act(token, action) ?? Promise.resolve(undefined),
+        };
   const app = buildApp({
+    peers,
     https: deps.https,
     metrics,
     registry,
@@ -365,6 +381,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   // Issue 11 test and maintenance mode; registered here rather than in http/app.ts (shared).
   void app.register(disablementRoutes, {
     store: disablements,
+    peers,
+    registry,
     actorOf: (req) => {
       const header = req.headers.authorization;
       const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
@@ -374,6 +392,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   void app.register(rosterRoutes, {
     store: rosters,
+    ...(peers !== undefined ? { owns } : {}),
     actorOf: (req) => {
       const header = req.headers.authorization;
       const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
@@ -568,6 +587,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await rosters.start();
       await notifier?.start();
       if (config.redisUrl !== undefined) cluster = createSocketCluster({ redisUrl: config.redisUrl, logger });
+      // What this node answers a peer's REST list request with: the homes it owns and what the user may see of them.
+      cluster?.serveLists((actor) => ({
+        homes: homes === undefined ? registry.site.homes.map((h) => h.id) : [...homes],
+        alerts: lifecycle.open().filter((a) => canSeeAlert(actor, a)),
+        incidents: lifecycle.openIncidents().filter((i) => canSeeHome(actor, i.homeId)),
+        disablements: disablements.visibleTo(actor),
+      }));
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry }, ...(cluster !== undefined ? { cluster } : {}) });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {

@@ -40,6 +40,8 @@ export const ALERT_ERRORS = {
   ROSTER_INVALID: { status: 400, message: 'the roster is not valid for this home' },
   // Issue 14: a page on one node acting on an alert owned by another (alerts/socket-cluster.ts).
   CLUSTER_OWNER_UNREACHABLE: { status: 503, message: 'the node that owns this home did not answer in time; try again' },
+  // Issue 14: test/maintenance mode and rosters are kept by the home's owner; another node's copy would suppress or notify nothing.
+  CLUSTER_NOT_OWNER: { status: 421, message: 'this node does not own the home: send the request to the alerts instance whose CAREWATCH_HOMES lists it (docs/scaling.md)' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;

@@ -1,7 +1,7 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.ts';
-import type { IncidentMessage } from '../contract/incidents.ts';
+import type { Disablement, IncidentMessage } from '../contract/incidents.ts';
 import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
 import type { AckResult, IncidentResult } from '../contract/socket-events.ts';
 import type { Actor } from './access.ts';
@@ -27,7 +27,7 @@ import type { Lifecycle } from './lifecycle.ts';
  */
 
 export type PeerAction =
-  | { readonly op: 'ack' | 'ackIncident'; readonly id: string }
+  | { readonly op: 'ack' | 'ackIncident'; readonly id: string; readonly comment?: string }
   | { readonly op: 'resolve' | 'resolveIncident'; readonly id: string; readonly comment?: string }
   | { readonly op: 'confirm' | 'confirmIncident'; readonly id: string; readonly confirmation: Confirmation; readonly comment?: string };
 
@@ -36,6 +36,7 @@ export type ActionResult = AckResult | IncidentResult;
 /** The inter-node event names (prefixed: the adapter's channel is shared with nothing else, but be clear). */
 const ACT = 'carewatch:act';
 const OPEN = 'carewatch:open';
+const LIST = 'carewatch:list';
 
 /** Whether this node's lifecycle holds the alert or incident the action names. */
 export function holds(lifecycle: Lifecycle, a: PeerAction): boolean {
@@ -53,13 +54,13 @@ function incidentResult(r: Outcome<IncidentMessage>): IncidentResult {
 export function runAction(lifecycle: Lifecycle, a: PeerAction, actor: Actor): ActionResult {
   switch (a.op) {
     case 'ack':
-      return alertResult(lifecycle.ack(a.id, actor));
+      return alertResult(lifecycle.ack(a.id, actor, a.comment));
     case 'confirm':
       return alertResult(lifecycle.confirm(a.id, actor, a.confirmation, a.comment));
     case 'resolve':
       return alertResult(lifecycle.resolve(a.id, actor, a.comment));
     case 'ackIncident':
-      return incidentResult(lifecycle.ackIncident(a.id, actor));
+      return incidentResult(lifecycle.ackIncident(a.id, actor, a.comment));
     case 'confirmIncident':
       return incidentResult(lifecycle.confirmIncident(a.id, actor, a.confirmation, a.comment));
     case 'resolveIncident':
@@ -78,7 +79,6 @@ function peerAction(v: unknown): PeerAction | undefined {
   switch (o.op) {
     case 'ack':
     case 'ackIncident':
-      return { op: o.op, id };
     case 'resolve':
     case 'resolveIncident':
       return { op: o.op, id, ...c };
@@ -92,6 +92,28 @@ function peerAction(v: unknown): PeerAction | undefined {
 
 type PeerActReply = { readonly handled: false } | { readonly handled: true; readonly result: ActionResult };
 type PeerOpenReply = { readonly alerts: AlertMessage[]; readonly incidents: IncidentMessage[] };
+
+/**
+ * What a node answers a REST list request with (GET /api/alerts, /api/incidents, /api/disablements
+ * on a node that does not own every home): what the actor may see of the homes it owns, and which
+ * homes those are, so the asking node can tell a home nobody answered for (owner down or late) from
+ * a home with nothing open. Role scoping is the owner's (canSeeAlert/canSeeHome), as locally.
+ */
+export interface PeerListReply {
+  readonly homes: string[];
+  readonly alerts: AlertMessage[];
+  readonly incidents: IncidentMessage[];
+  readonly disablements: Disablement[];
+}
+
+/** The peers' lists merged; `complete` false when a node did not answer in time (or Redis is away). */
+export interface PeerLists {
+  readonly homes: string[];
+  readonly alerts: AlertMessage[];
+  readonly incidents: IncidentMessage[];
+  readonly disablements: Disablement[];
+  readonly complete: boolean;
+}
 
 /** The part of socket.io's Server this module uses, typed for its own inter-node events. */
 interface PeerIo {
@@ -116,6 +138,12 @@ export interface SocketCluster {
   forward(io: unknown, token: string, action: PeerAction): Promise<ActionResult | undefined>;
   /** The open alerts and incidents the peers hold for this token's user. */
   openElsewhere(io: unknown, token: string): Promise<PeerOpenReply>;
+  /** Answers peers' REST list requests with this (set before attach; alerts.ts). */
+  serveLists(listFor: (actor: Actor) => PeerListReply): void;
+  /** The other nodes' lists for this token's user (REST reads; the io given to attach). */
+  lists(token: string): Promise<PeerLists>;
+  /** forward() on the io given to attach (REST actions); OWNER_UNREACHABLE before attach. */
+  act(token: string, action: PeerAction): Promise<ActionResult | undefined>;
   close(): Promise<void>;
   /** Both Redis connections up: otherwise this node's broadcasts stay on this node (a /health problem). */
   connected(): boolean;
@@ -147,6 +175,8 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   let forwarded = 0;
   let forwardFailures = 0;
   let peerRequests = 0;
+  let attached: unknown;
+  let listFor: ((actor: Actor) => PeerListReply) | undefined;
 
   /**
    * Asks every other node; their answers, with `complete` false when some did not answer within the
@@ -167,10 +197,18 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
     });
   }
 
-  return {
+  const cluster: SocketCluster = {
     adapter,
     attach(io, h) {
+      attached = io;
       const peerIo = io as PeerIo;
+      peerIo.on(LIST, (token: unknown, reply: unknown) => {
+        peerRequests++;
+        if (typeof reply !== 'function' || listFor === undefined) return;
+        const actor = typeof token === 'string' ? h.verify(token) : undefined;
+        // An invalid token sees nothing; the asking node verified it too, so this is a race with expiry.
+        (reply as (x: PeerListReply) => void)(actor === undefined ? { homes: [], alerts: [], incidents: [], disablements: [] } : listFor(actor));
+      });
       peerIo.on(ACT, (token: unknown, action: unknown, reply: unknown) => {
         peerRequests++;
         if (typeof reply !== 'function') return;
@@ -215,6 +253,26 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
       }
       return { alerts, incidents };
     },
+    serveLists(f) {
+      listFor = f;
+    },
+    async lists(token) {
+      if (attached === undefined) return { homes: [], alerts: [], incidents: [], disablements: [], complete: false };
+      const replies = await ask(attached, LIST, token);
+      const out = { homes: [] as string[], alerts: [] as AlertMessage[], incidents: [] as IncidentMessage[], disablements: [] as Disablement[] };
+      for (const r of replies?.responses ?? []) {
+        if (typeof r !== 'object' || r === null) continue;
+        const o = r as Partial<PeerListReply>;
+        if (Array.isArray(o.homes)) out.homes.push(...o.homes.filter((h): h is string => typeof h === 'string'));
+        if (Array.isArray(o.alerts)) out.alerts.push(...o.alerts);
+        if (Array.isArray(o.incidents)) out.incidents.push(...o.incidents);
+        if (Array.isArray(o.disablements)) out.disablements.push(...o.disablements);
+      }
+      return { ...out, complete: replies?.complete === true };
+    },
+    act(token, action) {
+      return attached === undefined ? Promise.resolve(OWNER_UNREACHABLE) : cluster.forward(attached, token, action);
+    },
     async close() {
       // quit() sends what is queued, then closes; disconnect() if Redis is not there to answer.
       await Promise.all(
@@ -224,4 +282,5 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
     connected: () => pub.status === 'ready' && sub.status === 'ready',
     stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready' }),
   };
+  return cluster;
 }

@@ -8,13 +8,21 @@ import { optionalBody } from './route-support.ts';
 import { ALERT_ID_PATTERN, type AuditEntry } from '../lifecycle.ts';
 import type { RouteContext } from './app.ts';
 import { registerIncidentRoutes } from './incident-routes.ts';
+import { newestOf, peerPart, performRest } from './peer-rest.ts';
 
 /** An alert id must look like one before anything is looked up (a malformed id is a 400, not a query). */
 const IdParams = Type.Object({ id: Type.String({ pattern: ALERT_ID_PATTERN }) });
 type IdParams = Static<typeof IdParams>;
 const HomeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 type HomeParams = Static<typeof HomeParams>;
-const ListQuery = Type.Object({ homeId: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
+const ListQuery = Type.Object(
+  {
+    homeId: Type.Optional(Type.String({ maxLength: 64 })),
+    /** Issue 14, operations: only what this node holds (which instance has which alert, e.g. during a home move). */
+    node: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
 const ConfirmRequest = Type.Object(
   { confirmation: Type.Union(CONFIRMATIONS.map((c) => Type.Literal(c))), comment: Type.Optional(Type.String({ maxLength: 1000 })) },
   { additionalProperties: false },
@@ -76,11 +84,12 @@ export function alertTiming(a: AlertMessage): AlertTiming {
 export function registerAlertRoutes(app: FastifyInstance, ctx: RouteContext): void {
   // Issue 11: incidents live beside the alerts they group (same context, same error handling).
   registerIncidentRoutes(app, ctx);
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/api/alerts', { schema: { querystring: ListQuery } }, async (req) => {
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/api/alerts', { schema: { querystring: ListQuery } }, async (req, reply) => {
     const actor = ctx.actor(req);
     const home = req.query.homeId;
-    return ctx.lifecycle
-      .open()
+    // Issue 14: the owners' open alerts of the homes this node does not own (http/peer-rest.ts).
+    const peers = req.query.node === true ? undefined : await peerPart(ctx.peers, ctx.registry, actor, req, reply, home);
+    return newestOf([...ctx.lifecycle.open(), ...(peers?.alerts ?? [])])
       .filter((a) => canSeeAlert(actor, a) && (home === undefined || a.homeId === home))
       .sort((a, b) => b.raisedAt - a.raisedAt);
   });
@@ -107,18 +116,23 @@ export function registerAlertRoutes(app: FastifyInstance, ctx: RouteContext): vo
   app.post<{ Params: IdParams }>('/api/alerts/:id/ack', { schema: { params: IdParams } }, async (req) => {
     const actor = ctx.actor(req);
     const body = optionalBody<AckRequest>(AckRequest, req.body);
-    return unwrap(ctx.lifecycle.ack(req.params.id, actor, body.comment));
+    const c = body.comment !== undefined ? { comment: body.comment } : {};
+    return performRest(ctx.peers, ctx.lifecycle, req, { op: 'ack', id: req.params.id, ...c }, () => ctx.lifecycle.ack(req.params.id, actor, body.comment));
   });
 
   app.post<{ Params: IdParams; Body: ConfirmRequest }>('/api/alerts/:id/confirm', { schema: { params: IdParams, body: ConfirmRequest } }, async (req) => {
     const actor = ctx.actor(req);
-    return unwrap(ctx.lifecycle.confirm(req.params.id, actor, req.body.confirmation, req.body.comment));
+    const c = req.body.comment !== undefined ? { comment: req.body.comment } : {};
+    return performRest(ctx.peers, ctx.lifecycle, req, { op: 'confirm', id: req.params.id, confirmation: req.body.confirmation, ...c }, () =>
+      ctx.lifecycle.confirm(req.params.id, actor, req.body.confirmation, req.body.comment),
+    );
   });
 
   app.post<{ Params: IdParams }>('/api/alerts/:id/resolve', { schema: { params: IdParams } }, async (req) => {
     const actor = ctx.actor(req);
     const body = optionalBody<Static<typeof ResolveRequest>>(ResolveRequest, req.body);
-    return unwrap(ctx.lifecycle.resolve(req.params.id, actor, body.comment));
+    const c = body.comment !== undefined ? { comment: body.comment } : {};
+    return performRest(ctx.peers, ctx.lifecycle, req, { op: 'resolve', id: req.params.id, ...c }, () => ctx.lifecycle.resolve(req.params.id, actor, body.comment));
   });
 
   /** Issue 3: the audit trail is queryable per home too. */

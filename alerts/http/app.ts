@@ -10,6 +10,7 @@ import { ALERT_ERRORS, AlertsError } from '../errors.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { AlertStore } from '../persistence/alert-store.ts';
 import { registerAlertRoutes } from './alert-routes.ts';
+import type { RestPeers } from './peer-rest.ts';
 import { registerAuthRoutes, type LoginLimits } from './auth-routes.ts';
 import { registerHomeRoutes } from './home-routes.ts';
 import { registerStaticFiles } from './static-files.ts';
@@ -45,6 +46,8 @@ export interface AppDeps {
   readonly metrics?: Registry;
   /** Serve HTTPS (REST, the page, socket.io) with this certificate and key instead of plain HTTP. */
   readonly https?: ServerTls | undefined;
+  /** Issue 14, partitioned by home: the other nodes, for lists and actions of homes this node does not own (http/peer-rest.ts). */
+  readonly peers?: RestPeers | undefined;
 }
 
 export interface RouteContext extends AppDeps {

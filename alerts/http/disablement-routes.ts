@@ -4,10 +4,12 @@ import { ApiError } from '../../contract/api.ts';
 import { Disablement, DisablementRequest } from '../../contract/incidents.ts';
 import { SIGNAL_CLASSES } from '../../contract/payloads.ts';
 import { ID_PATTERN } from '../../contract/topics.ts';
-import type { Actor } from '../access.ts';
+import { canSeeHome, type Actor } from '../access.ts';
 import { DISABLEMENT_AUDIT_ACTIONS } from '../disablements/core.ts';
 import type { DisablementStore } from '../disablements/store.ts';
 import { AlertsError, unwrap } from '../errors.ts';
+import type { RegistryIndex } from '../../contract/registry-index.ts';
+import { peerPart, type RestPeers } from './peer-rest.ts';
 
 /**
  * Test and maintenance mode over REST (issue 11). Directors put a point of their home (admins: of
@@ -52,6 +54,12 @@ export interface DisablementRoutesOptions {
   readonly store: DisablementStore;
   /** The verified actor of a request, or undefined (→ 401). */
   readonly actorOf: (req: FastifyRequest) => Actor | undefined;
+  /**
+   * Issue 14, partitioned by home: the list merges the owners' disablements; creating one for a home
+   * this node does not own is refused (CLUSTER_NOT_OWNER): this node's copy would suppress nothing.
+   */
+  readonly peers?: RestPeers | undefined;
+  readonly registry?: RegistryIndex;
 }
 
 export async function disablementRoutes(app: FastifyInstance, opts: DisablementRoutesOptions): Promise<void> {
@@ -60,12 +68,23 @@ export async function disablementRoutes(app: FastifyInstance, opts: DisablementR
     if (a === undefined) throw new AlertsError('AUTH_REQUIRED');
     return a;
   };
-  const errors = { 400: ApiError, 401: ApiError, 403: ApiError, 404: ApiError, 409: ApiError };
+  const errors = { 400: ApiError, 401: ApiError, 403: ApiError, 404: ApiError, 409: ApiError, 421: ApiError };
 
   app.get<{ Querystring: ListQuery }>(
     '/api/disablements',
     { schema: { summary: 'Points in test or disabled mode that you may see (in force; ?all=true adds those ended in the last 7 days)', querystring: ListQuery, response: { 200: Type.Array(Disablement), 401: ApiError } } },
-    async (req) => opts.store.visibleTo(actor(req), { includeEnded: req.query.all === true, ...(req.query.homeId !== undefined ? { homeId: req.query.homeId } : {}) }),
+    async (req, reply) => {
+      const who = actor(req);
+      const homeId = req.query.homeId;
+      const mine = opts.store.visibleTo(who, { includeEnded: req.query.all === true, ...(homeId !== undefined ? { homeId } : {}) });
+      if (opts.registry === undefined) return mine;
+      // The owners answer with what is in force (the ended ones of ?all=true are this node's only).
+      const peers = await peerPart(opts.peers, opts.registry, who, req, reply, homeId);
+      if (peers === undefined) return mine;
+      const theirs = peers.disablements.filter((d) => canSeeHome(who, d.homeId) && (homeId === undefined || d.homeId === homeId));
+      const ids = new Set(mine.map((d) => d.id));
+      return [...mine, ...theirs.filter((d) => !ids.has(d.id))].sort((a, b) => b.startedAt - a.startedAt);
+    },
   );
 
   app.get<{ Params: IdParams }>(
@@ -87,7 +106,12 @@ export async function disablementRoutes(app: FastifyInstance, opts: DisablementR
         response: { 201: Disablement, ...errors },
       },
     },
-    async (req, reply) => reply.status(201).send(unwrap(opts.store.create(actor(req), req.params.homeId, req.body))),
+    async (req, reply) => {
+      const who = actor(req);
+      // Another home's stays a 404 (the store's answer), as in one-instance mode.
+      if (opts.peers !== undefined && canSeeHome(who, req.params.homeId) && !opts.peers.owns(req.params.homeId)) throw new AlertsError('CLUSTER_NOT_OWNER');
+      return reply.status(201).send(unwrap(opts.store.create(who, req.params.homeId, req.body)));
+    },
   );
 
   app.delete<{ Params: IdParams }>(

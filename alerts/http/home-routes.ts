@@ -54,6 +54,8 @@ export function registerHomeRoutes(app: FastifyInstance, ctx: RouteContext): voi
     const actor = ctx.actor(req);
     const resident = ctx.registry.resident(req.params.id);
     if (resident === undefined || !canSeeHome(actor, resident.homeId)) throw new AlertsError('RESIDENT_NOT_FOUND');
+    // Issue 14: only the home's owner runs its care rules; a non-owner would accept and drop it (HomeEngines.notOwned).
+    if (ctx.peers !== undefined && !ctx.peers.owns(resident.homeId)) throw new AlertsError('CLUSTER_NOT_OWNER');
     const ts = ctx.clock.now();
     ctx.onCareAction({
       residentId: resident.id,

@@ -9,6 +9,7 @@ import { optionalBody } from './route-support.ts';
 import type { IncidentAuditEntry } from '../incidents/book.ts';
 import { ALARM_DELIVERY_TARGET_MS } from './alert-routes.ts';
 import type { RouteContext } from './app.ts';
+import { newestOf, peerPart, performRest } from './peer-rest.ts';
 
 /**
  * Incidents over REST (issue 11), role-scoped like the alerts: staff and directors see their own
@@ -73,11 +74,12 @@ export function incidentTiming(i: IncidentMessage): IncidentTiming {
 }
 
 export function registerIncidentRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  app.get<{ Querystring: ListQuery }>('/api/incidents', { schema: { summary: 'Open incidents the caller may see (issue 11)', querystring: ListQuery } }, async (req) => {
+  app.get<{ Querystring: ListQuery }>('/api/incidents', { schema: { summary: 'Open incidents the caller may see (issue 11)', querystring: ListQuery } }, async (req, reply) => {
     const actor = ctx.actor(req);
     const q = req.query;
-    return ctx.lifecycle
-      .openIncidents()
+    // Issue 14: the owners' open incidents of the homes this node does not own (http/peer-rest.ts).
+    const peers = await peerPart(ctx.peers, ctx.registry, actor, req, reply, q.homeId);
+    return newestOf([...ctx.lifecycle.openIncidents(), ...(peers?.incidents ?? [])])
       .filter((i) => canSeeHome(actor, i.homeId) && (q.homeId === undefined || i.homeId === q.homeId) && (q.kind === undefined || i.kind === q.kind) && (q.state === undefined || i.state === q.state))
       .sort((a, b) => b.openedAt - a.openedAt);
   });
@@ -106,17 +108,27 @@ export function registerIncidentRoutes(app: FastifyInstance, ctx: RouteContext):
 
   app.post<{ Params: IdParams }>('/api/incidents/:id/ack', { schema: { summary: 'Acknowledge an incident and its members', params: IdParams } }, async (req) => {
     const body = optionalBody<AckRequest>(AckRequest, req.body);
-    return unwrap(ctx.lifecycle.ackIncident(req.params.id, ctx.actor(req), body.comment));
+    const actor = ctx.actor(req);
+    const c = body.comment !== undefined ? { comment: body.comment } : {};
+    return performRest(ctx.peers, ctx.lifecycle, req, { op: 'ackIncident', id: req.params.id, ...c }, () => ctx.lifecycle.ackIncident(req.params.id, actor, body.comment));
   });
 
   app.post<{ Params: IdParams; Body: ConfirmRequest }>(
     '/api/incidents/:id/confirm',
     { schema: { summary: 'Confirm an incident (real_fire, false_alarm, test, fault) and its members', params: IdParams, body: ConfirmRequest } },
-    async (req) => unwrap(ctx.lifecycle.confirmIncident(req.params.id, ctx.actor(req), req.body.confirmation, req.body.comment)),
+    async (req) => {
+      const actor = ctx.actor(req);
+      const c = req.body.comment !== undefined ? { comment: req.body.comment } : {};
+      return performRest(ctx.peers, ctx.lifecycle, req, { op: 'confirmIncident', id: req.params.id, confirmation: req.body.confirmation, ...c }, () =>
+        ctx.lifecycle.confirmIncident(req.params.id, actor, req.body.confirmation, req.body.comment),
+      );
+    },
   );
 
   app.post<{ Params: IdParams }>('/api/incidents/:id/resolve', { schema: { summary: 'Resolve an incident and its members', params: IdParams } }, async (req) => {
     const body = optionalBody<Static<typeof ResolveRequest>>(ResolveRequest, req.body);
-    return unwrap(ctx.lifecycle.resolveIncident(req.params.id, ctx.actor(req), body.comment));
+    const actor = ctx.actor(req);
+    const c = body.comment !== undefined ? { comment: body.comment } : {};
+    return performRest(ctx.peers, ctx.lifecycle, req, { op: 'resolveIncident', id: req.params.id, ...c }, () => ctx.lifecycle.resolveIncident(req.params.id, actor, body.comment));
   });
 }

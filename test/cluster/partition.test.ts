@@ -8,6 +8,7 @@ import { device, login, watch, type TestDevice, type WatchClient } from '../e2e/
 import { influxQuery, testInflux } from '../support/influx-db.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
 import { DEMO_SITE_PATH } from '../support/registry.ts';
+import { launchChromium } from '../dashboards/support/browser.ts';
 
 /**
  * Issue 14, services partitioned by home (docs/scaling.md "Services partitioned by home"), as separate processes started
@@ -78,7 +79,8 @@ describe('ingest and alerts partitioned by home', () => {
 
   async function openAlertsOn(name: 'a' | 'b'): Promise<AlertMessage[]> {
     const { token } = await login(httpOf(name), 'admin');
-    const res = await fetch(`${httpOf(name)}/api/alerts`, { headers: { authorization: `Bearer ${token}` } });
+    // ?node=true: what this instance's own lifecycle holds (GET /api/alerts merges the owners' lists).
+    const res = await fetch(`${httpOf(name)}/api/alerts?node=true`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     return (await res.json()) as AlertMessage[];
   }
@@ -153,6 +155,87 @@ describe('ingest and alerts partitioned by home', () => {
     await late.waitFor('the open h01 alert in the snapshot from B', (a) => a.id === fire.id && a.state === 'acknowledged');
   }, 120_000);
 
+  /** A GET of the REST API on node `name` as `username`: status, JSON body and the partial-list headers. */
+  async function restGet(name: 'a' | 'b', username: string, path: string): Promise<{ status: number; body: unknown; partial: string | null; missing: string | null }> {
+    const { token } = await login(httpOf(name), username);
+    const res = await fetch(`${httpOf(name)}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.json(), partial: res.headers.get('x-carewatch-partial'), missing: res.headers.get('x-carewatch-missing-homes') };
+  }
+  async function restSend(name: 'a' | 'b', username: string, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    const { token } = await login(httpOf(name), username);
+    const res = await fetch(`${httpOf(name)}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+  /** The homes no running instance owns in this test (the demo site has 14; A and B own h01-h04). */
+  let h04Alarm: AlertMessage | undefined;
+  const UNOWNED = ['h05', 'h06', 'h07', 'h08', 'h09', 'hh01', 'hh02', 'hh03', 'hh04', 'hh05'];
+
+  it("REST on A answers for B's homes: staff-h04's lists include B's open alarm, an ack via A acknowledges it on B, the bureau sees every home", async () => {
+    const staff4 = await watch(httpOf('a'), 'staff-h04');
+    clients.push(staff4);
+    const sd = await device(mqttUrl, 'h04-sd-office');
+    devices.push(sd);
+    await sd.event('detector_alarm');
+    const alarm = (h04Alarm = await staff4.waitFor('the h04 fire alarm', (a) => a.homeId === 'h04' && a.category === 'fire' && a.signal === 'alarm' && a.state === 'raised'));
+    // B (h04's owner) holds it, A does not: what A's REST answers below comes from B.
+    await eventually('the alarm held by B', async () => ((await openAlertsOn('b')).some((a) => a.id === alarm.id) ? true : undefined));
+    expect((await openAlertsOn('a')).some((a) => a.id === alarm.id)).toBe(false);
+
+    // The page's re-sync on A (dashboards/app/js/main.js resync): complete, with B's alarm and incident.
+    const list = await restGet('a', 'staff-h04', '/api/alerts');
+    expect(list.status).toBe(200);
+    expect((list.body as AlertMessage[]).map((a) => a.id)).toContain(alarm.id);
+    expect((list.body as AlertMessage[]).every((a) => a.homeId === 'h04')).toBe(true);
+    expect([list.partial, list.missing]).toEqual([null, null]);
+    const incidents = await eventually('the h04 incident listed by A', async () => {
+      const r = await restGet('a', 'staff-h04', '/api/incidents');
+      return (r.body as Array<{ homeId: string; points: Array<{ alertId: string }> }>).some((i) => i.points.some((p) => p.alertId === alarm.id)) ? r : undefined;
+    });
+    expect(incidents.partial).toBeNull();
+    // Scoping is the owner's as much as ours: staff of h01 on A see nothing of h04.
+    expect(((await restGet('a', 'staff-h01', '/api/alerts')).body as AlertMessage[]).some((a) => a.homeId === 'h04')).toBe(false);
+
+    // Acknowledged over A's REST: B acts (its lifecycle, its broadcast).
+    const ack = await restSend('a', 'staff-h04', 'POST', `/api/alerts/${alarm.id}/ack`, { comment: 'on my way' });
+    expect(ack.status).toBe(200);
+    expect([ack.body.id, ack.body.state, ack.body.acknowledgedBy]).toEqual([alarm.id, 'acknowledged', 'staff-h04']);
+    expect((await openAlertsOn('b')).find((a) => a.id === alarm.id)?.state).toBe('acknowledged');
+    await staff4.waitFor('the acknowledgement, broadcast by B', (a) => a.id === alarm.id && a.state === 'acknowledged');
+    // The owner's answers come back as they are: another home's alert is not found (not disclosed).
+    const again = await restSend('a', 'staff-h01', 'POST', `/api/alerts/${alarm.id}/ack`, {});
+    expect(again.status).toBe(404);
+    expect(again.body.code).toBe('ALERT_NOT_FOUND');
+    const confirmed = await restSend('a', 'staff-h04', 'POST', `/api/alerts/${alarm.id}/confirm`, { confirmation: 'test', comment: 'drill' });
+    expect([confirmed.status, confirmed.body.confirmation]).toEqual([200, 'test']);
+
+    // The bureau on A: every running owner's open alerts (h01 from A, h04 from B), and the homes no
+    // running instance owns are named as missing, never presented as complete.
+    const bureau = await restGet('a', 'bureau', '/api/alerts');
+    const homesSeen = new Set((bureau.body as AlertMessage[]).map((a) => a.homeId));
+    expect(homesSeen.has('h01') && homesSeen.has('h04')).toBe(true);
+    expect([bureau.partial, bureau.missing]).toEqual(['true', UNOWNED.join(',')]);
+
+    // Test mode is kept by the home's owner: a director's request on A is refused with where to go;
+    // one made on B is listed by A.
+    const req = { scope: 'device', targetId: 'h04-sd-r201', mode: 'test', reason: 'detector service', durationMin: 30 };
+    const onA = await restSend('a', 'director-h04', 'POST', '/api/homes/h04/disablements', req);
+    expect([onA.status, onA.body.code]).toEqual([421, 'CLUSTER_NOT_OWNER']);
+    const onB = await restSend('b', 'director-h04', 'POST', '/api/homes/h04/disablements', req);
+    expect(onB.status).toBe(201);
+    const listed = await restGet('a', 'staff-h04', '/api/disablements');
+    expect((listed.body as Array<{ id: string }>).map((d) => d.id)).toContain(onB.body.id);
+    expect(listed.partial).toBeNull();
+    expect((await restSend('b', 'director-h04', 'DELETE', `/api/disablements/${String(onB.body.id)}`)).status).toBe(200);
+    // A care action for an h04 resident on A would be dropped there (A runs no h04 rules): refused, not accepted.
+    const care = await restSend('a', 'staff-h04', 'POST', '/api/residents/h04-p01/actions', { action: 'turned' });
+    expect([care.status, care.body.code]).toEqual([421, 'CLUSTER_NOT_OWNER']);
+    expect((await restSend('b', 'staff-h04', 'POST', '/api/residents/h04-p01/actions', { action: 'turned' })).status).toBe(202);
+  }, 120_000);
+
   it("moving h02 from B to A (both restarted with the new homes) keeps h02's open alert, its state and its latch", async () => {
     const sd = await device(mqttUrl, 'h02-sd-r102');
     devices.push(sd);
@@ -221,6 +304,32 @@ describe('ingest and alerts partitioned by home', () => {
     expect(confirmed?.version).toBeGreaterThan(before.version);
     expect(confirmed?.confirmation).toBe('false_alarm');
   }, 300_000);
+  it("a list from A while B is down says which homes are missing, never passes for complete; the page on A keeps h04's alarm", async () => {
+    const id = h04Alarm?.id ?? 'none';
+    // staff-h04's page in a real browser, served by A: B's alarm arrives in the snapshot from B.
+    const browser = await launchChromium();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(httpOf('a'));
+      await page.getByTestId('login-username').fill('staff-h04');
+      await page.getByTestId('login-password').fill('demo-staff-h04');
+      await page.getByTestId('login-submit').click();
+      const shown = page.locator(`[data-testid="alert-list"] :is([data-alert-id="${id}"], [data-alert-ids~="${id}"])`);
+      await shown.first().waitFor({ timeout: 30_000 });
+      await alerts.b?.proc.stop();
+      // The page re-syncs over REST (as on every reconnect): A's answer lacks h04, and says so.
+      await page.evaluate(() => (window as unknown as { __carewatch: { resync(): Promise<void> } }).__carewatch.resync());
+      expect(await shown.count()).toBeGreaterThan(0);
+    } finally {
+      await browser.close();
+    }
+    const staff = await restGet('a', 'staff-h04', '/api/alerts');
+    expect([staff.status, staff.partial, staff.missing]).toEqual([200, 'true', 'h04']);
+    const bureau = await restGet('a', 'bureau', '/api/incidents');
+    expect(bureau.missing?.split(',')).toEqual(['h04', ...UNOWNED]);
+    // A's own homes are still there (h02 moved to A above).
+    expect(((await restGet('a', 'bureau', '/api/alerts')).body as AlertMessage[]).some((a) => a.homeId === 'h02')).toBe(true);
+  }, 60_000);
 });
 
 describe('a wrong home list', () => {

@@ -12,7 +12,7 @@ export function createApi(onUnauthorized) {
   let session = JSON.parse(sessionStorage.getItem('cw.session') ?? 'null');
   if (session && session.expiresAt <= Date.now()) session = null;
 
-  async function request(method, path, body) {
+  async function request(method, path, body, withHeaders = false) {
     const headers = { accept: 'application/json' };
     if (session) headers.authorization = `Bearer ${session.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -21,7 +21,7 @@ export function createApi(onUnauthorized) {
     const type = res.headers.get('content-type') ?? '';
     const data = type.includes('json') ? await res.json() : await res.text();
     if (!res.ok) throw new ApiError(res.status, data?.code ?? 'HTTP_' + res.status, data?.message ?? String(data));
-    return data;
+    return withHeaders ? { data, headers: res.headers } : data;
   }
 
   return {
@@ -39,6 +39,16 @@ export function createApi(onUnauthorized) {
       sessionStorage.removeItem('cw.session');
     },
     get: (path) => request('GET', path),
+    /**
+     * A list that may be partial (issue 14, alerts partitioned by home): `missingHomes` lists the homes
+     * whose owner did not answer (['*'] when the server said partial without naming them), else [].
+     */
+    async list(path) {
+      const { data, headers } = await request('GET', path, undefined, true);
+      const partial = headers.get('x-carewatch-partial') === 'true';
+      const named = (headers.get('x-carewatch-missing-homes') ?? '').split(',').filter(Boolean);
+      return { data, missingHomes: partial ? (named.length > 0 ? named : ['*']) : [] };
+    },
     post: (path, body) => request('POST', path, body ?? {}),
     del: (path) => request('DELETE', path),
     /** A file download needs the bearer header, so it goes through fetch and a blob URL. */

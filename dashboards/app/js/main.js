@@ -182,22 +182,29 @@ function withoutHome({ homeId, ...rest }) {
 /** A server without the endpoint (older alerts process) answers 404: the page carries on with alerts. */
 const missing = (err) => err?.status === 404;
 
+/**
+ * Issue 14: a list missing some homes (their owner did not answer) must not wipe what the page shows
+ * for those homes; it keeps them until their next change or a complete re-sync.
+ */
+const keepMissing = (missingHomes) => (x) => missingHomes.includes('*') || missingHomes.includes(x.homeId);
+
 async function resyncDisablements() {
   try {
-    setDisablements(await api.get('/api/disablements'));
+    const { data, missingHomes } = await api.list('/api/disablements');
+    setDisablements(missingHomes.length === 0 ? data : [...data, ...disablements.filter((d) => keepMissing(missingHomes)(d) && !data.some((x) => x.id === d.id))]);
   } catch (err) {
     if (!missing(err)) throw err;
   }
 }
 
 async function resync() {
-  const list = await api.get('/api/alerts');
+  const { data: list, missingHomes } = await api.list('/api/alerts');
   for (const a of list) observeServerTime(a.ts);
-  model.replaceOpen(list);
+  model.replaceOpen(list, keepMissing(missingHomes));
   try {
-    const open = await api.get('/api/incidents');
+    const { data: open, missingHomes: missingIncidents } = await api.list('/api/incidents');
     for (const i of open) observeServerTime(i.ts);
-    incidents.replaceOpen(open);
+    incidents.replaceOpen(open, keepMissing(missingIncidents));
   } catch (err) {
     if (!missing(err)) throw err;
   }
