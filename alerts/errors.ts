@@ -40,6 +40,9 @@ export const ALERT_ERRORS = {
   ROSTER_INVALID: { status: 400, message: 'the roster is not valid for this home' },
   // Issue 14: a page on one node acting on an alert owned by another (alerts/socket-cluster.ts).
   CLUSTER_OWNER_UNREACHABLE: { status: 503, message: 'the node that owns this home did not answer in time; try again' },
+  // Issue 14: home coverage across partitioned instances (alerts/coverage.ts): /health problems and log codes.
+  ALERTS_HOME_UNOWNED: { status: 503, message: 'a home of the registry is owned by no alerts instance: nobody evaluates its alarms' },
+  ALERTS_HOME_OWNED_TWICE: { status: 503, message: 'a home is owned by two alerts instances: its alarms are raised twice' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;
