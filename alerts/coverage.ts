@@ -82,14 +82,21 @@ export function parseAnnouncement(instance: string, text: string | null): Announ
   return { instance, homes: v };
 }
 
+export interface CoverageSummary {
+  readonly unowned: string[];
+  readonly ownedTwice: { readonly home: string; readonly instances: string[] }[];
+  /** The clock time of the last assessment; undefined before the first. */
+  readonly checkedAt?: number;
+}
+
 export const OWNER_KEY_PREFIX = 'carewatch:alerts:owner:';
 
 export interface Coverage {
   start(): Promise<void>;
   /** Announces, reads every announcement and assesses now (the periodic step; tests call it after advancing the clock). */
   check(): Promise<CoverageReport>;
-  /** The last assessment's problems (nothing before the first). */
-  report(): { unowned: string[]; ownedTwice: { home: string; instances: string[] }[] };
+  /** The last assessment's problems (nothing before the first), and when it was made (a stale time: Redis away). */
+  report(): CoverageSummary;
   close(): Promise<void>;
 }
 
@@ -124,6 +131,7 @@ export function createCoverage(deps: CoverageDeps): Coverage {
   let timer: ClockTimer | undefined;
   let state: CoverageState = EMPTY_COVERAGE;
   let last: CoverageReport | undefined;
+  let checkedAt: number | undefined;
   let running: Promise<CoverageReport> | undefined;
   let closed = false;
   const lastLogged = new Map<string, number>();
@@ -173,6 +181,7 @@ export function createCoverage(deps: CoverageDeps): Coverage {
     const rep = assessCoverage(deps.registryHomes, announcements, state, now, graceMs);
     state = rep.state;
     last = rep;
+    checkedAt = now;
     logProblems(rep, now);
     return rep;
   }
@@ -205,7 +214,7 @@ export function createCoverage(deps: CoverageDeps): Coverage {
       schedule();
     },
     check,
-    report: () => ({ unowned: last?.unowned ?? [], ownedTwice: last?.ownedTwice ?? [] }),
+    report: () => ({ unowned: last?.unowned ?? [], ownedTwice: last?.ownedTwice ?? [], ...(checkedAt !== undefined ? { checkedAt } : {}) }),
     async close() {
       if (closed) return;
       closed = true;
