@@ -221,9 +221,11 @@ export function createCoverage(deps: CoverageDeps): Coverage {
       if (timer !== undefined) deps.clock.clearTimeout(timer);
       const r = redis;
       if (r === undefined) return;
-      await running?.catch(() => undefined);
+      // A step waiting for an absent Redis would wait forever (offline queue): bounded, as the socket cluster's close.
+      const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise<void>((res) => setTimeout(res, 1000).unref())]);
+      await bounded(running ?? Promise.resolve());
       // Our homes become unowned at once for the others (their grace period starts now), not after the TTL.
-      await Promise.race([r.del(key).then(() => r.quit()), new Promise<void>((res) => setTimeout(res, 1000).unref())]).catch(() => undefined);
+      await bounded(r.del(key).then(() => r.quit()));
       r.disconnect();
     },
   };

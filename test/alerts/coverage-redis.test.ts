@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAlerts, type Alerts } from '../../alerts/alerts.ts';
-import type { CoverageSummary } from '../../alerts/coverage.ts';
+import { createCoverage, type CoverageSummary } from '../../alerts/coverage.ts';
 import { defaultRules } from '../../alerts/rules/index.ts';
 import { createManualClock } from '../../common/clock.ts';
 import { freePort } from '../../common/influxd.ts';
@@ -167,4 +167,12 @@ describe('home coverage across partitioned alerts instances (real Redis)', () =>
     await stop(a);
     await stop(b);
   }, 120_000);
+
+  it('close() returns with Redis away (its step waits in the offline queue): nothing is left running', async () => {
+    const c = createCoverage({ redisUrl: `redis://127.0.0.1:${await freePort()}`, instance: 'gone', homes: ['h01'], registryHomes: ALL, clock, logger: silent });
+    await c.start();
+    clock.advance(EVERY);
+    await c.close();
+    expect(c.report().checkedAt).toBeUndefined();
+  }, 20_000);
 });
