@@ -35,6 +35,8 @@ import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
 import { rosterRoutes } from './notify/roster-routes.ts';
 import { parseHomes } from '../common/homes.ts';
+import { createCoverage, type Coverage } from './coverage.ts';
+import { gaugeFrom } from '../common/metrics.ts';
 import { createHomeEngines, homeStatePath, restrictRegistry, type HomeEngines } from './partition.ts';
 import { createSocketCluster, type SocketCluster } from './socket-cluster.ts';
 import type { RestPeers } from './http/peer-rest.ts';
@@ -59,6 +61,8 @@ export interface AlertsDeps {
   readonly logger: Logger;
   readonly rules: readonly Rule[];
   readonly clock?: Clock;
+  /** Timings of the home coverage check (alerts/coverage.ts); tests shorten them. */
+  readonly coverage?: { readonly everyMs?: number; readonly ttlMs?: number; readonly graceMs?: number };
   /** NODE_ENV=production: demo logins refused, a token secret required. */
   readonly production?: boolean;
   readonly policy?: EscalationPolicy;
@@ -189,6 +193,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, influx: influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
   let cluster: SocketCluster | undefined;
+  /** Issue 14, partitioned mode with Redis: are all homes of the registry owned exactly once (alerts/coverage.ts)? */
+  let coverage: Coverage | undefined;
   let mqttAdapter: MqttAdapter | undefined;
   /** Set when the broker refused our login (retrying will not help): shown in /health. */
   let mqttFailure: string | undefined;
@@ -332,6 +338,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           lists: (token) => cluster?.lists(token) ?? Promise.resolve({ homes: [], alerts: [], incidents: [], disablements: [], complete: false }),
           act: (token, action) => cluster?.act(token, action) ?? Promise.resolve(undefined),
         };
+  // Issue 14: 0 when every home is owned (or not partitioned); alert on > 0 (docs/scaling.md "Home coverage").
+  gaugeFrom({ registry: metrics, name: 'alerts_homes_unowned', help: 'Homes of the registry owned by no alerts instance beyond the grace period (nobody evaluates their alarms)' }, () => coverage?.report().unowned.length ?? 0);
+  gaugeFrom({ registry: metrics, name: 'alerts_homes_owned_twice', help: 'Homes owned by two or more alerts instances beyond the grace period' }, () => coverage?.report().ownedTwice.length ?? 0);
   const app = buildApp({
     peers,
     https: deps.https,
@@ -350,16 +359,19 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mqttStats = mqttAdapter?.stats();
       const mqttUp = mqttStats?.connected ?? false;
       const disabled = disablements.stats();
+      const cov = coverage?.report();
       const problems = [
         ...journal.problems,
         ...disabled.problems,
         ...(deps.mqtt !== false && !mqttUp ? [mqttFailure ?? 'ALERTS_MQTT_DISCONNECTED'] : []),
         // Issue 14: without Redis, this node's alerts reach only the pages connected to it.
         ...(cluster !== undefined && !cluster.connected() ? ['ALERTS_REDIS_DISCONNECTED'] : []),
+        ...(cov !== undefined && cov.unowned.length > 0 ? ['ALERTS_HOME_UNOWNED'] : []),
+        ...(cov !== undefined && cov.ownedTwice.length > 0 ? ['ALERTS_HOME_OWNED_TWICE'] : []),
       ];
       // Issue 12: rejected device messages per code (the log is rate-limited, these counts are exact).
       const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {} };
-      return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, problems };
+      return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, ...(cov !== undefined ? { coverage: cov } : {}), problems };
     },
     influx: influxReader,
     residentCareState: careView.residentCareState,
@@ -594,6 +606,10 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         incidents: lifecycle.openIncidents().filter((i) => canSeeHome(actor, i.homeId)),
         disablements: disablements.visibleTo(actor),
       }));
+      if (config.redisUrl !== undefined && homes !== undefined && config.instance !== undefined) {
+        coverage = createCoverage({ redisUrl: config.redisUrl, instance: config.instance, homes, registryHomes: registry.site.homes.map((h) => h.id), clock, logger, ...deps.coverage });
+        await coverage.start();
+      }
       hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry }, ...(cluster !== undefined ? { cluster } : {}) });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
@@ -640,6 +656,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await step('disablements', () => disablements.close());
       await step('lifecycle', () => lifecycle.close());
       await step('socket.io', () => hub?.close());
+      await step('coverage', () => coverage?.close());
       await step('socket-cluster', () => cluster?.close());
       await step('http', () => app.close());
       await step('snapshot', async () => {
