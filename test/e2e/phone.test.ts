@@ -216,7 +216,13 @@ describe('the page on a phone (issue 15)', () => {
     if (process.env.CAREWATCH_DOC_SHOTS === '1') await copyFile(join(shots, 'phone-incident-actions.png'), join(DOC_SHOTS, 'phone-incident-actions.png'));
 
     await acked.getByTestId('btn-confirm-false_alarm').tap();
-    await eventually('confirmed through the API', async () => ((await incident(fire.id)).confirmation === 'false_alarm' ? true : undefined));
+    // On a timeout, say what the page said (an error toast) and what the server holds, to tell a lost
+    // tap from a refused action.
+    await eventually('confirmed through the API', async () => ((await incident(fire.id)).confirmation === 'false_alarm' ? true : undefined)).catch(async (err: Error) => {
+      const toasts = await staff.getByTestId('toast').allTextContents().catch(() => []);
+      await staff.screenshot({ path: join(shots, 'phone-confirm-timeout.png') }).catch(() => undefined);
+      throw new Error(`${err.message}; toasts ${JSON.stringify(toasts)}; incident ${JSON.stringify(await incident(fire.id))}`);
+    });
     expect(await incident(fire.id)).toMatchObject({ confirmedBy: 'staff-h01', confirmation: 'false_alarm' });
     await acked.getByTestId('btn-resolve').tap();
     await eventually('resolved through the API', async () => ((await incident(fire.id)).state === 'resolved' ? true : undefined));
