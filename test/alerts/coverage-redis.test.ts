@@ -11,8 +11,7 @@ import { freePort } from '../../common/influxd.ts';
 import { scrape } from '../metrics/exposition.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { DASHBOARD_DIR } from './support/app-fixture.ts';
-import { until } from './support/harness.ts';
+import { testAlertsConfig, until } from './support/harness.ts';
 
 /**
  * Issue 14, home coverage (alerts/coverage.ts, docs/scaling.md "Home coverage"): two partitioned alerts
@@ -37,24 +36,10 @@ describe('home coverage across partitioned alerts instances (real Redis)', () =>
 
   async function start(instance: string, homes: readonly string[]): Promise<Alerts> {
     const a = createAlerts({
-      config: {
-        mqttUrl: `mqtt://127.0.0.1:${await freePort()}`,
-        alertsPassword: 'demo-svc-alerts',
-        influxUrl: influx.url,
-        influxDb: influx.database,
-        httpHost: '127.0.0.1',
-        httpPort: 0,
-        stateDir: join(dir, `state-${instance}`),
-        homeStateDir: join(dir, 'homes'),
-        homes: homes.join(','),
-        instance,
-        redisUrl,
-        tokenSecret: 'a-test-secret-of-at-least-32-characters',
-        tokenTtlS: 3600,
-        dashboardDir: DASHBOARD_DIR,
-        tickMs: 1000,
-        restoreDays: 90,
-      },
+      config: testAlertsConfig(
+        { influx, stateDir: join(dir, `state-${instance}`), mqttUrl: `mqtt://127.0.0.1:${await freePort()}` },
+        { homeStateDir: join(dir, 'homes'), homes: homes.join(','), instance, redisUrl },
+      ),
       registry: demoRegistry(),
       logger: silent,
       rules: defaultRules(),

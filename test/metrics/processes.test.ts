@@ -12,8 +12,7 @@ import { INCIDENT_KINDS } from '../../contract/incidents.ts';
 import { ALERT_STATES, SIGNAL_CLASSES } from '../../contract/payloads.ts';
 import { deviceTopic } from '../../contract/topics.ts';
 import type { Ingest } from '../../ingest/ingest.ts';
-import { loginToken, startAlerts, until } from '../alerts/support/harness.ts';
-import { DASHBOARD_DIR } from '../alerts/support/app-fixture.ts';
+import { loginToken, startAlerts, testAlertsConfig, until } from '../alerts/support/harness.ts';
 import { startIngest } from '../ingest/support/ingest.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { demoRegistry } from '../support/registry.ts';
@@ -230,21 +229,8 @@ describe('/healthz when a process is not healthy', () => {
   it('alerts answers 503 with the reason when its broker is unreachable', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'metrics-alerts-nobroker-'));
     const lonely = createAlerts({
-      config: {
-        mqttUrl: `mqtt://127.0.0.1:${await freePort()}`,
-        alertsPassword: 'demo-svc-alerts',
-        // A database of its own: it must not restore the alarms the other alerts process raised.
-        influxUrl: influx.url,
-        influxDb: testInflux('metrics_lonely').database,
-        httpHost: '127.0.0.1',
-        httpPort: 0,
-        stateDir: dir,
-        tokenSecret: 'a-test-secret-of-at-least-32-characters',
-        tokenTtlS: 3600,
-        dashboardDir: DASHBOARD_DIR,
-        tickMs: 1000,
-        restoreDays: 90,
-      },
+      // A database of its own: it must not restore the alarms the other alerts process raised.
+      config: testAlertsConfig({ influx: { url: influx.url, database: testInflux('metrics_lonely').database }, stateDir: dir, mqttUrl: `mqtt://127.0.0.1:${await freePort()}` }),
       registry: demoRegistry(),
       logger: silent,
       rules: defaultRules(),

@@ -14,8 +14,7 @@ import { createSimulator, type Simulator } from '../../../device-sim/simulator.t
 import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { startTestBroker, type TestBroker } from '../support/aedes.ts';
-import { DASHBOARD_DIR } from '../support/app-fixture.ts';
-import { loginToken, tempDir, until } from '../support/harness.ts';
+import { loginToken, tempDir, testAlertsConfig, until } from '../support/harness.ts';
 import { careSignal } from '../support/signals.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 
@@ -91,20 +90,7 @@ beforeAll(async () => {
   mgmt = await startReceiver();
   dir = await tempDir('households-');
   alerts = createAlerts({
-    config: {
-      mqttUrl: broker.url,
-      alertsPassword: 'demo-svc-alerts',
-      influxUrl: influx.url,
-      influxDb: influx.database,
-      httpHost: '127.0.0.1',
-      httpPort: 0,
-      stateDir: dir.path,
-      tokenSecret: 'a-test-secret-of-at-least-32-characters',
-      tokenTtlS: 3600,
-      dashboardDir: DASHBOARD_DIR,
-      tickMs: 1000,
-      restoreDays: 90,
-    },
+    config: testAlertsConfig({ influx, stateDir: dir.path, mqttUrl: broker.url }),
     registry: reg,
     logger: pino({ level: process.env.ALERTS_TEST_LOG ?? 'silent' }),
     rules: defaultRules(),

@@ -12,8 +12,7 @@ import { deviceTopic } from '../../../contract/topics.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { startTestBroker, type TestBroker } from '../support/aedes.ts';
-import { DASHBOARD_DIR } from '../support/app-fixture.ts';
-import { loginToken, tempDir, until } from '../support/harness.ts';
+import { loginToken, tempDir, testAlertsConfig, until } from '../support/harness.ts';
 import { fireSignal } from '../support/signals.ts';
 import { testRules } from '../support/test-rules.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
@@ -74,20 +73,7 @@ function notifyConfig(): NotifyConfig {
 
 async function start(stateDir: string, mqttUrl?: string, influx = influxE2e): Promise<Alerts> {
   const alerts = createAlerts({
-    config: {
-      mqttUrl: mqttUrl ?? 'mqtt://127.0.0.1:1',
-      alertsPassword: 'demo-svc-alerts',
-      influxUrl: influx.url,
-      influxDb: influx.database,
-      httpHost: '127.0.0.1',
-      httpPort: 0,
-      stateDir,
-      tokenSecret: 'a-test-secret-of-at-least-32-characters',
-      tokenTtlS: 3600,
-      dashboardDir: DASHBOARD_DIR,
-      tickMs: 1000,
-      restoreDays: 90,
-    },
+    config: testAlertsConfig({ influx, stateDir, ...(mqttUrl !== undefined ? { mqttUrl } : {}) }),
     registry: registry(),
     logger: pino({ level: process.env.ALERTS_TEST_LOG ?? 'silent' }),
     rules: testRules(),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Clock } from '../../../common/clock.ts';
 import type { ServerTls } from '../../../common/tls.ts';
-import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
+import { createAlerts, type Alerts, type AlertsDeps } from '../../../alerts/alerts.ts';
 import type { Rule } from '../../../alerts/rules/types.ts';
 import type { RegistryIndex } from '../../../contract/registry-index.ts';
 import { demoRegistry } from '../../support/registry.ts';
@@ -30,23 +30,35 @@ export interface HarnessOptions {
   readonly mqttCa?: Buffer;
 }
 
+/** The test token secret (≥ 32 characters, as the config schema requires). */
+export const TEST_TOKEN_SECRET = 'a-test-secret-of-at-least-32-characters';
+
+/**
+ * An in-process alerts config for tests: the run's InfluxDB, HTTP on 127.0.0.1:0, the demo
+ * service password, the page from dashboards/app; `extra` adds or overrides (partition, Redis, TTL).
+ */
+export function testAlertsConfig(o: { influx: { url: string; database: string }; stateDir: string; mqttUrl?: string }, extra: Partial<AlertsDeps['config']> = {}): AlertsDeps['config'] {
+  return {
+    mqttUrl: o.mqttUrl ?? 'mqtt://127.0.0.1:1',
+    alertsPassword: 'demo-svc-alerts',
+    influxUrl: o.influx.url,
+    influxDb: o.influx.database,
+    httpHost: '127.0.0.1',
+    httpPort: 0,
+    stateDir: o.stateDir,
+    tokenSecret: TEST_TOKEN_SECRET,
+    tokenTtlS: 3600,
+    dashboardDir: DASHBOARD_DIR,
+    tickMs: 1000,
+    restoreDays: 90,
+    ...extra,
+  };
+}
+
 /** A real alerts process (in-process) on 127.0.0.1:0 against the run's InfluxDB. */
 export async function startAlerts(opts: HarnessOptions): Promise<Alerts> {
   const alerts = createAlerts({
-    config: {
-      mqttUrl: opts.mqttUrl ?? 'mqtt://127.0.0.1:1',
-      alertsPassword: 'demo-svc-alerts',
-      influxUrl: opts.influx.url,
-      influxDb: opts.influx.database,
-      httpHost: '127.0.0.1',
-      httpPort: 0,
-      stateDir: opts.stateDir,
-      tokenSecret: 'a-test-secret-of-at-least-32-characters',
-      tokenTtlS: opts.tokenTtlS ?? 3600,
-      dashboardDir: DASHBOARD_DIR,
-      tickMs: 1000,
-      restoreDays: 90,
-    },
+    config: testAlertsConfig(opts, opts.tokenTtlS !== undefined ? { tokenTtlS: opts.tokenTtlS } : {}),
     registry: opts.registry ?? demoRegistry(),
     logger: pino({ level: process.env.ALERTS_TEST_LOG ?? 'silent' }),
     rules: opts.rules ?? testRules(),
