@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { homeReadings, startStack, type Stack } from './support/stack.ts';
 import { join } from 'node:path';
-import { launchChromium, screenshotDir } from './support/browser.ts';
+import { launchChromium, screenshotDir, logInAs } from './support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 
 /**
@@ -22,10 +22,7 @@ async function login(username: string): Promise<Page> {
   const page = await ctx.newPage();
   page.on('pageerror', (err) => errors.push(`[${username}] ${err.message}`));
   await page.goto(stack.url);
-  await page.getByTestId('login-username').fill(username);
-  await page.getByTestId('login-password').fill(`demo-${username}`);
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+  await logInAs(page, username);
   return page;
 }
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { homeReadings, startStack, type Device, type Stack } from './support/stack.ts';
-import { launchChromium } from './support/browser.ts';
+import { launchChromium, logInAs } from './support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 
@@ -29,10 +29,7 @@ async function login(username: string): Promise<Page> {
   const page = await ctx.newPage();
   page.on('pageerror', (err) => console.error(`[${username}] page error`, err));
   await page.goto(stack.url);
-  await page.getByTestId('login-username').fill(username);
-  await page.getByTestId('login-password').fill(`demo-${username}`);
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+  await logInAs(page, username);
   return page;
 }
 

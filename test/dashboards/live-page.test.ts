@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { homeReadings, startStack, telemetryLine, type Device, type Stack } from './support/stack.ts';
-import { launchChromium, screenshotDir } from './support/browser.ts';
+import { launchChromium, screenshotDir, logInAs } from './support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 
@@ -27,10 +27,7 @@ async function login(username: string, viewport = { width: 1440, height: 900 }):
   const page = await ctx.newPage();
   page.on('pageerror', (err) => console.error(`[${username}] page error`, err));
   await page.goto(stack.url);
-  await page.getByTestId('login-username').fill(username);
-  await page.getByTestId('login-password').fill(`demo-${username}`);
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+  await logInAs(page, username);
   return page;
 }
 

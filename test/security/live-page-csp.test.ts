@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { homeReadings, startStack, type Stack } from '../dashboards/support/stack.ts';
-import { launchChromium } from '../dashboards/support/browser.ts';
+import { launchChromium, logInAs } from '../dashboards/support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 
 /**
@@ -37,11 +37,8 @@ async function open(username: string): Promise<Watched> {
   page.on('pageerror', (err) => consoleLines.push(`pageerror: ${err.message}`));
   const res = await page.goto(stack.url);
   expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
-  await page.getByTestId('login-username').fill(username);
-  await page.getByTestId('login-password').fill(`demo-${username}`);
-  await page.getByTestId('login-submit').click();
   // Online means the socket.io client module loaded from this origin and its connection is up.
-  await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+  await logInAs(page, username);
   return { page, console: consoleLines, violations: () => page.evaluate(() => (window as unknown as { __csp: string[] }).__csp) };
 }
 
