@@ -125,13 +125,17 @@ export type User = Static<typeof User>;
  * what group robots @-mention.
  */
 const HHMM = '^(?:[01]\\d|2[0-3]):[0-5]\\d$';
+/** A phone number: digits with an optional leading + (E.164 allows at most 15; 20 leaves room for extensions). */
+const Phone = Type.String({ pattern: '^\\+?[0-9]{5,20}$' });
+/** A person's address per notification channel id. */
+const ChannelAddresses = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.String({ minLength: 1, maxLength: 500 }));
 export const RosterPerson = Type.Object(
   {
     id: Id,
     name: Type.String({ minLength: 1, maxLength: 100 }),
     role: Type.String({ minLength: 1, maxLength: 50, description: 'e.g. nurse, carer, director, bureau officer' }),
-    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9]{5,20}$' })),
-    addresses: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.String({ minLength: 1, maxLength: 500 }))),
+    phone: Type.Optional(Phone),
+    addresses: Type.Optional(ChannelAddresses),
   },
   { additionalProperties: false },
 );
@@ -181,8 +185,8 @@ export const FamilyContact = Type.Object(
     id: Id,
     name: Type.String({ minLength: 1, maxLength: 100 }),
     relation: Type.String({ minLength: 1, maxLength: 50, description: 'e.g. 女儿 daughter, 儿子 son' }),
-    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9]{5,20}$' })),
-    addresses: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.String({ minLength: 1, maxLength: 500 }))),
+    phone: Type.Optional(Phone),
+    addresses: Type.Optional(ChannelAddresses),
     severities: Type.Array(Type.Union(SEVERITIES.map((s) => Type.Literal(s))), { uniqueItems: true, default: ['critical'] }),
   },
   { additionalProperties: false },
@@ -199,7 +203,7 @@ export const Provider = Type.Object(
     id: Id,
     name: Type.String({ minLength: 1, maxLength: 100 }),
     nameEn: Type.String({ minLength: 1, maxLength: 100 }),
-    phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9]{5,20}$' })),
+    phone: Type.Optional(Phone),
     /** IANA time zone of the shift times. */
     timezone: Type.String({ minLength: 1, maxLength: 64 }),
     people: Type.Array(RosterPerson, { maxItems: 500 }),
