@@ -39,7 +39,9 @@ export function uniform(seed: number): () => number {
 export function sampleTimes(s: Sampling, from: number, to: number): number[] {
   const u = uniform(s.seed);
   const out: number[] = [];
-  for (let t = from + Math.round(s.phase * s.intervalMs); t < to; ) {
+  // Strictly inside the first interval, so a signal that changes one interval (≤ 60 s) after the
+  // start has been seen at least once before the change.
+  for (let t = from + Math.min(s.intervalMs - 1, Math.floor(s.phase * s.intervalMs)); t < to; ) {
     out.push(t);
     const gap = s.intervalMs * (1 + s.jitter * u());
     t += Math.round(Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, gap)));
