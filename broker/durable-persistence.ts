@@ -253,9 +253,9 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
     return this.#lastDurable;
   }
 
-  override outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown> {
+  override outgoingClearMessageId(client: { id: string }, packet: { messageId?: number; brokerId?: string; brokerCounter?: number }): Promise<unknown> {
     // Synchronous underneath (memory-persistence.ts): one promise per subscriber PUBACK, not three.
-    const cleared = this.queues.get(client.id)?.clear(packet.messageId) as StoredPacket | undefined;
+    const cleared = this.queues.get(client.id)?.clear(client, packet) as StoredPacket | undefined;
     if (cleared?.brokerId !== undefined && cleared.brokerCounter !== undefined) {
       void this.#log({ op: 'clr', c: client.id, b: cleared.brokerId, n: cleared.brokerCounter }, undefined, false);
     }

@@ -10,16 +10,31 @@ const PacketCtor = (AsyncMemoryPersistence as unknown as { Packet: new (original
  * (and the one a delivery numbers) by a linear scan, plus a splice: O(queue) per message. With
  * svc-ingest and svc-alerts holding persistent sessions that see every device message, that scan was
  * the broker's largest cost (41 % of its CPU at 12,000 msg/s, issue 6 profile). Here each session's
- * queue is a Map in queue order plus two indexes, so enqueue, update and clear are O(1), with the
- * same results as the stock scans:
- *  - update: the first entry that has the packet's brokerId and brokerCounter (it gets the
- *    messageId) or is another broker's with the same messageId (it is replaced); else 'no such packet';
- *  - clear: the FIRST (oldest) entry holding that messageId is removed and returned;
- *  - stream: a copy of the queue in order.
+ * queue is a Map in queue order plus indexes, so enqueue, update and clear are O(1).
+ *
+ * A packet id means something only on the connection that gave it [MQTT-2.3.1-2 … -4]; the stock
+ * scans forget that, and lost messages (session 7: one acknowledged reading in a chaos run):
+ *  - clear: the stock scan removes the OLDEST entry holding the id. After a reconnect the queue still
+ *    holds entries numbered on the dead connection until aedes resends them with fresh ids; a PUBACK
+ *    on the new connection for a fresh id that one of those stale entries also holds removed the
+ *    stale entry (never delivered again: lost) and left the acknowledged one (delivered twice).
+ *    Here an id clears only an entry numbered with it by the same connection (aedes passes its
+ *    Client object, one per connection), and a retained copy's PUBACK (not queued) clears nothing.
+ *  - update: the stock scan gives the id to the first entry with the packet's broker id and counter,
+ *    or REPLACES the first entry of another broker id holding the same id. That replacement is meant
+ *    for PUBREL (aedes' pubrec handler stores a PUBREL, which has no broker id, over the QoS 2
+ *    publish), but a restarted broker has a new broker id, so a message recovered from the store and
+ *    numbered on an earlier connection was overwritten by a new message that got the same id: lost.
+ *    Here a publish is numbered only by its own broker id and counter; only a PUBREL replaces.
+ *  - clear of an unnumbered publish (aedes' refused forward passes the packet it did not send):
+ *    by its broker id and counter, not "the oldest unnumbered entry" of the session.
+ * test/broker/memory-persistence.test.ts checks these against a plain model of the queue.
  * Other state (subscriptions, retained, wills, incoming QoS 2) is the stock implementation's.
  */
 interface Entry {
   packet: Packet;
+  /** The connection (aedes' Client object) that gave packet.messageId; ids mean nothing on another. */
+  conn?: object | undefined;
 }
 
 export class SessionQueue {
@@ -32,7 +47,7 @@ export class SessionQueue {
    * per message and session, a visible share of the broker's allocations at 10,000 msg/s.
    */
   private readonly byCounter = new Map<string, Map<number, number[]>>();
-  /** messageId → entry keys holding it, oldest first. */
+  /** messageId → entry keys holding it, in the order they were given it (the last is the live one). */
   private readonly byMessageId = new Map<number, number[]>();
   /**
    * Keys of the unnumbered entries (queued, not yet delivered: most of a backed-up queue), oldest
@@ -78,8 +93,11 @@ export class SessionQueue {
 
   // The stock scans compare with ===, so an unnumbered entry matches an unnumbered packet (keysWith).
   private indexMessageId(id: number | undefined, key: number): void {
-    if (id !== undefined) SessionQueue.add(this.byMessageId, id, key);
-    else if (key > this.unnumberedMax) {
+    if (id !== undefined) {
+      const list = this.byMessageId.get(id);
+      if (list === undefined) this.byMessageId.set(id, [key]);
+      else list.push(key);
+    } else if (key > this.unnumberedMax) {
       this.unnumbered.add(key);
       this.unnumberedMax = key;
     } else this.unnumbered = new Set([...this.unnumbered, key].sort((a, b) => a - b));
@@ -90,60 +108,78 @@ export class SessionQueue {
     else this.unnumbered.delete(key);
   }
 
-  /** Entry keys holding `id` (undefined: the unnumbered ones), oldest first. */
-  private keysWith(id: number | undefined): Iterable<number> {
-    return id !== undefined ? (this.byMessageId.get(id) ?? []) : this.unnumbered;
+  /** The entry `conn` means by `id`: the one it gave that id, most recently (ids wrap at 65,535). */
+  private holderOf(id: number, conn: object): number | undefined {
+    const list = this.byMessageId.get(id) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const key = list[i] as number;
+      if ((this.entries.get(key) as Entry).conn === conn) return key;
+    }
+    return undefined;
   }
 
-  private setMessageId(key: number, entry: Entry, id: number | undefined): void {
+  private setMessageId(key: number, entry: Entry, id: number | undefined, conn: object): void {
     this.unindexMessageId(entry.packet.messageId, key);
     entry.packet.messageId = id;
+    entry.conn = conn;
     this.indexMessageId(id, key);
   }
 
-  update(packet: Packet): boolean {
-    // The stock scan takes the first entry, in queue order, that either has this broker's id and
-    // counter (it gets the messageId) or belongs to another broker and has the same messageId (it
-    // is replaced). Both candidates come from the indexes; the earlier one wins.
-    const own = this.byCounter.get(packet.brokerId ?? '')?.get(packet.brokerCounter ?? 0)?.[0];
-    let other: number | undefined;
-    for (const k of this.keysWith(packet.messageId)) {
-      if (own !== undefined && k > own) break;
-      if ((this.entries.get(k) as Entry).packet.brokerId !== packet.brokerId) {
-        other = k;
-        break;
-      }
-    }
-    if (other !== undefined) {
-      const e = this.entries.get(other) as Entry;
-      SessionQueue.remove(this.counters(e.packet), e.packet.brokerCounter ?? 0, other);
-      this.unindexMessageId(e.packet.messageId, other);
+  /**
+   * A delivery numbers its entry (aedes' outgoingUpdate). A publish carries its broker id and
+   * counter: the oldest entry with both gets the id (a message queued twice for the session has two
+   * entries; the first is delivered first). A PUBREL has neither: it replaces the entry holding its
+   * id on this connection. False when there is no such entry ('no such packet' to aedes).
+   * `conn`: the aedes Client delivering it (one object per connection).
+   */
+  update(conn: object, packet: Packet): boolean {
+    if (packet.brokerId === undefined) {
+      const key = packet.messageId === undefined ? undefined : this.holderOf(packet.messageId, conn);
+      if (key === undefined) return false;
+      const e = this.entries.get(key) as Entry;
+      SessionQueue.remove(this.counters(e.packet), e.packet.brokerCounter ?? 0, key);
+      this.unindexMessageId(e.packet.messageId, key);
       e.packet = packet;
-      SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, other);
-      this.indexMessageId(packet.messageId, other);
+      SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, key);
+      this.indexMessageId(packet.messageId, key);
       return true;
     }
+    const own = this.byCounter.get(packet.brokerId)?.get(packet.brokerCounter ?? 0)?.[0];
     if (own === undefined) return false;
-    this.setMessageId(own, this.entries.get(own) as Entry, packet.messageId);
+    this.setMessageId(own, this.entries.get(own) as Entry, packet.messageId, conn);
     return true;
   }
 
   /** Removes the oldest entry of this broker id and counter (journal replay, where messageIds mean nothing). */
-  clearByCounter(brokerId: string, brokerCounter: number): void {
+  clearByCounter(brokerId: string, brokerCounter: number): Packet | undefined {
     const key = this.byCounter.get(brokerId)?.get(brokerCounter)?.[0];
-    if (key === undefined) return;
+    return key === undefined ? undefined : this.remove(key);
+  }
+
+  /**
+   * A PUBACK (or PUBCOMP) on `conn` clears the entry that connection numbered with that id; an id
+   * no entry of it holds (a retained copy sent at SUBSCRIBE is not queued) clears nothing. Without an id (a
+   * publish aedes decided not to forward): that message's entry by broker id and counter, else the
+   * oldest unnumbered one (the stock answer for a packet that says nothing more).
+   */
+  clear(conn: object, packet: { messageId?: number | undefined; brokerId?: string | undefined; brokerCounter?: number | undefined }): Packet | undefined {
+    if (packet.messageId !== undefined) {
+      const key = this.holderOf(packet.messageId, conn);
+      return key === undefined ? undefined : this.remove(key);
+    }
+    if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
+      for (const key of this.byCounter.get(packet.brokerId)?.get(packet.brokerCounter) ?? []) {
+        if ((this.entries.get(key) as Entry).packet.messageId === undefined) return this.remove(key);
+      }
+    }
+    const [key] = this.unnumbered;
+    return key === undefined ? undefined : this.remove(key);
+  }
+
+  private remove(key: number): Packet {
     const entry = this.entries.get(key) as Entry;
     this.entries.delete(key);
     this.unindexMessageId(entry.packet.messageId, key);
-    SessionQueue.remove(this.counters(entry.packet), brokerCounter, key);
-  }
-
-  clear(messageId: number | undefined): Packet | undefined {
-    const [key] = this.keysWith(messageId);
-    if (key === undefined) return undefined;
-    const entry = this.entries.get(key) as Entry;
-    this.entries.delete(key);
-    this.unindexMessageId(messageId, key);
     SessionQueue.remove(this.counters(entry.packet), entry.packet.brokerCounter ?? 0, key);
     return entry.packet;
   }
@@ -172,11 +208,11 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   }
 
   override async outgoingUpdate(client: { id: string }, packet: object): Promise<void> {
-    if (!this.queue(client.id).update(packet as Packet)) throw new Error('no such packet');
+    if (!this.queue(client.id).update(client, packet as Packet)) throw new Error('no such packet');
   }
 
-  override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown> {
-    return this.queues.get(client.id)?.clear(packet.messageId);
+  override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number; brokerId?: string; brokerCounter?: number }): Promise<unknown> {
+    return this.queues.get(client.id)?.clear(client, packet);
   }
 
   override outgoingStream(client: { id: string }): Readable {

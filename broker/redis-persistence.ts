@@ -152,10 +152,30 @@ class AedesOneRedisPersistence extends Base {
   override outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void> {
     return this.#track(super.outgoingEnqueueCombi(subs, packet));
   }
+  /**
+   * The packet ids each connection (aedes' Client object) gave to queued messages. A packet id means
+   * something only on its connection [MQTT-2.3.1-2 … -4], but aedes-persistence-redis finds what a
+   * PUBACK clears through a per-node map (client id, packet id) → message that outlives the
+   * connection: the PUBACK of a retained copy sent at SUBSCRIBE (never queued) on a new connection,
+   * given an id that a message still queued had on the dead one, removed that message (lost).
+   * memory-persistence.ts keeps the same rule for the single broker.
+   */
+  readonly #numbered = new WeakMap<object, Set<number>>();
   override outgoingUpdate(client: unknown, packet: unknown): Promise<void> {
+    const id = (packet as { messageId?: unknown }).messageId;
+    if (typeof client === 'object' && client !== null && typeof id === 'number') {
+      let ids = this.#numbered.get(client);
+      if (ids === undefined) this.#numbered.set(client, (ids = new Set()));
+      ids.add(id);
+    }
     return this.#track(super.outgoingUpdate(client, packet));
   }
   override outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown> {
+    const id = (packet as { messageId?: unknown }).messageId;
+    if (typeof client === 'object' && client !== null && typeof id === 'number') {
+      const ids = this.#numbered.get(client);
+      if (ids?.delete(id) !== true) return Promise.resolve(undefined);
+    }
     return this.#track(super.outgoingClearMessageId(client, packet));
   }
   /**

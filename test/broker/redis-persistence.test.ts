@@ -1,10 +1,11 @@
 import { connect as tcpConnect } from 'node:net';
+import { Aedes } from 'aedes';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
-import { redisOptions } from '../../broker/redis-persistence.ts';
+import { createRedisPersistence, redisOptions, type ClosablePersistence } from '../../broker/redis-persistence.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
 
@@ -158,3 +159,40 @@ it('a reconnecting persistent session gets its whole queue on one connection, no
   expect(closedEarly).toBe(false);
   expect(telemetrySeqs(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
 }, 120_000);
+
+it('a PUBACK on a new connection clears only what that connection was sent, not a queued message that had the same id on the dead one', async () => {
+  // A retained status copy sent at SUBSCRIBE is never queued; its PUBACK carries an id that a queued
+  // message may have had on the previous connection. aedes-persistence-redis looked the id up in a
+  // per-node map that outlives the connection and removed that message (session 7).
+  type Outgoing = ClosablePersistence & {
+    outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
+    outgoingUpdate(client: object, packet: object): Promise<void>;
+    outgoingClearMessageId(client: object, packet: object): Promise<unknown>;
+    outgoingStream(client: { id: string }): AsyncIterable<{ payload: Buffer }>;
+  };
+  const store = createRedisPersistence(redisUrl) as Outgoing;
+  // A real aedes around it sets it up (its broadcast of subscriptions); no client connects to it.
+  const aedes = await Aedes.createBroker({ persistence: store as never });
+  const clientId = 'svc-ingest-ids';
+  const queued = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const p of store.outgoingStream({ id: clientId })) out.push(Buffer.from(p.payload).toString());
+    return out;
+  };
+  try {
+    const m = { cmd: 'publish', topic: 'carewatch/h01/h01-sd-r101/telemetry', payload: Buffer.from('m1'), qos: 1, retain: false, dup: false, brokerId: 'b-ids', brokerCounter: 1 };
+    await store.outgoingEnqueueCombi([{ clientId }], m);
+    const dead = { id: clientId };
+    const live = { id: clientId };
+    await store.outgoingUpdate(dead, { ...m, messageId: 9 }); // sent, never acknowledged
+    await store.outgoingClearMessageId(live, { cmd: 'puback', messageId: 9 }); // the retained copy's PUBACK
+    expect(await queued()).toEqual(['m1']);
+    // Resent on the live connection with a fresh id, and acknowledged there: gone.
+    await store.outgoingUpdate(live, { ...m, messageId: 31 });
+    await store.outgoingClearMessageId(live, { cmd: 'puback', messageId: 31 });
+    expect(await queued()).toEqual([]);
+  } finally {
+    await new Promise<void>((r) => aedes.close(() => r()));
+    await store.destroy();
+  }
+});

@@ -94,6 +94,8 @@ export interface ChaosReport {
   readonly alertsReceived: number;
   /** (client, alarm device) pairs never received. */
   readonly alertsMissing: string[];
+  /** The first lost readings (device#seq and when they were sent), so a failure can be traced in the logs. */
+  readonly lostSamples: string[];
   /** socket.io reconnects of the pages (after each alerts restart). */
   readonly pageReconnects: number;
   readonly pageClients: number;
@@ -200,6 +202,9 @@ interface Sender {
   /** Publishes mqtt.js failed (never acknowledged), by error message. */
   readonly errors: Map<string, number>;
 }
+
+/** The clock-skewed device's lead: past the 1 h window, so every reading is refused CLOCK_SKEW. */
+const CLOCK_SKEW_AHEAD_MS = 3 * 3_600_000;
 
 function newSender(d: SiteDevice): Sender {
   return { id: d.id, homeId: d.homeId, sent: new Map(), acked: new Set(), connections: 0, errors: new Map() };
@@ -521,7 +526,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         loops.push(
           (async () => {
             for (let seq = 0; running; seq++) {
-              track(s, c, seq, Date.now() + 3 * 3_600_000, pending, topic);
+              track(s, c, seq, Date.now() + CLOCK_SKEW_AHEAD_MS, pending, topic);
               await sleep(o.intervalMs);
             }
           })(),
@@ -661,10 +666,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         if (!s.sent.has(seq)) phantom++;
       }
     }
+    const lostSamples: string[] = [];
+    const sentAt = (ts: number | undefined): string => (ts === undefined ? '?' : `${((ts - t0) / 1000).toFixed(2)} s`);
     for (const s of toStore) {
       const m = stored.get(s.id) ?? new Map<number, Set<number>>();
       storedN += m.size;
-      for (const seq of s.acked) if (!m.has(seq)) lost++;
+      for (const seq of s.acked) {
+        if (m.has(seq)) continue;
+        lost++;
+        if (lostSamples.length < 20) lostSamples.push(`${s.id}#${seq} sent at ${sentAt(s.sent.get(seq))}`);
+      }
+    }
+    if (skew !== undefined) {
+      const refused = rejections.get(skew.id)?.get('CLOCK_SKEW');
+      for (const seq of skew.acked) if (!refused?.has(seq) && lostSamples.length < 20) lostSamples.push(`${skew.id}#${seq} (clock-skewed, neither refused nor stored) sent at ${sentAt((skew.sent.get(seq) ?? 0) - CLOCK_SKEW_AHEAD_MS)}`);
     }
     const refusedClockSkew = skew === undefined ? 0 : [...skew.acked].filter((seq) => rejections.get(skew.id)?.get('CLOCK_SKEW')?.has(seq)).length;
     const hostileCounts: HostileCounts[] = hostile.map(({ s, behaviour }) => {
@@ -690,6 +705,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       alertsExpected: expected.length,
       alertsReceived: expected.length - alertsMissing.length,
       alertsMissing,
+      lostSamples,
       pageReconnects: watchers.reduce((n, w) => n + w.reconnects, 0),
       pageClients: watchers.length,
       hostile: hostileCounts,
@@ -740,6 +756,7 @@ export function formatReport(r: ChaosReport, title: string): string {
       lines.push(`    ${h.device.padEnd(20)} ${h.behaviour.padEnd(28)} sent ${h.sent}, acked ${h.acked}, stored ${h.stored}, connections ${h.connections}, rejected: ${rej}${errs ? `; publish errors: ${errs}` : ''}`);
     }
   }
+  if (r.lostSamples.length > 0) lines.push(`  not stored: ${r.lostSamples.join('; ')}`);
   if (r.alertsMissing.length > 0) lines.push(`  alerts missing: ${r.alertsMissing.join(', ')}`);
   lines.push('  schedule:', ...r.schedule.map((s) => `    ${s}`));
   return lines.join('\n');
