@@ -54,6 +54,19 @@ const row = (page: Page, id: string) => page.locator(`:is([data-testid="fire-row
 const card = (page: Page, id: string) => page.locator(`[data-testid="alert-list"] :is([data-testid="alert-card"][data-alert-id="${id}"], [data-testid="incident-card"][data-alert-ids~="${id}"])`);
 const pinned = (page: Page, id: string) => page.locator(`[data-testid="pinned-fire"]:is([data-alert-id="${id}"], :has([data-alert-ids~="${id}"]))`);
 
+/** Waits for the bureau's card of a home to show one of `states`; says what the page held if it does not. */
+async function homeCardIn(page: Page, homeId: string, states: readonly string[]): Promise<void> {
+  const card = page.getByTestId(`home-card-${homeId}`);
+  try {
+    await card.and(page.locator(states.map((s) => `[data-state="${s}"]`).join(', '))).waitFor();
+  } catch (err) {
+    const state = await card.getAttribute('data-state');
+    const open = await page.evaluate(() => (window as unknown as { __carewatch: { openAlerts(): unknown[] } }).__carewatch.openAlerts());
+    const server = stack.alerts.lifecycle.open().filter((a) => a.homeId === homeId).map((a) => ({ id: a.id, rule: a.rule, state: a.state, confirmation: a.confirmation, version: a.version }));
+    throw new Error(`home card ${homeId} stayed "${state}"; the page's open alerts: ${JSON.stringify(open)}; the server's: ${JSON.stringify(server)}`, { cause: err });
+  }
+}
+
 beforeAll(async () => {
   // h01 has its own positive alarm sequence deadlines (not NFPA 72's 15 s / 180 s defaults), so the
   // countdown is seen to follow the home's registry entry.
@@ -159,7 +172,7 @@ describe('live dashboard', () => {
     await staff.evaluate(() => window.scrollTo(0, 0));
     // A manual call point is a confirmed fire (issue 3): straight to the bureau as a call-119 alarm.
     await row(bureau, firstFire.id).and(bureau.locator('[data-state="escalated"]')).getByTestId('fire-escalation').locator('.call119').waitFor();
-    await bureau.getByTestId('home-card-h01').and(bureau.locator('[data-state="escalated"]')).waitFor();
+    await homeCardIn(bureau, 'h01', ['escalated']);
     await staff.screenshot({ path: join(shots, 'staff-alarm.png'), fullPage: false });
   });
 
@@ -182,7 +195,7 @@ describe('live dashboard', () => {
     expect(await row(bureau, firstFire.id).getByTestId('fire-confirm').textContent()).toContain('20');
     // Found false: no longer a call-119 alarm, the home is no longer on fire.
     expect(await row(bureau, firstFire.id).locator('.call119').count()).toBe(0);
-    await bureau.getByTestId('home-card-h01').and(bureau.locator('[data-state="normal"], [data-state="trouble"]')).waitFor();
+    await homeCardIn(bureau, 'h01', ['normal', 'trouble']);
 
     stack.clock.advance(30_000);
     await card(staff, firstFire.id).getByTestId('btn-resolve').click();
@@ -204,7 +217,7 @@ describe('live dashboard', () => {
     stack.clock.advance(21_000); // past h01's 20 s acknowledgement deadline (NFPA 72 positive alarm sequence)
     await row(bureau, second.id).getByTestId('fire-escalation').locator('.call119').waitFor();
     expect(await bureau.locator('.fires tbody tr').first().evaluate((el, id) => (el.getAttribute('data-alert-id') ?? el.getAttribute('data-alert-ids') ?? '').split(' ').includes(id), second.id)).toBe(true);
-    await bureau.getByTestId('home-card-h01').and(bureau.locator('[data-state="escalated"]')).waitFor();
+    await homeCardIn(bureau, 'h01', ['escalated']);
     await pinned(staff, second.id).getByTestId('badge-119').waitFor();
     await bureau.screenshot({ path: join(shots, 'bureau-alarm.png'), fullPage: true });
     await bureau.getByTestId('lang-toggle').click();

@@ -34,7 +34,7 @@ export function countdown(a, now, home) {
  */
 export function alertCard(a, { homes, now, actions, canAct, compact = false }) {
   const fire = isFireAlarm(a);
-  const comment = h('input', { class: 'comment', placeholder: t('comment'), 'data-testid': 'alert-comment', maxlength: 1000 });
+  const comment = h('input', { class: 'comment', placeholder: t('comment'), 'data-testid': 'alert-comment', 'data-draft-key': `comment:alert:${a.id}`, maxlength: 1000 });
   const btn = (label, testid, fn, cls = '') => {
     const b = h('button', { class: `btn ${cls}`, 'data-testid': testid }, label);
     b.addEventListener('click', () => {

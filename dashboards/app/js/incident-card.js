@@ -66,7 +66,7 @@ function pointWhere(i, p, homes, devices) {
 export function incidentCard(i, { homes, now, actions, canAct, devices, silenced, onSilence, ackOf }) {
   const fire = isFireIncident(i);
   const cls = incidentSoundClass(i);
-  const comment = h('input', { class: 'comment', placeholder: t('comment'), 'data-testid': 'alert-comment', maxlength: 1000 });
+  const comment = h('input', { class: 'comment', placeholder: t('comment'), 'data-testid': 'alert-comment', 'data-draft-key': `comment:incident:${i.id}`, maxlength: 1000 });
   const btn = (label, testid, fn, extra = '') => {
     const b = h('button', { class: `btn big ${extra}`, 'data-testid': testid }, label);
     b.addEventListener('click', () => {

@@ -335,7 +335,12 @@ async function start() {
     onAuthFailed: expire,
     resync,
   });
-  window.__carewatch = Object.assign(window.__carewatch ?? {}, { refreshLive: () => view?.refreshLive(), resync: () => resync() });
+  window.__carewatch = Object.assign(window.__carewatch ?? {}, {
+    refreshLive: () => view?.refreshLive(),
+    resync: () => resync(),
+    // What the page believes is open, for a test that fails to say why (nothing the user cannot see).
+    openAlerts: () => model.open().map((a) => ({ id: a.id, homeId: a.homeId, rule: a.rule, signal: a.signal, state: a.state, confirmation: a.confirmation, escalationLevel: a.escalationLevel, version: a.version })),
+  });
   timers.push(setInterval(() => {
     // The token's expiry is in server time; ctx.now() is the page's estimate of it.
     if (api.session && api.session.expiresAt <= ctx.now()) return expire();

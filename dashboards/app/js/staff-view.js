@@ -1,4 +1,4 @@
-import { h, render } from './dom.js';
+import { h, keepingDrafts, render, tapSafe } from './dom.js';
 import { fmtTime, nm, t } from './i18n.js';
 import { alertCard, countdown } from './alert-card.js';
 import { bySeverityThenNewest, deviceState, isFireAlarm } from './alert-model.js';
@@ -86,7 +86,13 @@ export function createStaffView(root, ctx) {
    * One card per open incident (issue 11), its member alerts inside it; an alert without an incident
    * (an older server, or its incident not here yet) keeps a card of its own so nothing is hidden.
    */
+  const whenTapDone = tapSafe(root);
+
   function renderAlerts() {
+    whenTapDone(() => keepingDrafts(root, renderAlertsNow));
+  }
+
+  function renderAlertsNow() {
     const now = ctx.now();
     const openAlerts = ctx.model.open().filter((a) => mine.has(a.homeId));
     const openIncidents = ctx.incidents.open().filter((i) => mine.has(i.homeId)).sort(incidentOrder);
