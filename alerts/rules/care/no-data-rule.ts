@@ -25,6 +25,8 @@ export interface NoDataState {
   open: Record<string, true>;
   /** Each device's recent reporting interval (platform ms, largest recent gap, decaying); absent in older state. */
   gap?: Record<string, number>;
+  /** Gaps seen per device, counted up to LEARNED_GAPS; absent in older state (counted as learned). */
+  gaps?: Record<string, number>;
 }
 
 /**
@@ -36,11 +38,22 @@ const CADENCE_FACTOR = 2.5;
 const CADENCE_CAP_MS = 150_000;
 /** Per message the remembered interval shrinks by this factor unless a longer gap renews it. */
 const GAP_DECAY = 0.98;
+/**
+ * Until a device has shown this many gaps its largest one may be its shortest: a monitor whose gaps
+ * vary by ±50 % around 17 s showed 9.7 s first and then 25.4 s, past 2.5 × 9.7 s and past the 30 s
+ * budget less the 5 s check period, and was called silent while reporting (CI, seed -793716545).
+ * Meanwhile the factor is 4: a gap of 1.5 × the interval stays under 4 × 0.5 × the interval less
+ * one check period for any interval (and under the budget less one check period below 16.7 s).
+ */
+const LEARNED_GAPS = 4;
+const CADENCE_FACTOR_EARLY = 4;
 
 function silenceLimitMs(d: Device, state: NoDataState): number {
   const budget = DEVICE_KINDS[d.kind].heartbeatBudgetS * 1000;
   const g = state.gap?.[d.id];
-  return g === undefined ? budget : Math.max(budget, Math.min(CADENCE_CAP_MS, CADENCE_FACTOR * g));
+  if (g === undefined) return budget;
+  const learned = (state.gaps?.[d.id] ?? LEARNED_GAPS) >= LEARNED_GAPS;
+  return Math.max(budget, Math.min(CADENCE_CAP_MS, (learned ? CADENCE_FACTOR : CADENCE_FACTOR_EARLY) * g));
 }
 
 const KIND_NAME: Readonly<Partial<Record<Device['kind'], { zh: string; en: string }>>> = {
@@ -121,11 +134,17 @@ export function createNoDataRule(config: Partial<NoDataRuleConfig> = {}): Rule<N
               beds: { ...state.beds },
               open: { ...state.open },
               gap: { ...state.gap },
+              gaps: { ...state.gaps },
             };
       const prevSeen = state.lastSeen[d.id];
       if (prevSeen !== undefined && input.now > prevSeen) {
         next.gap ??= {};
         next.gap[d.id] = Math.max(input.now - prevSeen, (state.gap?.[d.id] ?? 0) * GAP_DECAY);
+        const seen = state.gaps?.[d.id] ?? 0;
+        if (seen < LEARNED_GAPS) {
+          next.gaps ??= {};
+          next.gaps[d.id] = seen + 1;
+        }
       }
       next.lastSeen[d.id] = input.now;
       next.lastSourceTs[d.id] = input.ts;

@@ -142,7 +142,7 @@ describe('care rules decide the same at every reporting interval (0.5–60 s, ji
         const steady = merge(steadyTimes.map((t) => telemetry(VS, t, NORMAL_VITALS)), ticks.filter((x) => x.now > known));
         expect(run(createNoDataRule(), steady).signals.filter(mine)).toEqual([]);
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, examples: [[{ intervalMs: 17_140, jitter: 0.4989631303686111, phase: 0, seed: 389242372 }]] },
     );
   });
 });
