@@ -25,6 +25,8 @@ interface Dev {
   failures: number;
   /** Got a CONNACK since the last resetReconnects. */
   reconnected: boolean;
+  /** This device's own share of the keepalive (0–¼ of it) added before it pings: see the pinger. */
+  readonly pingJitter: number;
 }
 
 /** Reconnect timings since the last resetReconnects (the restart measurement). */
@@ -155,7 +157,7 @@ async function doConnect(c: Extract<LoadgenCommand, { op: 'connect' }>): Promise
   const start = performance.now();
   const base = devices.length;
   for (const ref of c.devices) {
-    const d: Dev = { ref, topic: Buffer.from(deviceTopic(ref.homeId, ref.id, 'telemetry')), client: undefined, connected: false, failures: 0, reconnected: false };
+    const d: Dev = { ref, topic: Buffer.from(deviceTopic(ref.homeId, ref.id, 'telemetry')), client: undefined, connected: false, failures: 0, reconnected: false, pingJitter: Math.random() / 4 };
     devices.push(d);
     byId.set(ref.id, d);
   }
@@ -371,13 +373,18 @@ function disconnectAll(): void {
   for (const x of dashboards) x.socket.disconnect();
 }
 
-// Keepalive: any packet resets the broker's timer [MQTT-3.1.2-23]; ping devices idle for half of it.
+// Keepalive: any packet resets the broker's timer [MQTT-3.1.2-23]; a device idle for half of it
+// (plus its own jitter, up to a quarter more) pings. Without the jitter every idle device pinged in
+// the same 5 s tick: devices connected together stay in step, and 2,000 PINGREQs in one burst held
+// the broker for tens of ms, which an alarm published right then waited out (session 6's one idle
+// fire receipt of 33.5 ms, 29 ms of it before the broker read the PUBLISH). Real devices report on
+// timers of their own and drift apart; a generator that pings in lockstep measures itself.
 const pinger = setInterval(() => {
   const keepaliveMs = (connectOpts?.keepaliveS ?? 60) * 1000;
   const now = Date.now();
-  for (const d of devices) if (d.connected && d.client && now - d.client.lastSendAt > keepaliveMs / 2) d.client.ping();
+  for (const d of devices) if (d.connected && d.client && now - d.client.lastSendAt > keepaliveMs * (0.5 + d.pingJitter)) d.client.ping();
   if (subscriber && now - subscriber.lastSendAt > 30_000) subscriber.ping();
-}, 5_000);
+}, 250);
 
 async function handle(cmd: LoadgenCommand): Promise<unknown> {
   switch (cmd.op) {
