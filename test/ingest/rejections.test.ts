@@ -99,7 +99,11 @@ describe('ingest, acceptance: invalid messages', () => {
     const rows = await waitFor('flagged points', async () => {
       const s = await influxQuery(url, database, `SELECT temperature_c, temperature_c_raw, smoke_obscuration_pct_per_m, gas_lel_pct, gas_lel_pct_raw, out_of_range, seq FROM "raw"."telemetry" WHERE home = 'h01'`);
       const values = s[0]?.values ?? [];
-      return values.length === 4 ? values : undefined;
+      // All four, and the three flagged ones with their flag. Once (CI, session 7; not reproduced in 12
+      // local runs) the four rows came back with seq 1's out_of_range null although its _raw field,
+      // written in the same line, was there: InfluxDB 1.x keeps each field of a point as its own series in
+      // its cache, so a query during the write can see part of a point. Waited for; never there fails.
+      return values.length === 4 && values.filter((v) => v[6] !== null).length === 3 ? values : undefined;
     });
     const bySeq = new Map(rows.map((r) => [r[7] as number, r.slice(1, 7)]));
     expect(bySeq.get(1)).toEqual([200, 999, 0.1, null, null, 'temperature_c']);
