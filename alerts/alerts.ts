@@ -35,7 +35,7 @@ import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
 import { rosterRoutes } from './notify/roster-routes.ts';
 import { parseHomes } from '../common/homes.ts';
-import { createCoverage, type Coverage } from './coverage.ts';
+import { createCoverage, type Coverage } from './home-coverage.ts';
 import { gaugeFrom } from '../common/metrics.ts';
 import { createHomeEngines, homeStatePath, restrictRegistry, type HomeEngines } from './partition.ts';
 import { createSocketCluster, type SocketCluster } from './socket-cluster.ts';
@@ -61,7 +61,7 @@ export interface AlertsDeps {
   readonly logger: Logger;
   readonly rules: readonly Rule[];
   readonly clock?: Clock;
-  /** Timings of the home coverage check (alerts/coverage.ts); tests shorten them. */
+  /** Timings of the home coverage check (alerts/home-coverage.ts); tests shorten them. */
   readonly coverage?: { readonly everyMs?: number; readonly ttlMs?: number; readonly graceMs?: number };
   /** NODE_ENV=production: demo logins refused, a token secret required. */
   readonly production?: boolean;
@@ -193,7 +193,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, influx: influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
   let hub: SocketHub | undefined;
   let cluster: SocketCluster | undefined;
-  /** Issue 14, partitioned mode with Redis: are all homes of the registry owned exactly once (alerts/coverage.ts)? */
+  /** Issue 14, partitioned mode with Redis: are all homes of the registry owned exactly once (alerts/home-coverage.ts)? */
   let coverage: Coverage | undefined;
   let mqttAdapter: MqttAdapter | undefined;
   /** Set when the broker refused our login (retrying will not help): shown in /health. */

@@ -42,7 +42,7 @@ export const ALERT_ERRORS = {
   CLUSTER_OWNER_UNREACHABLE: { status: 503, message: 'the node that owns this home did not answer in time; try again' },
   // Issue 14: test/maintenance mode and rosters are kept by the home's owner; another node's copy would suppress or notify nothing.
   CLUSTER_NOT_OWNER: { status: 421, message: 'this node does not own the home: send the request to the alerts instance whose CAREWATCH_HOMES lists it (docs/scaling.md)' },
-  // Issue 14: home coverage across partitioned instances (alerts/coverage.ts): /health problems and log codes.
+  // Issue 14: home coverage across partitioned instances (alerts/home-coverage.ts): /health problems and log codes.
   ALERTS_HOME_UNOWNED: { status: 503, message: 'a home of the registry is owned by no alerts instance: nobody evaluates its alarms' },
   ALERTS_HOME_OWNED_TWICE: { status: 503, message: 'a home is owned by two alerts instances: its alarms are raised twice' },
 } as const;

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assessCoverage, EMPTY_COVERAGE, parseAnnouncement, type Announcement, type CoverageState } from '../../alerts/coverage.ts';
+import { assessCoverage, EMPTY_COVERAGE, parseAnnouncement, type Announcement, type CoverageState } from '../../alerts/home-coverage.ts';
 
-/** Issue 14, home coverage (alerts/coverage.ts): the pure core alone. */
+/** Issue 14, home coverage (alerts/home-coverage.ts): the pure core alone. */
 const HOMES = ['h01', 'h02', 'h03', 'h04', 'h05', 'h06'];
 const GRACE = 60_000;
 

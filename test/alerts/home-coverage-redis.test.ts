@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAlerts, type Alerts } from '../../alerts/alerts.ts';
-import { createCoverage, type CoverageSummary } from '../../alerts/coverage.ts';
+import { createCoverage, type CoverageSummary } from '../../alerts/home-coverage.ts';
 import { defaultRules } from '../../alerts/rules/index.ts';
 import { createManualClock } from '../../common/clock.ts';
 import { freePort } from '../../common/influxd.ts';
@@ -14,7 +14,7 @@ import { demoRegistry } from '../support/registry.ts';
 import { testAlertsConfig, until } from './support/harness.ts';
 
 /**
- * Issue 14, home coverage (alerts/coverage.ts, docs/scaling.md "Home coverage"): two partitioned alerts
+ * Issue 14, home coverage (alerts/home-coverage.ts, docs/scaling.md "Home coverage"): two partitioned alerts
  * instances in this process, with real Redis and InfluxDB, on one manual clock. Each announces its
  * homes in Redis; a home of the registry that neither owns is reported on the /health of both, but
  * only after the grace period.
