@@ -13,7 +13,7 @@ import { InfluxError } from '../../common/influx/errors.ts';
 export type ActorOf = (request: FastifyRequest) => Actor | undefined | Promise<Actor | undefined>;
 
 /** Codes the dashboard plugins answer with (the first four are the alerts catalogue's own). */
-export type DashboardErrorCode = 'API_BAD_REQUEST' | 'API_NOT_FOUND' | 'AUTH_REQUIRED' | 'AUTH_FORBIDDEN' | 'INFLUX_UNAVAILABLE' | 'API_INTERNAL';
+export type DashboardErrorCode = 'API_BAD_REQUEST' | 'API_NOT_FOUND' | 'AUTH_REQUIRED' | 'AUTH_FORBIDDEN' | 'INFLUX_UNAVAILABLE' | 'INFLUX_FAILED' | 'API_INTERNAL';
 
 export class RouteError extends Error {
   constructor(
@@ -38,9 +38,11 @@ export function installErrorHandler(app: FastifyInstance, count?: CountError): v
       code = err.code;
       message = err.message;
     } else if (err instanceof InfluxError) {
-      // Before isCodedError: an InfluxError's `status` is InfluxDB's answer, not ours.
-      status = 503;
-      code = 'INFLUX_UNAVAILABLE';
+      // Before isCodedError: an InfluxError's `status` is InfluxDB's answer, not ours. Down, slow or
+      // restarting (retryable) is 503: try again later. A query InfluxDB refused is our fault, 500
+      // with its own code, so a monitor does not wait for it to pass.
+      status = err.retryable ? 503 : 500;
+      code = err.retryable ? 'INFLUX_UNAVAILABLE' : 'INFLUX_FAILED';
       message = err.message;
     } else if ('validation' in err && err.validation !== undefined) {
       status = 400;
