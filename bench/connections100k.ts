@@ -320,7 +320,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     closers.push(() => alerts.close());
     const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })))));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
-    await sleep(2_000); // HAProxy's first health checks (rise 2 × 500 ms) mark every node up
+    await sleep(4_000); // HAProxy's first health checks (rise 2 × 2 s, test/support/haproxy.ts) mark every node up
     const rssIdle = nodes.map((n) => rssBytes(n.child.pid));
 
     // Probes: the call points and vital-signs monitors of up to 40 homes, and their staff's pages.

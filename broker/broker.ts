@@ -16,6 +16,7 @@ import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
 import type { ClosablePersistence, StoredWill, WillAction } from './redis-persistence.ts';
 import type { EarlyListener } from './early-listener.ts';
+import type { FanoutStats } from './redis-mq.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
@@ -61,6 +62,8 @@ export interface BrokerStats {
   readonly messagesOut: number;
   /** Messages waiting in aedes' mqemitter queue beyond its concurrency (read at the call). */
   readonly queuedMessages: number;
+  /** A cluster node's Redis subscriptions and what arrived through them (redis-mq.ts); undefined otherwise. */
+  readonly clusterFanout?: FanoutStats;
 }
 
 export interface Broker {
@@ -132,6 +135,7 @@ export function createBroker(deps: BrokerDeps): Broker {
 
   let aedes: Aedes | undefined;
   let persistence: ClosablePersistence | undefined;
+  let fanoutStats: (() => FanoutStats) | undefined;
   let tcp: TcpServer | undefined;
   let http: HttpServer | undefined;
   let wss: WebSocketServer | undefined;
@@ -404,6 +408,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       messagesIn,
       messagesOut,
       queuedMessages: queuedMessages(),
+      ...(fanoutStats !== undefined ? { clusterFanout: fanoutStats() } : {}),
     };
   }
 
@@ -520,6 +525,7 @@ export function createBroker(deps: BrokerDeps): Broker {
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
       const mq = redisMq?.mq;
+      fanoutStats = redisMq?.stats;
       // Cluster: a new aedes id at every start. aedes-persistence-redis keys queued packets by
       // (broker id, broker counter) and wills by broker id; a restarted node reusing its id would
       // restart its counter at 0 over packets still queued in Redis, and its old wills would

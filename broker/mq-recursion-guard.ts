@@ -27,8 +27,14 @@ import type { Aedes } from 'aedes';
  */
 const MAX_SYNC = 128;
 
+type Listener = (packet: unknown, done: () => void) => void;
+
 export function guardMqRecursion(broker: Aedes): void {
-  const mq = (broker as unknown as { mq: { on(topic: string, fn: (packet: unknown, done: () => void) => void): void } }).mq;
+  const mq = (broker as unknown as { mq: { on(topic: string, fn: Listener): void; onLocal?(topic: string, fn: Listener): void } }).mq;
+  // On a cluster node (redis-mq.ts) `onLocal`: this listener must not subscribe to anything in Redis
+  // (a `#` would make the node receive every message of the cluster); it sees what the node's other
+  // listeners bring in, which is every message that can recurse here.
+  const add = mq.onLocal !== undefined ? mq.onLocal.bind(mq) : mq.on.bind(mq);
   // Messages completed synchronously since the stack last unwound (reset on the next tick).
   let sync = 0;
   let resetQueued = false;
@@ -36,7 +42,7 @@ export function guardMqRecursion(broker: Aedes): void {
     sync = 0;
     resetQueued = false;
   };
-  mq.on('#', function completeBounded(_packet, done) {
+  add('#', function completeBounded(_packet, done) {
     if (sync >= MAX_SYNC) {
       setImmediate(done);
       return;

@@ -8,46 +8,201 @@ import { redisOptions } from './redis-persistence.ts';
  * node, and aedes' own `$SYS/<id>/heartbeat`, `…/new/clients` (session takeover across nodes) and
  * aedes-persistence-redis' `$SYS/sub/+` (each node's copy of the subscription trie) cross nodes too.
  *
- * Exactly once per node: mqemitter-redis' emit() only PUBLISHes to Redis and never delivers locally;
- * every node, the publishing one included, delivers what comes back from its subscriber connection.
- * That connection holds ONE subscription, the pattern `*` (every channel), and listeners are matched
- * in the node by mqemitter's own qlobber, as in a single broker. The library would instead SUBSCRIBE or
- * PSUBSCRIBE once per aedes topic filter; a message matching k of them (every message matches the `#`
- * of mq-recursion-guard.ts, telemetry also svc-ingest's `+/+/telemetry`, …) then arrives k times on
- * the connection, is decoded k times, and all but one copy are dropped by an LRU of message ids
- * (10,000, one minute): k-fold traffic from Redis, and "exactly once" resting on a cache bound. A
- * node receives every message of the cluster either way (the services subscribe to all telemetry).
+ * mqemitter-redis' emit() only PUBLISHes to Redis, on the channel named by the MQTT topic as is, and
+ * never delivers locally; every node, the publishing one included, delivers what comes back from its
+ * subscriber connection to its listeners, matched in the node by mqemitter's own qlobber as in a
+ * single broker.
+ *
+ * Each node receives from Redis only what its own listeners need. Until session 7 every node held
+ * ONE subscription, the pattern `*`, and so received and decoded every message of the cluster: in
+ * the 100,000-device benchmark 7 nodes each processed all 7,000 msg/s, though only node 0 had the
+ * services and the others held devices, whose one subscription is their own command topic
+ * (policy.ts authorizeSubscribe). Now the subscriber connection is in one of two modes:
+ * - **exact** (no local listener has a wildcard, `$SYS` aside): one `SUBSCRIBE <topic>` per distinct
+ *   exact topic some local listener has, counted per (topic, listener) so the last removeListener
+ *   UNSUBSCRIBEs, plus the pattern `$SYS/*` for aedes' and aedes-persistence-redis' internal topics.
+ *   A device-only node receives the commands of its own devices, the `$SYS` traffic (heartbeats,
+ *   one `new/clients` and a few `$SYS/sub` and `new/subscribes` notices per connect of any device of
+ *   the cluster) and no telemetry.
+ * - **all**: as soon as a local listener has a wildcard outside `$SYS` (a service connected here:
+ *   `carewatch/v1/+/+/telemetry`; devices may not subscribe to one), the pattern `*` alone; the
+ *   exact channels and `$SYS/*` are dropped. When the last such listener goes (the service
+ *   disconnected or moved to another node) the node returns to exact mode: services reconnecting
+ *   through HAProxy land on any node, and a node that stayed in all mode would keep the 7× work.
+ * Listeners and their Redis subscriptions, classified here (`listenerScope`):
+ * - aedes `$SYS/+/heartbeat`, `$SYS/+/birth`, `$SYS/+/new/clients`, broker.ts' `$SYS/+/new/clients`
+ *   (takeover marking), aedes-persistence-redis' `$SYS/sub/+`: `$SYS` → the `$SYS/*` pattern. Clients
+ *   may not subscribe to `$…` filters (policy.ts), so every `$SYS` listener is the broker's own.
+ * - mq-recursion-guard.ts' `#`: registered with `onLocal`, no Redis subscription of its own: it
+ *   bounds the recursion of whatever the other listeners bring in, and as a client filter it would
+ *   put every node in all mode.
+ * - clients' subscriptions (aedes subscribe handler, restored sessions): an exact topic → its channel;
+ *   a wildcard filter → all mode.
+ *
+ * Exactly once per node: in either mode each message matches exactly one of the connection's
+ * subscriptions (no `$SYS/…` topic is ever SUBSCRIBEd, `*` is held alone), so Redis sends it once.
+ * mqemitter-redis' own on() would instead SUBSCRIBE or PSUBSCRIBE once per aedes topic filter, and a
+ * message matching k of them (every message matches the guard's `#`) would arrive k times, all but
+ * one copy dropped by its LRU of message ids (10,000, one minute).
+ * During a switch of mode (the new subscriptions are sent before the old ones are dropped, so no
+ * message is missed) a message published between Redis executing the first and the last command
+ * matches both and arrives twice, the two copies back to back on the connection (Redis writes one
+ * PUBLISH's deliveries to a connection together). That window lasts one Redis round trip; the
+ * second copy is dropped by that same LRU of message ids, which holds the last 10,000. Were it ever
+ * to pass, a second delivery is what QoS 1 allows (at least once), ingest writes a reading
+ * idempotently (same point, same timestamp) and alerts keeps one open alert per signal.
+ *
+ * Every Redis command of the subscriber connection is sent in call order on that one connection
+ * (`punsubscribe`, which ioredis would batch to the end of the tick, is excluded from its
+ * auto-pipelining below), and Redis executes them in that order, so the subscriptions Redis holds
+ * always follow the sequence of on()/removeListener() calls. on()'s `done` (aedes: the SUBACK, and
+ * a restored session's CONNACK) waits for Redis' reply to the last command sent, so what a client is
+ * told it subscribed to reaches this node. ioredis re-subscribes after a reconnect (autoResubscribe)
+ * and resends the commands in flight; a command that failed outright (Redis unreachable beyond
+ * maxRetriesPerRequest) leaves the state unknown, and the next reconnect re-sends the whole wanted
+ * state.
  *
  * `done` of emit() is called on Redis' reply to PUBLISH, i.e. once Redis has handed the message to
  * every subscribed node's connection; aedes calls it after storeRetained and enqueueOffline, so a
- * PUBACK (ack-after-publish.ts) still means stored and fanned out.
+ * PUBACK (ack-after-publish.ts) still means stored and fanned out. A persistent session's QoS 1
+ * messages do not depend on its node's subscriptions: the publishing node enqueues them in Redis.
  *
  * Pub/sub channels belong to the Redis server, not to a database (`/db` in the url selects only the
  * keys): two clusters on one Redis server would hear each other's messages. Give each cluster its own
  * Redis server (docs/scaling.md).
  */
+type Listener = (packet: unknown, done: () => void) => void;
+
 export interface ClusterMq {
   /** Messages beyond `concurrency` wait here (mq-queue.ts replaces it with an O(1) FIFO). */
   _messageQueue: unknown;
   _messageCallbacks: unknown;
-  on(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
-  removeListener(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
+  on(topic: string, fn: Listener, done?: (err?: Error) => void): unknown;
+  removeListener(topic: string, fn: Listener, done?: (err?: Error) => void): unknown;
+  /**
+   * A listener that subscribes to nothing in Redis: it sees only the messages the node's other
+   * listeners bring in (mq-recursion-guard.ts' `#`). Removed with removeListener.
+   */
+  onLocal(topic: string, fn: Listener, done?: () => void): unknown;
   emit(packet: unknown, done?: (err?: Error) => void): void;
   close(cb: () => void): void;
   /** mqemitter-redis' connection events; 'error' for a failed PUBLISH or a lost connection. */
   readonly state: EventEmitter;
 }
 
-/** mqemitter-redis' instance internals used here: MQEmitter's own (local) on/removeListener, the subscriber connection. */
+/** The node's subscriber connection's mode (see the header). */
+export type FanoutMode = 'exact' | 'all';
+
+export interface FanoutStats {
+  readonly mode: FanoutMode;
+  /** Distinct exact topics (outside `$SYS`) the node's listeners have: its channels in exact mode. */
+  readonly channels: number;
+  /** Listeners with a wildcard outside `$SYS` (services' filters): all mode while above 0. */
+  readonly wildcardListeners: number;
+  /** Messages outside `$SYS` that arrived from Redis (the work the modes save), since start. */
+  readonly received: number;
+  /** aedes' and aedes-persistence-redis' `$SYS` messages that arrived from Redis, since start. */
+  readonly sysReceived: number;
+  /** Switches between the modes, since start. */
+  readonly switches: number;
+}
+
+/** ioredis' subscriber commands (variadic; each resolves on Redis' reply). */
+interface SubConn {
+  subscribe(...channels: string[]): Promise<unknown>;
+  unsubscribe(...channels: string[]): Promise<unknown>;
+  psubscribe(...patterns: string[]): Promise<unknown>;
+  punsubscribe(...patterns: string[]): Promise<unknown>;
+  on(event: 'ready', fn: () => void): unknown;
+  on(event: 'messageBuffer', fn: (channel: Buffer, message: Buffer) => void): unknown;
+  on(event: 'pmessageBuffer', fn: (pattern: Buffer, channel: Buffer, message: Buffer) => void): unknown;
+}
+
+/** mqemitter-redis' instance internals used here: MQEmitter's own (local) on/removeListener, the connections. */
 interface MqInternals {
-  _on(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
-  _removeListener(topic: string, fn: (packet: unknown, done: () => void) => void, done?: () => void): unknown;
-  subConn: { psubscribe(pattern: string): Promise<unknown> };
+  /** Set by mqemitter-redis' close(): its connections are quitting. */
+  closing?: boolean;
+  _on(topic: string, fn: Listener, done?: () => void): unknown;
+  _removeListener(topic: string, fn: Listener, done?: () => void): unknown;
+  subConn: SubConn;
   pubConn: {
     hset(key: string, field: string, value: string): Promise<unknown>;
     hget(key: string, field: string): Promise<string | null>;
     set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<string | null>;
   };
+}
+
+const SYS_PREFIX = '$SYS/';
+/** Redis glob of every `$SYS/…` channel (`*` in a Redis pattern spans `/`). */
+const SYS_PATTERN = '$SYS/*';
+/** Redis glob of every channel. */
+const ALL_PATTERN = '*';
+/** Channels per SUBSCRIBE/UNSUBSCRIBE when a switch moves all of a node's (one per device) at once. */
+const CHANNELS_PER_COMMAND = 5_000;
+
+/**
+ * What a listener on `topic` needs from Redis: `sys` (covered by the `$SYS/*` pattern in exact mode,
+ * by `*` in all mode), `exact` (its own channel in exact mode) or `wildcard` (all mode). A pure
+ * function of the topic filter; `+` and `#` are wildcards only as whole levels, and aedes has
+ * validated client filters before they get here [MQTT-4.7.1-2].
+ */
+export function listenerScope(topic: string): 'sys' | 'exact' | 'wildcard' {
+  if (topic.startsWith(SYS_PREFIX)) return 'sys';
+  return topic.includes('+') || topic.includes('#') ? 'wildcard' : 'exact';
+}
+
+/**
+ * Listeners per topic, counted per (topic, listener) as mqemitter's qlobber holds them (one entry per
+ * on(), one removed per removeListener()), so a removal of a pair never added changes nothing.
+ */
+class ListenerCount {
+  readonly #byTopic = new Map<string, Map<Listener, number>>();
+  #total = 0;
+  get total(): number {
+    return this.#total;
+  }
+  get topics(): number {
+    return this.#byTopic.size;
+  }
+  topicList(): string[] {
+    return [...this.#byTopic.keys()];
+  }
+  /** True if `topic` had no listener before. */
+  add(topic: string, fn: Listener): boolean {
+    let fns = this.#byTopic.get(topic);
+    const first = fns === undefined;
+    if (fns === undefined) {
+      fns = new Map();
+      this.#byTopic.set(topic, fns);
+    }
+    fns.set(fn, (fns.get(fn) ?? 0) + 1);
+    this.#total++;
+    return first;
+  }
+  /** True if that was `topic`'s last listener. */
+  remove(topic: string, fn: Listener): boolean {
+    const fns = this.#byTopic.get(topic);
+    const n = fns?.get(fn);
+    if (fns === undefined || n === undefined) return false;
+    if (n > 1) fns.set(fn, n - 1);
+    else fns.delete(fn);
+    this.#total--;
+    if (fns.size > 0) return false;
+    this.#byTopic.delete(topic);
+    return true;
+  }
+}
+
+function chunks(list: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < list.length; i += CHANNELS_PER_COMMAND) out.push(list.slice(i, i + CHANNELS_PER_COMMAND));
+  return out;
+}
+
+/** Bytes of `$SYS/`, to classify an arriving channel without decoding it. */
+const SYS_BYTES = Buffer.from(SYS_PREFIX);
+function isSysChannel(channel: Buffer): boolean {
+  return channel.length >= SYS_BYTES.length && channel.compare(SYS_BYTES, 0, SYS_BYTES.length, 0, SYS_BYTES.length) === 0;
 }
 
 /**
@@ -76,6 +231,8 @@ export interface RedisMq {
    * of a node that died between claiming and publishing is tried again by the next pass.
    */
   claimWill(brokerId: string, clientId: string, ttlMs: number): Promise<boolean>;
+  /** The subscriber connection's mode and what arrived on it (read at the call). */
+  stats(): FanoutStats;
 }
 
 export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void }): RedisMq {
@@ -90,15 +247,145 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     // is 20, ~10 s): the device gets no PUBACK and sends the message again to whichever node it
     // reaches next.
     maxRetriesPerRequest: 20,
+    // mqemitter-redis turns auto-pipelining on; ioredis exempts SUBSCRIBE, PSUBSCRIBE and UNSUBSCRIBE
+    // but not PUNSUBSCRIBE (its list says "unpsubscribe"), which would then be sent at the end of the
+    // tick, after a PSUBSCRIBE called later: the order of the mode switches (see the header) needs
+    // every subscriber command sent when called.
+    autoPipeliningIgnoredCommands: ['punsubscribe'],
   });
   mq.state.on('error', opts.onError);
   const inner = mq as unknown as ClusterMq & MqInternals;
-  if (typeof inner._on !== 'function' || typeof inner._removeListener !== 'function' || typeof inner.subConn?.psubscribe !== 'function') throw new Error('mqemitter-redis internals changed: _on/_removeListener/subConn not found');
-  // Listeners are local only (see above); the one Redis subscription below feeds them all.
-  inner.on = (topic, fn, done) => inner._on(topic, fn, done);
-  inner.removeListener = (topic, fn, done) => inner._removeListener(topic, fn, done);
-  // ioredis re-subscribes after a reconnect (autoResubscribe).
-  const ready = inner.subConn.psubscribe('*').then(() => undefined);
+  if (typeof inner._on !== 'function' || typeof inner._removeListener !== 'function' || typeof inner.subConn?.psubscribe !== 'function' || typeof inner.subConn.punsubscribe !== 'function') {
+    throw new Error('mqemitter-redis internals changed: _on/_removeListener/subConn not found');
+  }
+  const conn = inner.subConn;
+
+  let mode: FanoutMode = 'exact';
+  const exact = new ListenerCount();
+  const wildcard = new ListenerCount();
+  let received = 0;
+  let sysReceived = 0;
+  let switches = 0;
+  /** Redis' reply to the last subscriber command sent: every earlier one has been executed by then. */
+  let last: Promise<void> = Promise.resolve();
+  /** A command failed outright: Redis' subscriptions are unknown until the next reconnect re-sends them. */
+  let unsure = false;
+
+  /** Channels whose UNSUBSCRIBE failed: Redis may still hold them (dropped again by the resync). */
+  const stale = new Set<string>();
+
+  /** `unsubscribed`: the channels of an UNSUBSCRIBE (never sent without: ioredis would wait forever). */
+  const send = (command: () => Promise<unknown>, unsubscribed: readonly string[] = []): void => {
+    // Closing (aedes unsubscribes its clients' listeners as it closes): local only, no command.
+    if (inner.closing === true) return;
+    const reply = command().then(() => undefined);
+    reply.catch((err: unknown) => {
+      if (inner.closing === true) return;
+      unsure = true;
+      for (const channel of unsubscribed) stale.add(channel);
+      opts.onError(err instanceof Error ? err : new Error(String(err)));
+    });
+    last = reply;
+  };
+  const unsubscribe = (channels: readonly string[]): void => {
+    for (const list of chunks(channels)) send(() => conn.unsubscribe(...list), list);
+  };
+  /** Calls `done` once Redis executed every command sent so far (with the error if `sent` and it failed). */
+  const whenDone = (sent: boolean, done: ((err?: Error) => void) | undefined): void => {
+    if (done === undefined) return;
+    last.then(
+      () => done(),
+      (err: unknown) => (sent ? done(err instanceof Error ? err : new Error(String(err))) : done()),
+    );
+  };
+  // New subscriptions first, then the old ones dropped: no message is missed in between (duplicates
+  // in the window: see the header).
+  const toAll = (): void => {
+    mode = 'all';
+    switches++;
+    send(() => conn.psubscribe(ALL_PATTERN));
+    unsubscribe(exact.topicList());
+    send(() => conn.punsubscribe(SYS_PATTERN));
+  };
+  const toExact = (): void => {
+    mode = 'exact';
+    switches++;
+    for (const list of chunks(exact.topicList())) send(() => conn.subscribe(...list));
+    send(() => conn.psubscribe(SYS_PATTERN));
+    send(() => conn.punsubscribe(ALL_PATTERN));
+  };
+
+  inner.on = (topic, fn, done) => {
+    inner._on(topic, fn);
+    const scope = listenerScope(topic);
+    let sent = false;
+    if (scope === 'exact') {
+      if (exact.add(topic, fn) && mode === 'exact') {
+        send(() => conn.subscribe(topic));
+        sent = true;
+      }
+    } else if (scope === 'wildcard') {
+      wildcard.add(topic, fn);
+      if (mode === 'exact') {
+        toAll();
+        sent = true;
+      }
+    }
+    whenDone(sent, done);
+    return inner;
+  };
+  inner.removeListener = (topic, fn, done) => {
+    // mqemitter removes the listener on the next turn (setImmediate) and then calls its callback.
+    const removed = new Promise<void>((resolve) => inner._removeListener(topic, fn, resolve));
+    const scope = listenerScope(topic);
+    if (scope === 'exact') {
+      if (exact.remove(topic, fn) && mode === 'exact') unsubscribe([topic]);
+    } else if (scope === 'wildcard') {
+      if (wildcard.remove(topic, fn) && wildcard.total === 0 && mode === 'all') toExact();
+    }
+    if (done !== undefined) void removed.then(() => whenDone(false, done));
+    return inner;
+  };
+  inner.onLocal = (topic, fn, done) => inner._on(topic, fn, done);
+
+  // Counted beside mqemitter-redis' own handlers (which decode and deliver).
+  conn.on('messageBuffer', (channel) => {
+    if (isSysChannel(channel)) sysReceived++;
+    else received++;
+  });
+  conn.on('pmessageBuffer', (_pattern, channel) => {
+    if (isSysChannel(channel)) sysReceived++;
+    else received++;
+  });
+  // After a failed command: the wanted subscriptions again, added before the unwanted are dropped
+  // (Redis answers an UNSUBSCRIBE of a channel it does not hold too). On the next turn, after
+  // ioredis' own re-subscription of what it knew.
+  conn.on('ready', () => {
+    if (!unsure) return;
+    setImmediate(() => {
+      if (!unsure) return;
+      unsure = false;
+      const leftOver = [...stale];
+      stale.clear();
+      if (mode === 'all') {
+        send(() => conn.psubscribe(ALL_PATTERN));
+        unsubscribe([...new Set([...exact.topicList(), ...leftOver])]);
+        send(() => conn.punsubscribe(SYS_PATTERN));
+      } else {
+        const wanted = exact.topicList();
+        for (const list of chunks(wanted)) send(() => conn.subscribe(...list));
+        send(() => conn.psubscribe(SYS_PATTERN));
+        const wantedSet = new Set(wanted);
+        unsubscribe(leftOver.filter((c) => !wantedSet.has(c)));
+        send(() => conn.punsubscribe(ALL_PATTERN));
+      }
+    });
+  });
+
+  // Exact mode until a wildcard listener comes: the `$SYS` pattern. ioredis re-subscribes after a
+  // reconnect (autoResubscribe).
+  send(() => conn.psubscribe(SYS_PATTERN));
+  const ready = last;
   // Awaited by start(); this only keeps a rejection before that await from being "unhandled".
   ready.catch(() => undefined);
   return {
@@ -109,5 +396,6 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     },
     lastNodeOf: (clientId) => inner.pubConn.hget(LAST_NODE_KEY, clientId),
     claimWill: async (brokerId, clientId, ttlMs) => (await inner.pubConn.set(`${WILL_CLAIM_PREFIX}${brokerId}:${clientId}`, '1', 'PX', ttlMs, 'NX')) === 'OK',
+    stats: () => ({ mode, channels: exact.topics, wildcardListeners: wildcard.total, received, sysReceived, switches }),
   };
 }
