@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
 import { BENCH_DEVICE_SECRET, BENCH_SERVICE_SECRET, BENCH_USER_PASSWORD, benchRegistry, type BenchDevice, type BenchRegistry } from './lib/registry.ts';
@@ -355,6 +355,19 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       }),
     );
     ctx.log(`connections100k: province load ${p.rate} msg/s started; warming up`);
+    // Every 30 s while the load runs: RSS by kind, the machine's load, devices connected. Session 7's
+    // full run lost all 12 load generators 4 minutes into the load with nothing in their output.
+    const sumRss = (pids: readonly number[]): number => Math.round(pids.reduce((a, pid) => a + (rssBytes(pid) || 0), 0) / 1024 ** 2);
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        await sleep(30_000);
+        if (!sampling) break;
+        const lgMb = lgs.map((lg) => Math.round((rssBytes(lg.child.pid) || 0) / 1024 ** 2));
+        const connectedNow = (await Promise.all(lgs.map((lg) => lg.stats().catch(() => ({ connected: -1 }))))).map((x) => x.connected);
+        ctx.log(`connections100k: load phase: load average ${loadavg()[0]?.toFixed(1)}, RSS MB nodes ${sumRss(nodes.map((n) => n.child.pid))}, alerts ${sumRss([alerts.child.pid])}, redis ${sumRss([redis.child.pid])}, load generators ${JSON.stringify(lgMb)}; connected per generator ${JSON.stringify(connectedNow)}`);
+      }
+    })();
     await sleep(ctx.quick ? 5_000 : 15_000);
     const stack = { reg: { ...reg, homes: probeHomes }, load: probe, probe, close: async () => undefined };
     const i0 = await ingest.stats();
@@ -362,6 +375,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const usedCallPoints = new Set<string>();
     const loaded = await alertTrials(stack, ctx.quick ? 10 : 30, usedCallPoints, ctx.quick ? 200 : 500);
     const i1 = await ingest.stats();
+    sampling = false;
+    void sampler;
     if (loaded.missedReceipts > 0) ctx.log(`connections100k: ${loaded.missedReceipts} alarm receipts missing; alerts said: ${alerts.child.tail().slice(-1500)}`);
     const ingestRate = ((i1.received - i0.received) * 1000) / (performance.now() - ti0);
     const perNode = await Promise.all(nodes.map((n) => n.connected()));

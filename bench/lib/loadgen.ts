@@ -35,8 +35,9 @@ export async function startLoadgen(): Promise<Loadgen> {
     if (m.reply.ok) w.resolve(m.reply.result);
     else w.reject(new Error(`loadgen: ${m.reply.error}`));
   });
-  child.proc.once('exit', (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`loadgen exited (${code}): ${child.tail()}`));
+  // 'close', not 'exit': its stderr (a V8 "heap out of memory", a signal's cause) has been read by then.
+  child.proc.once('close', (code, signal) => {
+    for (const w of waiting.values()) w.reject(new Error(`loadgen exited (code ${code}, signal ${signal}): ${child.tail()}`));
     waiting.clear();
   });
   await Promise.race([readyP, new Promise((_, rej) => setTimeout(() => rej(new Error(`loadgen did not start: ${child.tail()}`)), 30_000))]);
