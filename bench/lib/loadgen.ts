@@ -45,7 +45,13 @@ export async function startLoadgen(): Promise<Loadgen> {
     new Promise<T>((resolve, reject) => {
       const id = next++;
       waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      child.proc.send({ id, cmd });
+      // With a callback a closed channel rejects this call instead of an unhandled 'error' event on
+      // the child (a stats poll after the generator was stopped crashed the runner).
+      child.proc.send({ id, cmd }, (err) => {
+        if (err === null) return;
+        waiting.delete(id);
+        reject(new Error(`loadgen: ${err.message}`));
+      });
     });
   return {
     child,

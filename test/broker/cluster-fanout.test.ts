@@ -6,7 +6,7 @@ import type { Broker } from '../../broker/broker.ts';
 import { listenerScope, type FanoutStats } from '../../broker/redis-mq.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { closedEvent, connect, json, record, startBroker, until, type Received } from './helpers.ts';
+import { closedEvent, connect, json, record, seqsOf, startBroker, until, type Received } from './helpers.ts';
 
 /**
  * Issue 14: a broker node receives from Redis only what its own clients need (broker/redis-mq.ts).
@@ -34,7 +34,6 @@ function fanout(b: Broker): FanoutStats {
   if (s === undefined) throw new Error('not a cluster node');
   return s;
 }
-const seqsOf = (got: readonly Received[], topic: string): number[] => got.filter((m) => m.topic === topic).map((m) => json(m).seq as number);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { closedEvent, connect, connectRecording, json, record, startBroker, until, type Received } from './helpers.ts';
+import { closedEvent, connect, connectRecording, json, record, seqsOf, startBroker, until, type Received } from './helpers.ts';
 
 /**
  * Two broker nodes in one process sharing one Redis (issue 14): persistence AND message fan-out
@@ -25,7 +25,6 @@ async function node(nodeId: string): Promise<Broker> {
   return b;
 }
 
-const seqsOf = (got: Received[], topic: string): number[] => got.filter((m) => m.topic === topic).map((m) => json(m).seq as number);
 
 beforeAll(async () => {
   redis = await createRedisServer();

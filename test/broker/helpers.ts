@@ -77,3 +77,8 @@ export function closedEvent(client: MqttClient): Promise<void> {
 export function json(r: Received): Record<string, unknown> {
   return JSON.parse(r.payload.toString('utf8')) as Record<string, unknown>;
 }
+
+/** The `seq` of every message received on `topic`, in arrival order. */
+export function seqsOf(got: readonly Received[], topic: string): number[] {
+  return got.filter((m) => m.topic === topic).map((m) => json(m).seq as number);
+}
