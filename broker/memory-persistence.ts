@@ -159,8 +159,8 @@ export class SessionQueue {
   /**
    * A PUBACK (or PUBCOMP) on `conn` clears the entry that connection numbered with that id; an id
    * no entry of it holds (a retained copy sent at SUBSCRIBE is not queued) clears nothing. Without an id (a
-   * publish aedes decided not to forward): that message's entry by broker id and counter, else the
-   * oldest unnumbered one (the stock answer for a packet that says nothing more).
+   * publish aedes decided not to forward): that message's unnumbered entry by broker id and counter
+   * (or nothing); a packet with neither clears the oldest unnumbered entry (the stock answer).
    */
   clear(conn: object, packet: { messageId?: number | undefined; brokerId?: string | undefined; brokerCounter?: number | undefined }): Packet | undefined {
     if (packet.messageId !== undefined) {
@@ -168,9 +168,11 @@ export class SessionQueue {
       return key === undefined ? undefined : this.remove(key);
     }
     if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
+      // That message's entry or none: never another message in its place.
       for (const key of this.byCounter.get(packet.brokerId)?.get(packet.brokerCounter) ?? []) {
         if ((this.entries.get(key) as Entry).packet.messageId === undefined) return this.remove(key);
       }
+      return undefined;
     }
     const [key] = this.unnumbered;
     return key === undefined ? undefined : this.remove(key);

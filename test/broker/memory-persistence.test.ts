@@ -81,10 +81,8 @@ class Model {
     const q = this.q(conn.id);
     let i = -1;
     if (p.messageId !== undefined) i = this.holder(conn, p.messageId);
-    else {
-      if (p.brokerId !== undefined) i = q.findIndex((x) => x.packet.messageId === undefined && x.packet.brokerId === p.brokerId && x.packet.brokerCounter === p.brokerCounter);
-      if (i < 0) i = q.findIndex((x) => x.packet.messageId === undefined);
-    }
+    else if (p.brokerId !== undefined) i = q.findIndex((x) => x.packet.messageId === undefined && x.packet.brokerId === p.brokerId && x.packet.brokerCounter === p.brokerCounter);
+    else i = q.findIndex((x) => x.packet.messageId === undefined);
     if (i < 0) return undefined;
     return q.splice(i, 1)[0]?.packet;
   }
