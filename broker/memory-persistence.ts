@@ -91,7 +91,8 @@ export class SessionQueue {
     if (list.length === 0) index.delete(k);
   }
 
-  // The stock scans compare with ===, so an unnumbered entry matches an unnumbered packet (keysWith).
+  // byMessageId lists keys in numbering order (holderOf takes the newest of a connection); the
+  // unnumbered set is in queue order (clear of a packet that names nothing takes the oldest).
   private indexMessageId(id: number | undefined, key: number): void {
     if (id !== undefined) {
       const list = this.byMessageId.get(id);
