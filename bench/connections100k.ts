@@ -172,12 +172,15 @@ async function startHaproxy(backends: readonly Backend[]): Promise<Proc & { port
   };
 }
 
+/** RSS of these processes together, bytes (one that has gone counts 0). */
+function rssOf(pids: readonly number[]): number {
+  return pids.reduce((a, pid) => a + (rssBytes(pid) || 0), 0);
+}
+
 /** RSS of every process this benchmark runs (children, InfluxDB, the runner). */
 function totalRss(extraPids: readonly number[]): number {
-  let sum = rssBytes(process.pid);
-  for (const c of liveChildren) if (c.pid !== undefined) sum += rssBytes(c.pid) || 0;
-  for (const p of extraPids) sum += rssBytes(p) || 0;
-  return sum;
+  const children = [...liveChildren].flatMap((c) => (c.pid !== undefined ? [c.pid] : []));
+  return rssOf([process.pid, ...children, ...extraPids]);
 }
 
 /** Mosquitto's password file for the same devices (same secret as the registry's; mosquitto_passwd -U hashes it in place). */
@@ -357,15 +360,15 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     ctx.log(`connections100k: province load ${p.rate} msg/s started; warming up`);
     // Every 30 s while the load runs: RSS by kind, the machine's load, devices connected. Session 7's
     // full run lost all 12 load generators 4 minutes into the load with nothing in their output.
-    const sumRss = (pids: readonly number[]): number => Math.round(pids.reduce((a, pid) => a + (rssBytes(pid) || 0), 0) / 1024 ** 2);
+    const mb = (pids: readonly number[]): number => Math.round(rssOf(pids) / 1024 ** 2);
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
         await sleep(30_000);
         if (!sampling) break;
-        const lgMb = lgs.map((lg) => Math.round((rssBytes(lg.child.pid) || 0) / 1024 ** 2));
+        const lgMb = lgs.map((lg) => mb([lg.child.pid]));
         const connectedNow = (await Promise.all(lgs.map((lg) => lg.stats().catch(() => ({ connected: -1 }))))).map((x) => x.connected);
-        ctx.log(`connections100k: load phase: load average ${loadavg()[0]?.toFixed(1)}, RSS MB nodes ${sumRss(nodes.map((n) => n.child.pid))}, alerts ${sumRss([alerts.child.pid])}, redis ${sumRss([redis.child.pid])}, load generators ${JSON.stringify(lgMb)}; connected per generator ${JSON.stringify(connectedNow)}`);
+        ctx.log(`connections100k: load phase: load average ${loadavg()[0]?.toFixed(1)}, RSS MB nodes ${mb(nodes.map((n) => n.child.pid))}, alerts ${mb([alerts.child.pid])}, redis ${mb([redis.child.pid])}, load generators ${JSON.stringify(lgMb)}; connected per generator ${JSON.stringify(connectedNow)}`);
       }
     })();
     await sleep(ctx.quick ? 5_000 : 15_000);
@@ -387,15 +390,14 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     });
     const influxPid = influxdPid(influx.dataDir);
     const totalRssLoaded = totalRss(influxPid !== undefined ? [influxPid] : []);
-    const sum = (pids: readonly number[]): number => pids.reduce((a, pid) => a + (rssBytes(pid) || 0), 0);
     const rssByKind: Record<string, number> = {
-      nodes: sum(nodes.map((n) => n.child.pid)),
-      haproxy: sum(haproxies.map((h) => h.child.pid)),
-      loadgens: sum([...lgs, probe].map((lg) => lg.child.pid)),
-      redis: sum([redis.child.pid]),
-      influxdb: sum(influxPid !== undefined ? [influxPid] : []),
-      ingest: sum([ingest.child.pid]),
-      alerts: sum([alerts.child.pid]),
+      nodes: rssOf(nodes.map((n) => n.child.pid)),
+      haproxy: rssOf(haproxies.map((h) => h.child.pid)),
+      loadgens: rssOf([...lgs, probe].map((lg) => lg.child.pid)),
+      redis: rssOf([redis.child.pid]),
+      influxdb: rssOf(influxPid !== undefined ? [influxPid] : []),
+      ingest: rssOf([ingest.child.pid]),
+      alerts: rssOf([alerts.child.pid]),
     };
     ctx.log(`connections100k: RSS MB by kind ${JSON.stringify(Object.fromEntries(Object.entries(rssByKind).map(([k, v]) => [k, Math.round(v / 1024 ** 2)])))}`);
     ctx.log(`connections100k: per node ${figures.map((f) => `${f.name} ${f.connections} conns ${(f.rssLoaded / 1024 ** 2).toFixed(0)} MB`).join(', ')}; all processes ${(totalRssLoaded / 1024 ** 3).toFixed(2)} GB; ingest ${ingestRate.toFixed(0)} msg/s; fire p99 ${percentiles(loaded.fire).p99.toFixed(1)} ms, care p99 ${percentiles(loaded.care).p99.toFixed(1)} ms`);
