@@ -81,12 +81,17 @@ describe('rate of rise at realistic reporting intervals (EN 54-5 class A1R)', ()
 
 describe('fire rules decide the same at every reporting interval (0.5–60 s, jittered)', () => {
   // Documented delay of heat_ror by rate of rise: the time a steady rise takes to bring the 60 s
-  // least-squares slope to 8 °C/min, then the confirming reading (docs/rules.md). 10 °C/min was 50 s
-  // until fresh-clone CI found a detector reporting every 34.001 s alarming 5 ms past 50 s + 2
-  // intervals (kept below as an example); 51 s is what the rule gives, far inside EN 54-5 A1's 4 min 20 s.
-  const ROR_DELAY_S: Record<number, number> = { 10: 51, 15: 35, 20: 30, 30: 25 };
+  // least-squares slope to 8 °C/min and be confirmed, with readings every 0.5 s (docs/rules.md).
+  // A slope adds one interval to the D + 2 I of a level rule: the first reading after the rise
+  // starts has only pre-rise readings before it, so at a sparse interval the rise shows in the
+  // slope from the second reading on, and a third confirms it. Fresh-clone CI twice found a
+  // detector at 34 s intervals past D + 2 I at 10 °C/min (kept below as examples); sweeps in
+  // session 8 needed up to 65.0 s over 2 I at 10 °C/min (200,000 samplings at 20–60 s), but at
+  // most 43.9 / 31.6 / 26.0 / 20.0 s over 3 I (60,000 samplings per rate), the worst at 0.5 s.
+  // D + 3 I stays inside EN 54-5 A1's 4 min 20 s at 10 °C/min up to a 60 s interval (46 + 180 s).
+  const ROR_DELAY_S: Record<number, number> = { 10: 46, 15: 34, 20: 28, 30: 22 };
 
-  it('heat_ror: a steady rise of 10–30 °C/min → raised within D(rate) + 2 intervals of its start', () => {
+  it('heat_ror: a steady rise of 10–30 °C/min → raised within D(rate) + 3 intervals of its start', () => {
     fc.assert(
       fc.property(samplingArb, fc.constantFrom(10, 15, 20, 30), (s, rate) => {
         const n = uniform(s.seed + 1);
@@ -94,9 +99,18 @@ describe('fire rules decide the same at every reporting interval (0.5–60 s, ji
         const { inputs, gap } = sampled(hdKitchen, s, start + 300 * S, (t) => ({ temperature_c: round(22 + (Math.max(0, t - start) / 60_000) * rate + 0.1 * n(), 2) }), false);
         const ror = firstRaise(fireDetectionRule, inputs, 'heat_ror');
         expect(ror).toBeDefined();
-        expect(ror!.sourceTs).toBeLessThanOrEqual(T0 + start + ROR_DELAY_S[rate]! * S + 2 * gap);
+        expect(ror!.sourceTs).toBeLessThanOrEqual(T0 + start + ROR_DELAY_S[rate]! * S + 3 * gap);
       }),
-      { numRuns: RUNS, examples: [[{ intervalMs: 34_001, jitter: 0, phase: 0, seed: 0 }, 10]] },
+      {
+        numRuns: RUNS,
+        examples: [
+          [{ intervalMs: 34_001, jitter: 0, phase: 0, seed: 0 }, 10],
+          [{ intervalMs: 34_201, jitter: 0, phase: 0, seed: 0 }, 10],
+          // The worst found over 2 I (65.0 s) and over 3 I (43.8 s) by the session 8 sweeps.
+          [{ intervalMs: 55_980, jitter: 0.49999999999999917, phase: 1.3066886304686677e-139, seed: 1903999504 }, 10],
+          [{ intervalMs: 512, jitter: 1.3536189572597547e-56, phase: 3.5358671988158844e-7, seed: 539211688 }, 10],
+        ],
+      },
     );
   });
 
