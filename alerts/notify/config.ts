@@ -119,7 +119,7 @@ export function notifyConfigProblems(input: unknown): string[] {
     if (c.messageIdPointer === undefined) problems.push(`notify config /channels/${i}/receipts: needs messageIdPointer (receipts name the gateway's message id)`);
     const allowed = RECEIPT_STATUSES_OF[c.kind ?? 'sms'];
     for (const [word, status] of Object.entries(c.receipts.statuses)) {
-      if (!allowed.includes(status)) problems.push(`notify config /channels/${i}/receipts/statuses/${word}: a ${c.kind ?? 'sms'} receipt is ${allowed.join(', ')}, not ${status}`);
+      if (!allowed.includes(status)) problems.push(`notify config /channels/${i}/receipts/statuses/${word}: a ${c.kind ?? 'sms'} receipt is one of ${allowed.join(' | ')}, not "${status}"`);
     }
   });
   config.routes.forEach((r, i) => {
