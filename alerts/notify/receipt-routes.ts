@@ -127,7 +127,8 @@ export function createReceiptBook(deps: ReceiptBookDeps): ReceiptBook {
       return { ...(messageId !== undefined ? { messageId } : {}), outcome: 'NOTIFY_RECEIPT_BAD_BODY' };
     }
     const s = sent.get(key(c.id, messageId));
-    if (s === undefined || s.at < clock.now() - retentionMs) {
+    // Ids older than the retention were pruned before the batch: unknown too.
+    if (s === undefined) {
       rejections.record('NOTIFY_RECEIPT_UNKNOWN_MESSAGE', c.id, `message id ${messageId.slice(0, 100)}`);
       return { messageId, outcome: 'NOTIFY_RECEIPT_UNKNOWN_MESSAGE' };
     }
