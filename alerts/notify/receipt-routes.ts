@@ -53,6 +53,11 @@ export interface ReceiptBookDeps {
   readonly audit: (incidentId: string, facts: ReceiptAuditFacts) => boolean;
   readonly retentionMs?: number;
   readonly maxEntries?: number;
+  /**
+   * Each receipt recorded (not duplicates), after its audit: a hook for the notifier to act on a
+   * failed SMS or an unanswered call (issue 15 "keep trying until someone answers"); unused so far.
+   */
+  readonly onReceipt?: (incidentId: string, facts: ReceiptAuditFacts) => void;
 }
 
 export interface ReceiptBookStats {
@@ -145,6 +150,11 @@ export function createReceiptBook(deps: ReceiptBookDeps): ReceiptBook {
       kept = deps.audit(s.incidentId, facts);
     } catch (err) {
       logger.error({ err, incidentId: s.incidentId, code: 'ALERTS_NOTIFY_AUDIT_FAILED' }, 'could not record a delivery receipt');
+    }
+    try {
+      deps.onReceipt?.(s.incidentId, facts);
+    } catch (err) {
+      logger.error({ err, incidentId: s.incidentId, code: 'ALERTS_NOTIFY_FAILED' }, 'the receipt hook failed');
     }
     // A failed SMS or an unanswered call is a person not reached: loud, whatever the audit did.
     const log = status === 'failed' || status === 'not_answered' ? logger.warn.bind(logger) : logger.info.bind(logger);
