@@ -229,7 +229,8 @@ export function gatewayVerdict(rule: GatewaySuccessRule | undefined, messageIdPo
         return { kind: permanent ? 'fail' : 'retry', detail, ...(messageId !== undefined ? { messageId } : {}) };
       }
     }
-    return { kind: 'ok', ...(messageId !== undefined ? { messageId } : {}) };
+    // The id in the detail too: the `notified` audit entry then names what the receipt will name.
+    return { kind: 'ok', ...(messageId !== undefined ? { messageId, detail: `gateway message ${messageId}` } : {}) };
   };
 }
 

@@ -123,6 +123,11 @@ describe('delivery receipts end to end', () => {
     await until(() => (a.lifecycle.incidentAudit(incident.id) ?? []).filter((e) => e.action === 'notified').length === 2, 'SMS and call delivered to the gateway');
     expect(gateway.requests.map((r) => r.url).sort()).toEqual(['/call', '/sms']);
     expect((JSON.parse(gateway.requests.find((r) => r.url === '/sms')!.body) as { Content: string }).Content).toContain('阳光颐养院');
+    // The delivery's own audit entry names the gateway's message id, as its receipt will.
+    expect((a.lifecycle.incidentAudit(incident.id) ?? []).filter((e) => e.action === 'notified').map((e) => [e.channel, e.reason]).sort()).toEqual([
+      ['sms', 'gateway message biz-1'],
+      ['voice', 'gateway message call-1'],
+    ]);
 
     // The SMS reached the phone: Aliyun posts a batch.
     const smsReceipt = JSON.stringify([{ phone_number: '13800000001', success: true, err_code: 'DELIVERED', err_msg: '用户接收成功', biz_id: 'biz-1', out_id: `${incident.id}:0:sms:nurse-li` }]);
