@@ -28,12 +28,15 @@ import { disablementRoutes } from './http/disablement-routes.ts';
 import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
 import { sliceCut, type CutPart } from './snapshot-text.ts';
-import { createAlertsMetrics } from './metrics.ts';
+import { createAlertsMetrics, registerNotifyMetrics } from './metrics.ts';
 import type { ServerTls } from '../common/tls.ts';
 import type { NotifyConfig } from './notify/config.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
 import { rosterRoutes } from './notify/roster-routes.ts';
+import { createReceiptBook, receiptRoutes, type ReceiptBook } from './notify/receipt-routes.ts';
+import { buildChannels } from './notify/config.ts';
+import type { NotificationChannel } from './notify/channel.ts';
 import { parseHomes } from '../common/homes.ts';
 import { createCoverage, type Coverage } from './home-coverage.ts';
 import { gaugeFrom } from '../common/metrics.ts';
@@ -265,6 +268,22 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   });
   // Issue 15: on-call rosters (registry, edited by directors) and the notifier on the incident sink.
   const rosters: RosterStore = createRosterStore({ registry, stateDir, clock, logger });
+  // Issue 15: SMS / voice delivery receipts map the gateway's message id back to the incident's audit.
+  const receiptBook: ReceiptBook | undefined =
+    deps.notify === undefined
+      ? undefined
+      : createReceiptBook({
+          config: deps.notify,
+          clock,
+          logger,
+          audit: (id, facts) => {
+            if (lifecycle.incident(id) === undefined) return false;
+            lifecycle.noteIncidentNotification(id, 'notify_receipt', facts);
+            return true;
+          },
+        });
+  const notifyChannels: ReadonlyMap<string, NotificationChannel> | undefined =
+    deps.notify === undefined ? undefined : buildChannels(deps.notify, clock, deps.notifyRandom, { onMessageId: (channelId, msg, id) => receiptBook?.remember(channelId, msg, id) });
   const notifier: Notifier | undefined =
     deps.notify === undefined
       ? undefined
@@ -276,6 +295,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           logger,
           audit: (id, action, facts) => lifecycle.noteIncidentNotification(id, action, facts),
           ...(deps.notifyRandom !== undefined ? { random: deps.notifyRandom } : {}),
+          ...(notifyChannels !== undefined ? { channels: notifyChannels } : {}),
         });
   const applySignals = (signals: readonly Signal[]): void => lifecycle.applySignals(disablements.filter(signals));
 
@@ -338,6 +358,11 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           lists: (token) => cluster?.lists(token) ?? Promise.resolve({ homes: [], alerts: [], incidents: [], disablements: [], complete: false }),
           act: (token, action) => cluster?.act(token, action) ?? Promise.resolve(undefined),
         };
+  // Issue 15: attempts, receipts and rate-limit queues of the notification channels.
+  registerNotifyMetrics(metrics, {
+    channels: () => new Map([...(notifyChannels ?? new Map<string, NotificationChannel>())].flatMap(([id, ch]) => (ch.stats !== undefined ? [[id, ch.stats()] as const] : []))),
+    receipts: () => receiptBook?.stats(),
+  });
   // Issue 14: 0 when every home is owned (or not partitioned); alert on > 0 (docs/scaling.md "Home coverage").
   gaugeFrom({ registry: metrics, name: 'alerts_homes_unowned', help: 'Homes of the registry owned by no alerts instance beyond the grace period (nobody evaluates their alarms)' }, () => coverage?.report().unowned.length ?? 0);
   gaugeFrom({ registry: metrics, name: 'alerts_homes_owned_twice', help: 'Homes owned by two or more alerts instances beyond the grace period' }, () => coverage?.report().ownedTwice.length ?? 0);
@@ -411,6 +436,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       return token === undefined ? undefined : tokens.verify(token, clock.now());
     },
   });
+
+  // Issue 15: the gateways' delivery receipts (signed per channel, no user token).
+  if (receiptBook !== undefined) void app.register(receiptRoutes, { book: receiptBook });
 
   let tickTimer: ClockTimer | undefined;
   let snapshotTimer: ClockTimer | undefined;
@@ -651,6 +679,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       };
       await step('mqtt', () => mqttAdapter?.close());
       await step('notifier', () => notifier?.close());
+      await step('notify receipts', () => receiptBook?.close());
       await step('rosters', () => rosters.close());
       // No expiry may release held conditions into a closing lifecycle.
       await step('disablements', () => disablements.close());

@@ -38,6 +38,11 @@ export const ALERT_ERRORS = {
   DISABLEMENT_LIMIT: { status: 409, message: 'too many disablements in force in this home; end some first' },
   // On-call rosters (issue 15, alerts/notify/).
   ROSTER_INVALID: { status: 400, message: 'the roster is not valid for this home' },
+  // Delivery receipts from an SMS / voice gateway (issue 15, alerts/notify/receipt-routes.ts).
+  NOTIFY_RECEIPT_UNKNOWN_CHANNEL: { status: 404, message: 'no channel with delivery receipts has this id' },
+  NOTIFY_RECEIPT_BAD_SIGNATURE: { status: 401, message: 'the receipt signature is missing, wrong or too old (X-Carewatch-Signature: t=<unix s>,v1=<HMAC-SHA256>)' },
+  NOTIFY_RECEIPT_BAD_BODY: { status: 400, message: 'the receipt is not JSON or lacks the message id or a known status' },
+  NOTIFY_RECEIPT_UNKNOWN_MESSAGE: { status: 404, message: 'no notification sent by this channel has this message id (or it is older than the receipts are kept)' },
   // Issue 14: a page on one node acting on an alert owned by another (alerts/socket-cluster.ts).
   CLUSTER_OWNER_UNREACHABLE: { status: 503, message: 'the node that owns this home did not answer in time; try again' },
   // Issue 14: test/maintenance mode and rosters are kept by the home's owner; another node's copy would suppress or notify nothing.

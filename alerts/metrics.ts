@@ -4,6 +4,10 @@ import { INCIDENT_KINDS, type IncidentMessage } from '../contract/incidents.ts';
 import { ALERT_STATES, SIGNAL_CLASSES, type AlertMessage } from '../contract/payloads.ts';
 import type { JournalStats } from './persistence/journal-writer.ts';
 import type { MqttAdapter } from './mqtt.ts';
+import type { ChannelStats } from './notify/channel.ts';
+import { RECEIPT_REJECTIONS, type ReceiptBookStats } from './notify/receipt-routes.ts';
+
+const ATTEMPT_STATUSES = ['delivered', 'retrying', 'failed', 'cancelled'] as const;
 
 /**
  * The alerts process's Prometheus metrics (docs/architecture.md "Metrics and health"), all read at
@@ -65,4 +69,38 @@ export function createAlertsMetrics(src: AlertsMetricSources): Registry {
   gaugeFrom({ registry, name: 'alerts_socket_clients', help: 'socket.io clients connected (staff pages, bureau)' }, src.socketClients);
   gaugeFrom({ registry, name: 'alerts_disablements_in_force', help: 'Disablements (test or maintenance mode) in force' }, src.disablementsInForce);
   return registry;
+}
+
+/** Issue 15: what the notification channels and the delivery-receipt book keep (alerts/notify/). */
+export interface NotifyMetricSources {
+  /** Per channel id: its stats (channels without stats are left out). */
+  readonly channels: () => ReadonlyMap<string, ChannelStats>;
+  readonly receipts: () => ReceiptBookStats | undefined;
+}
+
+/**
+ * Notification metrics (issue 15, audit gap 9), read at scrape time: attempts per channel and
+ * outcome, delivery receipts per channel and status, refused receipts per code, and each channel's
+ * rate-limit queue (length, and how long its oldest message has waited: a fire notice stuck behind
+ * a flood shows here first). Every channel × outcome series exists from the start at 0.
+ */
+export function registerNotifyMetrics(registry: Registry, src: NotifyMetricSources): void {
+  labelledCounterFrom({ registry, name: 'notify_attempts_total', help: 'Notification delivery attempts that ended, by channel and outcome (delivered, retrying, failed, cancelled), since start', labelNames: ['channel', 'outcome'] }, () =>
+    [...src.channels()].flatMap(([channel, s]) => ATTEMPT_STATUSES.map((outcome) => [{ channel, outcome }, s.attempts[outcome]] as const)),
+  );
+  labelledCounterFrom({ registry, name: 'notify_receipts_total', help: 'Delivery receipts recorded from the SMS / voice gateways, by channel and status (delivered, failed, answered, not_answered), since start', labelNames: ['channel', 'status'] }, () =>
+    [...(src.receipts()?.receipts ?? new Map<string, number>())].map(([k, n]) => {
+      const [channel = '', status = ''] = k.split('\u0000');
+      return [{ channel, status }, n] as const;
+    }),
+  );
+  labelledCounterFrom({ registry, name: 'notify_receipts_rejected_total', help: 'Delivery receipts refused, by reason code (alerts/errors.ts NOTIFY_RECEIPT_*), since start', labelNames: ['code'] }, () =>
+    byLabel('code', src.receipts()?.rejected ?? {}, RECEIPT_REJECTIONS),
+  );
+  labelledGaugeFrom({ registry, name: 'notify_queue_length', help: "Notifications waiting for the channel's rate limit now", labelNames: ['channel'] }, () =>
+    [...src.channels()].map(([channel, s]) => [{ channel }, s.queued] as const),
+  );
+  labelledGaugeFrom({ registry, name: 'notify_queue_oldest_wait_seconds', help: "How long the oldest notification waiting for the channel's rate limit has waited (0 when none)", labelNames: ['channel'] }, () =>
+    [...src.channels()].map(([channel, s]) => [{ channel }, s.oldestWaitMs / 1000] as const),
+  );
 }

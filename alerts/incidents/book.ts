@@ -30,7 +30,7 @@ import { adjacencyOf, place, reAlertOf, severityRank, signalRank, type Adjacency
  * batch: the member changes they cause give one new incident version, not one per member.
  */
 
-export const INCIDENT_AUDIT_ACTIONS = ['opened', 'point_added', 'point_updated', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'realerted', 'resolved', 'notified', 'notify_failed'] as const;
+export const INCIDENT_AUDIT_ACTIONS = ['opened', 'point_added', 'point_updated', 'pushed', 'pushed_bureau', 'acknowledged', 'confirmed', 'escalated', 'reminder', 'realerted', 'resolved', 'notified', 'notify_failed', 'notify_receipt'] as const;
 export type IncidentAuditAction = (typeof INCIDENT_AUDIT_ACTIONS)[number];
 
 export interface IncidentAuditEntry {
@@ -127,8 +127,8 @@ export interface IncidentBook {
   resolve(id: string, actor: Actor, comment?: string): Outcome<IncidentMessage>;
   notePushed(id: string, reason: string): void;
   noteBureauPushed(id: string, reason: string): void;
-  /** Issue 15: records a notification attempt in the incident's audit (no new version), open or recently resolved. */
-  noteNotification(id: string, action: 'notified' | 'notify_failed', facts: Pick<IncidentAuditEntry, 'channel' | 'recipient' | 'attempt' | 'status' | 'reason' | 'escalationLevel'>): void;
+  /** Issue 15: records a notification attempt or a gateway's delivery receipt in the incident's audit (no new version), open or recently resolved. */
+  noteNotification(id: string, action: 'notified' | 'notify_failed' | 'notify_receipt', facts: Pick<IncidentAuditEntry, 'channel' | 'recipient' | 'attempt' | 'status' | 'reason' | 'escalationLevel'>): void;
   get(id: string): IncidentMessage | undefined;
   stored(id: string): StoredIncident | undefined;
   open(): IncidentMessage[];

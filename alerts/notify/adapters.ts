@@ -170,11 +170,87 @@ export function renderTemplate(template: string, values: Readonly<Record<string,
   });
 }
 
-export function createSmsChannel(
-  opts: CommonChannelOptions & { readonly url: string; readonly bodyTemplate: string; readonly contentType?: string; readonly headers?: Readonly<Record<string, string>> },
-): NotificationChannel {
+/**
+ * A JSON Pointer (RFC 6901) lookup: `/Response/SendStatusSet/0/Code`; `~1` is `/`, `~0` is `~`.
+ * Undefined when a step is missing. The empty pointer is the whole document.
+ */
+export function jsonPointer(doc: unknown, pointer: string): unknown {
+  if (pointer === '') return doc;
+  if (!pointer.startsWith('/')) return undefined;
+  let cur: unknown = doc;
+  for (const raw of pointer.slice(1).split('/')) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur)) {
+      if (!/^(0|[1-9]\d*)$/.test(key)) return undefined;
+      cur = cur[Number(key)];
+    } else if (typeof cur === 'object' && cur !== null && Object.hasOwn(cur, key)) {
+      cur = (cur as Record<string, unknown>)[key];
+    } else return undefined;
+  }
+  return cur;
+}
+
+export type GatewayScalar = string | number | boolean;
+
+/**
+ * What a gateway's 2xx reply body means. Chinese SMS gateways answer HTTP 200 whatever happened and
+ * say it in the body: Aliyun `{"Code":"OK","BizId":"…"}` or `{"Code":"isv.BUSINESS_LIMIT_CONTROL",…}`
+ * (dysmsapi SendSms), Tencent Cloud `{"Response":{"SendStatusSet":[{"Code":"Ok","SerialNo":"…"}]}}`.
+ * The value at `pointer` must be one of `equals`; otherwise the attempt is retried (a flow-control
+ * or transient code heals; the retries are bounded by maxAttempts) unless the value is listed in
+ * `permanent` (an illegal number, a bad template: retrying cannot help), which fails at once.
+ */
+export interface GatewaySuccessRule {
+  readonly pointer: string;
+  readonly equals: readonly GatewayScalar[];
+  readonly permanent?: readonly GatewayScalar[];
+}
+
+export function gatewayVerdict(rule: GatewaySuccessRule | undefined, messageIdPointer: string | undefined) {
+  return (body: string): Verdict => {
+    let parsed: unknown;
+    if (rule !== undefined || messageIdPointer !== undefined) {
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        // A success rule needs a JSON body; without one only the message id is missing.
+        if (rule !== undefined) return { kind: 'retry', detail: 'gateway reply is not JSON' };
+        return { kind: 'ok' };
+      }
+    }
+    const idValue = messageIdPointer === undefined ? undefined : jsonPointer(parsed, messageIdPointer);
+    const messageId = typeof idValue === 'string' || typeof idValue === 'number' ? String(idValue).slice(0, 200) : undefined;
+    if (rule !== undefined) {
+      const v = jsonPointer(parsed, rule.pointer);
+      const scalar = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : undefined;
+      if (scalar === undefined || !rule.equals.includes(scalar)) {
+        const detail = `gateway ${rule.pointer} = ${scalar === undefined ? 'missing' : JSON.stringify(scalar)}`.slice(0, 200);
+        const permanent = scalar !== undefined && (rule.permanent ?? []).includes(scalar);
+        return { kind: permanent ? 'fail' : 'retry', detail, ...(messageId !== undefined ? { messageId } : {}) };
+      }
+    }
+    // The id in the detail too: the `notified` audit entry then names what the receipt will name.
+    return { kind: 'ok', ...(messageId !== undefined ? { messageId, detail: `gateway message ${messageId}` } : {}) };
+  };
+}
+
+export interface SmsChannelOptions extends CommonChannelOptions {
+  readonly url: string;
+  readonly bodyTemplate: string;
+  readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** `voice`: the gateway places a call reading the short text; its receipts say answered / not answered. */
+  readonly kind?: 'sms' | 'voice';
+  readonly success?: GatewaySuccessRule;
+  /** JSON Pointer to the gateway's message id in its reply (what its delivery receipts name). */
+  readonly messageIdPointer?: string;
+  /** Told of each message id the gateway gave (alerts/notify/receipt-routes.ts maps receipts back). */
+  readonly onMessageId?: (msg: Notification, messageId: string) => void;
+}
+
+export function createSmsChannel(opts: SmsChannelOptions): NotificationChannel & { readonly kind: 'sms' | 'voice' } {
   const contentType = opts.contentType ?? 'application/json; charset=utf-8';
-  return createHttpChannel({
+  const channel = createHttpChannel({
     ...opts,
     audience: 'personal',
     request(msg) {
@@ -182,5 +258,23 @@ export function createSmsChannel(
       const body = renderTemplate(opts.bodyTemplate, { to, text: msg.short, title: msg.title, link: msg.link, incidentId: msg.incidentId, id: msg.id }, contentType);
       return { url: opts.url, headers: { ...opts.headers, 'content-type': contentType }, body };
     },
+    classifyOk: gatewayVerdict(opts.success, opts.messageIdPointer),
   });
+  const { onMessageId } = opts;
+  const kind = opts.kind ?? 'sms';
+  if (onMessageId === undefined) return { ...channel, kind };
+  return {
+    ...channel,
+    kind,
+    async send(msg, sendOpts = {}) {
+      return channel.send(msg, {
+        ...sendOpts,
+        onAttempt: (a) => {
+          // Known before the audit entry of the attempt is written: a receipt racing it still maps.
+          if (a.status === 'delivered' && a.messageId !== undefined) onMessageId(msg, a.messageId);
+          sendOpts.onAttempt?.(a);
+        },
+      });
+    },
+  };
 }

@@ -4,7 +4,7 @@ import type { Clock } from '../../common/clock.ts';
 import { SEVERITIES, type Severity } from '../../contract/payloads.ts';
 import { BUREAU_LEVEL } from '../access.ts';
 import { createDingTalkChannel, createSmsChannel, createWebhookChannel, createWeComChannel } from './adapters.ts';
-import type { NotificationChannel } from './channel.ts';
+import type { Notification, NotificationChannel } from './channel.ts';
 
 /**
  * Notification routing as configuration (issue 15): the channels, and which severity goes to which
@@ -29,6 +29,34 @@ const Policy = Type.Object(
 const Common = { id: ChannelId, url: HttpUrl, policy: Type.Optional(Policy) };
 const MsgType = Type.Optional(Type.Union([Type.Literal('text'), Type.Literal('markdown')]));
 
+const Scalar = Type.Union([Type.String({ maxLength: 200 }), Type.Number(), Type.Boolean()]);
+/** RFC 6901 JSON Pointer (`/Code`, `/Response/SendStatusSet/0/SerialNo`). */
+const Pointer = Type.String({ pattern: '^(/[^/]*)*$', maxLength: 500 });
+export const RECEIPT_STATUSES = ['delivered', 'failed', 'answered', 'not_answered'] as const;
+export type ReceiptStatus = (typeof RECEIPT_STATUSES)[number];
+/** Issue 15: the statuses a receipt of each gateway kind may report (a call is answered or not; an SMS delivered or not). */
+export const RECEIPT_STATUSES_OF: Readonly<Record<'sms' | 'voice', readonly ReceiptStatus[]>> = { sms: ['delivered', 'failed'], voice: ['answered', 'not_answered', 'failed'] };
+const GatewaySuccess = Type.Object(
+  {
+    pointer: Pointer,
+    equals: Type.Array(Scalar, { minItems: 1, maxItems: 20 }),
+    permanent: Type.Optional(Type.Array(Scalar, { maxItems: 100 })),
+  },
+  { additionalProperties: false },
+);
+const GatewayReceipts = Type.Object(
+  {
+    /** Shared with the gateway: it signs each callback (X-Carewatch-Signature, as our webhook). */
+    secret: Type.String({ minLength: 16 }),
+    /** Where the receipt names the message id (the one `messageIdPointer` read from the send reply). */
+    idPointer: Pointer,
+    statusPointer: Pointer,
+    /** The gateway's status words → ours, e.g. `{"DELIVRD":"delivered","UNDELIV":"failed"}`; unmapped words are refused. */
+    statuses: Type.Record(Type.String({ minLength: 1, maxLength: 100 }), Type.Union(RECEIPT_STATUSES.map((r) => Type.Literal(r)))),
+  },
+  { additionalProperties: false },
+);
+
 export const ChannelConfig = Type.Union([
   Type.Object({ ...Common, type: Type.Literal('webhook'), secret: Type.String({ minLength: 16 }) }, { additionalProperties: false }),
   Type.Object({ ...Common, type: Type.Literal('wecom'), msgtype: MsgType }, { additionalProperties: false }),
@@ -40,6 +68,14 @@ export const ChannelConfig = Type.Union([
       bodyTemplate: Type.String({ minLength: 1, maxLength: 10_000 }),
       contentType: Type.Optional(Type.String({ minLength: 1 })),
       headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+      /** Issue 15 (additive): a voice gateway calls and reads the short text; default sms. */
+      kind: Type.Optional(Type.Union([Type.Literal('sms'), Type.Literal('voice')])),
+      /** What a 2xx reply's body must say to count as sent (gateways answer 200 with a failure code). */
+      success: Type.Optional(GatewaySuccess),
+      /** JSON Pointer to the gateway's message id in its reply. */
+      messageIdPointer: Type.Optional(Pointer),
+      /** Delivery receipts posted back to POST /api/notify/receipts/<channel id>. */
+      receipts: Type.Optional(GatewayReceipts),
     },
     { additionalProperties: false },
   ),
@@ -78,6 +114,14 @@ export function notifyConfigProblems(input: unknown): string[] {
     if (ids.has(c.id)) problems.push(`notify config: channel ${c.id} is defined twice`);
     ids.add(c.id);
   }
+  config.channels.forEach((c, i) => {
+    if (c.type !== 'sms' || c.receipts === undefined) return;
+    if (c.messageIdPointer === undefined) problems.push(`notify config /channels/${i}/receipts: needs messageIdPointer (receipts name the gateway's message id)`);
+    const allowed = RECEIPT_STATUSES_OF[c.kind ?? 'sms'];
+    for (const [word, status] of Object.entries(c.receipts.statuses)) {
+      if (!allowed.includes(status)) problems.push(`notify config /channels/${i}/receipts/statuses/${word}: a ${c.kind ?? 'sms'} receipt is one of ${allowed.join(' | ')}, not "${status}"`);
+    }
+  });
   config.routes.forEach((r, i) => {
     for (const id of r.channels) if (!ids.has(id)) problems.push(`notify config /routes/${i}/channels: unknown channel ${id}`);
   });
@@ -99,7 +143,12 @@ export function routedChannels(config: NotifyConfig, severity: Severity, level: 
   return out;
 }
 
-export function buildChannels(config: NotifyConfig, clock: Clock, random?: () => number): Map<string, NotificationChannel> {
+/** Issue 15 (additive): what the channels tell their builder (the gateway's message ids, for receipts). */
+export interface ChannelHooks {
+  readonly onMessageId?: (channelId: string, msg: Notification, messageId: string) => void;
+}
+
+export function buildChannels(config: NotifyConfig, clock: Clock, random?: () => number, hooks: ChannelHooks = {}): Map<string, NotificationChannel> {
   const map = new Map<string, NotificationChannel>();
   for (const c of config.channels) {
     const common = { id: c.id, clock, ...(c.policy !== undefined ? { policy: c.policy } : {}), ...(random !== undefined ? { random } : {}) };
@@ -115,7 +164,17 @@ export function buildChannels(config: NotifyConfig, clock: Clock, random?: () =>
         ch = createDingTalkChannel({ ...common, url: c.url, ...(c.secret !== undefined ? { secret: c.secret } : {}), ...(c.msgtype !== undefined ? { msgtype: c.msgtype } : {}) });
         break;
       case 'sms':
-        ch = createSmsChannel({ ...common, url: c.url, bodyTemplate: c.bodyTemplate, ...(c.contentType !== undefined ? { contentType: c.contentType } : {}), ...(c.headers !== undefined ? { headers: c.headers } : {}) });
+        ch = createSmsChannel({
+          ...common,
+          url: c.url,
+          bodyTemplate: c.bodyTemplate,
+          ...(c.contentType !== undefined ? { contentType: c.contentType } : {}),
+          ...(c.headers !== undefined ? { headers: c.headers } : {}),
+          ...(c.kind !== undefined ? { kind: c.kind } : {}),
+          ...(c.success !== undefined ? { success: c.success } : {}),
+          ...(c.messageIdPointer !== undefined ? { messageIdPointer: c.messageIdPointer } : {}),
+          ...(hooks.onMessageId !== undefined ? { onMessageId: (msg: Notification, id: string) => hooks.onMessageId?.(c.id, msg, id) } : {}),
+        });
         break;
     }
     map.set(c.id, ch);

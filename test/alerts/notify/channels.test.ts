@@ -158,7 +158,9 @@ describe('generic signed webhook', () => {
     const ch = createWebhookChannel({ id: 'hook', url: `${rx.url}/hook`, secret: SECRET, clock, policy: { ratePerMin: 2, burst: 2 } });
     const receipts = [1, 2, 3, 4].map((i) => ch.send(note({ id: `n${i}` })));
     await Promise.all(receipts.slice(0, 2));
-    await armed(2);
+    // One timer for the queue's next token; both waiting messages are in the queue.
+    await armed(1);
+    expect(ch.stats?.().queued).toBe(2);
     expect(rx.requests).toHaveLength(2);
     clock.advance(29_999);
     expect(rx.requests).toHaveLength(2);
