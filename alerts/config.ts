@@ -94,7 +94,8 @@ export function escalationPolicy(config: Pick<AlertsConfig, 'escalationCritical'
  */
 function isExampleHost(host: string): boolean {
   const labels = host.toLowerCase().replace(/\.$/, '').split('.');
-  return labels.includes('example') || ['test', 'invalid', 'localhost'].includes(labels.at(-1) ?? '') || labels[0] === 'notify-sink';
+  // A bare `localhost` is loopback (judged below); `*.localhost` names are never a real endpoint.
+  return labels.includes('example') || ['test', 'invalid'].includes(labels.at(-1) ?? '') || (labels.length > 1 && labels.at(-1) === 'localhost') || labels[0] === 'notify-sink';
 }
 
 function isLoopbackHost(host: string): boolean {
