@@ -158,7 +158,10 @@ export function createNotifySink(deps: NotifySinkDeps): NotifySink {
       const level = typeof parsed.level === 'number' ? parsed.level : undefined;
       const homeId = str(parsed.homeId);
       const incidentId = str(parsed.incidentId);
-      record({ kind: 'webhook', path, to, text: `${str(parsed.title) ?? ''}\n${str(parsed.text) ?? ''}\n${str(parsed.link) ?? ''}`.trim(), ...(homeId !== undefined ? { homeId } : {}), ...(incidentId !== undefined ? { incidentId } : {}), ...(level !== undefined ? { level } : {}), ...(verified !== undefined ? { verified } : {}) });
+      const text = str(parsed.text) ?? '';
+      const link = str(parsed.link) ?? '';
+      // The text already ends with the link (alerts/notify/message.ts); print it once.
+      record({ kind: 'webhook', path, to, text: [str(parsed.title) ?? '', text, text.includes(link) ? '' : link].filter((l) => l !== '').join('\n'), ...(homeId !== undefined ? { homeId } : {}), ...(incidentId !== undefined ? { incidentId } : {}), ...(level !== undefined ? { level } : {}), ...(verified !== undefined ? { verified } : {}) });
       reply(res, 200, { ok: true });
       return;
     }
