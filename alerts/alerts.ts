@@ -32,6 +32,7 @@ import { createAlertsMetrics, registerNotifyMetrics } from './metrics.ts';
 import type { ServerTls } from '../common/tls.ts';
 import type { NotifyConfig } from './notify/config.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
+import { createChannelHealth } from './notify/channel-health.ts';
 import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
 import { rosterRoutes } from './notify/roster-routes.ts';
 import { createReceiptBook, receiptRoutes, type ReceiptBook } from './notify/receipt-routes.ts';
@@ -284,6 +285,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         });
   const notifyChannels: ReadonlyMap<string, NotificationChannel> | undefined =
     deps.notify === undefined ? undefined : buildChannels(deps.notify, clock, deps.notifyRandom, { onMessageId: (channelId, msg, id) => receiptBook?.remember(channelId, msg, id) });
+  // Issue 15: each channel's run of failed attempts, for /health (a channel down for minutes reaches nobody).
+  const channelHealth = createChannelHealth();
   const notifier: Notifier | undefined =
     deps.notify === undefined
       ? undefined
@@ -293,7 +296,10 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           rosters,
           clock,
           logger,
-          audit: (id, action, facts) => lifecycle.noteIncidentNotification(id, action, facts),
+          audit: (id, action, facts) => {
+            if (facts.channel !== undefined && (facts.status === 'delivered' || facts.status === 'retrying' || facts.status === 'failed')) channelHealth.note(facts.channel, facts.status === 'delivered', clock.now(), facts.reason);
+            lifecycle.noteIncidentNotification(id, action, facts);
+          },
           ...(deps.notifyRandom !== undefined ? { random: deps.notifyRandom } : {}),
           ...(notifyChannels !== undefined ? { channels: notifyChannels } : {}),
         });
@@ -385,6 +391,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mqttUp = mqttStats?.connected ?? false;
       const disabled = disablements.stats();
       const cov = coverage?.report();
+      const failingChannels = channelHealth.failing(clock.now());
       const problems = [
         ...journal.problems,
         ...disabled.problems,
@@ -393,10 +400,11 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         ...(cluster !== undefined && !cluster.connected() ? ['ALERTS_REDIS_DISCONNECTED'] : []),
         ...(cov !== undefined && cov.unowned.length > 0 ? ['ALERTS_HOME_UNOWNED'] : []),
         ...(cov !== undefined && cov.ownedTwice.length > 0 ? ['ALERTS_HOME_OWNED_TWICE'] : []),
+        ...(failingChannels.length > 0 ? ['ALERTS_NOTIFY_CHANNEL_FAILING'] : []),
       ];
       // Issue 12: rejected device messages per code (the log is rate-limited, these counts are exact).
       const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {} };
-      return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, ...(cov !== undefined ? { coverage: cov } : {}), problems };
+      return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, ...(cov !== undefined ? { coverage: cov } : {}), ...(notifier !== undefined ? { notify: { failingChannels } } : {}), problems };
     },
     influx: influxReader,
     residentCareState: careView.residentCareState,

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { HOMES_PATTERN } from '../common/homes.ts';
+import { isDemoSecret } from '../common/secrets.ts';
 import type { EscalationPolicy, LadderStep } from './escalation.ts';
+import type { NotifyConfig } from './notify/config.ts';
 
 /** The alerts process's configuration; main.ts reads it from CAREWATCH_* variables with loadConfig. */
 /** Three positive whole numbers of seconds, e.g. "60,180,30". */
@@ -28,6 +30,11 @@ export const AlertsConfigSchema = Type.Object({
   tickMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
   /** Issue 15: path to the notification channels and routing JSON (docs/alerts.md "Notifications"); absent = none. */
   notifyConfig: Type.Optional(Type.String({ minLength: 1, description: 'path to the notify config JSON (channels, routes, baseUrl)' })),
+  /**
+   * Issue 15: in production a channel may use plain http:// only to a loopback address (a gateway
+   * sidecar on the same host), and only when this says so; everything else must be https://.
+   */
+  notifyAllowLoopbackHttp: Type.Optional(Type.Boolean({ default: false, description: 'true or false: in production, allow http:// channel URLs to 127.0.0.0/8, ::1 or localhost' })),
   /** Local night for bed-exit alerts, "HH:MM-HH:MM" (site local time; wraps midnight). */
   careNightHours: Type.String({ pattern: '^([01]\\d|2[0-3]):[0-5]\\d-([01]\\d|2[0-3]):[0-5]\\d$', default: '21:00-06:00', description: 'HH:MM-HH:MM' }),
   /** The site's offset from UTC in minutes (China Standard Time, UTC+8, no daylight saving). */
@@ -78,4 +85,56 @@ export function escalationPolicy(config: Pick<AlertsConfig, 'escalationCritical'
   return {
     bySeverity: { critical: step(config.escalationCritical), high: step(config.escalationHigh), medium: step(config.escalationMedium), low: step(config.escalationLow) },
   };
+}
+
+/**
+ * Host names that are never a real endpoint: the RFC 2606 / RFC 6761 reserved names (example.*,
+ * *.example, *.test, *.invalid, *.localhost) as copied from docs/alerts.md, and the demo's own
+ * notification receiver (docker-compose.yml service `notify-sink`, device-sim/notify-sink.ts).
+ */
+function isExampleHost(host: string): boolean {
+  const labels = host.toLowerCase().replace(/\.$/, '').split('.');
+  // A bare `localhost` is loopback (judged below); `*.localhost` names are never a real endpoint.
+  return labels.includes('example') || ['test', 'invalid'].includes(labels.at(-1) ?? '') || (labels.length > 1 && labels.at(-1) === 'localhost') || labels[0] === 'notify-sink';
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Issue 15, production mode: refuses a notification setup that would silently reach nobody, leak
+ * residents' names in clear, or point at the demo. Each problem starts with its stable code
+ * (alerts/errors.ts) and names the channel, never the secret. Pure: main.ts reads the file.
+ */
+export function notifyProductionProblems(notify: NotifyConfig | undefined, opts: { readonly allowLoopbackHttp: boolean }): string[] {
+  if (notify === undefined) return ['ALERTS_NOTIFY_CONFIG_MISSING: CAREWATCH_NOTIFY_CONFIG is not set: required in production mode (alarms must reach the people on duty away from the page; docs/alerts.md "Notifications")'];
+  const problems: string[] = [];
+  const url = (where: string, text: string, page: boolean): void => {
+    let u: URL;
+    try {
+      u = new URL(text);
+    } catch {
+      problems.push(`ALERTS_NOTIFY_DEMO_URL: ${where} is not a valid URL`);
+      return;
+    }
+    const loopback = isLoopbackHost(u.hostname);
+    if (isExampleHost(u.hostname) || text.includes('…') || (page && loopback)) problems.push(`ALERTS_NOTIFY_DEMO_URL: ${where} is a demo, example or loopback address (${u.hostname}): refused in production mode`);
+    // The page link is opened on phones over mobile networks; a channel carries residents' names.
+    else if (u.protocol === 'http:' && !(loopback && !page && opts.allowLoopbackHttp))
+      problems.push(`ALERTS_NOTIFY_INSECURE_URL: ${where} is plain http:// (${u.host}): use https://${loopback && !page ? ', or set CAREWATCH_NOTIFY_ALLOW_LOOPBACK_HTTP=true for a gateway on this host' : ''}`);
+    for (const [k, v] of u.searchParams) if (isDemoSecret(v)) problems.push(`ALERTS_NOTIFY_DEMO_SECRET: ${where} has a demo secret in its query parameter ${k}`);
+  };
+  url('notify config baseUrl', notify.baseUrl, true);
+  for (const c of notify.channels) {
+    const where = `notify channel ${c.id}`;
+    url(`${where} url`, c.url, false);
+    if ((c.type === 'webhook' || c.type === 'dingtalk') && c.secret !== undefined && isDemoSecret(c.secret)) problems.push(`ALERTS_NOTIFY_DEMO_SECRET: ${where} secret is a demo secret (starts with "demo-")`);
+    if (c.type === 'sms') {
+      for (const [k, v] of Object.entries(c.headers ?? {})) if (isDemoSecret(v) || /\bdemo-/.test(v)) problems.push(`ALERTS_NOTIFY_DEMO_SECRET: ${where} header ${k} carries a demo secret`);
+      if (/\bdemo-/.test(c.bodyTemplate)) problems.push(`ALERTS_NOTIFY_DEMO_SECRET: ${where} bodyTemplate carries a demo secret`);
+    }
+  }
+  return problems;
 }

@@ -50,6 +50,13 @@ export const ALERT_ERRORS = {
   // Issue 14: home coverage across partitioned instances (alerts/home-coverage.ts): /health problems and log codes.
   ALERTS_HOME_UNOWNED: { status: 503, message: 'a home of the registry is owned by no alerts instance: nobody evaluates its alarms' },
   ALERTS_HOME_OWNED_TWICE: { status: 503, message: 'a home is owned by two alerts instances: its alarms are raised twice' },
+  // Issue 15: production refuses a notification setup that would reach nobody or leak (alerts/config.ts notifyProductionProblems).
+  ALERTS_NOTIFY_CONFIG_MISSING: { status: 500, message: 'production mode needs CAREWATCH_NOTIFY_CONFIG: without it alarms reach only open pages' },
+  ALERTS_NOTIFY_DEMO_SECRET: { status: 500, message: 'a notification channel carries a demo secret (starts with "demo-"): refused in production mode' },
+  ALERTS_NOTIFY_INSECURE_URL: { status: 500, message: 'a notification address is plain http:// (residents\' names in clear): refused in production mode' },
+  ALERTS_NOTIFY_DEMO_URL: { status: 500, message: 'a notification address or the page link is a demo, example or loopback address: refused in production mode' },
+  // Issue 15: /health problem while a channel's recent attempts all fail (alerts/notify/channel-health.ts).
+  ALERTS_NOTIFY_CHANNEL_FAILING: { status: 503, message: 'a notification channel has failed its recent attempts for minutes: people away from the page are not reached' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;

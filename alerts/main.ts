@@ -17,7 +17,7 @@ import { envName } from '../common/config.ts';
 import { readClientTls, readServerTls, type ServerTls } from '../common/tls.ts';
 import { parseHomes } from '../common/homes.ts';
 import { createAlerts } from './alerts.ts';
-import { AlertsConfigSchema, escalationPolicy, parseNightHours, type AlertsConfig } from './config.ts';
+import { AlertsConfigSchema, escalationPolicy, notifyProductionProblems, parseNightHours, type AlertsConfig } from './config.ts';
 import { notifyConfigProblems, type NotifyConfig } from './notify/config.ts';
 import { careRules } from './rules/care/index.ts';
 import { fireRules } from './rules/fire/index.ts';
@@ -67,6 +67,9 @@ const code = await runProcess({
   logLevel: (config) => config.logLevel,
   build: ({ config, registry, logger, production }) => {
     const problems = production ? productionProblems(config) : [];
+    // Issue 15: read before the checks, so that production also judges the channels it names.
+    const notify = loadNotifyConfig(config.notifyConfig);
+    if (production) problems.push(...notifyProductionProblems(notify, { allowLoopbackHttp: config.notifyAllowLoopbackHttp === true }));
     // Issue 14: a wrong home list fails the start with a reason (createAlerts would throw it too).
     try {
       parseHomes(config.homes, registry);
@@ -90,7 +93,6 @@ const code = await runProcess({
         reposition: { utcOffsetMin },
       }),
     ];
-    const notify = loadNotifyConfig(config.notifyConfig);
     return createAlerts({ config, registry, logger, rules, production, policy: escalationPolicy(config), https: tls.https, mqttCa: tls.mqttCa, ...(notify !== undefined ? { notify } : {}) });
   },
   started: (alerts, config) => `alerts listening ${config.alertsTlsCertFile !== undefined ? 'https' : 'http'}://${config.httpHost}:${alerts.port}`,

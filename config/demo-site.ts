@@ -2,7 +2,9 @@
  * Generates config/demo-site.json, the demo site: 9 care homes of one district, their floors and
  * rooms, fire devices in every room and corridor, 46 bedridden residents with their monitors, a
  * nurse call (呼叫器) at every bed and in every bathroom, and demo accounts; and (issue 15) two
- * home-care providers with five households of bedridden elders living at home. Deterministic (salts derive from ids) so regenerating yields the same file.
+ * home-care providers with five households of bedridden elders living at home, an on-call roster
+ * for every care home and the bureau's contacts (ladder levels 0–2, docs/alerts.md "Notifications").
+ * Deterministic (salts derive from ids) so regenerating yields the same file.
  *
  *   npx tsx config/demo-site.ts            # rewrite config/demo-site.json
  *
@@ -15,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { USER_COST, hashMachineSecret, hashSecret } from '../common/secrets.ts';
-import type { Device, FamilyContact, Floor, Home, Provider, Resident, Room, ServiceAccount, SiteRegistry, User } from '../contract/registry.ts';
+import type { Device, FamilyContact, Floor, Home, Provider, Resident, Room, Roster, RosterPerson, ServiceAccount, SiteContacts, SiteRegistry, User } from '../contract/registry.ts';
 import type { DeviceKind } from '../contract/device-kinds.ts';
 
 export function demoSecret(id: string): string {
@@ -72,6 +74,62 @@ function buildProviders(): Provider[] {
   ];
 }
 
+/** Issue 15: the nurses' given names (with SURNAMES) and the directors' names of the demo rosters. */
+const NURSE_GIVEN = ['秀梅', '丽娟', '春燕', '海霞', '晓红', '美玲', '建英'];
+const DIRECTORS = ['张建华', '王淑芬', '李国强', '刘玉梅', '陈志明', '杨桂香', '赵德胜', '黄丽萍', '周文斌'];
+
+/**
+ * A care home's on-call roster (issue 15): the three-shift system (三班倒) of Chinese nursing homes,
+ * 白班 08:00–16:00, 小夜班 16:00–24:00, 大夜班 00:00–08:00, Asia/Shanghai. Seven nurses: two on
+ * weekday days (residents are washed, fed and turned then), one on weekend days, and one alone on
+ * each evening and night, alternating so nobody works two shifts back to back. Every minute of the
+ * week has someone on duty (test/config/demo-rosters.test.ts). Phones are the demo's fictitious
+ * 1380NNN… numbers: the SMS and group-robot channels of config/notify-demo.json reach them at the
+ * demo notification receiver (device-sim/notify-sink.ts).
+ */
+function careHomeRoster(homeId: string, hi: number): Roster {
+  const hh = String(hi + 1).padStart(2, '0');
+  const nurse = (i: number): RosterPerson => ({
+    id: `${homeId}-n${i}`,
+    name: `${SURNAMES[(hi * 3 + i * 5) % SURNAMES.length]}${NURSE_GIVEN[(hi + i) % NURSE_GIVEN.length]}`,
+    role: i <= 2 ? '护士 nurse' : '护理员 carer',
+    phone: `13800${hh}0${String(i).padStart(3, '0')}`,
+  });
+  const people = [1, 2, 3, 4, 5, 6, 7].map(nurse);
+  const id = (i: number): string => `${homeId}-n${i}`;
+  return {
+    homeId,
+    timezone: 'Asia/Shanghai',
+    people,
+    shifts: [
+      { id: 'day-weekday', name: '白班（工作日）', days: [1, 2, 3, 4, 5], start: '08:00', end: '16:00', people: [id(1), id(2)] },
+      { id: 'day-weekend', name: '白班（周末）', days: [6, 7], start: '08:00', end: '16:00', people: [id(3)] },
+      { id: 'evening-a', name: '小夜班 A', days: [1, 3, 5, 7], start: '16:00', end: '00:00', people: [id(4)] },
+      { id: 'evening-b', name: '小夜班 B', days: [2, 4, 6], start: '16:00', end: '00:00', people: [id(5)] },
+      { id: 'night-a', name: '大夜班 A', days: [1, 3, 5, 7], start: '00:00', end: '08:00', people: [id(6)] },
+      { id: 'night-b', name: '大夜班 B', days: [2, 4, 6], start: '00:00', end: '08:00', people: [id(7)] },
+    ],
+    directors: [{ id: `${homeId}-director`, name: `${DIRECTORS[hi % DIRECTORS.length]}院长`, role: '院长 director', phone: `13900${hh}0001` }],
+  };
+}
+
+/**
+ * The bureau's contacts (ladder level 2). The roster model has no shifts for the bureau: every
+ * contact is told of every escalation to the bureau. The duty officer's phone (值班电话) is staffed
+ * around the clock; the section chief and the deputy are told as well. The webhook address is the
+ * person's id in the bureau's own duty system (the demo receiver prints it).
+ */
+function bureauContacts(): SiteContacts {
+  const officer = (id: string, name: string, role: string, phone: string): RosterPerson => ({ id, name, role, phone, addresses: { 'bureau-hook': id } });
+  return {
+    bureau: [
+      officer('bureau-duty', '区民政局值班室', '值班员 duty officer (24 h)', '13700000001'),
+      officer('bureau-chen', '陈科长', '养老服务科科长 section chief', '13700000002'),
+      officer('bureau-sun', '孙副科长', '副科长 deputy section chief', '13700000003'),
+    ],
+  };
+}
+
 const BEDROOMS_PER_FLOOR = 5;
 /** Two beds to a bedroom (A by the door, B by the window). */
 const BEDS = ['A', 'B'] as const;
@@ -109,6 +167,7 @@ export function buildDemoSite(): SiteRegistry {
   const devices: Device[] = [];
   const residents: Resident[] = [];
   const users: User[] = [];
+  const rosters: Roster[] = [];
   let personIndex = 0;
 
   const addDevice = (homeId: string, roomId: string, kind: DeviceKind, suffix: string, residentId?: string): void => {
@@ -124,6 +183,7 @@ export function buildDemoSite(): SiteRegistry {
       floors.push({ id: `f${level}`, name: `${level}楼`, nameEn: `Floor ${level}`, level, rooms: roomsOfFloor(level) });
     }
     homes.push({ id: homeId, name, nameEn, address: `示范区${STREETS[hi]}${(hi + 1) * 12}号`, floors });
+    rosters.push(careHomeRoster(homeId, hi));
 
     for (const floor of floors) {
       for (const room of floor.rooms) {
@@ -247,7 +307,7 @@ export function buildDemoSite(): SiteRegistry {
     demoSecret: true,
   }));
 
-  return { version: 1, name: '示范区民政局 demo district', homes, devices, residents, services, users, providers };
+  return { version: 1, name: '示范区民政局 demo district', homes, devices, residents, services, users, providers, rosters, contacts: bureauContacts() };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,8 +1,10 @@
 /**
  * `npm start`: the whole carewatch stack on the demo site, on this machine.
- * Starts a private InfluxDB (data in .tmp/demo/influx), then broker, ingest, alerts (with the live
- * page) and the device simulator for the 9 demo homes as child processes, prints the URLs and the
- * demo logins, and stops everything on Ctrl-C.
+ * Starts a private InfluxDB (data in .tmp/demo/influx), then broker, ingest, the demo notification
+ * receiver (device-sim/notify-sink.ts: prints every WeCom, DingTalk, SMS and webhook message the
+ * alerts send, issue 15), alerts (with the live page, notifying per config/notify-demo.json) and the
+ * device simulator for the demo homes as child processes, prints the URLs and the demo logins, and
+ * stops everything on Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { createInfluxServer, INFLUXD_BIN } from '../common/influxd.ts';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const demoDir = join(root, '.tmp', 'demo');
-const ports = { influx: 8086, mqtt: 1883, ws: 8083, http: 8080, sim: 8090 };
+const ports = { influx: 8086, mqtt: 1883, ws: 8083, http: 8080, sim: 8090, sink: 8070 };
 
 function ensureInfluxd(): void {
   if (existsSync(INFLUXD_BIN)) return;
@@ -81,8 +83,13 @@ async function main(): Promise<void> {
   startProcess('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(ports.mqtt), CAREWATCH_BROKER_WS_PORT: String(ports.ws), CAREWATCH_BROKER_STORE_DIR: join(demoDir, 'broker-store') });
   await new Promise((r) => setTimeout(r, 1500));
   startProcess('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(demoDir, 'spool') });
+  // Issue 15: the notifications' stand-in for WeCom, DingTalk, the SMS gateway and the bureau's webhook
+  // (config/notify-demo.json points at 127.0.0.1:8070); its output is the demo's "phones".
+  startProcess('notify-sink', 'device-sim/notify-sink-main.ts', { CAREWATCH_REGISTRY: common.CAREWATCH_REGISTRY, CAREWATCH_SINK_PORT: String(ports.sink) });
+  await waitFor(`http://127.0.0.1:${ports.sink}/healthz`, 'notify-sink');
   startProcess('alerts', 'alerts/main.ts', {
     ...common,
+    CAREWATCH_NOTIFY_CONFIG: join(root, 'config/notify-demo.json'),
     CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
     CAREWATCH_HTTP_PORT: String(ports.http),
     // scrypt logins and the alert journal's fsync share libuv's pool (docs/alerts.md).
@@ -101,6 +108,10 @@ carewatch demo is running (Ctrl-C stops it)
   API (OpenAPI)  http://127.0.0.1:${ports.http}/api
   MQTT           mqtt://127.0.0.1:${ports.mqtt}   MQTT over WebSocket ws://127.0.0.1:${ports.ws}/mqtt
   InfluxDB       ${influx.url}  (database "carewatch"; Grafana provisioning in dashboards/grafana/)
+  notifications  printed below as they arrive ([notify-sink] …: WeCom / DingTalk group robots, SMS,
+                 the bureau's webhook, each with whom it was for); list: http://127.0.0.1:${ports.sink}/messages
+                 make the channels fail (retries, degraded /health):
+                   curl -X PUT -d '{"failWith":500}' http://127.0.0.1:${ports.sink}/control   ('{"failWith":null}' undoes it)
 
   demo logins (password = "demo-" + username):
     staff-h01 … staff-h09       duty staff of one home     e.g. staff-h01 / demo-staff-h01
@@ -110,7 +121,9 @@ carewatch demo is running (Ctrl-C stops it)
     provider-pv01, provider-pv02 home-care provider (issue 15): its households only (hh01–hh03, hh04–hh05)
 
   make something happen:
-    npx tsx device-sim/cli.ts fire h01 r101          a fire in room 101 of 阳光颐养院
+    npx tsx device-sim/cli.ts fire h01 r101          a fire in room 101 of 阳光颐养院: the nurse on duty is
+                                                     @-mentioned in the WeCom group and texted; after 15 s
+                                                     unacknowledged, the director and the bureau
     npx tsx device-sim/cli.ts call hh01-p01          an elder at home (household hh01) presses the call button
     npx tsx device-sim/cli.ts desaturation h01-p01   a resident's SpO2 falls
     npx tsx device-sim/cli.ts list                   scenarios and devices

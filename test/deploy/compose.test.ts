@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { notifyConfigProblems, type NotifyConfig } from '../../alerts/notify/config.ts';
 import { DASHBOARDS_PATH, INFLUX_URL_VARIABLE, PROVISIONING_PATH, renderProvisioning } from '../../dashboards/grafana/src/render.ts';
 
 /**
@@ -83,8 +84,9 @@ describe('docker-compose.yml', () => {
 
   it('is valid for docker-compose and has every service the stack needs', async () => {
     const c = await resolved();
-    expect(Object.keys(c.services).sort()).toEqual(['alerts', 'broker', 'device-sim', 'grafana', 'influxdb', 'ingest', 'redis']);
+    expect(Object.keys(c.services).sort()).toEqual(['alerts', 'broker', 'device-sim', 'grafana', 'influxdb', 'ingest', 'notify-sink', 'redis']);
     expect(c.services['device-sim']?.profiles).toEqual(['demo']);
+    expect(c.services['notify-sink']?.profiles).toEqual(['demo']);
   });
 
   it('starts each service on the health of what it needs, restarts it, checks its health, keeps state in named volumes', async () => {
@@ -224,5 +226,31 @@ describe('Dockerfile', () => {
     await new Promise<void>((r) => server.close(() => r()));
     await expect(run('node', ['scripts/healthcheck.mjs', `tcp://127.0.0.1:${port}`], { cwd: ROOT })).rejects.toThrow();
     await expect(run('node', ['scripts/healthcheck.mjs', `http://127.0.0.1:${port}/health`], { cwd: ROOT })).rejects.toThrow();
+  });
+});
+
+describe('notifications in docker-compose.yml (issue 15)', () => {
+  it("the demo's alerts notify the notify-sink service with the demo config; production names its own file in the mounted folder", async () => {
+    const demo = await resolved();
+    const env = demo.services.alerts?.environment ?? {};
+    expect(env.CAREWATCH_NOTIFY_CONFIG).toBe('config/notify-demo-compose.json');
+    const config = JSON.parse(await readFile(`${ROOT}config/notify-demo-compose.json`, 'utf8')) as NotifyConfig;
+    expect(notifyConfigProblems(config)).toEqual([]);
+    // Every channel posts to a compose service listening on that port (the sink, in the demo profile).
+    for (const ch of config.channels) {
+      const u = new URL(ch.url);
+      const sink = demo.services[u.hostname];
+      expect(sink, `${ch.id}: ${u.hostname} is a compose service`).toBeDefined();
+      expect(sink?.environment?.CAREWATCH_SINK_PORT, ch.id).toBe(u.port);
+      expect(sink?.environment?.CAREWATCH_SINK_HOST).toBe('0.0.0.0');
+    }
+    expect(demo.services['notify-sink']?.healthcheck?.test).toContain('http://127.0.0.1:8070/healthz');
+    // The same channels and routes as npm start's file, only the receiver's address differs.
+    const local = await readFile(`${ROOT}config/notify-demo.json`, 'utf8');
+    expect(JSON.parse(local.replaceAll('http://127.0.0.1:8070', 'http://notify-sink:8070'))).toEqual(config);
+    // Production: its own file, from the read-only mounted folder; the demo one would be refused (test/alerts/main-notify.test.ts).
+    const prod = await resolved({ NODE_ENV: 'production', CAREWATCH_NOTIFY_CONFIG: '/run/carewatch/notify/notify.json', CAREWATCH_NOTIFY_DIR: '/etc/carewatch/notify' });
+    expect(prod.services.alerts?.environment?.CAREWATCH_NOTIFY_CONFIG).toBe('/run/carewatch/notify/notify.json');
+    expect(prod.services.alerts?.volumes).toContainEqual({ type: 'bind', source: '/etc/carewatch/notify', target: '/run/carewatch/notify' });
   });
 });
