@@ -275,6 +275,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
           clock,
           logger,
           audit: (id, action, facts) => lifecycle.noteIncidentNotification(id, action, facts),
+          // Issue 15: open incidents resume their paging at start (restart, home taken over).
+          openIncidents: () => lifecycle.openIncidents(),
+          incidentAudit: (id) => lifecycle.incidentAudit(id),
           ...(deps.notifyRandom !== undefined ? { random: deps.notifyRandom } : {}),
         });
   const applySignals = (signals: readonly Signal[]): void => lifecycle.applySignals(disablements.filter(signals));

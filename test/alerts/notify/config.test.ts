@@ -9,8 +9,8 @@ const good = {
   baseUrl: 'https://cw.example.cn',
   channels: [
     { id: 'hook', type: 'webhook', url: 'https://hooks.example.cn/cw', secret: 'sixteen-chars-secret' },
-    { id: 'wecom', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc' },
-    { id: 'ding', type: 'dingtalk', url: 'https://oapi.dingtalk.com/robot/send?access_token=t', secret: 'SECxyz' },
+    { id: 'wecom', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc', homes: ['h01'] },
+    { id: 'ding', type: 'dingtalk', url: 'https://oapi.dingtalk.com/robot/send?access_token=t', secret: 'SECxyz', homes: ['h01'] },
     { id: 'sms', type: 'sms', url: 'https://sms.example.cn/send', bodyTemplate: '{"to":"{{to}}","text":"{{text}}"}' },
   ],
   routes: [
