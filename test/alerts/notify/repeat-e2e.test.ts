@@ -128,6 +128,7 @@ describe('keep trying until someone answers', () => {
     const dir = await tempDir('notify-repeat-');
     dirs.push(dir);
     reset();
+    const timersBefore = clock.pending();
     let a = await start(dir.path, influx);
     try {
       a.lifecycle.applySignals([fireSignal({ sourceTs: clock.now(), receivedTs: clock.now() })]);
@@ -149,6 +150,8 @@ describe('keep trying until someone answers', () => {
       // A restart 30 s after the last page: nothing lost, so nothing is sent at start; the repeat comes at its time.
       clock.advance(30_000);
       await a.close();
+      // close() releases the pending repeat's timer (and every other).
+      expect(clock.pending()).toBe(timersBefore);
       a = await start(dir.path, influx);
       expect(a.lifecycle.openIncidents().map((i) => i.id)).toEqual([incident.id]);
       await settle();
