@@ -21,14 +21,21 @@ import type { RosterStore } from './roster-store.ts';
  * the incident's severity at that level. Every attempt is written to the incident's audit
  * (`notified` when delivered, `notify_failed` with its status otherwise).
  *
- * - opened → level 0; escalated → every level above the highest already notified (a fire that goes
- *   straight to the bureau after 15 s also tells the director it skipped); re-alerted (a new alarm
- *   point on an acknowledged incident) → level 0 and the current level again.
- * - An acknowledgement or resolution cancels what is pending (retries, rate-limit waits) and nothing
- *   more is sent for that alerting period. Only a later escalation (an acknowledged fire left
- *   unconfirmed past the 180 s investigation, NFPA 72 §23.8.1.3) or a re-alert notifies again.
- * - Reminders are not sent as notifications: the retries already keep trying each person, and a
- *   chat group paged every 30 s would be muted by its members.
+ * - opened → level 0 (and every level up to the incident's); escalated → every level above the
+ *   highest already paged (a fire that goes straight to the bureau after 15 s also tells the director
+ *   it skipped); re-alerted (a new alarm point on an acknowledged incident) → level 0 and the current
+ *   level again.
+ * - Keep trying until someone answers (paging.ts decides, this file sends): while unacknowledged the
+ *   current level is paged again every route's `repeat.everyS` (default by severity, config.ts
+ *   DEFAULT_REPEAT_S), at the bureau too; a routed rung with nobody on duty is passed over at once
+ *   (audited `no_recipient` "… notified at once"); at a shift change the incoming people are paged;
+ *   at start the open unacknowledged incidents resume from their audit (a recent page waits for its
+ *   repeat, a lost one is sent at once). One clock timer per incident.
+ * - An acknowledgement or resolution cancels what is pending (retries, rate-limit waits, the next
+ *   repeat). Only a later escalation (an acknowledged fire left unconfirmed past the 180 s
+ *   investigation, NFPA 72 §23.8.1.3) or a re-alert pages again.
+ * - Channels and routes may be scoped to homes/providers (config.ts): a home's chat group gets only
+ *   that home's alarms.
  */
 
 export interface NotifierDeps {
