@@ -64,6 +64,8 @@ export interface NotifierStats {
   readonly noRecipient: number;
   /** Issue 15 "keep trying": repeat pages, empty rungs passed over, shift-change pages, incidents resumed at start. */
   readonly repeats: number;
+  /** Repeats not sent because the same page was still being delivered. */
+  readonly repeatsCoalesced: number;
   readonly jumps: number;
   readonly shiftPages: number;
   readonly resumed: number;
@@ -108,7 +110,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
    */
   const realerted = new Set<string>();
   const inFlight = new Set<Promise<unknown>>();
-  const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0, repeats: 0, jumps: 0, shiftPages: 0, resumed: 0 };
+  /** Notification ids being delivered (attempting, backing off or waiting for the rate limit). */
+  const pending = new Map<string, number>();
+  const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0, repeats: 0, repeatsCoalesced: 0, jumps: 0, shiftPages: 0, resumed: 0 };
   let started = false;
   let closed = false;
 
@@ -173,8 +177,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     if (channelIds.length === 0) return;
     const all = recipientsAt(incident, level);
     const people = page.people === undefined ? all : all.filter((p) => page.people?.includes(p.id));
-    // Family contacts are told with the level's first page and its repeats, not at a shift change (not theirs).
-    const family = page.people === undefined ? familyFor(incident, level) : [];
+    // Family contacts are told with the level's first page only: they cannot acknowledge, so a page
+    // every two minutes would only alarm them; nor at a shift change (not theirs).
+    const family = page.people === undefined && page.reason !== 'repeat' ? familyFor(incident, level) : [];
+    const repeat = page.reason === 'repeat';
     if (all.length === 0) {
       // Nobody on the roster for this rung: loud, audited; group chats are still posted to, and
       // the next routed rung is paged at once (paging.ts) unless this is the bureau.
@@ -191,7 +197,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       if (channel.audience === 'group') {
         if (page.people !== undefined && people.length === 0) continue;
         const recipients: Recipient[] = people.map((p) => ({ personId: p.id, name: p.name, ...(p.phone !== undefined ? { phone: p.phone } : {}) }));
-        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}`, recipients }, 'group', signal);
+        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}`, recipients }, 'group', signal, repeat);
         continue;
       }
       for (const p of [...people, ...family]) {
@@ -201,12 +207,19 @@ export function createNotifier(deps: NotifierDeps): Notifier {
           continue;
         }
         const recipient: Recipient = { personId: p.id, name: p.name, address, ...(p.phone !== undefined ? { phone: p.phone } : {}) };
-        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}:${p.id}`, recipients: [recipient] }, p.id, signal);
+        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}:${p.id}`, recipients: [recipient] }, p.id, signal, repeat);
       }
     }
   }
 
-  function dispatch(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal): void {
+  function dispatch(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal, repeat = false): void {
+    // A repeat is not stacked on the same page still retrying or queued behind the rate limit
+    // (many open incidents on one 20-a-minute robot would otherwise grow its queue without end).
+    if (repeat && (pending.get(msg.id) ?? 0) > 0) {
+      counts.repeatsCoalesced++;
+      return;
+    }
+    pending.set(msg.id, (pending.get(msg.id) ?? 0) + 1);
     counts.sent++;
     let lastStatus: AttemptRecord['status'] | undefined;
     const onAttempt = (a: AttemptRecord): void => {
@@ -238,7 +251,12 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       },
     );
     inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    void p.finally(() => {
+      inFlight.delete(p);
+      const n = (pending.get(msg.id) ?? 1) - 1;
+      if (n > 0) pending.set(msg.id, n);
+      else pending.delete(msg.id);
+    });
   }
 
   function disarm(t: Track): void {

@@ -57,12 +57,12 @@ function registry(): RegistryIndex {
   return indexRegistry({ ...site, rosters: [h01, h02], contacts: { bureau: [{ id: 'officer-chen', name: '陈科长', role: 'bureau officer', addresses: { mgmt: 'chen' } }] } });
 }
 
-function notifyConfig(): NotifyConfig {
+function notifyConfig(mgmtPolicy?: { baseDelayMs: number; maxDelayMs: number }): NotifyConfig {
   return parseNotifyConfig({
     baseUrl: 'https://carewatch.example.cn',
     channels: [
       { id: 'duty', type: 'webhook', url: `${duty.url}/duty`, secret: SECRET },
-      { id: 'mgmt', type: 'webhook', url: `${mgmt.url}/mgmt`, secret: SECRET },
+      { id: 'mgmt', type: 'webhook', url: `${mgmt.url}/mgmt`, secret: SECRET, ...(mgmtPolicy !== undefined ? { policy: mgmtPolicy } : {}) },
       // One WeCom robot per home's duty chat group: each carries only its own home's alarms.
       { id: 'wecom-h01', type: 'wecom', url: `${robots.url}/h01?key=k1`, homes: ['h01'] },
       { id: 'wecom-h02', type: 'wecom', url: `${robots.url}/h02?key=k2`, homes: ['h02'] },
@@ -76,7 +76,7 @@ function notifyConfig(): NotifyConfig {
   });
 }
 
-async function start(stateDir: string, influx: { url: string; database: string }): Promise<Alerts> {
+async function start(stateDir: string, influx: { url: string; database: string }, mgmtPolicy?: { baseDelayMs: number; maxDelayMs: number }): Promise<Alerts> {
   const alerts = createAlerts({
     config: testAlertsConfig({ influx, stateDir }),
     registry: registry(),
@@ -84,7 +84,7 @@ async function start(stateDir: string, influx: { url: string; database: string }
     rules: testRules(),
     mqtt: false,
     clock,
-    notify: notifyConfig(),
+    notify: notifyConfig(mgmtPolicy),
     notifyRandom: () => 1,
   });
   await alerts.start();
@@ -217,6 +217,32 @@ describe('keep trying until someone answers', () => {
       await a.close();
     }
     expect(clock.pending()).toBe(timersBefore);
+  });
+
+  it('a repeat is not stacked on the same page still waiting for its retry', async () => {
+    const influx = testInflux('notify_coalesce');
+    const dir = await tempDir('notify-coalesce-');
+    dirs.push(dir);
+    reset();
+    mgmt.reply = (r) => (addressOf(r.body) === 'chen' ? { status: 503 } : { status: 200 });
+    // The bureau page's retry waits 200 s: longer than the 120 s repeat period.
+    const a = await start(dir.path, influx, { baseDelayMs: 200_000, maxDelayMs: 200_000 });
+    try {
+      a.lifecycle.applySignals([fireSignal({ sourceTs: clock.now(), receivedTs: clock.now() })]);
+      const incident = await until(() => a.lifecycle.openIncidents()[0], 'fire incident');
+      await delivered(a, incident.id, 'nurse-li', 1);
+      clock.advance(15_000);
+      await until(() => notes(a, incident.id).some((e) => e.recipient === 'officer-chen' && e.status === 'retrying'), 'bureau page retrying');
+      clock.advance(120_000);
+      await settle();
+      expect(to(mgmt, 'chen')).toBe(1);
+      expect(a.notifier?.stats()).toMatchObject({ repeatsCoalesced: 1 });
+      clock.advance(80_000); // the retry, 200 s after the first attempt
+      await until(() => to(mgmt, 'chen') === 2, 'the retry');
+      expect(a.lifecycle.ackIncident(incident.id, { username: 'bureau', role: 'bureau' }).ok).toBe(true);
+    } finally {
+      await a.close();
+    }
   });
 
   it('a shift change pages the incoming nurse while the alarm is unacknowledged', async () => {
