@@ -300,6 +300,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
             if (facts.channel !== undefined && (facts.status === 'delivered' || facts.status === 'retrying' || facts.status === 'failed')) channelHealth.note(facts.channel, facts.status === 'delivered', clock.now(), facts.reason);
             lifecycle.noteIncidentNotification(id, action, facts);
           },
+          // Issue 15: open incidents resume their paging at start (restart, home taken over).
+          openIncidents: () => lifecycle.openIncidents(),
+          incidentAudit: (id) => lifecycle.incidentAudit(id),
           ...(deps.notifyRandom !== undefined ? { random: deps.notifyRandom } : {}),
           ...(notifyChannels !== undefined ? { channels: notifyChannels } : {}),
         });

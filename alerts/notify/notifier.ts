@@ -1,4 +1,4 @@
-import type { Clock } from '../../common/clock.ts';
+import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { IncidentMessage } from '../../contract/incidents.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
@@ -6,9 +6,10 @@ import { homeKind, type RosterPerson } from '../../contract/registry.ts';
 import { BUREAU_LEVEL } from '../access.ts';
 import type { IncidentAuditEntry, IncidentChange } from '../incidents/book.ts';
 import type { AttemptRecord, DeliveryReceipt, Notification, NotificationChannel, Recipient } from './channel.ts';
-import { buildChannels, routedChannels, type NotifyConfig } from './config.ts';
+import { buildChannels, routedChannels, routesAt, uncoveredHomes, type NotifyConfig, type NotifyTarget } from './config.ts';
 import { renderIncident } from './message.ts';
-import { onDuty } from './roster.ts';
+import { decidePages, resumeState, type DecideOptions, type Jump, type LevelView, type NotifyRecord, type Page, type PageState, type PageView } from './paging.ts';
+import { nextShiftChange, onDuty } from './roster.ts';
 import type { RosterStore } from './roster-store.ts';
 
 /**
@@ -20,14 +21,21 @@ import type { RosterStore } from './roster-store.ts';
  * the incident's severity at that level. Every attempt is written to the incident's audit
  * (`notified` when delivered, `notify_failed` with its status otherwise).
  *
- * - opened → level 0; escalated → every level above the highest already notified (a fire that goes
- *   straight to the bureau after 15 s also tells the director it skipped); re-alerted (a new alarm
- *   point on an acknowledged incident) → level 0 and the current level again.
- * - An acknowledgement or resolution cancels what is pending (retries, rate-limit waits) and nothing
- *   more is sent for that alerting period. Only a later escalation (an acknowledged fire left
- *   unconfirmed past the 180 s investigation, NFPA 72 §23.8.1.3) or a re-alert notifies again.
- * - Reminders are not sent as notifications: the retries already keep trying each person, and a
- *   chat group paged every 30 s would be muted by its members.
+ * - opened → level 0 (and every level up to the incident's); escalated → every level above the
+ *   highest already paged (a fire that goes straight to the bureau after 15 s also tells the director
+ *   it skipped); re-alerted (a new alarm point on an acknowledged incident) → level 0 and the current
+ *   level again.
+ * - Keep trying until someone answers (paging.ts decides, this file sends): while unacknowledged the
+ *   current level is paged again every route's `repeat.everyS` (default by severity, config.ts
+ *   DEFAULT_REPEAT_S), at the bureau too; a routed rung with nobody on duty is passed over at once
+ *   (audited `no_recipient` "… notified at once"); at a shift change the incoming people are paged;
+ *   at start the open unacknowledged incidents resume from their audit (a recent page waits for its
+ *   repeat, a lost one is sent at once). One clock timer per incident.
+ * - An acknowledgement or resolution cancels what is pending (retries, rate-limit waits, the next
+ *   repeat). Only a later escalation (an acknowledged fire left unconfirmed past the 180 s
+ *   investigation, NFPA 72 §23.8.1.3) or a re-alert pages again.
+ * - Channels and routes may be scoped to homes/providers (config.ts): a home's chat group gets only
+ *   that home's alarms.
  */
 
 export interface NotifierDeps {
@@ -40,6 +48,10 @@ export interface NotifierDeps {
   readonly audit: (incidentId: string, action: 'notified' | 'notify_failed', facts: Pick<IncidentAuditEntry, 'channel' | 'recipient' | 'attempt' | 'status' | 'reason' | 'escalationLevel'>) => void;
   /** Built from config unless given (tests). */
   readonly channels?: ReadonlyMap<string, NotificationChannel>;
+  /** Issue 15: the open incidents at start (lifecycle.openIncidents), resumed from their audit; absent = none. */
+  readonly openIncidents?: () => readonly IncidentMessage[];
+  /** An incident's audit (lifecycle.incidentAudit): when each level was last paged. */
+  readonly incidentAudit?: (incidentId: string) => readonly IncidentAuditEntry[] | undefined;
   /** Jitter source for the back-off (tests pass a fixed one). */
   readonly random?: () => number;
 }
@@ -50,6 +62,13 @@ export interface NotifierStats {
   readonly failed: number;
   readonly cancelled: number;
   readonly noRecipient: number;
+  /** Issue 15 "keep trying": repeat pages, empty rungs passed over, shift-change pages, incidents resumed at start. */
+  readonly repeats: number;
+  /** Repeats not sent because the same page was still being delivered. */
+  readonly repeatsCoalesced: number;
+  readonly jumps: number;
+  readonly shiftPages: number;
+  readonly resumed: number;
 }
 
 export interface Notifier {
@@ -68,10 +87,17 @@ function reasonOf(a: AttemptRecord): string {
 }
 
 interface Track {
-  /** Highest ladder level notified in this alerting period. */
-  level: number;
+  /** The incident as last seen: repeats render its current text. */
+  incident: IncidentMessage;
+  /** Paging state (paging.ts); undefined until the incident first pages (held-back points only). */
+  state: PageState | undefined;
+  /** Aborted by an acknowledgement, a resolution or close: cancels pending retries and rate-limit waits. */
   controller: AbortController;
+  /** The one timer per incident: the next repeat or shift change. */
+  timer: ClockTimer | undefined;
 }
+
+const isLive = (incident: IncidentMessage): boolean => incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined);
 
 export function createNotifier(deps: NotifierDeps): Notifier {
   const { config, registry, rosters, clock } = deps;
@@ -84,7 +110,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
    */
   const realerted = new Set<string>();
   const inFlight = new Set<Promise<unknown>>();
-  const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0 };
+  /** Notification ids being delivered (attempting, backing off or waiting for the rate limit). */
+  const pending = new Map<string, number>();
+  const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0, repeats: 0, repeatsCoalesced: 0, jumps: 0, shiftPages: 0, resumed: 0 };
   let started = false;
   let closed = false;
 
@@ -94,6 +122,11 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     } catch (err) {
       logger.error({ err, incidentId, code: 'ALERTS_NOTIFY_AUDIT_FAILED' }, 'could not record a notification attempt');
     }
+  }
+
+  function targetOf(incident: IncidentMessage): NotifyTarget {
+    const home = registry.home(incident.homeId);
+    return home?.providerId !== undefined ? { homeId: incident.homeId, providerId: home.providerId } : { homeId: incident.homeId };
   }
 
   function recipientsAt(incident: IncidentMessage, level: number): readonly RosterPerson[] {
@@ -118,16 +151,43 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       .map((c) => ({ id: c.id, name: c.name, role: `family: ${c.relation}`, ...(c.phone !== undefined ? { phone: c.phone } : {}), ...(c.addresses !== undefined ? { addresses: c.addresses } : {}) }));
   }
 
-  function notifyLevel(incident: IncidentMessage, level: number, signal: AbortSignal): void {
-    const channelIds = routedChannels(config, incident.severity, level);
+  /** What paging.ts decides from: routes (scoped to the incident's home/provider), who is on duty, the next shift change. */
+  function viewOf(incident: IncidentMessage): PageView {
+    const now = clock.now();
+    const target = targetOf(incident);
+    const levels: LevelView[] = [];
+    for (let l = 0; l <= BUREAU_LEVEL; l++) levels.push({ channels: routesAt(config, incident.severity, l, target), staffed: recipientsAt(incident, l).length > 0 });
+    const roster = rosters.roster(incident.homeId);
+    const shiftChangeAt = roster === undefined ? undefined : nextShiftChange(roster, now, roster.timezone);
+    return {
+      now,
+      level: incident.escalationLevel ?? 0,
+      acknowledged: incident.acknowledgedAt !== undefined,
+      silent: incident.state === 'resolved' || !isLive(incident),
+      levels,
+      onDuty: recipientsAt(incident, 0).map((p) => p.id),
+      ...(shiftChangeAt !== undefined ? { shiftChangeAt } : {}),
+    };
+  }
+
+  function notifyLevel(incident: IncidentMessage, page: Page, signal: AbortSignal, jumped: Jump | undefined): void {
+    const { level } = page;
+    const routed = routedChannels(config, incident.severity, level, targetOf(incident));
+    const channelIds = page.channels === undefined ? routed : routed.filter((c) => page.channels?.includes(c));
     if (channelIds.length === 0) return;
-    const people = recipientsAt(incident, level);
-    const family = familyFor(incident, level);
-    if (people.length === 0) {
-      // Nobody on the roster for this rung: loud, audited; group chats are still posted to.
+    const all = recipientsAt(incident, level);
+    const people = page.people === undefined ? all : all.filter((p) => page.people?.includes(p.id));
+    // Family contacts are told with the level's first page only: they cannot acknowledge, so a page
+    // every two minutes would only alarm them; nor at a shift change (not theirs).
+    const family = page.people === undefined && page.reason !== 'repeat' ? familyFor(incident, level) : [];
+    const repeat = page.reason === 'repeat';
+    if (all.length === 0) {
+      // Nobody on the roster for this rung: loud, audited; group chats are still posted to, and
+      // the next routed rung is paged at once (paging.ts) unless this is the bureau.
       counts.noRecipient++;
       logger.error({ incidentId: incident.id, homeId: incident.homeId, level, code: 'ALERTS_NOTIFY_NO_RECIPIENT' }, 'no person on the roster for this ladder level');
-      audit(incident.id, 'notify_failed', { status: 'no_recipient', escalationLevel: level, reason: `nobody on the roster for level ${level}` });
+      const reason = jumped !== undefined ? `nobody on duty at level ${level}: level ${jumped.to} notified at once` : `nobody on the roster for level ${level}`;
+      audit(incident.id, 'notify_failed', { status: 'no_recipient', escalationLevel: level, reason });
     }
     const text = renderIncident(incident, registry, config.baseUrl, level);
     for (const channelId of channelIds) {
@@ -135,8 +195,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       if (channel === undefined) continue; // validated at start
       const base = { incidentId: incident.id, homeId: incident.homeId, severity: incident.severity, level, ...text };
       if (channel.audience === 'group') {
+        if (page.people !== undefined && people.length === 0) continue;
         const recipients: Recipient[] = people.map((p) => ({ personId: p.id, name: p.name, ...(p.phone !== undefined ? { phone: p.phone } : {}) }));
-        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}`, recipients }, 'group', signal);
+        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}`, recipients }, 'group', signal, repeat);
         continue;
       }
       for (const p of [...people, ...family]) {
@@ -146,12 +207,19 @@ export function createNotifier(deps: NotifierDeps): Notifier {
           continue;
         }
         const recipient: Recipient = { personId: p.id, name: p.name, address, ...(p.phone !== undefined ? { phone: p.phone } : {}) };
-        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}:${p.id}`, recipients: [recipient] }, p.id, signal);
+        dispatch(channel, { ...base, id: `${incident.id}:${level}:${channelId}:${p.id}`, recipients: [recipient] }, p.id, signal, repeat);
       }
     }
   }
 
-  function dispatch(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal): void {
+  function dispatch(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal, repeat = false): void {
+    // A repeat is not stacked on the same page still retrying or queued behind the rate limit
+    // (many open incidents on one 20-a-minute robot would otherwise grow its queue without end).
+    if (repeat && (pending.get(msg.id) ?? 0) > 0) {
+      counts.repeatsCoalesced++;
+      return;
+    }
+    pending.set(msg.id, (pending.get(msg.id) ?? 0) + 1);
     counts.sent++;
     let lastStatus: AttemptRecord['status'] | undefined;
     const onAttempt = (a: AttemptRecord): void => {
@@ -183,78 +251,126 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       },
     );
     inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    void p.finally(() => {
+      inFlight.delete(p);
+      const n = (pending.get(msg.id) ?? 1) - 1;
+      if (n > 0) pending.set(msg.id, n);
+      else pending.delete(msg.id);
+    });
   }
 
-  /** Cancels what is pending for an incident; `why` goes into the audit of each cancelled delivery. */
-  function stop(id: string, why: string): void {
-    tracks.get(id)?.controller.abort(why);
+  function disarm(t: Track): void {
+    if (t.timer !== undefined) clock.clearTimeout(t.timer);
+    t.timer = undefined;
+  }
+
+  /** Cancels what is pending for an incident (retries, rate-limit waits, the next repeat); `why` goes into the audit of each cancelled delivery. */
+  function stop(t: Track | undefined, why: string): void {
+    if (t === undefined) return;
+    disarm(t);
+    t.controller.abort(why);
+  }
+
+  /** Decides (paging.ts), sends the pages, audits the jumps and arms the next wake-up. */
+  function run(t: Track, opts: DecideOptions = {}): void {
+    disarm(t);
+    if (closed) return;
+    const d = decidePages(t.state, viewOf(t.incident), opts);
+    t.state = d.state;
+    if (d.pages.length > 0 && t.controller.signal.aborted) t.controller = new AbortController(); // a new alerting period
+    for (const j of d.jumps) {
+      counts.jumps++;
+      // The empty rung's own page (when it is paged now) records the jump; otherwise record it here.
+      if (!d.pages.some((p) => p.level === j.from && p.people === undefined)) audit(t.incident.id, 'notify_failed', { status: 'no_recipient', escalationLevel: j.from, reason: `nobody on duty at level ${j.from}: level ${j.to} notified at once` });
+    }
+    for (const p of d.pages) {
+      if (p.reason === 'repeat') counts.repeats++;
+      if (p.reason === 'shift_change') counts.shiftPages++;
+      notifyLevel(t.incident, p, t.controller.signal, d.jumps.find((j) => j.from === p.level));
+    }
+    if (d.wakeAt !== undefined) {
+      t.timer = clock.setTimeout(() => {
+        t.timer = undefined;
+        try {
+          run(t);
+        } catch (err) {
+          logger.error({ err, incidentId: t.incident.id, code: 'ALERTS_NOTIFY_FAILED' }, 'notifier failed on a repeat');
+        }
+      }, Math.max(0, d.wakeAt - clock.now()));
+    }
   }
 
   function handle(change: IncidentChange): void {
     const { incident, audit: entry } = change;
-    const live = incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined);
+    let t = tracks.get(incident.id);
     if (incident.state === 'resolved') {
-      stop(incident.id, 'resolved');
+      stop(t, 'resolved');
       tracks.delete(incident.id);
       realerted.delete(incident.id);
       return;
     }
     if (entry.action === 'realerted' && !change.changed) {
-      stop(incident.id, 'realerted');
+      stop(t, 'realerted');
       realerted.add(incident.id);
       return;
     }
     if (!change.changed) return;
-    if (realerted.delete(incident.id) && incident.acknowledgedAt === undefined && live) {
+    if (t === undefined) {
+      // First seen since start and not resumed then (acknowledged at start): it stood at its level before this change.
       const level = incident.escalationLevel ?? 0;
-      const t: Track = { level, controller: new AbortController() };
+      const seed = entry.action === 'opened' ? undefined : seedState(incident, entry.action === 'escalated' ? level - 1 : level);
+      t = { incident, state: seed, controller: new AbortController(), timer: undefined };
       tracks.set(incident.id, t);
-      notifyLevel(incident, 0, t.controller.signal);
-      if (level > 0) notifyLevel(incident, level, t.controller.signal);
+    }
+    t.incident = incident;
+    if (entry.action === 'acknowledged') {
+      stop(t, `acknowledged by ${incident.acknowledgedBy ?? 'someone'}`);
       return;
     }
-    switch (entry.action) {
-      case 'opened': {
-        const t: Track = { level: incident.escalationLevel ?? 0, controller: new AbortController() };
-        tracks.set(incident.id, t);
-        // An incident of held-back points only (inhibited) raises no notification of its own.
-        if (!live) return;
-        for (let l = 0; l <= t.level; l++) notifyLevel(incident, l, t.controller.signal);
-        return;
-      }
-      case 'acknowledged':
-        stop(incident.id, `acknowledged by ${incident.acknowledgedBy ?? 'someone'}`);
-        return;
-      case 'escalated': {
-        const level = incident.escalationLevel ?? 0;
-        let t = tracks.get(incident.id);
-        if (t === undefined || t.controller.signal.aborted) {
-          // First seen since a restart, or acknowledged before: a new escalation is a new alerting period.
-          const from = t === undefined ? level - 1 : t.level;
-          t = { level: from, controller: new AbortController() };
-          tracks.set(incident.id, t);
-        }
-        if (level <= t.level || !live) return;
-        for (let l = t.level + 1; l <= level; l++) notifyLevel(incident, l, t.controller.signal);
-        t.level = level;
-        return;
-      }
-      default:
-        return;
+    if (realerted.delete(incident.id) && incident.acknowledgedAt === undefined && isLive(incident)) {
+      run(t, { realert: true });
+      return;
+    }
+    run(t);
+  }
+
+  /** The state of an incident first seen mid-life: everything up to `level` told now, nothing due. */
+  function seedState(incident: IncidentMessage, level: number): PageState {
+    const v = viewOf(incident);
+    const target = Math.max(0, level);
+    const marks: Record<string, { at: number; repeats: number }> = {};
+    for (const c of v.levels[target]?.channels ?? []) marks[c.channel] = { at: v.now, repeats: 0 };
+    return { notified: level, target, marks, told: [...v.onDuty] };
+  }
+
+  /** Issue 15: open incidents found at start (a restart, a home taken over) resume their paging from their audit. */
+  function resume(): void {
+    for (const incident of deps.openIncidents?.() ?? []) {
+      if (tracks.has(incident.id) || incident.state === 'resolved' || incident.acknowledgedAt !== undefined || !isLive(incident)) continue;
+      const records: NotifyRecord[] = (deps.incidentAudit?.(incident.id) ?? [])
+        .filter((e) => e.action === 'notified' || e.action === 'notify_failed')
+        .map((e) => ({ ts: e.ts, level: e.escalationLevel ?? 0, ...(e.channel !== undefined ? { channel: e.channel } : {}), ...(e.recipient !== undefined ? { recipient: e.recipient } : {}), ...(e.attempt !== undefined ? { attempt: e.attempt } : {}), ...(e.status !== undefined ? { status: e.status } : {}) }));
+      const t: Track = { incident, state: resumeState(viewOf(incident), records), controller: new AbortController(), timer: undefined };
+      tracks.set(incident.id, t);
+      counts.resumed++;
+      run(t);
     }
   }
 
   return {
     async start() {
       started = true;
-      logger.info({ channels: [...channels.keys()], routes: config.routes.length }, 'notifier started');
+      for (const homeId of uncoveredHomes(config, registry.site.homes.map((h) => (h.providerId !== undefined ? { homeId: h.id, providerId: h.providerId } : { homeId: h.id })))) {
+        logger.error({ homeId, code: 'ALERTS_NOTIFY_UNCOVERED' }, 'no level-0 route carries this home\'s critical alarms (channel/route scopes)');
+      }
+      resume();
+      logger.info({ channels: [...channels.keys()], routes: config.routes.length, resumed: counts.resumed }, 'notifier started');
     },
     async close() {
       if (closed) return;
       closed = true;
-      // Pending deliveries are cancelled (and audited so); they are not resumed after a restart.
-      for (const t of tracks.values()) t.controller.abort('shutdown');
+      // Pending deliveries and repeats are cancelled (and audited so); start() resumes them from the audit.
+      for (const t of tracks.values()) stop(t, 'shutdown');
       await Promise.allSettled([...inFlight]);
     },
     onIncidentChange(change) {

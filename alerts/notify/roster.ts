@@ -91,3 +91,29 @@ export function rosterProblems(roster: Roster): string[] {
   }
   return problems;
 }
+
+/**
+ * The next instant after `at` when a shift of the roster starts or ends (issue 15: an incident
+ * still unacknowledged at a shift change is sent to the incoming people on duty), or undefined for
+ * a roster without shifts. Boundaries are local wall-clock minutes of the week; the result is
+ * measured from the start of `at`'s minute. Around a daylight-saving jump the local and elapsed
+ * minutes differ by the jump: the caller re-reads `onDuty` when woken and simply waits again when
+ * nothing changed, so an hour's skew costs a spare wake-up, never a missed page.
+ */
+export function nextShiftChange(roster: Pick<Roster, 'shifts'>, at: number, timezone: string): number | undefined {
+  const m = minuteOfWeek(at, timezone);
+  let best: number | undefined;
+  for (const s of roster.shifts) {
+    const start = hhmmToMin(s.start);
+    const end = hhmmToMin(s.end);
+    const length = end > start ? end - start : end + MIN_PER_DAY - start;
+    for (const day of s.days) {
+      for (const b of [(day - 1) * MIN_PER_DAY + start, (day - 1) * MIN_PER_DAY + start + length]) {
+        // Strictly after the current minute: a boundary at this very minute has happened already.
+        const ahead = ((((b - m) % MIN_PER_WEEK) + MIN_PER_WEEK) % MIN_PER_WEEK) || MIN_PER_WEEK;
+        if (best === undefined || ahead < best) best = ahead;
+      }
+    }
+  }
+  return best === undefined ? undefined : at - (at % 60_000) + best * 60_000;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { notifyConfigProblems, routedChannels, parseNotifyConfig } from '../../../alerts/notify/config.ts';
+import { DEFAULT_REPEAT_S, notifyConfigProblems, routedChannels, routesAt, parseNotifyConfig, uncoveredHomes } from '../../../alerts/notify/config.ts';
 import { registryProblems } from '../../../contract/registry-index.ts';
 import { demoRegistry } from '../../support/registry.ts';
 
@@ -9,8 +9,8 @@ const good = {
   baseUrl: 'https://cw.example.cn',
   channels: [
     { id: 'hook', type: 'webhook', url: 'https://hooks.example.cn/cw', secret: 'sixteen-chars-secret' },
-    { id: 'wecom', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc' },
-    { id: 'ding', type: 'dingtalk', url: 'https://oapi.dingtalk.com/robot/send?access_token=t', secret: 'SECxyz' },
+    { id: 'wecom', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc', homes: ['h01'] },
+    { id: 'ding', type: 'dingtalk', url: 'https://oapi.dingtalk.com/robot/send?access_token=t', secret: 'SECxyz', homes: ['h01'] },
     { id: 'sms', type: 'sms', url: 'https://sms.example.cn/send', bodyTemplate: '{"to":"{{to}}","text":"{{text}}"}' },
   ],
   routes: [
@@ -36,6 +36,52 @@ describe('notify config', () => {
     expect(notifyConfigProblems({ ...good, routes: [{ ...good.routes[0], level: 3 }] }).join()).toContain('/routes/0/level');
     expect(notifyConfigProblems({ ...good, channels: [{ ...good.channels[0], secret: 'short' }] }).join()).toContain('/channels/0');
     expect(() => parseNotifyConfig({ ...good, baseUrl: 'ftp://x' })).toThrow(/baseUrl/);
+  });
+
+  it('refuses an unscoped group robot below the bureau level; accepts it scoped (channel or route) or at the bureau', () => {
+    const unscoped = { ...good, channels: good.channels.map((c) => (c.id === 'wecom' ? { id: 'wecom', type: 'wecom', url: c.url } : c)) };
+    expect(notifyConfigProblems(unscoped)).toEqual([
+      'notify config /routes/0: group robot wecom at level 0 has no "homes" or "providers": it would post every home\'s alarms into one chat group; scope the channel or the route (unscoped group robots only at level 2, the bureau)',
+    ]);
+    const routeScoped = { ...unscoped, routes: [{ ...good.routes[0], homes: ['h01'] }, ...good.routes.slice(1)] };
+    expect(notifyConfigProblems(routeScoped)).toEqual([]);
+    const atBureau = { ...unscoped, routes: [{ ...good.routes[0], channels: ['sms'] }, good.routes[1], { ...good.routes[2], channels: ['hook', 'wecom'] }] };
+    expect(notifyConfigProblems(atBureau)).toEqual([]);
+    // A personal channel (webhook, SMS) addresses people from the incident's own roster: no scope needed.
+    expect(notifyConfigProblems({ ...good, channels: good.channels.filter((c) => c.id !== 'wecom'), routes: [{ ...good.routes[0], channels: ['sms'] }, ...good.routes.slice(1)] })).toEqual([]);
+  });
+
+  it('scopes channels and routes to homes and providers; an unscoped personal channel carries every home', () => {
+    const c = parseNotifyConfig({
+      ...good,
+      channels: [...good.channels, { id: 'wecom2', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=def', homes: ['h02'] }, { id: 'pv', type: 'dingtalk', url: 'https://oapi.dingtalk.com/robot/send?access_token=p', providers: ['pv01'] }],
+      routes: [{ severities: ['critical'], level: 0, channels: ['wecom', 'wecom2', 'pv', 'sms'] }, { severities: ['critical'], level: 1, channels: ['hook'], homes: ['h01'] }],
+    });
+    expect(routedChannels(c, 'critical', 0, { homeId: 'h01' })).toEqual(['wecom', 'sms']);
+    expect(routedChannels(c, 'critical', 0, { homeId: 'h02' })).toEqual(['wecom2', 'sms']);
+    expect(routedChannels(c, 'critical', 0, { homeId: 'hh01', providerId: 'pv01' })).toEqual(['pv', 'sms']);
+    expect(routedChannels(c, 'critical', 0, { homeId: 'hh09', providerId: 'pv02' })).toEqual(['sms']);
+    expect(routedChannels(c, 'critical', 1, { homeId: 'h02' })).toEqual([]);
+    expect(routedChannels(c, 'critical', 1, { homeId: 'h01' })).toEqual(['hook']);
+    expect(uncoveredHomes({ ...c, routes: [{ severities: ['critical'], level: 0, channels: ['wecom'] }] }, [{ homeId: 'h01' }, { homeId: 'h02' }])).toEqual(['h02']);
+  });
+
+  it('repeats by default per severity; repeat: false sends once; the shortest of two routes wins; below 30 s is refused', () => {
+    const c = parseNotifyConfig({
+      ...good,
+      routes: [
+        { severities: ['critical', 'low'], level: 0, channels: ['wecom', 'sms'] },
+        { severities: ['critical'], level: 0, channels: ['sms'], repeat: { everyS: 60, max: 3 } },
+        { severities: ['critical'], level: 1, channels: ['ding'], repeat: false },
+      ],
+    });
+    expect(routesAt(c, 'critical', 0)).toEqual([
+      { channel: 'wecom', repeat: { everyS: DEFAULT_REPEAT_S.critical } },
+      { channel: 'sms', repeat: { everyS: 60, max: 3 } },
+    ]);
+    expect(routesAt(c, 'low', 0)[0]?.repeat).toEqual({ everyS: 4 * 3600 });
+    expect(routesAt(c, 'critical', 1)).toEqual([{ channel: 'ding' }]);
+    expect(notifyConfigProblems({ ...good, routes: [{ ...good.routes[0], repeat: { everyS: 10 } }] }).join()).toContain('/routes/0/repeat');
   });
 
   it('the registry refuses a roster for an unknown home or naming an unknown person', () => {
