@@ -57,7 +57,7 @@ function goodConfig(): NotifyConfig {
   return parseNotifyConfig({
     baseUrl: 'https://carewatch.minzheng.gov.cn',
     channels: [
-      { id: 'duty-wecom', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=7f1c2a9e-4b1d-4c55-9a0e-3d2b1f0e9c11' },
+      { id: 'duty-wecom', type: 'wecom', url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=7f1c2a9e-4b1d-4c55-9a0e-3d2b1f0e9c11', homes: ['h01'] },
       { id: 'sms', type: 'sms', url: 'https://sms.minzheng.gov.cn/send', headers: { authorization: 'Bearer 8d6c0b5e1f4a' }, bodyTemplate: '{"to":"{{to}}","content":"{{text}}"}' },
       { id: 'bureau-hook', type: 'webhook', url: 'https://duty.minzheng.gov.cn/carewatch', secret: 'k3J9x2LqP0vW8sT5' },
     ],
@@ -88,9 +88,10 @@ describe('alerts/main.ts in production mode: the notify config', () => {
     expect(r.code).toBe(1);
     expect(r.started).toBe(false);
     for (const line of [
-      'ALERTS_NOTIFY_DEMO_SECRET: notify channel duty-wecom url has a demo secret in its query parameter key',
+      'ALERTS_NOTIFY_DEMO_SECRET: notify channel duty-wecom-h01 url has a demo secret in its query parameter key',
+      'ALERTS_NOTIFY_DEMO_SECRET: notify channel duty-wecom-pv02 url has a demo secret in its query parameter key',
       'ALERTS_NOTIFY_DEMO_SECRET: notify channel sms header authorization carries a demo secret',
-      'ALERTS_NOTIFY_DEMO_SECRET: notify channel mgmt-dingtalk secret is a demo secret',
+      'ALERTS_NOTIFY_DEMO_SECRET: notify channel mgmt-dingtalk-h09 secret is a demo secret',
       'ALERTS_NOTIFY_DEMO_SECRET: notify channel bureau-hook secret is a demo secret',
       'ALERTS_NOTIFY_INSECURE_URL: notify channel bureau-hook url is plain http://',
       'ALERTS_NOTIFY_DEMO_URL: notify config baseUrl is a demo, example or loopback address (127.0.0.1)',
