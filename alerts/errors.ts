@@ -38,6 +38,7 @@ export const ALERT_ERRORS = {
   DISABLEMENT_LIMIT: { status: 409, message: 'too many disablements in force in this home; end some first' },
   // On-call rosters (issue 15, alerts/notify/).
   ROSTER_INVALID: { status: 400, message: 'the roster is not valid for this home' },
+  PROVIDER_NOT_FOUND: { status: 404, message: 'no such home-care provider' },
   // Issue 14: a page on one node acting on an alert owned by another (alerts/socket-cluster.ts).
   CLUSTER_OWNER_UNREACHABLE: { status: 503, message: 'the node that owns this home did not answer in time; try again' },
   // Issue 14: test/maintenance mode and rosters are kept by the home's owner; another node's copy would suppress or notify nothing.

@@ -99,7 +99,7 @@ export function createStaffView(root, ctx) {
     const alone = standaloneAlerts(openAlerts, ctx.incidents).sort(bySeverityThenNewest);
     const devices = deviceMap();
     const aOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true };
-    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence, ackOf };
+    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence, ackOf, notifiedOf: ctx.notifiedOf, personName: ctx.personName };
     // Unacknowledged fire alarms stay pinned (sticky) until someone acknowledges them: one per incident.
     const pinI = openIncidents.filter((i) => isFireIncident(i) && i.acknowledgedAt === undefined);
     const pinA = alone.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
