@@ -164,10 +164,11 @@ describe('on-call rosters in the page (issue 15)', () => {
       registryPath,
       alertsEnv: (httpUrl) => {
         const path = join(dir, 'notify.json');
-        // Written synchronously before the process starts (it reads the file once at start).
+        // Written synchronously before the process starts (it reads the file once at start). No rate limit to
+        // speak of: the comm-loss incidents of h01/h02 (their other devices are silent) must not queue the fire behind them.
         const config = {
           baseUrl: httpUrl,
-          channels: [{ id: 'duty', type: 'webhook', url: `http://127.0.0.1:${port}/duty`, secret: SECRET, policy: { maxAttempts: 2, baseDelayMs: 100 } }],
+          channels: [{ id: 'duty', type: 'webhook', url: `http://127.0.0.1:${port}/duty`, secret: SECRET, policy: { maxAttempts: 2, baseDelayMs: 100, ratePerMin: 6000, burst: 1000 } }],
           routes: [{ severities: ['critical', 'high'], level: 0, channels: ['duty'] }],
         };
         writeFileSync(path, JSON.stringify(config));
@@ -389,7 +390,10 @@ describe('on-call rosters in the page (issue 15)', () => {
       return ((await res.json()) as IncidentMessage[]).find((i) => i.kind === 'fire' && i.state !== 'resolved');
     }, 60_000);
     // The duty nurse's message, delivered to the webhook receiver.
-    const message = await eventually('the duty message', () => delivered.find((m) => m.incidentId === fire.id), 60_000);
+    const message = await eventually('the duty message', () => delivered.find((m) => m.incidentId === fire.id), 60_000).catch(async (err: unknown) => {
+      const full = (await call('staff-h01', 'GET', `/api/incidents/${encodeURIComponent(fire.id)}`)).json;
+      throw new Error(`${String(err)}; audit: ${JSON.stringify(full.audit)}; delivered: ${JSON.stringify(delivered.map((d) => d.incidentId))}`);
+    });
     expect(message.recipients.map((r) => r.personId)).toEqual(['nurse-li']);
     expect(message.link).toBe(`${stack.httpUrl}/?incident=${encodeURIComponent(fire.id)}`);
 

@@ -268,7 +268,12 @@ export function createRosterScreen(root, ctx) {
 
     function personRows(list, kind, testid) {
       return list.map((p, k) => h('fieldset', { class: 'row person-row', 'data-testid': testid, 'data-index': k },
-        field(w('id'), { autocomplete: 'off', maxlength: 64 }, () => p.id, (v) => (p.id = v.trim()), `${testid}-id`),
+        field(w('id'), { autocomplete: 'off', maxlength: 64 }, () => p.id, (v) => {
+          const old = p.id;
+          p.id = v.trim();
+          // A person renamed keeps their shifts.
+          if (kind === 'people') for (const s of model.shifts) s.people = s.people.map((x) => (x === old ? p.id : x));
+        }, `${testid}-id`),
         field(w('name'), { maxlength: 100 }, () => p.name, (v) => (p.name = v), `${testid}-name`),
         field(w('role'), { maxlength: 50 }, () => p.role, (v) => (p.role = v), `${testid}-role`),
         field(w('phone'), { type: 'tel', inputmode: 'tel', maxlength: 21 }, () => p.phone, (v) => { if (v.trim()) p.phone = v.trim(); else delete p.phone; }, `${testid}-phone`),
@@ -285,9 +290,21 @@ export function createRosterScreen(root, ctx) {
         h('div', { class: 'f days', role: 'group', 'aria-label': w('days') }, h('span', { class: 'f-label' }, w('days')),
           h('div', { class: 'checks' }, [1, 2, 3, 4, 5, 6, 7].map((d) => check(dayName(d), s.days.includes(d), (on) => { s.days = on ? [...new Set([...s.days, d])].sort() : s.days.filter((x) => x !== d); }, `shift-day-${d}`)))),
         h('div', { class: 'f on-shift', role: 'group', 'aria-label': w('onShift') }, h('span', { class: 'f-label' }, w('onShift')),
-          h('div', { class: 'checks' }, model.people.map((p) => check(p.name || p.id, s.people.includes(p.id), (on) => { s.people = on ? [...s.people, p.id] : s.people.filter((x) => x !== p.id); }, `shift-person-${p.id}`)))),
+          h('div', { class: 'checks', 'data-shift-checks': k }, peopleChecks(s))),
         h('button', { type: 'button', class: 'btn ghost', 'data-testid': 'shift-remove', onclick: () => { model.shifts.splice(k, 1); redraw(); } }, `✕ ${w('remove')}`),
       ));
+    }
+
+    function peopleChecks(s) {
+      return model.people.map((p) => check(p.name || p.id, s.people.includes(p.id), (on) => { s.people = on ? [...s.people, p.id] : s.people.filter((x) => x !== p.id); }, `shift-person-${p.id}`));
+    }
+
+    /** The shifts' person check boxes follow the people's names and ids, without redrawing the field being typed in. */
+    function refreshShiftPeople() {
+      model.shifts.forEach((s, k) => {
+        const box = el.querySelector(`[data-shift-checks="${k}"]`);
+        if (box) render(box, peopleChecks(s));
+      });
     }
 
     function check(label, on, set, testid) {
@@ -315,14 +332,8 @@ export function createRosterScreen(root, ctx) {
           h('button', { type: 'button', class: 'btn', 'data-testid': 'roster-cancel', onclick: () => { editing = null; draw(); } }, w('cancel')),
         ),
       );
-      // A person's name or id typed: the shifts' check boxes name them (redrawn when the field is left).
-      for (const input of el.querySelectorAll('[data-testid="person-row-name"], [data-testid="person-row-id"]')) input.addEventListener('change', () => redrawKeepingScroll());
-    }
-
-    function redrawKeepingScroll() {
-      const y = window.scrollY;
-      redraw();
-      window.scrollTo(0, y);
+      // A person's name or id typed: the shifts' check boxes name them.
+      for (const input of el.querySelectorAll('[data-testid="person-row-name"], [data-testid="person-row-id"]')) input.addEventListener('input', () => refreshShiftPeople());
     }
 
     function focusLast(testid) {

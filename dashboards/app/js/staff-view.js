@@ -117,6 +117,9 @@ export function createStaffView(root, ctx) {
     render(alertList, rest.length ? rest.map((x) => x.el()) : (any ? h('p', { class: 'empty' }, t('noOtherAlerts')) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts'))));
     ctx.setSound(alone, openIncidents);
     renderTabs(openIncidents, alone);
+    // The incident a link or a notification click asked for stays marked across re-renders (js/notify.js).
+    const focused = document.body.dataset.focusedIncident;
+    if (focused) root.querySelector(`[data-incident-id="${CSS.escape(focused)}"]`)?.classList.add('focused-incident');
   }
 
   /** With several households, every card says whose it is (nothing to add for one home's staff). */
