@@ -32,7 +32,8 @@ import { device, login, startStack, type Stack, type TestDevice } from './stack.
  * three after, night shift the rest), so who is on duty does not depend on when the test runs.
  */
 const DOC_SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, locale: 'zh-CN' } as const;
+/** The phone set to a zone other than the homes' (a director travelling): the roster still speaks the home's time. */
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, locale: 'zh-CN', timezoneId: 'America/New_York' } as const;
 /** WCAG 2.2 SC 2.5.5 Target Size (Enhanced) / Apple HIG: 44 × 44 CSS px. */
 const MIN_TARGET = 44;
 const SECRET = 'roster-e2e-webhook-secret-0123456789';
@@ -284,6 +285,8 @@ describe('on-call rosters in the page (issue 15)', () => {
     expect(await screen.getByTestId('duty-now-person').textContent()).toContain('李护士');
     expect(await screen.getByTestId('duty-now-person').getByTestId('call').getAttribute('href')).toBe('tel:13800000001');
     expect(await screen.getByTestId('duty-next').getAttribute('data-shift-id')).toBe('night');
+    // Said in the home's time (Asia/Shanghai), not the phone's: the night shift starts at its own HH:MM.
+    expect(await screen.getByTestId('duty-next-when').textContent()).toContain(fixture.day.end);
     expect(await screen.getByTestId('duty-next-person').getAttribute('data-person-id')).toBe('nurse-wang');
     expect(await screen.getByTestId('director-contact').textContent()).toContain('张院长');
     expect(await screen.getByTestId('bureau-contact').textContent()).toContain('陈科长');
@@ -334,6 +337,8 @@ describe('on-call rosters in the page (issue 15)', () => {
     expect(await errors.textContent()).toContain('unknown time zone Mars/Olympus');
     expect(await smallTargets(form.locator(CONTROLS))).toEqual([]);
     await noSidewaysScroll(page);
+    // The form's top, with the refusal, for docs/phone.md.
+    await page.evaluate(() => window.scrollTo(0, (document.querySelector('[data-testid="roster-form"]')?.getBoundingClientRect().top ?? 0) + window.scrollY - 100));
     await shoot(page, 'phone-roster-edit');
     await form.getByTestId('roster-timezone').fill('Asia/Shanghai');
     await form.getByTestId('roster-save').tap();

@@ -189,5 +189,5 @@ export function notifiedLine(i, entries, personName) {
       ok ? '✓ ' : '✕ ', h('strong', {}, who), h('span', { class: 'dim' }, ` · ${e.channel ?? ''} ${fmtTime(e.ts)}${ok ? '' : ` · ${w('notifyFailed')}${e.status ? ` (${e.status})` : ''}`}`));
   });
   for (const l of nobody) items.push(h('li', { class: 'sent failed', 'data-testid': 'notified-nobody', 'data-level': l }, `⚠ ${w('noRecipient', { l })}`));
-  return h('div', { class: 'notified', 'data-testid': 'incident-notified' }, h('span', { class: 'notified-label' }, `🔔 ${w('notified')}：`), h('ul', {}, items));
+  return h('div', { class: 'notified', 'data-testid': 'incident-notified' }, h('span', { class: 'notified-label' }, `✉ ${w('notified')}：`), h('ul', {}, items));
 }

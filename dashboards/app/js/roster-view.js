@@ -76,8 +76,15 @@ export function w(key, vars = {}) {
 }
 const dayName = (d) => DAY_NAMES[d - 1]?.[getLang() === 'en' ? 1 : 0] ?? String(d);
 
-function fmtWhen(ms) {
-  return new Date(ms).toLocaleString(getLang() === 'en' ? 'en-GB' : 'zh-CN', { month: 'numeric', day: 'numeric', weekday: 'short', hour: '2-digit', minute: '2-digit', hour12: false });
+/** A date and time in the roster's zone (its shift times are in it), whatever zone the phone is set to. */
+function fmtWhen(ms, timeZone) {
+  const opts = { month: 'numeric', day: 'numeric', weekday: 'short', hour: '2-digit', minute: '2-digit', hour12: false };
+  const locale = getLang() === 'en' ? 'en-GB' : 'zh-CN';
+  try {
+    return new Date(ms).toLocaleString(locale, { ...opts, timeZone });
+  } catch {
+    return new Date(ms).toLocaleString(locale, opts);
+  }
 }
 
 function shiftTimes(s) {
@@ -198,7 +205,7 @@ export function createRosterScreen(root, ctx) {
         nowBlocks.length && nowBlocks.some((b) => b.querySelector('li')) ? nowBlocks : h('p', { class: 'duty-none', 'data-testid': 'duty-none', role: 'alert' }, `⚠ ${w('nobody')}`),
         next ? h('div', { class: 'duty-next', 'data-testid': 'duty-next', 'data-shift-id': next.shiftId, 'data-starts-at': next.startsAt },
           h('h3', {}, w('next')),
-          h('div', { class: 'duty-shift-head' }, h('strong', {}, nextShift?.name ?? next.shiftId), ' ', h('span', { 'data-testid': 'duty-next-when' }, fmtWhen(next.startsAt)), ' ', h('span', { class: 'dim' }, nextShift ? shiftTimes(nextShift) : '')),
+          h('div', { class: 'duty-shift-head' }, h('strong', {}, nextShift?.name ?? next.shiftId), ' ', h('span', { 'data-testid': 'duty-next-when' }, fmtWhen(next.startsAt, r.timezone)), ' ', h('span', { class: 'dim' }, nextShift ? shiftTimes(nextShift) : '')),
           h('ul', { class: 'contacts' }, next.people.map((id) => contact(people.get(id) ?? { id, name: id, role: '' }, 'duty-next-person'))),
         ) : null,
       ) : null,
@@ -210,7 +217,7 @@ export function createRosterScreen(root, ctx) {
       view.canEdit
         ? h('button', { class: 'btn primary roster-edit-btn', 'data-testid': 'roster-edit', onclick: () => startEdit() }, `✎ ${w('edit')}`)
         : h('p', { class: 'dim', 'data-testid': 'roster-read-only' }, w('readOnly')),
-      historySection(view.audit),
+      historySection(view.audit, r?.timezone),
     );
   }
 
@@ -221,13 +228,13 @@ export function createRosterScreen(root, ctx) {
     );
   }
 
-  function historySection(audit) {
+  function historySection(audit, timeZone) {
     const list = [...(audit ?? [])].sort((a, b) => b.seq - a.seq);
     return h('section', { class: 'panel', 'data-testid': 'roster-history' },
       h('h3', {}, w('history')),
       list.length === 0 ? h('p', { class: 'empty' }, w('noHistory')) : h('ol', { class: 'history' }, list.map((e) =>
         h('li', { 'data-testid': 'history-entry', 'data-seq': e.seq, 'data-by': e.by, 'data-ts': e.ts },
-          h('div', { class: 'history-head' }, h('strong', {}, fmtWhen(e.ts)), ` · ${w('by')} ${e.by}`),
+          h('div', { class: 'history-head' }, h('strong', {}, fmtWhen(e.ts, timeZone)), ` · ${w('by')} ${e.by}`),
           h('ul', { class: 'changes' }, e.changes.map((c) => h('li', { 'data-testid': 'history-change' }, c))),
         ))),
     );
