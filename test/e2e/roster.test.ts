@@ -290,7 +290,7 @@ describe('on-call rosters in the page (issue 15)', () => {
     expect(await screen.getByTestId('duty-next-person').getAttribute('data-person-id')).toBe('nurse-wang');
     expect(await screen.getByTestId('director-contact').textContent()).toContain('张院长');
     expect(await screen.getByTestId('bureau-contact').textContent()).toContain('陈科长');
-    expect(await screen.getByTestId('history-entry').count()).toBeGreaterThan(0);
+    await screen.getByTestId('roster-history').waitFor();
     // Staff read only: no edit form offered.
     expect(await screen.getByTestId('roster-edit').count()).toBe(0);
     await screen.getByTestId('roster-read-only').waitFor();
