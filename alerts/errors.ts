@@ -38,6 +38,7 @@ export const ALERT_ERRORS = {
   DISABLEMENT_LIMIT: { status: 409, message: 'too many disablements in force in this home; end some first' },
   // On-call rosters (issue 15, alerts/notify/).
   ROSTER_INVALID: { status: 400, message: 'the roster is not valid for this home' },
+  PROVIDER_NOT_FOUND: { status: 404, message: 'no such home-care provider' },
   // Delivery receipts from an SMS / voice gateway (issue 15, alerts/notify/receipt-routes.ts).
   NOTIFY_RECEIPT_UNKNOWN_CHANNEL: { status: 404, message: 'no channel with delivery receipts has this id' },
   NOTIFY_RECEIPT_BAD_SIGNATURE: { status: 401, message: 'the receipt signature is missing, wrong or too old (X-Carewatch-Signature: t=<unix s>,v1=<HMAC-SHA256>)' },

@@ -52,7 +52,7 @@ export function renderIncident(incident: IncidentMessage, registry: RegistryInde
   const sev = SEVERITY[incident.severity];
   // A household has no director: its level 1 is the home-care provider's manager (issue 15).
   const lvl = (level === 1 && home?.kind === 'household' ? HOUSEHOLD_LEVEL_1 : LEVEL[Math.min(level, LEVEL.length - 1)]) ?? { zh: '', en: '' };
-  const link = `${baseUrl.replace(/\/+$/, '')}/#incident=${encodeURIComponent(incident.id)}`;
+  const link = `${baseUrl.replace(/\/+$/, '')}/?incident=${encodeURIComponent(incident.id)}`;
   const title = `【${sev.zh}】${homeZh} ${placeZh}${more.zh}：${incident.message.zh}`;
   const text = [
     `${homeZh}，${placeZh}${more.zh}：${incident.message.zh}。级别：${sev.zh}（${lvl.zh}）`,

@@ -11,7 +11,7 @@
 // its scope is the whole page. Bump VERSION when the shell list changes: `activate` deletes every
 // other carewatch cache.
 
-const VERSION = 'v1';
+const VERSION = 'v2';
 const CACHE = `carewatch-shell-${VERSION}`;
 const CACHE_PREFIX = 'carewatch-shell-';
 
@@ -36,6 +36,7 @@ const SHELL = [
   '/js/live-socket.js',
   '/js/main.js',
   '/js/notify.js',
+  '/js/roster-view.js',
   '/js/sound.js',
   '/js/staff-view.js',
 ];

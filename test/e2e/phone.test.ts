@@ -186,7 +186,7 @@ describe('the page on a phone (issue 15)', () => {
 
     // The service worker is registered and controls the page (clients.claim on activate).
     await expect.poll(() => staff.evaluate(() => navigator.serviceWorker.controller?.scriptURL ?? null), { timeout: 30_000 }).toMatch(/\/sw\.js$/);
-    await expect.poll(() => staff.evaluate(() => caches.keys()), { timeout: 20_000 }).toEqual(['carewatch-shell-v1']);
+    await expect.poll(() => staff.evaluate(() => caches.keys()), { timeout: 20_000 }).toEqual(['carewatch-shell-v2']);
     expect(await staff.evaluate(() => Notification.permission)).toBe('granted');
     await staff.getByTestId('notify-state').and(staff.locator('[data-permission="granted"]')).waitFor();
 

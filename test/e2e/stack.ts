@@ -23,15 +23,28 @@ export interface Stack {
   readonly influxUrl: string;
   readonly database: string;
   readonly processes: Record<'broker' | 'ingest' | 'alerts' | 'sim', TestProcess>;
+  /** Stops the alerts process and starts it again on the same port and state directory (a restart). */
+  restartAlerts(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startStack(opts: { influxUrl: string; database: string; homes: string[]; simSpeed?: number }): Promise<Stack> {
+export interface StackOptions {
+  readonly influxUrl: string;
+  readonly database: string;
+  readonly homes: string[];
+  readonly simSpeed?: number;
+  /** A registry file of the test's own (default the demo site): every process reads it. */
+  readonly registryPath?: string;
+  /** More environment for the alerts process, given its address (e.g. a notify config whose baseUrl is the page). */
+  readonly alertsEnv?: (httpUrl: string) => Record<string, string>;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
   const [mqttPort, wsPort, httpPort, simPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const dir = await mkdtemp(join(tmpdir(), 'carewatch-e2e-'));
   const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
   const common = {
-    CAREWATCH_REGISTRY: DEMO_SITE_PATH,
+    CAREWATCH_REGISTRY: opts.registryPath ?? DEMO_SITE_PATH,
     CAREWATCH_MQTT_URL: mqttUrl,
     CAREWATCH_INFLUX_URL: opts.influxUrl,
     CAREWATCH_INFLUX_DB: opts.database,
@@ -47,16 +60,19 @@ export async function startStack(opts: { influxUrl: string; database: string; ho
     const broker = start('broker', 'broker/main.ts', { ...common, CAREWATCH_BROKER_PORT: String(mqttPort), CAREWATCH_BROKER_WS_PORT: String(wsPort), CAREWATCH_BROKER_STORE_DIR: join(dir, 'broker-store') });
     await broker.waitForOutput(/broker listening/);
     const ingest = start('ingest', 'ingest/main.ts', { ...common, CAREWATCH_INGEST_PASSWORD: 'demo-svc-ingest', CAREWATCH_SPOOL_DIR: join(dir, 'spool') });
-    const alerts = start('alerts', 'alerts/main.ts', {
+    const httpUrl = `http://127.0.0.1:${httpPort}`;
+    const alertsEnv = {
       ...common,
       CAREWATCH_ALERTS_PASSWORD: 'demo-svc-alerts',
       CAREWATCH_HTTP_PORT: String(httpPort),
       UV_THREADPOOL_SIZE: '16',
       MALLOC_MMAP_THRESHOLD_: '131072',
       CAREWATCH_STATE_DIR: join(dir, 'alerts-state'),
-    });
-    const httpUrl = `http://127.0.0.1:${httpPort}`;
-    await eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`)).ok ? true : undefined));
+      ...opts.alertsEnv?.(httpUrl),
+    };
+    let alerts = start('alerts', 'alerts/main.ts', alertsEnv);
+    const healthy = (): Promise<boolean> => eventually('alerts /health', async () => ((await fetch(`${httpUrl}/health`).catch(() => undefined))?.ok ? true : undefined));
+    await healthy();
     const sim = start('sim', 'device-sim/main.ts', {
       ...common,
       CAREWATCH_SIM_HOMES: opts.homes.join(','),
@@ -68,6 +84,12 @@ export async function startStack(opts: { influxUrl: string; database: string; ho
     await eventually('simulator control API', async () => ((await fetch(`${simUrl}/devices`)).ok ? true : undefined));
     const processes = { broker, ingest, alerts, sim };
     return {
+      async restartAlerts() {
+        await alerts.stop();
+        alerts = start('alerts', 'alerts/main.ts', alertsEnv);
+        processes.alerts = alerts;
+        await healthy();
+      },
       httpUrl,
       simUrl,
       mqttUrl,

@@ -50,6 +50,7 @@ export function createApi(onUnauthorized) {
       return { data, missingHomes: partial ? (named.length > 0 ? named : ['*']) : [] };
     },
     post: (path, body) => request('POST', path, body ?? {}),
+    put: (path, body) => request('PUT', path, body ?? {}),
     del: (path) => request('DELETE', path),
     /** A file download needs the bearer header, so it goes through fetch and a blob URL. */
     async download(path, filename) {

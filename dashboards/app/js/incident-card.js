@@ -1,5 +1,6 @@
 import { h } from './dom.js';
 import { bi, fmtDuration, fmtTime, nm, t } from './i18n.js';
+import { w } from './roster-view.js';
 import { firstPoint, incidentPasPhase, incidentSoundClass, isCall119Incident, isFireIncident, laterPoints, newPoints, pointSoundClass } from './incident-model.js';
 
 /** Same look per class as alert-card.js: colour, icon and a word, never colour alone. */
@@ -63,7 +64,7 @@ function pointWhere(i, p, homes, devices) {
  * alarm point large, the points that joined with their times, held-back points marked with the
  * reason, one countdown and one set of buttons acting on the whole incident.
  */
-export function incidentCard(i, { homes, now, actions, canAct, devices, silenced, onSilence, ackOf }) {
+export function incidentCard(i, { homes, now, actions, canAct, devices, silenced, onSilence, ackOf, notified, notifiedOf, personName }) {
   const fire = isFireIncident(i);
   const cls = incidentSoundClass(i);
   const comment = h('input', { class: 'comment', placeholder: t('comment'), 'data-testid': 'alert-comment', 'data-draft-key': `comment:incident:${i.id}`, maxlength: 1000 });
@@ -163,6 +164,30 @@ export function incidentCard(i, { homes, now, actions, canAct, devices, silenced
       i.acknowledgedBy ? h('span', { 'data-testid': 'incident-acked-by' }, `✓ ${i.acknowledgedBy} ${fmtTime(i.acknowledgedAt)}`) : null,
       i.confirmedBy ? h('span', {}, `✓✓ ${i.confirmedBy} ${fmtTime(i.confirmedAt)}`) : null,
     ),
+    notifiedLine(i, notified ?? notifiedOf?.(i.id), personName),
     buttons.length ? h('div', { class: 'alert-actions' }, i.acknowledgedAt !== undefined ? comment : null, buttons) : null,
   );
+}
+
+/**
+ * Issue 15: who was notified and when, from the incident's audit (the notifier's `notified` /
+ * `notify_failed` entries): one item per person (or group chat) and channel, its latest outcome.
+ * Read-only and small: the card's business is the fire, this only says who else knows.
+ */
+export function notifiedLine(i, entries, personName) {
+  if (!entries || entries.length === 0) return null;
+  const latest = new Map();
+  const nobody = new Set();
+  for (const e of [...entries].sort((a, b) => a.seq - b.seq)) {
+    if (e.status === 'no_recipient') nobody.add(e.escalationLevel ?? 0);
+    else if (e.recipient) latest.set(`${e.recipient} ${e.channel ?? ''}`, e);
+  }
+  const items = [...latest.values()].map((e) => {
+    const ok = e.action === 'notified';
+    const who = e.recipient === 'group' ? `${w('group')}` : (personName?.(i.homeId, e.recipient) ?? e.recipient);
+    return h('li', { class: `sent ${ok ? 'ok' : 'failed'}`, 'data-testid': 'notified-item', 'data-recipient': e.recipient, 'data-channel': e.channel ?? '', 'data-status': ok ? 'delivered' : (e.status ?? 'failed'), 'data-ts': e.ts },
+      ok ? '✓ ' : '✕ ', h('strong', {}, who), h('span', { class: 'dim' }, ` · ${e.channel ?? ''} ${fmtTime(e.ts)}${ok ? '' : ` · ${w('notifyFailed')}${e.status ? ` (${e.status})` : ''}`}`));
+  });
+  for (const l of nobody) items.push(h('li', { class: 'sent failed', 'data-testid': 'notified-nobody', 'data-level': l }, `⚠ ${w('noRecipient', { l })}`));
+  return h('div', { class: 'notified', 'data-testid': 'incident-notified' }, h('span', { class: 'notified-label' }, `✉ ${w('notified')}：`), h('ul', {}, items));
 }

@@ -7,7 +7,9 @@ import { connectLive } from './live-socket.js';
 import { audioReady, setAlarm, unlockAudio } from './sound.js';
 import { createStaffView } from './staff-view.js';
 import { createBureauView } from './bureau-view.js';
-import { createNotifier, listenForFocus, notifyButton, registerServiceWorker } from './notify.js';
+import { createNotifier, focusIncident, linkedIncident, listenForFocus, notifyButton, registerServiceWorker, takeLinkedIncident } from './notify.js';
+import { createRosterNames, createRosterScreen, w as rw } from './roster-view.js';
+import { incidentCard } from './incident-card.js';
 
 // Composition root of the page: session, alert model, live socket, and the view for the user's role.
 
@@ -28,9 +30,19 @@ let view = null;
 let live = null;
 let timers = [];
 let clockOffset = 0;
-const model = createAlertModel(() => view?.renderAlerts());
+const model = createAlertModel(() => changed());
 /** Issue 11: the page shows one card per incident; its member alerts stay in `model`. */
-const incidents = createIncidentModel(() => view?.renderAlerts());
+const incidents = createIncidentModel(() => changed());
+/** Issue 15: the roster screen (js/roster-view.js), beside the live view, and which one is shown. */
+let rosterScreen = null;
+let rosterNames = null;
+/**
+ * Issue 15: per open incident, the notification attempts from its audit (`notified` /
+ * `notify_failed`, written by the alerts process's notifier), for the card's "notified …" line.
+ * They are audit entries, not incident versions, so they come by REST, not over the socket.
+ */
+const notified = new Map();
+let notifiedTimer;
 /** The disablements the user may see (full list from the server on connect and on every change). */
 let disablements = [];
 let activeCount = 0;
@@ -50,6 +62,73 @@ const silenced = new Set();
  */
 function observeServerTime(ts) {
   if (typeof ts === 'number' && ts > Date.now() + clockOffset) clockOffset = ts - Date.now();
+}
+
+function changed() {
+  view?.renderAlerts();
+  rosterScreen?.setWaiting(incidents.open().filter((i) => i.acknowledgedAt === undefined && i.state !== 'resolved').length);
+  scheduleNotified();
+}
+
+/** Shows the live view or the roster screen; the other stays alive (hidden), alarms keep sounding. */
+function showScreen(name) {
+  const roster = name === 'roster' && rosterScreen !== null;
+  document.body.dataset.screen = roster ? 'roster' : 'live';
+  $('#view').hidden = roster;
+  $('#roster').hidden = !roster;
+  const b = $('[data-testid="roster-open"]');
+  if (b) b.setAttribute('aria-pressed', roster ? 'true' : 'false');
+  if (roster) {
+    rosterScreen.show();
+    window.scrollTo(0, 0);
+  }
+}
+
+/** Soon after an incident appears or changes (several changes in a burst: one round of requests). */
+function scheduleNotified() {
+  if (!api.session || document.body.dataset.view === 'bureau') return;
+  clearTimeout(notifiedTimer);
+  notifiedTimer = setTimeout(() => void refreshNotified(), 400);
+}
+
+/** Reads the notification attempts of each open incident (one GET each; a handful at a time). */
+async function refreshNotified() {
+  const open = incidents.open();
+  let any = false;
+  await Promise.all(open.map(async (i) => {
+    try {
+      const full = await api.get(`/api/incidents/${encodeURIComponent(i.id)}`);
+      const entries = (full.audit ?? []).filter((e) => e.action === 'notified' || e.action === 'notify_failed');
+      const before = notified.get(i.id);
+      if (before?.length !== entries.length) any = true;
+      notified.set(i.id, entries);
+      for (const e of entries) if (e.recipient && e.recipient !== 'group') rosterNames?.want(i.homeId, () => view?.renderAlerts());
+    } catch {
+      // The card keeps what it showed; the next round tries again.
+    }
+  }));
+  for (const id of notified.keys()) if (!open.some((i) => i.id === id)) notified.delete(id);
+  if (any) view?.renderAlerts();
+}
+
+/**
+ * A link (message or notification) named an incident: focus its card once the page shows it; one
+ * not in this view's lists (resolved, or the bureau's non-fire incident) is fetched and shown on top.
+ */
+function openLinkedIncident(id, ctx) {
+  focusIncident(id, 40, async () => {
+    try {
+      const i = await api.get(`/api/incidents/${encodeURIComponent(id)}`);
+      const panel = h('section', { class: 'panel linked', 'data-testid': 'linked-incident', 'data-incident-id': id },
+        h('button', { class: 'btn ghost close', 'data-testid': 'linked-close', onclick: () => panel.remove() }, t('close')),
+        incidentCard(i, { homes: ctx.homes, now: ctx.now(), actions, canAct: false, silenced, notified: i.audit.filter((e) => e.action === 'notified' || e.action === 'notify_failed'), personName: (homeId, pid) => rosterNames?.name(homeId, pid) }),
+      );
+      $('#view').prepend(panel);
+      focusIncident(id, 0);
+    } catch (err) {
+      if (err.status !== 401) toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
+    }
+  });
 }
 
 function toast(msg, kind = 'info') {
@@ -222,6 +301,7 @@ function header(user, homes) {
     h('div', { class: 'tools' },
       sound,
       notifyButton(() => unlockAudio()),
+      h('button', { class: 'btn ghost', 'data-testid': 'roster-open', 'aria-pressed': 'false', onclick: () => showScreen(document.body.dataset.screen === 'roster' ? 'live' : 'roster') }, `☎ ${rw('roster')}`),
       h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); void start(); } }, t('lang')),
       h('button', { class: 'btn ghost', 'data-testid': 'logout', onclick: () => logout() }, t('logout')),
     ),
@@ -230,6 +310,7 @@ function header(user, homes) {
 
 function stop() {
   clearTimeout(retryTimer);
+  clearTimeout(notifiedTimer);
   for (const id of timers) clearInterval(id);
   timers = [];
   live?.close();
@@ -245,7 +326,12 @@ function logout(notice) {
   disablements = [];
   silenced.clear();
   notifier?.clear();
+  notified.clear();
   view = null;
+  rosterScreen = null;
+  rosterNames = null;
+  render($('#roster'));
+  showScreen('live');
   delete document.body.dataset.view;
   showLogin(undefined, notice);
 }
@@ -267,9 +353,12 @@ function showLogin(error, notice) {
   setConn(null);
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
+  const target = linkedIncident();
   const form = h('form', { class: 'login panel', 'data-testid': 'login-form' },
     h('h1', {}, t('login')),
     notice ? h('p', { class: 'notice', 'data-testid': 'session-expired', role: 'alert' }, notice) : null,
+    // A message's link: the incident opens right after the login (js/notify.js keeps it).
+    target ? h('p', { class: 'notice link-target', 'data-testid': 'login-link-target', 'data-incident-id': target }, rw('linkTarget')) : null,
     h('label', {}, t('username'), user),
     h('label', {}, t('password'), pass),
     error ? h('p', { class: 'error', 'data-testid': 'login-error' }, error) : null,
@@ -299,8 +388,11 @@ async function start() {
   const homes = new Map(homesList.map((x) => [x.id, x]));
   header(session.user, homes);
   setConn('offline');
+  rosterNames = createRosterNames(api);
   const ctx = {
     api, user: session.user, homes, model, incidents, actions, setSound, silence, silenced,
+    notifiedOf: (id) => notified.get(id),
+    personName: (homeId, personId) => rosterNames?.name(homeId, personId),
     disablements: () => activeDisablements(disablements, Date.now() + clockOffset),
     now: () => Date.now() + clockOffset,
     syncClock: (serverNow) => (clockOffset = serverNow - Date.now()),
@@ -309,6 +401,8 @@ async function start() {
   notifier = createNotifier({ homes });
   document.body.dataset.view = bureau ? 'bureau' : 'staff';
   view = bureau ? createBureauView($('#view'), ctx) : createStaffView($('#view'), ctx);
+  rosterScreen = createRosterScreen($('#roster'), { api, user: session.user, homes, toast, onBack: () => showScreen('live'), onSaved: () => rosterNames?.forget() });
+  showScreen(document.body.dataset.screen === 'roster' ? 'roster' : 'live');
   view.renderAlerts();
   view.renderDisablements?.();
   void view.refreshLive();
@@ -353,6 +447,12 @@ async function start() {
     }
   }, 1000));
   timers.push(setInterval(() => void view?.refreshLive(), LIVE_POLL_MS));
+  if (!bureau) timers.push(setInterval(() => void refreshNotified(), LIVE_POLL_MS));
+  const linked = takeLinkedIncident();
+  if (linked) {
+    showScreen('live');
+    openLinkedIncident(linked, ctx);
+  }
   if (bureau) timers.push(setInterval(() => void resync().catch(() => {}), BUREAU_RESYNC_MS));
 }
 
@@ -377,6 +477,9 @@ function retryStart() {
 }
 
 setLang(getLang());
-listenForFocus();
+listenForFocus((id) => {
+  showScreen('live');
+  focusIncident(id);
+});
 void registerServiceWorker();
 void start().catch(startFailed);

@@ -157,13 +157,14 @@ async function close(tag) {
 
 /**
  * Brings an incident's card (staff) or row (bureau) into view and marks it, after a notification
- * click. The incident may not be drawn yet (a page opened by the click is still loading): retried
- * for a while.
+ * click or a message link. The incident may not be drawn yet (a page still loading): retried for a
+ * while; `onMissing` runs if it never appears (e.g. already resolved, or not in this view's lists).
  */
-export function focusIncident(id, tries = 40) {
-  const el = document.querySelector(`[data-testid="pinned-fire"][data-incident-id="${CSS.escape(id)}"], [data-testid="incident-card"][data-incident-id="${CSS.escape(id)}"], [data-testid="incident-row"][data-incident-id="${CSS.escape(id)}"]`);
+export function focusIncident(id, tries = 40, onMissing) {
+  const el = document.querySelector(`[data-testid="pinned-fire"][data-incident-id="${CSS.escape(id)}"], [data-testid="incident-card"][data-incident-id="${CSS.escape(id)}"], [data-testid="incident-row"][data-incident-id="${CSS.escape(id)}"], [data-testid="linked-incident"][data-incident-id="${CSS.escape(id)}"]`);
   if (!el) {
-    if (tries > 0) setTimeout(() => focusIncident(id, tries - 1), 250);
+    if (tries > 0) setTimeout(() => focusIncident(id, tries - 1, onMissing), 250);
+    else onMissing?.(id);
     return;
   }
   for (const old of document.querySelectorAll('.focused-incident')) old.classList.remove('focused-incident');
@@ -174,14 +175,36 @@ export function focusIncident(id, tries = 40) {
   document.body.dataset.focusedIncident = id;
 }
 
-/** Listens for the worker's "focus this incident" and handles `/?incident=<id>` (a page opened by a click). */
-export function listenForFocus() {
+const PENDING_KEY = 'cw.focusIncident';
+
+/**
+ * The incident a link asked for (`/?incident=<id>` from a notification click or an SMS / WeCom /
+ * DingTalk message; `/#incident=<id>` from messages sent before the query form), kept in
+ * sessionStorage until the page has started with a session: a link opened on a phone that must log
+ * in first still lands on its incident after the login form (and after a reload in between).
+ */
+export function takeLinkedIncident() {
+  const id = sessionStorage.getItem(PENDING_KEY);
+  sessionStorage.removeItem(PENDING_KEY);
+  return id;
+}
+
+export function linkedIncident() {
+  return sessionStorage.getItem(PENDING_KEY);
+}
+
+/**
+ * Listens for the worker's "focus this incident" (an open page), and takes the incident of a link
+ * the page was opened with out of the address (it is kept as above, for after the login).
+ */
+export function listenForFocus(onFocus = focusIncident) {
   navigator.serviceWorker?.addEventListener('message', (e) => {
-    if (e.data?.type === 'carewatch:focus-incident' && typeof e.data.incidentId === 'string') focusIncident(e.data.incidentId);
+    if (e.data?.type === 'carewatch:focus-incident' && typeof e.data.incidentId === 'string') onFocus(e.data.incidentId);
   });
-  const id = new URLSearchParams(location.search).get('incident');
+  const fromHash = new URLSearchParams(location.hash.replace(/^#/, '')).get('incident');
+  const id = new URLSearchParams(location.search).get('incident') ?? fromHash;
   if (id) {
+    sessionStorage.setItem(PENDING_KEY, id);
     history.replaceState(null, '', '/');
-    focusIncident(id);
   }
 }

@@ -99,7 +99,7 @@ export function createStaffView(root, ctx) {
     const alone = standaloneAlerts(openAlerts, ctx.incidents).sort(bySeverityThenNewest);
     const devices = deviceMap();
     const aOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true };
-    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence, ackOf };
+    const iOpts = { homes: ctx.homes, now, actions: ctx.actions, canAct: true, devices, silenced: ctx.silenced, onSilence: ctx.silence, ackOf, notifiedOf: ctx.notifiedOf, personName: ctx.personName };
     // Unacknowledged fire alarms stay pinned (sticky) until someone acknowledges them: one per incident.
     const pinI = openIncidents.filter((i) => isFireIncident(i) && i.acknowledgedAt === undefined);
     const pinA = alone.filter((a) => isFireAlarm(a) && a.acknowledgedAt === undefined);
@@ -117,6 +117,9 @@ export function createStaffView(root, ctx) {
     render(alertList, rest.length ? rest.map((x) => x.el()) : (any ? h('p', { class: 'empty' }, t('noOtherAlerts')) : h('p', { class: 'empty', 'data-testid': 'no-alerts' }, t('noAlerts'))));
     ctx.setSound(alone, openIncidents);
     renderTabs(openIncidents, alone);
+    // The incident a link or a notification click asked for stays marked across re-renders (js/notify.js).
+    const focused = document.body.dataset.focusedIncident;
+    if (focused) root.querySelector(`[data-incident-id="${CSS.escape(focused)}"]`)?.classList.add('focused-incident');
   }
 
   /** With several households, every card says whose it is (nothing to add for one home's staff). */

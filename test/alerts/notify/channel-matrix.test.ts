@@ -21,7 +21,7 @@ import { startReceiver, type ReceivedRequest, type Receiver } from './receiver.t
 const WEBHOOK_SECRET = 'a-webhook-secret-of-some-length';
 const DING_SECRET = 'SECmatrix0123456789';
 const OK_BODY = '{"errcode":0,"errmsg":"ok"}';
-const LINK = 'https://cw.example.cn/#incident=inc-1';
+const LINK = 'https://cw.example.cn/?incident=inc-1';
 let rx: Receiver;
 let clock: ManualClock;
 

@@ -70,7 +70,7 @@ describe('message text', () => {
     expect(zh).toBe('阳光颐养院，101室 A床 王秀英：跌倒。级别：紧急（已升级至院长）');
     expect(en).toContain('Fall detected');
     expect(en).toContain('bed A, 王秀英');
-    expect(link).toBe('https://cw.example.cn/#incident=inc-1');
+    expect(link).toBe('https://cw.example.cn/?incident=inc-1');
     expect(m.short).toContain('阳光颐养院');
     expect(m.short).toContain('101室 A床');
     expect(m.short.endsWith(m.link)).toBe(true);
@@ -111,7 +111,7 @@ describe('generic signed webhook', () => {
     }
     const body = JSON.parse(rx.requests[0]!.body) as { text: string; link: string; recipients: Array<{ personId: string }> };
     expect(body.text).toContain('阳光颐养院');
-    expect(body.link).toBe('https://cw.example.cn/#incident=inc-1');
+    expect(body.link).toBe('https://cw.example.cn/?incident=inc-1');
     expect(body.recipients[0]?.personId).toBe('li');
   });
 
@@ -182,7 +182,7 @@ describe('WeCom group robot', () => {
     const body = JSON.parse(req.body) as { msgtype: string; text: { content: string; mentioned_mobile_list: string[] } };
     expect(body.msgtype).toBe('text');
     expect(body.text.content.startsWith('【紧急】阳光颐养院 101室 A床 王秀英：跌倒')).toBe(true);
-    expect(body.text.content).toContain('https://cw.example.cn/#incident=inc-1');
+    expect(body.text.content).toContain('https://cw.example.cn/?incident=inc-1');
     expect(body.text.mentioned_mobile_list).toEqual(['13800000001']);
 
     // HTTP 200 with errcode 93000 (invalid webhook key): a failure, and not retried.
@@ -204,7 +204,7 @@ describe('WeCom group robot', () => {
     const body = JSON.parse(rx.requests[0]!.body) as { msgtype: string; markdown: { content: string } };
     expect(body.msgtype).toBe('markdown');
     expect(body.markdown.content).toContain('阳光颐养院');
-    expect(body.markdown.content).toContain('(https://cw.example.cn/#incident=inc-1)');
+    expect(body.markdown.content).toContain('(https://cw.example.cn/?incident=inc-1)');
   });
 });
 

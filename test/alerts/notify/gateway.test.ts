@@ -32,8 +32,8 @@ const msg: Notification = {
   level: 0,
   title: '【紧急】阳光颐养院 101室：烟雾报警',
   text: '阳光颐养院，101室：烟雾报警',
-  short: '【紧急】阳光颐养院 101室：烟雾报警 https://cw.example.cn/#incident=inc-1',
-  link: 'https://cw.example.cn/#incident=inc-1',
+  short: '【紧急】阳光颐养院 101室：烟雾报警 https://cw.example.cn/?incident=inc-1',
+  link: 'https://cw.example.cn/?incident=inc-1',
   recipients: [{ personId: 'li', name: '李护士', address: '13800000001' }],
 };
 

@@ -123,7 +123,7 @@ describe('notifications end to end', () => {
       expect(recipientOf(req.body)).toBe('li');
       expect(verifyWebhookSignature(SECRET, String(req.headers[SIGNATURE_HEADER]), req.body, Math.floor(clock.now() / 1000))).toBe(true);
       const body = JSON.parse(req.body) as { text: string; link: string; level: number; incidentId: string };
-      expect(body).toMatchObject({ level: 0, incidentId: incident.id, link: `https://carewatch.example.cn/#incident=${incident.id}` });
+      expect(body).toMatchObject({ level: 0, incidentId: incident.id, link: `https://carewatch.example.cn/?incident=${incident.id}` });
       expect(body.text.split('\n')[0]).toContain('阳光颐养院，101室');
       expect(body.text.split('\n')[0]).toContain('紧急');
       expect(mgmt.requests).toHaveLength(0);
