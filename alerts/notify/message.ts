@@ -53,13 +53,15 @@ export function renderIncident(incident: IncidentMessage, registry: RegistryInde
   // A household has no director: its level 1 is the home-care provider's manager (issue 15).
   const lvl = (level === 1 && home?.kind === 'household' ? HOUSEHOLD_LEVEL_1 : LEVEL[Math.min(level, LEVEL.length - 1)]) ?? { zh: '', en: '' };
   const link = `${baseUrl.replace(/\/+$/, '')}/?incident=${encodeURIComponent(incident.id)}`;
-  const title = `【${sev.zh}】${homeZh} ${placeZh}${more.zh}：${incident.message.zh}`;
-  const text = [
-    `${homeZh}，${placeZh}${more.zh}：${incident.message.zh}。级别：${sev.zh}（${lvl.zh}）`,
-    `${homeEn}, ${placeEn}${more.en}: ${incident.message.en}. Severity: ${sev.en} (${lvl.en})`,
-    link,
-  ].join('\n');
-  const shortZh = `【${sev.zh}】${homeZh} ${placeZh}${more.zh}：${incident.message.zh}`;
+  // A home-wide incident (communication loss of the home, a panel fault) has no room: no empty place.
+  const whereZh = placeZh === '' ? homeZh : `${homeZh} ${placeZh}${more.zh}`;
+  const whereZhComma = placeZh === '' ? homeZh : `${homeZh}，${placeZh}${more.zh}`;
+  const whereEn = placeEn === '' ? homeEn : `${homeEn}, ${placeEn}${more.en}`;
+  const title = `【${sev.zh}】${whereZh}：${incident.message.zh}`;
+  // The link is not part of the text: each adapter places it once (a field of the webhook's JSON,
+  // the last line or a markdown link of a robot message, the end of the SMS).
+  const text = [`${whereZhComma}：${incident.message.zh}。级别：${sev.zh}（${lvl.zh}）`, `${whereEn}: ${incident.message.en}. Severity: ${sev.en} (${lvl.en})`].join('\n');
+  const shortZh = title;
   const room_ = Math.max(0, SMS_MAX_CHARS - link.length - 1);
   const short = `${[...shortZh].slice(0, room_).join('')} ${link}`;
   return { title, text, short, link };

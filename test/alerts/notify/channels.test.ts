@@ -66,15 +66,24 @@ async function attempted(attempts: readonly AttemptRecord[], n: number): Promise
 describe('message text', () => {
   it('is Chinese first, then English, with home, room, bed, resident, what happened, severity and a link', () => {
     const m = renderIncident(incident, demoRegistry(), 'https://cw.example.cn/', 1);
-    const [zh, en, link] = m.text.split('\n');
+    const [zh, en, extra] = m.text.split('\n');
     expect(zh).toBe('阳光颐养院，101室 A床 王秀英：跌倒。级别：紧急（已升级至院长）');
     expect(en).toContain('Fall detected');
     expect(en).toContain('bed A, 王秀英');
-    expect(link).toBe('https://cw.example.cn/?incident=inc-1');
+    expect(extra).toBeUndefined(); // the link is placed once, by each adapter
+    expect(m.link).toBe('https://cw.example.cn/?incident=inc-1');
     expect(m.short).toContain('阳光颐养院');
     expect(m.short).toContain('101室 A床');
     expect(m.short.endsWith(m.link)).toBe(true);
     expect([...m.short].length).toBeLessThanOrEqual(SMS_MAX_CHARS);
+  });
+
+  it('a home-wide incident (no room, no resident) names the home without an empty place', () => {
+    const m = renderIncident({ ...incident, roomIds: [], residentId: undefined, message: { zh: '全院通信中断', en: 'Home communication lost' } }, demoRegistry(), 'https://cw.example.cn', 0);
+    expect(m.title).toBe('【紧急】阳光颐养院：全院通信中断');
+    expect(m.text.split('\n')[0]).toBe('阳光颐养院：全院通信中断。级别：紧急（值班）');
+    expect(m.text).not.toMatch(/ ：|，：|, :/);
+    expect(m.short).toBe(`【紧急】阳光颐养院：全院通信中断 ${m.link}`);
   });
 });
 
