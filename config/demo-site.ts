@@ -291,6 +291,11 @@ export function buildDemoSite(): SiteRegistry {
   for (const p of providers) {
     const username = `provider-${p.id}`;
     users.push({ username, displayName: `${p.name}护理员`, role: 'provider', providerId: p.id, passwordHash: hashSecret(demoSecret(username), USER_COST, salt(username)), demoSecret: true });
+    // The provider's manager (ladder level 1) edits its roster: a provider user is its manager when
+    // the username is a manager's id in the registry (alerts/notify/roster-routes.ts).
+    for (const m of p.managers) {
+      users.push({ username: m.id, displayName: `${p.name}${m.name}`, role: 'provider', providerId: p.id, passwordHash: hashSecret(demoSecret(m.id), USER_COST, salt(m.id)), demoSecret: true });
+    }
   }
 
   for (const [username, displayName, role] of [

@@ -119,6 +119,7 @@ carewatch demo is running (Ctrl-C stops it)
     bureau                      district bureau officer    bureau / demo-bureau
     admin                       administrator              admin / demo-admin
     provider-pv01, provider-pv02 home-care provider (issue 15): its households only (hh01–hh03, hh04–hh05)
+    pv01-manager, pv02-manager  the provider's manager: also edits its on-call roster (☎ 值班表)
 
   make something happen:
     npx tsx device-sim/cli.ts fire h01 r101          a fire in room 101 of 阳光颐养院: the nurse on duty is

@@ -154,8 +154,9 @@ describe('on-call rosters in the page (issue 15)', () => {
       ...site,
       rosters: [...(site.rosters ?? []).filter((r) => r.homeId !== 'h01' && r.homeId !== 'h02'), fixture.h01, fixture.h02],
       contacts: { bureau: [{ id: 'officer-chen', name: '陈科长', role: '民政局值班', phone: '13900000000' }] },
-      // pv01's manager signs in: a provider user whose username is a manager's id in the registry.
-      users: [...site.users, { username: 'pv01-manager', displayName: '安心站长', role: 'provider', providerId: 'pv01', passwordHash: hashSecret('demo-pv01-manager', USER_COST), demoSecret: true }],
+      // pv01's manager signs in: a provider user whose username is a manager's id in the registry
+      // (the demo site has one; set here so the test does not depend on it).
+      users: [...site.users.filter((u) => u.username !== 'pv01-manager'), { username: 'pv01-manager', displayName: '安心站长', role: 'provider', providerId: 'pv01', passwordHash: hashSecret('demo-pv01-manager', USER_COST), demoSecret: true }],
       providers: (site.providers ?? []).map((p) => (p.id === 'pv01' ? { ...p, managers: [...p.managers.filter((m) => m.id !== 'pv01-manager'), { id: 'pv01-manager', name: '安心站长', role: 'manager', phone: '13700000009' }] } : p)),
     }));
     stack = await startStack({
