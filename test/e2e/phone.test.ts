@@ -106,11 +106,11 @@ describe('the page on a phone (issue 15)', () => {
       }
       document.dispatchEvent(new Event('visibilitychange'));
     }, hidden);
-  interface Shown { title: string; body: string; tag: string; requireInteraction: boolean; renotify: boolean; data: { incidentId?: string } }
+  interface Shown { title: string; body: string; tag: string; requireInteraction: boolean; silent: boolean | null; vibrate: number[]; renotify: boolean; data: { incidentId?: string } }
   const notifications = (page: Page): Promise<Shown[]> =>
     page.evaluate(async () => {
       const reg = await navigator.serviceWorker.ready;
-      return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, requireInteraction: n.requireInteraction, renotify: (n as unknown as { renotify: boolean }).renotify, data: n.data as { incidentId?: string } }));
+      return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, requireInteraction: n.requireInteraction, silent: n.silent, vibrate: [...((n as unknown as { vibrate?: readonly number[] }).vibrate ?? [])], renotify: (n as unknown as { renotify: boolean }).renotify, data: n.data as { incidentId?: string } }));
     });
 
   beforeAll(async () => {
@@ -243,6 +243,9 @@ describe('the page on a phone (issue 15)', () => {
     expect(shown.body).toMatch(/^2楼 · /); // Chinese first: floor and place, then what happened
     expect(shown.body).toContain('Fire');
     expect(shown.requireInteraction).toBe(true);
+    // With sound: not silent (the phone's notification sound), and the temporal-3 vibration.
+    expect(shown.silent).toBe(false);
+    expect(shown.vibrate).toEqual([500, 500, 500, 500, 500]);
     expect(shown.data.incidentId).toBe(fire.id);
     // One fire, one notification.
     expect((await notifications(staff)).filter((n) => n.tag === fire.id)).toHaveLength(1);
