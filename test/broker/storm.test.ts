@@ -31,7 +31,7 @@ if (home === undefined || room === undefined) throw new Error('demo site without
 // credential cache has its own tests); 10,000 hashes at DEVICE_COST would take most of a minute.
 const hash = hashSecret(SECRET, 16, Buffer.alloc(16, 1));
 const stormDevices: Device[] = Array.from({ length: N + 1 }, (_, i) => ({ id: `st-${i}`, homeId: home.id, roomId: room.id, kind: 'heat_detector', secretHash: hash }));
-const site: SiteRegistry = { ...base, homes: [home], residents: [], users: [], devices: stormDevices };
+const site: SiteRegistry = { ...base, homes: [home], residents: [], users: [], devices: stormDevices, rosters: (base.rosters ?? []).filter((r) => r.homeId === home.id) };
 const registry = indexRegistry(site);
 
 function duplexPair(): [Duplex, Duplex] {

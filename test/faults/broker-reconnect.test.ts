@@ -43,7 +43,7 @@ function fleet(n: number): Fleet {
     devices.push({ id, secret });
     entries.push({ id, homeId: home!.id, roomId: room!.id, kind: 'heat_detector', secretHash: hashMachineSecret(secret) });
   }
-  return { site: { ...base, homes: [home!], residents: [], users: [], devices: entries }, devices };
+  return { site: { ...base, homes: [home!], residents: [], users: [], devices: entries, rosters: (base.rosters ?? []).filter((r) => r.homeId === home!.id) }, devices };
 }
 
 /**
