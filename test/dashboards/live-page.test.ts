@@ -164,10 +164,13 @@ describe('live dashboard', () => {
     // Pinned: after scrolling to the bottom the card is still inside the viewport.
     await staff.setViewportSize({ width: 1440, height: 600 });
     await staff.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
-    const box = await pin.boundingBox();
-    expect(box).not.toBeNull();
-    expect(box!.y).toBeGreaterThanOrEqual(0);
-    expect(box!.y).toBeLessThan(600);
+    // Measured again if a re-render (the countdown, the notified line) replaced the card between
+    // finding and measuring it: boundingBox() answers null for a detached element (CI session 8).
+    const inView = async (): Promise<boolean | null> => {
+      const box = await pin.boundingBox();
+      return box === null ? null : box.y >= 0 && box.y < 600;
+    };
+    await expect.poll(inView, { timeout: 10_000 }).toBe(true);
     await staff.setViewportSize({ width: 1440, height: 900 });
     await staff.evaluate(() => window.scrollTo(0, 0));
     // A manual call point is a confirmed fire (issue 3): straight to the bureau as a call-119 alarm.
