@@ -1,12 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock, type ManualClock } from '../../../common/clock.ts';
-import type { IncidentMessage } from '../../../contract/incidents.ts';
 import { createDingTalkChannel, createSmsChannel, createWebhookChannel, createWeComChannel, SIGNATURE_HEADER, verifyWebhookSignature } from '../../../alerts/notify/adapters.ts';
-import type { AttemptRecord, Notification } from '../../../alerts/notify/channel.ts';
+import type { AttemptRecord } from '../../../alerts/notify/channel.ts';
 import { renderIncident, SMS_MAX_CHARS } from '../../../alerts/notify/message.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { until } from '../support/harness.ts';
+import { FALL_INCIDENT, fallNotification } from './fixtures.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 
 /**
@@ -28,27 +28,9 @@ beforeEach(() => {
   clock = createManualClock(Date.UTC(2026, 0, 5, 19, 0));
 });
 
-const incident: IncidentMessage = {
-  id: 'inc-1',
-  homeId: 'h01',
-  kind: 'care',
-  residentId: 'h01-p01',
-  roomIds: ['r101'],
-  severity: 'critical',
-  signal: 'care',
-  state: 'raised',
-  version: 1,
-  ts: Date.UTC(2026, 0, 5, 19, 0),
-  openedAt: Date.UTC(2026, 0, 5, 19, 0),
-  firstAlertId: 'a-1',
-  points: [],
-  message: { zh: '跌倒', en: 'Fall detected' },
-};
 
-function note(over: Partial<Notification> = {}): Notification {
-  const text = renderIncident(incident, demoRegistry(), 'https://cw.example.cn/', 0);
-  return { id: 'inc-1:0:x', incidentId: 'inc-1', homeId: 'h01', severity: 'critical', level: 0, ...text, recipients: [{ personId: 'li', name: '李护士', address: '+8613800000001', phone: '13800000001' }], ...over };
-}
+const incident = FALL_INCIDENT;
+const note = fallNotification;
 
 /** Waits until the channel has armed its next clock timer (a rate-limit wait). */
 async function armed(n = 1): Promise<void> {

@@ -6,15 +6,15 @@ import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { verifyWebhookSignature, SIGNATURE_HEADER } from '../../../alerts/notify/adapters.ts';
 import { parseNotifyConfig, type NotifyConfig } from '../../../alerts/notify/config.ts';
 import type { IncidentAuditEntry } from '../../../alerts/incidents/book.ts';
-import { indexRegistry, type RegistryIndex } from '../../../contract/registry-index.ts';
+import type { RegistryIndex } from '../../../contract/registry-index.ts';
 import type { Roster } from '../../../contract/registry.ts';
 import { deviceTopic } from '../../../contract/topics.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
-import { demoRegistry } from '../../support/registry.ts';
 import { startTestBroker, type TestBroker } from '../support/aedes.ts';
 import { loginToken, tempDir, testAlertsConfig, until } from '../support/harness.ts';
 import { fireSignal } from '../support/signals.ts';
 import { testRules } from '../support/test-rules.ts';
+import { H01_ROSTER, rosterRegistry } from './fixtures.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 
 /**
@@ -37,24 +37,9 @@ let duty: Receiver;
 let mgmt: Receiver;
 const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
 
-const roster: Roster = {
-  homeId: 'h01',
-  timezone: 'Asia/Shanghai',
-  people: [
-    { id: 'nurse-li', name: '李护士', role: 'nurse', phone: '13800000001', addresses: { duty: 'li' } },
-    { id: 'nurse-wang', name: '王护士', role: 'nurse', phone: '13800000002', addresses: { duty: 'wang' } },
-  ],
-  shifts: [
-    { id: 'day', name: '白班', days: [1, 2, 3, 4, 5, 6, 7], start: '08:00', end: '20:00', people: ['nurse-li'] },
-    { id: 'night', name: '夜班', days: [1, 2, 3, 4, 5, 6, 7], start: '20:00', end: '08:00', people: ['nurse-wang'] },
-  ],
-  directors: [{ id: 'dir-zhang', name: '张院长', role: 'director', phone: '13900000001', addresses: { mgmt: 'zhang' } }],
-};
+const roster = H01_ROSTER;
 
-function registry(): RegistryIndex {
-  const site = demoRegistry().site;
-  return indexRegistry({ ...site, rosters: [roster], contacts: { bureau: [{ id: 'officer-chen', name: '陈科长', role: 'bureau officer', addresses: { mgmt: 'chen' } }] } });
-}
+const registry = (): RegistryIndex => rosterRegistry([roster]);
 
 function notifyConfig(): NotifyConfig {
   return parseNotifyConfig({

@@ -4,13 +4,13 @@ import { createManualClock } from '../../../common/clock.ts';
 import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { parseNotifyConfig, type NotifyConfig } from '../../../alerts/notify/config.ts';
 import type { IncidentAuditEntry } from '../../../alerts/incidents/book.ts';
-import { indexRegistry, type RegistryIndex } from '../../../contract/registry-index.ts';
+import type { RegistryIndex } from '../../../contract/registry-index.ts';
 import type { Roster } from '../../../contract/registry.ts';
 import { testInflux } from '../../support/influx-db.ts';
-import { demoRegistry } from '../../support/registry.ts';
 import { tempDir, testAlertsConfig, until } from '../support/harness.ts';
 import { fireSignal } from '../support/signals.ts';
 import { testRules } from '../support/test-rules.ts';
+import { H01_ROSTER, rosterRegistry } from './fixtures.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 
 /**
@@ -30,19 +30,7 @@ let mgmt: Receiver;
 let robots: Receiver;
 const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
 
-const h01: Roster = {
-  homeId: 'h01',
-  timezone: 'Asia/Shanghai',
-  people: [
-    { id: 'nurse-li', name: '李护士', role: 'nurse', phone: '13800000001', addresses: { duty: 'li' } },
-    { id: 'nurse-wang', name: '王护士', role: 'nurse', phone: '13800000002', addresses: { duty: 'wang' } },
-  ],
-  shifts: [
-    { id: 'day', name: '白班', days: [1, 2, 3, 4, 5, 6, 7], start: '08:00', end: '20:00', people: ['nurse-li'] },
-    { id: 'night', name: '夜班', days: [1, 2, 3, 4, 5, 6, 7], start: '20:00', end: '08:00', people: ['nurse-wang'] },
-  ],
-  directors: [{ id: 'dir-zhang', name: '张院长', role: 'director', phone: '13900000001', addresses: { mgmt: 'zhang' } }],
-};
+const h01 = H01_ROSTER;
 // h02 staffs nights only: by day nobody is on duty there (the "empty rung").
 const h02: Roster = {
   homeId: 'h02',
@@ -52,10 +40,7 @@ const h02: Roster = {
   directors: [{ id: 'dir-sun', name: '孙院长', role: 'director', phone: '13900000002', addresses: { mgmt: 'sun' } }],
 };
 
-function registry(): RegistryIndex {
-  const site = demoRegistry().site;
-  return indexRegistry({ ...site, rosters: [h01, h02], contacts: { bureau: [{ id: 'officer-chen', name: '陈科长', role: 'bureau officer', addresses: { mgmt: 'chen' } }] } });
-}
+const registry = (): RegistryIndex => rosterRegistry([h01, h02]);
 
 function notifyConfig(mgmtPolicy?: { baseDelayMs: number; maxDelayMs: number }): NotifyConfig {
   return parseNotifyConfig({

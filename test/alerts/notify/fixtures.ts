@@ -1,0 +1,54 @@
+import type { IncidentMessage } from '../../../contract/incidents.ts';
+import { indexRegistry, type RegistryIndex } from '../../../contract/registry-index.ts';
+import type { Roster, SiteContacts } from '../../../contract/registry.ts';
+import type { Notification } from '../../../alerts/notify/channel.ts';
+import { renderIncident } from '../../../alerts/notify/message.ts';
+import { demoRegistry } from '../../support/registry.ts';
+
+/** Shared shapes of the notification tests (issue 15): one incident, one home's roster, the bureau. */
+
+/** A fall of 王秀英 in 阳光颐养院 room 101 bed A, critical. */
+export const FALL_INCIDENT: IncidentMessage = {
+  id: 'inc-1',
+  homeId: 'h01',
+  kind: 'care',
+  residentId: 'h01-p01',
+  roomIds: ['r101'],
+  severity: 'critical',
+  signal: 'care',
+  state: 'raised',
+  version: 1,
+  ts: Date.UTC(2026, 0, 5, 19, 0),
+  openedAt: Date.UTC(2026, 0, 5, 19, 0),
+  firstAlertId: 'a-1',
+  points: [],
+  message: { zh: '跌倒', en: 'Fall detected' },
+};
+
+/** That incident rendered for level 0, addressed to 李护士. */
+export function fallNotification(over: Partial<Notification> = {}): Notification {
+  const text = renderIncident(FALL_INCIDENT, demoRegistry(), 'https://cw.example.cn/', 0);
+  return { id: 'inc-1:0:x', incidentId: 'inc-1', homeId: 'h01', severity: 'critical', level: 0, ...text, recipients: [{ personId: 'li', name: '李护士', address: '+8613800000001', phone: '13800000001' }], ...over };
+}
+
+/** h01: 李护士 by day (08–20 China time), 王护士 by night, 张院长 director; addresses on `duty` / `mgmt`. */
+export const H01_ROSTER: Roster = {
+  homeId: 'h01',
+  timezone: 'Asia/Shanghai',
+  people: [
+    { id: 'nurse-li', name: '李护士', role: 'nurse', phone: '13800000001', addresses: { duty: 'li' } },
+    { id: 'nurse-wang', name: '王护士', role: 'nurse', phone: '13800000002', addresses: { duty: 'wang' } },
+  ],
+  shifts: [
+    { id: 'day', name: '白班', days: [1, 2, 3, 4, 5, 6, 7], start: '08:00', end: '20:00', people: ['nurse-li'] },
+    { id: 'night', name: '夜班', days: [1, 2, 3, 4, 5, 6, 7], start: '20:00', end: '08:00', people: ['nurse-wang'] },
+  ],
+  directors: [{ id: 'dir-zhang', name: '张院长', role: 'director', phone: '13900000001', addresses: { mgmt: 'zhang' } }],
+};
+
+export const BUREAU_CONTACTS: SiteContacts = { bureau: [{ id: 'officer-chen', name: '陈科长', role: 'bureau officer', addresses: { mgmt: 'chen' } }] };
+
+/** The demo site with only these rosters and the bureau's 陈科长. */
+export function rosterRegistry(rosters: readonly Roster[]): RegistryIndex {
+  return indexRegistry({ ...demoRegistry().site, rosters: [...rosters], contacts: BUREAU_CONTACTS });
+}
