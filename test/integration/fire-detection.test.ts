@@ -53,7 +53,11 @@ describe('NFPA 72 alarm verification (single detector)', () => {
     await sd.telemetry({ smoke_obscuration_pct_per_m: 6 });
     p.clock.advance(29 * S);
     expect(openFor('h01-sd-r105').map((a) => a.rule)).toEqual(['smoke_prealarm']);
-    p.clock.advance(1 * S); // the tick at +60 s completes the window
+    p.clock.advance(1 * S);
+    // The detector reports every 30 s: the window end waits for its reading due now (the tick alone
+    // would verify only once that reading is overdue, rules/fire/smoke.ts), and it shows the smoke held.
+    expect(openFor('h01-sd-r105').map((a) => a.rule)).toEqual(['smoke_prealarm']);
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 6.5 });
     const alarm = await until(() => ofDevice(bureau, 'h01-sd-r105', 'smoke_alarm')[0], 'verified alarm at the bureau');
     expect(alarm).toMatchObject({ severity: 'critical', signal: 'alarm', state: 'raised', escalationLevel: 0 });
     expect(alarm.raisedAt - ofDevice(staff1, 'h01-sd-r105', 'smoke_prealarm')[0]!.raisedAt).toBe(60 * S);

@@ -81,6 +81,7 @@ describe('audit trail and delivery timing of a full handling sequence', () => {
     p.clock.advance(30 * S);
     await sd.telemetry({ smoke_obscuration_pct_per_m: 6.5 });
     p.clock.advance(30 * S);
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 6.8 }); // still at alarm level at the window end
     const fire = await until(() => staff1.alerts.find((a) => a.rule === 'smoke_alarm' && a.deviceId === 'h01-sd-r104'), 'verified alarm');
     p.clock.advance(5 * S);
     expect((await p.api('staff-h01', 'POST', `/api/alerts/${fire.id}/ack`, { comment: '去看' })).status).toBe(200);

@@ -55,8 +55,10 @@ describe('restart of the alerts process during an open alarm', () => {
     // The verification window that began before the restart completes at t0 + 2 s + 60 s.
     p.clock.set(t0 + 61 * S);
     expect(p.alerts.lifecycle.open().some((a) => a.rule === 'smoke_alarm')).toBe(false);
-    await sd.telemetry({ smoke_obscuration_pct_per_m: 6 });
+    // The reading at the window end shows the smoke held (the tick alone would wait for the
+    // detector's next reading to be overdue: rules/fire/smoke.ts).
     p.clock.set(t0 + 62 * S);
+    await sd.telemetry({ smoke_obscuration_pct_per_m: 6 });
     const verified = await until(() => staff.alerts.find((a) => a.rule === 'smoke_alarm' && a.deviceId === 'h01-sd-r101'), 'verified alarm after restart');
     expect(verified.raisedAt).toBe(t0 + 62 * S);
 

@@ -24,6 +24,13 @@ export interface SmokeState {
   x: number;
   t: number;
   rt: number;
+  /**
+   * Platform ms of the last reading, and the detector's recent reporting interval (the longest
+   * recent gap, decayed per reading). Optional: a state saved before they existed completes its
+   * windows on the tick as it did then.
+   */
+  lt?: number;
+  g?: number;
 }
 
 export interface SmokeLimits {
@@ -46,6 +53,20 @@ const PRE_HOLD = { setCount: 2, setHoldMs: 10_000 } as const;
 export const SMOKE_CLEAR_HOLD_MS = 60_000;
 
 export type SmokeEvent = 'pre_set' | 'pre_clear' | 'verify_start' | 'verified' | 'unverified' | 'alarm_clear';
+
+/**
+ * The window end completes on the tick (no new reading) only once the detector's next reading is
+ * overdue: 2.5 of its recent intervals, as the supervision rule judges a device silent
+ * (supervision.ts quietMs), and never more than 90 s (the slowest reporting interval, 60 s, with
+ * its ±50 % jitter). Until then its next reading decides: at a 40 s interval, 30 s of shower steam
+ * seen on two readings left the level "on" across the window end, and the tick verified it as a
+ * fire (fresh-clone CI, session 8). A detector destroyed at alarm level still verifies, at most
+ * that much later; its "verifying" pre-alarm was raised at its first alarm-level reading.
+ */
+const OVERDUE_INTERVALS = 2.5;
+const OVERDUE_MAX_MS = 90_000;
+/** As the supervision rule's INTERVAL_DECAY: a long gap is forgotten over about nine short ones. */
+const INTERVAL_DECAY = 0.9;
 
 export function newSmokeState(): SmokeState {
   return { pre: newLatch(), lvl: newLatch(), v: -1, ok: 0, off: -1, u: -1, x: 0, t: 0, rt: 0 };
@@ -79,8 +100,9 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
     }
     if (ok !== 0) off = now;
   }
-  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs };
-  const timed = stepSmokeTime(state, now, lim);
+  const g = prev.lt === undefined ? 0 : Math.max(now - prev.lt, (prev.g ?? 0) * INTERVAL_DECAY);
+  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs, lt: now, g };
+  const timed = stepSmokeTime(state, now, lim, true);
   state = timed.state;
   events.push(...timed.events);
   // `u` stays until the next episode so the clear can say the alarm was unverified.
@@ -88,9 +110,14 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
   return { state, events };
 }
 
-/** Time-driven part (also called on `tick`): window completion and the verified alarm's clear. */
-export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits): { state: SmokeState; events: SmokeEvent[] } {
-  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs) {
+/**
+ * Time-driven part (also called on `tick`): window completion and the verified alarm's clear.
+ * `reading`: called for a reading that arrived now (it shows the level at the window end); on a tick
+ * the window completes only once the detector's next reading is overdue.
+ */
+export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits, reading = false): { state: SmokeState; events: SmokeEvent[] } {
+  const overdue = reading || s.lt === undefined || now - s.lt > Math.min(OVERDUE_INTERVALS * (s.g ?? 0), OVERDUE_MAX_MS);
+  if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs && overdue) {
     return { state: { ...s, v: -1, ok: 1, off: -1, u: -1 }, events: ['verified'] };
   }
   if (s.ok !== 0 && !s.lvl.on && s.off >= 0 && now - s.off >= SMOKE_CLEAR_HOLD_MS) {
