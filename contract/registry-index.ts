@@ -45,6 +45,7 @@ export function registryProblems(site: SiteRegistry): string[] {
   for (const p of site.providers ?? []) {
     unique('provider', p.id);
     providers.add(p.id);
+    if (!knownTimeZone(p.timezone)) problems.push(`provider "${p.id}": unknown time zone "${p.timezone}"`);
     const people = new Set(p.people.map((x) => x.id));
     for (const sh of p.shifts) for (const id of sh.people) if (!people.has(id)) problems.push(`provider "${p.id}" shift "${sh.id}": unknown person "${id}"`);
   }
@@ -89,10 +90,24 @@ export function registryProblems(site: SiteRegistry): string[] {
   for (const r of site.rosters ?? []) {
     unique('roster', r.homeId);
     if (!rooms.has(r.homeId)) problems.push(`roster: unknown home "${r.homeId}"`);
+    if (!knownTimeZone(r.timezone)) problems.push(`roster "${r.homeId}": unknown time zone "${r.timezone}"`);
     const people = new Set(r.people.map((p) => p.id));
     for (const sh of r.shifts) for (const id of sh.people) if (!people.has(id)) problems.push(`roster "${r.homeId}" shift "${sh.id}": unknown person "${id}"`);
   }
   return problems;
+}
+
+/**
+ * Whether the IANA zone is known to this runtime. A misspelled zone ("Asia/Shangai") would make
+ * "who is on duty now" throw at every alarm of that home, so the registry refuses it at load.
+ */
+function knownTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function groupBy<T>(items: readonly T[], key: (t: T) => string | undefined): Map<string, T[]> {

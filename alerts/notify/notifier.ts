@@ -318,7 +318,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     if (t === undefined) {
       // First seen since start and not resumed then (acknowledged at start): it stood at its level before this change.
       const level = incident.escalationLevel ?? 0;
-      const seed = entry.action === 'opened' ? undefined : seedState(incident, entry.action === 'escalated' ? level - 1 : level);
+      // Nothing paged for it yet (an incident of held-back points at start whose hold was lifted):
+      // it pages as a new one, not as already told and due only at its next repeat.
+      const paged = deps.incidentAudit === undefined || (deps.incidentAudit(incident.id) ?? []).some((e) => e.action === 'notified' || e.action === 'notify_failed');
+      const seed = entry.action === 'opened' || !paged ? undefined : seedState(incident, entry.action === 'escalated' ? level - 1 : level);
       t = { incident, state: seed, controller: new AbortController(), timer: undefined };
       tracks.set(incident.id, t);
     }

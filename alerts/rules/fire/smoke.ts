@@ -57,14 +57,15 @@ export type SmokeEvent = 'pre_set' | 'pre_clear' | 'verify_start' | 'verified' |
 /**
  * The window end completes on the tick (no new reading) only once the detector's next reading is
  * overdue: 2.5 of its recent intervals, as the supervision rule judges a device silent
- * (supervision.ts quietMs), and never more than 90 s (the slowest reporting interval, 60 s, with
- * its ±50 % jitter). Until then its next reading decides: at a 40 s interval, 30 s of shower steam
+ * (supervision.ts quietMs), and never more than 100 s (the slowest reporting interval, 60 s, with
+ * its ±50 % jitter, and 10 s of transport); with one reading so far, its interval unknown, 100 s. Until then its next reading decides: at a 40 s interval, 30 s of shower steam
  * seen on two readings left the level "on" across the window end, and the tick verified it as a
  * fire (fresh-clone CI, session 8). A detector destroyed at alarm level still verifies, at most
  * that much later; its "verifying" pre-alarm was raised at its first alarm-level reading.
  */
 const OVERDUE_INTERVALS = 2.5;
-const OVERDUE_MAX_MS = 90_000;
+/** 60 s × 1.5 plus 10 s for the network, broker and ingest between the device and the rule. */
+const OVERDUE_MAX_MS = 100_000;
 /** As the supervision rule's INTERVAL_DECAY: a long gap is forgotten over about nine short ones. */
 const INTERVAL_DECAY = 0.9;
 
@@ -116,7 +117,9 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
  * the window completes only once the detector's next reading is overdue.
  */
 export function stepSmokeTime(s: SmokeState, now: number, lim: SmokeLimits, reading = false): { state: SmokeState; events: SmokeEvent[] } {
-  const overdue = reading || s.lt === undefined || now - s.lt > Math.min(OVERDUE_INTERVALS * (s.g ?? 0), OVERDUE_MAX_MS);
+  // No interval known yet (one reading so far): wait the longest a reading can be late.
+  const g = s.g ?? 0;
+  const overdue = reading || s.lt === undefined || now - s.lt > (g > 0 ? Math.min(OVERDUE_INTERVALS * g, OVERDUE_MAX_MS) : OVERDUE_MAX_MS);
   if (s.v >= 0 && s.lvl.on && now - s.v >= lim.verifyMs && overdue) {
     return { state: { ...s, v: -1, ok: 1, off: -1, u: -1 }, events: ['verified'] };
   }

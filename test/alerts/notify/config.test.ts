@@ -89,4 +89,12 @@ describe('notify config', () => {
     const roster = { homeId: 'h99', timezone: 'Asia/Shanghai', people: [], shifts: [{ id: 's', name: 's', days: [1], start: '08:00', end: '20:00', people: ['ghost'] }], directors: [] };
     expect(registryProblems({ ...site, rosters: [roster] })).toEqual(['roster: unknown home "h99"', 'roster "h99" shift "s": unknown person "ghost"']);
   });
+
+  it('the registry refuses a misspelled time zone of a roster or provider (who is on duty would throw at every alarm)', () => {
+    const site = demoRegistry().site;
+    const rosters = (site.rosters ?? []).map((r) => (r.homeId === 'h01' ? { ...r, timezone: 'Asia/Shangai' } : r));
+    const providers = (site.providers ?? []).map((p) => (p.id === 'pv01' ? { ...p, timezone: 'Mars/Olympus' } : p));
+    expect(registryProblems({ ...site, rosters, providers })).toEqual(['provider "pv01": unknown time zone "Mars/Olympus"', 'roster "h01": unknown time zone "Asia/Shangai"']);
+    expect(registryProblems(site)).toEqual([]);
+  });
 });

@@ -186,7 +186,7 @@ describe('fire rules decide the same at every reporting interval (0.5–60 s, ji
     expect(raises(run([fireDetectionRule], merge(readings, ticksTo(92))).signals, byRule('smoke_alarm'))).toHaveLength(1);
   });
 
-  it('smoke: at a 40 s interval the window end waits for the next reading; a detector that then stays silent is verified once that reading is overdue (2.5 intervals, at most 90 s)', () => {
+  it('smoke: at a 40 s interval the window end waits for the next reading; a detector that then stays silent is verified once that reading is overdue (2.5 intervals, at most 100 s)', () => {
     // Readings every 40 s; smoke at alarm level on the readings at 120 and 160 s (window 120–180 s).
     const at = (times: number[], smokeAt: (t: number) => number): RuleInput[] => times.map((t) => telemetry(sd305, T0 + t * S, { smoke_obscuration_pct_per_m: smokeAt(t), temperature_c: 23 }));
     const ticksTo = (endS: number): RuleInput[] => Array.from({ length: endS }, (_, t) => tick(T0 + t * S + 500));
@@ -194,14 +194,21 @@ describe('fire rules decide the same at every reporting interval (0.5–60 s, ji
     // The tick at 180 s does not verify: the reading due at 200 s decides, and it shows the smoke gone.
     expect(raises(run([fireDetectionRule], merge(steam, ticksTo(240))).signals, byRule('smoke_alarm'))).toEqual([]);
     // The same detector destroyed after its reading at 160 s: verified once its next reading is
-    // overdue, 2.5 × 40 s capped at 90 s: after 250 s.
+    // overdue, 2.5 × 40 s (capped at 100 s): after 260 s.
     const destroyed = at([0, 40, 80, 120, 160], (t) => (t >= 120 ? 6 : 0.1));
-    expect(raises(run([fireDetectionRule], merge(destroyed, ticksTo(250))).signals, byRule('smoke_alarm'))).toEqual([]);
-    const verified = raises(run([fireDetectionRule], merge(destroyed, ticksTo(252))).signals, byRule('smoke_alarm'));
+    expect(raises(run([fireDetectionRule], merge(destroyed, ticksTo(260))).signals, byRule('smoke_alarm'))).toEqual([]);
+    const verified = raises(run([fireDetectionRule], merge(destroyed, ticksTo(262))).signals, byRule('smoke_alarm'));
     expect(verified).toHaveLength(1);
     // Still at alarm level at 200 s: verified by that reading, at once.
     const fire = at([0, 40, 80, 120, 160, 200], (t) => (t >= 120 ? 6 : 0.1));
     expect(raises(run([fireDetectionRule], merge(fire, ticksTo(201))).signals, byRule('smoke_alarm'))[0]?.sourceTs).toBe(T0 + 200 * S);
+    // A detector's first reading at alarm level, its interval unknown: the tick waits the longest a
+    // reading can be late (100 s), so the reading at 70 s showing the smoke gone still decides.
+    const first = at([0, 70], (t) => (t === 0 ? 6 : 0.1));
+    expect(raises(run([fireDetectionRule], merge(first, ticksTo(120))).signals, byRule('smoke_alarm'))).toEqual([]);
+    const silentAfter = at([0], () => 6);
+    expect(raises(run([fireDetectionRule], merge(silentAfter, ticksTo(99))).signals, byRule('smoke_alarm'))).toEqual([]);
+    expect(raises(run([fireDetectionRule], merge(silentAfter, ticksTo(102))).signals, byRule('smoke_alarm'))).toHaveLength(1);
   });
 
   it('gas: a leak rising to 60 %LEL → gas_low within 10 s + 2 intervals of 20 %LEL, gas_high of 50 %LEL; a 4 s puff and background → nothing', () => {
