@@ -53,7 +53,14 @@ describe('a detector in test mode', () => {
   });
 
   it('raises no fire alarm for test smoke held past verification and its own detector_alarm, while its readings are stored in InfluxDB', async () => {
+    const suppressed = async (): Promise<string[]> => {
+      const body = (await p.api('bureau', 'GET', `/api/disablements/${d.id}`)).body as { audit: Array<{ action: string; rule?: string }> };
+      return body.audit.filter((e) => e.action === 'signal_suppressed').map((e) => e.rule ?? '');
+    };
     await detector.telemetry({ smoke_obscuration_pct_per_m: 6.5, temperature_c: 22 });
+    // The window starts when alerts handles this reading: wait for it before moving the clock (under
+    // load the reading was handled after the advance, and the window ended 30 s later than the test's).
+    await until(async () => (await suppressed()).includes('smoke_prealarm'), 'the verification window started');
     p.clock.advance(30 * S);
     await detector.telemetry({ smoke_obscuration_pct_per_m: 7, temperature_c: 22 });
     p.clock.advance(30 * S);
