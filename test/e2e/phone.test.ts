@@ -2,9 +2,9 @@ import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { IncidentMessage } from '../../contract/incidents.ts';
-import { launchChromium, screenshotDir } from '../dashboards/support/browser.ts';
+import { expectNoSidewaysScroll, launchChromium, logInAs, MIN_TARGET, screenshotDir, smallTargets } from '../dashboards/support/browser.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { eventually } from '../support/process.ts';
 import { device, login, startStack, type Stack, type TestDevice } from './stack.ts';
@@ -29,8 +29,6 @@ import { device, login, startStack, type Stack, type TestDevice } from './stack.
 const APP_DIR = fileURLToPath(new URL('../../dashboards/app/', import.meta.url));
 const DOC_SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, locale: 'zh-CN' } as const;
-/** WCAG 2.2 SC 2.5.5 Target Size (Enhanced) / Apple HIG: 44 × 44 CSS px. */
-const MIN_TARGET = 44;
 
 describe('the page on a phone (issue 15)', () => {
   const { url, database } = testInflux('e2e_phone');
@@ -76,22 +74,9 @@ describe('the page on a phone (issue 15)', () => {
   };
   const logIn = async (page: Page, username: string): Promise<void> => {
     await page.goto('/');
-    await page.getByTestId('login-username').fill(username);
-    await page.getByTestId('login-password').fill(`demo-${username}`);
-    await page.getByTestId('login-submit').tap();
-    await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+    await logInAs(page, username, { tap: true });
   };
-  /** Every visible button-like control in `scope` measured: none under 44 × 44 CSS px. */
-  const smallTargets = async (scope: Locator): Promise<string[]> =>
-    scope.evaluateAll((els, min) => els
-      .filter((e) => (e as HTMLElement).offsetParent !== null)
-      .map((e) => ({ e, r: e.getBoundingClientRect() }))
-      .filter(({ r }) => r.width < min - 0.5 || r.height < min - 0.5)
-      .map(({ e, r }) => `${e.getAttribute('data-testid') ?? e.textContent?.trim()}: ${r.width.toFixed(1)}×${r.height.toFixed(1)}`), MIN_TARGET);
-  const noSidewaysScroll = async (page: Page): Promise<void> => {
-    const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
-    expect(scroll, 'the page scrolls sideways').toBeLessThanOrEqual(width);
-  };
+  const noSidewaysScroll = expectNoSidewaysScroll;
   const hide = (page: Page, hidden: boolean): Promise<void> =>
     page.evaluate((h) => {
       const d = document as unknown as Record<string, unknown>;

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { USER_COST, hashSecret } from '../../common/secrets.ts';
 import type { IncidentMessage } from '../../contract/incidents.ts';
 import type { Roster, SiteRegistry } from '../../contract/registry.ts';
-import { launchChromium, screenshotDir } from '../dashboards/support/browser.ts';
+import { expectNoSidewaysScroll, launchChromium, logInAs, screenshotDir, smallTargets } from '../dashboards/support/browser.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { eventually } from '../support/process.ts';
 import { DEMO_SITE_PATH } from '../support/registry.ts';
@@ -34,8 +34,6 @@ import { device, login, startStack, type Stack, type TestDevice } from './stack.
 const DOC_SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 /** The phone set to a zone other than the homes' (a director travelling): the roster still speaks the home's time. */
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, locale: 'zh-CN', timezoneId: 'America/New_York' } as const;
-/** WCAG 2.2 SC 2.5.5 Target Size (Enhanced) / Apple HIG: 44 × 44 CSS px. */
-const MIN_TARGET = 44;
 const SECRET = 'roster-e2e-webhook-secret-0123456789';
 
 const hh = (h: number): string => `${String(((h % 24) + 24) % 24).padStart(2, '0')}:00`;
@@ -107,28 +105,13 @@ describe('on-call rosters in the page (issue 15)', () => {
     page.on('pageerror', (err) => pageErrors.push(`[${name}] ${err.message}`));
     return page;
   };
+  const submitLogin = (page: Page, username: string): Promise<void> => logInAs(page, username, { tap: true });
+  const noSidewaysScroll = expectNoSidewaysScroll;
   const logIn = async (page: Page, username: string, path = '/'): Promise<void> => {
     await page.goto(path);
     await submitLogin(page, username);
   };
-  const submitLogin = async (page: Page, username: string): Promise<void> => {
-    await page.getByTestId('login-username').fill(username);
-    await page.getByTestId('login-password').fill(`demo-${username}`);
-    await page.getByTestId('login-submit').tap();
-    await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
-  };
-  /** Every visible control in `scope` measured: none under 44 × 44 CSS px. */
-  const smallTargets = async (scope: Locator): Promise<string[]> =>
-    scope.evaluateAll((els, min) => els
-      .filter((e) => (e as HTMLElement).offsetParent !== null)
-      .map((e) => ({ e, r: e.getBoundingClientRect() }))
-      .filter(({ r }) => r.width < min - 0.5 || r.height < min - 0.5)
-      .map(({ e, r }) => `${e.getAttribute('data-testid') ?? e.textContent?.trim()}: ${r.width.toFixed(1)}×${r.height.toFixed(1)}`), MIN_TARGET);
   const CONTROLS = 'button, select, a.btn, label.check, input:not([type="checkbox"])';
-  const noSidewaysScroll = async (page: Page): Promise<void> => {
-    const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
-    expect(scroll, 'the page scrolls sideways').toBeLessThanOrEqual(width);
-  };
 
   beforeAll(async () => {
     // A local receiver for the webhook channel: what a message carries (its link) is what a phone opens.

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 
 /** Debian's Chromium, headless, no network beyond the test server, a fresh profile per launch. */
 export async function launchChromium(): Promise<Browser> {
@@ -26,9 +27,29 @@ export async function screenshotDir(): Promise<string> {
  * Logs a demo user in on a page that shows the login form (demo passwords are `demo-<username>`),
  * and waits until the live socket is up: online means the page can receive alerts.
  */
-export async function logInAs(page: Page, username: string): Promise<void> {
+export async function logInAs(page: Page, username: string, opts: { tap?: boolean } = {}): Promise<void> {
   await page.getByTestId('login-username').fill(username);
   await page.getByTestId('login-password').fill(`demo-${username}`);
-  await page.getByTestId('login-submit').click();
+  // On a phone (hasTouch) the button is tapped, as a nurse does.
+  if (opts.tap === true) await page.getByTestId('login-submit').tap();
+  else await page.getByTestId('login-submit').click();
   await page.getByTestId('conn-banner').and(page.locator('[data-state="online"]')).waitFor();
+}
+
+/** WCAG 2.2 SC 2.5.5 Target Size (Enhanced) / Apple HIG: 44 × 44 CSS px. */
+export const MIN_TARGET = 44;
+
+/** Every visible control in `scope` measured: those under 44 × 44 CSS px, named with their size. */
+export async function smallTargets(scope: Locator): Promise<string[]> {
+  return scope.evaluateAll((els, min) => els
+    .filter((e) => (e as HTMLElement).offsetParent !== null)
+    .map((e) => ({ e, r: e.getBoundingClientRect() }))
+    .filter(({ r }) => r.width < min - 0.5 || r.height < min - 0.5)
+    .map(({ e, r }) => `${e.getAttribute('data-testid') ?? e.textContent?.trim()}: ${r.width.toFixed(1)}×${r.height.toFixed(1)}`), MIN_TARGET);
+}
+
+/** The page fits the phone's width: nothing scrolls sideways. */
+export async function expectNoSidewaysScroll(page: Page): Promise<void> {
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+  expect(scroll, 'the page scrolls sideways').toBeLessThanOrEqual(width);
 }
