@@ -1,3 +1,4 @@
+import { recentInterval } from './cadence.ts';
 import { newLatch, stepAbove, type Latch } from './latch.ts';
 
 /**
@@ -66,8 +67,6 @@ export type SmokeEvent = 'pre_set' | 'pre_clear' | 'verify_start' | 'verified' |
 const OVERDUE_INTERVALS = 2.5;
 /** 60 s × 1.5 plus 10 s for the network, broker and ingest between the device and the rule. */
 const OVERDUE_MAX_MS = 100_000;
-/** As the supervision rule's INTERVAL_DECAY: a long gap is forgotten over about nine short ones. */
-const INTERVAL_DECAY = 0.9;
 
 export function newSmokeState(): SmokeState {
   return { pre: newLatch(), lvl: newLatch(), v: -1, ok: 0, off: -1, u: -1, x: 0, t: 0, rt: 0 };
@@ -101,7 +100,7 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
     }
     if (ok !== 0) off = now;
   }
-  const g = prev.lt === undefined ? 0 : Math.max(now - prev.lt, (prev.g ?? 0) * INTERVAL_DECAY);
+  const g = recentInterval(prev.lt, prev.g, now);
   let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs, lt: now, g };
   const timed = stepSmokeTime(state, now, lim, true);
   state = timed.state;

@@ -2,6 +2,7 @@ import { DEVICE_KINDS } from '../../../contract/device-kinds.ts';
 import type { Device } from '../../../contract/registry.ts';
 import type { Rule, RuleContext, RuleResult, Signal } from '../types.ts';
 import { newLatch, stepLatch, type Latch } from './latch.ts';
+import { recentInterval } from './cadence.ts';
 import { troubleSignal } from './signals.ts';
 
 /**
@@ -75,15 +76,6 @@ function budgetMs(d: Device, e?: Entry): number {
 function quietMs(d: Device, e: Entry): number {
   return Math.min(Math.max(2 * DEVICE_KINDS[d.kind].telemetryIntervalS * 1000, 2.5 * (e[4] ?? 0)), budgetMs(d, e));
 }
-/**
- * A device that speeds up is trusted again within some reports: the interval decays by this per
- * message. 0.75 forgot a long gap after four short ones, so a detector whose gaps vary by ±50 %
- * around 34 s was called offline at its next long gap while reporting (property test, seed
- * 1993787272). At 0.9 that takes nine gaps in a row under 0.6 of the interval; a device that goes
- * from 60 s to 10 s reports is judged by its new cadence after about 17 reports, its budget meanwhile
- * at most 150 s, still within NFPA 72's 200 s with the deferral.
- */
-const INTERVAL_DECAY = 0.9;
 function deferralMs(d: Device, e: Entry): number {
   return Math.max(0, Math.min(MAX_DEFERRAL_MS, REPORT_LIMIT_MS - budgetMs(d, e)));
 }
@@ -218,7 +210,7 @@ export const supervisionRule: Rule<SupervisionState> = {
     // Back once it speaks again; the clear waits RESTORE_HOLD_MS at the tick.
     const back = raised === 1 && !wentOffline ? (prev !== undefined && prev[3] >= 0 ? prev[3] : input.now) : -1;
     // The device's own reporting interval: the latest gap, or the last one decayed when it speeds up.
-    const interval = prev === undefined ? 0 : Math.max(input.now - prev[0], (prev[4] ?? 0) * INTERVAL_DECAY);
+    const interval = recentInterval(prev?.[0], prev?.[4], input.now);
     const entry: Entry = [input.now, off, raised, back, interval];
     const last = Math.max(state.last, input.now);
     // Under ctx.inPlace the engine owns the map: one entry written instead of every device copied.
