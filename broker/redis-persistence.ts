@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
 import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js';
+import { Redis } from 'ioredis';
+import msgpack from 'msgpack-lite';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -19,6 +21,7 @@ export interface RedisPersistenceOptions {
  * which we pass through untouched.
  */
 interface RedisPersistenceBase {
+  setup(broker: unknown): Promise<void>;
   createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> | Readable;
   createRetainedStream(pattern: string): AsyncIterable<unknown> | Readable;
   subscriptionsByTopic(topic: string): Promise<unknown[]>;
@@ -54,7 +57,45 @@ function isStoredWill(w: unknown): w is StoredWill {
   const o = w as Partial<StoredWill> | null;
   return typeof o === 'object' && o !== null && typeof o.clientId === 'string' && typeof o.brokerId === 'string' && typeof o.topic === 'string';
 }
-const Base = AsyncRedisPersistence as unknown as new (opts: RedisPersistenceOptions) => RedisPersistenceBase;
+const Base = AsyncRedisPersistence as unknown as new (opts: RedisPersistenceOptions & { conn: Redis }) => RedisPersistenceBase;
+
+/**
+ * Stored wills, indexed in a SET (O(1) to add and remove) instead of the library's one LIST `will`.
+ * aedes-persistence-redis 11 keeps every connected device's will key in one list, `LREM will 0 <key>`
+ * on every CONNECT (putWill) and disconnect (delWill): a scan of the whole list, one entry per
+ * device of the cluster. At 100,000 devices that is 100,000 comparisons per connect, in Redis' one
+ * thread. And its will pass reads only `LRANGE will 0 10000`: a dead node's wills past the
+ * 10,001st entry were never published (session 9, docs/scaling.md "Wills").
+ */
+export const WILL_INDEX = 'carewatch:broker:wills';
+/** The library's list, read once at start to move an older deployment's entries into WILL_INDEX. */
+const LIBRARY_WILL_LIST = 'will';
+/** The library's key of one stored will (asyncPersistence.js willKey). */
+const willKey = (brokerId: string, clientId: string): string => `will:${brokerId}:${encodeURIComponent(clientId)}`;
+/** Keys read per SSCAN step of the will pass. */
+const WILL_SCAN_COUNT = 1_000;
+
+/**
+ * The one Redis connection of the store, handed to the library as `conn`, with one change:
+ * `LREM outgoing:<client> 0 <packet>` (on every PUBACK of a queued message, outgoingClearMessageId)
+ * becomes `LREM … 1 …`. Count 0 scans a session's whole queue for every acknowledgement; the queue is
+ * FIFO and a session acknowledges in order, so the entry is at the head and count 1 stops there.
+ * Measured (session 9, bench connections100k at 7,000 msg/s offered, 5,000 devices): LREM took
+ * 536 µs a call after 30 s and 1,240 µs after 90 s, Redis at 0.9 of a core, the svc-ingest queue
+ * growing by the clears it could not keep up with (quadratic). Each packet key is queued once per
+ * session (outgoingEnqueueCombi RPUSHes it once per subscribing session), so removing the first
+ * occurrence removes it; a duplicate, were there one, would be delivered again at the session's
+ * next reconnect (at least once, and ingest's writes are idempotent).
+ * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
+ */
+function storeConnection(opts: RedisPersistenceOptions): Redis {
+  const conn = new Redis(opts);
+  const lrem = conn.lrem.bind(conn) as (key: string, count: number, element: string) => Promise<number>;
+  Object.defineProperty(conn, 'lrem', {
+    value: (key: string, count: number, element: string): Promise<number> => lrem(key, key.startsWith('outgoing:') && Number(count) === 0 ? 1 : count, element),
+  });
+  return conn;
+}
 
 /** Event-loop turns without a new persistence call before destroy() calls the writes done. */
 const QUIET_TURNS = 3;
@@ -92,11 +133,67 @@ class AedesOneRedisPersistence extends Base {
   #started = 0;
   readonly #drainTimeoutMs: number;
   readonly #willAction: ((will: StoredWill) => Promise<WillAction>) | undefined;
+  readonly #conn: Redis;
+  /** aedes' id of this node (set in setup): the wills it stores are keyed by it. */
+  #brokerId = '';
 
   constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>) {
-    super(opts);
+    const conn = storeConnection(opts);
+    super({ ...opts, conn });
+    this.#conn = conn;
     this.#drainTimeoutMs = drainTimeoutMs;
     this.#willAction = willAction;
+  }
+
+  override async setup(broker: unknown): Promise<void> {
+    await super.setup(broker);
+    this.#brokerId = String((broker as { id: unknown }).id);
+    // A store written by the library's own will code (before session 9) lists its wills in `will`.
+    const old = await this.#conn.lrange(LIBRARY_WILL_LIST, 0, -1);
+    if (old.length > 0) await this.#conn.multi().sadd(WILL_INDEX, ...old).del(LIBRARY_WILL_LIST).exec();
+  }
+
+  // The library's putWill / delWill / streamWill, on WILL_INDEX; same will keys and encoding, so
+  // the library's getWill (aedes reads a will back on a clean disconnect) is unchanged.
+  override putWill(client: unknown, packet: unknown): Promise<void> {
+    const clientId = String((client as { id: unknown }).id);
+    const will = packet as { clientId?: string; brokerId?: string };
+    will.clientId = clientId;
+    will.brokerId = this.#brokerId;
+    const key = willKey(this.#brokerId, clientId);
+    return this.#track(this.#conn.multi().sadd(WILL_INDEX, key).set(key, msgpack.encode(will)).exec().then(() => undefined));
+  }
+
+  override delWill(client: unknown): Promise<unknown> {
+    const c = client as { id: unknown; brokerId?: unknown };
+    const key = willKey(String(c.brokerId), String(c.id));
+    return this.#track(
+      this.#conn
+        .multi()
+        .srem(WILL_INDEX, key)
+        .getBuffer(key)
+        .del(key)
+        .exec()
+        .then((replies) => {
+          const buf = replies?.[1]?.[1];
+          return Buffer.isBuffer(buf) ? msgpack.decode(buf) : null;
+        }),
+    );
+  }
+
+  /** Every stored will of a broker not in `brokers` (the live ones), the whole index read in SSCAN steps. */
+  async *#deadWills(brokers: Record<string, number>): AsyncGenerator<unknown> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#conn.sscan(WILL_INDEX, cursor, 'COUNT', WILL_SCAN_COUNT);
+      cursor = next;
+      for (const key of keys) {
+        if (brokers[key.split(':')[1] ?? ''] !== undefined) continue;
+        const buf = await this.#conn.getBuffer(key);
+        if (buf === null) await this.#conn.srem(WILL_INDEX, key);
+        else yield msgpack.decode(buf);
+      }
+    } while (cursor !== '0');
   }
 
   /**
@@ -111,7 +208,7 @@ class AedesOneRedisPersistence extends Base {
    * will that another live node claimed to that node (broker.ts).
    */
   override async *streamWill(brokers: Record<string, number>): AsyncGenerator<unknown> {
-    for await (const will of super.streamWill(brokers)) {
+    for await (const will of this.#deadWills(brokers)) {
       if (this.#willAction === undefined || !isStoredWill(will)) {
         yield will;
         continue;
@@ -209,12 +306,6 @@ class AedesOneRedisPersistence extends Base {
   override incomingDelPacket(client: unknown, packet: unknown): Promise<void> {
     return this.#track(super.incomingDelPacket(client, packet));
   }
-  override putWill(client: unknown, packet: unknown): Promise<void> {
-    return this.#track(super.putWill(client, packet));
-  }
-  override delWill(client: unknown): Promise<unknown> {
-    return this.#track(super.delWill(client));
-  }
 
   /** Resolves when no persistence call is in flight and none started for QUIET_TURNS turns; false on timeout. */
   async #drain(): Promise<boolean> {
@@ -244,7 +335,7 @@ class AedesOneRedisPersistence extends Base {
     const drained = await this.#drain();
     if (drained) {
       // A round trip as a barrier: fire-and-forget commands the library sends without awaiting
-      // (will list LREM/RPUSH, LREM of stale queue entries) were sent before it, so are done after it.
+      // (LREM of stale queue entries) were sent before it, so are done after it.
       await this.countOffline().catch(() => undefined);
     }
     await super.destroy();

@@ -1,7 +1,7 @@
 /** aedes-persistence-redis ships no types; we use only its constructor (ioredis options) and destroy(). */
 declare module 'aedes-persistence-redis/asyncPersistence.js' {
   export default class AsyncRedisPersistence {
-    constructor(opts: { host: string; port: number; db?: number; username?: string; password?: string; tls?: object; maxRetriesPerRequest?: number; maxSessionDelivery?: number });
+    constructor(opts: { host: string; port: number; db?: number; username?: string; password?: string; tls?: object; maxRetriesPerRequest?: number; maxSessionDelivery?: number; conn?: import('ioredis').Redis });
     createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> | import('node:stream').Readable;
     createRetainedStream(pattern: string): AsyncIterable<unknown> | import('node:stream').Readable;
     destroy(): Promise<void>;
@@ -30,4 +30,10 @@ declare module 'aedes-persistence/asyncPersistence.js' {
     outgoingStream(client: { id: string }): import('node:stream').Readable;
     destroy(): Promise<void>;
   }
+}
+
+/** msgpack-lite ships no types; aedes-persistence-redis stores wills with it, and we read them back. */
+declare module 'msgpack-lite' {
+  export function encode(value: unknown): Buffer;
+  export function decode(buf: Buffer | Uint8Array): unknown;
 }

@@ -1,5 +1,7 @@
 import { connect as tcpConnect } from 'node:net';
 import { Aedes } from 'aedes';
+import { Redis } from 'ioredis';
+import msgpack from 'msgpack-lite';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
@@ -196,3 +198,74 @@ it('a PUBACK on a new connection clears only what that connection was sent, not 
     await store.destroy();
   }
 });
+
+it('clears an acknowledged queue entry with LREM count 1 and indexes wills in a set, with no scan of a list of every will', async () => {
+  // aedes-persistence-redis 11 removes an acknowledged entry with `LREM outgoing:<client> 0 …` (a
+  // scan of the session's whole queue per PUBACK: quadratic once a queue grows) and keeps every
+  // device's will in one list, `LREM will 0 …` on every CONNECT and disconnect (session 9,
+  // bench/README.md connections100k). MONITOR shows the commands this file's database gets.
+  const device = demoRegistry().site.devices[3] as Device;
+  const topic = deviceTopic(device.homeId, device.id, 'telemetry');
+  const monitor = await new Redis(redisOptions(redisUrl)).monitor();
+  const seen: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[], _source: string, database: string) => {
+    if (Number(database) === DB) seen.push(args.map((a) => a.toLowerCase()));
+  });
+  try {
+    const b = await start();
+    const { client: ingest, received: got } = await connectRecording(b, 'svc-ingest', { clientId: 'svc-ingest-lrem', clean: false });
+    clients.push(ingest);
+    await ingest.subscribeAsync(topic, { qos: 1 });
+    const dev = await connect(b, device.id, { will: { topic: deviceTopic(device.homeId, device.id, 'status'), payload: Buffer.from(JSON.stringify({ online: false })), qos: 1, retain: true } });
+    for (let seq = 1; seq <= 20; seq++) await dev.publishAsync(topic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 } }), { qos: 1 });
+    await until(() => `20 messages at the service, got ${telemetrySeqs(got, topic).length}`, () => telemetrySeqs(got, topic).length >= 20, 10_000);
+    let queue = '';
+    for (let i = 0; i < 100 && queue !== ':0'; i++) {
+      queue = (await redisCommands(['LLEN', 'outgoing:svc-ingest-lrem']))[0] ?? '';
+      if (queue !== ':0') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(queue).toBe(':0'); // every PUBACK cleared its entry
+    await dev.endAsync();
+    const lrems = seen.filter((c) => c[0] === 'lrem');
+    expect(lrems.filter((c) => c[1] === 'outgoing:svc-ingest-lrem').map((c) => c[2])).toEqual(Array.from({ length: 20 }, () => '1'));
+    expect(lrems.filter((c) => c[1] === 'will')).toEqual([]);
+    expect(seen.some((c) => c[0] === 'sadd' && c[1] === 'carewatch:broker:wills')).toBe(true);
+    expect(seen.some((c) => c[0] === 'srem' && c[1] === 'carewatch:broker:wills')).toBe(true);
+    expect(await redisCommands(['EXISTS', 'will'], ['SCARD', 'carewatch:broker:wills'])).toEqual([':0', ':0']);
+  } finally {
+    monitor.disconnect();
+  }
+}, 60_000);
+
+it('finds every will of a dead node, not the first 10,001, and moves the wills an older store listed into the set', async () => {
+  // The library's will pass read `LRANGE will 0 10000`: a node that died holding more devices than
+  // that left the rest of its wills unpublished. A store written before session 9 lists them in
+  // `will`; the first node to start moves them.
+  const WILLS = 10_050;
+  const conn = new Redis(redisOptions(redisUrl));
+  const keys = Array.from({ length: WILLS }, (_, i) => `will:gone-0001:dev-${i}`);
+  try {
+    const seed = conn.pipeline();
+    for (const [i, key] of keys.entries()) seed.set(key, msgpack.encode({ topic: `t/${i}`, payload: Buffer.from('offline'), qos: 1, retain: true, clientId: `dev-${i}`, brokerId: 'gone-0001' }));
+    for (let off = 0; off < keys.length; off += 1_000) seed.rpush('will', ...keys.slice(off, off + 1_000));
+    await seed.exec();
+    const store = createRedisPersistence(redisUrl) as ClosablePersistence & { streamWill(brokers: Record<string, number>): AsyncIterable<{ clientId: string }> };
+    const aedes = await Aedes.createBroker({ persistence: store as never });
+    try {
+      expect(await conn.exists('will')).toBe(0);
+      expect(await conn.scard('carewatch:broker:wills')).toBe(WILLS);
+      const found = new Set<string>();
+      for await (const w of store.streamWill({ [aedes.id]: Date.now() })) found.add(w.clientId);
+      expect(found.size).toBe(WILLS);
+      // A live broker's wills are not a dead node's.
+      const live: string[] = [];
+      for await (const w of store.streamWill({ [aedes.id]: Date.now(), 'gone-0001': Date.now() })) live.push(w.clientId);
+      expect(live).toEqual([]);
+    } finally {
+      await new Promise<void>((r) => aedes.close(() => r()));
+      await store.destroy();
+    }
+  } finally {
+    conn.disconnect();
+  }
+}, 120_000);
