@@ -74,6 +74,8 @@ export interface TrialSet {
   readonly fire: number[];
   readonly care: number[];
   readonly missedReceipts: number;
+  /** Triggers that failed outright (the probe device not connected, say): each also counts as one missed receipt. */
+  readonly errors: string[];
   /** Per trial (fire and care in trial order), the first receipt's latency by stage (see TriggerResult). */
   readonly stages: Array<{ readonly kind: 'fire' | 'care'; readonly totalMs: number } & NonNullable<TriggerResult['stages']>>;
 }
@@ -83,7 +85,19 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
   const fire: number[] = [];
   const care: number[] = [];
   let missed = 0;
+  const errors: string[] = [];
   const stages: TrialSet['stages'] = [];
+  // A trigger that throws (its device dropped under load) is a missed alarm, not the end of the
+  // benchmark: the trials go on, and so does whatever the caller measures after them.
+  const trigger = async (req: Parameters<AlertStack['probe']['trigger']>[0]): Promise<TriggerResult | undefined> => {
+    try {
+      return await s.probe.trigger(req);
+    } catch (err) {
+      errors.push(`${req.deviceId}: ${err instanceof Error ? err.message : String(err)}`);
+      missed += 1;
+      return undefined;
+    }
+  };
   const keep = (kind: 'fire' | 'care', r: TriggerResult): void => {
     const first = r.latenciesMs[0];
     if (r.stages !== undefined && first !== undefined) stages.push({ kind, totalMs: first, ...r.stages });
@@ -94,34 +108,40 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
     const cp = cps[i];
     if (cp !== undefined) {
       usedCallPoints.add(cp.id);
-      const r = await s.probe.trigger({ deviceId: cp.id, homeId: cp.homeId, channel: 'event', body: { type: 'manual_call_point' }, bureauToo: false, timeoutMs: 10_000 });
-      fire.push(...r.latenciesMs);
-      keep('fire', r);
-      missed += r.expected - r.latenciesMs.length;
+      const r = await trigger({ deviceId: cp.id, homeId: cp.homeId, channel: 'event', body: { type: 'manual_call_point' }, bureauToo: false, timeoutMs: 10_000 });
+      if (r !== undefined) {
+        fire.push(...r.latenciesMs);
+        keep('fire', r);
+        missed += r.expected - r.latenciesMs.length;
+      }
     }
     const vm = vms[i % vms.length];
     if (vm !== undefined) {
-      const r = await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 80, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 10_000 });
-      care.push(...r.latenciesMs);
-      keep('care', r);
-      missed += r.expected - r.latenciesMs.length;
+      const r = await trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 80, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 10_000 });
+      if (r !== undefined) {
+        care.push(...r.latenciesMs);
+        keep('care', r);
+        missed += r.expected - r.latenciesMs.length;
+      }
       // Back to normal: resolves the care alert so the next trial on this monitor raises a new one.
-      await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 125, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 300 });
+      await s.probe.trigger({ deviceId: vm.id, homeId: vm.homeId, channel: 'telemetry', body: { metrics: { systolic_bp_mmhg: 125, heart_rate_bpm: 70, resp_rate_bpm: 16, spo2_pct: 97, body_temp_c: 36.8 } }, bureauToo: false, timeoutMs: 300 }).catch((err: unknown) => errors.push(`${vm.id} (resolve): ${String(err)}`));
     }
     await sleep(gapMs);
   }
-  return { fire, care, missedReceipts: missed, stages };
+  return { fire, care, missedReceipts: missed, errors, stages };
 }
+
+/** The stages of one alarm's receipt, from the alerts' own stamps (TriggerResult['stages']). */
+export const STAGE_NAMES = [
+  ['toBroker', 'publish → broker stamp'],
+  ['brokerToAlerts', 'broker → alerts process'],
+  ['toRaised', 'alerts receipt → raised'],
+  ['toClient', 'raised → socket.io client'],
+] as const;
 
 /** Where the loaded receipts' time went: p99 of each stage over every trial (from the alerts' own stamps, ms resolution). */
 function stageRows(label: string, stages: TrialSet['stages']): Row[] {
-  const names = [
-    ['toBroker', 'publish → broker stamp'],
-    ['brokerToAlerts', 'broker → alerts process'],
-    ['toRaised', 'alerts receipt → raised'],
-    ['toClient', 'raised → socket.io client'],
-  ] as const;
-  return names.map(([key, text]) => ({ bench: 'alerts', metric: `stage p99 ${label}: ${text}`, value: percentiles(stages.map((s) => s[key])).p99, unit: 'ms', note: `${stages.length} trials (fire and care)` }));
+  return STAGE_NAMES.map(([key, text]) => ({ bench: 'alerts', metric: `stage p99 ${label}: ${text}`, value: percentiles(stages.map((s) => s[key])).p99, unit: 'ms', note: `${stages.length} trials (fire and care)` }));
 }
 
 function latencyRows(bench: string, label: string, p: Percentiles, target?: { p99: number; text: string }): Row[] {

@@ -8,9 +8,9 @@ import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
 import { freePort, liveChildren, nodeArgs, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
 import { startAlerts, startIngest } from './lib/services.ts';
 import { createInfluxServer, influxdPid } from './lib/influx.ts';
-import { rssBytes } from './lib/proc.ts';
+import { coresUsed, cpuSampleOf, rssBytes, type CpuSample } from './lib/proc.ts';
 import { median, percentiles } from './lib/stats.ts';
-import { alertTrials, type TrialSet } from './alerts.ts';
+import { alertTrials, STAGE_NAMES, type TrialSet } from './alerts.ts';
 import type { Backoff, ReconnectReport, RunResult } from './lib/loadgen-protocol.ts';
 import type { BenchContext, BenchResult, Benchmark, Row } from './lib/context.ts';
 import { sleep } from './lib/sleep.ts';
@@ -29,9 +29,15 @@ import { sleep } from './lib/sleep.ts';
  * - Devices behave as carewatch devices at CONNECT (last will, retained online status), keepalive 60 s,
  *   full-jitter back-off on reconnect (bench/reconnect.ts's). Their telemetry (QoS 1) totals the
  *   province load (default 7,000 msg/s; never below one message a minute per device).
- * - ingest (→ InfluxDB) and alerts are connected to node 0 directly; alarm probes and the socket.io
+ * - ingest (→ InfluxDB) and alerts are connected directly to a node of their own ("svc"), which is in
+ *   no HAProxy backend, so no device lands on it (docs/scaling.md: the node with the services sees
+ *   every message; the device nodes see only their devices' commands). Alarm probes and the socket.io
  *   clients sit in a separate load generator (one clock from publish to receipt), the probes behind
- *   HAProxy like every device, so most alarms cross nodes through Redis.
+ *   HAProxy like every device, so every alarm crosses nodes through Redis.
+ * - The device load generators stand for devices elsewhere on the network: they run at nice
+ *   DEVICE_NICE so that on this shared 2-core machine the system under test gets the CPU first (in
+ *   production they use none of it). The probe generator, which keeps the clock of every alarm,
+ *   runs at the runner's priority.
  * - The last node is SIGKILLed under load; its devices reconnect through their HAProxy to the others.
  */
 
@@ -46,6 +52,8 @@ const PER_HOME = 100;
 const PROVINCE_RATE = 7_000;
 const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
+/** Niceness of the device load generators (see the header); the storage path runs at 10 (lib/processes.ts). */
+const DEVICE_NICE = 5;
 const HAPROXY_BIN = '/usr/sbin/haproxy';
 const REDIS_BIN = '/usr/bin/redis-server';
 
@@ -170,6 +178,18 @@ async function startHaproxy(backends: readonly Backend[]): Promise<Proc & { port
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The Redis commands that took the most CPU since the server started (INFO commandstats), for the load-phase log. */
+function redisCommandTop(url: string): string {
+  try {
+    const port = new URL(url).port;
+    const out = execFileSync('redis-cli', ['-p', port, 'info', 'commandstats'], { encoding: 'utf8', timeout: 5_000 });
+    const rows = [...out.matchAll(/^cmdstat_(\w+):calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)/gm)].map((m) => ({ cmd: m[1] ?? '', calls: Number(m[2]), usec: Number(m[3]), per: Number(m[4]) }));
+    return rows.sort((a, b) => b.usec - a.usec).slice(0, 6).map((r) => `${r.cmd} ${r.calls} ${r.per.toFixed(1)}µs`).join(', ');
+  } catch (err) {
+    return `(INFO commandstats failed: ${String(err)})`;
+  }
 }
 
 /** RSS of these processes together, bytes (one that has gone counts 0). */
@@ -297,6 +317,18 @@ interface ClusterRun {
     readonly survivors: Record<string, number>;
   };
   readonly load: { readonly sent: number; readonly acked: number; readonly sendRate: number; readonly behindTicks: number };
+  /** Every 30 s of the load phase: the machine's load, RSS (MB) and cores used by kind of process, devices connected per generator. */
+  readonly loadPhase: LoadSample[];
+}
+
+interface LoadSample {
+  readonly atS: number;
+  readonly loadAverage: number;
+  readonly rssMb: Record<string, number>;
+  readonly cores: Record<string, number>;
+  readonly connected: number[];
+  /** Redis' commands by CPU time since it started (INFO commandstats), the top 6: "cmd calls µs/call". */
+  readonly redisTop: string;
 }
 
 async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): Promise<ClusterRun> {
@@ -310,16 +342,17 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     await influx.start();
     const redis = await startRedis();
     closers.push(() => redis.close());
-    const nodes = await Promise.all(Array.from({ length: p.nodes }, (_, i) => startNode(ctx.root, `n${i}`, reg.path, redis.url)));
+    // The services' node (in no HAProxy backend) and the device nodes.
+    const [svc, ...nodes] = await Promise.all(Array.from({ length: p.nodes + 1 }, (_, i) => startNode(ctx.root, i === 0 ? 'svc' : `n${i - 1}`, reg.path, redis.url))) as [BrokerNode, ...BrokerNode[]];
     // Closed in reverse: services first, then nodes (the killed one is already gone).
-    closers.push(() => Promise.all(nodes.map((n) => n.close())));
-    ctx.log(`connections100k: ${p.nodes} broker nodes on one Redis`);
+    closers.push(() => Promise.all([svc, ...nodes].map((n) => n.close())));
+    ctx.log(`connections100k: ${p.nodes} device nodes and a services' node on one Redis`);
     const db = `bench_c100k_${Date.now()}`;
-    const ingest = await startIngest({ registryPath: reg.path, brokerPort: (nodes[0] as BrokerNode).port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
+    const ingest = await startIngest({ registryPath: reg.path, brokerPort: svc.port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
     closers.push(() => ingest.close());
     const ingestSubscribed = (await ingest.stats()).mqtt.subscribed;
     if (!ingestSubscribed) ctx.log(`connections100k: WARNING ingest not subscribed 30 s after start: ${ingest.child.tail().slice(-1000)}`);
-    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: (nodes[0] as BrokerNode).port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
+    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: svc.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
     const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })))));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
@@ -333,7 +366,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const probe = await startLoadgen();
     closers.push(() => probe.close());
     const parts = slices(held, PER_GROUP);
-    const lgs = await Promise.all(parts.map(() => startLoadgen()));
+    const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: DEVICE_NICE })));
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000 } as const;
     const t0 = performance.now();
@@ -358,17 +391,38 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       }),
     );
     ctx.log(`connections100k: province load ${p.rate} msg/s started; warming up`);
-    // Every 30 s while the load runs: RSS by kind, the machine's load, devices connected. Session 7's
-    // full run lost all 12 load generators 4 minutes into the load with nothing in their output.
+    // Every 30 s while the load runs: RSS and CPU by kind, the machine's load, devices connected.
+    // Session 7's runs starved (load average 22–35 on 2 cores) and did not say which process took the CPU.
+    const influxPidLoad = influxdPid(influx.dataDir);
+    const kinds: Record<string, number[]> = {
+      'services node': [svc.child.pid],
+      'device nodes': nodes.map((n) => n.child.pid),
+      haproxy: haproxies.map((h) => h.child.pid),
+      'device load generators': lgs.map((lg) => lg.child.pid),
+      probe: [probe.child.pid],
+      redis: [redis.child.pid],
+      influxdb: influxPidLoad !== undefined ? [influxPidLoad] : [],
+      ingest: [ingest.child.pid],
+      alerts: [alerts.child.pid],
+    };
     const mb = (pids: readonly number[]): number => Math.round(rssOf(pids) / 1024 ** 2);
+    const loadPhase: LoadSample[] = [];
+    const tLoad = performance.now();
     let sampling = true;
     const sampler = (async () => {
+      let last: Record<string, CpuSample> = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, cpuSampleOf(pids)]));
       while (sampling) {
         await sleep(30_000);
         if (!sampling) break;
-        const lgMb = lgs.map((lg) => mb([lg.child.pid]));
+        const now = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, cpuSampleOf(pids)]));
+        const cores = Object.fromEntries(Object.keys(kinds).map((k) => [k, Math.round(coresUsed(last[k], now[k]) * 100) / 100]));
+        last = now;
+        const rssMb = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, mb(pids)]));
         const connectedNow = (await Promise.all(lgs.map((lg) => lg.stats().catch(() => ({ connected: -1 }))))).map((x) => x.connected);
-        ctx.log(`connections100k: load phase: load average ${loadavg()[0]?.toFixed(1)}, RSS MB nodes ${mb(nodes.map((n) => n.child.pid))}, alerts ${mb([alerts.child.pid])}, redis ${mb([redis.child.pid])}, load generators ${JSON.stringify(lgMb)}; connected per generator ${JSON.stringify(connectedNow)}`);
+        const redisTop = redisCommandTop(redis.url);
+        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop };
+        loadPhase.push(sample);
+        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
     await sleep(ctx.quick ? 5_000 : 15_000);
@@ -378,9 +432,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const usedCallPoints = new Set<string>();
     const loaded = await alertTrials(stack, ctx.quick ? 10 : 30, usedCallPoints, ctx.quick ? 200 : 500);
     const i1 = await ingest.stats();
-    sampling = false;
-    void sampler;
-    if (loaded.missedReceipts > 0) ctx.log(`connections100k: ${loaded.missedReceipts} alarm receipts missing; alerts said: ${alerts.child.tail().slice(-1500)}`);
+    if (loaded.missedReceipts > 0) ctx.log(`connections100k: ${loaded.missedReceipts} alarm receipts missing${loaded.errors.length > 0 ? ` (${loaded.errors.length} triggers failed, first: ${loaded.errors[0]})` : ''}; alerts said: ${alerts.child.tail().slice(-1500)}`);
     const ingestRate = ((i1.received - i0.received) * 1000) / (performance.now() - ti0);
     const perNode = await Promise.all(nodes.map((n) => n.connected()));
     const figures: NodeFigures[] = nodes.map((n, i) => {
@@ -398,11 +450,12 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       influxdb: rssOf(influxPid !== undefined ? [influxPid] : []),
       ingest: rssOf([ingest.child.pid]),
       alerts: rssOf([alerts.child.pid]),
+      'services node': rssOf([svc.child.pid]),
     };
     ctx.log(`connections100k: RSS MB by kind ${JSON.stringify(Object.fromEntries(Object.entries(rssByKind).map(([k, v]) => [k, Math.round(v / 1024 ** 2)])))}`);
     ctx.log(`connections100k: per node ${figures.map((f) => `${f.name} ${f.connections} conns ${(f.rssLoaded / 1024 ** 2).toFixed(0)} MB`).join(', ')}; all processes ${(totalRssLoaded / 1024 ** 3).toFixed(2)} GB; ingest ${ingestRate.toFixed(0)} msg/s; fire p99 ${percentiles(loaded.fire).p99.toFixed(1)} ms, care p99 ${percentiles(loaded.care).p99.toFixed(1)} ms`);
 
-    // Failover: SIGKILL the last node (services are on node 0); its devices come back through HAProxy.
+    // Failover: SIGKILL the last device node; its devices come back through HAProxy to the others.
     const victim = nodes[nodes.length - 1] as BrokerNode;
     const victimConnections = perNode[perNode.length - 1] ?? 0;
     const everyLg = [...lgs, probe];
@@ -443,6 +496,9 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     ctx.log(`connections100k: node ${victim.name} (${victimConnections} connections) SIGKILLed; ${reconnected} reconnected, ${connectedAfter}/${heldBefore} connected, all back ${allBack ? `in ${(failover.allBackMs / 1000).toFixed(2)} s` : 'NOT within the bound'}; survivors ${JSON.stringify(failover.survivors)}`);
     // Alarms still delivered after the failover (probe devices that were on the dead node moved too).
     const afterFailover = await alertTrials(stack, ctx.quick ? 3 : 5, usedCallPoints, 500);
+    if (afterFailover.errors.length > 0) ctx.log(`connections100k: after the failover ${afterFailover.errors.length} triggers failed, first: ${afterFailover.errors[0]}`);
+    sampling = false;
+    void sampler; // ends at its next wake-up
 
     await Promise.all(lgs.map((lg) => lg.stopRun().catch(() => undefined)));
     const settled = await Promise.all(runs);
@@ -456,7 +512,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       behindTicks: loadResults.reduce((s, r) => s + r.behindTicks, 0),
     };
     ctx.log(`connections100k: load sent ${load.sent} at ${load.sendRate.toFixed(0)} msg/s, ${load.acked} PUBACKed`);
-    return { plan: p, ingestSubscribed, rssByKind, connected, probes: pr.connected, connectMs, ...(connectFirstError !== undefined ? { connectFirstError } : {}), nodes: figures, totalRssLoaded, ingestRate, loaded, afterFailover, failover, load };
+    return { plan: p, ingestSubscribed, rssByKind, connected, probes: pr.connected, connectMs, ...(connectFirstError !== undefined ? { connectFirstError } : {}), nodes: figures, totalRssLoaded, ingestRate, loaded, afterFailover, failover, load, loadPhase };
   } finally {
     for (const c of closers.reverse()) await c().catch((err: unknown) => ctx.log(`connections100k: cleanup: ${String(err)}`));
   }
@@ -490,7 +546,7 @@ export const connections100kBenchmark: Benchmark = {
       const noRef = 'no Mosquitto reference: one Mosquitto process cannot hold this many (RLIMIT_NOFILE) and open-source Mosquitto has no clustering';
       const f = cluster.failover;
       const rows: Row[] = [
-        { bench: 'connections100k', metric: `devices held on ${p.nodes} nodes through ${p.groups} HAProxy`, value: cluster.connected, unit: 'conns', target: `${p.devices}`, met: cluster.connected >= p.devices, note: `${cluster.probes} alarm probes besides; connected in ${(cluster.connectMs / 1000).toFixed(1)} s; ${noRef}` },
+        { bench: 'connections100k', metric: `devices held on ${p.nodes} device nodes (+ a services' node) through ${p.groups} HAProxy`, value: cluster.connected, unit: 'conns', target: `${p.devices}`, met: cluster.connected >= p.devices, note: `${cluster.probes} alarm probes besides; connected in ${(cluster.connectMs / 1000).toFixed(1)} s; ${noRef}` },
         { bench: 'connections100k', metric: 'connections per node (min–max)', value: Math.min(...cluster.nodes.map((n) => n.connections)), unit: 'conns', note: `max ${Math.max(...cluster.nodes.map((n) => n.connections))}` },
         { bench: 'connections100k', metric: 'node RSS per connection, loaded (median of nodes)', value: median(perConn), unit: 'KB', reference: { name: 'mosquitto', value: mosq.bytesPerConn / 1024 }, ratio: median(perConn) / (mosq.bytesPerConn / 1024), note: `min ${Math.min(...perConn).toFixed(1)}, max ${Math.max(...perConn).toFixed(1)} KB; reference: Mosquitto holding ${mosq.connected} in part 1` },
         { bench: 'connections100k', metric: 'node RSS, loaded (max of nodes)', value: Math.max(...cluster.nodes.map((n) => n.rssLoaded)) / 1024 ** 2, unit: 'MB' },
@@ -499,6 +555,7 @@ export const connections100kBenchmark: Benchmark = {
         { bench: 'connections100k', metric: 'telemetry received by ingest during the alarm trials', value: cluster.ingestRate, unit: 'msg/s', target: `≥ ${Math.round(p.rate * 0.95)}`, met: cluster.ingestRate >= p.rate * 0.95 },
         { bench: 'connections100k', metric: `fire alarm p99 under load (publish → socket.io)`, value: fire.p99, unit: 'ms', target: 'p99 ≤ 100 ms', met: fire.p99 <= 100, note: `p50 ${fire.p50.toFixed(1)}, max ${fire.max.toFixed(1)}, ${fire.count} receipts` },
         { bench: 'connections100k', metric: `care alarm p99 under load (publish → socket.io)`, value: care.p99, unit: 'ms', target: 'p99 ≤ 100 ms', met: care.p99 <= 100, note: `p50 ${care.p50.toFixed(1)}, max ${care.max.toFixed(1)}, ${care.count} receipts` },
+        ...STAGE_NAMES.map(([key, text]) => ({ bench: 'connections100k', metric: `alarm stage p99 under load: ${text}`, value: percentiles(cluster.loaded.stages.map((x) => x[key])).p99, unit: 'ms', note: `${cluster.loaded.stages.length} receipts (fire and care), from the alerts' own stamps` })),
         { bench: 'connections100k', metric: 'alarm receipts missing (10 s bound)', value: missing, unit: 'receipts', target: '0', met: missing === 0 },
         { bench: 'connections100k', metric: `killed node's devices all back (${f.victimConnections} via HAProxy to ${p.nodes - 1} nodes)`, value: f.allBackMs / 1000, unit: 's', note: `SIGKILL → last CONNACK; ${f.reconnected} reconnected, ${f.connectedAfter}/${f.heldBefore} connected; ${f.failedAttempts}/${f.attempts} attempts failed${f.firstError !== undefined ? ` (${f.firstError})` : ''}; ${noRef}` },
         { bench: 'connections100k', metric: 'alarm p99 after the failover', value: after.p99, unit: 'ms', note: `${after.count} receipts` },

@@ -21,8 +21,9 @@ export interface Loadgen {
   close(): Promise<void>;
 }
 
-export async function startLoadgen(): Promise<Loadgen> {
-  const child = spawnWithUlimit('loadgen', nodeArgs(MAIN, ['--max-old-space-size=4096']), { ipc: true });
+/** `nice`: the scheduling niceness of the generator process (default: the runner's own). */
+export async function startLoadgen(opts: { nice?: number } = {}): Promise<Loadgen> {
+  const child = spawnWithUlimit('loadgen', nodeArgs(MAIN, ['--max-old-space-size=4096']), { ipc: true, ...(opts.nice !== undefined ? { nice: opts.nice } : {}) });
   let next = 1;
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let ready: () => void = () => undefined;
