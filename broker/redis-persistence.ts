@@ -60,20 +60,27 @@ function isStoredWill(w: unknown): w is StoredWill {
 const Base = AsyncRedisPersistence as unknown as new (opts: RedisPersistenceOptions & { conn: Redis }) => RedisPersistenceBase;
 
 /**
- * Stored wills, indexed in a SET (O(1) to add and remove) instead of the library's one LIST `will`.
- * aedes-persistence-redis 11 keeps every connected device's will key in one list, `LREM will 0 <key>`
- * on every CONNECT (putWill) and disconnect (delWill): a scan of the whole list, one entry per
- * device of the cluster. At 100,000 devices that is 100,000 comparisons per connect, in Redis' one
- * thread. And its will pass reads only `LRANGE will 0 10000`: a dead node's wills past the
- * 10,001st entry were never published (session 9, docs/scaling.md "Wills").
+ * Stored wills, indexed in one SET per node (O(1) to add and remove) instead of the library's one
+ * LIST `will` for the whole cluster. aedes-persistence-redis 11 keeps every connected device's will
+ * key in that list, `LREM will 0 <key>` on every CONNECT (putWill) and disconnect (delWill): a scan
+ * of the whole list, one entry per device of the cluster, 100,000 comparisons per connect at 100,000
+ * devices in Redis' one thread. And its will pass reads only `LRANGE will 0 10000`: a dead node's
+ * wills past the 10,001st entry were never published (docs/scaling.md "Two costs of the library").
+ * Per node, because every node runs the will pass every 4 heartbeats and only a dead node's wills
+ * are wanted: one set for the whole cluster made every pass scan every device's will (session 9's
+ * first version: SSCAN COUNT 1000 at 2 ms a call, 90 calls per pass per node at 90,000 devices).
  */
-export const WILL_INDEX = 'carewatch:broker:wills';
-/** The library's list, read once at start to move an older deployment's entries into WILL_INDEX. */
+const willSet = (brokerId: string): string => `carewatch:broker:wills:${brokerId}`;
+/** The aedes ids of the nodes that have (or had) a will set: the will pass reads only the dead ones'. */
+export const WILL_BROKERS = 'carewatch:broker:will-brokers';
+/** The library's list, read once at start to move an older deployment's entries into the sets. */
 const LIBRARY_WILL_LIST = 'will';
 /** The library's key of one stored will (asyncPersistence.js willKey). */
 const willKey = (brokerId: string, clientId: string): string => `will:${brokerId}:${encodeURIComponent(clientId)}`;
-/** Keys read per SSCAN step of the will pass. */
-const WILL_SCAN_COUNT = 1_000;
+/** Keys read per SSCAN step of the will pass (a dead node's set). */
+const WILL_SCAN_COUNT = 500;
+/** Forgets a node's will set once it is empty, atomically: a put between the check and the removal would otherwise hide its set. */
+const FORGET_EMPTY_WILL_SET = `if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0`;
 
 /**
  * The one Redis connection of the store, handed to the library as `conn`, with one change:
@@ -150,10 +157,17 @@ class AedesOneRedisPersistence extends Base {
     this.#brokerId = String((broker as { id: unknown }).id);
     // A store written by the library's own will code (before session 9) lists its wills in `will`.
     const old = await this.#conn.lrange(LIBRARY_WILL_LIST, 0, -1);
-    if (old.length > 0) await this.#conn.multi().sadd(WILL_INDEX, ...old).del(LIBRARY_WILL_LIST).exec();
+    if (old.length > 0) {
+      const move = this.#conn.multi();
+      for (const key of old) {
+        const brokerId = key.split(':')[1] ?? '';
+        move.sadd(WILL_BROKERS, brokerId).sadd(willSet(brokerId), key);
+      }
+      await move.del(LIBRARY_WILL_LIST).exec();
+    }
   }
 
-  // The library's putWill / delWill / streamWill, on WILL_INDEX; same will keys and encoding, so
+  // The library's putWill / delWill / streamWill, on the per-node sets; same will keys and encoding, so
   // the library's getWill (aedes reads a will back on a clean disconnect) is unchanged.
   override putWill(client: unknown, packet: unknown): Promise<void> {
     const clientId = String((client as { id: unknown }).id);
@@ -161,16 +175,17 @@ class AedesOneRedisPersistence extends Base {
     will.clientId = clientId;
     will.brokerId = this.#brokerId;
     const key = willKey(this.#brokerId, clientId);
-    return this.#track(this.#conn.multi().sadd(WILL_INDEX, key).set(key, msgpack.encode(will)).exec().then(() => undefined));
+    return this.#track(this.#conn.multi().sadd(WILL_BROKERS, this.#brokerId).sadd(willSet(this.#brokerId), key).set(key, msgpack.encode(will)).exec().then(() => undefined));
   }
 
   override delWill(client: unknown): Promise<unknown> {
     const c = client as { id: unknown; brokerId?: unknown };
-    const key = willKey(String(c.brokerId), String(c.id));
+    const brokerId = String(c.brokerId);
+    const key = willKey(brokerId, String(c.id));
     return this.#track(
       this.#conn
         .multi()
-        .srem(WILL_INDEX, key)
+        .srem(willSet(brokerId), key)
         .getBuffer(key)
         .del(key)
         .exec()
@@ -181,19 +196,24 @@ class AedesOneRedisPersistence extends Base {
     );
   }
 
-  /** Every stored will of a broker not in `brokers` (the live ones), the whole index read in SSCAN steps. */
+  /** Every stored will of a node not in `brokers` (the live ones, by aedes id), each dead node's set read in SSCAN steps. */
   async *#deadWills(brokers: Record<string, number>): AsyncGenerator<unknown> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.#conn.sscan(WILL_INDEX, cursor, 'COUNT', WILL_SCAN_COUNT);
-      cursor = next;
-      for (const key of keys) {
-        if (brokers[key.split(':')[1] ?? ''] !== undefined) continue;
-        const buf = await this.#conn.getBuffer(key);
-        if (buf === null) await this.#conn.srem(WILL_INDEX, key);
-        else yield msgpack.decode(buf);
-      }
-    } while (cursor !== '0');
+    for (const brokerId of await this.#conn.smembers(WILL_BROKERS)) {
+      if (brokers[brokerId] !== undefined || brokerId === this.#brokerId) continue;
+      const set = willSet(brokerId);
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.#conn.sscan(set, cursor, 'COUNT', WILL_SCAN_COUNT);
+        cursor = next;
+        for (const key of keys) {
+          const buf = await this.#conn.getBuffer(key);
+          if (buf === null) await this.#conn.srem(set, key);
+          else yield msgpack.decode(buf);
+        }
+      } while (cursor !== '0');
+      // Published wills are deleted by aedes (delWill) as it goes; a set left empty is forgotten.
+      await this.#conn.eval(FORGET_EMPTY_WILL_SET, 2, WILL_BROKERS, set, brokerId);
+    }
   }
 
   /**

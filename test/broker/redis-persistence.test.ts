@@ -226,12 +226,15 @@ it('clears an acknowledged queue entry with LREM count 1 and indexes wills in a 
     }
     expect(queue).toBe(':0'); // every PUBACK cleared its entry
     await dev.endAsync();
+    // The broker deletes the will once it has handled the DISCONNECT, after the client's end resolves.
+    const willSet = `carewatch:broker:wills:${b.aedes.id}`;
+    await until(() => 'the will removed from its set', () => seen.some((c) => c[0] === 'srem' && c[1] === willSet.toLowerCase()), 10_000);
     const lrems = seen.filter((c) => c[0] === 'lrem');
     expect(lrems.filter((c) => c[1] === 'outgoing:svc-ingest-lrem').map((c) => c[2])).toEqual(Array.from({ length: 20 }, () => '1'));
     expect(lrems.filter((c) => c[1] === 'will')).toEqual([]);
-    expect(seen.some((c) => c[0] === 'sadd' && c[1] === 'carewatch:broker:wills')).toBe(true);
-    expect(seen.some((c) => c[0] === 'srem' && c[1] === 'carewatch:broker:wills')).toBe(true);
-    expect(await redisCommands(['EXISTS', 'will'], ['SCARD', 'carewatch:broker:wills'])).toEqual([':0', ':0']);
+    // The will in its node's set while the device is connected, out of it once it left cleanly.
+    expect(seen.filter((c) => c[0] === 'sadd').map((c) => c[1])).toContain(willSet.toLowerCase());
+    expect(await redisCommands(['EXISTS', 'will'], ['SCARD', willSet], ['SISMEMBER', 'carewatch:broker:will-brokers', b.aedes.id])).toEqual([':0', ':0', ':1']);
   } finally {
     monitor.disconnect();
   }
@@ -253,7 +256,8 @@ it('finds every will of a dead node, not the first 10,001, and moves the wills a
     const aedes = await Aedes.createBroker({ persistence: store as never });
     try {
       expect(await conn.exists('will')).toBe(0);
-      expect(await conn.scard('carewatch:broker:wills')).toBe(WILLS);
+      expect(await conn.scard('carewatch:broker:wills:gone-0001')).toBe(WILLS);
+      expect(await conn.smembers('carewatch:broker:will-brokers')).toContain('gone-0001');
       const found = new Set<string>();
       for await (const w of store.streamWill({ [aedes.id]: Date.now() })) found.add(w.clientId);
       expect(found.size).toBe(WILLS);
@@ -261,6 +265,11 @@ it('finds every will of a dead node, not the first 10,001, and moves the wills a
       const live: string[] = [];
       for await (const w of store.streamWill({ [aedes.id]: Date.now(), 'gone-0001': Date.now() })) live.push(w.clientId);
       expect(live).toEqual([]);
+      // A dead node whose wills are all gone is forgotten by the next pass; its set is not read again.
+      await conn.del('carewatch:broker:wills:gone-0001');
+      for await (const w of store.streamWill({ [aedes.id]: Date.now() })) live.push(String(w));
+      expect(live).toEqual([]);
+      expect(await conn.smembers('carewatch:broker:will-brokers')).not.toContain('gone-0001');
     } finally {
       await new Promise<void>((r) => aedes.close(() => r()));
       await store.destroy();
