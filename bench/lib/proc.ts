@@ -24,11 +24,6 @@ export function cpuSample(pid: number): CpuSample | undefined {
   }
 }
 
-/** One CPU sample of several processes together (the sum of their ticks; a process that has gone counts 0). */
-export function cpuSampleOf(pids: readonly number[]): CpuSample {
-  return { ticks: pids.reduce((sum, pid) => sum + (cpuSample(pid)?.ticks ?? 0), 0), at: performance.now() };
-}
-
 /** Cores used between two samples (1.0 = one core fully busy). */
 export function coresUsed(a: CpuSample | undefined, b: CpuSample | undefined): number {
   if (a === undefined || b === undefined || b.at <= a.at) return Number.NaN;
