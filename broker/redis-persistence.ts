@@ -104,6 +104,17 @@ function storeConnection(opts: RedisPersistenceOptions): Redis {
   return conn;
 }
 
+/**
+ * EXEC's replies, or the first command's error: ioredis resolves a transaction with one [error, reply]
+ * pair per command, so a refused command (WRONGTYPE, say) would otherwise pass as written.
+ */
+async function execOrThrow(tx: ReturnType<Redis['multi']>): Promise<unknown[]> {
+  const replies = (await tx.exec()) ?? [];
+  const failed = replies.find(([err]) => err !== null);
+  if (failed !== undefined) throw failed[0];
+  return replies.map(([, reply]) => reply);
+}
+
 /** Event-loop turns without a new persistence call before destroy() calls the writes done. */
 const QUIET_TURNS = 3;
 
@@ -163,7 +174,7 @@ class AedesOneRedisPersistence extends Base {
         const brokerId = key.split(':')[1] ?? '';
         move.sadd(WILL_BROKERS, brokerId).sadd(willSet(brokerId), key);
       }
-      await move.del(LIBRARY_WILL_LIST).exec();
+      await execOrThrow(move.del(LIBRARY_WILL_LIST));
     }
   }
 
@@ -175,7 +186,7 @@ class AedesOneRedisPersistence extends Base {
     will.clientId = clientId;
     will.brokerId = this.#brokerId;
     const key = willKey(this.#brokerId, clientId);
-    return this.#track(this.#conn.multi().sadd(WILL_BROKERS, this.#brokerId).sadd(willSet(this.#brokerId), key).set(key, msgpack.encode(will)).exec().then(() => undefined));
+    return this.#track(execOrThrow(this.#conn.multi().sadd(WILL_BROKERS, this.#brokerId).sadd(willSet(this.#brokerId), key).set(key, msgpack.encode(will))).then(() => undefined));
   }
 
   override delWill(client: unknown): Promise<unknown> {
@@ -183,16 +194,10 @@ class AedesOneRedisPersistence extends Base {
     const brokerId = String(c.brokerId);
     const key = willKey(brokerId, String(c.id));
     return this.#track(
-      this.#conn
-        .multi()
-        .srem(willSet(brokerId), key)
-        .getBuffer(key)
-        .del(key)
-        .exec()
-        .then((replies) => {
-          const buf = replies?.[1]?.[1];
-          return Buffer.isBuffer(buf) ? msgpack.decode(buf) : null;
-        }),
+      execOrThrow(this.#conn.multi().srem(willSet(brokerId), key).getBuffer(key).del(key)).then((replies) => {
+        const buf = replies[1];
+        return Buffer.isBuffer(buf) ? msgpack.decode(buf) : null;
+      }),
     );
   }
 
