@@ -416,7 +416,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     ctx.log(`connections100k: province load ${p.rate} msg/s started; warming up`);
     // Every 30 s while the load runs: RSS and CPU by kind, the machine's load, devices connected.
     // Session 7's runs starved (load average 22–35 on 2 cores) and did not say which process took the CPU.
-    const influxPidLoad = influxdPid(influx.dataDir);
+    const influxPid = influxdPid(influx.dataDir);
     const kinds: Record<string, number[]> = {
       'services node': [svc.child.pid],
       'device nodes': nodes.map((n) => n.child.pid),
@@ -424,7 +424,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       'device load generators': lgs.map((lg) => lg.child.pid),
       probe: [probe.child.pid],
       redis: [redis.child.pid],
-      influxdb: influxPidLoad !== undefined ? [influxPidLoad] : [],
+      influxdb: influxPid !== undefined ? [influxPid] : [],
       ingest: [ingest.child.pid],
       alerts: [alerts.child.pid],
     };
@@ -472,18 +472,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       const conns = perNode[i] ?? 0;
       return { name: n.name, connections: conns, rssIdle: rssIdle[i] ?? Number.NaN, rssLoaded, bytesPerConn: (rssLoaded - (rssIdle[i] ?? Number.NaN)) / Math.max(1, conns) };
     });
-    const influxPid = influxdPid(influx.dataDir);
     const totalRssLoaded = totalRss(influxPid !== undefined ? [influxPid] : []);
-    const rssByKind: Record<string, number> = {
-      nodes: rssOf(nodes.map((n) => n.child.pid)),
-      haproxy: rssOf(haproxies.map((h) => h.child.pid)),
-      loadgens: rssOf([...lgs, probe].map((lg) => lg.child.pid)),
-      redis: rssOf([redis.child.pid]),
-      influxdb: rssOf(influxPid !== undefined ? [influxPid] : []),
-      ingest: rssOf([ingest.child.pid]),
-      alerts: rssOf([alerts.child.pid]),
-      'services node': rssOf([svc.child.pid]),
-    };
+    const rssByKind: Record<string, number> = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, rssOf(pids)]));
     ctx.log(`connections100k: RSS MB by kind ${JSON.stringify(Object.fromEntries(Object.entries(rssByKind).map(([k, v]) => [k, Math.round(v / 1024 ** 2)])))}`);
     ctx.log(`connections100k: per node ${figures.map((f) => `${f.name} ${f.connections} conns ${(f.rssLoaded / 1024 ** 2).toFixed(0)} MB`).join(', ')}; all processes ${(totalRssLoaded / 1024 ** 3).toFixed(2)} GB; ingest ${ingestRate.toFixed(0)} msg/s; fire p99 ${percentiles(loaded.fire).p99.toFixed(1)} ms, care p99 ${percentiles(loaded.care).p99.toFixed(1)} ms`);
 
