@@ -47,7 +47,7 @@ const NODE_SHARE = 17_000;
 const PER_GROUP = 9_000;
 /** HAProxy maxconn: 2 descriptors per connection + its own, inside 20,000; leaves room for the probes. */
 const HAPROXY_MAXCONN = 9_500;
-/** Devices per home (100 smoke detectors) plus its manual call point and vital-signs monitor. */
+/** Smoke detectors per home; the registry has PER_HOME + 2 devices per home (a probe home's two are its call point and monitor, another home's are two more detectors). */
 const PER_HOME = 100;
 /** Homes whose call point and vital-signs monitor are the alarm probes; only these homes have them (lib/registry.ts benchRegistry). */
 const PROBE_HOMES = 40;
