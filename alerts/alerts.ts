@@ -28,6 +28,7 @@ import { disablementRoutes } from './http/disablement-routes.ts';
 import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
 import { sliceCut, type CutPart } from './snapshot-text.ts';
+import { snapshotDelayMs, SNAPSHOT_EVERY_MS } from './snapshot-pace.ts';
 import { createAlertsMetrics, registerNotifyMetrics } from './metrics.ts';
 import type { ServerTls } from '../common/tls.ts';
 import type { NotifyConfig } from './notify/config.ts';
@@ -47,8 +48,6 @@ import type { RestPeers } from './http/peer-rest.ts';
 import { canSeeAlert, canSeeHome } from './access.ts';
 import { ALERTS_CLIENT_ID } from './mqtt.ts';
 
-/** Snapshots of rule state at most this often (issue 3: windows survive a restart). */
-const SNAPSHOT_EVERY_MS = 3000;
 const SNAPSHOT_FILE = 'rule-states.json';
 const JOURNAL_FILE = 'alert-journal.jsonl';
 const CARE_JOURNAL_FILE = 'care-journal.jsonl';
@@ -353,6 +352,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     inputs: () => inputs,
     ruleFailures: () => Object.values(engine.failures()).reduce((a, b) => a + b, 0),
     disablementsInForce: () => disablements.stats().inForce,
+    snapshotSeconds: () => lastSaveMs / 1000,
   });
   // Issue 14: REST reads and actions of homes another instance owns go to it over the socket
   // cluster (alerts/http/peer-rest.ts); the cluster itself is created in start(). Partitioned
@@ -533,13 +533,23 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     }, config.tickMs);
   }
 
-  function scheduleSnapshot(): void {
+  /** The last periodic save, from its cut to the file on disk (ms on the clock): paces the next. */
+  let lastSaveMs = 0;
+  function scheduleSnapshot(delayMs = SNAPSHOT_EVERY_MS): void {
     snapshotTimer = clock.setTimeout(() => {
       snapshotTimer = undefined;
       if (closed) return;
-      if (engine.dirty()) void saveSnapshot(homeEngines?.dirtyHomes());
-      scheduleSnapshot();
-    }, SNAPSHOT_EVERY_MS);
+      if (!engine.dirty()) {
+        scheduleSnapshot(snapshotDelayMs(lastSaveMs));
+        return;
+      }
+      // The next save waits for this one to end, and longer the longer it took (alerts/snapshot-pace.ts).
+      const began = clock.now();
+      void saveSnapshot(homeEngines?.dirtyHomes()).then(() => {
+        lastSaveMs = clock.now() - began;
+        if (!closed) scheduleSnapshot(snapshotDelayMs(lastSaveMs));
+      });
+    }, delayMs);
   }
 
   async function loadSnapshot(): Promise<Snapshot | undefined> {

@@ -131,7 +131,7 @@ function rearm(state: SupervisionState, now: number): SupervisionState {
  * Derived, never persisted: kept beside the engine-owned map it describes (keyed by that object, so
  * a copied, restored or re-armed state starts without one and its first tick visits every home),
  * and only under `ctx.inPlace`. The rule without it is the reference the tests compare against
- * (test/alerts/rules/fire/supervision-schedule.property.test.ts).
+ * (test/alerts/rules/fire/tick-schedule.property.test.ts).
  */
 interface Schedule {
   readonly registry: RegistryIndex;

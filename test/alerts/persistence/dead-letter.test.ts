@@ -60,6 +60,7 @@ function rejectedMetric(stats: () => JournalStats): Promise<string> {
     inputs: () => 0,
     ruleFailures: () => 0,
     disablementsInForce: () => 0,
+    snapshotSeconds: () => 0,
   });
   return registry.getSingleMetricAsString('carewatch_alerts_points_rejected_total');
 }
