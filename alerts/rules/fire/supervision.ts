@@ -28,6 +28,16 @@ import { troubleSignal } from './signals.ts';
  *
  * All times are the engine's clock (`input.now`): device clocks may be skewed; silence is about
  * when messages arrived. State per device is four numbers.
+ *
+ * Alerts' own backlog is not the devices' silence. When alerts falls behind, each device's messages
+ * reach the rule further apart than the broker received them, and a device reporting every 60 s
+ * looked silent (session 9: 388 → 1,169 false troubles at 100,000 devices). So every message's input
+ * lag (engine clock less the broker's receive stamp) is compared with the lowest lag of the last
+ * 5–10 minutes (transport and clock skew between broker and alerts), and the excess is how far behind
+ * alerts is: a message is recorded as seen that much earlier, and a tick judges as of its clock less
+ * the largest excess since the last tick (falling no faster than time passes, so a drained backlog
+ * does not let a tick judge past what it has read). At most 120 s: further behind, silence is judged
+ * by arrival again. Without broker stamps (inputs without `brokerTs`) nothing changes.
  */
 export interface SupervisionState {
   /**
@@ -39,6 +49,43 @@ export interface SupervisionState {
   h: Record<string, Latch>;
   /** Platform ms of the last evaluation, -1 before the first. */
   last: number;
+  /** How far behind the broker the inputs are (absent before the first stamped input, and in older states). */
+  lag?: Lag;
+}
+
+interface Lag {
+  /** Largest excess lag (ms) of a message since the last tick. */
+  x: number;
+  /** The excess the last tick judged with, and that tick's platform ms. */
+  j: number;
+  t: number;
+  /** Lowest input lag of the previous and of the current window, and when the current began. */
+  b: [number, number, number];
+}
+
+/** The baseline is the lowest input lag of the last one or two of these windows. */
+const LAG_WINDOW_MS = 5 * 60_000;
+/** Further behind than this, silence is judged by arrival again (alerts cannot vouch for the devices). */
+const MAX_EXCESS_LAG_MS = 120_000;
+
+/** The lag record after a stamped message, and that message's excess lag (ms, 0 without a stamp). */
+function noteLag(lag: Lag | undefined, now: number, brokerTs: number | undefined): { lag: Lag | undefined; excess: number } {
+  if (brokerTs === undefined || !Number.isFinite(brokerTs)) return { lag, excess: 0 };
+  // Signed: a broker clock ahead of alerts' gives negative lags, and the baseline takes that out.
+  const l = now - brokerTs;
+  let b: Lag['b'];
+  if (lag === undefined) b = [l, l, now];
+  else if (now - lag.b[2] >= LAG_WINDOW_MS) b = [lag.b[1], l, now];
+  else b = [lag.b[0], Math.min(lag.b[1], l), lag.b[2]];
+  const excess = Math.min(MAX_EXCESS_LAG_MS, Math.max(0, l - Math.min(b[0], b[1])));
+  return { lag: { x: Math.max(lag?.x ?? 0, excess), j: lag?.j ?? 0, t: lag?.t ?? now, b }, excess };
+}
+
+/** The excess a tick at `now` judges with, and the lag record after it. */
+function tickLag(lag: Lag | undefined, now: number): { lag: Lag | undefined; excess: number } {
+  if (lag === undefined) return { lag, excess: 0 };
+  const excess = Math.min(MAX_EXCESS_LAG_MS, Math.max(lag.x, lag.j - Math.max(0, now - lag.t)));
+  return { lag: { x: 0, j: excess, t: now, b: lag.b }, excess };
 }
 
 type Entry = [number, number, number, number, number?];
@@ -117,7 +164,7 @@ function rearm(state: SupervisionState, now: number): SupervisionState {
   if (state.last < 0 || now - state.last <= RESTART_GAP_MS) return state;
   const d: SupervisionState['d'] = {};
   for (const [id, e] of Object.entries(state.d)) d[id] = [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3], e[4]];
-  return { d, h: state.h, last: now };
+  return { d, h: state.h, last: now, ...(state.lag !== undefined ? { lag: state.lag } : {}) };
 }
 
 /**
@@ -152,7 +199,8 @@ function scheduleOf(d: SupervisionState['d'], ctx: RuleContext): Schedule | unde
   return fresh;
 }
 
-function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResult<SupervisionState> {
+/** `now`: the clock judged by (platform ms less the excess input lag); `at`: the platform ms of the tick. */
+function tick(now: number, at: number, lag: Lag | undefined, state: SupervisionState, ctx: RuleContext): RuleResult<SupervisionState> {
   // Under ctx.inPlace the engine owns the maps: entries are replaced in them, not the maps copied.
   // Copying 10,000 devices' map was 6–9 ms of CPU every tick (1 s), the largest stall of an idle
   // alerts process (issue 11; bench/snapshot-cost.ts prints the tick's cost).
@@ -232,7 +280,7 @@ function tick(now: number, state: SupervisionState, ctx: RuleContext): RuleResul
       if (due !== undefined) schedule.due.set(home.id, due);
     }
   }
-  return { state: { d, h, last: now }, signals };
+  return { state: { d, h, last: at, ...(lag !== undefined ? { lag } : {}) }, signals };
 }
 
 /**
@@ -260,19 +308,27 @@ export const supervisionRule: Rule<SupervisionState> = {
   initialState: () => ({ d: {}, h: {}, last: -1 }),
   evaluate(input, prevState, ctx) {
     const state = rearm(prevState, input.now);
-    if (input.type === 'tick') return tick(input.now, state, ctx);
+    if (input.type === 'tick') {
+      const judged = tickLag(state.lag, input.now);
+      return tick(input.now - judged.excess, input.now, judged.lag, state, ctx);
+    }
     if (input.type !== 'telemetry' && input.type !== 'event' && input.type !== 'status') return { state: prevState, signals: [] };
     const id = input.device.id;
     const prev = state.d[id];
+    // When the device spoke, as far as the rule can tell: less how far behind the broker alerts is
+    // (never before a message of it already read: sessions may deliver a little out of order).
+    const noted = noteLag(state.lag, input.now, input.brokerTs);
+    const seen = Math.max(prev?.[0] ?? -Infinity, input.now - noted.excess);
     const wentOffline = input.type === 'status' && !input.online;
-    const off = wentOffline ? (prev !== undefined && prev[1] >= 0 ? prev[1] : input.now) : -1;
+    const off = wentOffline ? (prev !== undefined && prev[1] >= 0 ? prev[1] : seen) : -1;
     const raised = prev?.[2] ?? 0;
     // Back once it speaks again; the clear waits RESTORE_HOLD_MS at the tick.
-    const back = raised === 1 && !wentOffline ? (prev !== undefined && prev[3] >= 0 ? prev[3] : input.now) : -1;
+    const back = raised === 1 && !wentOffline ? (prev !== undefined && prev[3] >= 0 ? prev[3] : seen) : -1;
     // The device's own reporting interval: the latest gap, or the last one decayed when it speeds up.
-    const interval = recentInterval(prev?.[0], prev?.[4], input.now);
-    const entry: Entry = [input.now, off, raised, back, interval];
+    const interval = recentInterval(prev?.[0], prev?.[4], seen);
+    const entry: Entry = [seen, off, raised, back, interval];
     const last = Math.max(state.last, input.now);
+    const lag = noted.lag !== undefined ? { lag: noted.lag } : {};
     // Under ctx.inPlace the engine owns the map: one entry written instead of every device copied.
     if (ctx.inPlace === true) {
       state.d[id] = entry;
@@ -285,8 +341,8 @@ export const supervisionRule: Rule<SupervisionState> = {
         if (off < 0 && raised === 0) schedule.due.set(homeId, Math.min(due, entry[0] + quietMs(input.device, entry) - SCHEDULE_SLACK_MS));
         else schedule.due.delete(homeId);
       }
-      return { state: { d: state.d, h: state.h, last }, signals: [] };
+      return { state: { d: state.d, h: state.h, last, ...lag }, signals: [] };
     }
-    return { state: { d: { ...state.d, [id]: entry }, h: state.h, last }, signals: [] };
+    return { state: { d: { ...state.d, [id]: entry }, h: state.h, last, ...lag }, signals: [] };
   },
 };

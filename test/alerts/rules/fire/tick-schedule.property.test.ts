@@ -68,6 +68,11 @@ const scenarioArb = fc.record({
   silentHome: fc.boolean(),
   episodes: fc.array(episodeArb, { minLength: 1, maxLength: 12 }),
   /** A gap in the ticks and messages (alerts down), as a fraction of the run; longer than 60 s re-arms supervision. */
+  /**
+   * How far behind the broker alerts falls mid-run (ms; the broker's stamps say so): supervision then
+   * judges on its clock less that lag, which moves back and forth.
+   */
+  behindMs: fc.oneof(fc.constant(0), fc.integer({ min: 1_000, max: 100_000 })),
   gap: fc.option(fc.record({ at: fc.double({ min: 0.1, max: 0.8, noNaN: true }), ms: fc.integer({ min: 5_000, max: 150_000 }) }), { nil: undefined }),
 });
 
@@ -78,6 +83,12 @@ function inputsOf(sc: Scenario): RuleInput[] {
   const devices: Device[] = HOMES.flatMap((h) => registry.devicesOfHome(h));
   const homes = sc.silentHome ? HOMES.filter((h) => h !== 'hh02') : HOMES;
   const out: Array<{ t: number; i: number; input: RuleInput }> = [];
+  /** The broker's stamp: alerts reads the message `behindMs` late in the middle third of the run. */
+  const stamped = (input: RuleInput, at: number): RuleInput => {
+    const x = (at - T0) / DURATION_MS;
+    const behind = sc.behindMs * Math.max(0, Math.min(1, 3 * x - 1, 3 - 3 * x));
+    return { ...input, brokerTs: Math.round(at - 30 - behind) };
+  };
   const push = (t: number, input: RuleInput): void => {
     out.push({ t, i: out.length, input });
   };
@@ -108,12 +119,12 @@ function inputsOf(sc: Scenario): RuleInput[] {
       if (during(d, at, 'silence') !== undefined || during(d, at, 'home_silence') !== undefined || during(d, at, 'smoke', true) !== undefined || during(d, at, 'fast', true) !== undefined) continue;
       const off = during(d, at, 'offline');
       if (off !== undefined) {
-        push(at, status(d, at, false));
+        push(at, stamped(status(d, at, false), at));
         continue;
       }
       const smoke = during(d, at, 'smoke');
       const metrics = d.kind === 'smoke_detector' ? { smoke_obscuration_pct_per_m: smoke !== undefined ? smokeAt(smoke, at) : 0.1, temperature_c: 22 } : d.kind === 'heat_detector' ? { temperature_c: 22 } : { battery_pct: 90 };
-      push(at, telemetry(d, at, metrics));
+      push(at, stamped(telemetry(d, at, metrics), at));
     }
   }
   for (const e of sc.episodes) {
