@@ -394,7 +394,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     }
     // A clean session's CONNECT without aedes' per-connection stream pipeline (~100 µs of CPU each);
     // with a store that cannot say synchronously that a queue is empty (Redis), aedes' own CONNECT.
-    cleanConnect(client, connectPaths);
+    cleanConnect(client, connectPaths, { announceNewClients: config.cluster !== undefined });
   }
 
   function queuedMessages(): number {

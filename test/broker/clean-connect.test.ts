@@ -155,4 +155,28 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
     expect(received.filter((m) => m.topic === telemetryTopic(d))).toEqual([]);
     expect(laterGot.filter((m) => m.topic === telemetryTopic(d))).toEqual([]);
   });
+
+  it('takes a session over on a single broker without the $SYS new-clients notice [MQTT-3.1.4-2]', async () => {
+    const d = takeDevice();
+    const notices: string[] = [];
+    const aedes = broker.aedes as unknown as { subscribe(topic: string, fn: (p: { payload: Buffer }, done: () => void) => void, done: () => void): void; clients: Record<string, { closed: boolean } | undefined> };
+    await new Promise<void>((resolve) => aedes.subscribe('$SYS/+/new/clients', (p, done) => {
+      notices.push(p.payload.toString());
+      done();
+    }, resolve));
+    const connectedBefore = broker.stats().connectedClients;
+    const first = await connect(broker, d.id);
+    const firstClosed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    const second = await connect(broker, d.id);
+    clients.push(first, second);
+    await firstClosed;
+    await until('one connection of the device', () => broker.stats().connectedClients === connectedBefore + 1);
+    expect(aedes.clients[d.id]?.closed).toBe(false);
+    // A status after the takeover still flows: the second connection is the registered one.
+    await second.publishAsync(statusTopic(d), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
+    await until('status of the second connection', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === true));
+    expect(seen.some((m) => m.topic === statusTopic(d) && json(m).online === false)).toBe(false);
+    // Nobody on a single broker listens to it (policy.ts refuses $ filters to clients): not published.
+    expect(notices.filter((n) => n === d.id)).toEqual([]);
+  });
 });
