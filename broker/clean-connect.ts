@@ -49,6 +49,8 @@ interface QueueView {
 }
 
 interface Persistence extends Partial<QueueView> {
+  /** durable-persistence.ts: delWill + putWill in one step, one journal record at most. */
+  replaceWill?(client: unknown, will: unknown): Promise<unknown>;
   cleanSubscriptions(client: unknown): Promise<unknown>;
   delWill(client: unknown): Promise<unknown>;
   putWill(client: unknown, will: unknown): Promise<unknown>;
@@ -261,6 +263,13 @@ function storeWill(s: Connecting): void {
   const client = s.client;
   const persistence = client.broker.persistence;
   client.will = client._will;
+  if (typeof persistence.replaceWill === 'function') {
+    persistence.replaceWill(client, client.will).then(
+      () => register(s),
+      (err: Error) => finish(s, err),
+    );
+    return;
+  }
   // aedes: delWill, then (whatever its outcome) putWill of the new one.
   persistence.delWill(client).then(
     () => putWill(s),
