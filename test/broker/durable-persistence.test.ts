@@ -314,6 +314,25 @@ describe('store journal commit pacing', () => {
   });
 
 
+  it('writes a record nobody waits for by itself once its lazy delay has passed (a will with no durable record after it)', async () => {
+    const dir = await tempDir();
+    const logger = createLogger('store-test', 'silent');
+    const j = new StoreJournal({ dir, logger, lazyCommitMs: 50 });
+    await j.recover();
+    await j.start(() => []);
+    const base = j.stats().commits;
+    await j.append({ h: { op: 'will', c: 'd-lazy', t: 'carewatch/v1/h01/d-lazy/status', q: 1, r: true } }, false);
+    // Bounded wait (a hang bound, not a timing assertion): 50 ms lazy delay, 5 s allowed.
+    await until('the lazy commit', () => j.stats().commits > base, 5_000);
+    // On disk without any close: what a SIGKILL now would leave.
+    const copy = await crashCopy(dir);
+    await rm(join(copy, 'LOCK'), { force: true });
+    const reread = new StoreJournal({ dir: copy, logger });
+    expect((await reread.recover()).map((r) => [r.h.op, r.h.c])).toEqual([['will', 'd-lazy']]);
+    await reread.close();
+    await j.close();
+  });
+
   it('writes a record nobody waits for with the next awaited commit, and on close', async () => {
     const dir = await tempDir();
     const logger = createLogger('store-test', 'silent');
