@@ -76,6 +76,11 @@ export interface AuthThrottle {
   hold(address: string, delayMs: number, answer: () => void): void;
   /** Consecutive failures recorded for (address, username), for tests and logs. */
   failuresOf(address: string, username: string): number;
+  /**
+   * Nothing recorded and nothing held: admit() is true and success() a no-op for every address, so
+   * a right password needs no client address (broker.ts then skips its getpeername syscall).
+   */
+  quiet(): boolean;
   stats(): AuthThrottleStats;
   /** Cancels every held refusal without answering it (the broker is closing its sockets). */
   close(): void;
@@ -171,6 +176,7 @@ export function createAuthThrottle(clock: Clock, overrides: Partial<AuthThrottle
     failuresOf(address, username) {
       return current(byKey, keyOf(address, username), clock.now())?.n ?? 0;
     },
+    quiet: () => byKey.size === 0 && held === 0 && limits.maxHeldTotal > 0 && limits.maxHeldPerAddress > 0,
     stats: () => ({ failures, delayed, throttled, held, maxDelayMs }),
     close() {
       for (const t of timers) clock.clearTimeout(t);

@@ -218,6 +218,16 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
     return this.queues.get(client.id)?.clear(client, packet);
   }
 
+  /** Nothing queued for the session: clean-connect.ts skips aedes' stream pipeline then (a Map lookup). */
+  outgoingQueueEmpty(clientId: string): boolean {
+    return (this.queues.get(clientId)?.entries.size ?? 0) === 0;
+  }
+
+  /** A copy of the session's queued packets, queue order (clean-connect.ts clears them). */
+  outgoingPackets(clientId: string): Packet[] {
+    return [...(this.queues.get(clientId)?.entries.values() ?? [])].map((e) => e.packet);
+  }
+
   override outgoingStream(client: { id: string }): Readable {
     // A copy, so a delivery that changes the queue meanwhile cannot disturb the stream.
     return Readable.from([...(this.queues.get(client.id)?.entries.values() ?? [])].map((e) => e.packet));

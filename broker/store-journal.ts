@@ -187,6 +187,8 @@ const RESOLVED: Promise<void> = Promise.resolve();
 interface Batch {
   bufs: Buffer[];
   bytes: number;
+  /** performance.now() of its first record: a lazy batch is due LAZY_COMMIT_MS after it. */
+  since: number;
   /**
    * One promise per commit, not per record: at 10,000 msg/s a promise, its executor closure and a
    * waiter object per message were a visible share of the broker's allocations (GC).
@@ -202,7 +204,7 @@ export class StoreJournal {
   #handle: FileHandle | undefined;
   #bytes = 0;
   #snapshotBytes = 0;
-  #pending: Batch = { bufs: [], bytes: 0, commit: undefined };
+  #pending: Batch = { bufs: [], bytes: 0, commit: undefined, since: 0 };
   #writing: Promise<void> | undefined;
   readonly #commitIntervalMs: number;
   readonly #lazyCommitMs: number;
@@ -274,6 +276,7 @@ export class StoreJournal {
     }
     const batch = this.#pending;
     const buf = encodeRecord(rec);
+    if (batch.bufs.length === 0) batch.since = performance.now();
     batch.bufs.push(buf);
     batch.bytes += buf.length;
     let done = RESOLVED;
@@ -306,7 +309,11 @@ export class StoreJournal {
   #kick(): void {
     if (this.#writing !== undefined || this.#handle === undefined || this.#closed || this.#pending.bufs.length === 0) return;
     const now = performance.now();
-    const due = this.#closing ? now : this.#pending.commit !== undefined ? this.#lastCommitAt + this.#commitIntervalMs : now + this.#lazyCommitMs;
+    // A batch nobody waits for is due lazyCommitMs after its first record, not after "now": computed
+    // from now, each timer re-armed itself when it fired, and such records (wills, will removals,
+    // subscriber acknowledgements) reached the disk only with the next durable record, never alone
+    // (found in session 10: a broker whose devices sent no retained status had an empty journal).
+    const due = this.#closing ? now : this.#pending.commit !== undefined ? this.#lastCommitAt + this.#commitIntervalMs : this.#pending.since + this.#lazyCommitMs;
     if (due <= now) {
       this.#clearTimer();
       this.#commitNow();
@@ -337,7 +344,7 @@ export class StoreJournal {
   /** Writes one batch: everything queued at this instant. */
   async #drain(): Promise<void> {
     const batch = this.#pending;
-    this.#pending = { bufs: [], bytes: 0, commit: undefined };
+    this.#pending = { bufs: [], bytes: 0, commit: undefined, since: 0 };
     // The cut: taken in the same synchronous step as the batch, so the snapshot holds exactly
     // the changes up to this batch's last record.
     const snapshot = this.#bytes + batch.bytes > Math.max(this.#compactBytes, 2 * this.#snapshotBytes) ? this.#encodeSnapshot() : undefined;

@@ -41,13 +41,13 @@ function varint(n: number): number[] {
   return out;
 }
 
-/** Encodes a PUBLISH packet [MQTT-3.3]; packetId only for QoS 1. */
-export function encodePublish(topic: Buffer, payload: Buffer, qos: 0 | 1, packetId: number): Buffer {
+/** Encodes a PUBLISH packet [MQTT-3.3]; packetId only for QoS 1; RETAIN is bit 0 of the fixed header [MQTT-3.3.1-5]. */
+export function encodePublish(topic: Buffer, payload: Buffer, qos: 0 | 1, packetId: number, retain = false): Buffer {
   const remaining = 2 + topic.length + (qos > 0 ? 2 : 0) + payload.length;
   const lenBytes = varint(remaining);
   const buf = Buffer.allocUnsafe(1 + lenBytes.length + remaining);
   let o = 0;
-  buf[o++] = 0x30 | (qos << 1);
+  buf[o++] = 0x30 | (qos << 1) | (retain ? 1 : 0);
   for (const b of lenBytes) buf[o++] = b;
   buf.writeUInt16BE(topic.length, o);
   o += 2;
@@ -131,7 +131,7 @@ export class RawClient {
   }
 
   /** Writes one PUBLISH; returns false when the socket buffer is full (back off until 'drain'). */
-  publish(topic: Buffer, payload: Buffer, qos: 0 | 1): boolean {
+  publish(topic: Buffer, payload: Buffer, qos: 0 | 1, retain = false): boolean {
     const s = this.socket;
     if (s === undefined || this.closed) return false;
     let id = 0;
@@ -142,7 +142,7 @@ export class RawClient {
     }
     this.sent++;
     this.lastSendAt = Date.now();
-    return s.write(encodePublish(topic, payload, qos, id));
+    return s.write(encodePublish(topic, payload, qos, id, retain));
   }
 
   subscribe(filter: string, qos: 0 | 1): Promise<void> {

@@ -218,6 +218,58 @@ describe('durable default store', () => {
     await p.destroy();
   });
 
+  it('replaces a will with one record at most: none for the same will after a restart, and a crash keeps what was set', async () => {
+    const logger = createLogger('store-test', 'silent');
+    const statusTopic = 'carewatch/v1/h01/d-w/status';
+    const will = (text: string): { cmd: 'publish'; topic: string; payload: Buffer; qos: number; retain: boolean } => ({ cmd: 'publish', topic: statusTopic, payload: Buffer.from(text), qos: 1, retain: true });
+    let n = 0;
+    // A durable record commits everything appended before it: the bytes it adds beyond its own show what was.
+    const committedBytes = async (p: DurableMemoryPersistence): Promise<number> => {
+      await p.storeRetained({ cmd: 'publish', topic: 'carewatch/v1/h01/d-o/status', payload: Buffer.from(`{"n":${n++}}`), qos: 1, retain: true, brokerId: 'b', brokerCounter: n });
+      return p.stats().bytes;
+    };
+    const wills = async (p: DurableMemoryPersistence, alive: Record<string, unknown>): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const w of p.streamWill(alive)) out.push(`${(w as { clientId: string }).clientId}:${(w as { payload: Buffer }).payload.toString()}`);
+      return out;
+    };
+    const dir = await tempDir();
+    const first = new DurableMemoryPersistence({ dir, logger });
+    await first.setup({ id: 'b1' });
+    await first.replaceWill({ id: 'd-w' }, will('{"online":false}'));
+    await committedBytes(first);
+    const restarted = await crashCopy(dir);
+    await rm(join(restarted, 'LOCK'), { force: true });
+    const second = new DurableMemoryPersistence({ dir: restarted, logger });
+    await second.setup({ id: 'b2' });
+    const base = await committedBytes(second);
+    const retainedOnly = (await committedBytes(second)) - base;
+    // The device reconnects with the will it had: nothing appended for it.
+    const before = second.stats().bytes;
+    await second.replaceWill({ id: 'd-w' }, will('{"online":false}'));
+    expect((await committedBytes(second)) - before).toBe(retainedOnly);
+    // It is this broker's will now: not published as a dead broker's while b2 is alive.
+    expect(await wills(second, { b2: true })).toEqual([]);
+    // A different will: one record, and it is what a crash leaves.
+    const before2 = second.stats().bytes;
+    await second.replaceWill({ id: 'd-w' }, will('{"online":false,"firmware":"2"}'));
+    expect((await committedBytes(second)) - before2).toBeGreaterThan(retainedOnly);
+    const crashed = await crashCopy(restarted);
+    await rm(join(crashed, 'LOCK'), { force: true });
+    const third = new DurableMemoryPersistence({ dir: crashed, logger });
+    await third.setup({ id: 'b3' });
+    expect(await wills(third, {})).toEqual(['d-w:{"online":false,"firmware":"2"}']);
+    // No will set: removed, and a crash does not bring it back.
+    await third.replaceWill({ id: 'd-w' }, undefined);
+    await committedBytes(third);
+    const again = await crashCopy(crashed);
+    await rm(join(again, 'LOCK'), { force: true });
+    const fourth = new DurableMemoryPersistence({ dir: again, logger });
+    await fourth.setup({ id: 'b4' });
+    expect(await wills(fourth, {})).toEqual([]);
+    for (const p of [first, second, third, fourth]) await p.destroy();
+  });
+
   it('refuses a store another live process holds', async () => {
     const dir = await tempDir();
     await appendFile(join(dir, 'LOCK'), String(process.ppid));
@@ -261,6 +313,25 @@ describe('store journal commit pacing', () => {
     await again.close();
   });
 
+
+  it('writes a record nobody waits for by itself once its lazy delay has passed (a will with no durable record after it)', async () => {
+    const dir = await tempDir();
+    const logger = createLogger('store-test', 'silent');
+    const j = new StoreJournal({ dir, logger, lazyCommitMs: 50 });
+    await j.recover();
+    await j.start(() => []);
+    const base = j.stats().commits;
+    await j.append({ h: { op: 'will', c: 'd-lazy', t: 'carewatch/v1/h01/d-lazy/status', q: 1, r: true } }, false);
+    // Bounded wait (a hang bound, not a timing assertion): 50 ms lazy delay, 5 s allowed.
+    await until('the lazy commit', () => j.stats().commits > base, 5_000);
+    // On disk without any close: what a SIGKILL now would leave.
+    const copy = await crashCopy(dir);
+    await rm(join(copy, 'LOCK'), { force: true });
+    const reread = new StoreJournal({ dir: copy, logger });
+    expect((await reread.recover()).map((r) => [r.h.op, r.h.c])).toEqual([['will', 'd-lazy']]);
+    await reread.close();
+    await j.close();
+  });
 
   it('writes a record nobody waits for with the next awaited commit, and on close', async () => {
     const dir = await tempDir();

@@ -30,6 +30,24 @@ describe('auth throttle', () => {
     expect(t.stats()).toMatchObject({ held: 0, throttled: 1 });
   });
 
+  it('is quiet (every address admitted, success a no-op) only with nothing recorded and nothing held', () => {
+    const clock = createManualClock();
+    const t = createAuthThrottle(clock);
+    expect(t.quiet()).toBe(true);
+    expect(t.admit('10.0.0.1')).toBe(true);
+    t.failure('10.0.0.1', 'd1');
+    // A wrong password recorded: the broker must read the client's address again.
+    expect(t.quiet()).toBe(false);
+    t.success('10.0.0.1', 'd1');
+    expect(t.quiet()).toBe(true);
+    t.hold('10.0.0.1', 500, () => undefined);
+    expect(t.quiet()).toBe(false);
+    clock.advance(500);
+    expect(t.quiet()).toBe(true);
+    // A limit of 0 held refusals admits nobody: never quiet.
+    expect(createAuthThrottle(clock, { maxHeldPerAddress: 0 }).quiet()).toBe(false);
+  });
+
   it('close() cancels every held refusal', () => {
     const clock = createManualClock();
     const t = createAuthThrottle(clock);

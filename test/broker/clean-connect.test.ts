@@ -1,0 +1,182 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqttPacket from 'mqtt-packet';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import type { Device } from '../../contract/registry.ts';
+import type { Broker } from '../../broker/broker.ts';
+import { CONNACK_ACCEPTED } from '../../broker/clean-connect.ts';
+import { demoRegistry, demoSecret } from '../support/registry.ts';
+import { connect, connectRecording, json, record, startBroker, until, type Received } from './helpers.ts';
+
+/**
+ * broker/clean-connect.ts: a clean session's CONNECT runs without aedes' outgoing-queue stream
+ * pipeline, with aedes' own steps otherwise. Against a real broker with the durable disk store (as
+ * `npm start` runs it) and real mqtt.js clients / raw sockets.
+ */
+
+const devices = demoRegistry().site.devices;
+let next = 0;
+function takeDevice(): Device {
+  const d = devices[next++];
+  if (d === undefined) throw new Error('out of demo devices');
+  return d;
+}
+const statusTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'status');
+const telemetryTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'telemetry');
+const WILL = '{"online":false}';
+
+let broker: Broker;
+let storeDir: string;
+let watcher: MqttClient;
+let seen: Received[];
+const clients: MqttClient[] = [];
+/** Calls of the store's outgoingStream: aedes' emptyQueue opens it on every CONNECT it handles. */
+let outgoingStreams = 0;
+
+beforeAll(async () => {
+  storeDir = await mkdtemp(join(tmpdir(), 'carewatch-clean-connect-'));
+  broker = await startBroker({ config: { storeDir } });
+  const store = (broker.aedes as unknown as { persistence: unknown }).persistence as { outgoingStream: (...args: unknown[]) => unknown };
+  const outgoingStream = store.outgoingStream.bind(store);
+  store.outgoingStream = (...args: unknown[]) => {
+    outgoingStreams++;
+    return outgoingStream(...args);
+  };
+  watcher = await connect(broker, 'svc-alerts', { clientId: 'svc-alerts-clean-connect' });
+  seen = record(watcher);
+  await watcher.subscribeAsync(FILTERS.status, { qos: 1 });
+});
+
+afterAll(async () => {
+  for (const c of [...clients, watcher]) c.end(true);
+  await broker?.close();
+  await rm(storeDir, { recursive: true, force: true });
+});
+
+function rawSocket(): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect(broker.tcpPort, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+describe('clean-session CONNECT (clean-connect.ts)', () => {
+  it("writes CONNACK 0 byte for byte as mqtt-packet does, in one buffer", () => {
+    expect(CONNACK_ACCEPTED.equals(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))).toBe(true);
+  });
+
+  it('connects a device without opening its outgoing queue stream; will stored, online status acknowledged, will published on a dead connection', async () => {
+    const d = takeDevice();
+    const before = { ...broker.stats().connectPaths };
+    const streams = outgoingStreams;
+    const c = await connect(broker, d.id, { will: { topic: statusTopic(d), payload: Buffer.from(WILL), qos: 1, retain: true } });
+    clients.push(c);
+    expect(broker.stats().connectPaths.clean).toBe(before.clean + 1);
+    expect(broker.stats().connectPaths.aedes).toBe(before.aedes);
+    // aedes' emptyQueue would have opened it once (a pipeline, AbortController and DOMException each).
+    expect(outgoingStreams).toBe(streams);
+    await c.publishAsync(statusTopic(d), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
+    await until('online status', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === true));
+    // The will was stored by the CONNECT: a connection that dies without DISCONNECT publishes it.
+    (c as unknown as { stream: Socket }).stream.destroy();
+    await until('will', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === false));
+    const will = seen.find((m) => m.topic === statusTopic(d) && json(m).online === false);
+    expect(json(will as Received).reason).toBe('connection_lost');
+    expect(typeof json(will as Received).ts).toBe('number');
+  });
+
+  it('arms the keepalive timer: a device silent for 1.5 × its keepalive is closed and reported offline', async () => {
+    const d = takeDevice();
+    const s = await rawSocket();
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    const replies: Buffer[] = [];
+    s.on('data', (b: Buffer) => replies.push(b));
+    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    const t0 = Date.now();
+    await closed;
+    // keepalive 1 s → aedes' bound of 1.5 s [MQTT-3.1.2-24]; the CONNACK came first.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
+    expect(Buffer.concat(replies).subarray(0, 4).equals(CONNACK_ACCEPTED)).toBe(true);
+    await until('offline status', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === false));
+  });
+
+  it('refuses a wrong password with CONNACK 4 and closes the connection, counted', async () => {
+    const d = takeDevice();
+    const refusedBefore = broker.stats().refusals.BROKER_BAD_PASSWORD;
+    const cleanBefore = broker.stats().connectPaths.clean;
+    await expect(connect(broker, d.id, { password: 'not-the-secret' })).rejects.toThrow(/bad user ?name or password/i);
+    expect(broker.stats().refusals.BROKER_BAD_PASSWORD).toBe(refusedBefore + 1);
+    expect(broker.stats().connectPaths.clean).toBe(cleanBefore + 1);
+    expect(broker.stats().connectedClients).toBeGreaterThanOrEqual(1);
+    expect((broker.aedes as unknown as { clients: Record<string, unknown> }).clients[d.id]).toBeUndefined();
+  });
+
+  it("leaves a persistent session's CONNECT to aedes, which delivers its queue", async () => {
+    const d = takeDevice();
+    const id = 'svc-ingest-clean-connect-persistent';
+    const svc = await connect(broker, 'svc-ingest', { clientId: id, clean: false });
+    await svc.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+    await svc.endAsync();
+    const dev = await connect(broker, d.id);
+    clients.push(dev);
+    await dev.publishAsync(telemetryTopic(d), JSON.stringify({ ts: Date.now(), seq: 1, metrics: { temperature_c: 21 } }), { qos: 1 });
+    const aedesBefore = broker.stats().connectPaths.aedes;
+    const { client: again, received } = await connectRecording(broker, 'svc-ingest', { clientId: id, clean: false });
+    clients.push(again);
+    expect(broker.stats().connectPaths.aedes).toBe(aedesBefore + 1);
+    await until('queued message', () => received.some((m) => m.topic === telemetryTopic(d)));
+  });
+
+  it('discards what a client id had queued when it connects with a clean session [MQTT-3.1.2-6]', async () => {
+    const d = takeDevice();
+    const id = 'svc-ingest-clean-connect-discard';
+    const store = (broker.aedes as unknown as { persistence: unknown }).persistence as { outgoingQueueEmpty(id: string): boolean };
+    const svc = await connect(broker, 'svc-ingest', { clientId: id, clean: false });
+    await svc.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+    await svc.endAsync();
+    const dev = await connect(broker, d.id);
+    clients.push(dev);
+    for (const seq of [1, 2]) await dev.publishAsync(telemetryTopic(d), JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+    expect(store.outgoingQueueEmpty(id)).toBe(false);
+    const cleanBefore = broker.stats().connectPaths.clean;
+    const { client: clean, received } = await connectRecording(broker, 'svc-ingest', { clientId: id, clean: true });
+    expect(broker.stats().connectPaths.clean).toBe(cleanBefore + 1);
+    expect(store.outgoingQueueEmpty(id)).toBe(true);
+    await clean.endAsync();
+    // Nothing of the old session was delivered, and nothing is left of it for a later persistent CONNECT.
+    const { client: later, received: laterGot } = await connectRecording(broker, 'svc-ingest', { clientId: id, clean: false });
+    clients.push(later);
+    await dev.publishAsync(statusTopic(d), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
+    await until('status seen by the watcher', () => seen.some((m) => m.topic === statusTopic(d)));
+    expect(received.filter((m) => m.topic === telemetryTopic(d))).toEqual([]);
+    expect(laterGot.filter((m) => m.topic === telemetryTopic(d))).toEqual([]);
+  });
+
+  it('takes a session over on a single broker without the $SYS new-clients notice [MQTT-3.1.4-2]', async () => {
+    const d = takeDevice();
+    const notices: string[] = [];
+    const aedes = broker.aedes as unknown as { subscribe(topic: string, fn: (p: { payload: Buffer }, done: () => void) => void, done: () => void): void; clients: Record<string, { closed: boolean } | undefined> };
+    await new Promise<void>((resolve) => aedes.subscribe('$SYS/+/new/clients', (p, done) => {
+      notices.push(p.payload.toString());
+      done();
+    }, resolve));
+    const connectedBefore = broker.stats().connectedClients;
+    const first = await connect(broker, d.id);
+    const firstClosed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    const second = await connect(broker, d.id);
+    clients.push(first, second);
+    await firstClosed;
+    await until('one connection of the device', () => broker.stats().connectedClients === connectedBefore + 1);
+    expect(aedes.clients[d.id]?.closed).toBe(false);
+    // A status after the takeover still flows: the second connection is the registered one.
+    await second.publishAsync(statusTopic(d), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
+    await until('status of the second connection', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === true));
+    expect(seen.some((m) => m.topic === statusTopic(d) && json(m).online === false)).toBe(false);
+    // Nobody on a single broker listens to it (policy.ts refuses $ filters to clients): not published.
+    expect(notices.filter((n) => n === d.id)).toEqual([]);
+  });
+});
