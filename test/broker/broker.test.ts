@@ -5,17 +5,11 @@ import { FILTERS, deviceCommandTopic, deviceTopic } from '../../contract/topics.
 import { MAX_DEVICE_PAYLOAD_BYTES } from '../../contract/payloads.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
-import { demoRegistry } from '../support/registry.ts';
+import { deviceTaker } from '../support/registry.ts';
 import { closedEvent, connect, json, record, startBroker, until, type Received } from './helpers.ts';
 
-const devices = demoRegistry().site.devices;
-let next = 0;
 /** Each test takes fresh devices so retained statuses of earlier tests never confuse it. */
-function takeDevice(): Device {
-  const d = devices[next++];
-  if (d === undefined) throw new Error('out of demo devices');
-  return d;
-}
+const takeDevice = deviceTaker();
 
 const telemetry = (seq: number): string => JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 21.5 } });
 const statusTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'status');

@@ -9,7 +9,7 @@ import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { CONNACK_ACCEPTED } from '../../broker/clean-connect.ts';
-import { demoRegistry, demoSecret } from '../support/registry.ts';
+import { deviceTaker, demoSecret } from '../support/registry.ts';
 import { connect, connectRecording, json, record, startBroker, until, type Received } from './helpers.ts';
 
 /**
@@ -18,13 +18,8 @@ import { connect, connectRecording, json, record, startBroker, until, type Recei
  * `npm start` runs it) and real mqtt.js clients / raw sockets.
  */
 
-const devices = demoRegistry().site.devices;
-let next = 0;
-function takeDevice(): Device {
-  const d = devices[next++];
-  if (d === undefined) throw new Error('out of demo devices');
-  return d;
-}
+/** Each test takes fresh devices so retained statuses of earlier tests never confuse it. */
+const takeDevice = deviceTaker();
 const statusTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'status');
 const telemetryTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'telemetry');
 const WILL = '{"online":false}';

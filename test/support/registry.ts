@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { parseRegistry } from '../../common/registry-file.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
+import type { Device } from '../../contract/registry.ts';
 
 export const DEMO_SITE_PATH = fileURLToPath(new URL('../../config/demo-site.json', import.meta.url));
 
@@ -35,4 +36,18 @@ export function demoSubRegistry(homeIds: readonly string[]): RegistryIndex {
     users: list('users').filter((u) => (u as { homeId?: unknown }).homeId === undefined || inKept(u)),
   };
   return parseRegistry(JSON.stringify(sub), `${DEMO_SITE_PATH} (${homeIds.join(', ')})`);
+}
+
+/**
+ * Hands out the demo site's devices one at a time, so each test of a file gets fresh ones and the
+ * retained statuses of earlier tests never confuse it.
+ */
+export function deviceTaker(): () => Device {
+  const devices = demoRegistry().site.devices;
+  let next = 0;
+  return () => {
+    const d = devices[next++];
+    if (d === undefined) throw new Error('out of demo devices');
+    return d;
+  };
 }
