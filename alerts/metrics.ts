@@ -69,7 +69,7 @@ export function createAlertsMetrics(src: AlertsMetricSources): Registry {
   counterFrom({ registry, name: 'alerts_dead_letter_lost_total', help: 'Refused points the full dead-letter file could not keep (only in the error log), since start' }, () => src.journal().deadLetterLost);
   counterFrom({ registry, name: 'alerts_journal_io_failures_total', help: 'Failed journal file appends or syncs, since start' }, () => src.journal().ioFailures);
   gaugeFrom({ registry, name: 'alerts_socket_clients', help: 'socket.io clients connected (staff pages, bureau)' }, src.socketClients);
-  gaugeFrom({ registry, name: 'alerts_snapshot_last_seconds', help: 'How long the last periodic rule-state snapshot took to save; the next waits 4x as long, at least 3 s, at most 60 s' }, src.snapshotSeconds);
+  gaugeFrom({ registry, name: 'alerts_snapshot_last_seconds', help: 'How long the last periodic rule-state snapshot took to save; the next waits 4x as long, at least 3 s, at most 15 s' }, src.snapshotSeconds);
   gaugeFrom({ registry, name: 'alerts_disablements_in_force', help: 'Disablements (test or maintenance mode) in force' }, src.disablementsInForce);
   return registry;
 }
