@@ -230,6 +230,6 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
 
   override outgoingStream(client: { id: string }): Readable {
     // A copy, so a delivery that changes the queue meanwhile cannot disturb the stream.
-    return Readable.from([...(this.queues.get(client.id)?.entries.values() ?? [])].map((e) => e.packet));
+    return Readable.from(this.outgoingPackets(client.id));
   }
 }
