@@ -293,13 +293,18 @@ describe('durable default store', () => {
 });
 
 describe('store journal commit pacing', () => {
-  it('resolves every durable record of one commit together, after its fdatasync, and rejects them all if the store closes first', async () => {
+  /** A started journal in a fresh directory, and its commit count before the test's appends. */
+  async function startedJournal(lazyCommitMs: number): Promise<{ dir: string; logger: ReturnType<typeof createLogger>; j: StoreJournal; base: number }> {
     const dir = await tempDir();
     const logger = createLogger('store-test', 'silent');
-    const j = new StoreJournal({ dir, logger, lazyCommitMs: 3_600_000 });
+    const j = new StoreJournal({ dir, logger, lazyCommitMs });
     await j.recover();
     await j.start(() => []);
-    const base = j.stats().commits;
+    return { dir, logger, j, base: j.stats().commits };
+  }
+
+  it('resolves every durable record of one commit together, after its fdatasync, and rejects them all if the store closes first', async () => {
+    const { dir, logger, j, base } = await startedJournal(3_600_000);
     const a = j.append({ h: { op: 'clr', c: 'svc-ingest', n: 1 } }, true);
     const b = j.append({ h: { op: 'clr', c: 'svc-ingest', n: 2 } }, true);
     await Promise.all([a, b]);
@@ -315,12 +320,7 @@ describe('store journal commit pacing', () => {
 
 
   it('writes a record nobody waits for by itself once its lazy delay has passed (a will with no durable record after it)', async () => {
-    const dir = await tempDir();
-    const logger = createLogger('store-test', 'silent');
-    const j = new StoreJournal({ dir, logger, lazyCommitMs: 50 });
-    await j.recover();
-    await j.start(() => []);
-    const base = j.stats().commits;
+    const { dir, logger, j, base } = await startedJournal(50);
     await j.append({ h: { op: 'will', c: 'd-lazy', t: 'carewatch/v1/h01/d-lazy/status', q: 1, r: true } }, false);
     // Bounded wait (a hang bound, not a timing assertion): 50 ms lazy delay, 5 s allowed.
     await until('the lazy commit', () => j.stats().commits > base, 5_000);
@@ -334,13 +334,8 @@ describe('store journal commit pacing', () => {
   });
 
   it('writes a record nobody waits for with the next awaited commit, and on close', async () => {
-    const dir = await tempDir();
-    const logger = createLogger('store-test', 'silent');
     // A lazy delay far beyond the test: only a durable append or close() can write the record.
-    const j = new StoreJournal({ dir, logger, lazyCommitMs: 3_600_000 });
-    await j.recover();
-    await j.start(() => []);
-    const base = j.stats().commits;
+    const { dir, logger, j, base } = await startedJournal(3_600_000);
     await j.append({ h: { op: 'clr', c: 'svc-ingest', n: 1 } }, false);
     await new Promise((r) => setTimeout(r, 20));
     expect(j.stats().commits).toBe(base);
