@@ -6,6 +6,7 @@ import type { JournalStats } from './persistence/journal-writer.ts';
 import type { MqttAdapter } from './mqtt.ts';
 import type { ChannelStats } from './notify/channel.ts';
 import { RECEIPT_REJECTIONS, type ReceiptBookStats } from './notify/receipt-routes.ts';
+import { SNAPSHOT_COST_FACTOR, SNAPSHOT_EVERY_MS, SNAPSHOT_MAX_EVERY_MS } from './snapshot-pace.ts';
 
 const ATTEMPT_STATUSES = ['delivered', 'retrying', 'failed', 'cancelled'] as const;
 
@@ -69,7 +70,7 @@ export function createAlertsMetrics(src: AlertsMetricSources): Registry {
   counterFrom({ registry, name: 'alerts_dead_letter_lost_total', help: 'Refused points the full dead-letter file could not keep (only in the error log), since start' }, () => src.journal().deadLetterLost);
   counterFrom({ registry, name: 'alerts_journal_io_failures_total', help: 'Failed journal file appends or syncs, since start' }, () => src.journal().ioFailures);
   gaugeFrom({ registry, name: 'alerts_socket_clients', help: 'socket.io clients connected (staff pages, bureau)' }, src.socketClients);
-  gaugeFrom({ registry, name: 'alerts_snapshot_last_seconds', help: 'How long the last periodic rule-state snapshot took to save; the next waits 4x as long, at least 3 s, at most 15 s' }, src.snapshotSeconds);
+  gaugeFrom({ registry, name: 'alerts_snapshot_last_seconds', help: `How long the last periodic rule-state snapshot took to save; the next waits ${SNAPSHOT_COST_FACTOR}x as long, at least ${SNAPSHOT_EVERY_MS / 1000} s, at most ${SNAPSHOT_MAX_EVERY_MS / 1000} s` }, src.snapshotSeconds);
   gaugeFrom({ registry, name: 'alerts_disablements_in_force', help: 'Disablements (test or maintenance mode) in force' }, src.disablementsInForce);
   return registry;
 }
