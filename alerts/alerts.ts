@@ -664,6 +664,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       if (deps.mqtt !== false) {
         mqttAdapter = createMqttAdapter({
           url: config.mqttUrl,
+          ...(config.signalsMqttUrl !== undefined ? { signalsUrl: config.signalsMqttUrl } : {}),
           ca: deps.mqttCa,
           password: config.alertsPassword,
           registry: ownRegistry,

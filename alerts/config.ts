@@ -13,6 +13,12 @@ export const AlertsConfigSchema = Type.Object({
   // The subscribing sessions (common/mqtt-session.ts) speak MQTT over TCP or TLS only: a ws:// URL
   // used to pass this check and then fail at start.
   mqttUrl: Type.String({ pattern: '^(mqtt|mqtts)://', default: 'mqtt://127.0.0.1:1883', description: 'an mqtt:// or mqtts:// URL' }),
+  /**
+   * Issue 14, the alarm lane (docs/scaling.md "The alarm lane"): where the signals sessions (events and
+   * statuses) and the alert publisher connect, when that is another broker node than mqttUrl's (which
+   * then carries only the live telemetry feed). Unset: mqttUrl. The same CA (mqttCaFile) applies.
+   */
+  signalsMqttUrl: Type.Optional(Type.String({ pattern: '^(mqtt|mqtts)://', description: 'an mqtt:// or mqtts:// URL of the broker node for events, statuses and alert changes; default: CAREWATCH_MQTT_URL' })),
   mqttCaFile: Type.Optional(Type.String({ minLength: 1, description: "PEM CA certificate that signed the broker's TLS certificate (mqtts://); default: the system's roots" })),
   /** docs/broker.md "Mosquitto": `service` when the broker does not stamp the receive time (contract/device-message.ts ReceiveStamp). */
   receiveStamp: Type.Optional(Type.Union([Type.Literal('broker'), Type.Literal('service')], { default: 'broker', description: 'who stamps the receive time: broker (carewatch broker) or service (Mosquitto)' })),

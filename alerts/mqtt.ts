@@ -42,6 +42,12 @@ export const ALERTS_CLIENT_ID = 'svc-alerts';
 
 export interface MqttAdapterDeps {
   readonly url: string;
+  /**
+   * The alarm lane (docs/scaling.md): the signals sessions and the publisher connect here, the
+   * telemetry feed to `url`. On a broker cluster this is a node that carries no telemetry, so an
+   * alarm is not delivered behind the cluster's readings by a busy node. Default: `url`.
+   */
+  readonly signalsUrl?: string;
   /** CA of the broker's certificate for mqtts:// and wss:// (default: the system's roots). */
   readonly ca?: Buffer | undefined;
   readonly password: string;
@@ -144,6 +150,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   const log = deps.logger.child({ component: 'mqtt' });
   const username = deps.username ?? ALERTS_CLIENT_ID;
   const baseId = deps.clientId ?? username;
+  const signalsUrl = deps.signalsUrl ?? deps.url;
   let client: MqttClient | undefined;
   let sessions: MqttSession[] = [];
   let received = 0;
@@ -204,7 +211,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
     // The tail of this connection's PUBACK chain while any batch still waits for durability.
     let tail: Promise<void> | undefined;
     const session: MqttSession = createMqttSession({
-      url: deps.url,
+      url: live ? deps.url : signalsUrl,
       ca: deps.ca,
       clientId,
       username,
@@ -271,7 +278,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
 
   return {
     async start() {
-      const c = mqtt.connect(deps.url, {
+      const c = mqtt.connect(signalsUrl, {
         protocolVersion: 4, // MQTT 3.1.1, as the contract specifies
         username,
         password: deps.password,

@@ -31,7 +31,10 @@ import { sleep } from './lib/sleep.ts';
  *   province load (default 7,000 msg/s; never below one message a minute per device).
  * - ingest (→ InfluxDB) and alerts are connected directly to a node of their own ("svc"), which is in
  *   no HAProxy backend, so no device lands on it (docs/scaling.md: the node with the services sees
- *   every message; the device nodes see only their devices' commands). Alarm probes and the socket.io
+ *   every message; the device nodes see only their devices' commands). alerts' signals sessions and
+ *   publisher are on a third node, "lane" (session 11, docs/scaling.md "The alarm lane"): it receives
+ *   the events and statuses, not the readings, so an alarm does not wait behind the readings'
+ *   backlog of the services' node (session 10: all 60 alarm receipts missing). Alarm probes and the socket.io
  *   clients sit in a separate load generator (one clock from publish to receipt), the probes behind
  *   HAProxy like every device, so every alarm crosses nodes through Redis.
  * - The device load generators stand for devices elsewhere on the network: they run at nice
@@ -365,17 +368,19 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     await influx.start();
     const redis = await startRedis();
     closers.push(() => redis.close());
-    // The services' node (in no HAProxy backend) and the device nodes.
-    const [svc, ...nodes] = await Promise.all(Array.from({ length: p.nodes + 1 }, (_, i) => startNode(ctx.root, i === 0 ? 'svc' : `n${i - 1}`, reg.path, redis.url))) as [BrokerNode, ...BrokerNode[]];
+    // The services' node and the alarm lane's (in no HAProxy backend), and the device nodes. The
+    // lane carries alerts' signals sessions and publisher (CAREWATCH_SIGNALS_MQTT_URL): it receives
+    // the cluster's events and statuses and no readings (docs/scaling.md "The alarm lane").
+    const [svc, lane, ...nodes] = await Promise.all(Array.from({ length: p.nodes + 2 }, (_, i) => startNode(ctx.root, i === 0 ? 'svc' : i === 1 ? 'lane' : `n${i - 2}`, reg.path, redis.url))) as [BrokerNode, BrokerNode, ...BrokerNode[]];
     // Closed in reverse: services first, then nodes (the killed one is already gone).
-    closers.push(() => Promise.all([svc, ...nodes].map((n) => n.close())));
-    ctx.log(`connections100k: ${p.nodes} device nodes and a services' node on one Redis`);
+    closers.push(() => Promise.all([svc, lane, ...nodes].map((n) => n.close())));
+    ctx.log(`connections100k: ${p.nodes} device nodes, a services' node and an alarm lane node on one Redis`);
     const db = `bench_c100k_${Date.now()}`;
     const ingest = await startIngest({ registryPath: reg.path, brokerPort: svc.port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
     closers.push(() => ingest.close());
     const ingestSubscribed = (await ingest.stats()).mqtt.subscribed;
     if (!ingestSubscribed) ctx.log(`connections100k: WARNING ingest not subscribed 30 s after start: ${ingest.child.tail().slice(-1000)}`);
-    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: svc.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
+    const alerts = await startAlerts({ registryPath: reg.path, brokerPort: svc.port, signalsPort: lane.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
     const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })))));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
@@ -419,6 +424,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const influxPid = influxdPid(influx.dataDir);
     const kinds: Record<string, number[]> = {
       'services node': [svc.child.pid],
+      'alarm lane node': [lane.child.pid],
       'device nodes': nodes.map((n) => n.child.pid),
       haproxy: haproxies.map((h) => h.child.pid),
       'device load generators': lgs.map((lg) => lg.child.pid),

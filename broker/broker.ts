@@ -509,7 +509,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Cluster: the message fan-out through Redis (redis-mq.ts).
       const redisMq =
         config.cluster !== undefined && config.redisUrl !== undefined
-          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
+          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, ...(config.cluster.maxPatterns !== undefined ? { maxPatterns: config.cluster.maxPatterns } : {}), onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
           : undefined;
       // A will a dead broker (node) left in Redis that must not be published is deleted: the device is
       // connected here again (stale; authorizePublish would refuse it), or it is no longer a device of

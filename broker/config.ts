@@ -43,7 +43,11 @@ export interface BrokerConfig {
    * (redis-mq.ts), so clients may connect to any node. Needs redisUrl. nodeId names the node; the
    * aedes id is `<nodeId>-<random>`, new at every start (see broker.ts start()).
    */
-  readonly cluster?: { readonly nodeId: string } | undefined;
+  readonly cluster?: {
+    readonly nodeId: string;
+    /** Distinct wildcard filters up to which the node subscribes to a Redis glob each (redis-mq.ts; default DEFAULT_MAX_PATTERNS). */
+    readonly maxPatterns?: number;
+  } | undefined;
   /**
    * Without redisUrl: the directory of the durable store (durable-persistence.ts). Neither: memory
    * only, which loses sessions and queued messages on a crash (in-process tests).

@@ -23,7 +23,8 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   // A cluster node (redis-mq.ts): what its Redis subscriptions bring in. A node holding only devices
   // receives their commands, not the cluster's telemetry; 0 on a single broker.
   counterFrom({ registry, name: 'broker_cluster_messages_from_redis_total', help: "Messages (not aedes' $SYS traffic) this cluster node received from Redis pub/sub, since start" }, () => stats().clusterFanout?.received ?? 0);
-  gaugeFrom({ registry, name: 'broker_cluster_fanout_all', help: 'This cluster node subscribes to every message in Redis (1: a wildcard subscriber, a service, is connected here) or only to its listeners\' exact topics (0)' }, () => (stats().clusterFanout?.mode === 'all' ? 1 : 0));
+  gaugeFrom({ registry, name: 'broker_cluster_fanout_all', help: "This cluster node subscribes to every message in Redis (1: more distinct wildcard filters are subscribed here than it holds Redis patterns for) or only to what its clients' filters match (0)" }, () => (stats().clusterFanout?.mode === 'all' ? 1 : 0));
+  gaugeFrom({ registry, name: 'broker_cluster_fanout_patterns', help: "Redis patterns this cluster node holds for its clients' wildcard filters (a service connected here; 0 in exact or all mode)" }, () => stats().clusterFanout?.patterns ?? 0);
   // One per CONNECT whose password was checked: a reconnect storm should cost one HMAC per device (issue 12).
   labelledCounterFrom({ registry, name: 'broker_password_verifications_total', help: 'Password hashes computed for CONNECTs by algorithm (hmac: machine secrets; scrypt: older registries, cached), since start', labelNames: ['algorithm'] }, () =>
     byLabel('algorithm', stats().hashComputations),

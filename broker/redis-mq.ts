@@ -17,18 +17,26 @@ import { redisOptions } from './redis-persistence.ts';
  * ONE subscription, the pattern `*`, and so received and decoded every message of the cluster: in
  * the 100,000-device benchmark 7 nodes each processed all 7,000 msg/s, though only node 0 had the
  * services and the others held devices, whose one subscription is their own command topic
- * (policy.ts authorizeSubscribe). Now the subscriber connection is in one of two modes:
+ * (policy.ts authorizeSubscribe). Now the subscriber connection is in one of three modes:
  * - **exact** (no local listener has a wildcard, `$SYS` aside): one `SUBSCRIBE <topic>` per distinct
  *   exact topic some local listener has, counted per (topic, listener) so the last removeListener
  *   UNSUBSCRIBEs, plus the pattern `$SYS/*` for aedes' and aedes-persistence-redis' internal topics.
  *   A device-only node receives the commands of its own devices, the `$SYS` traffic (heartbeats,
  *   one `new/clients` and a few `$SYS/sub` and `new/subscribes` notices per connect of any device of
  *   the cluster) and no telemetry.
- * - **all**: as soon as a local listener has a wildcard outside `$SYS` (a service connected here:
- *   `carewatch/v1/+/+/telemetry`; devices may not subscribe to one), the pattern `*` alone; the
- *   exact channels and `$SYS/*` are dropped. When the last such listener goes (the service
- *   disconnected or moved to another node) the node returns to exact mode: services reconnecting
- *   through HAProxy land on any node, and a node that stayed in all mode would keep the 7× work.
+ * - **patterns** (session 11): a local listener has a wildcard outside `$SYS` (a service connected
+ *   here: `carewatch/v1/+/+/telemetry`; devices may not subscribe to one) and the node's distinct
+ *   wildcard filters are at most `maxPatterns`: exact mode's subscriptions plus one Redis glob per
+ *   wildcard filter (`redisGlobs`: `+` → `*`, `a/#` → `a/*` and `a`). A node whose service subscribes
+ *   only to events and statuses (alerts' signals sessions: the alarm lane, docs/scaling.md) receives
+ *   those and no telemetry, so an alarm never waits on that node behind the cluster's readings.
+ *   Redis matches every PUBLISH against every pattern any connection holds (pubsub.c, a loop over
+ *   the server's patterns), so patterns cost Redis CPU on every message of the cluster: hence the
+ *   bound (a node with one partitioned service per home would hold thousands).
+ * - **all**: more wildcard filters than that: the pattern `*` alone; the exact channels and `$SYS/*`
+ *   are dropped. When the last wildcard listener goes (the service disconnected or moved to another
+ *   node) the node returns to exact mode: services reconnecting through HAProxy land on any node,
+ *   and a node that stayed in all mode would keep the 7× work.
  * Listeners and their Redis subscriptions, classified here (`listenerScope`):
  * - aedes `$SYS/+/heartbeat`, `$SYS/+/birth`, `$SYS/+/new/clients`, broker.ts' `$SYS/+/new/clients`
  *   (takeover marking), aedes-persistence-redis' `$SYS/sub/+`: `$SYS` → the `$SYS/*` pattern. Clients
@@ -37,14 +45,20 @@ import { redisOptions } from './redis-persistence.ts';
  *   bounds the recursion of whatever the other listeners bring in, and as a client filter it would
  *   put every node in all mode.
  * - clients' subscriptions (aedes subscribe handler, restored sessions): an exact topic → its channel;
- *   a wildcard filter → all mode.
+ *   a wildcard filter → its globs (patterns mode) or `*` (all mode).
  *
- * Exactly once per node: in either mode each message matches exactly one of the connection's
+ * Once per node: in exact and all mode each message matches exactly one of the connection's
  * subscriptions (no `$SYS/…` topic is ever SUBSCRIBEd, `*` is held alone), so Redis sends it once.
  * mqemitter-redis' own on() would instead SUBSCRIBE or PSUBSCRIBE once per aedes topic filter, and a
  * message matching k of them (every message matches the guard's `#`) would arrive k times, all but
- * one copy dropped by its LRU of message ids (10,000, one minute).
- * During a switch of mode (the new subscriptions are sent before the old ones are dropped, so no
+ * one copy dropped by its LRU of message ids (10,000, one minute). In patterns mode a message may
+ * match an exact channel and a glob, or two globs (a watcher of one status beside a service's
+ * `+/+/status` on the same node; `…/h01/+/event` beside `…/+/+/event`): Redis then sends it once per
+ * match, and all the copies back to back (it writes one PUBLISH's deliveries to a connection in one
+ * go: channel subscribers, then the patterns), so the LRU, which holds the last 10,000 ids, always
+ * has the first copy's id when the next arrives. Services' nodes hold no devices and the services'
+ * filters do not overlap in the usual set-ups, so the copies are rare; `received` counts them.
+ * During a switch of mode or of the globs held (the new subscriptions are sent before the old ones are dropped, so no
  * message is missed) a message published between Redis executing the first and the last command
  * matches both and arrives twice, the two copies back to back on the connection (Redis writes one
  * PUBLISH's deliveries to a connection together). That window lasts one Redis round trip; the
@@ -91,14 +105,16 @@ export interface ClusterMq {
 }
 
 /** The node's subscriber connection's mode (see the header). */
-export type FanoutMode = 'exact' | 'all';
+export type FanoutMode = 'exact' | 'patterns' | 'all';
 
 export interface FanoutStats {
   readonly mode: FanoutMode;
   /** Distinct exact topics (outside `$SYS`) the node's listeners have: its channels in exact mode. */
   readonly channels: number;
-  /** Listeners with a wildcard outside `$SYS` (services' filters): all mode while above 0. */
+  /** Listeners with a wildcard outside `$SYS` (services' filters): patterns or all mode while above 0. */
   readonly wildcardListeners: number;
+  /** Redis globs held for them (patterns mode; 0 in the others). */
+  readonly patterns: number;
   /** Messages outside `$SYS` that arrived from Redis (the work the modes save), since start. */
   readonly received: number;
   /** aedes' and aedes-persistence-redis' `$SYS` messages that arrived from Redis, since start. */
@@ -139,6 +155,34 @@ const SYS_PATTERN = '$SYS/*';
 const ALL_PATTERN = '*';
 /** Channels per SUBSCRIBE/UNSUBSCRIBE when a switch moves all of a node's (one per device) at once. */
 const CHANNELS_PER_COMMAND = 5_000;
+
+/**
+ * Distinct wildcard filters up to which a node holds a glob for each (patterns mode); above, `*`.
+ * A few per service (ingest 3, alerts' signals 2 and telemetry 1 on one node: 6); per-home
+ * partitioned services on one node (3 per home) pass it at a few dozen homes, where receiving
+ * everything costs the node less than the patterns cost Redis on every PUBLISH.
+ */
+export const DEFAULT_MAX_PATTERNS = 32;
+
+/** A literal topic level in a Redis glob: `*`, `?`, `[`, `]` and `\` escaped (Redis' stringmatchlen). */
+function globLiteral(level: string): string {
+  return level.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/**
+ * The Redis globs whose union covers what an MQTT filter matches [MQTT-4.7.1]: `+` → `*` (a Redis
+ * `*` also spans `/`, so a glob may bring more than the filter matches: the node's own matcher
+ * drops those), `a/#` → `a/*` and `a` (`#` also matches its parent level [MQTT-4.7.1-2]), `#` → `*`.
+ * Pure; `topic` is a validated filter (wildcards only as whole levels).
+ */
+export function redisGlobs(topic: string): string[] {
+  const levels = topic.split('/');
+  const last = levels.at(-1);
+  const glob = (ls: readonly string[]): string => ls.map((l) => (l === '+' ? '*' : globLiteral(l))).join('/');
+  if (last !== '#') return [glob(levels)];
+  const parent = levels.slice(0, -1);
+  return parent.length === 0 ? [ALL_PATTERN] : [`${glob(parent)}/*`, glob(parent)];
+}
 
 /**
  * What a listener on `topic` needs from Redis: `sys` (covered by the `$SYS/*` pattern in exact mode,
@@ -235,7 +279,7 @@ export interface RedisMq {
   stats(): FanoutStats;
 }
 
-export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void }): RedisMq {
+export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void; maxPatterns?: number }): RedisMq {
   const ctor = MQEmitterRedis as unknown as (o: object) => ClusterMq;
   const mq = ctor({
     ...redisOptions(url),
@@ -260,9 +304,12 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
   }
   const conn = inner.subConn;
 
+  const maxPatterns = opts.maxPatterns ?? DEFAULT_MAX_PATTERNS;
   let mode: FanoutMode = 'exact';
   const exact = new ListenerCount();
   const wildcard = new ListenerCount();
+  /** The globs Redis holds for the wildcard listeners (patterns mode; empty in the others). */
+  let held = new Set<string>();
   let received = 0;
   let sysReceived = 0;
   let switches = 0;
@@ -271,24 +318,35 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
   /** A command failed outright: Redis' subscriptions are unknown until the next reconnect re-sends them. */
   let unsure = false;
 
-  /** Channels whose UNSUBSCRIBE failed: Redis may still hold them (dropped again by the resync). */
-  const stale = new Set<string>();
+  /** Channels and patterns whose UNSUBSCRIBE failed: Redis may still hold them (dropped again by the resync). */
+  const staleChannels = new Set<string>();
+  const stalePatterns = new Set<string>();
 
-  /** `unsubscribed`: the channels of an UNSUBSCRIBE (never sent without: ioredis would wait forever). */
-  const send = (command: () => Promise<unknown>, unsubscribed: readonly string[] = []): void => {
+  /** `onFail`: what a failed command leaves behind (an unsubscribe's channels may still be held). */
+  const send = (command: () => Promise<unknown>, onFail?: () => void): void => {
     // Closing (aedes unsubscribes its clients' listeners as it closes): local only, no command.
     if (inner.closing === true) return;
     const reply = command().then(() => undefined);
     reply.catch((err: unknown) => {
       if (inner.closing === true) return;
       unsure = true;
-      for (const channel of unsubscribed) stale.add(channel);
+      onFail?.();
       opts.onError(err instanceof Error ? err : new Error(String(err)));
     });
     last = reply;
   };
+  // Never sent without arguments: ioredis would wait forever for the reply of an UNSUBSCRIBE of everything.
+  const subscribe = (channels: readonly string[]): void => {
+    for (const list of chunks(channels)) send(() => conn.subscribe(...list));
+  };
   const unsubscribe = (channels: readonly string[]): void => {
-    for (const list of chunks(channels)) send(() => conn.unsubscribe(...list), list);
+    for (const list of chunks(channels)) send(() => conn.unsubscribe(...list), () => list.forEach((c) => staleChannels.add(c)));
+  };
+  const psubscribe = (patterns: readonly string[]): void => {
+    if (patterns.length > 0) send(() => conn.psubscribe(...patterns));
+  };
+  const punsubscribe = (patterns: readonly string[]): void => {
+    if (patterns.length > 0) send(() => conn.punsubscribe(...patterns), () => patterns.forEach((p) => stalePatterns.add(p)));
   };
   /** Calls `done` once Redis executed every command sent so far (with the error if `sent` and it failed). */
   const whenDone = (sent: boolean, done: ((err?: Error) => void) | undefined): void => {
@@ -298,21 +356,37 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
       (err: unknown) => (sent ? done(err instanceof Error ? err : new Error(String(err))) : done()),
     );
   };
-  // New subscriptions first, then the old ones dropped: no message is missed in between (duplicates
-  // in the window: see the header).
-  const toAll = (): void => {
-    mode = 'all';
-    switches++;
-    send(() => conn.psubscribe(ALL_PATTERN));
-    unsubscribe(exact.topicList());
-    send(() => conn.punsubscribe(SYS_PATTERN));
-  };
-  const toExact = (): void => {
-    mode = 'exact';
-    switches++;
-    for (const list of chunks(exact.topicList())) send(() => conn.subscribe(...list));
-    send(() => conn.psubscribe(SYS_PATTERN));
-    send(() => conn.punsubscribe(ALL_PATTERN));
+
+  /**
+   * Brings the mode and the globs Redis holds to what the wildcard listeners need; true if a command
+   * was sent. New subscriptions first, then the old ones dropped: no message is missed in between
+   * (copies in the window: see the header). Called when a wildcard filter gains its first or loses
+   * its last listener; O(distinct wildcard filters), and O(exact channels) only when entering or
+   * leaving all mode.
+   */
+  const reconcile = (): boolean => {
+    const globs = new Set(wildcard.topicList().flatMap(redisGlobs));
+    const next: FanoutMode = wildcard.total === 0 ? 'exact' : globs.size <= maxPatterns && !globs.has(ALL_PATTERN) ? 'patterns' : 'all';
+    const nextHeld = next === 'patterns' ? globs : new Set<string>();
+    const adding = [...nextHeld].filter((g) => !held.has(g));
+    const dropping = [...held].filter((g) => !nextHeld.has(g));
+    if (next === mode && adding.length === 0 && dropping.length === 0) return false;
+    if (next === 'all' && mode !== 'all') psubscribe([ALL_PATTERN]);
+    if (next !== 'all' && mode === 'all') {
+      subscribe(exact.topicList());
+      psubscribe([SYS_PATTERN]);
+    }
+    psubscribe(adding);
+    punsubscribe(dropping);
+    if (next === 'all' && mode !== 'all') {
+      unsubscribe(exact.topicList());
+      punsubscribe([SYS_PATTERN]);
+    }
+    if (next !== 'all' && mode === 'all') punsubscribe([ALL_PATTERN]);
+    if (next !== mode) switches++;
+    mode = next;
+    held = nextHeld;
+    return true;
   };
 
   inner.on = (topic, fn, done) => {
@@ -320,16 +394,12 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     const scope = listenerScope(topic);
     let sent = false;
     if (scope === 'exact') {
-      if (exact.add(topic, fn) && mode === 'exact') {
+      if (exact.add(topic, fn) && mode !== 'all') {
         send(() => conn.subscribe(topic));
         sent = true;
       }
     } else if (scope === 'wildcard') {
-      wildcard.add(topic, fn);
-      if (mode === 'exact') {
-        toAll();
-        sent = true;
-      }
+      if (wildcard.add(topic, fn)) sent = reconcile();
     }
     whenDone(sent, done);
     return inner;
@@ -339,9 +409,9 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     const removed = new Promise<void>((resolve) => inner._removeListener(topic, fn, resolve));
     const scope = listenerScope(topic);
     if (scope === 'exact') {
-      if (exact.remove(topic, fn) && mode === 'exact') unsubscribe([topic]);
+      if (exact.remove(topic, fn) && mode !== 'all') unsubscribe([topic]);
     } else if (scope === 'wildcard') {
-      if (wildcard.remove(topic, fn) && wildcard.total === 0 && mode === 'all') toExact();
+      if (wildcard.remove(topic, fn)) reconcile();
     }
     if (done !== undefined) void removed.then(() => whenDone(false, done));
     return inner;
@@ -358,30 +428,31 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     else received++;
   });
   // After a failed command: the wanted subscriptions again, added before the unwanted are dropped
-  // (Redis answers an UNSUBSCRIBE of a channel it does not hold too). On the next turn, after
-  // ioredis' own re-subscription of what it knew.
+  // (Redis answers an UNSUBSCRIBE of a channel or pattern it does not hold too). On the next turn,
+  // after ioredis' own re-subscription of what it knew.
   conn.on('ready', () => {
     if (!unsure) return;
     setImmediate(() => {
       if (!unsure) return;
       unsure = false;
-      const leftOver = [...stale];
-      stale.clear();
+      const channelsLeft = [...staleChannels];
+      const patternsLeft = [...stalePatterns];
+      staleChannels.clear();
+      stalePatterns.clear();
       if (mode === 'all') {
-        send(() => conn.psubscribe(ALL_PATTERN));
-        unsubscribe([...new Set([...exact.topicList(), ...leftOver])]);
-        send(() => conn.punsubscribe(SYS_PATTERN));
+        psubscribe([ALL_PATTERN]);
+        unsubscribe([...new Set([...exact.topicList(), ...channelsLeft])]);
+        punsubscribe([...new Set([SYS_PATTERN, ...patternsLeft])]);
       } else {
         const wanted = exact.topicList();
-        for (const list of chunks(wanted)) send(() => conn.subscribe(...list));
-        send(() => conn.psubscribe(SYS_PATTERN));
+        subscribe(wanted);
+        psubscribe([SYS_PATTERN, ...held]);
         const wantedSet = new Set(wanted);
-        unsubscribe(leftOver.filter((c) => !wantedSet.has(c)));
-        send(() => conn.punsubscribe(ALL_PATTERN));
+        unsubscribe(channelsLeft.filter((c) => !wantedSet.has(c)));
+        punsubscribe([...new Set([ALL_PATTERN, ...patternsLeft])].filter((p) => !held.has(p)));
       }
     });
   });
-
   // Exact mode until a wildcard listener comes: the `$SYS` pattern. ioredis re-subscribes after a
   // reconnect (autoResubscribe).
   send(() => conn.psubscribe(SYS_PATTERN));
@@ -396,6 +467,6 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     },
     lastNodeOf: (clientId) => inner.pubConn.hget(LAST_NODE_KEY, clientId),
     claimWill: async (brokerId, clientId, ttlMs) => (await inner.pubConn.set(`${WILL_CLAIM_PREFIX}${brokerId}:${clientId}`, '1', 'PX', ttlMs, 'NX')) === 'OK',
-    stats: () => ({ mode, channels: exact.topics, wildcardListeners: wildcard.total, received, sysReceived, switches }),
+    stats: () => ({ mode, channels: exact.topics, wildcardListeners: wildcard.total, patterns: held.size, received, sysReceived, switches }),
   };
 }

@@ -112,7 +112,8 @@ export interface AlertsProc {
   close(): Promise<void>;
 }
 
-export async function startAlerts(o: { registryPath: string; brokerPort: number; influxUrl: string; db: string; stateDir: string; password: string; cpuProf?: string }): Promise<AlertsProc> {
+/** `signalsPort`: the broker node of alerts' signals sessions and publisher (the alarm lane, docs/scaling.md); default brokerPort. */
+export async function startAlerts(o: { registryPath: string; brokerPort: number; signalsPort?: number; influxUrl: string; db: string; stateDir: string; password: string; cpuProf?: string }): Promise<AlertsProc> {
   const port = await freePort();
   const prof = profiling(o.cpuProf);
   const child = spawnWithUlimit('alerts', nodeArgs(join(ROOT, 'alerts/main.ts'), [], prof.imports), {
@@ -122,6 +123,7 @@ export async function startAlerts(o: { registryPath: string; brokerPort: number;
       ...prof.env,
       CAREWATCH_REGISTRY: o.registryPath,
       CAREWATCH_MQTT_URL: `mqtt://127.0.0.1:${o.brokerPort}`,
+      ...(o.signalsPort !== undefined ? { CAREWATCH_SIGNALS_MQTT_URL: `mqtt://127.0.0.1:${o.signalsPort}` } : {}),
       CAREWATCH_ALERTS_PASSWORD: o.password,
       CAREWATCH_INFLUX_URL: o.influxUrl,
       CAREWATCH_INFLUX_DB: o.db,
