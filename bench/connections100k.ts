@@ -128,6 +128,8 @@ interface BrokerNode extends Proc {
   readonly port: number;
   readonly httpPort: number;
   connected(): Promise<number>;
+  /** Messages waiting in the node's delivery queue (`carewatch_broker_queue_messages`): what it received and could not deliver yet. */
+  queued(): Promise<number>;
 }
 
 /** One broker node as docs/scaling.md runs it (same program as the single broker, two more variables). */
@@ -155,17 +157,19 @@ async function startNode(root: string, name: string, registryPath: string, redis
     if (child.proc.exitCode !== null) throw new Error(`broker node ${name} exited: ${child.tail()}`);
     await sleep(50);
   }
+  const gauge = async (metric: string): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const m = new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text);
+    if (m === null) throw new Error(`node ${name}: no ${metric} in /metrics`);
+    return Number(m[1]);
+  };
   return {
     name,
     port,
     httpPort,
     child,
-    async connected() {
-      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-      const m = /^carewatch_broker_clients_connected(?:\{[^}]*\})? (\d+)/m.exec(text);
-      if (m === null) throw new Error(`node ${name}: no broker_clients_connected in /metrics`);
-      return Number(m[1]);
-    },
+    connected: () => gauge('carewatch_broker_clients_connected'),
+    queued: () => gauge('carewatch_broker_queue_messages'),
     close: () => child.stop('SIGTERM', 15_000),
   };
 }
@@ -355,6 +359,8 @@ interface LoadSample {
   readonly connected: number[];
   /** Redis' commands by CPU time since it started (INFO commandstats), the top 6: "cmd calls µs/call". */
   readonly redisTop: string;
+  /** Messages waiting in the delivery queue of the services' node and of the lane node. */
+  readonly queued: { readonly svc: number; readonly lane: number };
 }
 
 async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): Promise<ClusterRun> {
@@ -453,9 +459,10 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         const rssMb = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, mb(pids)]));
         const connectedNow = (await Promise.all(lgs.map((lg) => lg.stats().catch(() => ({ connected: -1 }))))).map((x) => x.connected);
         const redisTop = redisCommandTop(redis.url);
-        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop };
+        const [svcQueued, laneQueued] = await Promise.all([svc, lane].map((n) => n.queued().catch(() => -1)));
+        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1 } };
         loadPhase.push(sample);
-        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; Redis commands by CPU so far ${redisTop}`);
+        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
     // Devices connected early were silent until the load started (the connect phase lasts minutes), so
