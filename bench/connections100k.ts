@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
+import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../broker/pubsub-resync.ts';
 import { BENCH_DEVICE_SECRET, BENCH_SERVICE_SECRET, BENCH_USER_PASSWORD, benchRegistry, type BenchDevice, type BenchRegistry } from './lib/registry.ts';
 import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
 import { freePort, liveChildren, nodeArgs, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
@@ -110,8 +111,9 @@ interface Proc {
 async function startRedis(): Promise<Proc & { url: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'carewatch-bench-redis-'));
   const port = await freePort();
-  // As docs/scaling.md deploys it: AOF with appendfsync always (what a node PUBACKs is on disk).
-  const child = spawnWithUlimit('redis', [REDIS_BIN, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--daemonize', 'no']);
+  // As docs/scaling.md deploys it: AOF with appendfsync always (what a node PUBACKs is on disk), the
+  // broker nodes' pub/sub output-buffer limit of docker-compose.cluster.yml.
+  const child = spawnWithUlimit('redis', [REDIS_BIN, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--client-output-buffer-limit', REDIS_PUBSUB_OUTPUT_LIMIT, '--daemonize', 'no']);
   await waitForPort(port, 15_000, child);
   return {
     url: `redis://127.0.0.1:${port}`,

@@ -17,6 +17,7 @@ import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, chec
 import type { ClosablePersistence, StoredWill, WillAction } from './redis-persistence.ts';
 import type { EarlyListener } from './early-listener.ts';
 import type { FanoutStats } from './redis-mq.ts';
+import { PUBSUB_RESYNC_CODE, watchPubsubResync, type PubsubResyncStats, type Recovery } from './pubsub-resync.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
 import { IndexedMemoryPersistence } from './memory-persistence.ts';
@@ -65,6 +66,8 @@ export interface BrokerStats {
   readonly queuedMessages: number;
   /** A cluster node's Redis subscriptions and what arrived through them (redis-mq.ts); undefined otherwise. */
   readonly clusterFanout?: FanoutStats;
+  /** A cluster node's recoveries of its Redis pub/sub subscriber connection (pubsub-resync.ts); undefined otherwise. */
+  readonly pubsubResync?: PubsubResyncStats;
   /** CONNECTs handled by clean-connect.ts (clean sessions) and by aedes' own handler (the rest). */
   readonly connectPaths: Readonly<ConnectPathCounts>;
 }
@@ -140,6 +143,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   let aedes: Aedes | undefined;
   let persistence: ClosablePersistence | undefined;
   let fanoutStats: (() => FanoutStats) | undefined;
+  let resyncStats: (() => PubsubResyncStats) | undefined;
   let tcp: TcpServer | undefined;
   let http: HttpServer | undefined;
   let wss: WebSocketServer | undefined;
@@ -162,6 +166,14 @@ export function createBroker(deps: BrokerDeps): Broker {
    * or its retained status would say offline while it is connected (a false "device offline" alert).
    */
   const takenOver = new Set<string>();
+  /**
+   * Persistent-session connections this node closed because its Redis pub/sub connection came back
+   * (pubsub-resync.ts): the client is not dead and reconnects at once, so, as at a graceful shutdown,
+   * neither its will nor an offline status is published (this concerns a device with a persistent
+   * session: services have no will and get no offline status). A device that does not come back is
+   * caught by the alerts' heartbeat budget.
+   */
+  const closedForResync = new WeakSet<Client>();
 
   function refused(refusal: Refusal, client: Client | null, extra?: Record<string, unknown>): void {
     refusals[refusal.code]++;
@@ -308,6 +320,10 @@ export function createBroker(deps: BrokerDeps): Broker {
         callback(new Error('client taken over by another broker node: will not published'));
         return;
       }
+      if (client !== null && closedForResync.has(client)) {
+        callback(new Error('connection closed for the pub/sub resync: will not published'));
+        return;
+      }
       const clientId = (packet as { clientId?: unknown }).clientId;
       const device = registry.device(identity?.id ?? (typeof clientId === 'string' ? clientId : ''));
       const willIdentity = identity ?? (device !== undefined ? deviceIdentity(device.id, device.homeId) : undefined);
@@ -374,7 +390,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     const identity = session?.identity;
     // Checked (and the mark removed) after the will, which aedes authorizes before this event.
     if (takenOver.delete(client.id)) return;
-    if (closing || identity === undefined || identity.kind !== 'device') return;
+    if (closing || closedForResync.has(client) || identity === undefined || identity.kind !== 'device') return;
     const clean = (client as unknown as ClientInternals)._disconnected === true;
     if (clean) queueOffline(identity.id, identity.statusTopic, 'disconnected');
     else if (session?.will === undefined) queueOffline(identity.id, identity.statusTopic, 'connection_lost');
@@ -400,6 +416,34 @@ export function createBroker(deps: BrokerDeps): Broker {
     cleanConnect(client, connectPaths, { announceNewClients: config.cluster !== undefined });
   }
 
+  /**
+   * The node's Redis pub/sub connection is back and Redis holds its subscriptions again: every
+   * persistent session connected here reconnects and reads what was queued for it meanwhile
+   * (pubsub-resync.ts says why a reconnect, and why only now). Clean sessions lost what was published
+   * meanwhile; they keep their connections.
+   */
+  function closePersistentSessions({ downMs }: Recovery): number {
+    const broker = aedes;
+    if (broker === undefined || closing) return 0;
+    let closed = 0;
+    let clean = 0;
+    for (const client of Object.values((broker as unknown as AedesInternals).clients)) {
+      if (client === undefined || client.closed) continue;
+      if (client.clean) {
+        clean++;
+        continue;
+      }
+      closedForResync.add(client);
+      client.close();
+      closed++;
+    }
+    log.warn(
+      { code: PUBSUB_RESYNC_CODE, downMs, sessionsClosed: closed, cleanSessions: clean },
+      'Redis pub/sub connection back after a loss: persistent sessions closed here to reconnect and receive what was queued meanwhile; clean sessions lost what was published meanwhile',
+    );
+    return closed;
+  }
+
   function queuedMessages(): number {
     const mq = (aedes as unknown as { mq?: { _messageQueue?: { length?: unknown } } } | undefined)?.mq;
     const n = mq?._messageQueue?.length;
@@ -421,6 +465,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       queuedMessages: queuedMessages(),
       connectPaths: { ...connectPaths },
       ...(fanoutStats !== undefined ? { clusterFanout: fanoutStats() } : {}),
+      ...(resyncStats !== undefined ? { pubsubResync: resyncStats() } : {}),
     };
   }
 
@@ -538,6 +583,9 @@ export function createBroker(deps: BrokerDeps): Broker {
             : new IndexedMemoryPersistence();
       const mq = redisMq?.mq;
       fanoutStats = redisMq?.stats;
+      // After createRedisMq: its 'ready' handler must run before this one's (pubsub-resync.ts header).
+      resyncStats =
+        mq !== undefined ? watchPubsubResync(mq, { now, recovered: closePersistentSessions, onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') }).stats : undefined;
       // Cluster: a new aedes id at every start. aedes-persistence-redis keys queued packets by
       // (broker id, broker counter) and wills by broker id; a restarted node reusing its id would
       // restart its counter at 0 over packets still queued in Redis, and its old wills would

@@ -25,6 +25,10 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   counterFrom({ registry, name: 'broker_cluster_messages_from_redis_total', help: "Messages (not aedes' $SYS traffic) this cluster node received from Redis pub/sub, since start" }, () => stats().clusterFanout?.received ?? 0);
   gaugeFrom({ registry, name: 'broker_cluster_fanout_all', help: "This cluster node subscribes to every message in Redis (1: more distinct wildcard filters are subscribed here than it holds Redis patterns for) or only to what its clients' filters match (0)" }, () => (stats().clusterFanout?.mode === 'all' ? 1 : 0));
   gaugeFrom({ registry, name: 'broker_cluster_fanout_patterns', help: "Redis patterns this cluster node holds for its clients' wildcard filters (a service connected here; 0 in exact or all mode)" }, () => stats().clusterFanout?.patterns ?? 0);
+  // A cluster node whose Redis pub/sub connection came back after a loss (pubsub-resync.ts): what was
+  // published meanwhile reached its persistent sessions only through the reconnects these count.
+  counterFrom({ registry, name: 'broker_cluster_pubsub_resyncs_total', help: "Times this cluster node's Redis pub/sub subscriber connection came back after being lost (messages published meanwhile missed this node; its persistent sessions were closed to receive them from their queues), since start" }, () => stats().pubsubResync?.resyncs ?? 0);
+  counterFrom({ registry, name: 'broker_cluster_resync_sessions_closed_total', help: 'Persistent-session connections this cluster node closed after its Redis pub/sub connection came back, so they reconnect and receive what was queued meanwhile, since start' }, () => stats().pubsubResync?.sessionsClosed ?? 0);
   // One per CONNECT whose password was checked: a reconnect storm should cost one HMAC per device (issue 12).
   labelledCounterFrom({ registry, name: 'broker_password_verifications_total', help: 'Password hashes computed for CONNECTs by algorithm (hmac: machine secrets; scrypt: older registries, cached), since start', labelNames: ['algorithm'] }, () =>
     byLabel('algorithm', stats().hashComputations),

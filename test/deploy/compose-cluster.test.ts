@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { COMPOSE_HAPROXY_CFG, composeHaproxyConfig } from '../support/haproxy.ts';
+import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../../broker/pubsub-resync.ts';
 import { ROOT } from '../support/process.ts';
 import { demoRegistry } from '../support/registry.ts';
 
@@ -22,6 +23,7 @@ const SECRET = 'compose-cluster-test-secret-0123456789abcdef';
 
 interface Service {
   image?: string;
+  command?: string[];
   restart?: string;
   healthcheck?: { test?: string[] };
   depends_on?: Record<string, { condition?: string }>;
@@ -77,6 +79,9 @@ describe('docker-compose.cluster.yml', () => {
       expect(b?.ports ?? []).toEqual([]);
     }
     expect(envOf(b1, 'CAREWATCH_BROKER_NODE_ID')).not.toBe(envOf(b2, 'CAREWATCH_BROKER_NODE_ID'));
+    // The broker nodes' Redis cuts a subscriber connection at the limit the tests run with, not at Redis' default.
+    const command = c.services.redis?.command ?? [];
+    expect(command[command.indexOf('--client-output-buffer-limit') + 1]).toBe(REDIS_PUBSUB_OUTPUT_LIMIT);
     const [a1, a2] = [c.services['alerts-1'], c.services['alerts-2']];
     expect(envOf(a1, 'CAREWATCH_INSTANCE')).not.toBe(envOf(a2, 'CAREWATCH_INSTANCE'));
     for (const a of [a1, a2]) {

@@ -5,8 +5,12 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../common/influxd.ts';
+import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../../broker/pubsub-resync.ts';
 
-/** A private redis-server (Debian's redis-server package) on 127.0.0.1 for broker persistence tests. */
+/**
+ * A private redis-server (Debian's redis-server package) on 127.0.0.1 for broker persistence tests,
+ * with the broker nodes' pub/sub output-buffer limit of docker-compose.cluster.yml.
+ */
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
@@ -39,7 +43,7 @@ export async function createRedisServer(): Promise<RedisServer> {
     port,
     async start() {
       if (child && child.exitCode === null && child.signalCode === null) return;
-      child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--daemonize', 'no'], { stdio: 'ignore' });
+      child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--client-output-buffer-limit', REDIS_PUBSUB_OUTPUT_LIMIT, '--daemonize', 'no'], { stdio: 'ignore' });
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
         if (await ping(port)) return;
