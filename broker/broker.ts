@@ -53,6 +53,11 @@ export interface BrokerStats {
   readonly refusals: Readonly<Record<RefusalCode, number>>;
   readonly offlinePublished: number;
   readonly willsPublished: number;
+  /**
+   * Will passes' wills of nodes aedes called dead (no heartbeat heard for 3 heartbeats) that still
+   * kept their proof of life in Redis: this node, not that one, missed the heartbeats (cluster only).
+   */
+  readonly willsDeferred: number;
   readonly clientErrors: number;
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
@@ -133,6 +138,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   const refusals = Object.fromEntries(REFUSAL_CODES.map((c) => [c, 0])) as Record<RefusalCode, number>;
   let offlinePublished = 0;
   let willsPublished = 0;
+  let willsDeferred = 0;
   let clientErrors = 0;
   // Plain integer increments on the publish and delivery paths: the only per-message work for metrics.
   let messagesIn = 0;
@@ -144,6 +150,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   let persistence: ClosablePersistence | undefined;
   let fanoutStats: (() => FanoutStats) | undefined;
   let resyncStats: (() => PubsubResyncStats) | undefined;
+  let aliveTimer: NodeJS.Timeout | undefined;
   let tcp: TcpServer | undefined;
   let http: HttpServer | undefined;
   let wss: WebSocketServer | undefined;
@@ -456,6 +463,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       refusals: { ...refusals },
       offlinePublished,
       willsPublished,
+      willsDeferred,
       clientErrors,
       credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
       hashComputations: verifier.computations,
@@ -567,6 +575,12 @@ export function createBroker(deps: BrokerDeps): Broker {
         const device = registry.device(will.clientId);
         if (device === undefined || !checkWill(deviceIdentity(device.id, device.homeId), will.topic).ok) return 'discard';
         if (redisMq === undefined) return 'publish';
+        // aedes found no heartbeat of that node, but it may be this node that heard none (redis-mq.ts
+        // ALIVE_PREFIX): the node's own proof of life in Redis decides. Left for a later pass.
+        if (await redisMq.isAlive(will.brokerId)) {
+          willsDeferred++;
+          return 'skip';
+        }
         // The device connected again since, on another node (online there, or gone from there, where
         // that node answered for it): the will of the dead node is superseded.
         const last = await redisMq.lastNodeOf(will.clientId);
@@ -623,7 +637,14 @@ export function createBroker(deps: BrokerDeps): Broker {
         done();
       }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);
-      if (redisMq !== undefined) broker.on('client', (client) => redisMq.recordConnect(client.id, broker.id));
+      if (redisMq !== undefined) {
+        broker.on('client', (client) => redisMq.recordConnect(client.id, broker.id));
+        // The proof of life the other nodes' will passes read (willAction): valid for the 3 heartbeats
+        // after which aedes itself calls a silent node dead, refreshed every heartbeat.
+        const beat = (): void => redisMq.markAlive(broker.id, 3 * limits.heartbeatIntervalMs);
+        beat();
+        aliveTimer = setInterval(beat, limits.heartbeatIntervalMs);
+      }
       broker.on('clientError', (client, err) => {
         clientErrors++;
         // mqtt-packet refuses a wildcard in a PUBLISH topic while parsing ("# is not allowed in
@@ -707,6 +728,7 @@ export function createBroker(deps: BrokerDeps): Broker {
 
     async close() {
       closing = true;
+      clearInterval(aliveTimer);
       offlineQueue.length = 0;
       takenOver.clear();
       const broker = aedes;

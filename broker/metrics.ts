@@ -18,6 +18,7 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   gaugeFrom({ registry, name: 'broker_queue_messages', help: "Messages waiting in aedes' delivery queue (mqemitter, beyond its concurrency)" }, () => stats().queuedMessages);
   counterFrom({ registry, name: 'broker_offline_statuses_total', help: 'Offline statuses the broker published for devices that left, since start' }, () => stats().offlinePublished);
   counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);
+  counterFrom({ registry, name: 'broker_cluster_wills_deferred_total', help: "Wills of nodes this cluster node heard no heartbeat from that still kept their proof of life in Redis (this node missed their heartbeats: its pub/sub down or behind); not published, since start" }, () => stats().willsDeferred);
   counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);
   counterFrom({ registry, name: 'broker_auth_failures_total', help: 'Wrong passwords and unknown accounts, since start' }, () => stats().authThrottle.failures);
   // A cluster node (redis-mq.ts): what its Redis subscriptions bring in. A node holding only devices

@@ -144,7 +144,8 @@ interface MqInternals {
   pubConn: {
     hset(key: string, field: string, value: string): Promise<unknown>;
     hget(key: string, field: string): Promise<string | null>;
-    set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<string | null>;
+    set(key: string, value: string, px: 'PX', ms: number, nx?: 'NX'): Promise<string | null>;
+    exists(key: string): Promise<number>;
   };
 }
 
@@ -261,6 +262,15 @@ const LAST_NODE_KEY = 'carewatch:broker:last-node';
  * dead node: the first to SET NX the claim publishes it.
  */
 const WILL_CLAIM_PREFIX = 'carewatch:broker:will-claim:';
+/**
+ * Prefix of a node's proof of life, refreshed by the node itself (broker.ts). aedes judges another
+ * node dead when its `$SYS/<id>/heartbeat` has not arrived for 3 heartbeats, but heartbeats travel the
+ * same pub/sub stream and delivery queue as every message: a node whose subscriber connection is down
+ * or whose queue is minutes behind (a starved services' node, session 10) hears no heartbeat and would
+ * publish the wills of every device of the live nodes, a false "offline" for each. This key does not
+ * depend on that stream.
+ */
+const ALIVE_PREFIX = 'carewatch:broker:alive:';
 
 export interface RedisMq {
   readonly mq: ClusterMq;
@@ -275,6 +285,10 @@ export interface RedisMq {
    * of a node that died between claiming and publishing is tried again by the next pass.
    */
   claimWill(brokerId: string, clientId: string, ttlMs: number): Promise<boolean>;
+  /** Refreshes this node's proof of life for `ttlMs` (fire and forget; errors go to onError). */
+  markAlive(brokerId: string, ttlMs: number): void;
+  /** True while node `brokerId` keeps its proof of life (it refreshed it within its TTL). */
+  isAlive(brokerId: string): Promise<boolean>;
   /** The subscriber connection's mode and what arrived on it (read at the call). */
   stats(): FanoutStats;
 }
@@ -466,6 +480,10 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
       inner.pubConn.hset(LAST_NODE_KEY, clientId, brokerId).catch(opts.onError);
     },
     lastNodeOf: (clientId) => inner.pubConn.hget(LAST_NODE_KEY, clientId),
+    markAlive(brokerId, ttlMs) {
+      inner.pubConn.set(`${ALIVE_PREFIX}${brokerId}`, '1', 'PX', ttlMs).catch(opts.onError);
+    },
+    isAlive: async (brokerId) => (await inner.pubConn.exists(`${ALIVE_PREFIX}${brokerId}`)) === 1,
     claimWill: async (brokerId, clientId, ttlMs) => (await inner.pubConn.set(`${WILL_CLAIM_PREFIX}${brokerId}:${clientId}`, '1', 'PX', ttlMs, 'NX')) === 'OK',
     stats: () => ({ mode, channels: exact.topics, wildcardListeners: wildcard.total, patterns: held.size, received, sysReceived, switches }),
   };
