@@ -132,10 +132,12 @@ interface BrokerNode extends Proc {
   connected(): Promise<number>;
   /** Messages waiting in the node's delivery queue (`carewatch_broker_queue_messages`): what it received and could not deliver yet. */
   queued(): Promise<number>;
+  /** Connections the node closed for a silent keepalive, since its start (`carewatch_broker_keepalive_timeouts_total`). */
+  keepaliveTimeouts(): Promise<number>;
 }
 
 /** One broker node as docs/scaling.md runs it (same program as the single broker, two more variables). */
-async function startNode(root: string, name: string, registryPath: string, redisUrl: string): Promise<BrokerNode> {
+async function startNode(root: string, name: string, registryPath: string, redisUrl: string, nice?: number): Promise<BrokerNode> {
   const [port, httpPort] = [await freePort(), await freePort()];
   const child = spawnWithUlimit(`broker-${name}`, nodeArgs(join(root, 'broker/main.ts'), ['--max-old-space-size=4096']), {
     cwd: root,
@@ -151,6 +153,7 @@ async function startNode(root: string, name: string, registryPath: string, redis
       CAREWATCH_BROKER_NODE_ID: name,
       CAREWATCH_LOG_LEVEL: 'warn',
     },
+    ...(nice !== undefined && nice > 0 ? { nice } : {}),
   });
   await waitForPort(port, 120_000, child);
   const deadline = Date.now() + 120_000;
@@ -172,16 +175,17 @@ async function startNode(root: string, name: string, registryPath: string, redis
     child,
     connected: () => gauge('carewatch_broker_clients_connected'),
     queued: () => gauge('carewatch_broker_queue_messages'),
+    keepaliveTimeouts: () => gauge('carewatch_broker_keepalive_timeouts_total'),
     close: () => child.stop('SIGTERM', 15_000),
   };
 }
 
-async function startHaproxy(backends: readonly Backend[]): Promise<Proc & { port: number }> {
+async function startHaproxy(backends: readonly Backend[], nice?: number): Promise<Proc & { port: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'carewatch-bench-haproxy-'));
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
   writeFileSync(cfg, haproxyConfig(port, backends, { maxconn: HAPROXY_MAXCONN }));
-  const child = spawnWithUlimit('haproxy', [HAPROXY_BIN, '-f', cfg, '-db']);
+  const child = spawnWithUlimit('haproxy', [HAPROXY_BIN, '-f', cfg, '-db'], nice !== undefined && nice > 0 ? { nice } : {});
   await waitForPort(port, 15_000, child);
   return {
     port,
@@ -363,6 +367,8 @@ interface LoadSample {
   readonly redisTop: string;
   /** Messages waiting in the delivery queue of the services' node, the lane node and the readings node. */
   readonly queued: { readonly svc: number; readonly lane: number; readonly readings: number };
+  /** Keepalive closes on the device nodes since their start. */
+  readonly keepaliveTimeouts: number;
 }
 
 async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): Promise<ClusterRun> {
@@ -383,9 +389,10 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     // delivers each reading to ingest's persistent session (a Redis queue write and clear per
     // message), fell ~1,000 msg/s behind in session 11's first run, and a care alarm decided by a
     // reading (a vital-signs monitor's) waited behind that backlog; a QoS 0 feed costs a node far less.
-    const [svc, lane, readings, ...nodes] = await Promise.all(Array.from({ length: p.nodes + 3 }, (_, i) => startNode(ctx.root, ['svc', 'lane', 'readings'][i] ?? `n${i - 3}`, reg.path, redis.url))) as [BrokerNode, BrokerNode, BrokerNode, ...BrokerNode[]];
+    const [svc, lane, readings, ...nodes] = await Promise.all(Array.from({ length: p.nodes + 3 }, (_, i) => startNode(ctx.root, ['svc', 'lane', 'readings'][i] ?? `n${i - 3}`, reg.path, redis.url, i < 3 ? undefined : ctx.deviceNice))) as [BrokerNode, BrokerNode, BrokerNode, ...BrokerNode[]];
     // Closed in reverse: services first, then nodes (the killed one is already gone).
     closers.push(() => Promise.all([svc, lane, readings, ...nodes].map((n) => n.close())));
+    if (ctx.deviceNice !== undefined) ctx.log(`connections100k: device nodes and HAProxy at nice ${ctx.deviceNice} (--device-nice): the alarm side first, as on machines of its own`);
     ctx.log(`connections100k: ${p.nodes} device nodes, a services' node (ingest), an alarm lane node (alerts' events and statuses) and a readings node (alerts' live feed) on one Redis`);
     const db = `bench_c100k_${Date.now()}`;
     const ingest = await startIngest({ registryPath: reg.path, brokerPort: svc.port, influxUrl: influx.url, db, spoolDir: join(tmp, 'spool'), password: BENCH_SERVICE_SECRET });
@@ -394,7 +401,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     if (!ingestSubscribed) ctx.log(`connections100k: WARNING ingest not subscribed 30 s after start: ${ingest.child.tail().slice(-1000)}`);
     const alerts = await startAlerts({ registryPath: reg.path, brokerPort: readings.port, signalsPort: lane.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
-    const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })))));
+    const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })), ctx.deviceNice)));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
     await sleep(4_000); // HAProxy's first health checks (rise 2 × 2 s, test/support/haproxy.ts) mark every node up
     const rssIdle = nodes.map((n) => rssBytes(n.child.pid));
@@ -467,9 +474,12 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         const connectedNow = (await Promise.all(lgs.map((lg) => lg.stats().catch(() => ({ connected: -1 }))))).map((x) => x.connected);
         const redisTop = redisCommandTop(redis.url);
         const [svcQueued, laneQueued, readingsQueued] = await Promise.all([svc, lane, readings].map((n) => n.queued().catch(() => -1)));
-        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 } };
+        // Which side ends the connections when devices drop (session 9–11 failovers cascaded): the
+        // device nodes' keepalive closes (devices, or their starved load generators, silent 90 s).
+        const keepaliveTimeouts = (await Promise.all(nodes.map((n) => n.keepaliveTimeouts().catch(() => 0)))).reduce((a, b) => a + b, 0);
+        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 }, keepaliveTimeouts };
         loadPhase.push(sample);
-        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; Redis commands by CPU so far ${redisTop}`);
+        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; keepalive closes on device nodes ${sample.keepaliveTimeouts}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
     // Devices connected early were silent until the load started (the connect phase lasts minutes), so

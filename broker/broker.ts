@@ -58,6 +58,8 @@ export interface BrokerStats {
    * kept their proof of life in Redis: this node, not that one, missed the heartbeats (cluster only).
    */
   readonly willsDeferred: number;
+  /** Connections closed because the client sent nothing for 1.5 × its keepalive [MQTT-3.1.2-24], since start. */
+  readonly keepaliveTimeouts: number;
   readonly clientErrors: number;
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
@@ -139,6 +141,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   let offlinePublished = 0;
   let willsPublished = 0;
   let willsDeferred = 0;
+  let keepaliveTimeouts = 0;
   let clientErrors = 0;
   // Plain integer increments on the publish and delivery paths: the only per-message work for metrics.
   let messagesIn = 0;
@@ -464,6 +467,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       offlinePublished,
       willsPublished,
       willsDeferred,
+      keepaliveTimeouts,
       clientErrors,
       credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
       hashComputations: verifier.computations,
@@ -637,6 +641,9 @@ export function createBroker(deps: BrokerDeps): Broker {
         done();
       }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);
+      // Devices going silent without closing (power, radio, a hung device), or many at once: a node
+      // or a network too slow to carry their packets within 1.5 × keepalive.
+      broker.on('keepaliveTimeout', () => keepaliveTimeouts++);
       if (redisMq !== undefined) {
         broker.on('client', (client) => redisMq.recordConnect(client.id, broker.id));
         // The proof of life the other nodes' will passes read (willAction): valid for the 3 heartbeats

@@ -17,6 +17,7 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   gaugeFrom({ registry, name: 'broker_clients_connected', help: 'MQTT clients connected now' }, () => stats().connectedClients);
   gaugeFrom({ registry, name: 'broker_queue_messages', help: "Messages waiting in aedes' delivery queue (mqemitter, beyond its concurrency)" }, () => stats().queuedMessages);
   counterFrom({ registry, name: 'broker_offline_statuses_total', help: 'Offline statuses the broker published for devices that left, since start' }, () => stats().offlinePublished);
+  counterFrom({ registry, name: 'broker_keepalive_timeouts_total', help: 'Connections closed because the client sent nothing for 1.5 × its keepalive (MQTT-3.1.2-24), since start' }, () => stats().keepaliveTimeouts);
   counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);
   counterFrom({ registry, name: 'broker_cluster_wills_deferred_total', help: "Wills of nodes this cluster node heard no heartbeat from that still kept their proof of life in Redis (this node missed their heartbeats: its pub/sub down or behind); not published, since start" }, () => stats().willsDeferred);
   counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);

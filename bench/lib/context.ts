@@ -9,6 +9,12 @@ export interface BenchContext {
   readonly devices?: number;
   readonly nodes?: number;
   readonly rate?: number;
+  /**
+   * `--device-nice N`: `connections100k` runs its device-side broker nodes and HAProxy processes at
+   * this niceness, so that on one machine the alarm side (services', lane and readings nodes, Redis,
+   * alerts) gets the CPU first, as it would on machines of its own (docs/scaling.md).
+   */
+  readonly deviceNice?: number;
   log(msg: string): void;
 }
 

@@ -86,6 +86,7 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
 
   it('arms the keepalive timer: a device silent for 1.5 × its keepalive is closed and reported offline', async () => {
     const d = takeDevice();
+    const timeoutsBefore = broker.stats().keepaliveTimeouts;
     const s = await rawSocket();
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
     const replies: Buffer[] = [];
@@ -97,6 +98,7 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
     expect(Buffer.concat(replies).subarray(0, 4).equals(CONNACK_ACCEPTED)).toBe(true);
     await until('offline status', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === false));
+    expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore + 1);
   });
 
   it('refuses a wrong password with CONNACK 4 and closes the connection, counted', async () => {

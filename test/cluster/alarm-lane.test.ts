@@ -6,6 +6,7 @@ import { freePort } from '../../common/influxd.ts';
 import { device, watch, type TestDevice, type WatchClient } from '../e2e/stack.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
+import { clusterNodeEnv, nodeMetric } from '../support/cluster-node.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
 
@@ -34,28 +35,13 @@ const mqttUrlOf = (n: Name): string => `mqtt://127.0.0.1:${nodes[n]?.port ?? 0}`
 
 async function startNode(name: Name): Promise<void> {
   const [port, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  const proc = startProcess(`lane-broker-${name}`, 'broker/main.ts', {
-    CAREWATCH_REGISTRY: DEMO_SITE_PATH,
-    CAREWATCH_BROKER_PORT: String(port),
-    CAREWATCH_BROKER_WS_PORT: String(wsPort),
-    CAREWATCH_BROKER_HTTP_PORT: String(httpPort),
-    CAREWATCH_BROKER_REDIS_URL: `${redis.url}/0`,
-    CAREWATCH_BROKER_CLUSTER: 'redis',
-    CAREWATCH_BROKER_NODE_ID: name,
-    CAREWATCH_BROKER_HEARTBEAT_MS: '2000',
-    CAREWATCH_LOG_LEVEL: 'warn',
-  });
+  const proc = startProcess(`lane-broker-${name}`, 'broker/main.ts', clusterNodeEnv({ nodeId: name, redisUrl: redis.url, port, wsPort, httpPort, heartbeatMs: 2_000 }));
   nodes[name] = { proc, port, httpPort };
   await proc.waitForOutput(/broker listening/, 120_000);
 }
 
-/** A metric of one node's /metrics, by name (no labels). */
-async function metric(name: Name, metricName: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${nodes[name]?.httpPort ?? 0}/metrics`)).text();
-  const m = new RegExp(`^${metricName} (\\d+)$`, 'm').exec(text);
-  if (!m) throw new Error(`no ${metricName} on node ${name}`);
-  return Number(m[1]);
-}
+/** A metric of one node's /metrics, by name. */
+const metric = (name: Name, metricName: string): Promise<number> => nodeMetric(nodes[name]?.httpPort ?? 0, metricName.replace(/^carewatch_/, ''));
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'carewatch-lane-'));

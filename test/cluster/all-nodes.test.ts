@@ -13,6 +13,7 @@ import { login } from '../e2e/stack.ts';
 import { createHaproxy, type HaproxyServer } from '../support/haproxy.ts';
 import { influxQuery, testInflux } from '../support/influx-db.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
+import { clusterNodeEnv, nodeMetric } from '../support/cluster-node.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
 
@@ -101,17 +102,7 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
   async function startBroker(name: Side): Promise<void> {
     const b = brokers[name] ?? { port: await freePort(), wsPort: await freePort(), httpPort: await freePort() };
     brokers[name] = b;
-    b.proc = startProcess(`all-broker-${name}`, 'broker/main.ts', {
-      CAREWATCH_REGISTRY: DEMO_SITE_PATH,
-      CAREWATCH_BROKER_PORT: String(b.port),
-      CAREWATCH_BROKER_WS_PORT: String(b.wsPort),
-      CAREWATCH_BROKER_HTTP_PORT: String(b.httpPort),
-      CAREWATCH_BROKER_REDIS_URL: `${brokerRedis.url}/0`,
-      CAREWATCH_BROKER_CLUSTER: 'redis',
-      CAREWATCH_BROKER_NODE_ID: name,
-      CAREWATCH_BROKER_HEARTBEAT_MS: String(HEARTBEAT_MS),
-      CAREWATCH_LOG_LEVEL: 'warn',
-    });
+    b.proc = startProcess(`all-broker-${name}`, 'broker/main.ts', clusterNodeEnv({ nodeId: name, redisUrl: brokerRedis.url, port: b.port, wsPort: b.wsPort, httpPort: b.httpPort, heartbeatMs: HEARTBEAT_MS }));
     await b.proc.waitForOutput(/broker listening .* node [a-z]+-[0-9a-f]{8}/, START_MS);
   }
 
@@ -154,11 +145,8 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
   const httpOf = (name: Side): string => `http://127.0.0.1:${alerts[name]?.port ?? 0}`;
 
   /** Connected clients of one broker node (its /metrics gauge). */
-  async function connectedOn(name: Side): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${brokers[name]?.httpPort ?? 0}/metrics`)).text();
-    const m = /^carewatch_broker_clients_connected(?:\{[^}]*\})? (\d+)$/m.exec(text);
-    if (!m) throw new Error(`no broker_clients_connected on node ${name}`);
-    return Number(m[1]);
+  function connectedOn(name: Side): Promise<number> {
+    return nodeMetric(brokers[name]?.httpPort ?? 0, 'broker_clients_connected');
   }
 
   async function openPage(node: Side, username: string): Promise<Page> {

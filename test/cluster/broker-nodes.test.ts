@@ -5,6 +5,7 @@ import { freePort } from '../../common/influxd.ts';
 import { FILTERS, deviceTopic, homeDeviceFilter } from '../../contract/topics.ts';
 import { createHaproxy, type HaproxyServer } from '../support/haproxy.ts';
 import { eventually, startProcess, type TestProcess } from '../support/process.ts';
+import { clusterNodeEnv, nodeMetric } from '../support/cluster-node.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
 
@@ -56,17 +57,7 @@ let willDevice: SiteDevice;
 
 async function startNode(name: string): Promise<Node> {
   const [port, wsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  const proc = startProcess(`broker-node-${name}`, 'broker/main.ts', {
-    CAREWATCH_REGISTRY: DEMO_SITE_PATH,
-    CAREWATCH_BROKER_PORT: String(port),
-    CAREWATCH_BROKER_WS_PORT: String(wsPort),
-    CAREWATCH_BROKER_HTTP_PORT: String(httpPort),
-    CAREWATCH_BROKER_REDIS_URL: `${redis.url}/0`,
-    CAREWATCH_BROKER_CLUSTER: 'redis',
-    CAREWATCH_BROKER_NODE_ID: name,
-    CAREWATCH_BROKER_HEARTBEAT_MS: String(HEARTBEAT_MS),
-    CAREWATCH_LOG_LEVEL: 'warn',
-  });
+  const proc = startProcess(`broker-node-${name}`, 'broker/main.ts', clusterNodeEnv({ nodeId: name, redisUrl: redis.url, port, wsPort, httpPort, heartbeatMs: HEARTBEAT_MS }));
   await proc.waitForOutput(/broker listening .* node [a-z]+-[0-9a-f]{8}/);
   const node = { name, port, httpPort, proc };
   nodes.push(node);
@@ -74,12 +65,7 @@ async function startNode(name: string): Promise<Node> {
 }
 
 /** A Prometheus sample of a node's GET /metrics. */
-async function metric(node: Node, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
-  const m = text.match(new RegExp(`^carewatch_${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)$`, 'm'));
-  if (!m) throw new Error(`no ${name} in metrics of node ${node.name}`);
-  return Number(m[1]);
-}
+const metric = (node: Node, name: string): Promise<number> => nodeMetric(node.httpPort, name);
 
 function opts(username: string, extra: IClientOptions = {}): IClientOptions {
   return { clientId: username, username, password: demoSecret(username), protocolVersion: 4, connectTimeout: 5_000, ...extra };
