@@ -579,7 +579,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     });
     const first = await Promise.race([connecting.then(() => 'up' as const), waited]).finally(() => clearTimeout(waitTimer));
     if (first === 'up') return;
-    logger.error({ code: 'ALERTS_MQTT_UNREACHABLE', url: config.mqttUrl }, 'MQTT broker unreachable; serving HTTP with the restored alerts and retrying in the background');
+    logger.error({ code: 'ALERTS_MQTT_UNREACHABLE', url: config.mqttUrl, ...(config.signalsMqttUrl !== undefined ? { signalsUrl: config.signalsMqttUrl } : {}) }, 'MQTT broker unreachable; serving HTTP with the restored alerts and retrying in the background');
     connecting.then(
       () => logger.info('MQTT connected after start'),
       (err: unknown) => {

@@ -33,6 +33,10 @@ import type { RuleInput } from './rules/types.ts';
  *    persistent session earlier versions kept under this id [MQTT-3.1.2-6], so the broker stops
  *    queueing every device message for a subscriber that no longer exists.
  *
+ * On a broker cluster the signals sessions and the publisher may connect to another node than the
+ * telemetry feed (`signalsUrl`, CAREWATCH_SIGNALS_MQTT_URL: the alarm lane, docs/scaling.md), so that
+ * a node behind on the cluster's readings does not hold the alarms back.
+ *
  * Messages reach the rules as soon as they are read; only their PUBACKs wait, per connection in
  * order [MQTT-4.6.0-2], until the alert changes made so far are durable. (mqtt.js could not do this:
  * it stops reading the next packet until a message's PUBACK callback returns, so every alert change
