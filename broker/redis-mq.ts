@@ -456,7 +456,7 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
       if (mode === 'all') {
         psubscribe([ALL_PATTERN]);
         unsubscribe([...new Set([...exact.topicList(), ...channelsLeft])]);
-        punsubscribe([...new Set([SYS_PATTERN, ...patternsLeft])]);
+        punsubscribe([...new Set([SYS_PATTERN, ...patternsLeft])].filter((p) => p !== ALL_PATTERN));
       } else {
         const wanted = exact.topicList();
         subscribe(wanted);
