@@ -32,10 +32,11 @@ import { sleep } from './lib/sleep.ts';
  *   province load (default 7,000 msg/s; never below one message a minute per device).
  * - ingest (→ InfluxDB) and alerts are connected directly to a node of their own ("svc"), which is in
  *   no HAProxy backend, so no device lands on it (docs/scaling.md: the node with the services sees
- *   every message; the device nodes see only their devices' commands). alerts' signals sessions and
- *   publisher are on a third node, "lane" (session 11, docs/scaling.md "The alarm lane"): it receives
- *   the events and statuses, not the readings, so an alarm does not wait behind the readings'
- *   backlog of the services' node (session 10: all 60 alarm receipts missing). Alarm probes and the socket.io
+ *   every message; the device nodes see only their devices' commands). Since session 11 that node
+ *   holds ingest alone: alerts' signals sessions and publisher are on a node "lane" (docs/scaling.md
+ *   "The alarm lane"), which receives the events and statuses, not the readings, so an alarm does not
+ *   wait behind the readings' backlog of the services' node (session 10: all 60 alarm receipts
+ *   missing), and alerts' live feed of readings on a node "readings". Alarm probes and the socket.io
  *   clients sit in a separate load generator (one clock from publish to receipt), the probes behind
  *   HAProxy like every device, so every alarm crosses nodes through Redis.
  * - The device load generators stand for devices elsewhere on the network: they run at nice
