@@ -617,7 +617,11 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await baselines?.start();
       let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit'] } = { alerts: [], audit: [] };
       try {
-        restored = await store.loadOpen(clock.now() - config.restoreDays * 86_400_000);
+        const loaded = await store.loadOpen(clock.now() - config.restoreDays * 86_400_000);
+        // InfluxDB down: the journal's unsent changes still come back (an alarm raised and PUBACKed
+        // just before a crash is only there until InfluxDB takes it).
+        if (loaded.influxError !== undefined) logger.error({ err: loaded.influxError, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open alerts from InfluxDB; using the journal and the local snapshot');
+        restored = { alerts: loaded.alerts, audit: loaded.audit };
         // Only the owned homes' (another instance holds the rest).
         if (homes !== undefined) restored = { alerts: restored.alerts.filter((s) => owns(s.alert.homeId)), audit: restored.audit.filter((e) => owns(e.homeId)) };
       } catch (err) {
@@ -631,7 +635,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       }
       let restoredIncidents: { incidents: StoredIncident[]; audit: IncidentAuditEntry[] } = { incidents: [], audit: [] };
       try {
-        restoredIncidents = await store.loadOpenIncidents(clock.now() - config.restoreDays * 86_400_000);
+        const loaded = await store.loadOpenIncidents(clock.now() - config.restoreDays * 86_400_000);
+        if (loaded.influxError !== undefined) logger.error({ err: loaded.influxError, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the journal and the local snapshot');
+        restoredIncidents = { incidents: loaded.incidents, audit: loaded.audit };
         if (homes !== undefined) restoredIncidents = { incidents: restoredIncidents.incidents.filter((s) => owns(s.incident.homeId)), audit: restoredIncidents.audit.filter((e) => owns(e.homeId)) };
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the local snapshot');

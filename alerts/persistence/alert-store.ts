@@ -47,11 +47,15 @@ export interface AlertStore {
   /** Issue 11: an incident change and its audit entry, journaled like an alert change. */
   recordIncident(change: IncidentChange): void;
   /** Latest version of every incident changed since `sinceMs` that is still open, with their audit. */
-  loadOpenIncidents(sinceMs: number): Promise<{ incidents: StoredIncident[]; audit: IncidentAuditEntry[] }>;
+  loadOpenIncidents(sinceMs: number): Promise<{ incidents: StoredIncident[]; audit: IncidentAuditEntry[]; influxError?: unknown }>;
   /** Latest stored version of one incident and its audit trail (resolved ones no longer in memory). */
   latestIncident(incidentId: string): Promise<{ incident: IncidentMessage; audit: IncidentAuditEntry[] } | undefined>;
-  /** Latest version of every alert changed since `sinceMs`, merged with the unsent journal. */
-  loadOpen(sinceMs: number): Promise<{ alerts: StoredAlert[]; audit: AuditEntry[] }>;
+  /**
+   * Latest version of every alert changed since `sinceMs`, merged with the unsent journal. InfluxDB
+   * unreachable: the journal's alone, with `influxError` (the journal holds exactly what InfluxDB has
+   * not got yet, e.g. an alarm raised and acknowledged to the broker just before a crash).
+   */
+  loadOpen(sinceMs: number): Promise<{ alerts: StoredAlert[]; audit: AuditEntry[]; influxError?: unknown }>;
   /** The audit trail of one alert, or of one home (issue 3: queryable per alert and per home). */
   audit(filter: { alertId?: string; homeId?: string; sinceMs?: number; limit?: number }): Promise<AuditEntry[]>;
   /** Latest stored version of one alert (for resolved alerts no longer in memory). */
@@ -171,7 +175,11 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (prior === undefined || prior.incident.version < s.incident.version) latest.set(s.incident.id, s);
       };
       const since = Math.max(0, Math.trunc(sinceMs));
-      const series = await influx.reader.series(`SELECT "json","key","alerted_at" FROM "incident" WHERE time >= ${since}ms`);
+      let influxError: unknown;
+      const series = await influx.reader.series(`SELECT "json","key","alerted_at" FROM "incident" WHERE time >= ${since}ms`).catch((err: unknown) => {
+        influxError = err;
+        return [];
+      });
       for (const r of rows(series)) {
         const incident = parseJson<IncidentMessage>(r.json);
         if (incident === undefined || typeof r.key !== 'string') continue;
@@ -185,13 +193,13 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       const incidents = [...latest.values()].filter((s) => s.incident.state !== 'resolved');
       const openIds = new Set(incidents.map((s) => s.incident.id));
       const audit = new Map<string, IncidentAuditEntry>();
-      const auditSeries = openIds.size === 0 ? [] : await influx.reader.series(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
+      const auditSeries = openIds.size === 0 || influxError !== undefined ? [] : await influx.reader.series(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
       for (const r of rows(auditSeries)) {
         const e = parseJson<IncidentAuditEntry>(r.json);
         if (e && openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
       }
       for (const e of journalAudit) if (openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
-      return { incidents, audit: [...audit.values()] };
+      return { incidents, audit: [...audit.values()], ...(influxError !== undefined ? { influxError } : {}) };
     },
     async latestIncident(incidentId) {
       const id = quoteString(incidentId);
@@ -231,7 +239,11 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (prior === undefined || prior.alert.version < s.alert.version) latest.set(s.alert.id, s);
       };
       const since = Math.max(0, Math.trunc(sinceMs));
-      const series = await influx.reader.series(`SELECT "json","key","latching" FROM "alert" WHERE time >= ${since}ms`);
+      let influxError: unknown;
+      const series = await influx.reader.series(`SELECT "json","key","latching" FROM "alert" WHERE time >= ${since}ms`).catch((err: unknown) => {
+        influxError = err;
+        return [];
+      });
       for (const r of rows(series)) {
         const alert = parseJson<AlertMessage>(r.json);
         if (alert === undefined || typeof r.key !== 'string') continue;
@@ -245,13 +257,13 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
       const alerts = [...latest.values()].filter((s) => s.alert.state !== 'resolved');
       const openIds = new Set(alerts.map((s) => s.alert.id));
       const audit = new Map<string, AuditEntry>();
-      const auditSeries = openIds.size === 0 ? [] : await influx.reader.series(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
+      const auditSeries = openIds.size === 0 || influxError !== undefined ? [] : await influx.reader.series(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
       for (const r of rows(auditSeries)) {
         const e = parseJson<AuditEntry>(r.json);
         if (e && openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
       }
       for (const e of journalAudit) if (openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
-      return { alerts, audit: [...audit.values()] };
+      return { alerts, audit: [...audit.values()], ...(influxError !== undefined ? { influxError } : {}) };
     },
     async audit(filter) {
       const where = [`time >= ${Math.max(0, Math.trunc(filter.sinceMs ?? 0))}ms`];

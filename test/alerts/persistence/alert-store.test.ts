@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../common/clock.ts';
 import { createLifecycle } from '../../../alerts/lifecycle.ts';
 import { createAlertStore } from '../../../alerts/persistence/alert-store.ts';
+import { freePort } from '../../../common/influxd.ts';
 import { influxQuery, testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { tempDir } from '../support/harness.ts';
@@ -33,4 +34,33 @@ describe('alert store lookups', () => {
     lc.close();
     await store.close();
   });
+});
+
+describe('alert store restore with InfluxDB unreachable', () => {
+  it("returns the journal's unsent alerts (and says InfluxDB failed) instead of nothing", async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const clock = createManualClock();
+    // A real fault: nothing listens on this port.
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const journalPath = join(dir.path, 'j.jsonl');
+    const first = createAlertStore({ influxUrl: down, database: 'nowhere', journalPath, clock, logger: pino({ level: 'silent' }) });
+    await first.start();
+    const lc = createLifecycle({ clock, registry: demoRegistry(), onChange: (c) => first.record(c) });
+    lc.applySignals([fireSignal()]);
+    const alert = lc.open()[0]!;
+    // Durable in the journal: what a PUBACK to the broker waits for.
+    await first.synced();
+    lc.close();
+    // The process dies here; the next one starts while InfluxDB is still down.
+    const second = createAlertStore({ influxUrl: down, database: 'nowhere', journalPath, clock, logger: pino({ level: 'silent' }) });
+    await second.start();
+    const restored = await second.loadOpen(0);
+    expect(restored.alerts.map((s) => s.alert.id)).toEqual([alert.id]);
+    expect(restored.influxError).toBeDefined();
+    const incidents = await second.loadOpenIncidents(0);
+    expect(incidents.influxError).toBeDefined();
+    await first.close().catch(() => undefined);
+    await second.close().catch(() => undefined);
+  }, 60_000);
 });
