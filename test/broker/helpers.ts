@@ -56,9 +56,9 @@ export function record(client: MqttClient): Received[] {
 }
 
 /** Polls until `cond` holds; fails with `what` after the deadline (a bound on hanging, not a timing assertion). */
-export async function until(what: string | (() => string), cond: () => boolean, deadlineMs = 20_000): Promise<void> {
+export async function until(what: string | (() => string), cond: () => boolean | Promise<boolean>, deadlineMs = 20_000): Promise<void> {
   const end = Date.now() + deadlineMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

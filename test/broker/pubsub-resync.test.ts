@@ -54,13 +54,6 @@ async function clientList(): Promise<Array<Record<string, string>>> {
 async function subscribers(): Promise<number> {
   return (await clientList()).filter((c) => Number(c.sub) + Number(c.psub) > 0).length;
 }
-async function untilAsync(what: string, cond: () => Promise<boolean>, deadlineMs = 20_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const [device, other, third] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device, Device, Device];
 const eventTopic = deviceTopic(device.homeId, device.id, 'event');
@@ -130,7 +123,7 @@ it("delivers to a connected persistent session, without it reconnecting by itsel
     await sendAlarm();
     resubscribed ||= (await subscribers()) === subscribed;
   }
-  await untilAsync('both nodes subscribed again', async () => (await subscribers()) === subscribed);
+  await until('both nodes subscribed again', async () => (await subscribers()) === subscribed);
   // And after it: live again.
   for (let i = 0; i < 5; i++) await sendAlarm();
   await dev.publishAsync(telemetryTopic, reading(1), { qos: 1 });
@@ -190,7 +183,7 @@ it("publishes no will of a live node's devices while it hears no heartbeats itse
     await admin.config('SET', 'maxclients', '10000');
     // Back before the nodes are closed, also after a failed assertion (a node closed while its
     // subscriber connection is still reconnecting does not finish closing: docs/scaling.md "Limits").
-    await untilAsync('A subscribed again', async () => (await subscriberIds()).size === earlier.size + 2);
+    await until('A subscribed again', async () => (await subscriberIds()).size === earlier.size + 2);
   }
   const metric = async (br: Broker, name: string): Promise<number> => (await br.metrics.getSingleMetric(name)?.get())?.values[0]?.value ?? Number.NaN;
   expect(await metric(a, 'carewatch_broker_cluster_wills_deferred_total')).toBeGreaterThan(0);
