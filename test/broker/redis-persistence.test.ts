@@ -199,6 +199,101 @@ it('a PUBACK on a new connection clears only what that connection was sent, not 
   }
 });
 
+type OutgoingStore = ClosablePersistence & {
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
+  outgoingUpdate(client: object, packet: object): Promise<void>;
+  outgoingClearMessageId(client: object, packet: object): Promise<unknown>;
+};
+
+/** A store set up by a real aedes around it (its broadcast of subscriptions); no client connects to it. */
+async function bareStore(): Promise<{ store: OutgoingStore; close(): Promise<void> }> {
+  const store = createRedisPersistence(redisUrl) as OutgoingStore;
+  const aedes = await Aedes.createBroker({ persistence: store as never });
+  return {
+    store,
+    async close() {
+      await new Promise<void>((r) => aedes.close(() => r()));
+      await store.destroy();
+    },
+  };
+}
+
+const queuedPacket = (brokerCounter: number): Record<string, unknown> => ({ cmd: 'publish', topic: 'carewatch/h01/h01-sd-r101/telemetry', payload: Buffer.from(`m${brokerCounter}`), qos: 1, retain: false, dup: false, brokerId: 'b-q', brokerCounter });
+
+it('two messages in flight on one connection never share a packet id: a resent one keeps its id, a new one that would take it gets the next free one', async () => {
+  // aedes resends a reconnecting session's queue with the ids the messages had on the dead
+  // connection and numbers new ones from a counter that knows nothing of them; two in flight with
+  // one id left one queued after both were acknowledged (session 12, cluster reconnect with a backlog).
+  const { store, close } = await bareStore();
+  const clientId = 'svc-ingest-collide';
+  try {
+    const [resent, fresh] = [queuedPacket(1), queuedPacket(2)];
+    await store.outgoingEnqueueCombi([{ clientId }], resent);
+    await store.outgoingEnqueueCombi([{ clientId }], fresh);
+    const conn = { id: clientId, _nextId: 7 };
+    const resentCopy = { ...resent, messageId: 7 }; // its id from the dead connection
+    const freshCopy = { ...fresh, messageId: 7 }; // aedes' counter gave it 7 too
+    await store.outgoingUpdate(conn, resentCopy);
+    await store.outgoingUpdate(conn, freshCopy);
+    expect(resentCopy.messageId).toBe(7);
+    expect(freshCopy.messageId).toBe(8);
+    expect(conn._nextId).toBe(9);
+    // The same message numbered again on its connection (a resend) keeps its id.
+    const again = { ...resent, messageId: 7 };
+    await store.outgoingUpdate(conn, again);
+    expect(again.messageId).toBe(7);
+    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 7 });
+    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 8 });
+    expect(await redisCommands(['LLEN', `outgoing:${clientId}`])).toEqual([':0']);
+  } finally {
+    await close();
+  }
+});
+
+it('clears an acknowledged queue entry scanning from the end of the queue it is near', async () => {
+  // After a reconnect with a backlog, aedes resends the backlog from the head while new messages are
+  // delivered live, near the tail; a scan from the head for each of their PUBACKs passed the whole
+  // backlog (session 12: ~400 µs of Redis a PUBACK at 29,000 queued). MONITOR shows the LREMs the
+  // store's script runs: count 1 scans from the head, -1 from the tail.
+  const { store, close } = await bareStore();
+  const clientId = 'svc-ingest-ends';
+  const QUEUED = 6_000;
+  const conn = new Redis(redisOptions(redisUrl));
+  const monitor = await new Redis(redisOptions(redisUrl)).monitor();
+  const lrems: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[], _source: string, database: string) => {
+    if (Number(database) === DB && args[0]?.toLowerCase() === 'lrem' && args[1] === `outgoing:${clientId}`) lrems.push(args.slice(2));
+  });
+  try {
+    for (let i = 1; i <= QUEUED; i++) await store.outgoingEnqueueCombi([{ clientId }], queuedPacket(i));
+    const client = { id: clientId, _nextId: 1 };
+    const ack = async (counter: number, messageId: number): Promise<void> => {
+      await store.outgoingUpdate(client, { ...queuedPacket(counter), messageId });
+      await store.outgoingClearMessageId(client, { cmd: 'puback', messageId });
+    };
+    await ack(QUEUED - 5, 1); // live, near the tail
+    await ack(2, 2); // resent, near the head
+    await ack(1_600, 3); // in neither first window: found in the next round, from the head
+    await ack(QUEUED - 1_500, 4); // beyond the head's next window (4,096), in the tail's
+    await until(() => `4 LREMs seen by MONITOR, got ${lrems.length}`, () => lrems.length >= 4, 10_000);
+    expect(lrems).toEqual([
+      ['-1', 'packet:b-q:5995'],
+      ['1', 'packet:b-q:2'],
+      ['1', 'packet:b-q:1600'],
+      ['-1', 'packet:b-q:4500'],
+    ]);
+    const left = await conn.lrange(`outgoing:${clientId}`, 0, -1);
+    expect(left).toHaveLength(QUEUED - 4);
+    for (const gone of [2, 1_600, 4_500, 5_995]) expect(left).not.toContain(`packet:b-q:${gone}`);
+    expect(left[0]).toBe('packet:b-q:1');
+    expect(left.at(-1)).toBe(`packet:b-q:${QUEUED}`);
+  } finally {
+    monitor.disconnect();
+    conn.disconnect();
+    await close();
+  }
+}, 60_000);
+
 it('clears an acknowledged queue entry with LREM count 1 and indexes wills in a set, with no scan of a list of every will', async () => {
   // aedes-persistence-redis 11 removes an acknowledged entry with `LREM outgoing:<client> 0 …` (a
   // scan of the session's whole queue per PUBACK: quadratic once a queue grows) and keeps every
