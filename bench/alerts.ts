@@ -74,6 +74,8 @@ export interface TrialSet {
   readonly fire: number[];
   readonly care: number[];
   readonly missedReceipts: number;
+  /** Receipts by a page's snapshot after it reconnected (counted in fire/care too). */
+  readonly bySnapshot: number;
   /** Triggers that failed outright (the probe device not connected, say): each also counts as one missed receipt. */
   readonly errors: string[];
   /** Per trial (fire and care in trial order), the first receipt's latency by stage (see TriggerResult). */
@@ -85,6 +87,7 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
   const fire: number[] = [];
   const care: number[] = [];
   let missed = 0;
+  let bySnapshot = 0;
   const errors: string[] = [];
   const stages: TrialSet['stages'] = [];
   // A trigger that throws (its device dropped under load) is a missed alarm, not the end of the
@@ -99,6 +102,7 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
     }
   };
   const keep = (kind: 'fire' | 'care', r: TriggerResult): void => {
+    bySnapshot += r.bySnapshot;
     const first = r.latenciesMs[0];
     if (r.stages !== undefined && first !== undefined) stages.push({ kind, totalMs: first, ...r.stages });
   };
@@ -128,7 +132,7 @@ export async function alertTrials(s: AlertStack, n: number, usedCallPoints: Set<
     }
     await sleep(gapMs);
   }
-  return { fire, care, missedReceipts: missed, errors, stages };
+  return { fire, care, missedReceipts: missed, bySnapshot, errors, stages };
 }
 
 /** The stages of one alarm's receipt, from the alerts' own stamps (TriggerResult['stages']). */

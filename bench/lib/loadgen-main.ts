@@ -59,7 +59,8 @@ interface AlertTiming {
   readonly receivedTs?: number;
   readonly raisedAt?: number;
 }
-const alertWaiters = new Map<string, Array<(dash: Dash, at: number, alert: AlertTiming, atEpoch: number) => void>>();
+const alertWaiters = new Map<string, Array<(dash: Dash, at: number, alert: AlertTiming, atEpoch: number, bySnapshot: boolean) => void>>();
+let pageReconnects = 0;
 let subscriber: RawClient | undefined;
 let reconnectEnabled = false;
 let shuttingDown = false;
@@ -303,17 +304,30 @@ async function doDashboards(c: Extract<LoadgenCommand, { op: 'dashboards' }>): P
       const res = await fetch(`${c.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(u) });
       if (!res.ok) throw new Error(`login ${u.username}: ${res.status} ${await res.text()}`);
       const body = (await res.json()) as { token: string; user: { homeId?: string } };
-      const socket = io(c.url, { auth: { token: body.token }, transports: ['websocket'], reconnection: false, timeout: c.timeoutMs });
+      // Reconnecting as the page does (socket.io's back-off, 1–5 s): a server that stalled past its
+      // ping timeout ends every connection, and the page gets what it missed in its snapshot.
+      const socket = io(c.url, { auth: { token: body.token }, transports: ['websocket'], reconnection: true, timeout: c.timeoutMs });
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', () => resolve());
         socket.once('connect_error', (e) => reject(new Error(`socket.io ${u.username}: ${e.message}`)));
       });
       const dash: Dash = { username: u.username, homeId: body.user.homeId, socket };
+      socket.io.on('reconnect', () => {
+        pageReconnects++;
+      });
       socket.on('alert', (a: AlertTiming) => {
         const at = performance.now();
         const atEpoch = Date.now();
         if (a.state !== 'raised' || a.deviceId === undefined) return;
-        for (const w of alertWaiters.get(a.deviceId) ?? []) w(dash, at, a, atEpoch);
+        for (const w of alertWaiters.get(a.deviceId) ?? []) w(dash, at, a, atEpoch, false);
+      });
+      socket.on('snapshot', (alerts: AlertTiming[]) => {
+        const at = performance.now();
+        const atEpoch = Date.now();
+        for (const a of alerts) {
+          if (a.deviceId === undefined || a.state === 'resolved') continue;
+          for (const w of alertWaiters.get(a.deviceId) ?? []) w(dash, at, a, atEpoch, true);
+        }
       });
       dashboards.push(dash);
     }
@@ -332,15 +346,20 @@ async function doTrigger(c: Extract<LoadgenCommand, { op: 'trigger' }>): Promise
   const latenciesMs: number[] = [];
   let rule: string | undefined;
   let stages: TriggerResult['stages'];
+  let bySnapshot = 0;
   const sentAt = performance.now();
   const sentEpoch = Date.now();
   const done = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, c.timeoutMs);
-    const w = (dash: Dash, at: number, a: AlertTiming, atEpoch: number): void => {
+    const w = (dash: Dash, at: number, a: AlertTiming, atEpoch: number, viaSnapshot: boolean): void => {
       // Only the expected receivers count: a fire the rule escalates at once also reaches bureau
       // clients, which would make more receipts than expected (a negative "missing").
       if (seen.has(dash) || !expected.has(dash)) return;
+      // A snapshot lists every open alert: one of this device's raised before this trial (a monitor
+      // whose earlier alarm is not resolved yet) is not this trial's receipt.
+      if (viaSnapshot && (a.raisedAt === undefined || a.raisedAt < sentEpoch)) return;
       seen.add(dash);
+      if (viaSnapshot) bySnapshot++;
       rule ??= a.rule ?? '';
       latenciesMs.push(at - sentAt);
       // Where the first receipt's time went, from the alert's own stamps (one clock, ms resolution).
@@ -358,7 +377,7 @@ async function doTrigger(c: Extract<LoadgenCommand, { op: 'trigger' }>): Promise
   d.client.publish(Buffer.from(deviceTopic(c.homeId, c.deviceId, c.channel)), payload, 1);
   await done;
   alertWaiters.delete(c.deviceId);
-  return { latenciesMs, expected: receivers.length, ...(rule !== undefined ? { rule } : {}), ...(stages !== undefined ? { stages } : {}) };
+  return { latenciesMs, expected: receivers.length, bySnapshot, ...(rule !== undefined ? { rule } : {}), ...(stages !== undefined ? { stages } : {}) };
 }
 
 async function waitConnected(count: number, timeoutMs: number): Promise<{ connected: number; ms: number }> {
@@ -406,7 +425,7 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
     case 'waitConnected':
       return waitConnected(cmd.count, cmd.timeoutMs);
     case 'stats':
-      return { connected: connectedCount(), reconnects, rssBytes: rssBytes(process.pid) } satisfies StatsResult;
+      return { connected: connectedCount(), reconnects, pageReconnects, rssBytes: rssBytes(process.pid) } satisfies StatsResult;
     case 'resetReconnects':
       Object.assign(rc, { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [], firstError: undefined, kinds: {} });
       for (const d of devices) d.reconnected = false;

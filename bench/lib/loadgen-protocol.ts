@@ -107,11 +107,18 @@ export interface TriggerResult {
    * stamp, broker → alerts process, receipt → alert raised, raised → socket.io client.
    */
   readonly stages?: { readonly toBroker: number; readonly brokerToAlerts: number; readonly toRaised: number; readonly toClient: number };
+  /**
+   * Receipts that came in a page's `snapshot` after it reconnected, not as a live `alert` event (as
+   * the real page gets an alarm raised while its connection was down); counted in latenciesMs too.
+   */
+  readonly bySnapshot: number;
 }
 
 export interface StatsResult {
   readonly connected: number;
   readonly reconnects: number;
+  /** socket.io reconnects of the staff pages (each ends a connection the server or the network dropped). */
+  readonly pageReconnects: number;
   readonly rssBytes: number;
 }
 
