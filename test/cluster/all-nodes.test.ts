@@ -196,7 +196,7 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
     expect(targets.map((p) => p.node).sort()).toEqual(['a', 'a', 'b', 'b']);
     await Promise.all(
       targets.map((p) =>
-        eventually(`${p.username} on web node ${p.node} to receive the fire of ${d.id}`, () => sawFire(p, d), timeoutMs, 50).catch((err: Error) => {
+        eventually(`${p.username} on web node ${p.node} to receive the fire of ${d.id}`, () => sawFire(p, d), timeoutMs, 50).catch(async (err: Error) => {
           // What the page did get of that home, to tell a missing delivery from a different shape.
           const got = {
             reconnects: p.reconnects,
@@ -204,7 +204,20 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
             alerts: p.received.filter((a) => a.homeId === d.homeId && a.category === 'fire').map((a) => `${a.deviceId ?? '-'} ${a.state} v${a.version}${a.inhibited ? ` inhibited:${a.inhibited}` : ''}`),
             incidents: p.incidents.filter((i) => i.homeId === d.homeId).map((i) => `${i.id.slice(0, 8)} ${i.kind} ${i.state} v${i.version} [${i.points.map((x) => x.deviceId ?? '-').join(' ')}]`),
           };
-          throw new Error(`${err.message}; it got ${JSON.stringify(got)}`);
+          // And what the web nodes answer over REST for that user (each node asks the owner): a
+          // fire the owner holds but the page never got is a broadcast lost; none, a fire not raised.
+          const rest: Record<string, unknown> = {};
+          for (const node of ['a', 'b'] as const) {
+            try {
+              const { token } = await login(httpOf(node), p.username);
+              const q = `homeId=${d.homeId}`;
+              const get = async (path: string): Promise<unknown> => (await fetch(`${httpOf(node)}${path}?${q}`, { headers: { authorization: `Bearer ${token}` } })).json();
+              rest[node] = { alerts: await get('/api/alerts'), incidents: await get('/api/incidents') };
+            } catch (e) {
+              rest[node] = String(e);
+            }
+          }
+          throw new Error(`${err.message}; it got ${JSON.stringify(got)}; REST says ${JSON.stringify(rest).slice(0, 4000)}`);
         }),
       ),
     );

@@ -170,7 +170,19 @@ describe('the page on a phone (issue 15)', () => {
     await logIn(staff, 'staff-h01');
 
     // The service worker is registered and controls the page (clients.claim on activate).
-    await expect.poll(() => staff.evaluate(() => navigator.serviceWorker.controller?.scriptURL ?? null), { timeout: 30_000 }).toMatch(/\/sw\.js$/);
+    // On a timeout, the worker's state says why: still installing (a shell request hanging), redundant
+    // (a shell request failed, addAll rejects), or active without claiming this page.
+    await expect
+      .poll(() => staff.evaluate(() => navigator.serviceWorker.controller?.scriptURL ?? null), { timeout: 60_000 })
+      .toMatch(/\/sw\.js$/)
+      .catch(async (err: unknown) => {
+        const state = await staff.evaluate(async () => {
+          const r = await navigator.serviceWorker.getRegistration();
+          const w = (x: ServiceWorker | null | undefined): string => (x ? x.state : '-');
+          return { installing: w(r?.installing), waiting: w(r?.waiting), active: w(r?.active), errors: (window as unknown as { __carewatchNotify?: { errors: string[] } }).__carewatchNotify?.errors ?? [] };
+        });
+        throw new Error(`the service worker does not control the page: ${JSON.stringify(state)}`, { cause: err });
+      });
     await expect.poll(() => staff.evaluate(() => caches.keys()), { timeout: 20_000 }).toEqual(['carewatch-shell-v2']);
     expect(await staff.evaluate(() => Notification.permission)).toBe('granted');
     await staff.getByTestId('notify-state').and(staff.locator('[data-permission="granted"]')).waitFor();
