@@ -157,6 +157,21 @@ async function execOrThrow(tx: ReturnType<Redis['multi']>): Promise<unknown[]> {
 /** Event-loop turns without a new persistence call before destroy() calls the writes done. */
 const QUIET_TURNS = 3;
 
+/** MQTT packet identifiers are 1 … 65,535 (MQTT 3.1.1 §2.3.1: a non-zero 16-bit integer). */
+const MAX_PACKET_ID = 65_535;
+
+/**
+ * The next packet id not in flight on this connection, from aedes' own counter (Client#_nextId, which
+ * aedes' QoSPacket reads and advances the same way), which it then advances past the id taken.
+ */
+function freePacketId(client: object, inFlight: ReadonlyMap<number, string>): number {
+  const c = client as { _nextId?: unknown };
+  let id = typeof c._nextId === 'number' && c._nextId >= 1 && c._nextId <= MAX_PACKET_ID ? c._nextId : 1;
+  for (let tries = 0; tries < MAX_PACKET_ID && inFlight.has(id); tries++) id = id >= MAX_PACKET_ID ? 1 : id + 1;
+  c._nextId = id >= MAX_PACKET_ID ? 1 : id + 1;
+  return id;
+}
+
 /**
  * aedes 1.x needs an async persistence (`setup` must be an AsyncFunction). aedes-persistence-redis
  * 11's main export wraps the async class in a callback adapter for aedes 0.x, so we construct its
@@ -184,21 +199,6 @@ const QUIET_TURNS = 3;
  * commands in order), and only then lets the library disconnect. A broker CRASH between PUBACK
  * and RPUSH is closed by ack-after-publish.ts: PUBACK now waits for the RPUSH replies.
  */
-/** MQTT packet identifiers are 1 … 65,535 (MQTT 3.1.1 §2.3.1: a non-zero 16-bit integer). */
-const MAX_PACKET_ID = 65_535;
-
-/**
- * The next packet id not in flight on this connection, from aedes' own counter (Client#_nextId, which
- * aedes' QoSPacket reads and advances the same way), which it then advances past the id taken.
- */
-function freePacketId(client: object, inFlight: ReadonlyMap<number, string>): number {
-  const c = client as { _nextId?: unknown };
-  let id = typeof c._nextId === 'number' && c._nextId >= 1 && c._nextId <= MAX_PACKET_ID ? c._nextId : 1;
-  for (let tries = 0; tries < MAX_PACKET_ID && inFlight.has(id); tries++) id = id >= MAX_PACKET_ID ? 1 : id + 1;
-  c._nextId = id >= MAX_PACKET_ID ? 1 : id + 1;
-  return id;
-}
-
 class AedesOneRedisPersistence extends Base {
   readonly #inflight = new Set<Promise<unknown>>();
   /** Persistence calls started so far; destroy() sees a chain that is between two calls by it moving. */
