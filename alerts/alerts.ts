@@ -615,30 +615,32 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await turnHistory.start();
       // Learned from InfluxDB before the first input is evaluated; a failure leaves the defaults in force.
       await baselines?.start();
-      let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit'] } = { alerts: [], audit: [] };
+      let restored: { alerts: StoredAlert[]; audit: Awaited<ReturnType<AlertStore['loadOpen']>>['audit']; resolved: ReadonlyMap<string, number> } = { alerts: [], audit: [], resolved: new Map() };
       try {
         const loaded = await store.loadOpen(clock.now() - config.restoreDays * 86_400_000);
         // InfluxDB down: the journal's unsent changes still come back (an alarm raised and PUBACKed
         // just before a crash is only there until InfluxDB takes it).
         if (loaded.influxError !== undefined) logger.error({ err: loaded.influxError, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open alerts from InfluxDB; using the journal and the local snapshot');
-        restored = { alerts: loaded.alerts, audit: loaded.audit };
+        restored = { alerts: loaded.alerts, audit: loaded.audit, resolved: loaded.resolved };
         // Only the owned homes' (another instance holds the rest).
-        if (homes !== undefined) restored = { alerts: restored.alerts.filter((s) => owns(s.alert.homeId)), audit: restored.audit.filter((e) => owns(e.homeId)) };
+        if (homes !== undefined) restored = { ...restored, alerts: restored.alerts.filter((s) => owns(s.alert.homeId)), audit: restored.audit.filter((e) => owns(e.homeId)) };
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open alerts from InfluxDB; using the local snapshot');
       }
-      // Newest version per id wins across InfluxDB, the journal and the local snapshot.
+      // Newest version per id wins across InfluxDB, the journal and the local snapshot; an alert
+      // resolved after the snapshot was cut stays resolved (the snapshot's open copy is older).
       const merged = new Map<string, StoredAlert>();
       for (const s of [...(snap?.open ?? []), ...restored.alerts]) {
         const prior = merged.get(s.alert.id);
         if (prior === undefined || prior.alert.version < s.alert.version) merged.set(s.alert.id, s);
       }
-      let restoredIncidents: { incidents: StoredIncident[]; audit: IncidentAuditEntry[] } = { incidents: [], audit: [] };
+      for (const [id, version] of restored.resolved) if ((merged.get(id)?.alert.version ?? Infinity) < version) merged.delete(id);
+      let restoredIncidents: { incidents: StoredIncident[]; audit: IncidentAuditEntry[]; resolved: ReadonlyMap<string, number> } = { incidents: [], audit: [], resolved: new Map() };
       try {
         const loaded = await store.loadOpenIncidents(clock.now() - config.restoreDays * 86_400_000);
         if (loaded.influxError !== undefined) logger.error({ err: loaded.influxError, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the journal and the local snapshot');
-        restoredIncidents = { incidents: loaded.incidents, audit: loaded.audit };
-        if (homes !== undefined) restoredIncidents = { incidents: restoredIncidents.incidents.filter((s) => owns(s.incident.homeId)), audit: restoredIncidents.audit.filter((e) => owns(e.homeId)) };
+        restoredIncidents = { incidents: loaded.incidents, audit: loaded.audit, resolved: loaded.resolved };
+        if (homes !== undefined) restoredIncidents = { ...restoredIncidents, incidents: restoredIncidents.incidents.filter((s) => owns(s.incident.homeId)), audit: restoredIncidents.audit.filter((e) => owns(e.homeId)) };
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the local snapshot');
       }
@@ -647,6 +649,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         const prior = mergedIncidents.get(s.incident.id);
         if (prior === undefined || prior.incident.version < s.incident.version) mergedIncidents.set(s.incident.id, s);
       }
+      for (const [id, version] of restoredIncidents.resolved) if ((mergedIncidents.get(id)?.incident.version ?? Infinity) < version) mergedIncidents.delete(id);
       lifecycle.restore([...merged.values()], restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: [...mergedIncidents.values()], audit: restoredIncidents.audit });
       logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.

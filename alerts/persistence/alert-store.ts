@@ -47,7 +47,8 @@ export interface AlertStore {
   /** Issue 11: an incident change and its audit entry, journaled like an alert change. */
   recordIncident(change: IncidentChange): void;
   /** Latest version of every incident changed since `sinceMs` that is still open, with their audit. */
-  loadOpenIncidents(sinceMs: number): Promise<{ incidents: StoredIncident[]; audit: IncidentAuditEntry[]; influxError?: unknown }>;
+  /** `resolved` as loadOpen's, for incidents. */
+  loadOpenIncidents(sinceMs: number): Promise<{ incidents: StoredIncident[]; audit: IncidentAuditEntry[]; resolved: ReadonlyMap<string, number>; influxError?: unknown }>;
   /** Latest stored version of one incident and its audit trail (resolved ones no longer in memory). */
   latestIncident(incidentId: string): Promise<{ incident: IncidentMessage; audit: IncidentAuditEntry[] } | undefined>;
   /**
@@ -55,7 +56,11 @@ export interface AlertStore {
    * unreachable: the journal's alone, with `influxError` (the journal holds exactly what InfluxDB has
    * not got yet, e.g. an alarm raised and acknowledged to the broker just before a crash).
    */
-  loadOpen(sinceMs: number): Promise<{ alerts: StoredAlert[]; audit: AuditEntry[]; influxError?: unknown }>;
+  /**
+   * `resolved`: the version at which each alert whose latest stored change is its resolution was
+   * resolved, so that an older open copy (the rule-state snapshot's) does not bring it back.
+   */
+  loadOpen(sinceMs: number): Promise<{ alerts: StoredAlert[]; audit: AuditEntry[]; resolved: ReadonlyMap<string, number>; influxError?: unknown }>;
   /** The audit trail of one alert, or of one home (issue 3: queryable per alert and per home). */
   audit(filter: { alertId?: string; homeId?: string; sinceMs?: number; limit?: number }): Promise<AuditEntry[]>;
   /** Latest stored version of one alert (for resolved alerts no longer in memory). */
@@ -191,6 +196,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         else if (rec.meta?.kind === 'incident_audit') journalAudit.push(rec.meta.entry);
       }
       const incidents = [...latest.values()].filter((s) => s.incident.state !== 'resolved');
+      const resolved = new Map([...latest.values()].filter((s) => s.incident.state === 'resolved').map((s) => [s.incident.id, s.incident.version]));
       const openIds = new Set(incidents.map((s) => s.incident.id));
       const audit = new Map<string, IncidentAuditEntry>();
       const auditSeries = openIds.size === 0 || influxError !== undefined ? [] : await influx.reader.series(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
@@ -199,7 +205,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (e && openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
       }
       for (const e of journalAudit) if (openIds.has(e.incidentId)) audit.set(`${e.incidentId}#${e.seq}`, e);
-      return { incidents, audit: [...audit.values()], ...(influxError !== undefined ? { influxError } : {}) };
+      return { incidents, audit: [...audit.values()], resolved, ...(influxError !== undefined ? { influxError } : {}) };
     },
     async latestIncident(incidentId) {
       const id = quoteString(incidentId);
@@ -255,6 +261,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         else if (rec.meta?.kind === 'audit') journalAudit.push(rec.meta.entry);
       }
       const alerts = [...latest.values()].filter((s) => s.alert.state !== 'resolved');
+      const resolved = new Map([...latest.values()].filter((s) => s.alert.state === 'resolved').map((s) => [s.alert.id, s.alert.version]));
       const openIds = new Set(alerts.map((s) => s.alert.id));
       const audit = new Map<string, AuditEntry>();
       const auditSeries = openIds.size === 0 || influxError !== undefined ? [] : await influx.reader.series(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
@@ -263,7 +270,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (e && openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
       }
       for (const e of journalAudit) if (openIds.has(e.alertId)) audit.set(`${e.alertId}#${e.seq}`, e);
-      return { alerts, audit: [...audit.values()], ...(influxError !== undefined ? { influxError } : {}) };
+      return { alerts, audit: [...audit.values()], resolved, ...(influxError !== undefined ? { influxError } : {}) };
     },
     async audit(filter) {
       const where = [`time >= ${Math.max(0, Math.trunc(filter.sinceMs ?? 0))}ms`];
