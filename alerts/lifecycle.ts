@@ -1,3 +1,4 @@
+import { HomeIndexedMap } from './home-index.ts';
 import { compact } from './compact.ts';
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../common/clock.ts';
@@ -218,7 +219,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
   const newId = deps.newId ?? randomUUID;
   const keepResolved = deps.keepResolved ?? 1000;
   const byId = new Map<string, Rec>();
-  const openByKey = new Map<string, Rec>();
+  const openByKey = new HomeIndexedMap<string, Rec>((r) => r.alert.homeId);
   const resolvedOrder: string[] = [];
   const held = new Map<string, Held>();
   const reraiseAfterMs = deps.reraiseAfterMs ?? REARM_AFTER_MS;
@@ -319,7 +320,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     ...(deps.keepResolved !== undefined ? { keepResolved: deps.keepResolved } : {}),
   });
 
-  const openOfHome = (homeId: string): AlertMessage[] => [...openByKey.values()].filter((r) => r.alert.homeId === homeId).map((r) => r.alert);
+  const openOfHome = (homeId: string): AlertMessage[] => [...openByKey.ofHome(homeId)].map((r) => r.alert);
 
   /**
    * Re-applies the inhibition rules to a home's open alerts after a change (a source raised or
@@ -329,7 +330,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     // Only a possible source changes anything (a home going silent raises hundreds of device alerts at once).
     if (changed !== undefined && !isInhibitionSource(changed)) return;
     // Sources are judged on the alerts as they stand; an alert held back does not hold others back.
-    const open = [...openByKey.values()].filter((r) => r.alert.homeId === homeId);
+    const open = [...openByKey.ofHome(homeId)];
     const alerts = open.map((r) => r.alert);
     for (const rec of open) {
       if (rec.alert.state === 'resolved') continue;

@@ -1,3 +1,4 @@
+import { HomeIndexedMap } from '../home-index.ts';
 import { compact } from '../compact.ts';
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../../common/clock.ts';
@@ -189,7 +190,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
   const keepResolved = deps.keepResolved ?? 1000;
   const adjacency: Adjacency = adjacencyOf(registry);
   const byId = new Map<string, Rec>();
-  const openById = new Map<string, Rec>();
+  const openById = new HomeIndexedMap<string, Rec>((r) => r.incident.homeId);
   const resolvedOrder: string[] = [];
   /** Incidents inside an operation: member changes update points without a version of their own. */
   const inBatch = new Set<string>();
@@ -349,7 +350,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
 
   const book: IncidentBook = {
     place(s) {
-      const open = [...openById.values()].map((r) => ({ id: r.incident.id, homeId: r.incident.homeId, kind: r.incident.kind, key: r.key, roomIds: r.incident.roomIds, openedAt: r.incident.openedAt }));
+      const open = [...openById.ofHome(s.homeId)].map((r) => ({ id: r.incident.id, homeId: r.incident.homeId, kind: r.incident.kind, key: r.key, roomIds: r.incident.roomIds, openedAt: r.incident.openedAt }));
       const p = place(s, open, adjacency);
       return 'join' in p ? { id: p.join } : { id: newId(), open: p.open };
     },
