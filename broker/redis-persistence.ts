@@ -83,40 +83,71 @@ const WILL_SCAN_COUNT = 500;
 const FORGET_EMPTY_WILL_SET = `if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0`;
 
 /**
- * The first window, from each end of a session's queue, in which an acknowledged entry is looked
- * for: it covers a session's messages in flight (ingest acknowledges in batches after its spool's
- * group commit: ~100 ms, 2,000 messages at 20,000 msg/s) at ~15 µs of Redis a miss (1,024
- * comparisons, ~14 ns each measured on this machine's Redis 7.0).
+ * The first window, at each end of a session's queue, in which an acknowledged entry is looked for:
+ * it covers a session's messages in flight (ingest acknowledges in batches after its spool's group
+ * commit: ~100 ms, 2,000 messages at 20,000 msg/s) at ~15 µs of Redis a miss (1,024 comparisons,
+ * ~14 ns each measured on this machine's Redis 7.0).
  */
 export const QUEUE_END_WINDOW = 1024;
 
 /**
- * Removes one acknowledged entry from a session's queue, scanning from the end it is nearer. Entries
- * are RPUSHed in publish order and mostly acknowledged in that order, so the entry is usually at the
- * head; but after a session reconnects with a backlog, aedes sends the backlog from the head and new
- * messages live at the same time, and those are near the tail. A scan from the head passed the whole
- * backlog for every live acknowledgement (session 12: 29,000 queued, ~400 µs of Redis an ack, and
- * the replay, starved by them, did not shrink the backlog while devices sent 2,000 msg/s). Windows
- * from both ends (LPOS … MAXLEN, Redis ≥ 6.0.6) grow 4× a round, so an entry d from its nearer end
- * costs O(d) comparisons, and one queued nowhere (a second copy's acknowledgement) ~3× the queue,
- * once. Returns the entries removed, 0 or 1, as LREM would.
+ * Removes one acknowledged entry from a session's queue. Entries are RPUSHed in publish order and
+ * mostly acknowledged in that order, so the entry is usually near the head; but after a session
+ * reconnects with a backlog, aedes sends the backlog from the head and new messages live at the same
+ * time, and those are near the tail: a scan from the head passed the whole backlog for every live
+ * acknowledgement (session 12: 29,000 queued, ~400 µs of Redis an ack, and the replay, starved by
+ * them, did not shrink the backlog while devices sent 2,000 msg/s).
+ *
+ * ARGV[3] `scan`: windows from both ends (LPOS … MAXLEN, Redis ≥ 6.0.6) growing 4× a round; the entry
+ * is removed from the end it was found near; returns its distance from that end + 1, negative for the
+ * tail, 0 if it is not queued (the windows grew past the whole queue). `head`: one
+ * scan from the head (LREM count 1), returns the entries removed. Windows cost 2–3× a plain scan
+ * where the entry is deep from both ends (broker nodes minutes apart in the 100,000-device run: the
+ * queue's order and the delivery order differ by thousands), so storeConnection uses them only while
+ * a session's acknowledgements are found near its tail (QueueEnds).
  */
 const CLEAR_QUEUED = `
+if ARGV[3] == 'head' then return redis.call('LREM', KEYS[1], 1, ARGV[1]) end
 local len = redis.call('LLEN', KEYS[1])
 local w = tonumber(ARGV[2])
 while true do
-  if redis.call('LPOS', KEYS[1], ARGV[1], 'MAXLEN', w) then return redis.call('LREM', KEYS[1], 1, ARGV[1]) end
-  if redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1, 'MAXLEN', w) then return redis.call('LREM', KEYS[1], -1, ARGV[1]) end
+  local i = redis.call('LPOS', KEYS[1], ARGV[1], 'MAXLEN', w)
+  if i then redis.call('LREM', KEYS[1], 1, ARGV[1]) return i + 1 end
+  i = redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1, 'MAXLEN', w)
+  if i then redis.call('LREM', KEYS[1], -1, ARGV[1]) return i - len end
   if 2 * w >= len then return 0 end
   w = 4 * w
 end`;
 
-type ClearQueued = (key: string, element: string, window: number) => Promise<number>;
+type ClearQueued = (key: string, element: string, window: number, mode: 'scan' | 'head') => Promise<number>;
+
+/**
+ * Per session queue, how often its acknowledged entries were found near the tail (an average over the
+ * last ~10 windowed clears). While that is rare, clears scan from the head (LREM count 1) and one in
+ * SAMPLE_EVERY looks with windows, to notice when it changes (a reconnect with a backlog).
+ */
+export class QueueEnds {
+  static readonly SAMPLE_EVERY = 16;
+  static readonly TAIL_SHARE_FOR_WINDOWS = 0.1;
+  readonly #queues = new Map<string, { calls: number; tailShare: number }>();
+
+  mode(key: string): 'scan' | 'head' {
+    let q = this.#queues.get(key);
+    if (q === undefined) this.#queues.set(key, (q = { calls: 0, tailShare: 0 }));
+    return q.calls++ % QueueEnds.SAMPLE_EVERY === 0 || q.tailShare >= QueueEnds.TAIL_SHARE_FOR_WINDOWS ? 'scan' : 'head';
+  }
+
+  /** A windowed clear's answer: > 0 found from the head, < 0 from the tail, 0 not queued. */
+  found(key: string, where: number): void {
+    const q = this.#queues.get(key);
+    if (q !== undefined && where !== 0) q.tailShare = 0.9 * q.tailShare + (where < 0 ? 0.1 : 0);
+  }
+}
 
 /**
  * The one Redis connection of the store, handed to the library as `conn`, with one change:
  * `LREM outgoing:<client> 0 <packet>` (on every PUBACK of a queued message, outgoingClearMessageId)
- * becomes CLEAR_QUEUED, which removes the first occurrence found from the nearer end. Count 0 scans
+ * becomes CLEAR_QUEUED (a scan from the head, or windows from both ends: QueueEnds). Count 0 scans
  * a session's whole queue for every acknowledgement. Measured (session 9, bench connections100k at
  * 7,000 msg/s offered, 5,000 devices): LREM took 536 µs a call after 30 s and 1,240 µs after 90 s,
  * Redis at 0.9 of a core, the svc-ingest queue growing by the clears it could not keep up with
@@ -128,16 +159,21 @@ type ClearQueued = (key: string, element: string, window: number) => Promise<num
  * it skips Redis instead of scanning the queue for it.
  * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
  */
-function storeConnection(opts: RedisPersistenceOptions): Redis {
+function storeConnection(opts: RedisPersistenceOptions, ends: QueueEnds): Redis {
   const conn = new Redis(opts);
   const lrem = conn.lrem.bind(conn) as (key: string, count: number, element: string) => Promise<number>;
   conn.defineCommand('carewatchClearQueued', { numberOfKeys: 1, lua: CLEAR_QUEUED });
   const clearQueued = (conn as unknown as { carewatchClearQueued: ClearQueued }).carewatchClearQueued.bind(conn);
   Object.defineProperty(conn, 'lrem', {
-    value: (key: string, count: number, element: string | undefined): Promise<number> => {
+    value: async (key: string, count: number, element: string | undefined): Promise<number> => {
       if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
-      if (element === undefined || element === '') return Promise.resolve(0);
-      return clearQueued(key, element, QUEUE_END_WINDOW);
+      if (element === undefined || element === '') return 0;
+      const mode = ends.mode(key);
+      const r = Number(await clearQueued(key, element, QUEUE_END_WINDOW, mode));
+      if (mode === 'head') return r;
+      ends.found(key, r);
+      // 0: the windows covered the whole queue and it is not there (a second copy's acknowledgement).
+      return r === 0 ? 0 : 1;
     },
   });
   return conn;
@@ -210,7 +246,7 @@ class AedesOneRedisPersistence extends Base {
   #brokerId = '';
 
   constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>) {
-    const conn = storeConnection(opts);
+    const conn = storeConnection(opts, new QueueEnds());
     super({ ...opts, conn });
     this.#conn = conn;
     this.#drainTimeoutMs = drainTimeoutMs;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
-import { createRedisPersistence, redisOptions, type ClosablePersistence } from '../../broker/redis-persistence.ts';
+import { QueueEnds, createRedisPersistence, redisOptions, type ClosablePersistence } from '../../broker/redis-persistence.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
 
@@ -250,7 +250,7 @@ it('two messages in flight on one connection never share a packet id: a resent o
   }
 });
 
-it('clears an acknowledged queue entry scanning from the end of the queue it is near', async () => {
+it('clears an acknowledged queue entry from the end it is near while a session\'s acknowledgements come near the tail, else from the head', async () => {
   // After a reconnect with a backlog, aedes resends the backlog from the head while new messages are
   // delivered live, near the tail; a scan from the head for each of their PUBACKs passed the whole
   // backlog (session 12: ~400 µs of Redis a PUBACK at 29,000 queued). MONITOR shows the LREMs the
@@ -271,20 +271,20 @@ it('clears an acknowledged queue entry scanning from the end of the queue it is 
       await store.outgoingUpdate(client, { ...queuedPacket(counter), messageId });
       await store.outgoingClearMessageId(client, { cmd: 'puback', messageId });
     };
-    await ack(QUEUED - 5, 1); // live, near the tail
-    await ack(2, 2); // resent, near the head
-    await ack(1_600, 3); // in neither first window: found in the next round, from the head
-    await ack(QUEUED - 1_500, 4); // beyond the head's next window (4,096), in the tail's
+    await ack(QUEUED - 5, 1); // live, near the tail: found there (a session's first clear looks at both ends)
+    await ack(2, 2); // resent, near the head: acknowledgements came near the tail lately, so it looks at both ends
+    await ack(1_600, 3); // the tail's share fell: a scan from the head
+    await ack(QUEUED - 900, 4); // a scan from the head too, until a sampled clear finds one near the tail again
     await until(() => `4 LREMs seen by MONITOR, got ${lrems.length}`, () => lrems.length >= 4, 10_000);
     expect(lrems).toEqual([
       ['-1', 'packet:b-q:5995'],
       ['1', 'packet:b-q:2'],
       ['1', 'packet:b-q:1600'],
-      ['-1', 'packet:b-q:4500'],
+      ['1', 'packet:b-q:5100'],
     ]);
     const left = await conn.lrange(`outgoing:${clientId}`, 0, -1);
     expect(left).toHaveLength(QUEUED - 4);
-    for (const gone of [2, 1_600, 4_500, 5_995]) expect(left).not.toContain(`packet:b-q:${gone}`);
+    for (const gone of [2, 1_600, 5_100, 5_995]) expect(left).not.toContain(`packet:b-q:${gone}`);
     expect(left[0]).toBe('packet:b-q:1');
     expect(left.at(-1)).toBe(`packet:b-q:${QUEUED}`);
   } finally {
@@ -293,6 +293,25 @@ it('clears an acknowledged queue entry scanning from the end of the queue it is 
     await close();
   }
 }, 60_000);
+
+it('looks at both ends of a queue while its acknowledgements are found near the tail, and samples one clear in 16 otherwise', () => {
+  const ends = new QueueEnds();
+  const k = 'outgoing:svc';
+  const modes = (n: number, where: number): string[] =>
+    Array.from({ length: n }, () => {
+      const m = ends.mode(k);
+      if (m === 'scan') ends.found(k, where);
+      return m;
+    });
+  // Found near the head: one windowed clear in 16.
+  expect(modes(32, 5).filter((m) => m === 'scan')).toHaveLength(2);
+  // A reconnect: the sampled clear finds one near the tail, and windows stay on while they keep doing so.
+  const after = modes(64, -3);
+  expect(after.slice(after.indexOf('scan'))).toEqual(Array.from({ length: 64 - after.indexOf('scan') }, () => 'scan'));
+  // Back to the head: the tail's share decays below a tenth and clears scan from the head again.
+  const back = modes(64, 7);
+  expect(back.slice(-16).filter((m) => m === 'scan').length).toBeLessThanOrEqual(1);
+});
 
 it('clears an acknowledged queue entry with LREM count 1 and indexes wills in a set, with no scan of a list of every will', async () => {
   // aedes-persistence-redis 11 removes an acknowledged entry with `LREM outgoing:<client> 0 …` (a
