@@ -46,8 +46,7 @@ export interface AlertStore {
   recordCareAction(a: CareActionRecord): void;
   /** Issue 11: an incident change and its audit entry, journaled like an alert change. */
   recordIncident(change: IncidentChange): void;
-  /** Latest version of every incident changed since `sinceMs` that is still open, with their audit. */
-  /** `resolved` as loadOpen's, for incidents. */
+  /** Latest version of every incident changed since `sinceMs` that is still open, with their audit; `resolved` as loadOpen's. */
   loadOpenIncidents(sinceMs: number): Promise<{ incidents: StoredIncident[]; audit: IncidentAuditEntry[]; resolved: ReadonlyMap<string, number>; influxError?: unknown }>;
   /** Latest stored version of one incident and its audit trail (resolved ones no longer in memory). */
   latestIncident(incidentId: string): Promise<{ incident: IncidentMessage; audit: IncidentAuditEntry[] } | undefined>;
@@ -55,8 +54,6 @@ export interface AlertStore {
    * Latest version of every alert changed since `sinceMs`, merged with the unsent journal. InfluxDB
    * unreachable: the journal's alone, with `influxError` (the journal holds exactly what InfluxDB has
    * not got yet, e.g. an alarm raised and acknowledged to the broker just before a crash).
-   */
-  /**
    * `resolved`: the version at which each alert whose latest stored change is its resolution was
    * resolved, so that an older open copy (the rule-state snapshot's) does not bring it back.
    */
