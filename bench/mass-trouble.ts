@@ -14,7 +14,7 @@ import { median } from './lib/stats.ts';
  * each. Until session 12 every raise looked at every open alert and incident of the site (the home's
  * inhibitions, the incident grouping), so the burst cost grew with the square of its size and alerts
  * stood still for minutes with fire alarms waiting (a profile of the 100,000-device run: 100 % of
- * alerts' CPU in `raise` → `book.place`). Raises one `device_offline`-style trouble per device of the
+ * alerts' CPU in `raise` → `book.place`). Raises one `no_heartbeat` trouble per device of the
  * 102,000-device bench registry (1,000 homes), in the lifecycle alone (no I/O), and times each block
  * of 1,000 raises. The reference, in the same run, is the first block (few alerts open): a raise
  * that does not depend on how many are open costs the same in the last block (ratio ≈ 1).
