@@ -177,9 +177,9 @@ describe('the page on a phone (issue 15)', () => {
       .toMatch(/\/sw\.js$/)
       .catch(async (err: unknown) => {
         const state = await staff.evaluate(async () => {
+          // No named helper in here: a bundler's keepNames wrapper would not exist in the page.
           const r = await navigator.serviceWorker.getRegistration();
-          const w = (x: ServiceWorker | null | undefined): string => (x ? x.state : '-');
-          return { installing: w(r?.installing), waiting: w(r?.waiting), active: w(r?.active), errors: (window as unknown as { __carewatchNotify?: { errors: string[] } }).__carewatchNotify?.errors ?? [] };
+          return { installing: r?.installing?.state ?? '-', waiting: r?.waiting?.state ?? '-', active: r?.active?.state ?? '-', errors: (window as unknown as { __carewatchNotify?: { errors: string[] } }).__carewatchNotify?.errors ?? [] };
         });
         throw new Error(`the service worker does not control the page: ${JSON.stringify(state)}`, { cause: err });
       });
