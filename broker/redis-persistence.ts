@@ -102,7 +102,7 @@ export const QUEUE_END_WINDOW = 1024;
  * is removed from the end it was found near; returns its distance from that end + 1, negative for the
  * tail, 0 if it is not queued (the windows grew past the whole queue). `head`: one
  * scan from the head (LREM count 1), returns the entries removed. Windows cost 2–3× a plain scan
- * where the entry is deep from both ends (broker nodes minutes apart in the 100,000-device run: the
+ * where the entry is deep from both ends (broker nodes seconds apart in the 100,000-device run: the
  * queue's order and the delivery order differ by thousands), so storeConnection uses them only while
  * a session's acknowledgements are found near its tail (QueueEnds).
  */
