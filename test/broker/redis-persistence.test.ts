@@ -162,19 +162,31 @@ it('a reconnecting persistent session gets its whole queue on one connection, no
   expect(telemetrySeqs(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
 }, 120_000);
 
+type OutgoingStore = ClosablePersistence & {
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
+  outgoingUpdate(client: object, packet: object): Promise<void>;
+  outgoingClearMessageId(client: object, packet: object): Promise<unknown>;
+  outgoingStream(client: { id: string }): AsyncIterable<{ payload: Buffer }>;
+};
+
+/** A store set up by a real aedes around it (its broadcast of subscriptions); no client connects to it. */
+async function bareStore(): Promise<{ store: OutgoingStore; close(): Promise<void> }> {
+  const store = createRedisPersistence(redisUrl) as OutgoingStore;
+  const aedes = await Aedes.createBroker({ persistence: store as never });
+  return {
+    store,
+    async close() {
+      await new Promise<void>((r) => aedes.close(() => r()));
+      await store.destroy();
+    },
+  };
+}
+
 it('a PUBACK on a new connection clears only what that connection was sent, not a queued message that had the same id on the dead one', async () => {
   // A retained status copy sent at SUBSCRIBE is never queued; its PUBACK carries an id that a queued
   // message may have had on the previous connection. aedes-persistence-redis looked the id up in a
   // per-node map that outlives the connection and removed that message (session 7).
-  type Outgoing = ClosablePersistence & {
-    outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
-    outgoingUpdate(client: object, packet: object): Promise<void>;
-    outgoingClearMessageId(client: object, packet: object): Promise<unknown>;
-    outgoingStream(client: { id: string }): AsyncIterable<{ payload: Buffer }>;
-  };
-  const store = createRedisPersistence(redisUrl) as Outgoing;
-  // A real aedes around it sets it up (its broadcast of subscriptions); no client connects to it.
-  const aedes = await Aedes.createBroker({ persistence: store as never });
+  const { store, close } = await bareStore();
   const clientId = 'svc-ingest-ids';
   const queued = async (): Promise<string[]> => {
     const out: string[] = [];
@@ -194,29 +206,9 @@ it('a PUBACK on a new connection clears only what that connection was sent, not 
     await store.outgoingClearMessageId(live, { cmd: 'puback', messageId: 31 });
     expect(await queued()).toEqual([]);
   } finally {
-    await new Promise<void>((r) => aedes.close(() => r()));
-    await store.destroy();
+    await close();
   }
 });
-
-type OutgoingStore = ClosablePersistence & {
-  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
-  outgoingUpdate(client: object, packet: object): Promise<void>;
-  outgoingClearMessageId(client: object, packet: object): Promise<unknown>;
-};
-
-/** A store set up by a real aedes around it (its broadcast of subscriptions); no client connects to it. */
-async function bareStore(): Promise<{ store: OutgoingStore; close(): Promise<void> }> {
-  const store = createRedisPersistence(redisUrl) as OutgoingStore;
-  const aedes = await Aedes.createBroker({ persistence: store as never });
-  return {
-    store,
-    async close() {
-      await new Promise<void>((r) => aedes.close(() => r()));
-      await store.destroy();
-    },
-  };
-}
 
 const queuedPacket = (brokerCounter: number): Record<string, unknown> => ({ cmd: 'publish', topic: 'carewatch/h01/h01-sd-r101/telemetry', payload: Buffer.from(`m${brokerCounter}`), qos: 1, retain: false, dup: false, brokerId: 'b-q', brokerCounter });
 
