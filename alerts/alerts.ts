@@ -627,14 +627,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open alerts from InfluxDB; using the local snapshot');
       }
-      // Newest version per id wins across InfluxDB, the journal and the local snapshot; an alert
-      // resolved after the snapshot was cut stays resolved (the snapshot's open copy is older).
-      const merged = new Map<string, StoredAlert>();
-      for (const s of [...(snap?.open ?? []), ...restored.alerts]) {
-        const prior = merged.get(s.alert.id);
-        if (prior === undefined || prior.alert.version < s.alert.version) merged.set(s.alert.id, s);
-      }
-      for (const [id, version] of restored.resolved) if ((merged.get(id)?.alert.version ?? Infinity) < version) merged.delete(id);
+      const merged = newestOpen([...(snap?.open ?? []), ...restored.alerts], (s) => s.alert, restored.resolved);
       let restoredIncidents: { incidents: StoredIncident[]; audit: IncidentAuditEntry[]; resolved: ReadonlyMap<string, number> } = { incidents: [], audit: [], resolved: new Map() };
       try {
         const loaded = await store.loadOpenIncidents(clock.now() - config.restoreDays * 86_400_000);
@@ -644,13 +637,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       } catch (err) {
         logger.error({ err, code: 'ALERTS_RESTORE_FAILED' }, 'could not read open incidents from InfluxDB; using the local snapshot');
       }
-      const mergedIncidents = new Map<string, StoredIncident>();
-      for (const s of [...(Array.isArray(snap?.incidents) ? snap.incidents : []), ...restoredIncidents.incidents]) {
-        const prior = mergedIncidents.get(s.incident.id);
-        if (prior === undefined || prior.incident.version < s.incident.version) mergedIncidents.set(s.incident.id, s);
-      }
-      for (const [id, version] of restoredIncidents.resolved) if ((mergedIncidents.get(id)?.incident.version ?? Infinity) < version) mergedIncidents.delete(id);
-      lifecycle.restore([...merged.values()], restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: [...mergedIncidents.values()], audit: restoredIncidents.audit });
+      const mergedIncidents = newestOpen([...(Array.isArray(snap?.incidents) ? snap.incidents : []), ...restoredIncidents.incidents], (s) => s.incident, restoredIncidents.resolved);
+      lifecycle.restore(merged, restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: mergedIncidents, audit: restoredIncidents.audit });
       logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
       await disablements.start();
@@ -756,6 +744,19 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     }),
   };
   return self;
+}
+
+/**
+ * Restore: the newest version per id across InfluxDB, the journal and the local snapshot, less those
+ * resolved at a later version (resolved after the snapshot was cut: its open copy is older).
+ */
+function newestOpen<T>(copies: readonly T[], message: (s: T) => { readonly id: string; readonly version: number }, resolved: ReadonlyMap<string, number>): T[] {
+  const newest = new Map<string, T>();
+  for (const s of copies) {
+    const prior = newest.get(message(s).id);
+    if (prior === undefined || message(prior).version < message(s).version) newest.set(message(s).id, s);
+  }
+  return [...newest.values()].filter((s) => (resolved.get(message(s).id) ?? -Infinity) <= message(s).version);
 }
 
 /** A snapshot cut's text, one slice per event-loop turn: messages waiting for the loop go between slices. */

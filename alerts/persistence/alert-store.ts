@@ -139,6 +139,21 @@ function parseJson<T>(v: unknown): T | undefined {
   }
 }
 
+/**
+ * The latest stored versions split into the open ones and, by id, the version of each resolution
+ * (loadOpen's `resolved`: an older open copy elsewhere must not bring the alert or incident back).
+ */
+function splitResolved<T>(latest: Iterable<T>, message: (s: T) => { readonly id: string; readonly version: number; readonly state: string }): { open: T[]; resolved: Map<string, number> } {
+  const open: T[] = [];
+  const resolved = new Map<string, number>();
+  for (const s of latest) {
+    const m = message(s);
+    if (m.state === 'resolved') resolved.set(m.id, m.version);
+    else open.push(s);
+  }
+  return { open, resolved };
+}
+
 export function createAlertStore(deps: AlertStoreDeps): AlertStore {
   const influx = deps.influx ?? openInfluxDatabase({ url: deps.influxUrl, database: deps.database });
   const writer: JournalWriter<StoreMeta> = createJournalWriter<StoreMeta>({
@@ -192,8 +207,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (rec.meta?.kind === 'incident') consider(rec.meta.stored);
         else if (rec.meta?.kind === 'incident_audit') journalAudit.push(rec.meta.entry);
       }
-      const incidents = [...latest.values()].filter((s) => s.incident.state !== 'resolved');
-      const resolved = new Map([...latest.values()].filter((s) => s.incident.state === 'resolved').map((s) => [s.incident.id, s.incident.version]));
+      const { open: incidents, resolved } = splitResolved(latest.values(), (s) => s.incident);
       const openIds = new Set(incidents.map((s) => s.incident.id));
       const audit = new Map<string, IncidentAuditEntry>();
       const auditSeries = openIds.size === 0 || influxError !== undefined ? [] : await influx.reader.series(`SELECT "json" FROM "incident_audit" WHERE time >= ${since}ms`);
@@ -257,8 +271,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
         if (rec.meta?.kind === 'alert') consider(rec.meta.stored);
         else if (rec.meta?.kind === 'audit') journalAudit.push(rec.meta.entry);
       }
-      const alerts = [...latest.values()].filter((s) => s.alert.state !== 'resolved');
-      const resolved = new Map([...latest.values()].filter((s) => s.alert.state === 'resolved').map((s) => [s.alert.id, s.alert.version]));
+      const { open: alerts, resolved } = splitResolved(latest.values(), (s) => s.alert);
       const openIds = new Set(alerts.map((s) => s.alert.id));
       const audit = new Map<string, AuditEntry>();
       const auditSeries = openIds.size === 0 || influxError !== undefined ? [] : await influx.reader.series(`SELECT "json" FROM "alert_audit" WHERE time >= ${since}ms`);
