@@ -63,6 +63,11 @@ self.addEventListener('activate', (event) => {
   })());
 });
 
+// A page that found itself uncontrolled after `ready` asks again (js/notify.js registerServiceWorker).
+self.addEventListener('message', (event) => {
+  if (event.data?.type === 'carewatch:claim') event.waitUntil(self.clients.claim());
+});
+
 self.addEventListener('fetch', (event) => {
   const req = event.request;
   if (req.method !== 'GET') return;

@@ -184,6 +184,20 @@ describe('the page on a phone (issue 15)', () => {
         throw new Error(`the service worker does not control the page: ${JSON.stringify(state)}`, { cause: err });
       });
     await expect.poll(() => staff.evaluate(() => caches.keys()), { timeout: 20_000 }).toEqual(['carewatch-shell-v2']);
+    // A page the worker did not take over asks it to (js/notify.js): a hard reload bypasses the
+    // worker, so the reloaded page starts uncontrolled (Service Workers §"handle fetch": a
+    // force-reload's navigation skips the worker), and only the page's request makes it controlled
+    // without another reload. The same path mends a first visit Chromium left uncontrolled.
+    const second = await staffCtx.newPage();
+    await second.goto('/');
+    await expect.poll(() => second.evaluate(() => navigator.serviceWorker.controller !== null), { timeout: 20_000 }).toBe(true);
+    const cdp = await staffCtx.newCDPSession(second);
+    const reloaded = second.waitForEvent('load');
+    await cdp.send('Page.reload', { ignoreCache: true });
+    await reloaded;
+    await expect.poll(() => second.evaluate(() => navigator.serviceWorker.controller?.scriptURL ?? null), { timeout: 20_000 }).toMatch(/\/sw\.js$/);
+    await cdp.detach();
+    await second.close();
     expect(await staff.evaluate(() => Notification.permission)).toBe('granted');
     await staff.getByTestId('notify-state').and(staff.locator('[data-permission="granted"]')).waitFor();
 

@@ -27,6 +27,11 @@ export async function registerServiceWorker() {
   try {
     await navigator.serviceWorker.register('/sw.js', { scope: '/' });
     registration = await navigator.serviceWorker.ready;
+    // The worker's activate claims open pages, but Chromium does not always hand this page over
+    // (seen under CI load: worker active, page uncontrolled for over a minute), and an uncontrolled
+    // page has no offline shell until a reload. Asking the active worker to claim again is harmless
+    // when it already did.
+    if (!navigator.serviceWorker.controller) registration.active?.postMessage({ type: 'carewatch:claim' });
     return registration;
   } catch (err) {
     probe.errors.push(`register: ${err?.message ?? err}`);
