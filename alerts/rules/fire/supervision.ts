@@ -168,12 +168,15 @@ function rearm(state: SupervisionState, now: number): SupervisionState {
 }
 
 /**
- * When each quiet home needs its next look: a home whose devices are all reporting, none raised or
- * offline, and whose latch is at rest cannot change until its first device's quiet time runs out or
- * a message changes that (an offline status, a raised device speaking). The tick then skips it.
- * Visiting every device every second cost 54 ms a tick at 102,000 devices (session 9, the alerts
- * engine alone), a tenth of a core before any message; a home of healthy devices now costs one
- * comparison a tick and one pass about once per report period.
+ * When each home needs its next look: the first time a tick could change anything in it, were no
+ * message to arrive. Until then a tick finds nothing to do there, and skips it. Visiting every device
+ * every second cost 54 ms a tick at 102,000 devices (session 9, the alerts engine alone), a tenth of
+ * a core before any message. Session 8 scheduled only homes at rest (every device up, none raised);
+ * at 100,000 devices with some never connected nearly every home holds a raised device, so every
+ * home was visited every tick again (session 12's profile: the tick was 15 % of alerts). Now a home
+ * with raised, offline or silent devices is scheduled too: time only moves each of them towards one
+ * next step (down, overdue, past its deferral, restore held long enough), and the earliest of those
+ * steps is the next look. A message moves it only through its own device (below, in `evaluate`).
  *
  * Derived, never persisted: kept beside the engine-owned map it describes (keyed by that object, so
  * a copied, restored or re-armed state starts without one and its first tick visits every home),
@@ -182,8 +185,23 @@ function rearm(state: SupervisionState, now: number): SupervisionState {
  */
 interface Schedule {
   readonly registry: RegistryIndex;
-  /** Home → platform ms before which its evaluation would change nothing; absent: look every tick. */
-  readonly due: Map<string, number>;
+  /** Home → its next look; absent: look every tick. */
+  readonly due: Map<string, Due>;
+}
+interface Due {
+  /** The judged ms before which the home's evaluation would change nothing. */
+  at: number;
+  /**
+   * The judged ms of the look that set this: every step above is monotonic in time, so a tick whose
+   * clock went back (alerts' excess lag rose) looks again.
+   */
+  readonly from: number;
+  /**
+   * The latest `lastSeen` of the home's down devices at that look (-Infinity with none). A device
+   * heard after it is up and counted in the home's fraction both before and after a new message of
+   * it; one heard at or before it was down or undecided, and its message may change the fraction.
+   */
+  readonly since: number;
 }
 const schedules = new WeakMap<SupervisionState['d'], Schedule>();
 
@@ -211,7 +229,7 @@ function tick(now: number, at: number, lag: Lag | undefined, state: SupervisionS
   for (const home of ctx.registry.site.homes) {
     if (schedule !== undefined) {
       const due = schedule.due.get(home.id);
-      if (due !== undefined && now < due) continue;
+      if (due !== undefined && now < due.at && now >= due.from) continue;
       schedule.due.delete(home.id);
     }
     const devices = ctx.registry.devicesOfHome(home.id);
@@ -275,29 +293,47 @@ function tick(now: number, at: number, lag: Lag | undefined, state: SupervisionS
         signals.push(offlineSignal(dev, ctx, false, seen, 'back'));
       }
     }
-    if (schedule !== undefined) {
-      const due = quietUntil(devices, d, step.latch);
-      if (due !== undefined) schedule.due.set(home.id, due);
+    // After an edge the home's devices were changed (fresh budgets): look again next tick.
+    if (schedule !== undefined && step.edge === undefined) {
+      const at = nextLook(devices, d, step.latch, frac, now);
+      if (at !== undefined) schedule.due.set(home.id, { at, from: now, since: down > 0 ? since : -Infinity });
     }
   }
   return { state: { d, h, last: at, ...(lag !== undefined ? { lag } : {}) }, signals };
 }
 
 /**
- * For a home at rest (latch off with nothing pending, every device up, not offline, not raised): the
- * first time one of its devices stops being up, less the slack. Until then a tick finds nothing to do
- * in it: no device is down (so no home fraction, nothing undecided) and none is past its budget,
- * which is at least its quiet time. Undefined: the home is not at rest, look again next tick.
+ * The judged ms, less the slack, of the first step a tick could take in this home after the look at
+ * `now` (its devices' entries as that look left them; `frac` the fraction it judged by), if no
+ * message arrives: a device going down (the home's fraction and its undecided set change only so),
+ * an unraised device overdue (past its deferral while half the home is down), a raised device back
+ * for RESTORE_HOLD_MS or silent again. A raised device that is overdue or offline stays so until it
+ * speaks. Undefined: the latch is counting towards an edge (it counts every tick), look next tick.
  */
-function quietUntil(devices: readonly Device[], d: SupervisionState['d'], latch: Latch): number | undefined {
-  if (latch.on || latch.n !== 0 || latch.p !== -1) return undefined;
-  let due = Infinity;
+function nextLook(devices: readonly Device[], d: SupervisionState['d'], latch: Latch, frac: number, now: number): number | undefined {
+  if (latch.n !== 0 || latch.p !== -1) return undefined;
+  let at = Infinity;
   for (const dev of devices) {
     const e = d[dev.id];
-    if (e === undefined || e[1] >= 0 || e[2] !== 0 || e[3] >= 0) return undefined;
-    due = Math.min(due, e[0] + quietMs(dev, e) - SCHEDULE_SLACK_MS);
+    if (e === undefined) return undefined;
+    const [seen, off, raised, back] = e;
+    // Down once silent longer than its quiet time (strictly), for good once offline.
+    if (off < 0) {
+      const down = seen + quietMs(dev, e);
+      if (now <= down) at = Math.min(at, down);
+    }
+    // Under the home alert a tick only clears raised devices, which this look did.
+    if (latch.on) continue;
+    const budget = seen + budgetMs(dev, e);
+    if (raised === 0) {
+      const wait = frac < HOME_CLEAR_FRACTION ? 0 : deferralMs(dev, e);
+      at = Math.min(at, budget + wait, off >= 0 ? off + OFFLINE_GRACE_MS + wait : Infinity);
+    } else if (off < 0 && now < budget) {
+      // Back and counting (this look set `back` if it was not): cleared after the hold, or silent again.
+      at = Math.min(at, back + RESTORE_HOLD_MS, budget);
+    }
   }
-  return due;
+  return at - SCHEDULE_SLACK_MS;
 }
 
 export const supervisionRule: Rule<SupervisionState> = {
@@ -336,9 +372,11 @@ export const supervisionRule: Rule<SupervisionState> = {
       const homeId = input.device.homeId;
       const due = schedule?.due.get(homeId);
       if (schedule !== undefined && due !== undefined) {
-        // A healthy device heard again only moves its own quiet time (which may shrink with its
-        // interval); anything else (offline, a raised device back) needs the home looked at.
-        if (off < 0 && raised === 0) schedule.due.set(homeId, Math.min(due, entry[0] + quietMs(input.device, entry) - SCHEDULE_SLACK_MS));
+        // A device that was up (heard after the home's down devices) and unraised, heard again, only
+        // moves its own quiet time (which may shrink with its interval; its overdue time is later):
+        // the home's fraction stays. Anything else (offline, a raised device back, a down or
+        // undecided one heard) needs the home looked at.
+        if (prev !== undefined && off < 0 && raised === 0 && prev[0] > due.since) due.at = Math.min(due.at, entry[0] + quietMs(input.device, entry) - SCHEDULE_SLACK_MS);
         else schedule.due.delete(homeId);
       }
       return { state: { d: state.d, h: state.h, last, ...lag }, signals: [] };

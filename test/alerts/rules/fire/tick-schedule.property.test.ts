@@ -73,6 +73,11 @@ const scenarioArb = fc.record({
    * judges on its clock less that lag, which moves back and forth.
    */
   behindMs: fc.oneof(fc.constant(0), fc.integer({ min: 1_000, max: 100_000 })),
+  /**
+   * A stall: for a tenth of the run alerts reads everything this much later at once, so the clock
+   * supervision judges by jumps back (a schedule made on the later clock must not hold there).
+   */
+  stall: fc.option(fc.record({ at: fc.double({ min: 0.05, max: 0.85, noNaN: true }), ms: fc.integer({ min: 2_000, max: 90_000 }) }), { nil: undefined }),
   gap: fc.option(fc.record({ at: fc.double({ min: 0.1, max: 0.8, noNaN: true }), ms: fc.integer({ min: 5_000, max: 150_000 }) }), { nil: undefined }),
 });
 
@@ -83,10 +88,11 @@ function inputsOf(sc: Scenario): RuleInput[] {
   const devices: Device[] = HOMES.flatMap((h) => registry.devicesOfHome(h));
   const homes = sc.silentHome ? HOMES.filter((h) => h !== 'hh02') : HOMES;
   const out: Array<{ t: number; i: number; input: RuleInput }> = [];
-  /** The broker's stamp: alerts reads the message `behindMs` late in the middle third of the run. */
+  /** The broker's stamp: alerts reads the message `behindMs` late in the middle third of the run, and `stall` more during a stall. */
   const stamped = (input: RuleInput, at: number): RuleInput => {
     const x = (at - T0) / DURATION_MS;
-    const behind = sc.behindMs * Math.max(0, Math.min(1, 3 * x - 1, 3 - 3 * x));
+    const stalled = sc.stall !== undefined && x >= sc.stall.at && x < sc.stall.at + 0.1 ? sc.stall.ms : 0;
+    const behind = sc.behindMs * Math.max(0, Math.min(1, 3 * x - 1, 3 - 3 * x)) + stalled;
     return { ...input, brokerTs: Math.round(at - 30 - behind) };
   };
   const push = (t: number, input: RuleInput): void => {
