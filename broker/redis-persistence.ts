@@ -29,6 +29,7 @@ interface RedisPersistenceBase {
   outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void>;
   outgoingUpdate(client: unknown, packet: unknown): Promise<void>;
   outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown>;
+  outgoingStream(client: unknown): AsyncIterable<unknown>;
   addSubscriptions(client: unknown, subs: unknown[]): Promise<void>;
   removeSubscriptions(client: unknown, subs: string[]): Promise<void>;
   incomingStorePacket(client: unknown, packet: unknown): Promise<void>;
@@ -82,99 +83,92 @@ const WILL_SCAN_COUNT = 500;
 /** Forgets a node's will set once it is empty, atomically: a put between the check and the removal would otherwise hide its set. */
 const FORGET_EMPTY_WILL_SET = `if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0`;
 
-/**
- * The first window, at each end of a session's queue, in which an acknowledged entry is looked for:
- * it covers a session's messages in flight (ingest acknowledges in batches after its spool's group
- * commit: ~100 ms, 2,000 messages at 20,000 msg/s) at ~15 µs of Redis a miss (1,024 comparisons,
- * ~14 ns each measured on this machine's Redis 7.0).
- */
-export const QUEUE_END_WINDOW = 1024;
+/** The set of a session's acknowledged entries still in its queue (`outgoing:<client>` is the library's list key). */
+export const ackedKey = (listKey: string): string => `carewatch:broker:acked:${listKey}`;
 
 /**
- * Removes one acknowledged entry from a session's queue. Entries are RPUSHed in publish order and
- * mostly acknowledged in that order, so the entry is usually near the head; but after a session
- * reconnects with a backlog, aedes sends the backlog from the head and new messages live at the same
- * time, and those are near the tail: a scan from the head passed the whole backlog for every live
- * acknowledgement (session 12: 29,000 queued, ~400 µs of Redis an ack, and the replay, starved by
- * them, did not shrink the backlog while devices sent 2,000 msg/s).
+ * Acknowledged entries a session may have marked and not yet trimmed: past it, an acknowledgement
+ * removes its entry with a scan from the head (the library's LREM, count 1) rather than grow the set,
+ * so a head nobody acknowledges (a client that never sends the PUBACK of one message on a connection
+ * that stays up) bounds the set's memory (~100 bytes a member: ~10 MB) instead of growing it with
+ * every message after it. A reconnect resends that head and its PUBACK trims everything behind it.
+ */
+export const ACKED_BOUND = 100_000;
+/**
+ * Entries popped from the head by one acknowledgement at most: a long run of marked entries behind a
+ * head just acknowledged is trimmed over the following acknowledgements (each adds at most one mark),
+ * never holding Redis' one thread for all of them at once.
+ */
+export const TRIM_STEP = 256;
+
+/**
+ * Acknowledges one entry of a session's queue without scanning it. Entries are RPUSHed in publish
+ * order and mostly acknowledged near that order, but not exactly: broker nodes RPUSH then PUBLISH,
+ * seconds apart under load, so a service's queue order and delivery order differ by thousands; after
+ * a reconnect with a backlog aedes resends the backlog from the head while new messages go live near
+ * the tail. Every way of *finding* the entry (LREM from the head, windows from both ends, session 12)
+ * cost Redis more the longer the queue: 614 µs a PUBACK as svc-ingest's queue passed a million in the
+ * 100,000-device run (a core of Redis at 1,667 msg/s, and every node's fan-out waits behind it).
  *
- * ARGV[3] `scan`: windows from both ends (LPOS … MAXLEN, Redis ≥ 6.0.6) growing 4× a round; the entry
- * is removed from the end it was found near; returns its distance from that end + 1, negative for the
- * tail, 0 if it is not queued (the windows grew past the whole queue). `head`: one
- * scan from the head (LREM count 1), returns the entries removed. Windows cost 2–3× a plain scan
- * where the entry is deep from both ends (broker nodes seconds apart in the 100,000-device run: the
- * queue's order and the delivery order differ by thousands), so storeConnection uses them only while
- * a session's acknowledgements are found near its tail (QueueEnds).
+ * So the entry is not looked for. Each acknowledgement first pops marked entries at the head (at most
+ * TRIM_STEP) and its own entry if it is there or comes there; else it marks its entry in the session's
+ * acked set (KEYS[2]), to be popped when it reaches the head. O(1) per acknowledgement, amortised,
+ * however long the queue. A marked entry still in the list is
+ * not resent on a reconnect (outgoingStream below). A queue emptied takes its set with it (a mark for
+ * an entry that was never queued, an acknowledgement of a second copy, does not outlive the queue).
+ * Past ACKED_BOUND marks: LREM count 1 from the head, as before.
+ * Returns the entries removed from the list (0 when only marked).
  */
-const CLEAR_QUEUED = `
-if ARGV[3] == 'head' then return redis.call('LREM', KEYS[1], 1, ARGV[1]) end
-local len = redis.call('LLEN', KEYS[1])
-local w = tonumber(ARGV[2])
-while true do
-  local i = redis.call('LPOS', KEYS[1], ARGV[1], 'MAXLEN', w)
-  if i then redis.call('LREM', KEYS[1], 1, ARGV[1]) return i + 1 end
-  i = redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1, 'MAXLEN', w)
-  if i then redis.call('LREM', KEYS[1], -1, ARGV[1]) return i - len end
-  if 2 * w >= len then return 0 end
-  w = 4 * w
-end`;
+const ACK_QUEUED = `
+local step = tonumber(ARGV[3])
+local n = 0
+local mine = false
+local head = redis.call('LINDEX', KEYS[1], 0)
+while head and n < step do
+  if head == ARGV[1] and not mine then mine = true
+  elseif redis.call('SREM', KEYS[2], head) == 0 then break end
+  redis.call('LPOP', KEYS[1])
+  n = n + 1
+  head = redis.call('LINDEX', KEYS[1], 0)
+end
+if not head then redis.call('DEL', KEYS[2]) return n end
+if mine then return n end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then return n + redis.call('LREM', KEYS[1], 1, ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[1])
+return n`;
 
-type ClearQueued = (key: string, element: string, window: number, mode: 'scan' | 'head') => Promise<number>;
+type AckQueued = (listKey: string, setKey: string, element: string, bound: number, trimStep: number) => Promise<number>;
 
 /**
- * Per session queue, how often its acknowledged entries were found near the tail (an average over the
- * last ~10 windowed clears). While that is rare, clears scan from the head (LREM count 1) and one in
- * SAMPLE_EVERY looks with windows, to notice when it changes (a reconnect with a backlog).
- */
-export class QueueEnds {
-  static readonly SAMPLE_EVERY = 16;
-  static readonly TAIL_SHARE_FOR_WINDOWS = 0.1;
-  readonly #queues = new Map<string, { calls: number; tailShare: number }>();
-
-  mode(key: string): 'scan' | 'head' {
-    let q = this.#queues.get(key);
-    if (q === undefined) this.#queues.set(key, (q = { calls: 0, tailShare: 0 }));
-    return q.calls++ % QueueEnds.SAMPLE_EVERY === 0 || q.tailShare >= QueueEnds.TAIL_SHARE_FOR_WINDOWS ? 'scan' : 'head';
-  }
-
-  /** A windowed clear's answer: > 0 found from the head, < 0 from the tail, 0 not queued. */
-  found(key: string, where: number): void {
-    const q = this.#queues.get(key);
-    if (q !== undefined && where !== 0) q.tailShare = 0.9 * q.tailShare + (where < 0 ? 0.1 : 0);
-  }
-}
-
-/**
- * The one Redis connection of the store, handed to the library as `conn`, with one change:
- * `LREM outgoing:<client> 0 <packet>` (on every PUBACK of a queued message, outgoingClearMessageId)
- * becomes CLEAR_QUEUED (a scan from the head, or windows from both ends: QueueEnds). Count 0 scans
- * a session's whole queue for every acknowledgement. Measured (session 9, bench connections100k at
- * 7,000 msg/s offered, 5,000 devices): LREM took 536 µs a call after 30 s and 1,240 µs after 90 s,
- * Redis at 0.9 of a core, the svc-ingest queue growing by the clears it could not keep up with
- * (quadratic). Each packet key is queued once per session (outgoingEnqueueCombi RPUSHes it once per
- * subscribing session), so removing one occurrence removes it; a duplicate, were there one, would be
- * delivered again at the session's next reconnect (at least once, and ingest's writes are idempotent).
- * An acknowledgement of a packet the store no longer has (a second copy of one already cleared) comes
- * with no packet key (the library's pktKey is undefined, sent as ""): nothing is queued under "", so
- * it skips Redis instead of scanning the queue for it.
+ * The one Redis connection of the store, handed to the library as `conn`, with two changes:
+ * - `LREM outgoing:<client> 0 <packet>` (on every PUBACK of a queued message, outgoingClearMessageId,
+ *   and for an entry whose packet is gone) becomes ACK_QUEUED. Count 0 scanned a session's whole
+ *   queue for every acknowledgement (session 9: 536 µs a call after 30 s at 7,000 msg/s offered,
+ *   1,240 µs after 90 s, Redis at 0.9 of a core: quadratic). Each packet key is queued once per
+ *   session (outgoingEnqueueCombi RPUSHes it once per subscribing session). An acknowledgement of a
+ *   packet the store no longer has (a second copy of one already cleared) comes with no packet key
+ *   (the library's pktKey is undefined, sent as ""): nothing is queued under "", so it skips Redis.
+ * - `DEL outgoing:<client>` (the library's end of a session) also deletes its acked set.
  * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
  */
-function storeConnection(opts: RedisPersistenceOptions, ends: QueueEnds): Redis {
+function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Redis {
   const conn = new Redis(opts);
   const lrem = conn.lrem.bind(conn) as (key: string, count: number, element: string) => Promise<number>;
-  conn.defineCommand('carewatchClearQueued', { numberOfKeys: 1, lua: CLEAR_QUEUED });
-  const clearQueued = (conn as unknown as { carewatchClearQueued: ClearQueued }).carewatchClearQueued.bind(conn);
+  const del = conn.del.bind(conn) as (...keys: string[]) => Promise<number>;
+  conn.defineCommand('carewatchAckQueued', { numberOfKeys: 2, lua: ACK_QUEUED });
+  const ackQueued = (conn as unknown as { carewatchAckQueued: AckQueued }).carewatchAckQueued.bind(conn);
   Object.defineProperty(conn, 'lrem', {
     value: async (key: string, count: number, element: string | undefined): Promise<number> => {
       if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
       if (element === undefined || element === '') return 0;
-      const mode = ends.mode(key);
-      const r = Number(await clearQueued(key, element, QUEUE_END_WINDOW, mode));
-      if (mode === 'head') return r;
-      ends.found(key, r);
-      // 0: the windows covered the whole queue and it is not there (a second copy's acknowledgement).
-      return r === 0 ? 0 : 1;
+      await ackQueued(key, ackedKey(key), element, ackedBound, TRIM_STEP);
+      // The library reads 1 as "removed" (its QoS 2 path then queues the PUBREL's key): a marked
+      // entry is as good as removed, it is never sent again.
+      return 1;
     },
+  });
+  Object.defineProperty(conn, 'del', {
+    value: (...keys: string[]): Promise<number> => del(...keys.flatMap((k) => (typeof k === 'string' && k.startsWith('outgoing:') ? [k, ackedKey(k)] : [k]))),
   });
   return conn;
 }
@@ -245,8 +239,8 @@ class AedesOneRedisPersistence extends Base {
   /** aedes' id of this node (set in setup): the wills it stores are keyed by it. */
   #brokerId = '';
 
-  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>) {
-    const conn = storeConnection(opts, new QueueEnds());
+  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>, ackedBound = ACKED_BOUND) {
+    const conn = storeConnection(opts, ackedBound);
     super({ ...opts, conn });
     this.#conn = conn;
     this.#drainTimeoutMs = drainTimeoutMs;
@@ -405,6 +399,24 @@ class AedesOneRedisPersistence extends Base {
     return this.#track(super.outgoingClearMessageId(client, packet));
   }
   /**
+   * A reconnecting session's queue, less the entries already acknowledged and only marked (ACK_QUEUED:
+   * they wait behind an unacknowledged head to be trimmed). The marks are read before the library's
+   * LRANGE: one made between the two only means a copy sent again (at least once).
+   */
+  override outgoingStream(client: unknown): AsyncIterable<unknown> {
+    const id = (client as { id?: unknown }).id;
+    const rest = super.outgoingStream(client);
+    if (typeof id !== 'string') return rest;
+    const conn = this.#conn;
+    return (async function* unacknowledged() {
+      const marked = new Set(await conn.smembers(ackedKey(`outgoing:${encodeURIComponent(id)}`)));
+      for await (const packet of rest) {
+        const p = packet as { brokerId?: unknown; brokerCounter?: unknown };
+        if (marked.size === 0 || !marked.has(`packet:${String(p.brokerId)}:${String(p.brokerCounter)}`)) yield packet;
+      }
+    })();
+  }
+  /**
    * aedes 1.x stores a SUBSCRIBE's subscriptions once per filter (subscribe.js storeSubscriptions calls
    * addSubscriptions(client, packet.subscriptions) for each of them, in parallel), and
    * aedes-persistence-redis resolves each call only when its `$SYS/sub/add` broadcast comes back,
@@ -496,12 +508,13 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  * ioredis fails each command only after maxRetriesPerRequest (20) reconnect attempts, about 10 s,
  * and close() must still end.
  */
-export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction> } = {}): ClosablePersistence {
+/** `ackedBound`: ACKED_BOUND unless a test needs to reach it. */
+export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction>; ackedBound?: number } = {}): ClosablePersistence {
   // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
   // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its
   // emptyQueue). The library's default, 1000, delivered 1,001 queued messages per reconnect and left
   // the rest in Redis until the next one (issue 12: 7,206 queued, 1,001 delivered). -1 is Redis'
   // "to the last element": the whole queue drains on one reconnect. The read holds the queue's
   // keys (~40 B each) in memory; the packets are then read one by one as the client takes them.
-  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, opts.willAction);
+  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, opts.willAction, opts.ackedBound);
 }
