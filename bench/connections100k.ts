@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
 import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../broker/pubsub-resync.ts';
@@ -63,10 +63,46 @@ const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
 /** Niceness of the device load generators (see the header); the storage path runs at 10 (lib/processes.ts). */
 const DEVICE_NICE = 5;
+/**
+ * Niceness of the alarm path when the runner may raise priorities (root or CAP_SYS_NICE): alerts at
+ * -10, the two nodes that feed it (lane, readings) and the probe generator (the staff's phones and the
+ * alarm clock, elsewhere in production) at -5. Session 12's run B: with ~20 device-side processes
+ * busy at nice 5 (CFS weight 335 each) against alerts at 0 (1,024), alerts got 0.15–0.20 of a core
+ * for the province's readings, was busy all the time and missed all 60 alarms. Nice values weigh
+ * per process, so twenty modest ones outweigh one; in production alerts has a machine or a
+ * `cpu_shares` of its own (docs/architecture.md "CPU priority"), which this stands for. -10 weighs
+ * 9,548 (kernel sched_prio_to_weight), -5 3,121.
+ */
+const ALARM_NICE = { alerts: -10, feed: -5 } as const;
 const HAPROXY_BIN = '/usr/sbin/haproxy';
 const REDIS_BIN = '/usr/bin/redis-server';
 
 const epoch = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Sets the niceness of every thread of each process (Linux's setpriority on a pid changes that one
+ * thread; the event loop's helpers, GC and the libuv pool, already run); false if any was refused
+ * (negative values need root or CAP_SYS_NICE).
+ */
+function raisePriority(procs: ReadonlyArray<readonly [number, number]>): boolean {
+  let all = true;
+  for (const [pid, nice] of procs) {
+    let tids: number[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`).map(Number);
+    } catch {
+      tids = [pid];
+    }
+    for (const tid of tids) {
+      try {
+        setPriority(tid, nice);
+      } catch {
+        all = false;
+      }
+    }
+  }
+  return all;
+}
 
 /** The hard descriptor limit a child gets (spawnWithUlimit raises the soft limit to it). */
 export function descriptorLimit(): number {
@@ -210,15 +246,19 @@ function redisCommandTop(url: string): string {
   }
 }
 
-/** Polls alerts' /metrics until no trouble alert is open (any state), or `boundMs` passes. */
-async function troublesSettled(alertsUrl: string, boundMs: number): Promise<{ ms: number; open: number }> {
+/**
+ * Polls alerts' /metrics until at most `allowed` trouble alerts are open (any state), or `boundMs`
+ * passes. `allowed`: the devices that never connected, whose troubles stand for good (session 12
+ * waited the whole 480 s bound for the ~8,600 the connect bound left out).
+ */
+async function troublesSettled(alertsUrl: string, boundMs: number, allowed: number): Promise<{ ms: number; open: number }> {
   const t0 = performance.now();
   let open = Number.NaN;
   while (performance.now() - t0 < boundMs) {
     try {
       const text = await (await fetch(`${alertsUrl}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
       open = [...text.matchAll(/^carewatch_alerts_open\{[^}]*signal="trouble"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
-      if (open === 0) return { ms: performance.now() - t0, open };
+      if (open <= allowed) return { ms: performance.now() - t0, open };
     } catch {
       // a slow answer under load: try again
     }
@@ -353,7 +393,8 @@ interface ClusterRun {
   };
   readonly load: { readonly sent: number; readonly acked: number; readonly sendRate: number; readonly behindTicks: number };
   /** From the load's start until no device trouble was open (ms), and the count open then (0, or what the bound left). */
-  readonly settle: { readonly ms: number; readonly open: number };
+  /** `allowed`: the devices that never connected (their troubles stand). */
+  readonly settle: { readonly ms: number; readonly open: number; readonly allowed: number };
   /** Every 30 s of the load phase: the machine's load, RSS (MB) and cores used by kind of process, devices connected per generator. */
   readonly loadPhase: LoadSample[];
 }
@@ -402,6 +443,11 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     if (!ingestSubscribed) ctx.log(`connections100k: WARNING ingest not subscribed 30 s after start: ${ingest.child.tail().slice(-1000)}`);
     const alerts = await startAlerts({ registryPath: reg.path, brokerPort: readings.port, signalsPort: lane.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
+    const raised = raisePriority([
+      [alerts.child.pid, ALARM_NICE.alerts],
+      [lane.child.pid, ALARM_NICE.feed],
+      [readings.child.pid, ALARM_NICE.feed],
+    ]);
     const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })), ctx.deviceNice)));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
     await sleep(4_000); // HAProxy's first health checks (rise 2 × 2 s, test/support/haproxy.ts) mark every node up
@@ -413,6 +459,12 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const held = reg.loadDevices.slice(0, p.devices);
     const probe = await startLoadgen();
     closers.push(() => probe.close());
+    const probeRaised = raisePriority([[probe.child.pid, ALARM_NICE.feed]]);
+    ctx.log(
+      raised && probeRaised
+        ? `connections100k: alarm path raised: alerts at nice ${ALARM_NICE.alerts}; lane, readings and the probe generator at ${ALARM_NICE.feed}`
+        : 'connections100k: WARNING could not raise the alarm path\'s priority (needs root or CAP_SYS_NICE): alerts competes with the device side per process',
+    );
     const parts = slices(held, PER_GROUP);
     const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: DEVICE_NICE })));
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
@@ -486,8 +538,9 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     // Devices connected early were silent until the load started (the connect phase lasts minutes), so
     // alerts raised device and home-communication troubles, which clear once the devices have been
     // heard again for its restore hold. The alarm trials measure the steady state after that.
-    const settle = await troublesSettled(alerts.url, ctx.quick ? SETTLE_BOUND_MS / 10 : SETTLE_BOUND_MS);
-    ctx.log(`connections100k: device troubles of the connect phase ${settle.open === 0 ? `cleared ${(settle.ms / 1000).toFixed(0)} s into the load` : `still open after ${(settle.ms / 1000).toFixed(0)} s: ${settle.open}`}`);
+    const neverConnected = held.length - connected;
+    const settle = { ...(await troublesSettled(alerts.url, ctx.quick ? SETTLE_BOUND_MS / 10 : SETTLE_BOUND_MS, neverConnected)), allowed: neverConnected };
+    ctx.log(`connections100k: device troubles of the connect phase ${settle.open <= neverConnected ? `cleared ${(settle.ms / 1000).toFixed(0)} s into the load (${settle.open} open, ${neverConnected} devices never connected)` : `still open after ${(settle.ms / 1000).toFixed(0)} s: ${settle.open} (${neverConnected} devices never connected)`}`);
     await sleep(ctx.quick ? 5_000 : 15_000);
     const stack = { reg: { ...reg, homes: probeHomes }, load: probe, probe, close: async () => undefined };
     const i0 = await ingest.stats();
@@ -497,7 +550,9 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const i1 = await ingest.stats();
     if (loaded.missedReceipts > 0) ctx.log(`connections100k: ${loaded.missedReceipts} alarm receipts missing${loaded.errors.length > 0 ? ` (${loaded.errors.length} triggers failed, first: ${loaded.errors[0]})` : ''}; alerts said: ${alerts.child.tail().slice(-1500)}`);
     const ingestRate = ((i1.received - i0.received) * 1000) / (performance.now() - ti0);
-    const perNode = await Promise.all(nodes.map((n) => n.connected()));
+    // A gauge that times out under load is a missing figure, not a failed run (session 12 lost the
+    // receipts' log line and the failover to one).
+    const perNode = await Promise.all(nodes.map((n) => n.connected().catch(() => Number.NaN)));
     const figures: NodeFigures[] = nodes.map((n, i) => {
       const rssLoaded = rssBytes(n.child.pid);
       const conns = perNode[i] ?? 0;
@@ -607,7 +662,7 @@ export const connections100kBenchmark: Benchmark = {
         { bench: 'connections100k', metric: 'node RSS, loaded (max of nodes)', value: Math.max(...cluster.nodes.map((n) => n.rssLoaded)) / 1024 ** 2, unit: 'MB' },
         { bench: 'connections100k', metric: 'RSS of every process of the run', value: cluster.totalRssLoaded / 1024 ** 3, unit: 'GB', note: 'nodes, HAProxy, Redis, InfluxDB, ingest, alerts, load generators' },
         { bench: 'connections100k', metric: `telemetry sent (QoS 1, target ${p.rate} msg/s)`, value: cluster.load.sendRate, unit: 'msg/s', target: `≥ ${Math.round(p.rate * 0.95)}`, met: cluster.load.sendRate >= p.rate * 0.95, note: `${cluster.load.sent} telemetry sent; ${cluster.load.acked} PUBACKs, which also count the online statuses the moved devices send on reconnecting (a telemetry message in flight on the killed node gets none)` },
-        { bench: 'connections100k', metric: 'device troubles of the connect phase cleared, from the load start', value: cluster.settle.open === 0 ? cluster.settle.ms / 1000 : Number.NaN, unit: 's', note: cluster.settle.open === 0 ? 'alarm trials start 15 s later' : `${cluster.settle.open} still open at the bound; trials ran anyway` },
+        { bench: 'connections100k', metric: 'device troubles of the connect phase cleared, from the load start', value: cluster.settle.open <= cluster.settle.allowed ? cluster.settle.ms / 1000 : Number.NaN, unit: 's', note: cluster.settle.open <= cluster.settle.allowed ? `alarm trials start 15 s later; ${cluster.settle.open} open, ${cluster.settle.allowed} devices never connected` : `${cluster.settle.open} still open at the bound (${cluster.settle.allowed} devices never connected); trials ran anyway` },
         { bench: 'connections100k', metric: 'telemetry received by ingest during the alarm trials', value: cluster.ingestRate, unit: 'msg/s', target: `≥ ${Math.round(p.rate * 0.95)}`, met: cluster.ingestRate >= p.rate * 0.95 },
         { bench: 'connections100k', metric: `fire alarm p99 under load (publish → socket.io)`, value: fire.p99, unit: 'ms', target: 'p99 ≤ 100 ms', met: fire.p99 <= 100, note: `p50 ${fire.p50.toFixed(1)}, max ${fire.max.toFixed(1)}, ${fire.count} receipts` },
         { bench: 'connections100k', metric: `care alarm p99 under load (publish → socket.io)`, value: care.p99, unit: 'ms', target: 'p99 ≤ 100 ms', met: care.p99 <= 100, note: `p50 ${care.p50.toFixed(1)}, max ${care.max.toFixed(1)}, ${care.count} receipts` },
