@@ -392,8 +392,10 @@ interface ClusterRun {
     readonly survivors: Record<string, number>;
   };
   readonly load: { readonly sent: number; readonly acked: number; readonly sendRate: number; readonly behindTicks: number };
-  /** From the load's start until no device trouble was open (ms), and the count open then (0, or what the bound left). */
-  /** `allowed`: the devices that never connected (their troubles stand). */
+  /**
+   * From the load's start until no more device troubles were open than `allowed`, the devices that
+   * never connected (theirs stand), or the bound (ms); and the count open then.
+   */
   readonly settle: { readonly ms: number; readonly open: number; readonly allowed: number };
   /** Every 30 s of the load phase: the machine's load, RSS (MB) and cores used by kind of process, devices connected per generator. */
   readonly loadPhase: LoadSample[];
