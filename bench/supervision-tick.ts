@@ -68,7 +68,7 @@ function site(devices: readonly Device[], silent: (i: number) => boolean, regist
  * the evaluation holds the loop (median of PRESSES), the reading's in the same run as reference.
  */
 const PRESSES = 40;
-export function press(devices: readonly Device[], registry: RegistryIndex): { press: number; reading: number } {
+function press(devices: readonly Device[], registry: RegistryIndex): { press: number; reading: number } {
   const engine = createEngine({ rules: defaultRules(), registry });
   const t0 = Date.UTC(2026, 11, 6, 10);
   for (const [i, d] of devices.entries()) engine.evaluate(telemetry(d, t0 + (i % 60_000)));
