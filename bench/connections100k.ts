@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, setPriority, tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
 import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../broker/pubsub-resync.ts';
 import { BENCH_DEVICE_SECRET, BENCH_SERVICE_SECRET, BENCH_USER_PASSWORD, benchRegistry, type BenchDevice, type BenchRegistry } from './lib/registry.ts';
 import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
-import { freePort, liveChildren, nodeArgs, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
+import { freePort, liveChildren, nodeArgs, reniceAllThreads, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
 import { startAlerts, startIngest } from './lib/services.ts';
 import { createInfluxServer, influxdPid } from './lib/influx.ts';
 import { coresUsed, cpuSample, rssBytes, type CpuSample } from './lib/proc.ts';
@@ -78,31 +78,6 @@ const HAPROXY_BIN = '/usr/sbin/haproxy';
 const REDIS_BIN = '/usr/bin/redis-server';
 
 const epoch = (): number => performance.timeOrigin + performance.now();
-
-/**
- * Sets the niceness of every thread of each process (Linux's setpriority on a pid changes that one
- * thread; the event loop's helpers, GC and the libuv pool, already run); false if any was refused
- * (negative values need root or CAP_SYS_NICE).
- */
-function raisePriority(procs: ReadonlyArray<readonly [number, number]>): boolean {
-  let all = true;
-  for (const [pid, nice] of procs) {
-    let tids: number[];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`).map(Number);
-    } catch {
-      tids = [pid];
-    }
-    for (const tid of tids) {
-      try {
-        setPriority(tid, nice);
-      } catch {
-        all = false;
-      }
-    }
-  }
-  return all;
-}
 
 /** The hard descriptor limit a child gets (spawnWithUlimit raises the soft limit to it). */
 export function descriptorLimit(): number {
@@ -445,11 +420,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     if (!ingestSubscribed) ctx.log(`connections100k: WARNING ingest not subscribed 30 s after start: ${ingest.child.tail().slice(-1000)}`);
     const alerts = await startAlerts({ registryPath: reg.path, brokerPort: readings.port, signalsPort: lane.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
-    const raised = raisePriority([
-      [alerts.child.pid, ALARM_NICE.alerts],
-      [lane.child.pid, ALARM_NICE.feed],
-      [readings.child.pid, ALARM_NICE.feed],
-    ]);
+    const raised = [reniceAllThreads(alerts.child.pid, ALARM_NICE.alerts), reniceAllThreads(lane.child.pid, ALARM_NICE.feed), reniceAllThreads(readings.child.pid, ALARM_NICE.feed)].every(Boolean);
     const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })), ctx.deviceNice)));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
     await sleep(4_000); // HAProxy's first health checks (rise 2 × 2 s, test/support/haproxy.ts) mark every node up
@@ -461,7 +432,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const held = reg.loadDevices.slice(0, p.devices);
     const probe = await startLoadgen();
     closers.push(() => probe.close());
-    const probeRaised = raisePriority([[probe.child.pid, ALARM_NICE.feed]]);
+    const probeRaised = reniceAllThreads(probe.child.pid, ALARM_NICE.feed);
     ctx.log(
       raised && probeRaised
         ? `connections100k: alarm path raised: alerts at nice ${ALARM_NICE.alerts}; lane, readings and the probe generator at ${ALARM_NICE.feed}`

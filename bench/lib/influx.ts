@@ -2,8 +2,7 @@ import { RAW_TELEMETRY } from '../../common/influx-schema.ts';
 import { Agent, request } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInfluxServer as createServer, type InfluxServer } from '../../common/influxd.ts';
-import { setPriority } from 'node:os';
-import { onAbort, STORAGE_NICE } from './processes.ts';
+import { onAbort, reniceAllThreads, STORAGE_NICE } from './processes.ts';
 
 export type { InfluxServer };
 
@@ -21,9 +20,10 @@ export async function createInfluxServer(): Promise<InfluxServer> {
     dataDir: srv.dataDir,
     start: async () => {
       await srv.start();
-      // Deployed below the alerting path (processes.ts STORAGE_NICE).
+      // Deployed below the alerting path (processes.ts STORAGE_NICE). Every thread: until session 13
+      // only influxd's main thread was lowered, and Go's runtime threads stayed at the runner's.
       const pid = influxdPid(srv.dataDir);
-      if (pid !== undefined) setPriority(pid, STORAGE_NICE);
+      if (pid !== undefined) reniceAllThreads(pid, STORAGE_NICE);
     },
     stop: () => srv.stop(),
     close: async () => {

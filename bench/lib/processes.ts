@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../common/influxd.ts';
 
@@ -46,6 +47,30 @@ process.once('exit', killAllChildren);
  * catches up; an alarm cannot wait. Lower priority only matters when the CPU is contended.
  */
 export const STORAGE_NICE = 10;
+
+/**
+ * Sets the niceness of every thread of a running process; false if any was refused (negative values
+ * need root or CAP_SYS_NICE). Linux's setpriority on a pid changes that one thread only, and a
+ * process started before the call already runs its helpers (V8's GC and the libuv pool, Go's
+ * runtime threads in influxd). A child started with `spawnWithUlimit`'s `nice` needs none of this.
+ */
+export function reniceAllThreads(pid: number, nice: number): boolean {
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    tids = [pid];
+  }
+  let all = true;
+  for (const tid of tids) {
+    try {
+      setPriority(tid, nice);
+    } catch {
+      all = false;
+    }
+  }
+  return all;
+}
 
 export function spawnWithUlimit(name: string, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean; nice?: number } = {}): Child {
   const quoted = [...(opts.nice !== undefined ? ['nice', '-n', String(opts.nice)] : []), ...argv].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
