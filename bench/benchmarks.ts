@@ -9,7 +9,7 @@ import { encoderBenchmark } from './encoder.ts';
 import { reconnectBenchmark } from './reconnect.ts';
 import { connections100kBenchmark } from './connections100k.ts';
 import { massTroubleBenchmark } from './mass-trouble.ts';
-import { supervisionTickBenchmark } from './supervision-tick.ts';
+import { rulesAtScaleBenchmark } from './rules-at-scale.ts';
 
 /** The suite, in the order `npm run bench` runs it (2 before 3 and 5: they use its maximum); opt-in ones only with --only. */
-export const BENCHMARKS: readonly Benchmark[] = [relayBenchmark, ingestBenchmark, drainBenchmark, alertsBenchmark, fanoutBenchmark, connectionsBenchmark, durableBenchmark, reconnectBenchmark, encoderBenchmark, massTroubleBenchmark, supervisionTickBenchmark, connections100kBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [relayBenchmark, ingestBenchmark, drainBenchmark, alertsBenchmark, fanoutBenchmark, connectionsBenchmark, durableBenchmark, reconnectBenchmark, encoderBenchmark, massTroubleBenchmark, rulesAtScaleBenchmark, connections100kBenchmark];

@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmark suite (issue 6), prints a table, writes
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
- *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,reconnect,encoder,masstrouble,supervisiontick,connections100k] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
+ *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,reconnect,encoder,masstrouble,rulesatscale,connections100k] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
  *   npm run bench -- --only connections100k [--devices N] [--nodes N] [--rate N] [--device-nice N]   (opt-in: not part of the default suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -207,7 +207,7 @@ describe('restart safety: rule state is plain JSON', () => {
 
 describe('a call point press under the engine’s ownership (ctx.inPlace)', () => {
   // A press copied the map of every detector's point, twice (the event, then the confirmed fire):
-  // 222 ms a press at 102,000 devices (bench supervisiontick), 0.6–1.3 s of a fire alarm's way
+  // 222 ms a press at 102,000 devices (bench rulesatscale), 0.6–1.3 s of a fire alarm's way
   // through alerts in the 100,000-device run of session 13. Under ctx.inPlace it writes in place.
   const registry = demoRegistry();
   const detectors = registry.site.devices.filter((d) => d.kind === 'smoke_detector');
