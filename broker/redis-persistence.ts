@@ -86,6 +86,9 @@ const FORGET_EMPTY_WILL_SET = `if redis.call('SCARD', KEYS[2]) == 0 then return 
 /** The set of a session's acknowledged entries still in its queue (`outgoing:<client>` is the library's list key). */
 export const ackedKey = (listKey: string): string => `carewatch:broker:acked:${listKey}`;
 
+/** The sessions (their `outgoing:<client>` list keys) that still hold a queued packet (`packet:<broker id>:<counter>`). */
+export const holdersKey = (packetKey: string): string => `carewatch:broker:holders:${packetKey}`;
+
 /**
  * Acknowledged entries a session may have marked and not yet trimmed: past it, an acknowledgement
  * removes its entry with a scan from the head (the library's LREM, count 1) rather than grow the set,
@@ -117,9 +120,16 @@ export const TRIM_STEP = 256;
  * not resent on a reconnect (outgoingStream below). A queue emptied takes its set with it (a mark for
  * an entry that was never queued, an acknowledgement of a second copy, does not outlive the queue).
  * Past ACKED_BOUND marks: LREM count 1 from the head, as before.
+ * First of all, the acknowledgement takes its session off the packet's holders (KEYS[3], below): a
+ * session that is no longer a holder already had its entry popped or marked, and the last holder
+ * deletes the packet (KEYS[4]) and the library's count (KEYS[5]).
  * Returns the entries removed from the list (0 when only marked).
  */
 const ACK_QUEUED = `
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  if redis.call('SREM', KEYS[3], KEYS[1]) == 0 then return 0 end
+  if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('DEL', KEYS[4], KEYS[5]) end
+end
 local step = tonumber(ARGV[3])
 local n = 0
 local mine = false
@@ -137,7 +147,38 @@ if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then return n + redis.call(
 redis.call('SADD', KEYS[2], ARGV[1])
 return n`;
 
-type AckQueued = (listKey: string, setKey: string, element: string, bound: number, trimStep: number) => Promise<number>;
+type AckQueued = (listKey: string, setKey: string, holders: string, packetKey: string, countKey: string, element: string, bound: number, trimStep: number) => Promise<number>;
+
+/**
+ * A queued packet's life, by its holders rather than the library's counter. The library stores a
+ * packet once for all the sessions it is queued for, with a count (`<packet>:offlineCount`) set to
+ * their number, decremented by every acknowledgement, the packet deleted at 0. But one session can
+ * acknowledge one packet twice: a session reconnecting with a backlog has its subscriptions restored
+ * before its queue is read (aedes lib/handlers/connect.js: restoreSubs … emptyQueue), so a message
+ * arriving in between is sent live and again from the queue, and both copies are acknowledged; and
+ * aedes clears a copy it drops as a duplicate (lib/client.js deliverQoS, dedupe). Each such second
+ * acknowledgement took the packet from a session that had not had it yet: at 0 the packet was
+ * deleted, and that session's reconnect found an entry without a packet and dropped it unsent
+ * (getDecodedValue). Session 14 found it so: a call point pressed while h02's alerts owner was
+ * down, queued for that owner and for ingest, acknowledged twice by ingest (its only other session) and lost.
+ *
+ * So each RPUSH of a packet onto a session's queue also adds the session to the packet's holders
+ * (ENQUEUE); an acknowledgement counts only if it removes its session from them (ACK_QUEUED: a second
+ * one by the same session changes nothing), and the last one deletes the packet and its count. The
+ * library's DECR then only reads (HOLDERS_DECR): a packet with holders, or already gone, is not
+ * decremented. A packet an older store queued without holders keeps the library's count.
+ */
+const ENQUEUE = `
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], KEYS[1])
+return n`;
+const HOLDERS_DECR = `
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 0 then return 1 end
+return redis.call('DECR', KEYS[1])`;
+type Enqueue = (listKey: string, holders: string, packetKey: string) => Promise<number>;
+type HoldersDecr = (countKey: string, holders: string, packetKey: string) => Promise<number>;
+/** The library's count key of a packet (asyncPersistence.js packetCountKey). */
+const COUNT_SUFFIX = ':offlineCount';
 
 /**
  * The one Redis connection of the store, handed to the library as `conn`, with two changes:
@@ -155,13 +196,35 @@ function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Red
   const conn = new Redis(opts);
   const lrem = conn.lrem.bind(conn) as (key: string, count: number, element: string) => Promise<number>;
   const del = conn.del.bind(conn) as (...keys: string[]) => Promise<number>;
-  conn.defineCommand('carewatchAckQueued', { numberOfKeys: 2, lua: ACK_QUEUED });
-  const ackQueued = (conn as unknown as { carewatchAckQueued: AckQueued }).carewatchAckQueued.bind(conn);
+  const rpush = conn.rpush.bind(conn) as (key: string, ...elements: string[]) => Promise<number>;
+  const decr = conn.decr.bind(conn) as (key: string) => Promise<number>;
+  conn.defineCommand('carewatchAckQueued', { numberOfKeys: 5, lua: ACK_QUEUED });
+  conn.defineCommand('carewatchEnqueue', { numberOfKeys: 2, lua: ENQUEUE });
+  conn.defineCommand('carewatchHoldersDecr', { numberOfKeys: 3, lua: HOLDERS_DECR });
+  const commands = conn as unknown as { carewatchAckQueued: AckQueued; carewatchEnqueue: Enqueue; carewatchHoldersDecr: HoldersDecr };
+  const ackQueued = commands.carewatchAckQueued.bind(conn);
+  const enqueue = commands.carewatchEnqueue.bind(conn);
+  const holdersDecr = commands.carewatchHoldersDecr.bind(conn);
+  const isPacketKey = (k: unknown): k is string => typeof k === 'string' && k.startsWith('packet:');
+  Object.defineProperty(conn, 'rpush', {
+    value: (key: string, ...elements: string[]): Promise<number> => {
+      const [element] = elements;
+      if (!key.startsWith('outgoing:') || elements.length !== 1 || !isPacketKey(element)) return rpush(key, ...elements);
+      return enqueue(key, holdersKey(element), element);
+    },
+  });
+  Object.defineProperty(conn, 'decr', {
+    value: (key: string): Promise<number> => {
+      if (!isPacketKey(key) || !key.endsWith(COUNT_SUFFIX)) return decr(key);
+      const packet = key.slice(0, -COUNT_SUFFIX.length);
+      return holdersDecr(key, holdersKey(packet), packet);
+    },
+  });
   Object.defineProperty(conn, 'lrem', {
     value: async (key: string, count: number, element: string | undefined): Promise<number> => {
       if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
       if (element === undefined || element === '') return 0;
-      await ackQueued(key, ackedKey(key), element, ackedBound, TRIM_STEP);
+      await ackQueued(key, ackedKey(key), holdersKey(element), element, `${element}${COUNT_SUFFIX}`, element, ackedBound, TRIM_STEP);
       // The library reads 1 as "removed" (its QoS 2 path then queues the PUBREL's key): a marked
       // entry is as good as removed, it is never sent again.
       return 1;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
-import { TRIM_STEP, ackedKey, createRedisPersistence, redisOptions, type ClosablePersistence } from '../../broker/redis-persistence.ts';
+import { TRIM_STEP, ackedKey, createRedisPersistence, holdersKey, redisOptions, type ClosablePersistence } from '../../broker/redis-persistence.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
 
@@ -237,6 +237,60 @@ it('two messages in flight on one connection never share a packet id: a resent o
     await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 7 });
     await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 8 });
     expect(await redisCommands(['LLEN', `outgoing:${clientId}`])).toEqual([':0']);
+  } finally {
+    await close();
+  }
+});
+
+it("a session that acknowledges one message twice (its live copy and its queue's copy on one connection) does not take it from another session's queue", async () => {
+  // A queued packet is shared by every session it was queued for; aedes-persistence-redis deleted it
+  // when a counter set at enqueue, decremented by every acknowledgement, reached 0. A reconnecting
+  // session is sent a message twice when it arrives live while the queue is read (aedes restores the
+  // subscriptions before it reads the queue), and acknowledges both: two decrements by one session.
+  // With two sessions the packet was gone before the other one came back, and its reconnect found an
+  // entry without a packet and dropped it (session 14: a call point's press during the all-nodes
+  // kills, queued for h02's alerts session and ingest's, never reached anyone).
+  const { store, close } = await bareStore();
+  const [alertsId, ingestId] = ['svc-alerts-home-h02-signals-twice', 'svc-ingest-home-h02-twice'];
+  try {
+    const press = { ...queuedPacket(1), brokerId: 'b-twice', topic: 'carewatch/v1/h02/h02-mcp-f2-corridor/event', payload: Buffer.from('press') };
+    await store.outgoingEnqueueCombi([{ clientId: ingestId }, { clientId: alertsId }], press);
+    const ingest = { id: ingestId };
+    await store.outgoingUpdate(ingest, { ...press, messageId: 1 }); // live
+    await store.outgoingUpdate(ingest, { ...press, messageId: 2 }); // the queue's copy, resent
+    await store.outgoingClearMessageId(ingest, { cmd: 'puback', messageId: 1 });
+    await store.outgoingClearMessageId(ingest, { cmd: 'puback', messageId: 2 });
+    const alertsQueue: string[] = [];
+    for await (const p of store.outgoingStream({ id: alertsId })) alertsQueue.push(Buffer.from(p.payload).toString());
+    expect(alertsQueue).toEqual(['press']);
+    // Acknowledged by its last session, the packet goes, with its bookkeeping.
+    const alerts = { id: alertsId };
+    await store.outgoingUpdate(alerts, { ...press, messageId: 5 });
+    await store.outgoingClearMessageId(alerts, { cmd: 'puback', messageId: 5 });
+    expect(await redisCommands(['EXISTS', 'packet:b-twice:1'], ['EXISTS', 'packet:b-twice:1:offlineCount'], ['EXISTS', holdersKey('packet:b-twice:1')], ['LLEN', `outgoing:${alertsId}`], ['LLEN', `outgoing:${ingestId}`])).toEqual([':0', ':0', ':0', ':0', ':0']);
+  } finally {
+    await close();
+  }
+});
+
+it('a packet an older store queued without holders still goes by its count when its sessions have acknowledged it', async () => {
+  const { store, close } = await bareStore();
+  const ids = ['svc-old-a', 'svc-old-b'];
+  try {
+    const old = { ...queuedPacket(1), brokerId: 'b-old' };
+    // What the library alone wrote: the packet, its count, an RPUSH per session; no holders.
+    const r = new Redis(redisOptions(redisUrl));
+    await r.mset('packet:b-old:1', msgpack.encode(old), 'packet:b-old:1:offlineCount', 2);
+    for (const id of ids) await r.rpush(`outgoing:${id}`, 'packet:b-old:1');
+    await r.quit();
+    const [a, b] = ids.map((id) => ({ id }));
+    await store.outgoingUpdate(a as object, { ...old, messageId: 1 });
+    await store.outgoingClearMessageId(a as object, { cmd: 'puback', messageId: 1 });
+    // Kept for the other session, the count down by one.
+    expect(await redisCommands(['EXISTS', 'packet:b-old:1'], ['DECRBY', 'packet:b-old:1:offlineCount', '0'], ['LLEN', 'outgoing:svc-old-a'])).toEqual([':1', ':1', ':0']);
+    await store.outgoingUpdate(b as object, { ...old, messageId: 1 });
+    await store.outgoingClearMessageId(b as object, { cmd: 'puback', messageId: 1 });
+    expect(await redisCommands(['EXISTS', 'packet:b-old:1'], ['EXISTS', 'packet:b-old:1:offlineCount'], ['LLEN', 'outgoing:svc-old-b'])).toEqual([':0', ':0', ':0']);
   } finally {
     await close();
   }
