@@ -155,12 +155,11 @@ type AckQueued = (listKey: string, setKey: string, holders: string, packetKey: s
  * their number, decremented by every acknowledgement, the packet deleted at 0. But one session can
  * acknowledge one packet twice: a session reconnecting with a backlog has its subscriptions restored
  * before its queue is read (aedes lib/handlers/connect.js: restoreSubs … emptyQueue), so a message
- * arriving in between is sent live and again from the queue, and both copies are acknowledged; and
- * aedes clears a copy it drops as a duplicate (lib/client.js deliverQoS, dedupe). Each such second
- * acknowledgement took the packet from a session that had not had it yet: at 0 the packet was
+ * arriving in between is sent live and again from the queue, and both copies are acknowledged. Each
+ * such second acknowledgement took the packet from a session that had not had it yet: at 0 the packet was
  * deleted, and that session's reconnect found an entry without a packet and dropped it unsent
  * (getDecodedValue). Session 14 found it so: a call point pressed while h02's alerts owner was
- * down, queued for that owner and for ingest, acknowledged twice by ingest (its only other session) and lost.
+ * down, queued for that owner and for ingest, acknowledged twice by ingest (the only other session it was queued for) and lost.
  *
  * So each RPUSH of a packet onto a session's queue also adds the session to the packet's holders
  * (ENQUEUE); an acknowledgement counts only if it removes its session from them (ACK_QUEUED: a second

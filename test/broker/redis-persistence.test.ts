@@ -8,7 +8,9 @@ import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { TRIM_STEP, ackedKey, createRedisPersistence, holdersKey, redisOptions, type ClosablePersistence } from '../../broker/redis-persistence.ts';
-import { demoRegistry } from '../support/registry.ts';
+import { pino } from 'pino';
+import { createMqttSession, type MqttSession } from '../../common/mqtt-session.ts';
+import { demoRegistry, demoSecret } from '../support/registry.ts';
 import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
 
 const telemetrySeqs = (got: Received[], topic: string): number[] =>
@@ -160,6 +162,75 @@ it('a reconnecting persistent session gets its whole queue on one connection, no
   await until(() => `${QUEUED} queued messages on one connection, got ${telemetrySeqs(got, topic).length}`, () => telemetrySeqs(got, topic).length >= QUEUED, 60_000);
   expect(closedEarly).toBe(false);
   expect(telemetrySeqs(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
+}, 120_000);
+
+it("a service reconnecting while messages flow takes none of them from another service's queue", async () => {
+  // A reconnecting persistent session has its subscriptions restored before its queue is read, so a
+  // message published in between reaches it live and again from the queue; it acknowledges both.
+  // The Redis store deleted a packet shared by two sessions at the second of them, and the other
+  // session, offline meanwhile, came back to an entry without a packet, skipped (session 14's lost
+  // call point press). Here ingest reconnects again and again while a device publishes; alerts,
+  // away all the while, must then get every message.
+  const MESSAGES = 400;
+  const device = demoRegistry().site.devices[3] as Device;
+  const topic = deviceTopic(device.homeId, device.id, 'event');
+  const b = await start();
+  for (const [user, clientId] of [['svc-ingest', 'svc-ingest-flow'], ['svc-alerts', 'svc-alerts-flow']] as const) {
+    const c = await connect(b, user, { clientId, clean: false });
+    await c.subscribeAsync(topic, { qos: 1 });
+    await c.endAsync();
+  }
+  const dev = await connect(b, device.id);
+  clients.push(dev);
+  let sent = 0;
+  const publishing = (async () => {
+    for (let seq = 1; seq <= MESSAGES; seq++) {
+      await dev.publishAsync(topic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, type: 'manual_call_point' }), { qos: 1 });
+      sent = seq;
+    }
+  })();
+  // Ingest's own client (aedes sends a live message before the CONNACK here, which mqtt.js cannot
+  // take: it holds the PUBACK until connected and reads nothing more, the CONNACK included).
+  const ingestSeqs = new Set<number>();
+  let reconnects = 0;
+  const logger = pino({ level: 'silent' });
+  const ingestSession = (): MqttSession => {
+    const session: MqttSession = createMqttSession({
+      url: `mqtt://127.0.0.1:${b.tcpPort}`,
+      clientId: 'svc-ingest-flow',
+      username: 'svc-ingest',
+      password: demoSecret('svc-ingest'),
+      filters: [topic],
+      logger,
+      codePrefix: 'TEST',
+      onMessages: (batch) => {
+        for (const m of batch) ingestSeqs.add((JSON.parse(m.payload.toString()) as { seq: number }).seq);
+        session.ack(batch[0]?.connection ?? 0, batch.map((m) => m.messageId));
+      },
+    });
+    session.start();
+    return session;
+  };
+  while (sent < MESSAGES) {
+    const session = ingestSession();
+    await session.whenSubscribed();
+    reconnects++;
+    await new Promise((r) => setTimeout(r, 20));
+    await session.close();
+  }
+  await publishing;
+  const last = ingestSession();
+  try {
+    await until(() => `ingest: all ${MESSAGES}, got ${ingestSeqs.size}`, () => ingestSeqs.size >= MESSAGES);
+  } finally {
+    await last.close();
+  }
+  const seqs = (got: Received[]): Set<number> => new Set(telemetrySeqs(got, topic));
+  const { client: alerts, received: alertsGot } = await connectRecording(b, 'svc-alerts', { clientId: 'svc-alerts-flow', clean: false });
+  clients.push(alerts);
+  await until(() => `alerts: all ${MESSAGES} after ingest's ${reconnects} reconnects, got ${seqs(alertsGot).size}`, () => seqs(alertsGot).size >= MESSAGES, 10_000).catch(() => undefined);
+  const missing = Array.from({ length: MESSAGES }, (_, i) => i + 1).filter((seq) => !seqs(alertsGot).has(seq));
+  expect({ reconnects: reconnects > 3, missing }).toEqual({ reconnects: true, missing: [] });
 }, 120_000);
 
 type OutgoingStore = ClosablePersistence & {
