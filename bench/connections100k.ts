@@ -61,7 +61,7 @@ const SETTLE_BOUND_MS = 480_000;
 const PROVINCE_RATE = 7_000;
 const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
-/** Niceness of the device load generators (see the header); the storage path runs at 10 (lib/processes.ts). */
+/** Niceness of the device load generators (see the header; `--generator-nice`); the storage path runs at 10 (lib/processes.ts). */
 const DEVICE_NICE = 5;
 /**
  * Niceness of the alarm path when the runner may raise priorities (root or CAP_SYS_NICE): alerts at
@@ -439,7 +439,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         : 'connections100k: WARNING could not raise the alarm path\'s priority (needs root or CAP_SYS_NICE): alerts competes with the device side per process',
     );
     const parts = slices(held, PER_GROUP);
-    const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: DEVICE_NICE })));
+    ctx.log(`connections100k: device load generators at nice ${ctx.generatorNice ?? DEVICE_NICE}${ctx.generatorNice !== undefined ? ' (--generator-nice)' : ''}`);
+    const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: ctx.generatorNice ?? DEVICE_NICE })));
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000 } as const;
     const t0 = performance.now();

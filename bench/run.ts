@@ -3,7 +3,7 @@
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
  *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,reconnect,encoder,masstrouble,rulesatscale,connections100k] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
- *   npm run bench -- --only connections100k [--devices N] [--nodes N] [--rate N] [--device-nice N]   (opt-in: not part of the default suite)
+ *   npm run bench -- --only connections100k [--devices N] [--nodes N] [--rate N] [--device-nice N] [--generator-nice N]   (opt-in: not part of the default suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -29,6 +29,8 @@ export interface Args {
   readonly rate?: number;
   /** `connections100k`: niceness of the device-side broker nodes and HAProxy processes (default 0). */
   readonly deviceNice?: number;
+  /** `connections100k`: niceness of the device load generators (default 5). */
+  readonly generatorNice?: number;
 }
 
 export function parseArgs(argv: readonly string[], known: readonly string[]): Args {
@@ -37,7 +39,7 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
   let runs = 3;
   let cpuProf: string | undefined;
   let ingestMax: number | undefined;
-  const sizes: { devices?: number; nodes?: number; rate?: number; deviceNice?: number } = {};
+  const sizes: { devices?: number; nodes?: number; rate?: number; deviceNice?: number; generatorNice?: number } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -51,10 +53,11 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
       ingestMax = Number(value());
       if (!Number.isInteger(ingestMax) || ingestMax < 2) throw new Error('--ingest-max expects an integer msg/s ≥ 2');
     }
-    else if (a.startsWith('--device-nice')) {
+    else if (a.startsWith('--device-nice') || a.startsWith('--generator-nice')) {
+      const key = a.startsWith('--device-nice') ? 'deviceNice' : 'generatorNice';
       const v = Number(value());
-      if (!Number.isInteger(v) || v < 0 || v > 19) throw new Error('--device-nice expects an integer 0..19');
-      sizes.deviceNice = v;
+      if (!Number.isInteger(v) || v < 0 || v > 19) throw new Error(`${a.replace(/=.*/, '')} expects an integer 0..19`);
+      sizes[key] = v;
     }
     else if (a.startsWith('--devices') || a.startsWith('--nodes') || a.startsWith('--rate')) {
       const key = (a.startsWith('--devices') ? 'devices' : a.startsWith('--nodes') ? 'nodes' : 'rate') as keyof typeof sizes;
@@ -66,7 +69,7 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
     else if (a.startsWith('--runs')) {
       runs = Number(value());
       if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs expects an integer 1..20');
-    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N] [--devices N] [--nodes N] [--rate N] [--device-nice N]`);
+    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N] [--devices N] [--nodes N] [--rate N] [--device-nice N] [--generator-nice N]`);
   }
   for (const o of only ?? []) if (!known.includes(o)) throw new Error(`--only: unknown benchmark "${o}"; known: ${known.join(', ')}`);
   return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}), ...(ingestMax !== undefined ? { ingestMax } : {}), ...sizes };
@@ -102,6 +105,7 @@ async function main(): Promise<void> {
     ...(args.nodes !== undefined ? { nodes: args.nodes } : {}),
     ...(args.rate !== undefined ? { rate: args.rate } : {}),
     ...(args.deviceNice !== undefined ? { deviceNice: args.deviceNice } : {}),
+    ...(args.generatorNice !== undefined ? { generatorNice: args.generatorNice } : {}),
     log: (m) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${m}\n`),
   };
   if (args.ingestMax !== undefined) Object.assign(sharedResults, { maxSustained: args.ingestMax, maxSustainedSource: '--ingest-max (an earlier ingest run)' });

@@ -15,6 +15,12 @@ export interface BenchContext {
    * alerts) gets the CPU first, as it would on machines of its own (docs/scaling.md).
    */
   readonly deviceNice?: number;
+  /**
+   * `--generator-nice N`: niceness of `connections100k`'s device load generators (default 5). Session
+   * 13's run B: at 5, with the device nodes at 0, the generators fell behind their own keepalives
+   * ten minutes into the load and 85,000 devices dropped.
+   */
+  readonly generatorNice?: number;
   log(msg: string): void;
 }
 
