@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
+import { holdUntilConnack, releaseAfterConnack } from './connack-first.ts';
 import { DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.ts';
 import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
@@ -251,6 +252,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       }
     }
     sessions.set(client, session);
+    // A persistent session's subscriptions are restored before its CONNACK (connack-first.ts).
+    if (packet.clean === false) holdUntilConnack(client);
     callback(null, true);
   };
 
@@ -654,6 +657,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         done();
       }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);
+      broker.on('connackSent', (_connack, client) => releaseAfterConnack(client));
       // Devices going silent without closing (power, radio, a hung device), or many at once: a node
       // or a network too slow to carry their packets within 1.5 × keepalive.
       broker.on('keepaliveTimeout', () => keepaliveTimeouts++);

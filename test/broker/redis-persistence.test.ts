@@ -2,7 +2,7 @@ import { connect as tcpConnect } from 'node:net';
 import { Aedes } from 'aedes';
 import { Redis } from 'ioredis';
 import msgpack from 'msgpack-lite';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
@@ -232,6 +232,45 @@ it("a service reconnecting while messages flow takes none of them from another s
   const missing = Array.from({ length: MESSAGES }, (_, i) => i + 1).filter((seq) => !seqs(alertsGot).has(seq));
   expect({ reconnects: reconnects > 3, missing }).toEqual({ reconnects: true, missing: [] });
 }, 120_000);
+
+it("a persistent session's first packet from the broker is its CONNACK, with messages arriving while it connects [MQTT-3.2.0-1]", async () => {
+  // aedes restores a persistent session's subscriptions before it writes the CONNACK; with the Redis
+  // store that is several round trips, and a message published meanwhile went out first. mqtt.js then
+  // never connects (it holds that message's PUBACK until connected and reads nothing behind it): here
+  // 1 reconnect in 1–32 hung until its connect timeout before the fix (broker/connack-first.ts).
+  const RECONNECTS = 40;
+  const device = demoRegistry().site.devices[4] as Device;
+  const topic = deviceTopic(device.homeId, device.id, 'event');
+  const b = await start();
+  const first = await connect(b, 'svc-alerts', { clientId: 'svc-alerts-connack', clean: false });
+  await first.subscribeAsync(topic, { qos: 1 });
+  await first.endAsync();
+  const dev = await connect(b, device.id);
+  clients.push(dev);
+  let publishing = true;
+  const publisher = (async () => {
+    for (let seq = 1; publishing; seq++) await dev.publishAsync(topic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, type: 'manual_call_point' }), { qos: 1 });
+  })();
+  const firstPackets: string[] = [];
+  try {
+    for (let i = 0; i < RECONNECTS; i++) {
+      const c = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, { clientId: 'svc-alerts-connack', username: 'svc-alerts', password: demoSecret('svc-alerts'), clean: false, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000 });
+      let firstPacket: string | undefined;
+      c.on('packetreceive', (p) => (firstPacket ??= p.cmd));
+      const connected = await new Promise<boolean>((resolve) => {
+        c.once('connect', () => resolve(true));
+        c.once('error', () => resolve(false));
+        c.once('close', () => resolve(false));
+      });
+      firstPackets.push(connected ? (firstPacket ?? 'none') : `no CONNACK (first: ${firstPacket ?? 'none'})`);
+      await c.endAsync(true);
+    }
+  } finally {
+    publishing = false;
+    await publisher;
+  }
+  expect(firstPackets).toEqual(Array.from({ length: RECONNECTS }, () => 'connack'));
+}, 240_000);
 
 type OutgoingStore = ClosablePersistence & {
   outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
