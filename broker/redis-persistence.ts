@@ -118,7 +118,8 @@ export const TRIM_STEP = 256;
  * acked set (KEYS[2]), to be popped when it reaches the head. O(1) per acknowledgement, amortised,
  * however long the queue. A marked entry still in the list is
  * not resent on a reconnect (outgoingStream below). A queue emptied takes its set with it (a mark for
- * an entry that was never queued, an acknowledgement of a second copy, does not outlive the queue).
+ * an entry that was never queued does not outlive the queue; a second copy's acknowledgement changes
+ * nothing, below).
  * Past ACKED_BOUND marks: LREM count 1 from the head, as before.
  * First of all, the acknowledgement takes its session off the packet's holders (KEYS[3], below): a
  * session that is no longer a holder already had its entry popped or marked, and the last holder
@@ -180,7 +181,7 @@ type HoldersDecr = (countKey: string, holders: string, packetKey: string) => Pro
 const COUNT_SUFFIX = ':offlineCount';
 
 /**
- * The one Redis connection of the store, handed to the library as `conn`, with two changes:
+ * The one Redis connection of the store, handed to the library as `conn`, with four changes:
  * - `LREM outgoing:<client> 0 <packet>` (on every PUBACK of a queued message, outgoingClearMessageId,
  *   and for an entry whose packet is gone) becomes ACK_QUEUED. Count 0 scanned a session's whole
  *   queue for every acknowledgement (session 9: 536 µs a call after 30 s at 7,000 msg/s offered,
@@ -189,6 +190,10 @@ const COUNT_SUFFIX = ':offlineCount';
  *   packet the store no longer has (a second copy of one already cleared) comes with no packet key
  *   (the library's pktKey is undefined, sent as ""): nothing is queued under "", so it skips Redis.
  * - `DEL outgoing:<client>` (the library's end of a session) also deletes its acked set.
+ * - `RPUSH outgoing:<client> <packet>` also adds the session to the packet's holders (ENQUEUE), and
+ *   `DECR <packet>:offlineCount` reads them instead (HOLDERS_DECR): a packet lives while a session
+ *   holds it (above ENQUEUE). A session's queue deleted at its end leaves it among the holders of
+ *   what it still held, so those packets stay in Redis, as the library's counter kept them.
  * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
  */
 function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Redis {
