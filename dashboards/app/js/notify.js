@@ -116,8 +116,14 @@ export function createNotifier({ homes, watched = pageWatched, onShow }) {
       if (watched()) return;
       const rise = prev !== undefined && (rank > prev.rank || i.points.length > prev.points);
       if (prev !== undefined && !rise) return;
-      await show(i, homes, rise);
-      onShow?.(i);
+      if (await show(i, homes, rise)) {
+        onShow?.(i);
+        return;
+      }
+      // Not shown (no permission, no active worker yet, the browser refused): not seen either, so the
+      // incident's next change tries again rather than being taken as already notified.
+      if (prev === undefined) seen.delete(i.id);
+      else seen.set(i.id, prev);
     },
     clear() {
       seen.clear();
@@ -125,10 +131,27 @@ export function createNotifier({ homes, watched = pageWatched, onShow }) {
   };
 }
 
-async function show(i, homes, renotify) {
-  if (notifyPermission() !== 'granted') return;
+/** How long a notification waits for a worker still installing (the page's first minute, a slow phone). */
+const ACTIVE_WAIT_MS = 10_000;
+
+/** The registration with an active worker (showNotification needs one), waiting a while for one installing; null if none. */
+async function activeRegistration() {
   const reg = registration ?? (await navigator.serviceWorker.getRegistration('/'));
-  if (!reg) return;
+  if (reg?.active) return reg;
+  let timer;
+  const ready = await Promise.race([navigator.serviceWorker.ready, new Promise((r) => (timer = setTimeout(() => r(null), ACTIVE_WAIT_MS)))]);
+  clearTimeout(timer);
+  return ready?.active ? ready : null;
+}
+
+/** Shows an incident's notification; false if it could not be shown. */
+async function show(i, homes, renotify) {
+  if (notifyPermission() !== 'granted') return false;
+  const reg = await activeRegistration();
+  if (!reg) {
+    probe.errors.push(`show ${i.id}: no active service worker`);
+    return false;
+  }
   const { title, body } = notificationText(i, homes);
   const critical = i.severity === 'critical';
   const options = {
@@ -149,8 +172,10 @@ async function show(i, homes, renotify) {
   try {
     await reg.showNotification(title, options);
     probe.shown.push({ tag: i.id, title, renotify, requireInteraction: critical, severity: i.severity, points: i.points.length });
+    return true;
   } catch (err) {
-    probe.errors.push(`show: ${err?.message ?? err}`);
+    probe.errors.push(`show ${i.id}: ${err?.message ?? err}`);
+    return false;
   }
 }
 
