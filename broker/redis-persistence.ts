@@ -175,6 +175,22 @@ return n`;
 const HOLDERS_DECR = `
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 0 then return 1 end
 return redis.call('DECR', KEYS[1])`;
+/**
+ * A session's end (the library DELs its queue): the session leaves the holders of the packets still
+ * in it, and a packet it was the last holder of goes. One step of RELEASE_STEP entries from ARGV[1];
+ * returns the entries read (fewer than asked: the end). Marked entries were released at their
+ * acknowledgement (SREM finds nothing).
+ */
+const RELEASE_QUEUE = `
+local items = redis.call('LRANGE', KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
+for _, pk in ipairs(items) do
+  local h = ARGV[3] .. pk
+  if redis.call('SREM', h, KEYS[1]) == 1 and redis.call('EXISTS', h) == 0 then redis.call('DEL', pk, pk .. ARGV[4]) end
+end
+return #items`;
+/** Queue entries released per script call at a session's end (each call holds Redis' one thread). */
+const RELEASE_STEP = 1_000;
+type ReleaseQueue = (listKey: string, from: number, count: number, holdersPrefix: string, countSuffix: string) => Promise<number>;
 type Enqueue = (listKey: string, holders: string, packetKey: string) => Promise<number>;
 type HoldersDecr = (countKey: string, holders: string, packetKey: string) => Promise<number>;
 /** The library's count key of a packet (asyncPersistence.js packetCountKey). */
@@ -189,11 +205,11 @@ const COUNT_SUFFIX = ':offlineCount';
  *   session (outgoingEnqueueCombi RPUSHes it once per subscribing session). An acknowledgement of a
  *   packet the store no longer has (a second copy of one already cleared) comes with no packet key
  *   (the library's pktKey is undefined, sent as ""): nothing is queued under "", so it skips Redis.
- * - `DEL outgoing:<client>` (the library's end of a session) also deletes its acked set.
+ * - `DEL outgoing:<client>` (the library's end of a session) first takes the session off the holders
+ *   of every packet still in the queue (RELEASE_QUEUE), then also deletes its acked set.
  * - `RPUSH outgoing:<client> <packet>` also adds the session to the packet's holders (ENQUEUE), and
  *   `DECR <packet>:offlineCount` reads them instead (HOLDERS_DECR): a packet lives while a session
- *   holds it (above ENQUEUE). A session's queue deleted at its end leaves it among the holders of
- *   what it still held, so those packets stay in Redis, as the library's counter kept them.
+ *   holds it (above ENQUEUE).
  * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
  */
 function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Redis {
@@ -205,7 +221,16 @@ function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Red
   conn.defineCommand('carewatchAckQueued', { numberOfKeys: 5, lua: ACK_QUEUED });
   conn.defineCommand('carewatchEnqueue', { numberOfKeys: 2, lua: ENQUEUE });
   conn.defineCommand('carewatchHoldersDecr', { numberOfKeys: 3, lua: HOLDERS_DECR });
-  const commands = conn as unknown as { carewatchAckQueued: AckQueued; carewatchEnqueue: Enqueue; carewatchHoldersDecr: HoldersDecr };
+  conn.defineCommand('carewatchReleaseQueue', { numberOfKeys: 1, lua: RELEASE_QUEUE });
+  const commands = conn as unknown as { carewatchAckQueued: AckQueued; carewatchEnqueue: Enqueue; carewatchHoldersDecr: HoldersDecr; carewatchReleaseQueue: ReleaseQueue };
+  const releaseQueue = commands.carewatchReleaseQueue.bind(conn);
+  /** Releases every entry of a session's queue (RELEASE_QUEUE), step by step, before its DEL. */
+  const release = async (listKey: string): Promise<void> => {
+    for (let from = 0; ; from += RELEASE_STEP) {
+      if ((await releaseQueue(listKey, from, RELEASE_STEP, holdersKey(''), COUNT_SUFFIX)) < RELEASE_STEP) return;
+    }
+  };
+  const isQueueKey = (k: unknown): k is string => typeof k === 'string' && k.startsWith('outgoing:') && !k.slice('outgoing:'.length).includes(':');
   const ackQueued = commands.carewatchAckQueued.bind(conn);
   const enqueue = commands.carewatchEnqueue.bind(conn);
   const holdersDecr = commands.carewatchHoldersDecr.bind(conn);
@@ -235,7 +260,10 @@ function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Red
     },
   });
   Object.defineProperty(conn, 'del', {
-    value: (...keys: string[]): Promise<number> => del(...keys.flatMap((k) => (typeof k === 'string' && k.startsWith('outgoing:') ? [k, ackedKey(k)] : [k]))),
+    value: async (...keys: string[]): Promise<number> => {
+      for (const k of keys) if (isQueueKey(k)) await release(k);
+      return del(...keys.flatMap((k) => (typeof k === 'string' && k.startsWith('outgoing:') ? [k, ackedKey(k)] : [k])));
+    },
   });
   return conn;
 }

@@ -383,6 +383,28 @@ it("a session that acknowledges one message twice (its live copy and its queue's
   }
 });
 
+it("a session's end takes it off the holders of what it still had queued, so those packets go with their last other holder", async () => {
+  // A home moved to another alerts instance ends that home's signals session (the library DELs its
+  // queue); left among the holders, it kept every packet it still had in Redis for good.
+  const { store, close } = await bareStore();
+  const [leaving, staying] = ['svc-alerts-home-h05-signals-end', 'svc-ingest-home-h05-end'];
+  try {
+    const packets = Array.from({ length: 3 }, (_, i) => ({ ...queuedPacket(i + 1), brokerId: 'b-end' }));
+    for (const p of packets) await store.outgoingEnqueueCombi([{ clientId: leaving }, { clientId: staying }], p);
+    await (store as unknown as { removeSubscriptions(c: object, subs: string[]): Promise<void> }).removeSubscriptions({ id: leaving }, ['carewatch/h01/h01-sd-r101/telemetry']);
+    expect(await redisCommands(['EXISTS', `outgoing:${leaving}`], ['EXISTS', 'packet:b-end:1'])).toEqual([':0', ':1']);
+    const conn = { id: staying };
+    for (const [i, p] of packets.entries()) {
+      await store.outgoingUpdate(conn, { ...p, messageId: i + 1 });
+      await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: i + 1 });
+    }
+    const keys = packets.flatMap((_, i) => [['EXISTS', `packet:b-end:${i + 1}`], ['EXISTS', holdersKey(`packet:b-end:${i + 1}`)]]);
+    expect(await redisCommands(...keys)).toEqual(keys.map(() => ':0'));
+  } finally {
+    await close();
+  }
+});
+
 it('a packet an older store queued without holders still goes by its count when its sessions have acknowledged it', async () => {
   const { store, close } = await bareStore();
   const ids = ['svc-old-a', 'svc-old-b'];
