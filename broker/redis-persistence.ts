@@ -123,13 +123,19 @@ export const TRIM_STEP = 256;
  * Past ACKED_BOUND marks: LREM count 1 from the head, as before.
  * First of all, the acknowledgement takes its session off the packet's holders (KEYS[3], below): a
  * session that is no longer a holder already had its entry popped or marked, and the last holder
- * deletes the packet (KEYS[4]) and the library's count (KEYS[5]).
+ * deletes the packet (KEYS[4]) and the library's count (KEYS[5]). A packet with neither holders nor
+ * count was acknowledged by all its sessions already and written again since (the library's
+ * outgoingUpdate SETs the packet it sends: the queue's copy of a message already acknowledged live):
+ * it goes, and nothing else changes.
  * Returns the entries removed from the list (0 when only marked).
  */
 const ACK_QUEUED = `
 if redis.call('EXISTS', KEYS[3]) == 1 then
   if redis.call('SREM', KEYS[3], KEYS[1]) == 0 then return 0 end
   if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('DEL', KEYS[4], KEYS[5]) end
+elseif redis.call('EXISTS', KEYS[5]) == 0 then
+  redis.call('DEL', KEYS[4])
+  return 0
 end
 local step = tonumber(ARGV[3])
 local n = 0
@@ -162,42 +168,44 @@ type AckQueued = (listKey: string, setKey: string, holders: string, packetKey: s
  * (getDecodedValue). Session 14 found it so: a call point pressed while h02's alerts owner was
  * down, queued for that owner and for ingest, acknowledged twice by ingest (the only other session it was queued for) and lost.
  *
- * So each RPUSH of a packet onto a session's queue also adds the session to the packet's holders
- * (ENQUEUE); an acknowledgement counts only if it removes its session from them (ACK_QUEUED: a second
- * one by the same session changes nothing), and the last one deletes the packet and its count. The
- * library's DECR then only reads (HOLDERS_DECR): a packet with holders, or already gone, is not
- * decremented. A packet an older store queued without holders keeps the library's count.
+ * So every session a packet is queued for is one of its holders, all of them added before the
+ * packet is queued for any (outgoingEnqueueCombi below: with the holders added one RPUSH at a time, a
+ * session reconnecting on another node could read and acknowledge the packet before the next
+ * session's RPUSH, and delete it from under that one); an acknowledgement counts only if it removes
+ * its session from them (ACK_QUEUED: a second one by the same session changes nothing), and the last
+ * one deletes the packet and its count. The library's DECR then only reads (HOLDERS_DECR): a packet
+ * with holders is not decremented, and one with neither holders nor count (written again after its
+ * last acknowledgement) is deleted. A packet an older store queued without holders keeps the
+ * library's count.
  */
-const ENQUEUE = `
-local n = redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], KEYS[1])
-return n`;
 const HOLDERS_DECR = `
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 0 then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) return 1 end
 return redis.call('DECR', KEYS[1])`;
 /**
  * A session's end (the library DELs its queue): the session leaves the holders of the packets still
- * in it, and a packet it was the last holder of goes. One step of RELEASE_STEP entries from ARGV[1];
- * returns the entries read (fewer than asked: the end). Marked entries were released at their
- * acknowledgement (SREM finds nothing).
+ * in it, and a packet it was the last holder of goes. Pops up to ARGV[1] entries from the head (popped,
+ * not read by index: acknowledgements on a connection still draining pop the head meanwhile);
+ * returns the entries popped (fewer than asked: the end). Marked entries were released at their
+ * acknowledgement (SREM finds nothing). LPOP with a count: Redis 6.2.
  */
 const RELEASE_QUEUE = `
-local items = redis.call('LRANGE', KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
+local items = redis.call('LPOP', KEYS[1], tonumber(ARGV[1]))
+if not items then return 0 end
 for _, pk in ipairs(items) do
-  local h = ARGV[3] .. pk
-  if redis.call('SREM', h, KEYS[1]) == 1 and redis.call('EXISTS', h) == 0 then redis.call('DEL', pk, pk .. ARGV[4]) end
+  local h = ARGV[2] .. pk
+  if redis.call('SREM', h, KEYS[1]) == 1 and redis.call('EXISTS', h) == 0 then redis.call('DEL', pk, pk .. ARGV[3]) end
 end
 return #items`;
 /** Queue entries released per script call at a session's end (each call holds Redis' one thread). */
 const RELEASE_STEP = 1_000;
-type ReleaseQueue = (listKey: string, from: number, count: number, holdersPrefix: string, countSuffix: string) => Promise<number>;
-type Enqueue = (listKey: string, holders: string, packetKey: string) => Promise<number>;
+type ReleaseQueue = (listKey: string, count: number, holdersPrefix: string, countSuffix: string) => Promise<number>;
 type HoldersDecr = (countKey: string, holders: string, packetKey: string) => Promise<number>;
 /** The library's count key of a packet (asyncPersistence.js packetCountKey). */
 const COUNT_SUFFIX = ':offlineCount';
 
 /**
- * The one Redis connection of the store, handed to the library as `conn`, with four changes:
+ * The one Redis connection of the store, handed to the library as `conn`, with these changes:
  * - `LREM outgoing:<client> 0 <packet>` (on every PUBACK of a queued message, outgoingClearMessageId,
  *   and for an entry whose packet is gone) becomes ACK_QUEUED. Count 0 scanned a session's whole
  *   queue for every acknowledgement (session 9: 536 µs a call after 30 s at 7,000 msg/s offered,
@@ -207,41 +215,28 @@ const COUNT_SUFFIX = ':offlineCount';
  *   (the library's pktKey is undefined, sent as ""): nothing is queued under "", so it skips Redis.
  * - `DEL outgoing:<client>` (the library's end of a session) first takes the session off the holders
  *   of every packet still in the queue (RELEASE_QUEUE), then also deletes its acked set.
- * - `RPUSH outgoing:<client> <packet>` also adds the session to the packet's holders (ENQUEUE), and
- *   `DECR <packet>:offlineCount` reads them instead (HOLDERS_DECR): a packet lives while a session
- *   holds it (above ENQUEUE).
+ * - `DECR <packet>:offlineCount` reads the packet's holders instead (HOLDERS_DECR): a packet lives
+ *   while a session holds it (above HOLDERS_DECR; the holders are added by outgoingEnqueueCombi).
  * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
  */
 function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Redis {
   const conn = new Redis(opts);
   const lrem = conn.lrem.bind(conn) as (key: string, count: number, element: string) => Promise<number>;
   const del = conn.del.bind(conn) as (...keys: string[]) => Promise<number>;
-  const rpush = conn.rpush.bind(conn) as (key: string, ...elements: string[]) => Promise<number>;
   const decr = conn.decr.bind(conn) as (key: string) => Promise<number>;
   conn.defineCommand('carewatchAckQueued', { numberOfKeys: 5, lua: ACK_QUEUED });
-  conn.defineCommand('carewatchEnqueue', { numberOfKeys: 2, lua: ENQUEUE });
   conn.defineCommand('carewatchHoldersDecr', { numberOfKeys: 3, lua: HOLDERS_DECR });
   conn.defineCommand('carewatchReleaseQueue', { numberOfKeys: 1, lua: RELEASE_QUEUE });
-  const commands = conn as unknown as { carewatchAckQueued: AckQueued; carewatchEnqueue: Enqueue; carewatchHoldersDecr: HoldersDecr; carewatchReleaseQueue: ReleaseQueue };
+  const commands = conn as unknown as { carewatchAckQueued: AckQueued; carewatchHoldersDecr: HoldersDecr; carewatchReleaseQueue: ReleaseQueue };
   const releaseQueue = commands.carewatchReleaseQueue.bind(conn);
   /** Releases every entry of a session's queue (RELEASE_QUEUE), step by step, before its DEL. */
   const release = async (listKey: string): Promise<void> => {
-    for (let from = 0; ; from += RELEASE_STEP) {
-      if ((await releaseQueue(listKey, from, RELEASE_STEP, holdersKey(''), COUNT_SUFFIX)) < RELEASE_STEP) return;
-    }
+    while ((await releaseQueue(listKey, RELEASE_STEP, holdersKey(''), COUNT_SUFFIX)) === RELEASE_STEP);
   };
   const isQueueKey = (k: unknown): k is string => typeof k === 'string' && k.startsWith('outgoing:') && !k.slice('outgoing:'.length).includes(':');
   const ackQueued = commands.carewatchAckQueued.bind(conn);
-  const enqueue = commands.carewatchEnqueue.bind(conn);
   const holdersDecr = commands.carewatchHoldersDecr.bind(conn);
   const isPacketKey = (k: unknown): k is string => typeof k === 'string' && k.startsWith('packet:');
-  Object.defineProperty(conn, 'rpush', {
-    value: (key: string, ...elements: string[]): Promise<number> => {
-      const [element] = elements;
-      if (!key.startsWith('outgoing:') || elements.length !== 1 || !isPacketKey(element)) return rpush(key, ...elements);
-      return enqueue(key, holdersKey(element), element);
-    },
-  });
   Object.defineProperty(conn, 'decr', {
     value: (key: string): Promise<number> => {
       if (!isPacketKey(key) || !key.endsWith(COUNT_SUFFIX)) return decr(key);
@@ -451,7 +446,14 @@ class AedesOneRedisPersistence extends Base {
     return this.#track(super.storeRetained(packet));
   }
   override outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void> {
-    return this.#track(super.outgoingEnqueueCombi(subs, packet));
+    return this.#track(this.#enqueueHeld(subs, packet));
+  }
+  /** Every session of `subs` made a holder of the packet before the library queues it for any (HOLDERS_DECR). */
+  async #enqueueHeld(subs: unknown[], packet: unknown): Promise<void> {
+    const p = packet as { brokerId?: unknown; brokerCounter?: unknown };
+    const lists = (subs as Array<{ clientId?: unknown } | null>).flatMap((sub) => (typeof sub?.clientId === 'string' ? [`outgoing:${encodeURIComponent(sub.clientId)}`] : []));
+    if (lists.length > 0) await this.#conn.sadd(holdersKey(`packet:${String(p.brokerId)}:${String(p.brokerCounter)}`), ...lists);
+    await super.outgoingEnqueueCombi(subs, packet);
   }
   /**
    * The packet ids each connection (aedes' Client object) gave to queued messages, and which message

@@ -405,6 +405,26 @@ it("a session's end takes it off the holders of what it still had queued, so tho
   }
 });
 
+it("a message's queue copy sent after its live copy was acknowledged leaves nothing behind when it is acknowledged too", async () => {
+  // The library writes the packet again when it sends it (outgoingUpdate), also after the last
+  // holder's acknowledgement deleted it; that copy's acknowledgement then found no holders and
+  // decremented a count that no longer existed (-1): the packet and the count stayed for good.
+  const { store, close } = await bareStore();
+  const clientId = 'svc-alerts-home-h06-signals-orphan';
+  try {
+    const p = { ...queuedPacket(1), brokerId: 'b-orphan' };
+    await store.outgoingEnqueueCombi([{ clientId }], p);
+    const conn = { id: clientId };
+    await store.outgoingUpdate(conn, { ...p, messageId: 1 }); // live
+    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 1 }); // the last holder: deleted
+    await store.outgoingUpdate(conn, { ...p, messageId: 2 }); // the queue's copy, written again
+    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 2 });
+    expect(await redisCommands(['EXISTS', 'packet:b-orphan:1'], ['EXISTS', 'packet:b-orphan:1:offlineCount'], ['EXISTS', holdersKey('packet:b-orphan:1')], ['LLEN', `outgoing:${clientId}`])).toEqual([':0', ':0', ':0', ':0']);
+  } finally {
+    await close();
+  }
+});
+
 it('a packet an older store queued without holders still goes by its count when its sessions have acknowledged it', async () => {
   const { store, close } = await bareStore();
   const ids = ['svc-old-a', 'svc-old-b'];
