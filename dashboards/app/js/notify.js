@@ -112,16 +112,21 @@ export function createNotifier({ homes, watched = pageWatched, onShow }) {
         if (prev) await close(i.id);
         return;
       }
-      seen.set(i.id, { rank, points: i.points.length });
+      const mine = { rank, points: i.points.length };
+      seen.set(i.id, mine);
       if (watched()) return;
       const rise = prev !== undefined && (rank > prev.rank || i.points.length > prev.points);
       if (prev !== undefined && !rise) return;
       if (await show(i, homes, rise)) {
-        onShow?.(i);
+        // Acknowledged or resolved while it was being shown (a worker still installing): close it.
+        if (!seen.has(i.id)) await close(i.id);
+        else onShow?.(i);
         return;
       }
       // Not shown (no permission, no active worker yet, the browser refused): not seen either, so the
-      // incident's next change tries again rather than being taken as already notified.
+      // incident's next change tries again rather than being taken as already notified. Only if no
+      // later change of it was noted meanwhile.
+      if (seen.get(i.id) !== mine) return;
       if (prev === undefined) seen.delete(i.id);
       else seen.set(i.id, prev);
     },
