@@ -11,10 +11,7 @@ import { TRIM_STEP, ackedKey, createRedisPersistence, holdersKey, redisOptions, 
 import { pino } from 'pino';
 import { createMqttSession, type MqttSession } from '../../common/mqtt-session.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
-import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
-
-const telemetrySeqs = (got: Received[], topic: string): number[] =>
-  got.filter((m) => m.topic === topic).map((m) => (JSON.parse(m.payload.toString()) as { seq: number }).seq);
+import { connect, connectRecording, record, seqsOf, startBroker, until, type Received } from './helpers.ts';
 
 /** Only this file uses database 5 of the run's private Redis; it is flushed first. */
 const DB = 5;
@@ -46,6 +43,13 @@ async function flushDb(): Promise<void> {
 
 const brokers: Broker[] = [];
 const clients: MqttClient[] = [];
+/** A persistent session that subscribes to `filter` and goes away: its subscription and queue stay in Redis. */
+async function awaySession(b: Broker, username: string, clientId: string, filter: string): Promise<void> {
+  const c = await connect(b, username, { clientId, clean: false });
+  await c.subscribeAsync(filter, { qos: 1 });
+  await c.endAsync();
+}
+
 async function start(): Promise<Broker> {
   const b = await startBroker({ config: { redisUrl } });
   brokers.push(b);
@@ -64,9 +68,7 @@ it('keeps a persistent session, its queued QoS 1 messages and retained statuses 
   const statusTopic = deviceTopic(device.homeId, device.id, 'status');
   const first = await start();
 
-  const ingest1 = await connect(first, 'svc-ingest', { clientId: 'svc-ingest-persist', clean: false });
-  await ingest1.subscribeAsync([FILTERS.telemetry], { qos: 1 });
-  await ingest1.endAsync(); // offline now; its session and subscription stay in Redis
+  await awaySession(first, 'svc-ingest', 'svc-ingest-persist', FILTERS.telemetry);
 
   const dev = await connect(first, device.id);
   clients.push(dev);
@@ -101,9 +103,7 @@ it('a QoS 1 message is acknowledged only once Redis has it, and a graceful close
   const device = demoRegistry().site.devices[1] as Device;
   const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
   const first = await start();
-  const ingest1 = await connect(first, 'svc-ingest', { clientId: 'svc-ingest-drain', clean: false });
-  await ingest1.subscribeAsync(telemetryTopic, { qos: 1 });
-  await ingest1.endAsync();
+  await awaySession(first, 'svc-ingest', 'svc-ingest-drain', telemetryTopic);
 
   const dev = await connect(first, device.id);
   clients.push(dev);
@@ -134,8 +134,8 @@ it('a QoS 1 message is acknowledged only once Redis has it, and a graceful close
   const second = await start();
   const { client: ingest2, received: got } = await connectRecording(second, 'svc-ingest', { clientId: 'svc-ingest-drain', clean: false });
   clients.push(ingest2);
-  await until(() => `5 queued messages, got ${JSON.stringify(telemetrySeqs(got, telemetryTopic))}`, () => telemetrySeqs(got, telemetryTopic).length >= 5);
-  expect(telemetrySeqs(got, telemetryTopic)).toEqual([1, 2, 3, 4, 5]);
+  await until(() => `5 queued messages, got ${JSON.stringify(seqsOf(got, telemetryTopic))}`, () => seqsOf(got, telemetryTopic).length >= 5);
+  expect(seqsOf(got, telemetryTopic)).toEqual([1, 2, 3, 4, 5]);
 });
 
 it('a reconnecting persistent session gets its whole queue on one connection, not 1,001 messages', async () => {
@@ -145,9 +145,7 @@ it('a reconnecting persistent session gets its whole queue on one connection, no
   const device = demoRegistry().site.devices[2] as Device;
   const topic = deviceTopic(device.homeId, device.id, 'telemetry');
   const b = await start();
-  const ingest1 = await connect(b, 'svc-ingest', { clientId: 'svc-ingest-whole', clean: false });
-  await ingest1.subscribeAsync(topic, { qos: 1 });
-  await ingest1.endAsync();
+  await awaySession(b, 'svc-ingest', 'svc-ingest-whole', topic);
   const dev = await connect(b, device.id);
   clients.push(dev);
   for (let start = 1; start <= QUEUED; start += 250) {
@@ -159,9 +157,9 @@ it('a reconnecting persistent session gets its whole queue on one connection, no
   clients.push(ingest2);
   let closedEarly = false;
   ingest2.once('close', () => (closedEarly = true));
-  await until(() => `${QUEUED} queued messages on one connection, got ${telemetrySeqs(got, topic).length}`, () => telemetrySeqs(got, topic).length >= QUEUED, 60_000);
+  await until(() => `${QUEUED} queued messages on one connection, got ${seqsOf(got, topic).length}`, () => seqsOf(got, topic).length >= QUEUED, 60_000);
   expect(closedEarly).toBe(false);
-  expect(telemetrySeqs(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
+  expect(seqsOf(got, topic)).toEqual(Array.from({ length: QUEUED }, (_, i) => i + 1));
 }, 120_000);
 
 it("a service reconnecting while messages flow takes none of them from another service's queue", async () => {
@@ -175,11 +173,8 @@ it("a service reconnecting while messages flow takes none of them from another s
   const device = demoRegistry().site.devices[3] as Device;
   const topic = deviceTopic(device.homeId, device.id, 'event');
   const b = await start();
-  for (const [user, clientId] of [['svc-ingest', 'svc-ingest-flow'], ['svc-alerts', 'svc-alerts-flow']] as const) {
-    const c = await connect(b, user, { clientId, clean: false });
-    await c.subscribeAsync(topic, { qos: 1 });
-    await c.endAsync();
-  }
+  await awaySession(b, 'svc-ingest', 'svc-ingest-flow', topic);
+  await awaySession(b, 'svc-alerts', 'svc-alerts-flow', topic);
   const dev = await connect(b, device.id);
   clients.push(dev);
   let sent = 0;
@@ -225,7 +220,7 @@ it("a service reconnecting while messages flow takes none of them from another s
   } finally {
     await last.close();
   }
-  const seqs = (got: Received[]): Set<number> => new Set(telemetrySeqs(got, topic));
+  const seqs = (got: Received[]): Set<number> => new Set(seqsOf(got, topic));
   const { client: alerts, received: alertsGot } = await connectRecording(b, 'svc-alerts', { clientId: 'svc-alerts-flow', clean: false });
   clients.push(alerts);
   await until(() => `alerts: all ${MESSAGES} after ingest's ${reconnects} reconnects, got ${seqs(alertsGot).size}`, () => seqs(alertsGot).size >= MESSAGES, 10_000).catch(() => undefined);
@@ -242,9 +237,7 @@ it("a persistent session's first packet from the broker is its CONNACK, with mes
   const device = demoRegistry().site.devices[4] as Device;
   const topic = deviceTopic(device.homeId, device.id, 'event');
   const b = await start();
-  const first = await connect(b, 'svc-alerts', { clientId: 'svc-alerts-connack', clean: false });
-  await first.subscribeAsync(topic, { qos: 1 });
-  await first.endAsync();
+  await awaySession(b, 'svc-alerts', 'svc-alerts-connack', topic);
   const dev = await connect(b, device.id);
   clients.push(dev);
   let publishing = true;
@@ -559,7 +552,7 @@ it('clears acknowledged queue entries with no LREM and indexes wills in a set, w
     await ingest.subscribeAsync(topic, { qos: 1 });
     const dev = await connect(b, device.id, { will: { topic: deviceTopic(device.homeId, device.id, 'status'), payload: Buffer.from(JSON.stringify({ online: false })), qos: 1, retain: true } });
     for (let seq = 1; seq <= 20; seq++) await dev.publishAsync(topic, JSON.stringify({ ts: 1_767_225_600_000 + seq, seq, metrics: { temperature_c: 20 } }), { qos: 1 });
-    await until(() => `20 messages at the service, got ${telemetrySeqs(got, topic).length}`, () => telemetrySeqs(got, topic).length >= 20, 10_000);
+    await until(() => `20 messages at the service, got ${seqsOf(got, topic).length}`, () => seqsOf(got, topic).length >= 20, 10_000);
     let queue = '';
     for (let i = 0; i < 100 && queue !== ':0'; i++) {
       queue = (await redisCommands(['LLEN', 'outgoing:svc-ingest-lrem']))[0] ?? '';
