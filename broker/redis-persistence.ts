@@ -83,6 +83,10 @@ const WILL_SCAN_COUNT = 500;
 /** Forgets a node's will set once it is empty, atomically: a put between the check and the removal would otherwise hide its set. */
 const FORGET_EMPTY_WILL_SET = `if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end return 0`;
 
+/** The library's keys (asyncPersistence.js outgoingKey, packetKey): a session's queue, and a queued packet. */
+export const queueKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
+const packetKey = (p: { brokerId?: unknown; brokerCounter?: unknown }): string => `packet:${String(p.brokerId)}:${String(p.brokerCounter)}`;
+
 /** The set of a session's acknowledged entries still in its queue (`outgoing:<client>` is the library's list key). */
 export const ackedKey = (listKey: string): string => `carewatch:broker:acked:${listKey}`;
 
@@ -450,9 +454,8 @@ class AedesOneRedisPersistence extends Base {
   }
   /** Every session of `subs` made a holder of the packet before the library queues it for any (HOLDERS_DECR). */
   async #enqueueHeld(subs: unknown[], packet: unknown): Promise<void> {
-    const p = packet as { brokerId?: unknown; brokerCounter?: unknown };
-    const lists = (subs as Array<{ clientId?: unknown } | null>).flatMap((sub) => (typeof sub?.clientId === 'string' ? [`outgoing:${encodeURIComponent(sub.clientId)}`] : []));
-    if (lists.length > 0) await this.#conn.sadd(holdersKey(`packet:${String(p.brokerId)}:${String(p.brokerCounter)}`), ...lists);
+    const lists = (subs as Array<{ clientId?: unknown } | null>).flatMap((sub) => (typeof sub?.clientId === 'string' ? [queueKey(sub.clientId)] : []));
+    if (lists.length > 0) await this.#conn.sadd(holdersKey(packetKey(packet as object)), ...lists);
     await super.outgoingEnqueueCombi(subs, packet);
   }
   /**
@@ -506,10 +509,9 @@ class AedesOneRedisPersistence extends Base {
     if (typeof id !== 'string') return rest;
     const conn = this.#conn;
     return (async function* unacknowledged() {
-      const marked = new Set(await conn.smembers(ackedKey(`outgoing:${encodeURIComponent(id)}`)));
+      const marked = new Set(await conn.smembers(ackedKey(queueKey(id))));
       for await (const packet of rest) {
-        const p = packet as { brokerId?: unknown; brokerCounter?: unknown };
-        if (marked.size === 0 || !marked.has(`packet:${String(p.brokerId)}:${String(p.brokerCounter)}`)) yield packet;
+        if (marked.size === 0 || !marked.has(packetKey(packet as object))) yield packet;
       }
     })();
   }

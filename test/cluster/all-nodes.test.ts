@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ackedKey } from '../../broker/redis-persistence.ts';
+import { ackedKey, queueKey } from '../../broker/redis-persistence.ts';
 import { freePort } from '../../common/influxd.ts';
 import type { IncidentMessage } from '../../contract/incidents.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
@@ -228,7 +228,7 @@ describe('every kind of node at once: Redis, 2 broker nodes behind HAProxy, 2 in
           let queue: unknown;
           const redis = new Redis(brokerRedis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
           try {
-            const list = `outgoing:${encodeURIComponent(`svc-alerts-home-${d.homeId}-signals`)}`;
+            const list = queueKey(`svc-alerts-home-${d.homeId}-signals`);
             queue = { length: await redis.llen(list), marked: await redis.scard(ackedKey(list)), head: await redis.lrange(list, 0, 4) };
           } catch (e) {
             queue = String(e);
