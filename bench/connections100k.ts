@@ -40,7 +40,7 @@ import { sleep } from './lib/sleep.ts';
  *   clients sit in a separate load generator (one clock from publish to receipt), the probes behind
  *   HAProxy like every device, so every alarm crosses nodes through Redis.
  * - The device load generators stand for devices elsewhere on the network: they run at nice
- *   DEVICE_NICE so that on this shared 2-core machine the system under test gets the CPU first (in
+ *   GENERATOR_NICE (`--generator-nice`) so that on this shared 2-core machine the system under test gets the CPU first (in
  *   production they use none of it). The probe generator, which keeps the clock of every alarm,
  *   runs at the runner's priority.
  * - The last node is SIGKILLed under load; its devices reconnect through their HAProxy to the others.
@@ -62,7 +62,7 @@ const PROVINCE_RATE = 7_000;
 const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
 /** Niceness of the device load generators (see the header; `--generator-nice`); the storage path runs at 10 (lib/processes.ts). */
-const DEVICE_NICE = 5;
+const GENERATOR_NICE = 5;
 /**
  * Niceness of the alarm path when the runner may raise priorities (root or CAP_SYS_NICE): alerts at
  * -10, the two nodes that feed it (lane, readings) and the probe generator (the staff's phones and the
@@ -439,8 +439,9 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         : 'connections100k: WARNING could not raise the alarm path\'s priority (needs root or CAP_SYS_NICE): alerts competes with the device side per process',
     );
     const parts = slices(held, PER_GROUP);
-    ctx.log(`connections100k: device load generators at nice ${ctx.generatorNice ?? DEVICE_NICE}${ctx.generatorNice !== undefined ? ' (--generator-nice)' : ''}`);
-    const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: ctx.generatorNice ?? DEVICE_NICE })));
+    const generatorNice = ctx.generatorNice ?? GENERATOR_NICE;
+    ctx.log(`connections100k: device load generators at nice ${generatorNice}${ctx.generatorNice !== undefined ? ' (--generator-nice)' : ''}`);
+    const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: generatorNice })));
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000 } as const;
     const t0 = performance.now();
