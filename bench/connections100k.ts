@@ -40,9 +40,9 @@ import { sleep } from './lib/sleep.ts';
  *   clients sit in a separate load generator (one clock from publish to receipt), the probes behind
  *   HAProxy like every device, so every alarm crosses nodes through Redis.
  * - The device load generators stand for devices elsewhere on the network: they run at nice
- *   GENERATOR_NICE (`--generator-nice`) so that on this shared 2-core machine the system under test gets the CPU first (in
- *   production they use none of it). The probe generator, which keeps the clock of every alarm,
- *   runs at the runner's priority.
+ *   GENERATOR_NICE (`--generator-nice`) so that on this shared 2-core machine the system under
+ *   test gets the CPU first (in production they use none of it). The probe generator, which keeps
+ *   the clock of every alarm, runs with the alarm path (ALARM_NICE) when the runner may raise it.
  * - The last node is SIGKILLed under load; its devices reconnect through their HAProxy to the others.
  */
 
