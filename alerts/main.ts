@@ -58,7 +58,7 @@ function loadNotifyConfig(path: string | undefined): NotifyConfig | undefined {
   return parsed as NotifyConfig;
 }
 
-/** Composition root of the alerts process: `node --import tsx alerts/main.ts`. */
+/** Composition root of the alerts process: `node dist/alerts/main.js` (production build) or `node --import tsx alerts/main.ts`. */
 const code = await runProcess({
   name: 'alerts',
   schema: AlertsConfigSchema,

@@ -6,8 +6,8 @@ import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
 import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../broker/pubsub-resync.ts';
 import { BENCH_DEVICE_SECRET, BENCH_SERVICE_SECRET, BENCH_USER_PASSWORD, benchRegistry, type BenchDevice, type BenchRegistry } from './lib/registry.ts';
 import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
-import { freePort, liveChildren, nodeArgs, reniceAllThreads, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
-import { startAlerts, startIngest } from './lib/services.ts';
+import { freePort, liveChildren, reniceAllThreads, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
+import { serviceArgs, startAlerts, startIngest } from './lib/services.ts';
 import { createInfluxServer, influxdPid } from './lib/influx.ts';
 import { coresUsed, cpuSample, rssBytes, type CpuSample } from './lib/proc.ts';
 import { median, percentiles } from './lib/stats.ts';
@@ -151,7 +151,7 @@ interface BrokerNode extends Proc {
 /** One broker node as docs/scaling.md runs it (same program as the single broker, two more variables). */
 async function startNode(root: string, name: string, registryPath: string, redisUrl: string, nice?: number): Promise<BrokerNode> {
   const [port, httpPort] = [await freePort(), await freePort()];
-  const child = spawnWithUlimit(`broker-${name}`, nodeArgs(join(root, 'broker/main.ts'), ['--max-old-space-size=4096']), {
+  const child = spawnWithUlimit(`broker-${name}`, await serviceArgs('broker/main.ts', ['--max-old-space-size=4096']), {
     cwd: root,
     env: {
       ...process.env,

@@ -1,7 +1,7 @@
 import { LISTEN_BACKLOG, earlyAddress, listenEarly, type EarlyListener } from './early-listener.ts';
 
 /**
- * Composition root of the broker process: `node --import tsx broker/main.ts`.
+ * Composition root of the broker process: `node dist/broker/main.js` (production build) or `node --import tsx broker/main.ts`.
  *
  * The MQTT/TCP port is opened first, before the broker's modules load (early-listener.ts): after a
  * crash and restart, devices reconnecting during the seconds of module loading wait in the accept

@@ -2,7 +2,7 @@ import { StartupProblem, runProcess } from '../common/process-main.ts';
 import { SimEnv } from './config.ts';
 import { createSimulator } from './simulator.ts';
 
-/** Composition root of the device simulator: `node --import tsx device-sim/main.ts`. */
+/** Composition root of the device simulator: `node dist/device-sim/main.js` (production build) or `node --import tsx device-sim/main.ts`. */
 const code = await runProcess({
   name: 'device-sim',
   schema: SimEnv,

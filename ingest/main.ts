@@ -6,7 +6,7 @@ import { readClientTls } from '../common/tls.ts';
 import { HOMES_PATTERN, parseHomes } from '../common/homes.ts';
 import { createIngest } from './ingest.ts';
 
-/** Composition root of the ingest process: `node --import tsx ingest/main.ts`. */
+/** Composition root of the ingest process: `node dist/ingest/main.js` (production build) or `node --import tsx ingest/main.ts`. */
 
 const ConfigSchema = Type.Object({
   registry: Type.String({ default: 'config/demo-site.json', minLength: 1, description: 'path to the site registry JSON' }),

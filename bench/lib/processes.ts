@@ -9,8 +9,8 @@ import { freePort } from '../../common/influxd.ts';
 export { freePort };
 
 /**
- * Child processes of the benchmark: our services (node --import tsx X/main.ts), Mosquitto, the load
- * generator. Each is started through bash so `ulimit -n` can be raised for it (many sockets);
+ * Child processes of the benchmark: our services (compiled, services.ts), Mosquitto, the load
+ * generator (node --import tsx). Each is started through bash so `ulimit -n` can be raised for it (many sockets);
  * a container without CAP_SYS_RESOURCE caps it at the hard limit, which run.ts reports.
  */
 export const ULIMIT = 'ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"';
@@ -105,9 +105,9 @@ export function spawnWithUlimit(name: string, argv: readonly string[], opts: { e
   };
 }
 
-export function nodeArgs(script: string, extra: readonly string[] = [], imports: readonly string[] = []): string[] {
-  // `imports` load after tsx, so they may be TypeScript.
-  return [process.execPath, ...extra, '--import', 'tsx', ...imports.flatMap((i) => ['--import', i]), script];
+/** node's arguments for a benchmark script of its own (TypeScript, run through tsx). */
+export function nodeArgs(script: string, extra: readonly string[] = []): string[] {
+  return [process.execPath, ...extra, '--import', 'tsx', script];
 }
 
 /** Resolves once a TCP connection to host:port succeeds; bounded by timeoutMs. */

@@ -2,14 +2,38 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { freePort, nodeArgs, spawnWithUlimit, STORAGE_NICE, waitForPort, type Child } from './processes.ts';
+import { buildProduction, builtScript } from '../../scripts/production-build.ts';
+import { freePort, spawnWithUlimit, STORAGE_NICE, waitForPort, type Child } from './processes.ts';
 
 /**
- * Our processes started as children exactly as in production (`node --import tsx X/main.ts`, env
- * config), each with its own pid so /proc gives its CPU and memory.
+ * Our processes started as children exactly as in production (the Dockerfile's `node
+ * dist/X/main.js`, from a production build made once per benchmark run; env config), each with its
+ * own pid so /proc gives its CPU and memory.
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PROFILER = fileURLToPath(new URL('./cpu-prof-preload.ts', import.meta.url));
+
+let build: Promise<string> | undefined;
+/** The production build (tsconfig.build.json) the benchmark's processes run from: made at first use, removed at exit. */
+export function productionBuild(): Promise<string> {
+  build ??= (async () => {
+    const dir = join(ROOT, '.tmp', `bench-build-${process.pid}`);
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    await buildProduction(dir);
+    return dir;
+  })();
+  return build;
+}
+
+/**
+ * node's arguments for our process `entry` (`broker/main.ts`) as production runs it: compiled, no
+ * TypeScript loader. A profiling preload (`imports`, itself TypeScript) brings tsx with it.
+ */
+export async function serviceArgs(entry: string, extra: readonly string[] = [], imports: readonly string[] = []): Promise<string[]> {
+  const script = builtScript(await productionBuild(), entry);
+  const preload = imports.length > 0 ? ['--import', 'tsx', ...imports.flatMap((i) => ['--import', i])] : [];
+  return [process.execPath, ...extra, ...preload, script];
+}
 
 /** Node flags and env that profile a child into `dir` (see cpu-prof-preload.ts). */
 function profiling(dir: string | undefined): { imports: string[]; env: NodeJS.ProcessEnv } {
@@ -34,7 +58,7 @@ export async function startBroker(registryPath: string, opts: { port?: number; c
   if (opts.maxOldSpaceMb) extra.push(`--max-old-space-size=${opts.maxOldSpaceMb}`);
   if (opts.nodeFlags !== undefined) extra.push(...opts.nodeFlags);
   const prof = profiling(opts.cpuProf);
-  const child = spawnWithUlimit('broker', nodeArgs(join(ROOT, 'broker/main.ts'), extra, prof.imports), {
+  const child = spawnWithUlimit('broker', await serviceArgs('broker/main.ts', extra, prof.imports), {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -78,7 +102,7 @@ export interface IngestStatsView {
 export async function startIngest(o: { registryPath: string; brokerPort: number; influxUrl: string; db: string; spoolDir: string; password: string; cpuProf?: string }): Promise<IngestProc> {
   const httpPort = await freePort();
   const prof = profiling(o.cpuProf);
-  const child = spawnWithUlimit('ingest', nodeArgs(join(ROOT, 'ingest/main.ts'), [], prof.imports), {
+  const child = spawnWithUlimit('ingest', await serviceArgs('ingest/main.ts', [], prof.imports), {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -116,7 +140,7 @@ export interface AlertsProc {
 export async function startAlerts(o: { registryPath: string; brokerPort: number; signalsPort?: number; influxUrl: string; db: string; stateDir: string; password: string; cpuProf?: string }): Promise<AlertsProc> {
   const port = await freePort();
   const prof = profiling(o.cpuProf);
-  const child = spawnWithUlimit('alerts', nodeArgs(join(ROOT, 'alerts/main.ts'), [], prof.imports), {
+  const child = spawnWithUlimit('alerts', await serviceArgs('alerts/main.ts', [], prof.imports), {
     cwd: ROOT,
     env: {
       ...process.env,

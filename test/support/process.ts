@@ -2,12 +2,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUILD_ENV, builtScript } from './build.ts';
 
 export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 
-/** A carewatch process (`node --import tsx <entry>`) started by a test, its output kept in .tmp/logs/. */
+/**
+ * A carewatch process started by a test, its output kept in .tmp/logs/: in a vitest run from the
+ * run's production build (`node <build>/broker/main.js`, as the Docker image runs it), otherwise
+ * from source (`node --import tsx broker/main.ts`).
+ */
 export interface TestProcess {
   readonly child: ChildProcess;
+  /** The script node runs: the compiled entry or the TypeScript source. */
+  readonly script: string;
   readonly logPath: string;
   output(): string;
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
@@ -17,7 +24,9 @@ export interface TestProcess {
 
 export function startProcess(name: string, entry: string, env: Record<string, string>): TestProcess {
   mkdirSync(join(ROOT, '.tmp', 'logs'), { recursive: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], {
+  const build = process.env[BUILD_ENV];
+  const script = build !== undefined && build !== '' ? builtScript(build, entry) : join(ROOT, entry);
+  const child = spawn(process.execPath, script.endsWith('.ts') ? ['--import', 'tsx', script] : [script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CAREWATCH_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -41,6 +50,7 @@ export function startProcess(name: string, entry: string, env: Record<string, st
   }));
   const proc: TestProcess = {
     child,
+    script,
     logPath,
     output: () => buffer,
     waitForOutput(pattern, timeoutMs = 30_000) {
