@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -14,10 +15,46 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
  * node_modules and package.json's `"type": "module"` by walking up from where they are.
  */
 export async function buildProduction(outDir: string): Promise<void> {
-  await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', outDir], { cwd: ROOT, timeout: 300_000 });
+  try {
+    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', outDir], { cwd: ROOT, timeout: 300_000 });
+  } catch (err) {
+    // tsc prints its errors on stdout, which execFile's error message leaves out.
+    const out = (err as { stdout?: unknown }).stdout;
+    throw new Error(`the production build (tsconfig.build.json) failed:\n${typeof out === 'string' ? out.slice(0, 10_000) : String(err)}`);
+  }
 }
 
 /** The compiled script of a source entry: `broker/main.ts` → `<outDir>/broker/main.js`. */
 export function builtScript(outDir: string, entry: string): string {
   return join(outDir, entry.replace(/\.ts$/, '.js'));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A build directory for this process, `<parent>/<prefix>-<pid>`, removed when the process exits;
+ * those of processes that are gone (killed before they could remove theirs) are removed first.
+ */
+export function buildDirFor(parent: string, prefix: string): string {
+  const re = new RegExp(`^${prefix}-(\\d+)$`);
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    // No parent yet: nothing stale.
+  }
+  for (const name of names) {
+    const pid = Number(re.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
+  }
+  const dir = join(parent, `${prefix}-${process.pid}`);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { buildProduction, builtScript } from '../../scripts/production-build.ts';
+import { buildDirFor, buildProduction, builtScript } from '../../scripts/production-build.ts';
 import { freePort, spawnWithUlimit, STORAGE_NICE, waitForPort, type Child } from './processes.ts';
 
 /**
@@ -17,8 +17,7 @@ let build: Promise<string> | undefined;
 /** The production build (tsconfig.build.json) the benchmark's processes run from: made at first use, removed at exit. */
 export function productionBuild(): Promise<string> {
   build ??= (async () => {
-    const dir = join(ROOT, '.tmp', `bench-build-${process.pid}`);
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const dir = buildDirFor(join(ROOT, '.tmp'), 'bench-build');
     await buildProduction(dir);
     return dir;
   })();

@@ -8,6 +8,7 @@ import { createChannelHealth } from '../../alerts/notify/channel-health.ts';
 import { parseNotifyConfig, type NotifyConfig } from '../../alerts/notify/config.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { tempDir } from './support/harness.ts';
+import { processArgv } from '../support/process.ts';
 
 /**
  * Issue 15, audit gap 3: production refuses a notification setup that would reach nobody, leak
@@ -23,7 +24,7 @@ const influx = testInflux('alerts_main_notify');
 /** Runs alerts/main.ts to its exit; once it has started it is stopped with SIGTERM (a refusal never gets there). */
 function runMain(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string; started: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'alerts/main.ts'], {
+    const child = spawn(process.execPath, processArgv('alerts/main.ts'), {
       cwd: ROOT,
       // An unreachable broker: alerts serves with a degraded /health rather than waiting (main.test.ts).
       env: { PATH: process.env.PATH ?? '', CAREWATCH_MQTT_URL: 'mqtt://127.0.0.1:1', CAREWATCH_INFLUX_URL: influx.url, CAREWATCH_INFLUX_DB: influx.database, CAREWATCH_HTTP_PORT: '0', CAREWATCH_STATE_DIR: dir.path, ...env },

@@ -15,9 +15,16 @@ import { startProcess } from '../support/process.ts';
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** The run's build (test/support/global-setup.ts); watch mode makes none and runs processes from source. */
+function buildDir(): string {
+  const dir = inject('buildDir');
+  if (dir === undefined) throw new Error('no production build in this run: vitest in watch mode runs the processes from source (use `vitest run`)');
+  return dir;
+}
+
 describe('the production build', () => {
   it('is what the processes started by tests run, and a compiled process starts', async () => {
-    const build = inject('buildDir');
+    const build = buildDir();
     const store = await mkdtemp(join(tmpdir(), 'carewatch-build-'));
     const p = startProcess('build-broker', 'broker/main.ts', { CAREWATCH_BROKER_PORT: '0', CAREWATCH_BROKER_WS_PORT: '0', CAREWATCH_BROKER_STORE_DIR: store });
     try {
@@ -48,7 +55,7 @@ describe('the production build', () => {
   });
 
   it("is what every node command of both compose files runs, each a file the build emits", async () => {
-    const build = inject('buildDir');
+    const build = buildDir();
     for (const file of ['docker-compose.yml', 'docker-compose.cluster.yml']) {
       const text = await readFile(`${ROOT}${file}`, 'utf8');
       expect(text, file).not.toMatch(/tsx/);

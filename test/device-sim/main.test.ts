@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAedes, type TestBroker } from './support/aedes.ts';
+import { processArgv } from '../support/process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let broker: TestBroker;
 
 function runMain(env: Record<string, string>, onStdout?: (text: string, kill: () => void) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'device-sim/main.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', CAREWATCH_LOG_LEVEL: 'silent', ...env } });
+    const child = spawn(process.execPath, processArgv('device-sim/main.ts'), { cwd: ROOT, env: { PATH: process.env.PATH ?? '', CAREWATCH_LOG_LEVEL: 'silent', ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -10,6 +10,7 @@ import { INGEST_PASSWORD, startTestBroker, type TestBroker } from './support/aed
 import { spoolDir } from './support/ingest.ts';
 import { exactlyOnceProblems, publishLoad, storedCount, storedSeqs } from './support/load.ts';
 import { waitFor } from './support/wait.ts';
+import { processArgv } from '../support/process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TOTAL = 10_000;
@@ -18,7 +19,7 @@ const children: ChildProcess[] = [];
 let dir: string | undefined;
 
 function startChild(env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'ingest/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, processArgv('ingest/main.ts'), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   child.on('exit', (code, signal) => {

@@ -1,4 +1,4 @@
-export { buildProduction, builtScript } from '../../scripts/production-build.ts';
+export { buildDirFor, buildProduction, builtScript } from '../../scripts/production-build.ts';
 
 /**
  * Set by the test run's global setup (test/support/global-setup.ts) to the production build it

@@ -1,20 +1,21 @@
-import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { createInfluxServer, type InfluxServer } from '../../common/influxd.ts';
-import { BUILD_ENV, buildProduction } from './build.ts';
+import { BUILD_ENV, buildDirFor, buildProduction } from './build.ts';
 import { createRedisServer, type RedisServer } from './redis-server.ts';
 
 /** One private InfluxDB and one private Redis for the whole run; each test file uses its own database / key prefix. */
 let influx: InfluxServer | undefined;
 let redis: RedisServer | undefined;
-/** The run's production build: every process a test starts runs from it (support/process.ts). */
-const BUILD_DIR = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), '.tmp', `build-${process.pid}`);
-
+const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 export async function setup(project: TestProject): Promise<void> {
+  // The run's production build: every process a test starts runs from it (support/process.ts).
+  // Not in watch mode, where the setup runs once and a rerun after an edit would start stale
+  // processes: there they run from source.
+  const buildDir = project.config.watch ? undefined : buildDirFor(join(ROOT, '.tmp'), 'build');
   // Compiled while the servers start; its failure is awaited below (not left unhandled meanwhile).
-  const built = buildProduction(BUILD_DIR).then(
+  const built = (buildDir === undefined ? Promise.resolve() : buildProduction(buildDir)).then(
     () => undefined,
     (err: unknown) => err,
   );
@@ -23,10 +24,12 @@ export async function setup(project: TestProject): Promise<void> {
   redis = await createRedisServer();
   await redis.start();
   const buildError = await built;
-  if (buildError !== undefined) throw new Error(`the production build (tsconfig.build.json) failed: ${(buildError as Error).message}`);
-  // Test workers are forked after the global setup and inherit this.
-  process.env[BUILD_ENV] = BUILD_DIR;
-  project.provide('buildDir', BUILD_DIR);
+  if (buildError !== undefined) throw buildError;
+  if (buildDir !== undefined) {
+    // Test workers are forked after the global setup and inherit this.
+    process.env[BUILD_ENV] = buildDir;
+    project.provide('buildDir', buildDir);
+  }
   project.provide('influxUrl', influx.url);
   project.provide('redisUrl', redis.url);
 }
@@ -34,13 +37,13 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   await influx?.close();
   await redis?.close();
-  await rm(BUILD_DIR, { recursive: true, force: true });
 }
 
 declare module 'vitest' {
   export interface ProvidedContext {
     influxUrl: string;
     redisUrl: string;
-    buildDir: string;
+    /** The run's production build (unset in watch mode, where processes run from source). */
+    buildDir?: string;
   }
 }

@@ -22,11 +22,22 @@ export interface TestProcess {
   stop(): Promise<number | null>;
 }
 
+/**
+ * node's arguments for one of our processes (`alerts/main.ts`): in a vitest run its production build
+ * (`<build>/alerts/main.js`, as the Docker image runs it), otherwise the source through tsx. Every
+ * test that spawns a process itself uses this too.
+ */
+export function processArgv(entry: string): string[] {
+  const build = process.env[BUILD_ENV];
+  if (build !== undefined && build !== '') return [builtScript(build, entry)];
+  return ['--import', 'tsx', join(ROOT, entry)];
+}
+
 export function startProcess(name: string, entry: string, env: Record<string, string>): TestProcess {
   mkdirSync(join(ROOT, '.tmp', 'logs'), { recursive: true });
-  const build = process.env[BUILD_ENV];
-  const script = build !== undefined && build !== '' ? builtScript(build, entry) : join(ROOT, entry);
-  const child = spawn(process.execPath, script.endsWith('.ts') ? ['--import', 'tsx', script] : [script], {
+  const argv = processArgv(entry);
+  const script = argv[argv.length - 1] ?? entry;
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CAREWATCH_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
