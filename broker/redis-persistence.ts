@@ -242,7 +242,12 @@ function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Red
   const holdersDecr = commands.carewatchHoldersDecr.bind(conn);
   const isPacketKey = (k: unknown): k is string => typeof k === 'string' && k.startsWith('packet:');
   Object.defineProperty(conn, 'decr', {
-    value: (key: string): Promise<number> => {
+    value: (key: string | undefined): Promise<number> => {
+      // The library's acknowledgement of a copy whose packet is already gone (its last holder
+      // acknowledged it first) decrements `undefined`: ioredis would send DECR "" and leave a key ""
+      // at -1, one lower with each such acknowledgement. Nothing is counted then; not 0, so the
+      // library deletes nothing.
+      if (key === undefined) return Promise.resolve(-1);
       if (!isPacketKey(key) || !key.endsWith(COUNT_SUFFIX)) return decr(key);
       const packet = key.slice(0, -COUNT_SUFFIX.length);
       return holdersDecr(key, holdersKey(packet), packet);

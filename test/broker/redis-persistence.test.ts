@@ -418,6 +418,25 @@ it("a message's queue copy sent after its live copy was acknowledged leaves noth
   }
 });
 
+it("an acknowledgement of a copy whose packet its last holder already took writes nothing to Redis", async () => {
+  // Both copies sent before either is acknowledged: the first acknowledgement deletes the packet, the
+  // second finds none, and the library then decremented an undefined key: DECR "" (a key "" at -1).
+  const { store, close } = await bareStore();
+  const clientId = 'svc-alerts-home-h06-signals-gone';
+  try {
+    const p = { ...queuedPacket(1), brokerId: 'b-gone' };
+    await store.outgoingEnqueueCombi([{ clientId }], p);
+    const conn = { id: clientId };
+    await store.outgoingUpdate(conn, { ...p, messageId: 1 }); // live
+    await store.outgoingUpdate(conn, { ...p, messageId: 2 }); // the queue's copy
+    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 1 }); // the last holder: deleted
+    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 2 }); // its packet is gone
+    expect(await redisCommands(['EXISTS', ''], ['EXISTS', 'packet:b-gone:1'], ['EXISTS', 'packet:b-gone:1:offlineCount'], ['EXISTS', holdersKey('packet:b-gone:1')], ['LLEN', `outgoing:${clientId}`])).toEqual([':0', ':0', ':0', ':0', ':0']);
+  } finally {
+    await close();
+  }
+});
+
 it('a packet an older store queued without holders still goes by its count when its sessions have acknowledged it', async () => {
   const { store, close } = await bareStore();
   const ids = ['svc-old-a', 'svc-old-b'];
