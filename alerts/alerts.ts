@@ -193,7 +193,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       logger,
       onFacts: routeFacts,
     });
-  const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, influx: influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger });
+  // The journal keeps alert changes until a snapshot holds them (requestCover below), so a restart
+  // with InfluxDB down still finds every open alarm.
+  const store: AlertStore = createAlertStore({ influxUrl: config.influxUrl, database: config.influxDb, influx: influxDb, journalPath: join(stateDir, JOURNAL_FILE), clock, logger, cover: { request: () => requestCover() } });
   let hub: SocketHub | undefined;
   let cluster: SocketCluster | undefined;
   /** Issue 14, partitioned mode with Redis: are all homes of the registry owned exactly once (alerts/home-coverage.ts)? */
@@ -459,6 +461,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   /** One file per owned home (partitioned mode): its rule states, open alerts, held conditions, incidents. */
   function saveHomes(engines: HomeEngines, which: readonly string[]): Promise<void> {
+    // Only a save of every owned home holds every open alert (the journal's cover).
+    const mark = which.length === engines.homes.length ? store.coverMark() : undefined;
     const open = lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []);
     const held = lifecycle.held();
     const incidents = lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []);
@@ -473,7 +477,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     }));
     saving = saving
       .then(() => Promise.all(files.map((f) => writeTextAtomic(f.path, inTurns(f.parts)))))
-      .then(() => undefined)
+      .then(() => {
+        if (mark !== undefined) store.covered(mark);
+      })
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save a home state file'));
     return saving;
   }
@@ -509,6 +515,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     // Built as text around the engine's cut: the rule states are the bulk. The cut is taken now (a
     // consistent state, cheap); its text is made and written one slice per turn (inTurns), so an
     // alarm message never waits behind the whole serialisation (issue 11, alerts/snapshot-text.ts).
+    const mark = store.coverMark();
     const parts: CutPart[] = [
       `{"version":1,"savedAt":${clock.now()},"rules":`,
       ...engine.snapshotCut(),
@@ -516,8 +523,30 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     ];
     saving = saving
       .then(() => writeTextAtomic(snapshotPath, inTurns(parts)))
+      .then(() => store.covered(mark))
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
     return saving;
+  }
+
+  /**
+   * The journal has sent every alert change to InfluxDB and keeps them only until a snapshot holds
+   * them (journal-writer.ts `cover`): one save of every home now, at most one waiting at a time.
+   * Alert changes are rare (a care home's alarms and acknowledgements), so are these saves.
+   */
+  let coverQueued = false;
+  /** Set once the open alerts are restored: a save before that would hold none of them. */
+  let coverable = false;
+  let coverWanted = false;
+  function requestCover(): void {
+    if (!coverable) {
+      coverWanted = started && !closed;
+      return;
+    }
+    if (coverQueued || closed) return;
+    coverQueued = true;
+    void saveSnapshot(homeEngines?.homes).finally(() => {
+      coverQueued = false;
+    });
   }
 
   function scheduleTick(): void {
@@ -640,6 +669,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mergedIncidents = newestOpen([...(Array.isArray(snap?.incidents) ? snap.incidents : []), ...restoredIncidents.incidents], (s) => s.incident, restoredIncidents.resolved);
       lifecycle.restore(merged, restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: mergedIncidents, audit: restoredIncidents.audit });
       logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
+      // The journal's replayed changes may already be in InfluxDB: a snapshot holding them lets it empty.
+      coverable = true;
+      if (coverWanted) requestCover();
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
       await disablements.start();
       await rosters.start();

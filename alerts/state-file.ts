@@ -27,6 +27,15 @@ export async function writeTextAtomic(path: string, text: string | Iterable<stri
     await fh.close();
   }
   await rename(tmp, path);
+  // The rename is durable only once the directory is (POSIX leaves it to fsync of the directory;
+  // ext4 and XFS need it after a rename over an existing file): the alert journal empties itself on
+  // the word of this file (journal-writer.ts `cover`), so it must survive a power cut too.
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }
 
 /** Reads a JSON file; undefined when it does not exist. A corrupt file throws (the caller decides). */

@@ -65,6 +65,9 @@ export interface AlertStore {
   drained(): Promise<void>;
   /** Undefined when every recorded change is fsynced in the journal, else a promise of it. */
   synced(): Promise<void> | undefined;
+  /** JournalWriter.coverMark / covered: the snapshot's side of the journal's cover. */
+  coverMark(): number;
+  covered(mark: number): void;
   stats(): JournalStats;
   close(): Promise<void>;
 }
@@ -79,6 +82,8 @@ export interface AlertStoreDeps {
   readonly influx?: InfluxDatabase;
   /** Journal bounds and file access (see JournalWriterDeps). */
   readonly journal?: Pick<JournalWriterDeps<StoreMeta>, 'maxPending' | 'maxFileBytes' | 'openFile'>;
+  /** The journal keeps alert changes until a durable snapshot holds them too (JournalWriterDeps.cover). */
+  readonly cover?: JournalWriterDeps<StoreMeta>['cover'];
   /** How far back a lookup of an alert id scans points written before the alert_id tag existed (default 7 days). */
   readonly legacyLookupMs?: number;
 }
@@ -163,6 +168,7 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
     logger: deps.logger,
     essential: isAlertRecord,
     ...deps.journal,
+    ...(deps.cover !== undefined ? { cover: deps.cover } : {}),
   });
   let careSeq = 0;
 
@@ -320,6 +326,8 @@ export function createAlertStore(deps: AlertStoreDeps): AlertStore {
     },
     drained: () => writer.drained(),
     synced: () => writer.synced(),
+    coverMark: () => writer.coverMark(),
+    covered: (mark) => writer.covered(mark),
     stats: () => writer.stats(),
     async close() {
       await writer.close();

@@ -41,6 +41,14 @@ export interface JournalWriter<M> {
   /** Resolves when everything appended so far is in InfluxDB. */
   drained(): Promise<void>;
   /**
+   * With `cover` (JournalWriterDeps): how many essential records have been appended so far (those
+   * replayed at start included). Taken when a snapshot's state is cut; given to `covered` once that
+   * snapshot is durable.
+   */
+  coverMark(): number;
+  /** A durable snapshot holds the state of every essential record up to `mark`: what InfluxDB also has may leave the file. */
+  covered(mark: number): void;
+  /**
    * Undefined when every journaled record appended so far is on disk (fsynced); otherwise a
    * promise that resolves once it is. Cheap on the hot path: no promise when nothing is pending.
    */
@@ -104,6 +112,14 @@ export interface JournalWriterDeps<M = unknown> {
   readonly deadLetterPath?: string;
   /** Its bound, bytes (default 64 MiB). */
   readonly deadLetterMaxBytes?: number;
+  /**
+   * Empty the file only of what a durable snapshot also holds (`covered`), not as soon as InfluxDB has
+   * everything. A restart while InfluxDB is down reads the open alerts from this file and the
+   * snapshot alone: an alarm written to InfluxDB and emptied from the file before any snapshot held
+   * it was gone from the page until InfluxDB came back (found by the fault suite, session 15).
+   * `request()` is called when only the cover keeps the file from being emptied.
+   */
+  readonly cover?: { request(): void };
 }
 
 export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWriter<M> {
@@ -144,6 +160,28 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   const rejected: Record<string, number> = {};
   let deadLettered = 0;
   let deadLetterLost = 0;
+  /** Essential records appended (replayed ones included) and the most of them a durable snapshot holds (deps.cover). */
+  let essentialAppended = 0;
+  let essentialCovered = 0;
+  const uncovered = (): boolean => deps.cover !== undefined && essentialCovered < essentialAppended;
+
+  /** Everything is in InfluxDB: empties the file, unless a snapshot must hold it first (deps.cover). */
+  function emptyFileIfSent(): void {
+    if (queue.length !== 0) return;
+    if (uncovered()) {
+      deps.cover?.request();
+      return;
+    }
+    // Appends queued later land after this.
+    onFile(async (h) => {
+      if (queue.length !== 0 || uncovered()) return;
+      await h.truncate(0);
+      // Lines still unwritten belong to records InfluxDB already has.
+      unwritten = [];
+      fileBytes = 0;
+      ioFailing = false;
+    });
+  }
 
   function onFile(op: (h: JournalFile) => Promise<void>): void {
     fileChain = fileChain
@@ -277,17 +315,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       queue.splice(0, batch.length);
       inFlight = 0;
       written += batch.length - refusedInBatch;
-      if (queue.length === 0) {
-        // Everything acknowledged: the journal can be emptied (appends queued later land after this).
-        onFile(async (h) => {
-          if (queue.length !== 0) return;
-          await h.truncate(0);
-          // Lines still unwritten belong to records InfluxDB already has.
-          unwritten = [];
-          fileBytes = 0;
-          ioFailing = false;
-        });
-      }
+      // Everything acknowledged: the journal can be emptied.
+      emptyFileIfSent();
     }
     settleWaiters();
   }
@@ -312,6 +341,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
         }
       }
       if (bad > 0) deps.logger.warn({ bad, code: 'ALERTS_JOURNAL_TORN' }, 'skipped unreadable journal lines');
+      // Replayed records are held by no snapshot of this process yet.
+      essentialAppended = queue.filter(essential).length;
       if (queue.length > 0) deps.logger.info({ pending: queue.length }, 'replaying the alert journal into InfluxDB');
       fh = await openFile(deps.path);
       await deadLetters.start();
@@ -320,6 +351,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     append(records) {
       if (records.length === 0) return;
       queue.push(...records);
+      for (const r of records) if (essential(r)) essentialAppended++;
       enforceBound();
       for (const r of records) {
         const line = `${JSON.stringify(r)}\n`;
@@ -344,6 +376,12 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
           if (unwritten.length > 0) await new Promise((r) => setTimeout(r, 20));
         }
       })();
+    },
+    coverMark: () => essentialAppended,
+    covered(mark) {
+      if (mark <= essentialCovered) return;
+      essentialCovered = Math.min(mark, essentialAppended);
+      if (!closed) emptyFileIfSent();
     },
     drained() {
       if (queue.length === 0) return Promise.resolve();

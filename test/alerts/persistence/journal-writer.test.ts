@@ -68,6 +68,51 @@ describe('journal writer', () => {
   });
 });
 
+describe('journal writer cover (a snapshot must hold what leaves the file)', () => {
+  it('keeps records InfluxDB has until a durable snapshot holds them, asks for one, then empties the file', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    let requests = 0;
+    const up = openInfluxDatabase({ url: influx.url, database: influx.database });
+    const w = createJournalWriter<{ n: number }>({ path, influx: up, clock: systemClock, logger, cover: { request: () => requests++ } });
+    await w.start();
+    const mark0 = w.coverMark();
+    w.append([{ lp: `covered,home=h01 n=1i ${T + 21n}`, meta: { n: 1 } }]);
+    const mark1 = w.coverMark();
+    expect(mark1).toBe(mark0 + 1);
+    await w.drained();
+    // InfluxDB has it; no snapshot does: a restart with InfluxDB down would still find it here.
+    await until(() => requests > 0, 'a cover requested');
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(1);
+    // A snapshot cut before the record does not cover it.
+    w.covered(mark0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(1);
+    w.covered(mark1);
+    await until(async () => (await readFile(path, 'utf8')) === '', 'the file emptied');
+    await w.close();
+
+    // Replayed at a start, records are held by no snapshot of the new process yet.
+    const w2path = join(dir.path, 'journal2.jsonl');
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
+    const w2 = createJournalWriter<{ n: number }>({ path: w2path, influx: down, clock: createManualClock(), logger });
+    await w2.start();
+    w2.append([{ lp: `covered,home=h01 n=2i ${T + 22n}`, meta: { n: 2 } }]);
+    await w2.close();
+    let requests3 = 0;
+    const w3 = createJournalWriter<{ n: number }>({ path: w2path, influx: up, clock: systemClock, logger, cover: { request: () => requests3++ } });
+    await w3.start();
+    expect(w3.coverMark()).toBe(1);
+    await w3.drained();
+    await until(() => requests3 > 0, 'a cover requested');
+    expect((await readFile(w2path, 'utf8')).trim().split('\n')).toHaveLength(1);
+    w3.covered(w3.coverMark());
+    await until(async () => (await readFile(w2path, 'utf8')) === '', 'the file emptied');
+    await w3.close();
+  });
+});
+
 describe('journal writer faults and bounds', () => {
   /** A real journal file whose datasync fails `failures` times with EIO (a disk fault on demand). */
   function failingFile(failures: number): { openFile: (p: string) => Promise<JournalFile>; calls: () => number } {
