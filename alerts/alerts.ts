@@ -461,8 +461,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   /** One file per owned home (partitioned mode): its rule states, open alerts, held conditions, incidents. */
   function saveHomes(engines: HomeEngines, which: readonly string[]): Promise<void> {
-    // Only a save of every owned home holds every open alert (the journal's cover).
-    const mark = which.length === engines.homes.length ? store.coverMark() : undefined;
+    // Only a save of every owned home, after the restore, holds every open alert (the journal's cover).
+    const mark = coverable && which.length === engines.homes.length ? store.coverMark() : undefined;
     const open = lifecycle.open().flatMap((a) => lifecycle.stored(a.id) ?? []);
     const held = lifecycle.held();
     const incidents = lifecycle.openIncidents().flatMap((i) => lifecycle.storedIncident(i.id) ?? []);
@@ -515,7 +515,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     // Built as text around the engine's cut: the rule states are the bulk. The cut is taken now (a
     // consistent state, cheap); its text is made and written one slice per turn (inTurns), so an
     // alarm message never waits behind the whole serialisation (issue 11, alerts/snapshot-text.ts).
-    const mark = store.coverMark();
+    const mark = coverable ? store.coverMark() : undefined;
     const parts: CutPart[] = [
       `{"version":1,"savedAt":${clock.now()},"rules":`,
       ...engine.snapshotCut(),
@@ -523,30 +523,25 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     ];
     saving = saving
       .then(() => writeTextAtomic(snapshotPath, inTurns(parts)))
-      .then(() => store.covered(mark))
+      .then(() => {
+        if (mark !== undefined) store.covered(mark);
+      })
       .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
     return saving;
   }
 
   /**
    * The journal has sent every alert change to InfluxDB and keeps them only until a snapshot holds
-   * them (journal-writer.ts `cover`): one save of every home now, at most one waiting at a time.
-   * Alert changes are rare (a care home's alarms and acknowledgements), so are these saves.
+   * them (journal-writer.ts `cover`): the next periodic save (scheduleSnapshot) is then a save of
+   * every home even if no rule state changed. Not a save now: the changes are safe in the journal
+   * meanwhile, and saves at every alert change under churn would run back to back, past the pacing
+   * that keeps the snapshot from delaying alarms (alerts/snapshot-pace.ts).
    */
-  let coverQueued = false;
-  /** Set once the open alerts are restored: a save before that would hold none of them. */
-  let coverable = false;
   let coverWanted = false;
+  /** Set once the open alerts are restored: a save cut before that holds none of them and covers nothing. */
+  let coverable = false;
   function requestCover(): void {
-    if (!coverable) {
-      coverWanted = started && !closed;
-      return;
-    }
-    if (coverQueued || closed) return;
-    coverQueued = true;
-    void saveSnapshot(homeEngines?.homes).finally(() => {
-      coverQueued = false;
-    });
+    coverWanted = true;
   }
 
   function scheduleTick(): void {
@@ -568,13 +563,15 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     snapshotTimer = clock.setTimeout(() => {
       snapshotTimer = undefined;
       if (closed) return;
-      if (!engine.dirty()) {
+      const cover = coverWanted;
+      if (!engine.dirty() && !cover) {
         scheduleSnapshot(snapshotDelayMs(lastSaveMs));
         return;
       }
+      coverWanted = false;
       // The next save waits for this one to end, and longer the longer it took (alerts/snapshot-pace.ts).
       const began = clock.now();
-      void saveSnapshot(homeEngines?.dirtyHomes()).then(() => {
+      void saveSnapshot(cover ? homeEngines?.homes : homeEngines?.dirtyHomes()).then(() => {
         lastSaveMs = clock.now() - began;
         if (!closed) scheduleSnapshot(snapshotDelayMs(lastSaveMs));
       });
@@ -669,9 +666,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mergedIncidents = newestOpen([...(Array.isArray(snap?.incidents) ? snap.incidents : []), ...restoredIncidents.incidents], (s) => s.incident, restoredIncidents.resolved);
       lifecycle.restore(merged, restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: mergedIncidents, audit: restoredIncidents.audit });
       logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
-      // The journal's replayed changes may already be in InfluxDB: a snapshot holding them lets it empty.
+      // From here a snapshot's cut holds the restored open alerts (the journal's replayed changes).
       coverable = true;
-      if (coverWanted) requestCover();
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
       await disablements.start();
       await rosters.start();

@@ -147,7 +147,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
 
   const influx = deps.history === undefined ? undefined : (deps.history.influx ?? openInfluxDatabase({ url: deps.history.influxUrl, database: deps.history.database }));
   const writer: JournalWriter<Meta> | undefined =
-    deps.history === undefined || influx === undefined ? undefined : createJournalWriter<Meta>({ path: deps.history.journalPath, influx, clock, logger: log });
+    deps.history === undefined || influx === undefined ? undefined : createJournalWriter<Meta>({ path: deps.history.journalPath, influx, clock, logger: log, cover: { request: () => persist() } });
 
   /** Cached list of those in force; rebuilt on change (the hot path reads it for every signal batch). */
   let inForceCache: Disablement[] | undefined;
@@ -171,6 +171,11 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
     saveChain = saveChain
       .then(async () => {
         saveQueued = false;
+        // The state file holds every change journaled so far: once it is on disk, the journal may
+        // empty what InfluxDB has (journal-writer.ts `cover`). Before, a disablement ended just
+        // before a crash, sent to InfluxDB, emptied from the journal and not yet in this file came
+        // back in force after a restart with InfluxDB down: the detector stayed disabled.
+        const mark = writer?.coverMark();
         const file: StateFile = {
           version: STATE_VERSION,
           savedAt: clock.now(),
@@ -180,6 +185,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
         };
         await writeTextAtomic(deps.statePath, JSON.stringify(file));
         saveFailing = false;
+        if (mark !== undefined) writer?.covered(mark);
       })
       .catch((err: unknown) => {
         saveFailing = true;

@@ -175,9 +175,12 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     // Appends queued later land after this.
     onFile(async (h) => {
       if (queue.length !== 0 || uncovered()) return;
+      // Lines still unwritten now belong to records InfluxDB already has; lines appended while the
+      // truncate runs are new records' and must stay for their write (clearing them all here
+      // reported a record appended meanwhile as on disk: its PUBACK went, the line never did).
+      const sent = unwritten.length;
       await h.truncate(0);
-      // Lines still unwritten belong to records InfluxDB already has.
-      unwritten = [];
+      unwritten.splice(0, sent);
       fileBytes = 0;
       ioFailing = false;
     });

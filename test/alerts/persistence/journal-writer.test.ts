@@ -113,6 +113,46 @@ describe('journal writer cover (a snapshot must hold what leaves the file)', () 
   });
 });
 
+describe('journal writer: a record appended while the file is emptied', () => {
+  it('is written after the truncate, not taken for one InfluxDB already has', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    // The truncate is held open (a slow disk: the one timing a real file will not make on demand).
+    let truncating = false;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const openFile = async (p: string): Promise<JournalFile> => {
+      const h = await open(p, 'a');
+      return {
+        appendFile: (text) => h.appendFile(text),
+        datasync: () => h.datasync(),
+        truncate: async (len) => {
+          truncating = true;
+          await gate;
+          await h.truncate(len);
+        },
+        close: () => h.close(),
+      };
+    };
+    const up = openInfluxDatabase({ url: influx.url, database: influx.database });
+    const w = createJournalWriter<{ n: number }>({ path, influx: up, clock: systemClock, logger, openFile, cover: { request: () => undefined } });
+    await w.start();
+    w.append([{ lp: `raced,home=h01 n=1i ${T + 31n}`, meta: { n: 1 } }]);
+    const mark = w.coverMark();
+    await w.drained();
+    w.covered(mark); // InfluxDB and a snapshot have record 1: the file empties…
+    await until(() => truncating, 'the truncate started');
+    w.append([{ lp: `raced,home=h01 n=2i ${T + 32n}`, meta: { n: 2 } }]); // … while record 2 arrives
+    release();
+    await w.synced();
+    await w.drained();
+    await w.close();
+    const lines = (await readFile(path, 'utf8')).trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { meta: { n: number } }).meta.n)).toEqual([2]);
+  });
+});
+
 describe('journal writer faults and bounds', () => {
   /** A real journal file whose datasync fails `failures` times with EIO (a disk fault on demand). */
   function failingFile(failures: number): { openFile: (p: string) => Promise<JournalFile>; calls: () => number } {
