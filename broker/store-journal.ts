@@ -2,6 +2,7 @@ import { mkdir, open, readdir, readFile, unlink, writeFile, type FileHandle } fr
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.ts';
+import { processAlive } from '../common/process-alive.ts';
 
 /**
  * Append-only journal with group commit, the disk half of the broker's default store
@@ -74,15 +75,6 @@ const FILE_RE = /^store-(\d{16})\.log$/;
 const SNAPSHOT_END = 'snapshot-end';
 const LOCK = 'LOCK';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * One broker per store: two appending to the same journal would corrupt it. The lock file holds the
  * owner's pid; a lock left by a killed broker (its pid gone) is taken over.
@@ -96,7 +88,7 @@ async function lockDir(dir: string): Promise<void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
         throw new StoreIoError(`broker store ${dir} is in use by process ${owner} (one broker per store)`);
       }
       await unlink(path).catch(() => undefined);

@@ -3,6 +3,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { processAlive } from '../common/process-alive.ts';
 
 /**
  * The production build (tsconfig.build.json: what the Docker image runs) made for tests and
@@ -29,15 +30,6 @@ export function builtScript(outDir: string, entry: string): string {
   return join(outDir, entry.replace(/\.ts$/, '.js'));
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * A build directory for this process, `<parent>/<prefix>-<pid>`, removed when the process exits;
  * those of processes that are gone (killed before they could remove theirs) are removed first.
@@ -52,7 +44,7 @@ export function buildDirFor(parent: string, prefix: string): string {
   }
   for (const name of names) {
     const pid = Number(re.exec(name)?.[1]);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
   }
   const dir = join(parent, `${prefix}-${process.pid}`);
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
