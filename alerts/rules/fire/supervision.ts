@@ -61,6 +61,11 @@ interface Lag {
   t: number;
   /** Lowest input lag of the previous and of the current window, and when the current began. */
   b: [number, number, number];
+  /**
+   * How far alerts has read: the latest message's time as the broker had it, on the engine's clock
+   * (its `now` less its excess). Absent in older states.
+   */
+  r?: number;
 }
 
 /** The baseline is the lowest input lag of the last one or two of these windows. */
@@ -78,14 +83,25 @@ function noteLag(lag: Lag | undefined, now: number, brokerTs: number | undefined
   else if (now - lag.b[2] >= LAG_WINDOW_MS) b = [lag.b[1], l, now];
   else b = [lag.b[0], Math.min(lag.b[1], l), lag.b[2]];
   const excess = Math.min(MAX_EXCESS_LAG_MS, Math.max(0, l - Math.min(b[0], b[1])));
-  return { lag: { x: Math.max(lag?.x ?? 0, excess), j: lag?.j ?? 0, t: lag?.t ?? now, b }, excess };
+  return { lag: { x: Math.max(lag?.x ?? 0, excess), j: lag?.j ?? 0, t: lag?.t ?? now, b, r: Math.max(lag?.r ?? -Infinity, now - excess) }, excess };
 }
 
-/** The excess a tick at `now` judges with, and the lag record after it. */
+/**
+ * The excess a tick at `now` judges with, and the lag record after it. While alerts is behind (an
+ * excess left from earlier ticks), a tick does not judge past what it has read (`r`): falling behind
+ * faster than time passes (at 3 s per second), alerts reads no message for seconds while the excess
+ * of the last one read decays by one second per second, and a home whose devices all report looked
+ * silent (the supervision-backlog property, CI in session 15: a home_comm_loss at a 12 s backlog).
+ * Once the excess has decayed to nothing the tick judges by its own clock again, so input that stops
+ * for good is still judged silence, at most the last excess later, as before.
+ */
 function tickLag(lag: Lag | undefined, now: number): { lag: Lag | undefined; excess: number } {
   if (lag === undefined) return { lag, excess: 0 };
-  const excess = Math.min(MAX_EXCESS_LAG_MS, Math.max(lag.x, lag.j - Math.max(0, now - lag.t)));
-  return { lag: { x: 0, j: excess, t: now, b: lag.b }, excess };
+  const decayed = Math.min(MAX_EXCESS_LAG_MS, Math.max(lag.x, lag.j - Math.max(0, now - lag.t)));
+  // The cap is not carried to the next tick (j keeps decaying): input that stopped is judged silence
+  // again once the excess it left has run out.
+  const excess = decayed > 0 && lag.r !== undefined && now - decayed > lag.r ? Math.min(MAX_EXCESS_LAG_MS, now - lag.r) : decayed;
+  return { lag: { x: 0, j: decayed, t: now, b: lag.b, ...(lag.r !== undefined ? { r: lag.r } : {}) }, excess };
 }
 
 type Entry = [number, number, number, number, number?];

@@ -95,7 +95,9 @@ describe('supervision does not take alerts falling behind for devices falling si
         const after = raised.filter((r) => r.at > T0 + WARM_UP_MS && r.at < T0 + DURATION_MS);
         expect(after.map((r) => `${r.sig.key} at +${Math.round((r.at - T0) / 1000)} s`)).toEqual([]);
       }),
-      { numRuns: RUNS },
+      // CI's counterexample (session 15): falling 12 s behind at 2.9 s per second, alerts read nothing
+      // for seconds while its tick's excess decayed, and h02 looked silent (home_comm_loss at +268 s).
+      { numRuns: RUNS, examples: [[{ seed: 17, skewMs: 0, from: 0.2792983432345921, slope: 2.9458674850310866, peakMs: 12022, recover: 0.1, silent: 0, silentAt: 0.1 }]] },
     );
   });
 
