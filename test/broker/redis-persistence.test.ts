@@ -398,40 +398,33 @@ it("a session's end takes it off the holders of what it still had queued, so tho
   }
 });
 
-it("a message's queue copy sent after its live copy was acknowledged leaves nothing behind when it is acknowledged too", async () => {
-  // The library writes the packet again when it sends it (outgoingUpdate), also after the last
-  // holder's acknowledgement deleted it; that copy's acknowledgement then found no holders and
-  // decremented a count that no longer existed (-1): the packet and the count stayed for good.
+/**
+ * One session sent a message twice (its live copy, id 1, and its queue's copy, id 2), in the two
+ * orders that reach the store, and acknowledging both: nothing may stay behind in Redis.
+ * - Live copy acknowledged before the queue's copy is sent: the library writes the packet again
+ *   when it sends it (outgoingUpdate), also after the last holder's acknowledgement deleted it; that
+ *   copy's acknowledgement then found no holders and decremented a count that no longer existed
+ *   (-1): the packet and the count stayed for good.
+ * - Both sent before either is acknowledged: the first acknowledgement deletes the packet, the second
+ *   finds none, and the library then decremented an undefined key: DECR "" (a key "" at -1).
+ */
+it.each([
+  { order: 'the queue copy sent after the live copy was acknowledged', brokerId: 'b-orphan', steps: ['send 1', 'ack 1', 'send 2', 'ack 2'] },
+  { order: 'both copies sent before either is acknowledged', brokerId: 'b-gone', steps: ['send 1', 'send 2', 'ack 1', 'ack 2'] },
+])('a message sent to one session twice ($order) leaves nothing in Redis once both are acknowledged', async ({ brokerId, steps }) => {
   const { store, close } = await bareStore();
-  const clientId = 'svc-alerts-home-h06-signals-orphan';
+  const clientId = `svc-alerts-home-h06-signals-${brokerId}`;
   try {
-    const p = { ...queuedPacket(1), brokerId: 'b-orphan' };
+    const p = { ...queuedPacket(1), brokerId };
     await store.outgoingEnqueueCombi([{ clientId }], p);
     const conn = { id: clientId };
-    await store.outgoingUpdate(conn, { ...p, messageId: 1 }); // live
-    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 1 }); // the last holder: deleted
-    await store.outgoingUpdate(conn, { ...p, messageId: 2 }); // the queue's copy, written again
-    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 2 });
-    expect(await redisCommands(['EXISTS', 'packet:b-orphan:1'], ['EXISTS', 'packet:b-orphan:1:offlineCount'], ['EXISTS', holdersKey('packet:b-orphan:1')], ['LLEN', `outgoing:${clientId}`])).toEqual([':0', ':0', ':0', ':0']);
-  } finally {
-    await close();
-  }
-});
-
-it("an acknowledgement of a copy whose packet its last holder already took writes nothing to Redis", async () => {
-  // Both copies sent before either is acknowledged: the first acknowledgement deletes the packet, the
-  // second finds none, and the library then decremented an undefined key: DECR "" (a key "" at -1).
-  const { store, close } = await bareStore();
-  const clientId = 'svc-alerts-home-h06-signals-gone';
-  try {
-    const p = { ...queuedPacket(1), brokerId: 'b-gone' };
-    await store.outgoingEnqueueCombi([{ clientId }], p);
-    const conn = { id: clientId };
-    await store.outgoingUpdate(conn, { ...p, messageId: 1 }); // live
-    await store.outgoingUpdate(conn, { ...p, messageId: 2 }); // the queue's copy
-    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 1 }); // the last holder: deleted
-    await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId: 2 }); // its packet is gone
-    expect(await redisCommands(['EXISTS', ''], ['EXISTS', 'packet:b-gone:1'], ['EXISTS', 'packet:b-gone:1:offlineCount'], ['EXISTS', holdersKey('packet:b-gone:1')], ['LLEN', `outgoing:${clientId}`])).toEqual([':0', ':0', ':0', ':0', ':0']);
+    for (const step of steps) {
+      const messageId = Number(step.slice(-1));
+      if (step.startsWith('send')) await store.outgoingUpdate(conn, { ...p, messageId });
+      else await store.outgoingClearMessageId(conn, { cmd: 'puback', messageId });
+    }
+    const packet = `packet:${brokerId}:1`;
+    expect(await redisCommands(['EXISTS', ''], ['EXISTS', packet], ['EXISTS', `${packet}:offlineCount`], ['EXISTS', holdersKey(packet)], ['LLEN', `outgoing:${clientId}`])).toEqual([':0', ':0', ':0', ':0', ':0']);
   } finally {
     await close();
   }
