@@ -1,14 +1,13 @@
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createInfluxServer, type InfluxServer } from '../../common/influxd.ts';
 import { BUILD_ENV, buildDirFor, buildProduction } from './build.ts';
+import { ROOT } from './process.ts';
 import { createRedisServer, type RedisServer } from './redis-server.ts';
 
 /** One private InfluxDB and one private Redis for the whole run; each test file uses its own database / key prefix. */
 let influx: InfluxServer | undefined;
 let redis: RedisServer | undefined;
-const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 export async function setup(project: TestProject): Promise<void> {
   // The run's production build: every process a test starts runs from it (support/process.ts).
   // Not in watch mode, where the setup runs once and a rerun after an edit would start stale
