@@ -17,15 +17,17 @@ import mqttPacket from 'mqtt-packet';
  * So a clean CONNECT (MQTT 3.1.1, the first packet of the connection) runs here: the same steps in the
  * same order, with aedes' own hooks and public methods (preConnect, authenticate, registerClient,
  * persistence's cleanSubscriptions / delWill / putWill / cleanIncoming), and the queue step asks the
- * store whether the session's queue is empty, a Map lookup (memory-persistence.ts). When it is not
- * (a client id that had a persistent session before), the entries are numbered and cleared one by
- * one as aedes' emptyQueueFilter does for a clean client. CONNACK 0 is written as one 4-byte buffer
- * (one socket write instead of mqtt-packet's four chunks and their writev), and a single broker
- * registers the client without aedes' `$SYS/<id>/new/clients` publication (see register()).
+ * store whether the session's queue is empty: a Map lookup in the single broker's stores
+ * (memory-persistence.ts), one EXISTS on Redis (redis-persistence.ts, whose LRANGE and stream it
+ * replaces). When it is not (a client id that had a persistent session before), the entries are
+ * numbered and cleared one by one as aedes' emptyQueueFilter does for a clean client. CONNACK 0 is
+ * written as one 4-byte buffer (one socket write instead of mqtt-packet's four chunks and their
+ * writev), and a single broker registers the client without aedes' `$SYS/<id>/new/clients`
+ * publication (see register()); a cluster node keeps it.
  *
  * Everything else goes to aedes unchanged: persistent sessions (svc-ingest, svc-alerts: their queue
  * is delivered by aedes' pipeline), MQTT 3.1 / 5, a second CONNECT [MQTT-3.1.0-2], a store without
- * the synchronous queue check (Redis). The internals used (`_parser`, `_parsingBatch`, `_nextBatch`,
+ * the queue check. The internals used (`_parser`, `_parsingBatch`, `_nextBatch`,
  * `_connectTimer`, `_will`, the keepalive fields, `pause`/`resume`, `waitForDrain`) are checked at
  * install; test/broker/clean-connect.test.ts runs a device CONNECT through both paths and compares.
  */
@@ -41,11 +43,14 @@ interface ConnectPacket {
   will?: unknown;
 }
 
-/** Our stores' synchronous view of a session's outgoing queue (memory-persistence.ts). */
+/**
+ * Our stores' view of a session's outgoing queue: answered at once by the in-process stores
+ * (memory-persistence.ts), by a promise on Redis (redis-persistence.ts).
+ */
 interface QueueView {
-  outgoingQueueEmpty(clientId: string): boolean;
+  outgoingQueueEmpty(clientId: string): boolean | Promise<boolean>;
   /** A copy of the queued packets, queue order. */
-  outgoingPackets(clientId: string): object[];
+  outgoingPackets(clientId: string): object[] | Promise<object[]>;
 }
 
 interface Persistence extends Partial<QueueView> {
@@ -156,14 +161,28 @@ function numbered(original: { messageId?: number }, client: ClientInternals): ob
  * entry numbered, then cleared, as emptyQueueFilter does when `client.clean` (never written).
  */
 function emptyQueue(client: ClientInternals, view: QueueView, done: Done): void {
-  const persistence = client.broker.persistence;
   client.resume();
   const id = client.id ?? '';
-  if (view.outgoingQueueEmpty(id)) {
+  const empty = view.outgoingQueueEmpty(id);
+  if (empty === true) {
     done(null);
     return;
   }
-  const packets = view.outgoingPackets(id);
+  if (empty === false) {
+    clearQueued(client, view.outgoingPackets(id), done);
+    return;
+  }
+  empty.then((isEmpty) => (isEmpty ? done(null) : clearQueued(client, view.outgoingPackets(id), done)), done);
+}
+
+/** emptyQueue's clearing of what a clean client's id had queued, the packets given now or later. */
+function clearQueued(client: ClientInternals, queued: object[] | Promise<object[]>, done: Done): void {
+  if (!Array.isArray(queued)) {
+    queued.then((packets) => clearQueued(client, packets, done), done);
+    return;
+  }
+  const persistence = client.broker.persistence;
+  const packets = queued;
   let i = 0;
   const step = (): void => {
     const original = packets[i++];
@@ -289,11 +308,11 @@ function putWill(s: Connecting): void {
 
 /**
  * aedes' registerClient: a connection with the same client id is closed first [MQTT-3.1.4-2]. On a
- * single broker (no cluster: this path runs only with our in-process stores) its
- * `$SYS/<id>/new/clients` publication has no one to tell: the only listeners (aedes' and
- * broker.ts' takeover across nodes) skip their own broker's id, and clients may not subscribe to
- * `$` topics (policy.ts, [MQTT-4.7.2-1]). It went through mqemitter and qlobber once per CONNECT
- * (3.4 % of the burst's CPU), so it is left out then.
+ * single broker (no cluster: `announce` false) its `$SYS/<id>/new/clients` publication has no one
+ * to tell: the only listeners (aedes' and broker.ts' takeover across nodes) skip their own broker's
+ * id, and clients may not subscribe to `$` topics (policy.ts, [MQTT-4.7.2-1]). It went through
+ * mqemitter and qlobber once per CONNECT (3.4 % of the burst's CPU), so it is left out then. A
+ * cluster node publishes it: it is how the node holding an older connection of the id closes it.
  */
 function register(s: Connecting): void {
   const client = s.client;

@@ -5,17 +5,21 @@ import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { CONNACK_ACCEPTED } from '../../broker/clean-connect.ts';
+import { queueKey, redisOptions } from '../../broker/redis-persistence.ts';
+import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { deviceTaker, demoSecret } from '../support/registry.ts';
 import { connect, connectRecording, json, record, startBroker, until, type Received } from './helpers.ts';
 
 /**
  * broker/clean-connect.ts: a clean session's CONNECT runs without aedes' outgoing-queue stream
  * pipeline, with aedes' own steps otherwise. Against a real broker with the durable disk store (as
- * `npm start` runs it) and real mqtt.js clients / raw sockets.
+ * `npm start` runs it) and a real cluster node on Redis (a private redis-server: its `$SYS` notices
+ * go through Redis pub/sub, server-wide), with real mqtt.js clients / raw sockets.
  */
 
 /** Each test takes fresh devices so retained statuses of earlier tests never confuse it. */
@@ -24,42 +28,63 @@ const statusTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'status')
 const telemetryTopic = (d: Device): string => deviceTopic(d.homeId, d.id, 'telemetry');
 const WILL = '{"online":false}';
 
-let broker: Broker;
-let storeDir: string;
-let watcher: MqttClient;
-let seen: Received[];
-const clients: MqttClient[] = [];
-/** Calls of the store's outgoingStream: aedes' emptyQueue opens it on every CONNECT it handles. */
-let outgoingStreams = 0;
-
-beforeAll(async () => {
-  storeDir = await mkdtemp(join(tmpdir(), 'carewatch-clean-connect-'));
-  broker = await startBroker({ config: { storeDir } });
-  const store = (broker.aedes as unknown as { persistence: unknown }).persistence as { outgoingStream: (...args: unknown[]) => unknown };
-  const outgoingStream = store.outgoingStream.bind(store);
-  store.outgoingStream = (...args: unknown[]) => {
-    outgoingStreams++;
-    return outgoingStream(...args);
-  };
-  watcher = await connect(broker, 'svc-alerts', { clientId: 'svc-alerts-clean-connect' });
-  seen = record(watcher);
-  await watcher.subscribeAsync(FILTERS.status, { qos: 1 });
-});
-
-afterAll(async () => {
-  for (const c of [...clients, watcher]) c.end(true);
-  await broker?.close();
-  await rm(storeDir, { recursive: true, force: true });
-});
-
-function rawSocket(): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = tcpConnect(broker.tcpPort, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
+/** What the CONNECT path reads of a store's queue (memory-persistence.ts, redis-persistence.ts). */
+interface QueueStore {
+  outgoingStream: (...args: unknown[]) => unknown;
+  outgoingQueueEmpty(id: string): boolean | Promise<boolean>;
+  outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void>;
+  getWill(client: { id: string }): Promise<{ topic?: string } | null | undefined>;
 }
 
-describe('clean-session CONNECT (clean-connect.ts)', () => {
+/** The two stores the path runs on: the single broker's disk store, and Redis on a cluster node. */
+const STORES = [
+  { name: 'disk store (single broker)', cluster: false },
+  { name: 'Redis store (cluster node)', cluster: true },
+] as const;
+
+describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ cluster }) => {
+  let broker: Broker;
+  let storeDir: string;
+  let redis: RedisServer | undefined;
+  let watcher: MqttClient;
+  let seen: Received[];
+  const clients: MqttClient[] = [];
+  /** Calls of the store's outgoingStream: aedes' emptyQueue opens it on every CONNECT it handles. */
+  let outgoingStreams = 0;
+  let store: QueueStore;
+
+  beforeAll(async () => {
+    storeDir = await mkdtemp(join(tmpdir(), 'carewatch-clean-connect-'));
+    if (cluster) {
+      redis = await createRedisServer();
+      await redis.start();
+      broker = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'clean-connect' }, limits: { heartbeatIntervalMs: 200 } } });
+    } else broker = await startBroker({ config: { storeDir } });
+    store = (broker.aedes as unknown as { persistence: unknown }).persistence as QueueStore;
+    const outgoingStream = store.outgoingStream.bind(store);
+    store.outgoingStream = (...args: unknown[]) => {
+      outgoingStreams++;
+      return outgoingStream(...args);
+    };
+    watcher = await connect(broker, 'svc-alerts', { clientId: 'svc-alerts-clean-connect' });
+    seen = record(watcher);
+    await watcher.subscribeAsync(FILTERS.status, { qos: 1 });
+  });
+
+  afterAll(async () => {
+    for (const c of [...clients, watcher]) c?.end(true);
+    await broker?.close();
+    await redis?.close();
+    await rm(storeDir, { recursive: true, force: true });
+  });
+
+  function rawSocket(): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = tcpConnect(broker.tcpPort, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
   it("writes CONNACK 0 byte for byte as mqtt-packet does, in one buffer", () => {
     expect(CONNACK_ACCEPTED.equals(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))).toBe(true);
   });
@@ -76,7 +101,9 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
     expect(outgoingStreams).toBe(streams);
     await c.publishAsync(statusTopic(d), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
     await until('online status', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === true));
-    // The will was stored by the CONNECT: a connection that dies without DISCONNECT publishes it.
+    // The will is in the store (what a crash of this broker, or node, leaves to publish) …
+    expect((await store.getWill({ id: d.id }))?.topic).toBe(statusTopic(d));
+    // … and on the connection: one that dies without DISCONNECT publishes it.
     (c as unknown as { stream: Socket }).stream.destroy();
     await until('will', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === false));
     const will = seen.find((m) => m.topic === statusTopic(d) && json(m).online === false);
@@ -131,18 +158,17 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
   it('discards what a client id had queued when it connects with a clean session [MQTT-3.1.2-6]', async () => {
     const d = takeDevice();
     const id = 'svc-ingest-clean-connect-discard';
-    const store = (broker.aedes as unknown as { persistence: unknown }).persistence as { outgoingQueueEmpty(id: string): boolean };
     const svc = await connect(broker, 'svc-ingest', { clientId: id, clean: false });
     await svc.subscribeAsync(FILTERS.telemetry, { qos: 1 });
     await svc.endAsync();
     const dev = await connect(broker, d.id);
     clients.push(dev);
     for (const seq of [1, 2]) await dev.publishAsync(telemetryTopic(d), JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 } }), { qos: 1 });
-    expect(store.outgoingQueueEmpty(id)).toBe(false);
+    expect(await store.outgoingQueueEmpty(id)).toBe(false);
     const cleanBefore = broker.stats().connectPaths.clean;
     const { client: clean, received } = await connectRecording(broker, 'svc-ingest', { clientId: id, clean: true });
     expect(broker.stats().connectPaths.clean).toBe(cleanBefore + 1);
-    expect(store.outgoingQueueEmpty(id)).toBe(true);
+    expect(await store.outgoingQueueEmpty(id)).toBe(true);
     await clean.endAsync();
     // Nothing of the old session was delivered, and nothing is left of it for a later persistent CONNECT.
     const { client: later, received: laterGot } = await connectRecording(broker, 'svc-ingest', { clientId: id, clean: false });
@@ -153,7 +179,7 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
     expect(laterGot.filter((m) => m.topic === telemetryTopic(d))).toEqual([]);
   });
 
-  it('takes a session over on a single broker without the $SYS new-clients notice [MQTT-3.1.4-2]', async () => {
+  it('takes a session over [MQTT-3.1.4-2]: no $SYS new-clients notice on a single broker, one on a cluster node', async () => {
     const d = takeDevice();
     const notices: string[] = [];
     const aedes = broker.aedes as unknown as { subscribe(topic: string, fn: (p: { payload: Buffer }, done: () => void) => void, done: () => void): void; clients: Record<string, { closed: boolean } | undefined> };
@@ -173,7 +199,39 @@ describe('clean-session CONNECT (clean-connect.ts)', () => {
     await second.publishAsync(statusTopic(d), JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
     await until('status of the second connection', () => seen.some((m) => m.topic === statusTopic(d) && json(m).online === true));
     expect(seen.some((m) => m.topic === statusTopic(d) && json(m).online === false)).toBe(false);
-    // Nobody on a single broker listens to it (policy.ts refuses $ filters to clients): not published.
-    expect(notices.filter((n) => n === d.id)).toEqual([]);
+    if (cluster) {
+      // A cluster node announces every connection: the node holding an older one of the id closes it.
+      await until('$SYS notice', () => notices.includes(d.id));
+    } else {
+      // Nobody on a single broker listens to it (policy.ts refuses $ filters to clients): not published.
+      expect(notices.filter((n) => n === d.id)).toEqual([]);
+    }
+  });
+
+  it.runIf(cluster)('clears, undelivered, what a clean client id finds queued in Redis without a subscription (an older session)', async () => {
+    const d = takeDevice();
+    const id = 'svc-ingest-clean-connect-leftover';
+    // Queued straight through the store, as a session whose subscriptions are gone left it.
+    for (const seq of [1, 2, 3]) {
+      await store.outgoingEnqueueCombi([{ clientId: id, topic: telemetryTopic(d), qos: 1 }], { cmd: 'publish', topic: telemetryTopic(d), payload: Buffer.from(JSON.stringify({ ts: Date.now(), seq, metrics: {} })), qos: 1, retain: false, brokerId: 'clean-connect-test', brokerCounter: seq });
+    }
+    expect(await store.outgoingQueueEmpty(id)).toBe(false);
+    const streams = outgoingStreams;
+    const cleanBefore = broker.stats().connectPaths.clean;
+    const { client: c, received } = await connectRecording(broker, 'svc-ingest', { clientId: id, clean: true });
+    clients.push(c);
+    expect(broker.stats().connectPaths.clean).toBe(cleanBefore + 1);
+    // Read once (after the CONNACK, as aedes reads a queue), then every entry cleared: nothing left
+    // in Redis, nothing sent.
+    await until('queue read', () => outgoingStreams === streams + 1);
+    await until('queue cleared', async () => (await store.outgoingQueueEmpty(id)) === true);
+    const conn = new Redis(redisOptions(`${(redis as RedisServer).url}/0`));
+    try {
+      expect(await conn.exists(queueKey(id))).toBe(0);
+      expect(await conn.keys('packet:clean-connect-test:*')).toEqual([]);
+    } finally {
+      conn.disconnect();
+    }
+    expect(received.filter((m) => m.topic === telemetryTopic(d))).toEqual([]);
   });
 });

@@ -11,6 +11,7 @@ import { TRIM_STEP, ackedKey, createRedisPersistence, holdersKey, redisOptions, 
 import { pino } from 'pino';
 import { createMqttSession, type MqttSession } from '../../common/mqtt-session.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
+import { createRedisServer } from '../support/redis-server.ts';
 import { connect, connectRecording, record, seqsOf, startBroker, until, type Received } from './helpers.ts';
 
 /** Only this file uses database 5 of the run's private Redis; it is flushed first. */
@@ -624,3 +625,29 @@ it('finds every will of a dead node, not the first 10,001, and moves the wills a
     conn.disconnect();
   }
 }, 120_000);
+
+it('sends the commands called in one event-loop turn to Redis in one write', async () => {
+  // redis-persistence.ts corks the store's connection per turn. Counted on a private Redis (its
+  // read count is server-wide): 200 queue checks called in one turn must reach it in a few reads,
+  // where one write per command makes it wake and read for most of them.
+  const own = await createRedisServer();
+  await own.start();
+  const info = new Redis(redisOptions(`${own.url}/0`));
+  const store = createRedisPersistence(`${own.url}/0`) as ClosablePersistence & { outgoingQueueEmpty(id: string): Promise<boolean> };
+  const aedes = await Aedes.createBroker({ persistence: store as never });
+  const reads = async (): Promise<number> => Number(/total_reads_processed:(\d+)/.exec(await info.info('stats'))?.[1]);
+  try {
+    await store.outgoingQueueEmpty('warm-up');
+    const r0 = await reads();
+    const checks = Array.from({ length: 200 }, (_, i) => store.outgoingQueueEmpty(`svc-turn-${i}`));
+    expect(await Promise.all(checks)).toEqual(checks.map(() => true));
+    const r1 = await reads();
+    // One read for the 200 (a few more if Redis woke in the middle of the write), one for the INFO.
+    expect(r1 - r0).toBeLessThanOrEqual(4);
+  } finally {
+    await new Promise<void>((r) => aedes.close(() => r()));
+    await store.destroy();
+    info.disconnect();
+    await own.close();
+  }
+});
