@@ -1,4 +1,4 @@
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -75,6 +75,8 @@ export interface JournalStats {
   deadLettered: number;
   /** Refused points the full dead-letter file could not take (logged with their line protocol), since start. */
   deadLetterLost: number;
+  /** Times the file was rewritten to the records it still needs (compactBytes), since start. */
+  compactions: number;
   /** Stable codes of what is wrong now; empty when healthy. */
   problems: string[];
 }
@@ -120,6 +122,13 @@ export interface JournalWriterDeps<M = unknown> {
    * `request()` is called when only the cover keeps the file from being emptied.
    */
   readonly cover?: { request(): void };
+  /**
+   * With `cover`: once the file is this large (bytes; default 1 MiB) and at least half of it is
+   * records both InfluxDB and a snapshot have, it is rewritten to the rest. Under alert changes in
+   * every snapshot interval the file is never empty and sent at once, so emptying alone let it grow
+   * without end (to maxFileBytes), and every start replayed all of it.
+   */
+  readonly compactBytes?: number;
 }
 
 export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWriter<M> {
@@ -129,6 +138,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   const maxPending = deps.maxPending ?? 200_000;
   const maxFileBytes = deps.maxFileBytes ?? 256 * 1024 * 1024;
   const essential = deps.essential ?? ((): boolean => true);
+  const compactBytes = deps.compactBytes ?? 1024 * 1024;
   const openFile = deps.openFile ?? ((path: string): Promise<JournalFile> => open(path, 'a'));
   const queue: JournalRecord<M>[] = [];
   let fh: JournalFile | undefined;
@@ -164,12 +174,19 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   let essentialAppended = 0;
   let essentialCovered = 0;
   const uncovered = (): boolean => deps.cover !== undefined && essentialCovered < essentialAppended;
+  /** Essential records InfluxDB has (in append order: the queue is sent from its head). */
+  let essentialSent = 0;
+  /** Their lines while no durable snapshot holds them (number > essentialCovered): what a compacted file keeps. */
+  let uncoveredSent: Array<{ readonly n: number; readonly line: string }> = [];
+  let uncoveredSentBytes = 0;
+  let compactions = 0;
 
   /** Everything is in InfluxDB: empties the file, unless a snapshot must hold it first (deps.cover). */
   function emptyFileIfSent(): void {
     if (queue.length !== 0) return;
     if (uncovered()) {
       deps.cover?.request();
+      if (fileBytes >= compactBytes && uncoveredSentBytes * 2 <= fileBytes) compact();
       return;
     }
     // Appends queued later land after this.
@@ -183,6 +200,46 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       unwritten.splice(0, sent);
       fileBytes = 0;
       ioFailing = false;
+    });
+  }
+
+  /**
+   * Everything is in InfluxDB and a snapshot holds all but the last records: the file is replaced by
+   * one holding only those (written and synced beside it, then renamed over it, so a crash leaves
+   * the old file or the new one, never less). Appends wait in the file chain meanwhile and go to
+   * the new file.
+   */
+  function compact(): void {
+    onFile(async (h) => {
+      if (queue.length !== 0 || !uncovered() || fileBytes < compactBytes || uncoveredSentBytes * 2 > fileBytes) return;
+      // As in the truncate: lines still unwritten now are of records InfluxDB has; those a snapshot
+      // does not hold yet are in uncoveredSent, written below.
+      const sent = unwritten.length;
+      const live = uncoveredSent.map((e) => e.line).join('');
+      const tmp = `${deps.path}.compact.tmp`;
+      await rm(tmp, { force: true }); // left by a crash mid-compaction: never appended to
+      const next = await openFile(tmp);
+      try {
+        await next.appendFile(live);
+        await next.datasync();
+        await rename(tmp, deps.path);
+      } catch (err) {
+        await next.close().catch(() => undefined);
+        throw err;
+      }
+      fh = next;
+      unwritten.splice(0, sent);
+      fileBytes = Buffer.byteLength(live);
+      compactions++;
+      ioFailing = false;
+      await h.close().catch(() => undefined);
+      // The rename is durable once the directory is (state-file.ts writeTextAtomic, same reason).
+      const dir = await open(dirname(deps.path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
     });
   }
 
@@ -316,6 +373,15 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       }
       backoff = retryMin;
       queue.splice(0, batch.length);
+      for (const r of batch) {
+        if (!essential(r)) continue;
+        essentialSent++;
+        if (deps.cover !== undefined && essentialSent > essentialCovered) {
+          const line = `${JSON.stringify(r)}\n`;
+          uncoveredSent.push({ n: essentialSent, line });
+          uncoveredSentBytes += Buffer.byteLength(line);
+        }
+      }
       inFlight = 0;
       written += batch.length - refusedInBatch;
       // Everything acknowledged: the journal can be emptied.
@@ -384,6 +450,9 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     covered(mark) {
       if (mark <= essentialCovered) return;
       essentialCovered = Math.min(mark, essentialAppended);
+      let held = 0;
+      while (held < uncoveredSent.length && (uncoveredSent[held]?.n ?? Infinity) <= essentialCovered) uncoveredSentBytes -= Buffer.byteLength(uncoveredSent[held++]?.line ?? '');
+      if (held > 0) uncoveredSent = uncoveredSent.slice(held);
       if (!closed) emptyFileIfSent();
     },
     drained() {
@@ -396,7 +465,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       if (queue.length >= maxPending) problems.push('ALERTS_JOURNAL_FULL');
       if (fileBytes >= maxFileBytes) problems.push('ALERTS_JOURNAL_FILE_FULL');
       if (deadLetters.stats().full) problems.push('ALERTS_DEAD_LETTER_FULL');
-      return { pending: queue.length, written, failures, ioFailures, ...(lastIoError !== undefined ? { lastIoError } : {}), dropped, notJournaled, rejected: { ...rejected }, deadLettered, deadLetterLost, problems };
+      return { pending: queue.length, written, failures, ioFailures, ...(lastIoError !== undefined ? { lastIoError } : {}), dropped, notJournaled, rejected: { ...rejected }, deadLettered, deadLetterLost, compactions, problems };
     },
     async close() {
       closed = true;

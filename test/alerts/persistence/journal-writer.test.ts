@@ -113,6 +113,83 @@ describe('journal writer cover (a snapshot must hold what leaves the file)', () 
   });
 });
 
+describe('journal writer compaction (changes in every snapshot interval)', () => {
+  const meta = (text: string): number[] => text.trim().split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { meta: { n: number } }).meta.n);
+
+  it('keeps the file to what no snapshot holds yet, and a restart with InfluxDB down replays exactly that', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    const up = openInfluxDatabase({ url: influx.url, database: influx.database });
+    const w = createJournalWriter<{ n: number }>({ path, influx: up, clock: systemClock, logger, cover: { request: () => undefined }, compactBytes: 2_000 });
+    await w.start();
+    // Every snapshot is cut just before the next change: the file is never all sent AND all held.
+    let mark = w.coverMark();
+    for (let n = 1; n <= 120; n++) {
+      w.append([{ lp: `churn,home=h01 n=${n}i ${T + 100n + BigInt(n)}`, meta: { n } }]);
+      await w.drained();
+      w.covered(mark);
+      mark = w.coverMark() - 1;
+    }
+    await w.synced();
+    await w.close();
+    const text = await readFile(path, 'utf8');
+    // 120 lines (~90 B each) without compaction; bounded by compactBytes with it.
+    expect(Buffer.byteLength(text)).toBeLessThan(2_000 + 200);
+    expect(w.stats().compactions).toBeGreaterThanOrEqual(3);
+    const kept = meta(text);
+    // What is left is a run of the last records, the one no snapshot holds (120) among them.
+    expect(kept.at(-1)).toBe(120);
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 120 - kept.length + 1 + i));
+    const down = openInfluxDatabase({ url: `http://127.0.0.1:${await freePort()}`, database: influx.database });
+    const w2 = createJournalWriter<{ n: number }>({ path, influx: down, clock: createManualClock(), logger });
+    await w2.start();
+    expect(w2.pending().map((r) => r.meta?.n)).toEqual(kept);
+    await w2.close();
+  });
+
+  it('writes a record appended during the rewrite to the new file, after what it keeps', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    // The rewrite's write is held open (a slow disk: the timing a real file will not make on demand).
+    let rewriting = false;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const openFile = async (p: string): Promise<JournalFile> => {
+      const h = await open(p, 'a');
+      const held = p.endsWith('.compact.tmp');
+      return {
+        appendFile: async (text) => {
+          if (held) {
+            rewriting = true;
+            await gate;
+          }
+          await h.appendFile(text);
+        },
+        datasync: () => h.datasync(),
+        truncate: (len) => h.truncate(len),
+        close: () => h.close(),
+      };
+    };
+    const up = openInfluxDatabase({ url: influx.url, database: influx.database });
+    const w = createJournalWriter<{ n: number }>({ path, influx: up, clock: systemClock, logger, openFile, cover: { request: () => undefined }, compactBytes: 200 });
+    await w.start();
+    for (const n of [1, 2, 3, 4]) w.append([{ lp: `rewritten,home=h01 n=${n}i ${T + 200n + BigInt(n)}`, meta: { n } }]);
+    const mark = w.coverMark() - 1; // a snapshot holds 1–3, not 4
+    await w.drained();
+    w.covered(mark);
+    await until(() => rewriting, 'the rewrite started');
+    w.append([{ lp: `rewritten,home=h01 n=5i ${T + 205n}`, meta: { n: 5 } }]);
+    release();
+    await w.synced();
+    await w.drained();
+    await w.close();
+    expect(w.stats().compactions).toBe(1);
+    expect(meta(await readFile(path, 'utf8'))).toEqual([4, 5]);
+  });
+});
+
 describe('journal writer: a record appended while the file is emptied', () => {
   it('is written after the truncate, not taken for one InfluxDB already has', async () => {
     const dir = await tempDir();
