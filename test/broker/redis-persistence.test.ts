@@ -645,9 +645,12 @@ it('sends the commands called in one event-loop turn to Redis in one write', asy
     // One read for the 200 (a few more if Redis woke in the middle of the write), one for the INFO.
     expect(r1 - r0).toBeLessThanOrEqual(4);
   } finally {
-    await new Promise<void>((r) => aedes.close(() => r()));
-    await store.destroy();
-    info.disconnect();
-    await own.close();
+    try {
+      await new Promise<void>((r) => aedes.close(() => r()));
+      await store.destroy();
+    } finally {
+      info.disconnect();
+      await own.close();
+    }
   }
 });
