@@ -108,6 +108,8 @@ interface Session {
   identity?: Identity;
   /** The accepted will packet object (aedes publishes this very object on an unclean close). */
   will?: unknown;
+  /** Set when authenticated: this connection's place among its client id's connections here (latestAuth). */
+  generation?: number;
 }
 
 /** aedes keeps these on its objects without declaring them; read them through one narrow door. */
@@ -177,6 +179,17 @@ export function createBroker(deps: BrokerDeps): Broker {
    * or its retained status would say offline while it is connected (a false "device offline" alert).
    */
   const takenOver = new Set<string>();
+  /**
+   * Per client id, the generation of its latest authenticated connection on this node. A device that
+   * reconnects while this node still holds its old, half-open connection (flaky Wi-Fi: the device
+   * notices first) takes its session over [MQTT-3.1.4-2]: aedes closes the old connection before
+   * registering the new one, and its will would say "offline" for a device that is online. Set only
+   * once a CONNECT is authenticated, so nobody can silence a device's will by connecting with its id.
+   */
+  const latestAuth = new Map<string, number>();
+  let authGeneration = 0;
+  /** Client ids whose taken-over connection's will was refused: aedes then deleted the stored will, the new connection's. */
+  const willToRestore = new Set<string>();
   /**
    * Persistent-session connections this node closed because its Redis pub/sub connection came back
    * (pubsub-resync.ts): the client is not dead and reconnects at once, so, as at a graceful shutdown,
@@ -294,6 +307,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Nothing recorded: nothing to clear for this address.
       if (!throttle.quiet()) throttle.success((peer ??= clientAddress(client)), username);
       session.identity = credentials.identity;
+      session.generation = ++authGeneration;
+      if (typeof client.id === 'string') latestAuth.set(client.id, session.generation);
       done(null, true);
     };
     const result = verifier.verify(username, credentials.password, credentials.secretHash);
@@ -331,6 +346,14 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (client !== null && takenOver.has(client.id)) {
         // Closed because the device connected to another node: it is not offline.
         callback(new Error('client taken over by another broker node: will not published'));
+        return;
+      }
+      if (client !== null && session?.generation !== undefined && latestAuth.get(client.id) !== session.generation) {
+        // Closed because the device connected again here (latestAuth): it is not offline. aedes
+        // deletes the client id's stored will after this refusal; that is the new connection's will,
+        // stored again once it is registered (the 'client' event).
+        willToRestore.add(client.id);
+        callback(new Error('client taken over on this node: will not published'));
         return;
       }
       if (client !== null && closedForResync.has(client)) {
@@ -401,6 +424,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   function onClientDisconnect(client: Client): void {
     const session = sessions.get(client);
     const identity = session?.identity;
+    if (session?.generation !== undefined && latestAuth.get(client.id) === session.generation) latestAuth.delete(client.id);
     // Checked (and the mark removed) after the will, which aedes authorizes before this event.
     if (takenOver.delete(client.id)) return;
     if (closing || closedForResync.has(client) || identity === undefined || identity.kind !== 'device') return;
@@ -424,8 +448,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       conn.destroy();
       return;
     }
-    // A clean session's CONNECT without aedes' per-connection stream pipeline (~100 µs of CPU each);
-    // with a store that cannot say synchronously that a queue is empty (Redis), aedes' own CONNECT.
+    // A clean session's CONNECT without aedes' per-connection stream pipeline (~100 µs of CPU each).
     cleanConnect(client, connectPaths, { announceNewClients: config.cluster !== undefined });
   }
 
@@ -657,6 +680,13 @@ export function createBroker(deps: BrokerDeps): Broker {
         done();
       }, () => undefined);
       broker.on('clientDisconnect', onClientDisconnect);
+      broker.on('client', (client) => {
+        if (!willToRestore.delete(client.id)) return;
+        const will = (client as unknown as { will?: unknown }).will;
+        if (will == null) return;
+        const store = (broker as unknown as { persistence: { putWill(client: unknown, will: unknown): Promise<unknown> } }).persistence;
+        store.putWill(client, will).catch((err: unknown) => log.error({ err, clientId: client.id }, 'will of a taken-over session not stored again'));
+      });
       broker.on('connackSent', (_connack, client) => releaseAfterConnack(client));
       // Devices going silent without closing (power, radio, a hung device), or many at once: a node
       // or a network too slow to carry their packets within 1.5 × keepalive.

@@ -176,6 +176,34 @@ describe('status and last will', () => {
     expect(all.map(json)).toMatchObject([{ online: false, reason: 'disconnected' }]);
   });
 
+  it("publishes no will when a device with one reconnects before its old connection is closed, and keeps the new connection's will stored", async () => {
+    // A device on flaky Wi-Fi reconnects while the broker still holds its half-open connection: the
+    // broker closes that one [MQTT-3.1.4-2]. The device is online: its old will is stale.
+    const d = takeDevice();
+    const will = { topic: statusTopic(d), payload: Buffer.from(WILL), qos: 1 as const, retain: true };
+    const first = await client(d.id, { will });
+    const closed = closedEvent(first);
+    const second = await client(d.id, { will });
+    await closed;
+    await sentinel();
+    expect(got.filter((m) => m.topic === statusTopic(d))).toEqual([]);
+    // The new connection's will is what a crash of the broker leaves to publish.
+    const store = (broker.aedes as unknown as { persistence: { getWill(c: { id: string }): Promise<{ topic?: string } | null | undefined> } }).persistence;
+    await until('will of the new connection stored', async () => (await store.getWill({ id: d.id }))?.topic === statusTopic(d));
+    // And it is published when the new connection dies.
+    (second as unknown as { stream: Socket }).stream.destroy();
+    await until('will of the new connection', () => got.some((m) => m.topic === statusTopic(d) && json(m).online === false));
+  });
+
+  it("still publishes a device's will after someone tried its client id with a wrong password", async () => {
+    const d = takeDevice();
+    const will = { topic: statusTopic(d), payload: Buffer.from(WILL), qos: 1 as const, retain: true };
+    const real = await client(d.id, { will });
+    await expect(connect(broker, d.id, { password: 'not-the-secret' })).rejects.toThrow(/bad user ?name or password/i);
+    (real as unknown as { stream: Socket }).stream.destroy();
+    await until('the real connection\'s will', () => got.some((m) => m.topic === statusTopic(d) && json(m).online === false));
+  });
+
   it('does not mark a device offline when its session is taken over by a reconnect', async () => {
     const d = takeDevice();
     const first = await client(d.id);

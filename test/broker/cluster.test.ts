@@ -121,3 +121,27 @@ it('moves a device from node B to node A without an offline status or will (sess
   expect(seen.filter((m) => m.topic === status && json(m).online === false)).toEqual([]);
   expect(b.stats().willsPublished + b.stats().offlinePublished).toBe(0);
 });
+
+it('a device connecting again to the same node publishes no will for its old connection, and its new will stays stored in Redis', async () => {
+  const d = devices[3] as Device;
+  const status = deviceTopic(d.homeId, d.id, 'status');
+  const watcher = await connect(a, 'svc-alerts', { clientId: 'svc-alerts-watch-same-node' });
+  clients.push(watcher);
+  const seen = record(watcher);
+  await watcher.subscribeAsync(status, { qos: 1 });
+  const will = { topic: status, payload: Buffer.from(JSON.stringify({ online: false })), qos: 1 as const, retain: true };
+  const first = await connect(a, d.id, { will });
+  clients.push(first);
+  const firstClosed = closedEvent(first);
+  const second = await connect(a, d.id, { will });
+  clients.push(second);
+  await firstClosed;
+  await second.publishAsync(status, JSON.stringify({ ts: Date.now(), online: true, firmware: 'same-node' }), { qos: 1, retain: true });
+  await until('online status', () => seen.some((m) => m.topic === status && json(m).firmware === 'same-node'));
+  expect(seen.filter((m) => m.topic === status && json(m).online === false)).toEqual([]);
+  // What a crash of node A leaves for the other nodes to publish: the new connection's will.
+  const store = (a.aedes as unknown as { persistence: { getWill(c: { id: string }): Promise<{ topic?: string } | null> } }).persistence;
+  await until('will stored again', async () => (await store.getWill({ id: d.id }))?.topic === status);
+  (second as unknown as { stream: { destroy(): void } }).stream.destroy();
+  await until('the new connection\'s will', () => seen.some((m) => m.topic === status && json(m).online === false));
+});
