@@ -259,7 +259,31 @@ function connectSeries(s: Connecting): void {
   });
 }
 
+/**
+ * A keepalive expiry [MQTT-3.1.2-24] is judged only after reading what has already arrived. Timers run
+ * before the poll phase that reads sockets: after an event-loop stall of tens of seconds (a node
+ * taking over a dead node's devices, at ~1 ms of CPU each, on a busy machine), every device whose
+ * bound passed during the stall was closed although its PINGREQ sat unread in the socket's buffer.
+ * The closed devices reconnected, which stalled the loop again: a cascade (bench/README.md
+ * connections100k, session 16: 42,699 keepalive closes in the 200 s after one node's failover). So the
+ * close waits one loop turn (setImmediate runs after the poll phase); if the connection read
+ * anything meanwhile, its timer runs on from now instead. The packet was received in time; only
+ * this process had not read it.
+ */
 function keepaliveTimeout(client: ClientInternals): void {
+  const read = (client.conn as { bytesRead?: unknown }).bytesRead;
+  if (typeof read === 'number') setImmediate(keepaliveCheck, client, read);
+  else keepaliveExpired(client);
+}
+
+function keepaliveCheck(client: ClientInternals, read: number): void {
+  if (client.closed) return;
+  // A whole packet has refreshed the timer already (aedes' handle()); a part of one re-arms it here.
+  if ((client.conn as { bytesRead?: unknown }).bytesRead !== read) client._keepaliveTimer?.refresh();
+  else keepaliveExpired(client);
+}
+
+function keepaliveExpired(client: ClientInternals): void {
   client.broker.emit('keepaliveTimeout', client);
   client.emit('error', new Error('keep alive timeout'));
 }

@@ -128,6 +128,28 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
     expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore + 1);
   });
 
+  it('reads what arrived before judging a keepalive: a PINGREQ that came during an event-loop stall past the bound keeps the connection', async () => {
+    const d = takeDevice();
+    const timeoutsBefore = broker.stats().keepaliveTimeouts;
+    const s = await rawSocket();
+    let closed = false;
+    s.once('close', () => (closed = true));
+    const replies: Buffer[] = [];
+    s.on('data', (b: Buffer) => replies.push(b));
+    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    await until('CONNACK', () => Buffer.concat(replies).length >= 4);
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 1_100));
+    // The PINGREQ reaches the kernel's buffer in time (this process is the broker too) …
+    s.write(mqttPacket.generate({ cmd: 'pingreq' }));
+    // … and the event loop stalls past the 1.5 s bound before anyone reads it.
+    while (Date.now() - t0 < 2_000);
+    await until('PINGRESP', () => Buffer.concat(replies).subarray(4).equals(mqttPacket.generate({ cmd: 'pingresp' })));
+    expect(closed).toBe(false);
+    expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore);
+    s.destroy();
+  });
+
   it('refuses a wrong password with CONNACK 4 and closes the connection, counted', async () => {
     const d = takeDevice();
     const refusedBefore = broker.stats().refusals.BROKER_BAD_PASSWORD;
