@@ -184,9 +184,11 @@ export function createBroker(deps: BrokerDeps): Broker {
    * reconnects while this node still holds its old, half-open connection (flaky Wi-Fi: the device
    * notices first) takes its session over [MQTT-3.1.4-2]: aedes closes the old connection before
    * registering the new one, and its will would say "offline" for a device that is online. Set only
-   * once a CONNECT is authenticated, so nobody can silence a device's will by connecting with its id.
+   * once a CONNECT is authenticated, so nobody can silence a device's will by connecting with its id,
+   * and it counts only while that newer connection is open: one that dies before it is registered
+   * (the flaky radio again) must not leave the live older connection without its will.
    */
-  const latestAuth = new Map<string, number>();
+  const latestAuth = new Map<string, { readonly generation: number; readonly client: Client }>();
   let authGeneration = 0;
   /** Client ids whose taken-over connection's will was refused: aedes then deleted the stored will, the new connection's. */
   const willToRestore = new Set<string>();
@@ -308,7 +310,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (!throttle.quiet()) throttle.success((peer ??= clientAddress(client)), username);
       session.identity = credentials.identity;
       session.generation = ++authGeneration;
-      if (typeof client.id === 'string') latestAuth.set(client.id, session.generation);
+      if (typeof client.id === 'string' && !client.closed) latestAuth.set(client.id, { generation: session.generation, client });
       done(null, true);
     };
     const result = verifier.verify(username, credentials.password, credentials.secretHash);
@@ -348,7 +350,8 @@ export function createBroker(deps: BrokerDeps): Broker {
         callback(new Error('client taken over by another broker node: will not published'));
         return;
       }
-      if (client !== null && session?.generation !== undefined && latestAuth.get(client.id) !== session.generation) {
+      const newer = client === null ? undefined : latestAuth.get(client.id);
+      if (client !== null && session?.generation !== undefined && newer !== undefined && newer.client !== client && !newer.client.closed && newer.generation > session.generation) {
         // Closed because the device connected again here (latestAuth): it is not offline. aedes
         // deletes the client id's stored will after this refusal; that is the new connection's will,
         // stored again once it is registered (the 'client' event).
@@ -424,7 +427,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   function onClientDisconnect(client: Client): void {
     const session = sessions.get(client);
     const identity = session?.identity;
-    if (session?.generation !== undefined && latestAuth.get(client.id) === session.generation) latestAuth.delete(client.id);
+    if (latestAuth.get(client.id)?.client === client) latestAuth.delete(client.id);
     // Checked (and the mark removed) after the will, which aedes authorizes before this event.
     if (takenOver.delete(client.id)) return;
     if (closing || closedForResync.has(client) || identity === undefined || identity.kind !== 'device') return;
@@ -679,6 +682,16 @@ export function createBroker(deps: BrokerDeps): Broker {
         if (nodeId !== broker.id && local !== undefined && !local.closed) takenOver.add(clientId);
         done();
       }, () => undefined);
+      // aedes' Client#close unregisters by client id whenever an entry exists for the id, so a
+      // connection that died before it was registered (its CONNECT still being stored) removed the
+      // registration of the id's live connection: no takeover any more, connectedClients one low, and
+      // 'clientDisconnect' for a client that never connected. Only the registered client leaves.
+      const registered = broker as unknown as AedesInternals & { unregisterClient(client: Client): void };
+      const unregisterClient = registered.unregisterClient.bind(broker);
+      registered.unregisterClient = (client: Client): void => {
+        if (registered.clients[client.id] !== client) return;
+        unregisterClient(client);
+      };
       broker.on('clientDisconnect', onClientDisconnect);
       broker.on('client', (client) => {
         if (!willToRestore.delete(client.id)) return;

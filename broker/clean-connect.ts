@@ -211,6 +211,13 @@ interface Connecting {
   readonly view: QueueView;
   readonly announce: boolean;
   readonly done: Done;
+  readonly keepalive: KeepaliveWatch;
+}
+
+/** What the keepalive check reads of a connection: packets parsed so far, and whether a part of one already bought it time. */
+interface KeepaliveWatch {
+  packets: number;
+  partial: boolean;
 }
 
 // The steps are module functions over a Connecting, and the callbacks inline and anonymous: tsx
@@ -268,19 +275,34 @@ function connectSeries(s: Connecting): void {
  * connections100k, session 16: 42,699 keepalive closes in the 200 s after one node's failover). So the
  * close waits one loop turn (setImmediate runs after the poll phase); if the connection read
  * anything meanwhile, its timer runs on from now instead. The packet was received in time; only
- * this process had not read it.
+ * this process had not read it. "Anything" is a packet parsed (one already read but waiting in a
+ * paused batch counts too; over WebSocket this is the only sign), or bytes read on a TCP or TLS
+ * socket that are not a whole packet yet: that buys one more interval, not more, until a packet
+ * completes (a client trickling bytes is still closed).
  */
-function keepaliveTimeout(client: ClientInternals): void {
-  const read = (client.conn as { bytesRead?: unknown }).bytesRead;
-  if (typeof read === 'number') setImmediate(keepaliveCheck, client, read);
-  else keepaliveExpired(client);
+function keepaliveTimeout(client: ClientInternals, watch: KeepaliveWatch): void {
+  setImmediate(keepaliveCheck, client, watch, watch.packets, bytesRead(client));
 }
 
-function keepaliveCheck(client: ClientInternals, read: number): void {
+function bytesRead(client: ClientInternals): number | undefined {
+  const read = (client.conn as { bytesRead?: unknown }).bytesRead;
+  return typeof read === 'number' ? read : undefined;
+}
+
+function keepaliveCheck(client: ClientInternals, watch: KeepaliveWatch, packets: number, read: number | undefined): void {
   if (client.closed) return;
-  // A whole packet has refreshed the timer already (aedes' handle()); a part of one re-arms it here.
-  if ((client.conn as { bytesRead?: unknown }).bytesRead !== read) client._keepaliveTimer?.refresh();
-  else keepaliveExpired(client);
+  if (watch.packets !== packets) {
+    // aedes' handle() refreshes the timer as it handles the packet; refreshed here too in case the
+    // packet waits in a paused batch.
+    client._keepaliveTimer?.refresh();
+    return;
+  }
+  if (read !== undefined && bytesRead(client) !== read && !watch.partial) {
+    watch.partial = true;
+    client._keepaliveTimer?.refresh();
+    return;
+  }
+  keepaliveExpired(client);
 }
 
 function keepaliveExpired(client: ClientInternals): void {
@@ -293,7 +315,7 @@ function afterAuth(s: Connecting): void {
   // setKeepAlive [MQTT-3.1.2-24]
   if (packet.keepalive > 0) {
     client._keepaliveInterval = packet.keepalive * 1500 + 1;
-    client._keepaliveTimer = setTimeout(keepaliveTimeout, client._keepaliveInterval, client);
+    client._keepaliveTimer = setTimeout(keepaliveTimeout, client._keepaliveInterval, client, s.keepalive);
   }
   // fetchSubs for a clean session [MQTT-3.2.2-1]; restoreSubs has nothing to restore.
   client.broker.persistence.cleanSubscriptions(client).then(
@@ -341,6 +363,13 @@ function putWill(s: Connecting): void {
 function register(s: Connecting): void {
   const client = s.client;
   const broker = client.broker;
+  // A connection that died while its CONNECT was being stored (aedes registers it anyway) would take
+  // the session over from the client id's live connection: close that one and stay registered as a
+  // dead client in its place.
+  if (client.closed) {
+    finish(s, new Error('connection closed'));
+    return;
+  }
   if (s.announce) {
     broker.registerClient(client);
     cleanIncoming(s);
@@ -428,7 +457,10 @@ export function cleanConnect(client: unknown, counts: ConnectPathCounts, opts: {
   const next = listeners[0] as ((this: unknown, packet: unknown) => void) | undefined;
   if (listeners.length !== 1 || next === undefined) return false;
   parser.removeListener('packet', next);
+  const keepalive: KeepaliveWatch = { packets: 0, partial: false };
   parser.on('packet', function onConnectPacket(this: unknown, packet: unknown) {
+    keepalive.packets++;
+    keepalive.partial = false;
     // aedes' enqueue takes a packet at once only when it is the first of the connection or CONNACK
     // was sent; its handle() refuses a second CONNECT. Anything but a plain first clean 3.1.1
     // CONNECT that needs no keepalive check is aedes' (and counted).
@@ -444,7 +476,7 @@ export function cleanConnect(client: unknown, counts: ConnectPathCounts, opts: {
     }
     counts.clean++;
     c._parsingBatch++;
-    handleCleanConnect({ client: c, packet, view, announce: opts.announceNewClients, done: c._nextBatch });
+    handleCleanConnect({ client: c, packet, view, announce: opts.announceNewClients, done: c._nextBatch, keepalive });
   });
   return true;
 }

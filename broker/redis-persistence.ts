@@ -231,9 +231,10 @@ function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Red
   // of them (subscriptions, will, queue, retained status), a QoS 1 message several: in a reconnect
   // storm the store's writes were 16 % of a node's CPU. Corked per event-loop turn, the commands of
   // all the connections and messages handled in one turn leave in one writev, in the order they were
-  // called (unlike ioredis' auto-pipelining, which defers single commands behind transactions called
-  // later in the same turn: the holders' SADD must reach Redis before the library's RPUSH). Each
-  // reconnect brings a new stream, corked the same way.
+  // called. Not ioredis' auto-pipelining: it defers single commands to the end of the turn while a
+  // transaction or pipeline called later in it is written at once, so the library's and this store's
+  // commands would no longer reach Redis in the order they were called; with the cork nothing about
+  // order changes. Each reconnect brings a new stream, corked the same way.
   conn.on('connect', () => corkPerTurn(conn.stream));
   const lrem = conn.lrem.bind(conn) as (key: string, count: number, element: string) => Promise<number>;
   const del = conn.del.bind(conn) as (...keys: string[]) => Promise<number>;
@@ -383,15 +384,15 @@ class AedesOneRedisPersistence extends Base {
   }
 
   /**
-   * A clean CONNECT's will (clean-connect.ts), in one transaction: this node's key of the client
-   * takes the new will, or is deleted when the CONNECT has none. aedes' own storeWill first calls
-   * delWill with its Client object, which carries no brokerId: the library (and delWill below) then
-   * deletes `will:undefined:<id>`, which never exists, a transaction spent on nothing.
+   * A clean CONNECT's will (clean-connect.ts): this node's key of the client takes the new will (one
+   * transaction). aedes' own storeWill first calls delWill with its Client object, which carries no
+   * brokerId: the library (and delWill below) then deletes `will:undefined:<id>`, which never exists,
+   * a transaction spent on nothing. A CONNECT without a will deletes nothing either, as there: until
+   * it is registered, the key may be the will of the id's live connection (a takeover not yet done,
+   * or one whose CONNECT dies before it), which aedes deletes itself when it closes that connection.
    */
   replaceWill(client: unknown, packet: unknown): Promise<void> {
-    if (packet != null) return this.putWill(client, packet);
-    const key = willKey(this.#brokerId, String((client as { id: unknown }).id));
-    return this.#track(execOrThrow(this.#conn.multi().srem(willSet(this.#brokerId), key).del(key)).then(() => undefined));
+    return packet != null ? this.putWill(client, packet) : Promise.resolve();
   }
 
   override delWill(client: unknown): Promise<unknown> {

@@ -179,14 +179,22 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   /** Their lines while no durable snapshot holds them (number > essentialCovered): what a compacted file keeps. */
   let uncoveredSent: Array<{ readonly n: number; readonly line: string }> = [];
   let uncoveredSentBytes = 0;
+  /**
+   * Set when uncoveredSent passed its bound (snapshots failing for long: a full disk): the list is
+   * dropped and the file not compacted until a snapshot holds everything sent; the file keeps it all.
+   */
+  let uncoveredOverflow = false;
+  const maxUncoveredBytes = Math.max(compactBytes, 16 * 1024 * 1024);
   let compactions = 0;
+  /** A compaction renamed the file but its directory is not synced yet: appends wait for that sync. */
+  let dirUnsynced = false;
 
   /** Everything is in InfluxDB: empties the file, unless a snapshot must hold it first (deps.cover). */
   function emptyFileIfSent(): void {
     if (queue.length !== 0) return;
     if (uncovered()) {
       deps.cover?.request();
-      if (fileBytes >= compactBytes && uncoveredSentBytes * 2 <= fileBytes) compact();
+      if (!uncoveredOverflow && fileBytes >= compactBytes && uncoveredSentBytes * 2 <= fileBytes) compact();
       return;
     }
     // Appends queued later land after this.
@@ -211,7 +219,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
    */
   function compact(): void {
     onFile(async (h) => {
-      if (queue.length !== 0 || !uncovered() || fileBytes < compactBytes || uncoveredSentBytes * 2 > fileBytes) return;
+      if (queue.length !== 0 || !uncovered() || uncoveredOverflow || fileBytes < compactBytes || uncoveredSentBytes * 2 > fileBytes) return;
       // As in the truncate: lines still unwritten now are of records InfluxDB has; those a snapshot
       // does not hold yet are in uncoveredSent, written below.
       const sent = unwritten.length;
@@ -228,19 +236,25 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
         throw err;
       }
       fh = next;
+      dirUnsynced = true;
       unwritten.splice(0, sent);
       fileBytes = Buffer.byteLength(live);
       compactions++;
-      ioFailing = false;
       await h.close().catch(() => undefined);
-      // The rename is durable once the directory is (state-file.ts writeTextAtomic, same reason).
-      const dir = await open(dirname(deps.path), 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await syncDir();
+      ioFailing = false;
     });
+  }
+
+  /** The rename is durable once the directory is (state-file.ts writeTextAtomic, same reason); until then no append counts as on disk. */
+  async function syncDir(): Promise<void> {
+    const dir = await open(dirname(deps.path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    dirUnsynced = false;
   }
 
   function onFile(op: (h: JournalFile) => Promise<void>): void {
@@ -260,6 +274,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     fileRetryTimer = deps.clock.setTimeout(() => {
       fileRetryTimer = undefined;
       writeUnwritten();
+      // A failed compaction (or emptying) is tried again when its conditions still hold.
+      emptyFileIfSent();
     }, fileBackoff);
     fileBackoff = Math.min(retryMax, fileBackoff * 2);
   }
@@ -267,6 +283,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   /** Appends and syncs every unwritten line; on failure they stay for the retry. */
   function writeUnwritten(): void {
     onFile(async (h) => {
+      if (dirUnsynced) await syncDir();
       if (unwritten.length === 0) return;
       const lines = unwritten.slice();
       const text = lines.join('');
@@ -376,10 +393,15 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       for (const r of batch) {
         if (!essential(r)) continue;
         essentialSent++;
-        if (deps.cover !== undefined && essentialSent > essentialCovered) {
+        if (deps.cover !== undefined && essentialSent > essentialCovered && !uncoveredOverflow) {
           const line = `${JSON.stringify(r)}\n`;
           uncoveredSent.push({ n: essentialSent, line });
           uncoveredSentBytes += Buffer.byteLength(line);
+          if (uncoveredSentBytes > maxUncoveredBytes) {
+            uncoveredOverflow = true;
+            uncoveredSent = [];
+            uncoveredSentBytes = 0;
+          }
         }
       }
       inFlight = 0;
@@ -453,6 +475,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       let held = 0;
       while (held < uncoveredSent.length && (uncoveredSent[held]?.n ?? Infinity) <= essentialCovered) uncoveredSentBytes -= Buffer.byteLength(uncoveredSent[held++]?.line ?? '');
       if (held > 0) uncoveredSent = uncoveredSent.slice(held);
+      if (uncoveredOverflow && essentialCovered >= essentialSent) uncoveredOverflow = false;
       if (!closed) emptyFileIfSent();
     },
     drained() {

@@ -1,11 +1,12 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILTERS, deviceCommandTopic, deviceTopic } from '../../contract/topics.ts';
 import { MAX_DEVICE_PAYLOAD_BYTES } from '../../contract/payloads.ts';
 import type { Device } from '../../contract/registry.ts';
 import type { Broker } from '../../broker/broker.ts';
-import { deviceTaker } from '../support/registry.ts';
+import { deviceTaker, demoSecret } from '../support/registry.ts';
 import { closedEvent, connect, json, record, startBroker, until, type Received } from './helpers.ts';
 
 /** Each test takes fresh devices so retained statuses of earlier tests never confuse it. */
@@ -193,6 +194,49 @@ describe('status and last will', () => {
     // And it is published when the new connection dies.
     (second as unknown as { stream: Socket }).stream.destroy();
     await until('will of the new connection', () => got.some((m) => m.topic === statusTopic(d) && json(m).online === false));
+  });
+
+  it("keeps a device's live connection, and its will, when a reconnect dies before the broker registered it", async () => {
+    const d = takeDevice();
+    const will = { topic: statusTopic(d), payload: Buffer.from(WILL), qos: 1 as const, retain: true };
+    const first = await client(d.id, { will });
+    const aedes = broker.aedes as unknown as { clients: Record<string, { closed: boolean } | undefined>; persistence: Record<string, unknown> };
+    const live = aedes.clients[d.id];
+    const connectedBefore = broker.stats().connectedClients;
+    // A second CONNECT is authenticated, then held while its will is stored; its socket dies there.
+    const store = aedes.persistence;
+    const name = typeof store.replaceWill === 'function' ? 'replaceWill' : 'putWill';
+    const original = store[name] as (this: unknown, client: { id: string }, packet: unknown) => Promise<unknown>;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = false;
+    store[name] = function (this: unknown, c: { id: string }, packet: unknown) {
+      if (c.id !== d.id) return original.call(this, c, packet);
+      held = true;
+      return gate.then(() => original.call(this, c, packet));
+    };
+    try {
+      const raw = await rawSocket();
+      raw.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 60, username: d.id, password: Buffer.from(demoSecret(d.id)), will: { topic: statusTopic(d), payload: Buffer.from(WILL), qos: 1, retain: true } }));
+      await until('second CONNECT authenticated and held', () => held);
+      raw.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      store[name] = original;
+      release();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    // The dead attempt neither took the session over nor removed the live connection's registration.
+    expect(aedes.clients[d.id]).toBe(live);
+    expect(live?.closed).toBe(false);
+    expect(broker.stats().connectedClients).toBe(connectedBefore);
+    const telemetryTopic = deviceTopic(d.homeId, d.id, 'telemetry');
+    await first.publishAsync(telemetryTopic, telemetry(7), { qos: 1 });
+    await until('telemetry of the live connection', () => got.some((m) => m.topic === telemetryTopic));
+    // When the live connection dies, its will is published.
+    const offlineBefore = got.filter((m) => m.topic === statusTopic(d) && json(m).online === false).length;
+    (first as unknown as { stream: Socket }).stream.destroy();
+    await until('the live connection\'s will', () => got.filter((m) => m.topic === statusTopic(d) && json(m).online === false).length > offlineBefore);
   });
 
   it("still publishes a device's will after someone tried its client id with a wrong password", async () => {

@@ -150,6 +150,25 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
     s.destroy();
   });
 
+  it('closes a connection that sends only part of a packet, a byte at a time', async () => {
+    const d = takeDevice();
+    const timeoutsBefore = broker.stats().keepaliveTimeouts;
+    const s = await rawSocket();
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    const replies: Buffer[] = [];
+    s.on('data', (b: Buffer) => replies.push(b));
+    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    await until('CONNACK', () => Buffer.concat(replies).length >= 4);
+    // The first byte of a PUBLISH, then the rest a byte at a time, never completing it.
+    const trickle = setInterval(() => s.write(Buffer.from([0x30])), 700);
+    try {
+      await closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore + 1);
+  });
+
   it('refuses a wrong password with CONNACK 4 and closes the connection, counted', async () => {
     const d = takeDevice();
     const refusedBefore = broker.stats().refusals.BROKER_BAD_PASSWORD;
