@@ -85,6 +85,22 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
     });
   }
 
+  /** A device's clean CONNECT with keepalive 1 s on a raw socket (sent, not awaited), its replies and its close recorded. */
+  async function keepaliveDevice(d: Device): Promise<{ s: Socket; replies: Buffer[]; closed: Promise<void>; isClosed(): boolean }> {
+    const s = await rawSocket();
+    let isClosed = false;
+    const closed = new Promise<void>((resolve) =>
+      s.once('close', () => {
+        isClosed = true;
+        resolve();
+      }),
+    );
+    const replies: Buffer[] = [];
+    s.on('data', (b: Buffer) => replies.push(b));
+    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    return { s, replies, closed, isClosed: () => isClosed };
+  }
+
   it("writes CONNACK 0 byte for byte as mqtt-packet does, in one buffer", () => {
     expect(CONNACK_ACCEPTED.equals(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))).toBe(true);
   });
@@ -114,11 +130,7 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
   it('arms the keepalive timer: a device silent for 1.5 × its keepalive is closed and reported offline', async () => {
     const d = takeDevice();
     const timeoutsBefore = broker.stats().keepaliveTimeouts;
-    const s = await rawSocket();
-    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
-    const replies: Buffer[] = [];
-    s.on('data', (b: Buffer) => replies.push(b));
-    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    const { replies, closed } = await keepaliveDevice(d);
     const t0 = Date.now();
     await closed;
     // keepalive 1 s → aedes' bound of 1.5 s [MQTT-3.1.2-24]; the CONNACK came first.
@@ -131,12 +143,7 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
   it('reads what arrived before judging a keepalive: a PINGREQ that came during an event-loop stall past the bound keeps the connection', async () => {
     const d = takeDevice();
     const timeoutsBefore = broker.stats().keepaliveTimeouts;
-    const s = await rawSocket();
-    let closed = false;
-    s.once('close', () => (closed = true));
-    const replies: Buffer[] = [];
-    s.on('data', (b: Buffer) => replies.push(b));
-    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    const { s, replies, isClosed } = await keepaliveDevice(d);
     await until('CONNACK', () => Buffer.concat(replies).length >= 4);
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 1_100));
@@ -145,7 +152,7 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
     // … and the event loop stalls past the 1.5 s bound before anyone reads it.
     while (Date.now() - t0 < 2_000);
     await until('PINGRESP', () => Buffer.concat(replies).subarray(4).equals(mqttPacket.generate({ cmd: 'pingresp' })));
-    expect(closed).toBe(false);
+    expect(isClosed()).toBe(false);
     expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore);
     s.destroy();
   });
@@ -153,11 +160,7 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
   it('closes a connection that sends only part of a packet, a byte at a time', async () => {
     const d = takeDevice();
     const timeoutsBefore = broker.stats().keepaliveTimeouts;
-    const s = await rawSocket();
-    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
-    const replies: Buffer[] = [];
-    s.on('data', (b: Buffer) => replies.push(b));
-    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: d.id, keepalive: 1, username: d.id, password: Buffer.from(demoSecret(d.id)) }));
+    const { s, replies, closed } = await keepaliveDevice(d);
     await until('CONNACK', () => Buffer.concat(replies).length >= 4);
     // The first byte of a PUBLISH, then the rest a byte at a time, never completing it.
     const trickle = setInterval(() => s.write(Buffer.from([0x30])), 700);
