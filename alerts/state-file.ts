@@ -27,9 +27,16 @@ export async function writeTextAtomic(path: string, text: string | Iterable<stri
     await fh.close();
   }
   await rename(tmp, path);
-  // The rename is durable only once the directory is (POSIX leaves it to fsync of the directory;
-  // ext4 and XFS need it after a rename over an existing file): the alert journal empties itself on
-  // the word of this file (journal-writer.ts `cover`), so it must survive a power cut too.
+  // The alert journal empties itself on the word of this file (journal-writer.ts `cover`), so the
+  // rename must survive a power cut too.
+  await syncDirectoryOf(path);
+}
+
+/**
+ * Makes a rename into `path`'s directory durable: POSIX leaves that to an fsync of the directory
+ * (ext4 and XFS need it after a rename over an existing file).
+ */
+export async function syncDirectoryOf(path: string): Promise<void> {
   const dir = await open(dirname(path), 'r');
   try {
     await dir.sync();

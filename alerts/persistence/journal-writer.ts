@@ -6,6 +6,7 @@ import type { InfluxDatabase } from '../../common/influx/database.ts';
 import { InfluxError } from '../../common/influx/errors.ts';
 import { createDeadLetterFile, rejectionReason, writeIsolatingRejects, type DeadLetter } from '../../common/influx/dead-letter.ts';
 import { createRejectionLog } from '../../common/rejection-log.ts';
+import { syncDirectoryOf } from '../state-file.ts';
 
 /**
  * A writer that never drops: every record is appended (and fdatasync'ed) to a local journal file
@@ -177,7 +178,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   /** Essential records InfluxDB has (in append order: the queue is sent from its head). */
   let essentialSent = 0;
   /** Their lines while no durable snapshot holds them (number > essentialCovered): what a compacted file keeps. */
-  let uncoveredSent: Array<{ readonly n: number; readonly line: string }> = [];
+  let uncoveredSent: Array<{ readonly n: number; readonly line: string; readonly bytes: number }> = [];
   let uncoveredSentBytes = 0;
   /**
    * Set when uncoveredSent passed its bound (snapshots failing for long: a full disk): the list is
@@ -246,14 +247,9 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     });
   }
 
-  /** The rename is durable once the directory is (state-file.ts writeTextAtomic, same reason); until then no append counts as on disk. */
+  /** The rename is durable once the directory is; until then no append counts as on disk. */
   async function syncDir(): Promise<void> {
-    const dir = await open(dirname(deps.path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDirectoryOf(deps.path);
     dirUnsynced = false;
   }
 
@@ -395,8 +391,9 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
         essentialSent++;
         if (deps.cover !== undefined && essentialSent > essentialCovered && !uncoveredOverflow) {
           const line = `${JSON.stringify(r)}\n`;
-          uncoveredSent.push({ n: essentialSent, line });
-          uncoveredSentBytes += Buffer.byteLength(line);
+          const bytes = Buffer.byteLength(line);
+          uncoveredSent.push({ n: essentialSent, line, bytes });
+          uncoveredSentBytes += bytes;
           if (uncoveredSentBytes > maxUncoveredBytes) {
             uncoveredOverflow = true;
             uncoveredSent = [];
@@ -472,8 +469,9 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
     covered(mark) {
       if (mark <= essentialCovered) return;
       essentialCovered = Math.min(mark, essentialAppended);
-      let held = 0;
-      while (held < uncoveredSent.length && (uncoveredSent[held]?.n ?? Infinity) <= essentialCovered) uncoveredSentBytes -= Buffer.byteLength(uncoveredSent[held++]?.line ?? '');
+      const firstUncovered = uncoveredSent.findIndex((e) => e.n > essentialCovered);
+      const held = firstUncovered === -1 ? uncoveredSent.length : firstUncovered;
+      for (const e of uncoveredSent.slice(0, held)) uncoveredSentBytes -= e.bytes;
       if (held > 0) uncoveredSent = uncoveredSent.slice(held);
       if (uncoveredOverflow && essentialCovered >= essentialSent) uncoveredOverflow = false;
       if (!closed) emptyFileIfSent();
