@@ -682,20 +682,11 @@ export function createBroker(deps: BrokerDeps): Broker {
         if (nodeId !== broker.id && local !== undefined && !local.closed) takenOver.add(clientId);
         done();
       }, () => undefined);
-      // aedes registers a connection at the end of its CONNECT even if it died meanwhile (its session
-      // or will still being stored): the dead one then took the session over, closing the id's live
-      // connection, and stayed registered in its place. And its Client#close unregisters by client id
-      // whenever an entry exists for the id, so that death also removed the live connection's
-      // registration: connectedClients one low, and 'clientDisconnect' for a client that never
-      // connected. Only an open connection registers, and only the registered client leaves.
-      // (clean-connect.ts checks the same in its own register, which does not come through here on a
-      // single broker.)
-      const registered = broker as unknown as AedesInternals & { registerClient(client: Client): void; unregisterClient(client: Client): void };
-      const registerClient = registered.registerClient.bind(broker);
-      registered.registerClient = (client: Client): void => {
-        if (client.closed) return;
-        registerClient(client);
-      };
+      // aedes' Client#close unregisters by client id whenever an entry exists for the id, so a
+      // connection that died before it was registered (its CONNECT still being stored) removed the
+      // registration of the id's live connection: no takeover any more, connectedClients one low, and
+      // 'clientDisconnect' for a client that never connected. Only the registered client leaves.
+      const registered = broker as unknown as AedesInternals & { unregisterClient(client: Client): void };
       const unregisterClient = registered.unregisterClient.bind(broker);
       registered.unregisterClient = (client: Client): void => {
         if (registered.clients[client.id] !== client) return;

@@ -239,40 +239,6 @@ describe('status and last will', () => {
     await until('the live connection\'s will', () => got.filter((m) => m.topic === statusTopic(d) && json(m).online === false).length > offlineBefore);
   });
 
-  it("keeps a service's live persistent session when its reconnect dies before the broker registered it", async () => {
-    const id = 'svc-ingest-dies-mid-connect';
-    // A persistent session without subscriptions: aedes' CONNECT then runs on to registering it.
-    await client('svc-ingest', { clientId: id, clean: false });
-    const aedes = broker.aedes as unknown as { clients: Record<string, { closed: boolean } | undefined>; persistence: Record<string, unknown> };
-    const registeredBefore = aedes.clients[id];
-    const connectedBefore = broker.stats().connectedClients;
-    // aedes' own CONNECT (a persistent session): held while it reads the session's subscriptions.
-    const store = aedes.persistence;
-    const original = store.subscriptionsByClient as (this: unknown, c: { id: string }) => Promise<unknown>;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let held = false;
-    store.subscriptionsByClient = function (this: unknown, c: { id: string }) {
-      if (c.id !== id) return original.call(this, c);
-      held = true;
-      return gate.then(() => original.call(this, c));
-    };
-    try {
-      const raw = await rawSocket();
-      raw.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: id, keepalive: 60, username: 'svc-ingest', password: Buffer.from(demoSecret('svc-ingest')) }));
-      await until('second CONNECT authenticated and held', () => held);
-      raw.destroy();
-      await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      store.subscriptionsByClient = original;
-      release();
-    }
-    await new Promise((r) => setTimeout(r, 100));
-    expect(aedes.clients[id]).toBe(registeredBefore);
-    expect(registeredBefore?.closed).toBe(false);
-    expect(broker.stats().connectedClients).toBe(connectedBefore);
-  });
-
   it("still publishes a device's will after someone tried its client id with a wrong password", async () => {
     const d = takeDevice();
     const will = { topic: statusTopic(d), payload: Buffer.from(WILL), qos: 1 as const, retain: true };
