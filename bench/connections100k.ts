@@ -6,7 +6,7 @@ import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
 import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../broker/pubsub-resync.ts';
 import { BENCH_DEVICE_SECRET, BENCH_SERVICE_SECRET, BENCH_USER_PASSWORD, benchRegistry, type BenchDevice, type BenchRegistry } from './lib/registry.ts';
 import { startLoadgen, type Loadgen } from './lib/loadgen.ts';
-import { freePort, liveChildren, reniceAllThreads, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
+import { freePort, liveChildren, onAbort, reniceAllThreads, spawnWithUlimit, startMosquitto, waitForPort, type Child } from './lib/processes.ts';
 import { serviceArgs, startAlerts, startIngest } from './lib/services.ts';
 import { createInfluxServer, influxdPid } from './lib/influx.ts';
 import { coresUsed, cpuSample, rssBytes, type CpuSample } from './lib/proc.ts';
@@ -15,6 +15,7 @@ import { alertTrials, STAGE_NAMES, type TrialSet } from './alerts.ts';
 import type { Backoff, ReconnectReport, RunResult } from './lib/loadgen-protocol.ts';
 import type { BenchContext, BenchResult, Benchmark, Row } from './lib/context.ts';
 import { sleep } from './lib/sleep.ts';
+import { openCpuGroups, type CpuGroups } from './lib/cpu-groups.ts';
 
 /**
  * Issue 14: 100,000 concurrent device connections across broker nodes (CAREWATCH_BROKER_CLUSTER=redis)
@@ -396,6 +397,20 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
   mkdirSync(tmp, { recursive: true });
   closers.push(async () => rmSync(tmp, { recursive: true, force: true }));
   try {
+    // Before any process of the cluster starts: they inherit the runner's group (lib/cpu-groups.ts).
+    let groups: CpuGroups | undefined;
+    if (ctx.generatorCpu !== undefined) {
+      const g = openCpuGroups(String(process.pid), ctx.generatorCpu);
+      if ('error' in g) throw new Error(`--generator-cpu: ${g.error}`);
+      groups = g;
+      // First in, so closed last: after every process of the run has stopped.
+      const offAbort = onAbort(() => g.close());
+      closers.unshift(async () => {
+        offAbort();
+        g.close();
+      });
+      ctx.log(`connections100k: device load generators in a CPU group of their own, ${ctx.generatorCpu} % of the machine when contended (--generator-cpu)`);
+    }
     const influx = await createInfluxServer();
     closers.push(() => influx.close());
     await influx.start();
@@ -439,9 +454,11 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         : 'connections100k: WARNING could not raise the alarm path\'s priority (needs root or CAP_SYS_NICE): alerts competes with the device side per process',
     );
     const parts = slices(held, PER_GROUP);
-    const generatorNice = ctx.generatorNice ?? GENERATOR_NICE;
+    // In a CPU group of their own the generators weigh as one against the rest: nice 0 inside it.
+    const generatorNice = ctx.generatorNice ?? (groups !== undefined ? 0 : GENERATOR_NICE);
     ctx.log(`connections100k: device load generators at nice ${generatorNice}${ctx.generatorNice !== undefined ? ' (--generator-nice)' : ''}`);
     const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: generatorNice })));
+    for (const lg of lgs) groups?.addGenerator(lg.child.pid);
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000 } as const;
     const t0 = performance.now();

@@ -3,7 +3,7 @@
  * bench/results/latest.json and bench/results/<timestamp>.json.
  *
  *   npm run bench -- [--only relay,ingest,alerts,connections,drain,fanout,durable,reconnect,encoder,masstrouble,rulesatscale,connections100k] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N]
- *   npm run bench -- --only connections100k [--devices N] [--nodes N] [--rate N] [--device-nice N] [--generator-nice N]   (opt-in: not part of the default suite)
+ *   npm run bench -- --only connections100k [--devices N] [--nodes N] [--rate N] [--device-nice N] [--generator-nice N] [--generator-cpu PCT]   (opt-in: not part of the default suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -31,6 +31,8 @@ export interface Args {
   readonly deviceNice?: number;
   /** `connections100k`: niceness of the device load generators (default 5). */
   readonly generatorNice?: number;
+  /** `connections100k`: percent of the CPU guaranteed to the device load generators (a CPU group; unset: none). */
+  readonly generatorCpu?: number;
 }
 
 export function parseArgs(argv: readonly string[], known: readonly string[]): Args {
@@ -39,7 +41,7 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
   let runs = 3;
   let cpuProf: string | undefined;
   let ingestMax: number | undefined;
-  const sizes: { devices?: number; nodes?: number; rate?: number; deviceNice?: number; generatorNice?: number } = {};
+  const sizes: { devices?: number; nodes?: number; rate?: number; deviceNice?: number; generatorNice?: number; generatorCpu?: number } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -59,6 +61,11 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
       if (!Number.isInteger(v) || v < 0 || v > 19) throw new Error(`${a.replace(/=.*/, '')} expects an integer 0..19`);
       sizes[key] = v;
     }
+    else if (a.startsWith('--generator-cpu')) {
+      const v = Number(value());
+      if (!Number.isInteger(v) || v < 1 || v > 90) throw new Error('--generator-cpu expects an integer percent 1..90');
+      sizes.generatorCpu = v;
+    }
     else if (a.startsWith('--devices') || a.startsWith('--nodes') || a.startsWith('--rate')) {
       const key = (a.startsWith('--devices') ? 'devices' : a.startsWith('--nodes') ? 'nodes' : 'rate') as keyof typeof sizes;
       const v = Number(value());
@@ -69,7 +76,7 @@ export function parseArgs(argv: readonly string[], known: readonly string[]): Ar
     else if (a.startsWith('--runs')) {
       runs = Number(value());
       if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs expects an integer 1..20');
-    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N] [--devices N] [--nodes N] [--rate N] [--device-nice N] [--generator-nice N]`);
+    } else throw new Error(`unknown option ${a}; usage: npm run bench -- [--only ${known.join(',')}] [--quick] [--runs N] [--cpu-prof DIR] [--ingest-max N] [--devices N] [--nodes N] [--rate N] [--device-nice N] [--generator-nice N] [--generator-cpu PCT]`);
   }
   for (const o of only ?? []) if (!known.includes(o)) throw new Error(`--only: unknown benchmark "${o}"; known: ${known.join(', ')}`);
   return { only, quick, runs, ...(cpuProf !== undefined ? { cpuProf } : {}), ...(ingestMax !== undefined ? { ingestMax } : {}), ...sizes };
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
     ...(args.rate !== undefined ? { rate: args.rate } : {}),
     ...(args.deviceNice !== undefined ? { deviceNice: args.deviceNice } : {}),
     ...(args.generatorNice !== undefined ? { generatorNice: args.generatorNice } : {}),
+    ...(args.generatorCpu !== undefined ? { generatorCpu: args.generatorCpu } : {}),
     log: (m) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${m}\n`),
   };
   if (args.ingestMax !== undefined) Object.assign(sharedResults, { maxSustained: args.ingestMax, maxSustainedSource: '--ingest-max (an earlier ingest run)' });

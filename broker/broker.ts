@@ -15,7 +15,8 @@ import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
-import type { ClosablePersistence, StoredWill, WillAction } from './redis-persistence.ts';
+import type { ClosablePersistence, StoredWill, StrandedHeadEvent, WillAction } from './redis-persistence.ts';
+import { STRANDED_HEAD_CODE } from './stranded-head.ts';
 import type { EarlyListener } from './early-listener.ts';
 import type { FanoutStats } from './redis-mq.ts';
 import { PUBSUB_RESYNC_CODE, watchPubsubResync, type PubsubResyncStats, type Recovery } from './pubsub-resync.ts';
@@ -59,6 +60,11 @@ export interface BrokerStats {
    * kept their proof of life in Redis: this node, not that one, missed the heartbeats (cluster only).
    */
   readonly willsDeferred: number;
+  /**
+   * Persistent sessions' queue heads found stranded behind their acknowledgements (stranded-head.ts;
+   * cluster only): each closes the session's connection here once, so it reconnects for its queue.
+   */
+  readonly queueHeadsStranded: number;
   /** Connections closed because the client sent nothing for 1.5 × its keepalive [MQTT-3.1.2-24], since start. */
   readonly keepaliveTimeouts: number;
   readonly clientErrors: number;
@@ -144,6 +150,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   let offlinePublished = 0;
   let willsPublished = 0;
   let willsDeferred = 0;
+  let queueHeadsStranded = 0;
   let keepaliveTimeouts = 0;
   let clientErrors = 0;
   // Plain integer increments on the publish and delivery paths: the only per-message work for metrics.
@@ -483,6 +490,26 @@ export function createBroker(deps: BrokerDeps): Broker {
     return closed;
   }
 
+  /**
+   * A persistent session's queue head stranded (stranded-head.ts): the node that ran the
+   * acknowledgement holds the session's connection, and closes it, so the session reconnects and is
+   * sent its queue from the head. Not again for the same head; not a clean session (it has no queue).
+   */
+  function closeStrandedSession(e: StrandedHeadEvent): void {
+    queueHeadsStranded++;
+    const client = (aedes as unknown as AedesInternals | undefined)?.clients[e.clientId];
+    const close = !e.again && !closing && client !== undefined && !client.closed && client.clean !== true;
+    log.warn(
+      { code: STRANDED_HEAD_CODE, clientId: e.clientId, head: e.head, marks: e.marks, closed: close },
+      e.again
+        ? 'a persistent session\'s queue head is still not acknowledged after the session reconnected for it; not closed again'
+        : 'a persistent session\'s queue head is not acknowledged while later messages are (a node died between queueing it and publishing it): session closed here to reconnect and receive its queue',
+    );
+    if (!close) return;
+    closedForResync.add(client);
+    client.close();
+  }
+
   function queuedMessages(): number {
     const mq = (aedes as unknown as { mq?: { _messageQueue?: { length?: unknown } } } | undefined)?.mq;
     const n = mq?._messageQueue?.length;
@@ -496,6 +523,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       offlinePublished,
       willsPublished,
       willsDeferred,
+      queueHeadsStranded,
       keepaliveTimeouts,
       clientErrors,
       credentialCache: { size: verifier.size, hits: verifier.hits, misses: verifier.misses },
@@ -637,7 +665,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       persistence =
         config.redisUrl !== undefined
           ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
-            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { willAction })
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { willAction, now, onStrandedHead: closeStrandedSession, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();

@@ -3,6 +3,7 @@ import { MAX_DEVICE_PAYLOAD_BYTES } from '../contract/payloads.ts';
 import type { ServerTls } from '../common/tls.ts';
 import { DEFAULT_AUTH_THROTTLE, type AuthThrottleLimits } from './auth-throttle.ts';
 import { LISTEN_BACKLOG } from './early-listener.ts';
+import { STRANDED_AFTER_MS, STRANDED_MARKS } from './stranded-head.ts';
 
 /** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
 export const BrokerEnv = Type.Object({
@@ -100,6 +101,8 @@ export interface BrokerLimits {
   readonly authThrottle: Partial<AuthThrottleLimits>;
   /** Accept queue of the MQTT/TCP listener (early-listener.ts LISTEN_BACKLOG says why not Node's 511). */
   readonly listenBacklog: number;
+  /** Redis store: marks behind a persistent session's queue head from which the head is watched, and how long it may stay (stranded-head.ts). */
+  readonly strandedHead: { readonly marks: number; readonly afterMs: number };
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -113,4 +116,5 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   offlineBatch: 200,
   authThrottle: DEFAULT_AUTH_THROTTLE,
   listenBacklog: LISTEN_BACKLOG,
+  strandedHead: { marks: STRANDED_MARKS, afterMs: STRANDED_AFTER_MS },
 };

@@ -3,6 +3,7 @@ import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js';
 import { Redis } from 'ioredis';
 import msgpack from 'msgpack-lite';
 import { corkPerTurn } from './cork-per-turn.ts';
+import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -108,6 +109,8 @@ export const ACKED_BOUND = 100_000;
  * never holding Redis' one thread for all of them at once.
  */
 export const TRIM_STEP = 256;
+/** Past ACKED_BOUND: entries from the head within which an acknowledged one is looked for first (LPOS MAXLEN; Redis 6.0.6). */
+export const HEAD_WINDOW = 1_000;
 
 /**
  * Acknowledges one entry of a session's queue without scanning it. Entries are RPUSHed in publish
@@ -125,14 +128,22 @@ export const TRIM_STEP = 256;
  * not resent on a reconnect (outgoingStream below). A queue emptied takes its set with it (a mark for
  * an entry that was never queued does not outlive the queue; a second copy's acknowledgement changes
  * nothing, below).
- * Past ACKED_BOUND marks: LREM count 1 from the head, as before.
+ * Past ACKED_BOUND marks the entry is removed by a scan, from the end it is likely near: from the
+ * head if it is within HEAD_WINDOW of it (a backlog resent after a reconnect is acknowledged in
+ * queue order), else from the tail (live deliveries, acknowledged while that backlog drains, are
+ * the newest entries). Before session 17 the scan always ran from the head: in the 100,000-device run
+ * a 256,000-entry backlog of svc-ingest passed the bound while it drained and each PUBACK of a live
+ * message cost Redis 42 ms (4,609 of them: 195 s in which no node's command ran), which slowed the
+ * drain that would have ended it.
  * First of all, the acknowledgement takes its session off the packet's holders (KEYS[3], below): a
  * session that is no longer a holder already had its entry popped or marked, and the last holder
  * deletes the packet (KEYS[4]) and the library's count (KEYS[5]). A packet with neither holders nor
  * count was acknowledged by all its sessions already and written again since (the library's
  * outgoingUpdate SETs the packet it sends: the queue's copy of a message already acknowledged live):
  * it goes, and nothing else changes.
- * Returns the entries removed from the list (0 when only marked).
+ * Returns the entries removed from the list; when the acknowledgement did not reach the head (its
+ * entry marked, or scanned for past the bound), {removed, marks now, the head}: what
+ * stranded-head.ts watches.
  */
 const ACK_QUEUED = `
 if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -155,11 +166,16 @@ while head and n < step do
 end
 if not head then redis.call('DEL', KEYS[2]) return n end
 if mine then return n end
-if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then return n + redis.call('LREM', KEYS[1], 1, ARGV[1]) end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+  local removed
+  if redis.call('LPOS', KEYS[1], ARGV[1], 'MAXLEN', tonumber(ARGV[4])) then removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+  else removed = redis.call('LREM', KEYS[1], -1, ARGV[1]) end
+  return {n + removed, redis.call('SCARD', KEYS[2]), head}
+end
 redis.call('SADD', KEYS[2], ARGV[1])
-return n`;
+return {n, redis.call('SCARD', KEYS[2]), head}`;
 
-type AckQueued = (listKey: string, setKey: string, holders: string, packetKey: string, countKey: string, element: string, bound: number, trimStep: number) => Promise<number>;
+type AckQueued = (listKey: string, setKey: string, holders: string, packetKey: string, countKey: string, element: string, bound: number, trimStep: number, headWindow: number) => Promise<number | [number, number, string]>;
 
 /**
  * A queued packet's life, by its holders rather than the library's counter. The library stores a
@@ -224,7 +240,28 @@ const COUNT_SUFFIX = ':offlineCount';
  *   while a session holds it (above HOLDERS_DECR; the holders are added by outgoingEnqueueCombi).
  * The library's methods are private (#db), so the rewrite sits on the connection, not in an override.
  */
-function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Redis {
+/** A session whose queue head stays while acknowledgements pile up marks behind it (stranded-head.ts). */
+export interface StrandedHeadEvent {
+  readonly clientId: string;
+  readonly head: string;
+  readonly marks: number;
+  /** The same head as a close of this session was already made for: report, do not close again. */
+  readonly again: boolean;
+}
+
+/** The store's knobs that tests turn (defaults: the constants above and stranded-head.ts'). */
+export interface StoreTuning {
+  readonly ackedBound: number;
+  readonly headWindow: number;
+  readonly strandedMarks: number;
+  readonly strandedAfterMs: number;
+  readonly now: () => number;
+  readonly onStrandedHead?: ((event: StrandedHeadEvent) => void) | undefined;
+}
+
+function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Redis {
+  const { ackedBound, headWindow } = tuning;
+  const heads = new StrandedHeads(tuning.strandedAfterMs);
   const conn = new Redis(opts);
   // ioredis writes each command (and each explicit pipeline or transaction) to the socket when it is
   // called: one syscall each, and one wake-up of Redis. A CONNECT on a cluster node makes about eight
@@ -268,7 +305,15 @@ function storeConnection(opts: RedisPersistenceOptions, ackedBound: number): Red
     value: async (key: string, count: number, element: string | undefined): Promise<number> => {
       if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
       if (element === undefined || element === '') return 0;
-      await ackQueued(key, ackedKey(key), holdersKey(element), element, `${element}${COUNT_SUFFIX}`, element, ackedBound, TRIM_STEP);
+      const done = await ackQueued(key, ackedKey(key), holdersKey(element), element, `${element}${COUNT_SUFFIX}`, element, ackedBound, TRIM_STEP, headWindow);
+      if (Array.isArray(done) && tuning.onStrandedHead !== undefined) {
+        const [, marks, head] = done;
+        if (marks >= tuning.strandedMarks && typeof head === 'string') {
+          const clientId = decodeURIComponent(key.slice("outgoing:".length));
+          const verdict = heads.observe(clientId, head, tuning.now());
+          if (verdict !== 'watching') tuning.onStrandedHead({ clientId, head, marks, again: verdict === 'stranded-again' });
+        }
+      }
       // The library reads 1 as "removed" (its QoS 2 path then queues the PUBREL's key): a marked
       // entry is as good as removed, it is never sent again.
       return 1;
@@ -349,8 +394,8 @@ class AedesOneRedisPersistence extends Base {
   /** aedes' id of this node (set in setup): the wills it stores are keyed by it. */
   #brokerId = '';
 
-  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, willAction?: (will: StoredWill) => Promise<WillAction>, ackedBound = ACKED_BOUND) {
-    const conn = storeConnection(opts, ackedBound);
+  constructor(opts: RedisPersistenceOptions, drainTimeoutMs: number, tuning: StoreTuning, willAction?: (will: StoredWill) => Promise<WillAction>) {
+    const conn = storeConnection(opts, tuning);
     super({ ...opts, conn });
     this.#conn = conn;
     this.#drainTimeoutMs = drainTimeoutMs;
@@ -649,13 +694,25 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  * ioredis fails each command only after maxRetriesPerRequest (20) reconnect attempts, about 10 s,
  * and close() must still end.
  */
-/** `ackedBound`: ACKED_BOUND unless a test needs to reach it. */
-export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction>; ackedBound?: number } = {}): ClosablePersistence {
+/**
+ * `onStrandedHead`: told when a persistent session's queue head strands (stranded-head.ts; the broker
+ * closes the session's connection if it holds it). The tuning's other fields: their defaults unless
+ * a test needs to reach them.
+ */
+export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction> } & Partial<StoreTuning> = {}): ClosablePersistence {
+  const tuning: StoreTuning = {
+    ackedBound: opts.ackedBound ?? ACKED_BOUND,
+    headWindow: opts.headWindow ?? HEAD_WINDOW,
+    strandedMarks: opts.strandedMarks ?? STRANDED_MARKS,
+    strandedAfterMs: opts.strandedAfterMs ?? STRANDED_AFTER_MS,
+    now: opts.now ?? (() => performance.now()),
+    onStrandedHead: opts.onStrandedHead,
+  };
   // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
   // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its
   // emptyQueue). The library's default, 1000, delivered 1,001 queued messages per reconnect and left
   // the rest in Redis until the next one (issue 12: 7,206 queued, 1,001 delivered). -1 is Redis'
   // "to the last element": the whole queue drains on one reconnect. The read holds the queue's
   // keys (~40 B each) in memory; the packets are then read one by one as the client takes them.
-  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, opts.willAction, opts.ackedBound);
+  return new AedesOneRedisPersistence({ ...redisOptions(url), maxRetriesPerRequest: 20, maxSessionDelivery: -1 }, opts.drainTimeoutMs ?? 10_000, tuning, opts.willAction);
 }

@@ -21,6 +21,12 @@ export interface BenchContext {
    * ten minutes into the load and 85,000 devices dropped.
    */
   readonly generatorNice?: number;
+  /**
+   * `--generator-cpu PCT`: `connections100k`'s device load generators get PCT % of the machine's CPU
+   * when it is contended, as a CPU group of their own against everything else (lib/cpu-groups.ts), and
+   * run at nice 0 inside it unless `--generator-nice` says otherwise: the devices' own CPUs.
+   */
+  readonly generatorCpu?: number;
   log(msg: string): void;
 }
 

@@ -172,6 +172,36 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
     expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore + 1);
   });
 
+  it('gives bytes that are not a packet yet one more keepalive interval, not a second one', async () => {
+    // Each byte reaches the kernel's buffer before the bound and is read only after it (the event
+    // loop stalls over the expiry, as in the PINGREQ test): the check sees bytes read in its turn.
+    const d = takeDevice();
+    const timeoutsBefore = broker.stats().keepaliveTimeouts;
+    const { s, replies, isClosed } = await keepaliveDevice(d);
+    await until('CONNACK', () => Buffer.concat(replies).length >= 4);
+    const t0 = Date.now();
+    const at = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms - (Date.now() - t0))));
+    const stall = (untilMs: number): void => {
+      while (Date.now() - t0 < untilMs);
+    };
+    // Bound 1.5 s from the CONNACK's timer: a PUBLISH's first byte at 1.1 s, read at 2.0 s.
+    await at(1_100);
+    s.write(Buffer.from([0x30]));
+    stall(2_000);
+    await at(2_100);
+    // One interval more (timer refreshed at ~2.0 s, next bound ~3.5 s) …
+    expect(isClosed()).toBe(false);
+    // … and a second byte the same way (the Remaining Length: 48 bytes to come) buys none.
+    await at(3_200);
+    s.write(Buffer.from([0x30]));
+    stall(4_000);
+    // Closed at ~4.0 s; a second extension would have run it to ~5.5 s.
+    await at(5_000);
+    expect(isClosed()).toBe(true);
+    expect(broker.stats().keepaliveTimeouts).toBe(timeoutsBefore + 1);
+    s.destroy();
+  });
+
   it('refuses a wrong password with CONNACK 4 and closes the connection, counted', async () => {
     const d = takeDevice();
     const refusedBefore = broker.stats().refusals.BROKER_BAD_PASSWORD;

@@ -1,0 +1,77 @@
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Two CPU groups for one benchmark run (Linux cgroup v1 `cpu` controller, `cpu.shares`): the load
+ * generators' and everyone else's (the runner and, by inheritance at fork, every process it starts
+ * after the split). When both want more than the machine has, the generators get `percent` % of it
+ * and the rest the remainder; when one is idle the other may use everything (shares are
+ * work-conserving, unlike a CFS quota).
+ *
+ * Why: on one shared machine the device simulators stand for devices that in production run on CPUs
+ * of their own. At a lower niceness they starve as soon as the system under test is busy (a process's
+ * nice weighs against each of ~30 busy processes, and the generators are 12 of them); a simulator
+ * that misses its devices' keepalives then makes the broker close them, which is a fault of the
+ * bench, not of the system (session 13 run B, session 16 run 2). A group weighs as one entity against
+ * the other group, however many processes are in each.
+ *
+ * Needs the v1 `cpu` hierarchy mounted writable at /sys/fs/cgroup/cpu and root; `open` says why not.
+ */
+export interface CpuGroups {
+  /** Moves a running process (all its threads) into the generators' group. */
+  addGenerator(pid: number): void;
+  /** Moves the runner back to the root group and removes both groups (they must be empty of live processes by then). */
+  close(): void;
+}
+
+const V1_CPU = '/sys/fs/cgroup/cpu';
+
+/** cpu.shares of a group that gets `percent` % against a group of 1,024 (the default weight). */
+export function sharesFor(percent: number): number {
+  if (!(percent > 0 && percent < 100)) throw new Error(`cpu percent must be in (0, 100), got ${percent}`);
+  return Math.max(2, Math.round((1024 * percent) / (100 - percent)));
+}
+
+export function openCpuGroups(tag: string, percent: number): CpuGroups | { error: string } {
+  if (!existsSync(join(V1_CPU, 'cpu.shares'))) return { error: `no cgroup v1 cpu controller at ${V1_CPU}` };
+  const gen = join(V1_CPU, `carewatch-bench-${tag}-devices`);
+  const rest = join(V1_CPU, `carewatch-bench-${tag}-rest`);
+  try {
+    mkdirSync(gen, { recursive: true });
+    mkdirSync(rest, { recursive: true });
+    writeFileSync(join(gen, 'cpu.shares'), String(sharesFor(percent)));
+    writeFileSync(join(rest, 'cpu.shares'), '1024');
+    // The runner first: children forked after this inherit the rest group.
+    writeFileSync(join(rest, 'cgroup.procs'), String(process.pid));
+  } catch (err) {
+    return { error: `cannot use ${V1_CPU}: ${(err as Error).message}` };
+  }
+  return {
+    addGenerator(pid) {
+      // cgroup.procs moves every thread of the process (V8's and libuv's helpers included).
+      writeFileSync(join(gen, 'cgroup.procs'), String(pid));
+    },
+    close() {
+      try {
+        writeFileSync(join(V1_CPU, 'cgroup.procs'), String(process.pid));
+      } catch {
+        // the runner is exiting anyway
+      }
+      for (const dir of [gen, rest]) {
+        // Processes still in a group (a child not yet reaped) go back to the root so it can be removed.
+        try {
+          for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+            try {
+              writeFileSync(join(V1_CPU, 'cgroup.procs'), pid);
+            } catch {
+              // gone meanwhile
+            }
+          }
+          rmdirSync(dir);
+        } catch {
+          // already removed, or busy: left for the operator (named after the run's tag)
+        }
+      }
+    },
+  };
+}

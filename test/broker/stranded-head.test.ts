@@ -1,0 +1,104 @@
+import type { MqttClient } from 'mqtt';
+import { Aedes } from 'aedes';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import type { Device } from '../../contract/registry.ts';
+import type { Broker } from '../../broker/broker.ts';
+import { createRedisPersistence, queueKey, ackedKey, type ClosablePersistence } from '../../broker/redis-persistence.ts';
+import { StrandedHeads } from '../../broker/stranded-head.ts';
+import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { connect, record, seqsOf, startBroker, until } from './helpers.ts';
+
+describe('stranded queue heads (pure)', () => {
+  it('calls a head stranded once it has stayed for the time given, once per head, and again only as a report', () => {
+    const h = new StrandedHeads(1_000);
+    expect(h.observe('svc-ingest', 'packet:a:1', 0)).toBe('watching');
+    expect(h.observe('svc-ingest', 'packet:a:1', 999)).toBe('watching');
+    expect(h.observe('svc-ingest', 'packet:a:1', 1_000)).toBe('stranded');
+    // Watched anew from the verdict: the same head is reported again a whole interval later.
+    expect(h.observe('svc-ingest', 'packet:a:1', 1_500)).toBe('watching');
+    expect(h.observe('svc-ingest', 'packet:a:1', 2_000)).toBe('stranded-again');
+    // A head that moved starts the clock again; a later head that strands is closed for once more.
+    expect(h.observe('svc-ingest', 'packet:a:2', 2_100)).toBe('watching');
+    expect(h.observe('svc-ingest', 'packet:a:2', 3_100)).toBe('stranded');
+    // Sessions are watched apart.
+    expect(h.observe('svc-alerts', 'packet:a:1', 3_100)).toBe('watching');
+  });
+});
+
+/**
+ * A node that dies between queueing a message for a persistent session (RPUSH onto its queue in
+ * Redis) and publishing it (the PUBLISH every node hears) strands it at the session's queue head:
+ * the live session is never sent it, and every later acknowledgement only marks its entry behind it.
+ * Real nodes in one process on a private Redis, real mqtt.js clients. The dead node's write is made
+ * by the store's own code, as that node made it, with a broker id no live node has.
+ */
+let redis: RedisServer;
+let admin: Redis;
+const brokers: Broker[] = [];
+const clients: MqttClient[] = [];
+const stores: ClosablePersistence[] = [];
+
+beforeAll(async () => {
+  redis = await createRedisServer();
+  await redis.start();
+  admin = new Redis(`${redis.url}/0`);
+});
+afterAll(async () => {
+  for (const c of clients) c.end(true);
+  for (const b of brokers) await b.close();
+  for (const s of stores) await s.destroy();
+  admin?.disconnect();
+  await redis?.close();
+});
+
+const device = demoRegistry().site.devices.find((d) => d.kind === 'smoke_detector') as Device;
+const topic = deviceTopic(device.homeId, device.id, 'telemetry');
+const reading = (seq: number): string => JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 20 } });
+
+it("sends a connected service the message a dead node queued for it and never published, by closing the service's connection once", async () => {
+  const strandedHead = { marks: 5, afterMs: 300 };
+  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 's' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  brokers.push(s);
+  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'd' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  brokers.push(d);
+  const clientId = 'svc-ingest-stranded';
+  const service = await connect(s, 'svc-ingest', { clientId, clean: false, reconnectPeriod: 100 });
+  clients.push(service);
+  const got = record(service);
+  let closes = 0;
+  service.on('close', () => closes++);
+  await service.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+  const dev = await connect(d, device.id);
+  clients.push(dev);
+  await dev.publishAsync(topic, reading(0), { qos: 1 });
+  await until('the first reading at the service', () => seqsOf(got, topic).includes(0));
+
+  // The dead node's RPUSH, with no PUBLISH after it.
+  const dead = createRedisPersistence(`${redis.url}/0`) as ClosablePersistence & { outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> };
+  stores.push(dead);
+  const aedes = await Aedes.createBroker({ id: 'dead-node-1', persistence: dead as never });
+  await dead.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(1_000)), qos: 1, retain: false, dup: false, brokerId: 'dead-node-1', brokerCounter: 1 });
+  await new Promise<void>((r) => aedes.close(() => r()));
+  const list = queueKey(clientId);
+
+  // Readings keep flowing from the device through node D, acknowledged by the service live.
+  let seq = 1;
+  const flow = setInterval(() => void dev.publishAsync(topic, reading(seq++), { qos: 1 }).catch(() => undefined), 20);
+  try {
+    await until('the stranded message at the service', () => seqsOf(got, topic).includes(1_000));
+  } finally {
+    clearInterval(flow);
+  }
+  // Node S closed the service's connection once, for that head; the service came back by itself.
+  expect(s.stats().queueHeadsStranded).toBe(1);
+  expect(closes).toBe(1);
+  await until('the service connected again', () => service.connected);
+  // The head acknowledged at last: the marks behind it are trimmed by the acknowledgements that follow.
+  const last = seq;
+  await dev.publishAsync(topic, reading(last), { qos: 1 });
+  await until('the queue trimmed', async () => (await admin.llen(list)) <= 2 && (await admin.scard(ackedKey(list))) <= 2);
+  expect(s.stats().queueHeadsStranded).toBe(1);
+}, 60_000);
