@@ -147,6 +147,8 @@ interface BrokerNode extends Proc {
   queued(): Promise<number>;
   /** Connections the node closed for a silent keepalive, since its start (`carewatch_broker_keepalive_timeouts_total`). */
   keepaliveTimeouts(): Promise<number>;
+  /** Persistent sessions' queue heads this node found stranded and closed for (`carewatch_broker_cluster_queue_heads_stranded_total`, broker/stranded-head.ts). */
+  strandedHeads(): Promise<number>;
 }
 
 /** One broker node as docs/scaling.md runs it (same program as the single broker, two more variables). */
@@ -189,6 +191,7 @@ async function startNode(root: string, name: string, registryPath: string, redis
     connected: () => gauge('carewatch_broker_clients_connected'),
     queued: () => gauge('carewatch_broker_queue_messages'),
     keepaliveTimeouts: () => gauge('carewatch_broker_keepalive_timeouts_total'),
+    strandedHeads: () => gauge('carewatch_broker_cluster_queue_heads_stranded_total'),
     close: () => child.stop('SIGTERM', 15_000),
   };
 }
@@ -389,6 +392,8 @@ interface LoadSample {
   readonly queued: { readonly svc: number; readonly lane: number; readonly readings: number };
   /** Keepalive closes on the device nodes since their start. */
   readonly keepaliveTimeouts: number;
+  /** Stranded queue heads the services', lane and readings nodes closed a session for, since their start. */
+  readonly strandedHeads: number;
 }
 
 async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): Promise<ClusterRun> {
@@ -522,9 +527,10 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         // Which side ends the connections when devices drop (session 9–11 failovers cascaded): the
         // device nodes' keepalive closes (devices, or their starved load generators, silent 90 s).
         const keepaliveTimeouts = (await Promise.all(nodes.map((n) => n.keepaliveTimeouts().catch(() => 0)))).reduce((a, b) => a + b, 0);
-        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 }, keepaliveTimeouts };
+        const strandedHeads = (await Promise.all([svc, lane, readings].map((n) => n.strandedHeads().catch(() => 0)))).reduce((a, b) => a + b, 0);
+        const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 }, keepaliveTimeouts, strandedHeads };
         loadPhase.push(sample);
-        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; keepalive closes on device nodes ${sample.keepaliveTimeouts}; Redis commands by CPU so far ${redisTop}`);
+        ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; keepalive closes on device nodes ${sample.keepaliveTimeouts}; stranded queue heads ${sample.strandedHeads}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
     // Devices connected early were silent until the load started (the connect phase lasts minutes), so
