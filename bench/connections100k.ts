@@ -463,8 +463,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const generatorNice = ctx.generatorNice ?? (groups !== undefined ? 0 : GENERATOR_NICE);
     ctx.log(`connections100k: device load generators at nice ${generatorNice}${ctx.generatorNice !== undefined ? ' (--generator-nice)' : ''}`);
     const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: generatorNice })));
-    for (const lg of lgs) groups?.addGenerator(lg.child.pid);
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
+    for (const lg of lgs) groups?.addGenerator(lg.child.pid);
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000 } as const;
     const t0 = performance.now();
     const res = await Promise.all(lgs.map((lg, i) => lg.connect({ host: '127.0.0.1', port: (haproxies[i] ?? haproxies[0])!.port, devices: parts[i] ?? [], ...connectOpts })));

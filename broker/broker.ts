@@ -127,6 +127,12 @@ interface ClientInternals {
 }
 
 /** The peer's address: the TCP socket's, or the HTTP upgrade request's for MQTT over WebSocket. */
+/** The aedes id of the node that queued a packet, from its key `packet:<broker id>:<counter>` (aedes-persistence-redis). */
+export function packetBrokerId(packetKey: string): string | undefined {
+  const m = /^packet:(.+):\d+$/.exec(packetKey);
+  return m?.[1];
+}
+
 function clientAddress(client: Client): string {
   const req = (client as unknown as { req?: IncomingMessage }).req;
   const conn = client.conn as unknown as { remoteAddress?: string };
@@ -201,12 +207,17 @@ export function createBroker(deps: BrokerDeps): Broker {
   const willToRestore = new Set<string>();
   /**
    * Persistent-session connections this node closed because its Redis pub/sub connection came back
-   * (pubsub-resync.ts): the client is not dead and reconnects at once, so, as at a graceful shutdown,
+   * (pubsub-resync.ts), or for a stranded queue head (closeStrandedSession): the client is not dead
+   * and reconnects at once, so, as at a graceful shutdown,
    * neither its will nor an offline status is published (this concerns a device with a persistent
    * session: services have no will and get no offline status). A device that does not come back is
    * caught by the alerts' heartbeat budget.
    */
   const closedForResync = new WeakSet<Client>();
+  /** When each persistent session's connection registered here (cluster only: closeStrandedSession). */
+  const registeredAt = new WeakMap<Client, number>();
+  /** Whether a node (aedes id) still keeps its proof of life in Redis (cluster only; set in start()). */
+  let headNodeAlive: ((brokerId: string) => Promise<boolean>) | undefined;
 
   function refused(refusal: Refusal, client: Client | null, extra?: Record<string, unknown>): void {
     refusals[refusal.code]++;
@@ -491,23 +502,34 @@ export function createBroker(deps: BrokerDeps): Broker {
   }
 
   /**
-   * A persistent session's queue head stranded (stranded-head.ts): the node that ran the
-   * acknowledgement holds the session's connection, and closes it, so the session reconnects and is
-   * sent its queue from the head. Not again for the same head; not a clean session (it has no queue).
+   * A persistent session's queue head stayed while later messages were acknowledged (stranded-head.ts):
+   * the node that ran the acknowledgements holds the session's connection. Closed, so that the
+   * session reconnects and is sent its queue from the head, only if the head's node (named by its
+   * packet key) is dead: a live node's PUBLISH of it may still come (a node or a fan-out behind). And
+   * only once the session has been connected here for the watch's time: one that just reconnected is
+   * being sent its queue from the head. Answers whether it closed it.
    */
-  function closeStrandedSession(e: StrandedHeadEvent): void {
+  async function closeStrandedSession(e: StrandedHeadEvent): Promise<boolean> {
+    if (e.again) {
+      log.warn({ code: STRANDED_HEAD_CODE, clientId: e.clientId, head: e.head, marks: e.marks }, "a persistent session's queue head is still not acknowledged after the session was closed for it; not closed again");
+      return false;
+    }
+    const current = (): Client | undefined => (aedes as unknown as AedesInternals | undefined)?.clients[e.clientId];
+    const client = current();
+    if (closing || headNodeAlive === undefined || client === undefined || client.closed || client.clean) return false;
+    const since = registeredAt.get(client);
+    if (since === undefined || now() - since < limits.strandedHead.afterMs) return false;
+    const brokerId = packetBrokerId(e.head);
+    if (brokerId === undefined || (await headNodeAlive(brokerId))) return false;
+    if (closing || client.closed || current() !== client) return false;
     queueHeadsStranded++;
-    const client = (aedes as unknown as AedesInternals | undefined)?.clients[e.clientId];
-    const close = !e.again && !closing && client !== undefined && !client.closed && client.clean !== true;
     log.warn(
-      { code: STRANDED_HEAD_CODE, clientId: e.clientId, head: e.head, marks: e.marks, closed: close },
-      e.again
-        ? 'a persistent session\'s queue head is still not acknowledged after the session reconnected for it; not closed again'
-        : 'a persistent session\'s queue head is not acknowledged while later messages are (a node died between queueing it and publishing it): session closed here to reconnect and receive its queue',
+      { code: STRANDED_HEAD_CODE, clientId: e.clientId, head: e.head, marks: e.marks, node: brokerId },
+      "a persistent session's queue head is not acknowledged while later messages are, and the node that queued it is dead (it died between queueing and publishing it): session closed here to reconnect and receive its queue",
     );
-    if (!close) return;
     closedForResync.add(client);
     client.close();
+    return true;
   }
 
   function queuedMessages(): number {
@@ -642,6 +664,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         alive.catch(() => aliveChecks.delete(brokerId));
         return alive;
       };
+      if (redisMq !== undefined) headNodeAlive = (brokerId) => isAlive(redisMq, brokerId);
       const willAction = async (will: StoredWill): Promise<WillAction> => {
         if (closing) return 'skip';
         const local = (aedes as unknown as AedesInternals | undefined)?.clients[will.clientId];
@@ -665,7 +688,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       persistence =
         config.redisUrl !== undefined
           ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
-            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { willAction, now, onStrandedHead: closeStrandedSession, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs })
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
@@ -733,7 +756,10 @@ export function createBroker(deps: BrokerDeps): Broker {
       // or a network too slow to carry their packets within 1.5 × keepalive.
       broker.on('keepaliveTimeout', () => keepaliveTimeouts++);
       if (redisMq !== undefined) {
-        broker.on('client', (client) => redisMq.recordConnect(client.id, broker.id));
+        broker.on('client', (client) => {
+          redisMq.recordConnect(client.id, broker.id);
+          if (!client.clean) registeredAt.set(client, now());
+        });
         // The proof of life the other nodes' will passes read (willAction): valid for the 3 heartbeats
         // after which aedes itself calls a silent node dead, refreshed every heartbeat.
         const beat = (): void => redisMq.markAlive(broker.id, 3 * limits.heartbeatIntervalMs);

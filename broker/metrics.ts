@@ -20,7 +20,7 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   counterFrom({ registry, name: 'broker_keepalive_timeouts_total', help: 'Connections closed because the client sent nothing for 1.5 × its keepalive (MQTT-3.1.2-24), since start' }, () => stats().keepaliveTimeouts);
   counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);
   counterFrom({ registry, name: 'broker_cluster_wills_deferred_total', help: "Wills of nodes this cluster node heard no heartbeat from that still kept their proof of life in Redis (this node missed their heartbeats: its pub/sub down or behind); not published, since start" }, () => stats().willsDeferred);
-  counterFrom({ registry, name: 'broker_cluster_queue_heads_stranded_total', help: "Persistent sessions' queue heads found not acknowledged while later messages were (a node died between queueing and publishing them); each closes the session here once so it reconnects for its queue, since start" }, () => stats().queueHeadsStranded);
+  counterFrom({ registry, name: 'broker_cluster_queue_heads_stranded_total', help: "Persistent sessions closed here to reconnect for a stranded queue head (not acknowledged while later messages were, queued by a node now dead), since start" }, () => stats().queueHeadsStranded);
   counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);
   counterFrom({ registry, name: 'broker_auth_failures_total', help: 'Wrong passwords and unknown accounts, since start' }, () => stats().authThrottle.failures);
   // A cluster node (redis-mq.ts): what its Redis subscriptions bring in. A node holding only devices

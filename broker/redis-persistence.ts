@@ -131,10 +131,9 @@ export const HEAD_WINDOW = 1_000;
  * Past ACKED_BOUND marks the entry is removed by a scan, from the end it is likely near: from the
  * head if it is within HEAD_WINDOW of it (a backlog resent after a reconnect is acknowledged in
  * queue order), else from the tail (live deliveries, acknowledged while that backlog drains, are
- * the newest entries). Before session 17 the scan always ran from the head: in the 100,000-device run
- * a 256,000-entry backlog of svc-ingest passed the bound while it drained and each PUBACK of a live
- * message cost Redis 42 ms (4,609 of them: 195 s in which no node's command ran), which slowed the
- * drain that would have ended it.
+ * the newest entries). Before session 17 the scan always ran from the head: after a node's SIGKILL
+ * in the 100,000-device runs a session's queue passed the bound and each acknowledgement cost Redis
+ * 5–42 ms (session 17 run 1: 70,200 of them, ~400 s in which no node's command ran).
  * First of all, the acknowledgement takes its session off the packet's holders (KEYS[3], below): a
  * session that is no longer a holder already had its entry popped or marked, and the last holder
  * deletes the packet (KEYS[4]) and the library's count (KEYS[5]). A packet with neither holders nor
@@ -248,6 +247,8 @@ export interface StrandedHeadEvent {
   /** The same head as a close of this session was already made for: report, do not close again. */
   readonly again: boolean;
 }
+/** Answers whether the session's connection was closed for the head (then not again for the same head). */
+export type StrandedHeadHandler = (event: StrandedHeadEvent) => boolean | Promise<boolean>;
 
 /** The store's knobs that tests turn (defaults: the constants above and stranded-head.ts'). */
 export interface StoreTuning {
@@ -256,7 +257,7 @@ export interface StoreTuning {
   readonly strandedMarks: number;
   readonly strandedAfterMs: number;
   readonly now: () => number;
-  readonly onStrandedHead?: ((event: StrandedHeadEvent) => void) | undefined;
+  readonly onStrandedHead?: StrandedHeadHandler | undefined;
 }
 
 function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Redis {
@@ -306,12 +307,19 @@ function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Re
       if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
       if (element === undefined || element === '') return 0;
       const done = await ackQueued(key, ackedKey(key), holdersKey(element), element, `${element}${COUNT_SUFFIX}`, element, ackedBound, TRIM_STEP, headWindow);
-      if (Array.isArray(done) && tuning.onStrandedHead !== undefined) {
+      const onStranded = tuning.onStrandedHead;
+      if (Array.isArray(done) && onStranded !== undefined) {
         const [, marks, head] = done;
         if (marks >= tuning.strandedMarks && typeof head === 'string') {
-          const clientId = decodeURIComponent(key.slice("outgoing:".length));
+          const clientId = decodeURIComponent(key.slice('outgoing:'.length));
           const verdict = heads.observe(clientId, head, tuning.now());
-          if (verdict !== 'watching') tuning.onStrandedHead({ clientId, head, marks, again: verdict === 'stranded-again' });
+          // Not awaited: the acknowledgement does not wait for the decision (a liveness read in Redis).
+          if (verdict !== 'watching') {
+            Promise.resolve()
+              .then(() => onStranded({ clientId, head, marks, again: verdict === 'stranded-again' }))
+              .then((closed) => closed && heads.closed(clientId, head))
+              .catch(() => undefined);
+          }
         }
       }
       // The library reads 1 as "removed" (its QoS 2 path then queues the PUBREL's key): a marked

@@ -16,6 +16,9 @@ import { join } from 'node:path';
  * the other group, however many processes are in each.
  *
  * Needs the v1 `cpu` hierarchy mounted writable at /sys/fs/cgroup/cpu and root; `open` says why not.
+ * The share is against the other group only: busy processes outside both (in cgroup v1 each task of
+ * the parent group weighs as one entity beside the two groups) take theirs first. On this machine
+ * nothing else runs during a benchmark.
  */
 export interface CpuGroups {
   /** Moves a running process (all its threads) into the generators' group. */
@@ -36,6 +39,31 @@ export function openCpuGroups(tag: string, percent: number): CpuGroups | { error
   if (!existsSync(join(V1_CPU, 'cpu.shares'))) return { error: `no cgroup v1 cpu controller at ${V1_CPU}` };
   const gen = join(V1_CPU, `carewatch-bench-${tag}-devices`);
   const rest = join(V1_CPU, `carewatch-bench-${tag}-rest`);
+  // Where the runner was: it goes back there, and so do processes still in a group at the end.
+  const home = join(V1_CPU, /^\d+:cpu(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/');
+  const close = (): void => {
+    try {
+      writeFileSync(join(home, 'cgroup.procs'), String(process.pid));
+    } catch {
+      // the runner is exiting anyway
+    }
+    for (const dir of [gen, rest]) {
+      if (!existsSync(dir)) continue;
+      // Processes still in a group (a child not yet reaped) go back so that it can be removed.
+      try {
+        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+          try {
+            writeFileSync(join(home, 'cgroup.procs'), pid);
+          } catch {
+            // gone meanwhile
+          }
+        }
+        rmdirSync(dir);
+      } catch {
+        // busy: left for the operator (named after the run's tag)
+      }
+    }
+  };
   try {
     mkdirSync(gen, { recursive: true });
     mkdirSync(rest, { recursive: true });
@@ -44,6 +72,7 @@ export function openCpuGroups(tag: string, percent: number): CpuGroups | { error
     // The runner first: children forked after this inherit the rest group.
     writeFileSync(join(rest, 'cgroup.procs'), String(process.pid));
   } catch (err) {
+    close();
     return { error: `cannot use ${V1_CPU}: ${(err as Error).message}` };
   }
   return {
@@ -51,27 +80,6 @@ export function openCpuGroups(tag: string, percent: number): CpuGroups | { error
       // cgroup.procs moves every thread of the process (V8's and libuv's helpers included).
       writeFileSync(join(gen, 'cgroup.procs'), String(pid));
     },
-    close() {
-      try {
-        writeFileSync(join(V1_CPU, 'cgroup.procs'), String(process.pid));
-      } catch {
-        // the runner is exiting anyway
-      }
-      for (const dir of [gen, rest]) {
-        // Processes still in a group (a child not yet reaped) go back to the root so it can be removed.
-        try {
-          for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-            try {
-              writeFileSync(join(V1_CPU, 'cgroup.procs'), pid);
-            } catch {
-              // gone meanwhile
-            }
-          }
-          rmdirSync(dir);
-        } catch {
-          // already removed, or busy: left for the operator (named after the run's tag)
-        }
-      }
-    },
+    close,
   };
 }

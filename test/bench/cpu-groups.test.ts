@@ -16,6 +16,7 @@ describe('benchmark CPU groups', () => {
   const writable = existsSync('/sys/fs/cgroup/cpu/cpu.shares') && process.getuid?.() === 0;
   it.skipIf(!writable)('moves a generator into its group, and the runner back out and both groups away on close', async () => {
     const tag = `test-${process.pid}`;
+    const before = /^\d+:cpu:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
     const g = openCpuGroups(tag, 30);
     if ('error' in g) throw new Error(g.error);
     const child = spawn('sleep', ['30']);
@@ -32,7 +33,7 @@ describe('benchmark CPU groups', () => {
       await new Promise((r) => child.once('exit', r));
       g.close();
     }
-    expect(/^\d+:cpu:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1]).toBe('/');
+    expect(/^\d+:cpu:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1]).toBe(before);
     expect(existsSync(`/sys/fs/cgroup/cpu/carewatch-bench-${tag}-devices`)).toBe(false);
     expect(existsSync(`/sys/fs/cgroup/cpu/carewatch-bench-${tag}-rest`)).toBe(false);
   });

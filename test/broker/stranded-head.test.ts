@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
-import type { Broker } from '../../broker/broker.ts';
+import { packetBrokerId, type Broker } from '../../broker/broker.ts';
 import { createRedisPersistence, queueKey, ackedKey, type ClosablePersistence } from '../../broker/redis-persistence.ts';
 import { StrandedHeads } from '../../broker/stranded-head.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
@@ -12,19 +12,27 @@ import { demoRegistry } from '../support/registry.ts';
 import { connect, record, seqsOf, startBroker, until } from './helpers.ts';
 
 describe('stranded queue heads (pure)', () => {
-  it('calls a head stranded once it has stayed for the time given, once per head, and again only as a report', () => {
+  it('calls a head stranded once it has stayed for the time given, and after a close for it only reports it', () => {
     const h = new StrandedHeads(1_000);
     expect(h.observe('svc-ingest', 'packet:a:1', 0)).toBe('watching');
     expect(h.observe('svc-ingest', 'packet:a:1', 999)).toBe('watching');
     expect(h.observe('svc-ingest', 'packet:a:1', 1_000)).toBe('stranded');
-    // Watched anew from the verdict: the same head is reported again a whole interval later.
+    // Not closed (its node alive, say): asked again a whole interval later, not at every acknowledgement.
     expect(h.observe('svc-ingest', 'packet:a:1', 1_500)).toBe('watching');
-    expect(h.observe('svc-ingest', 'packet:a:1', 2_000)).toBe('stranded-again');
-    // A head that moved starts the clock again; a later head that strands is closed for once more.
-    expect(h.observe('svc-ingest', 'packet:a:2', 2_100)).toBe('watching');
-    expect(h.observe('svc-ingest', 'packet:a:2', 3_100)).toBe('stranded');
+    expect(h.observe('svc-ingest', 'packet:a:1', 2_000)).toBe('stranded');
+    h.closed('svc-ingest', 'packet:a:1');
+    expect(h.observe('svc-ingest', 'packet:a:1', 3_000)).toBe('stranded-again');
+    // A head that moved starts the clock again; a later head that strands may be closed for once more.
+    expect(h.observe('svc-ingest', 'packet:a:2', 3_100)).toBe('watching');
+    expect(h.observe('svc-ingest', 'packet:a:2', 4_100)).toBe('stranded');
     // Sessions are watched apart.
-    expect(h.observe('svc-alerts', 'packet:a:1', 3_100)).toBe('watching');
+    expect(h.observe('svc-alerts', 'packet:a:1', 4_100)).toBe('watching');
+  });
+
+  it("reads the queueing node's id from a packet key", () => {
+    expect(packetBrokerId('packet:s-1a2b3c4d:42')).toBe('s-1a2b3c4d');
+    expect(packetBrokerId('packet:node:with:colons-9f:7')).toBe('node:with:colons-9f');
+    expect(packetBrokerId('outgoing:svc-ingest')).toBeUndefined();
   });
 });
 
