@@ -61,8 +61,8 @@ export interface BrokerStats {
    */
   readonly willsDeferred: number;
   /**
-   * Persistent sessions' queue heads found stranded behind their acknowledgements (stranded-head.ts;
-   * cluster only): each closes the session's connection here once, so it reconnects for its queue.
+   * Persistent sessions' connections closed here for a stranded queue head (stranded-head.ts; cluster
+   * only): a head queued by a node now dead, not acknowledged while later messages were.
    */
   readonly queueHeadsStranded: number;
   /** Connections closed because the client sent nothing for 1.5 × its keepalive [MQTT-3.1.2-24], since start. */
@@ -126,13 +126,13 @@ interface ClientInternals {
   _disconnected?: boolean;
 }
 
-/** The peer's address: the TCP socket's, or the HTTP upgrade request's for MQTT over WebSocket. */
 /** The aedes id of the node that queued a packet, from its key `packet:<broker id>:<counter>` (aedes-persistence-redis). */
 export function packetBrokerId(packetKey: string): string | undefined {
   const m = /^packet:(.+):\d+$/.exec(packetKey);
   return m?.[1];
 }
 
+/** The peer's address: the TCP socket's, or the HTTP upgrade request's for MQTT over WebSocket. */
 function clientAddress(client: Client): string {
   const req = (client as unknown as { req?: IncomingMessage }).req;
   const conn = client.conn as unknown as { remoteAddress?: string };
