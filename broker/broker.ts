@@ -126,12 +126,6 @@ interface ClientInternals {
   _disconnected?: boolean;
 }
 
-/** The aedes id of the node that queued a packet, from its key `packet:<broker id>:<counter>` (aedes-persistence-redis). */
-export function packetBrokerId(packetKey: string): string | undefined {
-  const m = /^packet:(.+):\d+$/.exec(packetKey);
-  return m?.[1];
-}
-
 /** The peer's address: the TCP socket's, or the HTTP upgrade request's for MQTT over WebSocket. */
 function clientAddress(client: Client): string {
   const req = (client as unknown as { req?: IncomingMessage }).req;
@@ -519,7 +513,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     if (closing || headNodeAlive === undefined || client === undefined || client.closed || client.clean) return false;
     const since = registeredAt.get(client);
     if (since === undefined || now() - since < limits.strandedHead.afterMs) return false;
-    const brokerId = packetBrokerId(e.head);
+    const brokerId = e.headNode;
     if (brokerId === undefined || (await headNodeAlive(brokerId))) return false;
     if (closing || client.closed || current() !== client) return false;
     queueHeadsStranded++;

@@ -88,6 +88,10 @@ const FORGET_EMPTY_WILL_SET = `if redis.call('SCARD', KEYS[2]) == 0 then return 
 /** The library's keys (asyncPersistence.js outgoingKey, packetKey): a session's queue, and a queued packet. */
 export const queueKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
 const packetKey = (p: { brokerId?: unknown; brokerCounter?: unknown }): string => `packet:${String(p.brokerId)}:${String(p.brokerCounter)}`;
+/** The aedes id of the node that queued a packet, read back from its key (packetKey); undefined for any other key. */
+export function packetBrokerId(key: string): string | undefined {
+  return /^packet:(.+):\d+$/.exec(key)?.[1];
+}
 
 /** The set of a session's acknowledged entries still in its queue (`outgoing:<client>` is the library's list key). */
 export const ackedKey = (listKey: string): string => `carewatch:broker:acked:${listKey}`;
@@ -243,6 +247,8 @@ const COUNT_SUFFIX = ':offlineCount';
 export interface StrandedHeadEvent {
   readonly clientId: string;
   readonly head: string;
+  /** The node that queued the head (packetBrokerId), undefined if its key is not a packet's. */
+  readonly headNode: string | undefined;
   readonly marks: number;
   /** The same head as a close of this session was already made for: report, do not close again. */
   readonly again: boolean;
@@ -316,7 +322,7 @@ function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Re
           // Not awaited: the acknowledgement does not wait for the decision (a liveness read in Redis).
           if (verdict !== 'watching') {
             Promise.resolve()
-              .then(() => onStranded({ clientId, head, marks, again: verdict === 'stranded-again' }))
+              .then(() => onStranded({ clientId, head, headNode: packetBrokerId(head), marks, again: verdict === 'stranded-again' }))
               .then((closed) => closed && heads.closed(clientId, head))
               .catch(() => undefined);
           }
