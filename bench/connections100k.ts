@@ -16,6 +16,7 @@ import type { Backoff, ReconnectReport, RunResult } from './lib/loadgen-protocol
 import type { BenchContext, BenchResult, Benchmark, Row } from './lib/context.ts';
 import { sleep } from './lib/sleep.ts';
 import { openCpuGroups, type CpuGroups } from './lib/cpu-groups.ts';
+import { readHaproxyView, type HaproxyView } from './lib/haproxy-view.ts';
 
 /**
  * Issue 14: 100,000 concurrent device connections across broker nodes (CAREWATCH_BROKER_CLUSTER=redis)
@@ -62,6 +63,13 @@ const SETTLE_BOUND_MS = 480_000;
 const PROVINCE_RATE = 7_000;
 const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
+/**
+ * How long a device's connection attempt waits for CONNACK before it gives up and backs off: mqtt.js'
+ * default connectTimeout (30 s), as device SDKs bound it. Until session 18 an attempt waited for the
+ * whole phase bound (900 s): one that got no answer held its device, and in the connect phase one of
+ * its generator's 100 workers, to the end, and was never counted as failed.
+ */
+const CONNACK_TIMEOUT_MS = 30_000;
 /** Niceness of the device load generators (see the header; `--generator-nice`); the storage path runs at 10 (lib/processes.ts). */
 const GENERATOR_NICE = 5;
 /**
@@ -196,16 +204,18 @@ async function startNode(root: string, name: string, registryPath: string, redis
   };
 }
 
-async function startHaproxy(backends: readonly Backend[], nice?: number): Promise<Proc & { port: number }> {
+async function startHaproxy(backends: readonly Backend[], nice?: number): Promise<Proc & { port: number; view(): Promise<HaproxyView> }> {
   const dir = mkdtempSync(join(tmpdir(), 'carewatch-bench-haproxy-'));
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
-  writeFileSync(cfg, haproxyConfig(port, backends, { maxconn: HAPROXY_MAXCONN }));
+  const statsSocket = join(dir, 'stats.sock');
+  writeFileSync(cfg, haproxyConfig(port, backends, { maxconn: HAPROXY_MAXCONN, statsSocket }));
   const child = spawnWithUlimit('haproxy', [HAPROXY_BIN, '-f', cfg, '-db'], nice !== undefined && nice > 0 ? { nice } : {});
   await waitForPort(port, 15_000, child);
   return {
     port,
     child,
+    view: () => readHaproxyView(statsSocket, 10_000),
     async close() {
       await child.stop('SIGTERM', 10_000);
       rmSync(dir, { recursive: true, force: true });
@@ -465,7 +475,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const lgs = await Promise.all(parts.map(() => startLoadgen({ nice: generatorNice })));
     closers.push(() => Promise.all(lgs.map((lg) => lg.close())));
     for (const lg of lgs) groups?.addGenerator(lg.child.pid);
-    const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000 } as const;
+    const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000, connackTimeoutMs: CONNACK_TIMEOUT_MS } as const;
     const t0 = performance.now();
     const res = await Promise.all(lgs.map((lg, i) => lg.connect({ host: '127.0.0.1', port: (haproxies[i] ?? haproxies[0])!.port, devices: parts[i] ?? [], ...connectOpts })));
     const connectMs = performance.now() - t0;
@@ -521,7 +531,9 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         );
         last = now;
         const rssMb = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, mb(pids)]));
-        const connectedNow = (await Promise.all(lgs.map((lg) => lg.stats().catch(() => ({ connected: -1 }))))).map((x) => x.connected);
+        const genStats = await Promise.all(lgs.map((lg) => lg.stats().catch(() => undefined)));
+        const connectedNow = genStats.map((x) => x?.connected ?? -1);
+        const views = await Promise.all(haproxies.map((h) => h.view().catch(() => undefined)));
         const redisTop = redisCommandTop(redis.url);
         const [svcQueued, laneQueued, readingsQueued] = await Promise.all([svc, lane, readings].map((n) => n.queued().catch(() => -1)));
         // Which side ends the connections when devices drop (session 9–11 failovers cascaded): the
@@ -530,6 +542,19 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         const strandedHeads = (await Promise.all([svc, lane, readings].map((n) => n.strandedHeads().catch(() => 0)))).reduce((a, b) => a + b, 0);
         const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 }, keepaliveTimeouts, strandedHeads };
         loadPhase.push(sample);
+        // Per device group (generator i behind HAProxy i), for the failover's lost groups (session 17: four
+        // of eleven generators fell to a few hundred devices while the other seven held every one):
+        // connected/connecting (oldest attempt, s)/backing off/dropped since start, the generator's
+        // event-loop delay max, HAProxy's clients/queued/redispatched/failed connects and servers down.
+        const groupsLine = genStats
+          .map((g, i) => {
+            const v = views[i];
+            const gen = g === undefined ? 'gen ?' : `${g.connected}/${g.connecting}(${Math.round(g.oldestAttemptMs / 1000)}s)/${g.backingOff}/${g.dropped} loop ${g.loopDelayMaxMs}ms`;
+            const hap = v === undefined ? 'hap ?' : `hap ${v.clients}/${v.queued}/${v.redispatches}/${v.connectErrors}${v.down.length > 0 ? ` down ${v.down.join('+')}` : ''}`;
+            return `[${i}] ${gen} ${hap}`;
+          })
+          .join('; ');
+        ctx.log(`connections100k: groups at ${Math.round((performance.now() - tLoad) / 1000)} s (connected/connecting(oldest)/backing off/dropped, loop delay max; HAProxy clients/queued/redispatched/failed): ${groupsLine}`);
         ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; keepalive closes on device nodes ${sample.keepaliveTimeouts}; stranded queue heads ${sample.strandedHeads}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
@@ -588,6 +613,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const lat = percentiles(reports.flatMap((r) => r.connectLatenciesMs));
     const survivorsCounts = await Promise.all(nodes.slice(0, -1).map((n) => n.connected()));
     const firstError = reports.find((r) => r.firstError !== undefined)?.firstError;
+    ctx.log(`connections100k: failover attempts failed by kind, per generator: ${reports.map((r, i) => `[${i}] ${r.failedAttempts}/${r.attempts} ${JSON.stringify(r.failuresByKind)}`).join('; ')}`);
     const failover: ClusterRun['failover'] = {
       victim: victim.name,
       victimConnections,

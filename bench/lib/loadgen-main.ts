@@ -11,6 +11,7 @@ import { rssBytes } from './proc.ts';
 import { io, type Socket } from 'socket.io-client';
 import type { ConnectResult, DeviceRef, LoadgenCommand, LoadgenReply, ReconnectReport, RunResult, StatsResult, TriggerResult } from './loadgen-protocol.ts';
 import { sleep } from './sleep.ts';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const MASK = (1 << 22) - 1;
 const sendTimes = new Float64Array(MASK + 1);
@@ -27,6 +28,10 @@ interface Dev {
   reconnected: boolean;
   /** This device's own share of the keepalive (0–¼ of it) added before it pings: see the pinger. */
   readonly pingJitter: number;
+  /** When the attempt waiting for its CONNACK started (performance.now()); undefined when none is. */
+  attemptStartedAt: number | undefined;
+  /** A reconnect back-off timer is pending. */
+  backingOff: boolean;
 }
 
 /** Reconnect timings since the last resetReconnects (the restart measurement). */
@@ -36,6 +41,10 @@ function failureKind(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : String((err as Error).message).replace(/[0-9.:]+/g, '#').slice(0, 60);
 }
+/** Since start, for the stats command: connections ended after CONNACK, and failed attempts by kind. */
+const life = { dropped: 0, kinds: {} as Record<string, number> };
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const WILL = Buffer.from(JSON.stringify({ online: false }));
 
 const devices: Dev[] = [];
@@ -102,7 +111,7 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
     username: d.ref.id,
     password: d.ref.secret ?? c.secret,
     keepaliveS: c.keepaliveS,
-    connectTimeoutMs: c.timeoutMs,
+    connectTimeoutMs: c.connackTimeoutMs ?? c.timeoutMs,
     ...(statusTopic !== undefined ? { will: { topic: statusTopic, payload: WILL, qos: 1 as const, retain: true } } : {}),
   });
   // A device's PUBACKs count across its reconnects (a run sums them per device at its end).
@@ -111,10 +120,12 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
   client.onClose = () => {
     const was = d.connected;
     d.connected = false;
+    if (was) life.dropped++;
     if (was && reconnectEnabled && !shuttingDown) scheduleReconnect(d, idx);
   };
   const started = performance.now();
   rc.attempts++;
+  d.attemptStartedAt = started;
   try {
     await client.connect();
   } catch (err) {
@@ -122,7 +133,10 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
     rc.firstError ??= (err as Error).message;
     const kind = failureKind(err);
     rc.kinds[kind] = (rc.kinds[kind] ?? 0) + 1;
+    life.kinds[kind] = (life.kinds[kind] ?? 0) + 1;
     throw err;
+  } finally {
+    d.attemptStartedAt = undefined;
   }
   const at = performance.now();
   d.connected = true;
@@ -144,7 +158,9 @@ function scheduleReconnect(d: Dev, idx: number): void {
   // Jittered back-off as real devices do, so they do not all hit the restarted broker at once.
   const b = c.backoff;
   const delay = b === undefined ? 200 + Math.random() * 1800 : Math.random() * (d.failures === 0 ? b.initialMaxMs : Math.min(b.capMs, b.baseMs * 2 ** (d.failures - 1)));
+  d.backingOff = true;
   setTimeout(() => {
+    d.backingOff = false;
     if (shuttingDown || d.connected) return;
     reconnects++;
     connectOne(d, idx, c).catch(() => {
@@ -160,7 +176,7 @@ async function doConnect(c: Extract<LoadgenCommand, { op: 'connect' }>): Promise
   const start = performance.now();
   const base = devices.length;
   for (const ref of c.devices) {
-    const d: Dev = { ref, topic: Buffer.from(deviceTopic(ref.homeId, ref.id, 'telemetry')), client: undefined, connected: false, failures: 0, reconnected: false, pingJitter: Math.random() / 4 };
+    const d: Dev = { ref, topic: Buffer.from(deviceTopic(ref.homeId, ref.id, 'telemetry')), client: undefined, connected: false, failures: 0, reconnected: false, pingJitter: Math.random() / 4, attemptStartedAt: undefined, backingOff: false };
     devices.push(d);
     byId.set(ref.id, d);
   }
@@ -424,8 +440,35 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
       return doTrigger(cmd);
     case 'waitConnected':
       return waitConnected(cmd.count, cmd.timeoutMs);
-    case 'stats':
-      return { connected: connectedCount(), reconnects, pageReconnects, rssBytes: rssBytes(process.pid) } satisfies StatsResult;
+    case 'stats': {
+      const now = performance.now();
+      let connecting = 0;
+      let oldest = 0;
+      let backingOff = 0;
+      for (const d of devices) {
+        if (d.attemptStartedAt !== undefined) {
+          connecting++;
+          oldest = Math.max(oldest, now - d.attemptStartedAt);
+        }
+        if (d.backingOff) backingOff++;
+      }
+      // The histogram is in ns; reset so each call covers the time since the previous one.
+      const delay = { max: loopDelay.max / 1e6, p99: loopDelay.percentile(99) / 1e6 };
+      loopDelay.reset();
+      return {
+        connected: connectedCount(),
+        reconnects,
+        pageReconnects,
+        rssBytes: rssBytes(process.pid),
+        connecting,
+        oldestAttemptMs: Math.round(oldest),
+        backingOff,
+        dropped: life.dropped,
+        failuresByKind: { ...life.kinds },
+        loopDelayMaxMs: Math.round(delay.max),
+        loopDelayP99Ms: Math.round(delay.p99),
+      } satisfies StatsResult;
+    }
     case 'resetReconnects':
       Object.assign(rc, { attempts: 0, failed: 0, lastConnack: Number.NaN, latencies: [], firstError: undefined, kinds: {} });
       for (const d of devices) d.reconnected = false;
@@ -441,6 +484,7 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
     case 'exit':
       disconnectAll();
       clearInterval(pinger);
+      loopDelay.disable();
       setTimeout(() => process.exit(0), 50);
       return { ok: true };
   }

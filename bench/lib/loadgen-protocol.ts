@@ -34,7 +34,14 @@ export type LoadgenCommand =
       readonly concurrency: number;
       /** Keep reconnecting devices whose connection drops (for the restart measurement). */
       readonly reconnect: boolean;
+      /** Bound of the whole connect command (every device tried at least once within it). */
       readonly timeoutMs: number;
+      /**
+       * How long one attempt waits for its CONNACK before it gives up and backs off, as a device SDK's
+       * connect timeout does (mqtt.js: 30 s). Default: timeoutMs, so an attempt that never gets an
+       * answer holds its device (and, in the connect phase, one of the `concurrency` workers) to the end.
+       */
+      readonly connackTimeoutMs?: number;
       /** Reconnect back-off; default: a fixed U(200, 2000) ms delay per attempt (benchmark 4). */
       readonly backoff?: Backoff;
       /**
@@ -120,6 +127,18 @@ export interface StatsResult {
   /** socket.io reconnects of the staff pages (each ends a connection the server or the network dropped). */
   readonly pageReconnects: number;
   readonly rssBytes: number;
+  /** Connection attempts waiting for their CONNACK now, and how long the oldest has waited (ms; 0 if none). */
+  readonly connecting: number;
+  readonly oldestAttemptMs: number;
+  /** Devices waiting out a reconnect back-off now. */
+  readonly backingOff: number;
+  /** Connections that ended after their CONNACK (closed by the far side or the network), since start. */
+  readonly dropped: number;
+  /** Attempts that failed, by kind, since start (errno code or message). */
+  readonly failuresByKind: Record<string, number>;
+  /** This process's event-loop delay since the previous stats call (ms): a starved or blocked generator pings late. */
+  readonly loopDelayMaxMs: number;
+  readonly loopDelayP99Ms: number;
 }
 
 export type LoadgenReply = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string };

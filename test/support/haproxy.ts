@@ -47,6 +47,8 @@ export interface HaproxyOptions {
   readonly resolver?: string;
   /** Connections HAProxy accepts at once (global maxconn): it needs 2 descriptors per proxied connection. */
   readonly maxconn?: number;
+  /** A Unix socket for HAProxy's runtime API (`show info`, `show stat`), read-only (`level user`); benchmarks read it. */
+  readonly statsSocket?: string;
 }
 
 /** The configuration text; exported so docs/scaling.md and the compose file can be checked against it. */
@@ -74,6 +76,7 @@ export function haproxyConfig(frontendPort: number, backends: readonly Backend[]
     // HAProxy needs 2 descriptors per proxied connection; an explicit maxconn keeps it inside a
     // process's RLIMIT_NOFILE (bench/nodes100k.ts runs several HAProxy processes for that reason).
     ...(opts.maxconn !== undefined ? [`  maxconn ${opts.maxconn}`] : []),
+    ...(opts.statsSocket !== undefined ? [`  stats socket ${opts.statsSocket} mode 600 level user`] : []),
     '  log stderr format short local0 notice',
     ...(opts.resolver !== undefined ? ['resolvers docker', `  nameserver dns ${opts.resolver}`, '  hold valid 10s'] : []),
     'defaults',
