@@ -12,7 +12,7 @@ import { createInfluxServer, influxdPid } from './lib/influx.ts';
 import { coresUsed, cpuSample, rssBytes, type CpuSample } from './lib/proc.ts';
 import { median, percentiles } from './lib/stats.ts';
 import { alertTrials, STAGE_NAMES, type TrialSet } from './alerts.ts';
-import type { Backoff, ReconnectReport, RunResult } from './lib/loadgen-protocol.ts';
+import type { Backoff, ReconnectReport, RunResult, StatsResult } from './lib/loadgen-protocol.ts';
 import type { BenchContext, BenchResult, Benchmark, Row } from './lib/context.ts';
 import { sleep } from './lib/sleep.ts';
 import { openCpuGroups, type CpuGroups } from './lib/cpu-groups.ts';
@@ -221,6 +221,24 @@ async function startHaproxy(backends: readonly Backend[], nice?: number): Promis
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Per device group (generator i behind HAProxy i), for the log: session 17's failovers lost four of
+ * eleven generators' devices (down to a few hundred each) while the other seven held every one, and
+ * the connect phase ran into its bound with 15,763 devices never connected. Per group: connected /
+ * attempts waiting for CONNACK (the oldest's wait, s) / backing off / dropped after CONNACK since
+ * start, the generator's event-loop delay max since the last sample; its HAProxy's clients / queued /
+ * redispatched / failed connects and nodes marked down.
+ */
+function groupsLine(stats: ReadonlyArray<StatsResult | undefined>, views: ReadonlyArray<HaproxyView | undefined>): string {
+  const rows = stats.map((g, i) => {
+    const v = views[i];
+    const gen = g === undefined ? 'gen ?' : `${g.connected}/${g.connecting}(${Math.round(g.oldestAttemptMs / 1000)}s)/${g.backingOff}/${g.dropped} loop ${g.loopDelayMaxMs}ms`;
+    const hap = v === undefined ? 'hap ?' : `hap ${v.clients}/${v.queued}/${v.redispatches}/${v.connectErrors}${v.down.length > 0 ? ` down ${v.down.join('+')}` : ''}`;
+    return `[${i}] ${gen} ${hap}`;
+  });
+  return `(connected/connecting(oldest)/backing off/dropped, loop delay max; HAProxy clients/queued/redispatched/failed): ${rows.join('; ')}`;
 }
 
 /** The Redis commands that took the most CPU since the server started (INFO commandstats), for the load-phase log. */
@@ -477,7 +495,19 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     for (const lg of lgs) groups?.addGenerator(lg.child.pid);
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000, connackTimeoutMs: CONNACK_TIMEOUT_MS } as const;
     const t0 = performance.now();
-    const res = await Promise.all(lgs.map((lg, i) => lg.connect({ host: '127.0.0.1', port: (haproxies[i] ?? haproxies[0])!.port, devices: parts[i] ?? [], ...connectOpts })));
+    const connecting = Promise.all(lgs.map((lg, i) => lg.connect({ host: '127.0.0.1', port: (haproxies[i] ?? haproxies[0])!.port, devices: parts[i] ?? [], ...connectOpts })));
+    // The groups every 30 s while they connect (the phase has run into its bound since session 12).
+    let connectDone = false;
+    void connecting.finally(() => {
+      connectDone = true;
+    }).catch(() => undefined);
+    while (!connectDone) {
+      await Promise.race([sleep(30_000), connecting.catch(() => undefined)]);
+      if (connectDone) break;
+      const [genStats, views] = await Promise.all([Promise.all(lgs.map((lg) => lg.stats().catch(() => undefined))), Promise.all(haproxies.map((h) => h.view().catch(() => undefined)))]);
+      ctx.log(`connections100k: groups at ${Math.round((performance.now() - t0) / 1000)} s of the connect ${groupsLine(genStats, views)}`);
+    }
+    const res = await connecting;
     const connectMs = performance.now() - t0;
     const connected = res.reduce((s, r) => s + r.connected, 0);
     const connectFirstError = res.find((r) => r.firstError !== undefined)?.firstError;
@@ -542,19 +572,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         const strandedHeads = (await Promise.all([svc, lane, readings].map((n) => n.strandedHeads().catch(() => 0)))).reduce((a, b) => a + b, 0);
         const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 }, keepaliveTimeouts, strandedHeads };
         loadPhase.push(sample);
-        // Per device group (generator i behind HAProxy i), for the failover's lost groups (session 17: four
-        // of eleven generators fell to a few hundred devices while the other seven held every one):
-        // connected/connecting (oldest attempt, s)/backing off/dropped since start, the generator's
-        // event-loop delay max, HAProxy's clients/queued/redispatched/failed connects and servers down.
-        const groupsLine = genStats
-          .map((g, i) => {
-            const v = views[i];
-            const gen = g === undefined ? 'gen ?' : `${g.connected}/${g.connecting}(${Math.round(g.oldestAttemptMs / 1000)}s)/${g.backingOff}/${g.dropped} loop ${g.loopDelayMaxMs}ms`;
-            const hap = v === undefined ? 'hap ?' : `hap ${v.clients}/${v.queued}/${v.redispatches}/${v.connectErrors}${v.down.length > 0 ? ` down ${v.down.join('+')}` : ''}`;
-            return `[${i}] ${gen} ${hap}`;
-          })
-          .join('; ');
-        ctx.log(`connections100k: groups at ${Math.round((performance.now() - tLoad) / 1000)} s (connected/connecting(oldest)/backing off/dropped, loop delay max; HAProxy clients/queued/redispatched/failed): ${groupsLine}`);
+        ctx.log(`connections100k: groups at ${sample.atS} s of the load ${groupsLine(genStats, views)}`);
         ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; keepalive closes on device nodes ${sample.keepaliveTimeouts}; stranded queue heads ${sample.strandedHeads}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
