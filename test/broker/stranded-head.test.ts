@@ -110,3 +110,49 @@ it("sends a connected service the message a dead node queued for it and never pu
   await until('the queue trimmed', async () => (await admin.llen(list)) <= 2 && (await admin.scard(ackedKey(list))) <= 2);
   expect(s.stats().queueHeadsStranded).toBe(1);
 }, 60_000);
+
+it("never closes a service's connection for a head whose node is alive, however long it stays", async () => {
+  // A head a live node queued is on its way (its PUBLISH may be late, the node busy): closing the
+  // session for it would only cut a healthy service. Marks and time far past the watch's bounds.
+  const strandedHead = { marks: 5, afterMs: 300 };
+  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ls' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  brokers.push(s);
+  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ld' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  brokers.push(d);
+  const clientId = 'svc-ingest-live-head';
+  const service = await connect(s, 'svc-ingest', { clientId, clean: false, reconnectPeriod: 100 });
+  clients.push(service);
+  const got = record(service);
+  let closes = 0;
+  service.on('close', () => closes++);
+  await service.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+  const dev = await connect(d, device.id);
+  clients.push(dev);
+  await dev.publishAsync(topic, reading(0), { qos: 1 });
+  await until('the first reading at the service', () => seqsOf(got, topic).includes(0));
+
+  // Node LD's id as it keeps its proof of life in Redis; an RPUSH under that id with no PUBLISH.
+  const [, keys] = await admin.scan('0', 'MATCH', 'carewatch:broker:alive:ld-*', 'COUNT', 1000);
+  const liveId = keys[0]?.slice('carewatch:broker:alive:'.length);
+  expect(liveId).toMatch(/^ld-[0-9a-f]{8}$/);
+  const writer = createRedisPersistence(`${redis.url}/0`) as ClosablePersistence & { outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> };
+  stores.push(writer);
+  const aedes = await Aedes.createBroker({ id: 'writer-1', persistence: writer as never });
+  await writer.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(2_000)), qos: 1, retain: false, dup: false, brokerId: liveId, brokerCounter: 1 });
+  await new Promise<void>((r) => aedes.close(() => r()));
+
+  // Readings flow for 4 × the watch's time, well past its marks: the head is watched and found
+  // stranded, and each time its node answers alive.
+  let seq = 1;
+  const flow = setInterval(() => void dev.publishAsync(topic, reading(seq++), { qos: 1 }).catch(() => undefined), 20);
+  try {
+    await until('readings past the watch', () => seqsOf(got, topic).filter((x) => x < 2_000).length > 60);
+    await new Promise((r) => setTimeout(r, 4 * strandedHead.afterMs));
+  } finally {
+    clearInterval(flow);
+  }
+  expect(seq).toBeGreaterThan(strandedHead.marks * 10);
+  expect(s.stats().queueHeadsStranded).toBe(0);
+  expect(closes).toBe(0);
+  expect(seqsOf(got, topic)).not.toContain(2_000);
+}, 60_000);
