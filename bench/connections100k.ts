@@ -61,7 +61,19 @@ const PROBE_HOMES = 40;
 /** How long the run waits, once the load flows, for the device troubles of the connect phase to clear (full; quick: a tenth). */
 const SETTLE_BOUND_MS = 480_000;
 const PROVINCE_RATE = 7_000;
-const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+/**
+ * Devices connect without choosing a source address (until session 18 they bound one of eight,
+ * 127.0.0.2–9, round robin). bind() to an address with port 0 makes the kernel look for a port no
+ * socket on the machine holds in a conflicting way, checking the owners of each candidate port: with
+ * 200,000 loopback sockets over 28,232 ephemeral ports that was most of a generator's CPU (perf, one
+ * generator in the connect phase: 80 % in inet_bhash2_conflict, inet_bind2_bucket_match_addr_any and
+ * inet_bind2_bucket_find, kernel 6.18), so generators starved on their CPU share, their event loops
+ * stalled 10–21 s, devices pinged late and were closed for silent keepalives, and reconnected through
+ * the same cost: the collapse of sessions 16–17. connect() without bind only needs a 4-tuple not in
+ * use, and every device group has a HAProxy port of its own (≤ PER_GROUP connections there; the side
+ * by side ≤ 19,000 to one port): inside the ephemeral range per destination.
+ */
+const SOURCES: readonly string[] = [];
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
 /**
  * How long a device's connection attempt waits for CONNACK before it gives up and backs off: mqtt.js'
