@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyConfig, type Backend } from '../test/support/haproxy.ts';
@@ -68,18 +68,19 @@ const PROVINCE_RATE = 7_000;
  * 200,000 loopback sockets over 28,232 ephemeral ports that was most of a generator's CPU (perf, one
  * generator in the connect phase: 80 % in inet_bhash2_conflict, inet_bind2_bucket_match_addr_any and
  * inet_bind2_bucket_find, kernel 6.18), so generators starved on their CPU share, their event loops
- * stalled 10–21 s, devices pinged late and were closed for silent keepalives, and reconnected through
+ * stalled 9–24 s, devices pinged late and were closed for silent keepalives, and reconnected through
  * the same cost: the collapse of sessions 16–17. connect() without bind only needs a 4-tuple not in
  * use, and every device group has a HAProxy port of its own (≤ PER_GROUP connections there; the side
- * by side ≤ 19,000 to one port): inside the ephemeral range per destination.
+ * by side is capped by the range, plan()): inside the ephemeral range per destination.
  */
 const SOURCES: readonly string[] = [];
 const BACKOFF: Backoff = { initialMaxMs: 1_000, baseMs: 1_000, capMs: 30_000 };
 /**
  * How long a device's connection attempt waits for CONNACK before it gives up and backs off: mqtt.js'
- * default connectTimeout (30 s), as device SDKs bound it. Until session 18 an attempt waited for the
- * whole phase bound (900 s): one that got no answer held its device, and in the connect phase one of
- * its generator's 100 workers, to the end, and was never counted as failed.
+ * default connectTimeout (30 s), as device SDKs bound it. Until session 18 the bound was the whole
+ * phase's (900 s), so an attempt that got no answer waited until HAProxy's idle timeout (120 s,
+ * test/support/haproxy.ts) closed it, holding its device and, in the connect phase, one of its
+ * generator's 100 workers that long.
  */
 const CONNACK_TIMEOUT_MS = 30_000;
 /** Niceness of the device load generators (see the header; `--generator-nice`); the storage path runs at 10 (lib/processes.ts). */
@@ -100,6 +101,12 @@ const REDIS_BIN = '/usr/bin/redis-server';
 
 const epoch = (): number => performance.timeOrigin + performance.now();
 
+/** Ports of the kernel's ephemeral range (net.ipv4.ip_local_port_range): connections one source address can open to one destination. */
+export function ephemeralPorts(): number {
+  const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  return lo !== undefined && hi !== undefined && hi >= lo ? hi - lo + 1 : Number.POSITIVE_INFINITY;
+}
+
 /** The hard descriptor limit a child gets (spawnWithUlimit raises the soft limit to it). */
 export function descriptorLimit(): number {
   const out = execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
@@ -117,7 +124,7 @@ export interface Plan {
 }
 
 /** Sizes of a run. Pure: devices, nodes and rate as asked (undefined: the issue's), the descriptor limit. */
-export function plan(o: { devices?: number; nodes?: number; rate?: number; fdLimit: number; quick: boolean }): Plan {
+export function plan(o: { devices?: number; nodes?: number; rate?: number; fdLimit: number; quick: boolean; ephemeralPorts?: number }): Plan {
   const devices = o.devices ?? (o.quick ? 5_000 : 100_000);
   const perNodeMax = o.fdLimit - 1_000;
   const nodes = o.nodes ?? Math.max(2, Math.ceil(devices / Math.min(NODE_SHARE, perNodeMax)) + 1);
@@ -132,7 +139,9 @@ export function plan(o: { devices?: number; nodes?: number; rate?: number; fdLim
     // At least two, so the several-HAProxy path is exercised at a small --devices too.
     groups: Math.max(2, Math.ceil(devices / PER_GROUP)),
     rate: Math.max(o.rate ?? PROVINCE_RATE, Math.ceil(devices / 60)),
-    sideBySide: Math.min(devices, perNodeMax),
+    // One process's devices all connect to one port without binding a source address (SOURCES): a
+    // 4-tuple each, so at most the ephemeral range per destination, with a tenth left for TIME_WAIT.
+    sideBySide: Math.min(devices, perNodeMax, Math.floor((o.ephemeralPorts ?? Number.POSITIVE_INFINITY) * 0.9)),
   };
 }
 
@@ -510,8 +519,10 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const connecting = Promise.all(lgs.map((lg, i) => lg.connect({ host: '127.0.0.1', port: (haproxies[i] ?? haproxies[0])!.port, devices: parts[i] ?? [], ...connectOpts })));
     // The groups every 30 s while they connect (the phase has run into its bound since session 12).
     let connectDone = false;
+    let connectEnd = Number.NaN;
     void connecting.finally(() => {
       connectDone = true;
+      connectEnd = performance.now();
     }).catch(() => undefined);
     while (!connectDone) {
       await Promise.race([sleep(30_000), connecting.catch(() => undefined)]);
@@ -520,7 +531,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
       ctx.log(`connections100k: groups at ${Math.round((performance.now() - t0) / 1000)} s of the connect ${groupsLine(genStats, views)}`);
     }
     const res = await connecting;
-    const connectMs = performance.now() - t0;
+    const connectMs = connectEnd - t0;
     const connected = res.reduce((s, r) => s + r.connected, 0);
     const connectFirstError = res.find((r) => r.firstError !== undefined)?.firstError;
     ctx.log(`connections100k: ${connected}/${held.length} devices connected through ${p.groups} HAProxy in ${(connectMs / 1000).toFixed(1)} s${connectFirstError !== undefined ? ` (first error: ${connectFirstError})` : ''}`);
@@ -643,7 +654,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const lat = percentiles(reports.flatMap((r) => r.connectLatenciesMs));
     const survivorsCounts = await Promise.all(nodes.slice(0, -1).map((n) => n.connected()));
     const firstError = reports.find((r) => r.firstError !== undefined)?.firstError;
-    ctx.log(`connections100k: failover attempts failed by kind, per generator: ${reports.map((r, i) => `[${i}] ${r.failedAttempts}/${r.attempts} ${JSON.stringify(r.failuresByKind)}`).join('; ')}`);
+    ctx.log(`connections100k: failover attempts failed by kind, per generator (the last: the probes): ${reports.map((r, i) => `[${i === lgs.length ? 'probe' : i}] ${r.failedAttempts}/${r.attempts} ${JSON.stringify(r.failuresByKind)}`).join('; ')}`);
     const failover: ClusterRun['failover'] = {
       victim: victim.name,
       victimConnections,
@@ -690,7 +701,7 @@ export const connections100kBenchmark: Benchmark = {
   boundMinutes: 40,
   async run(ctx: BenchContext): Promise<BenchResult> {
     const fdLimit = descriptorLimit();
-    const p = plan({ ...(ctx.devices !== undefined ? { devices: ctx.devices } : {}), ...(ctx.nodes !== undefined ? { nodes: ctx.nodes } : {}), ...(ctx.rate !== undefined ? { rate: ctx.rate } : {}), fdLimit, quick: ctx.quick });
+    const p = plan({ ...(ctx.devices !== undefined ? { devices: ctx.devices } : {}), ...(ctx.nodes !== undefined ? { nodes: ctx.nodes } : {}), ...(ctx.rate !== undefined ? { rate: ctx.rate } : {}), fdLimit, quick: ctx.quick, ephemeralPorts: ephemeralPorts() });
     if (ctx.runs > 1) ctx.log(`connections100k: runs once per invocation (--runs ${ctx.runs} ignored)`);
     ctx.log(`connections100k: ${p.devices} devices, ${p.homes} homes, ${p.nodes} nodes, ${p.groups} HAProxy + load generators, ${p.rate} msg/s; side by side ${p.sideBySide} devices (RLIMIT_NOFILE ${fdLimit})`);
     // Registry: 100 smoke detectors (the held devices) + a call point + a vital-signs monitor per home.

@@ -9,7 +9,11 @@ import { connect as netConnect } from 'node:net';
 export interface HaproxyView {
   /** Client connections on the frontend now. */
   readonly clients: number;
-  /** Connections waiting in the backend's queue for a server slot. */
+  /**
+   * Connections waiting in the backend's queue for a server slot (`qcur`): 0 unless servers have a
+   * `maxconn` (the benchmark's do not). Clients held back by the global maxconn wait in the kernel's
+   * accept backlog instead, which HAProxy does not count: then `clients` stands at maxconn.
+   */
   readonly queued: number;
   /** Client connections that got no server connection after every retry (`econ`), since start: the client sees its socket closed. */
   readonly connectErrors: number;
@@ -24,7 +28,12 @@ export interface HaproxyView {
 export function parseHaproxyStat(csv: string): HaproxyView {
   const lines = csv.split('\n').filter((l) => l.length > 0);
   const header = (lines[0] ?? '').replace(/^# /, '').split(',');
-  const col = (name: string): number => header.indexOf(name);
+  const col = (name: string): number => {
+    const i = header.indexOf(name);
+    // A missing column is an error, not a 0 (no nodes down, nothing queued) that reads as health.
+    if (i < 0) throw new Error(`show stat: no column ${name} in ${header.slice(0, 20).join(',')}`);
+    return i;
+  };
   const rows = lines.slice(1).map((l) => l.split(','));
   const num = (r: readonly string[], name: string): number => Number(r[col(name)] ?? '') || 0;
   const frontend = rows.find((r) => r[1] === 'FRONTEND');

@@ -34,7 +34,7 @@ export type LoadgenCommand =
       readonly concurrency: number;
       /** Keep reconnecting devices whose connection drops (for the restart measurement). */
       readonly reconnect: boolean;
-      /** Bound of the whole connect command (every device tried at least once within it). */
+      /** Bound of the whole connect command: no new first attempt starts after it (one in progress may run up to connackTimeoutMs past it). */
       readonly timeoutMs: number;
       /**
        * How long one attempt waits for its CONNACK before it gives up and backs off, as a device SDK's

@@ -27,6 +27,13 @@ describe('connections100k plan', () => {
     expect(small.rate).toBe(Math.ceil(5_000 / 60));
   });
 
+  it('keeps the one-process comparison inside the ephemeral ports one address has for one destination', () => {
+    // Devices connect without binding a source address: one 4-tuple each to one port.
+    const roomy = plan({ fdLimit: 1_048_576, quick: false, ephemeralPorts: 28_232 });
+    expect(roomy.sideBySide).toBe(Math.floor(28_232 * 0.9));
+    expect(plan({ fdLimit: 20_000, quick: false, ephemeralPorts: 28_232 }).sideBySide).toBe(19_000);
+  });
+
   it('caps HAProxy connections inside its descriptor limit when asked', () => {
     const cfg = haproxyConfig(1883, [{ name: 'a', port: 1 }], { maxconn: 9_500 });
     expect(cfg.split('\n').slice(0, 4)).toContain('  maxconn 9500');

@@ -64,7 +64,8 @@ describe('HAProxy view (bench)', () => {
     const before = await until(view, (x) => x.clients === 2);
     expect(before.connectErrors).toBe(0);
 
-    // Node b dies. Until its checks fail 3 times (inter 2 s) round robin still sends every other
+    // Node b dies (and every accepted socket is closed, a's too, so the count starts again from the
+    // new clients). Until b's checks fail 3 times (inter 2 s) round robin still sends every other
     // connection to it: refused, then redispatched to a.
     b.server.close();
     for (const s of accepted.splice(0)) s.destroy();

@@ -115,9 +115,12 @@ it("never closes a service's connection for a head whose node is alive, however 
   // A head a live node queued is on its way (its PUBLISH may be late, the node busy): closing the
   // session for it would only cut a healthy service. Marks and time far past the watch's bounds.
   const strandedHead = { marks: 5, afterMs: 300 };
-  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ls' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  // A 1 s heartbeat (proof of life kept 3 s): a stall of this test process shorter than 2 s cannot
+  // make the live node look dead (with 200 ms, one of 400 ms could, and the test would fail spuriously).
+  const limits = { heartbeatIntervalMs: 1_000, strandedHead };
+  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ls' }, limits } });
   brokers.push(s);
-  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ld' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ld' }, limits } });
   brokers.push(d);
   const clientId = 'svc-ingest-live-head';
   const service = await connect(s, 'svc-ingest', { clientId, clean: false, reconnectPeriod: 100 });
@@ -131,14 +134,15 @@ it("never closes a service's connection for a head whose node is alive, however 
   await dev.publishAsync(topic, reading(0), { qos: 1 });
   await until('the first reading at the service', () => seqsOf(got, topic).includes(0));
 
-  // Node LD's id as it keeps its proof of life in Redis; an RPUSH under that id with no PUBLISH.
+  // Node LD's id as it keeps its proof of life in Redis; an RPUSH under that id with no PUBLISH (a
+  // counter LD will not reach here, so the packet key is not one of its own).
   const [, keys] = await admin.scan('0', 'MATCH', 'carewatch:broker:alive:ld-*', 'COUNT', 1000);
   const liveId = keys[0]?.slice('carewatch:broker:alive:'.length);
   expect(liveId).toMatch(/^ld-[0-9a-f]{8}$/);
   const writer = createRedisPersistence(`${redis.url}/0`) as ClosablePersistence & { outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> };
   stores.push(writer);
   const aedes = await Aedes.createBroker({ id: 'writer-1', persistence: writer as never });
-  await writer.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(2_000)), qos: 1, retain: false, dup: false, brokerId: liveId, brokerCounter: 1 });
+  await writer.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(2_000)), qos: 1, retain: false, dup: false, brokerId: liveId, brokerCounter: 1_000_000_000 });
   await new Promise<void>((r) => aedes.close(() => r()));
 
   // Readings flow for 4 × the watch's time, well past its marks: the head is watched and found
