@@ -225,12 +225,12 @@ async function startNode(root: string, name: string, registryPath: string, redis
   };
 }
 
-async function startHaproxy(backends: readonly Backend[], nice?: number): Promise<Proc & { port: number; view(): Promise<HaproxyView> }> {
+async function startHaproxy(backends: readonly Backend[], sourceAddress: string, nice?: number): Promise<Proc & { port: number; view(): Promise<HaproxyView> }> {
   const dir = mkdtempSync(join(tmpdir(), 'carewatch-bench-haproxy-'));
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
   const statsSocket = join(dir, 'stats.sock');
-  writeFileSync(cfg, haproxyConfig(port, backends, { maxconn: HAPROXY_MAXCONN, statsSocket }));
+  writeFileSync(cfg, haproxyConfig(port, backends, { maxconn: HAPROXY_MAXCONN, statsSocket, sourceAddress }));
   const child = spawnWithUlimit('haproxy', [HAPROXY_BIN, '-f', cfg, '-db'], nice !== undefined && nice > 0 ? { nice } : {});
   await waitForPort(port, 15_000, child);
   return {
@@ -490,7 +490,10 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const alerts = await startAlerts({ registryPath: reg.path, brokerPort: readings.port, signalsPort: lane.port, influxUrl: influx.url, db, stateDir: join(tmp, 'state'), password: BENCH_SERVICE_SECRET });
     closers.push(() => alerts.close());
     const raised = [reniceAllThreads(alerts.child.pid, ALARM_NICE.alerts), reniceAllThreads(lane.child.pid, ALARM_NICE.feed), reniceAllThreads(readings.child.pid, ALARM_NICE.feed)].every(Boolean);
-    const haproxies = await Promise.all(Array.from({ length: p.groups }, () => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })), ctx.deviceNice)));
+    // Each HAProxy connects to the nodes from a loopback address of its own (127.0.1.1, .2, …), as
+    // separate load balancers would: with one shared address, each node's ≥ 14,000 connections from it
+    // made every new connect() scan the ephemeral range (test/support/haproxy.ts sourceAddress).
+    const haproxies = await Promise.all(Array.from({ length: p.groups }, (_, i) => startHaproxy(nodes.map((n) => ({ name: n.name, port: n.port })), `127.0.1.${i + 1}`, ctx.deviceNice)));
     closers.push(() => Promise.all(haproxies.map((h) => h.close())));
     await sleep(4_000); // HAProxy's first health checks (rise 2 × 2 s, test/support/haproxy.ts) mark every node up
     const rssIdle = nodes.map((n) => rssBytes(n.child.pid));

@@ -77,4 +77,33 @@ describe('HAProxy view (bench)', () => {
     const down = await until(view, (x) => x.down.length > 0);
     expect(down.down).toEqual(['b']);
   }, 40_000);
+
+  it('connects to the nodes from the source address it is given', async () => {
+    // The benchmark gives each HAProxy process an address of its own (test/support/haproxy.ts sourceAddress).
+    const from: string[] = [];
+    const node = createServer((sock) => {
+      from.push(sock.remoteAddress ?? '');
+      sock.destroy();
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    cleanups.push(() => node.close());
+    const dir = mkdtempSync(join(tmpdir(), 'carewatch-haproxy-source-'));
+    const port = await freePort();
+    writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(port, [{ name: 'n', port: (node.address() as { port: number }).port }], { sourceAddress: '127.0.1.7' }));
+    const child: ChildProcess = spawn('/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' });
+    cleanups.push(() => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const deadline = Date.now() + 15_000;
+    while (from.length < 3) {
+      if (Date.now() > deadline) throw new Error('no connection reached the node');
+      const c = connect(port, '127.0.0.1');
+      c.on('error', () => undefined);
+      cleanups.push(() => c.destroy());
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // Health checks and proxied connections alike come from it.
+    expect(new Set(from)).toEqual(new Set(['127.0.1.7']));
+  }, 30_000);
 });

@@ -66,13 +66,17 @@ const device = demoRegistry().site.devices.find((d) => d.kind === 'smoke_detecto
 const topic = deviceTopic(device.homeId, device.id, 'telemetry');
 const reading = (seq: number): string => JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 20 } });
 
-it("sends a connected service the message a dead node queued for it and never published, by closing the service's connection once", async () => {
-  const strandedHead = { marks: 5, afterMs: 300 };
-  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 's' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+type Limits = { heartbeatIntervalMs: number; strandedHead: { marks: number; afterMs: number } };
+
+/**
+ * Node S with a persistent service session subscribed to telemetry, node D with a device whose first
+ * reading has reached the service. `closes()` counts the service's connection closes.
+ */
+async function serviceAndDevice(names: readonly [string, string], limits: Limits, clientId: string) {
+  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: names[0] }, limits } });
   brokers.push(s);
-  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'd' }, limits: { heartbeatIntervalMs: 200, strandedHead } } });
+  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: names[1] }, limits } });
   brokers.push(d);
-  const clientId = 'svc-ingest-stranded';
   const service = await connect(s, 'svc-ingest', { clientId, clean: false, reconnectPeriod: 100 });
   clients.push(service);
   const got = record(service);
@@ -83,13 +87,24 @@ it("sends a connected service the message a dead node queued for it and never pu
   clients.push(dev);
   await dev.publishAsync(topic, reading(0), { qos: 1 });
   await until('the first reading at the service', () => seqsOf(got, topic).includes(0));
+  return { s, service, got, dev, closes: () => closes };
+}
+
+/** A node's RPUSH of one reading onto the session's queue with no PUBLISH after it, written by the store's own code as node `brokerId`. */
+async function queueWithoutPublish(clientId: string, brokerId: string, brokerCounter: number, seq: number): Promise<void> {
+  const store = createRedisPersistence(`${redis.url}/0`) as ClosablePersistence & { outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> };
+  stores.push(store);
+  const aedes = await Aedes.createBroker({ id: `${brokerId}-writer`, persistence: store as never });
+  await store.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(seq)), qos: 1, retain: false, dup: false, brokerId, brokerCounter });
+  await new Promise<void>((r) => aedes.close(() => r()));
+}
+
+it("sends a connected service the message a dead node queued for it and never published, by closing the service's connection once", async () => {
+  const clientId = 'svc-ingest-stranded';
+  const { s, service, got, dev, closes } = await serviceAndDevice(['s', 'd'], { heartbeatIntervalMs: 200, strandedHead: { marks: 5, afterMs: 300 } }, clientId);
 
   // The dead node's RPUSH, with no PUBLISH after it.
-  const dead = createRedisPersistence(`${redis.url}/0`) as ClosablePersistence & { outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> };
-  stores.push(dead);
-  const aedes = await Aedes.createBroker({ id: 'dead-node-1', persistence: dead as never });
-  await dead.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(1_000)), qos: 1, retain: false, dup: false, brokerId: 'dead-node-1', brokerCounter: 1 });
-  await new Promise<void>((r) => aedes.close(() => r()));
+  await queueWithoutPublish(clientId, 'dead-node-1', 1, 1_000);
   const list = queueKey(clientId);
 
   // Readings keep flowing from the device through node D, acknowledged by the service live.
@@ -102,7 +117,7 @@ it("sends a connected service the message a dead node queued for it and never pu
   }
   // Node S closed the service's connection once, for that head; the service came back by itself.
   expect(s.stats().queueHeadsStranded).toBe(1);
-  expect(closes).toBe(1);
+  expect(closes()).toBe(1);
   await until('the service connected again', () => service.connected);
   // The head acknowledged at last: the marks behind it are trimmed by the acknowledgements that follow.
   const last = seq;
@@ -117,33 +132,15 @@ it("never closes a service's connection for a head whose node is alive, however 
   const strandedHead = { marks: 5, afterMs: 300 };
   // A 1 s heartbeat (proof of life kept 3 s): a stall of this test process shorter than 2 s cannot
   // make the live node look dead (with 200 ms, one of 400 ms could, and the test would fail spuriously).
-  const limits = { heartbeatIntervalMs: 1_000, strandedHead };
-  const s = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ls' }, limits } });
-  brokers.push(s);
-  const d = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'ld' }, limits } });
-  brokers.push(d);
   const clientId = 'svc-ingest-live-head';
-  const service = await connect(s, 'svc-ingest', { clientId, clean: false, reconnectPeriod: 100 });
-  clients.push(service);
-  const got = record(service);
-  let closes = 0;
-  service.on('close', () => closes++);
-  await service.subscribeAsync(FILTERS.telemetry, { qos: 1 });
-  const dev = await connect(d, device.id);
-  clients.push(dev);
-  await dev.publishAsync(topic, reading(0), { qos: 1 });
-  await until('the first reading at the service', () => seqsOf(got, topic).includes(0));
+  const { s, got, dev, closes } = await serviceAndDevice(['ls', 'ld'], { heartbeatIntervalMs: 1_000, strandedHead }, clientId);
 
   // Node LD's id as it keeps its proof of life in Redis; an RPUSH under that id with no PUBLISH (a
   // counter LD will not reach here, so the packet key is not one of its own).
   const [, keys] = await admin.scan('0', 'MATCH', 'carewatch:broker:alive:ld-*', 'COUNT', 1000);
   const liveId = keys[0]?.slice('carewatch:broker:alive:'.length);
   expect(liveId).toMatch(/^ld-[0-9a-f]{8}$/);
-  const writer = createRedisPersistence(`${redis.url}/0`) as ClosablePersistence & { outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> };
-  stores.push(writer);
-  const aedes = await Aedes.createBroker({ id: 'writer-1', persistence: writer as never });
-  await writer.outgoingEnqueueCombi([{ clientId }], { cmd: 'publish', topic, payload: Buffer.from(reading(2_000)), qos: 1, retain: false, dup: false, brokerId: liveId, brokerCounter: 1_000_000_000 });
-  await new Promise<void>((r) => aedes.close(() => r()));
+  await queueWithoutPublish(clientId, liveId as string, 1_000_000_000, 2_000);
 
   // Readings flow for 4 × the watch's time, well past its marks: the head is watched and found
   // stranded, and each time its node answers alive.
@@ -157,6 +154,6 @@ it("never closes a service's connection for a head whose node is alive, however 
   }
   expect(seq).toBeGreaterThan(strandedHead.marks * 10);
   expect(s.stats().queueHeadsStranded).toBe(0);
-  expect(closes).toBe(0);
+  expect(closes()).toBe(0);
   expect(seqsOf(got, topic)).not.toContain(2_000);
 }, 60_000);
