@@ -69,7 +69,7 @@ const PROVINCE_RATE = 7_000;
  * generator in the connect phase: 80 % in inet_bhash2_conflict, inet_bind2_bucket_match_addr_any and
  * inet_bind2_bucket_find, kernel 6.18), so generators starved on their CPU share, their event loops
  * stalled 9–24 s, devices pinged late and were closed for silent keepalives, and reconnected through
- * the same cost: the collapse of sessions 16–17. connect() without bind only needs a 4-tuple not in
+ * the same cost: the collapse of sessions 13–17. connect() without bind only needs a 4-tuple not in
  * use, and every device group has a HAProxy port of its own (≤ PER_GROUP connections there; the side
  * by side is capped by the range, plan()): inside the ephemeral range per destination.
  */

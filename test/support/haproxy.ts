@@ -84,7 +84,7 @@ export function haproxyConfig(frontendPort: number, backends: readonly Backend[]
     'global',
     '  nbthread 1',
     // HAProxy needs 2 descriptors per proxied connection; an explicit maxconn keeps it inside a
-    // process's RLIMIT_NOFILE (bench/nodes100k.ts runs several HAProxy processes for that reason).
+    // process's RLIMIT_NOFILE (bench/connections100k.ts runs several HAProxy processes for that reason).
     ...(opts.maxconn !== undefined ? [`  maxconn ${opts.maxconn}`] : []),
     ...(opts.statsSocket !== undefined ? [`  stats socket ${opts.statsSocket} mode 600 level user`] : []),
     '  log stderr format short local0 notice',
