@@ -295,6 +295,51 @@ async function troublesSettled(alertsUrl: string, boundMs: number, allowed: numb
   return { ms: performance.now() - t0, open };
 }
 
+/** What an open alert says about itself, as far as the troubles' breakdown needs (GET /api/alerts). */
+export interface OpenAlert {
+  readonly rule: string;
+  readonly signal: string;
+  readonly homeId: string;
+  readonly deviceId?: string;
+  readonly raisedAt: number;
+}
+
+/**
+ * The open troubles by rule and device kind, with how long ago they were raised and in how many
+ * homes: which devices hold the settle back (session 18 left 131 at 50,000 devices unexplained).
+ * Pure; `kindOf` names a device's kind (`?` for none or unknown).
+ */
+export function troublesBreakdown(alerts: readonly OpenAlert[], kindOf: (deviceId: string) => string | undefined, now: number): string {
+  const troubles = alerts.filter((a) => a.signal === 'trouble');
+  const groups = new Map<string, { n: number; homes: Set<string>; ages: number[] }>();
+  for (const a of troubles) {
+    const key = `${a.rule}/${a.deviceId !== undefined ? (kindOf(a.deviceId) ?? '?') : '-'}`;
+    const g = groups.get(key) ?? { n: 0, homes: new Set<string>(), ages: [] };
+    g.n++;
+    g.homes.add(a.homeId);
+    g.ages.push((now - a.raisedAt) / 1000);
+    groups.set(key, g);
+  }
+  const rows = [...groups].sort((x, y) => y[1].n - x[1].n).map(([key, g]) => {
+    const ages = percentiles(g.ages);
+    return `${key} ${g.n} in ${g.homes.size} homes, raised ${ages.p50.toFixed(0)}/${ages.max.toFixed(0)} s ago (median/oldest)`;
+  });
+  return `${troubles.length} open troubles${rows.length > 0 ? `: ${rows.join('; ')}` : ''}`;
+}
+
+/** Every open alert as the bureau sees it (every home), or the reason it could not be read. */
+async function openAlerts(alertsUrl: string): Promise<OpenAlert[] | string> {
+  try {
+    const login = await fetch(`${alertsUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bureau', password: BENCH_USER_PASSWORD }), signal: AbortSignal.timeout(30_000) });
+    if (!login.ok) return `login ${login.status}`;
+    const { token } = (await login.json()) as { token: string };
+    const res = await fetch(`${alertsUrl}/api/alerts`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(60_000) });
+    return res.ok ? ((await res.json()) as OpenAlert[]) : `GET /api/alerts ${res.status}`;
+  } catch (err) {
+    return String(err);
+  }
+}
+
 /** RSS of these processes together, bytes (one that has gone counts 0). */
 function rssOf(pids: readonly number[]): number {
   return pids.reduce((a, pid) => a + (rssBytes(pid) || 0), 0);
@@ -520,6 +565,11 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const connectOpts = { secret: BENCH_DEVICE_SECRET, keepaliveS: 60, localAddresses: SOURCES, concurrency: 100, reconnect: true, backoff: BACKOFF, deviceSession: true, timeoutMs: ctx.quick ? 300_000 : 900_000, connackTimeoutMs: CONNACK_TIMEOUT_MS } as const;
     const t0 = performance.now();
     const connecting = Promise.all(lgs.map((lg, i) => lg.connect({ host: '127.0.0.1', port: (haproxies[i] ?? haproxies[0])!.port, devices: parts[i] ?? [], ...connectOpts })));
+    /** Each group's generator and HAProxy, read together (an unanswered read is `undefined`: "gen ?" / "hap ?"). */
+    const readGroups = async (): Promise<{ stats: Array<StatsResult | undefined>; views: Array<HaproxyView | undefined> }> => {
+      const [stats, views] = await Promise.all([Promise.all(lgs.map((lg) => lg.stats().catch(() => undefined))), Promise.all(haproxies.map((h) => h.view().catch(() => undefined)))]);
+      return { stats, views };
+    };
     // The groups every 30 s while they connect (the phase has run into its bound since session 12).
     let connectDone = false;
     let connectEnd = Number.NaN;
@@ -530,8 +580,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     while (!connectDone) {
       await Promise.race([sleep(30_000), connecting.catch(() => undefined)]);
       if (connectDone) break;
-      const [genStats, views] = await Promise.all([Promise.all(lgs.map((lg) => lg.stats().catch(() => undefined))), Promise.all(haproxies.map((h) => h.view().catch(() => undefined)))]);
-      ctx.log(`connections100k: groups at ${Math.round((performance.now() - t0) / 1000)} s of the connect ${groupsLine(genStats, views)}`);
+      const groups = await readGroups();
+      ctx.log(`connections100k: groups at ${Math.round((performance.now() - t0) / 1000)} s of the connect ${groupsLine(groups.stats, groups.views)}`);
     }
     const res = await connecting;
     const connectMs = connectEnd - t0;
@@ -587,9 +637,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         );
         last = now;
         const rssMb = Object.fromEntries(Object.entries(kinds).map(([k, pids]) => [k, mb(pids)]));
-        const genStats = await Promise.all(lgs.map((lg) => lg.stats().catch(() => undefined)));
-        const connectedNow = genStats.map((x) => x?.connected ?? -1);
-        const views = await Promise.all(haproxies.map((h) => h.view().catch(() => undefined)));
+        const groups = await readGroups();
+        const connectedNow = groups.stats.map((x) => x?.connected ?? -1);
         const redisTop = redisCommandTop(redis.url);
         const [svcQueued, laneQueued, readingsQueued] = await Promise.all([svc, lane, readings].map((n) => n.queued().catch(() => -1)));
         // Which side ends the connections when devices drop (session 9–11 failovers cascaded): the
@@ -598,7 +647,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
         const strandedHeads = (await Promise.all([svc, lane, readings].map((n) => n.strandedHeads().catch(() => 0)))).reduce((a, b) => a + b, 0);
         const sample: LoadSample = { atS: Math.round((performance.now() - tLoad) / 1000), loadAverage: loadavg()[0] ?? Number.NaN, rssMb, cores, connected: connectedNow, redisTop, queued: { svc: svcQueued ?? -1, lane: laneQueued ?? -1, readings: readingsQueued ?? -1 }, keepaliveTimeouts, strandedHeads };
         loadPhase.push(sample);
-        ctx.log(`connections100k: groups at ${sample.atS} s of the load ${groupsLine(genStats, views)}`);
+        ctx.log(`connections100k: groups at ${sample.atS} s of the load ${groupsLine(groups.stats, groups.views)}`);
         ctx.log(`connections100k: load phase ${sample.atS} s: load average ${sample.loadAverage.toFixed(1)}; cores ${JSON.stringify(cores)}; RSS MB ${JSON.stringify(rssMb)}; connected per generator ${JSON.stringify(connectedNow)}; delivery queue ${JSON.stringify(sample.queued)}; keepalive closes on device nodes ${sample.keepaliveTimeouts}; stranded queue heads ${sample.strandedHeads}; Redis commands by CPU so far ${redisTop}`);
       }
     })();
@@ -607,6 +656,9 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     // heard again for its restore hold. The alarm trials measure the steady state after that.
     const neverConnected = held.length - connected;
     const settle = { ...(await troublesSettled(alerts.url, ctx.quick ? SETTLE_BOUND_MS / 10 : SETTLE_BOUND_MS, neverConnected)), allowed: neverConnected };
+    const open = await openAlerts(alerts.url);
+    const kindOf = new Map(reg.all.map((d) => [d.id, d.kind]));
+    ctx.log(`connections100k: at the settle ${typeof open === 'string' ? `open alerts not read (${open})` : troublesBreakdown(open, (id) => kindOf.get(id), Date.now())}`);
     ctx.log(`connections100k: device troubles of the connect phase ${settle.open <= neverConnected ? `cleared ${(settle.ms / 1000).toFixed(0)} s into the load (${settle.open} open, ${neverConnected} devices never connected)` : `still open after ${(settle.ms / 1000).toFixed(0)} s: ${settle.open} (${neverConnected} devices never connected)`}`);
     await sleep(ctx.quick ? 5_000 : 15_000);
     const stack = { reg: { ...reg, homes: probeHomes }, load: probe, probe, close: async () => undefined };
@@ -632,6 +684,10 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     // Logged now: the failover after this may run into the runner's bound, which loses the table.
     ctx.log(`connections100k: alarm receipts ${loaded.fire.length} fire, ${loaded.care.length} care (${loaded.missedReceipts} missing, ${loaded.bySnapshot} by a reconnected page's snapshot; page reconnects ${(await stack.probe.stats()).pageReconnects}); stage p99 ${STAGE_NAMES.map(([key, text]) => `${text} ${percentiles(loaded.stages.map((x) => x[key])).p99.toFixed(0)} ms`).join(', ')}; per receipt (kind total ms / stages): ${loaded.stages.map((x) => `${x.kind} ${x.totalMs.toFixed(0)}/${STAGE_NAMES.map(([key]) => String(x[key])).join('+')}`).join(' ')}`);
 
+    // Which troubles stand during the trials (session 18: 131 at 50,000 devices, 7,018 at 100,000, unexplained).
+    const openAtTrials = await openAlerts(alerts.url);
+    ctx.log(`connections100k: after the alarm trials ${typeof openAtTrials === 'string' ? `open alerts not read (${openAtTrials})` : troublesBreakdown(openAtTrials, (id) => kindOf.get(id), Date.now())}`);
+
     // Failover: SIGKILL the last device node; its devices come back through HAProxy to the others.
     const victim = nodes[nodes.length - 1] as BrokerNode;
     const victimConnections = perNode[perNode.length - 1] ?? 0;
@@ -655,7 +711,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const lastConnack = Math.max(...reports.map((r) => r.lastConnackEpochMs).filter((x) => Number.isFinite(x)));
     const allBack = reconnected >= victimConnections && connectedAfter >= heldBefore;
     const lat = percentiles(reports.flatMap((r) => r.connectLatenciesMs));
-    const survivorsCounts = await Promise.all(nodes.slice(0, -1).map((n) => n.connected()));
+    // Guarded like every gauge read under load (session 18's run f lost its table to this one timing out).
+    const survivorsCounts = await Promise.all(nodes.slice(0, -1).map((n) => n.connected().catch(() => Number.NaN)));
     const firstError = reports.find((r) => r.firstError !== undefined)?.firstError;
     ctx.log(`connections100k: failover attempts failed by kind, per generator (the last: the probes): ${reports.map((r, i) => `[${i === lgs.length ? 'probe' : i}] ${r.failedAttempts}/${r.attempts} ${JSON.stringify(r.failuresByKind)}`).join('; ')}`);
     const failover: ClusterRun['failover'] = {

@@ -28,6 +28,8 @@ export interface CpuGroups {
 }
 
 const V1_CPU = '/sys/fs/cgroup/cpu';
+/** How long close waits for killed processes to leave a group before it gives up on removing it. */
+const CLOSE_WAIT_MS = 5_000;
 
 /** cpu.shares of a group that gets `percent` % against a group of 1,024 (the default weight). */
 export function sharesFor(percent: number): number {
@@ -47,20 +49,28 @@ export function openCpuGroups(tag: string, percent: number): CpuGroups | { error
     } catch {
       // the runner is exiting anyway
     }
+    // Processes still in a group go back so that it can be removed. On an interrupted run the
+    // children were SIGKILLed just before this: a process still exiting cannot be moved (ESRCH) and
+    // keeps its group busy until it is gone, so each group is tried again for up to CLOSE_WAIT_MS
+    // (session 18: every SIGTERMed run left its two groups behind).
+    const deadline = Date.now() + CLOSE_WAIT_MS;
     for (const dir of [gen, rest]) {
-      if (!existsSync(dir)) continue;
-      // Processes still in a group (a child not yet reaped) go back so that it can be removed.
-      try {
-        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-          try {
-            writeFileSync(join(home, 'cgroup.procs'), pid);
-          } catch {
-            // gone meanwhile
+      while (existsSync(dir)) {
+        try {
+          for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+            try {
+              writeFileSync(join(home, 'cgroup.procs'), pid);
+            } catch {
+              // gone or exiting meanwhile
+            }
           }
+          rmdirSync(dir);
+        } catch {
+          // busy: a process still exiting
+          if (Date.now() >= deadline) break; // left for the operator (named after the run's tag)
+          // Synchronous on purpose: this also runs in the process's 'exit' handler.
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
         }
-        rmdirSync(dir);
-      } catch {
-        // busy: left for the operator (named after the run's tag)
       }
     }
   };

@@ -41,8 +41,8 @@ function failureKind(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : String((err as Error).message).replace(/[0-9.:]+/g, '#').slice(0, 60);
 }
-/** Since start, for the stats command: connections ended after CONNACK, and failed attempts by kind. */
-const life = { dropped: 0, kinds: {} as Record<string, number> };
+/** Since start, for the stats command: connections ended after CONNACK. */
+let dropped = 0;
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 const WILL = Buffer.from(JSON.stringify({ online: false }));
@@ -120,7 +120,7 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
   client.onClose = () => {
     const was = d.connected;
     d.connected = false;
-    if (was) life.dropped++;
+    if (was) dropped++;
     if (was && reconnectEnabled && !shuttingDown) scheduleReconnect(d, idx);
   };
   const started = performance.now();
@@ -133,7 +133,6 @@ async function connectOne(d: Dev, idx: number, c: Extract<LoadgenCommand, { op: 
     rc.firstError ??= (err as Error).message;
     const kind = failureKind(err);
     rc.kinds[kind] = (rc.kinds[kind] ?? 0) + 1;
-    life.kinds[kind] = (life.kinds[kind] ?? 0) + 1;
     throw err;
   } finally {
     d.attemptStartedAt = undefined;
@@ -453,7 +452,7 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
         if (d.backingOff) backingOff++;
       }
       // The histogram is in ns; reset so each call covers the time since the previous one.
-      const delay = { max: loopDelay.max / 1e6, p99: loopDelay.percentile(99) / 1e6 };
+      const delayMaxMs = loopDelay.max / 1e6;
       loopDelay.reset();
       return {
         connected: connectedCount(),
@@ -463,10 +462,8 @@ async function handle(cmd: LoadgenCommand): Promise<unknown> {
         connecting,
         oldestAttemptMs: Math.round(oldest),
         backingOff,
-        dropped: life.dropped,
-        failuresByKind: { ...life.kinds },
-        loopDelayMaxMs: Math.round(delay.max),
-        loopDelayP99Ms: Math.round(delay.p99),
+        dropped,
+        loopDelayMaxMs: Math.round(delayMaxMs),
       } satisfies StatsResult;
     }
     case 'resetReconnects':

@@ -134,11 +134,8 @@ export interface StatsResult {
   readonly backingOff: number;
   /** Connections that ended after their CONNACK (closed by the far side or the network), since start. */
   readonly dropped: number;
-  /** Attempts that failed, by kind, since start (errno code or message). */
-  readonly failuresByKind: Record<string, number>;
   /** This process's event-loop delay since the previous stats call (ms): a starved or blocked generator pings late. */
   readonly loopDelayMaxMs: number;
-  readonly loopDelayP99Ms: number;
 }
 
 export type LoadgenReply = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string };

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openCpuGroups, sharesFor } from '../../bench/lib/cpu-groups.ts';
 
@@ -36,5 +36,27 @@ describe('benchmark CPU groups', () => {
     expect(/^\d+:cpu:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1]).toBe(before);
     expect(existsSync(`/sys/fs/cgroup/cpu/carewatch-bench-${tag}-devices`)).toBe(false);
     expect(existsSync(`/sys/fs/cgroup/cpu/carewatch-bench-${tag}-rest`)).toBe(false);
+  });
+
+  it.skipIf(!writable)('removes both groups when closed right after its processes were SIGKILLed (an interrupted run)', async () => {
+    const tag = `test-kill-${process.pid}`;
+    const g = openCpuGroups(tag, 30);
+    if ('error' in g) throw new Error(g.error);
+    // A process with 1 GB of touched memory takes a while to exit after SIGKILL (the kernel frees
+    // it): until then it cannot be moved and keeps its group busy, as a killed benchmark's children do.
+    const big = (): ReturnType<typeof spawn> => spawn(process.execPath, ['-e', 'const b = Buffer.alloc(1e9, 1); process.stdout.write("ready"); setInterval(() => b[0]++, 1000)']);
+    const children = [big(), big()];
+    try {
+      await Promise.all(children.map((c) => new Promise((r) => c.stdout?.once('data', r))));
+      g.addGenerator(children[0]?.pid as number);
+    } finally {
+      for (const c of children) c.kill('SIGKILL');
+      g.close();
+    }
+    const left = ['devices', 'rest'].map((k) => `/sys/fs/cgroup/cpu/carewatch-bench-${tag}-${k}`).filter((dir) => existsSync(dir));
+    // A failure leaves nothing behind either: once the children are gone the groups are empty.
+    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+    for (const dir of left) rmdirSync(dir);
+    expect(left).toEqual([]);
   });
 });
