@@ -175,11 +175,16 @@ function homeSignal(homeId: string, ctx: RuleContext, active: boolean, now: numb
   };
 }
 
-/** After a gap in evaluation (the engine was down) every budget restarts from now. */
+/**
+ * After a gap in evaluation (the engine was down) every budget restarts from now, except a raised
+ * device's: its trouble stands until it speaks (what it sent meanwhile is still delivered: the
+ * session is persistent). Restarting it too made it look back, cleared its trouble ("communicating
+ * again") 30 s after every restart and raised it again a budget later (session 19).
+ */
 function rearm(state: SupervisionState, now: number): SupervisionState {
   if (state.last < 0 || now - state.last <= RESTART_GAP_MS) return state;
   const d: SupervisionState['d'] = {};
-  for (const [id, e] of Object.entries(state.d)) d[id] = [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3], e[4]];
+  for (const [id, e] of Object.entries(state.d)) d[id] = e[2] === 1 ? e : [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3], e[4]];
   return { d, h: state.h, last: now, ...(state.lag !== undefined ? { lag: state.lag } : {}) };
 }
 
@@ -263,10 +268,17 @@ function tick(now: number, at: number, lag: Lag | undefined, state: SupervisionS
     // its periods, cannot tell yet whether the home is down: it is left out of the fraction rather
     // than counted as up, so slow devices do not delay a home-wide loss. One that reported after
     // the silence began is evidence the home is up and counts.
+    // Strictly before: a fresh budget (the home alert clearing, an engine restart) sets every
+    // device's last-seen to one instant, the never-heard devices' too, so the silence of those dates
+    // from that instant and says nothing of the others given the same one. Counting those as
+    // undecided left a home of once-a-minute reporters with 8 of 82 devices dead judged on the 8
+    // alone, "fire monitoring lost" again and again (session 19; supervision.test.ts). The price: a
+    // home lost again right after its restoral is recognised once its slow reporters are quiet too
+    // (≤ 150 s), its fast ones meanwhile raised one by one as any silent device.
     let undecided = 0;
     if (down > 0) for (const dev of devices) {
       const e = d[dev.id] as Entry;
-      if (e[1] < 0 && now - e[0] <= quietMs(dev, e) && e[0] <= since) undecided++;
+      if (e[1] < 0 && now - e[0] <= quietMs(dev, e) && e[0] < since) undecided++;
     }
     const judged = devices.length - undecided;
     const frac = judged === 0 ? 0 : down / judged;
