@@ -27,7 +27,7 @@ import { troubleSignal } from './signals.ts';
  * are held back for up to 60 s (never past NFPA 72's 200 s) to let the home picture settle.
  *
  * All times are the engine's clock (`input.now`): device clocks may be skewed; silence is about
- * when messages arrived. State per device is four numbers.
+ * when messages arrived. State per device is five numbers (six after its home's communication is restored, until it speaks).
  *
  * Alerts' own backlog is not the devices' silence. When alerts falls behind, each device's messages
  * reach the rule further apart than the broker received them, and a device reporting every 60 s
@@ -41,8 +41,10 @@ import { troubleSignal } from './signals.ts';
  */
 export interface SupervisionState {
   /**
-   * Per device `[lastSeen, offlineSince | -1, raised 0|1, backSince | -1, interval]`, platform ms;
-   * `interval` is the device's own recent reporting interval (absent in states saved before it).
+   * Per device `[lastSeen, offlineSince | -1, raised 0|1, backSince | -1, interval, budgetFrom?]`,
+   * platform ms; `interval` is the device's own recent reporting interval (absent in states saved
+   * before it; 0 unknown); `budgetFrom` a fresh silence budget given after its last message (the
+   * home's communication restored), until it speaks.
    */
   d: Record<string, Entry>;
   /** Per home comm-loss latch. */
@@ -104,7 +106,12 @@ function tickLag(lag: Lag | undefined, now: number): { lag: Lag | undefined; exc
   return { lag: { x: 0, j: decayed, t: now, b: lag.b, ...(lag.r !== undefined ? { r: lag.r } : {}) }, excess };
 }
 
-type Entry = [number, number, number, number, number?];
+type Entry = [number, number, number, number, number?, number?];
+
+/** Where a device's silence budget runs from: its last message, or a fresh budget given after it. */
+function budgetFrom(e: Entry): number {
+  return Math.max(e[0], e[5] ?? -Infinity);
+}
 
 /** NFPA 72 §23.16.2: 200 s to report the loss of a device. */
 const REPORT_LIMIT_MS = 200_000;
@@ -268,17 +275,10 @@ function tick(now: number, at: number, lag: Lag | undefined, state: SupervisionS
     // its periods, cannot tell yet whether the home is down: it is left out of the fraction rather
     // than counted as up, so slow devices do not delay a home-wide loss. One that reported after
     // the silence began is evidence the home is up and counts.
-    // Strictly before: a fresh budget (the home alert clearing, an engine restart) sets every
-    // device's last-seen to one instant, the never-heard devices' too, so the silence of those dates
-    // from that instant and says nothing of the others given the same one. Counting those as
-    // undecided left a home of once-a-minute reporters with 8 of 82 devices dead judged on the 8
-    // alone, "fire monitoring lost" again and again (session 19; supervision.test.ts). The price: a
-    // home lost again right after its restoral is recognised once its slow reporters are quiet too
-    // (≤ 150 s), its fast ones meanwhile raised one by one as any silent device.
     let undecided = 0;
     if (down > 0) for (const dev of devices) {
       const e = d[dev.id] as Entry;
-      if (e[1] < 0 && now - e[0] <= quietMs(dev, e) && e[0] < since) undecided++;
+      if (e[1] < 0 && now - e[0] <= quietMs(dev, e) && e[0] <= since) undecided++;
     }
     const judged = devices.length - undecided;
     const frac = judged === 0 ? 0 : down / judged;
@@ -288,16 +288,21 @@ function tick(now: number, at: number, lag: Lag | undefined, state: SupervisionS
     if (step.edge !== undefined) signals.push(homeSignal(home.id, ctx, step.edge === 'set', now, down, devices.length));
     if (step.edge === 'clear') {
       // Communication is back: every device gets a fresh budget to report before it is called silent.
+      // A budget, not a report: its last-seen stays, so the home's picture (who is down, since when)
+      // is what the devices said. Moving last-seen to now dated the silence of the devices that were
+      // dead all along from this instant, and every device not heard since was then taken as a slow
+      // reporter silent since before it: a home reporting once a minute with a few dead devices was
+      // judged on those alone and raised "fire monitoring lost" again and again (session 19).
       for (const dev of devices) {
         const e = d[dev.id] as Entry;
-        d[dev.id] = [Math.max(e[0], now), e[1], e[2], e[3], e[4]];
+        d[dev.id] = [e[0], e[1], e[2], e[3], e[4] ?? 0, now];
       }
     }
     for (const dev of devices) {
       const e = d[dev.id] as Entry;
       const [seen, off, raised, back, iv] = e;
       const offlineFor = off >= 0 ? now - off - OFFLINE_GRACE_MS : -1;
-      const silentFor = now - seen - budgetMs(dev, e);
+      const silentFor = now - budgetFrom(e) - budgetMs(dev, e);
       const overdue = Math.max(offlineFor, silentFor);
       if (step.latch.on) {
         // The home alert stands for every device of the home.
@@ -352,7 +357,7 @@ function nextLook(devices: readonly Device[], d: SupervisionState['d'], latch: L
     }
     // Under the home alert a tick only clears raised devices, which this look did.
     if (latch.on) continue;
-    const budget = seen + budgetMs(dev, e);
+    const budget = budgetFrom(e) + budgetMs(dev, e);
     if (raised === 0) {
       const wait = frac < HOME_CLEAR_FRACTION ? 0 : deferralMs(dev, e);
       at = Math.min(at, budget + wait, off >= 0 ? off + OFFLINE_GRACE_MS + wait : Infinity);

@@ -104,16 +104,19 @@ describe('supervision: heartbeat budgets and home communication loss', () => {
   });
 
   // Session 19 (the 100,000-device benchmark at 5,000): "Bench home 50: home communication failure
-  // (20/102 devices silent)", raised again and again. A fresh budget (an engine restart, or the home
-  // alert clearing) sets every device's last-seen to one instant, the dead devices' too; they are down
-  // 20 s later, the silence then dated to that instant, and every device not heard since was taken
-  // as a slow reporter silent since before it: left out of the fraction, so 20 of 20 judged were down.
-  describe('a home with some dead devices and the rest reporting once a minute together', () => {
+  // (20/102 devices silent)", raised again and again. The fresh budget given when the home alert
+  // cleared set every device's last-seen to that instant, the dead devices' too; they were down 20 s
+  // later, the silence dated to that instant, and every device not heard since was taken as a slow
+  // reporter silent since before it: left out of the fraction, so 20 of 20 judged were down. And an
+  // alerts restart cleared the dead devices' troubles ("communicating again") and raised them anew.
+  // Each case with and without the engine's in-place state (its tick schedule).
+  for (const inPlace of [false, true])
+  describe(`a home with some dead devices and the rest reporting once a minute together${inPlace ? ' (in place)' : ''}`, () => {
     // The two homes' devices whose kinds allow a report a minute (a heartbeat budget of 90 s or more),
     // as in the benchmark's homes of smoke detectors; 8 of h01's never report.
     const site = demoRegistry().site;
     const slow = site.devices.filter((d) => (d.homeId === 'h01' || d.homeId === 'h02') && DEVICE_KINDS[d.kind].heartbeatBudgetS >= 90);
-    const ctx: RuleContext = { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => h.id === 'h01' || h.id === 'h02'), devices: slow, residents: [], users: [] }) };
+    const ctx: RuleContext = { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => h.id === 'h01' || h.id === 'h02'), devices: slow, residents: [], users: [] }), inPlace };
     const dead = new Set(slow.filter((d) => d.homeId === 'h01' && d.kind === 'smoke_detector').slice(0, 8).map((d) => d.id));
     // Every live device once a minute, the home's all within a second (a gateway polling them in turn).
     const minutely = (untilS: number, skip: (t: number) => boolean = () => false): RuleInput[] => {
@@ -147,6 +150,32 @@ describe('supervision: heartbeat budgets and home communication loss', () => {
       expect(home.map((x) => x.active)).toEqual([true, false]);
       // Recognised within NFPA 72 §23.16.2's 200 s of the loss (the live devices' last burst at 545 s).
       expect(home[0]!.sourceTs - (T0 + 545_000)).toBeLessThanOrEqual(200_000);
+    });
+  });
+
+  // The two ways a fresh budget must not hide a real loss (the session 19 review of a first fix,
+  // which counted devices given a fresh budget as up): an alerts restart with no input for 90 s.
+  for (const inPlace of [false, true])
+  describe(`a home lost across an alerts restart${inPlace ? ' (in place)' : ''}`, () => {
+    const ctx: RuleContext = { ...twoHomes(), inPlace };
+    const gap = (t: number): boolean => t >= 600_000 && t < 690_000;
+    const inputs = (silentFrom: number): RuleInput[] =>
+      merge(
+        heartbeats([...h01, ...h02], interval, T0, 1500).filter((i) => !gap(i.now - T0) && (!('device' in i) || i.device.homeId !== 'h01' || i.now - T0 < silentFrom)),
+        ticks(T0, 1500, 1).filter((i) => !gap(i.now - T0)),
+      );
+
+    it('lost before the restart: the home alert stands through it, no device alert and no false restoral', () => {
+      const { signals } = run([supervisionRule], inputs(300_000), { ctx });
+      expect(signals.filter(byRule('home_comm_loss')).map((x) => x.active)).toEqual([true]);
+      expect(raises(signals, byRule('device_offline'))).toEqual([]);
+    });
+
+    it('lost while alerts was down: recognised within 200 s of the last message', () => {
+      const { signals } = run([supervisionRule], inputs(620_000), { ctx });
+      const home = signals.filter(byRule('home_comm_loss'));
+      expect(home.map((x) => x.active)).toEqual([true]);
+      expect(home[0]!.sourceTs - (T0 + 620_000)).toBeLessThanOrEqual(200_000);
     });
   });
 
