@@ -11,7 +11,8 @@ import type { Device, Home, Resident, Room, ServiceAccount, SiteRegistry, User }
  * Every device has its own id but all share ONE secret and therefore one salt+hash string. Sharing
  * the hash does not change what the broker does per connection (one HMAC-SHA-256 per CONNECT, the
  * machine-secret format of issue 12; no cache involved), so it is fair for a benchmark — never do
- * this in a real site. FORMAT_VERSION 2: version 1 files held scrypt hashes (issue 6 figures).
+ * this in a real site. FORMAT_VERSION 2: version 1 files held scrypt hashes (issue 6 figures); 3: devices
+ * spread evenly over the homes (2 filled the first homes to the rounded-up size).
  *
  * The file is cached under .tmp/bench/ keyed by size, so runs reuse it.
  */
@@ -20,7 +21,7 @@ export const BENCH_SERVICE_SECRET = 'bench-service-secret-77c1';
 export const BENCH_USER_PASSWORD = 'bench-user-password-5e2d';
 export const BENCH_SUBSCRIBER = 'svc-bench';
 export const BENCH_INTEGRATION = 'svc-bench-integration';
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 3;
 const BEDROOMS = 10;
 
 export interface BenchDevice {
@@ -45,13 +46,17 @@ export function homeId(i: number): string {
 
 /** `alarmHomes`: the first this many homes get a manual call point and a vital-signs monitor; the others smoke detectors only (default: every home). */
 function buildSite(devices: number, homes: number, alarmHomes = homes): SiteRegistry {
-  const perHome = Math.max(3, Math.ceil(devices / homes));
+  // Spread evenly (the first `devices % homes` homes one more), so that every home asked for exists:
+  // ceil per home left the last homes empty (100,080 devices in 1,000 homes made 991).
+  const base = Math.max(3, Math.floor(devices / homes));
+  const extra = Math.max(0, devices - base * homes);
   const deviceHash = hashMachineSecret(BENCH_DEVICE_SECRET);
   const serviceHash = hashMachineSecret(BENCH_SERVICE_SECRET);
   const userHash = hashSecret(BENCH_USER_PASSWORD, USER_COST);
   const site: SiteRegistry = { version: 1, name: `bench ${devices} devices / ${homes} homes`, homes: [], devices: [], residents: [], services: [], users: [] };
   let made = 0;
   for (let h = 1; h <= homes && made < devices; h++) {
+    const perHome = base + (h <= extra ? 1 : 0);
     const hid = homeId(h);
     const bedrooms = Array.from({ length: BEDROOMS }, (_, i) => `r${String(i + 1).padStart(2, '0')}`);
     const rooms: Room[] = [{ id: 'corridor', name: '走廊', nameEn: 'Corridor', kind: 'corridor', adjacent: bedrooms }];

@@ -12,7 +12,7 @@ describe('troublesBreakdown', () => {
     ['h1-sd-2', 'smoke_detector'],
     ['h2-mcp', 'manual_call_point'],
   ]);
-  const alert = (rule: string, homeId: string, raisedAgoS: number, deviceId?: string, signal = 'trouble'): OpenAlert => ({ rule, signal, homeId, raisedAt: now - raisedAgoS * 1000, ...(deviceId !== undefined ? { deviceId } : {}) });
+  const alert = (rule: string, homeId: string, raisedAgoS: number, deviceId?: string, signal = 'trouble'): OpenAlert => ({ rule, signal, homeId, raisedAt: now - raisedAgoS * 1000, message: { en: `${rule} text` }, ...(deviceId !== undefined ? { deviceId } : {}) });
 
   it('groups troubles by rule and device kind, largest first, and leaves other signals out', () => {
     const text = troublesBreakdown(
@@ -29,6 +29,8 @@ describe('troublesBreakdown', () => {
     expect(text).toMatch(/^4 open troubles: device_offline\/smoke_detector 2 in 1 homes, raised \d+\/30 s ago/);
     expect(text).toContain('device_offline/manual_call_point 1 in 1 homes, raised 300/300 s ago');
     expect(text).toContain('home_comm_loss/- 1 in 1 homes');
+    expect(text).toContain('e.g. h2-mcp: device_offline text');
+    expect(text).toContain('e.g. h3: home_comm_loss text');
     expect(text).not.toContain('detector_alarm');
   });
 
