@@ -27,7 +27,8 @@ import { troubleSignal } from './signals.ts';
  * are held back for up to 60 s (never past NFPA 72's 200 s) to let the home picture settle.
  *
  * All times are the engine's clock (`input.now`): device clocks may be skewed; silence is about
- * when messages arrived. State per device is five numbers (six after its home's communication is restored, until it speaks).
+ * when messages arrived. State per device is five numbers, and a sixth (a fresh budget) after its
+ * home's communication is restored, until the entry is next rewritten.
  *
  * Alerts' own backlog is not the devices' silence. When alerts falls behind, each device's messages
  * reach the rule further apart than the broker received them, and a device reporting every 60 s
@@ -184,14 +185,21 @@ function homeSignal(homeId: string, ctx: RuleContext, active: boolean, now: numb
 
 /**
  * After a gap in evaluation (the engine was down) every budget restarts from now, except a raised
- * device's: its trouble stands until it speaks (what it sent meanwhile is still delivered: the
- * session is persistent). Restarting it too made it look back, cleared its trouble ("communicating
- * again") 30 s after every restart and raised it again a budget later (session 19).
+ * device's that has not spoken since: its trouble stands until it does. Restarting it too made it
+ * look back, cleared its trouble ("communicating again") 30 s after every restart and raised it again
+ * a budget later (session 19). A raised device that was back (its restore hold counting) restarts
+ * like the others: kept, it would count as down, and a home below the 80 % line before the restart
+ * could be pushed over it (the session 19 review). A home whose communication loss is raised keeps
+ * its devices as they were: restarted, they all looked up, and the home was reported restored 30 s
+ * after the restart while still silent (then lost again once its devices were quiet once more).
  */
-function rearm(state: SupervisionState, now: number): SupervisionState {
+function rearm(state: SupervisionState, now: number, registry: RegistryIndex): SupervisionState {
   if (state.last < 0 || now - state.last <= RESTART_GAP_MS) return state;
   const d: SupervisionState['d'] = {};
-  for (const [id, e] of Object.entries(state.d)) d[id] = e[2] === 1 ? e : [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3], e[4]];
+  for (const [id, e] of Object.entries(state.d)) {
+    const home = registry.device(id)?.homeId;
+    d[id] = (e[2] === 1 && e[3] < 0) || (home !== undefined && state.h[home]?.on === true) ? e : [Math.max(e[0], now), e[1] >= 0 ? Math.max(e[1], now) : -1, e[2], e[3], e[4]];
+  }
   return { d, h: state.h, last: now, ...(state.lag !== undefined ? { lag: state.lag } : {}) };
 }
 
@@ -376,7 +384,7 @@ export const supervisionRule: Rule<SupervisionState> = {
   accepts: { types: ['telemetry', 'event', 'status', 'tick'] },
   initialState: () => ({ d: {}, h: {}, last: -1 }),
   evaluate(input, prevState, ctx) {
-    const state = rearm(prevState, input.now);
+    const state = rearm(prevState, input.now, ctx.registry);
     if (input.type === 'tick') {
       const judged = tickLag(state.lag, input.now);
       return tick(input.now - judged.excess, input.now, judged.lag, state, ctx);
