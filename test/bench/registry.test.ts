@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { planRegistry, plan } from '../../bench/connections100k.ts';
 import { benchRegistry } from '../../bench/lib/registry.ts';
 
 /** The benchmarks' generated site (bench/lib/registry.ts): every home asked for, the devices spread evenly. */
@@ -21,7 +22,17 @@ describe('bench registry', () => {
     expect(Math.max(...perHome.values()) - Math.min(...perHome.values())).toBeLessThanOrEqual(1);
   });
 
-  it('keeps at least three devices a home, leaving the last homes out when there are too few', () => {
+  it('gives connections100k exactly the devices it holds, in every home of its plan (no registered device left unconnected)', () => {
+    for (const devices of [5_000, 50_000]) {
+      const p = plan({ devices, fdLimit: 20_000, quick: false });
+      const reg = planRegistry(root, p);
+      expect(reg.loadDevices).toHaveLength(p.devices);
+      expect(reg.homes).toHaveLength(p.homes);
+      expect(reg.callPoints.length + reg.vitalMonitors.length).toBe(2 * Math.min(40, p.homes));
+    }
+  });
+
+  it('fills homes three devices at a time when there are fewer than three a home, leaving the last homes out', () => {
     const reg = benchRegistry(root, 10, 5);
     expect(reg.homes).toHaveLength(4);
     expect(reg.all).toHaveLength(10);

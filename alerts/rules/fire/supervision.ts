@@ -45,7 +45,8 @@ export interface SupervisionState {
    * Per device `[lastSeen, offlineSince | -1, raised 0|1, backSince | -1, interval, budgetFrom?]`,
    * platform ms; `interval` is the device's own recent reporting interval (absent in states saved
    * before it; 0 unknown); `budgetFrom` a fresh silence budget given after its last message (the
-   * home's communication restored), until it speaks.
+   * home's communication restored), until the entry is next rewritten (it speaks, is raised, or the
+   * home is lost again).
    */
   d: Record<string, Entry>;
   /** Per home comm-loss latch. */
