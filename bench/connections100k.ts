@@ -693,7 +693,8 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     const judged = await troublesSettled(alerts.url, { boundMs: SETTLE_BOUND_MS / quickBy, floorMs: ctx.quick ? QUICK_SETTLE_FLOOR_MS : SETTLE_FLOOR_MS, allowed: neverConnected, exempt: new Set(probeDevices.map((d) => d.id)) });
     const settle = { ms: judged.ms, open: judged.open, allowed: neverConnected };
     const kindOf = new Map(reg.all.map((d) => [d.id, d.kind]));
-    ctx.log(`connections100k: at the settle ${typeof judged.last === 'string' ? `open alerts not read (${judged.last})` : troublesBreakdown(judged.last, (id) => kindOf.get(id), Date.now())} (the settle does not count the ${probeDevices.length} probes' own)`);
+    const troublesText = (open: OpenAlert[] | string): string => (typeof open === 'string' ? `open alerts not read (${open})` : troublesBreakdown(open, (id) => kindOf.get(id), Date.now()));
+    ctx.log(`connections100k: at the settle ${troublesText(judged.last)} (the settle does not count the ${probeDevices.length} probes' own)`);
     ctx.log(`connections100k: device troubles of the connect phase ${settle.open <= neverConnected ? `cleared ${(settle.ms / 1000).toFixed(0)} s into the load (${settle.open} open, ${neverConnected} devices never connected)` : `still open after ${(settle.ms / 1000).toFixed(0)} s: ${settle.open} (${neverConnected} devices never connected)`}`);
     await sleep(ctx.quick ? 5_000 : 15_000);
     const stack = { reg: { ...reg, homes: probeHomes }, load: probe, probe, close: async () => undefined };
@@ -720,8 +721,7 @@ async function measureCluster(ctx: BenchContext, p: Plan, reg: BenchRegistry): P
     ctx.log(`connections100k: alarm receipts ${loaded.fire.length} fire, ${loaded.care.length} care (${loaded.missedReceipts} missing, ${loaded.bySnapshot} by a reconnected page's snapshot; page reconnects ${(await stack.probe.stats()).pageReconnects}); stage p99 ${STAGE_NAMES.map(([key, text]) => `${text} ${percentiles(loaded.stages.map((x) => x[key])).p99.toFixed(0)} ms`).join(', ')}; per receipt (kind total ms / stages): ${loaded.stages.map((x) => `${x.kind} ${x.totalMs.toFixed(0)}/${STAGE_NAMES.map(([key]) => String(x[key])).join('+')}`).join(' ')}`);
 
     // Which troubles stand during the trials (session 18: 131 at 50,000 devices, 7,018 at 100,000, unexplained).
-    const openAtTrials = await openAlerts(alerts.url);
-    ctx.log(`connections100k: after the alarm trials ${typeof openAtTrials === 'string' ? `open alerts not read (${openAtTrials})` : troublesBreakdown(openAtTrials, (id) => kindOf.get(id), Date.now())}`);
+    ctx.log(`connections100k: after the alarm trials ${troublesText(await openAlerts(alerts.url))}`);
 
     // Failover: SIGKILL the last device node; its devices come back through HAProxy to the others.
     const victim = nodes[nodes.length - 1] as BrokerNode;

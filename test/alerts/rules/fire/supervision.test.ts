@@ -8,12 +8,13 @@ import { demoRegistry } from '../../../support/registry.ts';
 import { byRule, clears, raises, run } from './harness.ts';
 import { T0, heartbeats, merge, status, telemetry, ticks } from './shapes.ts';
 
-/** The demo site cut to two homes, so the other seven need no heartbeats in these tests. */
-function twoHomes(): RuleContext {
+/** The demo site cut to these homes (and to the devices `keep` keeps), so the others need no heartbeats in these tests. */
+function cutSite(homeIds: readonly string[], keep: (d: Device) => boolean = () => true): RuleContext {
   const site = demoRegistry().site;
-  const homes = new Set(['h01', 'h02']);
-  return { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => homes.has(h.id)), devices: site.devices.filter((d) => homes.has(d.homeId)), residents: site.residents.filter((r) => homes.has(r.homeId)), users: [] }) };
+  const homes = new Set(homeIds);
+  return { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => homes.has(h.id)), devices: site.devices.filter((d) => homes.has(d.homeId) && keep(d)), residents: site.residents.filter((r) => homes.has(r.homeId)), users: [] }) };
 }
+const twoHomes = (): RuleContext => cutSite(['h01', 'h02']);
 
 const interval = (d: Device): number => DEVICE_KINDS[d.kind].telemetryIntervalS;
 const upTo = (inputs: RuleInput[], until: number): RuleInput[] => inputs.filter((i) => i.now < until);
@@ -114,9 +115,8 @@ describe('supervision: heartbeat budgets and home communication loss', () => {
   describe(`a home with some dead devices and the rest reporting once a minute together${inPlace ? ' (in place)' : ''}`, () => {
     // The two homes' devices whose kinds allow a report a minute (a heartbeat budget of 90 s or more),
     // as in the benchmark's homes of smoke detectors; 8 of h01's never report.
-    const site = demoRegistry().site;
-    const slow = site.devices.filter((d) => (d.homeId === 'h01' || d.homeId === 'h02') && DEVICE_KINDS[d.kind].heartbeatBudgetS >= 90);
-    const ctx: RuleContext = { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => h.id === 'h01' || h.id === 'h02'), devices: slow, residents: [], users: [] }), inPlace };
+    const ctx: RuleContext = { ...cutSite(['h01', 'h02'], (d) => DEVICE_KINDS[d.kind].heartbeatBudgetS >= 90), inPlace };
+    const slow = [...ctx.registry.devicesOfHome('h01'), ...ctx.registry.devicesOfHome('h02')];
     const dead = new Set(slow.filter((d) => d.homeId === 'h01' && d.kind === 'smoke_detector').slice(0, 8).map((d) => d.id));
     // Every live device once a minute, the home's all within a second (a gateway polling them in turn).
     const minutely = (untilS: number, skip: (t: number) => boolean = () => false): RuleInput[] => {
@@ -196,9 +196,8 @@ describe('supervision: heartbeat budgets and home communication loss', () => {
   // counting) as down, or a home under the 80 % line before it is pushed over it.
   for (const inPlace of [false, true])
   it(`devices back from a long silence when alerts restarts stay up for the home count${inPlace ? ' (in place)' : ''}`, () => {
-    const site = demoRegistry().site;
-    const devs = site.devices.filter((d) => d.homeId === 'h01' && DEVICE_KINDS[d.kind].telemetryIntervalS === 10);
-    const ctx: RuleContext = { registry: indexRegistry({ ...site, homes: site.homes.filter((h) => h.id === 'h01'), devices: devs, residents: [], users: [] }), inPlace };
+    const ctx: RuleContext = { ...cutSite(['h01'], (d) => DEVICE_KINDS[d.kind].telemetryIntervalS === 10), inPlace };
+    const devs = ctx.registry.devicesOfHome('h01');
     // 79 % silent 100–400 s (under the line: raised one by one), back from 400 s; three more report
     // offline at 411 s; alerts down 425–725 s.
     const silent = new Set(devs.slice(0, Math.floor(0.79 * devs.length)).map((d) => d.id));
