@@ -147,7 +147,8 @@ export interface SocketCluster {
   close(): Promise<void>;
   /** Both Redis connections up: otherwise this node's broadcasts stay on this node (a /health problem). */
   connected(): boolean;
-  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean };
+  /** lostAtClose: the adapter's commands rejected because the connection closed for good (close() with Redis away or stalled). */
+  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean; lostAtClose: number };
 }
 
 export interface SocketClusterDeps {
@@ -155,6 +156,33 @@ export interface SocketClusterDeps {
   readonly logger: Logger;
   /** How long a forwarded request waits for the peers (default 3 s). */
   readonly requestTimeoutMs?: number;
+}
+
+/** The commands `@socket.io/redis-adapter` 8.3 sends without waiting for (or handling) the reply. */
+const UNWAITED = ['publish', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'] as const;
+
+/**
+ * The adapter discards the promises of its PUBLISH and (P)(UN)SUBSCRIBE. While Redis is away or
+ * stalled they wait in ioredis's queues (maxRetriesPerRequest: null); a connection closed for good
+ * (our close() while it connects, or a Redis that is loading) rejects every one ("Connection is
+ * closed"). Unhandled, each rejection ends the process under Node's default
+ * (--unhandled-rejections=throw) in the middle of its close, before the snapshot is saved (seen as 89
+ * at once in a test run; the same flaw is socketio/socket.io-redis-emitter#139). So each gets a
+ * handler here: the caller still gets the same promise, and the loss is counted.
+ */
+function handleUnwaited(client: Redis, onLost: () => void): void {
+  for (const name of UNWAITED) {
+    const original = client[name] as (...args: unknown[]) => unknown;
+    Object.defineProperty(client, name, {
+      configurable: true,
+      writable: true,
+      value: (...args: unknown[]): unknown => {
+        const result = original.apply(client, args);
+        if (result instanceof Promise) result.catch(onLost);
+        return result;
+      },
+    });
+  }
 }
 
 /** The page's answer when the owner did not reply in time (Redis away, or the owner down). */
@@ -168,8 +196,10 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   // Connects at once: the alerts create this in their start(), never in their constructor.
   const pub = new Redis(deps.redisUrl, { maxRetriesPerRequest: null });
   const sub = pub.duplicate();
+  let lostAtClose = 0;
   for (const [name, c] of [['pub', pub], ['sub', sub]] as const) {
     c.on('error', (err: Error) => log.warn({ err, client: name, code: 'ALERTS_REDIS_ERROR' }, 'Redis connection error; retrying'));
+    handleUnwaited(c, () => lostAtClose++);
   }
   const adapter = createAdapter(pub, sub, { key: 'carewatch-socket', requestsTimeout: timeoutMs });
   let forwarded = 0;
@@ -276,11 +306,14 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
     async close() {
       // quit() sends what is queued, then closes; disconnect() if Redis is not there to answer.
       await Promise.all(
-        [pub, sub].map((c) => Promise.race([c.quit().then(() => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]).finally(() => c.disconnect())),
+        [pub, sub].map((c) => Promise.race([c.quit().then(() => undefined, () => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]).finally(() => c.disconnect())),
       );
+      // Counted now or when Redis closes the connections (handleUnwaited); the pages of this node
+      // reconnect to another one and get the open alerts in their snapshot.
+      if (lostAtClose > 0) log.warn({ commands: lostAtClose, code: 'ALERTS_REDIS_ERROR' }, 'Redis commands not sent before close (Redis away or stalled)');
     },
     connected: () => pub.status === 'ready' && sub.status === 'ready',
-    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready' }),
+    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready', lostAtClose }),
   };
   return cluster;
 }

@@ -16,6 +16,10 @@ export interface RedisServer {
   readonly port: number;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections open and answers nothing (a Redis stalled, not gone) until resume(). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -59,7 +63,15 @@ export async function createRedisServer(): Promise<RedisServer> {
         c.kill('SIGTERM');
       });
     },
+    pause() {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGSTOP');
+    },
+    resume() {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
+    },
     async close() {
+      // A paused server would never act on the SIGTERM.
+      server.resume();
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
