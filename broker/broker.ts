@@ -178,6 +178,8 @@ export function createBroker(deps: BrokerDeps): Broker {
   // A port scanner or a misconfigured device retries its failed handshake every few seconds: counted
   // exactly, logged at most 10 lines per 10 s.
   const handshakeLog = createRejectionLog<'BROKER_TLS_HANDSHAKE_FAILED'>(log, now, 10, 10_000, 'TLS handshake failed');
+  // Cluster: the Redis store's connection fails once per reconnect attempt while Redis is away.
+  const storeErrorLog = createRejectionLog<'BROKER_STORE_REDIS_ERROR'>(log, now, 10, 60_000, 'Redis store connection error; retrying');
   const sockets = new Set<Socket>();
   /**
    * Client ids whose local connection is being closed because the client connected to ANOTHER node
@@ -639,7 +641,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Cluster: the message fan-out through Redis (redis-mq.ts).
       const redisMq =
         config.cluster !== undefined && config.redisUrl !== undefined
-          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, ...(config.cluster.maxPatterns !== undefined ? { maxPatterns: config.cluster.maxPatterns } : {}), onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
+          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, closeTimeoutMs: limits.redisCloseTimeoutMs, ...(config.cluster.maxPatterns !== undefined ? { maxPatterns: config.cluster.maxPatterns } : {}), onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
           : undefined;
       // A will a dead broker (node) left in Redis that must not be published is deleted: the device is
       // connected here again (stale; authorizePublish would refuse it), or it is no longer a device of
@@ -682,7 +684,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       persistence =
         config.redisUrl !== undefined
           ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
-            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { drainTimeoutMs: limits.redisCloseTimeoutMs, onError: (err) => storeErrorLog.record('BROKER_STORE_REDIS_ERROR', 'redis store', err.message), willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();
@@ -866,6 +868,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       https?.closeAllConnections();
       await Promise.all([tcpClosed, httpClosed, tlsClosed, httpsClosed, opsClosed]);
       await persistence?.destroy();
+      // After the store: its connection's errors while closing are still counted in this window.
+      storeErrorLog.close();
       aedes = undefined;
       persistence = undefined;
       tcp = undefined;

@@ -101,6 +101,12 @@ export interface BrokerLimits {
   readonly authThrottle: Partial<AuthThrottleLimits>;
   /** Accept queue of the MQTT/TCP listener (early-listener.ts LISTEN_BACKLOG says why not Node's 511). */
   readonly listenBacklog: number;
+  /**
+   * Cluster/Redis store, at close: how long the store waits for its writes in flight (and a barrier
+   * round trip) and the fan-out for its QUITs, before their connections are dropped. A Redis away or
+   * stalled never answers; the process must still stop (test/broker/redis-close.test.ts).
+   */
+  readonly redisCloseTimeoutMs: number;
   /** Redis store: marks behind a persistent session's queue head from which the head is watched, and how long it may stay (stranded-head.ts). */
   readonly strandedHead: { readonly marks: number; readonly afterMs: number };
 }
@@ -117,4 +123,6 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   authThrottle: DEFAULT_AUTH_THROTTLE,
   listenBacklog: LISTEN_BACKLOG,
   strandedHead: { marks: STRANDED_MARKS, afterMs: STRANDED_AFTER_MS },
+  // Redis answers in milliseconds; ioredis gives up on a command after 20 reconnects, ~10 s.
+  redisCloseTimeoutMs: 10_000,
 };

@@ -134,14 +134,22 @@ interface SubConn {
   on(event: 'pmessageBuffer', fn: (pattern: Buffer, channel: Buffer, message: Buffer) => void): unknown;
 }
 
+/** ioredis' QUIT and disconnect, which mqemitter-redis' close() and the bounded close below use. */
+interface Quitting {
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
 /** mqemitter-redis' instance internals used here: MQEmitter's own (local) on/removeListener, the connections. */
 interface MqInternals {
   /** Set by mqemitter-redis' close(): its connections are quitting. */
   closing?: boolean;
   _on(topic: string, fn: Listener, done?: () => void): unknown;
   _removeListener(topic: string, fn: Listener, done?: () => void): unknown;
-  subConn: SubConn;
-  pubConn: {
+  /** MQEmitter's own close (mqemitter-redis calls it once both connections have ended). */
+  _close(cb: () => void): unknown;
+  subConn: SubConn & Quitting;
+  pubConn: Quitting & {
     hset(key: string, field: string, value: string): Promise<unknown>;
     hget(key: string, field: string): Promise<string | null>;
     set(key: string, value: string, px: 'PX', ms: number, nx?: 'NX'): Promise<string | null>;
@@ -164,6 +172,43 @@ const CHANNELS_PER_COMMAND = 5_000;
  * everything costs the node less than the patterns cost Redis on every PUBLISH.
  */
 export const DEFAULT_MAX_PATTERNS = 32;
+
+/**
+ * mqemitter-redis' close() QUITs both connections and waits for their 'end', which a Redis away
+ * (ioredis reconnecting) or stalled (connected, answering nothing) never gives: the broker's close
+ * never returned (test/broker/redis-close.test.ts). And it drops the QUITs' promises: with Redis away
+ * ioredis rejects them after maxRetriesPerRequest, an unhandled rejection that ends the process under
+ * Node's default in the middle of its close. So the QUITs get a handler, and after `timeoutMs` both
+ * connections are dropped and the emitter closed without them. Nothing is lost by it: aedes closes
+ * its clients before the emitter, so a PUBLISH still waiting for Redis has nobody to acknowledge to
+ * (its device got no PUBACK and sends it again to the node it reaches next).
+ */
+function boundClose(inner: ClusterMq & MqInternals, timeoutMs: number): void {
+  for (const c of [inner.subConn, inner.pubConn]) {
+    const quit = c.quit.bind(c);
+    c.quit = () => {
+      const reply = quit();
+      reply.catch(() => undefined);
+      return reply;
+    };
+  }
+  const libraryClose = inner.close.bind(inner);
+  inner.close = (cb) => {
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      cb();
+    };
+    const timer = setTimeout(() => {
+      inner.subConn.disconnect();
+      inner.pubConn.disconnect();
+      inner._close(finish);
+    }, timeoutMs);
+    libraryClose(finish);
+  };
+}
 
 /** A literal topic level in a Redis glob: `*`, `?`, `[`, `]` and `\` escaped (Redis' stringmatchlen). */
 function globLiteral(level: string): string {
@@ -293,7 +338,7 @@ export interface RedisMq {
   stats(): FanoutStats;
 }
 
-export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void; maxPatterns?: number }): RedisMq {
+export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void; maxPatterns?: number; closeTimeoutMs?: number }): RedisMq {
   const ctor = MQEmitterRedis as unknown as (o: object) => ClusterMq;
   const mq = ctor({
     ...redisOptions(url),
@@ -317,6 +362,7 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     throw new Error('mqemitter-redis internals changed: _on/_removeListener/subConn not found');
   }
   const conn = inner.subConn;
+  boundClose(inner, opts.closeTimeoutMs ?? 10_000);
 
   const maxPatterns = opts.maxPatterns ?? DEFAULT_MAX_PATTERNS;
   let mode: FanoutMode = 'exact';

@@ -264,12 +264,18 @@ export interface StoreTuning {
   readonly strandedAfterMs: number;
   readonly now: () => number;
   readonly onStrandedHead?: StrandedHeadHandler | undefined;
+  /**
+   * The store connection's errors (each failed reconnect while Redis is away). Without a listener
+   * ioredis writes every one to stderr as "[ioredis] Unhandled error event", outside the log.
+   */
+  readonly onError?: ((err: Error) => void) | undefined;
 }
 
 function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Redis {
   const { ackedBound, headWindow } = tuning;
   const heads = new StrandedHeads(tuning.strandedAfterMs);
   const conn = new Redis(opts);
+  conn.on('error', (err: Error) => tuning.onError?.(err));
   // ioredis writes each command (and each explicit pipeline or transaction) to the socket when it is
   // called: one syscall each, and one wake-up of Redis. A CONNECT on a cluster node makes about eight
   // of them (subscriptions, will, queue, retained status), a QoS 1 message several: in a reconnect
@@ -673,13 +679,29 @@ class AedesOneRedisPersistence extends Base {
   }
 
   override async destroy(): Promise<void> {
+    // One bound for the whole close: a Redis stalled (connected, answering nothing) drains at once
+    // (nothing in flight) and then never answered the barrier or the library's unsubscribe, so the
+    // broker's close never returned (test/broker/redis-close.test.ts).
+    const deadline = Date.now() + this.#drainTimeoutMs;
+    const left = (): number => Math.max(0, deadline - Date.now());
     const drained = await this.#drain();
     if (drained) {
       // A round trip as a barrier: fire-and-forget commands the library sends without awaiting
       // (LREM of stale queue entries) were sent before it, so are done after it.
-      await this.countOffline().catch(() => undefined);
+      await settlesWithin(this.countOffline(), left());
     }
-    await super.destroy();
+    // The library unsubscribes from the fan-out, then disconnects; past the bound we disconnect.
+    if (!(await settlesWithin(super.destroy(), left()))) this.#conn.disconnect();
+  }
+}
+
+/** True if `p` settles (either way) within `ms`; its rejection is handled in both cases. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p.then(() => true, () => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -713,7 +735,10 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  * closes the session's connection if it holds it). The tuning's other fields: their defaults unless
  * a test needs to reach them.
  */
-export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction> } & Partial<StoreTuning> = {}): ClosablePersistence {
+export function createRedisPersistence(
+  url: string,
+  opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction>; onError?: (err: Error) => void } & Partial<StoreTuning> = {},
+): ClosablePersistence {
   const tuning: StoreTuning = {
     ackedBound: opts.ackedBound ?? ACKED_BOUND,
     headWindow: opts.headWindow ?? HEAD_WINDOW,
@@ -721,6 +746,7 @@ export function createRedisPersistence(url: string, opts: { drainTimeoutMs?: num
     strandedAfterMs: opts.strandedAfterMs ?? STRANDED_AFTER_MS,
     now: opts.now ?? (() => performance.now()),
     onStrandedHead: opts.onStrandedHead,
+    onError: opts.onError,
   };
   // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
   // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its

@@ -1,0 +1,103 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
+import { createBroker } from '../../broker/broker.ts';
+import type { Device } from '../../contract/registry.ts';
+import { deviceTopic } from '../../contract/topics.ts';
+import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { connect } from './helpers.ts';
+
+/**
+ * A broker node (cluster mode: sessions and fan-out in Redis) closing while its Redis is away or
+ * stalled, as on SIGTERM during a Redis outage. Real redis-server stopped (SIGTERM) or paused
+ * (SIGSTOP: its connections stay open and nothing is answered), real mqtt.js device.
+ * Before session 20 close() never returned in either case: mqemitter-redis QUITs both connections and
+ * waits for their end, which a Redis away or stalled never gives; and with Redis away the QUIT's
+ * promise, which the library drops, was rejected after ioredis' 20 retries, an unhandled rejection
+ * that ends the process under Node's default.
+ */
+let redis: RedisServer;
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
+
+beforeAll(async () => {
+  redis = await createRedisServer();
+  await redis.start();
+  process.on('unhandledRejection', onUnhandled);
+});
+beforeEach(() => {
+  unhandled.length = 0;
+});
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await redis?.close();
+});
+
+/** The broker's log lines, parsed. */
+const lines: Array<{ code?: string; msg?: string }> = [];
+const logger = pino(
+  { level: 'warn' },
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as { code?: string; msg?: string });
+      done();
+    },
+  }),
+);
+
+/** A node with a device that has sent a few readings, then `fault` applied to Redis. */
+async function nodeThen(fault: () => Promise<void> | void): Promise<{ close: () => Promise<void> }> {
+  const b = createBroker({
+    config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false, redisUrl: `${redis.url}/0`, cluster: { nodeId: 'n1' }, limits: { heartbeatIntervalMs: 200, redisCloseTimeoutMs: 2_000 } },
+    registry: demoRegistry(),
+    logger,
+  });
+  await b.start();
+  const c = await connect(b, device.id);
+  for (let seq = 1; seq <= 3; seq++) await c.publishAsync(deviceTopic(device.homeId, device.id, 'telemetry'), JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 20 } }), { qos: 1 });
+  await fault();
+  c.end(true);
+  return b;
+}
+
+it('close() returns while Redis is stalled, and nothing is rejected unhandled when Redis answers again', async () => {
+  const b = await nodeThen(() => redis.pause());
+  try {
+    // The test's timeout is the bound: before the fix this never returned while Redis was stalled.
+    await b.close();
+  } finally {
+    redis.resume();
+  }
+  // Redis reads the closed connections' end and closes them: whatever was pending settles now.
+  await new Promise((r) => setTimeout(r, 500));
+  expect(unhandled).toEqual([]);
+}, 30_000);
+
+it('close() returns while Redis is away, and the QUITs it never answers are not rejected unhandled; the store connection errors go to the log, bounded', async () => {
+  // ioredis writes the errors of a connection without an 'error' listener to the console.
+  const stderr = vi.spyOn(console, 'error');
+  lines.length = 0;
+  const b = await nodeThen(async () => {
+    await redis.stop();
+    // A few reconnect attempts of every connection (ioredis: 50 ms, 100 ms, … apart).
+    await new Promise((r) => setTimeout(r, 3_000));
+  });
+  try {
+    await b.close();
+    // ioredis fails a command after 20 reconnect attempts (~10 s): wait past that.
+    await new Promise((r) => setTimeout(r, 12_000));
+    expect(unhandled).toEqual([]);
+    expect(stderr.mock.calls.filter((c) => String(c[0]).includes('[ioredis]'))).toEqual([]);
+    const storeErrors = lines.filter((l) => l.code === 'BROKER_STORE_REDIS_ERROR');
+    expect(storeErrors.length).toBeGreaterThan(0);
+    // At most 10 lines a minute, then a summary (common/rejection-log.ts).
+    expect(storeErrors.length).toBeLessThanOrEqual(11);
+  } finally {
+    stderr.mockRestore();
+    await redis.start();
+  }
+}, 60_000);
