@@ -15,7 +15,7 @@ import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { REFUSAL_CODES, authorizePublish, authorizeSubscribe, checkConnect, checkWill, deviceIdentity, mayReceive, type Credentials, type Identity, type PolicyContext, type Refusal, type RefusalCode } from './policy.ts';
-import type { ClosablePersistence, StoredWill, StrandedHeadEvent, WillAction } from './redis-persistence.ts';
+import type { ClosablePersistence, StoreErrorCode, StoredWill, StrandedHeadEvent, WillAction } from './redis-persistence.ts';
 import { STRANDED_HEAD_CODE } from './stranded-head.ts';
 import type { EarlyListener } from './early-listener.ts';
 import type { FanoutStats } from './redis-mq.ts';
@@ -179,7 +179,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   // exactly, logged at most 10 lines per 10 s.
   const handshakeLog = createRejectionLog<'BROKER_TLS_HANDSHAKE_FAILED'>(log, now, 10, 10_000, 'TLS handshake failed');
   // Cluster: the Redis store's connection fails once per reconnect attempt while Redis is away.
-  const storeErrorLog = createRejectionLog<'BROKER_STORE_REDIS_ERROR'>(log, now, 10, 60_000, 'Redis store connection error; retrying');
+  const storeErrorLog = createRejectionLog<StoreErrorCode>(log, now, 10, 60_000, 'Redis store error');
   const sockets = new Set<Socket>();
   /**
    * Client ids whose local connection is being closed because the client connected to ANOTHER node
@@ -684,7 +684,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       persistence =
         config.redisUrl !== undefined
           ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
-            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { drainTimeoutMs: limits.redisCloseTimeoutMs, onError: (err) => storeErrorLog.record('BROKER_STORE_REDIS_ERROR', 'redis store', err.message), willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { drainTimeoutMs: limits.redisCloseTimeoutMs, onError: (err, code) => storeErrorLog.record(code, 'redis store', err.message), willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence();

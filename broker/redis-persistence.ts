@@ -265,17 +265,26 @@ export interface StoreTuning {
   readonly now: () => number;
   readonly onStrandedHead?: StrandedHeadHandler | undefined;
   /**
-   * The store connection's errors (each failed reconnect while Redis is away). Without a listener
-   * ioredis writes every one to stderr as "[ioredis] Unhandled error event", outside the log.
+   * The store's errors that no caller receives: the connection's (each failed reconnect while Redis
+   * is away; without a listener ioredis writes every one to stderr as "[ioredis] Unhandled error
+   * event", outside the log), and a failed read of a SUBSCRIBE's retained messages.
    */
-  readonly onError?: ((err: Error) => void) | undefined;
+  readonly onError?: ((err: Error, code: StoreErrorCode) => void) | undefined;
+}
+
+export type StoreErrorCode = 'BROKER_STORE_REDIS_ERROR' | 'BROKER_STORE_RETAINED_READ_FAILED';
+
+/** `p` with a handler attached: a caller that drops it raises no unhandled rejection; one that awaits it still gets the rejection. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Redis {
   const { ackedBound, headWindow } = tuning;
   const heads = new StrandedHeads(tuning.strandedAfterMs);
   const conn = new Redis(opts);
-  conn.on('error', (err: Error) => tuning.onError?.(err));
+  conn.on('error', (err: Error) => tuning.onError?.(err, 'BROKER_STORE_REDIS_ERROR'));
   // ioredis writes each command (and each explicit pipeline or transaction) to the socket when it is
   // called: one syscall each, and one wake-up of Redis. A CONNECT on a cluster node makes about eight
   // of them (subscriptions, will, queue, retained status), a QoS 1 message several: in a reconnect
@@ -314,30 +323,34 @@ function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Re
       return holdersDecr(key, holdersKey(packet), packet);
     },
   });
-  Object.defineProperty(conn, 'lrem', {
-    value: async (key: string, count: number, element: string | undefined): Promise<number> => {
-      if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
-      if (element === undefined || element === '') return 0;
-      const done = await ackQueued(key, ackedKey(key), holdersKey(element), element, `${element}${COUNT_SUFFIX}`, element, ackedBound, TRIM_STEP, headWindow);
-      const onStranded = tuning.onStrandedHead;
-      if (Array.isArray(done) && onStranded !== undefined) {
-        const [, marks, head] = done;
-        if (marks >= tuning.strandedMarks && typeof head === 'string') {
-          const clientId = decodeURIComponent(key.slice('outgoing:'.length));
-          const verdict = heads.observe(clientId, head, tuning.now());
-          // Not awaited: the acknowledgement does not wait for the decision (a liveness read in Redis).
-          if (verdict !== 'watching') {
-            Promise.resolve()
-              .then(() => onStranded({ clientId, head, headNode: packetBrokerId(head), marks, again: verdict === 'stranded-again' }))
-              .then((closed) => closed && heads.closed(clientId, head))
-              .catch(() => undefined);
-          }
+  /** The library's LREM of an entry of a session's queue: the acknowledgement script (ACK_QUEUED). */
+  const ackOrRemove = async (key: string, count: number, element: string | undefined): Promise<number> => {
+    if (!key.startsWith('outgoing:') || Number(count) !== 0) return lrem(key, count, element ?? '');
+    if (element === undefined || element === '') return 0;
+    const done = await ackQueued(key, ackedKey(key), holdersKey(element), element, `${element}${COUNT_SUFFIX}`, element, ackedBound, TRIM_STEP, headWindow);
+    const onStranded = tuning.onStrandedHead;
+    if (Array.isArray(done) && onStranded !== undefined) {
+      const [, marks, head] = done;
+      if (marks >= tuning.strandedMarks && typeof head === 'string') {
+        const clientId = decodeURIComponent(key.slice('outgoing:'.length));
+        const verdict = heads.observe(clientId, head, tuning.now());
+        // Not awaited: the acknowledgement does not wait for the decision (a liveness read in Redis).
+        if (verdict !== 'watching') {
+          Promise.resolve()
+            .then(() => onStranded({ clientId, head, headNode: packetBrokerId(head), marks, again: verdict === 'stranded-again' }))
+            .then((closed) => closed && heads.closed(clientId, head))
+            .catch(() => undefined);
         }
       }
-      // The library reads 1 as "removed" (its QoS 2 path then queues the PUBREL's key): a marked
-      // entry is as good as removed, it is never sent again.
-      return 1;
-    },
+    }
+    // The library reads 1 as "removed" (its QoS 2 path then queues the PUBREL's key): a marked
+    // entry is as good as removed, it is never sent again.
+    return 1;
+  };
+  Object.defineProperty(conn, 'lrem', {
+    // The library also calls LREM without waiting (getDecodedValue: an entry whose packet is gone);
+    // with Redis failing then, its rejection would be unhandled: handled(), the awaiting callers still get it.
+    value: (key: string, count: number, element: string | undefined): Promise<number> => handled(ackOrRemove(key, count, element)),
   });
   Object.defineProperty(conn, 'del', {
     value: async (...keys: string[]): Promise<number> => {
@@ -411,6 +424,7 @@ class AedesOneRedisPersistence extends Base {
   readonly #drainTimeoutMs: number;
   readonly #willAction: ((will: StoredWill) => Promise<WillAction>) | undefined;
   readonly #conn: Redis;
+  readonly #onError: StoreTuning['onError'];
   /** aedes' id of this node (set in setup): the wills it stores are keyed by it. */
   #brokerId = '';
 
@@ -418,6 +432,7 @@ class AedesOneRedisPersistence extends Base {
     const conn = storeConnection(opts, tuning);
     super({ ...opts, conn });
     this.#conn = conn;
+    this.#onError = tuning.onError;
     this.#drainTimeoutMs = drainTimeoutMs;
     this.#willAction = willAction;
   }
@@ -462,6 +477,10 @@ class AedesOneRedisPersistence extends Base {
 
   override delWill(client: unknown): Promise<unknown> {
     const c = client as { id: unknown; brokerId?: unknown };
+    // aedes' storeWill (a CONNECT on its path: persistent sessions) passes its Client, which has no
+    // brokerId: `will:undefined:<id>` never exists, and aedes chains this with `.finally` only, so a
+    // failure of that useless transaction was an unhandled rejection (redis-store-faults.test.ts).
+    if (c.brokerId === undefined) return Promise.resolve(null);
     const brokerId = String(c.brokerId);
     const key = willKey(brokerId, String(c.id));
     return this.#track(
@@ -517,7 +536,13 @@ class AedesOneRedisPersistence extends Base {
 
   override createRetainedStreamCombi(patterns: string[]): Readable {
     const it = super.createRetainedStreamCombi(patterns);
-    return it instanceof Readable ? it : Readable.from(it);
+    const stream = it instanceof Readable ? it : Readable.from(it);
+    // aedes pipes this stream without an 'error' listener (lib/handlers/subscribe.js): a read Redis
+    // fails (refused, or away past ioredis' retries) was an uncaught exception, the whole node and
+    // every connection on it down (test/broker/redis-store-faults.test.ts). The subscriber misses
+    // this SUBSCRIBE's retained messages instead (later ones reach it live), and it is logged.
+    stream.on('error', (err: Error) => this.#onError?.(err, 'BROKER_STORE_RETAINED_READ_FAILED'));
+    return stream;
   }
 
   override createRetainedStream(pattern: string): Readable {
@@ -737,7 +762,7 @@ export function redisOptions(url: string): RedisPersistenceOptions {
  */
 export function createRedisPersistence(
   url: string,
-  opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction>; onError?: (err: Error) => void } & Partial<StoreTuning> = {},
+  opts: { drainTimeoutMs?: number; willAction?: (will: StoredWill) => Promise<WillAction> } & Partial<StoreTuning> = {},
 ): ClosablePersistence {
   const tuning: StoreTuning = {
     ackedBound: opts.ackedBound ?? ACKED_BOUND,

@@ -1,16 +1,18 @@
+import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { createLogger } from '../../common/logger.ts';
+import { pino } from 'pino';
+import { createLogger, type Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { createBroker, type Broker } from '../../broker/broker.ts';
 import type { BrokerConfig } from '../../broker/config.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
 
-/** A real broker on port 0 (TCP and WebSocket), silent logger. */
-export async function startBroker(opts: { registry?: RegistryIndex; config?: Partial<BrokerConfig> } = {}): Promise<Broker> {
+/** A real broker on port 0 (TCP and WebSocket), silent logger unless one is given. */
+export async function startBroker(opts: { registry?: RegistryIndex; config?: Partial<BrokerConfig>; logger?: Logger } = {}): Promise<Broker> {
   const broker = createBroker({
     config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false, ...opts.config },
     registry: opts.registry ?? demoRegistry(),
-    logger: createLogger('broker-test', 'silent'),
+    logger: opts.logger ?? createLogger('broker-test', 'silent'),
   });
   await broker.start();
   return broker;
@@ -19,6 +21,18 @@ export async function startBroker(opts: { registry?: RegistryIndex; config?: Par
 /** A demo account's options (password demo-<username> unless given); never reconnects. */
 function clientOptions(username: string, opts: IClientOptions): IClientOptions {
   return { clientId: username, username, password: demoSecret(username), protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts };
+}
+
+/** A logger whose lines (warn and above) are kept, parsed, in `lines`. */
+export function capturingLogger(): { logger: Logger; lines: Array<{ code?: string; msg?: string }> } {
+  const lines: Array<{ code?: string; msg?: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as { code?: string; msg?: string });
+      done();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, sink), lines };
 }
 
 /** Connects a real mqtt.js client as `username`. */

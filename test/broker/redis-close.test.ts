@@ -1,12 +1,9 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
-import { createBroker } from '../../broker/broker.ts';
 import type { Device } from '../../contract/registry.ts';
 import { deviceTopic } from '../../contract/topics.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { connect } from './helpers.ts';
+import { capturingLogger, connect, startBroker } from './helpers.ts';
 
 /**
  * A broker node (cluster mode: sessions and fan-out in Redis) closing while its Redis is away or
@@ -38,25 +35,11 @@ afterAll(async () => {
 });
 
 /** The broker's log lines, parsed. */
-const lines: Array<{ code?: string; msg?: string }> = [];
-const logger = pino(
-  { level: 'warn' },
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as { code?: string; msg?: string });
-      done();
-    },
-  }),
-);
+const { logger, lines } = capturingLogger();
 
 /** A node with a device that has sent a few readings, then `fault` applied to Redis. */
 async function nodeThen(fault: () => Promise<void> | void): Promise<{ close: () => Promise<void> }> {
-  const b = createBroker({
-    config: { host: '127.0.0.1', port: 0, wsPort: 0, production: false, redisUrl: `${redis.url}/0`, cluster: { nodeId: 'n1' }, limits: { heartbeatIntervalMs: 200, redisCloseTimeoutMs: 2_000 } },
-    registry: demoRegistry(),
-    logger,
-  });
-  await b.start();
+  const b = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'n1' }, limits: { heartbeatIntervalMs: 200, redisCloseTimeoutMs: 2_000 } }, logger });
   const c = await connect(b, device.id);
   for (let seq = 1; seq <= 3; seq++) await c.publishAsync(deviceTopic(device.homeId, device.id, 'telemetry'), JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 20 } }), { qos: 1 });
   await fault();

@@ -1,0 +1,133 @@
+import { Redis } from 'ioredis';
+import mqtt from 'mqtt';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import type { Broker } from '../../broker/broker.ts';
+import type { Device } from '../../contract/registry.ts';
+import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { demoRegistry, demoSecret } from '../support/registry.ts';
+import { capturingLogger, connect, record, startBroker, until } from './helpers.ts';
+
+/**
+ * A broker node on Redis (cluster mode) when Redis fails one command and not the others: real
+ * redis-server, the fault made with Redis' own ACLs (`ACL SETUSER default -<command>`: NOPERM for
+ * that command only), real mqtt.js clients. aedes and aedes-persistence-redis call some store
+ * operations without handling their failure; before session 20 each of these was a crash of the
+ * node, so of every connection on it (found by a floating-promise scan of the libraries' calls).
+ */
+let redis: RedisServer;
+let admin: Redis;
+let broker: Broker | undefined;
+const unhandled: unknown[] = [];
+const uncaught: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+const onUncaught = (err: unknown): void => {
+  uncaught.push(err);
+};
+const { logger, lines } = capturingLogger();
+const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
+const statusTopic = deviceTopic(device.homeId, device.id, 'status');
+const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
+
+beforeAll(async () => {
+  redis = await createRedisServer();
+  await redis.start();
+  admin = new Redis(redis.url);
+  process.on('unhandledRejection', onUnhandled);
+  process.on('uncaughtException', onUncaught);
+});
+beforeEach(async () => {
+  unhandled.length = 0;
+  uncaught.length = 0;
+  lines.length = 0;
+  broker = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'n1' }, limits: { heartbeatIntervalMs: 200 } }, logger });
+});
+afterEach(async () => {
+  await admin.call('ACL', 'SETUSER', 'default', '+@all');
+  await broker?.close();
+  await admin.flushall();
+});
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  process.off('uncaughtException', onUncaught);
+  admin?.disconnect();
+  await redis?.close();
+});
+
+/** Redis refuses `commands` from now on (NOPERM), and only them. */
+async function refuse(...commands: string[]): Promise<void> {
+  await admin.call('ACL', 'SETUSER', 'default', ...commands.map((c) => `-${c}`));
+}
+
+it("a SUBSCRIBE whose retained messages Redis will not read: the node stays up, it is logged, and the subscriber gets what comes after", async () => {
+  const b = broker as Broker;
+  const dev = await connect(b, device.id);
+  await dev.publishAsync(statusTopic, JSON.stringify({ ts: Date.now(), online: true }), { qos: 1, retain: true });
+  // A wildcard filter's retained messages are read with HSCAN (aedes-persistence-redis matchRetained).
+  await refuse('hscan');
+  const svc = await connect(b, 'svc-alerts', { clientId: 'svc-alerts-retained' });
+  const got = record(svc);
+  await svc.subscribeAsync(FILTERS.status, { qos: 1 });
+  await until('the refused read logged', () => lines.some((l) => l.code === 'BROKER_STORE_RETAINED_READ_FAILED'));
+  expect(uncaught).toEqual([]);
+  // Still serving, this subscriber included: a status published now reaches it live.
+  await dev.publishAsync(statusTopic, JSON.stringify({ ts: Date.now(), online: true, seq: 2 }), { qos: 1, retain: true });
+  await until('the live status at the service', () => got.some((r) => r.topic === statusTopic && !r.retain));
+  expect(got.filter((r) => r.retain)).toEqual([]);
+  svc.end(true);
+  dev.end(true);
+}, 30_000);
+
+it("a persistent session's CONNECT on aedes' path: no will transaction for a key that cannot exist, so nothing rejected unhandled when Redis refuses it", async () => {
+  const b = broker as Broker;
+  // aedes' storeWill deleted `will:undefined:<id>` (SREM, GET, DEL in one MULTI) and dropped the failure.
+  await refuse('srem');
+  const svc = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, { clientId: 'svc-ingest-persistent', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4, reconnectPeriod: 0 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      svc.once('connect', () => resolve());
+      svc.once('error', reject);
+    });
+    await svc.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+    const got = record(svc);
+    const dev = await connect(b, device.id);
+    await dev.publishAsync(telemetryTopic, JSON.stringify({ ts: Date.now(), seq: 1, metrics: { temperature_c: 21 } }), { qos: 1 });
+    await until('the reading at the service', () => got.some((r) => r.topic === telemetryTopic));
+    dev.end(true);
+    // A rejection is reported on a later turn.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(unhandled).toEqual([]);
+  } finally {
+    svc.end(true);
+  }
+}, 30_000);
+
+it("a persistent session's queue entry whose packet is gone, dropped when Redis refuses the acknowledgement script: nothing rejected unhandled", async () => {
+  const b = broker as Broker;
+  const opts = { clientId: 'svc-ingest-queue', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
+  const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
+  await first.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+  await first.endAsync();
+  const dev = await connect(b, device.id);
+  await dev.publishAsync(telemetryTopic, JSON.stringify({ ts: Date.now(), seq: 1, metrics: { temperature_c: 21 } }), { qos: 1 });
+  dev.end(true);
+  // The queued entry's packet disappears (as when its last holder acknowledged it first, or it expired).
+  const entries = await admin.lrange(`outgoing:${opts.clientId}`, 0, -1);
+  expect(entries.length).toBe(1);
+  await admin.del(...entries);
+  // The library's getDecodedValue then LREMs the entry without waiting; here that is the ACK_QUEUED script.
+  await refuse('evalsha', 'eval');
+  const again = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      again.once('connect', () => resolve());
+      again.once('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(unhandled).toEqual([]);
+  } finally {
+    again.end(true);
+  }
+}, 30_000);
