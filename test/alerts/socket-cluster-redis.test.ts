@@ -1,8 +1,9 @@
 import { createServer } from 'node:http';
 import { pino } from 'pino';
 import { Server } from 'socket.io';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createSocketCluster } from '../../alerts/socket-cluster.ts';
+import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { until } from './support/harness.ts';
 
@@ -16,23 +17,14 @@ import { until } from './support/harness.ts';
  * "Connection is closed" errors at once (session 19).
  */
 let redis: RedisServer;
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
+const { unhandled } = watchProcessFaults();
 
 beforeAll(async () => {
   redis = await createRedisServer();
   await redis.start();
-  process.on('unhandledRejection', onUnhandled);
-});
-
-beforeEach(() => {
-  unhandled.length = 0;
 });
 
 afterAll(async () => {
-  process.off('unhandledRejection', onUnhandled);
   await redis?.close();
 });
 

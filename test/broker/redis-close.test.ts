@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Device } from '../../contract/registry.ts';
 import { deviceTopic } from '../../contract/topics.ts';
+import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { capturingLogger, connect, startBroker } from './helpers.ts';
@@ -15,22 +16,14 @@ import { capturingLogger, connect, startBroker } from './helpers.ts';
  * that ends the process under Node's default.
  */
 let redis: RedisServer;
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
+const { unhandled } = watchProcessFaults();
 const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
 
 beforeAll(async () => {
   redis = await createRedisServer();
   await redis.start();
-  process.on('unhandledRejection', onUnhandled);
-});
-beforeEach(() => {
-  unhandled.length = 0;
 });
 afterAll(async () => {
-  process.off('unhandledRejection', onUnhandled);
   await redis?.close();
 });
 

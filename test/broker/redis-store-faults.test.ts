@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import type { Device } from '../../contract/registry.ts';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
 import { capturingLogger, connect, record, startBroker, until } from './helpers.ts';
@@ -18,14 +19,7 @@ import { capturingLogger, connect, record, startBroker, until } from './helpers.
 let redis: RedisServer;
 let admin: Redis;
 let broker: Broker | undefined;
-const unhandled: unknown[] = [];
-const uncaught: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-const onUncaught = (err: unknown): void => {
-  uncaught.push(err);
-};
+const { unhandled, uncaught } = watchProcessFaults();
 const { logger, lines } = capturingLogger();
 const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
 const statusTopic = deviceTopic(device.homeId, device.id, 'status');
@@ -35,12 +29,8 @@ beforeAll(async () => {
   redis = await createRedisServer();
   await redis.start();
   admin = new Redis(redis.url);
-  process.on('unhandledRejection', onUnhandled);
-  process.on('uncaughtException', onUncaught);
 });
 beforeEach(async () => {
-  unhandled.length = 0;
-  uncaught.length = 0;
   lines.length = 0;
   broker = await startBroker({ config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'n1' }, limits: { heartbeatIntervalMs: 200 } }, logger });
 });
@@ -50,8 +40,6 @@ afterEach(async () => {
   await admin.flushall();
 });
 afterAll(async () => {
-  process.off('unhandledRejection', onUnhandled);
-  process.off('uncaughtException', onUncaught);
   admin?.disconnect();
   await redis?.close();
 });
