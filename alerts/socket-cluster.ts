@@ -1,6 +1,7 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.ts';
+import { createRejectionLog } from '../common/rejection-log.ts';
 import type { Disablement, IncidentMessage } from '../contract/incidents.ts';
 import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
 import type { AckResult, IncidentResult } from '../contract/socket-events.ts';
@@ -147,8 +148,12 @@ export interface SocketCluster {
   close(): Promise<void>;
   /** Both Redis connections up: otherwise this node's broadcasts stay on this node (a /health problem). */
   connected(): boolean;
-  /** lostAtClose: the adapter's commands rejected because the connection closed for good (close() with Redis away or stalled). */
-  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean; lostAtClose: number };
+  /**
+   * failedCommands: the adapter's commands that failed (Redis refused one, or the connection closed
+   * for good with them queued: close() with Redis away or stalled); each is a broadcast or a
+   * subscription the other nodes did not get.
+   */
+  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean; failedCommands: number };
 }
 
 export interface SocketClusterDeps {
@@ -165,12 +170,13 @@ const UNWAITED = ['publish', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubsc
  * The adapter discards the promises of its PUBLISH and (P)(UN)SUBSCRIBE. While Redis is away or
  * stalled they wait in ioredis's queues (maxRetriesPerRequest: null); a connection closed for good
  * (our close() while it connects, or a Redis that is loading) rejects every one ("Connection is
- * closed"). Unhandled, each rejection ends the process under Node's default
- * (--unhandled-rejections=throw) in the middle of its close, before the snapshot is saved (seen as 89
- * at once in a test run; the same flaw is socketio/socket.io-redis-emitter#139). So each gets a
- * handler here: the caller still gets the same promise, and the loss is counted.
+ * closed"), and a Redis that refuses a command (an ACL, a full memory) rejects it at once.
+ * Unhandled, each rejection ends the process under Node's default (--unhandled-rejections=throw):
+ * during its close, before the snapshot is saved (seen as 89 at once in a test run), or at any time
+ * (the same flaw is socketio/socket.io-redis-emitter#139). So each gets a handler here: the caller
+ * still gets the same promise, and the failure is counted and logged.
  */
-function handleUnwaited(client: Redis, onLost: () => void): void {
+function handleUnwaited(client: Redis, onFailed: (err: unknown) => void): void {
   for (const name of UNWAITED) {
     const original = client[name] as (...args: unknown[]) => unknown;
     Object.defineProperty(client, name, {
@@ -178,7 +184,7 @@ function handleUnwaited(client: Redis, onLost: () => void): void {
       writable: true,
       value: (...args: unknown[]): unknown => {
         const result = original.apply(client, args);
-        if (result instanceof Promise) result.catch(onLost);
+        if (result instanceof Promise) result.catch(onFailed);
         return result;
       },
     });
@@ -196,10 +202,15 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   // Connects at once: the alerts create this in their start(), never in their constructor.
   const pub = new Redis(deps.redisUrl, { maxRetriesPerRequest: null });
   const sub = pub.duplicate();
-  let lostAtClose = 0;
+  let failedCommands = 0;
+  // A refused command repeats with every broadcast: 10 lines a minute, then a count.
+  const failures = createRejectionLog<'ALERTS_REDIS_COMMAND_FAILED'>(log, Date.now, 10, 60_000, 'a Redis command of the socket.io adapter failed: a broadcast or subscription the other nodes did not get');
   for (const [name, c] of [['pub', pub], ['sub', sub]] as const) {
     c.on('error', (err: Error) => log.warn({ err, client: name, code: 'ALERTS_REDIS_ERROR' }, 'Redis connection error; retrying'));
-    handleUnwaited(c, () => lostAtClose++);
+    handleUnwaited(c, (err) => {
+      failedCommands++;
+      failures.record('ALERTS_REDIS_COMMAND_FAILED', name, err instanceof Error ? err.message : String(err));
+    });
   }
   const adapter = createAdapter(pub, sub, { key: 'carewatch-socket', requestsTimeout: timeoutMs });
   let forwarded = 0;
@@ -308,12 +319,12 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
       await Promise.all(
         [pub, sub].map((c) => Promise.race([c.quit().then(() => undefined, () => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]).finally(() => c.disconnect())),
       );
-      // Counted now or when Redis closes the connections (handleUnwaited); the pages of this node
-      // reconnect to another one and get the open alerts in their snapshot.
-      if (lostAtClose > 0) log.warn({ commands: lostAtClose, code: 'ALERTS_REDIS_ERROR' }, 'Redis commands not sent before close (Redis away or stalled)');
+      // What was still queued is counted now, or when Redis closes the connections (handleUnwaited);
+      // the pages of this node reconnect to another one and get the open alerts in their snapshot.
+      failures.close();
     },
     connected: () => pub.status === 'ready' && sub.status === 'ready',
-    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready', lostAtClose }),
+    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready', failedCommands }),
   };
   return cluster;
 }

@@ -1,8 +1,10 @@
 import { createServer } from 'node:http';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Server } from 'socket.io';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createSocketCluster } from '../../alerts/socket-cluster.ts';
+import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { until } from './support/harness.ts';
@@ -46,7 +48,7 @@ it('closing while Redis is stalled (it accepts connections and answers nothing) 
   // Redis, answering again, reads the closed connections' end and closes them: ioredis settles
   // what was queued ("Connection is closed"), on a turn after it.
   // Settled means handled (counted) or not (an unhandled rejection): wait for either, then tell them apart.
-  await until(() => (cluster.stats().lostAtClose ?? 0) + unhandled.length >= 25 || undefined, 'the queued publishes settled');
+  await until(() => (cluster.stats().failedCommands ?? 0) + unhandled.length >= 25 || undefined, 'the queued publishes settled');
   await new Promise((r) => setTimeout(r, 100));
   expect(unhandled).toEqual([]);
 }, 30_000);
@@ -69,5 +71,28 @@ it('close() returns while Redis is away (its commands wait in the offline queue,
     expect(cluster.connected()).toBe(false);
   } finally {
     await redis.start();
+  }
+}, 30_000);
+
+it('a broadcast Redis refuses while the node runs (an ACL, a full memory) is counted and logged, not an unhandled rejection', async () => {
+  const { logger, lines } = captureLogger('warn');
+  const cluster = createSocketCluster({ redisUrl: redis.url, logger, requestTimeoutMs: 200 });
+  const http = createServer();
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const io = new Server(http, { adapter: cluster.adapter });
+  const admin = new Redis(redis.url);
+  try {
+    await until(() => cluster.connected() || undefined, 'both Redis connections ready');
+    await admin.call('ACL', 'SETUSER', 'default', '-publish');
+    io.to('home:h01').emit('alert', { n: 1 });
+    await until(() => cluster.stats().failedCommands >= 1 || undefined, 'the refused PUBLISH counted');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(unhandled).toEqual([]);
+    expect(lines.filter((l) => l.code === 'ALERTS_REDIS_COMMAND_FAILED').length).toBe(1);
+  } finally {
+    await admin.call('ACL', 'SETUSER', 'default', '+@all');
+    admin.disconnect();
+    await io.close();
+    await cluster.close();
   }
 }, 30_000);

@@ -1,6 +1,4 @@
-import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { pino } from 'pino';
 import { createLogger, type Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { createBroker, type Broker } from '../../broker/broker.ts';
@@ -21,18 +19,6 @@ export async function startBroker(opts: { registry?: RegistryIndex; config?: Par
 /** A demo account's options (password demo-<username> unless given); never reconnects. */
 function clientOptions(username: string, opts: IClientOptions): IClientOptions {
   return { clientId: username, username, password: demoSecret(username), protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts };
-}
-
-/** A logger whose lines (warn and above) are kept, parsed, in `lines`. */
-export function capturingLogger(): { logger: Logger; lines: Array<{ code?: string; msg?: string }> } {
-  const lines: Array<{ code?: string; msg?: string }> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as { code?: string; msg?: string });
-      done();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, sink), lines };
 }
 
 /** Connects a real mqtt.js client as `username`. */

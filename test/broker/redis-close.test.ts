@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Device } from '../../contract/registry.ts';
 import { deviceTopic } from '../../contract/topics.ts';
+import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { capturingLogger, connect, startBroker } from './helpers.ts';
+import { connect, startBroker } from './helpers.ts';
 
 /**
  * A broker node (cluster mode: sessions and fan-out in Redis) closing while its Redis is away or
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 /** The broker's log lines, parsed. */
-const { logger, lines } = capturingLogger();
+const { logger, lines } = captureLogger('warn');
 
 /** A node with a device that has sent a few readings, then `fault` applied to Redis. */
 async function nodeThen(fault: () => Promise<void> | void): Promise<{ close: () => Promise<void> }> {

@@ -4,10 +4,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import type { Device } from '../../contract/registry.ts';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
-import { capturingLogger, connect, record, startBroker, until } from './helpers.ts';
+import { connect, record, startBroker, until } from './helpers.ts';
 
 /**
  * A broker node on Redis (cluster mode) when Redis fails one command and not the others: real
@@ -20,7 +21,7 @@ let redis: RedisServer;
 let admin: Redis;
 let broker: Broker | undefined;
 const { unhandled, uncaught } = watchProcessFaults();
-const { logger, lines } = capturingLogger();
+const { logger, lines } = captureLogger('warn');
 const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
 const statusTopic = deviceTopic(device.homeId, device.id, 'status');
 const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
