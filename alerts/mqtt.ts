@@ -268,7 +268,7 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
       topic = topicOf();
     } catch (err) {
       publishFailures++;
-      log.error({ err, ...ctx }, 'cannot build the topic');
+      log.error({ err, ...ctx, code: 'ALERTS_MQTT_PUBLISH' }, 'cannot build the topic');
       return;
     }
     // QoS 1: mqtt.js keeps it in its outgoing store across reconnects until PUBACK.

@@ -250,7 +250,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (takenOver.delete(item.deviceId)) continue;
       const packet: PublishPacket = { cmd: 'publish', topic: item.topic, payload: offlineStatus(now(), item.reason), qos: 1, retain: true, dup: false };
       broker.publish(packet, (err) => {
-        if (err) log.error({ err, deviceId: item.deviceId }, 'offline status publish failed');
+        if (err) log.error({ err, deviceId: item.deviceId, code: 'BROKER_OFFLINE_STATUS_FAILED' }, 'offline status publish failed (the store refused it); alerts still raises the device from its silence');
         else offlinePublished++;
       });
     }
@@ -333,7 +333,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       return;
     }
     result.then(decide, (err: unknown) => {
-      log.error({ err, clientId: client.id }, 'password verification failed');
+      log.error({ err, clientId: client.id, code: 'BROKER_AUTH_VERIFY_FAILED' }, 'password verification failed');
       refuse({ ok: false, code: 'BROKER_BAD_PASSWORD', reason: 'password verification failed', returnCode: 4 });
     });
   };
@@ -458,7 +458,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       return;
     }
     const client = broker.handle(conn, req);
-    if (!guardPacketSize(client, limits.maxPacketBytes)) log.warn('aedes client has no parser to guard: packet size not bounded');
+    if (!guardPacketSize(client, limits.maxPacketBytes)) log.warn({ code: 'BROKER_PACKET_GUARD_MISSING' }, 'aedes client has no parser to guard: packet size not bounded');
     // PUBACK only once the message is stored (a crash must not lose what was acknowledged).
     if (!ackAfterPublish(client)) {
       log.error({ code: 'BROKER_ACK_ORDER_UNGUARDED' }, 'aedes client internals changed: QoS 1 PUBACK may precede storage; closing the connection');
@@ -574,7 +574,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       stream.on('error', () => stream.destroy());
       accept(stream, req);
     });
-    ws.on('error', (err) => log.error({ err }, 'websocket server error'));
+    ws.on('error', (err) => log.error({ err, code: 'BROKER_WS_SERVER_ERROR' }, 'websocket server error'));
     return ws;
   }
 
@@ -745,7 +745,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         const will = (client as unknown as { will?: unknown }).will;
         if (will == null) return;
         const store = (broker as unknown as { persistence: { putWill(client: unknown, will: unknown): Promise<unknown> } }).persistence;
-        store.putWill(client, will).catch((err: unknown) => log.error({ err, clientId: client.id }, 'will of a taken-over session not stored again'));
+        store.putWill(client, will).catch((err: unknown) => log.error({ err, clientId: client.id, code: 'BROKER_WILL_RESTORE_FAILED' }, 'will of a taken-over session not stored again'));
       });
       broker.on('connackSent', (_connack, client) => releaseAfterConnack(client));
       // Devices going silent without closing (power, radio, a hung device), or many at once: a node
@@ -778,7 +778,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         log.info({ code, err: err.message }, 'connection closed before CONNECT completed');
       });
       // Persistence failures surface as aedes 'error' (not in its typings); log, never crash.
-      (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'aedes error'));
+      (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err, code: 'BROKER_AEDES_ERROR' }, 'aedes error'));
       // A node hears the others (heartbeats, subscriptions, takeovers) before it serves a client.
       await redisMq?.ready;
       await broker.listen();
@@ -788,7 +788,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         if (early !== undefined) {
           // Already listening since before the modules loaded: serve the connections held meanwhile.
           tcp = early.server;
-          tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+          tcp.on('error', (err) => log.error({ err, code: 'BROKER_TCP_SERVER_ERROR' }, 'tcp server error'));
           const held = early.held;
           early.takeOver(onMqttSocket);
           if (held > 0) log.info({ held }, 'serving connections accepted during start-up');
@@ -796,7 +796,7 @@ export function createBroker(deps: BrokerDeps): Broker {
           // Nagle on delays small PUBLISH/PUBACK writes behind the peer's delayed ACK: delivery
           // stalls at load (measured by the team, issue 6).
           tcp = createTcpServer({ noDelay: true }, onMqttSocket);
-          tcp.on('error', (err) => log.error({ err }, 'tcp server error'));
+          tcp.on('error', (err) => log.error({ err, code: 'BROKER_TCP_SERVER_ERROR' }, 'tcp server error'));
           await listen(tcp, config.port, config.host, limits.listenBacklog);
         }
         tcpPort = (tcp.address() as AddressInfo).port;
@@ -818,7 +818,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         });
         tlsServer.on('connection', track);
         tlsServer.on('tlsClientError', onHandshakeError);
-        tlsServer.on('error', (err) => log.error({ err }, 'tls server error'));
+        tlsServer.on('error', (err) => log.error({ err, code: 'BROKER_TLS_SERVER_ERROR' }, 'tls server error'));
         await listen(tlsServer, tls.port, config.host);
         tlsPort = (tlsServer.address() as AddressInfo).port;
 

@@ -407,7 +407,7 @@ export class StoreJournal {
     await old?.close();
     for (const f of await readdir(this.#dir)) {
       const g = FILE_RE.exec(f)?.[1];
-      if (g !== undefined && Number(g) < gen) await unlink(join(this.#dir, f)).catch((err: unknown) => this.#log.warn({ err, file: f }, 'cannot delete old store generation'));
+      if (g !== undefined && Number(g) < gen) await unlink(join(this.#dir, f)).catch((err: unknown) => this.#log.warn({ err, file: f, code: 'BROKER_STORE_IO' }, 'cannot delete old store generation'));
     }
     this.#kick();
   }

@@ -67,7 +67,7 @@ export async function runProcess<T extends TObject, C extends Runnable>(spec: Pr
       component.close().then(
         () => resolve(code),
         (err: unknown) => {
-          logger.error({ err }, 'close failed');
+          logger.error({ err, code: 'PROCESS_CLOSE_FAILED' }, 'close failed');
           resolve(1);
         },
       );
@@ -79,7 +79,7 @@ export async function runProcess<T extends TObject, C extends Runnable>(spec: Pr
         if (!stopping && spec.started) process.stdout.write(`${spec.started(component, config)}\n`);
       },
       (err: unknown) => {
-        logger.fatal({ err }, `${spec.name} failed to start`);
+        logger.fatal({ err, code: 'PROCESS_START_FAILED' }, `${spec.name} failed to start`);
         stop('start-failed', 1);
       },
     );

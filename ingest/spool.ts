@@ -218,7 +218,7 @@ export function createSpool(opts: SpoolOptions): Spool {
         await readHandle.h.close();
         readHandle = undefined;
       }
-      await unlink(s.path).catch((err: unknown) => logger.warn({ err, segment: s.path }, 'cannot delete stored spool segment'));
+      await unlink(s.path).catch((err: unknown) => logger.warn({ err, segment: s.path, code: 'INGEST_SPOOL_IO' }, 'cannot delete stored spool segment'));
     }
   }
 
@@ -399,7 +399,7 @@ export function createSpool(opts: SpoolOptions): Spool {
 
     async close() {
       if (closed) return;
-      await spool.commit().catch((err: unknown) => logger.error({ err }, 'final spool commit failed'));
+      await spool.commit().catch((err: unknown) => logger.error({ err, code: 'INGEST_SPOOL_IO' }, 'final spool commit failed'));
       closed = true;
       for (const w of dataWaiters) w();
       dataWaiters = [];

@@ -11,9 +11,10 @@ import { demoRegistry, demoSecret } from '../support/registry.ts';
 import { connect, record, startBroker, until } from './helpers.ts';
 
 /**
- * A broker node on Redis (cluster mode) when Redis fails one command and not the others: real
+ * A broker node on Redis (cluster mode) when Redis fails some commands and not the others: real
  * redis-server, the fault made with Redis' own ACLs (`ACL SETUSER default -<command>`: NOPERM for
- * that command only), real mqtt.js clients. aedes and aedes-persistence-redis call some store
+ * that command only) or its memory limit (`maxmemory`, noeviction: OOM for every write), real
+ * mqtt.js clients. aedes and aedes-persistence-redis call some store
  * operations without handling their failure; before session 20 each of these was a crash of the
  * node, so of every connection on it (found by a floating-promise scan of the libraries' calls).
  */
@@ -37,6 +38,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await admin.call('ACL', 'SETUSER', 'default', '+@all');
+  await admin.config('SET', 'maxmemory', '0');
   await broker?.close();
   await admin.flushall();
 });
@@ -120,3 +122,45 @@ it("a persistent session's queue entry whose packet is gone, dropped when Redis 
     again.end(true);
   }
 }, 30_000);
+
+it('Redis full (maxmemory, noeviction): what the store cannot take is not acknowledged, and every acknowledged reading reaches the persistent session once Redis has room', async () => {
+  const b = broker as Broker;
+  const opts = { clientId: 'svc-ingest-full', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
+  const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
+  await first.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+  await first.endAsync();
+  const dev = await connect(b, device.id);
+  const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
+  // Room for about 150 of the readings below; then every write is refused.
+  await admin.config('SET', 'maxmemory-policy', 'noeviction');
+  await admin.config('SET', 'maxmemory', String(used + 300_000));
+  const note = 'x'.repeat(2_000);
+  const acked: number[] = [];
+  let refused = false;
+  for (let seq = 1; seq <= 2_000 && !refused; seq++) {
+    let timer: NodeJS.Timeout | undefined;
+    const puback = dev.publishAsync(telemetryTopic, JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 }, note }), { qos: 1 }).then(
+      () => true,
+      () => false,
+    );
+    // A bound on waiting, not a timing assertion: an acknowledgement later than this is still checked below.
+    const ok = await Promise.race([puback, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
+    clearTimeout(timer);
+    if (ok) acked.push(seq);
+    else refused = true;
+  }
+  expect(refused).toBe(true);
+  expect(acked.length).toBeGreaterThan(0);
+  dev.end(true);
+  await admin.config('SET', 'maxmemory', '0');
+  const again = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
+  const got = new Set<number>();
+  again.on('message', (_t, payload) => got.add((JSON.parse(payload.toString()) as { seq: number }).seq));
+  try {
+    await until(() => `every acknowledged reading at the service; missing ${acked.filter((n) => !got.has(n)).length} of ${acked.length}`, () => acked.every((n) => got.has(n)));
+    expect(unhandled).toEqual([]);
+    expect(uncaught).toEqual([]);
+  } finally {
+    again.end(true);
+  }
+}, 60_000);
