@@ -102,9 +102,10 @@ export interface BrokerLimits {
   /** Accept queue of the MQTT/TCP listener (early-listener.ts LISTEN_BACKLOG says why not Node's 511). */
   readonly listenBacklog: number;
   /**
-   * Cluster/Redis store, at close: how long the store waits for its writes in flight (and a barrier
-   * round trip) and the fan-out for its QUITs, before their connections are dropped. A Redis away or
-   * stalled never answers; the process must still stop (test/broker/redis-close.test.ts).
+   * Cluster/Redis store, at close: how long the fan-out waits for its QUITs, and then the store for
+   * its writes in flight (and a barrier round trip), before their connections are dropped: at most
+   * twice this in all. A Redis away or stalled never answers; the process must still stop
+   * (test/broker/redis-close.test.ts).
    */
   readonly redisCloseTimeoutMs: number;
   /** Redis store: marks behind a persistent session's queue head from which the head is watched, and how long it may stay (stranded-head.ts). */

@@ -193,13 +193,13 @@ function boundClose(inner: ClusterMq & MqInternals, timeoutMs: number): void {
     };
   }
   const libraryClose = inner.close.bind(inner);
-  inner.close = (cb) => {
+  inner.close = (cb?: () => void) => {
     let finished = false;
     const finish = (): void => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      cb();
+      cb?.();
     };
     const timer = setTimeout(() => {
       inner.subConn.disconnect();

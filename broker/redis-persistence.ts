@@ -274,9 +274,9 @@ export interface StoreTuning {
 
 export type StoreErrorCode = 'BROKER_STORE_REDIS_ERROR' | 'BROKER_STORE_RETAINED_READ_FAILED';
 
-/** `p` with a handler attached: a caller that drops it raises no unhandled rejection; one that awaits it still gets the rejection. */
-function handled<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
+/** `p` with a handler attached (`onFailed`): a caller that drops it raises no unhandled rejection; one that awaits it still gets the rejection. */
+function handled<T>(p: Promise<T>, onFailed: (err: unknown) => void): Promise<T> {
+  p.catch(onFailed);
   return p;
 }
 
@@ -350,7 +350,8 @@ function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Re
   Object.defineProperty(conn, 'lrem', {
     // The library also calls LREM without waiting (getDecodedValue: an entry whose packet is gone);
     // with Redis failing then, its rejection would be unhandled: handled(), the awaiting callers still get it.
-    value: (key: string, count: number, element: string | undefined): Promise<number> => handled(ackOrRemove(key, count, element)),
+    value: (key: string, count: number, element: string | undefined): Promise<number> =>
+      handled(ackOrRemove(key, count, element), (err) => tuning.onError?.(err instanceof Error ? err : new Error(String(err)), 'BROKER_STORE_REDIS_ERROR')),
   });
   Object.defineProperty(conn, 'del', {
     value: async (...keys: string[]): Promise<number> => {

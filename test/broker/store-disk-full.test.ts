@@ -1,6 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -9,6 +6,7 @@ import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
+import { mountTinyDisk, type TinyDisk } from '../support/tiny-disk.ts';
 import { connect, startBroker, until } from './helpers.ts';
 
 /**
@@ -21,27 +19,19 @@ import { connect, startBroker, until } from './helpers.ts';
  */
 const { unhandled, uncaught } = watchProcessFaults();
 const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
-const dir = mkdtempSync(join(tmpdir(), 'carewatch-disk-full-'));
-let mounted = false;
+let disk: TinyDisk | undefined;
 
 beforeAll(() => {
-  if (process.getuid?.() !== 0) return;
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-    mounted = true;
-  } catch {
-    // No mount here (a container without CAP_SYS_ADMIN): the test is skipped.
-  }
+  disk = mountTinyDisk('1m');
 });
 afterAll(() => {
-  if (mounted) execFileSync('umount', ['-l', dir]);
-  rmSync(dir, { recursive: true, force: true });
+  disk?.close();
 });
 
 it('a full disk holds the PUBACK (the device stays connected) until there is room; every acknowledged reading reaches the persistent session', async (ctx) => {
-  if (!mounted) ctx.skip();
+  if (disk === undefined) return ctx.skip();
   const { logger, lines } = captureLogger('warn');
-  const b = await startBroker({ config: { storeDir: join(dir, 'store') }, logger });
+  const b = await startBroker({ config: { storeDir: join(disk.path, 'store') }, logger });
   const opts = { clientId: 'svc-ingest-disk', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
   const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
   await first.subscribeAsync(FILTERS.telemetry, { qos: 1 });
@@ -68,7 +58,7 @@ it('a full disk holds the PUBACK (the device stays connected) until there is roo
     expect(dev.connected).toBe(true);
     expect(lines.some((l) => l.code === 'BROKER_STORE_IO')).toBe(true);
 
-    execFileSync('mount', ['-o', 'remount,size=64m', dir]);
+    disk.grow('64m');
     expect(await held?.puback).toBe(true);
     expect(acked).toContain(held?.seq);
     dev.end(true);

@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A real filesystem that fills up: a tmpfs of `size` mounted on a fresh directory (root only, and a
+ * mount allowed: undefined elsewhere, and the caller skips). `grow()` remounts it larger, as an
+ * operator freeing or adding space; `close()` unmounts and removes it.
+ */
+export interface TinyDisk {
+  readonly path: string;
+  grow(size: string): void;
+  close(): void;
+}
+
+export function mountTinyDisk(size: string): TinyDisk | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const path = mkdtempSync(join(tmpdir(), 'carewatch-tiny-disk-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], { stdio: 'ignore' });
+  } catch {
+    // No mount here (a container without CAP_SYS_ADMIN).
+    rmSync(path, { recursive: true, force: true });
+    return undefined;
+  }
+  return {
+    path,
+    grow: (to) => execFileSync('mount', ['-o', `remount,size=${to}`, path]),
+    close() {
+      execFileSync('umount', ['-l', path]);
+      rmSync(path, { recursive: true, force: true });
+    },
+  };
+}
