@@ -80,6 +80,8 @@ export interface InfluxWriterStats {
   /** Since when writes have been failing (platform ms), or null. */
   readonly failingSince: number | null;
   readonly lastError: string | null;
+  /** The last failure was InfluxDB's disk being full (INFLUX_DISK_FULL): it needs room and a restart. */
+  readonly diskFull: boolean;
 }
 
 export interface InfluxWriter {
@@ -117,7 +119,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
   const closedPromise = new Promise<void>((r) => (closedResolve = r));
   let dbReady = false;
   let lastFailureLog = -Infinity;
-  const st = { written: 0, batches: 0, failures: 0, failingSince: null as number | null, lastError: null as string | null };
+  const st = { written: 0, batches: 0, failures: 0, failingSince: null as number | null, lastError: null as string | null, diskFull: false };
 
   function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -178,21 +180,25 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
     return out;
   }
 
-  function failed(error: string): void {
+  function failed(error: string, code?: InfluxError['code']): void {
     st.failures++;
     st.lastError = error;
+    st.diskFull = code === 'INFLUX_DISK_FULL';
     const t = now();
     st.failingSince ??= t;
     // One line when the outage starts, then one every 30 s: an outage of hours stays readable.
     if (t - lastFailureLog >= 30_000) {
       lastFailureLog = t;
-      logger.error({ code: 'INGEST_INFLUX_UNAVAILABLE', error, failingForMs: t - st.failingSince, spoolBytes: spool.stats().bytes }, 'InfluxDB write failed; spooling and retrying');
+      const at = { error, failingForMs: t - st.failingSince, spoolBytes: spool.stats().bytes };
+      if (st.diskFull) logger.error({ code: 'INGEST_INFLUX_DISK_FULL', ...at }, "InfluxDB's disk is full: free space on it, then restart InfluxDB (1.x refuses every write until restarted, even with room); spooling and retrying");
+      else logger.error({ code: 'INGEST_INFLUX_UNAVAILABLE', ...at }, 'InfluxDB write failed; spooling and retrying');
     }
   }
 
   function recovered(): void {
     if (st.failingSince !== null) logger.info({ downForMs: now() - st.failingSince }, 'InfluxDB writes succeed again; draining the spool');
     st.failingSince = null;
+    st.diskFull = false;
     lastFailureLog = -Infinity;
   }
 
@@ -237,7 +243,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
       }
       if (error.retryable) {
         if (error.code === 'INFLUX_DATABASE_NOT_FOUND') dbReady = false;
-        failed(error.message);
+        failed(error.message, error.code);
         await sleep(delay);
         delay = Math.min(delay * 2, retryMax);
         continue;

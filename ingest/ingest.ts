@@ -90,7 +90,7 @@ export interface IngestStats {
   readonly clockSkew: Readonly<Partial<Record<'event' | 'status', number>>>;
   readonly spool: { readonly bytes: number; readonly segments: number; readonly checkpoint: number; readonly end: number; readonly commits: number; readonly truncatedTailBytes: number; readonly corruptSkipped: number };
   readonly mqtt: { readonly connected: boolean; readonly subscribed: boolean; readonly paused: boolean; readonly connections: number };
-  readonly influx: { readonly failures: number; readonly failingSince: number | null; readonly lastError: string | null; readonly batches: number };
+  readonly influx: { readonly failures: number; readonly failingSince: number | null; readonly lastError: string | null; readonly diskFull: boolean; readonly batches: number };
 }
 
 export interface Ingest {
@@ -220,7 +220,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         corruptSkipped: sp?.corruptSkipped ?? 0,
       },
       mqtt: { connected: ms?.connected ?? false, subscribed: ms?.subscribed ?? false, paused: ms?.paused ?? false, connections: ms?.connections ?? 0 },
-      influx: { failures: ws?.failures ?? 0, failingSince: ws?.failingSince ?? null, lastError: ws?.lastError ?? null, batches: ws?.batches ?? 0 },
+      influx: { failures: ws?.failures ?? 0, failingSince: ws?.failingSince ?? null, lastError: ws?.lastError ?? null, diskFull: ws?.diskFull ?? false, batches: ws?.batches ?? 0 },
     };
   }
 

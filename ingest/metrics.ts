@@ -54,5 +54,7 @@ export function createIngestMetrics(stats: () => IngestStats, now: () => number)
 
 /** /healthz problems of ingest: the same rule as its /health (InfluxDB writes failing too long). */
 export function ingestProblems(s: IngestStats, now: number, influxUnhealthyMs: number): string[] {
-  return s.influx.failingSince === null || now - s.influx.failingSince < influxUnhealthyMs ? [] : ['INGEST_INFLUX_UNAVAILABLE'];
+  if (s.influx.failingSince === null || now - s.influx.failingSince < influxUnhealthyMs) return [];
+  // Disk full needs an operator now: room, and a restart of InfluxDB 1.x (INFLUX_DISK_FULL).
+  return s.influx.diskFull ? ['INGEST_INFLUX_UNAVAILABLE', 'INGEST_INFLUX_DISK_FULL'] : ['INGEST_INFLUX_UNAVAILABLE'];
 }

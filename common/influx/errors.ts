@@ -15,6 +15,12 @@ export type InfluxErrorCode =
   | 'INFLUX_UNAUTHORIZED'
   /** 5xx or an answer that is not InfluxDB's JSON (a proxy's error page). Retryable. */
   | 'INFLUX_SERVER'
+  /**
+   * 5xx "no space left on device": InfluxDB's disk is full. Retryable, but InfluxDB 1.6 refuses every
+   * write after it (its WAL writer stays failed) until it is restarted, even once there is room
+   * (test/ingest/influx-disk-full.test.ts).
+   */
+  | 'INFLUX_DISK_FULL'
   /** 400 on a write: a line InfluxDB refuses (unparsable, field type conflict). The valid lines were written. Not retryable. */
   | 'INFLUX_REJECTED'
   /** 400 "partial write: points beyond retention policy dropped": those points can never be stored; the rest were. Not retryable. */
@@ -32,6 +38,7 @@ const RETRYABLE: Readonly<Record<InfluxErrorCode, boolean>> = {
   INFLUX_DATABASE_NOT_FOUND: true,
   INFLUX_UNAUTHORIZED: true,
   INFLUX_SERVER: true,
+  INFLUX_DISK_FULL: true,
   INFLUX_REJECTED: false,
   INFLUX_BEYOND_RETENTION: false,
   INFLUX_TOO_LARGE: false,
@@ -78,6 +85,7 @@ export function writeError(status: number, body: string): InfluxError {
   if (status === 404 && text.includes('database not found')) return new InfluxError('INFLUX_DATABASE_NOT_FOUND', msg, status);
   if (status === 413) return new InfluxError('INFLUX_TOO_LARGE', msg, status);
   if (status === 401 || status === 403) return new InfluxError('INFLUX_UNAUTHORIZED', msg, status);
+  if (status >= 500 && /no space left on device/i.test(text)) return new InfluxError('INFLUX_DISK_FULL', msg, status);
   return new InfluxError('INFLUX_SERVER', msg, status);
 }
 
