@@ -183,14 +183,16 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
   function failed(error: string, code?: InfluxError['code']): void {
     st.failures++;
     st.lastError = error;
+    const wasDiskFull = st.diskFull;
     st.diskFull = code === 'INFLUX_DISK_FULL';
     const t = now();
     st.failingSince ??= t;
-    // One line when the outage starts, then one every 30 s: an outage of hours stays readable.
-    if (t - lastFailureLog >= 30_000) {
+    // One line when the outage starts, then one every 30 s: an outage of hours stays readable. A
+    // full disk is said at once, even within an outage that began otherwise.
+    if (t - lastFailureLog >= 30_000 || (st.diskFull && !wasDiskFull)) {
       lastFailureLog = t;
       const at = { error, failingForMs: t - st.failingSince, spoolBytes: spool.stats().bytes };
-      if (st.diskFull) logger.error({ code: 'INGEST_INFLUX_DISK_FULL', ...at }, "InfluxDB's disk is full: free space on it, then restart InfluxDB (1.x refuses every write until restarted, even with room); spooling and retrying");
+      if (st.diskFull) logger.error({ code: 'INGEST_INFLUX_DISK_FULL', ...at }, "InfluxDB's disk is full: free space on it, then restart InfluxDB (1.6 went on refusing writes to that shard, even with room, until restarted); spooling and retrying");
       else logger.error({ code: 'INGEST_INFLUX_UNAVAILABLE', ...at }, 'InfluxDB write failed; spooling and retrying');
     }
   }
@@ -210,7 +212,7 @@ export function createInfluxWriter(deps: InfluxWriterDeps): InfluxWriter {
         dbReady = true;
         return true;
       } catch (err) {
-        failed((err as Error).message);
+        failed((err as Error).message, err instanceof InfluxError ? err.code : undefined);
         await sleep(delay);
         delay = Math.min(delay * 2, retryMax);
       }

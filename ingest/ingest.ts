@@ -37,6 +37,13 @@ export interface IngestConfig {
   readonly spoolDir: string;
   readonly spoolMaxBytes: number;
   readonly spoolSegmentBytes?: number;
+  /**
+   * Bytes received and not yet written to the spool (held in memory) past which ingest stops reading
+   * from the broker, as at the spool's bound (default 16 MiB). A group commit writes what arrived in
+   * a few milliseconds; only a spool disk that fails (full) or stalls lets them pile up. Before this
+   * bound a full disk let ingest read on into memory up to spoolMaxBytes (512 MiB by default).
+   */
+  readonly spoolMaxUnwrittenBytes?: number;
   /** Health and metrics endpoint port (/health, /stats, /healthz, /metrics); 0 picks a free one, undefined disables it. */
   readonly httpPort?: number;
   /** Interface of that endpoint (default 127.0.0.1; 0.0.0.0 for a Prometheus in another container). */
@@ -112,6 +119,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   const { config, registry } = deps;
   const logger = deps.logger;
   const now = deps.now ?? Date.now;
+  const maxUnwritten = config.spoolMaxUnwrittenBytes ?? 16 * 1024 * 1024;
   let spool: Spool | undefined;
   let sessions: MqttSession[] = [];
   let writer: InfluxWriter | undefined;
@@ -146,9 +154,11 @@ export function createIngest(deps: IngestDeps): Ingest {
       }
     }
     received += msgs.length;
-    if (s.isFull() && sessions.length > 0 && !sessions.every((x) => x.stats().paused)) {
+    const unwritten = s.stats().unwritten;
+    if ((s.isFull() || unwritten >= maxUnwritten) && sessions.length > 0 && !sessions.every((x) => x.stats().paused)) {
       for (const x of sessions) x.pause();
-      logger.warn({ code: 'INGEST_BACKPRESSURE', spoolBytes: s.stats().bytes, maxBytes: config.spoolMaxBytes }, 'spool full: stopped reading from the broker, which keeps the messages in our session');
+      if (s.isFull()) logger.warn({ code: 'INGEST_BACKPRESSURE', spoolBytes: s.stats().bytes, maxBytes: config.spoolMaxBytes }, 'spool full: stopped reading from the broker, which keeps the messages in our session');
+      else logger.warn({ code: 'INGEST_BACKPRESSURE', unwrittenBytes: unwritten, maxUnwrittenBytes: maxUnwritten }, 'spool writes behind (disk full or stalled): stopped reading from the broker, which keeps the messages in our session');
     }
     groupCommit();
   }
@@ -166,6 +176,8 @@ export function createIngest(deps: IngestDeps): Ingest {
       .then(
         () => {
           for (const [from, byConn] of acks) for (const [conn, ids] of byConn) from.ack(conn, ids);
+          // The writes caught up (a full disk has room again): reading may resume.
+          onProgress();
         },
         (err: unknown) => logger.error({ err, code: 'INGEST_SPOOL_IO' }, 'spool commit failed; messages stay unacknowledged and will be redelivered'),
       )
@@ -180,7 +192,8 @@ export function createIngest(deps: IngestDeps): Ingest {
 
   function onProgress(): void {
     const s = spool;
-    if (s !== undefined && !closing && sessions.some((x) => x.stats().paused) && s.stats().bytes < config.spoolMaxBytes * RESUME_RATIO) {
+    const st = s?.stats();
+    if (s !== undefined && st !== undefined && !closing && sessions.some((x) => x.stats().paused) && st.bytes < config.spoolMaxBytes * RESUME_RATIO && st.unwritten < maxUnwritten * RESUME_RATIO) {
       for (const x of sessions) x.resume();
       logger.info({ spoolBytes: s.stats().bytes }, 'spool has room again: resumed reading from the broker');
     }

@@ -25,6 +25,7 @@ const ConfigSchema = Type.Object({
   influxDb: Type.String({ default: 'carewatch', pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   spoolDir: Type.String({ default: '.tmp/spool/ingest', minLength: 1 }),
   spoolMaxBytes: Type.Integer({ default: 512 * 1024 * 1024, minimum: 1024 * 1024 }),
+  spoolMaxUnwrittenBytes: Type.Integer({ default: 16 * 1024 * 1024, minimum: 64 * 1024, description: 'bytes received and not yet written to the spool (a full or stalled disk) past which ingest stops reading from the broker' }),
   ingestHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of /health, /healthz and /metrics (unset: none)' })),
   ingestHttpHost: Type.String({ default: '127.0.0.1', minLength: 1, description: 'interface of that port, e.g. 127.0.0.1 or 0.0.0.0' }),
   // Retention (common/influx-schema.ts, docs/architecture.md): raw readings, their per-minute
@@ -67,6 +68,7 @@ const code = await runProcess({
         influxDb: cfg.influxDb,
         spoolDir: cfg.spoolDir,
         spoolMaxBytes: cfg.spoolMaxBytes,
+        spoolMaxUnwrittenBytes: cfg.spoolMaxUnwrittenBytes,
         httpPort: cfg.ingestHttpPort,
         httpHost: cfg.ingestHttpHost,
         retention: { rawDays: cfg.retentionRawDays, rollupDays: cfg.retentionRollupDays, recordsDays: cfg.retentionRecordsDays },

@@ -52,6 +52,8 @@ export interface SpoolStats {
   readonly corruptSkipped: number;
   readonly truncatedTailBytes: number;
   readonly commits: number;
+  /** Bytes appended and not yet written: only a failing or stalled disk lets them pile up (in memory). */
+  readonly unwritten: number;
 }
 
 export interface Spool {
@@ -395,6 +397,7 @@ export function createSpool(opts: SpoolOptions): Spool {
       corruptSkipped,
       truncatedTailBytes,
       commits,
+      unwritten: pendingBytes,
     }),
 
     async close() {

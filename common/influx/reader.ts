@@ -1,4 +1,4 @@
-import { InfluxError, errorText, transportError } from './errors.ts';
+import { InfluxError, errorText, serverError, transportError } from './errors.ts';
 
 /**
  * Reads InfluxDB 1.x with InfluxQL: GET /query?db=&epoch=&q=. Returns each statement's series.
@@ -76,7 +76,7 @@ export function createInfluxReader(opts: InfluxReaderOptions): InfluxReader {
         body = undefined;
       }
       if (status === 401 || status === 403) throw new InfluxError('INFLUX_UNAUTHORIZED', `InfluxDB query refused (${status}): ${errorText(text)}`, status);
-      if (body === undefined || status >= 500) throw new InfluxError('INFLUX_SERVER', `InfluxDB query failed (${status}): ${errorText(text)}`, status);
+      if (body === undefined || status >= 500) throw serverError(status, errorText(text), `InfluxDB query failed (${status}): ${errorText(text)}`);
       // 400: the statement did not parse; 200 with an `error` per statement: it failed to run.
       if (body.error !== undefined) throw new InfluxError('INFLUX_QUERY', `InfluxDB: ${body.error}`, status);
       if (status !== 200) throw new InfluxError('INFLUX_QUERY', `InfluxDB query failed (${status}): ${errorText(text)}`, status);

@@ -11,9 +11,9 @@ import { captureLogger, waitFor } from './support/wait.ts';
  * InfluxDB's own disk fills: a real InfluxDB 1.6 with its data on a real 1.5 MiB tmpfs (root only:
  * skipped elsewhere), a real in-process ingest. InfluxDB answers 500 "no space left on device";
  * ingest names it (INGEST_INFLUX_DISK_FULL: free space and restart InfluxDB) and keeps everything in
- * its spool. Seen in session 20 while writing this test: with room again, InfluxDB 1.6 went on
- * refusing every write (its WAL writer stays failed) until it was restarted; after the restart every
- * reading is stored exactly once.
+ * its spool. Seen in session 20 while writing this test (not asserted: InfluxDB's behaviour): with
+ * room again, InfluxDB 1.6 went on refusing writes to that shard until it was restarted; after the
+ * restart every reading is stored exactly once.
  */
 const TOTAL = 100_000;
 let disk: TinyDisk | undefined;

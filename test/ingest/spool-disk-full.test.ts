@@ -12,10 +12,12 @@ import { waitFor } from './support/wait.ts';
  * Ingest's spool on a disk that fills before the spool's own bound is reached, while InfluxDB is down
  * (nothing listens on its port), so nothing drains: a real 1 MiB tmpfs (root only: skipped
  * elsewhere), grown by a remount, and a real ingest process SIGKILLed while the disk is full. A
- * message the spool cannot write stays unacknowledged (the broker keeps it in ingest's session, the
- * devices' publishes wait), so the kill loses nothing; with room, InfluxDB up and ingest started
- * again, every message is stored exactly once. Acknowledging before the spool write is durable loses
- * what was acknowledged and not yet written when the process dies.
+ * message the spool cannot write stays unacknowledged (the broker keeps it in ingest's session; the
+ * devices' publishes were acknowledged by the broker's own store), and ingest stops reading once
+ * what it holds unwritten passes its bound (before session 20 it read on into memory up to the
+ * spool's bound, 512 MiB by default). So the kill loses nothing; with room, InfluxDB up and ingest
+ * started again, every message is stored exactly once. Acknowledging before the spool write is
+ * durable loses what was acknowledged and not yet written when the process dies.
  */
 const TOTAL = 20_000;
 let disk: TinyDisk | undefined;
@@ -46,6 +48,8 @@ it('a full disk stops the acknowledgements, not the data: ingest SIGKILLed then,
     CAREWATCH_INFLUX_URL: url,
     CAREWATCH_INFLUX_DB: database,
     CAREWATCH_SPOOL_DIR: join(disk.path, 'spool'),
+    // ~1,300 of the load's records held unwritten at most, of 20,000.
+    CAREWATCH_SPOOL_MAX_UNWRITTEN_BYTES: String(256 * 1024),
     CAREWATCH_INGEST_HTTP_PORT: '0',
     // The load's device times are fixed dates in 2026 (load.ts BASE_TS).
     CAREWATCH_RETENTION_RAW_DAYS: '36500',
@@ -53,12 +57,20 @@ it('a full disk stops the acknowledgements, not the data: ingest SIGKILLed then,
   };
   const first = startProcess('ingest-disk-full', 'ingest/main.ts', env);
   procs.push(first);
-  await first.waitForOutput(/ingest started/);
+  const health = `http://127.0.0.1:${(await first.waitForOutput(/ingest started.*health http:\/\/[^:]+:(\d+)\//))[1] ?? ''}/health`;
   const load = await publishLoad(broker.url, TOTAL);
   try {
     await first.waitForOutput(/INGEST_SPOOL_IO/);
-    // Held back: the publishers wait for acknowledgements the full disk withholds.
-    expect(load.published()).toBeLessThan(TOTAL);
+    await first.waitForOutput(/INGEST_BACKPRESSURE/);
+    // The broker acknowledges the devices from its own store; ingest, paused, does not read them all.
+    await load.done;
+    const read = async (): Promise<number> => ((await (await fetch(health)).json()) as { received: number }).received;
+    // A bound on waiting: without the pause ingest read all 20,000 into memory within a few seconds.
+    const readAll = await waitFor('ingest reading everything', async () => ((await read()) >= TOTAL ? true : undefined), 5_000).then(
+      () => true,
+      () => false,
+    );
+    expect(readAll).toBe(false);
     await first.kill('SIGKILL');
 
     disk.grow('256m');
@@ -66,6 +78,7 @@ it('a full disk stops the acknowledgements, not the data: ingest SIGKILLed then,
     await influx.start();
     const second = startProcess('ingest-disk-full-2', 'ingest/main.ts', env);
     procs.push(second);
+    await second.waitForOutput(/ingest started/);
     await load.done;
     await waitFor('all points stored', async () => (await storedCount(url, database)) >= TOTAL, 120_000, 250);
     expect(exactlyOnceProblems(await storedSeqs(url, database), TOTAL)).toBe('');
