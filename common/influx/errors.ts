@@ -78,12 +78,12 @@ export function errorText(body: string): string {
   return body.slice(0, 500);
 }
 
-/** The error for a non-2xx answer to a write (InfluxDB 1.x /write, docs "HTTP response summary"). */
-/** A 5xx whose text is the server's "no space left on device" (ENOSPC). */
+/** A 5xx: INFLUX_DISK_FULL when its text is the server's "no space left on device" (ENOSPC), else INFLUX_SERVER. */
 export function serverError(status: number, text: string, msg: string): InfluxError {
   return new InfluxError(/no space left on device/i.test(text) ? 'INFLUX_DISK_FULL' : 'INFLUX_SERVER', msg, status);
 }
 
+/** The error for a non-2xx answer to a write (InfluxDB 1.x /write, docs "HTTP response summary"). */
 export function writeError(status: number, body: string): InfluxError {
   const text = errorText(body);
   const msg = `InfluxDB write failed with ${status}: ${text}`;
