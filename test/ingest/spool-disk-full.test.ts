@@ -71,6 +71,10 @@ it('a full disk stops the acknowledgements, not the data: ingest SIGKILLed then,
       () => false,
     );
     expect(readAll).toBe(false);
+    // And /health answered (a failing fetch would also have kept the wait above from succeeding).
+    const held = await read();
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(TOTAL);
     await first.kill('SIGKILL');
 
     disk.grow('256m');
