@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Clock, ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
+import { settlesWithin } from '../common/settles-within.ts';
 
 /**
  * Home coverage across partitioned alerts instances (issue 14, docs/scaling.md "Home coverage").
@@ -222,10 +223,9 @@ export function createCoverage(deps: CoverageDeps): Coverage {
       const r = redis;
       if (r === undefined) return;
       // A step waiting for an absent Redis would wait forever (offline queue): bounded, as the socket cluster's close.
-      const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise<void>((res) => setTimeout(res, 1000).unref())]);
-      await bounded(running ?? Promise.resolve());
+      await settlesWithin(running ?? Promise.resolve(), 1000);
       // Our homes become unowned at once for the others (their grace period starts now), not after the TTL.
-      await bounded(r.del(key).then(() => r.quit()));
+      await settlesWithin(r.del(key).then(() => r.quit()), 1000);
       r.disconnect();
     },
   };

@@ -2,6 +2,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.ts';
 import { createRejectionLog } from '../common/rejection-log.ts';
+import { settlesWithin } from '../common/settles-within.ts';
 import type { Disablement, IncidentMessage } from '../contract/incidents.ts';
 import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
 import type { AckResult, IncidentResult } from '../contract/socket-events.ts';
@@ -316,9 +317,7 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
     },
     async close() {
       // quit() sends what is queued, then closes; disconnect() if Redis is not there to answer.
-      await Promise.all(
-        [pub, sub].map((c) => Promise.race([c.quit().then(() => undefined, () => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]).finally(() => c.disconnect())),
-      );
+      await Promise.all([pub, sub].map((c) => settlesWithin(c.quit(), 1000).finally(() => c.disconnect())));
       // What was still queued is counted now, or when Redis closes the connections (handleUnwaited);
       // the pages of this node reconnect to another one and get the open alerts in their snapshot.
       failures.close();

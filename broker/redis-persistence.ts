@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import msgpack from 'msgpack-lite';
 import { corkPerTurn } from './cork-per-turn.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
+import { settlesWithin } from '../common/settles-within.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -718,16 +719,6 @@ class AedesOneRedisPersistence extends Base {
     }
     // The library unsubscribes from the fan-out, then disconnects; past the bound we disconnect.
     if (!(await settlesWithin(super.destroy(), left()))) this.#conn.disconnect();
-  }
-}
-
-/** True if `p` settles (either way) within `ms`; its rejection is handled in both cases. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p.then(() => true, () => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
