@@ -3,6 +3,7 @@ import { createLogger, type Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { createBroker, type Broker } from '../../broker/broker.ts';
 import type { BrokerConfig } from '../../broker/config.ts';
+import { FILTERS } from '../../contract/topics.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
 
 /** A real broker on port 0 (TCP and WebSocket), silent logger unless one is given. */
@@ -81,4 +82,32 @@ export function json(r: Received): Record<string, unknown> {
 /** The `seq` of every message received on `topic`, in arrival order. */
 export function seqsOf(got: readonly Received[], topic: string): number[] {
   return got.filter((m) => m.topic === topic).map((m) => json(m).seq as number);
+}
+
+/** Opens svc-ingest's persistent session `clientId` with a QoS 1 subscription to every device's telemetry, and leaves it: what devices send next is queued for it. */
+export async function leaveTelemetrySession(broker: Broker, clientId: string): Promise<void> {
+  const c = await connect(broker, 'svc-ingest', { clientId, clean: false });
+  await c.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+  await c.endAsync();
+}
+
+/**
+ * Publishes QoS 1 readings (seq 1, 2, …, padded with `note`) on `topic` until one has no PUBACK
+ * within 2 s (a bound on waiting, not a timing assertion) or `max` are sent. `acked`: the seqs
+ * acknowledged (a later PUBACK still adds its seq); `held`: the first not acknowledged in time, and
+ * whether its PUBACK came in the end.
+ */
+export async function publishUntilHeld(dev: MqttClient, topic: string, note: string, max: number): Promise<{ acked: number[]; held?: { seq: number; puback: Promise<boolean> } }> {
+  const acked: number[] = [];
+  for (let seq = 1; seq <= max; seq++) {
+    const puback = dev.publishAsync(topic, JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 }, note }), { qos: 1 }).then(
+      () => (acked.push(seq), true),
+      () => false,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([puback, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
+    clearTimeout(timer);
+    if (!ok) return { acked, held: { seq, puback } };
+  }
+  return { acked };
 }

@@ -1,5 +1,4 @@
 import { Redis } from 'ioredis';
-import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import type { Device } from '../../contract/registry.ts';
@@ -7,8 +6,8 @@ import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
-import { demoRegistry, demoSecret } from '../support/registry.ts';
-import { connect, record, startBroker, until } from './helpers.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { connect, connectRecording, leaveTelemetrySession, publishUntilHeld, record, seqsOf, startBroker, until } from './helpers.ts';
 
 /**
  * A broker node on Redis (cluster mode) when Redis fails some commands and not the others: real
@@ -75,12 +74,8 @@ it("a persistent session's CONNECT on aedes' path: no will transaction for a key
   const b = broker as Broker;
   // aedes' storeWill deleted `will:undefined:<id>` (SREM, GET, DEL in one MULTI) and dropped the failure.
   await refuse('srem');
-  const svc = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, { clientId: 'svc-ingest-persistent', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4, reconnectPeriod: 0 });
+  const svc = await connect(b, 'svc-ingest', { clientId: 'svc-ingest-persistent', clean: false });
   try {
-    await new Promise<void>((resolve, reject) => {
-      svc.once('connect', () => resolve());
-      svc.once('error', reject);
-    });
     await svc.subscribeAsync(FILTERS.telemetry, { qos: 1 });
     const got = record(svc);
     const dev = await connect(b, device.id);
@@ -97,25 +92,19 @@ it("a persistent session's CONNECT on aedes' path: no will transaction for a key
 
 it("a persistent session's queue entry whose packet is gone, dropped when Redis refuses the acknowledgement script: nothing rejected unhandled", async () => {
   const b = broker as Broker;
-  const opts = { clientId: 'svc-ingest-queue', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
-  const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
-  await first.subscribeAsync(FILTERS.telemetry, { qos: 1 });
-  await first.endAsync();
+  const session = 'svc-ingest-queue';
+  await leaveTelemetrySession(b, session);
   const dev = await connect(b, device.id);
   await dev.publishAsync(telemetryTopic, JSON.stringify({ ts: Date.now(), seq: 1, metrics: { temperature_c: 21 } }), { qos: 1 });
   dev.end(true);
   // The queued entry's packet disappears (as when its last holder acknowledged it first, or it expired).
-  const entries = await admin.lrange(`outgoing:${opts.clientId}`, 0, -1);
+  const entries = await admin.lrange(`outgoing:${session}`, 0, -1);
   expect(entries.length).toBe(1);
   await admin.del(...entries);
   // The library's getDecodedValue then LREMs the entry without waiting; here that is the ACK_QUEUED script.
   await refuse('evalsha', 'eval');
-  const again = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
+  const again = await connect(b, 'svc-ingest', { clientId: session, clean: false });
   try {
-    await new Promise<void>((resolve, reject) => {
-      again.once('connect', () => resolve());
-      again.once('error', reject);
-    });
     await new Promise((r) => setTimeout(r, 500));
     expect(unhandled).toEqual([]);
   } finally {
@@ -125,39 +114,22 @@ it("a persistent session's queue entry whose packet is gone, dropped when Redis 
 
 it('Redis full (maxmemory, noeviction): what the store cannot take is not acknowledged, and every acknowledged reading reaches the persistent session once Redis has room', async () => {
   const b = broker as Broker;
-  const opts = { clientId: 'svc-ingest-full', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
-  const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
-  await first.subscribeAsync(FILTERS.telemetry, { qos: 1 });
-  await first.endAsync();
+  const session = 'svc-ingest-full';
+  await leaveTelemetrySession(b, session);
   const dev = await connect(b, device.id);
   const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
   // Room for about 150 of the readings below; then every write is refused.
   await admin.config('SET', 'maxmemory-policy', 'noeviction');
   await admin.config('SET', 'maxmemory', String(used + 300_000));
-  const note = 'x'.repeat(2_000);
-  const acked: number[] = [];
-  let refused = false;
-  for (let seq = 1; seq <= 2_000 && !refused; seq++) {
-    let timer: NodeJS.Timeout | undefined;
-    const puback = dev.publishAsync(telemetryTopic, JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 }, note }), { qos: 1 }).then(
-      () => true,
-      () => false,
-    );
-    // A bound on waiting, not a timing assertion: an acknowledgement later than this is still checked below.
-    const ok = await Promise.race([puback, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
-    clearTimeout(timer);
-    if (ok) acked.push(seq);
-    else refused = true;
-  }
-  expect(refused).toBe(true);
+  const { acked, held } = await publishUntilHeld(dev, telemetryTopic, 'x'.repeat(2_000), 2_000);
+  expect(held).toBeDefined();
   expect(acked.length).toBeGreaterThan(0);
   dev.end(true);
   await admin.config('SET', 'maxmemory', '0');
-  const again = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
-  const got = new Set<number>();
-  again.on('message', (_t, payload) => got.add((JSON.parse(payload.toString()) as { seq: number }).seq));
+  const { client: again, received } = await connectRecording(b, 'svc-ingest', { clientId: session, clean: false });
+  const got = (): Set<number> => new Set(seqsOf(received, telemetryTopic));
   try {
-    await until(() => `every acknowledged reading at the service; missing ${acked.filter((n) => !got.has(n)).length} of ${acked.length}`, () => acked.every((n) => got.has(n)));
+    await until(() => `every acknowledged reading at the service; missing ${acked.filter((n) => !got().has(n)).length} of ${acked.length}`, () => acked.every((n) => got().has(n)));
     expect(unhandled).toEqual([]);
     expect(uncaught).toEqual([]);
   } finally {

@@ -1,13 +1,12 @@
 import { join } from 'node:path';
-import mqtt from 'mqtt';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Device } from '../../contract/registry.ts';
-import { FILTERS, deviceTopic } from '../../contract/topics.ts';
+import { deviceTopic } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
-import { demoRegistry, demoSecret } from '../support/registry.ts';
-import { mountTinyDisk, type TinyDisk } from '../support/tiny-disk.ts';
-import { connect, startBroker, until } from './helpers.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { tinyDiskForFile } from '../support/tiny-disk.ts';
+import { connect, connectRecording, leaveTelemetrySession, publishUntilHeld, seqsOf, startBroker, until } from './helpers.ts';
 
 /**
  * The broker's default store (a journal on local disk, `npm start`) when the disk is full: a real
@@ -19,40 +18,20 @@ import { connect, startBroker, until } from './helpers.ts';
  */
 const { unhandled, uncaught } = watchProcessFaults();
 const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
-let disk: TinyDisk | undefined;
-
-beforeAll(() => {
-  disk = mountTinyDisk('1m');
-});
-afterAll(() => {
-  disk?.close();
-});
+const tinyDisk = tinyDiskForFile('1m');
+const telemetryTopic = deviceTopic(device.homeId, device.id, 'telemetry');
 
 it('a full disk holds the PUBACK (the device stays connected) until there is room; every acknowledged reading reaches the persistent session', async (ctx) => {
+  const disk = tinyDisk();
   if (disk === undefined) return ctx.skip();
   const { logger, lines } = captureLogger('warn');
   const b = await startBroker({ config: { storeDir: join(disk.path, 'store') }, logger });
-  const opts = { clientId: 'svc-ingest-disk', username: 'svc-ingest', password: demoSecret('svc-ingest'), clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
-  const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
-  await first.subscribeAsync(FILTERS.telemetry, { qos: 1 });
-  await first.endAsync();
+  const session = 'svc-ingest-disk';
+  await leaveTelemetrySession(b, session);
   const dev = await connect(b, device.id);
   try {
-    const note = 'x'.repeat(4_000);
-    const acked: number[] = [];
-    let held: { seq: number; puback: Promise<boolean> } | undefined;
     // ~250 of these fill 1 MiB (each is journalled with its queue entry for the session).
-    for (let seq = 1; seq <= 1_000 && held === undefined; seq++) {
-      const puback = dev.publishAsync(deviceTopic(device.homeId, device.id, 'telemetry'), JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 }, note }), { qos: 1 }).then(
-        () => (acked.push(seq), true),
-        () => false,
-      );
-      let timer: NodeJS.Timeout | undefined;
-      // A bound on waiting, not a timing assertion: a PUBACK later than this only ends the filling.
-      const ok = await Promise.race([puback, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
-      clearTimeout(timer);
-      if (!ok) held = { seq, puback };
-    }
+    const { acked, held } = await publishUntilHeld(dev, telemetryTopic, 'x'.repeat(4_000), 1_000);
     expect(held).toBeDefined();
     expect(acked).not.toContain(held?.seq);
     expect(dev.connected).toBe(true);
@@ -63,11 +42,10 @@ it('a full disk holds the PUBACK (the device stays connected) until there is roo
     expect(acked).toContain(held?.seq);
     dev.end(true);
 
-    const got = new Set<number>();
-    const again = mqtt.connect(`mqtt://127.0.0.1:${b.tcpPort}`, opts);
-    again.on('message', (_t, payload) => got.add((JSON.parse(payload.toString()) as { seq: number }).seq));
+    const { client: again, received } = await connectRecording(b, 'svc-ingest', { clientId: session, clean: false });
+    const got = (): Set<number> => new Set(seqsOf(received, telemetryTopic));
     try {
-      await until(() => `every acknowledged reading at the service; missing ${acked.filter((n) => !got.has(n)).length} of ${acked.length}`, () => acked.every((n) => got.has(n)));
+      await until(() => `every acknowledged reading at the service; missing ${acked.filter((n) => !got().has(n)).length} of ${acked.length}`, () => acked.every((n) => got().has(n)));
     } finally {
       again.end(true);
     }

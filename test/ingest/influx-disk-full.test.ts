@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { createInfluxServer, freePort, type InfluxServer } from '../../common/influxd.ts';
-import { mountTinyDisk, type TinyDisk } from '../support/tiny-disk.ts';
+import { tinyDiskForFile } from '../support/tiny-disk.ts';
 import { startTestBroker, type TestBroker } from './support/aedes.ts';
 import { startIngest } from './support/ingest.ts';
 import { exactlyOnceProblems, publishLoad, storedCount, storedSeqs } from './support/load.ts';
@@ -16,20 +16,17 @@ import { captureLogger, waitFor } from './support/wait.ts';
  * restart every reading is stored exactly once.
  */
 const TOTAL = 100_000;
-let disk: TinyDisk | undefined;
+const tinyDisk = tinyDiskForFile('1500k');
 let influx: InfluxServer | undefined;
 let broker: TestBroker | undefined;
 
-beforeAll(() => {
-  disk = mountTinyDisk('1500k');
-});
 afterAll(async () => {
   await influx?.close();
   await broker?.close();
-  disk?.close();
 });
 
 it("a full InfluxDB disk is named as such; nothing is lost: with room and InfluxDB restarted every reading is stored exactly once", async (ctx) => {
+  const disk = tinyDisk();
   if (disk === undefined) return ctx.skip();
   const port = await freePort();
   const dataDir = join(disk.path, 'influx');

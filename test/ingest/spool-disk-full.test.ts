@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { createInfluxServer, freePort, type InfluxServer } from '../../common/influxd.ts';
 import { startProcess, type TestProcess } from '../support/process.ts';
 import { DEMO_SITE_PATH, demoSecret } from '../support/registry.ts';
-import { mountTinyDisk, type TinyDisk } from '../support/tiny-disk.ts';
+import { tinyDiskForFile } from '../support/tiny-disk.ts';
 import { startTestBroker, type TestBroker } from './support/aedes.ts';
 import { exactlyOnceProblems, publishLoad, storedCount, storedSeqs } from './support/load.ts';
 import { waitFor } from './support/wait.ts';
@@ -20,22 +20,19 @@ import { waitFor } from './support/wait.ts';
  * durable loses what was acknowledged and not yet written when the process dies.
  */
 const TOTAL = 20_000;
-let disk: TinyDisk | undefined;
+const tinyDisk = tinyDiskForFile('1m');
 let influx: InfluxServer | undefined;
 let broker: TestBroker | undefined;
 const procs: TestProcess[] = [];
 
-beforeAll(() => {
-  disk = mountTinyDisk('1m');
-});
 afterAll(async () => {
   for (const p of procs) await p.kill('SIGKILL');
   await influx?.close();
   await broker?.close();
-  disk?.close();
 });
 
 it('a full disk stops the acknowledgements, not the data: ingest SIGKILLed then, restarted with room and InfluxDB back, stores every reading exactly once', async (ctx) => {
+  const disk = tinyDisk();
   if (disk === undefined) return ctx.skip();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,4 +33,19 @@ export function mountTinyDisk(size: string): TinyDisk | undefined {
       rmSync(path, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A tiny disk for the calling test file: mounted before its tests, closed after them (registers the
+ * file's hooks). The getter gives undefined where it cannot be mounted; the test then skips.
+ */
+export function tinyDiskForFile(size: string): () => TinyDisk | undefined {
+  let disk: TinyDisk | undefined;
+  beforeAll(() => {
+    disk = mountTinyDisk(size);
+  });
+  afterAll(() => {
+    disk?.close();
+  });
+  return () => disk;
 }
