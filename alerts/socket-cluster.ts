@@ -152,9 +152,10 @@ export interface SocketCluster {
   /**
    * failedCommands: the adapter's commands that failed (Redis refused one, or the connection closed
    * for good with them queued: close() with Redis away or stalled); each is a broadcast or a
-   * subscription the other nodes did not get.
+   * subscription the other nodes did not get. malformedMessages: messages on the adapter's channels
+   * it could not read (dropped; guardMessages).
    */
-  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean; failedCommands: number };
+  stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean; failedCommands: number; malformedMessages: number };
 }
 
 export interface SocketClusterDeps {
@@ -192,6 +193,41 @@ function handleUnwaited(client: Redis, onFailed: (err: unknown) => void): void {
   }
 }
 
+/** The subscriber's events the adapter listens to: every message another node (or anyone) publishes. */
+const MESSAGE_EVENTS = new Set<string | symbol>(['messageBuffer', 'pmessageBuffer']);
+
+/**
+ * The adapter decodes what arrives on its channels without guarding all of it: a broadcast without
+ * its options (or not msgpack) throws inside ioredis's socket reader (an uncaught exception), and a
+ * request that is `nil` or lacks its options rejects its async listener, which nothing handles. Either
+ * ends the process, and every alerts node reads the same channels, so one bad message published to
+ * Redis (a node of another adapter version in a rolling upgrade, or anyone who can write to Redis)
+ * would stop them all at once. So each listener of those events runs guarded here: a message that
+ * fails is dropped, counted and logged, and the node goes on.
+ */
+function guardMessages(client: Redis, onFailed: (event: string, channel: unknown, err: unknown) => void): void {
+  const emit = client.emit.bind(client);
+  Object.defineProperty(client, 'emit', {
+    configurable: true,
+    writable: true,
+    value: (event: string | symbol, ...args: unknown[]): boolean => {
+      if (!MESSAGE_EVENTS.has(event)) return emit(event, ...args);
+      const listeners = client.listeners(event);
+      // pmessageBuffer is (pattern, channel, message); messageBuffer (channel, message).
+      const channel = event === 'pmessageBuffer' ? args[1] : args[0];
+      for (const listener of listeners) {
+        try {
+          const result: unknown = (listener as (...a: unknown[]) => unknown).apply(client, args);
+          if (result instanceof Promise) result.catch((err: unknown) => onFailed(String(event), channel, err));
+        } catch (err) {
+          onFailed(String(event), channel, err);
+        }
+      }
+      return listeners.length > 0;
+    },
+  });
+}
+
 /** The page's answer when the owner did not reply in time (Redis away, or the owner down). */
 const OWNER_UNREACHABLE: ActionResult = { ok: false, code: 'CLUSTER_OWNER_UNREACHABLE', error: ALERT_ERRORS.CLUSTER_OWNER_UNREACHABLE.message };
 
@@ -213,6 +249,12 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
       failures.record('ALERTS_REDIS_COMMAND_FAILED', name, err instanceof Error ? err.message : String(err));
     });
   }
+  let malformedMessages = 0;
+  const malformed = createRejectionLog<'ALERTS_REDIS_MESSAGE_MALFORMED'>(log, Date.now, 10, 60_000, 'a message on the socket.io adapter\'s Redis channels could not be read: dropped');
+  guardMessages(sub, (event, channel, err) => {
+    malformedMessages++;
+    malformed.record('ALERTS_REDIS_MESSAGE_MALFORMED', Buffer.isBuffer(channel) ? channel.toString() : String(channel), `${event}: ${err instanceof Error ? err.message : String(err)}`);
+  });
   const adapter = createAdapter(pub, sub, { key: 'carewatch-socket', requestsTimeout: timeoutMs });
   let forwarded = 0;
   let forwardFailures = 0;
@@ -321,9 +363,10 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
       // What was still queued is counted now, or when Redis closes the connections (handleUnwaited);
       // the pages of this node reconnect to another one and get the open alerts in their snapshot.
       failures.close();
+      malformed.close();
     },
     connected: () => pub.status === 'ready' && sub.status === 'ready',
-    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready', failedCommands }),
+    stats: () => ({ forwarded, forwardFailures, peerRequests, connected: pub.status === 'ready' && sub.status === 'ready', failedCommands, malformedMessages }),
   };
   return cluster;
 }

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { DEFAULT_LIMITS } from '../../broker/config.ts';
+import { graceSeconds } from '../support/compose.ts';
 import { COMPOSE_HAPROXY_CFG, composeHaproxyConfig } from '../support/haproxy.ts';
 import { REDIS_PUBSUB_OUTPUT_LIMIT } from '../../broker/pubsub-resync.ts';
 import { ROOT } from '../support/process.ts';
@@ -30,6 +32,7 @@ interface Service {
   environment?: Record<string, string | null>;
   volumes?: string[];
   ports?: string[];
+  stop_grace_period?: string;
 }
 
 async function resolved(env: Record<string, string> = { CAREWATCH_TOKEN_SECRET: SECRET }): Promise<{ services: Record<string, Service>; volumes: Record<string, unknown> }> {
@@ -68,6 +71,13 @@ describe('docker-compose.cluster.yml', () => {
     const moved = await resolved({ CAREWATCH_TOKEN_SECRET: SECRET, CAREWATCH_HOMES_1: 'h01', CAREWATCH_HOMES_2: 'h02,h03,h04,h05,h06,h07,h08,h09' });
     expect(homesOf(moved.services['ingest-2'])).toEqual(homesOf(moved.services['alerts-2']));
     expect(homesOf(moved.services['alerts-1'])).toEqual(['h01']);
+  });
+
+  it("gives each carewatch process longer to stop than a broker node's close may take with Redis stalled (Docker's default is 10 s)", async () => {
+    const c = await resolved();
+    const carewatch = Object.entries(c.services).filter(([, s]) => s.image === 'carewatch:latest');
+    expect(carewatch.length).toBeGreaterThanOrEqual(6);
+    for (const [name, s] of carewatch) expect(graceSeconds(s.stop_grace_period), name).toBeGreaterThan((2 * DEFAULT_LIMITS.redisCloseTimeoutMs) / 1000);
   });
 
   it('runs the broker nodes on one Redis, the web nodes on another, the services through HAProxy', async () => {

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { DEFAULT_LIMITS } from '../../broker/config.ts';
+import { graceSeconds } from '../support/compose.ts';
 import { notifyConfigProblems, type NotifyConfig } from '../../alerts/notify/config.ts';
 import { DASHBOARDS_PATH, INFLUX_URL_VARIABLE, PROVISIONING_PATH, renderProvisioning } from '../../dashboards/grafana/src/render.ts';
 
@@ -28,6 +30,7 @@ interface Service {
   volumes?: Mount[];
   ports?: Port[];
   profiles?: string[];
+  stop_grace_period?: string;
 }
 interface Mount {
   readonly type: 'bind' | 'volume';
@@ -108,6 +111,13 @@ describe('docker-compose.yml', () => {
     expect(named('alerts', c.services.alerts?.environment?.CAREWATCH_STATE_DIR ?? '?')).toBe(true);
     expect(named('redis', '/data')).toBe(true);
     expect(named('broker', c.services.broker?.environment?.CAREWATCH_BROKER_STORE_DIR ?? '?')).toBe(true);
+  });
+
+  it("gives each carewatch process longer to stop than a broker's close may take with Redis stalled (Docker's default is 10 s)", async () => {
+    const c = await resolved();
+    const carewatch = Object.entries(c.services).filter(([, s]) => s.image === 'carewatch:latest');
+    expect(carewatch.map(([n]) => n).sort()).toEqual(['alerts', 'broker', 'device-sim', 'ingest', 'notify-sink']);
+    for (const [name, s] of carewatch) expect(graceSeconds(s.stop_grace_period), name).toBeGreaterThan((2 * DEFAULT_LIMITS.redisCloseTimeoutMs) / 1000);
   });
 
   it('publishes every port on 127.0.0.1 unless CAREWATCH_BIND says otherwise', async () => {
