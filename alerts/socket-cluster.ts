@@ -1,6 +1,7 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.ts';
+import { guardSubscriberMessages } from '../common/redis-subscriber-guard.ts';
 import { createRejectionLog } from '../common/rejection-log.ts';
 import { settlesWithin } from '../common/settles-within.ts';
 import type { Disablement, IncidentMessage } from '../contract/incidents.ts';
@@ -153,7 +154,7 @@ export interface SocketCluster {
    * failedCommands: the adapter's commands that failed (Redis refused one, or the connection closed
    * for good with them queued: close() with Redis away or stalled); each is a broadcast or a
    * subscription the other nodes did not get. malformedMessages: messages on the adapter's channels
-   * it could not read (dropped; guardMessages).
+   * it could not read (dropped; guardSubscriberMessages).
    */
   stats(): { forwarded: number; forwardFailures: number; peerRequests: number; connected: boolean; failedCommands: number; malformedMessages: number };
 }
@@ -193,41 +194,6 @@ function handleUnwaited(client: Redis, onFailed: (err: unknown) => void): void {
   }
 }
 
-/** The subscriber's events the adapter listens to: every message another node (or anyone) publishes. */
-const MESSAGE_EVENTS = new Set<string | symbol>(['messageBuffer', 'pmessageBuffer']);
-
-/**
- * The adapter decodes what arrives on its channels without guarding all of it: a broadcast without
- * its options (or not msgpack) throws inside ioredis's socket reader (an uncaught exception), and a
- * request that is `nil` or lacks its options rejects its async listener, which nothing handles. Either
- * ends the process, and every alerts node reads the same channels, so one bad message published to
- * Redis (a node of another adapter version in a rolling upgrade, or anyone who can write to Redis)
- * would stop them all at once. So each listener of those events runs guarded here: a message that
- * fails is dropped, counted and logged, and the node goes on.
- */
-function guardMessages(client: Redis, onFailed: (event: string, channel: unknown, err: unknown) => void): void {
-  const emit = client.emit.bind(client);
-  Object.defineProperty(client, 'emit', {
-    configurable: true,
-    writable: true,
-    value: (event: string | symbol, ...args: unknown[]): boolean => {
-      if (!MESSAGE_EVENTS.has(event)) return emit(event, ...args);
-      const listeners = client.listeners(event);
-      // pmessageBuffer is (pattern, channel, message); messageBuffer (channel, message).
-      const channel = event === 'pmessageBuffer' ? args[1] : args[0];
-      for (const listener of listeners) {
-        try {
-          const result: unknown = (listener as (...a: unknown[]) => unknown).apply(client, args);
-          if (result instanceof Promise) result.catch((err: unknown) => onFailed(String(event), channel, err));
-        } catch (err) {
-          onFailed(String(event), channel, err);
-        }
-      }
-      return listeners.length > 0;
-    },
-  });
-}
-
 /** The page's answer when the owner did not reply in time (Redis away, or the owner down). */
 const OWNER_UNREACHABLE: ActionResult = { ok: false, code: 'CLUSTER_OWNER_UNREACHABLE', error: ALERT_ERRORS.CLUSTER_OWNER_UNREACHABLE.message };
 
@@ -251,9 +217,11 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   }
   let malformedMessages = 0;
   const malformed = createRejectionLog<'ALERTS_REDIS_MESSAGE_MALFORMED'>(log, Date.now, 10, 60_000, 'a message on the socket.io adapter\'s Redis channels could not be read: dropped');
-  guardMessages(sub, (event, channel, err) => {
+  // The adapter decodes other nodes' messages unguarded: one it cannot read (a nil request, a
+  // broadcast without its options) ended the process, every node's at once (guardSubscriberMessages).
+  guardSubscriberMessages(sub, (event, channel, err) => {
     malformedMessages++;
-    malformed.record('ALERTS_REDIS_MESSAGE_MALFORMED', Buffer.isBuffer(channel) ? channel.toString() : String(channel), `${event}: ${err instanceof Error ? err.message : String(err)}`);
+    malformed.record('ALERTS_REDIS_MESSAGE_MALFORMED', channel, `${event}: ${err instanceof Error ? err.message : String(err)}`);
   });
   const adapter = createAdapter(pub, sub, { key: 'carewatch-socket', requestsTimeout: timeoutMs });
   let forwarded = 0;

@@ -180,6 +180,8 @@ export function createBroker(deps: BrokerDeps): Broker {
   const handshakeLog = createRejectionLog<'BROKER_TLS_HANDSHAKE_FAILED'>(log, now, 10, 10_000, 'TLS handshake failed');
   // Cluster: the Redis store's connection fails once per reconnect attempt while Redis is away.
   const storeErrorLog = createRejectionLog<StoreErrorCode>(log, now, 10, 60_000, 'Redis store error');
+  // Cluster: a message on the fan-out's Redis channels the node cannot read repeats as often as it is sent.
+  const fanoutMalformedLog = createRejectionLog<'BROKER_CLUSTER_MESSAGE_MALFORMED'>(log, now, 10, 60_000, 'a message on the cluster fan-out (Redis pub/sub) could not be read or delivered: dropped');
   const sockets = new Set<Socket>();
   /**
    * Client ids whose local connection is being closed because the client connected to ANOTHER node
@@ -641,7 +643,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       // Cluster: the message fan-out through Redis (redis-mq.ts).
       const redisMq =
         config.cluster !== undefined && config.redisUrl !== undefined
-          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, closeTimeoutMs: limits.redisCloseTimeoutMs, ...(config.cluster.maxPatterns !== undefined ? { maxPatterns: config.cluster.maxPatterns } : {}), onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error') })
+          ? (await import('./redis-mq.ts')).createRedisMq(config.redisUrl, { concurrency: limits.mqConcurrency, closeTimeoutMs: limits.redisCloseTimeoutMs, ...(config.cluster.maxPatterns !== undefined ? { maxPatterns: config.cluster.maxPatterns } : {}), onError: (err) => log.error({ err, code: 'BROKER_CLUSTER_MQ_ERROR' }, 'cluster message fan-out (Redis pub/sub) error'), onMalformed: (channel, reason) => fanoutMalformedLog.record('BROKER_CLUSTER_MESSAGE_MALFORMED', channel, reason) })
           : undefined;
       // A will a dead broker (node) left in Redis that must not be published is deleted: the device is
       // connected here again (stale; authorizePublish would refuse it), or it is no longer a device of
@@ -862,6 +864,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       throttle.close();
       handshakeLog.close();
       if (broker !== undefined) await new Promise<void>((resolve) => broker.close(() => resolve()));
+      // aedes' close closed the fan-out (its mq) too: nothing more arrives from Redis.
+      fanoutMalformedLog.close();
       for (const s of sockets) s.destroy();
       for (const ws of [...(wss?.clients ?? []), ...(wssSecure?.clients ?? [])]) ws.terminate();
       http?.closeAllConnections();

@@ -26,6 +26,7 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   // A cluster node (redis-mq.ts): what its Redis subscriptions bring in. A node holding only devices
   // receives their commands, not the cluster's telemetry; 0 on a single broker.
   counterFrom({ registry, name: 'broker_cluster_messages_from_redis_total', help: "Messages (not aedes' $SYS traffic) this cluster node received from Redis pub/sub, since start" }, () => stats().clusterFanout?.received ?? 0);
+  counterFrom({ registry, name: 'broker_cluster_messages_malformed_total', help: 'Messages on the Redis pub/sub channels this cluster node holds that were not a message aedes could deliver (not msgpack, no topic, a payload neither bytes nor text): dropped, since start' }, () => stats().clusterFanout?.malformed ?? 0);
   gaugeFrom({ registry, name: 'broker_cluster_fanout_all', help: "This cluster node subscribes to every message in Redis (1: more distinct wildcard filters are subscribed here than it holds Redis patterns for) or only to what its clients' filters match (0)" }, () => (stats().clusterFanout?.mode === 'all' ? 1 : 0));
   gaugeFrom({ registry, name: 'broker_cluster_fanout_patterns', help: "Redis patterns this cluster node holds for its clients' wildcard filters (a service connected here; 0 in exact or all mode)" }, () => stats().clusterFanout?.patterns ?? 0);
   // A cluster node whose Redis pub/sub connection came back after a loss (pubsub-resync.ts): what was

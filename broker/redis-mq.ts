@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import MQEmitterRedis from 'mqemitter-redis';
+import { guardSubscriberMessages } from '../common/redis-subscriber-guard.ts';
 import { redisOptions } from './redis-persistence.ts';
 
 /**
@@ -119,6 +120,8 @@ export interface FanoutStats {
   readonly received: number;
   /** aedes' and aedes-persistence-redis' `$SYS` messages that arrived from Redis, since start. */
   readonly sysReceived: number;
+  /** Messages from Redis that could not be read or are not a message aedes could deliver: dropped (fanoutMessageProblem). */
+  readonly malformed: number;
   /** Switches between the modes, since start. */
   readonly switches: number;
 }
@@ -148,6 +151,8 @@ interface MqInternals {
   _removeListener(topic: string, fn: Listener, done?: () => void): unknown;
   /** MQEmitter's own close (mqemitter-redis calls it once both connections have ended). */
   _close(cb: () => void): unknown;
+  /** MQEmitter's own emit: local delivery of what mqemitter-redis decoded from Redis (its only caller). */
+  _emit(msg: unknown, cb?: (err?: Error) => void): unknown;
   subConn: SubConn & Quitting;
   pubConn: Quitting & {
     hset(key: string, field: string, value: string): Promise<unknown>;
@@ -338,7 +343,46 @@ export interface RedisMq {
   stats(): FanoutStats;
 }
 
-export function createRedisMq(url: string, opts: { concurrency: number; onError: (err: Error) => void; maxPatterns?: number; closeTimeoutMs?: number }): RedisMq {
+/** The MQTT topic name limit, in bytes [MQTT-1.5.3]. */
+const MAX_TOPIC_BYTES = 65_535;
+
+/**
+ * Why a message decoded from the fan-out is not one aedes could deliver, or undefined when it is.
+ * mqemitter-redis hands whatever msgpack gave it to the node's listeners (client deliveries, aedes'
+ * `$SYS` handlers, the store's subscription copies): without a string topic MQEmitter's assert throws,
+ * and a payload that is neither bytes nor text cannot be written: the subscriber's connection was
+ * closed (test/broker/cluster-malformed.test.ts). What aedes publishes has a
+ * topic name without wildcards [MQTT-3.3.2-2] and a Buffer payload (a string for some of its own);
+ * the other fields are optional and typed. Pure.
+ */
+export function fanoutMessageProblem(msg: unknown): string | undefined {
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return 'not a message object';
+  const m = msg as Record<string, unknown>;
+  if (typeof m.topic !== 'string' || m.topic.length === 0) return 'no topic';
+  if (Buffer.byteLength(m.topic) > MAX_TOPIC_BYTES) return 'topic too long';
+  if (/[+#\u0000]/.test(m.topic)) return 'wildcard or NUL in the topic name';
+  if (!Buffer.isBuffer(m.payload) && typeof m.payload !== 'string') return 'payload neither bytes nor text';
+  if (m.qos != null && m.qos !== 0 && m.qos !== 1 && m.qos !== 2) return 'qos not 0, 1 or 2';
+  for (const k of ['retain', 'dup'] as const) if (m[k] != null && typeof m[k] !== 'boolean') return `${k} not a boolean`;
+  for (const k of ['messageId', 'brokerCounter'] as const) if (m[k] != null && !Number.isSafeInteger(m[k])) return `${k} not an integer`;
+  if (m.brokerId != null && typeof m.brokerId !== 'string') return 'brokerId not a string';
+  return undefined;
+}
+
+/** A fan-out message dropped before delivery (thrown into guardSubscriberMessages, which counts it). */
+class MalformedFanoutMessage extends Error {}
+
+export function createRedisMq(
+  url: string,
+  opts: {
+    concurrency: number;
+    onError: (err: Error) => void;
+    /** A message from Redis dropped: not msgpack, or not a message (rate-limit the log: one per message). */
+    onMalformed?: (channel: string, reason: string) => void;
+    maxPatterns?: number;
+    closeTimeoutMs?: number;
+  },
+): RedisMq {
   const ctor = MQEmitterRedis as unknown as (o: object) => ClusterMq;
   const mq = ctor({
     ...redisOptions(url),
@@ -363,6 +407,22 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
   }
   const conn = inner.subConn;
   boundClose(inner, opts.closeTimeoutMs ?? 10_000);
+
+  // mqemitter-redis decodes and delivers inside ioredis' reader, unguarded: one message on a channel
+  // the node holds that is not msgpack of { id, msg } (another program's PUBLISH on a shared Redis,
+  // which in all mode is any channel at all) was an uncaught exception, every node's at once. Now it
+  // is dropped and counted, as is a decoded message aedes could not deliver.
+  let malformed = 0;
+  const deliver = inner._emit.bind(inner);
+  inner._emit = (msg, cb) => {
+    const problem = fanoutMessageProblem(msg);
+    if (problem !== undefined) throw new MalformedFanoutMessage(problem);
+    return deliver(msg, cb);
+  };
+  guardSubscriberMessages(conn as unknown as EventEmitter, (_event, channel, err) => {
+    malformed++;
+    opts.onMalformed?.(channel, err instanceof MalformedFanoutMessage ? err.message : `not a fan-out message: ${err instanceof Error ? err.message : String(err)}`);
+  });
 
   const maxPatterns = opts.maxPatterns ?? DEFAULT_MAX_PATTERNS;
   let mode: FanoutMode = 'exact';
@@ -531,6 +591,6 @@ export function createRedisMq(url: string, opts: { concurrency: number; onError:
     },
     isAlive: async (brokerId) => (await inner.pubConn.exists(`${ALIVE_PREFIX}${brokerId}`)) === 1,
     claimWill: async (brokerId, clientId, ttlMs) => (await inner.pubConn.set(`${WILL_CLAIM_PREFIX}${brokerId}:${clientId}`, '1', 'PX', ttlMs, 'NX')) === 'OK',
-    stats: () => ({ mode, channels: exact.topics, wildcardListeners: wildcard.total, patterns: held.size, received, sysReceived, switches }),
+    stats: () => ({ mode, channels: exact.topics, wildcardListeners: wildcard.total, patterns: held.size, received, sysReceived, switches, malformed }),
   };
 }

@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 import { io as connectClient } from 'socket.io-client';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createSocketCluster, type SocketCluster } from '../../alerts/socket-cluster.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { watchProcessFaults } from '../support/process-faults.ts';
-import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { useRedisServer } from '../support/redis-server.ts';
 import { until } from './support/harness.ts';
 
 /**
@@ -17,18 +17,10 @@ import { until } from './support/harness.ts';
  * (an uncaught exception), a request that is nil or lacks its options rejected an async listener
  * nobody handles. Under Node's defaults each ended the process, and every alerts node reads the same
  * channels: one message (a node of another adapter version in a rolling upgrade; anyone who can write
- * to Redis) stopped them all. Each case failed before guardMessages (alerts/socket-cluster.ts).
+ * to Redis) stopped them all. Each case failed before guardSubscriberMessages (common/redis-subscriber-guard.ts).
  */
-let redis: RedisServer;
+const redis = useRedisServer();
 const faults = watchProcessFaults();
-
-beforeAll(async () => {
-  redis = await createRedisServer();
-  await redis.start();
-});
-afterAll(async () => {
-  await redis?.close();
-});
 
 // The adapter's channels for the key carewatch-socket and the namespace '/'.
 const BROADCAST = 'carewatch-socket#/#';

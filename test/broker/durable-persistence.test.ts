@@ -9,6 +9,7 @@ import { StoreJournal, decodeRecords, encodeRecord } from '../../broker/store-jo
 import { createLogger } from '../../common/logger.ts';
 import { FILTERS, deviceTopic } from '../../contract/topics.ts';
 import type { Device } from '../../contract/registry.ts';
+import { watchProcessFaults } from '../support/process-faults.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { connect, connectRecording, record, startBroker, until, type Received } from './helpers.ts';
 
@@ -20,6 +21,7 @@ import { connect, connectRecording, record, startBroker, until, type Received } 
  * the same with real SIGKILLs of a broker process under load.
  */
 
+const faults = watchProcessFaults();
 const dirs: string[] = [];
 const brokers: Broker[] = [];
 const clients: MqttClient[] = [];
@@ -216,6 +218,24 @@ describe('durable default store', () => {
     expect(wills.map((w) => [w.clientId, w.topic])).toEqual([['d-x', statusTopic]]);
     await q.destroy();
     await p.destroy();
+  });
+
+  it("a will removed after the store closed (a persistent CONNECT in the broker's close) is no unhandled rejection, as aedes' storeWill chains it", async () => {
+    const dir = await tempDir();
+    const p = new DurableMemoryPersistence({ dir, logger: createLogger('store-test', 'silent') });
+    await p.setup({ id: 'b1' });
+    const will = { cmd: 'publish' as const, topic: 'carewatch/v1/h01/svc/status', payload: Buffer.from('{"online":false}'), qos: 1 as const, retain: true };
+    await p.putWill({ id: 'svc' }, will);
+    await p.destroy();
+    // aedes 1.x lib/handlers/connect.js storeWill: delWill(client).finally(() => putWill …), nothing else.
+    let after = false;
+    void p.delWill({ id: 'svc' }).finally(() => {
+      after = true;
+    });
+    await until('the chain went on', () => after);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(faults.unhandled).toEqual([]);
+    expect(await p.getWill({ id: 'svc' })).toBeUndefined();
   });
 
   it('replaces a will with one record at most: none for the same will after a restart, and a crash keeps what was set', async () => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -77,4 +78,36 @@ export async function createRedisServer(): Promise<RedisServer> {
     },
   };
   return server;
+}
+
+/**
+ * A private redis-server started before the calling file's tests and closed after them (registers
+ * the file's hooks); `.url` and the rest are read inside tests, once beforeAll has run.
+ */
+export function useRedisServer(): RedisServer {
+  let redis: RedisServer | undefined;
+  const started = (): RedisServer => {
+    if (redis === undefined) throw new Error('useRedisServer(): read it inside a test, after beforeAll');
+    return redis;
+  };
+  beforeAll(async () => {
+    redis = await createRedisServer();
+    await redis.start();
+  });
+  afterAll(async () => {
+    await redis?.close();
+  });
+  return {
+    get url() {
+      return started().url;
+    },
+    get port() {
+      return started().port;
+    },
+    start: () => started().start(),
+    stop: () => started().stop(),
+    pause: () => started().pause(),
+    resume: () => started().resume(),
+    close: () => started().close(),
+  };
 }
