@@ -321,8 +321,8 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
   /**
    * Not waited for, as putWill: the record goes to disk in order with the next commit. Awaiting it
    * only added a rejection once the store is closed, and aedes' storeWill chains delWill with
-   * `.finally` alone, so a persistent-session CONNECT with a will that reached it during the broker's
-   * close was an unhandled rejection (a crash at exit). A removal the closed store could not record
+   * `.finally` alone, so a persistent-session CONNECT of a client id with a stored will that reached it
+   * during the broker's close was an unhandled rejection (a crash at exit). A removal the closed store could not record
    * leaves the will in the journal: after a restart it is published as a dead broker's will (the
    * device's offline status), which its next online status corrects.
    */

@@ -509,8 +509,56 @@ export function createRedisMq(
     return true;
   };
 
+  /**
+   * Every local listener runs guarded (one wrapper per listener and topic, so removeListener finds
+   * it). A listener that throws on a message it cannot handle (aedes-persistence-redis' JSON.parse of
+   * a `$SYS/sub/…` payload from another version, say) threw out of MQEmitter's delivery after it had
+   * counted the message in flight: caught by guardSubscriberMessages alone, each such message would
+   * keep one of the `concurrency` slots for ever, and past them the node delivers nothing (seen in a
+   * review with 4 slots and 5 messages: a PUBACKed reading never reached ingest). Here the throw is
+   * counted and logged as the others, the listener's done() is called once, and the other listeners
+   * of the message still run.
+   */
+  const wrappers = new Map<Listener, Map<string, { readonly fn: Listener; n: number }>>();
+  const guarded = (topic: string, fn: Listener): Listener => {
+    let byTopic = wrappers.get(fn);
+    if (byTopic === undefined) wrappers.set(fn, (byTopic = new Map()));
+    let w = byTopic.get(topic);
+    if (w === undefined) {
+      const wrapper: Listener = function (this: unknown, packet, done) {
+        let called = false;
+        const doneOnce = (...args: unknown[]): void => {
+          if (called) return;
+          called = true;
+          (done as (...a: unknown[]) => void)(...args);
+        };
+        try {
+          fn.call(this, packet, doneOnce);
+        } catch (err) {
+          malformed++;
+          opts.onMalformed?.(topic, `a listener on ${topic} failed on it: ${err instanceof Error ? err.message : String(err)}`);
+          doneOnce();
+        }
+      };
+      byTopic.set(topic, (w = { fn: wrapper, n: 0 }));
+    }
+    w.n++;
+    return w.fn;
+  };
+  /** The wrapper registered for (topic, fn), released when its last registration goes. */
+  const unguarded = (topic: string, fn: Listener): Listener => {
+    const byTopic = wrappers.get(fn);
+    const w = byTopic?.get(topic);
+    if (byTopic === undefined || w === undefined) return fn;
+    if (--w.n === 0) {
+      byTopic.delete(topic);
+      if (byTopic.size === 0) wrappers.delete(fn);
+    }
+    return w.fn;
+  };
+
   inner.on = (topic, fn, done) => {
-    inner._on(topic, fn);
+    inner._on(topic, guarded(topic, fn));
     const scope = listenerScope(topic);
     let sent = false;
     if (scope === 'exact') {
@@ -526,7 +574,7 @@ export function createRedisMq(
   };
   inner.removeListener = (topic, fn, done) => {
     // mqemitter removes the listener on the next turn (setImmediate) and then calls its callback.
-    const removed = new Promise<void>((resolve) => inner._removeListener(topic, fn, resolve));
+    const removed = new Promise<void>((resolve) => inner._removeListener(topic, unguarded(topic, fn), resolve));
     const scope = listenerScope(topic);
     if (scope === 'exact') {
       if (exact.remove(topic, fn) && mode !== 'all') unsubscribe([topic]);
@@ -536,7 +584,7 @@ export function createRedisMq(
     if (done !== undefined) void removed.then(() => whenDone(false, done));
     return inner;
   };
-  inner.onLocal = (topic, fn, done) => inner._on(topic, fn, done);
+  inner.onLocal = (topic, fn, done) => inner._on(topic, guarded(topic, fn), done);
 
   // Counted beside mqemitter-redis' own handlers (which decode and deliver).
   conn.on('messageBuffer', (channel) => {

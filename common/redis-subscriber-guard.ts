@@ -25,7 +25,8 @@ export function guardSubscriberMessages(client: EventEmitter, onFailed: (event: 
     writable: true,
     value: (event: string | symbol, ...args: unknown[]): boolean => {
       if (!MESSAGE_EVENTS.has(event)) return emit(event, ...args);
-      const listeners = client.listeners(event);
+      // rawListeners: a once() listener's own wrapper, which removes it when called.
+      const listeners = client.rawListeners(event);
       // pmessage(Buffer) is (pattern, channel, message); message(Buffer) (channel, message).
       const raw = event === 'pmessageBuffer' || event === 'pmessage' ? args[1] : args[0];
       const channel = Buffer.isBuffer(raw) ? raw.toString() : String(raw);

@@ -93,3 +93,31 @@ it.each(cases)("%s is dropped, counted and logged; the node goes on delivering i
     await b.close();
   }
 });
+
+it('a well-formed message a listener cannot handle keeps no delivery slot: with 4 slots, 5 of them and the next reading still reaches ingest', async () => {
+  // aedes-persistence-redis parses `$SYS/sub/…` payloads as JSON, unguarded. Before every listener
+  // ran guarded (redis-mq.ts), each such throw kept one of mqemitter's in-flight slots for ever (it
+  // counts a message before calling its listeners); past `concurrency` of them the node delivered
+  // nothing: a PUBACKed reading never reached the service (found by review, session 21).
+  const { logger, lines } = captureLogger('warn');
+  const b: Broker = await startBroker({ logger, config: { redisUrl: `${redis.url}/0`, cluster: { nodeId: 'a' }, limits: { heartbeatIntervalMs: 200, mqConcurrency: 4 } } });
+  const admin = new Redis(redis.url);
+  try {
+    const { client: svc, received } = await connectRecording(b, 'svc-ingest', { clean: false });
+    await svc.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+    const d = await connect(b, dev.id);
+    for (let i = 0; i < 5; i++) await admin.publish('$SYS/sub/add', msgpack({ id: `bad-${i}`, msg: { topic: '$SYS/sub/add', payload: 'not json' } }));
+    const crashed = (): boolean => faults.unhandled.length + faults.uncaught.length > 0;
+    await until('the five dropped', () => crashed() || (b.stats().clusterFanout?.malformed ?? 0) >= 5);
+    expect(faults.uncaught.map(String)).toEqual([]);
+    await d.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: 1, metrics: { temperature_c: 20 } }), { qos: 1 });
+    await until('the reading after them', () => seqsOf(received, telemetry).length === 1, 5_000);
+    expect(b.stats().clusterFanout?.malformed).toBe(5);
+    expect(lines.filter((l) => l.code === 'BROKER_CLUSTER_MESSAGE_MALFORMED')).toHaveLength(5);
+    svc.end(true);
+    d.end(true);
+  } finally {
+    admin.disconnect();
+    await b.close();
+  }
+});
