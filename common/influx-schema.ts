@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { InfluxDB } from 'influx';
 import { METRICS, METRIC_NAMES } from '../contract/metrics.ts';
-import { ident as quoteIdent } from './influx/reader.ts';
+import { createInfluxReader, ident as quoteIdent, rows, type InfluxReader } from './influx/reader.ts';
 
 /**
  * The life of carewatch's data in InfluxDB 1.x (issue 13): three retention policies and the
@@ -93,6 +92,8 @@ export interface SchemaOptions {
    * False (alerts): only create what is missing.
    */
   readonly enforce: boolean;
+  /** Each statement's deadline, answer included (default: the reader's, 10 s). */
+  readonly timeoutMs?: number;
 }
 
 export interface SchemaReport {
@@ -110,52 +111,59 @@ function durationHours(go: string): number {
 
 /**
  * The names of one database's continuous queries. SHOW CONTINUOUS QUERIES answers for every
- * database, one series each, and the client library flattens them: read the raw series instead.
+ * database, one series each (named after it).
  */
-async function continuousQueries(influx: InfluxDB, database: string): Promise<string[]> {
-  const raw = (await influx.queryRaw('SHOW CONTINUOUS QUERIES', { database })) as { results?: Array<{ series?: Array<{ name: string; values?: unknown[][] }> }> };
-  const series = raw.results?.[0]?.series?.find((s) => s.name === database);
+async function continuousQueries(reader: InfluxReader, database: string): Promise<string[]> {
+  const series = (await reader.series('SHOW CONTINUOUS QUERIES')).find((s) => s.name === database);
   return (series?.values ?? []).map((v) => String(v[0]));
 }
 
-/** Creates (and with `enforce`, aligns) the database, its retention policies and the downsampling query. */
+/**
+ * Creates (and with `enforce`, aligns) the database, its retention policies and the downsampling
+ * query. Through the project's own reader (POST for the statements that change something), not
+ * node-influx (reader.ts says why): every statement has a deadline, so an InfluxDB that dies
+ * mid-answer fails this with INFLUX_UNREACHABLE or INFLUX_TIMEOUT and the caller retries.
+ */
 export async function ensureInfluxSchema(opts: SchemaOptions): Promise<SchemaReport> {
-  const url = new URL(opts.url);
-  const influx = new InfluxDB({ host: url.hostname, port: Number(url.port || 8086), protocol: url.protocol === 'https:' ? 'https' : 'http', database: opts.database });
+  const reader = createInfluxReader({ url: opts.url, database: opts.database, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
+  const change = (statement: string): Promise<unknown> => reader.query(statement, { method: 'POST' });
+  const db = quoteIdent(opts.database);
   const cfg = opts.retention ?? DEFAULT_RETENTION;
   const created: string[] = [];
   const altered: string[] = [];
   // CREATE DATABASE is idempotent in InfluxDB 1.x.
-  await influx.createDatabase(opts.database);
+  await change(`CREATE DATABASE ${db}`);
   const wanted: Array<{ name: string; days: number; isDefault: boolean }> = [
     { name: RP_RAW, days: cfg.rawDays, isDefault: false },
     { name: RP_ROLLUP, days: cfg.rollupDays, isDefault: false },
     { name: RP_RECORDS, days: cfg.recordsDays, isDefault: true },
   ];
-  const existing = await influx.showRetentionPolicies(opts.database);
+  const existing = (await reader.series(`SHOW RETENTION POLICIES ON ${db}`)).flatMap(rows);
   for (const rp of wanted) {
     const have = existing.find((e) => e.name === rp.name);
+    // REPLICATION 1: a single InfluxDB 1.x node (OSS has no clustering); DEFAULT only where it is wanted.
+    const spec = `${quoteIdent(rp.name)} ON ${db} DURATION ${days(rp.days)} REPLICATION 1${rp.isDefault ? ' DEFAULT' : ''}`;
     if (have === undefined) {
-      await influx.createRetentionPolicy(rp.name, { database: opts.database, duration: days(rp.days), replication: 1, isDefault: rp.isDefault });
+      await change(`CREATE RETENTION POLICY ${spec}`);
       created.push(`retention policy ${rp.name} ${days(rp.days)}`);
-    } else if (opts.enforce && (Math.abs(durationHours(have.duration) - rp.days * 24) > 1e-6 || have.default !== rp.isDefault)) {
-      await influx.alterRetentionPolicy(rp.name, { database: opts.database, duration: days(rp.days), replication: 1, isDefault: rp.isDefault });
+    } else if (opts.enforce && (Math.abs(durationHours(String(have.duration)) - rp.days * 24) > 1e-6 || (have.default === true) !== rp.isDefault)) {
+      await change(`ALTER RETENTION POLICY ${spec}`);
       altered.push(`retention policy ${rp.name} ${days(rp.days)}${rp.isDefault ? ' default' : ''}`);
     }
   }
   const query = rollupSelect(opts.database);
   const name = cqName(query);
-  const ours = (await continuousQueries(influx, opts.database)).filter((c) => c.startsWith(CQ_TELEMETRY_1M));
+  const ours = (await continuousQueries(reader, opts.database)).filter((c) => c.startsWith(CQ_TELEMETRY_1M));
   // A continuous query cannot be altered, and InfluxDB reformats its text, so the name carries a
   // hash of the text: one with another name is an older version (a metric added since), replaced.
   if (!ours.includes(name)) {
     if (ours.length > 0 && !opts.enforce) return { created, altered };
-    await influx.createContinuousQuery(name, query, opts.database, `RESAMPLE EVERY 1m FOR ${CQ_RESAMPLE_FOR}`);
+    await change(`CREATE CONTINUOUS QUERY ${quoteIdent(name)} ON ${db} RESAMPLE EVERY 1m FOR ${CQ_RESAMPLE_FOR} BEGIN ${query} END`);
     created.push(`continuous query ${name}`);
   }
   if (opts.enforce) {
     for (const old of ours.filter((c) => c !== name)) {
-      await influx.dropContinuousQuery(old, opts.database);
+      await change(`DROP CONTINUOUS QUERY ${quoteIdent(old)} ON ${db}`);
       altered.push(`continuous query ${old} replaced by ${name}`);
     }
   }

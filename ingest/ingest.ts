@@ -14,7 +14,7 @@ import { createInfluxWriter, type InfluxWriter } from './influx-writer.ts';
 import { createMqttSession, type MqttSession, type ReceivedMessage } from '../common/mqtt-session.ts';
 import type { IngestRejectCode } from './points.ts';
 import { createRejectionLog } from './rejections.ts';
-import { createSpool, type Spool } from './spool.ts';
+import { MAX_SPOOL_TOPIC_BYTES, createSpool, type Spool } from './spool.ts';
 import type { Registry } from 'prom-client';
 import { handleOpsRequest } from '../common/metrics.ts';
 import { createIngestMetrics, ingestProblems } from './metrics.ts';
@@ -144,6 +144,10 @@ export function createIngest(deps: IngestDeps): Ingest {
       // Stamping on receipt, a retained copy re-sent at each SUBSCRIBE (a will has no ts of its own)
       // would be stored again at a new time; our persistent session already had the live one.
       if (m.retain === true && config.receiveStamp === 'service') retainedSkipped++;
+      // No device topic comes near the bound; this one can only be junk (bytes that are not UTF-8, each
+      // decoded as three: a broker that does not check them). Spooling it threw out of the socket's
+      // reader, a crash at every redelivery of the unacknowledged message. Acknowledged, not stored.
+      else if (Buffer.byteLength(m.topic) > MAX_SPOOL_TOPIC_BYTES) rejections.record('BAD_TOPIC', m.topic, `topic of ${Buffer.byteLength(m.topic)} bytes once decoded (not UTF-8?): over the ${MAX_SPOOL_TOPIC_BYTES}-byte bound, not stored`);
       else s.append(m.topic, m.payload, t);
       if (m.qos === 1) {
         let byConn = toAck.get(from);

@@ -91,6 +91,13 @@ function segmentName(base: number): string {
   return `seg-${String(base).padStart(16, '0')}.wal`;
 }
 
+/**
+ * A record's topic is at most this many UTF-8 bytes (its length field is 16 bits, as MQTT's own
+ * [MQTT-1.5.3]). A topic MQTT carried can still be longer here: a parser turns each byte that is not
+ * UTF-8 into U+FFFD, three bytes. ingest.ts rejects such a topic before it reaches the spool.
+ */
+export const MAX_SPOOL_TOPIC_BYTES = 0xffff;
+
 export function encodeRecord(topic: string, payload: Uint8Array, receivedMs: number): Buffer {
   const topicLen = Buffer.byteLength(topic);
   const bodyLen = BODY_FIXED + topicLen + payload.byteLength;

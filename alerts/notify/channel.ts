@@ -1,4 +1,5 @@
 import type { Clock } from '../../common/clock.ts';
+import { boundedText } from '../../common/bounded-body.ts';
 import { SEVERITIES, type Severity } from '../../contract/payloads.ts';
 
 /**
@@ -272,6 +273,9 @@ export function classifyStatus(status: number): Verdict {
   return { kind: 'fail', detail: `HTTP ${status}` };
 }
 
+/** A gateway's answer read at most: theirs are a few hundred bytes of JSON. */
+const MAX_GATEWAY_ANSWER_BYTES = 64 * 1024;
+
 /** The shared delivery loop: rate limit, attempt with timeout, classify, back off, until delivered, failed, cancelled or out of attempts. */
 export function createHttpChannel(deps: HttpChannelDeps): NotificationChannel {
   const policy: DeliveryPolicy = { ...DEFAULT_DELIVERY, ...deps.policy };
@@ -294,10 +298,16 @@ export function createHttpChannel(deps: HttpChannelDeps): NotificationChannel {
       // No redirects: a 3xx is the endpoint's misconfiguration (a permanent failure), and following one
       // would send the signed alarm, with its residents' names, somewhere nobody configured.
       const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: ac.signal, redirect: 'manual' });
-      const text = await res.text();
       const byStatus = classifyStatus(res.status);
-      if (byStatus.kind !== 'ok') return { ...byStatus, httpStatus: res.status };
-      return { ...(deps.classifyOk?.(text) ?? { kind: 'ok' }), httpStatus: res.status };
+      // Only a gateway that says in a 2xx body whether it took the message (classifyOk) is read, and
+      // no more than a gateway's answer can be: a body that never ends was buffered until the timeout.
+      if (byStatus.kind !== 'ok' || deps.classifyOk === undefined) {
+        await res.body?.cancel().catch(() => undefined);
+        return { ...byStatus, httpStatus: res.status };
+      }
+      const text = await boundedText(res, MAX_GATEWAY_ANSWER_BYTES);
+      if (text === undefined) return { kind: 'retry', detail: `answer over ${MAX_GATEWAY_ANSWER_BYTES} bytes`, httpStatus: res.status };
+      return { ...deps.classifyOk(text), httpStatus: res.status };
     } catch (err) {
       if (timedOut) return { kind: 'retry', detail: `timeout after ${policy.timeoutMs} ms` };
       if (signal?.aborted === true) return { kind: 'fail', detail: 'cancelled' };

@@ -4,7 +4,7 @@ import { createLineWriter, type LineWriter } from './writer.ts';
 
 /**
  * One InfluxDB database as ingest and alerts use it: the writer, the reader, and its creation with
- * carewatch's retention policies and downsampling (common/influx-schema.ts, through node-influx).
+ * carewatch's retention policies and downsampling (common/influx-schema.ts, through the reader).
  */
 export interface InfluxDatabase {
   readonly url: string;
@@ -38,7 +38,7 @@ export function openInfluxDatabase(opts: InfluxDatabaseOptions): InfluxDatabase 
     database: opts.database,
     writer,
     reader,
-    ensureDatabase: () => ensureInfluxSchema({ url: opts.url, database: opts.database, enforce: opts.enforce ?? false, ...(opts.retention !== undefined ? { retention: opts.retention } : {}) }),
+    ensureDatabase: () => ensureInfluxSchema({ url: opts.url, database: opts.database, enforce: opts.enforce ?? false, ...(opts.retention !== undefined ? { retention: opts.retention } : {}), ...(opts.queryTimeoutMs !== undefined ? { timeoutMs: opts.queryTimeoutMs } : {}) }),
     close: () => writer.close(),
   };
 }

@@ -30,6 +30,8 @@ export type InfluxErrorCode =
   | 'INFLUX_TOO_LARGE'
   /** An InfluxQL statement InfluxDB refused (syntax, unknown function). Not retryable. */
   | 'INFLUX_QUERY'
+  /** A query's answer over the reader's byte bound (reader.ts maxAnswerBytes): narrow the query. Not retryable as is. */
+  | 'INFLUX_ANSWER_TOO_LARGE'
   /** A value the line protocol cannot carry (a newline or backslash in a name or tag, a non-finite number). Not retryable. */
   | 'INFLUX_UNENCODABLE';
 
@@ -44,6 +46,7 @@ const RETRYABLE: Readonly<Record<InfluxErrorCode, boolean>> = {
   INFLUX_BEYOND_RETENTION: false,
   INFLUX_TOO_LARGE: false,
   INFLUX_QUERY: false,
+  INFLUX_ANSWER_TOO_LARGE: false,
   INFLUX_UNENCODABLE: false,
 };
 

@@ -18,7 +18,7 @@ export interface LineWriterOptions {
   readonly database: string;
   /** Timestamp precision of the lines (default ns). */
   readonly precision?: 'ns' | 'u' | 'ms' | 's';
-  /** Per request (default 30 s: a 5,000-point batch to a busy InfluxDB takes seconds at worst). */
+  /** Per request, answer included (default 30 s: a 5,000-point batch to a busy InfluxDB takes seconds at worst). */
   readonly timeoutMs?: number;
   /** Concurrent connections (default 2: ingest keeps two batches in flight). */
   readonly maxSockets?: number;
@@ -36,6 +36,9 @@ export interface LineWriter {
   close(): void;
 }
 
+/** Bytes of an answer kept for its error text; the rest is read and dropped. */
+const MAX_ANSWER_BYTES_KEPT = 64 * 1024;
+
 export function createLineWriter(opts: LineWriterOptions): LineWriter {
   const base = new URL(opts.url);
   const https = base.protocol === 'https:';
@@ -47,6 +50,19 @@ export function createLineWriter(opts: LineWriterOptions): LineWriter {
 
   function post(path: string, body: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
+      // One deadline over the whole exchange: req.setTimeout is an idle timeout, which any byte
+      // resets, so an answer trickled a byte at a time held ingest's writes for ever (session 21).
+      const timer = setTimeout(() => {
+        const e = new Error(`no answer within ${timeoutMs} ms`);
+        e.name = 'TimeoutError';
+        req.destroy(e);
+      }, timeoutMs);
+      const settle = <T>(f: (v: T) => void) => (v: T): void => {
+        clearTimeout(timer);
+        f(v);
+      };
+      const ok = settle(resolve);
+      const fail = settle(reject);
       const req = request(
         {
           host: base.hostname,
@@ -58,18 +74,22 @@ export function createLineWriter(opts: LineWriterOptions): LineWriter {
           headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) },
         },
         (res) => {
+          // InfluxDB answers 204 with no body, or a short JSON error: the start is all the error needs.
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
+          let kept = 0;
+          res.on('data', (c: Buffer) => {
+            if (kept >= MAX_ANSWER_BYTES_KEPT) return;
+            chunks.push(c);
+            kept += c.length;
+          });
+          res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', fail);
+          res.on('close', () => {
+            if (!res.complete) fail(new Error('the answer was cut off'));
+          });
         },
       );
-      req.setTimeout(timeoutMs, () => {
-        const e = new Error(`no answer within ${timeoutMs} ms`);
-        e.name = 'TimeoutError';
-        req.destroy(e);
-      });
-      req.on('error', reject);
+      req.on('error', fail);
       req.end(body);
     });
   }

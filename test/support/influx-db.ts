@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { RP_RAW, ensureInfluxSchema } from '../../common/influx-schema.ts';
+import { InfluxError } from '../../common/influx/errors.ts';
 
 /** A fresh database name on the run's private InfluxDB, so test files never see each other's points. */
 export function testInflux(prefix = 't'): { url: string; database: string } {
@@ -41,3 +42,14 @@ export async function writeLines(url: string, database: string, lines: readonly 
  * write. Production's defaults (30 days raw) are tested in test/common/influx-schema.test.ts.
  */
 export const FIXTURE_RETENTION = { rawDays: 36_500, rollupDays: 36_500, recordsDays: 36_500 } as const;
+
+/** The InfluxError a promise rejects with (any other outcome fails the test). */
+export async function caughtInfluxError(p: Promise<unknown>): Promise<InfluxError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof InfluxError) return err;
+    throw err;
+  }
+  throw new Error('expected an InfluxError, got success');
+}

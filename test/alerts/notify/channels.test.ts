@@ -119,6 +119,13 @@ describe('generic signed webhook', () => {
     expect(await receipt).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 
+  it('does not read the body of a 2xx it does not need: an endless one is delivered, not held until the timeout', async () => {
+    rx.reply = () => 'endless';
+    const ch = createWebhookChannel({ id: 'hook', url: `${rx.url}/hook`, secret: SECRET, clock, random: () => 0, policy: { timeoutMs: 5000 } });
+    // The manual clock never reaches the timeout: only a body left unread lets this resolve.
+    expect(await ch.send(note())).toMatchObject({ status: 'delivered', attempts: 1, httpStatus: 200 });
+  });
+
   it('gives up at once on a 4xx and after maxAttempts on 5xx', async () => {
     rx.reply = () => ({ status: 401 });
     const ch = createWebhookChannel({ id: 'hook', url: `${rx.url}/hook`, secret: SECRET, clock, policy: { maxAttempts: 2, baseDelayMs: 100 } });
@@ -186,6 +193,17 @@ describe('WeCom group robot', () => {
     await attempted(attempts, 1);
     expect(attempts[0]).toMatchObject({ status: 'retrying', errcode: 45009 });
     clock.advance(1000);
+    expect(await r).toMatchObject({ status: 'delivered', attempts: 2 });
+  });
+
+  it('reads a gateway\'s answer only up to its bound: an endless one is a retry, not gigabytes held until the timeout', async () => {
+    rx.reply = (_r, i) => (i === 0 ? 'endless' : { status: 200, body: '{"errcode":0,"errmsg":"ok"}' });
+    const ch = createWeComChannel({ id: 'wecom', url: `${rx.url}/cgi-bin/webhook/send?key=k-123`, clock, random: () => 0, policy: { baseDelayMs: 1000, timeoutMs: 5000 } });
+    const attempts: AttemptRecord[] = [];
+    const r = ch.send(note(), { onAttempt: (a) => attempts.push(a) });
+    await attempted(attempts, 1);
+    expect(attempts[0]).toMatchObject({ status: 'retrying', detail: 'answer over 65536 bytes' });
+    clock.advance(500);
     expect(await r).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 

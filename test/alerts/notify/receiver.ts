@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A real HTTP receiver on 127.0.0.1:0 for the channel tests: records every request and answers
- * from a script (status and body per request; `hang` never answers, for timeouts).
+ * from a script (status and body per request; `hang` never answers, for timeouts; `endless` answers
+ * 200 and sends JSON-looking bytes without end, as a broken or hostile gateway could).
  */
 export interface ReceivedRequest {
   readonly url: string;
@@ -11,7 +12,7 @@ export interface ReceivedRequest {
   readonly body: string;
 }
 
-export type Reply = { readonly status: number; readonly body?: string } | 'hang';
+export type Reply = { readonly status: number; readonly body?: string } | 'hang' | 'endless';
 
 export interface Receiver {
   readonly url: string;
@@ -43,6 +44,18 @@ export async function startReceiver(): Promise<Receiver> {
       const r = receiver.reply(rec, index);
       if (r === 'hang') {
         hanging.push(res);
+        return;
+      }
+      if (r === 'endless') {
+        hanging.push(res);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"errcode":0,"errmsg":"');
+        const chunk = 'x'.repeat(16 * 1024);
+        const more = (): void => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', more);
+        };
+        more();
         return;
       }
       res.writeHead(r.status, { 'content-type': 'application/json' }).end(r.body ?? '');

@@ -2,13 +2,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openInfluxDatabase, type InfluxDatabase } from '../../../common/influx/database.ts';
-import { InfluxError, type InfluxErrorCode } from '../../../common/influx/errors.ts';
+import type { InfluxErrorCode } from '../../../common/influx/errors.ts';
 import { toLine, type FieldValue } from '../../../common/influx/line-protocol.ts';
 import { allRows, createInfluxReader, ident, rows, str } from '../../../common/influx/reader.ts';
 import { createLineWriter } from '../../../common/influx/writer.ts';
 import { RP_RAW } from '../../../common/influx-schema.ts';
 import { freePort } from '../../../common/influxd.ts';
-import { FIXTURE_RETENTION, testInflux } from '../../support/influx-db.ts';
+import { FIXTURE_RETENTION, caughtInfluxError, testInflux } from '../../support/influx-db.ts';
 
 /**
  * The one InfluxDB adapter (common/influx/) against the run's real InfluxDB 1.6: what the encoder
@@ -30,15 +30,7 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-async function caught(p: Promise<unknown>): Promise<InfluxError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof InfluxError) return err;
-    throw err;
-  }
-  throw new Error('expected an InfluxError, got success');
-}
+const caught = caughtInfluxError;
 
 /** Writes one point with a unique `case` tag and reads back its row (tags and fields as columns). */
 async function roundTrip(tags: Record<string, string>, fields: Record<string, FieldValue>, measurement = 'escapes'): Promise<Record<string, unknown>> {
