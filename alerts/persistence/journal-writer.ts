@@ -494,9 +494,12 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       retryTimer = undefined;
       if (fileRetryTimer) deps.clock.clearTimeout(fileRetryTimer);
       fileRetryTimer = undefined;
+      const failuresBefore = failures;
       await flushing;
-      // One last attempt, so a clean shutdown leaves an empty journal when InfluxDB is up.
-      if (queue.length > 0) await flush();
+      // One last attempt, so a clean shutdown leaves an empty journal when InfluxDB is up; not when
+      // the write just awaited failed: InfluxDB is failing (a stalled one costs a whole write
+      // deadline per attempt), and the records wait in the journal file for the next start.
+      if (queue.length > 0 && failures === failuresBefore) await flush();
       // A last try for lines an I/O error held back (ioFailed schedules no timer once closed).
       if (unwritten.length > 0) writeUnwritten();
       await fileChain;

@@ -1,4 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -48,6 +50,37 @@ describe('journal writer', () => {
     const series = await influxQuery(influx.url, influx.database, 'SELECT "n" FROM "probe"');
     expect(series.flatMap((s) => s.values.map((v) => v[1])).sort()).toEqual([1, 2, 3]);
     expect(await readFile(path, 'utf8')).toBe('');
+  });
+
+  it('closes after one write deadline when InfluxDB stalls: the write in flight is not tried again, the records stay in the journal', async () => {
+    // A stall a real InfluxDB cannot be made to produce on demand: answers 500 a byte at a time, for ever.
+    let requests = 0;
+    const stalled = createServer((req, res) => {
+      requests++;
+      req.resume();
+      res.writeHead(500);
+      const t = setInterval(() => res.write(' '), 50);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'journal.jsonl');
+    const db = openInfluxDatabase({ url: `http://127.0.0.1:${(stalled.address() as AddressInfo).port}`, database: influx.database, writeTimeoutMs: 300 });
+    const w = createJournalWriter<{ n: number }>({ path, influx: db, clock: createManualClock(), logger });
+    try {
+      await w.start();
+      w.append([{ lp: `probe,home=h01 n=1i ${T + 10n}`, meta: { n: 1 } }]);
+      await until(() => requests === 1 || undefined, 'the write in flight');
+      await w.close();
+      expect(requests).toBe(1);
+      expect(w.stats()).toMatchObject({ pending: 1, written: 0, failures: 1 });
+      expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(1);
+    } finally {
+      db.close();
+      stalled.closeAllConnections();
+      await new Promise<void>((r) => stalled.close(() => r()));
+    }
   });
 
   it('is not wedged by a point older than the retention policy: InfluxDB drops it, the rest is written', async () => {
