@@ -38,6 +38,7 @@ import { createRosterStore, type RosterStore } from './notify/roster-store.ts';
 import { rosterRoutes } from './notify/roster-routes.ts';
 import { createReceiptBook, receiptRoutes, type ReceiptBook } from './notify/receipt-routes.ts';
 import { buildChannels } from './notify/config.ts';
+import { createRejectionLog } from '../common/rejection-log.ts';
 import type { NotificationChannel } from './notify/channel.ts';
 import { parseHomes } from '../common/homes.ts';
 import { createCoverage, type Coverage } from './home-coverage.ts';
@@ -406,6 +407,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         ...(cov !== undefined && cov.unowned.length > 0 ? ['ALERTS_HOME_UNOWNED'] : []),
         ...(cov !== undefined && cov.ownedTwice.length > 0 ? ['ALERTS_HOME_OWNED_TWICE'] : []),
         ...(failingChannels.length > 0 ? ['ALERTS_NOTIFY_CHANNEL_FAILING'] : []),
+        ...(snapshotFailing ? ['ALERTS_SNAPSHOT_FAILED'] : []),
       ];
       // Issue 12: rejected device messages per code (the log is rate-limited, these counts are exact).
       const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {} };
@@ -459,6 +461,24 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   let started = false;
   let closed = false;
 
+  /**
+   * A save that failed (a full disk) is tried again whole at the next period: its cut had cleared the
+   * dirty marks of what it held (in partitioned mode the next save would otherwise rewrite only the
+   * homes changed since, and the journal, which empties only on a full save's word, would keep
+   * growing). Reported on /health meanwhile (ALERTS_SNAPSHOT_FAILED; only a log line before session
+   * 21) and logged at most 3 lines a minute (a save is tried every few seconds).
+   */
+  let snapshotFailing = false;
+  const snapshotFailures = createRejectionLog<'ALERTS_SNAPSHOT_FAILED'>(logger, () => clock.now(), 3, 60_000, 'could not save the state files; tried again at the next period');
+  function snapshotFailed(err: unknown, what: string): void {
+    snapshotFailing = true;
+    coverWanted = true;
+    snapshotFailures.record('ALERTS_SNAPSHOT_FAILED', what, `${(err as NodeJS.ErrnoException | undefined)?.code ?? ''} ${err instanceof Error ? err.message : String(err)}`.trim());
+  }
+  function savedSnapshot(): void {
+    snapshotFailing = false;
+  }
+
   /** One file per owned home (partitioned mode): its rule states, open alerts, held conditions, incidents. */
   function saveHomes(engines: HomeEngines, which: readonly string[]): Promise<void> {
     // Only a save of every owned home, after the restore, holds every open alert (the journal's cover).
@@ -480,7 +500,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       .then(() => {
         if (mark !== undefined) store.covered(mark);
       })
-      .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save a home state file'));
+      .then(savedSnapshot, (err: unknown) => snapshotFailed(err, 'a home state file'));
     return saving;
   }
 
@@ -526,7 +546,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       .then(() => {
         if (mark !== undefined) store.covered(mark);
       })
-      .catch((err: unknown) => logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, 'could not save the rule-state snapshot'));
+      .then(savedSnapshot, (err: unknown) => snapshotFailed(err, 'the rule-state snapshot'));
     return saving;
   }
 
@@ -738,6 +758,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await step('snapshot', async () => {
         if (started) await saveSnapshot();
         await saving;
+        snapshotFailures.close();
       });
       await step('baselines', () => baselines?.close());
       await step('news2History', () => news2History.close());

@@ -1,5 +1,6 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { processAlive } from '../common/process-alive.ts';
 
 /**
  * Atomic JSON files in the state directory: write a temporary file, fsync it, rename it over the
@@ -17,19 +18,38 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
 export async function writeTextAtomic(path: string, text: string | Iterable<string> | AsyncIterable<string>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w');
   try {
-    if (typeof text === 'string') await fh.writeFile(text);
-    // Each writeFile continues at the handle's position (and finishes partial writes itself).
-    else for await (const chunk of text) await fh.writeFile(chunk);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(tmp, 'w');
+    try {
+      if (typeof text === 'string') await fh.writeFile(text);
+      // Each writeFile continues at the handle's position (and finishes partial writes itself).
+      else for await (const chunk of text) await fh.writeFile(chunk);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    // A failed write (a full disk) left its partial file holding the very space the next attempt,
+    // and the journal's, needed (session 21: 12 KiB of 12 KiB free). Removed, with any left by a
+    // process killed mid-write (its pid in the name, so never overwritten by a later one).
+    await rm(tmp, { force: true }).catch(() => undefined);
+    await removeStaleTemps(path).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, path);
   // The alert journal empties itself on the word of this file (journal-writer.ts `cover`), so the
   // rename must survive a power cut too.
   await syncDirectoryOf(path);
+}
+
+/** `<file>.<pid>.tmp` beside `path` whose process is gone: a write a kill interrupted. */
+async function removeStaleTemps(path: string): Promise<void> {
+  const base = basename(path);
+  for (const name of await readdir(dirname(path))) {
+    if (!name.startsWith(`${base}.`) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(base.length + 1, -'.tmp'.length));
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await rm(join(dirname(path), name), { force: true });
+  }
 }
 
 /**

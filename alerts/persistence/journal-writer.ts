@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Clock, ClockTimer } from '../../common/clock.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -189,6 +189,8 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   let compactions = 0;
   /** A compaction renamed the file but its directory is not synced yet: appends wait for that sync. */
   let dirUnsynced = false;
+  /** An append or its sync failed: the file may hold part of its text past `fileBytes`. */
+  let mayBeTorn = false;
 
   /** Everything is in InfluxDB: empties the file, unless a snapshot must hold it first (deps.cover). */
   function emptyFileIfSent(): void {
@@ -208,6 +210,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       await h.truncate(0);
       unwritten.splice(0, sent);
       fileBytes = 0;
+      mayBeTorn = false;
       ioFailing = false;
     });
   }
@@ -240,6 +243,7 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       dirUnsynced = true;
       unwritten.splice(0, sent);
       fileBytes = Buffer.byteLength(live);
+      mayBeTorn = false;
       compactions++;
       await h.close().catch(() => undefined);
       await syncDir();
@@ -283,8 +287,14 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
       if (unwritten.length === 0) return;
       const lines = unwritten.slice();
       const text = lines.join('');
+      // A failed append may have written part of its text (a full disk takes what fits, then says
+      // ENOSPC): cut the file back to what is known whole before writing the lines again, or the
+      // retried first line runs into that part and both read as one unreadable line (session 21).
+      if (mayBeTorn) await h.truncate(fileBytes);
+      mayBeTorn = true;
       await h.appendFile(text);
       await h.datasync();
+      mayBeTorn = false;
       unwritten.splice(0, lines.length);
       fileBytes += Buffer.byteLength(text);
       ioFailing = false;
@@ -412,20 +422,28 @@ export function createJournalWriter<M>(deps: JournalWriterDeps<M>): JournalWrite
   return {
     async start() {
       await mkdir(dirname(deps.path), { recursive: true });
-      let text = '';
+      let bytes = Buffer.alloc(0);
       try {
-        text = await readFile(deps.path, 'utf8');
+        bytes = await readFile(deps.path);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
-      fileBytes = Buffer.byteLength(text);
+      // A line is a record once its newline is on disk (its PUBACK waits for the datasync after it):
+      // what follows the last newline is an append a crash cut short. Cut it off, or the first line
+      // appended now would run into it and be lost with it on the next replay.
+      const whole = bytes.lastIndexOf(0x0a) + 1;
+      if (whole < bytes.length) {
+        await truncate(deps.path, whole);
+        deps.logger.warn({ code: 'ALERTS_JOURNAL_TORN', bytes: bytes.length - whole }, 'cut an unfinished last line off the journal (a crash mid-append)');
+      }
+      fileBytes = whole;
       let bad = 0;
-      for (const line of text.split('\n')) {
+      for (const line of bytes.subarray(0, whole).toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
         try {
           queue.push(JSON.parse(line) as JournalRecord<M>);
         } catch {
-          bad++; // a torn last line after a crash mid-append
+          bad++; // a line torn by a version before the truncate-before-retry above
         }
       }
       if (bad > 0) deps.logger.warn({ bad, code: 'ALERTS_JOURNAL_TORN' }, 'skipped unreadable journal lines');

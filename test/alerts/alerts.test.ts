@@ -1,11 +1,9 @@
-import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../common/clock.ts';
-import type { AlertMessage } from '../../contract/payloads.ts';
-import { alertsTopic, deviceTopic } from '../../contract/topics.ts';
+import { deviceTopic } from '../../contract/topics.ts';
 import type { Alerts } from '../../alerts/alerts.ts';
 import { influxQuery, testInflux } from '../support/influx-db.ts';
-import { startTestBroker, type TestBroker } from './support/aedes.ts';
+import { useBrokerAndWatcher } from './support/aedes.ts';
 import { startAlerts, tempDir, until } from './support/harness.ts';
 
 /**
@@ -15,33 +13,21 @@ import { startAlerts, tempDir, until } from './support/harness.ts';
  */
 const influx = testInflux('alerts_restart');
 const clock = createManualClock();
-let broker: TestBroker;
-let device: MqttClient;
-let watcher: MqttClient;
-const published: AlertMessage[] = [];
+const bench = useBrokerAndWatcher('h01');
+const published = bench.published;
 const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
 let seq = 0;
 
 async function send(homeId: string, deviceId: string, metrics: Record<string, number>): Promise<void> {
-  await device.publishAsync(deviceTopic(homeId, deviceId, 'telemetry'), JSON.stringify({ ts: clock.now(), seq: seq++, metrics }), { qos: 1 });
+  await bench.device.publishAsync(deviceTopic(homeId, deviceId, 'telemetry'), JSON.stringify({ ts: clock.now(), seq: seq++, metrics }), { qos: 1 });
 }
 
-beforeAll(async () => {
-  broker = await startTestBroker();
-  device = await mqtt.connectAsync(broker.url, { username: 'publisher', password: 'pw', clientId: 'publisher', protocolVersion: 4 });
-  watcher = await mqtt.connectAsync(broker.url, { username: 'publisher', password: 'pw', clientId: 'publisher-watch', protocolVersion: 4 });
-  await watcher.subscribeAsync(alertsTopic('h01'), { qos: 1 });
-  watcher.on('message', (_t, p) => published.push(JSON.parse(p.toString()) as AlertMessage));
-});
 afterAll(async () => {
-  await device.endAsync();
-  await watcher.endAsync();
-  await broker.close();
   for (const d of dirs) await d.remove();
 });
 
 async function run(stateDir: string): Promise<Alerts> {
-  return startAlerts({ influx, stateDir, clock, mqttUrl: broker.url });
+  return startAlerts({ influx, stateDir, clock, mqttUrl: bench.broker.url });
 }
 
 describe('alerts process', () => {

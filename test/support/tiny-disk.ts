@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -48,4 +48,23 @@ export function tinyDiskForFile(size: string): () => TinyDisk | undefined {
     disk?.close();
   });
   return () => disk;
+}
+
+/**
+ * Fills the filesystem under `dir` to ENOSPC with a file, then frees `free` bytes of it (tmpfs frees
+ * whole pages); returns the file's path (remove it to give the room back).
+ */
+export function fillDisk(dir: string, free = 0): string {
+  const p = join(dir, 'filler');
+  const fd = openSync(p, 'a');
+  let size = 0;
+  try {
+    for (const buf = Buffer.alloc(4096, 0x78); ; size += writeSync(fd, buf));
+  } catch {
+    // ENOSPC: full
+  } finally {
+    closeSync(fd);
+  }
+  truncateSync(p, Math.max(0, size - free));
+  return p;
 }
