@@ -466,14 +466,17 @@ export function createAlerts(deps: AlertsDeps): Alerts {
    * dirty marks of what it held (in partitioned mode the next save would otherwise rewrite only the
    * homes changed since, and the journal, which empties only on a full save's word, would keep
    * growing). Reported on /health meanwhile (ALERTS_SNAPSHOT_FAILED; only a log line before session
-   * 21) and logged at most 3 lines a minute (a save is tried every few seconds).
+   * 21); the first failure of a run logged at error level, the repeats at most 3 lines a minute (a
+   * save is tried every few seconds).
    */
   let snapshotFailing = false;
   const snapshotFailures = createRejectionLog<'ALERTS_SNAPSHOT_FAILED'>(logger, () => clock.now(), 3, 60_000, 'could not save the state files; tried again at the next period');
   function snapshotFailed(err: unknown, what: string): void {
+    // The first failure of a run at error level, with its stack; the repeats rate-limited.
+    if (!snapshotFailing) logger.error({ err, code: 'ALERTS_SNAPSHOT_FAILED' }, `could not save ${what}; tried again at the next period`);
+    else snapshotFailures.record('ALERTS_SNAPSHOT_FAILED', what, `${(err as NodeJS.ErrnoException | undefined)?.code ?? ''} ${err instanceof Error ? err.message : String(err)}`.trim());
     snapshotFailing = true;
     coverWanted = true;
-    snapshotFailures.record('ALERTS_SNAPSHOT_FAILED', what, `${(err as NodeJS.ErrnoException | undefined)?.code ?? ''} ${err instanceof Error ? err.message : String(err)}`.trim());
   }
   function savedSnapshot(): void {
     snapshotFailing = false;
@@ -496,7 +499,12 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       ],
     }));
     saving = saving
-      .then(() => Promise.all(files.map((f) => writeTextAtomic(f.path, inTurns(f.parts)))))
+      // allSettled: a failing home must not end this save while the others still write (the next
+      // save would start beside them).
+      .then(async () => {
+        const failed = (await Promise.allSettled(files.map((f) => writeTextAtomic(f.path, inTurns(f.parts))))).find((r) => r.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+      })
       .then(() => {
         if (mark !== undefined) store.covered(mark);
       })

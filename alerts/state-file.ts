@@ -1,4 +1,6 @@
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { processAlive } from '../common/process-alive.ts';
 
@@ -17,7 +19,10 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
  */
 export async function writeTextAtomic(path: string, text: string | Iterable<string> | AsyncIterable<string>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
+  // Unique per write: two writes of one file may overlap (two instances on one state volume while a
+  // home moves, in one process in the tests or as pid 1 of two containers), and a shared name let
+  // one empty or remove the other's file mid-write. The host and pid say whose it was (removeStaleTemps).
+  const tmp = `${path}.${hostname()}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     const fh = await open(tmp, 'w');
     try {
@@ -42,13 +47,21 @@ export async function writeTextAtomic(path: string, text: string | Iterable<stri
   await syncDirectoryOf(path);
 }
 
-/** `<file>.<pid>.tmp` beside `path` whose process is gone: a write a kill interrupted. */
+/**
+ * `<file>.<host>.<pid>.<random>.tmp` beside `path` left by a write a kill interrupted: this host's
+ * (a container's own hostname), of a pid no longer alive. Another host's are left alone: its pids
+ * cannot be judged from here.
+ */
 async function removeStaleTemps(path: string): Promise<void> {
   const base = basename(path);
+  const host = hostname();
   for (const name of await readdir(dirname(path))) {
     if (!name.startsWith(`${base}.`) || !name.endsWith('.tmp')) continue;
-    const pid = Number(name.slice(base.length + 1, -'.tmp'.length));
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await rm(join(dirname(path), name), { force: true });
+    const parts = name.slice(base.length + 1, -'.tmp'.length).split('.');
+    if (parts.length < 3) continue;
+    const pid = Number(parts.at(-2));
+    const owner = parts.slice(0, -2).join('.');
+    if (owner === host && Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await rm(join(dirname(path), name), { force: true });
   }
 }
 

@@ -120,7 +120,7 @@ export interface FanoutStats {
   readonly received: number;
   /** aedes' and aedes-persistence-redis' `$SYS` messages that arrived from Redis, since start. */
   readonly sysReceived: number;
-  /** Messages from Redis that could not be read or are not a message aedes could deliver: dropped (fanoutMessageProblem). */
+  /** Messages from Redis that could not be read or are not a message aedes could deliver, dropped (fanoutMessageProblem); and local listeners' throws on a message, one per listener. */
   readonly malformed: number;
   /** Switches between the modes, since start. */
   readonly switches: number;

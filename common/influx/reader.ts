@@ -125,7 +125,8 @@ export function createInfluxReader(opts: InfluxReaderOptions): InfluxReader {
       if (body.error !== undefined) throw new InfluxError('INFLUX_QUERY', `InfluxDB: ${body.error}`, status);
       if (status !== 200) throw new InfluxError('INFLUX_QUERY', `InfluxDB query failed (${status}): ${errorText(text)}`, status);
       return body.results.map((r) => {
-        if (r.error !== undefined && !/database not found/.test(r.error)) throw new InfluxError('INFLUX_QUERY', `InfluxDB: ${r.error}`, status);
+        // A read of a database nobody created yet is empty; a change (POST) to one is an error.
+        if (r.error !== undefined && (post || !/database not found/.test(r.error))) throw new InfluxError('INFLUX_QUERY', `InfluxDB: ${r.error}`, status);
         return r.series;
       });
     },

@@ -50,13 +50,7 @@ export function createLineWriter(opts: LineWriterOptions): LineWriter {
 
   function post(path: string, body: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      // One deadline over the whole exchange: req.setTimeout is an idle timeout, which any byte
-      // resets, so an answer trickled a byte at a time held ingest's writes for ever (session 21).
-      const timer = setTimeout(() => {
-        const e = new Error(`no answer within ${timeoutMs} ms`);
-        e.name = 'TimeoutError';
-        req.destroy(e);
-      }, timeoutMs);
+      let timer: NodeJS.Timeout | undefined;
       const settle = <T>(f: (v: T) => void) => (v: T): void => {
         clearTimeout(timer);
         f(v);
@@ -89,6 +83,13 @@ export function createLineWriter(opts: LineWriterOptions): LineWriter {
           });
         },
       );
+      // One deadline over the whole exchange: req.setTimeout is an idle timeout, which any byte
+      // resets, so an answer trickled a byte at a time held ingest's writes for ever (session 21).
+      timer = setTimeout(() => {
+        const e = new Error(`no answer within ${timeoutMs} ms`);
+        e.name = 'TimeoutError';
+        req.destroy(e);
+      }, timeoutMs);
       req.on('error', fail);
       req.end(body);
     });

@@ -1,4 +1,5 @@
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -80,11 +81,33 @@ describe('snapshot files on a full disk', () => {
     const d = disk();
     if (d === undefined) return ctx.skip();
     const path = join(d.path, 'rule-states.json');
-    // A process killed mid-write left its part (its pid is not alive: pids do not reach 2^22 + 1 here).
-    await writeFile(`${path}.4194305.tmp`, 'x'.repeat(8192));
+    // A process of this host killed mid-write left its part (pid 2^22 + 1: above Linux's PID_MAX_LIMIT,
+    // so never alive); another host's (a container sharing the volume) cannot be judged and stays.
+    await writeFile(`${path}.${hostname()}.4194305.0badf00d.tmp`, 'x'.repeat(8192));
+    await writeFile(`${path}.other-host.4194305.0badf00d.tmp`, 'x');
     const filler = fillDisk(d.path, 4096);
     await expect(writeTextAtomic(path, 'y'.repeat(64 * 1024))).rejects.toMatchObject({ code: 'ENOSPC' });
-    expect((await readdir(d.path)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect((await readdir(d.path)).filter((f) => f.endsWith('.tmp'))).toEqual([`rule-states.json.other-host.4194305.0badf00d.tmp`]);
     await rm(filler);
+  });
+});
+
+describe('state files written twice at once', () => {
+  it('two overlapping writes of one file both succeed and leave one whole text (two instances on one volume while a home moves)', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'h01.json');
+    async function* slowly(c: string): AsyncIterable<string> {
+      for (let i = 0; i < 20; i++) {
+        yield c.repeat(1000);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    // A shared temporary name let the second open empty the first's file mid-write, and the first
+    // rename take the second's away (ENOENT): seen as ALERTS_SNAPSHOT_FAILED in the coverage test.
+    await Promise.all([writeTextAtomic(path, slowly('a')), writeTextAtomic(path, slowly('b'))]);
+    const text = await readFile(path, 'utf8');
+    expect([('a'.repeat(1000)).repeat(20), ('b'.repeat(1000)).repeat(20)]).toContain(text);
+    expect((await readdir(dir.path)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

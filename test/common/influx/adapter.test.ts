@@ -208,6 +208,13 @@ describe('reader', () => {
     }
   });
 
+  it('a change (POST) to a database that does not exist is INFLUX_QUERY, where a read of it is empty', async () => {
+    const none = createInfluxReader({ url: db.url, database: 'no_such_db_here' });
+    expect(await none.query('SHOW RETENTION POLICIES ON "no_such_db_here"')).toEqual([[]]);
+    const err = await caught(none.query('CREATE RETENTION POLICY "x" ON "no_such_db_here" DURATION 1d REPLICATION 1', { method: 'POST' }));
+    expect({ code: err.code, message: err.message }).toMatchObject({ code: 'INFLUX_QUERY', message: expect.stringContaining('database not found') });
+  });
+
   it('a statement InfluxDB refuses is INFLUX_QUERY, not retryable', async () => {
     for (const q of ['SELEC nonsense', 'SELECT nosuchfunc(v) FROM "epoch"']) {
       const err = await caught(db.reader.query(q));
