@@ -82,6 +82,8 @@ export interface AlertsDeps {
    * says `degraded` until it is up (docs/alerts.md "Starting without the broker").
    */
   readonly mqttConnectWaitMs?: number;
+  /** HTTP bounds on slow clients (alerts/http/app.ts HTTP_TIMEOUTS; tests shorten them). */
+  readonly httpTimeouts?: { readonly requestMs: number; readonly idleMs: number };
   /** HTTPS instead of HTTP on config.httpPort (main.ts reads CAREWATCH_ALERTS_TLS_CERT_FILE/KEY_FILE). */
   readonly https?: ServerTls | undefined;
   /** CA of the broker's certificate for an mqtts:// or wss:// config.mqttUrl (CAREWATCH_MQTT_CA_FILE). */
@@ -379,6 +381,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   gaugeFrom({ registry: metrics, name: 'alerts_homes_unowned', help: 'Homes of the registry owned by no alerts instance beyond the grace period (nobody evaluates their alarms)' }, () => coverage?.report().unowned.length ?? 0);
   gaugeFrom({ registry: metrics, name: 'alerts_homes_owned_twice', help: 'Homes owned by two or more alerts instances beyond the grace period' }, () => coverage?.report().ownedTwice.length ?? 0);
   const app = buildApp({
+    ...(deps.httpTimeouts !== undefined ? { httpTimeouts: deps.httpTimeouts } : {}),
     peers,
     https: deps.https,
     metrics,
@@ -792,6 +795,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       turnHistory: turnHistory.stats(),
       baselines: baselines?.stats(),
       sockets: hub?.connections() ?? 0,
+      socketsClosedForBacklog: hub?.backlogClosed() ?? 0,
       pendingHandshakes: hub?.pendingHandshakes() ?? 0,
       disablements: disablements.stats(),
       rosters: rosters.stats(),

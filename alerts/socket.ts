@@ -52,6 +52,8 @@ export interface SocketHub {
   /** Sends one incident change to its home room, and to the bureau room for fire and bureau-level incidents. */
   publishIncident(incident: IncidentMessage): void;
   connections(): number;
+  /** Pages closed because they did not read what they were sent (MAX_SOCKET_BACKLOG_PACKETS), since start. */
+  backlogClosed(): number;
   /** socket.io sessions still waiting for their authenticated CONNECT (bounded: socket-handshakes.ts). */
   pendingHandshakes(): number;
   close(): Promise<void>;
@@ -83,6 +85,24 @@ function incidentInStream(actor: Actor, i: IncidentMessage): boolean {
   return seesAllHomes(actor) ? incidentGoesToBureau(i) : canSeeAlert(actor, i);
 }
 
+/**
+ * A page whose connection stays open but which stops reading (a phone in a lift, or a client that
+ * does it on purpose) has every alert change queued for it in engine.io's write buffer, without
+ * bound: ~6.7 KB per change, and a client that keeps answering pings is never timed out (found in
+ * session 21: 57 MB for one such socket over 15,000 changes, still growing). Past this many packets
+ * waiting the transport is closed with its buffer discarded; a real page reconnects and gets the
+ * open alerts in its snapshot. A page that reads keeps a handful at most, even in an alarm storm.
+ */
+export const MAX_SOCKET_BACKLOG_PACKETS = 1_000;
+/** How often the backlogs are looked at. */
+const BACKLOG_CHECK_MS = 2_000;
+
+/** engine.io's per-connection write buffer (a private field of engine.io 6's Socket: read defensively). */
+function backlogOf(conn: unknown): number {
+  const buffered = (conn as { writeBuffer?: unknown }).writeBuffer;
+  return Array.isArray(buffered) ? buffered.length : 0;
+}
+
 export function createSocketHub(deps: SocketHubDeps): SocketHub {
   const log = deps.logger.child({ component: 'socket' });
   // Sessions that never authenticate are bounded (issue 12: hostile handshakes grew the heap).
@@ -95,6 +115,23 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     allowRequest: handshakes.allowRequest,
   });
   handshakes.attach(io.engine as unknown as Engine);
+  let backlogClosed = 0;
+  let backlogTimer: ClockTimer | undefined;
+  const checkBacklogs = (): void => {
+    for (const socket of io.of('/').sockets.values()) {
+      const packets = backlogOf(socket.conn);
+      if (packets <= MAX_SOCKET_BACKLOG_PACKETS) continue;
+      backlogClosed++;
+      log.warn({ code: 'ALERTS_SOCKET_BACKLOG', user: socket.data.username, packets }, 'closing a page that does not read what it is sent; it reconnects and gets the open alerts again');
+      socket.conn.close(true);
+      // A websocket's close waits for the page's close frame, which a page that does not read never
+      // sends (ws gives up after 30 s, the backlog held meanwhile): cut it now. Polling has no socket.
+      const ws = (socket.conn as unknown as { transport?: { socket?: { terminate?: unknown } } }).transport?.socket;
+      if (typeof ws?.terminate === 'function') (ws.terminate as () => void).call(ws);
+    }
+    backlogTimer = deps.clock.setTimeout(checkBacklogs, BACKLOG_CHECK_MS);
+  };
+  backlogTimer = deps.clock.setTimeout(checkBacklogs, BACKLOG_CHECK_MS);
   /**
    * The token of each socket's handshake. contract/socket-events.ts SocketData has no expiry field
    * (the contract is not this folder's), so it is kept beside socket.data, keyed by the socket.
@@ -320,6 +357,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       }
     },
     connections: () => io.engine.clientsCount,
+    backlogClosed: () => backlogClosed,
     pendingHandshakes: () => handshakes.size(),
     async close() {
       // Transports closed, no socket.io DISCONNECT sent: the pages see "transport close" and
@@ -329,6 +367,8 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       // Redis adapter it is a cluster-wide broadcast that cut every page of EVERY web node
       // (test/cluster/all-nodes.test.ts, moving a home restarts web nodes gracefully).
       // io.close() would also close fastify's server; fastify closes that itself.
+      if (backlogTimer !== undefined) deps.clock.clearTimeout(backlogTimer);
+      backlogTimer = undefined;
       io.engine.close();
     },
   };

@@ -32,6 +32,8 @@ export interface AppDeps {
   /** NODE_ENV=production: demo credentials are refused. */
   readonly production: boolean;
   readonly dashboardDir: string;
+  /** A request's time from its first byte, and a connection's with no byte either way (tests shorten them; HTTP_TIMEOUTS). */
+  readonly httpTimeouts?: { readonly requestMs: number; readonly idleMs: number };
   /** Stored history, for resolved alerts and per-home audit; optional in unit tests. */
   readonly store?: Pick<AlertStore, 'audit' | 'latest'> & Partial<Pick<AlertStore, 'latestIncident'>>;
   readonly onCareAction: (input: CareActionInput) => void;
@@ -55,12 +57,33 @@ export interface RouteContext extends AppDeps {
   actor(req: FastifyRequest): Actor;
 }
 
+/** The HTTP server's bounds on slow clients (buildApp says why). */
+export const HTTP_TIMEOUTS = { requestMs: 30_000, idleMs: 60_000 } as const;
+
 /** Builds the fastify app (fastify's "build() returns the app" testing pattern); the caller listens. */
 export function buildApp(deps: AppDeps): FastifyInstance {
+  const requestTimeout = deps.httpTimeouts?.requestMs ?? HTTP_TIMEOUTS.requestMs;
+  // Node checks the request deadlines this often (its default is 30 s).
+  const serverTimeouts = { requestTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeout / 2))) };
   const options = {
     logger: false,
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
+    // fastify 5 leaves both at 0 (none): a body sent a byte at a time, or never, held its connection
+    // for ever, and so did a client that sent requests and never read the answers (50 pipelined
+    // GETs of the socket.io client: 6.5 MB each, held; session 21's hunt, 600 such connections, no
+    // login needed). A request now has 30 s from its first byte, headers included (Node then bounds
+    // headersTimeout to it; it checks every 30 s), and a connection that moves no byte either way for
+    // 60 s is closed:
+    // socket.io's long polls answer within 25 s and websockets, once upgraded, are not this
+    // server's. A keep-alive connection serves at most 100 requests (pipelined ones included).
+    // Given to the server at its creation too (`http`, and the https options below): Node derives
+    // headersTimeout from it there; set only afterwards, as fastify's own option does, a dripped
+    // body was not cut even after 40 s (checked with a bare node:http server).
+    requestTimeout,
+    http: serverTimeouts,
+    connectionTimeout: deps.httpTimeouts?.idleMs ?? HTTP_TIMEOUTS.idleMs,
+    maxRequestsPerSocket: 100,
     // Errors fastify answers before routing (a path parameter over 100 characters: 414, a malformed
     // URL: 400) get the catalogue's shape too, not fastify's own `{ error, code: FST_ERR_… }`
     // (found by test/hostile/api.property.test.ts).
@@ -73,7 +96,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // http.IncomingMessage/ServerResponse, and socket.io and address() work on either server, so the
   // rest of the process keeps one FastifyInstance type.
   const app: FastifyInstance =
-    deps.https === undefined ? Fastify(options) : (Fastify({ ...options, https: { cert: deps.https.cert, key: deps.https.key, minVersion: MIN_TLS_VERSION } }) as unknown as FastifyInstance);
+    deps.https === undefined ? Fastify(options) : (Fastify({ ...options, https: { ...serverTimeouts, cert: deps.https.cert, key: deps.https.key, minVersion: MIN_TLS_VERSION } }) as unknown as FastifyInstance);
   const log = deps.logger.child({ component: 'http' });
 
   app.setErrorHandler((err: FastifyError | AlertsError, req, reply) => {
