@@ -89,7 +89,7 @@ function incidentInStream(actor: Actor, i: IncidentMessage): boolean {
  * A page whose connection stays open but which stops reading (a phone in a lift, or a client that
  * does it on purpose) has every alert change queued for it in engine.io's write buffer, without
  * bound: ~6.7 KB per change, and a client that keeps answering pings is never timed out (found in
- * session 21: 57 MB for one such socket over 15,000 changes, still growing). Past this many packets
+ * session 21: 57 MB for two such sockets over 15,000 changes, still growing). Past this many packets
  * waiting the transport is closed with its buffer discarded; a real page reconnects and gets the
  * open alerts in its snapshot. A page that reads keeps a handful at most, even in an alarm storm.
  */

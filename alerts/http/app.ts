@@ -72,14 +72,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // fastify 5 leaves both at 0 (none): a body sent a byte at a time, or never, held its connection
     // for ever, and so did a client that sent requests and never read the answers (50 pipelined
     // GETs of the socket.io client: 6.5 MB each, held; session 21's hunt, 600 such connections, no
-    // login needed). A request now has 30 s from its first byte, headers included (Node then bounds
-    // headersTimeout to it; it checks every 30 s), and a connection that moves no byte either way for
-    // 60 s is closed:
-    // socket.io's long polls answer within 25 s and websockets, once upgraded, are not this
-    // server's. A keep-alive connection serves at most 100 requests (pipelined ones included).
-    // Given to the server at its creation too (`http`, and the https options below): Node derives
-    // headersTimeout from it there; set only afterwards, as fastify's own option does, a dripped
-    // body was not cut even after 40 s (checked with a bare node:http server).
+    // login needed). A request now has 30 s from its first byte, headers included (Node bounds
+    // headersTimeout by it, checked every 15 s), and a connection that moves no byte either way for
+    // 60 s is closed: socket.io's long polls answer within 25 s, and websockets, once upgraded, are
+    // not this server's. A keep-alive connection serves at most 100 requests (pipelined ones included).
+    // Given to the server at its creation (`http`, and the https options below): set only afterwards,
+    // as fastify's own option does, a dripped body was not cut even after 40 s (a bare node:http
+    // server set the same way; given at creation, 408 at 1.5 s).
     requestTimeout,
     http: serverTimeouts,
     connectionTimeout: deps.httpTimeouts?.idleMs ?? HTTP_TIMEOUTS.idleMs,
