@@ -36,8 +36,8 @@ export async function writeTextAtomic(path: string, text: string | Iterable<stri
     await rename(tmp, path);
   } catch (err) {
     // A failed write (a full disk) left its partial file holding the very space the next attempt,
-    // and the journal's, needed (session 21: 12 KiB of 12 KiB free). Removed, with any left by a
-    // process killed mid-write (its pid in the name, so never overwritten by a later one).
+    // and the journal's, needed (session 21: 12 KiB of 12 KiB free). Removed, with any a process of
+    // this host killed mid-write left (no later write reuses a name, so nothing else removes them).
     await rm(tmp, { force: true }).catch(() => undefined);
     await removeStaleTemps(path).catch(() => undefined);
     throw err;

@@ -1,11 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
-import { createLogger } from '../../../common/logger.ts';
+import type { Alerts } from '../../../alerts/alerts.ts';
 import { testInflux } from '../../support/influx-db.ts';
-import { demoRegistry } from '../../support/registry.ts';
-import { tempDir, testAlertsConfig, until } from '../support/harness.ts';
-import { testRules } from '../support/test-rules.ts';
+import { startAlerts, tempDir, until } from '../support/harness.ts';
 
 /**
  * Clients that hold the alerts HTTP server's connections without finishing a request or reading an
@@ -21,8 +18,7 @@ const sockets: Socket[] = [];
 beforeAll(async () => {
   dir = await tempDir();
   const influx = testInflux('alerts_slow_http');
-  alerts = createAlerts({ config: testAlertsConfig({ influx, stateDir: dir.path }), registry: demoRegistry(), logger: createLogger('slow-http', 'silent'), rules: testRules(), mqtt: false, httpTimeouts: { requestMs: 1_000, idleMs: 1_000 } });
-  await alerts.start();
+  alerts = await startAlerts({ influx, stateDir: dir.path, httpTimeouts: { requestMs: 1_000, idleMs: 1_000 } });
 });
 afterAll(async () => {
   for (const s of sockets) s.destroy();

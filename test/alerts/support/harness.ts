@@ -28,6 +28,8 @@ export interface HarnessOptions {
   /** HTTPS on the port, and the CA of an mqtts:// broker (test/security/tls.test.ts). */
   readonly https?: ServerTls;
   readonly mqttCa?: Buffer;
+  /** Shorter HTTP bounds on slow clients (test/alerts/http/slow-clients.test.ts). */
+  readonly httpTimeouts?: { readonly requestMs: number; readonly idleMs: number };
 }
 
 /** The test token secret (≥ 32 characters, as the config schema requires). */
@@ -65,6 +67,7 @@ export async function startAlerts(opts: HarnessOptions): Promise<Alerts> {
     mqtt: opts.mqttUrl !== undefined,
     ...(opts.https !== undefined ? { https: opts.https } : {}),
     ...(opts.mqttCa !== undefined ? { mqttCa: opts.mqttCa } : {}),
+    ...(opts.httpTimeouts !== undefined ? { httpTimeouts: opts.httpTimeouts } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   await alerts.start();
