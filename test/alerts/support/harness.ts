@@ -30,6 +30,8 @@ export interface HarnessOptions {
   readonly mqttCa?: Buffer;
   /** Shorter HTTP bounds on slow clients (test/alerts/http/slow-clients.test.ts). */
   readonly httpTimeouts?: { readonly requestMs: number; readonly idleMs: number };
+  /** More config (partitioned mode: homes, instance, homeStateDir). */
+  readonly config?: Partial<AlertsDeps['config']>;
 }
 
 /** The test token secret (≥ 32 characters, as the config schema requires). */
@@ -60,7 +62,7 @@ export function testAlertsConfig(o: { influx: { url: string; database: string };
 /** A real alerts process (in-process) on 127.0.0.1:0 against the run's InfluxDB. */
 export async function startAlerts(opts: HarnessOptions): Promise<Alerts> {
   const alerts = createAlerts({
-    config: testAlertsConfig(opts, opts.tokenTtlS !== undefined ? { tokenTtlS: opts.tokenTtlS } : {}),
+    config: testAlertsConfig(opts, { ...(opts.tokenTtlS !== undefined ? { tokenTtlS: opts.tokenTtlS } : {}), ...opts.config }),
     registry: opts.registry ?? demoRegistry(),
     logger: pino({ level: process.env.ALERTS_TEST_LOG ?? 'silent' }),
     rules: opts.rules ?? testRules(),
