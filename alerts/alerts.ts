@@ -715,7 +715,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         coverage = createCoverage({ redisUrl: config.redisUrl, instance: config.instance, homes, registryHomes: registry.site.homes.map((h) => h.id), clock, logger, ...deps.coverage });
         await coverage.start();
       }
-      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry }, ...(cluster !== undefined ? { cluster } : {}) });
+      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry, ...(homes !== undefined ? { owns } : {}) }, ...(cluster !== undefined ? { cluster } : {}) });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
         mqttAdapter = createMqttAdapter({

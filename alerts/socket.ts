@@ -34,7 +34,7 @@ export interface SocketHubDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   /** Test and maintenance mode (issue 11): the `disablements` list and the `disable`/`enable` handlers. */
-  readonly disablements?: { readonly store: DisablementStore; readonly registry: RegistryIndex };
+  readonly disablements?: { readonly store: DisablementStore; readonly registry: RegistryIndex; readonly owns?: (homeId: string) => boolean };
   /**
    * Issue 14: the other alerts nodes, over Redis (alerts/socket-cluster.ts). Room broadcasts reach
    * every node's sockets; a page's action on an alert this node does not hold goes to the node that

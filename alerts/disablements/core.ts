@@ -231,7 +231,8 @@ export function homeOfRequest(req: Pick<DisablementRequest, 'scope' | 'targetId'
   if (req.scope === 'home') return { ok: true, value: req.targetId };
   if (req.scope === 'device') {
     const device = registry.device(req.targetId);
-    return device === undefined ? fail('DISABLEMENT_TARGET_NOT_FOUND', `no device ${req.targetId}`) : { ok: true, value: device.homeId };
+    // Another home's device answers like an unknown one (REST does the same: checkRequest).
+    return device === undefined || !canSeeHome(actor, device.homeId) ? fail('DISABLEMENT_TARGET_NOT_FOUND', `no device ${req.targetId}`) : { ok: true, value: device.homeId };
   }
   if (actor.homeId !== undefined) return { ok: true, value: actor.homeId };
   return fail('API_BAD_REQUEST', 'room ids repeat across homes: disable a room with POST /api/homes/{homeId}/disablements');

@@ -3,7 +3,7 @@ import type { Socket } from 'socket.io';
 import { DisablementRequest, type Disablement } from '../../contract/incidents.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import type { ClientToServerEvents, DisablementResult, ServerToClientEvents, SocketData } from '../../contract/socket-events.ts';
-import type { Actor } from '../access.ts';
+import { canSeeHome, type Actor } from '../access.ts';
 import { fail, type Outcome } from '../errors.ts';
 import { homeOfRequest } from './core.ts';
 import type { DisablementStore } from './store.ts';
@@ -13,6 +13,8 @@ type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string
 export interface DisablementSocketDeps {
   readonly store: Pick<DisablementStore, 'create' | 'end' | 'visibleTo'>;
   readonly registry: RegistryIndex;
+  /** Issue 14: whether this node owns the home (absent: one instance); as REST, another node's copy would suppress nothing. */
+  readonly owns?: (homeId: string) => boolean;
 }
 
 function replyWith(reply: unknown, r: Outcome<Disablement>): void {
@@ -41,6 +43,7 @@ export function attachDisablementHandlers(socket: IoSocket, actor: Actor, live: 
       return replyWith(reply, fail('API_BAD_REQUEST', first === undefined ? 'disable(request)' : `${first.path || '/'} ${first.message}`));
     }
     const home = homeOfRequest(request, actor, deps.registry);
+    if (home.ok && deps.owns !== undefined && canSeeHome(actor, home.value) && !deps.owns(home.value)) return replyWith(reply, fail('CLUSTER_NOT_OWNER'));
     replyWith(reply, home.ok ? deps.store.create(actor, home.value, request) : home);
   });
   socket.on('enable', (id: unknown, reply: unknown) => {

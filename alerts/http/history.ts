@@ -76,13 +76,14 @@ function metricsOf(device: Device): readonly MetricName[] {
 }
 
 /** The (device, metric) pairs a request asks for, after checking the registry and access. */
-export function resolveTargets(q: HistoryQuery, registry: RegistryIndex): { homeId: string; targets: Array<{ device: Device; metric: MetricName }> } {
+export function resolveTargets(q: HistoryQuery, registry: RegistryIndex, visible: (homeId: string) => boolean): { homeId: string; targets: Array<{ device: Device; metric: MetricName }> } {
   if ((q.device === undefined) === (q.resident === undefined)) {
     throw new RouteError(400, 'API_BAD_REQUEST', 'give exactly one of device or resident');
   }
   if (q.device !== undefined) {
     const device = registry.device(q.device);
-    if (device === undefined) throw new RouteError(404, 'API_NOT_FOUND', `no device ${q.device}`);
+    // Another home's device answers like an unknown one, before anything about it (its kind) is said.
+    if (device === undefined || !visible(device.homeId)) throw new RouteError(404, 'API_NOT_FOUND', `no device ${q.device}`);
     const declared = metricsOf(device);
     if (q.metric !== undefined && !declared.includes(q.metric)) {
       throw new RouteError(400, 'API_BAD_REQUEST', `a ${device.kind} does not report ${q.metric}`);
@@ -91,7 +92,7 @@ export function resolveTargets(q: HistoryQuery, registry: RegistryIndex): { home
     return { homeId: device.homeId, targets: metrics.map((metric) => ({ device, metric })) };
   }
   const resident = registry.resident(q.resident ?? '');
-  if (resident === undefined) throw new RouteError(404, 'API_NOT_FOUND', `no resident ${q.resident}`);
+  if (resident === undefined || !visible(resident.homeId)) throw new RouteError(404, 'API_NOT_FOUND', `no resident ${q.resident}`);
   const devices = [...registry.devicesOfResident(resident.id)].sort((a, b) => KIND_PREFERENCE.indexOf(a.kind) - KIND_PREFERENCE.indexOf(b.kind));
   const wanted = q.metric !== undefined ? [q.metric] : RESIDENT_DEFAULT_METRICS;
   const targets: Array<{ device: Device; metric: MetricName }> = [];
@@ -123,7 +124,7 @@ export async function historyRoutes(app: FastifyInstance, opts: HistoryDeps): Pr
     },
     async (request) => {
       const actor = await requireActor(opts.actorOf, request);
-      const { homeId, targets } = resolveTargets(request.query, opts.registry);
+      const { homeId, targets } = resolveTargets(request.query, opts.registry, (h) => canSeeHome(actor, h));
       // Another home's device or resident answers exactly like an unknown one.
       if (!canSeeHome(actor, homeId)) throw new RouteError(404, 'API_NOT_FOUND', request.query.device !== undefined ? `no device ${request.query.device}` : `no resident ${request.query.resident}`);
       const to = now();

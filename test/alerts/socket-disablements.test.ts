@@ -21,9 +21,9 @@ let dir: Awaited<ReturnType<typeof tempDir>>;
 const clients: Client[] = [];
 const MIN = 60_000;
 
-async function connect(username: string): Promise<Seen> {
-  const token = await loginToken(alerts, username);
-  const socket: Client = connectClient(`http://127.0.0.1:${alerts.port}`, { auth: { token }, transports: ['websocket'], reconnection: false });
+async function connect(username: string, node: Alerts = alerts): Promise<Seen> {
+  const token = await loginToken(node, username);
+  const socket: Client = connectClient(`http://127.0.0.1:${node.port}`, { auth: { token }, transports: ['websocket'], reconnection: false });
   clients.push(socket);
   const seen: Seen = { socket, lists: [] };
   socket.on('disablements', (l) => seen.lists.push(l));
@@ -57,7 +57,7 @@ describe('socket.io disablements', () => {
   let created: Disablement;
 
   it('every user gets the list they may see on connect (empty at first)', async () => {
-    [staff1, director1, staff2, bureau] = await Promise.all(['staff-h01', 'director-h01', 'staff-h02', 'bureau'].map(connect)) as [Seen, Seen, Seen, Seen];
+    [staff1, director1, staff2, bureau] = await Promise.all(['staff-h01', 'director-h01', 'staff-h02', 'bureau'].map((u) => connect(u))) as [Seen, Seen, Seen, Seen];
     for (const s of [staff1, director1, staff2, bureau]) expect(s.lists).toEqual([[]]);
   });
 
@@ -67,7 +67,12 @@ describe('socket.io disablements', () => {
     expect(await disable(bureau, req)).toMatchObject({ ok: false, code: 'AUTH_FORBIDDEN' });
     expect(await disable(director1, { ...req, extra: 1 })).toMatchObject({ ok: false, code: 'API_BAD_REQUEST' });
     expect(await disable(director1, 'nonsense')).toMatchObject({ ok: false, code: 'API_BAD_REQUEST' });
-    expect(await disable(director1, { ...req, targetId: 'h02-sd-r103' })).toMatchObject({ ok: false, code: 'HOME_NOT_FOUND' });
+    // Another home's device answers exactly like an unknown one (HOME_NOT_FOUND told them apart before session 22).
+    for (const who of [director1, staff1]) {
+      const other = JSON.stringify(await disable(who, { ...req, targetId: 'h02-sd-r103' }));
+      expect(other.replace('h02-sd-r103', 'h99-sd-r103')).toBe(JSON.stringify(await disable(who, { ...req, targetId: 'h99-sd-r103' })));
+      expect(JSON.parse(other)).toMatchObject({ ok: false, code: 'DISABLEMENT_TARGET_NOT_FOUND' });
+    }
     expect(alerts.disablements.inForce()).toEqual([]);
   });
 
@@ -109,5 +114,24 @@ describe('socket.io disablements', () => {
     await until(() => bureau.lists.length === 5 && staff1.lists.length === 5, 'list after expiry');
     expect(bureau.lists[4]).toEqual([]);
     expect(staff1.lists[4]).toEqual([]);
+  });
+});
+
+describe('partitioned by home (issue 14)', () => {
+  it("a node that does not own the home refuses a disablement, as REST does: its copy would suppress nothing on the owner", async () => {
+    // Node b owns h02 only; the director of h01 reached it (a web node behind a balancer).
+    const b = await startAlerts({ influx: testInflux('disable_sock'), stateDir: `${dir.path}/b`, clock, config: { homes: 'h02', instance: 'b' } });
+    try {
+      const director = await connect('director-h01', b);
+      const req = { scope: 'device', targetId: 'h01-sd-r103', mode: 'disabled', reason: 'detector swap', durationMin: 30 };
+      expect(await disable(director, req)).toMatchObject({ ok: false, code: 'CLUSTER_NOT_OWNER' });
+      expect(await disable(director, { ...req, scope: 'home', targetId: 'h01' })).toMatchObject({ ok: false, code: 'CLUSTER_NOT_OWNER' });
+      expect(b.disablements.visibleTo({ username: 'bureau', role: 'bureau' })).toEqual([]);
+      // The owner's director on the owner's node still may (h02 on b).
+      const own = await disable(await connect('director-h02', b), { ...req, targetId: 'h02-sd-r103' });
+      expect(own).toMatchObject({ ok: true, disablement: { homeId: 'h02' } });
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -75,6 +75,16 @@ describe('GET /api/history', () => {
     expect(await get('/api/history?device=h01-vs-p01&metric=heart_rate_bpm', 'staff-h02')).toMatchObject({ status: 404, body: { code: 'API_NOT_FOUND' } });
     expect(await get('/api/history?resident=h01-p01', 'director-h02')).toMatchObject({ status: 404 });
     expect((await get('/api/history?resident=h01-p01', 'bureau')).status).toBe(200);
+    // With a metric the device or resident does not report: another home's answers exactly like an
+    // unknown one (it said "a vital_signs_monitor does not report …", 400, before session 22).
+    for (const [other, none] of [
+      ['/api/history?device=h01-vs-p01&metric=smoke_obscuration_pct_per_m', '/api/history?device=h01-vs-p99&metric=smoke_obscuration_pct_per_m'],
+      ['/api/history?resident=h01-p01&metric=water_pressure_mpa', '/api/history?resident=h01-p99&metric=water_pressure_mpa'],
+    ] as const) {
+      const [a, b] = [await get(other, 'staff-h02'), await get(none, 'staff-h02')];
+      expect(a).toMatchObject({ status: 404, body: { code: 'API_NOT_FOUND' } });
+      expect((a.body as { message: string }).message.replace('p01', 'p99')).toBe((b.body as { message: string }).message);
+    }
     const anon = await fx.app.inject({ method: 'GET', url: '/api/history?resident=h01-p01' });
     expect(anon.statusCode).toBe(401);
     expect(anon.json()).toMatchObject({ code: 'AUTH_REQUIRED' });
