@@ -717,6 +717,21 @@ export function createBroker(deps: BrokerDeps): Broker {
         authorizeForward,
       });
       aedes = broker;
+      // aedes stores every filter of a persistent session's SUBSCRIBE, the refused ones too
+      // (lib/handlers/subscribe.js storeSubscriptions stores packet.subscriptions whole, once per
+      // granted filter): the store then matched a refused `carewatch/v1/#` of a device's persistent
+      // session and queued every message of the site for it while it was away (on disk or in Redis,
+      // without bound; authorizeForward dropped them at delivery), and a service's refused wider filter
+      // queued each message twice. Only what the policy grants this identity is stored; the journal's
+      // replay (no aedes client, no identity) passes through.
+      const store = persistence as unknown as { addSubscriptions(client: unknown, subs: ReadonlyArray<{ topic?: unknown }>): Promise<void> };
+      const storeSubscriptions = store.addSubscriptions.bind(store);
+      store.addSubscriptions = (client, subs) => {
+        const identity = sessions.get(client as Client)?.identity;
+        if (identity === undefined) return storeSubscriptions(client, subs);
+        const granted = subs.filter((s) => typeof s.topic === 'string' && authorizeSubscribe(ctx, identity, s.topic).ok);
+        return granted.length === 0 ? Promise.resolve() : storeSubscriptions(client, granted);
+      };
       // FIFO, never a priority queue: aedes drops as a duplicate any message whose broker counter
       // is below the last one a client got (lib/client.js dedupe), so reordering lanes lost the
       // overtaken telemetry of svc-ingest (issue 6, session 2: found by a profile of the collapse).
@@ -740,6 +755,20 @@ export function createBroker(deps: BrokerDeps): Broker {
       registered.unregisterClient = (client: Client): void => {
         if (registered.clients[client.id] !== client) return;
         unregisterClient(client);
+      };
+      // aedes' own CONNECT (persistent sessions) registers a connection that closed while its session
+      // was being restored (Redis answering later, the takeover waiting for the old connection's
+      // close, mqemitter answering a subscribe on the next turn): it took the session over from the
+      // id's live connection, and stayed in the client table closed, connectedClients one high for
+      // good, with no 'clientDisconnect' (found by a helper's hunt, test/broker/session-filters.test.ts).
+      const registering = broker as unknown as { registerClient(client: Client): void; _finishRegisterClient(client: Client): void };
+      const registerClient = registering.registerClient.bind(broker);
+      const finishRegisterClient = registering._finishRegisterClient.bind(broker);
+      registering.registerClient = (client: Client): void => {
+        if (!client.closed) registerClient(client);
+      };
+      registering._finishRegisterClient = (client: Client): void => {
+        if (!client.closed) finishRegisterClient(client);
       };
       broker.on('clientDisconnect', onClientDisconnect);
       broker.on('client', (client) => {

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
-import { IndexedMemoryPersistence } from './memory-persistence.ts';
+import { IndexedMemoryPersistence, oncePerSession } from './memory-persistence.ts';
 import { StoreJournal, type JournalRecord, type JournalStats } from './store-journal.ts';
 
 /**
@@ -230,7 +230,8 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
    * redelivery: ingest writes it idempotently (same series and device ts), and the alerts process
    * keeps one open alert per signal.
    */
-  override outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
+  override outgoingEnqueueCombi(all: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
+    const subs = oncePerSession(all);
     // aedes calls this for every QoS ≥ 1 publish, also with no subscription: nothing to keep then.
     if (subs.length === 0) return RESOLVED;
     // Not async, and no promise of its own per message (the journal's is shared by its commit): this

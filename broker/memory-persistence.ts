@@ -188,6 +188,23 @@ export class SessionQueue {
   }
 }
 
+/**
+ * One entry per session: aedes' subscriptionsByTopic returns a session once per matching filter (two
+ * overlapping filters, or a refused wider one aedes stored with the granted ones), and a second entry
+ * was never cleared by the session's acknowledgements (Redis: a dangling queue head for ever).
+ */
+export function oncePerSession<T extends { clientId?: unknown }>(subs: ReadonlyArray<T>): ReadonlyArray<T> {
+  if (subs.length < 2) return subs;
+  const seen = new Set<unknown>();
+  const out: T[] = [];
+  for (const s of subs) {
+    if (seen.has(s.clientId)) continue;
+    seen.add(s.clientId);
+    out.push(s);
+  }
+  return out.length === subs.length ? subs : out;
+}
+
 export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   protected readonly queues = new Map<string, SessionQueue>();
 
@@ -207,11 +224,16 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
 
   /** outgoingEnqueueCombi's work, synchronously (the durable store adds its journal record). */
   protected enqueueNow(subs: ReadonlyArray<{ clientId: string }>, packet: object): void {
-    for (const sub of subs) this.queue(sub.clientId).push(new PacketCtor(packet));
+    for (const sub of oncePerSession(subs)) this.queue(sub.clientId).push(new PacketCtor(packet));
   }
 
   override async outgoingUpdate(client: { id: string }, packet: object): Promise<void> {
-    if (!this.queue(client.id).update(client, packet as Packet)) throw new Error('no such packet');
+    if (this.queue(client.id).update(client, packet as Packet)) return;
+    // A publish whose entry is already gone was acknowledged through its other copy (the queue's,
+    // streamed at CONNECT, and the live one of a message emitted after the CONNACK): aedes closes
+    // the connection on this error (emptyQueueFilter, writeQoS), so let the copy go out (at least
+    // once; its PUBACK clears nothing). A PUBREL without its entry is still an error.
+    if ((packet as Packet).brokerId === undefined) throw new Error('no such packet');
   }
 
   override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number; brokerId?: string; brokerCounter?: number }): Promise<unknown> {

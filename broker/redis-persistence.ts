@@ -5,6 +5,7 @@ import msgpack from 'msgpack-lite';
 import { corkPerTurn } from './cork-per-turn.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
 import { settlesWithin } from '../common/settles-within.ts';
+import { oncePerSession } from './memory-persistence.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -573,7 +574,8 @@ class AedesOneRedisPersistence extends Base {
     return this.#track(this.#enqueueHeld(subs, packet));
   }
   /** Every session of `subs` made a holder of the packet before the library queues it for any (HOLDERS_DECR). */
-  async #enqueueHeld(subs: unknown[], packet: unknown): Promise<void> {
+  async #enqueueHeld(all: unknown[], packet: unknown): Promise<void> {
+    const subs = oncePerSession(all as Array<{ clientId?: unknown }>) as unknown[];
     const lists = (subs as Array<{ clientId?: unknown } | null>).flatMap((sub) => (typeof sub?.clientId === 'string' ? [queueKey(sub.clientId)] : []));
     if (lists.length > 0) await this.#conn.sadd(holdersKey(packetKey(packet as object)), ...lists);
     await super.outgoingEnqueueCombi(subs, packet);
