@@ -732,6 +732,24 @@ export function createBroker(deps: BrokerDeps): Broker {
         const granted = subs.filter((s) => typeof s.topic === 'string' && authorizeSubscribe(ctx, identity, s.topic).ok);
         return granted.length === 0 ? Promise.resolve() : storeSubscriptions(client, granted);
       };
+      // A SUBSCRIBE's retained messages are read after its SUBACK (aedes completeSubscribe: 'subscribe'
+      // event, then createRetainedStreamCombi, in one turn). A read that fails (Redis refusing or
+      // away past ioredis' retries) was only logged: the subscriber, told its filter was granted,
+      // never got the retained statuses, even once Redis was back. Its connection is closed instead,
+      // so it connects and subscribes again (test/broker/redis-store-faults.test.ts).
+      let subscribing: Client | undefined;
+      broker.on('subscribe', (_subs, client) => {
+        subscribing = client;
+      });
+      const retainedStore = persistence as unknown as { createRetainedStreamCombi(patterns: string[]): NodeJS.EventEmitter };
+      const readRetained = retainedStore.createRetainedStreamCombi.bind(retainedStore);
+      retainedStore.createRetainedStreamCombi = (patterns) => {
+        const client = subscribing;
+        subscribing = undefined;
+        const stream = readRetained(patterns);
+        if (client !== undefined) stream.once('error', () => client.close());
+        return stream;
+      };
       // FIFO, never a priority queue: aedes drops as a duplicate any message whose broker counter
       // is below the last one a client got (lib/client.js dedupe), so reordering lanes lost the
       // overtaken telemetry of svc-ingest (issue 6, session 2: found by a profile of the collapse).
