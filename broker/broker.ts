@@ -832,6 +832,14 @@ export function createBroker(deps: BrokerDeps): Broker {
       await redisMq?.ready;
       await broker.listen();
 
+      /**
+       * The HTTP stage of MQTT over WebSocket (before the upgrade) gets the CONNECT timeout too: with
+       * Node's defaults (60 s for the headers, checked every 30 s) a peer that sent nothing, only a
+       * request line, or headers a byte at a time held its socket 90 s (a helper's measurement,
+       * session 22), not the 10 s of every other stage. Upgraded connections leave Node's HTTP
+       * tracking: these never touch a live MQTT connection (test/broker/ws-stage.test.ts).
+       */
+      const webSocketStage = () => ({ headersTimeout: limits.connectTimeoutMs, requestTimeout: limits.connectTimeoutMs, connectionsCheckingInterval: Math.min(1_000, limits.connectTimeoutMs) }) as const;
       if (plain) {
         const early = deps.listener?.server.listening === true ? deps.listener : undefined;
         if (early !== undefined) {
@@ -850,7 +858,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         }
         tcpPort = (tcp.address() as AddressInfo).port;
 
-        http = createHttpServer(upgradeRequired);
+        http = createHttpServer(webSocketStage(), upgradeRequired);
         wss = mqttOverWebSocket(http);
         await listen(http, config.wsPort, config.host);
         wsPort = (http.address() as AddressInfo).port;
@@ -871,7 +879,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         await listen(tlsServer, tls.port, config.host);
         tlsPort = (tlsServer.address() as AddressInfo).port;
 
-        https = createHttpsServer({ ...secure, noDelay: true }, upgradeRequired);
+        https = createHttpsServer({ ...secure, noDelay: true, ...webSocketStage() }, upgradeRequired);
         https.on('connection', track);
         https.on('tlsClientError', onHandshakeError);
         wssSecure = mqttOverWebSocket(https);
