@@ -728,12 +728,21 @@ export function createBroker(deps: BrokerDeps): Broker {
       // without bound; authorizeForward dropped them at delivery), and a service's refused wider filter
       // queued each message twice. Only what the policy grants this identity is stored; the journal's
       // replay (no aedes client, no identity) passes through.
+      // aedes makes this call once per granted filter with the packet's own array, and the Redis
+      // store runs one call per array (redis-persistence.ts addSubscriptions): the granted part of a
+      // packet is one array too, the same for each of its calls.
       const store = persistence as unknown as { addSubscriptions(client: unknown, subs: ReadonlyArray<{ topic?: unknown }>): Promise<void> };
       const storeSubscriptions = store.addSubscriptions.bind(store);
+      const grantedOf = new WeakMap<object, ReadonlyArray<{ topic?: unknown }>>();
       store.addSubscriptions = (client, subs) => {
         const identity = sessions.get(client as Client)?.identity;
         if (identity === undefined) return storeSubscriptions(client, subs);
-        const granted = subs.filter((s) => typeof s.topic === 'string' && authorizeSubscribe(ctx, identity, s.topic).ok);
+        let granted = grantedOf.get(subs);
+        if (granted === undefined) {
+          const kept = subs.filter((s) => typeof s.topic === 'string' && authorizeSubscribe(ctx, identity, s.topic).ok);
+          granted = kept.length === subs.length ? subs : kept;
+          grantedOf.set(subs, granted);
+        }
         return granted.length === 0 ? Promise.resolve() : storeSubscriptions(client, granted);
       };
       // A SUBSCRIBE's retained messages are read after its SUBACK (aedes completeSubscribe: 'subscribe'
