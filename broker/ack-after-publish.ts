@@ -20,9 +20,9 @@ import mqttPacket from 'mqtt-packet';
  * `_parsingBatch`, `_nextBatch`, `connackSent`, the keepalive timer, `waitForDrain`) are checked at
  * install; test/broker/ack-after-publish.test.ts proves the order after an aedes upgrade.
  *
- * While a publish waits for its store, aedes does not read more from that connection (a socket
- * read's packets are handled together, the next read waits for all of them): a device's backlog
- * waits in its own TCP buffer, and the group commit takes the whole read in one fdatasync.
+ * A published message's PUBACK waits for its store, in arrival order per connection; the connection
+ * is read on meanwhile, up to MAX_WAITING_PUBACKS waiting (then a device's backlog waits in its own
+ * TCP buffer). Messages arriving during one fdatasync go to disk together in the next (group commit).
  */
 
 interface PublishPacket {
@@ -97,21 +97,80 @@ function writePuback(client: ClientInternals, messageId: number | undefined, don
   setImmediate(done, error);
 }
 
-/** aedes' handlePublish for QoS 1, with PUBACK moved after the publish. */
+/**
+ * A connection's PUBACKs, in the order its PUBLISHes arrived [MQTT-4.6.0-2]: each publish takes its
+ * place in `tail` when it arrives and fills it once published (with the store's promise that it is
+ * durable), so a later message whose publish ended sooner (an event beside telemetry held by a slow
+ * ingest) waits for the earlier one's PUBACK.
+ */
+interface AckQueue {
+  tail: Promise<void>;
+  /** PUBACKs not yet written. */
+  waiting: number;
+  /** Reads held while `waiting` is past the bound: each is aedes' `done` of one publish. */
+  readonly held: Array<() => void>;
+}
+const ackQueues = new WeakMap<ClientInternals, AckQueue>();
+
+/**
+ * How many PUBACKs of one connection may wait for the store while its next packets are read. The
+ * reading goes on so that a device's alarm is delivered while its earlier readings wait for a disk
+ * that is full (before session 22 two readings in one read stopped the connection's reading until
+ * there was room: an alarm sent after them was not even read). Past it the connection is read no
+ * more until one is written, as before (aedes' own queue bound, `queueLimit`, is 42).
+ */
+export const MAX_WAITING_PUBACKS = 32;
+
+/** aedes' handlePublish for QoS 1, with PUBACK moved after the publish and its store. */
 function publishThenAck(client: ClientInternals, packet: PublishPacket, done: (err?: Error | null) => void): void {
   const topic = packet.topic;
   // aedes' checks (lib/handlers/publish.js); the topic depth is checked by broker.publish.
   if (topic.length === 0) return done(new Error('empty topic not allowed in PUBLISH'));
   if (topic.includes('#')) return done(new Error('# is not allowed in PUBLISH'));
   if (topic.includes('+')) return done(new Error('+ is not allowed in PUBLISH'));
+  let queue = ackQueues.get(client);
+  if (queue === undefined) ackQueues.set(client, (queue = { tail: Promise.resolve(), waiting: 0, held: [] }));
+  const q = queue;
+  q.waiting++;
+  // Filled once published: the store's promise (undefined: durable already), or null when the
+  // publish failed (no PUBACK; the connection is closed on the error).
+  let fill!: (durable: Promise<void> | undefined | null) => void;
+  const published = new Promise<Promise<void> | undefined | null>((resolve) => (fill = resolve));
+  q.tail = q.tail.then(async () => {
+    try {
+      const durable = await published;
+      if (durable === null) return;
+      try {
+        await durable;
+      } catch (err) {
+        // The store could not keep it: no PUBACK, the connection is closed (the device sends it again).
+        client._nextBatch(err as Error);
+        return;
+      }
+      writePuback(client, packet.messageId, (err) => {
+        // A connection gone meanwhile is closed already; other write errors close it.
+        if (err && (client.connecting || client.connected)) client._nextBatch(err);
+      });
+    } finally {
+      q.waiting--;
+      q.held.shift()?.();
+    }
+  });
   client.broker.authorizePublish(client, packet, (err) => {
-    if (err) return done(err);
+    if (err) {
+      fill(null);
+      return done(err);
+    }
     client.broker.publish(packet, client, (err2) => {
-      if (err2) return done(err2);
+      if (err2) {
+        fill(null);
+        return done(err2);
+      }
       // The disk store delivers before its fdatasync (durable-persistence.ts); the PUBACK waits for it.
-      const durable = client.broker.persistence.whenDurable?.();
-      if (durable === undefined) return writePuback(client, packet.messageId, done);
-      durable.then(() => writePuback(client, packet.messageId, done), (err3: Error) => done(err3));
+      fill(client.broker.persistence.whenDurable?.());
+      // Read on while few PUBACKs wait; past the bound, once one is written.
+      if (q.waiting <= MAX_WAITING_PUBACKS) done();
+      else q.held.push(() => done());
     });
   });
   if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();
