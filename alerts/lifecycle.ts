@@ -433,8 +433,30 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     if (s.active) {
       if (rec === undefined) return raise(s);
       // A latched alert whose condition comes back (a second press of a call button, smoke again)
-      // stays one alert, and the return is on its record.
-      if (rec.conditionCleared) emit(rec, appendAudit(rec, 'reactivated', SYSTEM_ACTOR, rec.alert.state, { reason: s.rule }), false);
+      // stays one alert, and the return is on its record. If a person had acknowledged it, it sounds
+      // again and must be acknowledged again (a panel re-sounds a subsequent alarm once silenced; a
+      // call ends only at the bedside, VDE 0834-1); a verdict other than a real fire is reopened, as
+      // the incident's is (book.ts reAlert). Until session 22 the return was only an audit entry:
+      // a second pull of a call cord, or real smoke on a detector whose alarm was judged false and
+      // left open, paged nobody (a helper's hunt).
+      if (rec.conditionCleared) {
+        const a = rec.alert;
+        if (a.acknowledgedAt !== undefined) {
+          const keep = a.confirmation === 'real_fire';
+          commit(
+            rec,
+            {
+              state: keep ? a.state : 'raised',
+              acknowledgedAt: undefined,
+              acknowledgedBy: undefined,
+              ...(keep ? {} : { confirmation: undefined, confirmedAt: undefined, confirmedBy: undefined }),
+            },
+            'reactivated',
+            SYSTEM_ACTOR,
+            { reason: s.rule },
+          );
+        } else emit(rec, appendAudit(rec, 'reactivated', SYSTEM_ACTOR, rec.alert.state, { reason: s.rule }), false);
+      }
       rec.conditionCleared = false;
       rec.last = s;
       if (s.escalateNow === true && rec.alert.incidentId !== undefined) return book.escalate(rec.alert.incidentId, BUREAU_LEVEL, immediateReason(s), SYSTEM_ACTOR);

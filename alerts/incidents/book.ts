@@ -436,7 +436,9 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       if (inBatch.has(rec.incident.id)) return memberPoint(rec, alert);
       if (rec.incident.state === 'resolved') return;
       const before = rec.incident.points.find((p) => p.alertId === alert.id);
-      const why = before === undefined ? undefined : reAlertOf(rec.incident, { ...pointOf(alert), category: rec.incident.kind }, false);
+      // A member whose condition came back after it was acknowledged (lifecycle.ts): the incident sounds again.
+      const returned = reason.startsWith('reactivated') && rec.incident.acknowledgedAt !== undefined && alert.acknowledgedAt === undefined;
+      const why = before === undefined ? undefined : returned ? 'condition_returned' : reAlertOf(rec.incident, { ...pointOf(alert), category: rec.incident.kind }, false);
       if (why !== undefined) reAlert(rec, why, alert.id);
       memberPoint(rec, alert);
       const points = rec.incident.points;
