@@ -8,7 +8,7 @@ import { CONFIRMATIONS, type AlertCategory, type AlertMessage, type AlertState, 
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { BUREAU_LEVEL, canSeeHome, type Actor } from '../access.ts';
 import { fail, type Outcome } from '../errors.ts';
-import { DEFAULT_POLICY, nextDue, type EscalationPolicy, type EscalationReason, type EscalationSubject } from '../escalation.ts';
+import { DEFAULT_POLICY, nextDue, type EscalationPolicy, type EscalationReason, type EscalationSubject, type DueAction } from '../escalation.ts';
 import { adjacencyOf, place, reAlertOf, severityRank, signalRank, type Adjacency, type GroupSubject, type NewGroup, type ReAlertReason } from './grouping.ts';
 
 /**
@@ -145,6 +145,8 @@ interface Rec {
   alertedAt: number;
   readonly audit: IncidentAuditEntry[];
   timer?: ClockTimer;
+  /** The step the timer was armed for (onDue acts on it whatever the wall clock says then). */
+  armed?: DueAction;
 }
 
 const MAX_COMMENT = 1000;
@@ -253,15 +255,25 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
     if (!rec.incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined)) return;
     const due = nextDue(subject(rec), policy, registry.home(rec.incident.homeId));
     if (due === undefined) return;
+    rec.armed = due;
     rec.timer = clock.setTimeout(() => onDue(rec), Math.max(0, due.at - clock.now()));
   }
 
+  /** The same step of the ladder: what changes the incident changes its next step or its time. */
+  const sameStep = (a: DueAction | undefined, b: DueAction): boolean => a !== undefined && a.kind === b.kind && a.at === b.at && (a.kind !== 'escalate' || (b.kind === 'escalate' && a.level === b.level));
+
   function onDue(rec: Rec): void {
     rec.timer = undefined;
+    const armed = rec.armed;
+    rec.armed = undefined;
     if (closed || rec.incident.state === 'resolved') return;
     const due = nextDue(subject(rec), policy, registry.home(rec.incident.homeId));
     if (due === undefined) return;
-    if (due.at > clock.now()) return schedule(rec);
+    // The timer runs on elapsed time, deadlines on the wall clock: a step armed for is due when its
+    // timer fires, even if the wall clock was stepped back meanwhile (NTP). Re-armed on the wall
+    // clock, a backward step of an hour held a fire's 15 s acknowledgement deadline for an hour
+    // (a helper's hunt, session 22; test/alerts/incidents/clock-step.test.ts).
+    if (due.at > clock.now() && !sameStep(armed, due)) return schedule(rec);
     if (due.kind === 'escalate') escalate(rec, due.level, due.reason, SYSTEM);
     else commit(rec, {}, 'reminder', SYSTEM);
   }

@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock, ClockTimer } from '../../../common/clock.ts';
+import type { Alerts } from '../../../alerts/alerts.ts';
+import { testInflux } from '../../support/influx-db.ts';
+import { demoRegistry } from '../../support/registry.ts';
+import { startAlerts, tempDir } from '../support/harness.ts';
+
+/**
+ * A wall clock like Date.now() + setTimeout: timers run on elapsed (monotonic) time, now() is the
+ * wall clock, which an NTP step (or an operator) may move backwards or forwards.
+ */
+function wallClock(start = Date.UTC(2026, 0, 5, 2, 0)) {
+  let mono = 0;
+  let offset = start;
+  let next = 1;
+  const timers = new Map<number, { due: number; fn: () => void }>();
+  const clock = {
+    now: () => mono + offset,
+    setTimeout(fn: () => void, ms: number): ClockTimer {
+      const id = next++;
+      timers.set(id, { due: mono + Math.max(0, ms), fn });
+      return { id };
+    },
+    clearTimeout(t: ClockTimer) {
+      timers.delete(t.id);
+    },
+    advance(ms: number) {
+      const target = mono + ms;
+      for (;;) {
+        let dueId: number | undefined;
+        let due = Infinity;
+        for (const [id, t] of timers) {
+          if (t.due <= target && (t.due < due || (t.due === due && id < (dueId ?? Infinity)))) {
+            due = t.due;
+            dueId = id;
+          }
+        }
+        const t = dueId === undefined ? undefined : timers.get(dueId);
+        if (dueId === undefined || t === undefined) break;
+        timers.delete(dueId);
+        mono = due;
+        t.fn();
+      }
+      mono = target;
+    },
+    step(ms: number) {
+      offset += ms;
+    },
+  };
+  return clock satisfies Clock & Record<string, unknown>;
+}
+
+const registry = demoRegistry();
+const device = (() => {
+  const d = registry.device('h01-sd-r101');
+  if (d === undefined) throw new Error('no h01-sd-r101');
+  return d;
+})();
+const cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0)) await c();
+});
+
+/**
+ * The escalation ladder when the wall clock steps (NTP, an operator) while a fire is unacknowledged:
+ * timers run on elapsed time, deadlines are wall-clock times. Until session 22 a timer that fired
+ * before its deadline on the stepped-back clock was armed again, so a 1 h backward step held the
+ * fire's 15 s acknowledgement deadline (NFPA 72 positive alarm sequence) for an hour (a helper's hunt).
+ */
+describe('NTP step of the wall clock while a fire is unacknowledged', () => {
+  it('a 1 h backward step does not hold the 15 s positive-alarm-sequence escalation for an hour', async () => {
+    const clock = wallClock();
+    const dir = await tempDir();
+    const a: Alerts = await startAlerts({ influx: testInflux('hunt_ntp'), stateDir: dir.path, clock });
+    cleanup.push(async () => {
+      await a.close();
+      await dir.remove();
+    });
+    const now = clock.now();
+    a.handleInput({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: 18 } });
+    const fire = a.lifecycle.open()[0];
+    if (fire?.incidentId === undefined) throw new Error('no fire incident');
+    expect(fire.severity).toBe('critical');
+    clock.advance(5_000);
+    clock.step(-3_600_000); // NTP steps the wall clock back an hour
+    clock.advance(60_000); // a minute of real time, nobody acknowledges
+    expect(a.lifecycle.incident(fire.incidentId)?.escalationLevel).toBe(2);
+  });
+
+  it('control: without a step, the fire reaches the bureau after 15 s', async () => {
+    const clock = wallClock();
+    const dir = await tempDir();
+    const a: Alerts = await startAlerts({ influx: testInflux('hunt_ntp'), stateDir: dir.path, clock });
+    cleanup.push(async () => {
+      await a.close();
+      await dir.remove();
+    });
+    const now = clock.now();
+    a.handleInput({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: 18 } });
+    const fire = a.lifecycle.open()[0];
+    if (fire?.incidentId === undefined) throw new Error('no fire incident');
+    clock.advance(16_000);
+    expect(a.lifecycle.incident(fire.incidentId)?.escalationLevel).toBe(2);
+  });
+});
