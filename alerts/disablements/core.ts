@@ -121,6 +121,16 @@ export function suppressionOf(signal: Signal, disablements: readonly Disablement
     if (!isInForce(d, now) || !covers(d, device) || !modeSuppresses(d.mode, signal)) continue;
     if (best === undefined || SCOPE_RANK[d.scope] < SCOPE_RANK[best.scope] || (SCOPE_RANK[d.scope] === SCOPE_RANK[best.scope] && d.startedAt < best.startedAt)) best = d;
   }
+  if (best === undefined) return undefined;
+  // A signal that stands for other devices' alarms (a confirmed fire ended their verification) is
+  // held back only if every one of them is held back too: a detector under test next to a real fire
+  // hid that fire until session 22 (its confirmation cancelled the fire's own alarm check, and then
+  // was held back itself; a helper's hunt).
+  for (const id of signal.standsFor ?? []) {
+    const other = registry.device(id);
+    if (other === undefined || other.homeId !== signal.homeId) return undefined;
+    if (!disablements.some((d) => isInForce(d, now) && covers(d, other) && modeSuppresses(d.mode, signal))) return undefined;
+  }
   return best;
 }
 

@@ -87,6 +87,13 @@ export interface Signal {
   readonly latching?: boolean;
   /** Escalate at once (e.g. a confirmed multi-criteria fire goes straight to the bureau). */
   readonly escalateNow?: boolean;
+  /**
+   * Other devices whose own alarm this signal stands for (a confirmed fire ends the verification of
+   * the room's and the adjacent rooms' detectors): a disablement holds it back only if it covers
+   * them all too (disablements/core.ts suppressionOf; EN 54-2 §9: a disabled point must not hide
+   * another point's alarm).
+   */
+  readonly standsFor?: readonly string[];
 }
 
 export interface RuleResult<S> {

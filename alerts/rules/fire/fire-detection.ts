@@ -189,16 +189,21 @@ function confirm(state: FireDetectionState, d: Device, ctx: RuleContext, now: nu
   // Under ctx.inPlace the engine owns the map (withPoint): written in place, not copied.
   const p = ctx.inPlace === true ? state.p : { ...state.p };
   // Verification is skipped: the confirmed fire stands for these detectors' alarms.
+  const standsFor: string[] = [];
   for (const roomId of [d.roomId, ...(ctx.registry.room(d.homeId, d.roomId)?.adjacent ?? [])]) {
     for (const other of ctx.registry.devicesOfRoom(d.homeId, roomId)) {
       const s = p[other.id]?.s;
-      if (s !== undefined && s.v >= 0) p[other.id] = { ...p[other.id], s: { ...s, v: -1, ok: 2, off: -1 } };
+      if (s !== undefined && s.v >= 0) {
+        p[other.id] = { ...p[other.id], s: { ...s, v: -1, ok: 2, off: -1 } };
+        if (other.id !== d.id) standsFor.push(other.id);
+      }
     }
   }
   // Verification ended here, so nothing joins the pending set; the copy inherits it.
   notePoint(state.p, p, d.id, ctx);
   if (state.cf[key] !== undefined && !always) return { state: { p, cf: state.cf }, signals: [] };
-  return { state: { p, cf: { ...state.cf, [key]: now } }, signals: [confirmedSignal(d, ctx, true, src, reason)] };
+  const signal = confirmedSignal(d, ctx, true, src, reason);
+  return { state: { p, cf: { ...state.cf, [key]: now } }, signals: [standsFor.length > 0 ? { ...signal, standsFor } : signal] };
 }
 
 function evaluateEvent(input: Extract<RuleInput, { type: 'event' }>, state: FireDetectionState, ctx: RuleContext): RuleResult<FireDetectionState> {
