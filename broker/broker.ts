@@ -753,6 +753,10 @@ export function createBroker(deps: BrokerDeps): Broker {
       let subscribing: Client | undefined;
       broker.on('subscribe', (_subs, client) => {
         subscribing = client;
+        // Only the read of this same turn is this SUBSCRIBE's (a SUBSCRIBE with no retained read leaves none).
+        queueMicrotask(() => {
+          if (subscribing === client) subscribing = undefined;
+        });
       });
       const retainedStore = persistence as unknown as { createRetainedStreamCombi(patterns: string[]): NodeJS.EventEmitter };
       const readRetained = retainedStore.createRetainedStreamCombi.bind(retainedStore);
