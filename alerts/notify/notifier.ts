@@ -151,12 +151,29 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       .map((c) => ({ id: c.id, name: c.name, role: `family: ${c.relation}`, ...(c.phone !== undefined ? { phone: c.phone } : {}), ...(c.addresses !== undefined ? { addresses: c.addresses } : {}) }));
   }
 
+  /**
+   * Whether a page at this rung reaches a person: someone is on duty and a channel routed here can
+   * reach them (a group robot posts to their group; a personal channel needs their address or
+   * phone). Until session 22 a rung whose people had no address (a roster may have such people)
+   * counted as staffed: `no_address` was audited and nothing went out until the ladder's deadline
+   * (15 min for medium), instead of the next rung at once as for nobody on duty (a helper's hunt).
+   */
+  function reachableAt(incident: IncidentMessage, level: number): boolean {
+    const people = recipientsAt(incident, level);
+    if (people.length === 0) return false;
+    return routedChannels(config, incident.severity, level, targetOf(incident)).some((id) => {
+      const channel = channels.get(id);
+      if (channel === undefined) return false;
+      return channel.audience === 'group' || people.some((p) => (p.addresses?.[id] ?? p.phone) !== undefined);
+    });
+  }
+
   /** What paging.ts decides from: routes (scoped to the incident's home/provider), who is on duty, the next shift change. */
   function viewOf(incident: IncidentMessage): PageView {
     const now = clock.now();
     const target = targetOf(incident);
     const levels: LevelView[] = [];
-    for (let l = 0; l <= BUREAU_LEVEL; l++) levels.push({ channels: routesAt(config, incident.severity, l, target), staffed: recipientsAt(incident, l).length > 0 });
+    for (let l = 0; l <= BUREAU_LEVEL; l++) levels.push({ channels: routesAt(config, incident.severity, l, target), staffed: reachableAt(incident, l) });
     const roster = rosters.roster(incident.homeId);
     const shiftChangeAt = roster === undefined ? undefined : nextShiftChange(roster, now, roster.timezone);
     return {
