@@ -132,30 +132,38 @@ function publishThenAck(client: ClientInternals, packet: PublishPacket, done: (e
   if (queue === undefined) ackQueues.set(client, (queue = { tail: Promise.resolve(), waiting: 0, held: [] }));
   const q = queue;
   q.waiting++;
-  // Filled once published: the store's promise (undefined: durable already), or null when the
-  // publish failed (no PUBACK; the connection is closed on the error).
-  let fill!: (durable: Promise<void> | undefined | null) => void;
-  const published = new Promise<Promise<void> | undefined | null>((resolve) => (fill = resolve));
-  q.tail = q.tail.then(async () => {
-    try {
-      const durable = await published;
-      if (durable === null) return;
+  // Filled once published: the store's promise, boxed (a promise given to resolve() would be
+  // adopted, and its rejection thrown past the catch below), or null when the publish failed (no
+  // PUBACK; the connection is closed on the error).
+  let fill!: (published: { readonly durable: Promise<void> | undefined } | null) => void;
+  const published = new Promise<{ readonly durable: Promise<void> | undefined } | null>((resolve) => (fill = resolve));
+  // One PUBACK fewer waiting: the next held read goes on.
+  const written = (): void => {
+    q.waiting--;
+    q.held.shift()?.();
+  };
+  q.tail = q.tail
+    .then(async () => {
+      const box = await published;
+      if (box === null) return written();
       try {
-        await durable;
+        await box.durable;
       } catch (err) {
         // The store could not keep it: no PUBACK, the connection is closed (the device sends it again).
-        client._nextBatch(err as Error);
+        written();
+        if (client.connecting || client.connected) client._nextBatch(err as Error);
         return;
       }
+      // Counted as waiting until written out (drained): a device that reads no PUBACKs is not read
+      // on without bound either.
       writePuback(client, packet.messageId, (err) => {
+        written();
         // A connection gone meanwhile is closed already; other write errors close it.
         if (err && (client.connecting || client.connected)) client._nextBatch(err);
       });
-    } finally {
-      q.waiting--;
-      q.held.shift()?.();
-    }
-  });
+    })
+    // Nothing above throws; a chain that rejected would take no more PUBACKs of this connection.
+    .catch(() => undefined);
   client.broker.authorizePublish(client, packet, (err) => {
     if (err) {
       fill(null);
@@ -167,7 +175,7 @@ function publishThenAck(client: ClientInternals, packet: PublishPacket, done: (e
         return done(err2);
       }
       // The disk store delivers before its fdatasync (durable-persistence.ts); the PUBACK waits for it.
-      fill(client.broker.persistence.whenDurable?.());
+      fill({ durable: client.broker.persistence.whenDurable?.() });
       // Read on while few PUBACKs wait; past the bound, once one is written.
       if (q.waiting <= MAX_WAITING_PUBACKS) done();
       else q.held.push(() => done());

@@ -232,8 +232,10 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
     // A publish whose entry is already gone was acknowledged through its other copy (the queue's,
     // streamed at CONNECT, and the live one of a message emitted after the CONNACK): aedes closes
     // the connection on this error (emptyQueueFilter, writeQoS), so let the copy go out (at least
-    // once; its PUBACK clears nothing). A PUBREL without its entry is still an error.
-    if ((packet as Packet).brokerId === undefined) throw new Error('no such packet');
+    // once; its PUBACK clears nothing). A PUBREL without its entry is still an error, and so is a
+    // QoS 2 copy (its PUBREC would find no entry and close the connection anyway).
+    const p = packet as Packet & { qos?: number };
+    if (p.brokerId === undefined || p.qos !== 1) throw new Error('no such packet');
   }
 
   override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number; brokerId?: string; brokerCounter?: number }): Promise<unknown> {
