@@ -1,22 +1,17 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock, type ManualClock } from '../../common/clock.ts';
 import type { Actor } from '../../alerts/access.ts';
-import { createAlerts, type Alerts } from '../../alerts/alerts.ts';
-import { parseNotifyConfig } from '../../alerts/notify/config.ts';
+import type { Alerts } from '../../alerts/alerts.ts';
 import { defaultRules } from '../../alerts/rules/index.ts';
-import { testInflux } from '../support/influx-db.ts';
-import { tempDir, testAlertsConfig, until } from './support/harness.ts';
-import { H01_ROSTER, rosterRegistry } from './notify/fixtures.ts';
+import { until } from './support/harness.ts';
+import { H01_ROSTER, rosterRegistry, startPagingAlerts } from './notify/fixtures.ts';
 import { startReceiver, type Receiver } from './notify/receiver.ts';
 
-const SECRET = 'hunt-webhook-secret-0123456789';
 const staff: Actor = { username: 'staff-h01', role: 'staff', homeId: 'h01' };
 const registry = rosterRegistry([H01_ROSTER]);
 let duty: Receiver;
 let mgmt: Receiver;
-const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
-const running: Alerts[] = [];
+const running: Array<{ close(): Promise<void> }> = [];
 beforeAll(async () => {
   duty = await startReceiver();
   mgmt = await startReceiver();
@@ -25,41 +20,19 @@ afterAll(async () => {
   for (const a of running) await a.close();
   await duty.close();
   await mgmt.close();
-  for (const d of dirs) await d.remove();
 });
 
 async function start(clock: ManualClock): Promise<Alerts> {
-  const dir = await tempDir('hunt-press-');
-  dirs.push(dir);
-  const a = createAlerts({
-    config: testAlertsConfig({ influx: testInflux('hunt_press'), stateDir: dir.path }),
-    registry,
-    logger: pino({ level: 'silent' }),
-    rules: defaultRules(),
-    mqtt: false,
-    clock,
-    notify: parseNotifyConfig({
-      baseUrl: 'https://carewatch.example.cn',
-      channels: [
-        { id: 'duty', type: 'webhook', url: `${duty.url}/duty`, secret: SECRET },
-        { id: 'mgmt', type: 'webhook', url: `${mgmt.url}/mgmt`, secret: SECRET },
-      ],
-      routes: [
-        { severities: ['critical', 'high', 'medium', 'low'], level: 0, channels: ['duty'] },
-        { severities: ['critical', 'high', 'medium', 'low'], level: 1, channels: ['mgmt'] },
-        { severities: ['critical', 'high', 'medium', 'low'], level: 2, channels: ['mgmt'] },
-      ],
-    }),
-    notifyRandom: () => 1,
-  });
-  await a.start();
-  running.push(a);
-  return a;
+  const run = await startPagingAlerts({ name: 'call_again', registry, rules: defaultRules(), clock, channels: { duty: `${duty.url}/duty`, mgmt: `${mgmt.url}/mgmt` }, levels: [[0, 'duty'], [1, 'mgmt'], [2, 'mgmt']] });
+  running.push(run);
+  return run.alerts;
 }
 
 function press(a: Alerts, clock: ManualClock, deviceId: string): void {
   const now = clock.now();
-  a.handleInput({ type: 'event', now, device: registry.device(deviceId)!, ts: now, receivedTs: now, event: { ts: now, seq: 1, type: 'sos_button' } as never });
+  const device = registry.device(deviceId);
+  if (device === undefined) throw new Error(`no ${deviceId}`);
+  a.handleInput({ type: 'event', now, device, ts: now, receivedTs: now, event: { ts: now, seq: 1, type: 'sos_button' } as never });
 }
 
 /**

@@ -1,33 +1,29 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock, type ManualClock } from '../../common/clock.ts';
 import type { Actor } from '../../alerts/access.ts';
-import { createAlerts, type Alerts } from '../../alerts/alerts.ts';
-import { parseNotifyConfig } from '../../alerts/notify/config.ts';
+import type { Alerts } from '../../alerts/alerts.ts';
 import { defaultRules } from '../../alerts/rules/index.ts';
-import { testInflux } from '../support/influx-db.ts';
-import { tempDir, testAlertsConfig, until } from './support/harness.ts';
-import { H01_ROSTER, rosterRegistry } from './notify/fixtures.ts';
+import { until } from './support/harness.ts';
+import { H01_ROSTER, rosterRegistry, startPagingAlerts } from './notify/fixtures.ts';
 import { startReceiver, type Receiver } from './notify/receiver.ts';
 
-const SECRET = 'hunt-webhook-secret-0123456789';
 const staff: Actor = { username: 'staff-h01', role: 'staff', homeId: 'h01' };
 const registry = rosterRegistry([H01_ROSTER]);
 let hook: Receiver;
-const dirs: Array<Awaited<ReturnType<typeof tempDir>>> = [];
-let a: Alerts | undefined;
+let run: { close(): Promise<void> } | undefined;
 beforeAll(async () => {
   hook = await startReceiver();
 });
 afterAll(async () => {
-  await a?.close();
+  await run?.close();
   await hook.close();
-  for (const d of dirs) await d.remove();
 });
 
 function smoke(x: Alerts, clock: ManualClock, id: string, v: number): void {
   const now = clock.now();
-  x.handleInput({ type: 'telemetry', now, device: registry.device(id)!, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: v, temperature_c: 22 } });
+  const device = registry.device(id);
+  if (device === undefined) throw new Error(`no ${id}`);
+  x.handleInput({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: v, temperature_c: 22 } });
 }
 
 /**
@@ -39,23 +35,9 @@ function smoke(x: Alerts, clock: ManualClock, id: string, v: number): void {
 describe('a smoke alarm judged a false alarm and left open (not reset)', () => {
   it('a real fire at the same detector later reaches a person', async () => {
     const clock = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
-    const dir = await tempDir('hunt-fa-');
-    dirs.push(dir);
-    a = createAlerts({
-      config: testAlertsConfig({ influx: testInflux('hunt_fa'), stateDir: dir.path }),
-      registry,
-      logger: pino({ level: 'silent' }),
-      rules: defaultRules(),
-      mqtt: false,
-      clock,
-      notify: parseNotifyConfig({
-        baseUrl: 'https://carewatch.example.cn',
-        channels: [{ id: 'duty', type: 'webhook', url: `${hook.url}/duty`, secret: SECRET }],
-        routes: [{ severities: ['critical', 'high', 'medium', 'low'], level: 0, channels: ['duty'] }, { severities: ['critical', 'high', 'medium', 'low'], level: 2, channels: ['duty'] }],
-      }),
-      notifyRandom: () => 1,
-    });
-    await a.start();
+    const started = await startPagingAlerts({ name: 'false_alarm_again', registry, rules: defaultRules(), clock, channels: { duty: `${hook.url}/duty` }, levels: [[0, 'duty'], [2, 'duty']] });
+    run = started;
+    const a = started.alerts;
     // Burnt toast: r101's detector goes into verified alarm.
     for (let i = 0; i < 8; i++) {
       smoke(a, clock, 'h01-sd-r101', 6);
@@ -82,10 +64,9 @@ describe('a smoke alarm judged a false alarm and left open (not reset)', () => {
     }
     expect(a.lifecycle.get(alarm.id)).toMatchObject({ state: 'raised' });
     expect(a.lifecycle.get(alarm.id)?.confirmation).toBeUndefined();
-    const x = a as Alerts;
     await until(() => {
       clock.advance(1_000);
       return fireNotes() > before || undefined;
-    }, `a page of the fire's incident (${JSON.stringify((x.lifecycle.incidentAudit(alarm.incidentId ?? '') ?? []).map((e) => e.action))})`);
+    }, `a page of the fire's incident (${JSON.stringify((a.lifecycle.incidentAudit(alarm.incidentId ?? '') ?? []).map((e) => e.action))})`);
   });
 });

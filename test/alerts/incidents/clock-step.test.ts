@@ -67,39 +67,36 @@ afterEach(async () => {
  * before its deadline on the stepped-back clock was armed again, so a 1 h backward step held the
  * fire's 15 s acknowledgement deadline (NFPA 72 positive alarm sequence) for an hour (a helper's hunt).
  */
+/** An alerts process on `clock` with a fire raised now: the process and the fire's incident id. */
+async function fireOn(clock: ReturnType<typeof wallClock>): Promise<{ a: Alerts; incidentId: string }> {
+  const dir = await tempDir();
+  const a: Alerts = await startAlerts({ influx: testInflux('clock_step'), stateDir: dir.path, clock });
+  cleanup.push(async () => {
+    await a.close();
+    await dir.remove();
+  });
+  const now = clock.now();
+  a.handleInput({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: 18 } });
+  const fire = a.lifecycle.open()[0];
+  if (fire?.incidentId === undefined) throw new Error('no fire incident');
+  expect(fire.severity).toBe('critical');
+  return { a, incidentId: fire.incidentId };
+}
+
 describe('NTP step of the wall clock while a fire is unacknowledged', () => {
   it('a 1 h backward step does not hold the 15 s positive-alarm-sequence escalation for an hour', async () => {
     const clock = wallClock();
-    const dir = await tempDir();
-    const a: Alerts = await startAlerts({ influx: testInflux('hunt_ntp'), stateDir: dir.path, clock });
-    cleanup.push(async () => {
-      await a.close();
-      await dir.remove();
-    });
-    const now = clock.now();
-    a.handleInput({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: 18 } });
-    const fire = a.lifecycle.open()[0];
-    if (fire?.incidentId === undefined) throw new Error('no fire incident');
-    expect(fire.severity).toBe('critical');
+    const { a, incidentId } = await fireOn(clock);
     clock.advance(5_000);
     clock.step(-3_600_000); // NTP steps the wall clock back an hour
     clock.advance(60_000); // a minute of real time, nobody acknowledges
-    expect(a.lifecycle.incident(fire.incidentId)?.escalationLevel).toBe(2);
+    expect(a.lifecycle.incident(incidentId)?.escalationLevel).toBe(2);
   });
 
   it('control: without a step, the fire reaches the bureau after 15 s', async () => {
     const clock = wallClock();
-    const dir = await tempDir();
-    const a: Alerts = await startAlerts({ influx: testInflux('hunt_ntp'), stateDir: dir.path, clock });
-    cleanup.push(async () => {
-      await a.close();
-      await dir.remove();
-    });
-    const now = clock.now();
-    a.handleInput({ type: 'telemetry', now, device, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: 18 } });
-    const fire = a.lifecycle.open()[0];
-    if (fire?.incidentId === undefined) throw new Error('no fire incident');
+    const { a, incidentId } = await fireOn(clock);
     clock.advance(16_000);
-    expect(a.lifecycle.incident(fire.incidentId)?.escalationLevel).toBe(2);
+    expect(a.lifecycle.incident(incidentId)?.escalationLevel).toBe(2);
   });
 });

@@ -3,7 +3,14 @@ import { indexRegistry, type RegistryIndex } from '../../../contract/registry-in
 import type { Roster, SiteContacts } from '../../../contract/registry.ts';
 import type { Notification } from '../../../alerts/notify/channel.ts';
 import { renderIncident } from '../../../alerts/notify/message.ts';
+import { pino } from 'pino';
+import type { Clock } from '../../../common/clock.ts';
+import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
+import { parseNotifyConfig } from '../../../alerts/notify/config.ts';
+import type { Rule } from '../../../alerts/rules/types.ts';
+import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
+import { tempDir, testAlertsConfig } from '../support/harness.ts';
 
 /** Shared shapes of the notification tests (issue 15): one incident, one home's roster, the bureau. */
 
@@ -51,4 +58,46 @@ export const BUREAU_CONTACTS: SiteContacts = { bureau: [{ id: 'officer-chen', na
 /** The demo site with only these rosters and the bureau's 陈科长. */
 export function rosterRegistry(rosters: readonly Roster[]): RegistryIndex {
   return indexRegistry({ ...demoRegistry().site, rosters: [...rosters], contacts: BUREAU_CONTACTS });
+}
+
+/** The webhook secret of the tests' receivers (≥ 16 characters, as the notify config requires). */
+export const TEST_WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
+
+/**
+ * A whole alerts process (in-process, no MQTT) that pages webhook channels: `channels` maps a channel
+ * id to its receiver URL, `levels` the ladder levels to the channel paged there, for every severity.
+ * Jitter off (`notifyRandom` 1). `close()` also removes its state directory.
+ */
+export async function startPagingAlerts(o: {
+  readonly name: string;
+  readonly registry: RegistryIndex;
+  readonly rules: readonly Rule[];
+  readonly clock: Clock;
+  readonly channels: Readonly<Record<string, string>>;
+  readonly levels: ReadonlyArray<readonly [number, string]>;
+}): Promise<{ readonly alerts: Alerts; close(): Promise<void> }> {
+  const dir = await tempDir(`alerts-${o.name}-`);
+  const severities = ['critical', 'high', 'medium', 'low'] as const;
+  const alerts = createAlerts({
+    config: testAlertsConfig({ influx: testInflux(o.name), stateDir: dir.path }),
+    registry: o.registry,
+    logger: pino({ level: 'silent' }),
+    rules: [...o.rules],
+    mqtt: false,
+    clock: o.clock,
+    notify: parseNotifyConfig({
+      baseUrl: 'https://carewatch.example.cn',
+      channels: Object.entries(o.channels).map(([id, url]) => ({ id, type: 'webhook', url, secret: TEST_WEBHOOK_SECRET })),
+      routes: o.levels.map(([level, channel]) => ({ severities: [...severities], level, channels: [channel] })),
+    }),
+    notifyRandom: () => 1,
+  });
+  await alerts.start();
+  return {
+    alerts,
+    async close() {
+      await alerts.close();
+      await dir.remove();
+    },
+  };
 }
