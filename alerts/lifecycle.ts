@@ -258,7 +258,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     const entry = appendAudit(rec, action, by, from, extra);
     if (rec.alert.state === 'resolved') retire(rec);
     emit(rec, entry, true, notify);
-    book.memberChanged(rec.alert, extra.reason !== undefined ? `${action}: ${extra.reason}` : action);
+    book.memberChanged(rec.alert, extra.reason !== undefined ? `${action}: ${extra.reason}` : action, action === 'reactivated');
     return rec.alert;
   }
 

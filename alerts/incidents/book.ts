@@ -121,7 +121,8 @@ export interface IncidentBook {
    */
   adopt(target: Target, alert: AlertMessage): void;
   /** A member changed by itself (cleared, updated, inhibited): its point follows. */
-  memberChanged(alert: AlertMessage, reason: string): void;
+  /** `returned`: the member's condition came back (lifecycle.ts reactivation), not a change by a person. */
+  memberChanged(alert: AlertMessage, reason: string, returned?: boolean): void;
   escalate(id: string, level: number, reason: EscalationReason, by: string): void;
   ack(id: string, actor: Actor, comment?: string): Outcome<IncidentMessage>;
   confirm(id: string, actor: Actor, confirmation: Confirmation, comment?: string): Outcome<IncidentMessage>;
@@ -441,7 +442,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
         escalate(rec, level, last ?? 'ladder', SYSTEM);
       }
     },
-    memberChanged(alert, reason) {
+    memberChanged(alert, reason, returned = false) {
       const id = alert.incidentId;
       const rec = id === undefined ? undefined : byId.get(id);
       if (rec === undefined || !rec.incident.points.some((p) => p.alertId === alert.id)) return;
@@ -449,8 +450,8 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       if (rec.incident.state === 'resolved') return;
       const before = rec.incident.points.find((p) => p.alertId === alert.id);
       // A member whose condition came back after it was acknowledged (lifecycle.ts): the incident sounds again.
-      const returned = reason.startsWith('reactivated') && rec.incident.acknowledgedAt !== undefined && alert.acknowledgedAt === undefined;
-      const why = before === undefined ? undefined : returned ? 'condition_returned' : reAlertOf(rec.incident, { ...pointOf(alert), category: rec.incident.kind }, false);
+      const cameBack = returned && rec.incident.acknowledgedAt !== undefined && alert.acknowledgedAt === undefined;
+      const why = before === undefined ? undefined : cameBack ? 'condition_returned' : reAlertOf(rec.incident, { ...pointOf(alert), category: rec.incident.kind }, false);
       if (why !== undefined) reAlert(rec, why, alert.id);
       memberPoint(rec, alert);
       const points = rec.incident.points;
