@@ -1,23 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createManualClock, type ManualClock } from '../../common/clock.ts';
 import type { Actor } from '../../alerts/access.ts';
 import type { Alerts } from '../../alerts/alerts.ts';
 import { defaultRules } from '../../alerts/rules/index.ts';
 import { until } from './support/harness.ts';
-import { H01_ROSTER, rosterRegistry, startPagingAlerts } from './notify/fixtures.ts';
-import { startReceiver, type Receiver } from './notify/receiver.ts';
+import { H01_ROSTER, rosterRegistry, startPagingAlerts, useReceiverAndRuns } from './notify/fixtures.ts';
 
 const staff: Actor = { username: 'staff-h01', role: 'staff', homeId: 'h01' };
 const registry = rosterRegistry([H01_ROSTER]);
-let hook: Receiver;
-let run: { close(): Promise<void> } | undefined;
-beforeAll(async () => {
-  hook = await startReceiver();
-});
-afterAll(async () => {
-  await run?.close();
-  await hook.close();
-});
+const paging = useReceiverAndRuns();
 
 function smoke(x: Alerts, clock: ManualClock, id: string, v: number): void {
   const now = clock.now();
@@ -35,8 +26,7 @@ function smoke(x: Alerts, clock: ManualClock, id: string, v: number): void {
 describe('a smoke alarm judged a false alarm and left open (not reset)', () => {
   it('a real fire at the same detector later reaches a person', async () => {
     const clock = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
-    const started = await startPagingAlerts({ name: 'false_alarm_again', registry, rules: defaultRules(), clock, channels: { duty: `${hook.url}/duty` }, levels: [[0, 'duty'], [2, 'duty']] });
-    run = started;
+    const started = paging.track(await startPagingAlerts({ name: 'false_alarm_again', registry, rules: defaultRules(), clock, channels: { duty: `${paging.receiver().url}/duty` }, levels: [[0, 'duty'], [2, 'duty']] }));
     const a = started.alerts;
     // Burnt toast: r101's detector goes into verified alarm.
     for (let i = 0; i < 8; i++) {
@@ -54,7 +44,7 @@ describe('a smoke alarm judged a false alarm and left open (not reset)', () => {
     }
     await new Promise((r) => setTimeout(r, 300));
     // Pages of the alarm's own incident.
-    const fireNotes = (): number => hook.requests.filter((r) => r.body.includes(alarm.incidentId ?? '-')).length;
+    const fireNotes = (): number => paging.receiver().requests.filter((r) => r.body.includes(alarm.incidentId ?? '-')).length;
     const before = fireNotes();
     // An hour later: a real fire in r101, smoke stays at 8 %/m for 5 minutes.
     clock.advance(3_600_000);

@@ -4,6 +4,7 @@ import type { Roster, SiteContacts } from '../../../contract/registry.ts';
 import type { Notification } from '../../../alerts/notify/channel.ts';
 import { renderIncident } from '../../../alerts/notify/message.ts';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import type { Clock } from '../../../common/clock.ts';
 import { createAlerts, type Alerts } from '../../../alerts/alerts.ts';
 import { parseNotifyConfig } from '../../../alerts/notify/config.ts';
@@ -11,6 +12,7 @@ import type { Rule } from '../../../alerts/rules/types.ts';
 import { testInflux } from '../../support/influx-db.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { tempDir, testAlertsConfig } from '../support/harness.ts';
+import { startReceiver, type Receiver } from './receiver.ts';
 
 /** Shared shapes of the notification tests (issue 15): one incident, one home's roster, the bureau. */
 
@@ -98,6 +100,32 @@ export async function startPagingAlerts(o: {
     async close() {
       await alerts.close();
       await dir.remove();
+    },
+  };
+}
+
+/**
+ * One receiver for the file's tests (started before them) and the alerts runs they start (closed
+ * after them, then the receiver). Read `receiver()` inside a test.
+ */
+export function useReceiverAndRuns(): { receiver(): Receiver; track<T extends { close(): Promise<void> }>(run: T): T } {
+  let receiver: Receiver | undefined;
+  const runs: Array<{ close(): Promise<void> }> = [];
+  beforeAll(async () => {
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    for (const run of runs.splice(0)) await run.close();
+    await receiver?.close();
+  });
+  return {
+    receiver() {
+      if (receiver === undefined) throw new Error('useReceiverAndRuns(): read the receiver inside a test');
+      return receiver;
+    },
+    track(run) {
+      runs.push(run);
+      return run;
     },
   };
 }

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../../common/clock.ts';
 import { indexRegistry } from '../../../contract/registry-index.ts';
 import type { Roster } from '../../../contract/registry.ts';
 import { demoSubRegistry } from '../../support/registry.ts';
 import { until } from '../support/harness.ts';
-import { BUREAU_CONTACTS, startPagingAlerts } from './fixtures.ts';
-import { startReceiver, type Receiver } from './receiver.ts';
+import { BUREAU_CONTACTS, startPagingAlerts, useReceiverAndRuns } from './fixtures.ts';
 
 // The night nurse on duty has no phone and no channel address (a roster PUT accepts that).
 const ROSTER: Roster = {
@@ -16,15 +15,7 @@ const ROSTER: Roster = {
   directors: [{ id: 'dir-zhang', name: '张院长', role: 'director', phone: '13900000001', addresses: { sms: 'zhang' } }],
 };
 const registry = indexRegistry({ ...demoSubRegistry(['h01']).site, rosters: [ROSTER], contacts: BUREAU_CONTACTS });
-let hook: Receiver;
-let run: { close(): Promise<void> } | undefined;
-beforeAll(async () => {
-  hook = await startReceiver();
-});
-afterAll(async () => {
-  await run?.close();
-  await hook.close();
-});
+const paging = useReceiverAndRuns();
 
 /**
  * The only person on duty has no address on any routed channel (a roster may hold such a person): the
@@ -34,8 +25,7 @@ afterAll(async () => {
 describe('the only person on duty cannot be reached (no address on any routed channel)', () => {
   it('the next rung is paged at once, as for nobody on duty', async () => {
     const clock = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
-    const started = await startPagingAlerts({ name: 'no_address', registry, rules: [], clock, channels: { sms: `${hook.url}/sms` }, levels: [[0, 'sms'], [1, 'sms']] });
-    run = started;
+    const started = paging.track(await startPagingAlerts({ name: 'no_address', registry, rules: [], clock, channels: { sms: `${paging.receiver().url}/sms` }, levels: [[0, 'sms'], [1, 'sms']] }));
     const a = started.alerts;
     const now = clock.now();
     // Electrical fire monitoring over its limit in the plant room (supervisory, high).
@@ -45,7 +35,7 @@ describe('the only person on duty cannot be reached (no address on any routed ch
     // The director (level 1, reachable by SMS) is paged at once, not at the ladder's 300 s.
     await until(() => {
       clock.advance(1_000);
-      return hook.requests.some((r) => r.body.includes(inc.id)) || undefined;
+      return paging.receiver().requests.some((r) => r.body.includes(inc.id)) || undefined;
     }, 'the director paged at once');
     expect(clock.now() - now).toBeLessThan(60_000);
     // Audited once the receiver's answer is back (the request can be seen before).
