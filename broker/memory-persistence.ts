@@ -219,12 +219,12 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   }
 
   override async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
-    this.enqueueNow(subs, packet);
+    this.enqueueNow(oncePerSession(subs), packet);
   }
 
-  /** outgoingEnqueueCombi's work, synchronously (the durable store adds its journal record). */
+  /** outgoingEnqueueCombi's work, synchronously, for sessions already made distinct (oncePerSession; the durable store adds its journal record). */
   protected enqueueNow(subs: ReadonlyArray<{ clientId: string }>, packet: object): void {
-    for (const sub of oncePerSession(subs)) this.queue(sub.clientId).push(new PacketCtor(packet));
+    for (const sub of subs) this.queue(sub.clientId).push(new PacketCtor(packet));
   }
 
   override async outgoingUpdate(client: { id: string }, packet: object): Promise<void> {
