@@ -10,6 +10,7 @@ import { systemClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
 import { holdUntilConnack, releaseAfterConnack } from './connack-first.ts';
+import { releaseFanout, SUBSCRIBER_BUFFER_FULL, type FanoutRelease } from './fanout-release.ts';
 import { DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.ts';
 import { createCredentialVerifier } from './credentials.ts';
 import { createAuthThrottle, type AuthThrottleStats } from './auth-throttle.ts';
@@ -68,8 +69,10 @@ export interface BrokerStats {
   /** Connections closed because the client sent nothing for 1.5 × its keepalive [MQTT-3.1.2-24], since start. */
   readonly keepaliveTimeouts: number;
   readonly clientErrors: number;
-  /** Connections closed because they read nothing for `drainTimeoutMs` (aedes' 'drain timeout'). */
+  /** Subscribers closed for reading nothing for `drainTimeoutMs` (aedes' 'drain timeout') or past `subscriberBufferBytes` behind. */
   readonly slowSubscribersDropped: number;
+  /** Bytes of the live fan-out issued to subscribers' sockets and not yet drained (fanout-release.ts). */
+  readonly subscriberBufferedBytes: number;
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
   readonly hashComputations: { readonly hmac: number; readonly scrypt: number };
@@ -163,6 +166,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   let closing = false;
 
   let aedes: Aedes | undefined;
+  let fanout: FanoutRelease | undefined;
   let persistence: ClosablePersistence | undefined;
   let fanoutStats: (() => FanoutStats) | undefined;
   let resyncStats: (() => PubsubResyncStats) | undefined;
@@ -286,6 +290,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       }
     }
     sessions.set(client, session);
+    // Before its subscriptions exist (a persistent session's are restored during the CONNECT).
+    fanout?.watch(client);
     // A persistent session's subscriptions are restored before its CONNACK (connack-first.ts).
     if (packet.clean === false) holdUntilConnack(client);
     callback(null, true);
@@ -556,6 +562,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       messagesIn,
       messagesOut,
       queuedMessages: queuedMessages(),
+      subscriberBufferedBytes: fanout?.buffered() ?? 0,
       connectPaths: { ...connectPaths },
       ...(fanoutStats !== undefined ? { clusterFanout: fanoutStats() } : {}),
       ...(resyncStats !== undefined ? { pubsubResync: resyncStats() } : {}),
@@ -721,6 +728,8 @@ export function createBroker(deps: BrokerDeps): Broker {
         authorizeForward,
       });
       aedes = broker;
+      // Before any subscription: a publish waits for no subscriber's socket (fanout-release.ts).
+      fanout = releaseFanout(broker, { maxBufferedBytes: limits.subscriberBufferBytes });
       // aedes stores every filter of a persistent session's SUBSCRIBE, the refused ones too
       // (lib/handlers/subscribe.js storeSubscriptions stores packet.subscriptions whole, once per
       // granted filter): the store then matched a refused `carewatch/v1/#` of a device's persistent
@@ -843,9 +852,13 @@ export function createBroker(deps: BrokerDeps): Broker {
         if (code !== undefined) refusals[code]++;
         // A subscriber that read nothing for drainTimeoutMs (aedes' 'drain timeout'): its own code, so
         // an operator tells it from a broken connection.
-        const slow = err.message === 'drain timeout';
+        // Or one that had more than subscriberBufferBytes not yet taken (fanout-release.ts).
+        const slow = err.message === 'drain timeout' || err.message === SUBSCRIBER_BUFFER_FULL;
         if (slow) slowSubscribersDropped++;
-        log.info({ code: code ?? (slow ? 'BROKER_SLOW_SUBSCRIBER' : 'BROKER_CLIENT_ERROR'), clientId: client.id, err: err.message }, slow ? 'subscriber closed: it read nothing for the drain timeout' : 'client connection closed on error');
+        log.info(
+          { code: code ?? (slow ? 'BROKER_SLOW_SUBSCRIBER' : 'BROKER_CLIENT_ERROR'), clientId: client.id, err: err.message },
+          !slow ? 'client connection closed on error' : err.message === SUBSCRIBER_BUFFER_FULL ? 'subscriber closed: it fell too far behind its messages' : 'subscriber closed: it read nothing for the drain timeout',
+        );
       });
       broker.on('connectionError', (_client, err) => {
         clientErrors++;

@@ -4,6 +4,7 @@ import type { ServerTls } from '../common/tls.ts';
 import { DEFAULT_AUTH_THROTTLE, type AuthThrottleLimits } from './auth-throttle.ts';
 import { LISTEN_BACKLOG } from './early-listener.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS } from './stranded-head.ts';
+import { DEFAULT_SUBSCRIBER_BUFFER_BYTES } from './fanout-release.ts';
 
 /** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
 export const BrokerEnv = Type.Object({
@@ -84,6 +85,11 @@ export interface BrokerLimits {
   /** A client whose socket stays full this long is dropped, so one frozen reader cannot stall delivery. */
   readonly drainTimeoutMs: number;
   /**
+   * Bytes of the live fan-out a subscriber may have issued and not yet drained before it is dropped
+   * (fanout-release.ts: a publish no longer waits for a slow subscriber, this bounds what it holds).
+   */
+  readonly subscriberBufferBytes: number;
+  /**
    * Messages in flight inside aedes' mqemitter at once; the rest wait in its array queue, whose
    * shift() turns O(n) once it outgrows V8's regular heap objects (~16k entries). Each message stays
    * in flight for a few event-loop turns (aedes defers every delivery), so 100 capped the relay
@@ -117,6 +123,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   credentialCacheSize: 250_000,
   connectTimeoutMs: 10_000,
   drainTimeoutMs: 30_000,
+  subscriberBufferBytes: DEFAULT_SUBSCRIBER_BUFFER_BYTES,
   mqConcurrency: 2_000,
   heartbeatIntervalMs: 60_000,
   queueLimit: 42,

@@ -16,13 +16,14 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   );
   gaugeFrom({ registry, name: 'broker_clients_connected', help: 'MQTT clients connected now' }, () => stats().connectedClients);
   gaugeFrom({ registry, name: 'broker_queue_messages', help: "Messages waiting in aedes' delivery queue (mqemitter, beyond its concurrency)" }, () => stats().queuedMessages);
+  gaugeFrom({ registry, name: 'broker_subscriber_buffered_bytes', help: "Bytes of messages issued to subscribers' connections and not yet taken by them (a subscriber past limits.subscriberBufferBytes is dropped)" }, () => stats().subscriberBufferedBytes);
   counterFrom({ registry, name: 'broker_offline_statuses_total', help: 'Offline statuses the broker published for devices that left, since start' }, () => stats().offlinePublished);
   counterFrom({ registry, name: 'broker_keepalive_timeouts_total', help: 'Connections closed because the client sent nothing for 1.5 × its keepalive (MQTT-3.1.2-24), since start' }, () => stats().keepaliveTimeouts);
   counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);
   counterFrom({ registry, name: 'broker_cluster_wills_deferred_total', help: "Wills of nodes this cluster node heard no heartbeat from that still kept their proof of life in Redis (this node missed their heartbeats: its pub/sub down or behind); not published, since start" }, () => stats().willsDeferred);
   counterFrom({ registry, name: 'broker_cluster_queue_heads_stranded_total', help: "Persistent sessions closed here to reconnect for a stranded queue head (not acknowledged while later messages were, queued by a node now dead), since start" }, () => stats().queueHeadsStranded);
   counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);
-  counterFrom({ registry, name: 'broker_slow_subscribers_dropped_total', help: 'Connections closed because they read nothing for the drain timeout, since start' }, () => stats().slowSubscribersDropped);
+  counterFrom({ registry, name: 'broker_slow_subscribers_dropped_total', help: 'Subscribers closed for reading nothing for the drain timeout or falling past their buffer bound, since start' }, () => stats().slowSubscribersDropped);
   counterFrom({ registry, name: 'broker_auth_failures_total', help: 'Wrong passwords and unknown accounts, since start' }, () => stats().authThrottle.failures);
   // A cluster node (redis-mq.ts): what its Redis subscriptions bring in. A node holding only devices
   // receives their commands, not the cluster's telemetry; 0 on a single broker.

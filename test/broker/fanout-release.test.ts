@@ -1,0 +1,126 @@
+import { connect as tcpConnect, type Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
+import type { MqttClient } from 'mqtt';
+import { afterEach, expect, it } from 'vitest';
+import type { Broker } from '../../broker/broker.ts';
+import { deviceTopic, FILTERS } from '../../contract/topics.ts';
+import { captureLogger } from '../ingest/support/wait.ts';
+import { connect, connectRecording, record, startBroker, until } from './helpers.ts';
+import { demoSecret } from '../support/registry.ts';
+
+/**
+ * A subscriber that falls behind holds no publisher (broker/fanout-release.ts). Before session 23 a
+ * publish completed only once every subscriber's copy had drained, so one svc-ingest that stopped
+ * reading held every device's PUBACK, and a QoS 0 sender's next packets, for aedes' drain timeout
+ * (30 s in production; 10 min here, so the old behaviour would hang these tests). Now what a
+ * subscriber has not taken is bounded per connection instead, and past the bound it is dropped; a
+ * persistent session loses nothing by it.
+ */
+let broker: Broker | undefined;
+const clients: MqttClient[] = [];
+const sockets: Socket[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const c of clients.splice(0)) c.end(true);
+  await broker?.close();
+  broker = undefined;
+});
+
+/** A raw subscriber that reads its CONNACK and SUBACK, then nothing more. */
+async function frozenSubscriber(b: Broker, username: string, filters: string[], clean: boolean): Promise<Socket> {
+  const s = tcpConnect(b.tcpPort, '127.0.0.1');
+  sockets.push(s);
+  s.on('error', () => undefined);
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId: username, keepalive: 0, username, password: Buffer.from(demoSecret(username)) }));
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })) }));
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  await new Promise<void>((resolve, reject) => {
+    parser.on('packet', (p) => {
+      if (p.cmd === 'connack' && p.returnCode !== 0) reject(new Error(`CONNACK ${String(p.returnCode)}`));
+      if (p.cmd === 'suback') {
+        s.off('data', onData);
+        s.pause();
+        resolve();
+      }
+    });
+    const onData = (d: Buffer): void => void parser.parse(d);
+    s.on('data', onData);
+  });
+  return s;
+}
+
+const pad = 'x'.repeat(3_000);
+
+it("delivers a detector's alarm, and acknowledges it, while a subscriber to every message reads nothing", async () => {
+  broker = await startBroker({ config: { limits: { drainTimeoutMs: 600_000, subscriberBufferBytes: 256 * 1024 * 1024 } } });
+  const b = broker;
+  await frozenSubscriber(b, 'svc-ingest', [FILTERS.telemetry, FILTERS.event], true);
+  const alerts = await connect(b, 'svc-alerts');
+  clients.push(alerts);
+  const got = record(alerts);
+  await alerts.subscribeAsync(FILTERS.event, { qos: 1 });
+  const device = await connect(b, 'h01-sd-r101');
+  clients.push(device);
+  const telemetry = deviceTopic('h01', 'h01-sd-r101', 'telemetry');
+  // QoS 0 telemetry until the broker itself holds bytes for the frozen reader (its socket and the
+  // kernel's buffers full). Before, the device's packets stopped being read at that point.
+  let seq = 0;
+  await until(
+    () => `the broker holding over 1 MB for the frozen reader (holds ${String(b.stats().subscriberBufferedBytes)} after ${String(seq)} readings)`,
+    async () => {
+      for (let i = 0; i < 100; i++) device.publish(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, pad }), { qos: 0 });
+      await new Promise((r) => setTimeout(r, 5));
+      return b.stats().subscriberBufferedBytes > 1024 * 1024;
+    },
+    60_000,
+  );
+  const dropped = b.stats().slowSubscribersDropped;
+  // The alarm (QoS 1): its PUBACK and its delivery to svc-alerts come while svc-ingest still reads nothing.
+  const alarmSeq = ++seq;
+  await device.publishAsync(deviceTopic('h01', 'h01-sd-r101', 'event'), JSON.stringify({ ts: Date.now(), seq: alarmSeq, type: 'detector_alarm' }), { qos: 1 });
+  // (the broker adds its receive stamp to the payload)
+  await until('svc-alerts receives the alarm', () => got.some((m) => (JSON.parse(m.payload.toString()) as { seq?: unknown }).seq === alarmSeq));
+  expect(b.stats().slowSubscribersDropped).toBe(dropped);
+  expect(b.stats().subscriberBufferedBytes).toBeGreaterThan(1024 * 1024);
+});
+
+it('drops a subscriber past its buffer bound, once, and its persistent session loses nothing', async () => {
+  const { logger, lines } = captureLogger('info');
+  broker = await startBroker({ config: { limits: { drainTimeoutMs: 600_000, subscriberBufferBytes: 256 * 1024 } }, logger });
+  const b = broker;
+  const frozen = await frozenSubscriber(b, 'svc-ingest', [FILTERS.telemetry], false);
+  let closed = false;
+  frozen.on('close', () => (closed = true));
+  const device = await connect(b, 'h01-sd-r101');
+  clients.push(device);
+  const telemetry = deviceTopic('h01', 'h01-sd-r101', 'telemetry');
+  // QoS 1: every message PUBACKed (so stored for the session) whatever the frozen reader does.
+  const total = 8_000; // 24 MB: past the loopback socket buffers and the 256 KB bound
+  for (let from = 1; from <= total; from += 200) {
+    const batch: Array<Promise<unknown>> = [];
+    for (let seq = from; seq < from + 200 && seq <= total; seq++) batch.push(device.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq, pad }), { qos: 1 }));
+    await Promise.all(batch);
+  }
+  await until('the frozen subscriber dropped', () => b.stats().slowSubscribersDropped === 1, 30_000);
+  const about = lines.filter((l) => l.clientId === 'svc-ingest' && typeof l.code === 'string' && l.code.startsWith('BROKER_'));
+  expect(about.map((l) => [l.code, l.err])).toEqual([['BROKER_SLOW_SUBSCRIBER', 'subscriber buffer full']]);
+  frozen.resume();
+  await until('its socket closed', () => closed);
+  expect(device.connected).toBe(true);
+  // What it held goes out of the count, and the session gets everything at its next connect.
+  await until('nothing held for it any more', () => b.stats().subscriberBufferedBytes === 0);
+  const { client, received } = await connectRecording(b, 'svc-ingest', { clean: false });
+  clients.push(client);
+  const seen = new Set<number>();
+  await until(
+    () => `all ${String(total)} readings (${String(seen.size)} so far)`,
+    () => {
+      for (const m of received.splice(0)) seen.add((JSON.parse(m.payload.toString()) as { seq: number }).seq);
+      return seen.size === total;
+    },
+    60_000,
+  );
+  expect(b.stats().slowSubscribersDropped).toBe(1);
+});
