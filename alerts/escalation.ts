@@ -43,7 +43,18 @@ export const DEFAULT_POLICY: EscalationPolicy = {
 
 export type DueAction =
   | { readonly kind: 'escalate'; readonly at: number; readonly level: number; readonly reason: EscalationReason }
-  | { readonly kind: 'remind'; readonly at: number };
+  | { readonly kind: 'remind'; readonly at: number }
+  /** An acknowledged trouble that has not cleared sounds again (TROUBLE_RESOUND_S). */
+  | { readonly kind: 'resound'; readonly at: number };
+
+/**
+ * A silenced trouble signal resounds: NFPA 72 §10.14.9.1 (2019) has a trouble signal that was
+ * silenced sound again at intervals of 24 h or less while the fault lasts, so a dead detector or a
+ * flat battery acknowledged on one night is not forgotten for a month. Acknowledged alarms and care
+ * alerts do not resound (a person is on them and closes them); unacknowledged ones are reminded by
+ * `remindEveryS`.
+ */
+export const TROUBLE_RESOUND_S = 24 * 3600;
 
 export type EscalationReason = 'ack_deadline' | 'confirm_deadline' | 'ladder' | 'confirmed_fire' | 'emergency' | 'real_fire';
 
@@ -87,6 +98,7 @@ export function nextDue(alert: EscalationSubject, policy: EscalationPolicy, home
   // Reminders repeat until someone acts: the next one is due a period after the last change.
   const remindS = usesPositiveAlarmSequence(alert) ? (step.remindEveryS ?? PAS_ACK_DEADLINE_S) : step.remindEveryS;
   if (!acked && remindS !== undefined) candidates.push({ kind: 'remind', at: alert.ts + remindS * 1000 });
+  if (acked && alert.signal === 'trouble') candidates.push({ kind: 'resound', at: (alert.acknowledgedAt ?? alert.ts) + TROUBLE_RESOUND_S * 1000 });
   let best: DueAction | undefined;
   for (const c of candidates) if (best === undefined || c.at < best.at || (c.at === best.at && c.kind === 'escalate')) best = c;
   return best;

@@ -276,7 +276,20 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
     // (a helper's hunt, session 22; test/alerts/incidents/clock-step.test.ts).
     if (due.at > clock.now() && !sameStep(armed, due)) return schedule(rec);
     if (due.kind === 'escalate') escalate(rec, due.level, due.reason, SYSTEM);
+    else if (due.kind === 'resound') resound(rec);
     else commit(rec, {}, 'reminder', SYSTEM);
+  }
+
+  /**
+   * An acknowledged trouble still open a day later sounds again (escalation.ts TROUBLE_RESOUND_S):
+   * re-alerted as a new point on an acknowledged panel is (the acknowledgement cleared, the duty
+   * staff paged), so someone acknowledges it again or the ladder takes it up.
+   */
+  function resound(rec: Rec): void {
+    const point = rec.incident.points.find((p) => p.state !== 'resolved' && p.inhibited === undefined);
+    if (point === undefined) return;
+    reAlert(rec, 'trouble_resound', point.alertId);
+    commit(rec, refreshed(rec), 'reminder', SYSTEM, { reason: 'trouble_resound' });
   }
 
   /** Runs an operation on the incident's members as one batch; the caller commits the incident after. */
