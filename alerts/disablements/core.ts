@@ -179,18 +179,22 @@ export function filterSignals(signals: readonly Signal[], disablements: readonly
 }
 
 /**
- * After disablements ended: each held condition whose disablement is no longer in force is either
- * taken over by another one still in force, or released (raised now).
+ * After disablements ended: each held condition whose disablement is no longer in force (or, for a
+ * signal standing for other devices, one of whose devices is no longer held back) is either taken
+ * over by another one still in force, or released (raised now).
  */
 export function releaseHeld(held: ReadonlyMap<string, HeldSignal>, disablements: readonly Disablement[], registry: RegistryIndex, now: number): { release: HeldSignal[]; reassign: Map<string, HeldSignal> } {
   const release: HeldSignal[] = [];
   const reassign = new Map<string, HeldSignal>();
   const live = new Set(disablements.filter((d) => isInForce(d, now)).map((d) => d.id));
   for (const [key, h] of held) {
-    if (live.has(h.disablementId)) continue;
+    // A signal that stands for other devices' alarms (a confirmed fire) is held only while all of
+    // them are held back too (suppressionOf): the end of one of *their* disablements releases it,
+    // not only the end of its own (until session 23 it stayed held with its neighbour back in service).
+    if (live.has(h.disablementId) && (h.signal.standsFor ?? []).length === 0) continue;
     const other = suppressionOf(h.signal, disablements, registry, now);
-    if (other !== undefined) reassign.set(key, { disablementId: other.id, signal: h.signal });
-    else release.push(h);
+    if (other === undefined) release.push(h);
+    else if (other.id !== h.disablementId) reassign.set(key, { disablementId: other.id, signal: h.signal });
   }
   return { release, reassign };
 }
