@@ -94,8 +94,15 @@ export function createEngine(deps: EngineDeps): Engine {
   const states = new Map<string, unknown>();
   const failures: Record<string, number> = {};
   const consecutive: Record<string, number> = {};
-  /** `ruleId\u0000homeId` of rules currently failing for a home (their trouble signal is active). */
-  const failing = new Set<string>();
+  /**
+   * `ruleId\u0000homeId` of rules currently failing for a home (their trouble signal is active), with
+   * the inputs that failed: a device (its readings), or an input type (ticks, care actions). Only a
+   * success on the same input clears it: until session 23 a rule that threw on one detector's readings
+   * but not on ticks was "cleared" by the next tick within a second, 360 troubles an hour, never open
+   * long enough to be seen or escalated (a helper's hunt, session 22).
+   */
+  const failing = new Map<string, Set<string>>();
+  const sourceOf = (input: RuleInput): string => ('device' in input ? `device:${input.device.id}` : input.type);
   const allHomes = deps.registry.site.homes.map((h) => h.id);
   /** Rules whose state came from a snapshot and has not yet gone through a successful evaluation. */
   const restored = new Set<string>();
@@ -147,18 +154,26 @@ export function createEngine(deps: EngineDeps): Engine {
           for (const f of found) facts.push(f);
         }
         if (failing.size > 0) {
+          const source = sourceOf(input);
           for (const homeId of homesOf(input)) {
-            if (failing.delete(`${rule.id}\u0000${homeId}`)) out.push(ruleTrouble(rule.id, homeId, false, input.now));
+            const k = `${rule.id}\u0000${homeId}`;
+            const sources = failing.get(k);
+            if (sources === undefined || !sources.delete(source) || sources.size > 0) continue;
+            failing.delete(k);
+            out.push(ruleTrouble(rule.id, homeId, false, input.now));
           }
         }
       } catch (err) {
         failures[rule.id] = (failures[rule.id] ?? 0) + 1;
         consecutive[rule.id] = (consecutive[rule.id] ?? 0) + 1;
         deps.logger?.error({ err, rule: rule.id, input: input.type, code: 'ALERTS_RULE_FAILED' }, 'rule failed');
+        const source = sourceOf(input);
         for (const homeId of homesOf(input)) {
           const k = `${rule.id}\u0000${homeId}`;
-          if (!failing.has(k)) {
-            failing.add(k);
+          const sources = failing.get(k);
+          if (sources !== undefined) sources.add(source);
+          else {
+            failing.set(k, new Set([source]));
             out.push(ruleTrouble(rule.id, homeId, true, input.now));
           }
         }
