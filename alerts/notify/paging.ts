@@ -119,6 +119,11 @@ export function decidePages(prev: PageState | undefined, v: PageView, opts: Deci
   let notified = prev === undefined ? -1 : prev.notified;
   let target = prev?.target ?? 0;
   let marks: Record<string, ChannelMark> = fresh ? {} : { ...prev?.marks };
+  // A mark in the future: the wall clock was stepped back since (marks are made at `now`; NTP, an
+  // operator). It counts as made now, so the next repeat is at most one period away, not the size of
+  // the step: until session 23 a 1 h step silenced an unanswered call's repeats for an hour
+  // (test/alerts/notify/clock-step-repeat.test.ts). Its timer runs on elapsed time meanwhile.
+  for (const [channel, m] of Object.entries(marks)) if (m.at > v.now) marks[channel] = { ...m, at: v.now };
   let told = new Set(fresh ? [] : (prev?.told ?? []));
   const paged = new Set<number>();
   const page = (level: number, reason: PageReason): void => {
