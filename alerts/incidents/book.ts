@@ -248,12 +248,29 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
     return { ...rec.incident, category: rec.incident.kind as AlertCategory, raisedAt: rec.alertedAt };
   }
 
+  /**
+   * Anchors in the future: the wall clock was stepped back since they were taken (NTP, an operator).
+   * Each is taken as now, so a deadline scheduled from them is at most its own period late, not the
+   * size of the step: until session 23 an incident that changed after a 1 h backward step (a second
+   * detector joining) had its 15 s acknowledgement deadline an hour away again
+   * (test/alerts/incidents/clock-step.test.ts). A step armed before the change is kept by `onDue`.
+   */
+  function reanchor(rec: Rec): void {
+    const now = clock.now();
+    if (rec.alertedAt > now) rec.alertedAt = now;
+    const inc = rec.incident;
+    if (inc.ts > now || (inc.acknowledgedAt ?? 0) > now) {
+      rec.incident = { ...inc, ts: Math.min(inc.ts, now), ...(inc.acknowledgedAt !== undefined ? { acknowledgedAt: Math.min(inc.acknowledgedAt, now) } : {}) };
+    }
+  }
+
   function schedule(rec: Rec): void {
     if (rec.timer) clock.clearTimeout(rec.timer);
     rec.timer = undefined;
     if (closed) return;
     // Inhibited points raise no countdown: an incident of nothing but held-back points waits for its source.
     if (!rec.incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined)) return;
+    reanchor(rec);
     const due = nextDue(subject(rec), policy, registry.home(rec.incident.homeId));
     if (due === undefined) return;
     rec.armed = due;

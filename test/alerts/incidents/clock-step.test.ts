@@ -48,6 +48,23 @@ describe('NTP step of the wall clock while a fire is unacknowledged', () => {
     expect(a.lifecycle.incident(incidentId)?.escalationLevel).toBe(2);
   });
 
+  it('nor when the incident changes after the step (a second detector joins it)', async () => {
+    // Until session 23 the change scheduled the ladder again from the incident's anchors, an hour in
+    // the stepped-back clock's future: the fire's deadlines were an hour away again (the review's finding).
+    const clock = wallClock();
+    const { a, incidentId } = await fireOn(clock);
+    clock.advance(5_000);
+    clock.step(-3_600_000);
+    clock.advance(1_000);
+    const r102 = registry.device('h01-sd-r102');
+    if (r102 === undefined) throw new Error('no h01-sd-r102');
+    const now = clock.now();
+    a.handleInput({ type: 'telemetry', now, device: r102, ts: now, receivedTs: now, metrics: { smoke_obscuration_pct_per_m: 18 } });
+    expect(a.lifecycle.incident(incidentId)?.points.length).toBe(2);
+    clock.advance(60_000);
+    expect(a.lifecycle.incident(incidentId)?.escalationLevel).toBe(2);
+  });
+
   it('control: without a step, the fire reaches the bureau after 15 s', async () => {
     const clock = wallClock();
     const { a, incidentId } = await fireOn(clock);
