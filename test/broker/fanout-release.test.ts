@@ -1,12 +1,16 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { hashSecret } from '../../common/secrets.ts';
+import { indexRegistry } from '../../contract/registry-index.ts';
+import type { Device } from '../../contract/registry.ts';
 import type { MqttClient } from 'mqtt';
 import { afterEach, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import { deviceTopic, FILTERS } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { connect, connectRecording, record, startBroker, until } from './helpers.ts';
-import { demoSecret } from '../support/registry.ts';
+import { demoRegistry, demoSecret } from '../support/registry.ts';
 
 /**
  * A subscriber that falls behind holds no publisher (broker/fanout-release.ts). Before session 23 a
@@ -124,3 +128,66 @@ it('drops a subscriber past its buffer bound, once, and its persistent session l
   );
   expect(b.stats().slowSubscribersDropped).toBe(1);
 });
+
+it("paces a SUBSCRIBE's retained messages by the subscriber's socket: a slow reader of 8 MB of retained statuses gets them all, past the bound", async () => {
+  // Only the live fan-out is released (fanout-release.ts): the retained messages of a SUBSCRIBE go
+  // out as the subscriber takes them. Released, they would go into its socket at once, past the
+  // bound, and it would be dropped at every SUBSCRIBE. 2,000 devices in memory (the aedes test-suite
+  // technique, as storm.test.ts) each retain a 4 KB status: more than the loopback socket buffers.
+  const N = 2_000;
+  const base = demoRegistry().site;
+  const home = base.homes[0];
+  const room = home?.floors[0]?.rooms[0];
+  if (home === undefined || room === undefined) throw new Error('demo site without rooms');
+  const hash = hashSecret('retained-secret', 16, Buffer.alloc(16, 1));
+  const devices: Device[] = Array.from({ length: N }, (_, i) => ({ id: `rt-${i}`, homeId: home.id, roomId: room.id, kind: 'heat_detector', secretHash: hash }));
+  const registry = indexRegistry({ ...base, homes: [home], residents: [], users: [], devices, rosters: [] });
+  broker = await startBroker({ registry, config: { limits: { drainTimeoutMs: 600_000, subscriberBufferBytes: 64 * 1024 } } });
+  const b = broker;
+  let pubacks = 0;
+  const status = 'x'.repeat(4_000);
+  for (let i = 0; i < N; i++) {
+    const server = new Duplex({ read() {}, write(chunk, _e, cb) { device.push(chunk); cb(); } });
+    const device: Duplex = new Duplex({ read() {}, write(chunk, _e, cb) { server.push(chunk); cb(); } });
+    server.on('error', () => undefined);
+    device.on('error', () => undefined);
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (p) => {
+      if (p.cmd === 'puback') pubacks++;
+    });
+    device.on('data', (d: Buffer) => void parser.parse(d));
+    b.aedes.handle(server);
+    const id = `rt-${i}`;
+    device.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 0, username: id, password: Buffer.from('retained-secret') }));
+    device.write(mqttPacket.generate({ cmd: 'publish', topic: deviceTopic(home.id, id, 'status'), payload: JSON.stringify({ ts: 1, online: true, firmware: status }), qos: 1, messageId: 1, retain: true, dup: false }));
+    if (i % 200 === 199) await new Promise((r) => setImmediate(r));
+  }
+  await until(() => `every status retained (${String(pubacks)} PUBACKs)`, () => pubacks === N, 30_000);
+  // A reader that takes nothing for a while after its SUBACK, then reads on.
+  const s = tcpConnect(b.tcpPort, '127.0.0.1');
+  sockets.push(s);
+  s.on('error', () => undefined);
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  let retained = 0;
+  let subacked = false;
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on('packet', (p) => {
+    if (p.cmd === 'suback') subacked = true;
+    if (p.cmd === 'publish' && p.retain) retained++;
+  });
+  let frozen = true;
+  s.on('data', (d: Buffer) => {
+    parser.parse(d);
+    if (subacked && frozen) s.pause();
+  });
+  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'svc-ingest', keepalive: 0, username: 'svc-ingest', password: Buffer.from(demoSecret('svc-ingest')) }));
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: FILTERS.status, qos: 0 }] }));
+  await until('the SUBACK', () => subacked);
+  // Give a release of the retained messages the time to go over the bound (milliseconds), then read.
+  await new Promise((r) => setTimeout(r, 1_000));
+  expect(b.stats().slowSubscribersDropped).toBe(0);
+  frozen = false;
+  s.resume();
+  await until(() => `all ${String(N)} retained statuses (${String(retained)} so far)`, () => retained === N, 30_000);
+  expect(b.stats().slowSubscribersDropped).toBe(0);
+}, 120_000);
