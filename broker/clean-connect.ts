@@ -379,7 +379,9 @@ function register(s: Connecting): void {
   const previous = broker.clients[id];
   if (previous !== undefined) {
     previous.close(() => {
-      addClient(broker, client, id);
+      // It may have died while the old one closed (aedes' close calls back after its store work):
+      // registered then, it was a dead client in the id's place, connectedClients one high for good.
+      if (!client.closed) addClient(broker, client, id);
     });
   } else addClient(broker, client, id);
   cleanIncoming(s);

@@ -282,6 +282,35 @@ describe.each(STORES)('clean-session CONNECT (clean-connect.ts), $name', ({ clus
     }
   });
 
+  it.runIf(!cluster)('does not register a connection that died while the session it takes over was closing', async () => {
+    const d = takeDevice();
+    const connectedBefore = broker.stats().connectedClients;
+    const first = await connect(broker, d.id);
+    clients.push(first);
+    const aedes = broker.aedes as unknown as { clients: Record<string, { closed: boolean; close(cb?: () => void): void } | undefined> };
+    const previous = aedes.clients[d.id];
+    if (previous === undefined) throw new Error('first connection not registered');
+    // The old connection's close is slow to call back (a store slow to answer): held until the new one is gone.
+    let open = (): void => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    let closing = false;
+    const close = previous.close.bind(previous);
+    previous.close = (cb) => {
+      closing = true;
+      close(() => void gate.then(() => cb?.()));
+    };
+    const second = await keepaliveDevice(d);
+    await until('the takeover under way', () => closing);
+    second.s.destroy();
+    await second.closed;
+    await new Promise((r) => setTimeout(r, 200)); // the broker sees the close
+    open();
+    await new Promise((r) => setTimeout(r, 200));
+    // Until session 23 it was added once the old one had closed: registered dead, connectedClients one high.
+    expect(aedes.clients[d.id]).toBeUndefined();
+    expect(broker.stats().connectedClients).toBe(connectedBefore);
+  });
+
   it.runIf(cluster)('clears, undelivered, what a clean client id finds queued in Redis without a subscription (an older session)', async () => {
     const d = takeDevice();
     const id = 'svc-ingest-clean-connect-leftover';
