@@ -6,7 +6,7 @@ import type { RegistryIndex } from '../contract/registry-index.ts';
 import { createBaselineService, type BaselineService, type BaselineServiceDeps } from './baselines.ts';
 import type { CareActionInput } from './care-action.ts';
 import type { AlertsConfig } from './config.ts';
-import { createEngine, type Engine, type RuleStates } from './engine.ts';
+import { createEngine, ruleFailureOf, type Engine, type RuleStates } from './engine.ts';
 import type { EscalationPolicy } from './escalation.ts';
 import { buildApp } from './http/app.ts';
 import { createCareStateView } from './http/care-state.ts';
@@ -697,6 +697,12 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       const mergedIncidents = newestOpen([...(Array.isArray(snap?.incidents) ? snap.incidents : []), ...restoredIncidents.incidents], (s) => s.incident, restoredIncidents.resolved);
       lifecycle.restore(merged, restored.audit, Array.isArray(snap?.held) ? snap.held : [], { incidents: mergedIncidents, audit: restoredIncidents.audit });
       logger.info({ openAlerts: lifecycle.open().length, openIncidents: lifecycle.openIncidents().length, ruleStates: snap !== undefined }, 'alerts restored');
+      // A rule failure open before the restart clears when its rule next succeeds: the engine starts
+      // without knowing it failed (until session 23 such a trouble stayed open for good).
+      for (const a of lifecycle.open()) {
+        const failed = a.rule === 'rule_failure' ? ruleFailureOf(lifecycle.stored(a.id)?.key ?? '') : undefined;
+        if (failed !== undefined) engine.resumeFailing(failed.ruleId, failed.homeId);
+      }
       // From here a snapshot's cut holds the restored open alerts (the journal's replayed changes).
       coverable = true;
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.

@@ -54,6 +54,11 @@ export interface Engine {
    */
   view(ruleIds?: readonly string[]): RuleStates;
   restore(states: RuleStates): void;
+  /**
+   * A rule failure found open at start (its trouble alert restored, `ruleFailureOf`): the engine
+   * did not see what failed, so the rule's next success for the home, on any input, clears it.
+   */
+  resumeFailing(ruleId: string, homeId: string): void;
   /** Failures per rule id since start. */
   failures(): Readonly<Record<string, number>>;
   /** True when a state changed since the last `snapshot()`. */
@@ -72,6 +77,15 @@ export const RESET_AFTER_FAILURES = 3;
  * a fault of the control unit as a trouble signal: so does carewatch, per rule and home, cleared
  * when the rule next succeeds for that home.
  */
+/** The rule and home of a rule failure's trouble key (`ruleTrouble`), or undefined for any other key. */
+export function ruleFailureOf(key: string): { ruleId: string; homeId: string } | undefined {
+  const m = /^rule_failure:(.+):([^:]+)$/.exec(key);
+  return m?.[1] !== undefined && m[2] !== undefined ? { ruleId: m[1], homeId: m[2] } : undefined;
+}
+
+/** What failed, for a failure restored at start (resumeFailing): any success clears it. */
+const ANY_INPUT = '*';
+
 function ruleTrouble(ruleId: string, homeId: string, active: boolean, now: number): Signal {
   return {
     key: `rule_failure:${ruleId}:${homeId}`,
@@ -158,7 +172,9 @@ export function createEngine(deps: EngineDeps): Engine {
           for (const homeId of homesOf(input)) {
             const k = `${rule.id}\u0000${homeId}`;
             const sources = failing.get(k);
-            if (sources === undefined || !sources.delete(source) || sources.size > 0) continue;
+            if (sources === undefined) continue;
+            const passed = sources.delete(source);
+            if (!(sources.delete(ANY_INPUT) || passed) || sources.size > 0) continue;
             failing.delete(k);
             out.push(ruleTrouble(rule.id, homeId, false, input.now));
           }
@@ -248,6 +264,10 @@ export function createEngine(deps: EngineDeps): Engine {
         states.set(rule.id, structuredClone(saved[rule.id]));
         restored.add(rule.id);
       }
+    },
+    resumeFailing(ruleId, homeId) {
+      const k = `${ruleId}\u0000${homeId}`;
+      if (!failing.has(k)) failing.set(k, new Set([ANY_INPUT]));
     },
     failures: () => ({ ...failures }),
     dirty: () => changed,

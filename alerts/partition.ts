@@ -138,6 +138,9 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
         if (typeof s === 'object' && s !== null) e.restore(s as RuleStates);
       }
     },
+    resumeFailing(ruleId, homeId) {
+      engines.get(homeId)?.resumeFailing(ruleId, homeId);
+    },
     failures() {
       const sum: Record<string, number> = {};
       for (const e of all()) for (const [rule, n] of Object.entries(e.failures())) sum[rule] = (sum[rule] ?? 0) + n;
