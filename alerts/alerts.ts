@@ -24,6 +24,7 @@ import type { Fact } from './rules/facts.ts';
 import type { Rule, RuleContext, RuleInput } from './rules/types.ts';
 import { createSocketHub, type SocketHub } from './socket.ts';
 import { createDisablementStore, type DisablementStore } from './disablements/store.ts';
+import type { HeldSignal } from './disablements/core.ts';
 import { disablementRoutes } from './http/disablement-routes.ts';
 import type { Signal } from './rules/types.ts';
 import { readJson, writeTextAtomic } from './state-file.ts';
@@ -125,6 +126,8 @@ interface Snapshot {
   readonly held?: HeldCondition[];
   /** Open incidents (issue 11), the same fallback as `open`. */
   readonly incidents?: StoredIncident[];
+  /** Partitioned mode, per home: the conditions a disablement holds back (disablements/store.ts `heldOf`). */
+  readonly disablementHeld?: Array<{ key: string } & HeldSignal>;
 }
 
 export function createAlerts(deps: AlertsDeps): Alerts {
@@ -270,6 +273,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     onChange: (d) => hub?.publishDisablements(d.homeId),
     // A condition still active when its disablement ends is raised then (core.ts releaseHeld).
     onRelease: (signals) => lifecycle.applySignals(signals),
+    ...(homes !== undefined ? { owns } : {}),
   });
   // Issue 15: on-call rosters (registry, edited by directors) and the notifier on the incident sink.
   const rosters: RosterStore = createRosterStore({ registry, stateDir, clock, logger });
@@ -498,7 +502,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       parts: [
         `{"version":1,"home":${JSON.stringify(h)},"owner":${JSON.stringify(config.instance ?? null)},"savedAt":${clock.now()},"rules":`,
         ...engines.snapshotHomeCut(h),
-        `,"open":${JSON.stringify(open.filter((s) => s.alert.homeId === h))},"held":${JSON.stringify(held.filter((c) => c.signal.homeId === h))},"incidents":${JSON.stringify(incidents.filter((s) => s.incident.homeId === h))}}`,
+        `,"open":${JSON.stringify(open.filter((s) => s.alert.homeId === h))},"held":${JSON.stringify(held.filter((c) => c.signal.homeId === h))},"incidents":${JSON.stringify(incidents.filter((s) => s.incident.homeId === h))},"disablementHeld":${JSON.stringify(disablements.heldOf(h))}}`,
       ],
     }));
     saving = saving
@@ -532,6 +536,8 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         if (Array.isArray(snap.open)) open.push(...snap.open.filter((s) => s.alert.homeId === h));
         if (Array.isArray(snap.held)) held.push(...snap.held.filter((c) => c.signal.homeId === h));
         if (Array.isArray(snap.incidents)) incidents.push(...snap.incidents.filter((s) => s.incident.homeId === h));
+        // Conditions a test-mode disablement held back when the home was saved (it may have moved here).
+        if (Array.isArray(snap.disablementHeld)) disablements.adoptHeld(snap.disablementHeld.filter((c) => c.signal.homeId === h));
       } catch (err) {
         // As for the one-instance snapshot: a corrupt file costs that home's rule windows; its open
         // alerts and incidents still come from InfluxDB.

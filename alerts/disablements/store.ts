@@ -58,6 +58,10 @@ export interface DisablementStats {
 
 export interface DisablementStore {
   start(): Promise<void>;
+  /** The conditions held for one home now (saved in its state file in partitioned mode). */
+  heldOf(homeId: string): Array<{ key: string } & HeldSignal>;
+  /** Before start: conditions held for owned homes, read from their state files (a home moved here). */
+  adoptHeld(entries: ReadonlyArray<{ key: string } & HeldSignal>): void;
   /** Signals of one evaluation → those that go on to the lifecycle. Records what it holds back; never throws. */
   filter(signals: readonly Signal[]): readonly Signal[];
   create(actor: Actor, homeId: string, req: DisablementRequest): Outcome<Disablement>;
@@ -86,6 +90,12 @@ export interface DisablementStoreDeps {
   readonly onChange?: (d: Disablement) => void;
   /** Conditions still active when the disablement holding them ended: raise them now. */
   readonly onRelease?: (signals: readonly Signal[]) => void;
+  /**
+   * Partitioned mode: the homes this instance owns. Conditions held for another home are not kept
+   * (they moved with their home's state file, `heldOf`/`adoptHeld`): raised here, they would be
+   * alarms of a home whose page and ladder are on another instance.
+   */
+  readonly owns?: (homeId: string) => boolean;
 }
 
 type Meta = { kind: 'disablement'; d: Disablement } | { kind: 'audit'; e: DisablementAuditEntry };
@@ -135,6 +145,7 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
   const all = new Map<string, Disablement>();
   const audits = new Map<string, DisablementAuditEntry[]>();
   const held = new Map<string, HeldSignal>();
+  const adopted: Array<{ key: string } & HeldSignal> = [];
   const timers = new Map<string, ClockTimer>();
   const rejected: Record<string, number> = {};
   const rejectLoggedAt = new Map<string, number>();
@@ -324,14 +335,21 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
       list.push(e);
       audits.set(e.disablementId, list);
     }
-    for (const h of file?.held ?? []) {
+    for (const h of [...(file?.held ?? []), ...adopted]) {
       const d = all.get(h.disablementId);
-      if (d !== undefined && typeof h.key === 'string' && h.signal?.active === true) held.set(h.key, { disablementId: h.disablementId, signal: h.signal });
+      if (d === undefined || typeof h.key !== 'string' || h.signal?.active !== true) continue;
+      if (deps.owns !== undefined && !deps.owns(h.signal.homeId)) continue;
+      held.set(h.key, { disablementId: h.disablementId, signal: h.signal });
     }
     inForceCache = undefined;
   }
 
   return {
+    heldOf: (homeId) => [...held].filter(([, h]) => h.signal.homeId === homeId).map(([key, h]) => ({ key, ...h })),
+    adoptHeld(entries) {
+      if (started) throw new Error('held conditions are adopted before start');
+      adopted.push(...entries);
+    },
     async start() {
       if (started) throw new Error('disablements already started');
       if (influx !== undefined) {
