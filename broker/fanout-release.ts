@@ -131,16 +131,19 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
         if (state.bytes + size > opts.maxBufferedBytes) {
           dropped = true;
           opts.onOverflow?.(client, state.bytes + size);
-          // A reset frees the kernel's send buffer too (a FIN stays queued behind the unsent bytes,
-          // FIN-WAIT-1 for minutes); then aedes closes the client as for any connection error.
-          // (TCP only: Node refuses a reset of a TLS socket; WebSocket streams have none.)
-          try {
-            client.conn.resetAndDestroy?.();
-          } catch {
-            // not a plain TCP socket: aedes destroys it below
-          }
-          client.emit('error', new Error(SUBSCRIBER_BUFFER_FULL));
-          setImmediate(cb);
+          // Out of the emitter's turn (closing unsubscribes the client from it). A reset frees the
+          // kernel's send buffer too (a FIN stays queued behind the unsent bytes, FIN-WAIT-1 for
+          // minutes); then aedes closes the client as for any connection error. (TCP only: Node
+          // refuses a reset of a TLS socket; WebSocket streams have none.)
+          setImmediate(() => {
+            try {
+              client.conn.resetAndDestroy?.();
+            } catch {
+              // not a plain TCP socket: aedes destroys it on the error
+            }
+            client.emit('error', new Error(SUBSCRIBER_BUFFER_FULL));
+            cb();
+          });
           return;
         }
         state.bytes += size;

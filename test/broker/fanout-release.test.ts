@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
@@ -57,6 +58,25 @@ async function frozenSubscriber(b: Broker, username: string, filters: string[], 
 
 const pad = 'x'.repeat(3_000);
 
+/** The kernel's TCP states (hex, /proc/net/tcp) of this machine's sockets from local port `local` to remote port `remote`. */
+function tcpStates(local: number, remote: number): string[] {
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+  const out: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const [, localAddr, remoteAddr, state] = line.trim().split(/\s+/);
+      if (localAddr?.endsWith(`:${hex(local)}`) && remoteAddr?.endsWith(`:${hex(remote)}`) && state !== undefined) out.push(state);
+    }
+  }
+  return out;
+}
+
 it("delivers a detector's alarm, and acknowledges it, while a subscriber to every message reads nothing", async () => {
   broker = await startBroker({ config: { limits: { drainTimeoutMs: 600_000, subscriberBufferBytes: 256 * 1024 * 1024 } } });
   const b = broker;
@@ -110,6 +130,9 @@ it('drops a subscriber past its buffer bound, once, and its persistent session l
   await until('the frozen subscriber dropped', () => b.stats().slowSubscribersDropped === 1, 30_000);
   const about = lines.filter((l) => l.clientId === 'svc-ingest' && typeof l.code === 'string' && l.code.startsWith('BROKER_'));
   expect(about.map((l) => [l.code, l.err])).toEqual([['BROKER_SLOW_SUBSCRIBER', 'subscriber buffer full']]);
+  // Reset, not closed: the broker's side is gone at once, not a FIN queued behind megabytes the
+  // reader may never take (FIN-WAIT-1, '04', for minutes with its send buffer held).
+  expect(tcpStates(b.tcpPort, frozen.localPort ?? 0)).toEqual([]);
   frozen.resume();
   await until('its socket closed', () => closed);
   expect(device.connected).toBe(true);
