@@ -163,6 +163,20 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
         depth = outer;
       }
     };
+    // aedes' drain timeout destroys the socket (a FIN queued behind what the reader never took:
+    // FIN-WAIT-1 for minutes, its send buffer held); reset first, as for the bound above.
+    const c = client as unknown as { _handleDrainTimeout?: () => void };
+    const onDrainTimeout = c._handleDrainTimeout;
+    if (typeof onDrainTimeout === 'function') {
+      c._handleDrainTimeout = function resetOnDrainTimeout(this: unknown) {
+        try {
+          client.conn.resetAndDestroy?.();
+        } catch {
+          // not a plain TCP socket: aedes destroys it
+        }
+        onDrainTimeout.call(this);
+      };
+    }
     client.deliverQoS = (packet, cb) => (depth > 0 ? release(deliverQoS, packet, cb) : deliverQoS(packet, cb));
     client.deliver0 = (packet, cb) => (depth > 0 ? release(deliver0, packet, cb) : deliver0(packet, cb));
     return true;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
@@ -10,7 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import { deviceTopic, FILTERS } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
-import { connect, connectRecording, record, startBroker, until } from './helpers.ts';
+import { connect, connectRecording, record, startBroker, tcpStates, until } from './helpers.ts';
 import { demoRegistry, demoSecret } from '../support/registry.ts';
 
 /**
@@ -57,25 +56,6 @@ async function frozenSubscriber(b: Broker, username: string, filters: string[], 
 }
 
 const pad = 'x'.repeat(3_000);
-
-/** The kernel's TCP states (hex, /proc/net/tcp) of this machine's sockets from local port `local` to remote port `remote`. */
-function tcpStates(local: number, remote: number): string[] {
-  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
-  const out: string[] = [];
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const [, localAddr, remoteAddr, state] = line.trim().split(/\s+/);
-      if (localAddr?.endsWith(`:${hex(local)}`) && remoteAddr?.endsWith(`:${hex(remote)}`) && state !== undefined) out.push(state);
-    }
-  }
-  return out;
-}
 
 it("delivers a detector's alarm, and acknowledges it, while a subscriber to every message reads nothing", async () => {
   broker = await startBroker({ config: { limits: { drainTimeoutMs: 600_000, subscriberBufferBytes: 256 * 1024 * 1024 } } });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createLogger, type Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
@@ -110,4 +111,23 @@ export async function publishUntilHeld(dev: MqttClient, topic: string, note: str
     if (!ok) return { acked, held: { seq, puback } };
   }
   return { acked };
+}
+
+/** The kernel's TCP states (hex, /proc/net/tcp) of this machine's sockets from local port `local` to remote port `remote`. */
+export function tcpStates(local: number, remote: number): string[] {
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+  const out: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const [, localAddr, remoteAddr, state] = line.trim().split(/\s+/);
+      if (localAddr?.endsWith(`:${hex(local)}`) && remoteAddr?.endsWith(`:${hex(remote)}`) && state !== undefined) out.push(state);
+    }
+  }
+  return out;
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import { deviceTopic } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
-import { connect, startBroker, until } from './helpers.ts';
+import { connect, startBroker, tcpStates, until } from './helpers.ts';
 
 /**
  * A subscriber that stops reading is closed after `drainTimeoutMs` (aedes' drain timeout; 500 ms
@@ -70,6 +70,9 @@ it('closes a subscriber that reads nothing with one line and one count', async (
   expect(broker.stats().clientErrors).toBe(before.clientErrors + 1);
   const about = lines.filter((l) => l.clientId === 'svc-alerts-frozen' && typeof l.code === 'string' && l.code.startsWith('BROKER_'));
   expect(about.map((l) => l.code)).toEqual(['BROKER_SLOW_SUBSCRIBER']);
+  // Reset (session 23): the broker's side is gone at once, not in FIN-WAIT-1 ('04') behind the
+  // megabytes the reader never took.
+  expect(tcpStates(broker.tcpPort, s.localPort ?? 0)).toEqual([]);
   s.resume();
   await until('its socket closed', () => closed);
   // The device kept its connection.
