@@ -110,13 +110,15 @@ export function createEngine(deps: EngineDeps): Engine {
   const consecutive: Record<string, number> = {};
   /**
    * `ruleId\u0000homeId` of rules currently failing for a home (their trouble signal is active), with
-   * the inputs that failed: a device (its readings), or an input type (ticks, care actions). Only a
+   * the inputs that failed: a device's input of one type (its readings, its events), or an input type
+   * (ticks, care actions). Only a
    * success on the same input clears it: until session 23 a rule that threw on one detector's readings
    * but not on ticks was "cleared" by the next tick within a second, 360 troubles an hour, never open
    * long enough to be seen or escalated (a helper's hunt, session 22).
    */
   const failing = new Map<string, Set<string>>();
-  const sourceOf = (input: RuleInput): string => ('device' in input ? `device:${input.device.id}` : input.type);
+  // A device's input of one type: a rule may throw on a detector's events and not on its telemetry.
+  const sourceOf = (input: RuleInput): string => ('device' in input ? `${input.type}:${input.device.id}` : input.type);
   const allHomes = deps.registry.site.homes.map((h) => h.id);
   /** Rules whose state came from a snapshot and has not yet gone through a successful evaluation. */
   const restored = new Set<string>();

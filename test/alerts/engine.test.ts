@@ -66,6 +66,24 @@ describe('engine', () => {
     expect(troubles(e.evaluate(smoke('h01-sd-r101', 1, T0 + 4000)))).toEqual([['h01', false]]);
   });
 
+  it("a rule failing on a detector's events is not cleared by the same detector's readings", () => {
+    // The review's case (session 23): the fire rules take telemetry, events and ticks.
+    const onEvents = {
+      id: 'test_events',
+      initialState: () => ({}),
+      evaluate: (input: RuleInput, state: object) => {
+        if (input.type === 'event') throw new Error('cannot read this event');
+        return { state, signals: [] };
+      },
+    };
+    const e = createEngine({ rules: [onEvents], registry, logger });
+    const device = registry.device('h01-sd-r101')!;
+    const event = (now: number): RuleInput => ({ type: 'event', now, device, ts: now, receivedTs: now, event: { ts: now, seq: 1, type: 'self_test', ok: true } });
+    const troubles = (signals: readonly { rule: string; active: boolean }[]) => signals.filter((x) => x.rule === 'rule_failure').map((x) => x.active);
+    const seen = [event(T0), smoke('h01-sd-r101', 1, T0 + 1), event(T0 + 2), smoke('h01-sd-r101', 1, T0 + 3)].flatMap((i) => troubles(e.evaluate(i)));
+    expect(seen).toEqual([true]);
+  });
+
   it('refuses two rules with the same id', () => {
     expect(() => createEngine({ rules: [smokeRule, smokeRule], registry })).toThrow(/duplicate rule id/);
   });
