@@ -148,6 +148,11 @@ interface Rec {
   timer?: ClockTimer;
   /** The step the timer was armed for (onDue acts on it whatever the wall clock says then). */
   armed?: DueAction;
+  /**
+   * The incident's `ts` and `acknowledgedAt` as the countdown takes them when they were found in the
+   * future (`reanchor`), each for the value it replaces; the message itself keeps the true times.
+   */
+  anchors?: { readonly ts?: { readonly of: number; readonly at: number }; readonly ack?: { readonly of: number; readonly at: number } };
 }
 
 const MAX_COMMENT = 1000;
@@ -245,31 +250,47 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
 
   /** The incident as the escalation policy sees it: its kind is its category, its countdown starts at alertedAt. */
   function subject(rec: Rec): EscalationSubject {
-    return { ...rec.incident, category: rec.incident.kind as AlertCategory, raisedAt: rec.alertedAt };
+    const inc = rec.incident;
+    const ts = rec.anchors?.ts?.of === inc.ts ? rec.anchors.ts.at : inc.ts;
+    const ack = inc.acknowledgedAt !== undefined && rec.anchors?.ack?.of === inc.acknowledgedAt ? rec.anchors.ack.at : inc.acknowledgedAt;
+    return { ...inc, category: inc.kind as AlertCategory, raisedAt: rec.alertedAt, ts, ...(ack !== undefined ? { acknowledgedAt: ack } : {}) };
   }
 
   /**
    * Anchors in the future: the wall clock was stepped back since they were taken (NTP, an operator).
-   * Each is taken as now, so a deadline scheduled from them is at most its own period late, not the
-   * size of the step: until session 23 an incident that changed after a 1 h backward step (a second
-   * detector joining) had its 15 s acknowledgement deadline an hour away again
-   * (test/alerts/incidents/clock-step.test.ts). A step armed before the change is kept by `onDue`.
+   * The countdown takes each as taken now, so a deadline scheduled from them is at most its own
+   * period late, not the size of the step: until session 23 an incident that changed after a 1 h
+   * backward step (a second detector joining) had its 15 s acknowledgement deadline an hour away
+   * again (test/alerts/incidents/clock-step.test.ts). A step armed before the change is kept by
+   * `onDue`. Only the countdown's copy changes (`rec.anchors`): the incident keeps the times things
+   * happened at. Were the step corrected later, deadlines from these come early by it, never late.
    */
   function reanchor(rec: Rec): void {
     const now = clock.now();
     if (rec.alertedAt > now) rec.alertedAt = now;
     const inc = rec.incident;
-    if (inc.ts > now || (inc.acknowledgedAt ?? 0) > now) {
-      rec.incident = { ...inc, ts: Math.min(inc.ts, now), ...(inc.acknowledgedAt !== undefined ? { acknowledgedAt: Math.min(inc.acknowledgedAt, now) } : {}) };
-    }
+    const s = subject(rec);
+    if (s.ts > now) rec.anchors = { ...rec.anchors, ts: { of: inc.ts, at: now } };
+    if (inc.acknowledgedAt !== undefined && (s.acknowledgedAt ?? 0) > now) rec.anchors = { ...rec.anchors, ack: { of: inc.acknowledgedAt, at: now } };
   }
 
   function schedule(rec: Rec): void {
-    if (rec.timer) clock.clearTimeout(rec.timer);
+    const running = rec.timer;
     rec.timer = undefined;
-    if (closed) return;
     // Inhibited points raise no countdown: an incident of nothing but held-back points waits for its source.
-    if (!rec.incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined)) return;
+    const counts = !closed && rec.incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined);
+    // A change that leaves the armed step as it was keeps its timer: it counts down on elapsed time,
+    // right through a step of the wall clock (re-armed from the wall clock it would be late by the
+    // time between its anchor and the step).
+    if (counts && running !== undefined) {
+      const same = nextDue(subject(rec), policy, registry.home(rec.incident.homeId));
+      if (same !== undefined && sameStep(rec.armed, same)) {
+        rec.timer = running;
+        return;
+      }
+    }
+    if (running !== undefined) clock.clearTimeout(running);
+    if (!counts) return;
     reanchor(rec);
     const due = nextDue(subject(rec), policy, registry.home(rec.incident.homeId));
     if (due === undefined) return;

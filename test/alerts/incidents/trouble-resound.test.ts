@@ -7,6 +7,7 @@ import { createLifecycle } from '../../../alerts/lifecycle.ts';
 import type { Signal } from '../../../alerts/rules/types.ts';
 import { demoRegistry } from '../../support/registry.ts';
 import { careSignal, fireSignal } from '../support/signals.ts';
+import { wallClock } from '../support/wall-clock.ts';
 
 /**
  * A silenced trouble sounds again within 24 h while its fault lasts (NFPA 72 §10.14.9.1). Until
@@ -71,4 +72,27 @@ it('a trouble that clears resounds no more; an acknowledged alarm or care alert 
   lc.applySignals([trouble(false)]);
   clock.advance(3 * TROUBLE_RESOUND_S * 1000);
   for (const id of ids) expect(lc.incidentAudit(id)?.some((e) => e.action === 'realerted')).toBe(false);
+});
+
+it('a backward step of the wall clock leaves the acknowledgement time as it was, and the resound at most a day after it', () => {
+  // The review's case (session 23): the first version of the step fix wrote the clamped time into
+  // the incident (an acknowledgement time nobody acknowledged at, published with the next change).
+  const clock = wallClock();
+  const changes: IncidentChange[] = [];
+  let n = 0;
+  const lc = createLifecycle({ clock, registry: demoRegistry(), onChange: () => undefined, onIncidentChange: (c) => changes.push(c), newId: () => `a${++n}`, newIncidentId: () => `i${n}` });
+  lc.applySignals([trouble(true)]);
+  const id = lc.openIncidents()[0]?.id ?? '';
+  expect(lc.ackIncident(id, staff)).toMatchObject({ ok: true });
+  const ackedAt = lc.incident(id)?.acknowledgedAt;
+  clock.advance(HOUR);
+  clock.step(-2 * HOUR);
+  // Another trouble of the same detector joins the incident after the step.
+  lc.applySignals([fireSignal({ key: 'low_battery:h01-sd-r101', rule: 'low_battery', category: 'device', signal: 'trouble', severity: 'low', latching: false, message: { zh: '电池电量低', en: 'low battery' } })]);
+  expect(lc.incident(id)?.points.length).toBe(2);
+  expect(lc.incident(id)?.acknowledgedAt).toBe(ackedAt);
+  // Within a day of real time from the acknowledgement it sounds again (here: 23 h after the step).
+  clock.advance(TROUBLE_RESOUND_S * 1000 - HOUR);
+  expect(lc.incident(id)?.acknowledgedAt).toBeUndefined();
+  expect(lc.incidentAudit(id)?.filter((e) => e.action === 'realerted').map((e) => e.reason)).toEqual(['trouble_resound']);
 });
