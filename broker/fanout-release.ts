@@ -13,12 +13,14 @@
  * 300 KB/s reader, 30 s held the site.
  *
  * So a delivery of the live fan-out releases the publish as soon as its write is issued (a
- * setImmediate after aedes' own deferred write: a healthy subscriber's write has happened by then),
- * and what a subscriber has not yet taken is bounded per connection instead: past `maxBufferedBytes`
- * not yet drained, the subscriber is dropped (`onOverflow`). A persistent QoS 1 session loses
- * nothing by it: aedes queued the message for the session before it emitted it (publishFuncsQoS:
- * enqueueOffline, then emitPacket) and sends the queue again at its next connect. A frozen reader
- * with a trickle of messages is still dropped by aedes' drain timeout, which now holds only it.
+ * setImmediate after aedes' own deferred write: the copy is in the socket's buffer by then), and
+ * what a subscriber has not yet taken is bounded per connection instead: past `maxBufferedBytes` in
+ * its socket's buffer and on their way into it, the subscriber is dropped (`onOverflow`). A
+ * persistent QoS 1 session loses nothing by it: aedes queued the message for the session before it
+ * emitted it (publishFuncsQoS: enqueueOffline, then emitPacket) and sends the queue again at its next
+ * connect. aedes' drain timeout, which now holds only the subscriber, drops one that took nothing
+ * for that long (not one whose buffer never quite empties while it keeps pace: the review's case,
+ * session 23); both drops are TCP resets.
  *
  * Only the live fan-out is released: the functions registered through `broker.subscribe` (aedes'
  * addSubs, lib/handlers/subscribe.js, captures `client.deliverQoS`/`deliver0` in them). The same
@@ -29,7 +31,7 @@
  * registered listener runs (the listener calls the delivery function synchronously).
  */
 
-/** Bytes a subscriber may have in flight (issued, not yet drained) before it is dropped. */
+/** Bytes a subscriber may have not yet taken (in its socket's buffer, or on their way) before it is dropped. */
 export const DEFAULT_SUBSCRIBER_BUFFER_BYTES = 16 * 1024 * 1024;
 
 /** The message of the error a dropped subscriber's connection is closed with (counted as slow). */
@@ -47,12 +49,14 @@ interface SubscribingBroker {
 interface DeliveringClient {
   deliverQoS: Deliver;
   deliver0: Deliver;
-  conn: { destroyed?: boolean; resetAndDestroy?: () => unknown };
+  conn: { destroyed?: boolean; writableLength?: number; bytesWritten?: number; _handle?: { writeQueueSize?: number } | null; resetAndDestroy?: () => unknown; once?: (event: 'close', fn: () => void) => unknown };
   emit(event: 'error', err: Error): boolean;
 }
 
 export interface FanoutReleaseOptions {
   readonly maxBufferedBytes: number;
+  /** aedes' drainTimeout: a subscriber that took nothing for this long is dropped (absent: aedes' own rule). */
+  readonly drainTimeoutMs?: number;
   /** Called once per dropped subscriber, before its connection is closed with SUBSCRIBER_BUFFER_FULL. */
   readonly onOverflow?: (client: unknown, bufferedBytes: number) => void;
 }
@@ -60,7 +64,7 @@ export interface FanoutReleaseOptions {
 export interface FanoutRelease {
   /** Releases `client`'s live deliveries; call from aedes' preConnect (before any subscription). False if it is not shaped as aedes 1.2's. */
   watch(client: unknown): boolean;
-  /** Bytes issued to subscribers' sockets by the fan-out and not yet drained, over every connection. */
+  /** Bytes subscribers have not taken yet (in their sockets' buffers or on their way), over every connection. */
   buffered(): number;
 }
 
@@ -80,6 +84,45 @@ export function deliverySize(packet: unknown): number {
   const payload = p?.payload;
   const bytes = Buffer.isBuffer(payload) ? payload.length : typeof payload === 'string' ? Buffer.byteLength(payload) : 0;
   return bytes + (typeof p?.topic === 'string' ? p.topic.length : 0) + 8;
+}
+
+const noop = (): void => undefined;
+
+/** Copies handed to aedes' delivery and not yet in their socket's buffer (bytes, per client). */
+const issued = new WeakMap<object, number>();
+
+/** What a subscriber has not taken yet: its socket's buffer, and the copies on their way into it. */
+function behindOf(client: DeliveringClient): number {
+  const inBuffer = client.conn.writableLength;
+  return (issued.get(client) ?? 0) + (typeof inBuffer === 'number' ? inBuffer : 0);
+}
+
+/**
+ * Where a net.Socket's output stands: what its stream has finished handing to the system (written
+ * minus still buffered) and what of that the system has not yet taken (libuv's write queue). Node
+ * hands a backlog over as one vectored write, finished only once all of it is taken: meanwhile the
+ * queue shrinking is the progress. Undefined for another stream.
+ */
+function progressOf(conn: DeliveringClient['conn']): { readonly done: number; readonly queued: number } | undefined {
+  const written = conn.bytesWritten;
+  const inBuffer = conn.writableLength;
+  if (typeof written !== 'number' || typeof inBuffer !== 'number') return undefined;
+  const queued = conn._handle?.writeQueueSize;
+  return { done: written - inBuffer, queued: typeof queued === 'number' ? queued : 0 };
+}
+
+/** The reader took something between the two. */
+function progressed(from: ReturnType<typeof progressOf>, to: ReturnType<typeof progressOf>): boolean {
+  return from !== undefined && to !== undefined && (to.done > from.done || to.queued < from.queued);
+}
+
+/** A TCP reset frees the kernel's send buffer at once; Node refuses it for a TLS socket, WebSocket streams have none. */
+function resetSocket(client: DeliveringClient): void {
+  try {
+    client.conn.resetAndDestroy?.();
+  } catch {
+    // not a plain TCP socket: aedes destroys it
+  }
 }
 
 export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): FanoutRelease {
@@ -108,13 +151,15 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
   // aedes unsubscribes with the function it subscribed (the Subscription's func): the wrapper is the one registered.
   broker.unsubscribe = (topic, fn, done) => unsubscribe(topic, (typeof fn === 'function' ? wrapped.get(fn) : undefined) ?? fn, done);
 
-  let total = 0;
+  const watched = new Set<DeliveringClient>();
 
   const watch = (client: unknown): boolean => {
     if (!isDeliveringClient(client)) return false;
     const deliverQoS = client.deliverQoS;
     const deliver0 = client.deliver0;
-    const state = { bytes: 0 };
+    const conn = client.conn;
+    watched.add(client);
+    conn.once?.('close', () => watched.delete(client));
     let dropped = false;
     const release = (orig: Deliver, packet: unknown, cb: Callback): void => {
       // The delivery function itself may deliver again (deliverQoS of a QoS 0 copy calls deliver0):
@@ -122,58 +167,65 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
       const outer = depth;
       depth = 0;
       try {
-        if (dropped || client.conn.destroyed === true) {
+        if (dropped || conn.destroyed === true) {
           // Nothing more is written to it; a persistent session's QoS 1 copy is in its queue.
           setImmediate(cb);
           return;
         }
         const size = deliverySize(packet);
-        if (state.bytes + size > opts.maxBufferedBytes) {
+        const behind = behindOf(client);
+        if (behind + size > opts.maxBufferedBytes) {
           dropped = true;
-          opts.onOverflow?.(client, state.bytes + size);
+          opts.onOverflow?.(client, behind + size);
           // Out of the emitter's turn (closing unsubscribes the client from it). A reset frees the
           // kernel's send buffer too (a FIN stays queued behind the unsent bytes, FIN-WAIT-1 for
           // minutes); then aedes closes the client as for any connection error. (TCP only: Node
           // refuses a reset of a TLS socket; WebSocket streams have none.)
           setImmediate(() => {
-            try {
-              client.conn.resetAndDestroy?.();
-            } catch {
-              // not a plain TCP socket: aedes destroys it on the error
-            }
+            resetSocket(client);
             client.emit('error', new Error(SUBSCRIBER_BUFFER_FULL));
             cb();
           });
           return;
         }
-        state.bytes += size;
-        total += size;
-        let done = false;
-        // aedes calls it once the copy is written and drained, or failed (a closed connection fails
-        // its waiting writes), so what a dropped subscriber held leaves the count too.
-        orig(packet, () => {
-          if (done) return;
-          done = true;
-          state.bytes -= size;
-          total -= size;
+        issued.set(client, (issued.get(client) ?? 0) + size);
+        orig(packet, noop);
+        // After aedes' own deferred write (a setImmediate, and a store update before it for a
+        // persistent session's copy, resolved within that turn by the memory and disk stores): the
+        // copy is in the socket's buffer now, counted by its writableLength, and the publish is
+        // released.
+        setImmediate(() => {
+          issued.set(client, (issued.get(client) ?? 0) - size);
+          cb();
         });
-        // After aedes' own deferred write (also a setImmediate): released once the write is issued.
-        setImmediate(cb);
       } finally {
         depth = outer;
       }
     };
-    // aedes' drain timeout destroys the socket (a FIN queued behind what the reader never took:
-    // FIN-WAIT-1 for minutes, its send buffer held); reset first, as for the bound above.
-    const c = client as unknown as { _handleDrainTimeout?: () => void };
+    // aedes' drain timeout drops a subscriber whose socket has not emptied for drainTimeout. With
+    // publishers no longer held, a reader that keeps pace a few megabytes behind may never empty it:
+    // it is dropped only if it took nothing meanwhile (`progressOf` a net.Socket; a stream without
+    // them keeps aedes' rule), and
+    // reset, not closed (a FIN queued behind what it never took: FIN-WAIT-1 for minutes).
+    const c = client as unknown as { _drainTimer?: NodeJS.Timeout | null; waitForDrain?: (cb: unknown) => void; _handleDrainTimeout?: () => void };
+    const waitForDrain = c.waitForDrain;
     const onDrainTimeout = c._handleDrainTimeout;
-    if (typeof onDrainTimeout === 'function') {
-      c._handleDrainTimeout = function resetOnDrainTimeout(this: unknown) {
-        try {
-          client.conn.resetAndDestroy?.();
-        } catch {
-          // not a plain TCP socket: aedes destroys it
+    if (typeof waitForDrain === 'function' && typeof onDrainTimeout === 'function') {
+      let armedAt: ReturnType<typeof progressOf>;
+      c.waitForDrain = function waitForDrainWatched(this: typeof c, cb: unknown) {
+        if (this._drainTimer == null) armedAt = progressOf(conn);
+        waitForDrain.call(this, cb);
+      };
+      c._handleDrainTimeout = function drainTimeoutWatched(this: typeof c) {
+        const now = progressOf(conn);
+        if (progressed(armedAt, now) && opts.drainTimeoutMs !== undefined && conn.destroyed !== true) {
+          armedAt = now;
+          const timer = setTimeout(() => this._handleDrainTimeout?.(), opts.drainTimeoutMs);
+          timer.unref();
+          this._drainTimer = timer;
+          return;
         }
+        resetSocket(client);
         onDrainTimeout.call(this);
       };
     }
@@ -184,6 +236,10 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
 
   return {
     watch,
-    buffered: () => total,
+    buffered: () => {
+      let sum = 0;
+      for (const client of watched) sum += behindOf(client);
+      return sum;
+    },
   };
 }

@@ -194,3 +194,56 @@ it("paces a SUBSCRIBE's retained messages by the subscriber's socket: a slow rea
   await until(() => `all ${String(N)} retained statuses (${String(retained)} so far)`, () => retained === N, 30_000);
   expect(b.stats().slowSubscribersDropped).toBe(0);
 }, 120_000);
+
+it('keeps a subscriber that reads steadily but stays megabytes behind for longer than the drain timeout', async () => {
+  // The review's case (session 23): with publishers no longer held, a reader keeping pace a few
+  // megabytes behind may never empty its socket; aedes' drain timeout (2 s here) dropped it all the
+  // same. It is dropped only if it took nothing for that long.
+  broker = await startBroker({ config: { limits: { drainTimeoutMs: 2_000, subscriberBufferBytes: 64 * 1024 * 1024 } } });
+  const b = broker;
+  const s = tcpConnect(b.tcpPort, '127.0.0.1');
+  sockets.push(s);
+  s.on('error', () => undefined);
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  let received = 0;
+  let subacked = false;
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on('packet', (p) => {
+    if (p.cmd === 'suback') subacked = true;
+    if (p.cmd === 'publish') received++;
+  });
+  s.pause();
+  // About 2 MB/s: 40 KB every 20 ms.
+  const pump = setInterval(() => {
+    let taken = 0;
+    for (let chunk: Buffer | null = s.read() as Buffer | null; chunk !== null; chunk = taken < 40_000 ? (s.read() as Buffer | null) : null) {
+      taken += chunk.length;
+      parser.parse(chunk);
+    }
+  }, 20);
+  try {
+    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'svc-ingest', keepalive: 0, username: 'svc-ingest', password: Buffer.from(demoSecret('svc-ingest')) }));
+    s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: FILTERS.telemetry, qos: 0 }] }));
+    await until('the SUBACK', () => subacked);
+    const device = await connect(b, 'h01-sd-r101');
+    clients.push(device);
+    const telemetry = deviceTopic('h01', 'h01-sd-r101', 'telemetry');
+    const total = 7_000; // 21 MB at once: the broker holds megabytes for the reader for seconds
+    for (let seq = 1; seq <= total; seq++) device.publish(telemetry, JSON.stringify({ ts: Date.now(), seq, pad }), { qos: 0 });
+    let held = 0;
+    await until(
+      () => `all ${String(total)} readings (${String(received)} so far; dropped ${String(b.stats().slowSubscribersDropped)})`,
+      () => {
+        held = Math.max(held, b.stats().subscriberBufferedBytes);
+        return received === total || b.stats().slowSubscribersDropped > 0;
+      },
+      60_000,
+    );
+    expect(b.stats().slowSubscribersDropped).toBe(0);
+    expect(received).toBe(total);
+    // It was behind, in the broker's own buffer, for longer than the drain timeout.
+    expect(held).toBeGreaterThan(2 * 1024 * 1024);
+  } finally {
+    clearInterval(pump);
+  }
+}, 90_000);
