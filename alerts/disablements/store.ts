@@ -287,7 +287,10 @@ export function createDisablementStore(deps: DisablementStoreDeps): DisablementS
     persist();
     for (const h of out) {
       const d = all.get(h.disablementId);
-      if (d !== undefined) record(d, [entry(d, 'signal_released', SYSTEM_ACTOR, { ...signalFields(h.signal), reason: 'still active when the disablement ended: raised now' })]);
+      // Its own disablement may still be in force: a confirmed fire released because one of the
+      // detectors it stands for is back in service (core.ts releaseHeld).
+      const why = d !== undefined && isInForce(d, clock.now()) ? 'a detector it stands for is back in service: raised now' : 'still active when the disablement ended: raised now';
+      if (d !== undefined) record(d, [entry(d, 'signal_released', SYSTEM_ACTOR, { ...signalFields(h.signal), reason: why })]);
     }
     try {
       deps.onRelease?.(out.map((h) => h.signal));

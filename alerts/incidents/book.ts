@@ -326,7 +326,12 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
   function resound(rec: Rec): void {
     const point = rec.incident.points.find((p) => p.state !== 'resolved' && p.inhibited === undefined);
     if (point === undefined) return;
-    reAlert(rec, 'trouble_resound', point.alertId);
+    const inc = rec.incident;
+    rec.alertedAt = clock.now();
+    // Unlike a new point (reAlert), the verdict stands (a fault confirmed as one is still one); only
+    // the acknowledgement goes, as ack() keeps the state of a confirmed incident.
+    rec.incident = compact<IncidentMessage>({ ...inc, state: inc.confirmation !== undefined ? inc.state : 'raised', acknowledgedAt: undefined, acknowledgedBy: undefined });
+    emit(rec, appendAudit(rec, 'realerted', SYSTEM, inc.state, { reason: 'trouble_resound', alertId: point.alertId }), false);
     commit(rec, refreshed(rec), 'reminder', SYSTEM, { reason: 'trouble_resound' });
   }
 

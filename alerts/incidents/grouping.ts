@@ -131,7 +131,7 @@ export interface PointSubject {
   readonly inhibited?: unknown;
 }
 
-export type ReAlertReason = 'new_alarm_point' | 'higher_severity' | 'condition_returned' | 'trouble_resound';
+export type ReAlertReason = 'new_alarm_point' | 'higher_severity' | 'condition_returned';
 
 /**
  * Whether a point joining (or rising in) an incident makes it alert again, as a panel re-sounds

@@ -96,3 +96,15 @@ it('a backward step of the wall clock leaves the acknowledgement time as it was,
   expect(lc.incident(id)?.acknowledgedAt).toBeUndefined();
   expect(lc.incidentAudit(id)?.filter((e) => e.action === 'realerted').map((e) => e.reason)).toEqual(['trouble_resound']);
 });
+
+it('a resound keeps the verdict: a trouble confirmed as a fault is still one, only unacknowledged', () => {
+  const { clock, lc } = setup();
+  lc.applySignals([trouble(true)]);
+  const id = lc.openIncidents()[0]?.id ?? '';
+  expect(lc.ackIncident(id, staff)).toMatchObject({ ok: true });
+  expect(lc.confirmIncident(id, staff, 'fault', 'engineer booked')).toMatchObject({ ok: true });
+  clock.advance(TROUBLE_RESOUND_S * 1000);
+  expect(lc.incident(id)?.acknowledgedAt).toBeUndefined();
+  expect(lc.incident(id)).toMatchObject({ confirmation: 'fault', confirmedBy: 'staff-h01' });
+  expect(lc.ackIncident(id, staff)).toMatchObject({ ok: true, value: { confirmation: 'fault' } });
+});
