@@ -15,7 +15,7 @@
  * So a delivery of the live fan-out releases the publish as soon as its write is issued (a
  * setImmediate after aedes' own deferred write: the copy is in the socket's buffer by then), and
  * what a subscriber has not yet taken is bounded per connection instead: past `maxBufferedBytes` in
- * its socket's buffer and on their way into it, the subscriber is dropped (`onOverflow`). A
+ * its socket's buffer and on their way into it, the subscriber is dropped. A
  * persistent QoS 1 session loses nothing by it: aedes queued the message for the session before it
  * emitted it (publishFuncsQoS: enqueueOffline, then emitPacket) and sends the queue again at its next
  * connect. aedes' drain timeout, which now holds only the subscriber, drops one that took nothing
@@ -57,8 +57,6 @@ export interface FanoutReleaseOptions {
   readonly maxBufferedBytes: number;
   /** aedes' drainTimeout: a subscriber that took nothing for this long is dropped (absent: aedes' own rule). */
   readonly drainTimeoutMs?: number;
-  /** Called once per dropped subscriber, before its connection is closed with SUBSCRIBER_BUFFER_FULL. */
-  readonly onOverflow?: (client: unknown, bufferedBytes: number) => void;
 }
 
 export interface FanoutRelease {
@@ -173,10 +171,8 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
           return;
         }
         const size = deliverySize(packet);
-        const behind = behindOf(client);
-        if (behind + size > opts.maxBufferedBytes) {
+        if (behindOf(client) + size > opts.maxBufferedBytes) {
           dropped = true;
-          opts.onOverflow?.(client, behind + size);
           // Out of the emitter's turn (closing unsubscribes the client from it). A reset frees the
           // kernel's send buffer too (a FIN stays queued behind the unsent bytes, FIN-WAIT-1 for
           // minutes); then aedes closes the client as for any connection error. (TCP only: Node
