@@ -69,9 +69,9 @@ export interface BrokerStats {
   /** Connections closed because the client sent nothing for 1.5 × its keepalive [MQTT-3.1.2-24], since start. */
   readonly keepaliveTimeouts: number;
   readonly clientErrors: number;
-  /** Subscribers closed for reading nothing for `drainTimeoutMs` (aedes' 'drain timeout') or past `subscriberBufferBytes` behind. */
+  /** Subscribers closed for taking nothing for `drainTimeoutMs` (aedes' 'drain timeout') or for being `subscriberBufferBytes` behind. */
   readonly slowSubscribersDropped: number;
-  /** Bytes of the live fan-out issued to subscribers' sockets and not yet drained (fanout-release.ts). */
+  /** Bytes of the live fan-out subscribers have not taken yet: in their sockets' buffers or on their way (fanout-release.ts). */
   readonly subscriberBufferedBytes: number;
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
@@ -850,14 +850,14 @@ export function createBroker(deps: BrokerDeps): Broker {
         const code =
           (err as { code?: unknown }).code === 'BROKER_PACKET_TOO_LARGE' ? 'BROKER_PACKET_TOO_LARGE' : /is not allowed in PUBLISH/.test(err.message) ? 'BROKER_WILDCARD_IN_PUBLISH' : undefined;
         if (code !== undefined) refusals[code]++;
-        // A subscriber that read nothing for drainTimeoutMs (aedes' 'drain timeout'): its own code, so
+        // A subscriber that took nothing for drainTimeoutMs (aedes' 'drain timeout'): its own code, so
         // an operator tells it from a broken connection.
         // Or one that had more than subscriberBufferBytes not yet taken (fanout-release.ts).
         const slow = err.message === 'drain timeout' || err.message === SUBSCRIBER_BUFFER_FULL;
         if (slow) slowSubscribersDropped++;
         log.info(
           { code: code ?? (slow ? 'BROKER_SLOW_SUBSCRIBER' : 'BROKER_CLIENT_ERROR'), clientId: client.id, err: err.message },
-          !slow ? 'client connection closed on error' : err.message === SUBSCRIBER_BUFFER_FULL ? 'subscriber closed: it fell too far behind its messages' : 'subscriber closed: it read nothing for the drain timeout',
+          !slow ? 'client connection closed on error' : err.message === SUBSCRIBER_BUFFER_FULL ? 'subscriber closed: it fell too far behind its messages' : 'subscriber closed: it took nothing for the drain timeout',
         );
       });
       broker.on('connectionError', (_client, err) => {

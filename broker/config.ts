@@ -82,10 +82,10 @@ export interface BrokerLimits {
   readonly credentialCacheSize: number;
   /** CONNECT must arrive this soon after TCP accept (on TLS ports: the handshake, then CONNECT), or the socket is dropped. */
   readonly connectTimeoutMs: number;
-  /** A client whose socket stays full this long is dropped, so one frozen reader cannot stall delivery. */
+  /** A subscriber whose socket is full and that takes nothing for this long is dropped (fanout-release.ts). */
   readonly drainTimeoutMs: number;
   /**
-   * Bytes of the live fan-out a subscriber may have issued and not yet drained before it is dropped
+   * Bytes of the live fan-out a subscriber may have not yet taken before it is dropped
    * (fanout-release.ts: a publish no longer waits for a slow subscriber, this bounds what it holds).
    */
   readonly subscriberBufferBytes: number;

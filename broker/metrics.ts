@@ -23,7 +23,7 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   counterFrom({ registry, name: 'broker_cluster_wills_deferred_total', help: "Wills of nodes this cluster node heard no heartbeat from that still kept their proof of life in Redis (this node missed their heartbeats: its pub/sub down or behind); not published, since start" }, () => stats().willsDeferred);
   counterFrom({ registry, name: 'broker_cluster_queue_heads_stranded_total', help: "Persistent sessions closed here to reconnect for a stranded queue head (not acknowledged while later messages were, queued by a node now dead), since start" }, () => stats().queueHeadsStranded);
   counterFrom({ registry, name: 'broker_client_errors_total', help: 'Connections closed on a protocol or socket error, since start' }, () => stats().clientErrors);
-  counterFrom({ registry, name: 'broker_slow_subscribers_dropped_total', help: 'Subscribers closed for reading nothing for the drain timeout or falling past their buffer bound, since start' }, () => stats().slowSubscribersDropped);
+  counterFrom({ registry, name: 'broker_slow_subscribers_dropped_total', help: 'Subscribers closed for taking nothing for the drain timeout or falling past their buffer bound, since start' }, () => stats().slowSubscribersDropped);
   counterFrom({ registry, name: 'broker_auth_failures_total', help: 'Wrong passwords and unknown accounts, since start' }, () => stats().authThrottle.failures);
   // A cluster node (redis-mq.ts): what its Redis subscriptions bring in. A node holding only devices
   // receives their commands, not the cluster's telemetry; 0 on a single broker.
