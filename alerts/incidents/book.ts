@@ -320,7 +320,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
 
   /**
    * An acknowledged trouble still open a day later sounds again (escalation.ts TROUBLE_RESOUND_S):
-   * re-alerted as a new point on an acknowledged panel is (the acknowledgement cleared, the duty
+   * re-alerted as a new point on an acknowledged panel would be (the acknowledgement cleared, the duty
    * staff paged), so someone acknowledges it again or the ladder takes it up.
    */
   function resound(rec: Rec): void {
