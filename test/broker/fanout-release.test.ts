@@ -1,4 +1,4 @@
-import { connect as tcpConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import { hashSecret } from '../../common/secrets.ts';
@@ -9,8 +9,8 @@ import { afterEach, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import { deviceTopic, FILTERS } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
-import { connect, connectRecording, record, startBroker, tcpStates, until } from './helpers.ts';
-import { demoRegistry, demoSecret } from '../support/registry.ts';
+import { connect, connectRecording, rawSubscriber, record, startBroker, tcpStates, until } from './helpers.ts';
+import { demoRegistry } from '../support/registry.ts';
 
 /**
  * A subscriber that falls behind holds no publisher (broker/fanout-release.ts). Before session 23 a
@@ -33,12 +33,8 @@ afterEach(async () => {
 
 /** A raw subscriber that reads its CONNACK and SUBACK, then nothing more. */
 async function frozenSubscriber(b: Broker, username: string, filters: string[], clean: boolean): Promise<Socket> {
-  const s = tcpConnect(b.tcpPort, '127.0.0.1');
+  const s = await rawSubscriber(b, username, filters, { clean });
   sockets.push(s);
-  s.on('error', () => undefined);
-  await new Promise<void>((r) => s.once('connect', () => r()));
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId: username, keepalive: 0, username, password: Buffer.from(demoSecret(username)) }));
-  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })) }));
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   await new Promise<void>((resolve, reject) => {
     parser.on('packet', (p) => {
@@ -167,10 +163,8 @@ it("paces a SUBSCRIBE's retained messages by the subscriber's socket: a slow rea
   }
   await until(() => `every status retained (${String(pubacks)} PUBACKs)`, () => pubacks === N, 30_000);
   // A reader that takes nothing for a while after its SUBACK, then reads on.
-  const s = tcpConnect(b.tcpPort, '127.0.0.1');
+  const s = await rawSubscriber(b, 'svc-ingest', [FILTERS.status], { qos: 0 });
   sockets.push(s);
-  s.on('error', () => undefined);
-  await new Promise<void>((r) => s.once('connect', () => r()));
   let retained = 0;
   let subacked = false;
   const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -183,8 +177,6 @@ it("paces a SUBSCRIBE's retained messages by the subscriber's socket: a slow rea
     parser.parse(d);
     if (subacked && frozen) s.pause();
   });
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'svc-ingest', keepalive: 0, username: 'svc-ingest', password: Buffer.from(demoSecret('svc-ingest')) }));
-  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: FILTERS.status, qos: 0 }] }));
   await until('the SUBACK', () => subacked);
   // Give a release of the retained messages the time to go over the bound (milliseconds), then read.
   await new Promise((r) => setTimeout(r, 1_000));
@@ -201,10 +193,8 @@ it('keeps a subscriber that reads steadily but stays megabytes behind for longer
   // same. It is dropped only if it took nothing for that long.
   broker = await startBroker({ config: { limits: { drainTimeoutMs: 2_000, subscriberBufferBytes: 64 * 1024 * 1024 } } });
   const b = broker;
-  const s = tcpConnect(b.tcpPort, '127.0.0.1');
+  const s = await rawSubscriber(b, 'svc-ingest', [FILTERS.telemetry], { qos: 0 });
   sockets.push(s);
-  s.on('error', () => undefined);
-  await new Promise<void>((r) => s.once('connect', () => r()));
   let received = 0;
   let subacked = false;
   const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -222,8 +212,6 @@ it('keeps a subscriber that reads steadily but stays megabytes behind for longer
     }
   }, 20);
   try {
-    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'svc-ingest', keepalive: 0, username: 'svc-ingest', password: Buffer.from(demoSecret('svc-ingest')) }));
-    s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: FILTERS.telemetry, qos: 0 }] }));
     await until('the SUBACK', () => subacked);
     const device = await connect(b, 'h01-sd-r101');
     clients.push(device);

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createLogger, type Logger } from '../../common/logger.ts';
 import type { RegistryIndex } from '../../contract/registry-index.ts';
@@ -130,4 +132,19 @@ export function tcpStates(local: number, remote: number): string[] {
     }
   }
   return out;
+}
+
+/**
+ * A raw TCP connection (no MQTT library) that has sent CONNECT as `username` (its demo password,
+ * keepalive 0) and SUBSCRIBE to `filters`. Nothing is read until the caller listens or reads, so what
+ * it takes, and when, is the test's. The caller destroys it.
+ */
+export async function rawSubscriber(broker: Broker, username: string, filters: readonly string[], opts: { clean?: boolean; qos?: 0 | 1; clientId?: string } = {}): Promise<Socket> {
+  const s = tcpConnect(broker.tcpPort, '127.0.0.1');
+  s.on('error', () => undefined);
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  const qos = opts.qos ?? 1;
+  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: opts.clean ?? true, clientId: opts.clientId ?? username, keepalive: 0, username, password: Buffer.from(demoSecret(username)) }));
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos })) }));
+  return s;
 }

@@ -1,11 +1,10 @@
-import { connect as tcpConnect, type Socket } from 'node:net';
-import mqttPacket from 'mqtt-packet';
+import type { Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Broker } from '../../broker/broker.ts';
 import { deviceTopic } from '../../contract/topics.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
-import { connect, startBroker, tcpStates, until } from './helpers.ts';
+import { connect, rawSubscriber, startBroker, tcpStates, until } from './helpers.ts';
 
 /**
  * A subscriber that stops reading is closed after `drainTimeoutMs` (aedes' drain timeout; 500 ms
@@ -28,14 +27,10 @@ afterAll(async () => {
 
 it('closes a subscriber that reads nothing with one line and one count', async () => {
   // A raw subscriber: CONNECT, SUBSCRIBE, then it never reads again.
-  const s = tcpConnect(broker.tcpPort, '127.0.0.1');
+  const s = await rawSubscriber(broker, 'svc-alerts', ['carewatch/v1/+/+/telemetry'], { qos: 0, clientId: 'svc-alerts-frozen' });
   frozen = s;
   let closed = false;
-  s.on('error', () => undefined);
   s.on('close', () => (closed = true));
-  await new Promise<void>((r) => s.once('connect', () => r()));
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'svc-alerts-frozen', keepalive: 0, username: 'svc-alerts', password: Buffer.from('demo-svc-alerts') }));
-  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'carewatch/v1/+/+/telemetry', qos: 0 }] }));
   // Read the CONNACK and SUBACK (9 bytes), then nothing more.
   await new Promise<void>((r) => {
     let got = 0;
