@@ -86,6 +86,9 @@ export function ruleFailureOf(key: string): { ruleId: string; homeId: string } |
 /** What failed, for a failure restored at start (resumeFailing): any success clears it. */
 const ANY_INPUT = '*';
 
+/** A rule failing for a home, as `failing` keys it. */
+const failKey = (ruleId: string, homeId: string): string => `${ruleId}\u0000${homeId}`;
+
 function ruleTrouble(ruleId: string, homeId: string, active: boolean, now: number): Signal {
   return {
     key: `rule_failure:${ruleId}:${homeId}`,
@@ -172,13 +175,15 @@ export function createEngine(deps: EngineDeps): Engine {
         if (failing.size > 0) {
           const source = sourceOf(input);
           for (const homeId of homesOf(input)) {
-            const k = `${rule.id}\u0000${homeId}`;
+            const k = failKey(rule.id, homeId);
             const sources = failing.get(k);
             if (sources === undefined) continue;
             const passed = sources.delete(source);
-            if (!(sources.delete(ANY_INPUT) || passed) || sources.size > 0) continue;
-            failing.delete(k);
-            out.push(ruleTrouble(rule.id, homeId, false, input.now));
+            const resumed = sources.delete(ANY_INPUT);
+            if ((passed || resumed) && sources.size === 0) {
+              failing.delete(k);
+              out.push(ruleTrouble(rule.id, homeId, false, input.now));
+            }
           }
         }
       } catch (err) {
@@ -187,7 +192,7 @@ export function createEngine(deps: EngineDeps): Engine {
         deps.logger?.error({ err, rule: rule.id, input: input.type, code: 'ALERTS_RULE_FAILED' }, 'rule failed');
         const source = sourceOf(input);
         for (const homeId of homesOf(input)) {
-          const k = `${rule.id}\u0000${homeId}`;
+          const k = failKey(rule.id, homeId);
           const sources = failing.get(k);
           if (sources !== undefined) sources.add(source);
           else {
@@ -268,7 +273,7 @@ export function createEngine(deps: EngineDeps): Engine {
       }
     },
     resumeFailing(ruleId, homeId) {
-      const k = `${ruleId}\u0000${homeId}`;
+      const k = failKey(ruleId, homeId);
       if (!failing.has(k)) failing.set(k, new Set([ANY_INPUT]));
     },
     failures: () => ({ ...failures }),
