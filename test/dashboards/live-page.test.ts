@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { homeReadings, startStack, telemetryLine, type Device, type Stack } from './support/stack.ts';
-import { launchChromium, screenshotDir, logInAs } from './support/browser.ts';
+import { launchChromium, screenshotDir, screenshotOf, logInAs } from './support/browser.ts';
 import { demoRegistry } from '../support/registry.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 
@@ -383,8 +383,7 @@ describe('live dashboard', () => {
     // Lying down starts the repositioning interval: the next turn is due in about 2 h.
     expect(await tile.getByTestId('next-turn').getAttribute('data-minutes')).toMatch(/^\d+$/);
     expect(Number(await tile.getByTestId('next-turn').getAttribute('data-minutes'))).toBeGreaterThan(0);
-    await tile.scrollIntoViewIfNeeded();
-    await tile.screenshot({ path: join(shots, 'resident-tile.png') });
+    await screenshotOf(tile, join(shots, 'resident-tile.png'));
     await vs.close();
     await bed.close();
   });

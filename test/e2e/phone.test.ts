@@ -2,9 +2,9 @@ import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { IncidentMessage } from '../../contract/incidents.ts';
-import { expectNoSidewaysScroll, launchChromium, logInAs, MIN_TARGET, screenshotDir, smallTargets } from '../dashboards/support/browser.ts';
+import { expectNoSidewaysScroll, launchChromium, logInAs, MIN_TARGET, onLiveElement, screenshotDir, screenshotOf, smallTargets } from '../dashboards/support/browser.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { eventually } from '../support/process.ts';
 import { device, login, startStack, type Stack, type TestDevice } from './stack.ts';
@@ -29,22 +29,6 @@ import { device, login, startStack, type Stack, type TestDevice } from './stack.
 const APP_DIR = fileURLToPath(new URL('../../dashboards/app/', import.meta.url));
 const DOC_SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, locale: 'zh-CN' } as const;
-
-/**
- * A screenshot of an element that a live update may re-render while it is taken (the incident's
- * escalation or notification audit replaces its card): Playwright then fails with "not attached to
- * the DOM"; taken again of the new element (CI, session 15).
- */
-async function screenshotOf(element: Locator, path: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await element.screenshot({ path });
-      return;
-    } catch (err) {
-      if (attempt >= 5 || !/not attached to the DOM/.test(String(err))) throw err;
-    }
-  }
-}
 
 describe('the page on a phone (issue 15)', () => {
   const { url, database } = testInflux('e2e_phone');
@@ -261,7 +245,7 @@ describe('the page on a phone (issue 15)', () => {
     expect(await incident(fire.id)).toMatchObject({ acknowledgedBy: 'staff-h01' });
     const acked = staff.locator(`[data-testid="alert-list"] [data-testid="incident-card"][data-incident-id="${fire.id}"]`);
     await acked.getByTestId('btn-confirm-false_alarm').waitFor();
-    await acked.scrollIntoViewIfNeeded();
+    await onLiveElement(() => acked.scrollIntoViewIfNeeded());
     await noSidewaysScroll(staff);
     expect(await smallTargets(acked.locator('button, input'))).toEqual([]);
     const comment = '手动报警按钮被误按 / call point pressed by mistake';

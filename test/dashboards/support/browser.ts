@@ -24,6 +24,27 @@ export async function screenshotDir(): Promise<string> {
 }
 
 /**
+ * Runs an action on an element that a live update may re-render meanwhile (the incident's
+ * escalation or notification audit replaces its card; a live refresh the resident tiles):
+ * Playwright then fails with "not attached to the DOM" instead of waiting; the action is taken again,
+ * on the new element (CI, session 15; session 23: the resident tile's scroll into view).
+ */
+export async function onLiveElement<T>(action: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await action();
+    } catch (err) {
+      if (attempt >= 5 || !/not attached to the DOM/.test(String(err))) throw err;
+    }
+  }
+}
+
+/** A screenshot of an element a live update may re-render while it is taken (see onLiveElement). */
+export async function screenshotOf(element: Locator, path: string): Promise<void> {
+  await onLiveElement(() => element.screenshot({ path }));
+}
+
+/**
  * Logs a demo user in on a page that shows the login form (demo passwords are `demo-<username>`),
  * and waits until the live socket is up: online means the page can receive alerts.
  */
