@@ -728,8 +728,8 @@ export function createBroker(deps: BrokerDeps): Broker {
         authorizeForward,
       });
       aedes = broker;
-      // Before any subscription: a publish waits for no subscriber's socket (fanout-release.ts).
-      fanout = releaseFanout(broker, { maxBufferedBytes: limits.subscriberBufferBytes, drainTimeoutMs: limits.drainTimeoutMs });
+      // Before any subscription: a publish waits for no subscriber's socket past a grace (fanout-release.ts).
+      fanout = releaseFanout(broker, { maxBufferedBytes: limits.subscriberBufferBytes, graceMs: limits.subscriberGraceMs, drainTimeoutMs: limits.drainTimeoutMs });
       // aedes stores every filter of a persistent session's SUBSCRIBE, the refused ones too
       // (lib/handlers/subscribe.js storeSubscriptions stores packet.subscriptions whole, once per
       // granted filter): the store then matched a refused `carewatch/v1/#` of a device's persistent

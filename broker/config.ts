@@ -4,7 +4,7 @@ import type { ServerTls } from '../common/tls.ts';
 import { DEFAULT_AUTH_THROTTLE, type AuthThrottleLimits } from './auth-throttle.ts';
 import { LISTEN_BACKLOG } from './early-listener.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS } from './stranded-head.ts';
-import { DEFAULT_SUBSCRIBER_BUFFER_BYTES } from './fanout-release.ts';
+import { DEFAULT_SUBSCRIBER_BUFFER_BYTES, DEFAULT_SUBSCRIBER_GRACE_MS } from './fanout-release.ts';
 
 /** Environment of the broker process (read once by main.ts through common/config.ts loadConfig). */
 export const BrokerEnv = Type.Object({
@@ -90,6 +90,11 @@ export interface BrokerLimits {
    */
   readonly subscriberBufferBytes: number;
   /**
+   * How long a subscriber's full socket may hold the publishes to it (and so the publishers' PUBACKs)
+   * before they are released (fanout-release.ts).
+   */
+  readonly subscriberGraceMs: number;
+  /**
    * Messages in flight inside aedes' mqemitter at once; the rest wait in its array queue, whose
    * shift() turns O(n) once it outgrows V8's regular heap objects (~16k entries). Each message stays
    * in flight for a few event-loop turns (aedes defers every delivery), so 100 capped the relay
@@ -124,6 +129,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   connectTimeoutMs: 10_000,
   drainTimeoutMs: 30_000,
   subscriberBufferBytes: DEFAULT_SUBSCRIBER_BUFFER_BYTES,
+  subscriberGraceMs: DEFAULT_SUBSCRIBER_GRACE_MS,
   mqConcurrency: 2_000,
   heartbeatIntervalMs: 60_000,
   queueLimit: 42,
