@@ -265,8 +265,8 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
         depth = outer;
       }
     };
-    // aedes' drain timeout drops a subscriber whose socket has not emptied for drainTimeout. With
-    // publishers no longer held, a reader that keeps pace a few megabytes behind may never empty it:
+    // aedes' drain timeout drops a subscriber whose socket has not emptied for drainTimeout. Once
+    // its publishes are released, a reader that keeps pace a few megabytes behind may never empty it:
     // it is dropped only if it took nothing meanwhile (`progressOf` a net.Socket; a stream without
     // them keeps aedes' rule), and reset, not closed (a FIN queued behind what it never took:
     // FIN-WAIT-1 for minutes).
