@@ -24,12 +24,14 @@
  * only the subscriber, drops one that took nothing for that long (not one whose buffer never quite
  * empties while it keeps pace: the review's case, session 23); both drops are TCP resets.
  *
- * Why pace at all, for the grace: releasing every copy at once (session 23's first version) let the
- * broker go on reading publishers while a subscriber that keeps up on average was a moment behind,
- * and its writes then went through Node's buffered path for good: at a fixed 15,000 msg/s after a
- * 30 s warm-up a helper measured broker CPU per message +22 %, GC 3.4 → 6.1 %, p99 5 → 23 ms. Paced,
- * the publishers wait for the moment (as in aedes), and only a subscriber that stays behind costs
- * the others up to `graceMs` once, not the drain timeout.
+ * Why pace at all, for the grace: a subscriber that keeps up on average is often a moment behind
+ * (a GC pause, a burst). Paced for those moments, as aedes always did, the publishers wait and the
+ * copies stay in the socket's own buffer; released, the broker goes on reading publishers and piles
+ * the copies into Node's buffered writes, which is only worth it when an alarm would otherwise wait.
+ * So only a subscriber that stays behind costs the others up to `graceMs`, once, not the drain
+ * timeout. CPU: session 23 measured releasing at +22 % per message, but from one profiled run each;
+ * seven plain runs each (session 24, 15,000 msg/s after a 30 s warm-up) put aedes' pacing, release,
+ * and this within the machine's run-to-run spread (±20 %; bench/README.md "Fan-out release").
  *
  * Only the live fan-out is released: the functions registered through `broker.subscribe` (aedes'
  * addSubs, lib/handlers/subscribe.js, captures `client.deliverQoS`/`deliver0` in them). The same
@@ -192,13 +194,43 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
     // True from the moment the socket has been full for graceMs until it empties ('drain').
     let released = !canPace;
     let grace: NodeJS.Timeout | undefined;
-    // Publishes held by this subscriber's socket: called (once) by aedes, or all at once by the grace.
-    const held = new Set<Callback>();
+    // Publishes held by this subscriber's socket, oldest first (held[head..]). aedes calls back one
+    // completion per paced copy; they come nearly in order (a persistent session's QoS 1 copy waits
+    // for its store, so a QoS 0 copy after it may be written first), and each completes the oldest
+    // held publish: every publish is completed exactly once, at the latest when as many copies as
+    // were delivered up to its own have been written (one may complete a moment before its own copy
+    // is written: its message is in the session's store already, or, for a clean session, is as
+    // good as released). No closure or set entry per copy: a
+    // per-copy closure and Set raised the broker's GC time from ~2.3 % to 3.4–4.7 % at 15,000 QoS 1
+    // msg/s (a helper's 7 runs, session 24).
+    let held: Callback[] = [];
+    let head = 0;
+    // Completions still to come for publishes the grace has already completed.
+    let owed = 0;
+    const completeOne = (): void => {
+      if (owed > 0) {
+        owed--;
+        return;
+      }
+      const cb = held[head];
+      if (cb === undefined) return;
+      held[head++] = noop;
+      if (head === held.length) {
+        held.length = 0;
+        head = 0;
+      }
+      cb();
+    };
     const releaseHeld = (): void => {
       grace = undefined;
       if (conn.destroyed === true) return;
       released = true;
-      for (const cb of held) cb();
+      const waiting = held;
+      const from = head;
+      held = [];
+      head = 0;
+      owed += waiting.length - from;
+      for (let i = from; i < waiting.length; i++) (waiting[i] ?? noop)();
     };
     watched.add(client);
     conn.once?.('close', () => {
@@ -240,15 +272,8 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
         }
         if (!released) {
           // Paced, as aedes does: the publish completes when the copy is written and drained.
-          let pending = true;
-          const once = (): void => {
-            if (!pending) return;
-            pending = false;
-            held.delete(once);
-            cb();
-          };
-          held.add(once);
-          orig(packet, once);
+          held.push(cb);
+          orig(packet, completeOne);
           return;
         }
         issued.set(client, (issued.get(client) ?? 0) + size);
