@@ -82,7 +82,7 @@ it('completes every publish exactly once, whatever the order of completions, the
           } else if (o.kind === 'drain') {
             f.drain();
           }
-          // Never more publishes completed than delivered, none twice.
+          // None completed twice.
           expect(new Set(completed).size).toBe(completed.length);
         }
         // aedes calls back every copy in the end (written, or the connection closed).

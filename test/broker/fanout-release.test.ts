@@ -13,12 +13,12 @@ import { connect, connectRecording, rawSubscriber, record, startBroker, tcpState
 import { demoRegistry } from '../support/registry.ts';
 
 /**
- * A subscriber that falls behind holds no publisher past a short grace (broker/fanout-release.ts). Before session 23 a
- * publish completed only once every subscriber's copy had drained, so one svc-ingest that stopped
- * reading held every device's PUBACK, and a QoS 0 sender's next packets, for aedes' drain timeout
- * (30 s in production; 10 min here, so the old behaviour would hang these tests). Now the publishes
- * a full socket holds are released after `subscriberGraceMs` (250 ms), what a subscriber has not
- * taken is bounded per connection instead, and past the bound it is dropped; a
+ * A subscriber that falls behind holds no publisher past a short grace (broker/fanout-release.ts).
+ * Before session 23 a publish completed only once every subscriber's copy had drained, so one
+ * svc-ingest that stopped reading held every device's PUBACK, and a QoS 0 sender's next packets, for
+ * aedes' drain timeout (30 s in production; 10 min here, so the old behaviour would hang these
+ * tests). Now the publishes a full socket holds are released after `subscriberGraceMs` (250 ms), and
+ * what a subscriber has not taken is bounded per connection instead: past the bound it is dropped; a
  * persistent session loses nothing by it.
  */
 let broker: Broker | undefined;
@@ -88,11 +88,10 @@ it("delivers a detector's alarm, and acknowledges it, while a subscriber to ever
 });
 
 it("paces the publishers by a subscriber that is only a moment behind: its publishes wait for its socket within the grace", async () => {
-  // Session 23's first version released every copy at once: the broker went on reading publishers
-  // while a subscriber that keeps up on average was a moment behind, and its writes went through
-  // Node's buffered path for good (CPU per message +22 % after a warm-up). Within the grace (10 min
-  // here) a full socket holds the publishes to it, as aedes does; past it they are released (the
-  // alarm test above, with the default grace).
+  // Session 23 released every copy at once: the broker went on reading publishers while a
+  // subscriber that keeps up on average was a moment behind, piling copies into Node's buffered
+  // writes. Within the grace (10 min here) a full socket holds the publishes to it, as aedes does;
+  // past it they are released (the alarm test above, with the default grace).
   broker = await startBroker({ config: { limits: { drainTimeoutMs: 600_000, subscriberGraceMs: 600_000, subscriberBufferBytes: 256 * 1024 * 1024 } } });
   const b = broker;
   const frozen = await frozenSubscriber(b, 'svc-ingest', [FILTERS.telemetry], true);

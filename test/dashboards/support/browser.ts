@@ -27,7 +27,8 @@ export async function screenshotDir(): Promise<string> {
  * Runs an action on an element that a live update may re-render meanwhile (the incident's
  * escalation or notification audit replaces its card; a live refresh the resident tiles):
  * Playwright then fails with "not attached to the DOM" instead of waiting; the action is taken again,
- * on the new element (CI, session 15; session 23: the resident tile's scroll into view).
+ * on the new element (CI, session 15; the CI of session 23's last commit: the resident tile's scroll
+ * into view).
  */
 export async function onLiveElement<T>(action: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
