@@ -73,6 +73,11 @@ export interface BrokerStats {
   readonly slowSubscribersDropped: number;
   /** Bytes of the live fan-out subscribers have not taken yet: in their sockets' buffers or on their way (fanout-release.ts). */
   readonly subscriberBufferedBytes: number;
+  /**
+   * Times a subscriber's socket stayed full past `subscriberGraceMs` and the publishes to it were
+   * released (fanout-release.ts): a service falling behind, before any drop.
+   */
+  readonly subscriberGraceExpiries: number;
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
   readonly hashComputations: { readonly hmac: number; readonly scrypt: number };
@@ -563,6 +568,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       messagesOut,
       queuedMessages: queuedMessages(),
       subscriberBufferedBytes: fanout?.buffered() ?? 0,
+      subscriberGraceExpiries: fanout?.graceExpiries() ?? 0,
       connectPaths: { ...connectPaths },
       ...(fanoutStats !== undefined ? { clusterFanout: fanoutStats() } : {}),
       ...(resyncStats !== undefined ? { pubsubResync: resyncStats() } : {}),

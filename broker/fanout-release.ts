@@ -92,6 +92,8 @@ export interface FanoutRelease {
   watch(client: unknown): boolean;
   /** Bytes subscribers have not taken yet (in their sockets' buffers or on their way), over every connection. */
   buffered(): number;
+  /** Times a subscriber's socket stayed full past the grace and its publishes were released, since start. */
+  graceExpiries(): number;
 }
 
 function isSubscribingBroker(b: unknown): b is SubscribingBroker {
@@ -178,6 +180,7 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
   broker.unsubscribe = (topic, fn, done) => unsubscribe(topic, (typeof fn === 'function' ? wrapped.get(fn) : undefined) ?? fn, done);
 
   const watched = new Set<DeliveringClient>();
+  let graceExpiries = 0;
 
   const watch = (client: unknown): boolean => {
     if (!isDeliveringClient(client)) return false;
@@ -225,6 +228,7 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
       grace = undefined;
       if (conn.destroyed === true) return;
       released = true;
+      graceExpiries++;
       const waiting = held;
       const from = head;
       held = [];
@@ -331,5 +335,6 @@ export function releaseFanout(broker: unknown, opts: FanoutReleaseOptions): Fano
       for (const client of watched) sum += behindOf(client);
       return sum;
     },
+    graceExpiries: () => graceExpiries,
   };
 }

@@ -17,6 +17,7 @@ export function createBrokerMetrics(stats: () => BrokerStats): Registry {
   gaugeFrom({ registry, name: 'broker_clients_connected', help: 'MQTT clients connected now' }, () => stats().connectedClients);
   gaugeFrom({ registry, name: 'broker_queue_messages', help: "Messages waiting in aedes' delivery queue (mqemitter, beyond its concurrency)" }, () => stats().queuedMessages);
   gaugeFrom({ registry, name: 'broker_subscriber_buffered_bytes', help: "Bytes of messages issued to subscribers' connections and not yet taken by them (a subscriber past limits.subscriberBufferBytes is dropped)" }, () => stats().subscriberBufferedBytes);
+  counterFrom({ registry, name: 'broker_subscriber_grace_expiries_total', help: "Times a subscriber's socket stayed full past limits.subscriberGraceMs and the publishes waiting on it were released (a service falling behind its messages, before any drop), since start" }, () => stats().subscriberGraceExpiries);
   counterFrom({ registry, name: 'broker_offline_statuses_total', help: 'Offline statuses the broker published for devices that left, since start' }, () => stats().offlinePublished);
   counterFrom({ registry, name: 'broker_keepalive_timeouts_total', help: 'Connections closed because the client sent nothing for 1.5 × its keepalive (MQTT-3.1.2-24), since start' }, () => stats().keepaliveTimeouts);
   counterFrom({ registry, name: 'broker_wills_total', help: 'Device wills published, since start' }, () => stats().willsPublished);

@@ -85,6 +85,10 @@ it("delivers a detector's alarm, and acknowledges it, while a subscriber to ever
   await until('svc-alerts receives the alarm', () => got.some((m) => (JSON.parse(m.payload.toString()) as { seq?: unknown }).seq === alarmSeq));
   expect(b.stats().slowSubscribersDropped).toBe(dropped);
   expect(b.stats().subscriberBufferedBytes).toBeGreaterThan(1024 * 1024);
+  // Its grace ran out (the frozen reader's socket stayed full), counted for the operator.
+  expect(b.stats().subscriberGraceExpiries).toBeGreaterThan(0);
+  const expiries = (await b.metrics.getSingleMetric('carewatch_broker_subscriber_grace_expiries_total')?.get())?.values[0]?.value;
+  expect(expiries).toBeGreaterThan(0);
 });
 
 it("paces the publishers by a subscriber that is only a moment behind: its publishes wait for its socket within the grace", async () => {
@@ -124,6 +128,7 @@ it("paces the publishers by a subscriber that is only a moment behind: its publi
   frozen.resume();
   expect(await acked).toBe(true);
   expect(b.stats().slowSubscribersDropped).toBe(0);
+  expect(b.stats().subscriberGraceExpiries).toBe(0);
 });
 
 it('drops a subscriber past its buffer bound, once, and its persistent session loses nothing', async () => {
