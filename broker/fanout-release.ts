@@ -1,5 +1,5 @@
 /**
- * A publish waits for no subscriber's socket.
+ * A publish waits for no subscriber's socket longer than a short grace.
  *
  * aedes 1.2 completes a publish once every subscriber's copy is written *and drained*: its delivery
  * functions (lib/client.js deliver0/deliverQoS → lib/write.js) call the fan-out's callback only when
@@ -30,7 +30,7 @@
  * the copies into Node's buffered writes, which is only worth it when an alarm would otherwise wait.
  * So only a subscriber that stays behind costs the others up to `graceMs`, once, not the drain
  * timeout. CPU: session 23 measured releasing at +22 % per message, but from one profiled run each;
- * plain runs (session 24, 15,000 msg/s after a 30 s warm-up, 5–8 each) put aedes' pacing, release,
+ * plain runs (session 24, 15,000 msg/s after a 30 s warm-up, 5–14 each) put aedes' pacing, release,
  * and this within the machine's run-to-run spread (±20 %; bench/README.md "Fan-out release").
  *
  * Only the live fan-out is released: the functions registered through `broker.subscribe` (aedes'
