@@ -72,12 +72,10 @@ export interface Engine {
 /** A rule failing this many times in a row starts afresh: a state it cannot digest must not blind it for good. */
 export const RESET_AFTER_FAILURES = 3;
 
-/**
- * A rule that fails leaves its homes unprotected, and nobody would see it in a log. NFPA 72 treats
- * a fault of the control unit as a trouble signal: so does carewatch, per rule and home, cleared
- * when the rule next succeeds for that home.
- */
-/** The rule and home of a rule failure's trouble key (`ruleTrouble`), or undefined for any other key. */
+/** The key of a rule failure's trouble signal (`ruleTrouble`); `ruleFailureOf` reads it back. */
+const troubleKey = (ruleId: string, homeId: string): string => `rule_failure:${ruleId}:${homeId}`;
+
+/** The rule and home of a rule failure's trouble key (`troubleKey`), or undefined for any other key. */
 export function ruleFailureOf(key: string): { ruleId: string; homeId: string } | undefined {
   const m = /^rule_failure:(.+):([^:]+)$/.exec(key);
   return m?.[1] !== undefined && m[2] !== undefined ? { ruleId: m[1], homeId: m[2] } : undefined;
@@ -89,9 +87,14 @@ const ANY_INPUT = '*';
 /** A rule failing for a home, as `failing` keys it. */
 const failKey = (ruleId: string, homeId: string): string => `${ruleId}\u0000${homeId}`;
 
+/**
+ * A rule that fails leaves its homes unprotected, and nobody would see it in a log. NFPA 72 treats
+ * a fault of the control unit as a trouble signal: so does carewatch, per rule and home, cleared
+ * when the rule next succeeds for that home.
+ */
 function ruleTrouble(ruleId: string, homeId: string, active: boolean, now: number): Signal {
   return {
-    key: `rule_failure:${ruleId}:${homeId}`,
+    key: troubleKey(ruleId, homeId),
     rule: 'rule_failure',
     category: 'device',
     signal: 'trouble',
@@ -114,10 +117,9 @@ export function createEngine(deps: EngineDeps): Engine {
   /**
    * `ruleId\u0000homeId` of rules currently failing for a home (their trouble signal is active), with
    * the inputs that failed: a device's input of one type (its readings, its events), or an input type
-   * (ticks, care actions). Only a
-   * success on the same input clears it: until session 23 a rule that threw on one detector's readings
-   * but not on ticks was "cleared" by the next tick within a second, 360 troubles an hour, never open
-   * long enough to be seen or escalated (a helper's hunt, session 22).
+   * (ticks, care actions). Only a success on the same input clears it: until session 23 a rule that
+   * threw on one detector's readings but not on ticks was "cleared" by the next tick within a second,
+   * 360 troubles an hour, never open long enough to be seen or escalated (a helper's hunt, session 22).
    */
   const failing = new Map<string, Set<string>>();
   // A device's input of one type: a rule may throw on a detector's events and not on its telemetry.

@@ -86,7 +86,8 @@ export interface BrokerLimits {
   readonly drainTimeoutMs: number;
   /**
    * Bytes of the live fan-out a subscriber may have not yet taken before it is dropped
-   * (fanout-release.ts: a publish no longer waits for a slow subscriber, this bounds what it holds).
+   * (fanout-release.ts: past the grace a publish no longer waits for a slow subscriber; this bounds
+   * what it holds).
    */
   readonly subscriberBufferBytes: number;
   /**
