@@ -52,6 +52,17 @@ async function frozenSubscriber(b: Broker, username: string, filters: string[], 
   return s;
 }
 
+/** What a raw subscriber reads, parsed: whether its SUBACK came, and how many PUBLISHes `counts` takes. */
+function reader(counts: (p: mqttPacket.IPublishPacket) => boolean = () => true): { readonly seen: { subacked: boolean; published: number }; parse(d: Buffer): void } {
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const seen = { subacked: false, published: 0 };
+  parser.on('packet', (p) => {
+    if (p.cmd === 'suback') seen.subacked = true;
+    if (p.cmd === 'publish' && counts(p)) seen.published++;
+  });
+  return { seen, parse: (d) => void parser.parse(d) };
+}
+
 const pad = 'x'.repeat(3_000);
 
 it("delivers a detector's alarm, and acknowledges it, while a subscriber to every message reads nothing", async () => {
@@ -210,25 +221,19 @@ it("paces a SUBSCRIBE's retained messages by the subscriber's socket: a slow rea
   // A reader that takes nothing for a while after its SUBACK, then reads on.
   const s = await rawSubscriber(b, 'svc-ingest', [FILTERS.status], { qos: 0 });
   sockets.push(s);
-  let retained = 0;
-  let subacked = false;
-  const parser = mqttPacket.parser({ protocolVersion: 4 });
-  parser.on('packet', (p) => {
-    if (p.cmd === 'suback') subacked = true;
-    if (p.cmd === 'publish' && p.retain) retained++;
-  });
+  const { seen, parse } = reader((p) => p.retain);
   let frozen = true;
   s.on('data', (d: Buffer) => {
-    parser.parse(d);
-    if (subacked && frozen) s.pause();
+    parse(d);
+    if (seen.subacked && frozen) s.pause();
   });
-  await until('the SUBACK', () => subacked);
+  await until('the SUBACK', () => seen.subacked);
   // Give a release of the retained messages the time to go over the bound (milliseconds), then read.
   await new Promise((r) => setTimeout(r, 1_000));
   expect(b.stats().slowSubscribersDropped).toBe(0);
   frozen = false;
   s.resume();
-  await until(() => `all ${String(N)} retained statuses (${String(retained)} so far)`, () => retained === N, 30_000);
+  await until(() => `all ${String(N)} retained statuses (${String(seen.published)} so far)`, () => seen.published === N, 30_000);
   expect(b.stats().slowSubscribersDropped).toBe(0);
 }, 120_000);
 
@@ -240,24 +245,18 @@ it('keeps a subscriber that reads steadily but stays megabytes behind for longer
   const b = broker;
   const s = await rawSubscriber(b, 'svc-ingest', [FILTERS.telemetry], { qos: 0 });
   sockets.push(s);
-  let received = 0;
-  let subacked = false;
-  const parser = mqttPacket.parser({ protocolVersion: 4 });
-  parser.on('packet', (p) => {
-    if (p.cmd === 'suback') subacked = true;
-    if (p.cmd === 'publish') received++;
-  });
+  const { seen, parse } = reader();
   s.pause();
   // About 2 MB/s: 40 KB every 20 ms.
   const pump = setInterval(() => {
     let taken = 0;
     for (let chunk: Buffer | null = s.read() as Buffer | null; chunk !== null; chunk = taken < 40_000 ? (s.read() as Buffer | null) : null) {
       taken += chunk.length;
-      parser.parse(chunk);
+      parse(chunk);
     }
   }, 20);
   try {
-    await until('the SUBACK', () => subacked);
+    await until('the SUBACK', () => seen.subacked);
     const device = await connect(b, 'h01-sd-r101');
     clients.push(device);
     const telemetry = deviceTopic('h01', 'h01-sd-r101', 'telemetry');
@@ -265,15 +264,15 @@ it('keeps a subscriber that reads steadily but stays megabytes behind for longer
     for (let seq = 1; seq <= total; seq++) device.publish(telemetry, JSON.stringify({ ts: Date.now(), seq, pad }), { qos: 0 });
     let held = 0;
     await until(
-      () => `all ${String(total)} readings (${String(received)} so far; dropped ${String(b.stats().slowSubscribersDropped)})`,
+      () => `all ${String(total)} readings (${String(seen.published)} so far; dropped ${String(b.stats().slowSubscribersDropped)})`,
       () => {
         held = Math.max(held, b.stats().subscriberBufferedBytes);
-        return received === total || b.stats().slowSubscribersDropped > 0;
+        return seen.published === total || b.stats().slowSubscribersDropped > 0;
       },
       60_000,
     );
     expect(b.stats().slowSubscribersDropped).toBe(0);
-    expect(received).toBe(total);
+    expect(seen.published).toBe(total);
     // It was behind, in the broker's own buffer, for longer than the drain timeout.
     expect(held).toBeGreaterThan(2 * 1024 * 1024);
   } finally {
