@@ -23,7 +23,7 @@ import type { FanoutStats } from './redis-mq.ts';
 import { PUBSUB_RESYNC_CODE, watchPubsubResync, type PubsubResyncStats, type Recovery } from './pubsub-resync.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
-import { IndexedMemoryPersistence } from './memory-persistence.ts';
+import { IndexedMemoryPersistence, type SessionQueueBound } from './memory-persistence.ts';
 import { corkPerTurn } from './cork-per-turn.ts';
 import { useFifoMqQueue } from './mq-queue.ts';
 import { ackAfterPublish } from './ack-after-publish.ts';
@@ -78,6 +78,11 @@ export interface BrokerStats {
    * released (fanout-release.ts): a service falling behind, before any drop.
    */
   readonly subscriberGraceExpiries: number;
+  /**
+   * Readings not queued for a persistent session at its bound (limits.sessionQueueMaxBytes), and the
+   * largest session queue now, in accounted bytes. 0 with a Redis store (Redis bounds its own memory).
+   */
+  readonly sessionQueue: { readonly dropped: number; readonly largestBytes: number };
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
   /** Password hashes computed, per algorithm: HMAC for machine secrets, scrypt for older registries. */
   readonly hashComputations: { readonly hmac: number; readonly scrypt: number };
@@ -569,6 +574,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       queuedMessages: queuedMessages(),
       subscriberBufferedBytes: fanout?.buffered() ?? 0,
       subscriberGraceExpiries: fanout?.graceExpiries() ?? 0,
+      sessionQueue: persistence instanceof IndexedMemoryPersistence ? { dropped: persistence.droppedAtBound, largestBytes: persistence.largestQueueBytes() } : { dropped: 0, largestBytes: 0 },
       connectPaths: { ...connectPaths },
       ...(fanoutStats !== undefined ? { clusterFanout: fanoutStats() } : {}),
       ...(resyncStats !== undefined ? { pubsubResync: resyncStats() } : {}),
@@ -700,13 +706,21 @@ export function createBroker(deps: BrokerDeps): Broker {
         // Redis errors reject: aedes' pass fails (logged as an aedes error) and the next one retries.
         return (await redisMq.claimWill(will.brokerId, will.clientId, 8 * limits.heartbeatIntervalMs)) ? 'publish' : 'skip';
       };
+      // Logged once per episode of a session at its bound, and once when it has room again: an
+      // operator must hear that readings are being dropped for svc-ingest (its history has a gap).
+      const queueBound: SessionQueueBound = {
+        maxBytes: limits.sessionQueueMaxBytes,
+        onFull: (clientId, queuedBytes) =>
+          log.error({ code: 'BROKER_SESSION_QUEUE_FULL', clientId, queuedBytes, maxBytes: limits.sessionQueueMaxBytes }, 'persistent session queue at its bound: its readings are no longer queued (events and statuses still are) until it takes some'),
+        onRoom: (clientId, dropped) => log.warn({ code: 'BROKER_SESSION_QUEUE_ROOM', clientId, dropped }, 'persistent session queue has room again: readings are queued for it again'),
+      };
       persistence =
         config.redisUrl !== undefined
           ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
             (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { drainTimeoutMs: limits.redisCloseTimeoutMs, onError: (err, code) => storeErrorLog.record(code, 'redis store', err.message), willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
           : config.storeDir !== undefined
-            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
-            : new IndexedMemoryPersistence();
+            ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), queueBound, ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
+            : new IndexedMemoryPersistence(queueBound);
       const mq = redisMq?.mq;
       fanoutStats = redisMq?.stats;
       // After createRedisMq: its 'ready' handler must run before this one's (pubsub-resync.ts header).
@@ -943,7 +957,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         ops = server;
         await server.start();
       }
-      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', production: config.production, ...(config.cluster !== undefined ? { cluster: 'redis', nodeId: broker.id } : {}) }, 'broker listening');
+      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', ...(config.redisUrl === undefined ? { sessionQueueMaxBytes: limits.sessionQueueMaxBytes } : {}), production: config.production, ...(config.cluster !== undefined ? { cluster: 'redis', nodeId: broker.id } : {}) }, 'broker listening');
     },
 
     async close() {

@@ -22,6 +22,7 @@ export const BrokerEnv = Type.Object({
   brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
   brokerCluster: Type.Optional(Type.Literal('redis', { description: 'redis: this broker is one node of several sharing sessions, retained messages and the message fan-out through CAREWATCH_BROKER_REDIS_URL (docs/scaling.md)' })),
   brokerNodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'readable name of this broker node in logs and $SYS topics (default: broker); a random suffix makes each start unique' })),
+  brokerSessionQueueMaxBytes: Type.Optional(Type.Integer({ minimum: 1024 * 1024, description: 'bytes one persistent session may have queued in memory before its readings are dropped (events and statuses never are); default a fifth of the heap limit (docs/broker.md "Limits")' })),
   brokerHeartbeatMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: "aedes $SYS heartbeat; a dead node's wills are published by a live node 3-7 heartbeats after its last (default 60000)" })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
@@ -103,6 +104,13 @@ export interface BrokerLimits {
    * 65 % of the broker's CPU in mqemitter's `released` at 16,000 msg/s).
    */
   readonly mqConcurrency: number;
+  /**
+   * Accounted bytes (payload, topic and QUEUE_ENTRY_OVERHEAD_BYTES per message) one persistent
+   * session may have queued in the broker's memory before readings are no longer queued for it;
+   * events, statuses and alert changes always are (memory-persistence.ts SessionQueueBound,
+   * docs/broker.md "Limits"). The durable and in-memory stores; a Redis store is bounded by Redis.
+   */
+  readonly sessionQueueMaxBytes: number;
   /** aedes $SYS heartbeat; stale wills of dead brokers are published after 4 of these. */
   readonly heartbeatIntervalMs: number;
   /** Packets a client may pipeline before its CONNACK. */
@@ -124,6 +132,19 @@ export interface BrokerLimits {
   readonly strandedHead: { readonly marks: number; readonly afterMs: number };
 }
 
+/**
+ * The default bound of one persistent session's queue for a heap of `heapLimitBytes` (node's
+ * heap_size_limit, which follows the machine's or the container's memory): a fifth of it, so that
+ * svc-ingest's and svc-alerts' sessions both at the bound leave the broker 60 % of its heap for
+ * its connections and the rest. Here (4.3 GB) that is 870 MB: ~1,070,000 readings of ~100 B, 6 h of
+ * svc-ingest away (or InfluxDB down past ingest's 16 MiB spool) at the demo site's 48 readings/s
+ * (9 homes), 2.5 min at the province's 7,000 msg/s, whose broker wants more memory (or
+ * CAREWATCH_BROKER_SESSION_QUEUE_MAX_BYTES). At least 64 MiB.
+ */
+export function sessionQueueBoundFor(heapLimitBytes: number): number {
+  return Math.max(64 * 1024 * 1024, Math.floor(heapLimitBytes / 5));
+}
+
 export const DEFAULT_LIMITS: BrokerLimits = {
   maxPacketBytes: Math.max(64 * 1024, MAX_DEVICE_PAYLOAD_BYTES + 1024),
   credentialCacheSize: 250_000,
@@ -132,6 +153,9 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   subscriberBufferBytes: DEFAULT_SUBSCRIBER_BUFFER_BYTES,
   subscriberGraceMs: DEFAULT_SUBSCRIBER_GRACE_MS,
   mqConcurrency: 2_000,
+  // The broker process takes sessionQueueBoundFor(its heap limit) instead (main.ts); this is the
+  // embedded default (tests, a broker built in another process).
+  sessionQueueMaxBytes: 512 * 1024 * 1024,
   heartbeatIntervalMs: 60_000,
   queueLimit: 42,
   offlineBatch: 200,

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
-import { IndexedMemoryPersistence, oncePerSession } from './memory-persistence.ts';
+import { IndexedMemoryPersistence, oncePerSession, type SessionQueueBound } from './memory-persistence.ts';
 import { StoreJournal, type JournalRecord, type JournalStats } from './store-journal.ts';
 
 /**
@@ -28,6 +28,8 @@ export interface DurablePersistenceOptions {
   readonly logger: Logger;
   /** See StoreJournal's compactBytes. */
   readonly compactBytes?: number;
+  /** The bound on each persistent session's queue (memory-persistence.ts SessionQueueBound). */
+  readonly queueBound?: SessionQueueBound;
 }
 
 interface SubRecord {
@@ -95,7 +97,7 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
   readonly #incoming = new Map<string, Map<number, StoredPacket>>();
 
   constructor(opts: DurablePersistenceOptions) {
-    super();
+    super(opts.queueBound);
     this.#journal = new StoreJournal({ dir: opts.dir, logger: opts.logger, ...(opts.compactBytes !== undefined ? { compactBytes: opts.compactBytes } : {}) });
   }
 
@@ -138,7 +140,10 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
         await this.outgoingEnqueueCombi(strings(h.c).map((clientId) => ({ clientId })), packetOf(rec));
         return;
       case 'clr':
-        if (typeof h.b === 'string' && typeof h.n === 'number') this.queues.get(c)?.clearByCounter(h.b, h.n);
+        if (typeof h.b === 'string' && typeof h.n === 'number') {
+          this.queues.get(c)?.clearByCounter(h.b, h.n);
+          this.cleared(c);
+        }
         return;
       case 'ret':
         await this.storeRetained(packetOf(rec));
@@ -231,7 +236,7 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
    * keeps one open alert per signal.
    */
   override outgoingEnqueueCombi(all: ReadonlyArray<{ clientId: string }>, packet: object): Promise<void> {
-    const subs = oncePerSession(all);
+    const subs = this.admit(oncePerSession(all), packet);
     // aedes calls this for every QoS ≥ 1 publish, also with no subscription: nothing to keep then.
     if (subs.length === 0) return RESOLVED;
     // Not async, and no promise of its own per message (the journal's is shared by its commit): this
@@ -262,6 +267,7 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
   override outgoingClearMessageId(client: { id: string }, packet: { messageId?: number; brokerId?: string; brokerCounter?: number }): Promise<unknown> {
     // Synchronous underneath (memory-persistence.ts): one promise per subscriber PUBACK, not three.
     const cleared = this.queues.get(client.id)?.clear(client, packet) as StoredPacket | undefined;
+    this.cleared(client.id);
     if (cleared?.brokerId !== undefined && cleared.brokerCounter !== undefined) {
       void this.#log({ op: 'clr', c: client.id, b: cleared.brokerId, n: cleared.brokerCounter }, undefined, false);
     }

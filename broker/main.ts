@@ -19,7 +19,8 @@ const { StartupProblem, runProcess } = await import('../common/process-main.ts')
 const { envName } = await import('../common/config.ts');
 const { readServerTls } = await import('../common/tls.ts');
 const { createBroker } = await import('./broker.ts');
-const { BrokerEnv } = await import('./config.ts');
+const { BrokerEnv, sessionQueueBoundFor } = await import('./config.ts');
+const { getHeapStatistics } = await import('node:v8');
 
 /** The certificate and key the TLS ports serve, read once here (modules read no files of config). */
 function serverTls(env: { brokerTlsCertFile?: string | undefined; brokerTlsKeyFile?: string | undefined }): ReturnType<typeof readServerTls> {
@@ -57,7 +58,10 @@ const code = await runProcess({
         httpPort: env.brokerHttpPort,
         production,
         ...(env.brokerCluster === 'redis' ? { cluster: { nodeId: env.brokerNodeId ?? 'broker' } } : {}),
-        ...(env.brokerHeartbeatMs !== undefined ? { limits: { heartbeatIntervalMs: env.brokerHeartbeatMs } } : {}),
+        limits: {
+          ...(env.brokerHeartbeatMs !== undefined ? { heartbeatIntervalMs: env.brokerHeartbeatMs } : {}),
+          sessionQueueMaxBytes: env.brokerSessionQueueMaxBytes ?? sessionQueueBoundFor(getHeapStatistics().heap_size_limit),
+        },
       },
       registry,
       logger,

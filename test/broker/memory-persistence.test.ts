@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import AsyncMemoryPersistence from 'aedes-persistence/asyncPersistence.js';
-import { IndexedMemoryPersistence } from '../../broker/memory-persistence.ts';
+import { IndexedMemoryPersistence, QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/memory-persistence.ts';
 
 /**
  * The indexed outgoing queue (issue 6 made it O(1)) against a plain model of what it must do, and
@@ -143,6 +143,8 @@ describe('the indexed outgoing queue of a persistent session', () => {
         for (const c of ids) {
           const expected = (model.queues.get(c) ?? []).map((e) => e.packet);
           expect((await drain(ours.outgoingStream({ id: c }))).map(norm), `queue of ${c} at step ${step}`).toEqual(expected.map(norm));
+          // What limits.sessionQueueMaxBytes is held against: kept right through updates (PUBRELs) and clears.
+          expect(ours.queuedBytes(c), `accounted bytes of ${c} at step ${step}`).toBe(expected.reduce((n, p) => n + QUEUE_ENTRY_OVERHEAD_BYTES + (p.payload?.length ?? 0) + (p.topic?.length ?? 0), 0));
         }
       }
     }

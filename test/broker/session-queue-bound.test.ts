@@ -1,0 +1,173 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Device } from '../../contract/registry.ts';
+import { deviceTopic, FILTERS } from '../../contract/topics.ts';
+import { IndexedMemoryPersistence, QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/memory-persistence.ts';
+import type { Broker } from '../../broker/broker.ts';
+import { sessionQueueBoundFor } from '../../broker/config.ts';
+import { startProcess, type TestProcess } from '../support/process.ts';
+import { captureLogger } from '../ingest/support/wait.ts';
+import { demoRegistry } from '../support/registry.ts';
+import { connect, connectRecording, json, startBroker, until } from './helpers.ts';
+
+/**
+ * limits.sessionQueueMaxBytes (memory-persistence.ts SessionQueueBound): a persistent session away
+ * for long no longer has every reading of the site queued in the broker's memory until the heap is
+ * gone (0.8 KB a reading; at the province's rate 4 GB in ~12 minutes, and the broker, with every
+ * device's connection and alarm, dies and replays the same store into the same death). At the bound
+ * its readings are not queued, counted and logged once; events and statuses always are.
+ */
+const [device] = demoRegistry().site.devices.filter((d) => d.kind === 'smoke_detector') as [Device];
+const telemetry = deviceTopic(device.homeId, device.id, 'telemetry');
+const event = deviceTopic(device.homeId, device.id, 'event');
+const status = deviceTopic(device.homeId, device.id, 'status');
+
+interface P {
+  cmd: 'publish';
+  topic: string;
+  payload: Buffer;
+  qos: 1;
+  retain: false;
+  dup: false;
+  brokerId: string;
+  brokerCounter: number;
+}
+const packet = (topic: string, n: number): P => ({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ ts: 1_700_000_000_000 + n, seq: n })), qos: 1, retain: false, dup: false, brokerId: 'b1', brokerCounter: n });
+const sizeOf = (p: P): number => QUEUE_ENTRY_OVERHEAD_BYTES + p.payload.length + p.topic.length;
+
+describe('the store: a session at its bound', () => {
+  it('queues no more readings for it, still queues its events and statuses, and says so once until it has room again', async () => {
+    const max = 20 * sizeOf(packet(telemetry, 1_000));
+    const said: string[] = [];
+    const store = new IndexedMemoryPersistence({ maxBytes: max, onFull: (id, bytes) => said.push(`full ${id} ${bytes >= max}`), onRoom: (id, dropped) => said.push(`room ${id} ${dropped}`) });
+    const both = [{ clientId: 'svc-ingest' }, { clientId: 'svc-alerts' }];
+    let n = 1_000;
+    // svc-alerts takes every message at once (its PUBACK clears it); svc-ingest is away.
+    const publish = async (topic: string): Promise<P> => {
+      const p = packet(topic, n++);
+      await store.outgoingEnqueueCombi(both, p);
+      await store.outgoingClearMessageId({ id: 'svc-alerts' }, { brokerId: p.brokerId, brokerCounter: p.brokerCounter });
+      return p;
+    };
+    const queued = async (): Promise<string[]> => store.outgoingPackets('svc-ingest').map((p) => (p as unknown as P).topic.split('/')[4] as string);
+
+    for (let i = 0; i < 25; i++) await publish(telemetry);
+    expect((await queued()).length).toBe(20);
+    expect(store.queuedBytes('svc-ingest')).toBe(max);
+    expect(store.droppedAtBound).toBe(5);
+    expect(said).toEqual(['full svc-ingest true']);
+    // The other session is not touched by its neighbour's bound: it got every reading.
+    expect(store.queuedBytes('svc-alerts')).toBe(0);
+
+    // What can mean danger is queued past the bound.
+    await publish(event);
+    await publish(status);
+    expect((await queued()).slice(-2)).toEqual(['event', 'status']);
+    expect(store.droppedAtBound).toBe(5);
+
+    // svc-ingest takes one: still at the bound (the event and status are in it), nothing said, readings still dropped.
+    for (const p of store.outgoingPackets('svc-ingest').slice(0, 1)) await store.outgoingClearMessageId({ id: 'svc-ingest' }, p as unknown as P);
+    await publish(telemetry);
+    expect(store.droppedAtBound).toBe(6);
+    expect(said).toEqual(['full svc-ingest true']);
+    // Four more: below 90 %, it is told (with what was dropped meanwhile) and readings are queued again.
+    for (const p of store.outgoingPackets('svc-ingest').slice(0, 4)) await store.outgoingClearMessageId({ id: 'svc-ingest' }, p as unknown as P);
+    expect(said).toEqual(['full svc-ingest true', 'room svc-ingest 6']);
+    const before = (await queued()).length;
+    await publish(telemetry);
+    expect((await queued()).length).toBe(before + 1);
+    expect(store.droppedAtBound).toBe(6);
+  });
+
+  it('without a bound (as before) every reading is queued', async () => {
+    const store = new IndexedMemoryPersistence();
+    for (let i = 0; i < 2_000; i++) await store.outgoingEnqueueCombi([{ clientId: 'svc-ingest' }], packet(telemetry, i));
+    expect(store.outgoingPackets('svc-ingest')).toHaveLength(2_000);
+    expect(store.droppedAtBound).toBe(0);
+  });
+});
+
+describe('the broker: svc-ingest away past its bound (durable store)', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('keeps acknowledging every device message, bounds the queue, and svc-ingest still gets every event and the readings up to the bound, across a restart', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'carewatch-qbound-'));
+    dirs.push(storeDir);
+    const maxBytes = 64 * 1024;
+    const { logger, lines } = captureLogger('warn');
+    const start = (): Promise<Broker> => startBroker({ config: { storeDir, limits: { sessionQueueMaxBytes: maxBytes } }, logger });
+    let b = await start();
+    const session = 'svc-ingest-qbound';
+    const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
+    await away.subscribeAsync([FILTERS.telemetry, FILTERS.event], { qos: 1 });
+    await away.endAsync();
+
+    const dev = await connect(b, device.id);
+    const readings = 400;
+    // Each reading is ~600 accounted bytes: ~100 fill the 64 KiB. Every publish must be PUBACKed.
+    for (let seq = 1; seq <= readings; seq++) await dev.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+    await dev.publishAsync(event, JSON.stringify({ ts: Date.now(), seq: readings + 1, type: 'detector_alarm' }), { qos: 1 });
+    await dev.endAsync();
+
+    const s = b.stats().sessionQueue;
+    expect(s.dropped).toBeGreaterThan(200);
+    // Bounded: at most one reading past the bound, plus the event.
+    expect(s.largestBytes).toBeLessThan(maxBytes + 2 * 1024);
+    const dropped = (await b.metrics.getSingleMetric('carewatch_broker_session_queue_dropped_total')?.get())?.values[0]?.value;
+    expect(dropped).toBe(s.dropped);
+    expect(lines.filter((l) => l.code === 'BROKER_SESSION_QUEUE_FULL').map((l) => l.clientId)).toEqual([session]);
+
+    // The queue as bounded survives a restart of the broker (its durable store).
+    await b.close();
+    b = await start();
+    try {
+      const { client, received } = await connectRecording(b, 'svc-ingest', { clientId: session, clean: false });
+      const expected = readings - s.dropped + 1;
+      await until(() => `svc-ingest's queue: ${received.length} of ${expected}`, () => received.length >= expected);
+      await client.endAsync();
+      const seqs = received.filter((r) => r.topic === telemetry).map((r) => json(r).seq);
+      // The oldest readings, in order, up to the bound; none of the dropped ones; then the alarm.
+      expect(seqs).toEqual(Array.from({ length: readings - s.dropped }, (_, i) => i + 1));
+      expect(received.filter((r) => r.topic === event).map((r) => json(r).type)).toEqual(['detector_alarm']);
+    } finally {
+      await b.close();
+    }
+  }, 60_000);
+});
+
+describe('the broker process: its bound follows its heap', () => {
+  const MiB = 1024 * 1024;
+  const procs: TestProcess[] = [];
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const p of procs.splice(0)) await p.stop();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('a fifth of the heap limit, at least 64 MiB', () => {
+    expect(sessionQueueBoundFor(4345 * 1_000_000)).toBe(869_000_000);
+    expect(sessionQueueBoundFor(100 * MiB)).toBe(64 * MiB);
+  });
+
+  const started = async (env: Record<string, string>): Promise<number> => {
+    const dir = mkdtempSync(join(tmpdir(), 'carewatch-qbound-main-'));
+    dirs.push(dir);
+    const p = startProcess('broker-qbound', 'broker/main.ts', { CAREWATCH_BROKER_PORT: '0', CAREWATCH_BROKER_WS_PORT: '0', CAREWATCH_BROKER_STORE_DIR: dir, ...env });
+    procs.push(p);
+    const [, bytes] = (await p.waitForOutput(/"sessionQueueMaxBytes":(\d+)/)) as unknown as [string, string];
+    return Number(bytes);
+  };
+
+  it('is taken from the heap limit (NODE_OPTIONS) unless CAREWATCH_BROKER_SESSION_QUEUE_MAX_BYTES says', async () => {
+    // --max-old-space-size=1000: a heap limit a little above 1000 MiB (the young generation's share).
+    const fromHeap = await started({ NODE_OPTIONS: '--max-old-space-size=1000' });
+    expect(fromHeap).toBeGreaterThanOrEqual(sessionQueueBoundFor(1000 * MiB));
+    expect(fromHeap).toBeLessThan(sessionQueueBoundFor(1100 * MiB));
+    expect(await started({ NODE_OPTIONS: '--max-old-space-size=1000', CAREWATCH_BROKER_SESSION_QUEUE_MAX_BYTES: String(3 * MiB) })).toBe(3 * MiB);
+  }, 60_000);
+});
