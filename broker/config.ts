@@ -134,12 +134,13 @@ export interface BrokerLimits {
 
 /**
  * The default bound of one persistent session's queue for a heap of `heapLimitBytes` (node's
- * heap_size_limit, which follows the machine's or the container's memory): a fifth of it, so that
- * svc-ingest's and svc-alerts' sessions both at the bound leave the broker 60 % of its heap for
- * its connections and the rest. Here (4.3 GB) that is 870 MB: ~1,070,000 readings of ~100 B, 6 h of
- * svc-ingest away (or InfluxDB down past ingest's 16 MiB spool) at the demo site's 48 readings/s
- * (9 homes), 2.5 min at the province's 7,000 msg/s, whose broker wants more memory (or
- * CAREWATCH_BROKER_SESSION_QUEUE_MAX_BYTES). At least 64 MiB.
+ * heap_size_limit, which follows the machine's or the container's memory): a fifth of it. Only a
+ * persistent session that takes readings at QoS 1 fills up (svc-ingest; a bureau integration
+ * subscribed so: alerts' persistent sessions take events and statuses only), so two such at the
+ * bound leave the broker 60 % of its heap for its connections and the rest. Here (4.3 GB) that is
+ * 870 MB: ~1,070,000 readings of ~100 B, 6 h of svc-ingest away (or InfluxDB down past ingest's
+ * 16 MiB spool) at the demo site's 48 readings/s (9 homes), 2.5 min at the province's 7,000 msg/s,
+ * whose broker wants more memory (or CAREWATCH_BROKER_SESSION_QUEUE_MAX_BYTES). At least 64 MiB.
  */
 export function sessionQueueBoundFor(heapLimitBytes: number): number {
   return Math.max(64 * 1024 * 1024, Math.floor(heapLimitBytes / 5));

@@ -46,7 +46,7 @@ interface Entry {
  * apart. Used to account a session's queue against limits.sessionQueueMaxBytes, so that the bound
  * means about what the queue costs.
  */
-export const QUEUE_ENTRY_OVERHEAD_BYTES = 640;
+export const QUEUE_ENTRY_OVERHEAD_BYTES = 664;
 
 /** What an entry is accounted at (QUEUE_ENTRY_OVERHEAD_BYTES above). A PUBREL has no payload. */
 function accountedBytes(p: Packet): number {
@@ -238,21 +238,23 @@ export function oncePerSession<T extends { clientId?: unknown }>(subs: ReadonlyA
 export interface SessionQueueBound {
   /** Accounted bytes (payload, topic, QUEUE_ENTRY_OVERHEAD_BYTES) a session's queue may hold before its readings are not queued. */
   readonly maxBytes: number;
-  /** The session's queue reached the bound: from now on its readings are dropped (once per episode). */
+  /** The session's queue reached the bound: its readings are not queued until it is below 90 % of it again (said once per episode). */
   readonly onFull?: (clientId: string, queuedBytes: number) => void;
-  /** The session's queue fell back below 90 % of the bound: readings are queued again; `dropped` meanwhile. */
+  /** The session's queue fell back below 90 % of the bound: readings are queued again; `dropped` meanwhile (not queued; a connected session may have had some live). */
   readonly onRoom?: (clientId: string, dropped: number) => void;
 }
 
 /**
- * What a full queue may still take: everything but readings. Events (a fire alarm, a fall),
+ * What a full queue may still take: everything but QoS 1 readings. Events (a fire alarm, a fall),
  * statuses and alert changes are few (a device's events and status changes, not its readings) and
  * each can mean danger, so a session at its bound still gets every one of them; readings are the
- * volume and the history, and the alerts process has had them live.
+ * volume and the history, and the alerts process has had them live. A QoS 2 copy must be queued
+ * (outgoingUpdate closes a connection that gets one without its entry); devices publish readings at
+ * QoS 0 or 1 (docs/protocol.md).
  */
 function droppableAtBound(packet: object): boolean {
-  const topic = (packet as { topic?: unknown }).topic;
-  if (typeof topic !== 'string') return false;
+  const { topic, qos } = packet as { topic?: unknown; qos?: unknown };
+  if (typeof topic !== 'string' || qos !== 1) return false;
   const t = parseTopic(topic);
   return t?.kind === 'device' && t.channel === 'telemetry';
 }
@@ -300,13 +302,15 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i] as T;
       const q = this.queues.get(s.clientId);
-      if (q === undefined || q.bytes < bound.maxBytes || !droppableAtBound(packet)) {
+      // Within an episode (ROOM_AT) readings stay out until the session has room: one gap in its
+      // history, not one reading let in for each it takes.
+      const n = this.#full.get(s.clientId);
+      if (q === undefined || (n === undefined && q.bytes < bound.maxBytes) || !droppableAtBound(packet)) {
         out?.push(s);
         continue;
       }
       out ??= subs.slice(0, i);
       this.#dropped++;
-      const n = this.#full.get(s.clientId);
       this.#full.set(s.clientId, (n ?? 0) + 1);
       if (n === undefined) bound.onFull?.(s.clientId, q.bytes);
     }
@@ -331,6 +335,7 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   }
 
   override async outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void> {
+    if (this.admit([sub], packet).length === 0) return;
     this.queue(sub.clientId).push(new PacketCtor(packet));
   }
 
