@@ -12,6 +12,7 @@ import { buildApp } from './http/app.ts';
 import { createCareStateView } from './http/care-state.ts';
 import { openInfluxDatabase } from '../common/influx/database.ts';
 import { createTokenService } from './http/token.ts';
+import { createSignOut } from './sign-out.ts';
 import { createLifecycle, type AlertChange, type HeldCondition, type Lifecycle, type StoredAlert } from './lifecycle.ts';
 import type { IncidentAuditEntry, IncidentChange, StoredIncident } from './incidents/book.ts';
 import { createMqttAdapter, type MqttAdapter } from './mqtt.ts';
@@ -56,6 +57,7 @@ const CARE_JOURNAL_FILE = 'care-journal.jsonl';
 const TURN_JOURNAL_FILE = 'turn-journal.jsonl';
 const DISABLEMENTS_FILE = 'disablements.json';
 const DISABLEMENT_JOURNAL_FILE = 'disablement-journal.jsonl';
+const SIGNED_OUT_FILE = 'signed-out-tokens.json';
 
 type RuleOptionKey = 'careNightHours' | 'siteUtcOffsetMin' | 'bedReturnWithinMin' | 'escalationCritical' | 'escalationHigh' | 'escalationMedium' | 'escalationLow';
 
@@ -351,6 +353,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
 
   // With the registry: a deleted user, or one whose role or home changed, is cut off at once.
   const tokens = createTokenService(config.tokenSecret, config.tokenTtlS, registry);
+  const signOut = createSignOut({ tokens, now: () => clock.now(), logger, path: join(stateDir, SIGNED_OUT_FILE) });
+  // A token signed out here or on another web node: its pages here are disconnected; one signed out
+  // here is told to the other nodes (a peer's is not passed on: every node hears the original).
+  signOut.onEnded((token, origin) => {
+    hub?.endSession(token);
+    if (origin === 'here') cluster?.signOutElsewhere(token);
+  });
   // Read at scrape time from what the process keeps (alerts/metrics.ts).
   const metrics = createAlertsMetrics({
     openAlerts: () => lifecycle.open(),
@@ -392,6 +401,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     registry,
     lifecycle,
     tokens,
+    signOut,
     clock,
     logger,
     production: deps.production === true,
@@ -714,6 +724,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       // After the open alerts (a disablement that ended while we were down releases its held conditions into them), before any input.
       await disablements.start();
       await rosters.start();
+      await signOut.start();
       await notifier?.start();
       if (config.redisUrl !== undefined) cluster = createSocketCluster({ redisUrl: config.redisUrl, logger });
       // What this node answers a peer's REST list request with: the homes it owns and what the user may see of them.
@@ -727,7 +738,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         coverage = createCoverage({ redisUrl: config.redisUrl, instance: config.instance, homes, registryHomes: registry.site.homes.map((h) => h.id), clock, logger, ...deps.coverage });
         await coverage.start();
       }
-      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry, ...(homes !== undefined ? { owns } : {}) }, ...(cluster !== undefined ? { cluster } : {}) });
+      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry, ...(homes !== undefined ? { owns } : {}) }, ...(cluster !== undefined ? { cluster } : {}), onPeerSignOut: (token) => void signOut.end(token, 'peer') });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
         mqttAdapter = createMqttAdapter({
@@ -778,6 +789,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
       await step('coverage', () => coverage?.close());
       await step('socket-cluster', () => cluster?.close());
       await step('http', () => app.close());
+      await step('sign-out', () => signOut.close());
       await step('snapshot', async () => {
         if (started) await saveSnapshot();
         await saving;

@@ -38,6 +38,8 @@ export type ActionResult = AckResult | IncidentResult;
 
 /** The inter-node event names (prefixed: the adapter's channel is shared with nothing else, but be clear). */
 const ACT = 'carewatch:act';
+/** A user signed out on one node: the others refuse the token too and disconnect its pages (sign-out.ts). */
+const SIGN_OUT = 'carewatch:sign-out';
 const OPEN = 'carewatch:open';
 const LIST = 'carewatch:list';
 
@@ -130,6 +132,8 @@ export interface PeerHandlers {
   readonly verify: (token: string) => Actor | undefined;
   /** What this node holds that the actor's live stream carries; notes the delivery (pushedAt) as a local snapshot does. */
   readonly openFor: (actor: Actor) => PeerOpenReply;
+  /** Another node ended this token's session (its signature is checked here: a peer's word is not taken for it). */
+  readonly signedOut?: (token: string) => void;
 }
 
 export interface SocketCluster {
@@ -145,6 +149,8 @@ export interface SocketCluster {
   serveLists(listFor: (actor: Actor) => PeerListReply): void;
   /** The other nodes' lists for this token's user (REST reads; the io given to attach). */
   lists(token: string): Promise<PeerLists>;
+  /** Tells the other nodes a token's session ended here (no answer awaited: each refuses it once it hears). */
+  signOutElsewhere(token: string): void;
   /** forward() on the io given to attach (REST actions); OWNER_UNREACHABLE before attach. */
   act(token: string, action: PeerAction): Promise<ActionResult | undefined>;
   close(): Promise<void>;
@@ -271,12 +277,19 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
         if (actor === undefined) return answer({ handled: true, result: { ok: false, code: 'AUTH_REQUIRED', error: 'the session has expired or the user changed; log in again' } });
         answer({ handled: true, result: runAction(h.lifecycle, a, actor) });
       });
+      peerIo.on(SIGN_OUT, (token: unknown) => {
+        peerRequests++;
+        if (typeof token === 'string') h.signedOut?.(token);
+      });
       peerIo.on(OPEN, (token: unknown, reply: unknown) => {
         peerRequests++;
         if (typeof reply !== 'function') return;
         const actor = typeof token === 'string' ? h.verify(token) : undefined;
         (reply as (x: PeerOpenReply) => void)(actor === undefined ? { alerts: [], incidents: [] } : h.openFor(actor));
       });
+    },
+    signOutElsewhere(token) {
+      if (attached !== undefined) (attached as PeerIo).serverSideEmit(SIGN_OUT, token);
     },
     async forward(io, token, action) {
       forwarded++;

@@ -41,6 +41,8 @@ export interface SocketHubDeps {
    * does; the snapshot on connect includes what the other nodes hold.
    */
   readonly cluster?: SocketCluster;
+  /** Another web node ended a token's session (sign-out.ts); this node refuses it too. */
+  readonly onPeerSignOut?: (token: string) => void;
 }
 
 export interface SocketHub {
@@ -52,6 +54,8 @@ export interface SocketHub {
   /** Sends one incident change to its home room, and to the bureau room for fire and bureau-level incidents. */
   publishIncident(incident: IncidentMessage): void;
   connections(): number;
+  /** Disconnects this node's pages connected with `token` (it was signed out); how many. */
+  endSession(token: string): number;
   /** Pages closed because they did not read what they were sent (MAX_SOCKET_BACKLOG_PACKETS), since start. */
   backlogClosed(): number;
   /** socket.io sessions still waiting for their authenticated CONNECT (bounded: socket-handshakes.ts). */
@@ -157,6 +161,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       lifecycle: deps.lifecycle,
       verify: (token) => deps.tokens.verify(token, deps.clock.now()),
       openFor: (actor) => localOpen(actor, `${actor.username} on another node`),
+      ...(deps.onPeerSignOut !== undefined ? { signedOut: deps.onPeerSignOut } : {}),
     });
   }
 
@@ -357,6 +362,16 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       }
     },
     connections: () => io.engine.clientsCount,
+    endSession(token) {
+      let n = 0;
+      for (const socket of io.of('/').sockets.values()) {
+        if (tokenOf.get(socket) !== token) continue;
+        // As at the token's expiry (cutOff): the page is told, and goes back to its login form.
+        socket.disconnect(true);
+        n++;
+      }
+      return n;
+    },
     backlogClosed: () => backlogClosed,
     pendingHandshakes: () => handshakes.size(),
     async close() {

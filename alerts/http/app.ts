@@ -22,6 +22,7 @@ import { statsRoutes } from './stats.ts';
 import type { InfluxReader } from '../../common/influx/reader.ts';
 import type { Registry } from 'prom-client';
 import { healthzReply } from '../../common/metrics.ts';
+import type { SignOut } from '../sign-out.ts';
 
 export interface AppDeps {
   readonly registry: RegistryIndex;
@@ -50,11 +51,20 @@ export interface AppDeps {
   readonly https?: ServerTls | undefined;
   /** Issue 14, partitioned by home: the other nodes, for lists and actions of homes this node does not own (http/peer-rest.ts). */
   readonly peers?: RestPeers | undefined;
+  /** Server-side sign-out (alerts/sign-out.ts): kept and told to the other web nodes. Without it (unit tests) only this token service refuses the token. */
+  readonly signOut?: SignOut;
 }
 
 export interface RouteContext extends AppDeps {
   /** The verified actor of a request, or an AUTH_REQUIRED error. */
   actor(req: FastifyRequest): Actor;
+  /** The request's bearer token as sent (unverified), if any. */
+  bearer(req: FastifyRequest): string | undefined;
+}
+
+function bearerOf(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  return typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
 }
 
 /** The HTTP server's bounds on slow clients (buildApp says why). */
@@ -110,9 +120,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const ctx: RouteContext = {
     ...deps,
+    bearer: bearerOf,
     actor(req) {
-      const header = req.headers.authorization;
-      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      const token = bearerOf(req);
       const actor = token === undefined ? undefined : deps.tokens.verify(token, deps.clock.now());
       if (actor === undefined) throw new AlertsError('AUTH_REQUIRED');
       return actor;

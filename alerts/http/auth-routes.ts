@@ -143,6 +143,18 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: RouteContext): voi
     return { token, expiresAt, user: { username: user.username, displayName: user.displayName, role: user.role, ...(user.homeId !== undefined ? { homeId: user.homeId } : {}), ...provider } };
   });
 
+  // Sign-out ends this token on the server (alerts/sign-out.ts), not only in the page: it is refused
+  // from now on, here and on the other web nodes, and the pages open with it are disconnected. The
+  // user's other sessions (the same staff account at another desk) are untouched.
+  app.post('/api/logout', { schema: { summary: "Sign out: this token is refused from now on, and pages open with it are disconnected (the user's other sessions stay)" } }, async (req, reply) => {
+    const actor = ctx.actor(req);
+    const token = ctx.bearer(req) as string;
+    if (ctx.signOut !== undefined) ctx.signOut.end(token, 'here');
+    else ctx.tokens.revoke(token, ctx.clock.now());
+    ctx.logger.info({ username: actor.username, code: 'AUTH_SIGNED_OUT' }, 'signed out');
+    return reply.status(204).send();
+  });
+
   app.get('/api/me', async (req) => {
     const actor = ctx.actor(req);
     const user = ctx.registry.user(actor.username);

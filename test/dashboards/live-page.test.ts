@@ -409,4 +409,28 @@ describe('live dashboard', () => {
     await staff.getByTestId('login-submit').click();
     await staff.getByTestId('conn-banner').and(staff.locator('[data-state="online"]')).waitFor();
   });
+
+  it("signs out on the server too, ending that desk's session and not the same account's at another desk", async () => {
+    const tokenOf = (page: Page): Promise<string> => page.evaluate(() => (JSON.parse(sessionStorage.getItem('cw.session') ?? '{}') as { token: string }).token);
+    const me = async (token: string): Promise<number> => (await fetch(`${stack.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const online = (page: Page) => page.getByTestId('conn-banner').and(page.locator('[data-state="online"]'));
+    const deskB = await login('staff-h01');
+    await online(deskB).waitFor();
+    const a = await tokenOf(staff);
+    const b = await tokenOf(deskB);
+    await staff.getByTestId('logout').click();
+    await staff.getByTestId('login-form').waitFor();
+    // The page's POST /api/logout ended the token on the server: copied anywhere, it is refused now.
+    for (let i = 0; i < 100 && (await me(a)) !== 401; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await me(a)).toBe(401);
+    expect(await me(b)).toBe(200);
+    expect(await online(deskB).isVisible()).toBe(true);
+    // Desk B's token signed out from elsewhere (as from another tab with it): its open page is ended
+    // by the server over its socket and goes back to the login form. Its REST calls are cut here, so
+    // a poll's 401 cannot be what takes it there.
+    await deskB.route('**/api/**', (r) => r.abort());
+    expect((await fetch(`${stack.url}/api/logout`, { method: 'POST', headers: { authorization: `Bearer ${b}` } })).status).toBe(204);
+    await deskB.getByTestId('session-expired').waitFor();
+    expect(await deskB.getByTestId('login-form').isVisible()).toBe(true);
+  });
 });

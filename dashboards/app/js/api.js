@@ -34,9 +34,16 @@ export function createApi(onUnauthorized) {
       sessionStorage.setItem('cw.session', JSON.stringify(r));
       return r;
     },
+    /**
+     * Ends the session on the server too (POST /api/logout: the token is refused from then on, and
+     * pages open with it elsewhere are disconnected), then here. Forgotten here whatever the answer:
+     * a server that cannot be reached still leaves nothing behind in this browser.
+     */
     logout() {
+      const token = session?.token;
       session = null;
       sessionStorage.removeItem('cw.session');
+      if (token) void fetch('/api/logout', { method: 'POST', headers: { authorization: `Bearer ${token}` }, keepalive: true }).catch(() => undefined);
     },
     get: (path) => request('GET', path),
     /**

@@ -2,7 +2,7 @@
 
 const STRINGS = {
   zh: {
-    title: '颐养守护 · 实时监控', sessionExpired: '登录已过期，请重新登录', login: '登录', username: '用户名', password: '密码', loginFailed: '用户名或密码错误',
+    title: '颐养守护 · 实时监控', sessionExpired: '登录已结束（过期或已在别处退出），请重新登录', login: '登录', username: '用户名', password: '密码', loginFailed: '用户名或密码错误',
     logout: '退出', lang: 'English', connected: '实时连接正常', disconnected: '连接已断开 — 正在重连，期间的警报将在恢复后同步',
     resynced: '已重新连接并同步', floors: '楼层与房间', residents: '卧床长者', alerts: '当前警报', noAlerts: '暂无警报',
     ack: '确认收到', confirm: '核实', realFire: '真实火警', falseAlarm: '误报', test: '测试', fault: '故障', resolve: '解除',
@@ -35,7 +35,7 @@ const STRINGS = {
     notifyUnavailable: '此连接不支持系统通知（需要 HTTPS）', notifyUnavailableShort: '无通知',
   },
   en: {
-    title: 'CareWatch · Live monitor', sessionExpired: 'Your session has expired; please sign in again', login: 'Sign in', username: 'Username', password: 'Password', loginFailed: 'Wrong username or password',
+    title: 'CareWatch · Live monitor', sessionExpired: 'Your session has ended (expired, or signed out); please sign in again', login: 'Sign in', username: 'Username', password: 'Password', loginFailed: 'Wrong username or password',
     logout: 'Sign out', lang: '中文', connected: 'Live connection OK', disconnected: 'Connection lost — reconnecting; alerts raised meanwhile will be synced',
     resynced: 'Reconnected and re-synced', floors: 'Floors and rooms', residents: 'Bedridden residents', alerts: 'Active alerts', noAlerts: 'No active alerts',
     ack: 'Acknowledge', confirm: 'Confirm', realFire: 'Real fire', falseAlarm: 'False alarm', test: 'Test', fault: 'Fault', resolve: 'Resolve',

@@ -19,7 +19,12 @@ export function connectLive({ token, onAlert, onSnapshot, onIncident, onIncident
       // The next reconnect or poll tries again; the banner already says what is known.
     }
   });
-  socket.on('disconnect', () => onStatus('offline'));
+  socket.on('disconnect', (reason) => {
+    onStatus('offline');
+    // The server ends a session only when its token no longer holds (expired, the user changed,
+    // signed out: alerts/socket.ts); socket.io does not reconnect after it, and neither may the page.
+    if (reason === 'io server disconnect') onAuthFailed?.();
+  });
   socket.on('connect_error', (err) => {
     onStatus('offline');
     // The server refuses the token (alerts/socket.ts AUTH_REQUIRED): retrying cannot help, the
