@@ -23,7 +23,8 @@ import type { FanoutStats } from './redis-mq.ts';
 import { PUBSUB_RESYNC_CODE, watchPubsubResync, type PubsubResyncStats, type Recovery } from './pubsub-resync.ts';
 import { offlineStatus, stampReceived, stampWill, type OfflineReason } from './status.ts';
 import { guardMqRecursion } from './mq-recursion-guard.ts';
-import { IndexedMemoryPersistence, type SessionQueueBound } from './memory-persistence.ts';
+import { IndexedMemoryPersistence } from './memory-persistence.ts';
+import { isBoundedStore, type SessionQueueBound } from './session-queue-bound.ts';
 import { corkPerTurn } from './cork-per-turn.ts';
 import { useFifoMqQueue } from './mq-queue.ts';
 import { ackAfterPublish } from './ack-after-publish.ts';
@@ -80,7 +81,7 @@ export interface BrokerStats {
   readonly subscriberGraceExpiries: number;
   /**
    * Readings not queued for a persistent session at its bound (limits.sessionQueueMaxBytes), and the
-   * largest session queue now, in accounted bytes. 0 with a Redis store (Redis bounds its own memory).
+   * largest session queue now, in accounted bytes (a Redis store's: its length as last read, ≤ 1 s old).
    */
   readonly sessionQueue: { readonly dropped: number; readonly largestBytes: number };
   readonly credentialCache: { readonly size: number; readonly hits: number; readonly misses: number };
@@ -574,7 +575,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       queuedMessages: queuedMessages(),
       subscriberBufferedBytes: fanout?.buffered() ?? 0,
       subscriberGraceExpiries: fanout?.graceExpiries() ?? 0,
-      sessionQueue: persistence instanceof IndexedMemoryPersistence ? { dropped: persistence.droppedAtBound, largestBytes: persistence.largestQueueBytes() } : { dropped: 0, largestBytes: 0 },
+      sessionQueue: isBoundedStore(persistence) ? { dropped: persistence.droppedAtBound, largestBytes: persistence.largestQueueBytes() } : { dropped: 0, largestBytes: 0 },
       connectPaths: { ...connectPaths },
       ...(fanoutStats !== undefined ? { clusterFanout: fanoutStats() } : {}),
       ...(resyncStats !== undefined ? { pubsubResync: resyncStats() } : {}),
@@ -717,7 +718,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       persistence =
         config.redisUrl !== undefined
           ? // Loaded only when used: ioredis and its adapter are a large part of the start-up's module loading.
-            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { drainTimeoutMs: limits.redisCloseTimeoutMs, onError: (err, code) => storeErrorLog.record(code, 'redis store', err.message), willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
+            (await import('./redis-persistence.ts')).createRedisPersistence(config.redisUrl, { drainTimeoutMs: limits.redisCloseTimeoutMs, queueBound, onError: (err, code) => storeErrorLog.record(code, 'redis store', err.message), willAction, now, strandedMarks: limits.strandedHead.marks, strandedAfterMs: limits.strandedHead.afterMs, ...(redisMq !== undefined ? { onStrandedHead: closeStrandedSession } : {}) })
           : config.storeDir !== undefined
             ? new DurableMemoryPersistence({ dir: config.storeDir, logger: log.child({ component: 'broker-store' }), queueBound, ...(config.storeCompactBytes !== undefined ? { compactBytes: config.storeCompactBytes } : {}) })
             : new IndexedMemoryPersistence(queueBound);
@@ -957,7 +958,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         ops = server;
         await server.start();
       }
-      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', ...(config.redisUrl === undefined ? { sessionQueueMaxBytes: limits.sessionQueueMaxBytes } : {}), production: config.production, ...(config.cluster !== undefined ? { cluster: 'redis', nodeId: broker.id } : {}) }, 'broker listening');
+      log.info({ tcpPort: plain ? tcpPort : undefined, wsPort: plain ? wsPort : undefined, tlsPort, wssPort, httpPort: ops?.port, persistence: config.redisUrl !== undefined ? 'redis' : config.storeDir !== undefined ? 'disk' : 'memory', sessionQueueMaxBytes: limits.sessionQueueMaxBytes, production: config.production, ...(config.cluster !== undefined ? { cluster: 'redis', nodeId: broker.id } : {}) }, 'broker listening');
     },
 
     async close() {

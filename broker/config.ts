@@ -106,9 +106,10 @@ export interface BrokerLimits {
   readonly mqConcurrency: number;
   /**
    * Accounted bytes (payload, topic and QUEUE_ENTRY_OVERHEAD_BYTES per message) one persistent
-   * session may have queued in the broker's memory before readings are no longer queued for it;
-   * events, statuses and alert changes always are (memory-persistence.ts SessionQueueBound,
-   * docs/broker.md "Limits"). The durable and in-memory stores; a Redis store is bounded by Redis.
+   * session may have queued (in the broker's memory, or in Redis) before readings are no longer queued for it;
+   * events, statuses and alert changes always are (session-queue-bound.ts,
+   * docs/broker.md "Limits"). Every store: on disk, in memory, in Redis (there by its length, read
+   * at most every second).
    */
   readonly sessionQueueMaxBytes: number;
   /** aedes $SYS heartbeat; stale wills of dead brokers are published after 4 of these. */

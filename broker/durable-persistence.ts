@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
-import { IndexedMemoryPersistence, oncePerSession, type SessionQueueBound } from './memory-persistence.ts';
+import { IndexedMemoryPersistence, oncePerSession } from './memory-persistence.ts';
+import type { SessionQueueBound } from './session-queue-bound.ts';
 import { StoreJournal, type JournalRecord, type JournalStats } from './store-journal.ts';
 
 /**
@@ -28,7 +29,7 @@ export interface DurablePersistenceOptions {
   readonly logger: Logger;
   /** See StoreJournal's compactBytes. */
   readonly compactBytes?: number;
-  /** The bound on each persistent session's queue (memory-persistence.ts SessionQueueBound). */
+  /** The bound on each persistent session's queue (session-queue-bound.ts). */
   readonly queueBound?: SessionQueueBound;
 }
 

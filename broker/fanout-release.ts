@@ -21,7 +21,7 @@
  * their way into it, the subscriber is dropped. A persistent QoS 1 session loses nothing by it: aedes
  * queued the message for the session before it emitted it (publishFuncsQoS: enqueueOffline, then
  * emitPacket) and sends the queue again at its next connect (all but the readings its queue had no
- * room for: limits.sessionQueueMaxBytes, memory-persistence.ts SessionQueueBound). aedes' drain timeout, which now holds
+ * room for: limits.sessionQueueMaxBytes, session-queue-bound.ts). aedes' drain timeout, which now holds
  * only the subscriber, drops one that took nothing for that long (not one whose buffer never quite
  * empties while it keeps pace: the review's case, session 23); both drops are TCP resets.
  *

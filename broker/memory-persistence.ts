@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import AsyncMemoryPersistence, { type OutgoingPacket as Packet } from 'aedes-persistence/asyncPersistence.js';
-import { parseTopic } from '../contract/topics.ts';
+import { accountedBytes, QueueBounds, type SessionQueueBound } from './session-queue-bound.ts';
 
 /** aedes-packet's constructor, as aedes-persistence re-exports it (a copy with messageId cleared). */
 const PacketCtor = (AsyncMemoryPersistence as unknown as { Packet: new (original: object) => Packet }).Packet;
@@ -36,23 +36,6 @@ interface Entry {
   packet: Packet;
   /** The connection (aedes' Client object) that gave packet.messageId; ids mean nothing on another. */
   conn?: object | undefined;
-}
-
-/**
- * Memory a queued entry holds beyond its payload and topic: the entry, its index slots, aedes'
- * Packet copy, and the socket read a payload slice keeps alive. Measured on node 20 (session 25,
- * durable store, 600,000 readings of ~100 B on a 47 B topic queued for one offline session, after a
- * full GC): 478 B of heap and 333 B of buffers a reading, 811 B in all, less the 147 B counted
- * apart. Used to account a session's queue against limits.sessionQueueMaxBytes, so that the bound
- * means about what the queue costs.
- */
-export const QUEUE_ENTRY_OVERHEAD_BYTES = 664;
-
-/** What an entry is accounted at (QUEUE_ENTRY_OVERHEAD_BYTES above). A PUBREL has no payload. */
-function accountedBytes(p: Packet): number {
-  const { payload, topic } = p as { payload?: { length?: unknown }; topic?: unknown };
-  const n = payload?.length;
-  return QUEUE_ENTRY_OVERHEAD_BYTES + (typeof n === 'number' ? n : 0) + (typeof topic === 'string' ? topic.length : 0);
 }
 
 export class SessionQueue {
@@ -228,55 +211,18 @@ export function oncePerSession<T extends { clientId?: unknown }>(subs: ReadonlyA
   return out.length === subs.length ? subs : out;
 }
 
-/**
- * The bound on what one persistent session may have queued (limits.sessionQueueMaxBytes), and who
- * hears of it. Without it a service away (svc-ingest crash-looping) had every reading of the site
- * queued in the broker's memory, ~0.8 KB each: at the province's 7,000 msg/s the heap's 4 GB in
- * about 12 minutes, then the broker died, with it every device's connection and every alarm, and
- * its restart replayed the same store into the same death.
- */
-export interface SessionQueueBound {
-  /** Accounted bytes (payload, topic, QUEUE_ENTRY_OVERHEAD_BYTES) a session's queue may hold before its readings are not queued. */
-  readonly maxBytes: number;
-  /** The session's queue reached the bound: its readings are not queued until it is below 90 % of it again (said once per episode). */
-  readonly onFull?: (clientId: string, queuedBytes: number) => void;
-  /** The session's queue fell back below 90 % of the bound: readings are queued again; `dropped` meanwhile (not queued; a connected session may have had some live). */
-  readonly onRoom?: (clientId: string, dropped: number) => void;
-}
-
-/**
- * What a full queue may still take: everything but QoS 1 readings. Events (a fire alarm, a fall),
- * statuses and alert changes are few (a device's events and status changes, not its readings) and
- * each can mean danger, so a session at its bound still gets every one of them; readings are the
- * volume and the history, and the alerts process has had them live. A QoS 2 copy must be queued
- * (outgoingUpdate closes a connection that gets one without its entry); devices publish readings at
- * QoS 0 or 1 (docs/protocol.md).
- */
-function droppableAtBound(packet: object): boolean {
-  const { topic, qos } = packet as { topic?: unknown; qos?: unknown };
-  if (typeof topic !== 'string' || qos !== 1) return false;
-  const t = parseTopic(topic);
-  return t?.kind === 'device' && t.channel === 'telemetry';
-}
-
-/** A session leaves the "full" state below this share of its bound, so the log says it once per episode. */
-const ROOM_AT = 0.9;
-
 export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   protected readonly queues = new Map<string, SessionQueue>();
-  readonly #bound: SessionQueueBound | undefined;
-  /** Sessions at their bound now → readings dropped for them in this episode. */
-  readonly #full = new Map<string, number>();
-  #dropped = 0;
+  readonly #bounds: QueueBounds | undefined;
 
   constructor(bound?: SessionQueueBound) {
     super();
-    this.#bound = bound;
+    this.#bounds = bound === undefined ? undefined : new QueueBounds(bound);
   }
 
   /** Readings not queued for a session at its bound (limits.sessionQueueMaxBytes), since start. */
   get droppedAtBound(): number {
-    return this.#dropped;
+    return this.#bounds?.dropped ?? 0;
   }
 
   /** A session's queue now, in accounted bytes (QUEUE_ENTRY_OVERHEAD_BYTES). */
@@ -291,41 +237,14 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
     return max;
   }
 
-  /**
-   * The sessions a message is queued for: `subs` but those at their bound when it is a reading.
-   * Nothing is allocated unless one is left out (this runs for every QoS 1 message).
-   */
+  /** The sessions a message is queued for: `subs` but those at their bound when it is a reading (session-queue-bound.ts). */
   protected admit<T extends { clientId: string }>(subs: ReadonlyArray<T>, packet: object): ReadonlyArray<T> {
-    const bound = this.#bound;
-    if (bound === undefined) return subs;
-    let out: T[] | undefined;
-    for (let i = 0; i < subs.length; i++) {
-      const s = subs[i] as T;
-      const q = this.queues.get(s.clientId);
-      // Within an episode (ROOM_AT) readings stay out until the session has room: one gap in its
-      // history, not one reading let in for each it takes.
-      const n = this.#full.get(s.clientId);
-      if (q === undefined || (n === undefined && q.bytes < bound.maxBytes) || !droppableAtBound(packet)) {
-        out?.push(s);
-        continue;
-      }
-      out ??= subs.slice(0, i);
-      this.#dropped++;
-      this.#full.set(s.clientId, (n ?? 0) + 1);
-      if (n === undefined) bound.onFull?.(s.clientId, q.bytes);
-    }
-    return out ?? subs;
+    return this.#bounds === undefined ? subs : this.#bounds.admit(subs, packet, (id) => this.queues.get(id)?.bytes);
   }
 
-  /** After a session's entry is cleared: a full session with room again hears so (ROOM_AT). */
+  /** After a session's entry is cleared: a full session with room again hears so. */
   protected cleared(clientId: string): void {
-    if (this.#full.size === 0) return;
-    const dropped = this.#full.get(clientId);
-    const bound = this.#bound;
-    if (dropped === undefined || bound === undefined) return;
-    if ((this.queues.get(clientId)?.bytes ?? 0) >= ROOM_AT * bound.maxBytes) return;
-    this.#full.delete(clientId);
-    bound.onRoom?.(clientId, dropped);
+    this.#bounds?.shrunk(clientId, this.queues.get(clientId)?.bytes ?? 0);
   }
 
   protected queue(clientId: string): SessionQueue {

@@ -6,6 +6,7 @@ import { corkPerTurn } from './cork-per-turn.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
 import { settlesWithin } from '../common/settles-within.ts';
 import { oncePerSession } from './memory-persistence.ts';
+import { accountedBytes, QueueBounds, type BoundedStore, type SessionQueueBound } from './session-queue-bound.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -272,6 +273,14 @@ export interface StoreTuning {
    * event", outside the log), and a failed read of a SUBSCRIBE's retained messages.
    */
   readonly onError?: ((err: Error, code: StoreErrorCode) => void) | undefined;
+  /** limits.sessionQueueMaxBytes (session-queue-bound.ts); undefined: unbounded. */
+  readonly queueBound?: SessionQueueBound | undefined;
+  /**
+   * How old a session's queue length may be when a message is admitted against the bound (one LLEN
+   * per session at most this often, never on a message's own path): at 7,000 msg/s, 1 s lets a
+   * full session take ~7,000 readings past its bound, ~5 MB.
+   */
+  readonly queueLengthMaxAgeMs?: number;
 }
 
 export type StoreErrorCode = 'BROKER_STORE_REDIS_ERROR' | 'BROKER_STORE_RETAINED_READ_FAILED';
@@ -420,8 +429,20 @@ function freePacketId(client: object, inFlight: ReadonlyMap<number, string>): nu
  * commands in order), and only then lets the library disconnect. A broker CRASH between PUBACK
  * and RPUSH is closed by ack-after-publish.ts: PUBACK now waits for the RPUSH replies.
  */
-class AedesOneRedisPersistence extends Base {
+/** A session's queue length as last read (LLEN), and the accounted size of its last reading. */
+interface QueueLength {
+  n: number;
+  at: number;
+  size: number;
+  reading: boolean;
+}
+
+class AedesOneRedisPersistence extends Base implements BoundedStore {
   readonly #inflight = new Set<Promise<unknown>>();
+  readonly #bounds: QueueBounds | undefined;
+  readonly #lengths = new Map<string, QueueLength>();
+  readonly #lengthMaxAgeMs: number;
+  readonly #now: () => number;
   /** Persistence calls started so far; destroy() sees a chain that is between two calls by it moving. */
   #started = 0;
   readonly #drainTimeoutMs: number;
@@ -436,6 +457,9 @@ class AedesOneRedisPersistence extends Base {
     super({ ...opts, conn });
     this.#conn = conn;
     this.#onError = tuning.onError;
+    this.#bounds = tuning.queueBound === undefined ? undefined : new QueueBounds(tuning.queueBound);
+    this.#lengthMaxAgeMs = tuning.queueLengthMaxAgeMs ?? 1_000;
+    this.#now = tuning.now;
     this.#drainTimeoutMs = drainTimeoutMs;
     this.#willAction = willAction;
   }
@@ -573,9 +597,53 @@ class AedesOneRedisPersistence extends Base {
   override outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<void> {
     return this.#track(this.#enqueueHeld(subs, packet));
   }
+  get droppedAtBound(): number {
+    return this.#bounds?.dropped ?? 0;
+  }
+
+  largestQueueBytes(): number {
+    let max = 0;
+    for (const q of this.#lengths.values()) max = Math.max(max, q.n * q.size);
+    return max;
+  }
+
+  /**
+   * A session's queue in accounted bytes, estimated as its length (LLEN, read at most every
+   * queueLengthMaxAgeMs, asynchronously: a message never waits for it) times the size of the message
+   * at hand; undefined until first read. Each read that finds a full session below 90 % ends its
+   * episode (QueueBounds.shrunk): the Redis store has no acknowledgement of its own to tell it.
+   */
+  #queuedBytes(clientId: string, size: number): number | undefined {
+    let q = this.#lengths.get(clientId);
+    const now = this.#now();
+    if (q === undefined) this.#lengths.set(clientId, (q = { n: 0, at: -Infinity, size, reading: false }));
+    q.size = size;
+    if (!q.reading && now - q.at >= this.#lengthMaxAgeMs) {
+      q.reading = true;
+      const entry = q;
+      this.#conn.llen(queueKey(clientId)).then(
+        (n) => {
+          entry.n = n;
+          entry.at = this.#now();
+          entry.reading = false;
+          this.#bounds?.shrunk(clientId, n * entry.size);
+        },
+        () => {
+          // Redis away: the last length stands (the store's own errors are logged by the connection).
+          entry.reading = false;
+        },
+      );
+    }
+    return q.at === -Infinity ? undefined : q.n * size;
+  }
+
   /** Every session of `subs` made a holder of the packet before the library queues it for any (HOLDERS_DECR). */
   async #enqueueHeld(all: unknown[], packet: unknown): Promise<void> {
-    const subs = oncePerSession(all as Array<{ clientId?: unknown }>) as unknown[];
+    const once = oncePerSession(all as Array<{ clientId?: unknown }>) as unknown[];
+    const bounds = this.#bounds;
+    const size = bounds === undefined ? 0 : accountedBytes(packet as object);
+    const subs = bounds === undefined ? once : (bounds.admit(once as Array<{ clientId: string }>, packet as object, (id) => this.#queuedBytes(id, size)) as unknown[]);
+    if (subs.length === 0) return;
     const lists = (subs as Array<{ clientId?: unknown } | null>).flatMap((sub) => (typeof sub?.clientId === 'string' ? [queueKey(sub.clientId)] : []));
     if (lists.length > 0) await this.#conn.sadd(holdersKey(packetKey(packet as object)), ...lists);
     await super.outgoingEnqueueCombi(subs, packet);
@@ -766,6 +834,8 @@ export function createRedisPersistence(
     now: opts.now ?? (() => performance.now()),
     onStrandedHead: opts.onStrandedHead,
     onError: opts.onError,
+    queueBound: opts.queueBound,
+    ...(opts.queueLengthMaxAgeMs !== undefined ? { queueLengthMaxAgeMs: opts.queueLengthMaxAgeMs } : {}),
   };
   // maxSessionDelivery is the stop index of the library's `LRANGE outgoing:<client> 0 <stop>` in
   // outgoingStream, the one read aedes makes of a session's queue when it reconnects (its

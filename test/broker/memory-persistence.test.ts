@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import AsyncMemoryPersistence from 'aedes-persistence/asyncPersistence.js';
-import { IndexedMemoryPersistence, QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/memory-persistence.ts';
+import { IndexedMemoryPersistence } from '../../broker/memory-persistence.ts';
+import { QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/session-queue-bound.ts';
 
 /**
  * The indexed outgoing queue (issue 6 made it O(1)) against a plain model of what it must do, and

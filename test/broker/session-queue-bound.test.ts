@@ -4,16 +4,18 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Device } from '../../contract/registry.ts';
 import { deviceTopic, FILTERS } from '../../contract/topics.ts';
-import { IndexedMemoryPersistence, QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/memory-persistence.ts';
+import { IndexedMemoryPersistence } from '../../broker/memory-persistence.ts';
+import { QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/session-queue-bound.ts';
 import type { Broker } from '../../broker/broker.ts';
 import { sessionQueueBoundFor } from '../../broker/config.ts';
 import { startProcess, type TestProcess } from '../support/process.ts';
+import { createRedisServer } from '../support/redis-server.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { connect, connectRecording, json, startBroker, until } from './helpers.ts';
 
 /**
- * limits.sessionQueueMaxBytes (memory-persistence.ts SessionQueueBound): a persistent session away
+ * limits.sessionQueueMaxBytes (session-queue-bound.ts): a persistent session away
  * for long no longer has every reading of the site queued in the broker's memory until the heap is
  * gone (0.8 KB a reading; at the province's rate 4 GB in ~12 minutes, and the broker, with every
  * device's connection and alarm, dies and replays the same store into the same death). At the bound
@@ -143,6 +145,53 @@ describe('the broker: svc-ingest away past its bound (durable store)', () => {
       expect(received.filter((r) => r.topic === event).map((r) => json(r).type)).toEqual(['detector_alarm']);
     } finally {
       await b.close();
+    }
+  }, 60_000);
+});
+
+describe('the broker: svc-ingest away past its bound (Redis store, as docker-compose.yml runs it)', () => {
+  it("leaves its readings out of Redis past the bound (by the queue's length, read at most every second), keeps every event, and keeps acknowledging", async () => {
+    const redis = await createRedisServer();
+    await redis.start();
+    const maxBytes = 64 * 1024;
+    const { logger, lines } = captureLogger('warn');
+    const b = await startBroker({ config: { redisUrl: redis.url, limits: { sessionQueueMaxBytes: maxBytes } }, logger });
+    try {
+      const session = 'svc-ingest-qbound-redis';
+      const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
+      await away.subscribeAsync([FILTERS.telemetry, FILTERS.event], { qos: 1 });
+      await away.endAsync();
+      const dev = await connect(b, device.id);
+      let seq = 0;
+      const reading = (): Promise<unknown> => dev.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+      // 150 readings (~110 KiB accounted: past the bound), then a pause longer than the length's
+      // age, so that the store has read it by the next readings.
+      for (let i = 0; i < 150; i++) await reading();
+      await new Promise((r) => setTimeout(r, 1_200));
+      for (let i = 0; i < 250; i++) await reading();
+      await dev.publishAsync(event, JSON.stringify({ ts: Date.now(), seq: ++seq, type: 'detector_alarm' }), { qos: 1 });
+      await dev.endAsync();
+
+      const s = b.stats().sessionQueue;
+      expect(s.dropped).toBeGreaterThan(200);
+      expect(lines.filter((l) => l.code === 'BROKER_SESSION_QUEUE_FULL').map((l) => l.clientId)).toEqual([session]);
+      const { client, received } = await connectRecording(b, 'svc-ingest', { clientId: session, clean: false });
+      const expected = 400 - s.dropped + 1;
+      await until(() => `svc-ingest's queue: ${received.length} of ${expected}`, () => received.length >= expected);
+      await client.endAsync();
+      expect(received.filter((r) => r.topic === telemetry).map((r) => json(r).seq)).toEqual(Array.from({ length: 400 - s.dropped }, (_, i) => i + 1));
+      expect(received.filter((r) => r.topic === event).map((r) => json(r).type)).toEqual(['detector_alarm']);
+      // Taken: the next length read ends the episode.
+      await until('the room log line', async () => {
+        await connect(b, device.id).then(async (d) => {
+          await d.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+          await d.endAsync();
+        });
+        return lines.some((l) => l.code === 'BROKER_SESSION_QUEUE_ROOM');
+      });
+    } finally {
+      await b.close();
+      await redis.close();
     }
   }, 60_000);
 });
