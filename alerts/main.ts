@@ -12,7 +12,7 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 
 import { readFileSync } from 'node:fs';
 import { StartupProblem, runProcess } from '../common/process-main.ts';
-import { isDemoSecret } from '../common/secrets.ts';
+import { hasDemoRedisPassword, isDemoSecret } from '../common/secrets.ts';
 import { envName } from '../common/config.ts';
 import { readClientTls, readServerTls, type ServerTls } from '../common/tls.ts';
 import { parseHomes } from '../common/homes.ts';
@@ -29,6 +29,7 @@ function productionProblems(config: Readonly<AlertsConfig>): string[] {
   else if (isDemoSecret(config.tokenSecret)) problems.push('CAREWATCH_TOKEN_SECRET is a demo secret (starts with "demo-"): refused in production mode');
   // The default is the demo broker password: production must set its own.
   if (isDemoSecret(config.alertsPassword)) problems.push('CAREWATCH_ALERTS_PASSWORD is a demo secret (starts with "demo-"): refused in production mode');
+  if (hasDemoRedisPassword(config.redisUrl)) problems.push('CAREWATCH_REDIS_URL has a demo password (starts with "demo-", e.g. docker-compose\'s default CAREWATCH_REDIS_PASSWORD): refused in production mode');
   return problems;
 }
 

@@ -18,6 +18,7 @@ if (early !== undefined) {
 const { StartupProblem, runProcess } = await import('../common/process-main.ts');
 const { envName } = await import('../common/config.ts');
 const { readServerTls } = await import('../common/tls.ts');
+const { hasDemoRedisPassword } = await import('../common/secrets.ts');
 const { createBroker } = await import('./broker.ts');
 const { BrokerEnv, sessionQueueBoundFor } = await import('./config.ts');
 const { getHeapStatistics } = await import('node:v8');
@@ -44,6 +45,9 @@ const code = await runProcess({
     const tls = serverTls(env);
     if (!env.brokerPlain && tls === undefined) {
       throw new StartupProblem(`${envName('brokerPlain')}=false leaves no listener: set ${envName('brokerTlsCertFile')} and ${envName('brokerTlsKeyFile')}`);
+    }
+    if (production && hasDemoRedisPassword(env.brokerRedisUrl)) {
+      throw new StartupProblem(`${envName('brokerRedisUrl')} has a demo password (starts with "demo-", e.g. docker-compose's default CAREWATCH_REDIS_PASSWORD): refused in production mode`);
     }
     if (env.brokerCluster === 'redis' && env.brokerRedisUrl === undefined) throw new StartupProblem('CAREWATCH_BROKER_CLUSTER=redis needs CAREWATCH_BROKER_REDIS_URL (the nodes share sessions and messages through it)');
     return createBroker({

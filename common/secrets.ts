@@ -90,3 +90,16 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
 export function isDemoSecret(secret: string): boolean {
   return secret.startsWith(DEMO_SECRET_PREFIX);
 }
+
+/**
+ * Whether a redis:// URL carries a demo password (docker-compose's "demo-redis" default): refused in
+ * production mode, as every demo secret is. An unparsable URL is the config schema's to refuse.
+ */
+export function hasDemoRedisPassword(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  try {
+    return isDemoSecret(decodeURIComponent(new URL(url).password));
+  } catch {
+    return false;
+  }
+}

@@ -85,7 +85,7 @@ describe('docker-compose.cluster.yml', () => {
     const [b1, b2] = [c.services['broker-1'], c.services['broker-2']];
     for (const b of [b1, b2]) {
       expect(envOf(b, 'CAREWATCH_BROKER_CLUSTER')).toBe('redis');
-      expect(envOf(b, 'CAREWATCH_BROKER_REDIS_URL')).toBe('redis://redis:6379');
+      expect(envOf(b, 'CAREWATCH_BROKER_REDIS_URL')).toBe('redis://:demo-redis@redis:6379');
       expect(b?.ports ?? []).toEqual([]);
     }
     expect(envOf(b1, 'CAREWATCH_BROKER_NODE_ID')).not.toBe(envOf(b2, 'CAREWATCH_BROKER_NODE_ID'));
@@ -96,7 +96,7 @@ describe('docker-compose.cluster.yml', () => {
     expect(envOf(a1, 'CAREWATCH_INSTANCE')).not.toBe(envOf(a2, 'CAREWATCH_INSTANCE'));
     for (const a of [a1, a2]) {
       // A separate Redis server: the broker nodes subscribe to every pub/sub channel of theirs (docs/scaling.md "Limits").
-      expect(envOf(a, 'CAREWATCH_REDIS_URL')).toBe('redis://redis-web:6379');
+      expect(envOf(a, 'CAREWATCH_REDIS_URL')).toBe('redis://:demo-redis@redis-web:6379');
       expect(envOf(a, 'CAREWATCH_TOKEN_SECRET')).toBe(SECRET);
       // The home state directory is one named volume shared by both: a home's rule state moves with it.
       expect(a?.volumes).toContain(`alerts-home-state:${envOf(a, 'CAREWATCH_HOME_STATE_DIR')}:rw`);
@@ -114,6 +114,18 @@ describe('docker-compose.cluster.yml', () => {
       for (const [dep, d] of Object.entries(s.depends_on ?? {})) expect(d.condition, `${name} → ${dep}`).toBe('service_healthy');
     }
     expect(c.services.haproxy?.ports).toEqual(['127.0.0.1:1883:1883/tcp', '127.0.0.1:8083:8083/tcp']);
+  });
+
+  it('asks for a password on both Redis servers, the one every URL carries (CAREWATCH_REDIS_PASSWORD), and its health checks give it', async () => {
+    const c = await resolved({ CAREWATCH_TOKEN_SECRET: SECRET, CAREWATCH_REDIS_PASSWORD: 'an-operators-password' });
+    for (const r of ['redis', 'redis-web']) {
+      const command = c.services[r]?.command ?? [];
+      expect(command[command.indexOf('--requirepass') + 1], r).toBe('an-operators-password');
+      expect(envOf(c.services[r], 'REDISCLI_AUTH'), r).toBe('an-operators-password');
+      expect(c.services[r]?.healthcheck?.test, r).toContain('redis-cli');
+    }
+    for (const b of ['broker-1', 'broker-2']) expect(envOf(c.services[b], 'CAREWATCH_BROKER_REDIS_URL')).toBe('redis://:an-operators-password@redis:6379');
+    for (const a of ['alerts-1', 'alerts-2']) expect(envOf(c.services[a], 'CAREWATCH_REDIS_URL')).toBe('redis://:an-operators-password@redis-web:6379');
   });
 
   it("uses the HAProxy configuration test/support/haproxy.ts generates, whose backends are the broker nodes' ports", async () => {

@@ -22,6 +22,7 @@ const run = promisify(execFile);
 
 interface Service {
   image?: string;
+  command?: string[];
   build?: unknown;
   restart?: string;
   healthcheck?: { test?: string[] };
@@ -153,6 +154,17 @@ describe('docker-compose.yml', () => {
     }
     // The alerts health check still passes once its port speaks HTTPS.
     expect(on.services.alerts?.healthcheck?.test).toContain('https://127.0.0.1:8080/healthz');
+  });
+
+  it("asks for a password on Redis (CAREWATCH_REDIS_PASSWORD), the one the broker's URL carries, and its health check gives it", async () => {
+    for (const [env, password] of [[{}, 'demo-redis'], [{ CAREWATCH_REDIS_PASSWORD: 'an-operators-password' }, 'an-operators-password']] as const) {
+      const c = await resolved(env);
+      const command = c.services.redis?.command ?? [];
+      expect(command[command.indexOf('--requirepass') + 1]).toBe(password);
+      expect(c.services.redis?.environment?.REDISCLI_AUTH).toBe(password);
+      expect(c.services.redis?.healthcheck?.test).toContain('redis-cli');
+      expect(c.services.broker?.environment?.CAREWATCH_BROKER_REDIS_URL).toBe(`redis://:${password}@redis:6379`);
+    }
   });
 
   it('takes secrets from the environment or from files, never a demo secret in production unless given', async () => {

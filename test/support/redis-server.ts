@@ -26,32 +26,39 @@ export interface RedisServer {
 
 const BIN = '/usr/bin/redis-server';
 
-function ping(port: number): Promise<boolean> {
+function ping(port: number, password: string | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
+    let reply = '';
     s.once('error', () => resolve(false));
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (d) => {
+    s.once('close', () => resolve(false));
+    s.once('connect', () => s.write(`${password !== undefined ? `AUTH ${password}\r\n` : ''}PING\r\n`));
+    s.on('data', (d) => {
+      reply += d.toString();
+      if (!reply.includes('\r\n', password !== undefined ? reply.indexOf('\r\n') + 2 : 0)) return;
       s.destroy();
-      resolve(d.toString().startsWith('+PONG'));
+      resolve(reply.includes('+PONG'));
     });
   });
 }
 
-export async function createRedisServer(): Promise<RedisServer> {
+/** `password`: the server asks for it (requirepass, as docker-compose's Redis does); `url` carries it. */
+export async function createRedisServer(opts: { password?: string } = {}): Promise<RedisServer> {
   if (!existsSync(BIN)) throw new Error(`${BIN} not found: install Debian's redis-server package`);
   const dir = await mkdtemp(join(tmpdir(), 'carewatch-redis-'));
   const port = await freePort();
+  const { password } = opts;
   let child: ChildProcess | undefined;
   const server: RedisServer = {
-    url: `redis://127.0.0.1:${port}`,
+    url: password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`,
     port,
     async start() {
       if (child && child.exitCode === null && child.signalCode === null) return;
-      child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--client-output-buffer-limit', REDIS_PUBSUB_OUTPUT_LIMIT, '--daemonize', 'no'], { stdio: 'ignore' });
+      const auth = password === undefined ? [] : ['--requirepass', password];
+      child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--client-output-buffer-limit', REDIS_PUBSUB_OUTPUT_LIMIT, ...auth, '--daemonize', 'no'], { stdio: 'ignore' });
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
-        if (await ping(port)) return;
+        if (await ping(port, password)) return;
         await new Promise((r) => setTimeout(r, 25));
       }
       throw new Error('redis-server did not start within 15 s');
