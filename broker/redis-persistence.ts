@@ -6,7 +6,7 @@ import { corkPerTurn } from './cork-per-turn.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
 import { settlesWithin } from '../common/settles-within.ts';
 import { oncePerSession } from './memory-persistence.ts';
-import { accountedBytes, QueueBounds, type BoundedStore, type SessionQueueBound } from './session-queue-bound.ts';
+import { accountedBytes, droppableAtBound, QueueBounds, type BoundedStore, type SessionQueueBound } from './session-queue-bound.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -312,6 +312,7 @@ function storeConnection(opts: RedisPersistenceOptions, tuning: StoreTuning): Re
   conn.defineCommand('carewatchAckQueued', { numberOfKeys: 5, lua: ACK_QUEUED });
   conn.defineCommand('carewatchHoldersDecr', { numberOfKeys: 3, lua: HOLDERS_DECR });
   conn.defineCommand('carewatchReleaseQueue', { numberOfKeys: 1, lua: RELEASE_QUEUE });
+  conn.defineCommand('carewatchExpireUnheld', { numberOfKeys: 3, lua: EXPIRE_UNHELD });
   const commands = conn as unknown as { carewatchAckQueued: AckQueued; carewatchHoldersDecr: HoldersDecr; carewatchReleaseQueue: ReleaseQueue };
   const releaseQueue = commands.carewatchReleaseQueue.bind(conn);
   /** Releases every entry of a session's queue (RELEASE_QUEUE), step by step, before its DEL. */
@@ -429,6 +430,22 @@ function freePacketId(client: object, inFlight: ReadonlyMap<number, string>): nu
  * commands in order), and only then lets the library disconnect. A broker CRASH between PUBACK
  * and RPUSH is closed by ack-after-publish.ts: PUBACK now waits for the RPUSH replies.
  */
+/** A queue length not read again for this long is left out of largestQueueBytes (the gauge). */
+const LENGTH_FORGET_MS = 60_000;
+/**
+ * A reading left out of a connected session's queue (at its bound) and delivered live is written to
+ * Redis by the library's outgoingUpdate (a plain SET, as for every live delivery) and deleted at its
+ * PUBACK (ACK_QUEUED / HOLDERS_DECR: a packet with neither holders nor count). A connection lost
+ * before the PUBACK left that key for ever; it now expires after this (nothing queued refers to it).
+ */
+const UNHELD_PACKET_TTL_MS = 3_600_000;
+const EXPIRE_UNHELD = `
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0`;
+type ExpireUnheld = (packetKey: string, holders: string, countKey: string, ttlMs: number) => Promise<number>;
+
 /** A session's queue length as last read (LLEN), and the accounted size of its last reading. */
 interface QueueLength {
   n: number;
@@ -442,7 +459,6 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
   readonly #bounds: QueueBounds | undefined;
   readonly #lengths = new Map<string, QueueLength>();
   readonly #lengthMaxAgeMs: number;
-  readonly #now: () => number;
   /** Persistence calls started so far; destroy() sees a chain that is between two calls by it moving. */
   #started = 0;
   readonly #drainTimeoutMs: number;
@@ -459,7 +475,6 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
     this.#onError = tuning.onError;
     this.#bounds = tuning.queueBound === undefined ? undefined : new QueueBounds(tuning.queueBound);
     this.#lengthMaxAgeMs = tuning.queueLengthMaxAgeMs ?? 1_000;
-    this.#now = tuning.now;
     this.#drainTimeoutMs = drainTimeoutMs;
     this.#willAction = willAction;
   }
@@ -603,7 +618,10 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
 
   largestQueueBytes(): number {
     let max = 0;
-    for (const q of this.#lengths.values()) max = Math.max(max, q.n * q.size);
+    const now = performance.now();
+    // Only lengths read lately: a session whose messages no longer come through this node is not
+    // read again, and its last length says nothing now.
+    for (const q of this.#lengths.values()) if (now - q.at < LENGTH_FORGET_MS) max = Math.max(max, q.n * q.size);
     return max;
   }
 
@@ -615,7 +633,8 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
    */
   #queuedBytes(clientId: string, size: number): number | undefined {
     let q = this.#lengths.get(clientId);
-    const now = this.#now();
+    // Monotonic: a wall clock stepped back would stop the reads for as long as the step.
+    const now = performance.now();
     if (q === undefined) this.#lengths.set(clientId, (q = { n: 0, at: -Infinity, size, reading: false }));
     q.size = size;
     if (!q.reading && now - q.at >= this.#lengthMaxAgeMs) {
@@ -624,9 +643,11 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
       this.#conn.llen(queueKey(clientId)).then(
         (n) => {
           entry.n = n;
-          entry.at = this.#now();
+          entry.at = performance.now();
           entry.reading = false;
           this.#bounds?.shrunk(clientId, n * entry.size);
+          // An empty queue outside an episode needs no entry (a session that ended, or one that keeps up).
+          if (n === 0 && this.#bounds?.inEpisode(clientId) !== true) this.#lengths.delete(clientId);
         },
         () => {
           // Redis away: the last length stands (the store's own errors are logged by the connection).
@@ -678,7 +699,16 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
       if (holder !== undefined && holder !== message && p.brokerId !== undefined) p.messageId = freePacketId(client, ids);
       ids.set(p.messageId as number, message);
     }
-    return this.#track(super.outgoingUpdate(client, packet));
+    const update = super.outgoingUpdate(client, packet);
+    const id = (client as { id?: unknown } | null)?.id;
+    // A reading delivered live to a session at its bound may be in no queue: its key, written by the
+    // update, must not outlive a connection lost before its PUBACK (UNHELD_PACKET_TTL_MS).
+    if (typeof id === 'string' && this.#bounds?.inEpisode(id) === true && droppableAtBound(packet as object)) {
+      const key = packetKey(p);
+      const expire = (this.#conn as unknown as { carewatchExpireUnheld: ExpireUnheld }).carewatchExpireUnheld;
+      return this.#track(update.then(() => expire.call(this.#conn, key, holdersKey(key), `${key}${COUNT_SUFFIX}`, UNHELD_PACKET_TTL_MS)).then(() => undefined));
+    }
+    return this.#track(update);
   }
   override outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown> {
     const id = (packet as { messageId?: unknown }).messageId;

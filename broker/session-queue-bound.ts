@@ -111,6 +111,11 @@ export class QueueBounds {
     return out ?? subs;
   }
 
+  /** Whether the session is at its bound now (its readings are being left out). */
+  inEpisode(clientId: string): boolean {
+    return this.#full.has(clientId);
+  }
+
   /** After a session's queue shrank to `bytes`: a full session with room again hears so (ROOM_AT). */
   shrunk(clientId: string, bytes: number): void {
     if (this.#full.size === 0) return;

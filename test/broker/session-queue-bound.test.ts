@@ -12,7 +12,8 @@ import { startProcess, type TestProcess } from '../support/process.ts';
 import { createRedisServer } from '../support/redis-server.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { demoRegistry } from '../support/registry.ts';
-import { connect, connectRecording, json, startBroker, until } from './helpers.ts';
+import { Redis } from 'ioredis';
+import { connect, connectRecording, json, rawSubscriber, startBroker, until } from './helpers.ts';
 
 /**
  * limits.sessionQueueMaxBytes (session-queue-bound.ts): a persistent session away
@@ -190,6 +191,48 @@ describe('the broker: svc-ingest away past its bound (Redis store, as docker-com
         return lines.some((l) => l.code === 'BROKER_SESSION_QUEUE_ROOM');
       });
     } finally {
+      await b.close();
+      await redis.close();
+    }
+  }, 60_000);
+});
+
+describe('the Redis store: a connected session at its bound', () => {
+  it('gets the readings left out of its queue live, and their packet keys, in no queue, expire if it goes before acknowledging them', async () => {
+    const redis = await createRedisServer();
+    await redis.start();
+    const b = await startBroker({ config: { redisUrl: redis.url, limits: { sessionQueueMaxBytes: 16 * 1024 } } });
+    const db = new Redis(redis.url);
+    try {
+      const session = 'svc-ingest-qbound-live';
+      const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
+      await away.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+      await away.endAsync();
+      const dev = await connect(b, device.id);
+      let seq = 0;
+      const reading = (): Promise<unknown> => dev.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+      for (let i = 0; i < 60; i++) await reading();
+      await new Promise((r) => setTimeout(r, 1_200));
+      await reading(); // the length is read now: the session is at its bound from the next reading on
+      await until('the session at its bound', () => b.stats().sessionQueue.dropped > 0 || (void reading(), false));
+      // It connects and reads, but never acknowledges (a raw client): what it takes live stays unacknowledged.
+      const raw = await rawSubscriber(b, 'svc-ingest', [FILTERS.telemetry], { clean: false, clientId: session });
+      let bytes = 0;
+      raw.on('data', (d: Buffer) => (bytes += d.length));
+      const before = b.stats().sessionQueue.dropped;
+      for (let i = 0; i < 20; i++) await reading();
+      expect(b.stats().sessionQueue.dropped).toBeGreaterThan(before);
+      await until('the live copies reached it', () => bytes > 0);
+      raw.destroy();
+      await dev.endAsync();
+      // Every packet key is either in a queue (held) or expires.
+      const queued = new Set(await db.lrange(`outgoing:${session}`, 0, -1));
+      const keys = await db.keys('packet:*');
+      const unheld = keys.filter((k) => !k.endsWith(':offlineCount') && !queued.has(k));
+      expect(unheld.length).toBeGreaterThan(0);
+      for (const k of unheld) expect(await db.pttl(k), k).toBeGreaterThan(0);
+    } finally {
+      db.disconnect();
       await b.close();
       await redis.close();
     }
