@@ -356,9 +356,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
   const signOut = createSignOut({ tokens, now: () => clock.now(), logger, path: join(stateDir, SIGNED_OUT_FILE) });
   // A token signed out here or on another web node: its pages here are disconnected; one signed out
   // here is told to the other nodes (a peer's is not passed on: every node hears the original).
-  signOut.onEnded((token, origin) => {
-    hub?.endSession(token);
-    if (origin === 'here') cluster?.signOutElsewhere(token);
+  signOut.onEnded(({ revocation, token }, origin) => {
+    hub?.endSession(revocation.id);
+    if (origin === 'here' && token !== undefined) cluster?.signOutElsewhere(token, revocation, clock.now());
   });
   // Read at scrape time from what the process keeps (alerts/metrics.ts).
   const metrics = createAlertsMetrics({
@@ -738,7 +738,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         coverage = createCoverage({ redisUrl: config.redisUrl, instance: config.instance, homes, registryHomes: registry.site.homes.map((h) => h.id), clock, logger, ...deps.coverage });
         await coverage.start();
       }
-      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry, ...(homes !== undefined ? { owns } : {}) }, ...(cluster !== undefined ? { cluster } : {}), onPeerSignOut: (token) => void signOut.end(token, 'peer') });
+      hub = createSocketHub({ server: app.server, tokens, lifecycle, clock, logger, disablements: { store: disablements, registry, ...(homes !== undefined ? { owns } : {}) }, ...(cluster !== undefined ? { cluster } : {}), onPeerSignOut: (token) => void signOut.end(token, 'peer'), onSignedOutList: (list) => signOut.learn(list) });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       if (deps.mqtt !== false) {
         mqttAdapter = createMqttAdapter({

@@ -15,10 +15,17 @@ import { writeJsonAtomic } from './state-file.ts';
  *   on every other web node, which also refuse it from then on;
  * - the list is kept in the state directory (atomic JSON, written after every sign-out) and read at
  *   start, so a restart does not bring a signed-out token back. Entries are dropped at their expiry.
- * A web node that was down while a user signed out elsewhere does not learn of it from the others
- * (each keeps only what it heard): that token works on it until its expiry (docs/alerts.md "Sign-out").
+ * A web node that did not hear the broadcast (it was down, or its Redis subscriber connection was
+ * lost meanwhile) reads the sign-outs the others keep in Redis when it starts and when that
+ * connection comes back (socket-cluster.ts), and learns them (learn()).
  */
 export type SignOutOrigin = 'here' | 'peer';
+
+/** A session ended: its revocation, and the token itself when this node had it (not from Redis' list). */
+export interface Ended {
+  readonly revocation: Revocation;
+  readonly token?: string;
+}
 
 export interface SignOut {
   /** Reads the kept list (a missing file is an empty one). */
@@ -28,8 +35,10 @@ export interface SignOut {
    * `origin` 'peer': another web node said so (this node then tells no one else).
    */
   end(token: string, origin: SignOutOrigin): boolean;
+  /** Takes the other nodes' sign-outs kept in Redis (socket-cluster.ts); each new one is an end from a peer. */
+  learn(list: readonly Revocation[]): void;
   /** Called after each end, with its origin (the socket hub disconnects pages; 'here' goes to peers). */
-  onEnded(listener: (token: string, origin: SignOutOrigin) => void): void;
+  onEnded(listener: (ended: Ended, origin: SignOutOrigin) => void): void;
   /** Waits for the list's last write. */
   close(): Promise<void>;
 }
@@ -44,7 +53,10 @@ export interface SignOutDeps {
 
 export function createSignOut(deps: SignOutDeps): SignOut {
   const log = deps.logger.child({ component: 'sign-out' });
-  const listeners: Array<(token: string, origin: SignOutOrigin) => void> = [];
+  const listeners: Array<(ended: Ended, origin: SignOutOrigin) => void> = [];
+  const evictedLog = (evicted: number): void => {
+    if (evicted > 0) log.warn({ evicted, code: 'ALERTS_SIGN_OUT_EVICTED' }, 'too many signed-out tokens kept: the soonest to expire were forgotten');
+  };
   // Writes one at a time, each with the list as it is when it starts (a burst of sign-outs coalesces).
   let writing: Promise<void> = Promise.resolve();
   let dirty = false;
@@ -69,16 +81,29 @@ export function createSignOut(deps: SignOutDeps): SignOut {
         log.error({ err, code: 'ALERTS_SIGN_OUT_LOAD_FAILED' }, 'signed-out tokens file unreadable; starting without it');
         return;
       }
-      const valid = Array.isArray(list) ? list.filter((r): r is Revocation => typeof r === 'object' && r !== null && typeof (r as Revocation).id === 'string' && typeof (r as Revocation).exp === 'number') : [];
-      deps.tokens.restore(valid, deps.now());
+      if (!Array.isArray(list)) {
+        log.error({ code: 'ALERTS_SIGN_OUT_LOAD_FAILED' }, 'signed-out tokens file is not a list; starting without it');
+        return;
+      }
+      // restore() checks each entry's fields and skips what is not a revocation.
+      evictedLog(deps.tokens.restore(list as Revocation[], deps.now()));
     },
     end(token, origin) {
       const r = deps.tokens.revoke(token, deps.now());
       if (r === undefined) return false;
-      if (r.evicted > 0) log.warn({ evicted: r.evicted, code: 'ALERTS_SIGN_OUT_EVICTED' }, 'too many signed-out tokens kept: the soonest to expire were forgotten');
+      evictedLog(r.evicted);
       save();
-      for (const l of listeners) l(token, origin);
+      for (const l of listeners) l({ revocation: r.revocation, token }, origin);
       return true;
+    },
+    learn(list) {
+      const now = deps.now();
+      const known = new Set(deps.tokens.revocations(now).map((r) => r.id));
+      const fresh = list.filter((r) => !known.has(r.id) && r.exp > now);
+      if (fresh.length === 0) return;
+      evictedLog(deps.tokens.restore(fresh, now));
+      save();
+      for (const revocation of fresh) for (const l of listeners) l({ revocation }, 'peer');
     },
     onEnded(listener) {
       listeners.push(listener);

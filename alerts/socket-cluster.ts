@@ -8,6 +8,7 @@ import type { Disablement, IncidentMessage } from '../contract/incidents.ts';
 import { CONFIRMATIONS, type AlertMessage, type Confirmation } from '../contract/payloads.ts';
 import type { AckResult, IncidentResult } from '../contract/socket-events.ts';
 import type { Actor } from './access.ts';
+import type { Revocation } from './http/token.ts';
 import { ALERT_ERRORS, type Outcome } from './errors.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
@@ -40,6 +41,13 @@ export type ActionResult = AckResult | IncidentResult;
 const ACT = 'carewatch:act';
 /** A user signed out on one node: the others refuse the token too and disconnect its pages (sign-out.ts). */
 const SIGN_OUT = 'carewatch:sign-out';
+/**
+ * The sign-outs are also kept in Redis, one key each until the token's expiry, for the nodes that
+ * did not hear the broadcast (pub/sub is fire-and-forget): a node starting, or whose subscriber
+ * connection came back after a loss, reads them (a signed-out token is revoked on the word of Redis,
+ * which can only take access away).
+ */
+const SIGNED_OUT_PREFIX = 'carewatch:signed-out:';
 const OPEN = 'carewatch:open';
 const LIST = 'carewatch:list';
 
@@ -134,6 +142,8 @@ export interface PeerHandlers {
   readonly openFor: (actor: Actor) => PeerOpenReply;
   /** Another node ended this token's session (its signature is checked here: a peer's word is not taken for it). */
   readonly signedOut?: (token: string) => void;
+  /** The sign-outs kept in Redis, read at attach and after each return of the subscriber connection. */
+  readonly signedOutList?: (list: Revocation[]) => void;
 }
 
 export interface SocketCluster {
@@ -149,8 +159,11 @@ export interface SocketCluster {
   serveLists(listFor: (actor: Actor) => PeerListReply): void;
   /** The other nodes' lists for this token's user (REST reads; the io given to attach). */
   lists(token: string): Promise<PeerLists>;
-  /** Tells the other nodes a token's session ended here (no answer awaited: each refuses it once it hears). */
-  signOutElsewhere(token: string): void;
+  /**
+   * Tells the other nodes a token's session ended here (no answer awaited: each refuses it once it
+   * hears), and keeps it in Redis until the token's expiry for those that do not hear it.
+   */
+  signOutElsewhere(token: string, revocation: Revocation, now: number): void;
   /** forward() on the io given to attach (REST actions); OWNER_UNREACHABLE before attach. */
   act(token: string, action: PeerAction): Promise<ActionResult | undefined>;
   close(): Promise<void>;
@@ -255,6 +268,31 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
     });
   }
 
+  /** Every sign-out kept in Redis (SCAN, then the values). */
+  async function readSignedOut(): Promise<Revocation[]> {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await pub.scan(cursor, 'MATCH', `${SIGNED_OUT_PREFIX}*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    const out: Revocation[] = [];
+    for (let i = 0; i < keys.length; i += 1000) {
+      const part = keys.slice(i, i + 1000);
+      const values = await pub.mget(...part);
+      part.forEach((key, j) => {
+        try {
+          const v = JSON.parse(values[j] ?? 'null') as { exp?: unknown; sub?: unknown } | null;
+          if (typeof v?.exp === 'number' && typeof v.sub === 'string') out.push({ id: key.slice(SIGNED_OUT_PREFIX.length), exp: v.exp, sub: v.sub });
+        } catch {
+          // Not ours to read: left out (it expires).
+        }
+      });
+    }
+    return out;
+  }
+
   const cluster: SocketCluster = {
     adapter,
     attach(io, h) {
@@ -281,6 +319,22 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
         peerRequests++;
         if (typeof token === 'string') h.signedOut?.(token);
       });
+      const take = h.signedOutList;
+      if (take !== undefined) {
+        const load = (): void => {
+          void readSignedOut().then(take, (err: unknown) => log.warn({ err, code: 'ALERTS_REDIS_COMMAND_FAILED' }, 'sign-outs kept in Redis not read'));
+        };
+        load();
+        // The subscriber back after a loss: broadcasts sent meanwhile were missed.
+        let lost = false;
+        sub.on('end', () => (lost = true));
+        sub.on('close', () => (lost = true));
+        sub.on('ready', () => {
+          if (!lost) return;
+          lost = false;
+          load();
+        });
+      }
       peerIo.on(OPEN, (token: unknown, reply: unknown) => {
         peerRequests++;
         if (typeof reply !== 'function') return;
@@ -288,8 +342,14 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
         (reply as (x: PeerOpenReply) => void)(actor === undefined ? { alerts: [], incidents: [] } : h.openFor(actor));
       });
     },
-    signOutElsewhere(token) {
+    signOutElsewhere(token, revocation, now) {
       if (attached !== undefined) (attached as PeerIo).serverSideEmit(SIGN_OUT, token);
+      const ttl = revocation.exp - now;
+      if (ttl > 0) {
+        pub.set(`${SIGNED_OUT_PREFIX}${revocation.id}`, JSON.stringify({ exp: revocation.exp, sub: revocation.sub }), 'PX', ttl).catch((err: unknown) =>
+          log.warn({ err, code: 'ALERTS_REDIS_COMMAND_FAILED' }, 'sign-out not kept in Redis: a node that misses its broadcast accepts the token until it expires'),
+        );
+      }
     },
     async forward(io, token, action) {
       forwarded++;

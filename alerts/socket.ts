@@ -9,7 +9,7 @@ import { USER_ROLES, type UserRole } from '../contract/registry.ts';
 import { canSeeAlert, goesToBureau, ownHomes, seesAllHomes, type Actor } from './access.ts';
 import { fail, type Outcome } from './errors.ts';
 import type { Lifecycle } from './lifecycle.ts';
-import type { TokenService } from './http/token.ts';
+import { revocationId, type Revocation, type TokenService } from './http/token.ts';
 import { attachDisablementHandlers } from './disablements/socket-handlers.ts';
 import type { DisablementStore } from './disablements/store.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -43,6 +43,8 @@ export interface SocketHubDeps {
   readonly cluster?: SocketCluster;
   /** Another web node ended a token's session (sign-out.ts); this node refuses it too. */
   readonly onPeerSignOut?: (token: string) => void;
+  /** The sign-outs the web nodes keep in Redis (socket-cluster.ts), read at start and after a loss of the subscriber. */
+  readonly onSignedOutList?: (list: Revocation[]) => void;
 }
 
 export interface SocketHub {
@@ -54,8 +56,8 @@ export interface SocketHub {
   /** Sends one incident change to its home room, and to the bureau room for fire and bureau-level incidents. */
   publishIncident(incident: IncidentMessage): void;
   connections(): number;
-  /** Disconnects this node's pages connected with `token` (it was signed out); how many. */
-  endSession(token: string): number;
+  /** Disconnects this node's pages connected with the token of this revocation id (it was signed out); how many. */
+  endSession(revocation: string): number;
   /** Pages closed because they did not read what they were sent (MAX_SOCKET_BACKLOG_PACKETS), since start. */
   backlogClosed(): number;
   /** socket.io sessions still waiting for their authenticated CONNECT (bounded: socket-handshakes.ts). */
@@ -162,6 +164,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       verify: (token) => deps.tokens.verify(token, deps.clock.now()),
       openFor: (actor) => localOpen(actor, `${actor.username} on another node`),
       ...(deps.onPeerSignOut !== undefined ? { signedOut: deps.onPeerSignOut } : {}),
+      ...(deps.onSignedOutList !== undefined ? { signedOutList: deps.onSignedOutList } : {}),
     });
   }
 
@@ -211,6 +214,12 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     let expiryTimer: ClockTimer | undefined;
     const cutOff = (): void => {
       expiryTimer = undefined;
+      // Still valid (the clock was stepped since the timer was set): wait for the real expiry.
+      const left = deps.tokens.session(token, deps.clock.now())?.expiresAt;
+      if (left !== undefined && left > deps.clock.now()) {
+        expiryTimer = deps.clock.setTimeout(cutOff, left - deps.clock.now());
+        return;
+      }
       log.info({ username: actor.username, code: 'AUTH_REQUIRED' }, 'socket session expired; disconnecting');
       socket.disconnect(true);
     };
@@ -362,10 +371,11 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       }
     },
     connections: () => io.engine.clientsCount,
-    endSession(token) {
+    endSession(revocation) {
       let n = 0;
       for (const socket of io.of('/').sockets.values()) {
-        if (tokenOf.get(socket) !== token) continue;
+        const token = tokenOf.get(socket);
+        if (token === undefined || revocationId(token) !== revocation) continue;
         // As at the token's expiry (cutOff): the page is told, and goes back to its login form.
         socket.disconnect(true);
         n++;

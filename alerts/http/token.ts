@@ -21,17 +21,26 @@ export interface TokenClaims {
   readonly jti?: string;
 }
 
-/** A token ended before its expiry (sign-out): its MAC, refused until `exp`, when it would die anyway. */
+/** A token ended before its expiry (sign-out): its MAC, refused until `exp`, when it would die anyway; whose it was. */
 export interface Revocation {
   readonly id: string;
   readonly exp: number;
+  readonly sub: string;
+}
+
+/** The revocation id of a token: its MAC (the part after the dot). */
+export function revocationId(token: string): string {
+  return token.slice(token.indexOf('.') + 1);
 }
 
 /**
- * Revocations kept at most. Each needs a successful login (scrypt, at most two at once), so only a
- * signed-in user looping login and logout reaches this; past it the soonest to expire is forgotten
- * (its token works again for what is left of its 12 h) and logged.
+ * Revocations kept at most, per user and in all. Each needs a successful login (scrypt, at most two
+ * at once), so only a signed-in user looping login and logout gets there: past a user's share the
+ * soonest to expire of that user's own is forgotten (its token works again for what is left of its
+ * 12 h), so no account can push out anyone else's; past the total, the site's soonest (many accounts
+ * at it together). Logged (ALERTS_SIGN_OUT_EVICTED).
  */
+export const MAX_REVOCATIONS_PER_USER = 100;
 export const MAX_REVOCATIONS = 10_000;
 
 export interface TokenService {
@@ -44,8 +53,11 @@ export interface TokenService {
    * when the token was not valid; `evicted` the revocations forgotten to stay within MAX_REVOCATIONS.
    */
   revoke(token: string, now: number): { revocation: Revocation; evicted: number } | undefined;
-  /** Takes revocations made before (the state file at start); expired ones are ignored. */
-  restore(list: readonly Revocation[], now: number): void;
+  /**
+   * Takes revocations made before or elsewhere (the state file at start; the other web nodes', kept
+   * in Redis); expired ones and ones already known are ignored. Returns how many were forgotten for the bounds.
+   */
+  restore(list: readonly Revocation[], now: number): number;
   /** The revocations still in force, soonest to expire first (what the state file keeps). */
   revocations(now: number): Revocation[];
 }
@@ -58,18 +70,35 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
   // Without a configured secret (development only) a random one per start: old tokens die with the process.
   const key = secret ?? randomBytes(32).toString('base64');
   const sign = (body: string): string => createHmac('sha256', key).update(body).digest('base64url');
-  /** MAC → expiry. */
-  const revoked = new Map<string, number>();
-  const prune = (now: number): void => {
-    for (const [id, exp] of revoked) if (exp <= now) revoked.delete(id);
+  /** MAC → its revocation; and how many each user has. */
+  const revoked = new Map<string, Revocation>();
+  const perUser = new Map<string, number>();
+  const forget = (r: Revocation): void => {
+    revoked.delete(r.id);
+    const n = (perUser.get(r.sub) ?? 1) - 1;
+    if (n > 0) perUser.set(r.sub, n);
+    else perUser.delete(r.sub);
   };
-  /** Adds one; returns how many of the soonest to expire were forgotten for the bound. */
-  const add = (id: string, exp: number): number => {
-    revoked.set(id, exp);
-    if (revoked.size <= MAX_REVOCATIONS) return 0;
-    const over = [...revoked].sort((a, b) => a[1] - b[1]).slice(0, revoked.size - MAX_REVOCATIONS);
-    for (const [old] of over) revoked.delete(old);
+  const prune = (now: number): void => {
+    for (const r of revoked.values()) if (r.exp <= now) forget(r);
+  };
+  /** The soonest to expire of `list` beyond `keep`, forgotten; how many. */
+  const forgetSoonest = (list: Revocation[], keep: number): number => {
+    if (list.length <= keep) return 0;
+    const over = list.sort((a, b) => a.exp - b.exp).slice(0, list.length - keep);
+    for (const r of over) forget(r);
     return over.length;
+  };
+  /** Adds one; returns how many were forgotten for the bounds (MAX_REVOCATIONS_PER_USER, MAX_REVOCATIONS). */
+  const add = (r: Revocation): number => {
+    if (revoked.has(r.id)) return 0;
+    revoked.set(r.id, r);
+    const n = (perUser.get(r.sub) ?? 0) + 1;
+    perUser.set(r.sub, n);
+    let evicted = 0;
+    if (n > MAX_REVOCATIONS_PER_USER) evicted += forgetSoonest([...revoked.values()].filter((x) => x.sub === r.sub), MAX_REVOCATIONS_PER_USER);
+    if (revoked.size > MAX_REVOCATIONS) evicted += forgetSoonest([...revoked.values()], MAX_REVOCATIONS);
+    return evicted;
   };
   return {
     issue(actor, now) {
@@ -91,15 +120,17 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       const s = session(token, now);
       if (s === undefined) return undefined;
       prune(now);
-      const revocation = { id: token.slice(token.indexOf('.') + 1), exp: s.expiresAt };
-      return { revocation, evicted: add(revocation.id, revocation.exp) };
+      const revocation: Revocation = { id: revocationId(token), exp: s.expiresAt, sub: s.actor.username };
+      return { revocation, evicted: add(revocation) };
     },
     restore(list, now) {
-      for (const r of list) if (typeof r.id === 'string' && typeof r.exp === 'number' && r.exp > now) add(r.id, r.exp);
+      let evicted = 0;
+      for (const r of list) if (typeof r.id === 'string' && typeof r.exp === 'number' && typeof r.sub === 'string' && r.exp > now) evicted += add({ id: r.id, exp: r.exp, sub: r.sub });
+      return evicted;
     },
     revocations(now) {
       prune(now);
-      return [...revoked].map(([id, exp]) => ({ id, exp })).sort((a, b) => a.exp - b.exp);
+      return [...revoked.values()].sort((a, b) => a.exp - b.exp);
     },
   };
   function session(token: string, now: number): { actor: Actor; expiresAt: number } | undefined {

@@ -1,8 +1,9 @@
+import { Redis } from 'ioredis';
 import { io as connectClient, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../contract/socket-events.ts';
 import type { Alerts } from '../../alerts/alerts.ts';
-import { createTokenService, MAX_REVOCATIONS } from '../../alerts/http/token.ts';
+import { createTokenService, MAX_REVOCATIONS, MAX_REVOCATIONS_PER_USER } from '../../alerts/http/token.ts';
 import { testInflux } from '../support/influx-db.ts';
 import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
 import { loginToken, startAlerts, tempDir, until } from './support/harness.ts';
@@ -115,6 +116,34 @@ describe('sign-out across web nodes (socket.io cluster on a real Redis)', () => 
     expect(await admitted(b, token)).toBe(false);
     expect(otherOnB.ended()).toBe(false);
     expect(await me(b, other)).toBe(200);
+
+    // A web node that was not there to hear the broadcast (started now, with a state directory of
+    // its own) reads the sign-outs the nodes keep in Redis.
+    const dir = await tempDir('alerts-signout-c-');
+    closers.push(() => dir.remove());
+    const c = await startAlerts({ influx, stateDir: dir.path, config: { redisUrl: redis.url } });
+    closers.push(() => c.close());
+    await until(async () => (await me(c, token)) === 401, 'node c refuses the token signed out before it started');
+    expect(await me(c, other)).toBe(200);
+  }, 60_000);
+
+  it("a node whose Redis subscriber was lost reads, once it is back, the sign-outs it may have missed", async () => {
+    const influx = testInflux('alerts_signout_resub');
+    const dir = await tempDir('alerts-signout-r-');
+    closers.push(() => dir.remove());
+    const node = await startAlerts({ influx, stateDir: dir.path, config: { redisUrl: redis.url } });
+    closers.push(() => node.close());
+    const login = await node.app.inject({ method: 'POST', url: '/api/login', payload: { username: 'staff-h03', password: 'demo-staff-h03' } });
+    const { token, expiresAt } = login.json() as { token: string; expiresAt: number };
+    const db = new Redis(redis.url);
+    closers.push(async () => db.disconnect());
+    // Another node's sign-out whose broadcast this node never heard: only its key in Redis.
+    await db.set(`carewatch:signed-out:${token.slice(token.indexOf('.') + 1)}`, JSON.stringify({ exp: expiresAt, sub: 'staff-h03' }), 'PX', 600_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await me(node, token)).toBe(200);
+    // Its subscriber connection is cut (the adapter's: the only one in pub/sub mode) and comes back.
+    await db.client('KILL', 'TYPE', 'pubsub');
+    await until(async () => (await me(node, token)) === 401, 'the node refuses the token once its subscriber is back');
   }, 60_000);
 });
 
@@ -144,14 +173,21 @@ describe('the token service', () => {
     expect(later.revocations(expiresAt)).toEqual([]);
   });
 
-  it(`keeps at most ${MAX_REVOCATIONS} revocations, forgetting the soonest to expire`, () => {
+  it(`keeps at most ${MAX_REVOCATIONS_PER_USER} revocations per user, so no account can push out another's, and ${MAX_REVOCATIONS} in all`, () => {
     const t = createTokenService(secret, 60);
-    t.restore(Array.from({ length: MAX_REVOCATIONS }, (_, i) => ({ id: `id${i}`, exp: 10_000 + i })), 0);
-    const { token } = t.issue(actor, 5_000);
-    expect(t.revoke(token, 5_000)?.evicted).toBe(1);
+    // Someone else's sign-out, the soonest of all to expire.
+    expect(t.restore([{ id: 'nurse', exp: 6_000, sub: 'staff-h02' }], 0)).toBe(0);
+    // One account looping login and logout: only its own oldest are forgotten.
+    let evicted = 0;
+    for (let i = 0; i < MAX_REVOCATIONS_PER_USER + 5; i++) evicted += t.revoke(t.issue(actor, 5_000 + i).token, 5_000 + i)?.evicted ?? 0;
+    expect(evicted).toBe(5);
     const kept = t.revocations(5_000);
-    expect(kept).toHaveLength(MAX_REVOCATIONS);
-    expect(kept.some((r) => r.id === 'id0')).toBe(false);
-    expect(t.verify(token, 5_000)).toBeUndefined();
+    expect(kept.filter((r) => r.sub === 'staff-h01')).toHaveLength(MAX_REVOCATIONS_PER_USER);
+    expect(kept.some((r) => r.id === 'nurse')).toBe(true);
+    // Many accounts at it together: the site's soonest to expire goes past the total.
+    const many = Array.from({ length: MAX_REVOCATIONS }, (_, i) => ({ id: `id${i}`, exp: 10_000 + i, sub: `u${i % 1_000}` }));
+    expect(t.restore(many, 0)).toBe(MAX_REVOCATIONS_PER_USER + 1);
+    expect(t.revocations(0)).toHaveLength(MAX_REVOCATIONS);
+    expect(t.revocations(0).some((r) => r.id === 'nurse')).toBe(false);
   });
 });
