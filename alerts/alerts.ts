@@ -405,6 +405,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     clock,
     logger,
     production: deps.production === true,
+    metricsAccess: { token: config.metricsToken, production: deps.production === true },
     dashboardDir: resolve(config.dashboardDir),
     store,
     onCareAction,

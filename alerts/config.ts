@@ -71,6 +71,7 @@ export const AlertsConfigSchema = Type.Object({
   homeStateDir: Type.Optional(Type.String({ minLength: 1, description: 'a directory shared by the alerts instances (one file per home)' })),
   /** socket.io rooms across alerts nodes through Redis (@socket.io/redis-adapter), e.g. redis://127.0.0.1:6379. Unset: this node alone. */
   redisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
+  metricsToken: Type.Optional(Type.String({ minLength: 16, description: 'bearer token a scraper sends for /metrics and /health; unset: production serves neither, development serves them to anyone' })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 export type AlertsConfig = Static<typeof AlertsConfigSchema>;

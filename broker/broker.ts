@@ -953,6 +953,7 @@ export function createBroker(deps: BrokerDeps): Broker {
           port: config.httpPort,
           registry: metrics,
           problems: () => brokerProblems({ listening: listening() }),
+          access: { token: config.metricsToken, production: config.production },
           logger: log,
         });
         ops = server;

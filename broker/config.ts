@@ -19,6 +19,7 @@ export const BrokerEnv = Type.Object({
   brokerWssPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8084, description: 'MQTT over WebSocket over TLS port (path /mqtt)' }),
   brokerStoreDir: Type.String({ minLength: 1, default: '.tmp/state/broker', description: 'directory of the durable session store (journal); unused with a Redis url' }),
   brokerHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of GET /metrics and GET /healthz (unset: none)' })),
+  metricsToken: Type.Optional(Type.String({ minLength: 16, description: 'bearer token a scraper sends for GET /metrics; unset: production serves no metrics, development serves them to anyone' })),
   brokerRedisUrl: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis://host:port[/db] for persistent sessions' })),
   brokerCluster: Type.Optional(Type.Literal('redis', { description: 'redis: this broker is one node of several sharing sessions, retained messages and the message fan-out through CAREWATCH_BROKER_REDIS_URL (docs/scaling.md)' })),
   brokerNodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'readable name of this broker node in logs and $SYS topics (default: broker); a random suffix makes each start unique' })),
@@ -39,6 +40,8 @@ export interface BrokerConfig {
   readonly plain?: boolean | undefined;
   /** MQTT over TLS and MQTT over WebSocket over TLS, with the same hooks and limits as the plain ports. */
   readonly tls?: BrokerTlsConfig | undefined;
+  /** CAREWATCH_METRICS_TOKEN (common/metrics.ts MetricsAccess); undefined: production serves no metrics. */
+  readonly metricsToken?: string | undefined;
   /** Redis persistence (sessions, queued QoS 1 messages, retained statuses, wills) when set. */
   readonly redisUrl?: string | undefined;
   /**

@@ -60,6 +60,7 @@ const code = await runProcess({
         redisUrl: env.brokerRedisUrl,
         storeDir: env.brokerStoreDir,
         httpPort: env.brokerHttpPort,
+        metricsToken: env.metricsToken,
         production,
         ...(env.brokerCluster === 'redis' ? { cluster: { nodeId: env.brokerNodeId ?? 'broker' } } : {}),
         limits: {

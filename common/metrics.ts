@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -122,10 +123,54 @@ export function healthzReply(problems: readonly string[]): HealthzReply {
   return problems.length === 0 ? { statusCode: 200, body: { status: 'ok', problems: [] } } : { statusCode: 503, body: { status: 'unhealthy', problems: [...problems] } };
 }
 
+/**
+ * Who may read a process's metrics and detailed health (/metrics; alerts' and ingest's /health and
+ * /stats). They say what a site is doing (messages and alerts per home, who is connected, what is
+ * failing) and alerts serves them on the page's own port, open to every browser that reaches it.
+ * With CAREWATCH_METRICS_TOKEN a scraper sends it as a bearer token (Prometheus'
+ * `authorization: { credentials_file }`); without it production does not serve them at all, and
+ * development serves them to anyone (as before). /healthz (status and problem codes only, what
+ * container and load-balancer health checks read) is always open.
+ */
+export interface MetricsAccess {
+  readonly token?: string | undefined;
+  readonly production: boolean;
+}
+
+export type MetricsVerdict = 'ok' | 'unauthorized' | 'disabled';
+
+/** Whether a request with this Authorization header may read the metrics (MetricsAccess). */
+export function metricsVerdict(authorization: string | undefined, access: MetricsAccess | undefined): MetricsVerdict {
+  if (access === undefined) return 'ok';
+  if (access.token === undefined) return access.production ? 'disabled' : 'ok';
+  const given = Buffer.from(typeof authorization === 'string' && authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : '');
+  const expected = Buffer.from(access.token);
+  return given.length === expected.length && timingSafeEqual(given, expected) ? 'ok' : 'unauthorized';
+}
+
+/** The answer to a request metricsVerdict refused: 401 with a challenge, or 403 (production without a token). */
+export function deniedReply(verdict: Exclude<MetricsVerdict, 'ok'>): { statusCode: 401 | 403; headers: Record<string, string>; body: { code: string; message: string } } {
+  return verdict === 'unauthorized'
+    ? { statusCode: 401, headers: { 'www-authenticate': 'Bearer realm="carewatch metrics"' }, body: { code: 'METRICS_AUTH_REQUIRED', message: 'send CAREWATCH_METRICS_TOKEN as a bearer token' } }
+    : { statusCode: 403, headers: {}, body: { code: 'METRICS_DISABLED', message: 'metrics are not served in production without CAREWATCH_METRICS_TOKEN' } };
+}
+
+/** Answers a refused request on a node:http response; true when it was refused (and answered). */
+export function refuseMetrics(req: IncomingMessage, res: ServerResponse, access: MetricsAccess | undefined): boolean {
+  const verdict = metricsVerdict(req.headers.authorization, access);
+  if (verdict === 'ok') return false;
+  const r = deniedReply(verdict);
+  res.writeHead(r.statusCode, { 'content-type': 'application/json', 'cache-control': 'no-store', ...r.headers });
+  res.end(req.method === 'HEAD' ? undefined : JSON.stringify(r.body));
+  return true;
+}
+
 export interface OpsEndpoints {
   readonly registry: Registry;
   /** Stable codes of what is wrong now; empty when healthy. */
   readonly problems: () => readonly string[];
+  /** Who may read /metrics (undefined: anyone; embedded uses and tests). */
+  readonly access?: MetricsAccess | undefined;
 }
 
 /**
@@ -142,6 +187,7 @@ export function handleOpsRequest(req: IncomingMessage, res: ServerResponse, ops:
     res.end(head ? undefined : JSON.stringify(r.body));
     return true;
   }
+  if (refuseMetrics(req, res, ops.access)) return true;
   ops.registry.metrics().then(
     (text) => {
       res.writeHead(200, { 'content-type': ops.registry.contentType, 'cache-control': 'no-store' });

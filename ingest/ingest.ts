@@ -16,7 +16,7 @@ import type { IngestRejectCode } from './points.ts';
 import { createRejectionLog } from './rejections.ts';
 import { MAX_SPOOL_TOPIC_BYTES, createSpool, type Spool } from './spool.ts';
 import type { Registry } from 'prom-client';
-import { handleOpsRequest } from '../common/metrics.ts';
+import { handleOpsRequest, refuseMetrics, type MetricsAccess } from '../common/metrics.ts';
 import { createIngestMetrics, ingestProblems } from './metrics.ts';
 
 /**
@@ -48,6 +48,8 @@ export interface IngestConfig {
   readonly httpPort?: number;
   /** Interface of that endpoint (default 127.0.0.1; 0.0.0.0 for a Prometheus in another container). */
   readonly httpHost?: string;
+  /** Who may read /metrics, /health and /stats (common/metrics.ts MetricsAccess); undefined: anyone. */
+  readonly metricsAccess?: MetricsAccess | undefined;
   /** How long InfluxDB keeps raw readings, their aggregates and the records (common/influx-schema.ts). */
   readonly retention?: RetentionConfig;
   readonly keepaliveS?: number;
@@ -249,12 +251,14 @@ export function createIngest(deps: IngestDeps): Ingest {
   }
 
   const metrics = createIngestMetrics(stats, now);
-  const ops = { registry: metrics.registry, problems: () => problems(stats()) };
+  const ops = { registry: metrics.registry, problems: () => problems(stats()), access: config.metricsAccess };
 
   async function startHttp(port: number): Promise<void> {
     const srv = createServer((req, res) => {
       if (handleOpsRequest(req, res, ops, logger)) return;
       if (req.method === 'GET' && (req.url === '/health' || req.url === '/stats')) {
+        // What /healthz does not say (counts, the spool, the last errors) is the metrics' to guard.
+        if (refuseMetrics(req, res, config.metricsAccess)) return;
         const s = stats();
         res.writeHead(healthy(s) ? 200 : 503, { 'content-type': 'application/json' });
         res.end(JSON.stringify(s));

@@ -28,6 +28,7 @@ const ConfigSchema = Type.Object({
   spoolMaxUnwrittenBytes: Type.Integer({ default: 16 * 1024 * 1024, minimum: 64 * 1024, description: 'bytes received and not yet written to the spool (a full or stalled disk) past which ingest stops reading from the broker' }),
   ingestHttpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of /health, /healthz and /metrics (unset: none)' })),
   ingestHttpHost: Type.String({ default: '127.0.0.1', minLength: 1, description: 'interface of that port, e.g. 127.0.0.1 or 0.0.0.0' }),
+  metricsToken: Type.Optional(Type.String({ minLength: 16, description: 'bearer token a scraper sends for /metrics, /health and /stats; unset: production serves none of them, development serves them to anyone' })),
   // Retention (common/influx-schema.ts, docs/architecture.md): raw readings, their per-minute
   // aggregates, and the records (events, statuses, alerts, incidents, audit) that GB 50440 has a
   // monitoring centre keep; ingest applies these at every start.
@@ -43,7 +44,7 @@ const code = await runProcess({
   env: process.env,
   registryPath: (cfg) => cfg.registry,
   logLevel: (cfg) => cfg.logLevel,
-  build: ({ config: cfg, registry, logger }) => {
+  build: ({ config: cfg, registry, logger, production }) => {
     let mqttCa: Buffer | undefined;
     let homes: readonly string[] | undefined;
     try {
@@ -71,6 +72,7 @@ const code = await runProcess({
         spoolMaxUnwrittenBytes: cfg.spoolMaxUnwrittenBytes,
         httpPort: cfg.ingestHttpPort,
         httpHost: cfg.ingestHttpHost,
+        metricsAccess: { token: cfg.metricsToken, production },
         retention: { rawDays: cfg.retentionRawDays, rollupDays: cfg.retentionRollupDays, recordsDays: cfg.retentionRecordsDays },
       },
     });

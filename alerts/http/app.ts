@@ -21,7 +21,7 @@ import { historyRoutes } from './history.ts';
 import { statsRoutes } from './stats.ts';
 import type { InfluxReader } from '../../common/influx/reader.ts';
 import type { Registry } from 'prom-client';
-import { healthzReply } from '../../common/metrics.ts';
+import { deniedReply, healthzReply, metricsVerdict, type MetricsAccess } from '../../common/metrics.ts';
 import type { SignOut } from '../sign-out.ts';
 
 export interface AppDeps {
@@ -45,6 +45,8 @@ export interface AppDeps {
   readonly residentCareState?: ResidentCareStateOf;
   /** Login throttling (auth-routes.ts DEFAULT_LOGIN_LIMITS). */
   readonly loginLimits?: Partial<LoginLimits>;
+  /** Who may read /metrics and /health (common/metrics.ts MetricsAccess); undefined: anyone (unit tests). */
+  readonly metricsAccess?: MetricsAccess | undefined;
   /** Prometheus metrics served on GET /metrics (alerts/metrics.ts); absent in unit tests. */
   readonly metrics?: Registry;
   /** Serve HTTPS (REST, the page, socket.io) with this certificate and key instead of plain HTTP. */
@@ -162,7 +164,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // First, so that its onRoute hook sees every route registered after it (GET /api/openapi.json).
   void app.register(openapiRoutes, { title: 'carewatch alerts API', version: '1' });
   // Degraded (journal failing or full, broker away) answers 503 so a monitor notices; the body says why.
-  app.get('/health', async (_req, reply) => {
+  // /health and /metrics say what the site is doing; on the page's own port they are the metrics
+  // token's (common/metrics.ts MetricsAccess). /healthz stays open to health checks.
+  const guard = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    const verdict = metricsVerdict(req.headers.authorization, deps.metricsAccess);
+    if (verdict === 'ok') return false;
+    const r = deniedReply(verdict);
+    void reply.status(r.statusCode).headers({ ...r.headers, 'cache-control': 'no-store' }).send(r.body);
+    return true;
+  };
+  app.get('/health', async (req, reply) => {
+    if (guard(req, reply)) return reply;
     const extra = deps.health?.() ?? {};
     const problems = Array.isArray(extra.problems) ? extra.problems : [];
     if (problems.length > 0) void reply.status(503);
@@ -177,7 +189,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   const metrics = deps.metrics;
   if (metrics !== undefined) {
-    app.get('/metrics', async (_req, reply) => {
+    app.get('/metrics', async (req, reply) => {
+      if (guard(req, reply)) return reply;
       const text = await metrics.metrics();
       return reply.header('content-type', metrics.contentType).header('cache-control', 'no-store').send(text);
     });

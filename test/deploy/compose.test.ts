@@ -177,6 +177,9 @@ describe('docker-compose.yml', () => {
     expect(env.CAREWATCH_ALERTS_PASSWORD ?? '').toBe('');
     expect(env.CAREWATCH_ALERTS_PASSWORD_FILE).toBe('/run/secrets/alerts');
     expect(env.CAREWATCH_TOKEN_SECRET_FILE).toBe('/run/secrets/token');
+    // The metrics token reaches every process (production serves no metrics without it).
+    const scraped = await resolved({ NODE_ENV: 'production', CAREWATCH_METRICS_TOKEN_FILE: '/run/secrets/metrics' });
+    for (const svc of ['broker', 'ingest', 'alerts']) expect(scraped.services[svc]?.environment?.CAREWATCH_METRICS_TOKEN_FILE, svc).toBe('/run/secrets/metrics');
   });
 });
 

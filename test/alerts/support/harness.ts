@@ -71,6 +71,7 @@ export async function startAlerts(opts: HarnessOptions): Promise<Alerts> {
     ...(opts.mqttCa !== undefined ? { mqttCa: opts.mqttCa } : {}),
     ...(opts.httpTimeouts !== undefined ? { httpTimeouts: opts.httpTimeouts } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.production !== undefined ? { production: opts.production } : {}),
   });
   await alerts.start();
   return alerts;
