@@ -271,12 +271,7 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
   /** Every sign-out kept in Redis (SCAN, then the values). */
   async function readSignedOut(): Promise<Revocation[]> {
     const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await pub.scan(cursor, 'MATCH', `${SIGNED_OUT_PREFIX}*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    for await (const batch of pub.scanStream({ match: `${SIGNED_OUT_PREFIX}*`, count: 1000 })) keys.push(...(batch as string[]));
     const out: Revocation[] = [];
     for (let i = 0; i < keys.length; i += 1000) {
       const part = keys.slice(i, i + 1000);

@@ -10,7 +10,8 @@ import { StoreJournal, type JournalRecord, type JournalStats } from './store-jou
  * replayed when the broker starts. A SIGKILL, OOM or power cut of the broker loses nothing whose
  * promise aedes saw resolve:
  *  - a QoS ≥ 1 message queued for the persistent sessions that match it (svc-ingest, svc-alerts;
- *    a reading not for a session at its bound, SessionQueueBound) is journaled by outgoingEnqueueCombi, storeRetained resolves only once durable, and the broker
+ *    a reading is not queued for a session at its bound: session-queue-bound.ts) is journaled by
+ *    outgoingEnqueueCombi, storeRetained resolves only once durable, and the broker
  *    answers a QoS 1 PUBLISH only after both are on disk (ack-after-publish.ts waits for
  *    whenDurable()), so an acknowledged message is on disk;
  *  - addSubscriptions / removeSubscriptions / cleanSubscriptions resolve once durable, before

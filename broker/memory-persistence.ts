@@ -214,6 +214,7 @@ export function oncePerSession<T extends { clientId?: unknown }>(subs: ReadonlyA
 export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   protected readonly queues = new Map<string, SessionQueue>();
   readonly #bounds: QueueBounds | undefined;
+  readonly #bytesOf = (clientId: string): number | undefined => this.queues.get(clientId)?.bytes;
 
   constructor(bound?: SessionQueueBound) {
     super();
@@ -239,7 +240,7 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
 
   /** The sessions a message is queued for: `subs` but those at their bound when it is a reading (session-queue-bound.ts). */
   protected admit<T extends { clientId: string }>(subs: ReadonlyArray<T>, packet: object): ReadonlyArray<T> {
-    return this.#bounds === undefined ? subs : this.#bounds.admit(subs, packet, (id) => this.queues.get(id)?.bytes);
+    return this.#bounds === undefined ? subs : this.#bounds.admit(subs, packet, this.#bytesOf);
   }
 
   /** After a session's entry is cleared: a full session with room again hears so. */

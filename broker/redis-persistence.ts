@@ -631,6 +631,8 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
    * at hand; undefined until first read. Each read that finds a full session below 90 % ends its
    * episode (QueueBounds.shrunk): the Redis store has no acknowledgement of its own to tell it.
    */
+  readonly #bytesOf = (clientId: string, packet: object): number | undefined => this.#queuedBytes(clientId, accountedBytes(packet));
+
   #queuedBytes(clientId: string, size: number): number | undefined {
     let q = this.#lengths.get(clientId);
     // Monotonic: a wall clock stepped back would stop the reads for as long as the step.
@@ -662,8 +664,7 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
   async #enqueueHeld(all: unknown[], packet: unknown): Promise<void> {
     const once = oncePerSession(all as Array<{ clientId?: unknown }>) as unknown[];
     const bounds = this.#bounds;
-    const size = bounds === undefined ? 0 : accountedBytes(packet as object);
-    const subs = bounds === undefined ? once : (bounds.admit(once as Array<{ clientId: string }>, packet as object, (id) => this.#queuedBytes(id, size)) as unknown[]);
+    const subs = bounds === undefined ? once : (bounds.admit(once as Array<{ clientId: string }>, packet as object, this.#bytesOf) as unknown[]);
     if (subs.length === 0) return;
     const lists = (subs as Array<{ clientId?: unknown } | null>).flatMap((sub) => (typeof sub?.clientId === 'string' ? [queueKey(sub.clientId)] : []));
     if (lists.length > 0) await this.#conn.sadd(holdersKey(packetKey(packet as object)), ...lists);

@@ -7,6 +7,7 @@ import { deviceTopic, FILTERS } from '../../contract/topics.ts';
 import { IndexedMemoryPersistence } from '../../broker/memory-persistence.ts';
 import { QUEUE_ENTRY_OVERHEAD_BYTES } from '../../broker/session-queue-bound.ts';
 import type { Broker } from '../../broker/broker.ts';
+import type { Logger } from '../../common/logger.ts';
 import { sessionQueueBoundFor } from '../../broker/config.ts';
 import { startProcess, type TestProcess } from '../support/process.ts';
 import { createRedisServer } from '../support/redis-server.ts';
@@ -150,13 +151,26 @@ describe('the broker: svc-ingest away past its bound (durable store)', () => {
   }, 60_000);
 });
 
+/** A private redis-server and a broker storing in it with this bound; closing closes both. */
+async function redisBroker(maxBytes: number, logger?: Logger): Promise<{ b: Broker; redisUrl: string; close(): Promise<void> }> {
+  const redis = await createRedisServer();
+  await redis.start();
+  const b = await startBroker({ config: { redisUrl: redis.url, limits: { sessionQueueMaxBytes: maxBytes } }, ...(logger !== undefined ? { logger } : {}) });
+  return {
+    b,
+    redisUrl: redis.url,
+    async close() {
+      await b.close();
+      await redis.close();
+    },
+  };
+}
+
 describe('the broker: svc-ingest away past its bound (Redis store, as docker-compose.yml runs it)', () => {
   it("leaves its readings out of Redis past the bound (by the queue's length, read at most every second), keeps every event, and keeps acknowledging", async () => {
-    const redis = await createRedisServer();
-    await redis.start();
-    const maxBytes = 64 * 1024;
     const { logger, lines } = captureLogger('warn');
-    const b = await startBroker({ config: { redisUrl: redis.url, limits: { sessionQueueMaxBytes: maxBytes } }, logger });
+    const stack = await redisBroker(64 * 1024, logger);
+    const { b } = stack;
     try {
       const session = 'svc-ingest-qbound-redis';
       const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
@@ -191,18 +205,16 @@ describe('the broker: svc-ingest away past its bound (Redis store, as docker-com
         return lines.some((l) => l.code === 'BROKER_SESSION_QUEUE_ROOM');
       });
     } finally {
-      await b.close();
-      await redis.close();
+      await stack.close();
     }
   }, 60_000);
 });
 
 describe('the Redis store: a connected session at its bound', () => {
   it('gets the readings left out of its queue live, and their packet keys, in no queue, expire if it goes before acknowledging them', async () => {
-    const redis = await createRedisServer();
-    await redis.start();
-    const b = await startBroker({ config: { redisUrl: redis.url, limits: { sessionQueueMaxBytes: 16 * 1024 } } });
-    const db = new Redis(redis.url);
+    const stack = await redisBroker(16 * 1024);
+    const { b } = stack;
+    const db = new Redis(stack.redisUrl);
     try {
       const session = 'svc-ingest-qbound-live';
       const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
@@ -233,8 +245,7 @@ describe('the Redis store: a connected session at its bound', () => {
       for (const k of unheld) expect(await db.pttl(k), k).toBeGreaterThan(0);
     } finally {
       db.disconnect();
-      await b.close();
-      await redis.close();
+      await stack.close();
     }
   }, 60_000);
 });
