@@ -712,7 +712,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       const queueBound: SessionQueueBound = {
         maxBytes: limits.sessionQueueMaxBytes,
         onFull: (clientId, queuedBytes) =>
-          log.error({ code: 'BROKER_SESSION_QUEUE_FULL', clientId, queuedBytes, maxBytes: limits.sessionQueueMaxBytes }, 'persistent session queue at its bound: its readings are no longer queued (events and statuses still are) until it takes some'),
+          log.error({ code: 'BROKER_SESSION_QUEUE_FULL', clientId, queuedBytes, maxBytes: limits.sessionQueueMaxBytes }, 'persistent session queue at its bound: its readings are no longer queued (events and statuses still are) until it has taken its queue below 90 % of the bound'),
         onRoom: (clientId, dropped) => log.warn({ code: 'BROKER_SESSION_QUEUE_ROOM', clientId, dropped }, 'persistent session queue has room again: readings are queued for it again'),
       };
       persistence =

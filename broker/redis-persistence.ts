@@ -625,14 +625,15 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
     return max;
   }
 
+  /** QueueBounds.admit's size lookup, made once (not a closure per message). */
+  readonly #bytesOf = (clientId: string, packet: object): number | undefined => this.#queuedBytes(clientId, accountedBytes(packet));
+
   /**
    * A session's queue in accounted bytes, estimated as its length (LLEN, read at most every
    * queueLengthMaxAgeMs, asynchronously: a message never waits for it) times the size of the message
    * at hand; undefined until first read. Each read that finds a full session below 90 % ends its
    * episode (QueueBounds.shrunk): the Redis store has no acknowledgement of its own to tell it.
    */
-  readonly #bytesOf = (clientId: string, packet: object): number | undefined => this.#queuedBytes(clientId, accountedBytes(packet));
-
   #queuedBytes(clientId: string, size: number): number | undefined {
     let q = this.#lengths.get(clientId);
     // Monotonic: a wall clock stepped back would stop the reads for as long as the step.
