@@ -90,9 +90,9 @@ describe('REST (alerts/http, fastify inject on a real alerts instance)', () => {
       }),
       { numRuns: 400 },
     );
-    // Still serving.
+    // Still serving. A fresh login: the run may have signed its own tokens out (POST /api/logout is one of the routes).
     expect((await alerts.app.inject({ url: '/healthz' })).statusCode).toBeLessThan(600);
-    expect((await alerts.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${tokens.staff}` } })).statusCode).toBe(200);
+    expect((await alerts.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${await loginToken(alerts, 'staff-h01')}` } })).statusCode).toBe(200);
   });
 });
 
@@ -102,7 +102,9 @@ describe('socket.io messages (alerts/socket.ts)', () => {
   afterAll(() => {
     for (const s of sockets) s.close();
   });
-  async function connect(token: string): Promise<Socket> {
+  /** A page of this user with a token of its own (the REST run above may have signed the shared ones out). */
+  async function connect(username: string): Promise<Socket> {
+    const token = await loginToken(alerts, username);
     const socket = connectClient(`http://127.0.0.1:${alerts.port}`, { auth: { token }, transports: ['websocket'], reconnection: false });
     sockets.push(socket);
     await until(() => socket.connected, 'socket connected');
@@ -115,8 +117,8 @@ describe('socket.io messages (alerts/socket.ts)', () => {
   );
 
   it('every client→server event answers any arguments with a result or a catalogued code; the socket stays up', async () => {
-    const staff = await connect(tokens.staff);
-    const director = await connect(tokens.director);
+    const staff = await connect('staff-h01');
+    const director = await connect('director-h01');
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.oneof(fc.constantFrom(...EVENTS), fc.string({ maxLength: 12 })), fc.array(arg, { maxLength: 5 }), fc.boolean(), async (asDirector, event, args, withReply) => {
         const socket = asDirector ? director : staff;
@@ -142,8 +144,8 @@ describe('socket.io messages (alerts/socket.ts)', () => {
   });
 
   it('a message over the 16 KiB bound closes that socket only', async () => {
-    const staff = await connect(tokens.staff);
-    const other = await connect(tokens.bureau);
+    const staff = await connect('staff-h01');
+    const other = await connect('bureau');
     let closed = false;
     staff.on('disconnect', () => (closed = true));
     staff.emit('ack', 'x'.repeat(20_000));
