@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { bearerToken } from '../common/bearer.ts';
 import { systemClock, type Clock, type ClockTimer } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RegistryIndex } from '../contract/registry-index.ts';
@@ -48,7 +49,7 @@ import { gaugeFrom } from '../common/metrics.ts';
 import { createHomeEngines, homeStatePath, restrictRegistry, type HomeEngines } from './partition.ts';
 import { createSocketCluster, type SocketCluster } from './socket-cluster.ts';
 import type { RestPeers } from './http/peer-rest.ts';
-import { canSeeAlert, canSeeHome } from './access.ts';
+import { canSeeAlert, canSeeHome, type Actor } from './access.ts';
 import { ALERTS_CLIENT_ID } from './mqtt.ts';
 
 const SNAPSHOT_FILE = 'rule-states.json';
@@ -435,17 +436,19 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     residentCareState: careView.residentCareState,
   });
 
+  /** The verified actor of a request to the routes registered here, or undefined (each answers 401 itself). */
+  const actorOf = (req: FastifyRequest): Actor | undefined => {
+    const token = bearerToken(req.headers.authorization);
+    return token === undefined ? undefined : tokens.verify(token, clock.now());
+  };
+
   // Issue 4 per-resident history; registered here rather than in http/app.ts (owned by others).
   void app.register(residentRoutes, {
     registry,
     influx: influxReader,
     now: () => clock.now(),
     openAlerts: () => lifecycle.open(),
-    actorOf: (req) => {
-      const header = req.headers.authorization;
-      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-      return token === undefined ? undefined : tokens.verify(token, clock.now());
-    },
+    actorOf,
   });
 
   // Issue 11 test and maintenance mode; registered here rather than in http/app.ts (shared).
@@ -453,21 +456,13 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     store: disablements,
     peers,
     registry,
-    actorOf: (req) => {
-      const header = req.headers.authorization;
-      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-      return token === undefined ? undefined : tokens.verify(token, clock.now());
-    },
+    actorOf,
   });
 
   void app.register(rosterRoutes, {
     store: rosters,
     ...(peers !== undefined ? { owns } : {}),
-    actorOf: (req) => {
-      const header = req.headers.authorization;
-      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-      return token === undefined ? undefined : tokens.verify(token, clock.now());
-    },
+    actorOf,
   });
 
   // Issue 15: the gateways' delivery receipts (signed per channel, no user token).

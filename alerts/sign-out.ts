@@ -86,7 +86,7 @@ export function createSignOut(deps: SignOutDeps): SignOut {
         return;
       }
       // restore() checks each entry's fields and skips what is not a revocation.
-      evictedLog(deps.tokens.restore(list as Revocation[], deps.now()));
+      evictedLog(deps.tokens.restore(list as Revocation[], deps.now()).evicted);
     },
     end(token, origin) {
       const r = deps.tokens.revoke(token, deps.now());
@@ -97,13 +97,11 @@ export function createSignOut(deps: SignOutDeps): SignOut {
       return true;
     },
     learn(list) {
-      const now = deps.now();
-      const known = new Set(deps.tokens.revocations(now).map((r) => r.id));
-      const fresh = list.filter((r) => !known.has(r.id) && r.exp > now);
-      if (fresh.length === 0) return;
-      evictedLog(deps.tokens.restore(fresh, now));
+      const { added, evicted } = deps.tokens.restore(list, deps.now());
+      if (added.length === 0) return;
+      evictedLog(evicted);
       save();
-      for (const revocation of fresh) for (const l of listeners) l({ revocation }, 'peer');
+      for (const revocation of added) for (const l of listeners) l({ revocation }, 'peer');
     },
     onEnded(listener) {
       listeners.push(listener);

@@ -210,21 +210,23 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     const token = tokenOf.get(socket) ?? '';
     /** Still valid now: not expired, and the user unchanged in the registry. */
     const live = (): boolean => deps.tokens.session(token, deps.clock.now()) !== undefined;
-    const expiresAt = deps.tokens.session(token, deps.clock.now())?.expiresAt;
     let expiryTimer: ClockTimer | undefined;
-    const cutOff = (): void => {
+    /**
+     * Arms the timer for the token's expiry; at it, the token is checked again (the clock may have
+     * been stepped since): still valid, armed again; not, the socket is cut. False when cut now.
+     */
+    const arm = (): boolean => {
       expiryTimer = undefined;
-      // Still valid (the clock was stepped since the timer was set): wait for the real expiry.
-      const left = deps.tokens.session(token, deps.clock.now())?.expiresAt;
-      if (left !== undefined && left > deps.clock.now()) {
-        expiryTimer = deps.clock.setTimeout(cutOff, left - deps.clock.now());
-        return;
+      const expiresAt = deps.tokens.session(token, deps.clock.now())?.expiresAt;
+      if (expiresAt === undefined) {
+        log.info({ username: actor.username, code: 'AUTH_REQUIRED' }, 'socket session expired; disconnecting');
+        socket.disconnect(true);
+        return false;
       }
-      log.info({ username: actor.username, code: 'AUTH_REQUIRED' }, 'socket session expired; disconnecting');
-      socket.disconnect(true);
+      expiryTimer = deps.clock.setTimeout(arm, expiresAt - deps.clock.now());
+      return true;
     };
-    if (expiresAt === undefined) return cutOff();
-    expiryTimer = deps.clock.setTimeout(cutOff, Math.max(0, expiresAt - deps.clock.now()));
+    if (!arm()) return;
     socket.on('disconnect', () => {
       if (expiryTimer) deps.clock.clearTimeout(expiryTimer);
       expiryTimer = undefined;
@@ -376,7 +378,7 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
       for (const socket of io.of('/').sockets.values()) {
         const token = tokenOf.get(socket);
         if (token === undefined || revocationId(token) !== revocation) continue;
-        // As at the token's expiry (cutOff): the page is told, and goes back to its login form.
+        // As at the token's expiry (arm): the page is told, and goes back to its login form.
         socket.disconnect(true);
         n++;
       }

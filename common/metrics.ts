@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { bearerToken } from './bearer.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -143,7 +144,7 @@ export type MetricsVerdict = 'ok' | 'unauthorized' | 'disabled';
 export function metricsVerdict(authorization: string | undefined, access: MetricsAccess | undefined): MetricsVerdict {
   if (access === undefined) return 'ok';
   if (access.token === undefined) return access.production ? 'disabled' : 'ok';
-  const given = Buffer.from(typeof authorization === 'string' && authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : '');
+  const given = Buffer.from(bearerToken(authorization) ?? '');
   const expected = Buffer.from(access.token);
   return given.length === expected.length && timingSafeEqual(given, expected) ? 'ok' : 'unauthorized';
 }

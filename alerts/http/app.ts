@@ -23,6 +23,7 @@ import type { InfluxReader } from '../../common/influx/reader.ts';
 import type { Registry } from 'prom-client';
 import { deniedReply, healthzReply, metricsVerdict, type MetricsAccess } from '../../common/metrics.ts';
 import type { SignOut } from '../sign-out.ts';
+import { bearerToken } from '../../common/bearer.ts';
 
 export interface AppDeps {
   readonly registry: RegistryIndex;
@@ -64,10 +65,7 @@ export interface RouteContext extends AppDeps {
   bearer(req: FastifyRequest): string | undefined;
 }
 
-function bearerOf(req: FastifyRequest): string | undefined {
-  const header = req.headers.authorization;
-  return typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-}
+const bearerOf = (req: FastifyRequest): string | undefined => bearerToken(req.headers.authorization);
 
 /** The HTTP server's bounds on slow clients (buildApp says why). */
 export const HTTP_TIMEOUTS = { requestMs: 30_000, idleMs: 60_000 } as const;

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { bearerToken } from '../../common/bearer.ts';
 import type { Disablement, IncidentMessage } from '../../contract/incidents.ts';
 import type { AlertMessage } from '../../contract/payloads.ts';
 import { canSeeHome, type Actor } from '../access.ts';
@@ -32,8 +33,7 @@ export const PARTIAL_HEADER = 'x-carewatch-partial';
 export const MISSING_HOMES_HEADER = 'x-carewatch-missing-homes';
 
 export function bearerOf(req: FastifyRequest): string {
-  const header = req.headers.authorization;
-  return typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+  return bearerToken(req.headers.authorization) ?? '';
 }
 
 /** The newest version of each id (two nodes may both hold an alert for a moment while a home moves). */

@@ -55,9 +55,10 @@ export interface TokenService {
   revoke(token: string, now: number): { revocation: Revocation; evicted: number } | undefined;
   /**
    * Takes revocations made before or elsewhere (the state file at start; the other web nodes', kept
-   * in Redis); expired ones and ones already known are ignored. Returns how many were forgotten for the bounds.
+   * in Redis); expired ones and ones already known are ignored. Returns those it took, and how many
+   * were forgotten for the bounds.
    */
-  restore(list: readonly Revocation[], now: number): number;
+  restore(list: readonly Revocation[], now: number): { added: Revocation[]; evicted: number };
   /** The revocations still in force, soonest to expire first (what the state file keeps). */
   revocations(now: number): Revocation[];
 }
@@ -89,9 +90,9 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
     for (const r of over) forget(r);
     return over.length;
   };
-  /** Adds one; returns how many were forgotten for the bounds (MAX_REVOCATIONS_PER_USER, MAX_REVOCATIONS). */
-  const add = (r: Revocation): number => {
-    if (revoked.has(r.id)) return 0;
+  /** Adds one (unless known: undefined); returns how many were forgotten for the bounds (MAX_REVOCATIONS_PER_USER, MAX_REVOCATIONS). */
+  const add = (r: Revocation): number | undefined => {
+    if (revoked.has(r.id)) return undefined;
     revoked.set(r.id, r);
     const n = (perUser.get(r.sub) ?? 0) + 1;
     perUser.set(r.sub, n);
@@ -121,12 +122,20 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       if (s === undefined) return undefined;
       prune(now);
       const revocation: Revocation = { id: revocationId(token), exp: s.expiresAt, sub: s.actor.username };
-      return { revocation, evicted: add(revocation) };
+      return { revocation, evicted: add(revocation) ?? 0 };
     },
     restore(list, now) {
+      const added: Revocation[] = [];
       let evicted = 0;
-      for (const r of list) if (typeof r.id === 'string' && typeof r.exp === 'number' && typeof r.sub === 'string' && r.exp > now) evicted += add({ id: r.id, exp: r.exp, sub: r.sub });
-      return evicted;
+      for (const r of list) {
+        if (typeof r.id !== 'string' || typeof r.exp !== 'number' || typeof r.sub !== 'string' || r.exp <= now) continue;
+        const revocation = { id: r.id, exp: r.exp, sub: r.sub };
+        const n = add(revocation);
+        if (n === undefined) continue;
+        added.push(revocation);
+        evicted += n;
+      }
+      return { added, evicted };
     },
     revocations(now) {
       prune(now);

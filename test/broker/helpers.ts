@@ -88,9 +88,9 @@ export function seqsOf(got: readonly Received[], topic: string): number[] {
 }
 
 /** Opens svc-ingest's persistent session `clientId` with a QoS 1 subscription to every device's telemetry, and leaves it: what devices send next is queued for it. */
-export async function leaveTelemetrySession(broker: Broker, clientId: string): Promise<void> {
+export async function leaveTelemetrySession(broker: Broker, clientId: string, filters: readonly string[] = [FILTERS.telemetry]): Promise<void> {
   const c = await connect(broker, 'svc-ingest', { clientId, clean: false });
-  await c.subscribeAsync(FILTERS.telemetry, { qos: 1 });
+  await c.subscribeAsync([...filters], { qos: 1 });
   await c.endAsync();
 }
 

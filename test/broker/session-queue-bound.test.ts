@@ -14,7 +14,7 @@ import { createRedisServer } from '../support/redis-server.ts';
 import { captureLogger } from '../ingest/support/wait.ts';
 import { demoRegistry } from '../support/registry.ts';
 import { Redis } from 'ioredis';
-import { connect, connectRecording, json, rawSubscriber, startBroker, until } from './helpers.ts';
+import { connect, connectRecording, json, leaveTelemetrySession, rawSubscriber, startBroker, until } from './helpers.ts';
 
 /**
  * limits.sessionQueueMaxBytes (session-queue-bound.ts): a persistent session away
@@ -40,6 +40,8 @@ interface P {
 }
 const packet = (topic: string, n: number): P => ({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ ts: 1_700_000_000_000 + n, seq: n })), qos: 1, retain: false, dup: false, brokerId: 'b1', brokerCounter: n });
 const sizeOf = (p: P): number => QUEUE_ENTRY_OVERHEAD_BYTES + p.payload.length + p.topic.length;
+/** A device's reading (contract TelemetryPayload) with this sequence number. */
+const reading = (seq: number): string => JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 } });
 
 describe('the store: a session at its bound', () => {
   it('queues no more readings for it, still queues its events and statuses, and says so once until it has room again', async () => {
@@ -114,14 +116,12 @@ describe('the broker: svc-ingest away past its bound (durable store)', () => {
     const start = (): Promise<Broker> => startBroker({ config: { storeDir, limits: { sessionQueueMaxBytes: maxBytes } }, logger });
     let b = await start();
     const session = 'svc-ingest-qbound';
-    const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
-    await away.subscribeAsync([FILTERS.telemetry, FILTERS.event], { qos: 1 });
-    await away.endAsync();
+    await leaveTelemetrySession(b, session, [FILTERS.telemetry, FILTERS.event]);
 
     const dev = await connect(b, device.id);
     const readings = 400;
     // Each reading is ~600 accounted bytes: ~100 fill the 64 KiB. Every publish must be PUBACKed.
-    for (let seq = 1; seq <= readings; seq++) await dev.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+    for (let seq = 1; seq <= readings; seq++) await dev.publishAsync(telemetry, reading(seq), { qos: 1 });
     await dev.publishAsync(event, JSON.stringify({ ts: Date.now(), seq: readings + 1, type: 'detector_alarm' }), { qos: 1 });
     await dev.endAsync();
 
@@ -173,17 +173,15 @@ describe('the broker: svc-ingest away past its bound (Redis store, as docker-com
     const { b } = stack;
     try {
       const session = 'svc-ingest-qbound-redis';
-      const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
-      await away.subscribeAsync([FILTERS.telemetry, FILTERS.event], { qos: 1 });
-      await away.endAsync();
+      await leaveTelemetrySession(b, session, [FILTERS.telemetry, FILTERS.event]);
       const dev = await connect(b, device.id);
       let seq = 0;
-      const reading = (): Promise<unknown> => dev.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+      const publish = (): Promise<unknown> => dev.publishAsync(telemetry, reading(++seq), { qos: 1 });
       // 150 readings (~110 KiB accounted: past the bound), then a pause longer than the length's
       // age, so that the store has read it by the next readings.
-      for (let i = 0; i < 150; i++) await reading();
+      for (let i = 0; i < 150; i++) await publish();
       await new Promise((r) => setTimeout(r, 1_200));
-      for (let i = 0; i < 250; i++) await reading();
+      for (let i = 0; i < 250; i++) await publish();
       await dev.publishAsync(event, JSON.stringify({ ts: Date.now(), seq: ++seq, type: 'detector_alarm' }), { qos: 1 });
       await dev.endAsync();
 
@@ -199,7 +197,7 @@ describe('the broker: svc-ingest away past its bound (Redis store, as docker-com
       // Taken: the next length read ends the episode.
       await until('the room log line', async () => {
         await connect(b, device.id).then(async (d) => {
-          await d.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, metrics: { temperature_c: 21 } }), { qos: 1 });
+          await d.publishAsync(telemetry, reading(++seq), { qos: 1 });
           await d.endAsync();
         });
         return lines.some((l) => l.code === 'BROKER_SESSION_QUEUE_ROOM');
@@ -217,22 +215,20 @@ describe('the Redis store: a connected session at its bound', () => {
     const db = new Redis(stack.redisUrl);
     try {
       const session = 'svc-ingest-qbound-live';
-      const away = await connect(b, 'svc-ingest', { clientId: session, clean: false });
-      await away.subscribeAsync(FILTERS.telemetry, { qos: 1 });
-      await away.endAsync();
+      await leaveTelemetrySession(b, session);
       const dev = await connect(b, device.id);
       let seq = 0;
-      const reading = (): Promise<unknown> => dev.publishAsync(telemetry, JSON.stringify({ ts: Date.now(), seq: ++seq, metrics: { temperature_c: 21 } }), { qos: 1 });
-      for (let i = 0; i < 60; i++) await reading();
+      const publish = (): Promise<unknown> => dev.publishAsync(telemetry, reading(++seq), { qos: 1 });
+      for (let i = 0; i < 60; i++) await publish();
       await new Promise((r) => setTimeout(r, 1_200));
-      await reading(); // the length is read now: the session is at its bound from the next reading on
-      await until('the session at its bound', () => b.stats().sessionQueue.dropped > 0 || (void reading(), false));
+      await publish(); // the length is read now: the session is at its bound from the next reading on
+      await until('the session at its bound', () => b.stats().sessionQueue.dropped > 0 || (void publish(), false));
       // It connects and reads, but never acknowledges (a raw client): what it takes live stays unacknowledged.
       const raw = await rawSubscriber(b, 'svc-ingest', [FILTERS.telemetry], { clean: false, clientId: session });
       let bytes = 0;
       raw.on('data', (d: Buffer) => (bytes += d.length));
       const before = b.stats().sessionQueue.dropped;
-      for (let i = 0; i < 20; i++) await reading();
+      for (let i = 0; i < 20; i++) await publish();
       expect(b.stats().sessionQueue.dropped).toBeGreaterThan(before);
       await until('the live copies reached it', () => bytes > 0);
       raw.destroy();

@@ -1,12 +1,12 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Device } from '../../contract/registry.ts';
 import { deviceTopic, FILTERS } from '../../contract/topics.ts';
 import { hasDemoRedisPassword } from '../../common/secrets.ts';
 import { connect, connectRecording, json, startBroker, until } from '../broker/helpers.ts';
 import { loginToken, startAlerts, tempDir } from '../alerts/support/harness.ts';
 import { testInflux } from '../support/influx-db.ts';
-import { createRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { useRedisServer } from '../support/redis-server.ts';
 import { startProcess } from '../support/process.ts';
 import { demoRegistry } from '../support/registry.ts';
 
@@ -19,14 +19,7 @@ import { demoRegistry } from '../support/registry.ts';
  * demo password.
  */
 const PASSWORD = 'a-redis-password-for-this-test';
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await createRedisServer({ password: PASSWORD });
-  await redis.start();
-});
-afterAll(async () => {
-  await redis?.close();
-});
+const redis = useRedisServer({ password: PASSWORD });
 
 describe('a Redis that asks for a password', () => {
   it('refuses a client without it', async () => {

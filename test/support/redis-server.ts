@@ -91,14 +91,14 @@ export async function createRedisServer(opts: { password?: string } = {}): Promi
  * A private redis-server started before the calling file's tests and closed after them (registers
  * the file's hooks); `.url` and the rest are read inside tests, once beforeAll has run.
  */
-export function useRedisServer(): RedisServer {
+export function useRedisServer(opts: { password?: string } = {}): RedisServer {
   let redis: RedisServer | undefined;
   const started = (): RedisServer => {
     if (redis === undefined) throw new Error('useRedisServer(): read it inside a test, after beforeAll');
     return redis;
   };
   beforeAll(async () => {
-    redis = await createRedisServer();
+    redis = await createRedisServer(opts);
     await redis.start();
   });
   afterAll(async () => {
