@@ -429,7 +429,7 @@ export function createAlerts(deps: AlertsDeps): Alerts {
         ...(snapshotFailing ? ['ALERTS_SNAPSHOT_FAILED'] : []),
       ];
       // Issue 12: rejected device messages per code (the log is rate-limited, these counts are exact).
-      const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {} };
+      const deviceMessages = { received: mqttStats?.received ?? 0, rejected: mqttStats?.rejected ?? {}, rejectedTotal: mqttStats?.rejectedTotal ?? 0, clockSkew: mqttStats?.clockSkew ?? {}, clocksCorrected: engine.deviceClocks().corrected };
       return { mqtt: mqttUp, journalPending: journal.pending, journal, disablementsInForce: disabled.inForce, disabledPoints: disabled.disabledPoints, deviceMessages, ...(cov !== undefined ? { coverage: cov } : {}), ...(notifier !== undefined ? { notify: { failingChannels } } : {}), problems };
     },
     influx: influxReader,

@@ -3,6 +3,7 @@ import type { RegistryIndex } from '../contract/registry-index.ts';
 import type { FactSink } from './rules/facts.ts';
 import type { Fact, Rule, RuleContext, RuleInput, Signal } from './rules/types.ts';
 import { createFragmentCache, cutText, stateParts, type CutPart } from './snapshot-text.ts';
+import { newDeviceClock, ruleTime, type DeviceClock } from './device-clock.ts';
 
 /**
  * Runs each rule over the inputs it accepts (`Rule.accepts`, indexed once per input type and
@@ -67,6 +68,11 @@ export interface Engine {
   standingFacts(): Fact[];
   /** How often the `onFacts` sink threw since start. */
   factSinkFailures(): number;
+  /**
+   * Devices whose clock the engine currently moves for the rules (alerts/device-clock.ts: steadily
+   * behind the broker), and how often a device's correction changed since start.
+   */
+  deviceClocks(): { corrected: number; changes: number };
 }
 
 /** A rule failing this many times in a row starts afresh: a state it cannot digest must not blind it for good. */
@@ -129,6 +135,14 @@ export function createEngine(deps: EngineDeps): Engine {
   const restored = new Set<string>();
   let changed = false;
   let sinkFailures = 0;
+  /**
+   * Per device, what its clock is known to be off by (alerts/device-clock.ts). Not saved with the
+   * rule states: relearned within `SETTLE_MS` of a restart (until then a device steadily behind is
+   * taken at its word, as before session 26).
+   */
+  const clocks = new Map<string, DeviceClock>();
+  let corrected = 0;
+  let clockChanges = 0;
   const ids = new Set<string>();
   for (const rule of deps.rules) {
     if (ids.has(rule.id)) throw new Error(`duplicate rule id "${rule.id}"`);
@@ -156,7 +170,28 @@ export function createEngine(deps: EngineDeps): Engine {
     return allHomes;
   }
 
-  function run(input: RuleInput): Signal[] {
+  /** The input as the rules see it: a device's reading or event at its rule time (device-clock.ts). */
+  function atRuleTime(input: RuleInput): RuleInput {
+    if (input.type !== 'telemetry' && input.type !== 'event') return input;
+    // Without a broker stamp (a message that never passed a carewatch broker), its receipt here.
+    const reference = input.brokerTs ?? input.receivedTs;
+    let clock = clocks.get(input.device.id);
+    if (clock === undefined) clocks.set(input.device.id, (clock = newDeviceClock(input.ts, reference)));
+    const was = clock.correction;
+    const step = ruleTime(clock, input.ts, reference, input.type === 'telemetry');
+    if (step.changed) {
+      clockChanges++;
+      corrected += (clock.correction !== 0 ? 1 : 0) - (was !== 0 ? 1 : 0);
+      deps.logger?.info(
+        { device: input.device.id, correctionMs: clock.correction, code: 'ALERTS_DEVICE_CLOCK' },
+        clock.correction === 0 ? "device clock agrees with the broker again: the rules take its times as they are" : "device clock steadily behind the broker: the rules move its times by the offset",
+      );
+    }
+    return step.ts === input.ts ? input : { ...input, ts: step.ts };
+  }
+
+  function run(given: RuleInput): Signal[] {
+    const input = atRuleTime(given);
     const out: Signal[] = [];
     /** Allocated by the first rule that found something. */
     let facts: Fact[] | undefined;
@@ -294,5 +329,6 @@ export function createEngine(deps: EngineDeps): Engine {
       return out;
     },
     factSinkFailures: () => sinkFailures,
+    deviceClocks: () => ({ corrected, changes: clockChanges }),
   };
 }

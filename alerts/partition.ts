@@ -153,6 +153,14 @@ export function createHomeEngines(deps: HomeEnginesDeps): HomeEngines {
       return out;
     },
     factSinkFailures: () => all().reduce((n, e) => n + e.factSinkFailures(), 0),
+    deviceClocks: () =>
+      all().reduce(
+        (sum, e) => {
+          const c = e.deviceClocks();
+          return { corrected: sum.corrected + c.corrected, changes: sum.changes + c.changes };
+        },
+        { corrected: 0, changes: 0 },
+      ),
     snapshotHomeJson: (homeId) => engineOf(homeId).snapshotJson(),
     snapshotHomeCut: (homeId) => engineOf(homeId).snapshotCut(),
     restoreHome: (homeId, states) => engineOf(homeId).restore(states),
