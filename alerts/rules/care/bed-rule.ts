@@ -2,6 +2,7 @@ import type { Resident } from '../../../contract/registry.ts';
 import type { Rule, RuleInput, RuleResult, Signal } from '../types.ts';
 import { formatLocalTime, inLocalWindow, residentLabel, trackBed, type BedState, type CareRuleContext } from './care-context.ts';
 import { BED_RULE_DEFAULTS, type BedRuleConfig } from './config.ts';
+import { roomLabel, roomResidentsText } from './sos-rule.ts';
 
 /**
  * Bed exit at night, not back in bed, and falls.
@@ -12,7 +13,8 @@ import { BED_RULE_DEFAULTS, type BedRuleConfig } from './config.ts';
  *   it climbs the escalation ladder.
  * - `bed_return` or `bed_occupied: true` clears both.
  * - A `fall` event is an emergency at any hour (`fall:<residentId>`, critical, escalate at once),
- *   latching: a person must resolve it after seeing the resident.
+ *   latching: a person must resolve it after seeing the resident. From a bed sensor of no resident
+ *   it is raised for the room (`fall:<homeId>/<roomId>`), as a room-level SOS is.
  * Facts (alerts/rules/facts.ts): a `bed` fact when the presence changes or is first known.
  */
 
@@ -53,7 +55,13 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
       }
       if ((input.type !== 'telemetry' && input.type !== 'event') || input.device.kind !== 'bed_sensor') return { state, signals };
       const resident = input.device.residentId === undefined ? undefined : ctx.registry.resident(input.device.residentId);
-      if (resident === undefined) return { state, signals };
+      // A bed sensor of no resident (a free bed, a resident not yet registered) still reports a
+      // fall: raised at room level, as a room-level call button's SOS is (sos-rule.ts). Its bed
+      // presence is not tracked: the exit alerts are a resident's (their fallRisk, their night).
+      if (resident === undefined) {
+        if (input.type === 'event' && input.event.type === 'fall') signals.push(...roomFall(input, ctx));
+        return { state, signals };
+      }
       const next: BedRuleState = { beds: { ...state.beds }, exits: { ...state.exits } };
       const label = residentLabel(resident, ctx);
       const base = {
@@ -111,6 +119,36 @@ export function createBedRule(config: Partial<BedRuleConfig> = {}): Rule<BedRule
       return { state: next, signals, facts };
     },
   };
+}
+
+/**
+ * A fall from a bed sensor attached to no resident: `fall:<homeId>/<roomId>`, naming the room and
+ * the residents registered in it, with a resident's fall's severity, escalation and latch.
+ */
+function roomFall(input: Extract<RuleInput, { type: 'event' }>, ctx: CareRuleContext): Signal[] {
+  const d = input.device;
+  const where = roomLabel(d, ctx);
+  const people = roomResidentsText(d, ctx);
+  const fall = {
+    key: `fall:${d.homeId}/${d.roomId}`,
+    rule: 'fall',
+    category: 'care' as const,
+    signal: 'care' as const,
+    severity: 'critical' as const,
+    homeId: d.homeId,
+    deviceId: d.id,
+    roomId: d.roomId,
+    sourceTs: input.ts,
+    receivedTs: input.receivedTs,
+    latching: true,
+    escalateNow: true,
+    message: {
+      zh: `${where.zh}：床垫传感器 ${d.id} 检测到跌倒${people.zh}，请立即前往`,
+      en: `${where.en}: fall detected (bed sensor ${d.id})${people.en}; go now`,
+    },
+  };
+  // Asserted and cleared at once, as a resident's fall (above).
+  return [{ ...fall, active: true }, { ...fall, active: false }];
 }
 
 function checkLong(

@@ -41,17 +41,29 @@ function deviceName(d: Device): Bilingual {
   return { zh: `${n.zh} ${d.id}`, en: `${n.en} ${d.id}` };
 }
 
-function roomLabel(d: Device, ctx: RuleContext): Bilingual {
+/** The home and room of a room-level device (no resident): also the room-level fall (bed-rule.ts). */
+export function roomLabel(d: Device, ctx: RuleContext): Bilingual {
   const home = ctx.registry.home(d.homeId);
   const room = ctx.registry.room(d.homeId, d.roomId);
   return { zh: `${home?.name ?? d.homeId} ${room?.name ?? d.roomId}`, en: `${home?.nameEn ?? d.homeId}, ${room?.nameEn ?? d.roomId}` };
 }
 
-function roomResidents(d: Device, ctx: RuleContext): Resident[] {
+/** The residents registered in a device's room, by bed. */
+export function roomResidents(d: Device, ctx: RuleContext): Resident[] {
   return ctx.registry
     .residentsOfHome(d.homeId)
     .filter((r) => r.roomId === d.roomId)
     .sort((a, b) => a.bed.localeCompare(b.bed));
+}
+
+/** "; residents of this room: …" for a room-level message, empty when nobody is registered there. */
+export function roomResidentsText(d: Device, ctx: RuleContext): Bilingual {
+  const people = roomResidents(d, ctx);
+  if (people.length === 0) return { zh: '', en: '' };
+  return {
+    zh: `，本室住户：${people.map((r) => `${r.name}（${r.bed}床）`).join('、')}`,
+    en: `; residents of this room: ${people.map((r) => `${r.name} (bed ${r.bed})`).join(', ')}`,
+  };
 }
 
 export function sosSignals(input: Extract<RuleInput, { type: 'event' }>, ctx: RuleContext): Signal[] {
@@ -68,12 +80,10 @@ export function sosSignals(input: Extract<RuleInput, { type: 'event' }>, ctx: Ru
     message = { zh: `${label.zh}：紧急呼叫（${dev.zh}），请立即前往`, en: `${label.en}: emergency call (${dev.en}), go now` };
   } else {
     const where = roomLabel(d, ctx);
-    const people = roomResidents(d, ctx);
+    const people = roomResidentsText(d, ctx);
     key = `${SOS_SIGNAL_RULE}:${d.homeId}/${d.roomId}`;
     who = { roomId: d.roomId };
-    const zhPeople = people.length > 0 ? `，本室住户：${people.map((r) => `${r.name}（${r.bed}床）`).join('、')}` : '';
-    const enPeople = people.length > 0 ? `; residents of this room: ${people.map((r) => `${r.name} (bed ${r.bed})`).join(', ')}` : '';
-    message = { zh: `${where.zh}：紧急呼叫（${dev.zh}）${zhPeople}，请立即前往`, en: `${where.en}: emergency call (${dev.en})${enPeople}; go now` };
+    message = { zh: `${where.zh}：紧急呼叫（${dev.zh}）${people.zh}，请立即前往`, en: `${where.en}: emergency call (${dev.en})${people.en}; go now` };
   }
   const base = {
     key,

@@ -3,6 +3,9 @@ import { createManualClock } from '../../../../common/clock.ts';
 import { createLifecycle, REARM_AFTER_MS } from '../../../../alerts/lifecycle.ts';
 import { createBedRule } from '../../../../alerts/rules/care/bed-rule.ts';
 import { demoRegistry } from '../../../support/registry.ts';
+import { indexRegistry } from '../../../../contract/registry-index.ts';
+import type { EventType } from '../../../../contract/payloads.ts';
+import type { RuleInput } from '../../../../alerts/rules/types.ts';
 import { DAY, MIN, NIGHT, S, active, cleared, ctx, event, merge, run, stream, telemetry, ticks } from './streams.ts';
 
 const rule = createBedRule();
@@ -102,5 +105,42 @@ describe('fall', () => {
     clock.advance(REARM_AFTER_MS + 60 * S);
     expect(lc.open()).toEqual([]);
     lc.close();
+  });
+});
+
+describe('a bed sensor attached to no resident (a free bed, a resident not yet registered)', () => {
+  // The registry allows a bed_sensor without residentId; the demo site with h01-bed-p01 unassigned.
+  const site = structuredClone(demoRegistry().site);
+  site.devices = site.devices.map((d) => (d.id === BED ? { ...d, residentId: undefined } : d));
+  const registry = indexRegistry(site);
+  const free = registry.device(BED)!;
+  const input = (ts: number, type: EventType): RuleInput => ({ type: 'event', now: ts, device: free, ts, receivedTs: ts, event: { ts, seq: 0, type } });
+
+  it('raises its fall for the room, with a fall’s severity, escalation and latch (it was dropped)', () => {
+    const { signals } = run(rule, [input(DAY, 'fall')], { ctx: ctx({ registry }) });
+    expect(signals.map((s) => [s.key, s.active])).toEqual([
+      ['fall:h01/r101', true],
+      ['fall:h01/r101', false],
+    ]);
+    expect(signals[0]).toMatchObject({ rule: 'fall', category: 'care', signal: 'care', severity: 'critical', escalateNow: true, latching: true, homeId: 'h01', roomId: 'r101', deviceId: BED });
+    expect(signals[0]?.residentId).toBeUndefined();
+    // Names the room and who is registered in it, so staff know where to go and whom to look for.
+    expect(signals[0]?.message.en).toContain('Room 101');
+    expect(signals[0]?.message.en).toContain('fall detected (bed sensor h01-bed-p01)');
+    expect(signals[0]?.message.en).toContain('王秀英 (bed A), 李凤英 (bed B)');
+  });
+
+  it('the room-level fall reaches a person: open, escalated at once, until resolved', () => {
+    const clock = createManualClock(DAY);
+    const lc = createLifecycle({ clock, registry, onChange: () => undefined, newId: () => 'rf1' });
+    lc.applySignals(run(rule, [input(DAY, 'fall')], { ctx: ctx({ registry }) }).signals);
+    expect(lc.open().map((a) => [a.rule, a.state, a.roomId])).toEqual([['fall', 'escalated', 'r101']]);
+    lc.close();
+  });
+
+  it('its presence changes raise nothing and keep no state: the exit alerts are a resident’s', () => {
+    const r = run(rule, [input(NIGHT, 'bed_exit'), input(NIGHT + 40 * MIN, 'bed_return')], { ctx: ctx({ registry }) });
+    expect(r.signals).toEqual([]);
+    expect(r.state).toEqual(rule.initialState());
   });
 });
