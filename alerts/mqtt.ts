@@ -93,7 +93,7 @@ export interface MqttAdapter {
 
 export interface MqttAdapterStats {
   readonly received: number;
-  /** Events received again (same device, ts and seq) and not passed to the rules a second time. */
+  /** Events received again (same device, ts and seq, broker stamps within REDELIVERY_HORIZON_MS) and not passed to the rules a second time. */
   readonly duplicateEvents: number;
   /** Rejected device messages per code (contract/device-message.ts), exact however few are logged. */
   readonly rejected: Partial<Record<RejectCode, number>>;
@@ -150,6 +150,25 @@ export function toRuleInput(msg: Exclude<ReturnType<typeof decodeDeviceMessage>,
 /** Events remembered per device to drop a redelivered copy (a redelivery follows its original closely). */
 const RECENT_EVENTS = 16;
 
+/**
+ * How far apart the broker stamps (`brokerTs`) of an event and its copy may be for the copy to be
+ * dropped. The key (device ts and seq) alone is not an identity: `seq` restarts at 0 after a reboot
+ * (docs/protocol.md), and a device whose RTC restarts at its default after each power loss sends a
+ * later, real press with the key of an earlier one (a call point pressed 3 s after two boots 19 days
+ * apart was dropped). The stamp says when the broker received a message, and a copy keeps it: a
+ * QoS 1 redelivery from a session queue carries the original's stamp however long it was queued
+ * (the broker stamps on receipt, before it stores; docs/broker.md "A persistent session away for
+ * hours"), so its distance is 0. Only a re-sent copy is stamped anew: a device re-sending what had
+ * no PUBACK when the broker crashed (late by the broker's restart and the device's reconnect;
+ * docs/broker.md "Reconnect after a crash" targets 3 s, measured 36 s before issue 12), or, with
+ * `receiveStamp: 'service'`, a message redelivered when our session comes back (late by the cut;
+ * only the few whose PUBACK waited for durability). 10 min covers those many times over; a copy
+ * later than that (a broker down for longer) reaches the rules again: one more `reactivated`
+ * entry, or a resolved call raised anew, which a person sees and closes; raising twice is better
+ * than dropping a real alarm once. A restart of this process forgets them all anyway.
+ */
+export const REDELIVERY_HORIZON_MS = 10 * 60_000;
+
 export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   const log = deps.logger.child({ component: 'mqtt' });
   const username = deps.username ?? ALERTS_CLIENT_ID;
@@ -174,19 +193,25 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
   /** PUBACK batches still waiting for durability; close() lets them go out first. */
   const waitingAcks = new Set<Promise<void>>();
   /**
-   * The last few events of each device, by its own ts and seq: the same event may arrive twice, as
-   * after any QoS 1 redelivery, and since the broker delivers before its fdatasync, when a broker
-   * crash made the device send an event again that this process already had. A second SOS or call
-   * point press is a `reactivated` audit entry, so a copy must not count as one. Bounded: the
-   * decoder admits only registered devices, RECENT_EVENTS each.
+   * The last few events of each device, by its own ts and seq, with the broker's stamp: the same
+   * event may arrive twice, as after any QoS 1 redelivery, and since the broker delivers before its
+   * fdatasync, when a broker crash made the device send an event again that this process already
+   * had. A second SOS or call point press is a `reactivated` audit entry, so a copy must not count
+   * as one. A copy is the same key stamped within REDELIVERY_HORIZON_MS of the remembered one; the
+   * same key stamped later is a new event (a device rebooted with its clock reset) and replaces it.
+   * Bounded: the decoder admits only registered devices, RECENT_EVENTS each.
    */
-  const recentEvents = new Map<string, string[]>();
+  const recentEvents = new Map<string, Array<{ key: string; brokerTs: number }>>();
   let duplicateEvents = 0;
-  function repeatedEvent(deviceId: string, key: string): boolean {
+  function repeatedEvent(deviceId: string, key: string, brokerTs: number): boolean {
     let recent = recentEvents.get(deviceId);
     if (recent === undefined) recentEvents.set(deviceId, (recent = []));
-    if (recent.includes(key)) return true;
-    recent.push(key);
+    const i = recent.findIndex((e) => e.key === key);
+    if (i >= 0) {
+      if (Math.abs(brokerTs - (recent[i] as { brokerTs: number }).brokerTs) <= REDELIVERY_HORIZON_MS) return true;
+      recent.splice(i, 1);
+    }
+    recent.push({ key, brokerTs });
     if (recent.length > RECENT_EVENTS) recent.shift();
     return false;
   }
@@ -199,7 +224,8 @@ export function createMqttAdapter(deps: MqttAdapterDeps): MqttAdapter {
         rejections.record(msg.code, topic, msg.reason);
         return;
       }
-      if (msg.channel === 'event' && repeatedEvent(msg.device.id, `${msg.clockSkew?.deviceTs ?? msg.payload.ts}:${msg.payload.seq}`)) {
+      // No broker stamp only where no carewatch broker stamped it (unit tests): our receive time.
+      if (msg.channel === 'event' && repeatedEvent(msg.device.id, `${msg.clockSkew?.deviceTs ?? msg.payload.ts}:${msg.payload.seq}`, msg.payload.brokerTs ?? now)) {
         duplicateEvents++;
         return;
       }
