@@ -3,9 +3,13 @@ import { newLatch, stepAbove, type Latch } from './latch.ts';
 
 /**
  * Smoke detection of one detector: pre-alarm and alarm levels of obscuration, and NFPA 72 alarm
- * verification (§23.8.5.4.1): a reading at alarm level starts a verification window; only if the
- * detector stays at alarm level through the window is the alarm accepted. If it falls back before,
- * the event stays an unverified pre-alarm. A confirmed multi-criteria fire supersedes the window.
+ * verification (§23.8.5.4.1): a reading at alarm level starts a verification window; the alarm is
+ * accepted if the detector stays at alarm level through the window, or if it falls back and comes
+ * back to alarm level before the window ends (the alarm recurs within the confirmation period: an
+ * alarm verification feature resets the detector and accepts a second alarm within a set time,
+ * NFPA 72 §3.3 "alarm verification feature"; UL 864 confirms within 60 s). If it falls back and
+ * does not return in the window, the event stays an unverified pre-alarm. A confirmed
+ * multi-criteria fire supersedes the window.
  * Pure step over one reading, plus a tick step that completes windows when readings stop.
  */
 export interface SmokeState {
@@ -15,6 +19,12 @@ export interface SmokeState {
   lvl: Latch;
   /** Verification window start (platform ms), -1 when none. */
   v: number;
+  /**
+   * Start (platform ms) of a verification window the level fell back inside, -1 or absent when none:
+   * alarm level again before `w + verifyMs` verifies at once (a recurrence). Optional: a state
+   * saved before it existed has none.
+   */
+  w?: number;
   /** 0 no alarm; 1 verified alarm raised; 2 superseded by a confirmed fire. */
   ok: 0 | 1 | 2;
   /** Platform ms since when the alarm level has been gone while ok ≠ 0; -1 otherwise. */
@@ -85,23 +95,36 @@ export function stepSmoke(prev: SmokeState, ts: number, receivedTs: number, x: n
     events.push('pre_set');
     u = -1; // a new pre-alarm episode
   }
+  // A window the level fell back in is over at its end: forgotten then, so the state does not keep it.
+  let w = prev.w !== undefined && now - prev.w <= lim.verifyMs ? prev.w : -1;
   if (lvl.edge === 'set') {
-    if (ok === 0 && v < 0) {
+    if (ok === 0 && v < 0 && w >= 0) {
+      // Back at alarm level inside the window it fell back in: the alarm recurs within the
+      // confirmation period, so it is verified now (NFPA 72 §23.8.5.4.1). Smoke swinging across the
+      // clear level (6 / 2.9 %/m every 10 s) was otherwise never more than a pre-alarm.
+      ok = 1;
+      w = -1;
+      u = -1;
+      events.push('verified');
+    } else if (ok === 0 && v < 0) {
       v = now;
+      w = -1;
       u = Math.max(u, x);
       events.push('verify_start');
     }
     off = -1;
   } else if (lvl.edge === 'clear') {
     if (v >= 0) {
-      // Fell back inside the window: NFPA 72 verification not passed, an unverified pre-alarm.
+      // Fell back inside the window: not verified unless it comes back before the window ends
+      // (above); a single spike stays an unverified pre-alarm.
+      w = v;
       v = -1;
       events.push('unverified');
     }
     if (ok !== 0) off = now;
   }
   const g = recentInterval(prev.lt, prev.g, now);
-  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ok, off, u, x, t: ts, rt: receivedTs, lt: now, g };
+  let state: SmokeState = { pre: pre.latch, lvl: lvl.latch, v, ...(w >= 0 ? { w } : {}), ok, off, u, x, t: ts, rt: receivedTs, lt: now, g };
   const timed = stepSmokeTime(state, now, lim, true);
   state = timed.state;
   events.push(...timed.events);

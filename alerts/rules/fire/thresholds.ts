@@ -30,6 +30,7 @@ export const FIRE_DEFAULTS = {
   smoke_prealarm_clear_pct_per_m: 1.5,
   // NFPA 72 §23.8.5.4.1 alarm verification: a single smoke detector's alarm must persist (or
   // recur) through a verification period; the feature may not delay the alarm by more than 60 s.
+  // Either verifies here (smoke.ts): still at alarm level at the window's end, or back at it before.
   smoke_verify_s: 60,
   // Dirty detector: clean-air baseline (slow average) above half the pre-alarm margin. NFPA 72
   // ch. 14 requires detectors whose sensitivity drifted outside their listed range to be cleaned or

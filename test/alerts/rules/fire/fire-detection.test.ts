@@ -166,6 +166,31 @@ describe('fire detection on recorded shapes', () => {
     expect(alarm.every((s) => s.latching === true)).toBe(true);
   });
 
+  it('smoke swinging across the clear level (6.0 / 2.9 %/m every 10 s) is verified when it recurs inside the window (it stayed a pre-alarm)', () => {
+    // NFPA 72 alarm verification accepts an alarm that recurs within the confirmation period.
+    const swing = series(sd305, T0, 15 * 60, 10, (t) => ({ smoke_obscuration_pct_per_m: (t / 10) % 2 === 0 ? 6 : 2.9, temperature_c: 22 }));
+    for (const roundTrip of [false, true]) {
+      const { signals } = run([fireDetectionRule], merge(swing, ticks(T0, 15 * 60, 5)), { roundTrip });
+      const alarm = raises(signals, byRule('smoke_alarm'));
+      expect(alarm).toHaveLength(1);
+      expect(alarm[0]).toMatchObject({ severity: 'critical', latching: true, active: true });
+      // At alarm level at 0 s, below the clear level at 10 s, back at 20 s: verified then.
+      expect(secondsAfter(alarm[0]!.sourceTs)).toBe(20);
+      // Latched, and the swing goes on: never cleared and raised again.
+      expect(signals.filter(byRule('smoke_alarm'))).toHaveLength(1);
+    }
+  });
+
+  it('one brief spike to alarm level, or two spikes further apart than the window, is not verified', () => {
+    const once = series(sd305, T0, 300, 10, (t) => ({ smoke_obscuration_pct_per_m: t === 10 ? 8 : 0.1 }));
+    const onceSignals = run([fireDetectionRule], merge(once, ticks(T0, 300, 5))).signals;
+    expect(raises(onceSignals, byRule('smoke_alarm'))).toHaveLength(0);
+    expect(clears(onceSignals, byRule('smoke_prealarm'))[0]!.message.en).toContain('unverified');
+    // 70 s apart: the second starts a window of its own, and nothing recurs inside either.
+    const twice = series(sd305, T0, 400, 10, (t) => ({ smoke_obscuration_pct_per_m: t === 10 || t === 80 ? 8 : 0.1 }));
+    expect(raises(run([fireDetectionRule], merge(twice, ticks(T0, 400, 5))).signals, fireAlarm)).toHaveLength(0);
+  });
+
   it('the verification window completes on a tick when the detector stops reporting', () => {
     const inputs = merge(series(sd305, T0, 20, 10, () => ({ smoke_obscuration_pct_per_m: 6 })), ticks(T0, 120, 5));
     const alarm = raises(run([fireDetectionRule], inputs).signals, byRule('smoke_alarm'));
