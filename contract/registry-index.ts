@@ -124,9 +124,20 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string | undefined): Map
 
 export function indexRegistry(site: SiteRegistry): RegistryIndex {
   const homes = new Map(site.homes.map((h) => [h.id, h]));
+  // Adjoining is symmetric: a room lists its neighbours, and the index adds every room that lists
+  // it, so `room().adjacent` is the same whichever side the registry wrote. Two-detector confirmation
+  // (alerts/rules/fire/confirm.ts) read only the alarming room's own list: with r101 listing r102
+  // but not back, a fire was confirmed if r101's detector alarmed second and not if r102's did.
+  // The room's own list first (its order kept), then the rooms that list it; never itself.
+  const listedBy = groupBy(
+    site.homes.flatMap((h) => h.floors.flatMap((f) => f.rooms.flatMap((r) => r.adjacent.map((a) => ({ key: `${h.id}/${a}`, room: r.id }))))),
+    (x) => x.key,
+  );
   const rooms = new Map<string, Room & { floorId: string; floorName: string; floorNameEn: string }>();
   for (const h of site.homes) for (const f of h.floors) for (const r of f.rooms) {
-    rooms.set(`${h.id}/${r.id}`, { ...r, floorId: f.id, floorName: f.name, floorNameEn: f.nameEn });
+    const key = `${h.id}/${r.id}`;
+    const adjacent = [...new Set([...r.adjacent, ...(listedBy.get(key) ?? []).map((x) => x.room)])].filter((id) => id !== r.id);
+    rooms.set(key, { ...r, adjacent, floorId: f.id, floorName: f.name, floorNameEn: f.nameEn });
   }
   const devices = new Map(site.devices.map((d) => [d.id, d]));
   const residents = new Map(site.residents.map((r) => [r.id, r]));

@@ -29,6 +29,7 @@ export type ConfirmReason =
   | { readonly kind: 'call_point' }
   | { readonly kind: 'detector_alarm' };
 
+/** Both ways: the registry index adds every room that lists this one (contract/registry-index.ts). */
 function adjacentRooms(device: Device, ctx: RuleContext): string[] {
   const room = ctx.registry.room(device.homeId, device.roomId);
   return room?.adjacent ?? [];

@@ -4,6 +4,8 @@ import { fireRules } from '../../../../alerts/rules/fire/index.ts';
 import { byRule, clears, fireAlarm, raises, run } from './harness.ts';
 import { T0, cookingSmoke, device, event, flamingFire, hovering, merge, series, smoulderingFire, steam, telemetry, ticks } from './shapes.ts';
 import { demoRegistry } from '../../../support/registry.ts';
+import { indexRegistry } from '../../../../contract/registry-index.ts';
+import { adjacencyOf } from '../../../../alerts/incidents/grouping.ts';
 
 const sd101 = device('h01-sd-r101');
 const sd102 = device('h01-sd-r102');
@@ -76,6 +78,25 @@ describe('fire detection on recorded shapes', () => {
     expect(fire[0]!.sourceTs).toBe(T0 + 35_000);
     expect(fire[0]!.message.en).toContain('Room 101');
     expect(raises(signals, byRule('smoke_alarm'))).toHaveLength(0);
+  });
+
+  it('adjoining is symmetric: a room listed on one side only confirms whichever detector alarms second (it depended on the order)', () => {
+    // r102 no longer lists r101; r101 still lists r102.
+    const site = structuredClone(demoRegistry().site);
+    for (const f of site.homes[0]!.floors) for (const r of f.rooms) if (r.id === 'r102') r.adjacent = r.adjacent.filter((x) => x !== 'r101');
+    const registry = indexRegistry(site);
+    expect(registry.room('h01', 'r102')!.adjacent).toEqual(['f1-corridor', 'r103', 'r101']);
+    expect(registry.room('h01', 'r101')!.adjacent).toEqual(['f1-corridor', 'r102']);
+    // Incident grouping's adjacency (its own both-ways reading of the registry) agrees.
+    expect([...adjacencyOf(registry)('h01', 'r102')].sort()).toEqual([...registry.room('h01', 'r102')!.adjacent].sort());
+    const at = (d: typeof sd101, from: number) => series(d, from, 60, 10, (t) => ({ smoke_obscuration_pct_per_m: t < 30 ? 0.1 : 5, temperature_c: 22 }));
+    for (const [first, second] of [[sd101, sd102], [sd102, sd101]] as const) {
+      const { signals } = run([fireDetectionRule], merge(at(first, T0), at(second, T0 + 5000)), { ctx: { registry } });
+      const fire = raises(signals, byRule('fire_confirmed'));
+      expect(fire).toHaveLength(1);
+      // The second detector's first alarm-level reading (35 s) completes the pair, in either order.
+      expect(fire[0]).toMatchObject({ roomId: second.roomId, sourceTs: T0 + 35_000 });
+    }
   });
 
   it('two detectors at alarm level in rooms that do not adjoin → each verifies on its own', () => {
