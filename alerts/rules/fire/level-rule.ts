@@ -3,7 +3,7 @@ import type { MetricName } from '../../../contract/metrics.ts';
 import type { Device } from '../../../contract/registry.ts';
 import type { Severity } from '../../../contract/payloads.ts';
 import type { Rule, RuleContext, Signal } from '../types.ts';
-import { newLatch, stepAbove, stepBelow, type Latch, type LatchHold } from './latch.ts';
+import { newLatch, stepAbove, stepBelow, stepLatch, type Latch, type LatchHold } from './latch.ts';
 import { alarmSignal, supervisorySignal, type Text } from './signals.ts';
 import { threshold, type FireThreshold } from './thresholds.ts';
 
@@ -21,6 +21,12 @@ export interface LevelSpec {
   readonly clear: FireThreshold;
   /** The clear threshold is a distance from the set level rather than a level. */
   readonly clearIsDelta?: boolean;
+  /**
+   * For `above`: the set level itself is still normal (a standard's "greater than"): set only past
+   * it (`value > set`) and clear at or below the clear level (`value <= clear`). Default: set at
+   * the level (`>=`), clear below the clear level (`<`).
+   */
+  readonly strict?: boolean;
   readonly signal: 'alarm' | 'supervisory';
   readonly severity: Severity;
   readonly latching?: boolean;
@@ -81,7 +87,10 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
         if (typeof value !== 'number') continue;
         const { setAt, clearAt } = levels(d, spec, ctx);
         const latch = prev[spec.rule] ?? newLatch();
-        const step = (spec.direction === 'above' ? stepAbove : stepBelow)(latch, value, setAt, clearAt, input.now, spec.hold);
+        const step =
+          spec.strict === true && spec.direction === 'above'
+            ? stepLatch(latch, value > setAt, value <= Math.min(clearAt, setAt), input.now, spec.hold)
+            : (spec.direction === 'above' ? stepAbove : stepBelow)(latch, value, setAt, clearAt, input.now, spec.hold);
         if (step.latch !== latch) (next ??= { ...prev })[spec.rule] = step.latch;
         if (step.edge !== undefined) {
           const c = { device: d, ctx, active: step.edge === 'set', sourceTs: input.ts, receivedTs: input.receivedTs, value };

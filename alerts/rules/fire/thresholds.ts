@@ -56,8 +56,9 @@ export const FIRE_DEFAULTS = {
   // (minimum static pressure at the most unfavourable point 0.07–0.15 MPa). Clears at 0.17 MPa.
   water_low_mpa: 0.15,
   water_low_clear_mpa: 0.17,
-  // Over-pressure: GB 50974-2014 §6.2.1 zones a system when hydrant static pressure exceeds 1.0 MPa;
-  // pipework is commonly rated 1.2–1.6 MPa. Supervisory above 1.2 MPa, clears at 1.1 MPa.
+  // Over-pressure: GB 50974-2014 §6.2.1 zones a system when hydrant static pressure exceeds 1.0 MPa
+  // or sprinkler working pressure exceeds (大于) 1.20 MPa; pipework is commonly rated 1.2–1.6 MPa.
+  // Supervisory above 1.2 MPa (> 1.2), clears at or below 1.1 MPa (water-pressure.ts `strict`).
   water_high_mpa: 1.2,
   water_high_clear_mpa: 1.1,
   // NFPA 72 §23.16 (low-power radio): a low-battery trouble must come while at least 7 days of

@@ -85,6 +85,15 @@ describe('fire-water pressure (GB 50974-2014)', () => {
     expect(signals).toMatchObject([{ rule: 'water_pressure_high', signal: 'supervisory', active: true }]);
   });
 
+  it('exactly 1.2 MPa is within GB 50974 §6.2.1 (greater than 1.20 MPa): nothing; above it raises, exactly 1.1 MPa for 60 s clears', () => {
+    expect(run([waterPressureRule], series(wp, T0, 300, 30, () => ({ water_pressure_mpa: 1.2 }))).signals).toHaveLength(0);
+    const { signals } = run([waterPressureRule], series(wp, T0, 600, 30, (t) => ({ water_pressure_mpa: t < 300 ? 1.21 : 1.1 })));
+    expect(signals.map((s) => [s.rule, s.active, (s.sourceTs - T0) / 1000])).toEqual([
+      ['water_pressure_high', true, 30],
+      ['water_pressure_high', false, 360],
+    ]);
+  });
+
   it('pressure hovering at 0.15 MPa ±0.004 for 10 min → one raise, no flapping', () => {
     const { signals } = run([waterPressureRule], hovering(wp, 'water_pressure_mpa', 0.15, 0.004, 600, 30));
     expect(signals).toHaveLength(1);
