@@ -72,9 +72,18 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
         const d = input.device;
         const was = state[d.id]?.[event.rule]?.on === true;
         const on = input.event.ok !== true;
+        const c = { device: d, ctx, active: on, sourceTs: input.ts, receivedTs: input.receivedTs };
+        if (was && on) {
+          // The device alarms again without an `ok: true` between (its restore not sent or lost; a
+          // device that sends its alarm on each crossing, as device-sim does, never sends one). A panel
+          // re-sounds a subsequent alarm once silenced (alerts/lifecycle.ts): the signal is cleared
+          // and asserted again, so the lifecycle takes it as the condition returning (a
+          // latched alert is reactivated and must be acknowledged again; a self-restoring one is
+          // resolved and raised anew), never as a second open alert. It was ignored.
+          return { state, signals: [signalOf(event, { ...c, active: false }, event.text), signalOf(event, c, event.text)] };
+        }
         if (was === on) return { state, signals: [] };
         const latch: Latch = { on, n: 0, p: -1 };
-        const c = { device: d, ctx, active: on, sourceTs: input.ts, receivedTs: input.receivedTs };
         return { state: { ...state, [d.id]: { ...state[d.id], [event.rule]: latch } }, signals: [signalOf(event, c, event.text)] };
       }
       if (input.type !== 'telemetry' || !kindSet.has(input.device.kind)) return { state, signals: [] };

@@ -4,6 +4,9 @@ import { gasRule } from '../../../../alerts/rules/fire/gas.ts';
 import { waterPressureRule } from '../../../../alerts/rules/fire/water-pressure.ts';
 import { byRule, clears, raises, run } from './harness.ts';
 import { T0, device, event, hovering, series } from './shapes.ts';
+import { createManualClock } from '../../../../common/clock.ts';
+import { createLifecycle } from '../../../../alerts/lifecycle.ts';
+import { demoRegistry } from '../../../support/registry.ts';
 
 const ef = device('h01-ef-plant');
 const gd = device('h01-gd-kitchen');
@@ -38,7 +41,7 @@ describe('electrical fire monitoring (GB 50116-2013 §9, GB 14287)', () => {
   });
 
   it("the monitor's own detector_alarm is a supervisory signal, restored by ok: true — not a fire", () => {
-    const { signals } = run([electricalRule], [event(ef, T0, 'detector_alarm'), event(ef, T0 + 1000, 'detector_alarm'), event(ef, T0 + 60_000, 'detector_alarm', { ok: true })]);
+    const { signals } = run([electricalRule], [event(ef, T0, 'detector_alarm'), event(ef, T0 + 60_000, 'detector_alarm', { ok: true }), event(ef, T0 + 61_000, 'detector_alarm', { ok: true })]);
     expect(signals.map((s) => [s.rule, s.signal, s.active])).toEqual([
       ['electrical_alarm', 'supervisory', true],
       ['electrical_alarm', 'supervisory', false],
@@ -62,6 +65,46 @@ describe('combustible gas (GB 15322.1-2019, GB 50493-2019 §5.5)', () => {
   it('gas hovering at 20 %LEL ±0.2 for 10 min → one raise, no clear', () => {
     const { signals } = run([gasRule], hovering(gd, 'gas_lel_pct', 20, 0.2, 600, 10));
     expect(signals).toHaveLength(1);
+  });
+});
+
+describe("a detector's own alarm again without ok: true between (it was ignored)", () => {
+  const staff = { username: 'staff-h01', role: 'staff' as const, homeId: 'h01' };
+  function lifecycle() {
+    let n = 0;
+    return createLifecycle({ clock: createManualClock(T0), registry: demoRegistry(), onChange: () => undefined, newId: () => `a${++n}` });
+  }
+
+  it('gas: the repeat is cleared and asserted again, so the acknowledged alert sounds again: one alert, reactivated, to acknowledge again', () => {
+    const inputs = [event(gd, T0, 'detector_alarm'), event(gd, T0 + 120_000, 'detector_alarm')];
+    const first = run([gasRule], inputs.slice(0, 1));
+    const repeat = run([gasRule], inputs.slice(1), { states: first.states });
+    expect(repeat.signals.map((s) => [s.key, s.active, s.latching])).toEqual([
+      ['gas_detector_alarm:h01-gd-kitchen', false, true],
+      ['gas_detector_alarm:h01-gd-kitchen', true, true],
+    ]);
+    const lc = lifecycle();
+    lc.applySignals(first.signals);
+    expect(lc.ack('a1', staff).ok).toBe(true);
+    expect(lc.get('a1')?.state).toBe('acknowledged');
+    lc.applySignals(repeat.signals);
+    expect(lc.open().map((a) => [a.id, a.rule, a.state, a.acknowledgedAt])).toEqual([['a1', 'gas_detector_alarm', 'raised', undefined]]);
+    expect(lc.audit('a1')?.map((e) => e.action)).toContain('reactivated');
+    // Still in alarm: ok: true restores the condition (the latched alert waits for a person).
+    const restored = run([gasRule], [event(gd, T0 + 180_000, 'detector_alarm', { ok: true })], { states: repeat.states });
+    expect(restored.signals.map((s) => s.active)).toEqual([false]);
+    lc.close();
+  });
+
+  it('electrical (self-restoring): the acknowledged alert is closed as restored and a new one raised: one open alert, sounding', () => {
+    const first = run([electricalRule], [event(ef, T0, 'detector_alarm')]);
+    const repeat = run([electricalRule], [event(ef, T0 + 120_000, 'detector_alarm')], { states: first.states });
+    const lc = lifecycle();
+    lc.applySignals(first.signals);
+    expect(lc.ack('a1', staff).ok).toBe(true);
+    lc.applySignals(repeat.signals);
+    expect(lc.open().map((a) => [a.rule, a.state, a.acknowledgedAt])).toEqual([['electrical_alarm', 'raised', undefined]]);
+    lc.close();
   });
 });
 
