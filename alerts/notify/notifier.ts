@@ -8,7 +8,7 @@ import type { IncidentAuditEntry, IncidentChange } from '../incidents/book.ts';
 import type { AttemptRecord, DeliveryReceipt, Notification, NotificationChannel, Recipient } from './channel.ts';
 import { buildChannels, routedChannels, routesAt, uncoveredHomes, type NotifyConfig, type NotifyTarget } from './config.ts';
 import { renderIncident } from './message.ts';
-import { decidePages, resumeState, type DecideOptions, type Jump, type LevelView, type NotifyRecord, type Page, type PageState, type PageView } from './paging.ts';
+import { decidePages, owedPages, resumeState, type DecideOptions, type Jump, type LevelView, type NotifyRecord, type Page, type PageState, type PageView } from './paging.ts';
 import { nextShiftChange, onDuty } from './roster.ts';
 import type { RosterStore } from './roster-store.ts';
 
@@ -29,11 +29,12 @@ import type { RosterStore } from './roster-store.ts';
  *   current level is paged again every route's `repeat.everyS` (default by severity, config.ts
  *   DEFAULT_REPEAT_S), at the bureau too; a routed rung with nobody on duty is passed over at once
  *   (audited `no_recipient` "… notified at once"); at a shift change the incoming people are paged;
- *   at start the open unacknowledged incidents resume from their audit (a recent page waits for its
- *   repeat, a lost one is sent at once). One clock timer per incident.
+ *   at start every open incident resumes from its audit (a recent page waits for its repeat, a lost
+ *   one is sent at once, a rung the incident reached while nobody followed it is paged). One clock
+ *   timer per incident.
  * - An acknowledgement or resolution cancels what is pending (retries, rate-limit waits, the next
  *   repeat). Only a later escalation (an acknowledged fire left unconfirmed past the 180 s
- *   investigation, NFPA 72 §23.8.1.3) or a re-alert pages again.
+ *   investigation, NFPA 72 §23.8.1.3; a `real_fire` confirmation) or a re-alert pages again.
  * - Channels and routes may be scoped to homes/providers (config.ts): a home's chat group gets only
  *   that home's alarms.
  */
@@ -69,6 +70,8 @@ export interface NotifierStats {
   readonly jumps: number;
   readonly shiftPages: number;
   readonly resumed: number;
+  /** Pages owed at start (cut short or failed) sent again. */
+  readonly redeliveries: number;
 }
 
 export interface Notifier {
@@ -99,6 +102,11 @@ interface Track {
 
 const isLive = (incident: IncidentMessage): boolean => incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined);
 
+const notifyRecords = (entries: readonly IncidentAuditEntry[]): NotifyRecord[] =>
+  entries
+    .filter((e) => e.action === 'notified' || e.action === 'notify_failed')
+    .map((e) => ({ ts: e.ts, level: e.escalationLevel ?? 0, ...(e.channel !== undefined ? { channel: e.channel } : {}), ...(e.recipient !== undefined ? { recipient: e.recipient } : {}), ...(e.attempt !== undefined ? { attempt: e.attempt } : {}), ...(e.status !== undefined ? { status: e.status } : {}) }));
+
 export function createNotifier(deps: NotifierDeps): Notifier {
   const { config, registry, rosters, clock } = deps;
   const logger = deps.logger.child({ component: 'notifier' });
@@ -112,7 +120,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   const inFlight = new Set<Promise<unknown>>();
   /** Notification ids being delivered (attempting, backing off or waiting for the rate limit). */
   const pending = new Map<string, number>();
-  const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0, repeats: 0, repeatsCoalesced: 0, jumps: 0, shiftPages: 0, resumed: 0 };
+  const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0, repeats: 0, repeatsCoalesced: 0, jumps: 0, shiftPages: 0, resumed: 0, redeliveries: 0 };
   let started = false;
   let closed = false;
 
@@ -333,14 +341,14 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
     if (!change.changed) return;
     if (t === undefined) {
-      // First seen since start and not resumed then (acknowledged at start): it stood at its level before this change.
-      const level = incident.escalationLevel ?? 0;
-      // Nothing paged for it yet (an incident of held-back points at start whose hold was lifted):
-      // it pages as a new one, not as already told and due only at its next repeat.
-      const paged = deps.incidentAudit === undefined || (deps.incidentAudit(incident.id) ?? []).some((e) => e.action === 'notified' || e.action === 'notify_failed');
-      const seed = entry.action === 'opened' || !paged ? undefined : seedState(incident, entry.action === 'escalated' ? level - 1 : level);
-      t = { incident, state: seed, controller: new AbortController(), timer: undefined };
-      tracks.set(incident.id, t);
+      // First seen since start and not resumed then (held-back points only at start). Nothing paged
+      // for it yet (its hold was lifted): it pages as a new one, not as already told and due only at
+      // its next repeat. Otherwise its audit says what was paged, as at start.
+      const paged = (deps.incidentAudit?.(incident.id) ?? []).some((e) => e.action === 'notified' || e.action === 'notify_failed');
+      if (entry.action === 'opened' || !paged) {
+        t = { incident, state: undefined, controller: new AbortController(), timer: undefined };
+        tracks.set(incident.id, t);
+      } else t = adopt(incident);
     }
     t.incident = incident;
     if (entry.action === 'acknowledged') {
@@ -354,24 +362,36 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     run(t);
   }
 
-  /** The state of an incident first seen mid-life: everything up to `level` told now, nothing due. */
-  function seedState(incident: IncidentMessage, level: number): PageState {
-    const v = viewOf(incident);
-    const target = Math.max(0, level);
-    const marks: Record<string, { at: number; repeats: number }> = {};
-    for (const c of v.levels[target]?.channels ?? []) marks[c.channel] = { at: v.now, repeats: 0 };
-    return { notified: level, target, marks, told: [...v.onDuty] };
+  /**
+   * A track for an incident met mid-life (at start: a restart, a home taken over; or first seen since),
+   * its paging state rebuilt from its audit (paging.ts resumeState), and the pages its audit shows
+   * cut short or failed in the current alerting period sent again (owedPages). An acknowledged
+   * incident is adopted too: a rung it was escalated to after the acknowledgement (a missed confirm
+   * deadline, `real_fire`), paged or not when alerts stopped, is still owed.
+   */
+  function adopt(incident: IncidentMessage): Track {
+    const audit = deps.incidentAudit?.(incident.id) ?? [];
+    const acknowledged = incident.acknowledgedAt !== undefined;
+    // The current alerting period begins at the acknowledgement (everything paged up to its level was
+    // answered then) or at the last re-alert.
+    const from = audit.findLastIndex((e) => e.action === (acknowledged ? 'acknowledged' : 'realerted'));
+    const answered = acknowledged ? (audit[from]?.escalationLevel ?? 0) : -1;
+    const view = viewOf(incident);
+    const state = resumeState(view, notifyRecords(audit), answered);
+    const t: Track = { incident, state, controller: new AbortController(), timer: undefined };
+    tracks.set(incident.id, t);
+    for (const p of owedPages(view, state, notifyRecords(audit.slice(from + 1)), answered)) {
+      counts.redeliveries++;
+      notifyLevel(incident, p, t.controller.signal, undefined);
+    }
+    return t;
   }
 
   /** Issue 15: open incidents found at start (a restart, a home taken over) resume their paging from their audit. */
   function resume(): void {
     for (const incident of deps.openIncidents?.() ?? []) {
-      if (tracks.has(incident.id) || incident.state === 'resolved' || incident.acknowledgedAt !== undefined || !isLive(incident)) continue;
-      const records: NotifyRecord[] = (deps.incidentAudit?.(incident.id) ?? [])
-        .filter((e) => e.action === 'notified' || e.action === 'notify_failed')
-        .map((e) => ({ ts: e.ts, level: e.escalationLevel ?? 0, ...(e.channel !== undefined ? { channel: e.channel } : {}), ...(e.recipient !== undefined ? { recipient: e.recipient } : {}), ...(e.attempt !== undefined ? { attempt: e.attempt } : {}), ...(e.status !== undefined ? { status: e.status } : {}) }));
-      const t: Track = { incident, state: resumeState(viewOf(incident), records), controller: new AbortController(), timer: undefined };
-      tracks.set(incident.id, t);
+      if (tracks.has(incident.id) || incident.state === 'resolved' || !isLive(incident)) continue;
+      const t = adopt(incident);
       counts.resumed++;
       run(t);
     }

@@ -16,7 +16,8 @@ import type { Repeat, RoutedChannel } from './config.ts';
  *   escalation ladder's own deadline would otherwise leave the alarm with nobody for 15 s … 4 h).
  * - At a shift change the incoming level-0 people are paged (the outgoing ones were told already).
  * - Acknowledged: no repeat, no jump, no shift page; only a later escalation pages (NFPA 72
- *   §23.8.1.3: an acknowledged fire left unconfirmed past 180 s goes to the bureau).
+ *   §23.8.1.3: an acknowledged fire left unconfirmed past 180 s goes to the bureau). Such a page is
+ *   owed until delivered: at start `owedPages` names the ones cut short or failed.
  */
 
 export interface LevelView {
@@ -59,7 +60,7 @@ export interface PageState {
   readonly told: readonly string[];
 }
 
-export type PageReason = 'opened' | 'escalated' | 'realerted' | 'empty_level' | 'repeat' | 'shift_change';
+export type PageReason = 'opened' | 'escalated' | 'realerted' | 'empty_level' | 'repeat' | 'shift_change' | 'resumed';
 
 export interface Page {
   readonly level: number;
@@ -137,7 +138,8 @@ export function decidePages(prev: PageState | undefined, v: PageView, opts: Deci
     page(0, 'realerted');
     if (v.level > 0) page(v.level, 'realerted');
   } else {
-    for (let l = notified + 1; l <= v.level; l++) page(l, 'escalated');
+    // Nothing paged yet (resumed at start with no page in its audit): it opens now.
+    for (let l = notified + 1; l <= v.level; l++) page(l, notified < 0 ? 'opened' : 'escalated');
   }
   notified = Math.max(notified, v.level);
 
@@ -208,29 +210,67 @@ export interface NotifyRecord {
   readonly status?: string;
 }
 
+/** Not delivered, and not given up for a reason a resend cannot change (`no_address`, `no_recipient`). */
+const undelivered = (r: NotifyRecord): boolean => r.status === 'retrying' || r.status === 'cancelled' || r.status === 'failed';
+
+/** The latest record per recipient of one level and channel. */
+function latestByRecipient(records: readonly NotifyRecord[], level: number, channel: string): Map<string, NotifyRecord> {
+  const latest = new Map<string, NotifyRecord>();
+  for (const r of records) {
+    if (r.level !== level || r.channel !== channel) continue;
+    const prior = latest.get(r.recipient ?? '');
+    if (prior === undefined || r.ts >= prior.ts) latest.set(r.recipient ?? '', r);
+  }
+  return latest;
+}
+
 /**
  * The paging state of an incident restored at start (a restart, or a home taken over from another
  * instance), rebuilt from its audit so nothing is sent twice in the normal case: a channel whose
  * last page at the target level is recent waits for its repeat; one never paged there, or whose
- * page was cut short (last attempt `retrying`, or `cancelled` at shutdown), is due at once.
+ * page was cut short (last attempt `retrying`, or `cancelled` at shutdown) or given up (`failed`),
+ * is due at once.
+ *
+ * `notified` is the highest level its audit shows paged, not the incident's level: an incident that
+ * escalated while alerts was down (or before the notifier started) pages every rung it skipped, as a
+ * live escalation does (it used to page only the target rung: a fire that reached the bureau during
+ * a restart never told the director, and one opened at start at level 2 never told the duty staff;
+ * test/alerts/notify/restart-catch-up.test.ts). `answered`: the level the incident stood at when acknowledged (everything up to
+ * it was answered then), -1 when unacknowledged.
  */
-export function resumeState(v: PageView, records: readonly NotifyRecord[]): PageState {
-  const top = records.reduce((m, r) => Math.max(m, r.level), v.level);
-  const target = routedTarget(v, top);
+export function resumeState(v: PageView, records: readonly NotifyRecord[], answered = -1): PageState {
+  const top = records.reduce((m, r) => Math.max(m, r.level), answered);
+  const target = routedTarget(v, Math.max(top, v.level));
   const marks: Record<string, ChannelMark> = {};
   for (const c of v.levels[target]?.channels ?? []) {
-    const mine = records.filter((r) => r.level === target && r.channel === c.channel);
-    const latest = new Map<string, NotifyRecord>();
-    for (const r of mine) {
-      const prior = latest.get(r.recipient ?? '');
-      if (prior === undefined || r.ts >= prior.ts) latest.set(r.recipient ?? '', r);
-    }
-    if (latest.size === 0 || [...latest.values()].some((r) => r.status === 'retrying' || r.status === 'cancelled')) continue;
+    const latest = latestByRecipient(records, target, c.channel);
+    if (latest.size === 0 || [...latest.values()].some(undelivered)) continue;
     // A page starts with attempt 1 (a person without an address is recorded without attempts).
-    const starts = mine.filter((r) => r.attempt === 1 || r.attempt === undefined).map((r) => r.ts);
+    const starts = records.filter((r) => r.level === target && r.channel === c.channel && (r.attempt === 1 || r.attempt === undefined)).map((r) => r.ts);
     const pageTimes = [...new Set(starts)];
     marks[c.channel] = { at: Math.max(...starts), repeats: Math.max(0, pageTimes.length - 1) };
   }
   const personal = records.filter((r) => r.level === 0 && r.recipient !== undefined && r.recipient !== 'group').map((r) => r.recipient as string);
-  return { notified: Math.max(top, target), target, marks, told: personal.length > 0 ? [...new Set(personal)] : [...v.onDuty] };
+  return { notified: top, target, marks, told: personal.length > 0 ? [...new Set(personal)] : [...v.onDuty] };
+}
+
+/**
+ * Pages still owed at start, sent again at once: at each level above `answered` (see resumeState)
+ * that was paged, each channel whose latest attempt to someone was cut short or given up
+ * (`retrying`, `cancelled`, `failed`), to those people only (the whole channel for a group robot).
+ * `records` are the current alerting period's (since the acknowledgement or the re-alert). The target
+ * level of an unacknowledged incident is left to its repeats (resumeState's marks).
+ */
+export function owedPages(v: PageView, state: PageState, records: readonly NotifyRecord[], answered = -1): Page[] {
+  const pages: Page[] = [];
+  for (let level = answered + 1; level <= state.notified; level++) {
+    if (!v.acknowledged && level === state.target) continue;
+    for (const c of v.levels[level]?.channels ?? []) {
+      const owed = [...latestByRecipient(records, level, c.channel).entries()].filter(([, r]) => undelivered(r)).map(([who]) => who);
+      if (owed.length === 0) continue;
+      const group = owed.some((who) => who === 'group' || who === '');
+      pages.push({ level, reason: 'resumed', channels: [c.channel], ...(group ? {} : { people: owed }) });
+    }
+  }
+  return pages;
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decidePages, resumeState, type LevelView, type Page, type PageState, type PageView } from '../../../alerts/notify/paging.ts';
+import { decidePages, owedPages, resumeState, type LevelView, type Page, type PageState, type PageView } from '../../../alerts/notify/paging.ts';
 import { nextShiftChange, onDuty } from '../../../alerts/notify/roster.ts';
 import type { Roster } from '../../../contract/registry.ts';
 
@@ -168,7 +168,7 @@ describe('resumeState (restart, or a home taken over)', () => {
     const d = decidePages(recent, v);
     expect(d.pages).toEqual([]);
     expect(d.wakeAt).toBe(1070 * S);
-    expect(decidePages(resumeState(v, []), v).pages).toEqual([{ level: 0, reason: 'repeat', channels: ['duty'] }]);
+    expect(decidePages(resumeState(v, []), v).pages).toEqual([{ level: 0, reason: 'opened' }]);
     const cut = resumeState(v, [
       { ts: 950 * S, level: 0, channel: 'duty', recipient: 'li', attempt: 1, status: 'retrying' },
       { ts: 990 * S, level: 0, channel: 'duty', recipient: 'li', attempt: 2, status: 'cancelled' },
@@ -189,6 +189,59 @@ describe('resumeState (restart, or a home taken over)', () => {
       { level: 2, reason: 'repeat', channels: ['bureau'] },
       { level: 0, reason: 'shift_change', people: ['wang'] },
     ]);
+  });
+});
+
+describe('a restart catches up with what the incident did meanwhile', () => {
+  const now = 1000 * S;
+  const li = { ts: 800 * S, level: 0, channel: 'duty', recipient: 'li', attempt: 1, status: 'delivered' } as const;
+
+  it('an escalation while nobody followed the incident pages every rung it skipped, acknowledged or not', () => {
+    // Unacknowledged, the 15 s deadline passed while alerts was down: the director hears of it too.
+    const v = view({ now, level: 2 });
+    expect(levelsOf(decidePages(resumeState(v, [li]), v).pages)).toEqual([1, 2]);
+    // Acknowledged at level 0, the 180 s investigation over meanwhile: the director and the bureau.
+    const acked = view({ now, level: 2, acknowledged: true });
+    expect(decidePages(resumeState(acked, [li], 0), acked).pages).toEqual([
+      { level: 1, reason: 'escalated' },
+      { level: 2, reason: 'escalated' },
+    ]);
+    // Opened at level 2 (a fall) and never paged: every rung from the duty staff up.
+    expect(decidePages(resumeState(v, []), v).pages).toEqual([0, 1, 2].map((level) => ({ level, reason: 'opened' })));
+    // Acknowledged at its level and nothing above it: nothing.
+    expect(decidePages(resumeState(acked, [li], 2), acked).pages).toEqual([]);
+  });
+
+  it('an acknowledged incident owes its escalation pages until delivered: cut short or failed, sent again to those not reached', () => {
+    const acked = view({ now, level: 2, acknowledged: true });
+    const period = [
+      { ts: 990 * S, level: 1, channel: 'mgmt', recipient: 'zhang', attempt: 1, status: 'delivered' },
+      { ts: 990 * S, level: 2, channel: 'bureau', recipient: 'chen', attempt: 1, status: 'retrying' },
+      { ts: 991 * S, level: 2, channel: 'bureau', recipient: 'chen', attempt: 2, status: 'cancelled' },
+      { ts: 990 * S, level: 2, channel: 'bureau', recipient: 'wu', attempt: 1, status: 'delivered' },
+    ];
+    const state = resumeState(acked, [li, ...period], 0);
+    expect(decidePages(state, acked).pages).toEqual([]);
+    expect(owedPages(acked, state, period, 0)).toEqual([{ level: 2, reason: 'resumed', channels: ['bureau'], people: ['chen'] }]);
+    const failed = [{ ts: 995 * S, level: 2, channel: 'bureau', recipient: 'group', attempt: 5, status: 'failed' }];
+    expect(owedPages(acked, resumeState(acked, [li, ...failed], 0), failed, 0)).toEqual([{ level: 2, reason: 'resumed', channels: ['bureau'] }]);
+    // Delivered in the end, or answered (the rungs up to the acknowledgement's): nothing owed.
+    const done = [...period, { ts: 999 * S, level: 2, channel: 'bureau', recipient: 'chen', attempt: 1, status: 'delivered' }];
+    expect(owedPages(acked, resumeState(acked, [li, ...done], 0), done, 0)).toEqual([]);
+    expect(owedPages(acked, resumeState(acked, [li, ...period], 2), period, 2)).toEqual([]);
+  });
+
+  it('unacknowledged: a skipped rung cut short is owed, the repeated rung is left to its marks', () => {
+    const v = view({ now, level: 2 });
+    const records = [
+      li,
+      { ts: 815 * S, level: 1, channel: 'mgmt', recipient: 'zhang', attempt: 3, status: 'failed' },
+      { ts: 815 * S, level: 2, channel: 'bureau', recipient: 'chen', attempt: 1, status: 'failed' },
+    ];
+    const state = resumeState(v, records);
+    expect(owedPages(v, state, records)).toEqual([{ level: 1, reason: 'resumed', channels: ['mgmt'], people: ['zhang'] }]);
+    // The bureau's failed page is due at once as a repeat.
+    expect(decidePages(state, v).pages).toEqual([{ level: 2, reason: 'repeat', channels: ['bureau'] }]);
   });
 });
 
