@@ -31,10 +31,14 @@ import type { RosterStore } from './roster-store.ts';
  *   (audited `no_recipient` "… notified at once"); at a shift change the incoming people are paged;
  *   at start every open incident resumes from its audit (a recent page waits for its repeat, a lost
  *   one is sent at once, a rung the incident reached while nobody followed it is paged). One clock
- *   timer per incident.
+ *   timer per incident, and one per failed page waiting to be sent again.
+ * - A page that failed (its attempts exhausted) is sent again, a new round of attempts after
+ *   REDELIVER_BASE_MS doubling to REDELIVER_MAX_MS, until delivered or no longer owed.
  * - An acknowledgement or resolution cancels what is pending (retries, rate-limit waits, the next
- *   repeat). Only a later escalation (an acknowledged fire left unconfirmed past the 180 s
- *   investigation, NFPA 72 §23.8.1.3; a `real_fire` confirmation) or a re-alert pages again.
+ *   repeat, a failed page's next round). Only a later escalation (an acknowledged fire left
+ *   unconfirmed past the 180 s investigation, NFPA 72 §23.8.1.3; a `real_fire` confirmation) or a
+ *   re-alert pages again; such an escalation's pages are owed until delivered, the incident
+ *   resolved or re-alerted: nobody is left to acknowledge them.
  * - Channels and routes may be scoped to homes/providers (config.ts): a home's chat group gets only
  *   that home's alarms.
  */
@@ -70,7 +74,7 @@ export interface NotifierStats {
   readonly jumps: number;
   readonly shiftPages: number;
   readonly resumed: number;
-  /** Pages owed at start (cut short or failed) sent again. */
+  /** Failed pages sent again (a new round of attempts), and pages owed at start sent again. */
   readonly redeliveries: number;
 }
 
@@ -102,6 +106,15 @@ interface Track {
 
 const isLive = (incident: IncidentMessage): boolean => incident.points.some((p) => p.state !== 'resolved' && p.inhibited === undefined);
 
+/**
+ * A failed page (every attempt of the channel's policy used) is sent again after 1 min, doubling to
+ * 5 min: a bureau endpoint down for longer than one page's ~30 s of retries still hears of the
+ * escalation once it is back. Until then an acknowledged incident's escalation page failed once
+ * and was never sent again (the log only said so).
+ */
+export const REDELIVER_BASE_MS = 60_000;
+export const REDELIVER_MAX_MS = 300_000;
+
 const notifyRecords = (entries: readonly IncidentAuditEntry[]): NotifyRecord[] =>
   entries
     .filter((e) => e.action === 'notified' || e.action === 'notify_failed')
@@ -120,6 +133,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   const inFlight = new Set<Promise<unknown>>();
   /** Notification ids being delivered (attempting, backing off or waiting for the rate limit). */
   const pending = new Map<string, number>();
+  /** Failed pages waiting for their next round (by notification id): `cancel` clears the timer. */
+  const waiting = new Map<string, { cancel: () => void; round: number }>();
   const counts = { sent: 0, delivered: 0, failed: 0, cancelled: 0, noRecipient: 0, repeats: 0, repeatsCoalesced: 0, jumps: 0, shiftPages: 0, resumed: 0, redeliveries: 0 };
   let started = false;
   let closed = false;
@@ -237,12 +252,18 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
   }
 
-  function dispatch(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal, repeat = false): void {
+  function dispatch(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal, repeat = false, round = 1): void {
     // A repeat is not stacked on the same page still retrying or queued behind the rate limit
     // (many open incidents on one 20-a-minute robot would otherwise grow its queue without end).
     if (repeat && (pending.get(msg.id) ?? 0) > 0) {
       counts.repeatsCoalesced++;
       return;
+    }
+    // The same page sent now (a repeat) replaces a failed one's next round; its back-off goes on.
+    const next = waiting.get(msg.id);
+    if (next !== undefined) {
+      next.cancel();
+      round = Math.max(round, next.round);
     }
     pending.set(msg.id, (pending.get(msg.id) ?? 0) + 1);
     counts.sent++;
@@ -268,11 +289,13 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         } else {
           counts.failed++;
           logger.error({ incidentId: msg.incidentId, channel: channel.id, recipient, attempts: r.attempts, detail: r.detail, code: 'ALERTS_NOTIFY_FAILED' }, 'notification not delivered');
+          again(channel, msg, recipient, signal, round);
         }
       },
       (err: unknown) => {
         counts.failed++;
         logger.error({ err, incidentId: msg.incidentId, channel: channel.id, code: 'ALERTS_NOTIFY_FAILED' }, 'notification channel threw');
+        again(channel, msg, recipient, signal, round);
       },
     );
     inFlight.add(p);
@@ -282,6 +305,31 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       if (n > 0) pending.set(msg.id, n);
       else pending.delete(msg.id);
     });
+  }
+
+  /**
+   * A failed page's next round (REDELIVER_BASE_MS doubling to REDELIVER_MAX_MS), until one is
+   * delivered or the page is no longer owed: its alerting period's signal aborted (acknowledged,
+   * resolved, re-alerted, close; at the next start the audit's `failed` makes it due at once).
+   */
+  function again(channel: NotificationChannel, msg: Notification, recipient: string, signal: AbortSignal, round: number): void {
+    if (closed || signal.aborted) return;
+    waiting.get(msg.id)?.cancel();
+    const delayMs = Math.min(REDELIVER_MAX_MS, REDELIVER_BASE_MS * 2 ** (round - 1));
+    const cancel = (): void => {
+      clock.clearTimeout(timer);
+      signal.removeEventListener('abort', cancel);
+      if (waiting.get(msg.id)?.cancel === cancel) waiting.delete(msg.id);
+    };
+    const timer = clock.setTimeout(() => {
+      cancel();
+      if (closed || signal.aborted) return;
+      counts.redeliveries++;
+      dispatch(channel, msg, recipient, signal, false, round + 1);
+    }, delayMs);
+    signal.addEventListener('abort', cancel, { once: true });
+    waiting.set(msg.id, { cancel, round: round + 1 });
+    logger.warn({ incidentId: msg.incidentId, channel: channel.id, recipient, level: msg.level, round, inMs: delayMs, code: 'ALERTS_NOTIFY_REDELIVER' }, 'notification not delivered: sending it again later');
   }
 
   function disarm(t: Track): void {

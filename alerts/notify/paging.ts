@@ -17,7 +17,8 @@ import type { Repeat, RoutedChannel } from './config.ts';
  * - At a shift change the incoming level-0 people are paged (the outgoing ones were told already).
  * - Acknowledged: no repeat, no jump, no shift page; only a later escalation pages (NFPA 72
  *   §23.8.1.3: an acknowledged fire left unconfirmed past 180 s goes to the bureau). Such a page is
- *   owed until delivered: at start `owedPages` names the ones cut short or failed.
+ *   owed until delivered: the notifier sends a failed one again, and at start `owedPages` names
+ *   the ones cut short or failed.
  */
 
 export interface LevelView {

@@ -20,6 +20,8 @@ import { startReceiver, type Receiver } from './receiver.ts';
  *   (the notifier catches up from the book and the audit, whether the escalation came before it
  *   started or after), the director included when the fire went past him.
  * - An acknowledged incident's escalation page cut short by a restart is sent again at start.
+ * - An acknowledged incident's escalation page whose every attempt failed is sent again until it is
+ *   delivered.
  */
 
 const SECRET = 'e2e-webhook-secret-0123456789';
@@ -75,6 +77,15 @@ const deliveredTo = (a: Alerts, id: string, person: string): number => notes(a, 
 const escalations = (a: Alerts, id: string): string[] => (a.lifecycle.incidentAudit(id) ?? []).filter((e) => e.action === 'escalated').map((e) => `${e.reason ?? ''}@${e.escalationLevel ?? 0}`);
 /** Lets in-flight HTTP requests land (real time; the manual clock does not move). */
 const settle = (ms = 300): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Moves the manual clock in steps (each letting the HTTP exchange it set off land) until `done`. */
+async function advanceUntil(clock: ManualClock, done: () => boolean, what: string, stepMs = 5_000, maxSteps = 400): Promise<void> {
+  for (let i = 0; i < maxSteps && !done(); i++) {
+    clock.advance(stepMs);
+    await settle(25);
+  }
+  await until(() => done(), what);
+}
 
 beforeAll(async () => {
   duty = await startReceiver();
@@ -183,6 +194,97 @@ describe('a restart catches up with the escalations nobody followed', () => {
       manual.advance(60 * 60_000);
       await settle();
       expect([to(duty, 'li'), to(mgmt, 'zhang'), deliveredTo(a, id, 'officer-chen')]).toEqual([1, 1, 1]);
+    } finally {
+      await a.close();
+    }
+  });
+});
+
+describe('a failed escalation page is sent again until delivered', () => {
+  it('real_fire confirmed while the bureau endpoint is down for minutes: its page fails, is sent again, and reaches the bureau once the endpoint is back', async () => {
+    const manual = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
+    const { influx, dir } = await fresh('redeliver');
+    mgmt.reply = (r) => (addressOf(r.body) === 'chen' ? { status: 503 } : { status: 200 });
+    const timersBefore = manual.pending();
+    const a = await start(manual, dir, influx);
+    try {
+      a.lifecycle.applySignals([fireSignal({ sourceTs: manual.now(), receivedTs: manual.now() })]);
+      const incident = await until(() => a.lifecycle.openIncidents()[0], 'fire incident');
+      const id = incident.id;
+      await until(() => deliveredTo(a, id, 'nurse-li') === 1, 'the nurse paged');
+      manual.advance(5_000);
+      expect(a.lifecycle.ackIncident(id, staff).ok).toBe(true);
+      expect(a.lifecycle.confirmIncident(id, staff, 'real_fire').ok).toBe(true);
+      const failedRounds = (): number => notes(a, id).filter((e) => e.recipient === 'officer-chen' && e.status === 'failed').length;
+      // Two whole rounds of attempts fail (the endpoint down for minutes)…
+      await advanceUntil(manual, () => failedRounds() === 2, 'two rounds failed');
+      expect(a.notifier?.stats().redeliveries).toBe(1);
+      // …then it is back: the next round delivers.
+      mgmt.reply = () => ({ status: 200 });
+      await advanceUntil(manual, () => deliveredTo(a, id, 'officer-chen') === 1, 'delivered once the endpoint is back');
+      // Delivered: nothing more (acknowledged: no repeats).
+      const sent = to(mgmt, 'chen');
+      manual.advance(60 * 60_000);
+      await settle();
+      expect(to(mgmt, 'chen')).toBe(sent);
+      expect(deliveredTo(a, id, 'dir-zhang')).toBe(1);
+    } finally {
+      await a.close();
+    }
+    expect(manual.pending()).toBe(timersBefore);
+  });
+
+  it('unacknowledged, the bureau page failed and waiting for its next round: the acknowledgement answers it, nothing more is sent', async () => {
+    const manual = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
+    const { influx, dir } = await fresh('redeliver-ack');
+    mgmt.reply = (r) => (addressOf(r.body) === 'chen' ? { status: 503 } : { status: 200 });
+    const a = await start(manual, dir, influx);
+    try {
+      a.lifecycle.applySignals([fireSignal({ sourceTs: manual.now(), receivedTs: manual.now() })]);
+      const incident = await until(() => a.lifecycle.openIncidents()[0], 'fire incident');
+      const id = incident.id;
+      await until(() => deliveredTo(a, id, 'nurse-li') === 1, 'the nurse paged');
+      manual.advance(15_000); // unacknowledged: the bureau's
+      await advanceUntil(manual, () => notes(a, id).some((e) => e.recipient === 'officer-chen' && e.status === 'failed'), 'a round failed', 2_000);
+      const attempts = to(mgmt, 'chen');
+      expect(a.lifecycle.ackIncident(id, { username: 'bureau', role: 'bureau' }).ok).toBe(true);
+      manual.advance(60 * 60_000);
+      await settle();
+      expect(to(mgmt, 'chen')).toBe(attempts);
+      expect(a.notifier?.stats().redeliveries).toBe(0);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('a failed page waiting for its next round when alerts closes: close releases the round, the next start sends it at once', async () => {
+    const manual = createManualClock(Date.UTC(2026, 0, 1, 1, 0));
+    const { influx, dir } = await fresh('redeliver-restart');
+    mgmt.reply = (r) => (addressOf(r.body) === 'chen' ? { status: 503 } : { status: 200 });
+    const timersBefore = manual.pending();
+    let a = await start(manual, dir, influx);
+    let id = '';
+    try {
+      a.lifecycle.applySignals([fireSignal({ sourceTs: manual.now(), receivedTs: manual.now() })]);
+      const incident = await until(() => a.lifecycle.openIncidents()[0], 'fire incident');
+      id = incident.id;
+      await until(() => deliveredTo(a, id, 'nurse-li') === 1, 'the nurse paged');
+      manual.advance(5_000);
+      expect(a.lifecycle.ackIncident(id, staff).ok).toBe(true);
+      expect(a.lifecycle.confirmIncident(id, staff, 'real_fire').ok).toBe(true);
+      await advanceUntil(manual, () => notes(a, id).some((e) => e.recipient === 'officer-chen' && e.status === 'failed'), 'a round failed', 2_000);
+    } finally {
+      await a.close();
+    }
+    // The waiting round's timer went with close().
+    expect(manual.pending()).toBe(timersBefore);
+    const attempts = to(mgmt, 'chen');
+    mgmt.reply = () => ({ status: 200 });
+    a = await start(manual, dir, influx);
+    try {
+      await until(() => deliveredTo(a, id, 'officer-chen') === 1, 'the failed page sent at start');
+      expect(to(mgmt, 'chen')).toBe(attempts + 1);
+      expect(deliveredTo(a, id, 'dir-zhang')).toBe(1);
     } finally {
       await a.close();
     }
