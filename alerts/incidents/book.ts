@@ -8,7 +8,7 @@ import { CONFIRMATIONS, type AlertCategory, type AlertMessage, type AlertState, 
 import type { RegistryIndex } from '../../contract/registry-index.ts';
 import { BUREAU_LEVEL, canSeeHome, type Actor } from '../access.ts';
 import { fail, type Outcome } from '../errors.ts';
-import { DEFAULT_POLICY, nextDue, type EscalationPolicy, type EscalationReason, type EscalationSubject, type DueAction } from '../escalation.ts';
+import { DEFAULT_POLICY, nextDue, usesPositiveAlarmSequence, type EscalationPolicy, type EscalationReason, type EscalationSubject, type DueAction } from '../escalation.ts';
 import { adjacencyOf, place, reAlertOf, severityRank, signalRank, type Adjacency, type GroupSubject, type NewGroup, type ReAlertReason } from './grouping.ts';
 
 /**
@@ -22,7 +22,8 @@ import { adjacencyOf, place, reAlertOf, severityRank, signalRank, type Adjacency
  *   incident escalates once and its members record the level it reached;
  * - a point joining an acknowledged incident re-alerts it when it is a new fire alarm point or
  *   outranks the incident (grouping.ts reAlertOf); the acknowledgement is then cleared (it stays
- *   in the audit) and the countdown runs again from that moment (`alertedAt`);
+ *   in the audit) and the countdown runs again from that moment (`alertedAt`); on an unacknowledged
+ *   incident the countdown goes on from when it was raised, with the higher severity's steps;
  * - an incident whose members have all resolved resolves itself;
  * - an incident whose open members are all inhibited has no countdown of its own.
  *
@@ -389,15 +390,23 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
 
   const cut = (c: string | undefined): string | undefined => (c === undefined || c === '' ? undefined : c.slice(0, MAX_COMMENT));
 
-  function reAlert(rec: Rec, why: ReAlertReason, alertId: string): void {
+  function reAlert(rec: Rec, why: ReAlertReason, alertId: string, point: Pick<IncidentPoint, 'signal' | 'severity'>): void {
     const inc = rec.incident;
-    rec.alertedAt = clock.now();
     if (inc.acknowledgedAt === undefined) {
-      // Not acknowledged yet: the countdown of the higher severity runs from now.
+      // Except where the point starts the positive alarm sequence (a pre-alarm or supervisory fire
+      // incident that now has a fire alarm point): its 15 s acknowledgement window runs from the alarm
+      // (NFPA 72 §23.8.1.3), shorter than any step of the ladder it was on.
+      const category = inc.kind as AlertCategory;
+      if (usesPositiveAlarmSequence({ category, ...point }) && !usesPositiveAlarmSequence({ category, signal: inc.signal, severity: inc.severity })) rec.alertedAt = clock.now();
+      // Not acknowledged yet: the countdown keeps running from when it was first raised, now with the
+      // higher severity's (shorter) steps. Until session 26 it restarted here, so a medium care
+      // incident unanswered for 59 min that worsened to high reached the bureau at 74 min instead of
+      // 60: a worse condition must not reach the bureau later than the milder one would have.
       // Audit-only (the version comes with the point's own commit), but journaled like every entry.
       emit(rec, appendAudit(rec, 'realerted', SYSTEM, inc.state, { reason: why, alertId }), false);
       return;
     }
+    rec.alertedAt = clock.now();
     // A new alarm point on an acknowledged panel sounds again: someone must acknowledge it. A fire
     // already confirmed real stays confirmed (the bureau has it); any other verdict is reopened.
     const keepConfirmation = inc.confirmation === 'real_fire';
@@ -489,7 +498,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       }
       const rec = existing;
       const why = reAlertOf(rec.incident, { ...point, category: rec.incident.kind }, true);
-      if (why !== undefined) reAlert(rec, why, alert.id);
+      if (why !== undefined) reAlert(rec, why, alert.id, point);
       const points = [...rec.incident.points, point];
       commit(rec, { points, ...derive(points, rec.incident) }, 'point_added', SYSTEM, { alertId: alert.id, reason: alert.rule });
       const level = rec.incident.escalationLevel ?? 0;
@@ -508,7 +517,7 @@ export function createIncidentBook(deps: IncidentBookDeps): IncidentBook {
       // A member whose condition came back after it was acknowledged (lifecycle.ts): the incident sounds again.
       const cameBack = returned && rec.incident.acknowledgedAt !== undefined && alert.acknowledgedAt === undefined;
       const why = before === undefined ? undefined : cameBack ? 'condition_returned' : reAlertOf(rec.incident, { ...pointOf(alert), category: rec.incident.kind }, false);
-      if (why !== undefined) reAlert(rec, why, alert.id);
+      if (why !== undefined) reAlert(rec, why, alert.id, pointOf(alert));
       memberPoint(rec, alert);
       const points = rec.incident.points;
       commit(rec, { ...derive(points, rec.incident) }, 'point_updated', SYSTEM, { alertId: alert.id, reason });

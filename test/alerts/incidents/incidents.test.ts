@@ -203,6 +203,20 @@ describe('incidents: resolving', () => {
     expect(lc.open()).toHaveLength(0);
   });
 
+  it('a worse point on an unanswered incident keeps its countdown: the bureau no later than the milder one would have had it', () => {
+    const { clock, lc } = setup();
+    lc.applySignals([careSignal({ key: 'k1', severity: 'medium', sourceTs: clock.now() })]);
+    clock.advance(59 * 60_000);
+    expect(lc.incident('i1')?.escalationLevel).toBe(1); // the director at 15 min
+    lc.applySignals([careSignal({ key: 'k2', rule: 'heart_rate_high', severity: 'high', sourceTs: clock.now() })]);
+    expect(lc.openIncidents()).toHaveLength(1);
+    expect(lc.incidentAudit('i1')?.filter((e) => e.action === 'realerted').map((e) => e.reason)).toEqual(['higher_severity']);
+    // High's bureau step (15 min) passed long ago: the bureau now, not 15 min from the new point
+    // (until session 26: 74 min, where the medium incident alone had reached it at 60).
+    clock.advance(1_000);
+    expect(lc.incident('i1')).toMatchObject({ severity: 'high', escalationLevel: 2, state: 'escalated' });
+  });
+
   it('an incident whose members all cleared resolves itself', () => {
     const { lc } = setup();
     lc.applySignals([careSignal(), careSignal({ key: 'hr:h01-p01', rule: 'heart_rate_high' })]);
