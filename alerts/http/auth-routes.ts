@@ -45,6 +45,31 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
 /** Failure records kept at most (oldest forgotten first), so a spray of usernames cannot grow memory. */
 export const MAX_TRACKED = 10_000;
 
+/**
+ * Token renewals (POST /api/token/renew) per (username, client address) in one window. A page
+ * renews once per half token lifetime (6 h by default), and a home's desks share one account and
+ * one NAT address, so 10 a minute is never reached by pages; a script looping it is refused (429
+ * AUTH_RATE_LIMITED, Retry-After) instead of minting tokens as fast as it can ask.
+ */
+export const RENEW_LIMIT = { perWindow: 10, windowMs: 60_000 } as const;
+
+/** At most `perWindow` per key per fixed window; the wait (ms) when over, else 0. Bounded like backoffLog. */
+function windowLimiter(perWindow: number, windowMs: number, maxTracked = MAX_TRACKED): (key: string, now: number) => number {
+  const seen = new Map<string, { start: number; n: number }>();
+  return (key, now) => {
+    let w = seen.get(key);
+    if (w === undefined || now - w.start >= windowMs) {
+      seen.delete(key);
+      w = { start: now, n: 0 };
+      seen.set(key, w);
+      while (seen.size > maxTracked) seen.delete(seen.keys().next().value ?? '');
+    }
+    if (w.n >= perWindow) return w.start + windowMs - now;
+    w.n++;
+    return 0;
+  };
+}
+
 /** At most `max` tasks at once, `queued` waiting; undefined when full. */
 function limiter(max: number, queued: number): <T>(task: () => Promise<T>) => Promise<T> | undefined {
   let active = 0;
@@ -153,6 +178,27 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: RouteContext): voi
     else ctx.tokens.revoke(token, ctx.clock.now());
     ctx.logger.info({ username: actor.username, code: 'AUTH_SIGNED_OUT' }, 'signed out');
     return reply.status(204).send();
+  });
+
+  // Renewal (docs/alerts.md "Sessions and logins"): a page in use swaps its token for a fresh one
+  // before it expires, so a night shift is not cut off at the token's 12 h. Only a token that is
+  // still valid (unexpired, not signed out, its user unchanged in the registry) is renewed, for the
+  // same user, role and home; never past MAX_SESSION_MS after the login (token.ts).
+  const renewals = windowLimiter(RENEW_LIMIT.perWindow, RENEW_LIMIT.windowMs);
+  app.post('/api/token/renew', { schema: { summary: 'A fresh token for the same session, before this one expires (refused for an expired or signed-out token)' } }, async (req, reply) => {
+    const actor = ctx.actor(req);
+    const token = ctx.bearer(req) as string;
+    const now = ctx.clock.now();
+    const waitMs = renewals(`u:${actor.username}\u0000${req.ip}`, now);
+    if (waitMs > 0) {
+      ctx.logger.warn({ username: actor.username, ip: req.ip, waitMs, code: 'AUTH_RATE_LIMITED' }, 'token renewal throttled');
+      void reply.header('Retry-After', String(Math.max(1, Math.ceil(waitMs / 1000))));
+      throw new AlertsError('AUTH_RATE_LIMITED');
+    }
+    const renewed = ctx.tokens.renew(token, now);
+    if (renewed === undefined) throw new AlertsError('AUTH_REQUIRED');
+    ctx.logger.info({ username: actor.username, expiresAt: renewed.expiresAt, code: 'AUTH_RENEWED' }, 'token renewed');
+    return renewed;
   });
 
   app.get('/api/me', async (req) => {

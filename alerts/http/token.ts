@@ -19,7 +19,21 @@ export interface TokenClaims {
   readonly exp: number;
   /** Random per token: two logins of one user in the same millisecond still get two tokens, each ended alone. */
   readonly jti?: string;
+  /**
+   * When the user typed the password (ms, platform clock): kept by every renewal, so a chain of
+   * renewed tokens never outlives MAX_SESSION_MS from the login. Absent in tokens issued before
+   * renewal existed (their login is taken as exp - ttl).
+   */
+  readonly auth?: number;
 }
+
+/**
+ * The absolute limit of a session (docs/alerts.md "Sessions and logins", renewal): a page renews its
+ * token while in use (POST /api/token/renew), but never past this long after the password was typed.
+ * A week: longer than any shift pattern, so a desk signed in at the start of a shift is never cut off
+ * by it during that shift, yet a stolen token cannot be kept alive for ever by renewing it.
+ */
+export const MAX_SESSION_MS = 7 * 24 * 3600 * 1000;
 
 /** A token ended before its expiry (sign-out): its MAC, refused until `exp`, when it would die anyway; whose it was. */
 export interface Revocation {
@@ -45,6 +59,13 @@ export const MAX_REVOCATIONS = 10_000;
 
 export interface TokenService {
   issue(actor: Actor, now: number): { token: string; expiresAt: number };
+  /**
+   * A fresh token for the same user, role and home as a valid (unexpired, not signed out, user
+   * unchanged) one, expiring `ttl` from now but never past MAX_SESSION_MS after the login; the
+   * old token is not ended (a tab copied from the page may still use it: it dies at its expiry).
+   * Undefined when `token` is not valid.
+   */
+  renew(token: string, now: number): { token: string; expiresAt: number; issuedAt: number; sessionEndsAt: number } | undefined;
   verify(token: string, now: number): Actor | undefined;
   /** verify() plus the expiry, for sessions that outlive one request (socket.io). */
   session(token: string, now: number): { actor: Actor; expiresAt: number } | undefined;
@@ -101,19 +122,32 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
     if (revoked.size > MAX_REVOCATIONS) evicted += forgetSoonest([...revoked.values()], MAX_REVOCATIONS);
     return evicted;
   };
+  const mint = (actor: Actor, exp: number, auth: number): string => {
+    const claims: TokenClaims = {
+      sub: actor.username,
+      role: actor.role,
+      ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}),
+      ...(actor.providerId !== undefined ? { providerId: actor.providerId } : {}),
+      exp,
+      jti: randomBytes(12).toString('base64url'),
+      auth,
+    };
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${body}.${sign(body)}`;
+  };
   return {
     issue(actor, now) {
       const exp = now + ttlS * 1000;
-      const claims: TokenClaims = {
-        sub: actor.username,
-        role: actor.role,
-        ...(actor.homeId !== undefined ? { homeId: actor.homeId } : {}),
-        ...(actor.providerId !== undefined ? { providerId: actor.providerId } : {}),
-        exp,
-        jti: randomBytes(12).toString('base64url'),
-      };
-      const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
-      return { token: `${body}.${sign(body)}`, expiresAt: exp };
+      return { token: mint(actor, exp, now), expiresAt: exp };
+    },
+    renew(token, now) {
+      const s = session(token, now);
+      if (s === undefined) return undefined;
+      const auth = s.auth ?? s.expiresAt - ttlS * 1000;
+      const sessionEndsAt = auth + MAX_SESSION_MS;
+      // Never shorter than the token it replaces (a clock stepped back), never past the session's end.
+      const exp = Math.max(s.expiresAt, Math.min(now + ttlS * 1000, sessionEndsAt));
+      return { token: mint(s.actor, exp, auth), expiresAt: exp, issuedAt: now, sessionEndsAt };
     },
     verify: (token, now) => session(token, now)?.actor,
     session,
@@ -142,7 +176,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       return [...revoked.values()].sort((a, b) => a.exp - b.exp);
     },
   };
-  function session(token: string, now: number): { actor: Actor; expiresAt: number } | undefined {
+  function session(token: string, now: number): { actor: Actor; expiresAt: number; auth?: number } | undefined {
     if (typeof token !== 'string' || token.length > 4096) return undefined;
     const [body, mac, extra] = token.split('.');
     if (body === undefined || mac === undefined || extra !== undefined) return undefined;
@@ -177,6 +211,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
         ...(homeIds !== undefined ? { homeIds } : {}),
       },
       expiresAt: claims.exp,
+      ...(typeof claims.auth === 'number' ? { auth: claims.auth } : {}),
     };
   }
 }
