@@ -105,6 +105,8 @@ function peerAction(v: unknown): PeerAction | undefined {
 
 type PeerActReply = { readonly handled: false } | { readonly handled: true; readonly result: ActionResult };
 type PeerOpenReply = { readonly alerts: AlertMessage[]; readonly incidents: IncidentMessage[] };
+/** The peers' open alerts and incidents; `complete` false when a node did not answer in time (or Redis is away). */
+export type PeerOpen = PeerOpenReply & { readonly complete: boolean };
 
 /**
  * What a node answers a REST list request with (GET /api/alerts, /api/incidents, /api/disablements
@@ -153,8 +155,8 @@ export interface SocketCluster {
   attach(io: unknown, handlers: PeerHandlers): void;
   /** Asks the peers to act; the owner's result, or undefined when no peer holds it. */
   forward(io: unknown, token: string, action: PeerAction): Promise<ActionResult | undefined>;
-  /** The open alerts and incidents the peers hold for this token's user. */
-  openElsewhere(io: unknown, token: string): Promise<PeerOpenReply>;
+  /** The open alerts and incidents the peers hold for this token's user; `complete` false when one did not answer. */
+  openElsewhere(io: unknown, token: string): Promise<PeerOpen>;
   /** Answers peers' REST list requests with this (set before attach; alerts.ts). */
   serveLists(listFor: (actor: Actor) => PeerListReply): void;
   /** The other nodes' lists for this token's user (REST reads; the io given to attach). */
@@ -360,9 +362,10 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
       return undefined;
     },
     async openElsewhere(io, token) {
-      // What answered is shown; a node that did not answer in time is logged (ask), and its alerts
-      // reach the page with their next change.
-      const replies = (await ask(io, OPEN, token))?.responses ?? [];
+      // What answered is shown; a node that did not answer in time is logged (ask) and the snapshot
+      // marked partial, so the page keeps what it shows of that node's homes (socket.ts).
+      const asked = await ask(io, OPEN, token);
+      const replies = asked?.responses ?? [];
       const alerts: AlertMessage[] = [];
       const incidents: IncidentMessage[] = [];
       for (const r of replies) {
@@ -371,7 +374,7 @@ export function createSocketCluster(deps: SocketClusterDeps): SocketCluster {
         if (Array.isArray(o.alerts)) alerts.push(...o.alerts);
         if (Array.isArray(o.incidents)) incidents.push(...o.incidents);
       }
-      return { alerts, incidents };
+      return { alerts, incidents, complete: asked?.complete === true };
     },
     serveLists(f) {
       listFor = f;

@@ -103,6 +103,21 @@ export const MAX_SOCKET_BACKLOG_PACKETS = 1_000;
 /** How often the backlogs are looked at. */
 const BACKLOG_CHECK_MS = 2_000;
 
+/**
+ * engine.io's heartbeat (docs/alerts.md "Sessions and logins", heartbeat). A link that dies without
+ * a close (Wi-Fi gone, a NAT mapping dropped) is noticed only by a missing ping: the page gives up
+ * `pingInterval + pingTimeout` after the last ping it got, the server `pingTimeout` after a ping not
+ * answered. socket.io's defaults (25 s + 20 s) left a page saying "connected" for ~45 s while no
+ * alarm could reach it; GB 50440 / GB 26875 ask for an alarm at the monitoring centre within 10 s,
+ * so the person at the screen must learn within that time that this screen cannot get one. 4 s + 4 s:
+ * at most 8 s. Cost: one ping and one pong (a few bytes each, one websocket frame) per socket every
+ * 4 s, ~30 B/s per page with TCP/IP headers: 1,000 pages ~30 KB/s and 250 timer firings a second.
+ */
+export const HEARTBEAT = { pingIntervalMs: 4_000, pingTimeoutMs: 4_000 } as const;
+
+/** A client's renewed token for its open socket (the page's POST /api/token/renew, then this event). */
+const RENEW_EVENT = 'renew';
+
 /** engine.io's per-connection write buffer (a private field of engine.io 6's Socket: read defensively). */
 function backlogOf(conn: unknown): number {
   const buffered = (conn as { writeBuffer?: unknown }).writeBuffer;
@@ -119,6 +134,8 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     maxHttpBufferSize: 16 * 1024,
     connectTimeout: HANDSHAKE_LIMITS.connectTimeoutMs,
     allowRequest: handshakes.allowRequest,
+    pingInterval: HEARTBEAT.pingIntervalMs,
+    pingTimeout: HEARTBEAT.pingTimeoutMs,
   });
   handshakes.attach(io.engine as unknown as Engine);
   let backlogClosed = 0;
@@ -207,7 +224,8 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
   io.on('connection', (socket: IoSocket) => {
     handshakes.settle(socket.conn as unknown as EngineConnection);
     const actor = actorOf(socket.data);
-    const token = tokenOf.get(socket) ?? '';
+    // Replaced when the page renews its token over this socket (RENEW_EVENT).
+    let token = tokenOf.get(socket) ?? '';
     /** Still valid now: not expired, and the user unchanged in the registry. */
     const live = (): boolean => deps.tokens.session(token, deps.clock.now()) !== undefined;
     let expiryTimer: ClockTimer | undefined;
@@ -234,18 +252,39 @@ export function createSocketHub(deps: SocketHubDeps): SocketHub {
     if (seesAllHomes(actor)) void socket.join(BUREAU_ROOM);
     // A home's staff its home's room; a provider's users the room of each of its households.
     else for (const h of ownHomes(actor)) void socket.join(homeRoom(h));
-    const mine = localOpen(actor, actor.username);
+    // The page renewed its token (POST /api/token/renew): the socket carries on with the new one, its
+    // expiry timer moved, no reconnect and no alarm lost. Only a valid token of the same user, role
+    // and home is taken (the rooms were chosen by the first); anything else leaves the socket as it is.
+    (socket as unknown as { on(ev: string, fn: (t: unknown, reply: unknown) => void): void }).on(RENEW_EVENT, (t: unknown, reply: unknown) => {
+      const answer = (x: { ok: boolean; expiresAt?: number; code?: string }): void => {
+        if (typeof reply === 'function') (reply as (x: unknown) => void)(x);
+      };
+      const s = typeof t === 'string' ? deps.tokens.session(t, deps.clock.now()) : undefined;
+      const same = s !== undefined && s.actor.username === actor.username && s.actor.role === actor.role && s.actor.homeId === actor.homeId && s.actor.providerId === actor.providerId;
+      if (!same || typeof t !== 'string') return answer({ ok: false, code: 'AUTH_REQUIRED' });
+      token = t;
+      tokenOf.set(socket, t);
+      if (expiryTimer) deps.clock.clearTimeout(expiryTimer);
+      if (arm()) answer({ ok: true, expiresAt: s.expiresAt });
+    });
     const cluster = deps.cluster;
     if (cluster === undefined) {
+      const mine = localOpen(actor, actor.username);
       socket.emit('snapshot', mine.alerts);
       socket.emit('incidents', mine.incidents);
     } else {
       // The other nodes' part comes over Redis; one snapshot with both (the newest version of an id
-      // wins, should two nodes hold it while a home moves).
+      // wins, should two nodes hold it while a home moves). This node's part is read when the
+      // snapshot is sent, not at connect: an alarm raised while the peers were asked (up to 3.5 s)
+      // went out live before the snapshot and the snapshot, older, then took it off the page. A
+      // snapshot without some peer's answer says so (`partial`): the page then removes nothing.
       void cluster.openElsewhere(io, token).then((other) => {
         if (!socket.connected) return;
-        socket.emit('snapshot', newestById([...mine.alerts, ...other.alerts]));
-        socket.emit('incidents', newestById([...mine.incidents, ...other.incidents]));
+        const mine = localOpen(actor, actor.username);
+        const meta = { partial: !other.complete };
+        const emit = socket.emit.bind(socket) as unknown as (ev: string, ...args: unknown[]) => void;
+        emit('snapshot', newestById([...mine.alerts, ...other.alerts]), meta);
+        emit('incidents', newestById([...mine.incidents, ...other.incidents]), meta);
       });
     }
     if (deps.disablements !== undefined) attachDisablementHandlers(socket, actor, live, deps.disablements);

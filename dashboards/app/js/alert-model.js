@@ -13,6 +13,13 @@ export const BUREAU_LEVEL = 2;
 
 export function createAlertModel(onChange) {
   const byId = new Map();
+  /**
+   * When each id last came live (a socket change or an action's reply), on a counter: a full list
+   * asked for before that (mark()) is older than it and must not take it away (issue: a cluster
+   * snapshot arriving seconds after its connect wiped an alarm raised meanwhile).
+   */
+  const liveAt = new Map();
+  let seq = 0;
 
   function upsert(a) {
     const prev = byId.get(a.id);
@@ -24,15 +31,23 @@ export function createAlertModel(onChange) {
   return {
     /** One change from the socket. */
     apply(a) {
+      liveAt.set(a.id, ++seq);
       if (upsert(a)) onChange();
     },
+    /** Taken when a full list is asked for (socket connect, REST request); give it to replaceOpen. */
+    mark: () => seq,
     /**
      * The full open set from the server (snapshot or GET /api/alerts). Anything open locally but
      * absent from it was resolved while we were away; anything new is added.
      */
-    replaceOpen(list, keep = () => false) {
+    replaceOpen(list, keep = () => false, since = undefined) {
       const ids = new Set(list.map((a) => a.id));
-      for (const [id, a] of byId) if (!ids.has(id) && a.state !== 'resolved' && !keep(a)) byId.delete(id);
+      const newer = (id) => since !== undefined && (liveAt.get(id) ?? 0) > since;
+      for (const [id, a] of byId) {
+        if (ids.has(id) || a.state === 'resolved' || keep(a) || newer(id)) continue;
+        byId.delete(id);
+        liveAt.delete(id);
+      }
       for (const a of list) upsert(a);
       onChange();
     },
@@ -41,6 +56,7 @@ export function createAlertModel(onChange) {
     open: () => [...byId.values()].filter((a) => a.state !== 'resolved'),
     clear() {
       byId.clear();
+      liveAt.clear();
     },
   };
 }

@@ -10,6 +10,13 @@ const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 
 export function createIncidentModel(onChange) {
   const byId = new Map();
+  /**
+   * When each id last came live (a socket change or an action's reply), on a counter: a full list
+   * asked for before that (mark()) is older than it and must not take it away (issue: a cluster
+   * snapshot arriving seconds after its connect wiped an alarm raised meanwhile).
+   */
+  const liveAt = new Map();
+  let seq = 0;
 
   function upsert(i) {
     const prev = byId.get(i.id);
@@ -21,16 +28,24 @@ export function createIncidentModel(onChange) {
   return {
     /** One change from the socket or an action's reply. */
     apply(i) {
+      liveAt.set(i.id, ++seq);
       if (upsert(i)) onChange();
     },
+    /** Taken when a full list is asked for (socket connect, REST request); give it to replaceOpen. */
+    mark: () => seq,
     /**
      * The full open set from the server (`incidents` snapshot or GET /api/incidents). Anything open
      * locally but absent from it was resolved while we were away; anything new is added. `keep`
      * spares incidents the given list cannot contain (the bureau's stream is narrower than its REST).
      */
-    replaceOpen(list, keep = () => false) {
+    replaceOpen(list, keep = () => false, since = undefined) {
       const ids = new Set(list.map((i) => i.id));
-      for (const [id, i] of byId) if (!ids.has(id) && i.state !== 'resolved' && !keep(i)) byId.delete(id);
+      const newer = (id) => since !== undefined && (liveAt.get(id) ?? 0) > since;
+      for (const [id, i] of byId) {
+        if (ids.has(id) || i.state === 'resolved' || keep(i) || newer(id)) continue;
+        byId.delete(id);
+        liveAt.delete(id);
+      }
       for (const i of list) upsert(i);
       onChange();
     },
@@ -39,6 +54,7 @@ export function createIncidentModel(onChange) {
     open: () => [...byId.values()].filter((i) => i.state !== 'resolved'),
     clear() {
       byId.clear();
+      liveAt.clear();
     },
   };
 }
