@@ -388,26 +388,36 @@ describe('live dashboard', () => {
     await bed.close();
   });
 
-  it('takes an open page back to the login form with a message when the session expires', async () => {
-    stack.clock.advance(180_000); // past the 180 s token lifetime (tokenTtlS) of every session
-    // Staff: the socket reconnects after a network blip and the server refuses the token.
+  it('keeps an open page showing and sounding its alarms, signed out with a sign-in in its banner, when the session ends anyway', async () => {
+    // Open alarms on the page and sounding (the escalated fire alarm is not acknowledged).
+    const alarms = staff.locator('[data-testid="pinned-fire"]');
+    expect(await alarms.count()).toBeGreaterThan(0);
+    const shown = await alarms.count();
+    const sounding = (await audio(staff)).playing;
+    expect(sounding).not.toBeNull();
+    // Past the 180 s token lifetime (tokenTtlS) of every session, renewed or not: the server cuts the
+    // sockets at their tokens' expiry; a reconnect after a network blip is refused too.
+    stack.clock.advance(180_000);
     await staff.evaluate(() => (window as unknown as { __carewatch: { dropSocket(): void } }).__carewatch.dropSocket());
     await staff.evaluate(() => (window as unknown as { __carewatch: { restoreSocket(): void } }).__carewatch.restoreSocket());
-    await staff.getByTestId('session-expired').waitFor();
-    expect(await staff.getByTestId('login-form').isVisible()).toBe(true);
-    expect(await staff.getByTestId('conn-banner').isVisible()).toBe(false);
-    expect(await staff.locator('[data-testid="alert-card"], [data-testid="incident-card"]').count()).toBe(0);
+    // Not a blank, silent login form (before: login form, no card, no sound): the alarms it had stay
+    // shown and sounding, and the banner says new ones no longer arrive, with the sign-in in it.
+    await staff.getByTestId('conn-banner').and(staff.locator('[data-state="signed-out"]')).waitFor();
+    expect(await staff.getByTestId('conn-banner').getByTestId('signed-out-head').isVisible()).toBe(true);
+    expect(await staff.getByTestId('conn-banner').getByTestId('session-expired').isVisible()).toBe(true);
+    expect(await staff.getByTestId('conn-banner').getByTestId('login-form').isVisible()).toBe(true);
+    expect(await alarms.count()).toBe(shown);
+    expect((await audio(staff)).playing).toBe(sounding);
     expect(await staff.evaluate(() => sessionStorage.getItem('cw.session'))).toBeNull();
-    expect((await audio(staff)).playing).toBeNull();
     await staff.screenshot({ path: join(shots, 'session-expired.png') });
-    // Bureau: the next API call is refused (401).
+    // Bureau: the next API call is refused (401), and it too says so in its banner.
     await bureau.evaluate(() => (window as unknown as { __carewatch: { refreshLive(): Promise<void> } }).__carewatch.refreshLive());
     await bureau.getByTestId('session-expired').waitFor();
-    // Signing in again works and shows the page.
-    await staff.getByTestId('login-username').fill('staff-h01');
-    await staff.getByTestId('login-password').fill('demo-staff-h01');
-    await staff.getByTestId('login-submit').click();
-    await staff.getByTestId('conn-banner').and(staff.locator('[data-state="online"]')).waitFor();
+    expect(await bureau.getByTestId('conn-banner').getAttribute('data-state')).toBe('signed-out');
+    // Signing in again from the banner brings the page back live, its alarms still there.
+    await logInAs(staff, 'staff-h01');
+    expect(await alarms.count()).toBe(shown);
+    expect(await staff.getByTestId('signed-out-head').count()).toBe(0);
   });
 
   it("signs out on the server too, ending that desk's session and not the same account's at another desk", async () => {

@@ -229,10 +229,13 @@ export function createBureauView(root, ctx) {
 
   async function refreshLive() {
     try {
-      summary = await ctx.api.get('/api/live/homes');
+      summary = await ctx.api.poll('/api/live/homes', ctx.pollTimeoutMs);
       ctx.syncClock(summary.now);
-    } catch {
-      // The grid still shows alert-derived state without the live summary.
+      ctx.pollDone?.(true);
+    } catch (err) {
+      // The grid still shows alert-derived state without the live summary; the banner shows the failure.
+      if (err?.status === undefined || err.status >= 500) ctx.pollDone?.(false);
+      else if (err.status !== 401) ctx.pollDone?.(true);
     }
     renderGrid();
   }

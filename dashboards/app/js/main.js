@@ -1,10 +1,10 @@
 import { h, render, $ } from './dom.js';
 import { createApi } from './api.js';
-import { getLang, setLang, t, nm } from './i18n.js';
+import { fmtTime, getLang, setLang, t, nm } from './i18n.js';
 import { createAlertModel, soundClass } from './alert-model.js';
 import { activeDisablements, createIncidentModel, waitingSoundClasses } from './incident-model.js';
 import { connectLive } from './live-socket.js';
-import { audioReady, setAlarm, unlockAudio } from './sound.js';
+import { audioReady, onAudioState, setAlarm, unlockAudio } from './sound.js';
 import { createStaffView } from './staff-view.js';
 import { createBureauView } from './bureau-view.js';
 import { createNotifier, focusIncident, linkedIncident, listenForFocus, notifyButton, registerServiceWorker, takeLinkedIncident } from './notify.js';
@@ -14,8 +14,16 @@ import { incidentCard } from './incident-card.js';
 // Composition root of the page: session, alert model, live socket, and the view for the user's role.
 
 const LIVE_POLL_MS = 10_000;
-/** While the network is down, how often the page tries to start again (also at once on the `online` event). */
-const START_RETRY_MS = 5_000;
+/** A poll not answered in this long failed (a link dead without a close never answers): the banner says so. */
+const LIVE_POLL_TIMEOUT_MS = 8_000;
+/**
+ * start() failed (no network, or the server answered an error: 503 while it restarts, a proxy's
+ * 502): it is tried again after 2 s, doubling up to 30 s (and at once on the `online` event).
+ */
+const START_RETRY_MS = 2_000;
+const START_RETRY_MAX_MS = 30_000;
+/** A renewal that failed (network, server) is tried again after this long. */
+const RENEW_RETRY_MS = 30_000;
 /** The bureau's socket carries fire and escalated alerts only; other classes for the grid come by polling. */
 const BUREAU_RESYNC_MS = 15_000;
 /**
@@ -25,11 +33,22 @@ const BUREAU_RESYNC_MS = 15_000;
  */
 const SOUND_ORDER = ['alarm', 'prealarm', 'care', 'supervisory', 'trouble'];
 
-const api = createApi(() => expire());
+let clockOffset = 0;
+const api = createApi(() => expire(), () => Date.now() + clockOffset);
 let view = null;
 let live = null;
 let timers = [];
-let clockOffset = 0;
+/** start() attempts failed in a row (the retry's back-off). */
+let startFailures = 0;
+/** A renewal under way, and when (page time) the last one failed. */
+let renewing = false;
+let renewFailedAt = -Infinity;
+/** The last live poll failed (or timed out): the banner shows trouble even if the socket says connected. */
+let pollFailed = false;
+/** The session ended while the page was open: its alarms stay shown and sounding, with a sign-in in the banner. */
+let signedOutForm = null;
+/** The banner's "session ends at…" warning is shown. */
+let sessionWarning = false;
 const model = createAlertModel(() => changed());
 /** Issue 11: the page shows one card per incident; its member alerts stay in `model`. */
 const incidents = createIncidentModel(() => changed());
@@ -148,15 +167,32 @@ function setConn(state, again) {
     connAgain = again === true;
   }
   const el = $('#conn');
+  const signedOut = connState === 'signed-out';
   const offline = connState !== 'online' || !navigator.onLine;
+  // The socket says connected but the server's REST polls fail: not "connected" (issue: a dead link).
+  const trouble = !offline && pollFailed;
   // On the login form the banner shows only a dead network (the socket is not open yet by design).
   el.hidden = connState === null && navigator.onLine;
-  el.dataset.state = offline ? 'offline' : 'online';
+  el.dataset.state = signedOut ? 'signed-out' : offline ? 'offline' : trouble ? 'trouble' : 'online';
   el.dataset.network = navigator.onLine ? 'up' : 'down';
-  el.className = `conn ${offline ? 'offline' : 'online'}`;
-  document.body.classList.toggle('is-offline', offline && !el.hidden);
-  if (offline) render(el, h('strong', { class: 'conn-head', 'data-testid': 'offline-head' }, `⚠ ${t('offlineHead')}`), h('span', { class: 'conn-detail' }, t('disconnected')));
-  else render(el, connAgain ? t('resynced') : t('connected'));
+  el.className = `conn ${offline || trouble ? 'offline' : 'online'}${signedOut ? ' signed-out' : ''}`;
+  document.body.classList.toggle('is-offline', (offline || trouble) && !el.hidden);
+  const warning = sessionWarning && api.session
+    ? h('span', { class: 'conn-detail session-warning', 'data-testid': 'session-warning' }, t('sessionEnding', { t: fmtTime(api.session.expiresAt) }))
+    : null;
+  if (signedOut) {
+    render(el, h('strong', { class: 'conn-head', 'data-testid': 'signed-out-head' }, `⚠ ${t('signedOutHead')}`),
+      h('span', { class: 'conn-detail', 'data-testid': 'session-expired' }, t('signedOutDetail')), signedOutForm);
+  } else if (offline) render(el, h('strong', { class: 'conn-head', 'data-testid': 'offline-head' }, `⚠ ${t('offlineHead')}`), h('span', { class: 'conn-detail' }, t('disconnected')), warning);
+  else if (trouble) render(el, h('strong', { class: 'conn-head', 'data-testid': 'poll-failed-head' }, `⚠ ${t('pollHead')}`), h('span', { class: 'conn-detail' }, t('pollDetail')), warning);
+  else render(el, connAgain ? t('resynced') : t('connected'), warning);
+}
+
+/** A live poll's outcome (the views' refreshLive): a failure shows in the banner until one succeeds. */
+function pollDone(ok) {
+  if (pollFailed === !ok) return;
+  pollFailed = !ok;
+  setConn(null);
 }
 window.addEventListener('online', () => {
   setConn(null);
@@ -277,13 +313,16 @@ async function resyncDisablements() {
 }
 
 async function resync() {
+  // What comes live while the lists are on their way is newer than them (alert-model.js mark()).
+  const alertsMark = model.mark();
   const { data: list, missingHomes } = await api.list('/api/alerts');
   for (const a of list) observeServerTime(a.ts);
-  model.replaceOpen(list, keepMissing(missingHomes));
+  model.replaceOpen(list, keepMissing(missingHomes), alertsMark);
   try {
+    const incidentsMark = incidents.mark();
     const { data: open, missingHomes: missingIncidents } = await api.list('/api/incidents');
     for (const i of open) observeServerTime(i.ts);
-    incidents.replaceOpen(open, keepMissing(missingIncidents));
+    incidents.replaceOpen(open, keepMissing(missingIncidents), incidentsMark);
   } catch (err) {
     if (!missing(err)) throw err;
   }
@@ -294,7 +333,8 @@ function header(user, homes) {
   const home = user.homeId ? homes.get(user.homeId) : null;
   // A home-care provider's caregiver works for the provider, not the bureau (issue 15).
   const provider = user.providerId ? [...homes.values()].find((x) => x.provider?.id === user.providerId)?.provider : null;
-  const sound = h('button', { class: 'btn ghost', 'data-testid': 'sound-toggle', hidden: audioReady(), onclick: (e) => { unlockAudio(); e.currentTarget.hidden = true; view?.renderAlerts(); } }, `♪ ${t('enableSound')}`);
+  // Shown while the AudioContext does not run (no gesture yet, or suspended later), whatever was clicked.
+  const sound = h('button', { class: 'btn ghost', 'data-testid': 'sound-toggle', hidden: audioReady(), onclick: () => { unlockAudio(); view?.renderAlerts(); } }, `♪ ${t('enableSound')}`);
   render($('#header'),
     h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✚'), h('span', {}, t('title'))),
     h('div', { class: 'who', 'data-testid': 'who' }, home ? nm(home) : provider ? nm(provider) : t('bureau'), ' · ', user.displayName),
@@ -302,10 +342,20 @@ function header(user, homes) {
       sound,
       notifyButton(() => unlockAudio()),
       h('button', { class: 'btn ghost', 'data-testid': 'roster-open', 'aria-pressed': 'false', onclick: () => showScreen(document.body.dataset.screen === 'roster' ? 'live' : 'roster') }, `☎ ${rw('roster')}`),
-      h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); void start(); } }, t('lang')),
+      h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); relang(); } }, t('lang')),
       h('button', { class: 'btn ghost', 'data-testid': 'logout', onclick: () => logout() }, t('logout')),
     ),
   );
+}
+
+/** The language changed: the page is drawn again (signed out: its banner and header only, its alarms kept). */
+function relang() {
+  if (signedOutForm) {
+    signedOutForm = reloginForm();
+    setConn(null);
+    return;
+  }
+  retryStart();
 }
 
 function stop() {
@@ -319,6 +369,7 @@ function stop() {
 }
 
 function logout(notice) {
+  signedOutForm = null;
   stop();
   api.logout();
   model.clear();
@@ -337,13 +388,52 @@ function logout(notice) {
 }
 
 /**
- * The session ended while the page was open (token expired, or the server no longer accepts it):
- * back to the login form with a message saying why, not just an offline banner that would leave
- * duty staff looking at a frozen page (issue 5: sessions expire).
+ * The session ended while the page was open (its token expired: the server unreachable for hours
+ * while it should have been renewed; the user disabled or moved; signed out elsewhere). The page
+ * must not go blank and silent with alarms open (it used to drop back to an empty login form): it
+ * keeps showing and SOUNDING the alarms it has, says prominently that new ones no longer reach it,
+ * and offers the sign-in in its banner. Nothing is fetched meanwhile (every request would be refused).
  */
 function expire() {
   if (!api.session) return;
-  logout(t('sessionExpired'));
+  clearTimeout(retryTimer);
+  clearTimeout(notifiedTimer);
+  for (const id of timers) clearInterval(id);
+  timers = [];
+  live?.close();
+  live = null;
+  api.forget();
+  sessionWarning = false;
+  pollFailed = false;
+  if (!view) return showLogin(undefined, t('sessionExpired'));
+  signedOutForm = reloginForm();
+  setConn('signed-out');
+  // The countdowns keep running; the sound is the model's, as before.
+  view.renderAlerts();
+  timers.push(setInterval(() => view?.tick(), 1000));
+}
+
+/** The sign-in in the banner of a signed-out page: on success the page starts again with its alarms. */
+function reloginForm() {
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
+  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
+  const error = h('span', { class: 'error', 'data-testid': 'login-error', hidden: true }, t('loginFailed'));
+  const form = h('form', { class: 'relogin', 'data-testid': 'login-form' },
+    h('label', {}, t('username'), user), h('label', {}, t('password'), pass),
+    h('button', { class: 'btn primary', type: 'submit', 'data-testid': 'login-submit' }, t('login')), error);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    unlockAudio();
+    try {
+      await api.login(user.value.trim(), pass.value);
+    } catch {
+      error.hidden = false;
+      return;
+    }
+    signedOutForm = null;
+    retryStart();
+  });
+  return form;
 }
 
 function showLogin(error, notice) {
@@ -370,10 +460,11 @@ function showLogin(error, notice) {
     unlockAudio();
     try {
       await api.login(user.value.trim(), pass.value);
-      await start();
     } catch {
-      showLogin(t('loginFailed'), notice);
+      return showLogin(t('loginFailed'), notice);
     }
+    // Signed in: a server that fails to answer now (a restart) is tried again, not called a wrong password.
+    retryStart();
   });
   render($('#view'), form);
   user.focus();
@@ -384,13 +475,17 @@ async function start() {
   const session = api.session;
   if (!session) return showLogin();
   document.title = t('title');
+  // Audio set up at once (it runs if the browser allows it; else the "enable sound" prompt shows).
+  unlockAudio();
   const homesList = await api.get('/api/homes');
   const homes = new Map(homesList.map((x) => [x.id, x]));
   header(session.user, homes);
+  pollFailed = false;
+  sessionWarning = false;
   setConn('offline');
   rosterNames = createRosterNames(api);
   const ctx = {
-    api, user: session.user, homes, model, incidents, actions, setSound, silence, silenced,
+    api, user: session.user, homes, model, incidents, actions, setSound, silence, silenced, pollDone, pollTimeoutMs: LIVE_POLL_TIMEOUT_MS,
     notifiedOf: (id) => notified.get(id),
     personName: (homeId, personId) => rosterNames?.name(homeId, personId),
     disablements: () => activeDisablements(disablements, Date.now() + clockOffset),
@@ -412,15 +507,18 @@ async function start() {
       observeServerTime(a.ts);
       model.apply(a);
     },
-    onSnapshot: (list) => model.replaceOpen(list, (a) => bureau && !(a.category === 'fire' || (a.escalationLevel ?? 0) >= 2)),
+    // A snapshot older than what came live since the connect does not undo it (mark); a partial one
+    // (a web node did not answer) removes nothing.
+    mark: () => ({ alerts: model.mark(), incidents: incidents.mark() }),
+    onSnapshot: (list, meta, mark) => model.replaceOpen(list, (a) => meta.partial === true || (bureau && !(a.category === 'fire' || (a.escalationLevel ?? 0) >= 2)), mark?.alerts),
     onIncident: (i) => {
       observeServerTime(i.ts);
       incidents.apply(i);
       void notifier.consider(incidents.get(i.id) ?? i);
     },
     // The bureau's stream carries fire and escalated incidents (as its alerts); the rest come by polling.
-    onIncidents: (list) => {
-      incidents.replaceOpen(list, (i) => bureau && !(i.kind === 'fire' || (i.escalationLevel ?? 0) >= 2));
+    onIncidents: (list, meta, mark) => {
+      incidents.replaceOpen(list, (i) => meta.partial === true || (bureau && !(i.kind === 'fire' || (i.escalationLevel ?? 0) >= 2)), mark?.incidents);
       // Raised while the socket was down and the page in a pocket: notified now (seen ones are not repeated).
       for (const i of list) void notifier.consider(incidents.get(i.id) ?? i);
     },
@@ -438,6 +536,7 @@ async function start() {
   timers.push(setInterval(() => {
     // The token's expiry is in server time; ctx.now() is the page's estimate of it.
     if (api.session && api.session.expiresAt <= ctx.now()) return expire();
+    maybeRenew(ctx.now());
     view?.tick();
     // A disablement that ran out by itself leaves the page at its end time, not at the next change.
     const n = activeDisablements(disablements, ctx.now()).length;
@@ -454,6 +553,39 @@ async function start() {
     openLinkedIncident(linked, ctx);
   }
   if (bureau) timers.push(setInterval(() => void resync().catch(() => {}), BUREAU_RESYNC_MS));
+  startFailures = 0;
+}
+
+/**
+ * Renewal (docs/alerts.md "Sessions and logins"): once half the token's lifetime has passed the
+ * page swaps it for a fresh one (POST /api/token/renew) and hands it to the open socket, so a night
+ * shift is not cut off at the token's expiry; a failure is tried again every 30 s, so hours of the
+ * server being unreachable are covered by the half left. In its last quarter (renewals failing, or
+ * the session's absolute limit reached) the banner says when it ends.
+ */
+function maybeRenew(now) {
+  const s = api.session;
+  if (!s) return;
+  const issued = Math.min(s.issuedAt ?? now, s.expiresAt);
+  const life = s.expiresAt - issued;
+  const warn = s.expiresAt - now < life / 4;
+  if (warn !== sessionWarning) {
+    sessionWarning = warn;
+    setConn(null);
+  }
+  // The absolute limit reached: no renewal can give more (the warning shows instead).
+  if (s.sessionEndsAt !== undefined && s.expiresAt >= s.sessionEndsAt) return;
+  if (renewing || now < issued + life / 2 || Date.now() - renewFailedAt < RENEW_RETRY_MS) return;
+  renewing = true;
+  api.renew().then(
+    (next) => {
+      if (next) live?.renew(next.token);
+    },
+    // A 401 has already ended the session (expire()); anything else is tried again.
+    () => (renewFailedAt = Date.now()),
+  ).finally(() => {
+    renewing = false;
+  });
 }
 
 /**
@@ -462,13 +594,22 @@ async function start() {
  */
 function startFailed(err) {
   // A 401 has already shown the login form with the reason (expire()).
-  if (err?.status === 401) return;
-  if (err?.status !== undefined) return toast(`${t('error')}: ${err.message}`, 'error');
+  if (err?.status === 401 || !api.session) return;
+  // An HTTP error (503 while the server restarts, a proxy's 502) used to be toasted and never tried
+  // again: the page stayed dead, its banner still saying "connected". Now every failure is retried.
+  if (err?.status !== undefined) toast(`${t('error')}: ${err.message}`, 'error');
+  const delay = Math.min(START_RETRY_MAX_MS, START_RETRY_MS * 2 ** startFailures);
+  startFailures++;
   stop();
-  render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✚'), h('span', {}, t('title'))));
-  render($('#view'), h('p', { class: 'panel offline-wait', 'data-testid': 'offline-wait', role: 'alert' }, t('offlineWait')));
   setConn('offline');
-  retryTimer = setTimeout(retryStart, START_RETRY_MS);
+  if (view) {
+    // The page was running (a language change, a restart): its alarms stay shown and sounding.
+    view.renderAlerts();
+  } else {
+    render($('#header'), h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✚'), h('span', {}, t('title'))));
+    render($('#view'), h('p', { class: 'panel offline-wait', 'data-testid': 'offline-wait', role: 'alert' }, t('offlineWait')));
+  }
+  retryTimer = setTimeout(retryStart, delay);
 }
 
 function retryStart() {
@@ -477,6 +618,11 @@ function retryStart() {
 }
 
 setLang(getLang());
+// The "enable sound" prompt follows the AudioContext: shown whenever it does not run.
+onAudioState((state) => {
+  const b = $('[data-testid="sound-toggle"]');
+  if (b) b.hidden = state === 'running';
+});
 listenForFocus((id) => {
   showScreen('live');
   focusIncident(id);

@@ -21,22 +21,41 @@ export const PATTERNS = {
 
 const probe = { contextState: 'none', playing: null, oscillatorsStarted: 0, activeOscillators: 0, cycles: 0, periodMs: null, lastCycle: [] };
 window.__carewatchAudio = probe;
+// For tests: the context itself, to suspend it as the OS or the browser may (not serialised with the probe).
+Object.defineProperty(probe, 'context', { enumerable: false, value: () => ctx });
 
 let ctx;
 let current = null;
 let timer;
+const stateListeners = new Set();
 
-/** Must be called from a user gesture (login click) so the browser lets audio start. */
+/**
+ * Creates the AudioContext if need be and asks it to run. Browsers let it run only after a user
+ * gesture (the login click, the "enable sound" button), or at once under an autoplay policy that
+ * allows it; until then it stays 'suspended', and it may be suspended again later (the OS, another
+ * tab): onAudioState tells whoever shows the "enable sound" prompt.
+ */
 export function unlockAudio() {
   try {
-    ctx ??= new AudioContext();
-    if (ctx.state === 'suspended') void ctx.resume();
+    if (ctx === undefined) {
+      ctx = new AudioContext();
+      ctx.onstatechange = () => {
+        probe.contextState = ctx.state;
+        for (const f of stateListeners) f(ctx.state);
+      };
+    }
+    if (ctx.state === 'suspended') void ctx.resume().catch(() => undefined);
     probe.contextState = ctx.state;
-    ctx.onstatechange = () => (probe.contextState = ctx.state);
   } catch {
     probe.contextState = 'unavailable';
   }
   return ctx?.state === 'running';
+}
+
+/** Calls `f(state)` at each change of the AudioContext's state; returns the unsubscribe. */
+export function onAudioState(f) {
+  stateListeners.add(f);
+  return () => stateListeners.delete(f);
 }
 
 export function audioReady() {

@@ -298,13 +298,17 @@ export function createStaffView(root, ctx) {
   async function refreshLive() {
     const asked = homeId;
     try {
-      const next = await ctx.api.get(`/api/live/home/${encodeURIComponent(asked)}`);
+      const next = await ctx.api.poll(`/api/live/home/${encodeURIComponent(asked)}`, ctx.pollTimeoutMs);
+      ctx.pollDone?.(true);
       // A tab chosen while the request was out: its own request draws it, not this stale answer.
       if (asked !== homeId) return;
       live = next;
       ctx.syncClock(live.now);
-    } catch {
-      // Live tiles are a convenience: alerts keep flowing over socket.io without them.
+    } catch (err) {
+      // Live tiles are a convenience: alerts keep flowing over socket.io without them. But a poll
+      // that fails says the server is not reachable from here: the banner shows it (not "connected").
+      if (err?.status === undefined || err.status >= 500) ctx.pollDone?.(false);
+      else if (err.status !== 401) ctx.pollDone?.(true);
     }
     if (disForm && disForm.querySelector('[data-testid="dis-target"]').options.length === 0) disForm.fillTargets();
     renderPlan();
