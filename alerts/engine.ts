@@ -70,7 +70,7 @@ export interface Engine {
   factSinkFailures(): number;
   /**
    * Devices whose clock the engine currently moves for the rules (alerts/device-clock.ts: steadily
-   * behind the broker), and how often a device's correction changed since start.
+   * behind), and how often a device's correction changed since start.
    */
   deviceClocks(): { corrected: number; changes: number };
 }
@@ -173,8 +173,7 @@ export function createEngine(deps: EngineDeps): Engine {
   /** The input as the rules see it: a device's reading or event at its rule time (device-clock.ts). */
   function atRuleTime(input: RuleInput): RuleInput {
     if (input.type !== 'telemetry' && input.type !== 'event') return input;
-    // Without a broker stamp (a message that never passed a carewatch broker), its receipt here.
-    const reference = input.brokerTs ?? input.receivedTs;
+    const reference = input.receivedTs;
     let clock = clocks.get(input.device.id);
     if (clock === undefined) clocks.set(input.device.id, (clock = newDeviceClock(input.ts, reference)));
     const was = clock.correction;
@@ -184,7 +183,7 @@ export function createEngine(deps: EngineDeps): Engine {
       corrected += (clock.correction !== 0 ? 1 : 0) - (was !== 0 ? 1 : 0);
       deps.logger?.info(
         { device: input.device.id, correctionMs: clock.correction, code: 'ALERTS_DEVICE_CLOCK' },
-        clock.correction === 0 ? "device clock agrees with the broker again: the rules take its times as they are" : "device clock steadily behind the broker: the rules move its times by the offset",
+        clock.correction === 0 ? "device clock agrees with the receipt times again: the rules take its times as they are" : "device clock steadily behind: the rules move its times by the offset",
       );
     }
     return step.ts === input.ts ? input : { ...input, ts: step.ts };
