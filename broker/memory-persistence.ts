@@ -5,6 +5,30 @@ import { accountedBytes, QueueBounds, type SessionQueueBound } from './session-q
 /** aedes-packet's constructor, as aedes-persistence re-exports it (a copy with messageId cleared). */
 const PacketCtor = (AsyncMemoryPersistence as unknown as { Packet: new (original: object) => Packet }).Packet;
 
+function isQoS1Publish(p: object): boolean {
+  const q = p as { cmd?: unknown; qos?: unknown };
+  return (q.cmd ?? 'publish') === 'publish' && q.qos === 1;
+}
+
+/** MQTT packet identifiers are 1 … 65,535 (MQTT 3.1.1 §2.3.1: a non-zero 16-bit integer). */
+export const MAX_PACKET_ID = 65_535;
+
+/**
+ * The next packet id not in flight on this connection, from aedes' own counter (Client#_nextId, which
+ * aedes' QoSPacket reads and advances the same way), which it then advances past the id taken;
+ * undefined when all 65,535 are in flight.
+ */
+export function freePacketId(client: object, inFlight: { has(id: number): boolean }): number | undefined {
+  const c = client as { _nextId?: unknown };
+  let id = typeof c._nextId === 'number' && c._nextId >= 1 && c._nextId <= MAX_PACKET_ID ? c._nextId : 1;
+  for (let tries = 0; inFlight.has(id); tries++) {
+    if (tries >= MAX_PACKET_ID) return undefined;
+    id = id >= MAX_PACKET_ID ? 1 : id + 1;
+  }
+  c._nextId = id >= MAX_PACKET_ID ? 1 : id + 1;
+  return id;
+}
+
 /**
  * aedes-persistence's in-memory store with an indexed outgoing queue. The stock one keeps each
  * persistent session's unacknowledged QoS 1 messages in an array and finds the one a PUBACK clears
@@ -29,6 +53,15 @@ const PacketCtor = (AsyncMemoryPersistence as unknown as { Packet: new (original
  *    Here a publish is numbered only by its own broker id and counter; only a PUBREL replaces.
  *  - clear of an unnumbered publish (aedes' refused forward passes the packet it did not send):
  *    by its broker id and counter, not "the oldest unnumbered entry" of the session.
+ *  - two entries in flight on one connection never share an id [MQTT-2.3.1-2] (review of session 25:
+ *    an acknowledged reading lost). aedes numbers from a counter that starts at a random id and skips
+ *    nothing in use (lib/qos-packet.js), and resends a reconnecting session's queue with the ids its
+ *    messages had on the dead connection: a new message could get an id a resent one held, and so
+ *    could the 65,536th unacknowledged message of one connection (the counter wraps). The index kept
+ *    the newer and the subscriber's PUBACK for the older cleared the newer (its 'clr' journalled: gone
+ *    if ingest died before storing it). The later of the two now gets the next free id (freePacketId,
+ *    as redis-persistence.ts does: QoS 1 receivers keep no state by id); with all 65,535 in flight the
+ *    delivery fails and aedes closes the connection (the message stays queued for the next one).
  * test/broker/memory-persistence.test.ts checks these against a plain model of the queue.
  * Other state (subscriptions, retained, wills, incoming QoS 2) is the stock implementation's.
  */
@@ -50,8 +83,11 @@ export class SessionQueue {
    * per message and session, a visible share of the broker's allocations at 10,000 msg/s.
    */
   private readonly byCounter = new Map<string, Map<number, number[]>>();
-  /** messageId → entry keys holding it, in the order they were given it (the last is the live one). */
-  private readonly byMessageId = new Map<number, number[]>();
+  /**
+   * Per connection (aedes' Client object), packet id → the entry it numbered with it. One entry per id
+   * and connection (update moves a clashing delivery to a free id), so a PUBACK names exactly one.
+   */
+  private readonly byConn = new WeakMap<object, Map<number, number>>();
   /**
    * Keys of the unnumbered entries (queued, not yet delivered: most of a backed-up queue), oldest
    * first. aedes clears an unnumbered entry for every message it decides not to forward (its
@@ -74,7 +110,8 @@ export class SessionQueue {
     this.entries.set(key, { packet });
     this.bytes += accountedBytes(packet);
     SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, key);
-    this.indexMessageId(packet.messageId, key);
+    // Queued unnumbered (PacketCtor clears the id); one that has an id has no connection to mean it on.
+    this.indexMessageId(packet.messageId, key, undefined);
   }
 
   private static add<K>(index: Map<K, number[]>, k: K, key: number): void {
@@ -95,39 +132,54 @@ export class SessionQueue {
     if (list.length === 0) index.delete(k);
   }
 
-  // byMessageId lists keys in numbering order (holderOf takes the newest of a connection); the
-  // unnumbered set is in queue order (clear of a packet that names nothing takes the oldest).
-  private indexMessageId(id: number | undefined, key: number): void {
+  // The unnumbered set is in queue order (clear of a packet that names nothing takes the oldest).
+  private indexMessageId(id: number | undefined, key: number, conn: object | undefined): void {
     if (id !== undefined) {
-      const list = this.byMessageId.get(id);
-      if (list === undefined) this.byMessageId.set(id, [key]);
-      else list.push(key);
+      if (conn === undefined) return;
+      let ids = this.byConn.get(conn);
+      if (ids === undefined) this.byConn.set(conn, (ids = new Map()));
+      ids.set(id, key);
     } else if (key > this.unnumberedMax) {
       this.unnumbered.add(key);
       this.unnumberedMax = key;
     } else this.unnumbered = new Set([...this.unnumbered, key].sort((a, b) => a - b));
   }
 
-  private unindexMessageId(id: number | undefined, key: number): void {
-    if (id !== undefined) SessionQueue.remove(this.byMessageId, id, key);
-    else this.unnumbered.delete(key);
+  private unindexMessageId(id: number | undefined, key: number, conn: object | undefined): void {
+    if (id === undefined) {
+      this.unnumbered.delete(key);
+      return;
+    }
+    const ids = conn === undefined ? undefined : this.byConn.get(conn);
+    if (ids?.get(id) === key) ids.delete(id);
   }
 
-  /** The entry `conn` means by `id`: the one it gave that id, most recently (ids wrap at 65,535). */
-  private holderOf(id: number, conn: object): number | undefined {
-    const list = this.byMessageId.get(id) ?? [];
-    for (let i = list.length - 1; i >= 0; i--) {
-      const key = list[i] as number;
-      if ((this.entries.get(key) as Entry).conn === conn) return key;
-    }
-    return undefined;
+  /** The entry `conn` gave `id` (in flight on that connection), if any. */
+  holderOf(id: number, conn: object): number | undefined {
+    return this.byConn.get(conn)?.get(id);
+  }
+
+  /**
+   * A delivery on `conn` about to go out as `packet.messageId` while another entry (not `own`) is in
+   * flight there with that id: the packet takes the next free id instead (the aedes packet is the
+   * one written, so the subscriber sees the new id). Throws when all 65,535 are in flight.
+   */
+  unclash(conn: object, packet: { messageId?: number | undefined }, own?: number): void {
+    const id = packet.messageId;
+    if (id === undefined) return;
+    const holder = this.holderOf(id, conn);
+    if (holder === undefined || holder === own) return;
+    const ids = this.byConn.get(conn) as Map<number, number>;
+    const free = freePacketId(conn, ids);
+    if (free === undefined) throw new Error(`no free packet id: ${MAX_PACKET_ID} messages unacknowledged on this connection`);
+    packet.messageId = free;
   }
 
   private setMessageId(key: number, entry: Entry, id: number | undefined, conn: object): void {
-    this.unindexMessageId(entry.packet.messageId, key);
+    this.unindexMessageId(entry.packet.messageId, key, entry.conn);
     entry.packet.messageId = id;
     entry.conn = conn;
-    this.indexMessageId(id, key);
+    this.indexMessageId(id, key, conn);
   }
 
   /**
@@ -143,15 +195,16 @@ export class SessionQueue {
       if (key === undefined) return false;
       const e = this.entries.get(key) as Entry;
       SessionQueue.remove(this.counters(e.packet), e.packet.brokerCounter ?? 0, key);
-      this.unindexMessageId(e.packet.messageId, key);
+      this.unindexMessageId(e.packet.messageId, key, e.conn);
       this.bytes += accountedBytes(packet) - accountedBytes(e.packet);
       e.packet = packet;
       SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, key);
-      this.indexMessageId(packet.messageId, key);
+      this.indexMessageId(packet.messageId, key, e.conn);
       return true;
     }
     const own = this.byCounter.get(packet.brokerId)?.get(packet.brokerCounter ?? 0)?.[0];
     if (own === undefined) return false;
+    this.unclash(conn, packet, own);
     this.setMessageId(own, this.entries.get(own) as Entry, packet.messageId, conn);
     return true;
   }
@@ -188,7 +241,7 @@ export class SessionQueue {
     const entry = this.entries.get(key) as Entry;
     this.entries.delete(key);
     this.bytes -= accountedBytes(entry.packet);
-    this.unindexMessageId(entry.packet.messageId, key);
+    this.unindexMessageId(entry.packet.messageId, key, entry.conn);
     SessionQueue.remove(this.counters(entry.packet), entry.packet.brokerCounter ?? 0, key);
     return entry.packet;
   }
@@ -269,14 +322,17 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   }
 
   override async outgoingUpdate(client: { id: string }, packet: object): Promise<void> {
-    if (this.queue(client.id).update(client, packet as Packet)) return;
+    const q = this.queue(client.id);
+    if (q.update(client, packet as Packet)) return;
     // A publish whose entry is already gone was acknowledged through its other copy (the queue's,
     // streamed at CONNECT, and the live one of a message emitted after the CONNACK): aedes closes
     // the connection on this error (emptyQueueFilter, writeQoS), so let the copy go out (at least
-    // once; its PUBACK clears nothing). A PUBREL without its entry is still an error, and so is a
-    // QoS 2 copy (its PUBREC would find no entry and close the connection anyway).
+    // once; its PUBACK clears nothing, so it must not carry an id an entry is in flight with). A
+    // PUBREL without its entry is still an error, and so is a QoS 2 copy (its PUBREC would find no
+    // entry and close the connection anyway).
     const p = packet as Packet & { qos?: number };
     if (p.brokerId === undefined || p.qos !== 1) throw new Error('no such packet');
+    q.unclash(client, p);
   }
 
   override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number; brokerId?: string; brokerCounter?: number }): Promise<unknown> {
@@ -295,8 +351,18 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
     return [...(this.queues.get(clientId)?.entries.values() ?? [])].map((e) => e.packet);
   }
 
+  /**
+   * The queue a (re)connecting session is sent. A QoS 1 message numbered on another connection goes
+   * out renumbered from this connection's counter, not with its old id as aedes would resend it
+   * ([MQTT-4.4.0-1]; a QoS 1 receiver keeps no state by id, and after a restart the disk store has
+   * always renumbered): its old id is random to this connection's counter, and a retained copy sent
+   * at SUBSCRIBE, which aedes numbers from the counter without the store, could get it too; that
+   * copy's PUBACK then cleared the resent message (unclash cannot see it). From the counter, every
+   * id of the connection comes from one sequence. QoS 2 messages and PUBRELs keep their ids.
+   */
   override outgoingStream(client: { id: string }): Readable {
     // A copy, so a delivery that changes the queue meanwhile cannot disturb the stream.
-    return Readable.from(this.outgoingPackets(client.id));
+    // (PacketCtor's copy has no id.)
+    return Readable.from(this.outgoingPackets(client.id).map((p) => (p.messageId !== undefined && isQoS1Publish(p) ? new PacketCtor(p) : p)));
   }
 }

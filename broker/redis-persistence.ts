@@ -722,7 +722,8 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
   }
   /**
    * A reconnecting session's queue, less the entries already acknowledged and only marked (ACK_QUEUED:
-   * they wait behind an unacknowledged head to be trimmed). The marks are read before the library's
+   * they wait behind an unacknowledged head to be trimmed), each QoS 1 message without the id a dead
+   * connection gave it (aedes numbers it from the new connection's counter). The marks are read before the library's
    * LRANGE: one made between the two only means a copy sent again (at least once).
    */
   override outgoingStream(client: unknown): AsyncIterable<unknown> {
@@ -733,7 +734,11 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
     return (async function* unacknowledged() {
       const marked = new Set(await conn.smembers(ackedKey(queueKey(id))));
       for await (const packet of rest) {
-        if (marked.size === 0 || !marked.has(packetKey(packet as object))) yield packet;
+        if (marked.size !== 0 && marked.has(packetKey(packet as object))) continue;
+        // Renumbered from the new connection's counter (memory-persistence.ts outgoingStream): the id a
+        // dead connection gave it could be the one aedes gives a retained copy at SUBSCRIBE.
+        const p = packet as { cmd?: unknown; qos?: unknown; messageId?: unknown };
+        yield (p.cmd ?? 'publish') === 'publish' && p.qos === 1 && p.messageId !== undefined ? { ...p, messageId: undefined } : packet;
       }
     })();
   }

@@ -22,7 +22,8 @@ interface P {
   messageId?: number;
 }
 
-type Conn = { id: string };
+/** aedes' Client: one object per connection; `_nextId` is its packet id counter (lib/qos-packet.js). */
+type Conn = { id: string; _nextId?: number };
 
 async function drain(stream: NodeJS.ReadableStream): Promise<P[]> {
   const out: P[] = [];
@@ -54,14 +55,22 @@ class Model {
   enqueue(clientId: string, p: P): void {
     this.q(clientId).push({ packet: { ...p, messageId: undefined }, at: 0 });
   }
-  /** The entry `conn` numbered with `id` most recently. */
+  /** The entry `conn` numbered with `id` (at most one: two in flight on a connection never share an id). */
   private holder(conn: Conn, id: number): number {
     const q = this.q(conn.id);
-    let best = -1;
-    q.forEach((e, i) => {
-      if (e.conn === conn && e.packet.messageId === id && (best < 0 || e.at > (q[best]?.at ?? 0))) best = i;
-    });
-    return best;
+    const all = q.flatMap((e, i) => (e.conn === conn && e.packet.messageId === id ? [i] : []));
+    if (all.length > 1) throw new Error(`model: ${all.length} entries in flight as ${id}`);
+    return all[0] ?? -1;
+  }
+  /** A delivery's id, or the first free one from the connection's counter if another entry is in flight with it. */
+  private unclash(conn: Conn, p: P, own: unknown): void {
+    if (p.messageId === undefined) return;
+    const i = this.holder(conn, p.messageId);
+    if (i < 0 || this.q(conn.id)[i] === own) return;
+    let id = conn._nextId ?? 1;
+    while (this.holder(conn, id) >= 0) id = id >= 65_535 ? 1 : id + 1;
+    conn._nextId = id >= 65_535 ? 1 : id + 1;
+    p.messageId = id;
   }
   update(conn: Conn, p: P): string {
     const q = this.q(conn.id);
@@ -72,6 +81,7 @@ class Model {
       return 'ok';
     }
     const e = q.find((x) => x.packet.brokerId === p.brokerId && x.packet.brokerCounter === p.brokerCounter);
+    this.unclash(conn, p, e);
     // A publish whose entry is gone (acknowledged through its other copy) goes out anyway (session 22:
     // the error made aedes close the session's connection).
     if (e === undefined) return 'ok';
@@ -104,6 +114,7 @@ describe('the indexed outgoing queue of a persistent session', () => {
     let counter = 0;
     let brokerId = 'b1';
     let reconnects = 0;
+    let moved = 0;
     for (let step = 0; step < 6_000; step++) {
       const id = ids[rnd(ids.length)] as string;
       const op = rnd(20);
@@ -128,9 +139,17 @@ describe('the indexed outgoing queue of a persistent session', () => {
         if (rnd(15) === 0) p.brokerCounter = 1_000_000 + step;
         const pubrel = rnd(25) === 0;
         const packet: P = pubrel ? ({ cmd: 'pubrel', messageId: p.messageId } as P) : p;
-        const a = model.update(conn, { ...packet });
-        const b = await ours.outgoingUpdate(conn, { ...packet }).then(() => 'ok', (e: Error) => e.message);
+        // Both number from the connection's counter when an id is taken: each starts from the same value.
+        const counterBefore = conn._nextId;
+        const [pa, pb] = [{ ...packet }, { ...packet }];
+        const a = model.update(conn, pa);
+        const counterModel = conn._nextId;
+        conn._nextId = counterBefore;
+        const b = await ours.outgoingUpdate(conn, pb).then(() => 'ok', (e: Error) => e.message);
         expect(b, `update step ${step}`).toBe(a);
+        expect(pb.messageId, `id sent at step ${step}`).toBe(pa.messageId);
+        expect(conn._nextId, `counter after step ${step}`).toBe(counterModel);
+        if (pa.messageId !== packet.messageId) moved++;
       } else {
         const conn = conns.get(id) as Conn;
         const r = rnd(12);
@@ -143,7 +162,9 @@ describe('the indexed outgoing queue of a persistent session', () => {
       if (step % 500 === 0 || step === 5_999) {
         for (const c of ids) {
           const expected = (model.queues.get(c) ?? []).map((e) => e.packet);
-          expect((await drain(ours.outgoingStream({ id: c }))).map(norm), `queue of ${c} at step ${step}`).toEqual(expected.map(norm));
+          expect(ours.outgoingPackets(c).map((p) => norm(p as unknown as P)), `queue of ${c} at step ${step}`).toEqual(expected.map(norm));
+          // What a reconnect sends: the same, each QoS 1 message without the id a dead connection gave it (numbered afresh).
+          expect((await drain(ours.outgoingStream({ id: c }))).map(norm), `stream of ${c} at step ${step}`).toEqual(expected.map((p) => norm({ ...p, messageId: undefined })));
           // What limits.sessionQueueMaxBytes is held against: kept right through updates (PUBRELs) and clears.
           expect(ours.queuedBytes(c), `accounted bytes of ${c} at step ${step}`).toBe(expected.reduce((n, p) => n + QUEUE_ENTRY_OVERHEAD_BYTES + (p.payload?.length ?? 0) + (p.topic?.length ?? 0), 0));
         }
@@ -151,6 +172,35 @@ describe('the indexed outgoing queue of a persistent session', () => {
     }
     expect(sent.length).toBeGreaterThan(1000);
     expect(reconnects).toBeGreaterThan(100);
+    expect(moved).toBeGreaterThan(10);
+  });
+
+  it('never has two entries in flight with one id on a connection: past 65,535 unacknowledged the counter wraps onto a taken id', async () => {
+    // aedes numbers deliveries 1 … 65,535 and wraps to 1 (lib/qos-packet.js), taken or not; svc-ingest
+    // may have ~90,000 readings read and unacknowledged. Before the fix message 65,536 went out as
+    // id 1 too, and ingest's PUBACK 1 for message 1 cleared message 65,536 (journalled: lost).
+    const store = new IndexedMemoryPersistence();
+    const conn: Conn = { id: 'svc-ingest' };
+    const deliver = async (n: number): Promise<P> => {
+      const id = conn._nextId ?? 1;
+      conn._nextId = id >= 65_535 ? 1 : id + 1;
+      const p = { ...publish(n), messageId: id };
+      await store.outgoingUpdate(conn, p);
+      return p;
+    };
+    for (let n = 1; n <= 65_538; n++) await store.outgoingEnqueueCombi([{ clientId: 'svc-ingest' }], publish(n));
+    for (let n = 1; n <= 65_535; n++) await deliver(n);
+    expect(((await store.outgoingClearMessageId(conn, { messageId: 5 })) as P).brokerCounter).toBe(5);
+    // The counter is back at 1, which message 1 holds: message 65,536 takes the first free id after it.
+    expect((await deliver(65_536)).messageId).toBe(5);
+    expect(((await store.outgoingClearMessageId(conn, { messageId: 1 })) as P).brokerCounter).toBe(1);
+    expect(((await store.outgoingClearMessageId(conn, { messageId: 5 })) as P).brokerCounter).toBe(65_536);
+    expect((await deliver(65_537)).messageId).toBe(1); // from the counter (now 6) round to the free 1
+    expect((await deliver(65_538)).messageId).toBe(5);
+    // All 65,535 in flight: no id for another delivery (aedes closes the connection; it stays queued).
+    await store.outgoingEnqueueCombi([{ clientId: 'svc-ingest' }], publish(65_539));
+    await expect(deliver(65_539)).rejects.toThrow(/no free packet id/);
+    expect(store.outgoingPackets('svc-ingest').at(-1)).toMatchObject({ brokerCounter: 65_539, messageId: undefined });
   });
 
   // The three scenarios below are what aedes does; each lost a message with the stock scans (the
