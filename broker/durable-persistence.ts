@@ -18,7 +18,7 @@ import { StoreJournal, type JournalRecord, type JournalStats } from './store-jou
  *    SUBACK: the services' persistent sessions exist after a crash even before they reconnect, so
  *    messages acknowledged in between are queued for them;
  *  - wills and inbound QoS 2 packets are journaled too (the wills of a crashed broker are published
- *    by the next one, as with Redis).
+ *    by the next one, as with Redis); a QoS 2 PUBREC waits for the queue entries as a PUBACK does.
  * Deliveries (outgoingUpdate: the packet id a message got) are not journaled: after a restart every
  * queued message is sent again with a new packet id, as a resumed session's unacknowledged ones
  * are [MQTT-4.4.0-1]. Acknowledgements (outgoingClear) are journaled but not waited for: a lost
@@ -348,13 +348,22 @@ export class DurableMemoryPersistence extends IndexedMemoryPersistence {
   }
 
   // ---- inbound QoS 2 -----------------------------------------------------------------------
+  /**
+   * Not waited for, as putWill. ack-after-publish.ts stores the packet only once the message's queue
+   * entries are durable, and sends PUBREC after: the record follows them in the journal, so a stored
+   * packet on disk always means the message is (a resend it marks as a duplicate is not published
+   * again, so it must not precede them). Before PUBREC is on disk it need not be: a device that has
+   * the PUBREC sends only PUBREL, which gets PUBCOMP whether the packet is there or not; one without
+   * it resends the message, published again without the packet (at least once). Awaiting it cost a
+   * second fdatasync per QoS 2 message.
+   */
   async incomingStorePacket(client: { id: string }, packet: StoredPacket): Promise<void> {
     let m = this.#incoming.get(client.id);
     if (m === undefined) this.#incoming.set(client.id, (m = new Map()));
     const id = Number(packet.messageId);
     const stored: StoredPacket = { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, dup: false, messageId: id, ...(packet.brokerId !== undefined ? { brokerId: packet.brokerId } : {}), ...(packet.brokerCounter !== undefined ? { brokerCounter: packet.brokerCounter } : {}) };
     m.set(id, stored);
-    await this.#log(packetHeader('in', stored, { c: client.id, m: id }), stored.payload, true);
+    void this.#log(packetHeader('in', stored, { c: client.id, m: id }), stored.payload, false);
   }
 
   async incomingGetPacket(client: { id: string }, packet: { messageId?: number }): Promise<StoredPacket> {
