@@ -40,7 +40,21 @@ export interface JournalOptions {
   readonly commitIntervalMs?: number;
   /** Records nobody waits for are written at the latest this long after they are appended. */
   readonly lazyCommitMs?: number;
+  /** The first wait after a failed compaction before another is tried (see COMPACT_RETRY_MS). */
+  readonly compactRetryMs?: number;
 }
+
+/**
+ * After a failed compaction (a disk with room for appends but not for a new generation's snapshot),
+ * the next one is tried only once the journal has grown by another quarter of its size at the
+ * failure AND this long has passed, doubling per failure up to COMPACT_RETRY_MAX_MS. Before (review
+ * of session 25), the size threshold stayed exceeded and every later commit encoded the whole state
+ * synchronously, wrote it, failed and deleted it: 200 commits made 200 snapshots on a nearly full
+ * disk, the broker's event loop held for each (3.4 s for those 200 on a 16 MiB tmpfs).
+ */
+const COMPACT_RETRY_MS = 1_000;
+const COMPACT_RETRY_MAX_MS = 5 * 60_000;
+const COMPACT_RETRY_GROWTH = 0.25;
 
 /**
  * Commits that someone waits for (a PUBACK) start at most every 2 ms. Each fdatasync costs the
@@ -63,6 +77,8 @@ export interface JournalStats {
   readonly snapshotBytes: number;
   readonly commits: number;
   readonly compactions: number;
+  /** Compactions that failed (each logged once per episode; see COMPACT_RETRY_MS). */
+  readonly compactionFailures: number;
   readonly tornTailBytes: number;
 }
 
@@ -210,6 +226,13 @@ export class StoreJournal {
   #commits = 0;
   #compactions = 0;
   #tornTailBytes = 0;
+  readonly #compactRetryMs: number;
+  #compactionFailures = 0;
+  /** Failures since the last compaction that succeeded (an episode). */
+  #failedInARow = 0;
+  /** While in an episode: no compaction before the journal is this large and before this time. */
+  #retryAtBytes = 0;
+  #retryAfter = 0;
 
   constructor(opts: JournalOptions) {
     this.#dir = opts.dir;
@@ -217,6 +240,7 @@ export class StoreJournal {
     this.#compactBytes = opts.compactBytes ?? 64 * 1024 * 1024;
     this.#commitIntervalMs = opts.commitIntervalMs ?? COMMIT_INTERVAL_MS;
     this.#lazyCommitMs = opts.lazyCommitMs ?? LAZY_COMMIT_MS;
+    this.#compactRetryMs = opts.compactRetryMs ?? COMPACT_RETRY_MS;
   }
 
   /** Reads the newest complete generation: its snapshot, then the changes after it, in order. */
@@ -278,7 +302,7 @@ export class StoreJournal {
   }
 
   stats(): JournalStats {
-    return { generation: this.#gen, bytes: this.#bytes, snapshotBytes: this.#snapshotBytes, commits: this.#commits, compactions: this.#compactions, tornTailBytes: this.#tornTailBytes };
+    return { generation: this.#gen, bytes: this.#bytes, snapshotBytes: this.#snapshotBytes, commits: this.#commits, compactions: this.#compactions, compactionFailures: this.#compactionFailures, tornTailBytes: this.#tornTailBytes };
   }
 
   /** Writes what is queued, then closes the file. */
@@ -339,7 +363,9 @@ export class StoreJournal {
     this.#pending = { bufs: [], bytes: 0, commit: undefined, since: 0 };
     // The cut: taken in the same synchronous step as the batch, so the snapshot holds exactly
     // the changes up to this batch's last record.
-    const snapshot = this.#bytes + batch.bytes > Math.max(this.#compactBytes, 2 * this.#snapshotBytes) ? this.#encodeSnapshot() : undefined;
+    const size = this.#bytes + batch.bytes;
+    const compact = size > Math.max(this.#compactBytes, 2 * this.#snapshotBytes) && (this.#failedInARow === 0 || (size >= this.#retryAtBytes && performance.now() >= this.#retryAfter));
+    const snapshot = compact ? this.#encodeSnapshot() : undefined;
     try {
       await this.#writeWithRetry(batch);
     } catch (err) {
@@ -348,10 +374,28 @@ export class StoreJournal {
     }
     this.#commits++;
     batch.commit?.resolve();
-    if (snapshot !== undefined) {
-      await this.#newGeneration(snapshot).catch((err: unknown) => {
-        this.#log.error({ err, code: 'BROKER_STORE_IO' }, 'store compaction failed; keeping the current generation');
-      });
+    if (snapshot !== undefined) await this.#compact(snapshot);
+  }
+
+  /** A new generation from `snapshot`; on failure the current one is kept and the next try backs off (COMPACT_RETRY_MS). */
+  async #compact(snapshot: Buffer): Promise<void> {
+    try {
+      await this.#newGeneration(snapshot);
+    } catch (err) {
+      this.#compactionFailures++;
+      this.#failedInARow++;
+      this.#retryAtBytes = Math.ceil(this.#bytes * (1 + COMPACT_RETRY_GROWTH));
+      const wait = Math.min(this.#compactRetryMs * 2 ** (this.#failedInARow - 1), COMPACT_RETRY_MAX_MS);
+      this.#retryAfter = performance.now() + wait;
+      // Once per episode: a nearly full disk fails every try.
+      if (this.#failedInARow === 1) {
+        this.#log.error({ err, code: 'BROKER_STORE_COMPACTION', journalBytes: this.#bytes, snapshotBytes: snapshot.length, retryAtBytes: this.#retryAtBytes, retryMs: wait }, 'store compaction failed; keeping the current generation, retrying once the journal has grown by a quarter (not logged again until one succeeds)');
+      }
+      return;
+    }
+    if (this.#failedInARow > 0) {
+      this.#log.info({ code: 'BROKER_STORE_COMPACTION', failures: this.#failedInARow, generation: this.#gen }, 'store compaction succeeded after failing');
+      this.#failedInARow = 0;
     }
   }
 
