@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import AsyncMemoryPersistence, { type OutgoingPacket as Packet } from 'aedes-persistence/asyncPersistence.js';
-import { accountedBytes, QueueBounds, type SessionQueueBound } from './session-queue-bound.ts';
+import { accountedBytes, QueueBounds, type QueueTotals, type SessionQueueBound } from './session-queue-bound.ts';
 
 /** aedes-packet's constructor, as aedes-persistence re-exports it (a copy with messageId cleared). */
 const PacketCtor = (AsyncMemoryPersistence as unknown as { Packet: new (original: object) => Packet }).Packet;
@@ -75,8 +75,28 @@ export class SessionQueue {
   private next = 0;
   /** Queue order = Map insertion order. */
   readonly entries = new Map<number, Entry>();
+  #bytes = 0;
+  /** Every queue of the store together (QueueTotals), kept as each changes: the bound's total. */
+  readonly #totals: QueueTotals | undefined;
+
+  constructor(totals?: QueueTotals) {
+    this.#totals = totals;
+  }
+
   /** The entries' accounted bytes (accountedBytes), against limits.sessionQueueMaxBytes. */
-  bytes = 0;
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  #account(delta: number): void {
+    const before = this.#bytes;
+    this.#bytes += delta;
+    const t = this.#totals;
+    if (t === undefined) return;
+    t.bytes += delta;
+    if (before === 0 && this.#bytes > 0) t.sessions++;
+    else if (before > 0 && this.#bytes === 0) t.sessions--;
+  }
   /**
    * brokerId → brokerCounter → entry keys, oldest first (one message queued twice for a session
    * shares it). Two levels, not one `${brokerId}:${counter}` string: that string was built twice
@@ -108,7 +128,7 @@ export class SessionQueue {
   push(packet: Packet): void {
     const key = this.next++;
     this.entries.set(key, { packet });
-    this.bytes += accountedBytes(packet);
+    this.#account(accountedBytes(packet));
     SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, key);
     // Queued unnumbered (PacketCtor clears the id); one that has an id has no connection to mean it on.
     this.indexMessageId(packet.messageId, key, undefined);
@@ -196,7 +216,7 @@ export class SessionQueue {
       const e = this.entries.get(key) as Entry;
       SessionQueue.remove(this.counters(e.packet), e.packet.brokerCounter ?? 0, key);
       this.unindexMessageId(e.packet.messageId, key, e.conn);
-      this.bytes += accountedBytes(packet) - accountedBytes(e.packet);
+      this.#account(accountedBytes(packet) - accountedBytes(e.packet));
       e.packet = packet;
       SessionQueue.add(this.counters(packet), packet.brokerCounter ?? 0, key);
       this.indexMessageId(packet.messageId, key, e.conn);
@@ -240,7 +260,7 @@ export class SessionQueue {
   private remove(key: number): Packet {
     const entry = this.entries.get(key) as Entry;
     this.entries.delete(key);
-    this.bytes -= accountedBytes(entry.packet);
+    this.#account(-accountedBytes(entry.packet));
     this.unindexMessageId(entry.packet.messageId, key, entry.conn);
     SessionQueue.remove(this.counters(entry.packet), entry.packet.brokerCounter ?? 0, key);
     return entry.packet;
@@ -267,11 +287,17 @@ export function oncePerSession<T extends { clientId?: unknown }>(subs: ReadonlyA
 export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
   protected readonly queues = new Map<string, SessionQueue>();
   readonly #bounds: QueueBounds | undefined;
+  readonly #totals: QueueTotals = { bytes: 0, sessions: 0 };
   readonly #bytesOf = (clientId: string): number | undefined => this.queues.get(clientId)?.bytes;
 
   constructor(bound?: SessionQueueBound) {
     super();
-    this.#bounds = bound === undefined ? undefined : new QueueBounds(bound);
+    this.#bounds = bound === undefined ? undefined : new QueueBounds(bound, this.#totals);
+  }
+
+  /** Every session's queue together, in accounted bytes, and how many sessions have one. */
+  queueTotals(): Readonly<QueueTotals> {
+    return { ...this.#totals };
   }
 
   /** Readings not queued for a session at its bound (limits.sessionQueueMaxBytes), since start. */
@@ -303,7 +329,7 @@ export class IndexedMemoryPersistence extends AsyncMemoryPersistence {
 
   protected queue(clientId: string): SessionQueue {
     let q = this.queues.get(clientId);
-    if (q === undefined) this.queues.set(clientId, (q = new SessionQueue()));
+    if (q === undefined) this.queues.set(clientId, (q = new SessionQueue(this.#totals)));
     return q;
   }
 

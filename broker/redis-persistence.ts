@@ -6,7 +6,7 @@ import { corkPerTurn } from './cork-per-turn.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
 import { settlesWithin } from '../common/settles-within.ts';
 import { oncePerSession } from './memory-persistence.ts';
-import { accountedBytes, droppableAtBound, QueueBounds, type BoundedStore, type SessionQueueBound } from './session-queue-bound.ts';
+import { accountedBytes, droppableAtBound, QueueBounds, type BoundedStore, type QueueTotals, type SessionQueueBound } from './session-queue-bound.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
 export interface RedisPersistenceOptions {
@@ -452,12 +452,16 @@ interface QueueLength {
   at: number;
   size: number;
   reading: boolean;
+  /** What this session adds to #totals now (its last length times the size then). */
+  counted: number;
 }
 
 class AedesOneRedisPersistence extends Base implements BoundedStore {
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #bounds: QueueBounds | undefined;
   readonly #lengths = new Map<string, QueueLength>();
+  /** The sessions' queues together as last read (QueueBounds shares the bound by it), on this node's reads. */
+  readonly #totals: QueueTotals = { bytes: 0, sessions: 0 };
   readonly #lengthMaxAgeMs: number;
   /** Persistence calls started so far; destroy() sees a chain that is between two calls by it moving. */
   #started = 0;
@@ -473,7 +477,7 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
     super({ ...opts, conn });
     this.#conn = conn;
     this.#onError = tuning.onError;
-    this.#bounds = tuning.queueBound === undefined ? undefined : new QueueBounds(tuning.queueBound);
+    this.#bounds = tuning.queueBound === undefined ? undefined : new QueueBounds(tuning.queueBound, this.#totals);
     this.#lengthMaxAgeMs = tuning.queueLengthMaxAgeMs ?? 1_000;
     this.#drainTimeoutMs = drainTimeoutMs;
     this.#willAction = willAction;
@@ -638,7 +642,7 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
     let q = this.#lengths.get(clientId);
     // Monotonic: a wall clock stepped back would stop the reads for as long as the step.
     const now = performance.now();
-    if (q === undefined) this.#lengths.set(clientId, (q = { n: 0, at: -Infinity, size, reading: false }));
+    if (q === undefined) this.#lengths.set(clientId, (q = { n: 0, at: -Infinity, size, reading: false, counted: 0 }));
     q.size = size;
     if (!q.reading && now - q.at >= this.#lengthMaxAgeMs) {
       q.reading = true;
@@ -648,9 +652,10 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
           entry.n = n;
           entry.at = performance.now();
           entry.reading = false;
+          this.#count(entry, n * entry.size);
           this.#bounds?.shrunk(clientId, n * entry.size);
           // An empty queue outside an episode needs no entry (a session that ended, or one that keeps up).
-          if (n === 0 && this.#bounds?.inEpisode(clientId) !== true) this.#lengths.delete(clientId);
+          if (n === 0 && this.#bounds?.inEpisode(clientId) !== true && this.#lengths.get(clientId) === entry) this.#lengths.delete(clientId);
         },
         () => {
           // Redis away: the last length stands (the store's own errors are logged by the connection).
@@ -659,6 +664,15 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
       );
     }
     return q.at === -Infinity ? undefined : q.n * size;
+  }
+
+  /** A session's share of #totals is now `bytes`. */
+  #count(entry: QueueLength, bytes: number): void {
+    const t = this.#totals;
+    t.bytes += bytes - entry.counted;
+    if (entry.counted === 0 && bytes > 0) t.sessions++;
+    else if (entry.counted > 0 && bytes === 0) t.sessions--;
+    entry.counted = bytes;
   }
 
   /** Every session of `subs` made a holder of the packet before the library queues it for any (HOLDERS_DECR). */

@@ -1,16 +1,32 @@
 import { parseTopic } from '../contract/topics.ts';
 
 /**
- * The bound on what one persistent session may have queued (limits.sessionQueueMaxBytes), shared by
+ * The bound on what the persistent sessions may have queued (limits.sessionQueueMaxBytes), shared by
  * the broker's stores (memory-persistence.ts and the durable store on it; redis-persistence.ts).
  * Without it a service away (svc-ingest crash-looping, or InfluxDB down past ingest's spool) had
  * every reading of the site queued, without end: in the broker's memory, ~0.8 KB each, at the
  * province's 7,000 msg/s the heap's 4 GB in about 12 minutes, then the broker died, with it every
  * device's connection and every alarm, and its restart replayed the same store into the same death;
  * in Redis, its host's memory.
+ *
+ * One session may fill the bound, and so may all together (session 26: it was per session, so ingest
+ * partitioned by home, one session per home, docs/scaling.md, could queue 1,000 bounds, and a review
+ * queued 15.9 MB in 20 sessions under a 1 MiB bound). Once the sessions' queues together reach it,
+ * a session holding at least its share of it (the bound over the sessions that have a queue) gets no
+ * more readings: the largest go first, and a session that keeps up (a near-empty queue) is never cut
+ * because another was abandoned. Together they then hold at most about twice the bound (those over
+ * their share stay where they were while the others fill theirs).
  */
+/** Every session's queue of a store together: what QueueBounds shares the bound by. Kept up to date by the store, read per message. */
+export interface QueueTotals {
+  /** Accounted bytes of every queue. */
+  bytes: number;
+  /** Sessions whose queue holds anything. */
+  sessions: number;
+}
+
 export interface SessionQueueBound {
-  /** Accounted bytes (payload, topic, QUEUE_ENTRY_OVERHEAD_BYTES) a session's queue may hold before its readings are not queued. */
+  /** Accounted bytes (payload, topic, QUEUE_ENTRY_OVERHEAD_BYTES) a session's queue, and every session's together, may hold before readings are not queued (above). */
   readonly maxBytes: number;
   /** The session's queue reached the bound: its readings are not queued until it is below 90 % of it again (said once per episode). */
   readonly onFull?: (clientId: string, queuedBytes: number) => void;
@@ -72,12 +88,22 @@ const ROOM_AT = 0.9;
  */
 export class QueueBounds {
   readonly #bound: SessionQueueBound;
+  /** Every session's queue together (the store keeps it; read, never written here). */
+  readonly #totals: Readonly<QueueTotals> | undefined;
   /** Sessions at their bound now → readings left out for them in this episode. */
   readonly #full = new Map<string, number>();
   #dropped = 0;
 
-  constructor(bound: SessionQueueBound) {
+  constructor(bound: SessionQueueBound, totals?: Readonly<QueueTotals>) {
     this.#bound = bound;
+    this.#totals = totals;
+  }
+
+  /** What a session may hold now: the bound, or its share of it once every queue together reached it. */
+  #limit(): number {
+    const max = this.#bound.maxBytes;
+    const t = this.#totals;
+    return t === undefined || t.bytes < max ? max : max / Math.max(1, t.sessions);
   }
 
   /** Readings not queued for a session at its bound, since start. */
@@ -100,7 +126,7 @@ export class QueueBounds {
       // Within an episode (ROOM_AT) readings stay out until the session has room: one gap in its
       // history, not one reading let in for each it takes.
       const n = this.#full.get(s.clientId);
-      if (bytes === undefined || (n === undefined && bytes < this.#bound.maxBytes) || !(reading ??= droppableAtBound(packet))) {
+      if (bytes === undefined || (n === undefined && bytes < this.#limit()) || !(reading ??= droppableAtBound(packet))) {
         out?.push(s);
         continue;
       }
@@ -121,7 +147,7 @@ export class QueueBounds {
   shrunk(clientId: string, bytes: number): void {
     if (this.#full.size === 0) return;
     const dropped = this.#full.get(clientId);
-    if (dropped === undefined || bytes >= ROOM_AT * this.#bound.maxBytes) return;
+    if (dropped === undefined || bytes >= ROOM_AT * this.#limit()) return;
     this.#full.delete(clientId);
     this.#bound.onRoom?.(clientId, dropped);
   }

@@ -94,6 +94,41 @@ describe('the store: a session at its bound', () => {
     expect(store.droppedAtBound).toBe(6);
   });
 
+  it('bounds every session together: ingest partitioned by home (a session per home) no longer queues a bound per home', async () => {
+    const one = sizeOf(packet(telemetry, 1_000));
+    const max = 40 * one;
+    const store = new IndexedMemoryPersistence({ maxBytes: max });
+    const homes = Array.from({ length: 10 }, (_, i) => ({ clientId: `svc-ingest-home-h${i}` }));
+    // 20 readings a home, round robin, every home's session away (ingest down).
+    for (let n = 0; n < 200; n++) await store.outgoingEnqueueCombi([homes[n % 10] as { clientId: string }], packet(telemetry, 1_000 + n));
+    const each = homes.map((h) => store.queuedBytes(h.clientId) / one);
+    // Until session 26 each session had the whole bound: 200 readings queued, 5 bounds.
+    expect(store.queueTotals().bytes).toBeLessThanOrEqual(2 * max);
+    expect(store.droppedAtBound).toBeGreaterThanOrEqual(200 - 80);
+    // Shared fairly: every home kept some of its history, none more than its share and a reading.
+    expect(Math.min(...each)).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...each)).toBeLessThanOrEqual(5);
+  });
+
+  it('never cuts a session that keeps up because another was abandoned at the bound', async () => {
+    const one = sizeOf(packet(telemetry, 1_000));
+    const max = 40 * one;
+    const store = new IndexedMemoryPersistence({ maxBytes: max });
+    const gone = { clientId: 'svc-integration-old' };
+    const live = { clientId: 'svc-ingest' };
+    let n = 1_000;
+    for (let i = 0; i < 60; i++) await store.outgoingEnqueueCombi([gone], packet(telemetry, n++));
+    expect(store.queuedBytes(gone.clientId)).toBe(max);
+    // The live one always has a few unacknowledged (ingest's window), never its share (max / 2).
+    for (let i = 0; i < 100; i++) {
+      const p = packet(telemetry, n++);
+      await store.outgoingEnqueueCombi([gone, live], p);
+      if (i >= 3) await store.outgoingClearMessageId({ id: live.clientId }, { brokerId: p.brokerId, brokerCounter: p.brokerCounter - 3 });
+    }
+    expect(store.queuedBytes(live.clientId)).toBe(3 * one);
+    expect(store.droppedAtBound).toBe(20 + 100);
+  });
+
   it('without a bound (as before) every reading is queued', async () => {
     const store = new IndexedMemoryPersistence();
     for (let i = 0; i < 2_000; i++) await store.outgoingEnqueueCombi([{ clientId: 'svc-ingest' }], packet(telemetry, i));
@@ -203,6 +238,33 @@ describe('the broker: svc-ingest away past its bound (Redis store, as docker-com
         return lines.some((l) => l.code === 'BROKER_SESSION_QUEUE_ROOM');
       });
     } finally {
+      await stack.close();
+    }
+  }, 60_000);
+});
+
+describe('the Redis store: the bound is shared by every session', () => {
+  it('stops queueing readings for sessions over their share once the queues together reach it', async () => {
+    const stack = await redisBroker(64 * 1024);
+    const { b } = stack;
+    const db = new Redis(stack.redisUrl);
+    try {
+      const sessions = ['svc-ingest-home-ha', 'svc-ingest-home-hb', 'svc-ingest-home-hc', 'svc-ingest-home-hd'];
+      for (const s of sessions) await leaveTelemetrySession(b, s);
+      const dev = await connect(b, device.id);
+      let seq = 0;
+      const publish = (): Promise<unknown> => dev.publishAsync(telemetry, reading(++seq), { qos: 1 });
+      // 60 readings (~44 KiB accounted) each: under the bound alone, past it together (~177 KiB).
+      for (let i = 0; i < 60; i++) await publish();
+      await new Promise((r) => setTimeout(r, 1_200));
+      for (let i = 0; i < 60; i++) await publish();
+      await dev.endAsync();
+      const lengths = await Promise.all(sessions.map((s) => db.llen(`outgoing:${s}`)));
+      // Until session 26 each went on to its own 64 KiB (~88 readings): 120 each here.
+      for (const n of lengths) expect(n).toBeLessThan(100);
+      expect(b.stats().sessionQueue.dropped).toBeGreaterThan(4 * 20);
+    } finally {
+      db.disconnect();
       await stack.close();
     }
   }, 60_000);
