@@ -45,7 +45,7 @@ import { createRejectionLog } from '../common/rejection-log.ts';
 import type { NotificationChannel } from './notify/channel.ts';
 import { parseHomes } from '../common/homes.ts';
 import { createCoverage, type Coverage } from './home-coverage.ts';
-import { gaugeFrom } from '../common/metrics.ts';
+import { counterFrom, gaugeFrom } from '../common/metrics.ts';
 import { createHomeEngines, homeStatePath, restrictRegistry, type HomeEngines } from './partition.ts';
 import { createSocketCluster, type SocketCluster } from './socket-cluster.ts';
 import type { RestPeers } from './http/peer-rest.ts';
@@ -391,6 +391,9 @@ export function createAlerts(deps: AlertsDeps): Alerts {
     channels: () => new Map([...(notifyChannels ?? new Map<string, NotificationChannel>())].flatMap(([id, ch]) => (ch.stats !== undefined ? [[id, ch.stats()] as const] : []))),
     receipts: () => receiptBook?.stats(),
   });
+  // Session 26: a page that failed for good is sent again in rounds (notify/notifier.ts); a device clock the rules move (device-clock.ts).
+  counterFrom({ registry: metrics, name: 'notify_redeliveries_total', help: 'Notification pages whose delivery attempts all failed and that were sent again in a later round (1 min doubling to 5 min apart, until delivered or answered), since start' }, () => notifier?.stats().redeliveries ?? 0);
+  gaugeFrom({ registry: metrics, name: 'alerts_device_clocks_corrected', help: "Devices whose clock is steadily behind their receipt by more than 5 s, whose times the rules move by that offset now (docs/rules.md \"Device clocks\")" }, () => engine.deviceClocks().corrected);
   // Issue 14: 0 when every home is owned (or not partitioned); alert on > 0 (docs/scaling.md "Home coverage").
   gaugeFrom({ registry: metrics, name: 'alerts_homes_unowned', help: 'Homes of the registry owned by no alerts instance beyond the grace period (nobody evaluates their alarms)' }, () => coverage?.report().unowned.length ?? 0);
   gaugeFrom({ registry: metrics, name: 'alerts_homes_owned_twice', help: 'Homes owned by two or more alerts instances beyond the grace period' }, () => coverage?.report().ownedTwice.length ?? 0);

@@ -49,7 +49,7 @@ function countBy<A extends string, B extends string>(items: Iterable<Readonly<Re
 export function createAlertsMetrics(src: AlertsMetricSources): Registry {
   const registry = createMetricsRegistry();
   counterFrom({ registry, name: 'messages_received_total', help: 'Device messages read from the broker (signals and telemetry sessions), since start' }, () => src.mqtt()?.received ?? 0);
-  counterFrom({ registry, name: 'events_duplicate_total', help: 'Device events received again (same device ts and seq, a QoS 1 redelivery) and not passed to the rules twice' }, () => src.mqtt()?.duplicateEvents ?? 0);
+  counterFrom({ registry, name: 'events_duplicate_total', help: 'Device events received again (same device ts and seq, broker stamps within 10 min: a QoS 1 redelivery or re-send) and not passed to the rules twice' }, () => src.mqtt()?.duplicateEvents ?? 0);
   counterFrom({ registry, name: 'messages_published_total', help: 'Alert and incident changes published to MQTT, since start' }, () => src.mqtt()?.published ?? 0);
   labelledCounterFrom({ registry, name: 'messages_rejected_total', help: 'Device messages refused before the rules, by reason code (contract/device-message.ts)', labelNames: ['code'] }, () => byLabel('code', src.mqtt()?.rejected ?? {}));
   counterFrom({ registry, name: 'alerts_publish_failures_total', help: 'Alert or incident publications to MQTT that failed, since start' }, () => src.mqtt()?.publishFailures ?? 0);

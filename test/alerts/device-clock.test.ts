@@ -122,6 +122,15 @@ describe('the rules with a device clock that jumps (session 26)', () => {
     expect(heatRise((now) => (now >= stepAt ? -2 * DAY : 0))).toContain('heat_ror');
   });
 
+  it('counts the devices it moves (/health, /metrics), and lets one go once its clock is right again', () => {
+    const s = site();
+    let now = T0;
+    for (; now <= T0 + 70_000; now += 10_000) s.reading('h01-hd-f1-bath', now, now - 2 * DAY, { temperature_c: 22 });
+    expect(s.engine.deviceClocks()).toEqual({ corrected: 1, changes: 1 });
+    for (const end = now + 70_000; now <= end; now += 10_000) s.reading('h01-hd-f1-bath', now, now, { temperature_c: 22 });
+    expect(s.engine.deviceClocks()).toEqual({ corrected: 0, changes: 2 });
+  });
+
   it('scores NEWS2 from a monitor whose clock is 6 min slow (every value was stale before)', () => {
     const run = (skew: number): string[] => {
       const s = site();

@@ -6,6 +6,7 @@ import { parseNotifyConfig, type NotifyConfig } from '../../../alerts/notify/con
 import type { IncidentAuditEntry } from '../../../alerts/incidents/book.ts';
 import type { RegistryIndex } from '../../../contract/registry-index.ts';
 import { testInflux } from '../../support/influx-db.ts';
+import { scrape } from '../../metrics/exposition.ts';
 import { tempDir, testAlertsConfig, until } from '../support/harness.ts';
 import { fireSignal } from '../support/signals.ts';
 import { testRules } from '../support/test-rules.ts';
@@ -219,6 +220,7 @@ describe('a failed escalation page is sent again until delivered', () => {
       // Two whole rounds of attempts fail (the endpoint down for minutes)…
       await advanceUntil(manual, () => failedRounds() === 2, 'two rounds failed');
       expect(a.notifier?.stats().redeliveries).toBe(1);
+      expect((await scrape(`http://127.0.0.1:${a.port}`)).value('carewatch_notify_redeliveries_total')).toBe(1);
       // …then it is back: the next round delivers.
       mgmt.reply = () => ({ status: 200 });
       await advanceUntil(manual, () => deliveredTo(a, id, 'officer-chen') === 1, 'delivered once the endpoint is back');
