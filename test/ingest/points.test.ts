@@ -40,10 +40,24 @@ describe('messageLine', () => {
       'event,device=h01-sd-r101,home=h01,kind=smoke_detector,room=r101,type=fault seq=3i,code="E1",detail="chamber \\"dirty\\", see\\\\manual",ok=false 2000000003',
     );
   });
-  it('maps status with online and reason at ts in ms', () => {
+  it('maps status with online and reason at ts in ms, the ns part naming the state', () => {
     expect(line('h01', 'h01-sd-r101', 'status', { ts: 3000, online: false, reason: 'connection lost' })).toBe(
-      'status,device=h01-sd-r101,home=h01,kind=smoke_detector online=false,reason="connection lost" 3000000000',
+      'status,device=h01-sd-r101,home=h01,kind=smoke_detector online=false,reason="connection lost" 3000000001',
     );
+  });
+  it('keeps an online and an offline status of one millisecond apart (they overwrote each other), a redelivered one in place', () => {
+    const at = (payload: object): string | undefined => line('h01', 'h01-sd-r101', 'status', payload).split(' ').at(-1);
+    const times = [
+      at({ ts: 3000, online: true }),
+      at({ ts: 3000, online: false }),
+      at({ ts: 3000, online: false, reason: 'disconnected' }),
+      at({ ts: 3000, online: false, reason: 'connection_lost' }),
+    ];
+    expect(new Set(times).size).toBe(4);
+    // Offline sorts after online within the millisecond; the same status again is the same point.
+    expect(times[0]).toBe('3000000000');
+    expect(times[3]).toBe('3000000003');
+    expect(at({ ts: 3000, online: false, reason: 'connection_lost' })).toBe(times[3]);
   });
   it('refuses a ts InfluxDB cannot store with OUT_OF_RANGE instead of a failing write', () => {
     const msg = decodeDeviceMessage(deviceTopic('h01', 'h01-sd-r101', 'status'), Buffer.from(JSON.stringify({ ts: 9.3e12, online: true })), registry);

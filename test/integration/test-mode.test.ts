@@ -82,8 +82,12 @@ describe('a detector in test mode', () => {
       return values.length >= 3 && values;
     }, 'the test readings in InfluxDB');
     expect(stored).toEqual([6.5, 7, 7.2]);
-    const events = await influxQuery(p.influx.url, p.influx.database, `SELECT "seq" FROM "event" WHERE "device" = '${DEVICE}' AND "type" = 'detector_alarm'`);
-    expect(events[0]?.values).toHaveLength(1);
+    // The event came after the readings, but ingest may store it in a later write: wait for it too.
+    const events = await until(async () => {
+      const e = await influxQuery(p.influx.url, p.influx.database, `SELECT "seq" FROM "event" WHERE "device" = '${DEVICE}' AND "type" = 'detector_alarm'`);
+      return e[0]?.values;
+    }, 'the detector_alarm event in InfluxDB');
+    expect(events).toHaveLength(1);
   });
 
   it('ends by itself at its end time; nothing is raised for conditions that cleared during the test', async () => {
