@@ -191,6 +191,21 @@ export function createEngine(deps: EngineDeps): Engine {
 
   function run(given: RuleInput): Signal[] {
     const input = atRuleTime(given);
+    const out = runAt(input);
+    if (input === given) return out;
+    // The rules timed the input by its rule time; a signal it raised says when the device measured it
+    // (its own `ts`, what `sourceTs` means, docs/alerts.md), and the caller recognises the signals of
+    // this very message by that time (alerts.ts stamps them with the broker's and its receive times).
+    const moved = (input as { ts: number }).ts;
+    const deviceTs = (given as { ts: number }).ts;
+    for (let i = 0; i < out.length; i++) {
+      const s = out[i] as Signal;
+      if (s.sourceTs === moved) out[i] = { ...s, sourceTs: deviceTs };
+    }
+    return out;
+  }
+
+  function runAt(input: RuleInput): Signal[] {
     const out: Signal[] = [];
     /** Allocated by the first rule that found something. */
     let facts: Fact[] | undefined;

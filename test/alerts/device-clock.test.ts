@@ -122,6 +122,18 @@ describe('the rules with a device clock that jumps (session 26)', () => {
     expect(heatRise((now) => (now >= stepAt ? -2 * DAY : 0))).toContain('heat_ror');
   });
 
+  it("says in a signal when the device measured it (its own ts), though the rules timed it at its receipt", () => {
+    const reg = demoRegistry();
+    const engine = createEngine({ rules: defaultRules(), registry: reg });
+    const device = reg.device('h01-mcp-f1-corridor');
+    if (device === undefined) throw new Error('no call point');
+    const ts = T0 + 10 * MIN; // the call point's clock 10 min ahead
+    const signals = engine.evaluate({ type: 'event', now: T0, brokerTs: T0, device, ts, receivedTs: T0, event: { ts, seq: 1, type: 'manual_call_point' } });
+    const alarm = signals.find((x) => x.active && x.deviceId === device.id);
+    // alerts.ts recognises the signals of this very message by it (and stamps brokerTs/receivedTs on them).
+    expect(alarm?.sourceTs).toBe(ts);
+  });
+
   it('counts the devices it moves (/health, /metrics), and lets one go once its clock is right again', () => {
     const s = site();
     let now = T0;
