@@ -25,6 +25,11 @@ export interface TokenClaims {
    * renewal existed (their login is taken as exp - ttl).
    */
   readonly auth?: number;
+  /**
+   * The login this token descends from (random at the login, kept by every renewal): signing one
+   * token out ends them all (revocationId), so a copy renewed elsewhere does not outlive the sign-out.
+   */
+  readonly fam?: string;
 }
 
 /**
@@ -44,7 +49,22 @@ export interface Revocation {
 
 /** The revocation id of a token: its MAC (the part after the dot). */
 export function revocationId(token: string): string {
-  return token.slice(token.indexOf('.') + 1);
+  const dot = token.indexOf('.');
+  const fam = familyOf(token.slice(0, dot));
+  return fam !== undefined ? familyId(fam) : token.slice(dot + 1);
+}
+
+/** A login's revocation id: `f.` cannot begin a MAC (base64url has no '.'). */
+const familyId = (fam: string): string => `f.${fam}`;
+
+/** The `fam` claim of a token body, if it has one (tokens issued before renewal have none). */
+function familyOf(body: string): string | undefined {
+  try {
+    const fam = (JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { fam?: unknown }).fam;
+    return typeof fam === 'string' && fam !== '' ? fam : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -122,7 +142,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
     if (revoked.size > MAX_REVOCATIONS) evicted += forgetSoonest([...revoked.values()], MAX_REVOCATIONS);
     return evicted;
   };
-  const mint = (actor: Actor, exp: number, auth: number): string => {
+  const mint = (actor: Actor, exp: number, auth: number, fam: string): string => {
     const claims: TokenClaims = {
       sub: actor.username,
       role: actor.role,
@@ -131,6 +151,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       exp,
       jti: randomBytes(12).toString('base64url'),
       auth,
+      fam,
     };
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
     return `${body}.${sign(body)}`;
@@ -138,7 +159,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
   return {
     issue(actor, now) {
       const exp = now + ttlS * 1000;
-      return { token: mint(actor, exp, now), expiresAt: exp };
+      return { token: mint(actor, exp, now, randomBytes(12).toString('base64url')), expiresAt: exp };
     },
     renew(token, now) {
       const s = session(token, now);
@@ -147,7 +168,8 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       const sessionEndsAt = auth + MAX_SESSION_MS;
       // Never shorter than the token it replaces (a clock stepped back), never past the session's end.
       const exp = Math.max(s.expiresAt, Math.min(now + ttlS * 1000, sessionEndsAt));
-      return { token: mint(s.actor, exp, auth), expiresAt: exp, issuedAt: now, sessionEndsAt };
+      // A token from before renewal has no family: its renewals start one (the page signs out both).
+      return { token: mint(s.actor, exp, auth, s.fam ?? randomBytes(12).toString('base64url')), expiresAt: exp, issuedAt: now, sessionEndsAt };
     },
     verify: (token, now) => session(token, now)?.actor,
     session,
@@ -155,7 +177,10 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       const s = session(token, now);
       if (s === undefined) return undefined;
       prune(now);
-      const revocation: Revocation = { id: revocationId(token), exp: s.expiresAt, sub: s.actor.username };
+      // A login's tokens: any renewed before now expires by now + ttl (none is renewed after this), and
+      // none past the session's end; a token without a family: its own expiry.
+      const exp = s.fam !== undefined ? Math.max(s.expiresAt, Math.min(now + ttlS * 1000, (s.auth ?? s.expiresAt - ttlS * 1000) + MAX_SESSION_MS)) : s.expiresAt;
+      const revocation: Revocation = { id: revocationId(token), exp, sub: s.actor.username };
       return { revocation, evicted: add(revocation) ?? 0 };
     },
     restore(list, now) {
@@ -176,7 +201,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       return [...revoked.values()].sort((a, b) => a.exp - b.exp);
     },
   };
-  function session(token: string, now: number): { actor: Actor; expiresAt: number; auth?: number } | undefined {
+  function session(token: string, now: number): { actor: Actor; expiresAt: number; auth?: number; fam?: string } | undefined {
     if (typeof token !== 'string' || token.length > 4096) return undefined;
     const [body, mac, extra] = token.split('.');
     if (body === undefined || mac === undefined || extra !== undefined) return undefined;
@@ -192,6 +217,8 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       return undefined;
     }
     if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
+    const fam = typeof claims.fam === 'string' && claims.fam !== '' ? claims.fam : undefined;
+    if (fam !== undefined && revoked.has(familyId(fam))) return undefined;
     if (!(USER_ROLES as readonly string[]).includes(claims.role ?? '')) return undefined;
     const homeId = typeof claims.homeId === 'string' ? claims.homeId : undefined;
     const providerId = typeof claims.providerId === 'string' ? claims.providerId : undefined;
@@ -212,6 +239,7 @@ export function createTokenService(secret: string | undefined, ttlS: number, reg
       },
       expiresAt: claims.exp,
       ...(typeof claims.auth === 'number' ? { auth: claims.auth } : {}),
+      ...(fam !== undefined ? { fam } : {}),
     };
   }
 }

@@ -28,6 +28,27 @@ describe('token renewal', () => {
     expect(t.renew(forged.token, 1)).toBeUndefined();
   });
 
+  it("signing out any token of a login ends all its renewals, a copy renewed elsewhere too, and no other login's", () => {
+    const t = createTokenService(SECRET, TTL_S);
+    const login = t.issue(actor, 0);
+    const desk = t.renew(login.token, 1_000)!; // the page's renewal
+    const copy = t.renew(login.token, 2_000)!; // a copied token, renewed elsewhere
+    const again = t.renew(copy.token, 3_000)!;
+    const other = t.issue(actor, 3_000); // another desk's own login of the same account
+    t.revoke(desk.token, 4_000);
+    for (const tok of [login.token, desk.token, copy.token, again.token]) {
+      expect(t.verify(tok, 5_000)).toBeUndefined();
+      expect(t.renew(tok, 5_000)).toBeUndefined();
+    }
+    expect(t.verify(other.token, 5_000)).toEqual(actor);
+    // Kept until every token of the login could have expired (none is renewed after it), and across a restart.
+    expect(t.revocations(5_000).map((r) => r.exp)).toEqual([4_000 + TTL_S * 1000]);
+    const restarted = createTokenService(SECRET, TTL_S);
+    restarted.restore(t.revocations(5_000), 5_000);
+    expect(restarted.verify(again.token, 6_000)).toBeUndefined();
+    expect(restarted.verify(other.token, 5_000)).toEqual(actor);
+  });
+
   it('never extends a chain of renewals past MAX_SESSION_MS after the login', () => {
     const t = createTokenService(SECRET, TTL_S);
     let { token } = t.issue(actor, 0);
