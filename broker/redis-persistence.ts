@@ -5,7 +5,7 @@ import msgpack from 'msgpack-lite';
 import { corkPerTurn } from './cork-per-turn.ts';
 import { STRANDED_AFTER_MS, STRANDED_MARKS, StrandedHeads } from './stranded-head.ts';
 import { settlesWithin } from '../common/settles-within.ts';
-import { oncePerSession } from './memory-persistence.ts';
+import { freePacketId, MAX_PACKET_ID, oncePerSession } from './memory-persistence.ts';
 import { accountedBytes, droppableAtBound, QueueBounds, type BoundedStore, type QueueTotals, type SessionQueueBound } from './session-queue-bound.ts';
 
 /** The ioredis options we pass on (aedes-persistence-redis hands them to `new Redis(opts)`). */
@@ -388,21 +388,6 @@ async function execOrThrow(tx: ReturnType<Redis['multi']>): Promise<unknown[]> {
 /** Event-loop turns without a new persistence call before destroy() calls the writes done. */
 const QUIET_TURNS = 3;
 
-/** MQTT packet identifiers are 1 … 65,535 (MQTT 3.1.1 §2.3.1: a non-zero 16-bit integer). */
-const MAX_PACKET_ID = 65_535;
-
-/**
- * The next packet id not in flight on this connection, from aedes' own counter (Client#_nextId, which
- * aedes' QoSPacket reads and advances the same way), which it then advances past the id taken.
- */
-function freePacketId(client: object, inFlight: ReadonlyMap<number, string>): number {
-  const c = client as { _nextId?: unknown };
-  let id = typeof c._nextId === 'number' && c._nextId >= 1 && c._nextId <= MAX_PACKET_ID ? c._nextId : 1;
-  for (let tries = 0; tries < MAX_PACKET_ID && inFlight.has(id); tries++) id = id >= MAX_PACKET_ID ? 1 : id + 1;
-  c._nextId = id >= MAX_PACKET_ID ? 1 : id + 1;
-  return id;
-}
-
 /**
  * aedes 1.x needs an async persistence (`setup` must be an AsyncFunction). aedes-persistence-redis
  * 11's main export wraps the async class in a callback adapter for aedes 0.x, so we construct its
@@ -712,7 +697,14 @@ class AedesOneRedisPersistence extends Base implements BoundedStore {
       if (ids === undefined) this.#numbered.set(client, (ids = new Map()));
       const message = `${String(p.brokerId)}:${String(p.brokerCounter)}`;
       const holder = ids.get(p.messageId);
-      if (holder !== undefined && holder !== message && p.brokerId !== undefined) p.messageId = freePacketId(client, ids);
+      if (holder !== undefined && holder !== message && p.brokerId !== undefined) {
+        const free = freePacketId(client, ids);
+        // All 65,535 in flight: the delivery fails and aedes closes the connection (the message stays
+        // queued for the next one), as on the disk and memory stores; taking an id in flight would
+        // let one PUBACK clear the other's entry.
+        if (free === undefined) return Promise.reject(new Error(`no free packet id: ${MAX_PACKET_ID} messages unacknowledged on this connection`));
+        p.messageId = free;
+      }
       ids.set(p.messageId as number, message);
     }
     const update = super.outgoingUpdate(client, packet);
