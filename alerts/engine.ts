@@ -75,6 +75,9 @@ export interface Engine {
   deviceClocks(): { corrected: number; changes: number };
 }
 
+/** Where the saved states keep the device clocks the engine moves (not a rule id: rule ids have no '$'). */
+export const DEVICE_CLOCKS = '$deviceClocks';
+
 /** A rule failing this many times in a row starts afresh: a state it cannot digest must not blind it for good. */
 export const RESET_AFTER_FAILURES = 3;
 
@@ -135,17 +138,20 @@ export function createEngine(deps: EngineDeps): Engine {
   const restored = new Set<string>();
   let changed = false;
   let sinkFailures = 0;
-  /**
-   * Per device, what its clock is known to be off by (alerts/device-clock.ts). Not saved with the
-   * rule states: relearned within `SETTLE_MS` of a restart (until then a device steadily behind is
-   * taken at its word, as before session 26).
-   */
+  /** Per device, what its clock is known to be off by (alerts/device-clock.ts). */
   const clocks = new Map<string, DeviceClock>();
+  /**
+   * The corrected ones, saved with the rule states (under DEVICE_CLOCKS, present while any is): the
+   * states hold their moved times, so a restart that forgot the correction would have the rules
+   * ignore such a device's readings, older than the saved ones, until it was relearned a minute later.
+   * Copy-on-write per entry (snapshot-text.ts caches entry texts by identity).
+   */
+  const corrections: Record<string, DeviceClock> = {};
   let corrected = 0;
   let clockChanges = 0;
   const ids = new Set<string>();
   for (const rule of deps.rules) {
-    if (ids.has(rule.id)) throw new Error(`duplicate rule id "${rule.id}"`);
+    if (ids.has(rule.id) || rule.id === DEVICE_CLOCKS) throw new Error(`duplicate rule id "${rule.id}"`);
     ids.add(rule.id);
     states.set(rule.id, rule.initialState());
   }
@@ -181,12 +187,22 @@ export function createEngine(deps: EngineDeps): Engine {
     if (step.changed) {
       clockChanges++;
       corrected += (clock.correction !== 0 ? 1 : 0) - (was !== 0 ? 1 : 0);
+      if (clock.correction !== 0) corrections[input.device.id] = { ...clock };
+      else delete corrections[input.device.id];
+      keepCorrections();
+      changed = true;
       deps.logger?.info(
         { device: input.device.id, correctionMs: clock.correction, code: 'ALERTS_DEVICE_CLOCK' },
         clock.correction === 0 ? "device clock agrees with the receipt times again: the rules take its times as they are" : "device clock steadily behind: the rules move its times by the offset",
       );
     }
     return step.ts === input.ts ? input : { ...input, ts: step.ts };
+  }
+
+  /** The corrections among the saved states while there are any (no key, and no change, for a site whose clocks are right). */
+  function keepCorrections(): void {
+    if (corrected > 0) states.set(DEVICE_CLOCKS, corrections);
+    else states.delete(DEVICE_CLOCKS);
   }
 
   function run(given: RuleInput): Signal[] {
@@ -275,7 +291,7 @@ export function createEngine(deps: EngineDeps): Engine {
 
   /** Per-entry texts of the rules' `snapshotMaps`, reused while an entry is unchanged. */
   const fragments = createFragmentCache();
-  const mapsOf = new Map(deps.rules.map((r) => [r.id, r.snapshotMaps]));
+  const mapsOf = new Map<string, readonly string[] | undefined>([...deps.rules.map((r) => [r.id, r.snapshotMaps] as const), [DEVICE_CLOCKS, ['']]]);
 
   function snapshotCut(): CutPart[] {
     changed = false;
@@ -321,6 +337,17 @@ export function createEngine(deps: EngineDeps): Engine {
         if (!Object.hasOwn(saved, rule.id)) continue;
         states.set(rule.id, structuredClone(saved[rule.id]));
         restored.add(rule.id);
+      }
+      const kept = saved[DEVICE_CLOCKS];
+      if (typeof kept === 'object' && kept !== null) {
+        for (const [id, c] of Object.entries(kept as Record<string, Partial<DeviceClock>>)) {
+          if (typeof c?.correction !== 'number' || typeof c.runOffset !== 'number' || typeof c.runSince !== 'number' || c.correction === 0) continue;
+          const clock: DeviceClock = { runOffset: c.runOffset, runSince: c.runSince, correction: c.correction };
+          if ((clocks.get(id)?.correction ?? 0) === 0) corrected++;
+          clocks.set(id, clock);
+          corrections[id] = { ...clock };
+        }
+        keepCorrections();
       }
     },
     resumeFailing(ruleId, homeId) {
