@@ -13,6 +13,8 @@ export interface Latch {
   n: number;
   /** Platform ms when those evaluations started; -1 when none. */
   p: number;
+  /** A latch set by a device's own alarm event: that event (`ts:seq`), so a redelivered copy is not a new alarm. */
+  k?: string;
 }
 
 export interface LatchHold {

@@ -73,6 +73,11 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
         const was = state[d.id]?.[event.rule]?.on === true;
         const on = input.event.ok !== true;
         const c = { device: d, ctx, active: on, sourceTs: input.ts, receivedTs: input.receivedTs };
+        // The event itself, by the device's own time and seq: the same alarm redelivered (after a
+        // restart of this process the adapter's duplicate memory is gone, the saved latch is not) is
+        // not a new one, and must not re-sound an alarm staff acknowledged.
+        const k = `${input.event.ts}:${input.event.seq}`;
+        if (was && on && state[d.id]?.[event.rule]?.k === k) return { state, signals: [] };
         if (was && on) {
           // The device alarms again without an `ok: true` between (its restore not sent or lost; a
           // device that sends its alarm on each crossing, as device-sim does, never sends one). A panel
@@ -80,10 +85,11 @@ export function levelRule(id: string, kinds: readonly DeviceKind[], specs: reado
           // and asserted again, so the lifecycle takes it as the condition returning (a
           // latched alert is reactivated and must be acknowledged again; a self-restoring one is
           // resolved and raised anew), never as a second open alert. It was ignored.
-          return { state, signals: [signalOf(event, { ...c, active: false }, event.text), signalOf(event, c, event.text)] };
+          const again: Latch = { on, n: 0, p: -1, k };
+          return { state: { ...state, [d.id]: { ...state[d.id], [event.rule]: again } }, signals: [signalOf(event, { ...c, active: false }, event.text), signalOf(event, c, event.text)] };
         }
         if (was === on) return { state, signals: [] };
-        const latch: Latch = { on, n: 0, p: -1 };
+        const latch: Latch = on ? { on, n: 0, p: -1, k } : { on, n: 0, p: -1 };
         return { state: { ...state, [d.id]: { ...state[d.id], [event.rule]: latch } }, signals: [signalOf(event, c, event.text)] };
       }
       if (input.type !== 'telemetry' || !kindSet.has(input.device.kind)) return { state, signals: [] };

@@ -96,6 +96,18 @@ describe("a detector's own alarm again without ok: true between (it was ignored)
     lc.close();
   });
 
+  it('the same alarm event again (redelivered after a restart, when the duplicate memory is gone) re-sounds nothing; a later one does', () => {
+    const alarm = event(gd, T0, 'detector_alarm');
+    const first = run([gasRule], [alarm]);
+    // The saved state, as a restart restores it.
+    const again = run([gasRule], [alarm], { states: JSON.parse(JSON.stringify(first.states)) as typeof first.states });
+    expect(again.signals).toEqual([]);
+    const later = run([gasRule], [event(gd, T0 + 60_000, 'detector_alarm', { seq: 2 })], { states: again.states });
+    expect(later.signals.map((s) => s.active)).toEqual([false, true]);
+    // And that one, redelivered, nothing more.
+    expect(run([gasRule], [event(gd, T0 + 60_000, 'detector_alarm', { seq: 2 })], { states: later.states }).signals).toEqual([]);
+  });
+
   it('electrical (self-restoring): the acknowledged alert is closed as restored and a new one raised: one open alert, sounding', () => {
     const first = run([electricalRule], [event(ef, T0, 'detector_alarm')]);
     const repeat = run([electricalRule], [event(ef, T0 + 120_000, 'detector_alarm')], { states: first.states });
