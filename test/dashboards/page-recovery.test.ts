@@ -97,6 +97,40 @@ describe('a page that must not go silent', () => {
     await page.context().close();
   });
 
+  it('keeps an alarm sounding through a restart whose GET /api/homes is held, and gives that request up', async () => {
+    const page = await open(browser);
+    await raiseFire('h01-sd-r104', 'detector_alarm');
+    const audio = () => page.evaluate(() => (window as unknown as { __carewatchAudio: { playing: string | null; cycles: number } }).__carewatchAudio);
+    await expect.poll(async () => (await audio()).playing).toBe('alarm');
+    // The first GET /api/homes of the restart is never answered (a server that accepts and hangs).
+    let calls = 0;
+    let hit: () => void = () => {};
+    const held = new Promise<void>((r) => (hit = r));
+    let release: () => void = () => {};
+    const never = new Promise<void>((r) => (release = r));
+    await page.route('**/api/homes', async (r) => {
+      calls++;
+      if (calls > 1) return r.continue();
+      hit();
+      await never;
+      await r.abort().catch(() => {});
+    });
+    await page.getByTestId('lang-toggle').click();
+    await held;
+    // The restart waits for its data: the alarm keeps sounding (before: stop() silenced it first).
+    expect((await audio()).playing).toBe('alarm');
+    const cycles = (await audio()).cycles;
+    await expect.poll(async () => (await audio()).cycles, { timeout: 15_000 }).toBeGreaterThan(cycles);
+    expect((await audio()).playing).toBe('alarm');
+    // The held request is given up and the start retried (before: the page waited for ever).
+    await expect.poll(() => calls, { timeout: 30_000 }).toBeGreaterThan(1);
+    await banner(page).and(page.locator('[data-state="online"]')).waitFor();
+    expect(await page.getByTestId('lang-toggle').textContent()).toBe('中文');
+    expect((await audio()).playing).toBe('alarm');
+    release();
+    await page.context().close();
+  });
+
   it('says within the heartbeat that a link dead without a close is down, and shows what was raised meanwhile', async () => {
     const page = await open(browser, `http://127.0.0.1:${proxyPort}`);
     // The heartbeat the server gives every page at its handshake: a dead link is noticed within 10 s

@@ -112,6 +112,69 @@ describe('a session that outlasts its token', () => {
     for (const id of alarmIds) expect(await shows(page, id).count()).toBeGreaterThan(0);
   });
 
+  it('renews a session the page stored before it renewed tokens (no issuedAt: a desk open across the upgrade)', async () => {
+    const c = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
+    try {
+      const p = await c.newPage();
+      p.on('pageerror', (err) => console.error('page error', err));
+      await p.goto(stack.url);
+      await logInAs(p, 'staff-h01');
+      // What the page before the upgrade kept: the login's answer, without issuedAt.
+      await p.evaluate(() => {
+        const s = JSON.parse(sessionStorage.getItem('cw.session')!) as Record<string, unknown>;
+        delete s.issuedAt;
+        delete s.previous;
+        sessionStorage.setItem('cw.session', JSON.stringify(s));
+      });
+      await p.reload();
+      await p.getByTestId('conn-banner').and(p.locator('[data-state="online"]')).waitFor();
+      const old = (await session(p))!;
+      expect(old).not.toHaveProperty('issuedAt');
+      // Past half the token's life (before: "issued now" at every tick, never renewed, cut off at its expiry).
+      stack.clock.advance(350_000);
+      await hooks(p).sync();
+      await expect.poll(async () => (await session(p))?.token, { timeout: 10_000 }).not.toBe(old.token);
+      const renewed = (await session(p))!;
+      expect(renewed.expiresAt).toBeGreaterThan(old.expiresAt);
+      await expect.poll(() => hooks(p).socketToken()).toBe(renewed.token);
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+
+  it('signed out, an action it cannot take says so and takes the person to the sign-in', async () => {
+    const c = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
+    try {
+      const p = await c.newPage();
+      p.on('pageerror', (err) => console.error('page error', err));
+      await p.goto(stack.url);
+      await logInAs(p, 'staff-h01');
+      const sd = await stack.device('h01-sd-r103');
+      await sd.event('detector_alarm');
+      const id = await waitOpenFire('h01-sd-r103');
+      await sd.close();
+      await shows(p, id).first().waitFor();
+      // Signed out elsewhere (the server ends the token and cuts the page's socket): alarms kept, signed out.
+      const token = (await session(p))!.token;
+      expect((await fetch(`${stack.url}/api/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(204);
+      const banner = p.getByTestId('conn-banner');
+      await banner.and(p.locator('[data-state="signed-out"]')).waitFor();
+      expect(await playing(p)).toBe('alarm');
+      // Acknowledge: refused (401). Before, nothing at all happened (the 401 was taken to mean the login form showed).
+      await p.getByTestId('btn-ack').first().click();
+      await p.getByTestId('toast').filter({ hasText: '已退出登录 — 请先重新登录再操作' }).waitFor();
+      await expect.poll(() => p.evaluate(() => {
+        const el = document.activeElement;
+        return el?.closest('[data-testid="conn-banner"]') ? el.getAttribute('data-testid') : null;
+      })).toBe('login-username');
+      // Nothing was done: the incident is still waiting, and still sounding.
+      expect(stack.alerts.lifecycle.open().find((a) => a.id === id)?.acknowledgedAt).toBeUndefined();
+      expect(await playing(p)).toBe('alarm');
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+
   it('renews only a valid token, for the same user, and not without limit', async () => {
     const login = async (username: string): Promise<string> => {
       const res = await fetch(`${stack.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: `demo-${username}` }) });

@@ -30,7 +30,7 @@ const STRINGS = {
     suppressed: '期间信号', wholeHomeDisabled: '全院{m}，至 {t}：火警信号只记录不报警', disabledNote: '{m}至 {t}', reasonRequired: '请填写原因', disabledOk: '已设置', enabledOk: '已结束',
     notConnected: '实时连接已断开，请稍后再试', modeCol: '模式', startedAt: '开始时间',
     // Issue 15: the page on a phone.
-    signedOutHead: '已退出登录 — 请重新登录以接收新警报！', signedOutDetail: '下列警报为退出前收到的最后状态，仍在鸣响；新警报在重新登录前不会出现在本机。',
+    signedOutHead: '已退出登录 — 请重新登录以接收新警报！', signedOutDetail: '下列警报为退出前收到的最后状态，仍在鸣响；新警报在重新登录前不会出现在本机。', signedOutAct: '已退出登录 — 请先重新登录再操作（本次操作未执行）',
     sessionEnding: '登录将于 {t} 结束，续期失败：请在此之前重新登录，以免收不到警报', pollHead: '服务器无响应 — 警报可能无法送达！', pollDetail: '实时数据请求失败，正在重试。',
     offlineHead: '离线 — 本机收不到警报！', offlineWait: '网络中断：等待恢复后自动重新连接。此期间请用其他方式（对讲机、消防控制室）确认警报。',
     enableNotify: '开启通知', notifyOn: '后台警报将以系统通知提醒', notifyOnShort: '通知已开启', notifyBlocked: '通知已被浏览器阻止，请在浏览器设置中允许', notifyBlockedShort: '通知被阻止',
@@ -63,7 +63,7 @@ const STRINGS = {
     scope_device: 'Device', scope_room: 'Room', scope_home: 'Whole home', target: 'Target', duration: 'Duration', minutes: '{n} min', hours: '{n} h', disableSubmit: 'Start disable/test', enableNow: 'End now',
     suppressed: 'Signals meanwhile', wholeHomeDisabled: 'Whole home {m} until {t}: fire signals are recorded, not alarmed', disabledNote: '{m} until {t}', reasonRequired: 'A reason is required', disabledOk: 'Set', enabledOk: 'Ended',
     notConnected: 'Live connection lost; try again in a moment', modeCol: 'Mode', startedAt: 'Started',
-    signedOutHead: 'SIGNED OUT — sign in to receive new alarms', signedOutDetail: 'The alarms below are the last ones received and keep sounding; new alarms do not reach this device until you sign in.',
+    signedOutHead: 'SIGNED OUT — sign in to receive new alarms', signedOutDetail: 'The alarms below are the last ones received and keep sounding; new alarms do not reach this device until you sign in.', signedOutAct: 'Signed out — sign in to act (this action was not done)',
     sessionEnding: 'Your session ends at {t} and could not be renewed: sign in again before then, or alarms stop reaching this device', pollHead: 'SERVER NOT ANSWERING — alarms may not arrive', pollDetail: 'Live data requests are failing; retrying.',
     offlineHead: 'OFFLINE — alerts are NOT being received on this device', offlineWait: 'No network: the page reconnects by itself when it returns. Meanwhile check alarms another way (radio, fire control room).',
     enableNotify: 'Enable notifications', notifyOn: 'Alerts in the background arrive as system notifications', notifyOnShort: 'Notifications on', notifyBlocked: 'The browser blocks notifications; allow them in its settings', notifyBlockedShort: 'Notifications blocked',

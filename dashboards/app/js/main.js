@@ -22,6 +22,11 @@ const LIVE_POLL_TIMEOUT_MS = 8_000;
  */
 const START_RETRY_MS = 2_000;
 const START_RETRY_MAX_MS = 30_000;
+/**
+ * start()'s first request (GET /api/homes) not answered in this long failed: it is retried as any
+ * failed start (a server that accepts and never answers used to leave the page waiting for ever).
+ */
+const START_TIMEOUT_MS = 8_000;
 /** A renewal that failed (network, server) is tried again after this long. */
 const RENEW_RETRY_MS = 30_000;
 /** The bureau's socket carries fire and escalated alerts only; other classes for the grid come by polling. */
@@ -40,6 +45,8 @@ let live = null;
 let timers = [];
 /** start() attempts failed in a row (the retry's back-off). */
 let startFailures = 0;
+/** The latest start() (a newer one makes an older one, still waiting for its data, give way). */
+let startRun = 0;
 /** A renewal under way, and when (page time) the last one failed. */
 let renewing = false;
 let renewFailedAt = -Infinity;
@@ -223,6 +230,20 @@ function setDisablements(list) {
   view?.renderDisablements?.();
 }
 
+/**
+ * An action failed. A 401 while the page shows its alarms signed out (expire(): the action was sent
+ * without a token, or it is what ended the session) did nothing: the person is told so and taken to
+ * the banner's sign-in (it used to be silent, the button seeming broken during an alarm). A 401 on
+ * the plain login form (no view) needs no word: the form is all there is.
+ */
+function actFailed(err) {
+  if (err?.status !== 401) return toast(`${t('error')}: ${err?.code ?? ''} ${err?.message ?? ''}`, 'error');
+  if (!signedOutForm) return;
+  toast(`⚠ ${t('signedOutAct')}`, 'error');
+  signedOutForm.querySelector('[name="username"]')?.focus();
+}
+
+/** An alert action over REST; true when it was done. */
 async function act(promise) {
   try {
     const r = await promise;
@@ -231,9 +252,10 @@ async function act(promise) {
       model.apply(r);
     }
     else if (r?.alert) model.apply(r.alert);
+    return true;
   } catch (err) {
-    // A 401 has already taken the page back to the login form (expire()).
-    if (err.status !== 401) toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
+    actFailed(err);
+    return false;
   }
 }
 
@@ -251,7 +273,7 @@ async function socketAct(event, args, rest) {
     }
     return r;
   } catch (err) {
-    if (err.status !== 401) toast(`${t('error')}: ${err.code ?? ''} ${err.message}`, 'error');
+    actFailed(err);
   }
 }
 
@@ -284,7 +306,7 @@ const actions = {
   confirm: (a, confirmation, comment) => act(api.post(`/api/alerts/${encodeURIComponent(a.id)}/confirm`, { confirmation, comment: comment ?? '' })),
   resolve: (a, comment) => act(api.post(`/api/alerts/${encodeURIComponent(a.id)}/resolve`, comment ? { comment } : {})),
   care: async (a, action, comment) => {
-    await act(api.post(`/api/residents/${encodeURIComponent(a.residentId)}/actions`, { action, ...(comment ? { comment } : {}) }));
+    if (!(await act(api.post(`/api/residents/${encodeURIComponent(a.residentId)}/actions`, { action, ...(comment ? { comment } : {}) })))) return;
     toast(`${t(action === 'called_doctor' ? 'calledDoctor' : action)} ✓`);
   },
 };
@@ -358,6 +380,11 @@ function relang() {
   retryStart();
 }
 
+/**
+ * Ends the running page's timers and socket. The sound is left as it is: a restart (the language,
+ * a sign-in again, a retry) keeps the alarms sounding until the new start has its data and its view
+ * sets the sound from the same models; only logout() silences the page.
+ */
 function stop() {
   clearTimeout(retryTimer);
   clearTimeout(notifiedTimer);
@@ -365,12 +392,13 @@ function stop() {
   timers = [];
   live?.close();
   live = null;
-  setAlarm(null);
 }
 
 function logout(notice) {
   signedOutForm = null;
+  startRun++;
   stop();
+  setAlarm(null);
   api.logout();
   model.clear();
   incidents.clear();
@@ -471,13 +499,27 @@ function showLogin(error, notice) {
 }
 
 async function start() {
-  stop();
+  const run = ++startRun;
   const session = api.session;
-  if (!session) return showLogin();
+  if (!session) {
+    stop();
+    return showLogin();
+  }
   document.title = t('title');
   // Audio set up at once (it runs if the browser allows it; else the "enable sound" prompt shows).
   unlockAudio();
-  const homesList = await api.get('/api/homes');
+  // The running page (its socket, timers, alarms and their sound) carries on while this is on its way:
+  // a restart used to silence an open alarm first, and for as long as the server took to answer.
+  let homesList;
+  try {
+    homesList = await api.poll('/api/homes', START_TIMEOUT_MS);
+  } catch (err) {
+    // A newer start (or a sign-out) took over meanwhile: its outcome is the one that counts.
+    if (run !== startRun) return;
+    throw err;
+  }
+  if (run !== startRun || api.session !== session) return;
+  stop();
   const homes = new Map(homesList.map((x) => [x.id, x]));
   header(session.user, homes);
   pollFailed = false;
@@ -566,7 +608,7 @@ async function start() {
 function maybeRenew(now) {
   const s = api.session;
   if (!s) return;
-  const issued = Math.min(s.issuedAt ?? now, s.expiresAt);
+  const issued = Math.min(issuedAt(s, now), s.expiresAt);
   const life = s.expiresAt - issued;
   const warn = s.expiresAt - now < life / 4;
   if (warn !== sessionWarning) {
@@ -586,6 +628,36 @@ function maybeRenew(now) {
   ).finally(() => {
     renewing = false;
   });
+}
+
+/** Claims of a token (base64url JSON before its first '.'), or null. */
+function tokenClaims(token) {
+  try {
+    const body = String(token).split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+    const c = JSON.parse(atob(body + '='.repeat((4 - (body.length % 4)) % 4)));
+    return c && typeof c === 'object' ? c : null;
+  } catch {
+    return null;
+  }
+}
+
+/** For a session kept without `issuedAt`: the time assumed, per token (see issuedAt()). */
+let assumedIssue = { token: null, at: 0 };
+
+/**
+ * When the session's token was issued (server time). A session stored by the page before it renewed
+ * tokens has no `issuedAt` (a desk open across the upgrade): it used to count as issued "now" at every
+ * tick, so its renewal never came and it was cut off at the old token's expiry. Such a page never
+ * renewed, so its token is its login's: the token's `auth` claim (the login time) is when it was
+ * issued. A token without one (issued before renewal existed) is taken as at half its life now: it
+ * is renewed at once, and warned of in the last half of what was left.
+ */
+function issuedAt(s, now) {
+  if (typeof s.issuedAt === 'number') return s.issuedAt;
+  const auth = tokenClaims(s.token)?.auth;
+  if (typeof auth === 'number' && auth < s.expiresAt) return auth;
+  if (assumedIssue.token !== s.token) assumedIssue = { token: s.token, at: 2 * now - s.expiresAt };
+  return assumedIssue.at;
 }
 
 /**
