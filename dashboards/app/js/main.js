@@ -424,12 +424,7 @@ function logout(notice) {
  */
 function expire() {
   if (!api.session) return;
-  clearTimeout(retryTimer);
-  clearTimeout(notifiedTimer);
-  for (const id of timers) clearInterval(id);
-  timers = [];
-  live?.close();
-  live = null;
+  stop();
   api.forget();
   sessionWarning = false;
   pollFailed = false;
