@@ -21,17 +21,37 @@ export interface InfluxServer {
 
 export const INFLUXD_BIN = '/usr/bin/influxd';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed out for servers started a moment later (tests, benchmarks, private InfluxDB) are
+ * taken below Linux's ephemeral range (net.ipv4.ip_local_port_range, 32768–60999 by default): a
+ * port the kernel picked (listen on 0) and freed again is one it also hands to outgoing connections
+ * as their source port, so under a parallel test suite another process's connection could take it
+ * before the server bound it (CI of b71a1f1: a cluster broker node failed with EADDRINUSE).
+ */
+const PORT_RANGE = { from: 20_000, to: 32_767 } as const;
+
+function tryListen(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.once('error', () => resolve(undefined));
+    srv.listen(port, '127.0.0.1', () => {
       const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
+      const got = typeof addr === 'object' && addr !== null ? addr.port : undefined;
+      srv.close(() => resolve(got));
     });
   });
+}
+
+/** A port free now, below the ephemeral range (above); after 50 taken ones, one the kernel picks. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await tryListen(PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from + 1)));
+    if (port !== undefined) return port;
+  }
+  const any = await tryListen(0);
+  if (any === undefined) throw new Error('no free port');
+  return any;
 }
 
 export interface InfluxServerOptions {
