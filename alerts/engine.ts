@@ -147,7 +147,8 @@ export function createEngine(deps: EngineDeps): Engine {
    * Copy-on-write per entry (snapshot-text.ts caches entry texts by identity).
    */
   const corrections: Record<string, DeviceClock> = {};
-  let corrected = 0;
+  /** How many devices are moved now: the corrections' own count (read at a change or a scrape). */
+  const correctedCount = (): number => Object.keys(corrections).length;
   let clockChanges = 0;
   const ids = new Set<string>();
   for (const rule of deps.rules) {
@@ -182,11 +183,9 @@ export function createEngine(deps: EngineDeps): Engine {
     const reference = input.receivedTs;
     let clock = clocks.get(input.device.id);
     if (clock === undefined) clocks.set(input.device.id, (clock = newDeviceClock(input.ts, reference)));
-    const was = clock.correction;
     const step = ruleTime(clock, input.ts, reference, input.type === 'telemetry');
     if (step.changed) {
       clockChanges++;
-      corrected += (clock.correction !== 0 ? 1 : 0) - (was !== 0 ? 1 : 0);
       if (clock.correction !== 0) corrections[input.device.id] = { ...clock };
       else delete corrections[input.device.id];
       keepCorrections();
@@ -201,7 +200,7 @@ export function createEngine(deps: EngineDeps): Engine {
 
   /** The corrections among the saved states while there are any (no key, and no change, for a site whose clocks are right). */
   function keepCorrections(): void {
-    if (corrected > 0) states.set(DEVICE_CLOCKS, corrections);
+    if (correctedCount() > 0) states.set(DEVICE_CLOCKS, corrections);
     else states.delete(DEVICE_CLOCKS);
   }
 
@@ -343,7 +342,6 @@ export function createEngine(deps: EngineDeps): Engine {
         for (const [id, c] of Object.entries(kept as Record<string, Partial<DeviceClock>>)) {
           if (typeof c?.correction !== 'number' || typeof c.runOffset !== 'number' || typeof c.runSince !== 'number' || c.correction === 0) continue;
           const clock: DeviceClock = { runOffset: c.runOffset, runSince: c.runSince, correction: c.correction };
-          if ((clocks.get(id)?.correction ?? 0) === 0) corrected++;
           clocks.set(id, clock);
           corrections[id] = { ...clock };
         }
@@ -370,6 +368,6 @@ export function createEngine(deps: EngineDeps): Engine {
       return out;
     },
     factSinkFailures: () => sinkFailures,
-    deviceClocks: () => ({ corrected, changes: clockChanges }),
+    deviceClocks: () => ({ corrected: correctedCount(), changes: clockChanges }),
   };
 }
