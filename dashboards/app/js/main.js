@@ -437,9 +437,16 @@ function expire() {
 }
 
 /** The sign-in in the banner of a signed-out page: on success the page starts again with its alarms. */
+/** The username and password fields of both sign-in forms (the login screen's and the signed-out banner's). */
+function credentialInputs() {
+  return {
+    user: h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' }),
+    pass: h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' }),
+  };
+}
+
 function reloginForm() {
-  const user = h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
-  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
+  const { user, pass } = credentialInputs();
   const error = h('span', { class: 'error', 'data-testid': 'login-error', hidden: true }, t('loginFailed'));
   const form = h('form', { class: 'relogin', 'data-testid': 'login-form' },
     h('label', {}, t('username'), user), h('label', {}, t('password'), pass),
@@ -464,8 +471,7 @@ function showLogin(error, notice) {
     h('div', { class: 'tools' }, h('button', { class: 'btn ghost', 'data-testid': 'lang-toggle', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); showLogin(); } }, t('lang'))));
   connState = null;
   setConn(null);
-  const user = h('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
-  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
+  const { user, pass } = credentialInputs();
   const target = linkedIncident();
   const form = h('form', { class: 'login panel', 'data-testid': 'login-form' },
     h('h1', {}, t('login')),
